@@ -1,0 +1,292 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Well-known ids, as in Entra.
+const (
+	// GraphAppID is Microsoft Graph's application id; a Graph proof-of-possession
+	// token's audience (00000002-… is the legacy AAD Graph id Graph requires).
+	GraphAppID         = "00000003-0000-0000-c000-000000000000"
+	ProofAudience      = "00000002-0000-0000-c000-000000000000"
+	GraphResource      = "https://graph.microsoft.com"
+	ARMResource        = "https://management.azure.com"
+	KeyVaultResource   = "https://vault.azure.net"
+	RoleReadWriteOwned = "Application.ReadWrite.OwnedBy"
+	RoleReadWriteAll   = "Application.ReadWrite.All"
+	RoleReadAll        = "Application.Read.All"
+)
+
+// World is the simulator's whole state: every tenant and everything in it.
+// One RWMutex guards it all; handlers take it for the shortest time they can.
+// Nothing here is persisted: a simulator restart reseeds.
+type World struct {
+	mu      sync.RWMutex
+	tenants map[string]*Tenant // by tenant id
+	order   []string           // tenant ids in seed order
+}
+
+// NewWorld returns an empty world.
+func NewWorld() *World { return &World{tenants: map[string]*Tenant{}} }
+
+// AddTenant registers t. Callers hold no lock.
+func (w *World) AddTenant(t *Tenant) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.tenants[t.ID] = t
+	w.order = append(w.order, t.ID)
+}
+
+// Tenant returns the tenant by id (or by its domain or name).
+// Callers must hold w.mu (read or write).
+func (w *World) tenantLocked(idOrName string) *Tenant {
+	if t, ok := w.tenants[idOrName]; ok {
+		return t
+	}
+	for _, t := range w.tenants {
+		if t.Name == idOrName || t.Domain == idOrName {
+			return t
+		}
+	}
+	return nil
+}
+
+// Tenants returns the tenants in seed order. Callers must hold w.mu.
+func (w *World) tenantsLocked() []*Tenant {
+	out := make([]*Tenant, 0, len(w.order))
+	for _, id := range w.order {
+		out = append(out, w.tenants[id])
+	}
+	return out
+}
+
+// Tenant is one Entra tenant with its directory and its vaults.
+type Tenant struct {
+	ID     string
+	Name   string
+	Domain string
+
+	// apps in creation order (paging walks this slice); indexes by object id
+	// and by app id.
+	Apps        []*Application
+	appsByOID   map[string]*Application
+	appsByAppID map[string]*Application
+
+	// service principals by object id and by app id.
+	SPs        map[string]*ServicePrincipal
+	spsByAppID map[string]*ServicePrincipal
+
+	// Policy is the tenant-wide default app management policy, nil if none.
+	Policy *AppManagementPolicy
+
+	// Vaults by name.
+	Vaults map[string]*Vault
+
+	// ReplicationDelay is how long a new password or key is refused at the
+	// token endpoint (AADSTS7000215) after it was added.
+	ReplicationDelay time.Duration
+
+	// RotationClientID is the app id of the rotation identity (for sim.json).
+	RotationClientID string
+	// RotationSecret is the rotation identity's secret value (for sim.json).
+	RotationSecret string
+	// ManagedIdentityClientID is the app id of the tenant's managed identity.
+	ManagedIdentityClientID string
+}
+
+// NewTenant returns an empty tenant.
+func NewTenant(id, name string) *Tenant {
+	return &Tenant{
+		ID: id, Name: name, Domain: name + ".onmicrosoft.com",
+		appsByOID: map[string]*Application{}, appsByAppID: map[string]*Application{},
+		SPs: map[string]*ServicePrincipal{}, spsByAppID: map[string]*ServicePrincipal{},
+		Vaults: map[string]*Vault{},
+	}
+}
+
+// AddApp registers an application (and nothing else: no service principal).
+func (t *Tenant) AddApp(a *Application) {
+	t.Apps = append(t.Apps, a)
+	t.appsByOID[a.ObjectID] = a
+	t.appsByAppID[a.AppID] = a
+}
+
+// RemoveApp deletes an application by object id.
+func (t *Tenant) RemoveApp(objectID string) {
+	a := t.appsByOID[objectID]
+	if a == nil {
+		return
+	}
+	delete(t.appsByOID, objectID)
+	delete(t.appsByAppID, a.AppID)
+	for i, x := range t.Apps {
+		if x == a {
+			t.Apps = append(t.Apps[:i:i], t.Apps[i+1:]...)
+			break
+		}
+	}
+}
+
+// AppByObjectID looks an application up by object id.
+func (t *Tenant) AppByObjectID(id string) *Application { return t.appsByOID[id] }
+
+// AppByAppID looks an application up by its client (app) id.
+func (t *Tenant) AppByAppID(id string) *Application { return t.appsByAppID[id] }
+
+// AddSP registers a service principal.
+func (t *Tenant) AddSP(sp *ServicePrincipal) {
+	t.SPs[sp.ObjectID] = sp
+	t.spsByAppID[sp.AppID] = sp
+}
+
+// SPByAppID looks a service principal up by app id.
+func (t *Tenant) SPByAppID(appID string) *ServicePrincipal { return t.spsByAppID[appID] }
+
+// Application is an app registration.
+type Application struct {
+	ObjectID        string
+	AppID           string
+	DisplayName     string
+	SignInAudience  string
+	CreatedDateTime time.Time
+	// Owners are directory object ids (service principals or users).
+	Owners    []string
+	Passwords []*Password
+	Keys      []*Key
+	FICs      []*FederatedCredential
+	// Tags as Graph's application.tags.
+	Tags []string
+}
+
+// OwnedBy reports whether the directory object id is an owner.
+func (a *Application) OwnedBy(objectID string) bool {
+	for _, o := range a.Owners {
+		if o == objectID {
+			return true
+		}
+	}
+	return false
+}
+
+// Password is a passwordCredential. The simulator keeps only a hash of the
+// secret: like Entra, it can check a secret but never show it again.
+type Password struct {
+	KeyID       string
+	DisplayName string
+	Hint        string
+	Start       time.Time
+	End         time.Time
+	SecretHash  [32]byte
+	// AddedAt is when it was added: the token endpoint refuses it until
+	// AddedAt + the tenant's replication delay.
+	AddedAt time.Time
+}
+
+// HashSecret is how secrets are kept.
+func HashSecret(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
+
+// Key is a keyCredential holding an X.509 certificate.
+type Key struct {
+	KeyID       string
+	DisplayName string
+	Type        string // AsymmetricX509Cert
+	Usage       string // Verify
+	Start       time.Time
+	End         time.Time
+	Cert        *x509.Certificate
+	// ThumbprintSHA1 is customKeyIdentifier (raw bytes).
+	ThumbprintSHA1 []byte
+	ThumbprintS256 []byte
+	AddedAt        time.Time
+}
+
+// FederatedCredential is a federatedIdentityCredential.
+type FederatedCredential struct {
+	ID          string
+	Name        string
+	Issuer      string
+	Subject     string
+	Audiences   []string
+	Description string
+}
+
+// ServicePrincipal is an enterprise application: the tenant-local identity of
+// an application. AppRoles are the Graph application permissions granted to
+// it (admin-consented), by value, e.g. "Application.ReadWrite.OwnedBy".
+type ServicePrincipal struct {
+	ObjectID    string
+	AppID       string
+	DisplayName string
+	AppRoles    []string
+	// ManagedIdentity marks the tenant's managed identity.
+	ManagedIdentity bool
+}
+
+// HasRole reports whether the role is granted.
+func (sp *ServicePrincipal) HasRole(role string) bool {
+	for _, r := range sp.AppRoles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// AppManagementPolicy is the tenant default app management policy
+// (only the restrictions the simulator enforces).
+type AppManagementPolicy struct {
+	ID          string
+	DisplayName string
+	// MaxPasswordLifetime caps endDateTime - startDateTime of new passwords.
+	MaxPasswordLifetime time.Duration
+	// MaxKeyLifetime caps asymmetric key lifetimes (0 = no cap).
+	MaxKeyLifetime time.Duration
+}
+
+// Vault is a Key Vault. Secrets hold every version, newest last.
+type Vault struct {
+	Name     string
+	TenantID string
+	// Host is the host:port the vault is served on (its own listener), and
+	// URL is "https://" + Host + "/".
+	Host    string
+	URL     string
+	Secrets map[string]*VaultSecret
+}
+
+// VaultSecret is a secret with its versions.
+type VaultSecret struct {
+	Name     string
+	Versions []*SecretVersion
+	Deleted  bool
+}
+
+// SecretVersion is one version of a Key Vault secret.
+type SecretVersion struct {
+	Version     string
+	Value       string
+	ContentType string
+	Tags        map[string]string
+	Enabled     bool
+	NotBefore   *time.Time
+	Expires     *time.Time
+	Created     time.Time
+	Updated     time.Time
+}
+
+// sortedSecretNames returns secret names in order (for stable listing).
+func (v *Vault) sortedSecretNames() []string {
+	names := make([]string, 0, len(v.Secrets))
+	for n, s := range v.Secrets {
+		if !s.Deleted {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
