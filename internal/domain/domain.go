@@ -1,0 +1,156 @@
+// Package domain holds rotor's core types and the pure rules over them:
+// when a credential is due, whether a policy is valid, which credentials a
+// rotation may retire. It does no I/O and imports nothing of rotor's, so
+// every rule here is a table test away from being proven.
+package domain
+
+import (
+	"strings"
+	"time"
+)
+
+// OrgID identifies an organization: an isolated customer workspace. Every
+// row, query and job carries one.
+type OrgID string
+
+// DefaultOrg is the organization of single-team installs.
+const DefaultOrg OrgID = "default"
+
+// RotorPrefix starts the display name of every credential rotor creates
+// ("rotor:<run id>"), so that a crash can always find what it made and
+// rotor never mistakes someone else's credential for its own.
+const RotorPrefix = "rotor:"
+
+// CredentialKind is what sort of credential an application holds.
+type CredentialKind string
+
+// Credential kinds.
+const (
+	KindSecret      CredentialKind = "secret"
+	KindCertificate CredentialKind = "certificate"
+)
+
+// Application is an app registration as last seen in a tenant.
+type Application struct {
+	Org        OrgID
+	Connection string
+	TenantID   string
+	// ObjectID is the application object's id (not the client id).
+	ObjectID       string
+	AppID          string
+	DisplayName    string
+	SignInAudience string
+	CreatedAt      time.Time
+	// Owners are directory object ids.
+	Owners []string
+	// Manageable is true when rotor's rotation identity owns the app, so
+	// Application.ReadWrite.OwnedBy lets rotor change it.
+	Manageable  bool
+	Credentials []Credential
+	SyncedAt    time.Time
+}
+
+// Credential is one client secret or certificate of an application. It
+// never holds a secret value: Entra itself only shows the hint.
+type Credential struct {
+	KeyID       string
+	Kind        CredentialKind
+	DisplayName string
+	Hint        string
+	// Thumbprint is the certificate's SHA-1 thumbprint (customKeyIdentifier).
+	Thumbprint string
+	Start      time.Time
+	End        time.Time
+}
+
+// RotorCreated reports whether rotor made this credential.
+func (c Credential) RotorCreated() bool { return strings.HasPrefix(c.DisplayName, RotorPrefix) }
+
+// RunID returns the rotation run that created the credential, if rotor did.
+func (c Credential) RunID() string {
+	if !c.RotorCreated() {
+		return ""
+	}
+	return strings.TrimPrefix(c.DisplayName, RotorPrefix)
+}
+
+// DisplayNameFor is the display name rotor gives the credential of a run.
+func DisplayNameFor(runID string) string { return RotorPrefix + runID }
+
+// Selector picks the applications a policy governs. Exactly one is set.
+type Selector struct {
+	NamePrefix string
+	IDs        []string // app ids (client ids) or object ids
+	AllOwned   bool
+}
+
+// Matches reports whether the selector picks app.
+func (s Selector) Matches(app Application) bool {
+	switch {
+	case s.AllOwned:
+		return app.Manageable
+	case s.NamePrefix != "":
+		return strings.HasPrefix(app.DisplayName, s.NamePrefix)
+	case len(s.IDs) > 0:
+		for _, id := range s.IDs {
+			if strings.EqualFold(id, app.AppID) || strings.EqualFold(id, app.ObjectID) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// String describes the selector for humans.
+func (s Selector) String() string {
+	switch {
+	case s.AllOwned:
+		return "all applications rotor owns"
+	case s.NamePrefix != "":
+		return "display name starts with " + `"` + s.NamePrefix + `"`
+	case len(s.IDs) > 0:
+		return "ids " + strings.Join(s.IDs, ", ")
+	}
+	return "nothing"
+}
+
+// SinkSpec is one place a new credential must reach, as configured. Type
+// names the sink kind ("keyvault", …); Settings are the kind's own keys,
+// decoded and validated by that sink's package.
+type SinkSpec struct {
+	Type     string
+	Settings map[string]any
+}
+
+// Policy says how an application's credentials are rotated.
+type Policy struct {
+	Name       string
+	Connection string
+	Selector   Selector
+	Enabled    bool
+	Kind       CredentialKind
+	// Lifetime of each new credential.
+	Lifetime time.Duration
+	// RenewBefore is the threshold: rotate at end − RenewBefore.
+	RenewBefore time.Duration
+	// Overlap is how long older credentials stay valid after a rotation.
+	Overlap time.Duration
+	// NotifyBefore warns this long before expiry (used by notifications).
+	NotifyBefore time.Duration
+	// Verify gets a token with the new credential before anything old is
+	// retired. On by default.
+	Verify bool
+	// RetireUnmanaged also retires credentials rotor did not create, after
+	// the overlap. Off by default: they stay until they expire.
+	RetireUnmanaged bool
+	Sinks           []SinkSpec
+}
+
+// Policy defaults, used when a policy leaves a value out.
+const (
+	DefaultLifetime = 90 * 24 * time.Hour
+	DefaultOverlap  = 24 * time.Hour
+)
+
+// DefaultRenewBefore is one third of the lifetime (cert-manager's default).
+func DefaultRenewBefore(lifetime time.Duration) time.Duration { return lifetime / 3 }

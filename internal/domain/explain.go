@@ -1,0 +1,121 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+)
+
+// CheckResult is the outcome of one named check.
+type CheckResult string
+
+// Check outcomes. Pass lets the chain go on; Stop ends it with the
+// decision the check made; Info only adds context.
+const (
+	CheckPass CheckResult = "pass"
+	CheckStop CheckResult = "stop"
+	CheckInfo CheckResult = "info"
+)
+
+// Check is one link of the "why is this application (not) due?" chain.
+type Check struct {
+	Name    string
+	Result  CheckResult
+	Reason  string // a short CamelCase reason, stable for machines
+	Message string // one sentence for humans
+}
+
+// Decision answers "is this application due for rotation, and why?".
+type Decision struct {
+	Due     bool
+	DueAt   time.Time // zero when never (no policy, not manageable…)
+	Trigger Trigger
+	Reason  string
+	Message string
+	Checks  []Check
+}
+
+// DecideInput is what the chain looks at.
+type DecideInput struct {
+	App    Application
+	Policy *Policy // the policy governing the app, nil when none matches
+	// ActiveRun is a run that still holds the app, if any.
+	ActiveRun *Run
+	Now       time.Time
+}
+
+// Decide runs the chain of checks, in order, until one stops it. It is a
+// pure function: the planner, `rotor explain` and the UI all call it, so
+// what they say is what rotor does.
+func Decide(in DecideInput) Decision {
+	var d Decision
+	stop := func(reason, msg string) Decision {
+		d.Checks = append(d.Checks, Check{Name: reason, Result: CheckStop, Reason: reason, Message: msg})
+		d.Reason, d.Message = reason, msg
+		return d
+	}
+	pass := func(name, reason, msg string) {
+		d.Checks = append(d.Checks, Check{Name: name, Result: CheckPass, Reason: reason, Message: msg})
+	}
+	info := func(name, reason, msg string) {
+		d.Checks = append(d.Checks, Check{Name: name, Result: CheckInfo, Reason: reason, Message: msg})
+	}
+
+	if in.Policy == nil {
+		return stop("NoPolicy", "no policy selects this application, so rotor only watches it")
+	}
+	p := in.Policy
+	pass("PolicyMatched", "PolicyMatched", fmt.Sprintf("policy %q selects it (%s)", p.Name, p.Selector))
+	if !p.Enabled {
+		return stop("PolicyDisabled", fmt.Sprintf("policy %q is disabled", p.Name))
+	}
+	if !in.App.Manageable {
+		return stop("NotManageable", "rotor's rotation identity is not an owner of this application, so Application.ReadWrite.OwnedBy cannot change it; add it as an owner to let rotor rotate")
+	}
+	pass("Manageable", "OwnedByRotor", "rotor's rotation identity owns the application")
+
+	for _, c := range in.App.Credentials {
+		if c.Kind == p.Kind && !c.RotorCreated() {
+			state := "expires"
+			if !c.End.After(in.Now) {
+				state = "expired"
+			}
+			info("ForeignCredential", "NotCreatedByRotor",
+				fmt.Sprintf("credential %s (%q) was not created by rotor and %s %s; rotor leaves it alone%s",
+					shortKey(c.KeyID), c.DisplayName, state, c.End.UTC().Format(time.RFC3339), retireNote(p)))
+		}
+	}
+
+	if in.ActiveRun != nil {
+		return stop("RunInProgress", fmt.Sprintf("run %s is %s", in.ActiveRun.ID, in.ActiveRun.State))
+	}
+	pass("NoRunInProgress", "Idle", "no rotation is running for it")
+
+	newest, ok := NewestRotorCredential(in.App.Credentials, p.Kind)
+	if !ok {
+		d.Due, d.DueAt, d.Trigger = true, in.Now, TriggerAdoption
+		return stop("Adoption", "it has no credential made by rotor yet, so it is due now (adoption)")
+	}
+	pass("RotorCredential", "Found", fmt.Sprintf("newest rotor credential %s ends %s", shortKey(newest.KeyID), newest.End.UTC().Format(time.RFC3339)))
+
+	at := RenewalTime(newest.End, p.RenewBefore)
+	d.DueAt = at
+	if !in.Now.Before(at) {
+		d.Due, d.Trigger = true, TriggerDue
+		return stop("RenewalTimeReached", fmt.Sprintf("renewal time %s (end − renew_before %s) has passed", at.UTC().Format(time.RFC3339), FormatDuration(p.RenewBefore)))
+	}
+	return stop("NotYetDue", fmt.Sprintf("due at %s (end − renew_before %s), in %s", at.UTC().Format(time.RFC3339), FormatDuration(p.RenewBefore), at.Sub(in.Now).Round(time.Second)))
+}
+
+func retireNote(p *Policy) string {
+	if p.RetireUnmanaged {
+		return " until a rotation retires it after the overlap"
+	}
+	return " until it expires"
+}
+
+func shortKey(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

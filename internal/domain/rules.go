@@ -1,0 +1,111 @@
+package domain
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// NewestRotorCredential returns the most recently started credential of
+// the given kind that rotor created, or false when there is none.
+func NewestRotorCredential(creds []Credential, kind CredentialKind) (Credential, bool) {
+	var best Credential
+	found := false
+	for _, c := range creds {
+		if c.Kind != kind || !c.RotorCreated() {
+			continue
+		}
+		if !found || c.Start.After(best.Start) || (c.Start.Equal(best.Start) && c.End.After(best.End)) {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
+// RenewalTime is when a credential ending at end must be replaced: end −
+// renewBefore, never later than end.
+func RenewalTime(end time.Time, renewBefore time.Duration) time.Time {
+	if renewBefore < 0 {
+		renewBefore = 0
+	}
+	return end.Add(-renewBefore)
+}
+
+// ToRetire lists the credentials a run that created keep may remove once
+// the overlap has passed: every older credential rotor created of the same
+// kind (including those of abandoned runs), and, only when the policy says
+// so, older credentials rotor did not create. Credentials newer than keep
+// belong to a later run and are left to it.
+func ToRetire(creds []Credential, keep Credential, retireUnmanaged bool) []Credential {
+	var out []Credential
+	for _, c := range creds {
+		if c.KeyID == keep.KeyID || c.Kind != keep.Kind {
+			continue
+		}
+		if c.Start.After(keep.Start) {
+			continue
+		}
+		if c.RotorCreated() || retireUnmanaged {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// Validate checks a policy on its own (connections and sinks are checked
+// by the configuration loader, which knows them). Errors name the key and
+// the fix.
+func (p Policy) Validate() error {
+	if p.Name == "" {
+		return fmt.Errorf("name is empty: give the policy a name")
+	}
+	if p.Kind != KindSecret && p.Kind != KindCertificate {
+		return fmt.Errorf("kind %q is not known: use %q or %q", p.Kind, KindSecret, KindCertificate)
+	}
+	if p.Lifetime <= 0 {
+		return fmt.Errorf("lifetime must be positive")
+	}
+	if p.RenewBefore <= 0 {
+		return fmt.Errorf("renew_before must be positive")
+	}
+	if p.RenewBefore >= p.Lifetime {
+		return fmt.Errorf("renew_before (%s) must be shorter than lifetime (%s): a credential would be due the moment it is made", FormatDuration(p.RenewBefore), FormatDuration(p.Lifetime))
+	}
+	if p.Overlap < 0 {
+		return fmt.Errorf("overlap must not be negative")
+	}
+	if p.Overlap >= p.Lifetime {
+		return fmt.Errorf("overlap (%s) must be shorter than lifetime (%s)", FormatDuration(p.Overlap), FormatDuration(p.Lifetime))
+	}
+	n := 0
+	if p.Selector.AllOwned {
+		n++
+	}
+	if p.Selector.NamePrefix != "" {
+		n++
+	}
+	if len(p.Selector.IDs) > 0 {
+		n++
+	}
+	if n != 1 {
+		return fmt.Errorf("applications must set exactly one of name_prefix, ids or all_owned")
+	}
+	return nil
+}
+
+// FormatDuration prints durations the way configuration spells them
+// (90d, 36h, 15m).
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0s"
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}

@@ -1,0 +1,88 @@
+package domain
+
+import "time"
+
+// RunState is a rotation run's place in the state machine:
+//
+//	planned → created → propagated → verified → retiring → done
+//
+// or failed / abandoned. Every transition is journaled before the side
+// effect that follows it.
+type RunState string
+
+// Run states.
+const (
+	RunPlanned    RunState = "planned"    // intent journaled; nothing touched yet
+	RunCreated    RunState = "created"    // new credential exists in Entra; key id journaled
+	RunPropagated RunState = "propagated" // every sink holds the new value
+	RunVerified   RunState = "verified"   // a token was obtained with the new value
+	RunRetiring   RunState = "retiring"   // waiting for the overlap, then removing older credentials
+	RunDone       RunState = "done"
+	RunFailed     RunState = "failed"    // gave up; older credentials untouched
+	RunAbandoned  RunState = "abandoned" // the process died mid-run; a fresh run replaces it
+)
+
+// Terminal reports whether no more work will happen on a run in state s.
+func (s RunState) Terminal() bool {
+	return s == RunDone || s == RunFailed || s == RunAbandoned
+}
+
+// Active reports whether a run in state s still holds the application:
+// no other run may start for it.
+func (s RunState) Active() bool {
+	return s == RunPlanned || s == RunCreated || s == RunPropagated || s == RunVerified
+}
+
+// Trigger says why a run started.
+type Trigger string
+
+// Triggers.
+const (
+	TriggerDue      Trigger = "due"      // renewal time reached
+	TriggerAdoption Trigger = "adoption" // no rotor-made credential yet
+	TriggerManual   Trigger = "manual"   // `rotor rotate` or the API
+	TriggerRecovery Trigger = "recovery" // replaces an abandoned run
+)
+
+// Run is one execution of the rotation state machine for one application.
+// It never carries a secret value.
+type Run struct {
+	Org         OrgID
+	ID          string
+	Connection  string
+	TenantID    string
+	AppObjectID string
+	AppID       string
+	AppName     string
+	Policy      string
+	Kind        CredentialKind
+	Trigger     Trigger
+	State       RunState
+	// NewKeyID is the key id of the credential this run created.
+	NewKeyID string
+	// NewEnd is the new credential's end.
+	NewEnd time.Time
+	// SinksStarted is true once any sink write was attempted: from then on
+	// a consumer may hold this run's value, so its credential must live
+	// through the overlap even if the run is abandoned.
+	SinksStarted bool
+	// RetireAt is when older credentials may be removed.
+	RetireAt  time.Time
+	Error     string
+	Attempts  int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	EndedAt   time.Time
+	// Replaces is the run this one recovers from, if any.
+	Replaces string
+	Events   []RunEvent
+}
+
+// RunEvent is one journal line of a run: a transition or a step's outcome.
+// Messages are written by rotor and never include secret values.
+type RunEvent struct {
+	At      time.Time
+	State   RunState
+	Step    string
+	Message string
+}
