@@ -76,6 +76,10 @@ type Tenant struct {
 	Apps        []*Application
 	appsByOID   map[string]*Application
 	appsByAppID map[string]*Application
+	// appSeq numbers apps in the order they were added; Apps stays sorted
+	// by it (removal keeps order), so a Graph page cursor can be found
+	// again by binary search after the slice shifted.
+	appSeq uint64
 
 	// service principals by object id and by app id.
 	SPs        map[string]*ServicePrincipal
@@ -111,6 +115,8 @@ func NewTenant(id, name string) *Tenant {
 
 // AddApp registers an application (and nothing else: no service principal).
 func (t *Tenant) AddApp(a *Application) {
+	t.appSeq++
+	a.seq = t.appSeq
 	t.Apps = append(t.Apps, a)
 	t.appsByOID[a.ObjectID] = a
 	t.appsByAppID[a.AppID] = a
@@ -161,6 +167,9 @@ type Application struct {
 	FICs      []*FederatedCredential
 	// Tags as Graph's application.tags.
 	Tags []string
+
+	// seq is the app's position in creation order (set by AddApp).
+	seq uint64
 }
 
 // OwnedBy reports whether the directory object id is an owner.
@@ -264,6 +273,9 @@ type VaultSecret struct {
 	Name     string
 	Versions []*SecretVersion
 	Deleted  bool
+	// DeletedAt is when the secret was soft-deleted (Deleted is set); it
+	// stays recoverable until DeletedAt + 90 days.
+	DeletedAt time.Time
 }
 
 // SecretVersion is one version of a Key Vault secret.

@@ -1,0 +1,386 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/inventory"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/server"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// configFlag is the --config flag every command that reads rotor.yaml has.
+type configFlag struct{ path string }
+
+func (f *configFlag) register(c *cobra.Command) {
+	def := os.Getenv("ROTOR_CONFIG")
+	if def == "" {
+		def = "rotor.yaml"
+	}
+	c.Flags().StringVarP(&f.path, "config", "c", def, "configuration file (env ROTOR_CONFIG)")
+}
+
+// open assembles rotor from the configuration, logging at warn level unless
+// the command wants more.
+func (f *configFlag) open(ctx context.Context, stderr io.Writer, level slog.Level, hooks rotation.Hooks) (*server.Server, error) {
+	if _, err := os.Stat(f.path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("configuration file %s not found: pass --config FILE (see docs/configuration.md), or run 'rotor demo' to try rotor without one", f.path)
+		}
+		return nil, err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return server.Open(ctx, f.path, server.Options{Logger: logger, Hooks: hooks})
+}
+
+func newServeCmd() *cobra.Command {
+	var cf configFlag
+	c := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run rotor: inventory sync, planning, rotations and retirements",
+		Long: `Run rotor as a service. It syncs every connection's applications, plans the
+rotations that are due, runs them (journaled, crash-safe), retires old
+credentials after the overlap, and serves /healthz and a status page on the
+listen address. SIGINT or SIGTERM stops it cleanly: running rotations finish
+or are recovered at the next start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := cf.openForServe(cmd)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			return srv.Serve(cmd.Context(), func(addr string) {
+				fmt.Fprintf(cmd.OutOrStdout(), "rotor: serving on http://%s (data in %s)\n", addr, srv.DataDir())
+			})
+		},
+	}
+	cf.register(c)
+	return c
+}
+
+func (f *configFlag) openForServe(cmd *cobra.Command) (*server.Server, error) {
+	if _, err := os.Stat(f.path); err != nil {
+		return f.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelInfo, rotation.Hooks{})
+	}
+	cfg, err := config.Load(f.path, config.LoadOptions{})
+	level := slog.LevelInfo
+	if err == nil {
+		level = cfg.Log.SlogLevel()
+	}
+	hooks, err := crashHooksFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return f.open(cmd.Context(), cmd.ErrOrStderr(), level, hooks)
+}
+
+func newSyncCmd() *cobra.Command {
+	var cf configFlag
+	c := &cobra.Command{
+		Use:   "sync --config FILE",
+		Short: "Read every connection's applications and credentials into the inventory",
+		Long: `Sync lists every application of every connection through Microsoft Graph,
+with its credentials, and writes what changed into rotor's store. Applications
+that rotor's rotation identity owns are marked manageable. Progress is printed
+as pages arrive; large tenants (100,000 applications) take a few minutes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			out := cmd.ErrOrStderr()
+			err = srv.Sync(cmd.Context(), func(p inventory.Progress) {
+				fmt.Fprintf(out, "\r%s: %d applications seen, %d changed (%s)   ", p.Connection, p.Seen, p.Changed, p.Elapsed.Round(100*time.Millisecond))
+			})
+			fmt.Fprintln(out)
+			if err != nil {
+				return err
+			}
+			n, err := srv.Store().CountApplications(cmd.Context(), srv.Config().Organization, "")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "inventory holds %d applications\n", n)
+			return nil
+		},
+	}
+	cf.register(c)
+	return c
+}
+
+// appRow is one line of `rotor apps list`.
+type appRow struct {
+	Name       string    `json:"name"`
+	AppID      string    `json:"app_id"`
+	ObjectID   string    `json:"object_id"`
+	Connection string    `json:"connection"`
+	Manageable bool      `json:"manageable"`
+	Secrets    int       `json:"secrets"`
+	Certs      int       `json:"certificates"`
+	NextExpiry time.Time `json:"next_expiry,omitzero"`
+	Policy     string    `json:"policy,omitempty"`
+	Status     string    `json:"status"`
+	DueAt      time.Time `json:"due_at,omitzero"`
+}
+
+func newAppsCmd() *cobra.Command {
+	apps := &cobra.Command{Use: "apps", Short: "Look at the applications rotor knows"}
+	var (
+		cf         configFlag
+		out        outputFlag
+		expiring   string
+		connection string
+		manageable bool
+		prefix     string
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List applications with their credentials' expiry and rotation status",
+		Long: `List the applications in rotor's inventory (run 'rotor sync' or 'rotor serve'
+first). STATUS says what rotor will do: due, not due yet (with the time),
+or why it will not rotate (no policy, not owned by rotor, …); 'rotor explain
+APP' gives the full chain of checks.`,
+		Example: `  rotor apps list --expiring 30d
+  rotor apps list --connection contoso --manageable -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.validate(cmd); err != nil {
+				return err
+			}
+			p := store.ListApplicationsParams{Connection: connection, ManageableOnly: manageable, NamePrefix: prefix}
+			now := time.Now()
+			if expiring != "" {
+				d, err := config.ParseDuration(expiring)
+				if err != nil {
+					return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--expiring: %w", err)}
+				}
+				p.ExpiringBefore = now.Add(d)
+			}
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			p.Org = srv.Config().Organization
+			rows, err := listAppRows(cmd.Context(), srv, p, now)
+			if err != nil {
+				return err
+			}
+			if out.json() {
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "NAME\tCONNECTION\tMANAGEABLE\tSECRETS\tCERTS\tNEXT EXPIRY\tPOLICY\tSTATUS")
+			for _, r := range rows {
+				exp := "-"
+				if !r.NextExpiry.IsZero() {
+					exp = r.NextExpiry.Local().Format("2006-01-02 15:04")
+				}
+				pol := r.Policy
+				if pol == "" {
+					pol = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Connection, yesNo(r.Manageable), r.Secrets, r.Certs, exp, pol, r.Status)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no applications match; run 'rotor sync' to fill the inventory")
+			}
+			return nil
+		},
+	}
+	cf.register(list)
+	out.register(list)
+	list.Flags().StringVar(&expiring, "expiring", "", "only applications with a credential ending within this long (e.g. 30d, 12h)")
+	list.Flags().StringVar(&connection, "connection", "", "only this connection's applications")
+	list.Flags().BoolVar(&manageable, "manageable", false, "only applications rotor's rotation identity owns")
+	list.Flags().StringVar(&prefix, "prefix", "", "only applications whose display name starts with this")
+	apps.AddCommand(list)
+	return apps
+}
+
+func listAppRows(ctx context.Context, srv *server.Server, p store.ListApplicationsParams, now time.Time) ([]appRow, error) {
+	rows := []appRow{}
+	p.Limit = 1000
+	for {
+		apps, err := srv.Store().ListApplications(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range apps {
+			dec, pol := decide(ctx, srv, a, now)
+			r := appRow{Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, Connection: a.Connection, Manageable: a.Manageable, Status: statusOf(dec, now)}
+			if pol != nil {
+				r.Policy = pol.Name
+			}
+			if !dec.DueAt.IsZero() {
+				r.DueAt = dec.DueAt
+			}
+			for _, c := range a.Credentials {
+				if c.Kind == domain.KindSecret {
+					r.Secrets++
+				} else {
+					r.Certs++
+				}
+				if c.End.After(now) && (r.NextExpiry.IsZero() || c.End.Before(r.NextExpiry)) {
+					r.NextExpiry = c.End
+				}
+			}
+			rows = append(rows, r)
+		}
+		if len(apps) < p.Limit {
+			return rows, nil
+		}
+		last := apps[len(apps)-1]
+		p.AfterName, p.AfterObjectID = last.DisplayName, last.ObjectID
+	}
+}
+
+// decide runs the same chain of checks the planner runs.
+func decide(ctx context.Context, srv *server.Server, a domain.Application, now time.Time) (domain.Decision, *domain.Policy) {
+	pol := srv.PolicyFor(a.Connection, a)
+	in := domain.DecideInput{App: a, Policy: pol, Now: now}
+	if pol != nil {
+		runs, err := srv.Store().ListRuns(ctx, store.ListRunsParams{Org: srv.Config().Organization, AppObjectID: a.ObjectID, States: []domain.RunState{domain.RunPlanned, domain.RunCreated, domain.RunPropagated, domain.RunVerified}, Limit: 1})
+		if err == nil && len(runs) > 0 {
+			in.ActiveRun = &runs[0]
+		}
+	}
+	return domain.Decide(in), pol
+}
+
+func statusOf(d domain.Decision, now time.Time) string {
+	switch {
+	case d.Due:
+		return "due now (" + string(d.Trigger) + ")"
+	case d.Reason == "NotYetDue":
+		return "due in " + humanDuration(d.DueAt.Sub(now))
+	}
+	return strings.ToLower(splitCamel(d.Reason))
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	}
+	return d.Round(time.Second).String()
+}
+
+func splitCamel(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func newExplainCmd() *cobra.Command {
+	var (
+		cf  configFlag
+		out outputFlag
+	)
+	c := &cobra.Command{
+		Use:   "explain APP",
+		Short: "Say why an application is or is not due for rotation",
+		Long: `Explain runs the same chain of named checks the planner runs for one
+application (by display name, app id or object id) and prints each with its
+outcome: which policy selects it, whether rotor owns it, whether a run is in
+progress, which credential rotor made last and when it is due.`,
+		Example: `  rotor explain web-storefront
+  rotor explain 3f2a9c1e-… -o json`,
+		Args: exactArgs(1, "APP (a display name, app id or object id)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.validate(cmd); err != nil {
+				return err
+			}
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			app, err := srv.Store().GetApplication(cmd.Context(), srv.Config().Organization, args[0])
+			if err != nil {
+				return appLookupError(args[0], err)
+			}
+			now := time.Now()
+			dec, _ := decide(cmd.Context(), srv, *app, now)
+			if out.json() {
+				return writeJSON(cmd.OutOrStdout(), map[string]any{"application": appSummary(app), "decision": dec})
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%s (app id %s, object id %s, connection %s)\n\n", app.DisplayName, app.AppID, app.ObjectID, app.Connection)
+			for _, ch := range dec.Checks {
+				mark := map[domain.CheckResult]string{domain.CheckPass: "✓", domain.CheckStop: "→", domain.CheckInfo: "·"}[ch.Result]
+				fmt.Fprintf(w, "  %s %-20s %s\n", mark, ch.Name, ch.Message)
+			}
+			fmt.Fprintln(w)
+			switch {
+			case dec.Due:
+				fmt.Fprintf(w, "Due now (%s).\n", dec.Trigger)
+			case !dec.DueAt.IsZero():
+				fmt.Fprintf(w, "Not due: next rotation at %s.\n", dec.DueAt.Local().Format(time.RFC1123))
+			default:
+				fmt.Fprintf(w, "rotor will not rotate it: %s.\n", dec.Message)
+			}
+			return nil
+		},
+	}
+	cf.register(c)
+	out.register(c)
+	return c
+}
+
+func appSummary(a *domain.Application) map[string]any {
+	creds := make([]map[string]any, 0, len(a.Credentials))
+	for _, c := range a.Credentials {
+		creds = append(creds, map[string]any{"key_id": c.KeyID, "kind": c.Kind, "display_name": c.DisplayName, "hint": c.Hint, "start": c.Start, "end": c.End, "created_by_rotor": c.RotorCreated()})
+	}
+	return map[string]any{"name": a.DisplayName, "app_id": a.AppID, "object_id": a.ObjectID, "tenant_id": a.TenantID, "connection": a.Connection, "manageable": a.Manageable, "credentials": creds}
+}
+
+func appLookupError(ref string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no application %q in the inventory: check the name, or run 'rotor sync' first", ref)
+	}
+	return err
+}
+
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("expected %s", what)}
+		}
+		return nil
+	}
+}

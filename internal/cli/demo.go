@@ -1,0 +1,221 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/server"
+	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/simfile"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+func newDemoCmd() *cobra.Command {
+	var (
+		addr string
+		keep bool
+	)
+	c := &cobra.Command{
+		Use:   "demo [--addr 127.0.0.1:8080]",
+		Short: "Watch rotor rotate secrets against the built-in Azure simulator",
+		Long: `Demo starts the Azure simulator with two realistic tenants (contoso and
+fabrikam, ~40 applications each, secrets expired, expiring within the hour,
+within days, and healthy), writes a rotor.yaml for them in a temporary
+directory, and runs rotor on it with SQLite. Within the first minute rotor
+adopts every application its rotation identity owns: it creates a new
+secret, stores it in the tenant's Key Vault, proves Entra accepts it, and
+after a short overlap retires the old rotor secrets. Each step is narrated
+here and shown on the status page.
+
+Nothing leaves this machine: the simulator listens on loopback only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), addr, keep)
+		},
+	}
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "where rotor's status page listens (a free port is picked if this one is taken)")
+	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (data, logs, rotor.yaml) after exit")
+	return c
+}
+
+var demoConfig = template.Must(template.New("cfg").Parse(`# Written by 'rotor demo' for the simulator at {{.Info.AuthorityHost}}
+listen: {{.Listen}}
+data_dir: {{.DataDir}}
+rotation:
+  jitter: 20s
+  plan_interval: 10s
+  sync_interval: 2m
+  verify_timeout: 2m
+connections:
+{{- range .Info.Tenants}}
+  - name: {{.Name}}
+    cloud: sim
+    sim_file: {{$.SimFile}}
+    tenant_id: "{{.ID}}"
+    purpose: rotation
+    client_id: "{{.Rotation.ClientID}}"
+    client_secret: {file: {{$.SecretsDir}}/{{.Name}}-rotation-secret}
+{{- end}}
+policies:
+{{- range .Info.Tenants}}
+  - name: {{.Name}}-owned
+    connection: {{.Name}}
+    applications: {all_owned: true}
+    kind: secret
+    lifetime: 30d
+    renew_before: 10d
+    overlap: 2m
+    sinks:
+{{- range .KeyVaults}}
+      - keyvault: {vault_url: "{{.URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
+{{- end}}
+{{- end}}
+`))
+
+func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bool) error {
+	dir, err := os.MkdirTemp("", "rotor-demo-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	logFile, err := os.OpenFile(filepath.Join(dir, "rotor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	fmt.Fprintln(stdout, "Starting the Azure simulator (Entra ID, Microsoft Graph, Key Vault) on loopback…")
+	simDir := filepath.Join(dir, "sim")
+	if err := os.MkdirAll(simDir, 0o700); err != nil {
+		return err
+	}
+	srv, err := sim.New(sim.Options{StateDir: simDir, Seed: "demo", Logger: logger.With("component", "sim")})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	defer srv.Close()
+	info := srv.Info()
+
+	secrets := filepath.Join(dir, "secrets")
+	if err := os.MkdirAll(secrets, 0o700); err != nil {
+		return err
+	}
+	for _, t := range info.Tenants {
+		if err := os.WriteFile(filepath.Join(secrets, t.Name+"-rotation-secret"), []byte(t.Rotation.ClientSecret), 0o600); err != nil {
+			return err
+		}
+	}
+	listen := freeAddr(addr)
+	var buf bytes.Buffer
+	if err := demoConfig.Execute(&buf, map[string]any{
+		"Info": info, "Listen": listen, "DataDir": filepath.Join(dir, "data"),
+		"SimFile": filepath.Join(simDir, simfile.FileName), "SecretsDir": secrets,
+	}); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "rotor.yaml")
+	if err := os.WriteFile(cfgPath, buf.Bytes(), 0o600); err != nil {
+		return err
+	}
+	for _, t := range info.Tenants {
+		fmt.Fprintf(stdout, "  tenant %-9s %s  vault %s\n", t.Name, t.ID, t.KeyVaults[0].URL)
+	}
+
+	n := &narrator{w: stdout, start: time.Now()}
+	rotor, err := server.Open(ctx, cfgPath, server.Options{Logger: logger.With("component", "rotor"), Hooks: rotation.Hooks{AfterJournal: n.step}})
+	if err != nil {
+		return err
+	}
+	defer rotor.Close()
+
+	fmt.Fprintln(stdout, "Reading both tenants' applications into the inventory…")
+	if err := rotor.Sync(ctx, nil); err != nil {
+		return err
+	}
+	rows, err := listAppRows(ctx, rotor, storeListAll(rotor), time.Now())
+	if err != nil {
+		return err
+	}
+	due, watched := 0, 0
+	for _, r := range rows {
+		if strings.HasPrefix(r.Status, "due now") {
+			due++
+		} else {
+			watched++
+		}
+	}
+	fmt.Fprintf(stdout, "  %d applications: %d owned by rotor's rotation identity and due now (no rotor-made secret yet), %d watched only.\n", len(rows), due, watched)
+	fmt.Fprintf(stdout, "\nConfiguration: %s\nLogs:          %s\n", cfgPath, filepath.Join(dir, "rotor.log"))
+	fmt.Fprintf(stdout, "Try in another terminal:  go run ./cmd/rotor apps list --config %s\n", cfgPath)
+	fmt.Fprintf(stdout, "                          go run ./cmd/rotor explain web-storefront --config %s\n\n", cfgPath)
+
+	return rotor.Serve(ctx, func(a string) {
+		fmt.Fprintf(stdout, "Status page: http://%s/   (Ctrl-C to stop)\n\n", a)
+		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
+	})
+}
+
+// narrator prints the journal of every run as it happens, one line a step.
+type narrator struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func (n *narrator) step(r domain.Run, step string) {
+	switch {
+	case step == "planned", step == "created", step == "propagated", step == "verified", step == "retiring", step == "done", step == "abandoned",
+		strings.HasPrefix(step, "retire:"), strings.HasPrefix(step, "sink:") && strings.HasSuffix(step, ":written"):
+	default:
+		if r.State != domain.RunFailed {
+			return
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	msg := describeStep(r, step)
+	if r.State == domain.RunFailed {
+		msg = "failed: " + r.Error
+	}
+	fmt.Fprintf(n.w, "  %s  %-28s %-10s %s\n", time.Now().Format("15:04:05"), trimTo(r.Connection+"/"+r.AppName, 28), r.State, msg)
+}
+
+func trimTo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// freeAddr returns addr if it can be listened on, else a free loopback port.
+func freeAddr(addr string) string {
+	if ln, err := net.Listen("tcp", addr); err == nil {
+		ln.Close()
+		return addr
+	}
+	return "127.0.0.1:0"
+}
+
+func storeListAll(s *server.Server) store.ListApplicationsParams {
+	return store.ListApplicationsParams{Org: s.Config().Organization}
+}

@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+func newRotateCmd() *cobra.Command {
+	var cf configFlag
+	c := &cobra.Command{
+		Use:   "rotate APP",
+		Short: "Rotate an application's secret now, narrating each step",
+		Long: `Rotate runs one rotation of APP (display name, app id or object id) now, in
+this process, under the policy that selects it: create a new secret named
+rotor:<run id>, deliver it to every sink in order, verify it by getting a
+token with it, and schedule the retirement of older rotor-made secrets after
+the policy's overlap (a running 'rotor serve' carries that out).`,
+		Example: `  rotor rotate web-storefront`,
+		Args:    exactArgs(1, "APP (a display name, app id or object id)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w := cmd.OutOrStdout()
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{AfterJournal: narrate(w)})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			app, err := srv.Store().GetApplication(cmd.Context(), srv.Config().Organization, args[0])
+			if err != nil {
+				return appLookupError(args[0], err)
+			}
+			pol := srv.PolicyFor(app.Connection, *app)
+			if pol == nil {
+				return fmt.Errorf("no policy selects %s: add one to the configuration (policies[].applications)", app.DisplayName)
+			}
+			if !app.Manageable {
+				return fmt.Errorf("%s is not owned by rotor's rotation identity, so it cannot be changed with Application.ReadWrite.OwnedBy: add the identity as an owner", app.DisplayName)
+			}
+			fmt.Fprintf(w, "Rotating %s under policy %q\n", app.DisplayName, pol.Name)
+			run, err := srv.Engine().Rotate(cmd.Context(), srv.Config().Organization, *app, *pol, domain.TriggerManual)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "Run %s is %s; older rotor credentials retire at %s.\n", run.ID, run.State, run.RetireAt.Local().Format(time.RFC1123))
+			return nil
+		},
+	}
+	cf.register(c)
+	return c
+}
+
+// narrate prints each journal step as it is written.
+func narrate(w io.Writer) func(domain.Run, string) {
+	return func(r domain.Run, step string) {
+		fmt.Fprintf(w, "  %s  %-10s %s\n", time.Now().Format("15:04:05"), r.State, describeStep(r, step))
+	}
+}
+
+func describeStep(r domain.Run, step string) string {
+	switch {
+	case step == "planned":
+		return "journaled the intent; nothing touched yet"
+	case step == "created":
+		return fmt.Sprintf("created secret %s in Entra (ends %s)", short(r.NewKeyID), r.NewEnd.Local().Format("2006-01-02"))
+	case strings.HasPrefix(step, "sink:") && strings.HasSuffix(step, ":writing"):
+		return "delivering to sink " + strings.TrimSuffix(strings.TrimPrefix(step, "sink:"), ":writing")
+	case strings.HasPrefix(step, "sink:"):
+		return "delivered to sink " + strings.TrimPrefix(step, "sink:")
+	case step == "propagated":
+		return "every sink holds the new secret"
+	case step == "verifying":
+		return "getting a token with the new secret (Entra replicates it for a few seconds)"
+	case step == "verified":
+		return "Entra accepts the new secret"
+	case step == "retiring":
+		return "older rotor secrets retire at " + r.RetireAt.Local().Format("15:04:05")
+	case strings.HasPrefix(step, "retire:"):
+		return "removing old secret " + short(strings.Split(step, ":")[1])
+	case step == "done":
+		return "done"
+	case step == "abandoned":
+		return "abandoned after a crash; a fresh run replaces it"
+	}
+	return step
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// crashHooksFromEnv reads ROTOR_CRASH_AT=STEP:N, a test hook: the process
+// SIGKILLs itself right after the N-th journal write of STEP (a prefix,
+// e.g. "created" or "sink:"), the worst moment to die. The crash-safety
+// test uses it to kill rotor at every step of a rotation wave.
+func crashHooksFromEnv() (rotation.Hooks, error) {
+	spec := os.Getenv("ROTOR_CRASH_AT")
+	if spec == "" {
+		return rotation.Hooks{}, nil
+	}
+	step, nStr, ok := strings.Cut(spec, ":")
+	n, err := strconv.Atoi(nStr)
+	if !ok || err != nil || n < 1 || step == "" {
+		return rotation.Hooks{}, fmt.Errorf("ROTOR_CRASH_AT=%q: want STEP:N, e.g. created:3", spec)
+	}
+	var seen atomic.Int64
+	return rotation.Hooks{AfterJournal: func(_ domain.Run, s string) {
+		if strings.HasPrefix(s, step) && seen.Add(1) == int64(n) {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}}, nil
+}
+
+// runRow is one line of `rotor runs list`.
+type runRow struct {
+	ID        string    `json:"id"`
+	App       string    `json:"application"`
+	AppID     string    `json:"app_id"`
+	Policy    string    `json:"policy"`
+	Trigger   string    `json:"trigger"`
+	State     string    `json:"state"`
+	NewKeyID  string    `json:"new_key_id,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	RetireAt  time.Time `json:"retire_at,omitzero"`
+	Replaces  string    `json:"replaces,omitempty"`
+}
+
+func newRunsCmd() *cobra.Command {
+	runs := &cobra.Command{Use: "runs", Short: "Look at rotation runs and their journals"}
+	var (
+		cf    configFlag
+		out   outputFlag
+		app   string
+		state string
+		limit int
+	)
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List rotation runs, newest first",
+		Example: "  rotor runs list --state failed\n  rotor runs list --app web-storefront -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.validate(cmd); err != nil {
+				return err
+			}
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			p := store.ListRunsParams{Org: srv.Config().Organization, Limit: limit}
+			if app != "" {
+				a, err := srv.Store().GetApplication(cmd.Context(), p.Org, app)
+				if err != nil {
+					return appLookupError(app, err)
+				}
+				p.AppObjectID = a.ObjectID
+			}
+			if state != "" {
+				for _, s := range strings.Split(state, ",") {
+					p.States = append(p.States, domain.RunState(strings.TrimSpace(s)))
+				}
+			}
+			list, err := srv.Store().ListRuns(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			rows := make([]runRow, 0, len(list))
+			for _, r := range list {
+				rows = append(rows, runRow{ID: r.ID, App: r.AppName, AppID: r.AppID, Policy: r.Policy, Trigger: string(r.Trigger), State: string(r.State), NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces})
+			}
+			if out.json() {
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "RUN\tAPPLICATION\tTRIGGER\tSTATE\tNEW KEY\tSTARTED\tRETIRE AT")
+			for _, r := range rows {
+				ret := "-"
+				if !r.RetireAt.IsZero() {
+					ret = r.RetireAt.Local().Format("01-02 15:04")
+				}
+				st := r.State
+				if r.Error != "" {
+					st += ": " + r.Error
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.App, r.Trigger, st, short(r.NewKeyID), r.CreatedAt.Local().Format("01-02 15:04:05"), ret)
+			}
+			return tw.Flush()
+		},
+	}
+	cf.register(list)
+	out.register(list)
+	list.Flags().StringVar(&app, "app", "", "only this application's runs")
+	list.Flags().StringVar(&state, "state", "", "only runs in these states (comma-separated: planned,created,propagated,verified,retiring,done,failed,abandoned)")
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many runs")
+
+	var showOut outputFlag
+	var showCf configFlag
+	show := &cobra.Command{
+		Use:   "show RUN",
+		Short: "Show one run with its journal",
+		Args:  exactArgs(1, "RUN (a run id from 'rotor runs list')"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := showOut.validate(cmd); err != nil {
+				return err
+			}
+			srv, err := showCf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			r, err := srv.Store().GetRun(cmd.Context(), srv.Config().Organization, args[0])
+			if err != nil {
+				if err == store.ErrNotFound || strings.Contains(err.Error(), store.ErrNotFound.Error()) {
+					return fmt.Errorf("no run %q: list them with 'rotor runs list'", args[0])
+				}
+				return err
+			}
+			if showOut.json() {
+				return writeJSON(cmd.OutOrStdout(), r)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "Run %s — %s (%s)\n  policy %s, trigger %s, state %s\n", r.ID, r.AppName, r.AppID, r.Policy, r.Trigger, r.State)
+			if r.NewKeyID != "" {
+				fmt.Fprintf(w, "  new secret %s ends %s\n", r.NewKeyID, r.NewEnd.Local().Format(time.RFC1123))
+			}
+			if r.Error != "" {
+				fmt.Fprintf(w, "  error: %s\n", r.Error)
+			}
+			fmt.Fprintln(w)
+			tw := newTable(w)
+			fmt.Fprintln(tw, "TIME\tSTATE\tSTEP\tMESSAGE")
+			for _, e := range r.Events {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.At.Local().Format("15:04:05.000"), e.State, e.Step, e.Message)
+			}
+			return tw.Flush()
+		},
+	}
+	showCf.register(show)
+	showOut.register(show)
+	runs.AddCommand(list, show)
+	return runs
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"gopkg.in/yaml.v3"
+)
+
+// The raw types mirror rotor.yaml key for key. Their yaml tags are the
+// single list of known keys: the unknown-key check and the environment
+// overrides are both derived from them, so a key added here is checked and
+// overridable without further work.
+
+type rawConfig struct {
+	Organization string          `yaml:"organization"`
+	Listen       string          `yaml:"listen"`
+	DataDir      string          `yaml:"data_dir"`
+	Database     rawDatabase     `yaml:"database"`
+	Connections  []rawConnection `yaml:"connections"`
+	Policies     []rawPolicy     `yaml:"policies"`
+	Rotation     rawRotation     `yaml:"rotation"`
+	Log          rawLog          `yaml:"log"`
+}
+
+type rawDatabase struct {
+	URL string `yaml:"url"`
+}
+
+type rawConnection struct {
+	Name             string               `yaml:"name"`
+	Cloud            string               `yaml:"cloud"`
+	SimFile          string               `yaml:"sim_file"`
+	TenantID         string               `yaml:"tenant_id"`
+	Purpose          string               `yaml:"purpose"`
+	ClientID         string               `yaml:"client_id"`
+	ClientSecret     *SecretRef           `yaml:"client_secret"`
+	Certificate      *rawCertificate      `yaml:"certificate"`
+	ManagedIdentity  *rawManagedIdentity  `yaml:"managed_identity"`
+	WorkloadIdentity *rawWorkloadIdentity `yaml:"workload_identity"`
+	AuxiliaryTenants []string             `yaml:"auxiliary_tenants"`
+}
+
+type rawCertificate struct {
+	File                 string     `yaml:"file"`
+	Password             *SecretRef `yaml:"password"`
+	SendCertificateChain *bool      `yaml:"send_certificate_chain"`
+}
+
+// rawManagedIdentity is `managed_identity: true` (system-assigned) or
+// `managed_identity: {client_id: …}` (user-assigned).
+type rawManagedIdentity struct {
+	ClientID string `yaml:"client_id"`
+	// enabled is false only for `managed_identity: false`.
+	enabled bool
+	problem string
+}
+
+func (m *rawManagedIdentity) UnmarshalYAML(n *yaml.Node) error {
+	*m = rawManagedIdentity{enabled: true}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			m.problem = "must be true or {client_id: <user-assigned identity client id>}"
+			return nil
+		}
+		m.enabled = b
+		return nil
+	case yaml.MappingNode:
+		// Decoded through a plain struct so that yaml does the work; the
+		// unknown-key walk has already checked the keys.
+		var v struct {
+			ClientID string `yaml:"client_id"`
+		}
+		if err := n.Decode(&v); err != nil {
+			m.problem = "must be true or {client_id: <user-assigned identity client id>}"
+			return nil
+		}
+		m.ClientID = v.ClientID
+		return nil
+	}
+	m.problem = "must be true or {client_id: <user-assigned identity client id>}"
+	return nil
+}
+
+type rawWorkloadIdentity struct {
+	TokenFile string `yaml:"token_file"`
+}
+
+type rawPolicy struct {
+	Name            string       `yaml:"name"`
+	Connection      string       `yaml:"connection"`
+	Applications    *rawSelector `yaml:"applications"`
+	Kind            string       `yaml:"kind"`
+	Enabled         *bool        `yaml:"enabled"`
+	Lifetime        duration     `yaml:"lifetime"`
+	RenewBefore     duration     `yaml:"renew_before"`
+	Overlap         duration     `yaml:"overlap"`
+	NotifyBefore    duration     `yaml:"notify_before"`
+	Verify          *bool        `yaml:"verify"`
+	RetireUnmanaged *bool        `yaml:"retire_unmanaged"`
+	// Sinks are single-key maps {<type>: {settings…}}; their settings
+	// belong to the sink kinds and are checked by the sink registry.
+	Sinks []yaml.Node `yaml:"sinks"`
+}
+
+type rawSelector struct {
+	NamePrefix string   `yaml:"name_prefix"`
+	IDs        []string `yaml:"ids"`
+	AllOwned   bool     `yaml:"all_owned"`
+}
+
+type rawRotation struct {
+	Jitter               duration `yaml:"jitter"`
+	ConcurrencyPerTenant *int     `yaml:"concurrency_per_tenant"`
+	VerifyTimeout        duration `yaml:"verify_timeout"`
+	PlanInterval         duration `yaml:"plan_interval"`
+	SyncInterval         duration `yaml:"sync_interval"`
+}
+
+type rawLog struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// duration is a configured duration as written. Parsing happens in
+// validation, where the key's path is known, so that a bad value is
+// reported with every other problem instead of stopping the decoder.
+type duration struct {
+	raw string
+	// src says where raw came from ("line 12", "ROTOR_ROTATION_JITTER").
+	src string
+	// notScalar is set when the YAML value was a list or a map.
+	notScalar bool
+}
+
+func (d *duration) set() bool { return d.raw != "" || d.notScalar }
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	*d = duration{src: lineSrc(n.Line)}
+	if n.Kind != yaml.ScalarNode {
+		d.notScalar = true
+		return nil
+	}
+	if n.Tag == "!!null" {
+		return nil
+	}
+	d.raw = n.Value
+	return nil
+}

@@ -1,0 +1,341 @@
+// Package rotation owns the crash-safe rotation state machine: it creates a
+// new client secret, delivers it to every sink, verifies Entra accepts it,
+// and only then retires older credentials; it recovers the runs a dead
+// process left behind and tells the planner which applications are due.
+//
+// Every step is journaled in the store before the side effect that follows
+// it (docs/adr/0003). The secret value lives only in memory for the length
+// of one Rotate call: it is never stored, logged, journaled or put in an
+// error.
+package rotation
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// NewPassword is a client secret Entra just created. Value is the only
+// copy of the secret rotor ever has.
+type NewPassword struct {
+	KeyID      string
+	Start, End time.Time
+	Value      secret.Value
+}
+
+// Directory is the part of Entra the rotation changes: one application's
+// password credentials.
+type Directory interface {
+	// Credentials returns the application's current credentials as Entra
+	// has them now.
+	Credentials(ctx context.Context, objectID string) ([]domain.Credential, error)
+	// AddPassword creates a client secret ending at end.
+	AddPassword(ctx context.Context, objectID, displayName string, end time.Time) (NewPassword, error)
+	// RemovePassword removes a credential; one already gone is success.
+	RemovePassword(ctx context.Context, objectID, keyID string) error
+}
+
+// Verifier proves a client secret works by getting a token with it.
+type Verifier interface {
+	Verify(ctx context.Context, tenantID, clientID string, v secret.Value) error
+}
+
+// Connections hands out the Directory and Verifier of a connection, by name.
+type Connections interface {
+	Directory(connection string) (Directory, error)
+	Verifier(connection string) (Verifier, error)
+}
+
+// PolicySource finds the policy that governs an application, nil when none.
+type PolicySource interface {
+	PolicyFor(connection string, app domain.Application) *domain.Policy
+}
+
+// Hooks let tests observe (and kill the process at) every journal write.
+type Hooks struct {
+	// AfterJournal is called right after a journal write committed and
+	// before the side effect that follows it. step is "planned",
+	// "created", "sink:<i>:writing", "sink:<i>:written" (or
+	// "sink:<i>:unchanged"), "propagated", "verifying", "verified",
+	// "retiring", "retire:<key id>:removing", "retire:<key id>:removed",
+	// "done", "cleanup:<key id>:removing", "failed" or "abandoned".
+	AfterJournal func(run domain.Run, step string)
+}
+
+// Journal steps that are not per sink or per credential.
+const (
+	StepPlanned    = "planned"
+	StepCreated    = "created"
+	StepPropagated = "propagated"
+	StepVerifying  = "verifying"
+	StepVerified   = "verified"
+	StepRetiring   = "retiring"
+	StepDone       = "done"
+	StepFailed     = "failed"
+	StepAbandoned  = "abandoned"
+)
+
+// Config builds an Engine.
+type Config struct {
+	Store  store.Store
+	Conns  Connections
+	Sinks  *sink.Registry
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// VerifyTimeout bounds how long Entra may take to accept a new secret
+	// (replication); default 5m.
+	VerifyTimeout time.Duration
+	// ConcurrencyPerTenant caps the runs touching one tenant at once
+	// (Graph throttles per tenant); default 4.
+	ConcurrencyPerTenant int
+	// IsPending reports "Entra has not replicated the secret yet" (e.g.
+	// azure.IsReplicationPending); default never.
+	IsPending func(error) bool
+	// IsPermanent reports an error retrying cannot fix (e.g.
+	// graph.IsPolicyViolation or graph.IsForbidden); default never.
+	IsPermanent func(error) bool
+	// RetryFailedAfter keeps the planner from starting a new run for an
+	// application whose last run failed less than this long ago; default 1h.
+	RetryFailedAfter time.Duration
+	Hooks            Hooks
+	// ScheduleRetire durably schedules Retire for a run at at (River's
+	// retire job). It can also be set later with SetScheduleRetire.
+	ScheduleRetire func(ctx context.Context, org domain.OrgID, runID string, at time.Time) error
+}
+
+// ScheduleRetireFunc durably schedules Retire of a run at a time.
+type ScheduleRetireFunc = func(ctx context.Context, org domain.OrgID, runID string, at time.Time) error
+
+// Engine runs rotations. It is safe for concurrent use.
+type Engine struct {
+	store            store.Store
+	conns            Connections
+	sinks            *sink.Registry
+	clock            clock.Clock
+	log              *slog.Logger
+	verifyTimeout    time.Duration
+	perTenant        int
+	isPending        func(error) bool
+	isPermanent      func(error) bool
+	retryFailedAfter time.Duration
+	hooks            Hooks
+	scheduleRetire   atomic.Pointer[ScheduleRetireFunc]
+
+	// backoffBase and backoffCap shape every retry loop; tests shrink them.
+	backoffBase, backoffCap time.Duration
+	sinkAttempts            int
+
+	mu   sync.Mutex
+	sems map[string]chan struct{}
+}
+
+// New builds an Engine, filling defaults.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("rotation: Store is required")
+	}
+	if cfg.Conns == nil {
+		return nil, errors.New("rotation: Conns is required")
+	}
+	never := func(error) bool { return false }
+	e := &Engine{
+		store:            cfg.Store,
+		conns:            cfg.Conns,
+		sinks:            cmp.Or(cfg.Sinks, sink.NewRegistry()),
+		clock:            cfg.Clock,
+		log:              cmp.Or(cfg.Logger, slog.Default()),
+		verifyTimeout:    cmp.Or(cfg.VerifyTimeout, 5*time.Minute),
+		perTenant:        cmp.Or(cfg.ConcurrencyPerTenant, 4),
+		isPending:        cfg.IsPending,
+		isPermanent:      cfg.IsPermanent,
+		retryFailedAfter: cmp.Or(cfg.RetryFailedAfter, time.Hour),
+		hooks:            cfg.Hooks,
+		backoffBase:      500 * time.Millisecond,
+		backoffCap:       10 * time.Second,
+		sinkAttempts:     4,
+		sems:             map[string]chan struct{}{},
+	}
+	if e.clock == nil {
+		e.clock = clock.Real{}
+	}
+	if e.isPending == nil {
+		e.isPending = never
+	}
+	if e.isPermanent == nil {
+		e.isPermanent = never
+	}
+	if cfg.ScheduleRetire != nil {
+		e.SetScheduleRetire(cfg.ScheduleRetire)
+	}
+	return e, nil
+}
+
+// SetScheduleRetire wires the durable retire scheduler (the jobs package
+// does this, since it is built after the Engine).
+func (e *Engine) SetScheduleRetire(fn ScheduleRetireFunc) {
+	if fn == nil {
+		e.scheduleRetire.Store(nil)
+		return
+	}
+	e.scheduleRetire.Store(&fn)
+}
+
+func (e *Engine) scheduler() ScheduleRetireFunc {
+	if p := e.scheduleRetire.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// ErrBusy is returned by Rotate when another active run holds the
+// application; the caller has nothing to do.
+var ErrBusy = errors.New("rotation: another run holds the application")
+
+// ErrTooEarly is returned by Retire before the run's RetireAt; the caller
+// should try again at RetryAt.
+type ErrTooEarly struct{ RetireAt time.Time }
+
+func (e *ErrTooEarly) Error() string {
+	return fmt.Sprintf("rotation: retirement is not due before %s", e.RetireAt.UTC().Format(time.RFC3339))
+}
+
+// RunError is a run that ended in failed. Permanent says retrying with a
+// fresh run will not help until a human changes something (a policy, an
+// ownership, a sink's configuration).
+type RunError struct {
+	RunID     string
+	Message   string
+	Permanent bool
+	Err       error
+}
+
+func (e *RunError) Error() string { return fmt.Sprintf("run %s failed: %s", e.RunID, e.Message) }
+
+// Unwrap returns the cause.
+func (e *RunError) Unwrap() error { return e.Err }
+
+// IsPermanentFailure reports whether err is a failed run retrying will not
+// fix.
+func IsPermanentFailure(err error) bool {
+	var re *RunError
+	return errors.As(err, &re) && re.Permanent
+}
+
+// activeStates are the states in which a run holds its application.
+var activeStates = []domain.RunState{domain.RunPlanned, domain.RunCreated, domain.RunPropagated, domain.RunVerified}
+
+func (e *Engine) now() time.Time { return e.clock.Now().UTC() }
+
+func (e *Engine) hook(run *domain.Run, step string) {
+	if e.hooks.AfterJournal != nil {
+		r := *run
+		r.Events = nil
+		e.hooks.AfterJournal(r, step)
+	}
+}
+
+// acquire takes a slot of the tenant's semaphore.
+func (e *Engine) acquire(ctx context.Context, tenantID string) (release func(), err error) {
+	e.mu.Lock()
+	sem, ok := e.sems[tenantID]
+	if !ok {
+		sem = make(chan struct{}, e.perTenant)
+		e.sems[tenantID] = sem
+	}
+	e.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-sem }) }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// transition journals a state change and updates run to match.
+func (e *Engine) transition(ctx context.Context, run *domain.Run, p store.TransitionRunParams) error {
+	now := e.now()
+	p.Org, p.RunID = run.Org, run.ID
+	if len(p.From) == 0 {
+		p.From = []domain.RunState{run.State}
+	}
+	p.Event.At, p.Event.State = now, p.To
+	if err := e.store.TransitionRun(ctx, p); err != nil {
+		return fmt.Errorf("journal %s → %s (%s): %w", run.State, p.To, p.Event.Step, err)
+	}
+	run.State = p.To
+	run.UpdatedAt = now
+	if p.NewKeyID != "" {
+		run.NewKeyID = p.NewKeyID
+	}
+	if !p.NewEnd.IsZero() {
+		run.NewEnd = p.NewEnd
+	}
+	if p.SinksStarted {
+		run.SinksStarted = true
+	}
+	if !p.RetireAt.IsZero() {
+		run.RetireAt = p.RetireAt
+	}
+	if p.Error != "" {
+		run.Error = p.Error
+	}
+	if p.To.Terminal() {
+		run.EndedAt = now
+	}
+	run.Events = append(run.Events, p.Event)
+	e.hook(run, p.Event.Step)
+	return nil
+}
+
+// event journals a step without changing state.
+func (e *Engine) event(ctx context.Context, run *domain.Run, step, msg string) error {
+	ev := domain.RunEvent{At: e.now(), State: run.State, Step: step, Message: msg}
+	if err := e.store.AppendRunEvent(ctx, run.Org, run.ID, ev); err != nil {
+		return fmt.Errorf("journal %s: %w", step, err)
+	}
+	run.Events = append(run.Events, ev)
+	e.hook(run, step)
+	return nil
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// backoff is the jittered exponential wait before retry n (0-based):
+// uniformly in [d/2, d) with d = base·2ⁿ capped at max.
+func (e *Engine) backoff(n int) time.Duration {
+	d := e.backoffBase
+	for i := 0; i < n && d < e.backoffCap; i++ {
+		d *= 2
+	}
+	d = min(d, e.backoffCap)
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + jitter(half)
+}
+
+func jitter(d time.Duration) time.Duration { return rand.N(d) }

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/azure/graph"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+)
+
+// conn is one configured connection with its clients, built once.
+type conn struct {
+	cfg   azure.Connection
+	ep    azure.Endpoints
+	cred  azcore.TokenCredential
+	graph *graph.Client
+
+	spOnce sync.Once
+	spID   string
+	spErr  error
+}
+
+// Conns holds every connection's Azure clients. It implements
+// rotation.Connections and feeds the inventory and the Key Vault sink.
+type Conns struct {
+	byName map[string]*conn
+}
+
+var _ rotation.Connections = (*Conns)(nil)
+
+// NewConns builds credentials and Graph clients for every connection. No
+// network call is made here: a bad secret shows up at the first use.
+func NewConns(list []azure.Connection) (*Conns, error) {
+	cs := &Conns{byName: map[string]*conn{}}
+	for _, c := range list {
+		ep, err := azure.ResolveEndpoints(c.Cloud, c.SimFile)
+		if err != nil {
+			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
+		}
+		cred, err := azure.NewCredential(c, ep)
+		if err != nil {
+			return nil, err
+		}
+		g, err := graph.New(cred, ep)
+		if err != nil {
+			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
+		}
+		cs.byName[c.Name] = &conn{cfg: c, ep: ep, cred: cred, graph: g}
+	}
+	return cs, nil
+}
+
+func (cs *Conns) get(name string) (*conn, error) {
+	c, ok := cs.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown connection %q", name)
+	}
+	return c, nil
+}
+
+// Graph returns the Graph client of a connection.
+func (cs *Conns) Graph(name string) (*graph.Client, error) {
+	c, err := cs.get(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.graph, nil
+}
+
+// RotationSPObjectID returns the object id of the connection identity's
+// service principal (looked up once by its app id).
+func (cs *Conns) RotationSPObjectID(ctx context.Context, name string) (string, error) {
+	c, err := cs.get(name)
+	if err != nil {
+		return "", err
+	}
+	c.spOnce.Do(func() {
+		sp, err := c.graph.GetServicePrincipalByAppID(ctx, c.cfg.Identity.ClientID)
+		if err != nil {
+			c.spErr = fmt.Errorf("connection %q: find the service principal of client %s: %w", name, c.cfg.Identity.ClientID, err)
+			return
+		}
+		c.spID = sp.ID
+	})
+	return c.spID, c.spErr
+}
+
+// Directory implements rotation.Connections.
+func (cs *Conns) Directory(name string) (rotation.Directory, error) {
+	c, err := cs.get(name)
+	if err != nil {
+		return nil, err
+	}
+	return graphDirectory{g: c.graph}, nil
+}
+
+// Verifier implements rotation.Connections.
+func (cs *Conns) Verifier(name string) (rotation.Verifier, error) {
+	c, err := cs.get(name)
+	if err != nil {
+		return nil, err
+	}
+	return verifier{ep: c.ep}, nil
+}
+
+// SecretsClients is the Key Vault sink's client factory: the vault is
+// written with the named connection's identity.
+func (cs *Conns) SecretsClients(connection, vaultURL string) (keyvault.SecretsAPI, error) {
+	c, err := cs.get(connection)
+	if err != nil {
+		return nil, err
+	}
+	return azure.NewSecretsClient(vaultURL, c.cred, c.ep)
+}
+
+// graphDirectory adapts the Graph client to the rotation's Directory.
+type graphDirectory struct{ g *graph.Client }
+
+var _ rotation.Directory = graphDirectory{}
+
+func (d graphDirectory) Credentials(ctx context.Context, objectID string) ([]domain.Credential, error) {
+	app, err := d.g.GetApplication(ctx, objectID, []string{"id", "passwordCredentials", "keyCredentials"})
+	if err != nil {
+		return nil, err
+	}
+	return Credentials(app), nil
+}
+
+func (d graphDirectory) AddPassword(ctx context.Context, objectID, displayName string, end time.Time) (rotation.NewPassword, error) {
+	pc, err := d.g.AddPassword(ctx, objectID, graph.AddPasswordRequest{DisplayName: displayName, EndDateTime: end})
+	if err != nil {
+		return rotation.NewPassword{}, err
+	}
+	return rotation.NewPassword{KeyID: pc.KeyID, Start: pc.StartDateTime, End: pc.EndDateTime, Value: pc.SecretText}, nil
+}
+
+func (d graphDirectory) RemovePassword(ctx context.Context, objectID, keyID string) error {
+	return d.g.RemovePassword(ctx, objectID, keyID)
+}
+
+// Credentials converts Graph's credential lists into rotor's.
+func Credentials(app *graph.Application) []domain.Credential {
+	out := make([]domain.Credential, 0, len(app.PasswordCredentials)+len(app.KeyCredentials))
+	for _, p := range app.PasswordCredentials {
+		out = append(out, domain.Credential{KeyID: p.KeyID, Kind: domain.KindSecret, DisplayName: p.DisplayName, Hint: p.Hint, Start: p.StartDateTime, End: p.EndDateTime})
+	}
+	for _, k := range app.KeyCredentials {
+		out = append(out, domain.Credential{KeyID: k.KeyID, Kind: domain.KindCertificate, DisplayName: k.DisplayName, Thumbprint: k.CustomKeyIdentifier, Start: k.StartDateTime, End: k.EndDateTime})
+	}
+	return out
+}
+
+type verifier struct{ ep azure.Endpoints }
+
+func (v verifier) Verify(ctx context.Context, tenantID, clientID string, s secret.Value) error {
+	return azure.VerifySecret(ctx, v.ep, tenantID, clientID, s)
+}

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// handler serves the health endpoint and a read-only status page. The full
+// API and UI come later (internal/api, internal/web); this is enough for a
+// load balancer and for watching the demo.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /{$}", s.statusPage)
+	mux.HandleFunc("GET /runs/{id}", s.runPage)
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	status, code := "ok", http.StatusOK
+	if _, err := s.store.CountApplications(r.Context(), s.cfg.Organization, ""); err != nil {
+		status, code = "store unavailable", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
+}
+
+var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
+	"ts": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.Local().Format("15:04:05")
+	},
+}).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rotor</title>
+{{if .Refresh}}<meta http-equiv="refresh" content="2">{{end}}
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;width:100%}td,th{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left}
+.done{color:#070}.failed,.abandoned{color:#b00}.retiring{color:#055}
+code{font-size:12px}
+</style></head><body>
+<h1>rotor</h1>
+{{if .Run}}
+<p><a href="/">← all runs</a></p>
+<h2>Run {{.Run.ID}}</h2>
+<p>{{.Run.AppName}} ({{.Run.AppID}}) · policy {{.Run.Policy}} · trigger {{.Run.Trigger}} · state <b class="{{.Run.State}}">{{.Run.State}}</b>{{if .Run.Error}} · {{.Run.Error}}{{end}}</p>
+<table><tr><th>time</th><th>state</th><th>step</th><th>what happened</th></tr>
+{{range .Run.Events}}<tr><td>{{ts .At}}</td><td>{{.State}}</td><td><code>{{.Step}}</code></td><td>{{.Message}}</td></tr>{{end}}
+</table>
+{{else}}
+<p>{{.Apps}} applications in the inventory. Rotation runs, newest first (this page refreshes itself):</p>
+<table><tr><th>started</th><th>application</th><th>trigger</th><th>state</th><th>new key</th><th>retire at</th></tr>
+{{range .Runs}}<tr><td>{{ts .CreatedAt}}</td><td><a href="/runs/{{.ID}}">{{.AppName}}</a></td><td>{{.Trigger}}</td><td class="{{.State}}">{{.State}}{{if .Error}}: {{.Error}}{{end}}</td><td><code>{{.NewKeyID}}</code></td><td>{{ts .RetireAt}}</td></tr>{{end}}
+</table>
+{{end}}
+</body></html>`))
+
+type pageData struct {
+	Refresh bool
+	Apps    int
+	Runs    []domain.Run
+	Run     *domain.Run
+}
+
+func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
+	runs, err := s.store.ListRuns(r.Context(), store.ListRunsParams{Org: s.cfg.Organization, Limit: 200})
+	if err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	n, _ := s.store.CountApplications(r.Context(), s.cfg.Organization, "")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = pageTmpl.Execute(w, pageData{Refresh: true, Apps: n, Runs: runs})
+}
+
+func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
+	run, err := s.store.GetRun(r.Context(), s.cfg.Organization, r.PathValue("id"))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = pageTmpl.Execute(w, pageData{Refresh: !run.State.Terminal(), Run: run})
+}

@@ -1,0 +1,282 @@
+// Package server wires rotor together: configuration, the store, Azure
+// connections, sinks, the rotation engine, the job system, and the HTTP
+// endpoint. It is the one place that knows every concrete type; everything
+// it assembles depends only on interfaces.
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/azure/graph"
+	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/inventory"
+	"github.com/rotor-dev/rotor/internal/jobs"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/sqlite"
+)
+
+// Options tune how a Server is assembled.
+type Options struct {
+	Logger *slog.Logger
+	Clock  clock.Clock
+	// Hooks observe the rotation journal (the demo narrates with them; the
+	// crash-safety test kills the process with them).
+	Hooks rotation.Hooks
+	// Getenv resolves {env: NAME} references (default os.Getenv).
+	Getenv func(string) string
+}
+
+// Server is an assembled rotor.
+type Server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	clock  clock.Clock
+	store  *sqlite.Store
+	jobsDB *sql.DB
+	conns  *Conns
+	sinks  *sink.Registry
+	engine *rotation.Engine
+	syncer *inventory.Syncer
+	jobs   *jobs.Jobs
+	opts   Options
+}
+
+// Open loads the configuration and assembles rotor. Nothing runs yet.
+func Open(ctx context.Context, configPath string, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	s := &Server{log: opts.Logger, clock: opts.Clock, opts: opts}
+
+	// The Key Vault builder needs the connections, which need the
+	// configuration, which needs the registry to check sink specs: the
+	// builder reaches the connections through s once they exist.
+	kv := &keyvault.Builder{Clients: func(connection, vaultURL string) (keyvault.SecretsAPI, error) {
+		if s.conns == nil {
+			return nil, errors.New("connections are not ready")
+		}
+		return s.conns.SecretsClients(connection, vaultURL)
+	}}
+	s.sinks = sink.NewRegistry(kv)
+
+	cfg, err := config.Load(configPath, config.LoadOptions{Sinks: s.sinks, Getenv: opts.Getenv})
+	if err != nil {
+		return nil, err
+	}
+	s.cfg = cfg
+	for _, n := range cfg.Notes {
+		s.log.Info("configuration note", "note", n)
+	}
+
+	conns := make([]azure.Connection, 0, len(cfg.Connections))
+	for _, c := range cfg.Connections {
+		conns = append(conns, c.AzureConnection())
+	}
+	if s.conns, err = NewConns(conns); err != nil {
+		return nil, err
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
+	}
+	dbPath := cfg.DatabasePath()
+	if s.store, err = sqlite.Open(ctx, dbPath); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
+	}
+	if err := s.store.EnsureOrg(ctx, cfg.Organization, string(cfg.Organization)); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.syncer = inventory.NewSyncer(s.store, s.clock)
+
+	s.engine = rotation.New(rotation.Config{
+		Store:                s.store,
+		Conns:                s.conns,
+		Sinks:                s.sinks,
+		Clock:                s.clock,
+		Logger:               s.log,
+		VerifyTimeout:        cfg.Rotation.VerifyTimeout,
+		ConcurrencyPerTenant: cfg.Rotation.ConcurrencyPerTenant,
+		IsPending:            azure.IsReplicationPending,
+		IsPermanent:          isPermanent,
+		Hooks:                opts.Hooks,
+		ScheduleRetire:       s.scheduleRetire,
+	})
+	return s, nil
+}
+
+// Config returns the loaded configuration.
+func (s *Server) Config() *config.Config { return s.cfg }
+
+// Store returns the store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Engine returns the rotation engine.
+func (s *Server) Engine() *rotation.Engine { return s.engine }
+
+// Conns returns the Azure connections.
+func (s *Server) Conns() *Conns { return s.conns }
+
+// PolicyFor implements rotation.PolicySource.
+func (s *Server) PolicyFor(connection string, app domain.Application) *domain.Policy {
+	return s.cfg.PolicyFor(connection, app)
+}
+
+// Sync runs an inventory sync of every connection, one after the other.
+func (s *Server) Sync(ctx context.Context, progress func(inventory.Progress)) error {
+	var errs []error
+	for _, c := range s.cfg.Connections {
+		dir, err := s.directory(ctx, c.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res, err := s.syncer.Sync(ctx, s.cfg.Organization, c.Name, dir, progress)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sync %s: %w", c.Name, err))
+			continue
+		}
+		s.log.Info("inventory synced", "connection", c.Name, "seen", res.Seen, "changed", res.Changed, "removed", res.Removed, "manageable", res.Manageable)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) directory(ctx context.Context, name string) (inventory.Directory, error) {
+	c, err := s.conns.get(name)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := s.conns.RotationSPObjectID(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return inventory.NewGraphDirectory(c.graph, name, c.cfg.TenantID, sp), nil
+}
+
+// openJobs creates the job system on its own connection pool to the same
+// database file (River on SQLite wants a single-connection pool).
+func (s *Server) openJobs(ctx context.Context, workers int) error {
+	if s.jobs != nil {
+		return nil
+	}
+	db, err := sqlite.OpenJobsDB(s.cfg.DatabasePath())
+	if err != nil {
+		return err
+	}
+	j, err := jobs.New(ctx, jobs.Config{
+		DB:           db,
+		Engine:       s.engine,
+		Store:        s.store,
+		Policies:     s,
+		Sync:         func(ctx context.Context) error { return s.Sync(ctx, nil) },
+		Org:          s.cfg.Organization,
+		PlanInterval: s.cfg.Rotation.PlanInterval,
+		SyncInterval: s.cfg.Rotation.SyncInterval,
+		Jitter:       s.cfg.Rotation.Jitter,
+		Workers:      workers,
+		Logger:       s.log,
+		Clock:        s.clock,
+	})
+	if err != nil {
+		db.Close()
+		return err
+	}
+	s.jobsDB, s.jobs = db, j
+	return nil
+}
+
+func (s *Server) scheduleRetire(ctx context.Context, org domain.OrgID, runID string, at time.Time) error {
+	if s.jobs == nil {
+		if err := s.openJobs(ctx, 0); err != nil {
+			return err
+		}
+	}
+	return s.jobs.ScheduleRetire(ctx, org, runID, at)
+}
+
+// RotateNow enqueues an immediate rotation of app for the running server.
+func (s *Server) RotateNow(ctx context.Context, app domain.Application) error {
+	if err := s.openJobs(ctx, 0); err != nil {
+		return err
+	}
+	return s.jobs.RotateNow(ctx, s.cfg.Organization, app)
+}
+
+// Serve runs the job system and the HTTP endpoint until ctx is cancelled,
+// then shuts both down cleanly. ready, if not nil, is called with the
+// HTTP address once listening.
+func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
+	if err := s.openJobs(ctx, 10); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	if err := s.jobs.Start(ctx); err != nil {
+		srv.Close()
+		return err
+	}
+	s.log.Info("rotor is serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	<-ctx.Done()
+	s.log.Info("shutting down")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(stopCtx)
+	return s.jobs.Stop(stopCtx)
+}
+
+// Close releases the store and the job database.
+func (s *Server) Close() error {
+	var errs []error
+	if s.jobsDB != nil {
+		errs = append(errs, s.jobsDB.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// DataDir returns the absolute data directory.
+func (s *Server) DataDir() string {
+	abs, err := filepath.Abs(s.cfg.DataDir)
+	if err != nil {
+		return s.cfg.DataDir
+	}
+	return abs
+}
+
+// isPermanent tells the rotation which failures no retry will mend: a
+// refusal (403), a policy violation, an application that is gone, or a
+// sink that rotor may not write.
+func isPermanent(err error) bool {
+	return graph.IsForbidden(err) || graph.IsPolicyViolation(err) || graph.IsNotFound(err) || keyvault.IsPermanent(err)
+}

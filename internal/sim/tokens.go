@@ -1,0 +1,214 @@
+package sim
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Token lifetimes and tolerances, as Entra uses them.
+const (
+	accessTokenLifetime = time.Hour
+	// clockSkew is how far nbf/exp may be off, both for access tokens the
+	// simulator checks and for client assertions it receives.
+	clockSkew = 5 * time.Minute
+)
+
+// acr values (appidacr): how the client proved who it is.
+const (
+	acrSecret    = "1"
+	acrAssertion = "2" // certificate, federated assertion or managed identity
+)
+
+// stsIssuer is the v1 issuer of a tenant's access tokens.
+func stsIssuer(tenantID string) string { return "https://sts.windows.net/" + tenantID + "/" }
+
+// sameResource compares resource URIs ignoring one trailing slash, since
+// Entra issues ARM tokens for "https://management.azure.com/" and clients
+// ask with or without it.
+func sameResource(a, b string) bool {
+	return a != "" && strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
+}
+
+// mintAccessToken signs a v1-shaped app-only access token for sp. Roles are
+// only placed in Graph tokens: the other simulated services authorize by
+// other means.
+func (s *Server) mintAccessToken(tenantID string, sp *ServicePrincipal, resource, acr string) (string, time.Time, error) {
+	now := s.clock.Now()
+	exp := now.Add(accessTokenLifetime)
+	uti := make([]byte, 16)
+	if _, err := rand.Read(uti); err != nil {
+		return "", time.Time{}, fmt.Errorf("token id: %w", err)
+	}
+	claims := jwt.MapClaims{
+		"aud":      resource,
+		"iss":      stsIssuer(tenantID),
+		"idp":      stsIssuer(tenantID),
+		"iat":      now.Unix(),
+		"nbf":      now.Add(-clockSkew).Unix(),
+		"exp":      exp.Unix(),
+		"appid":    sp.AppID,
+		"appidacr": acr,
+		"oid":      sp.ObjectID,
+		"sub":      sp.ObjectID,
+		"tid":      tenantID,
+		"uti":      base64.RawURLEncoding.EncodeToString(uti),
+		"ver":      "1.0",
+		"idtyp":    "app",
+	}
+	if sameResource(resource, GraphResource) {
+		roles := make([]string, len(sp.AppRoles))
+		copy(roles, sp.AppRoles)
+		claims["roles"] = roles
+	}
+	tok, err := s.sign(claims)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return tok, exp, nil
+}
+
+// sign signs claims with the simulator's key, with kid and x5t in the
+// header so clients can find the key in the JWKS.
+func (s *Server) sign(claims jwt.MapClaims) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	t.Header["kid"] = s.kid
+	t.Header["x5t"] = s.kid
+	out, err := t.SignedString(s.signKey)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return out, nil
+}
+
+// MintToken issues an access token for resource to the service principal
+// of clientID in tenant (id, name or domain), without a token request. It
+// is for tests and tools that need a caller quickly; the token is the same
+// as the token endpoint would issue for a secret.
+func (s *Server) MintToken(tenant, clientID, resource string) (string, error) {
+	s.world.mu.RLock()
+	t := s.world.tenantLocked(tenant)
+	var sp *ServicePrincipal
+	if t != nil {
+		sp = t.SPByAppID(clientID)
+	}
+	var tid string
+	if t != nil {
+		tid = t.ID
+	}
+	s.world.mu.RUnlock()
+	if t == nil {
+		return "", fmt.Errorf("sim: tenant %q not found", tenant)
+	}
+	if sp == nil {
+		return "", fmt.Errorf("sim: no service principal for client %s in tenant %s", clientID, tid)
+	}
+	tok, _, err := s.mintAccessToken(tid, sp, resource, acrSecret)
+	return tok, err
+}
+
+// MintExternalToken signs an arbitrary OIDC-style token (iss, sub, aud)
+// with the simulator's key. The token endpoint cannot fetch a foreign
+// issuer's JWKS, so it accepts federated assertions signed by its own key
+// whatever their issuer: this is how a test plays GitHub Actions or
+// Kubernetes as a federation source.
+func (s *Server) MintExternalToken(issuer, subject, audience string, ttl time.Duration) (string, error) {
+	now := s.clock.Now()
+	return s.sign(jwt.MapClaims{
+		"iss": issuer, "sub": subject, "aud": audience,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix(),
+	})
+}
+
+// authenticate validates the request's "Authorization: Bearer" access
+// token: RS256 only (never "none" or HMAC, which would let anyone forge a
+// token from public data), the simulator's signature, the v1 issuer of a
+// known tenant, an audience equal to resource (trailing slash ignored), and
+// exp/nbf against the simulated clock with 5 minutes of skew. Failures are
+// *AuthError (401) whose message never includes the token.
+func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error) {
+	raw, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		return nil, &AuthError{Status: http.StatusUnauthorized, Message: "Access token is empty."}
+	}
+	claims := jwt.MapClaims{}
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithTimeFunc(s.clock.Now),
+		jwt.WithLeeway(clockSkew),
+		jwt.WithExpirationRequired(),
+	)
+	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		if kid, ok := t.Header["kid"].(string); ok && kid != s.kid {
+			return nil, errors.New("unknown signing key")
+		}
+		return &s.signKey.PublicKey, nil
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, authErr("Lifetime validation failed, the token is expired.")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return nil, authErr("Lifetime validation failed, the token is not yet valid.")
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return nil, authErr("Access token is malformed.")
+	default:
+		return nil, authErr("Access token validation failure. Invalid signature or signing algorithm.")
+	}
+
+	tid, _ := claims["tid"].(string)
+	if iss, _ := claims["iss"].(string); tid == "" || iss != stsIssuer(tid) {
+		return nil, authErr("Access token validation failure. Invalid issuer.")
+	}
+	if s.world.Tenant(tid) == nil {
+		return nil, authErr("Access token validation failure. Unknown tenant.")
+	}
+	auds, err := claims.GetAudience()
+	if err != nil || !containsResource(auds, resource) {
+		return nil, authErr("Access token validation failure. Invalid audience.")
+	}
+	c := &Caller{TenantID: tid}
+	c.AppID, _ = claims["appid"].(string)
+	c.ObjectID, _ = claims["oid"].(string)
+	if c.AppID == "" || c.ObjectID == "" {
+		return nil, authErr("Access token validation failure. Missing appid or oid.")
+	}
+	if roles, ok := claims["roles"].([]any); ok {
+		for _, v := range roles {
+			if s, ok := v.(string); ok {
+				c.Roles = append(c.Roles, s)
+			}
+		}
+	}
+	return c, nil
+}
+
+func authErr(msg string) *AuthError {
+	return &AuthError{Status: http.StatusUnauthorized, Message: msg}
+}
+
+func containsResource(auds []string, resource string) bool {
+	for _, a := range auds {
+		if sameResource(a, resource) {
+			return true
+		}
+	}
+	return false
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer" header (the
+// scheme is case-insensitive).
+func bearerToken(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}

@@ -1,0 +1,282 @@
+package keyvault
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sink"
+)
+
+// fakeBundle is what a fake-backed Deliver test needs.
+type fakeBundle struct {
+	vault *fakeVault
+	sink  *Sink
+	app   domain.Application
+}
+
+const fakeVaultURL = "https://payroll-kv.vault.azure.net/"
+
+func setupFake(t *testing.T, tweaks ...func(domain.SinkSpec) domain.SinkSpec) fakeBundle {
+	t.Helper()
+	v := newFakeVault(fakeVaultURL)
+	spec := validSpec()
+	for _, tw := range tweaks {
+		spec = tw(spec)
+	}
+	app := domain.Application{TenantID: "tenant-1", ObjectID: "object-1", AppID: "app-1", DisplayName: "Payroll API"}
+	s, err := (&Builder{Clients: func(string, string) (SecretsAPI, error) { return v, nil }}).Build(spec, "conn", app)
+	require.NoError(t, err)
+	return fakeBundle{vault: v, sink: s.(*Sink), app: app}
+}
+
+func delivery(app domain.Application, keyID, value string) sink.Delivery {
+	return sink.Delivery{
+		Org: domain.DefaultOrg, RunID: "run-" + keyID, App: app, TenantID: app.TenantID, ClientID: app.AppID,
+		KeyID: keyID, Kind: domain.KindSecret, Value: secret.New(value),
+		Start: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2030, 4, 1, 12, 30, 0, 0, time.UTC),
+	}
+}
+
+func TestDeliverFake(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const name = "payroll-api-secret"
+
+	t.Run("creates a missing secret with tags, expiry and content type", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		d := delivery(b.app, "key-1", "s3cret-value-1")
+		res, err := b.sink.Deliver(ctx, d)
+		require.NoError(t, err)
+		require.True(t, res.Changed)
+		require.Equal(t, fakeVaultURL+"secrets/"+name+"/v1", res.Location)
+		v, n := b.vault.latest(name)
+		require.Equal(t, 1, n)
+		require.Equal(t, "s3cret-value-1", v.value)
+		require.Equal(t, DefaultContentType, v.contentType)
+		require.True(t, v.enabled)
+		require.NotNil(t, v.expires)
+		require.True(t, d.End.Equal(*v.expires))
+		require.Equal(t, map[string]string{
+			TagManagedBy: ManagedByRotor, TagAppID: "app-1", TagObjectID: "object-1",
+			TagKeyID: "key-1", TagRunID: "run-key-1", TagTenantID: "tenant-1",
+		}, v.tags)
+	})
+
+	t.Run("skips when the latest version holds the same key", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		d := delivery(b.app, "key-1", "s3cret-value-1")
+		first, err := b.sink.Deliver(ctx, d)
+		require.NoError(t, err)
+		again, err := b.sink.Deliver(ctx, d)
+		require.NoError(t, err)
+		require.False(t, again.Changed)
+		require.Equal(t, first.Location, again.Location)
+		require.Equal(t, 1, b.vault.sets)
+	})
+
+	t.Run("overwrites its own secret with a new key", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "value-one"))
+		require.NoError(t, err)
+		res, err := b.sink.Deliver(ctx, delivery(b.app, "key-2", "value-two"))
+		require.NoError(t, err)
+		require.True(t, res.Changed)
+		v, n := b.vault.latest(name)
+		require.Equal(t, 2, n)
+		require.Equal(t, "value-two", v.value)
+		require.Equal(t, "key-2", v.tags[TagKeyID])
+	})
+
+	t.Run("refuses a secret rotor does not own", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		b.vault.put(name, "theirs", map[string]string{"owner": "team-x"})
+		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "mine"))
+		var no *NotOwnedError
+		require.ErrorAs(t, err, &no)
+		require.Equal(t, `Key Vault secret "payroll-api-secret" exists and is not managed by rotor (no managed-by=rotor tag); set adopt: true on the sink to take it over`, err.Error())
+		require.True(t, IsPermanent(err))
+		require.Zero(t, b.vault.sets)
+		require.ErrorAs(t, b.sink.Validate(ctx), &no)
+	})
+
+	t.Run("refuses a secret with a different managed-by", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		b.vault.put(name, "theirs", map[string]string{TagManagedBy: "terraform", TagKeyID: "key-1"})
+		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "mine"))
+		var no *NotOwnedError
+		require.ErrorAs(t, err, &no)
+		require.Zero(t, b.vault.sets)
+	})
+
+	t.Run("adopt takes over a foreign secret and keeps its tags", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t, set(KeyAdopt, true))
+		b.vault.put(name, "theirs", map[string]string{"owner": "team-x", TagManagedBy: "terraform"})
+		require.NoError(t, b.sink.Validate(ctx))
+		res, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "mine"))
+		require.NoError(t, err)
+		require.True(t, res.Changed)
+		v, _ := b.vault.latest(name)
+		require.Equal(t, "mine", v.value)
+		require.Equal(t, ManagedByRotor, v.tags[TagManagedBy])
+		require.Equal(t, "team-x", v.tags["owner"])
+	})
+
+	t.Run("refuses another application's rotor secret even with adopt", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t, set(KeyAdopt, true))
+		b.vault.put(name, "other", map[string]string{TagManagedBy: ManagedByRotor, TagAppID: "app-2", TagKeyID: "key-9"})
+		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "mine"))
+		var no *NotOwnedError
+		require.ErrorAs(t, err, &no)
+		require.Equal(t, "app-2", no.OwnerAppID)
+		require.ErrorContains(t, err, "{{ .App.AppID }}")
+		require.Zero(t, b.vault.sets)
+	})
+
+	t.Run("same key id but disabled version is rewritten", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "v"))
+		require.NoError(t, err)
+		b.vault.mu.Lock()
+		b.vault.versions[name][0].enabled = false
+		b.vault.mu.Unlock()
+		res, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "v"))
+		require.NoError(t, err)
+		require.True(t, res.Changed)
+	})
+
+	t.Run("custom content type", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t, set(KeyContentType, "application/x-client-secret"))
+		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "v"))
+		require.NoError(t, err)
+		v, _ := b.vault.latest(name)
+		require.Equal(t, "application/x-client-secret", v.contentType)
+	})
+
+	t.Run("refuses a delivery for another application", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		other := b.app
+		other.AppID = "app-2"
+		_, err := b.sink.Deliver(ctx, delivery(other, "key-1", "v"))
+		require.ErrorContains(t, err, "built for application app-1")
+		require.Zero(t, b.vault.sets)
+	})
+
+	t.Run("refuses an empty value or key id", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", ""))
+		require.ErrorContains(t, err, "no value")
+		_, err = b.sink.Deliver(ctx, delivery(b.app, "", "v"))
+		require.ErrorContains(t, err, "no key id")
+	})
+
+	t.Run("validate on an absent secret", func(t *testing.T) {
+		t.Parallel()
+		require.NoError(t, setupFake(t).sink.Validate(ctx))
+	})
+}
+
+func TestDeliverErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const value = "super-secret-value-XYZ"
+
+	cases := []struct {
+		name          string
+		getErr        error
+		setErr        error
+		wantPermanent bool
+		wantType      any
+		want          []string
+	}{
+		{name: "403 on get is a permission error",
+			getErr:        responseError(http.StatusForbidden, "Forbidden", "The user, group or application does not have secrets get permission."),
+			wantPermanent: true, wantType: new(*PermissionError),
+			want: []string{`key vault https://payroll-kv.vault.azure.net/: get secret "payroll-api-secret": HTTP 403 Forbidden`, `connection "conn"`, "Key Vault Secrets Officer"}},
+		{name: "401 on set is a permission error",
+			setErr:        responseError(http.StatusUnauthorized, "Unauthorized", "AKV10032: Invalid issuer."),
+			wantPermanent: true, wantType: new(*PermissionError), want: []string{"set secret", "HTTP 401"}},
+		{name: "token failure is a permission error",
+			getErr:        &azidentity.AuthenticationFailedError{},
+			wantPermanent: true, wantType: new(*PermissionError)},
+		{name: "disabled latest version",
+			getErr: responseErrorBody(http.StatusForbidden, "Forbidden",
+				`{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}}`),
+			wantPermanent: true, wantType: new(*RequestError), want: []string{"latest version is disabled"}},
+		{name: "503 after azcore's retries is retryable",
+			setErr:   responseError(http.StatusServiceUnavailable, "ServiceUnavailable", "try later"),
+			wantType: new(*RequestError), want: []string{"HTTP 503"}},
+		{name: "429 is retryable",
+			getErr:   responseError(http.StatusTooManyRequests, "Throttled", "slow down"),
+			wantType: new(*RequestError)},
+		{name: "409 deleted secret is retryable with a hint",
+			setErr:   responseError(http.StatusConflict, "Conflict", "Secret payroll-api-secret is currently in a deleted but recoverable state."),
+			wantType: new(*RequestError), want: []string{"recover or purge"}},
+		{name: "400 is permanent",
+			setErr:        responseError(http.StatusBadRequest, "BadParameter", "bad"),
+			wantPermanent: true, wantType: new(*RequestError)},
+		{name: "network error is retryable and unwraps",
+			getErr:   context.DeadlineExceeded,
+			wantType: new(*RequestError), want: []string{"context deadline exceeded"}},
+		{name: "service echoing the value in its body",
+			setErr:   responseError(http.StatusBadRequest, "BadParameter", "value "+value+" is not allowed"),
+			wantType: new(*RequestError), wantPermanent: true, want: []string{"value [REDACTED] is not allowed"}},
+		{name: "transport error quoting the value",
+			setErr:   errors.New("proxy rejected body {\"value\":\"" + value + "\"}"),
+			wantType: new(*RequestError), want: []string{"[REDACTED]"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupFake(t)
+			b.vault.getErr, b.vault.setErr = tc.getErr, tc.setErr
+			_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", value))
+			require.Error(t, err)
+			require.NotContains(t, err.Error(), value)
+			require.NotContains(t, fmtAll(err), value)
+			require.Equal(t, tc.wantPermanent, IsPermanent(err), "IsPermanent(%v)", err)
+			require.ErrorAs(t, err, tc.wantType)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+			if tc.getErr == context.DeadlineExceeded {
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+			}
+		})
+	}
+}
+
+// fmtAll renders err and every error in its chain, as a log line with %+v
+// or a caller unwrapping it would.
+func fmtAll(err error) string {
+	s := ""
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		s += e.Error() + "\n"
+	}
+	return s
+}
+
+func TestIsPermanentPlainErrors(t *testing.T) {
+	t.Parallel()
+	require.False(t, IsPermanent(errors.New("boom")))
+	require.False(t, IsPermanent(nil))
+	require.True(t, IsPermanent(&NotOwnedError{}))
+}

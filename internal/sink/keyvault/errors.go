@@ -1,0 +1,247 @@
+package keyvault
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// NotOwnedError is returned when the target secret exists but rotor may not
+// overwrite it: it lacks the managed-by=rotor tag and the sink does not
+// adopt, or rotor manages it for a different application. Nothing was
+// written. It is permanent: retrying cannot help, a person must decide.
+type NotOwnedError struct {
+	Vault  string
+	Secret string
+	// OwnerAppID is the rotor-app-id tag of a secret rotor manages for
+	// another application; empty for a secret rotor does not manage.
+	OwnerAppID string
+	// AppID is the application this sink delivers for.
+	AppID string
+}
+
+// Error explains what to do.
+func (e *NotOwnedError) Error() string {
+	if e.OwnerAppID != "" {
+		return fmt.Sprintf("Key Vault secret %q in %s is managed by rotor for application %s, not %s; "+
+			"two sinks render the same secret name — make the template unique (e.g. include {{ .App.AppID }})",
+			e.Secret, e.Vault, e.OwnerAppID, e.AppID)
+	}
+	return fmt.Sprintf("Key Vault secret %q exists and is not managed by rotor (no %s=%s tag); "+
+		"set adopt: true on the sink to take it over", e.Secret, TagManagedBy, ManagedByRotor)
+}
+
+// PermissionError is a request Key Vault (or Entra, for the token) refused
+// for the identity itself: HTTP 401 or 403. It is permanent until someone
+// grants access.
+type PermissionError struct {
+	// Op is the operation: "get" or "set".
+	Op         string
+	Vault      string
+	Secret     string
+	Connection string
+	// StatusCode is the HTTP status (401 or 403; 0 if the token request
+	// failed without one).
+	StatusCode int
+	// Code is Key Vault's error code, e.g. "Forbidden".
+	Code string
+	// Message is the service's message (never holds a secret value).
+	Message string
+	Err     error
+}
+
+// Error names the identity's connection and what it needs.
+func (e *PermissionError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "key vault %s: %s secret %q: ", e.Vault, e.Op, e.Secret)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+		if e.Code != "" {
+			fmt.Fprintf(&b, " %s", e.Code)
+		}
+		if e.Message != "" {
+			fmt.Fprintf(&b, ": %s", e.Message)
+		}
+	} else if e.Err != nil {
+		fmt.Fprintf(&b, "%v", e.Err)
+	}
+	fmt.Fprintf(&b, "; the identity of connection %q needs the Key Vault Secrets Officer role on the vault "+
+		"(or get and set secret permissions in its access policy)", e.Connection)
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *PermissionError) Unwrap() error { return e.Err }
+
+// RequestError is any other failed Key Vault request.
+type RequestError struct {
+	Op     string
+	Vault  string
+	Secret string
+	// StatusCode is the HTTP status, 0 when there was no response (network
+	// error, cancelled context).
+	StatusCode int
+	Code       string
+	Message    string
+	// Hint says what to do, when rotor knows.
+	Hint string
+	Err  error
+}
+
+// Error describes the failure.
+func (e *RequestError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "key vault %s: %s secret %q: ", e.Vault, e.Op, e.Secret)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+		if e.Code != "" {
+			fmt.Fprintf(&b, " %s", e.Code)
+		}
+		if e.Message != "" {
+			fmt.Fprintf(&b, ": %s", e.Message)
+		}
+	} else if e.Err != nil {
+		fmt.Fprintf(&b, "%v", e.Err)
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, " (%s)", e.Hint)
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *RequestError) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying the same request cannot succeed: a
+// client error other than 408 Request Timeout, 409 Conflict (Key Vault
+// uses it for a secret that is being deleted or recovered) and 429.
+// 5xx and 429 are retried by azcore already, and may pass later.
+func (e *RequestError) Permanent() bool {
+	switch e.StatusCode {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
+		return false
+	}
+	return e.StatusCode >= 400 && e.StatusCode < 500
+}
+
+// IsPermanent reports whether err is a delivery failure that retrying will
+// not fix (NotOwnedError, PermissionError, a 4xx RequestError), so the
+// rotation should stop retrying and tell a person.
+func IsPermanent(err error) bool {
+	var no *NotOwnedError
+	var pe *PermissionError
+	var re *RequestError
+	switch {
+	case errors.As(err, &no), errors.As(err, &pe):
+		return true
+	case errors.As(err, &re):
+		return re.Permanent()
+	}
+	return false
+}
+
+// redacted replaces a secret value found in an error message.
+const redacted = "[REDACTED]"
+
+// scrubbedError stands in for an error whose message contained the secret
+// value. It deliberately has no Unwrap: the original must not be reachable.
+type scrubbedError struct{ msg string }
+
+func (e *scrubbedError) Error() string { return e.msg }
+
+// serviceError is what Key Vault's error body says.
+type serviceError struct {
+	status  int
+	code    string
+	message string
+	inner   string
+}
+
+// classify turns an azsecrets error into a *PermissionError or
+// *RequestError. value is the secret being written ("" for reads); if any
+// part of err mentions it — a proxy or a service echoing the request — that
+// part is replaced, so no error rotor returns holds the value.
+func (s *Sink) classify(op string, err error, value string) error {
+	var se serviceError
+	var re *azcore.ResponseError
+	var afe *azidentity.AuthenticationFailedError
+	auth := false
+	switch {
+	case errors.As(err, &re):
+		se = readServiceError(re)
+	case errors.As(err, &afe):
+		auth = true
+		if afe.RawResponse != nil {
+			se.status = afe.RawResponse.StatusCode
+		}
+	}
+	if value != "" {
+		if strings.Contains(err.Error(), value) {
+			err = &scrubbedError{msg: strings.ReplaceAll(err.Error(), value, redacted)}
+		}
+		se.message = strings.ReplaceAll(se.message, value, redacted)
+	}
+	if auth {
+		// The connection's own credential failed: no token, no request.
+		return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection, Err: err}
+	}
+	if se.status == http.StatusUnauthorized || se.status == http.StatusForbidden {
+		if se.inner == "SecretDisabled" {
+			return &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, StatusCode: se.status, Code: se.code,
+				Message: se.message, Err: err,
+				Hint: "the latest version is disabled, so rotor cannot read its tags to check ownership; enable it or delete the secret"}
+		}
+		return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection,
+			StatusCode: se.status, Code: se.code, Message: se.message, Err: err}
+	}
+	out := &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, StatusCode: se.status, Code: se.code, Message: se.message, Err: err}
+	if se.status == http.StatusConflict {
+		out.Hint = "a deleted secret of this name may be waiting in soft-delete: recover or purge it"
+	}
+	return out
+}
+
+// readServiceError reads Key Vault's {"error":{"code","message","innererror":{"code"}}}.
+func readServiceError(re *azcore.ResponseError) serviceError {
+	se := serviceError{status: re.StatusCode, code: re.ErrorCode}
+	if re.RawResponse == nil {
+		return se
+	}
+	body, err := runtime.Payload(re.RawResponse)
+	if err != nil || len(body) == 0 {
+		return se
+	}
+	var e struct {
+		Error struct {
+			Code       string `json:"code"`
+			Message    string `json:"message"`
+			InnerError *struct {
+				Code string `json:"code"`
+			} `json:"innererror"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return se
+	}
+	if se.code == "" {
+		se.code = e.Error.Code
+	}
+	se.message = firstLine(e.Error.Message)
+	if e.Error.InnerError != nil {
+		se.inner = e.Error.InnerError.Code
+	}
+	return se
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}

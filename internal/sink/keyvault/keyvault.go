@@ -1,0 +1,292 @@
+// Package keyvault is the "keyvault" sink: it writes a rotated client secret
+// into an Azure Key Vault secret through Microsoft's azsecrets client, and
+// only ever overwrites a secret rotor owns (tag managed-by=rotor) unless the
+// spec says adopt: true.
+//
+// A spec looks like:
+//
+//	sinks:
+//	  - type: keyvault
+//	    vault_url: https://payroll-kv.vault.azure.net/
+//	    secret: "{{ .App.DisplayName | slug }}-client-secret"
+//	    adopt: false               # take over an existing secret rotor did not write
+//	    content_type: text/plain   # the default
+//	    connection: kv-writer      # default: the policy's connection
+//
+// Each delivery writes a new version whose tags say which credential it
+// holds (rotor-key-id), so a retried delivery of the same credential is a
+// no-op, and whose expiry is the credential's own end.
+package keyvault
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/sink"
+)
+
+// Type is the spec type this package builds.
+const Type = "keyvault"
+
+// Tags rotor puts on every secret version it writes. TagManagedBy with
+// value ManagedByRotor is the ownership mark the sink checks before
+// overwriting; the rotor-* tags say which credential the version holds.
+const (
+	TagManagedBy   = "managed-by"
+	ManagedByRotor = "rotor"
+	TagAppID       = "rotor-app-id"
+	TagObjectID    = "rotor-object-id"
+	TagKeyID       = "rotor-key-id"
+	TagRunID       = "rotor-run-id"
+	TagTenantID    = "rotor-tenant-id"
+)
+
+// maxTags is Key Vault's limit on tags per secret.
+const maxTags = 15
+
+// SecretsAPI is the part of *azsecrets.Client the sink uses. It is the
+// SDK's own signature so production passes the real client unchanged.
+type SecretsAPI interface {
+	GetSecret(ctx context.Context, name, version string, options *azsecrets.GetSecretOptions) (azsecrets.GetSecretResponse, error)
+	SetSecret(ctx context.Context, name string, parameters azsecrets.SetSecretParameters, options *azsecrets.SetSecretOptions) (azsecrets.SetSecretResponse, error)
+}
+
+var _ SecretsAPI = (*azsecrets.Client)(nil)
+
+// Builder builds Key Vault sinks.
+type Builder struct {
+	// Clients returns the secrets client for vaultURL acting as the
+	// identity of the named connection (the wiring uses
+	// azure.NewSecretsClient). Build calls it once per sink.
+	Clients func(connection, vaultURL string) (SecretsAPI, error)
+}
+
+var (
+	_ sink.Builder   = (*Builder)(nil)
+	_ sink.Sink      = (*Sink)(nil)
+	_ sink.Validator = (*Sink)(nil)
+)
+
+// Type returns "keyvault".
+func (b *Builder) Type() string { return Type }
+
+// CheckSpec validates the settings without I/O: unknown and missing keys,
+// the vault URL, and the secret template (its syntax, its fields, and
+// that it renders a valid name for a sample application). All problems
+// are reported at once; each *SpecError names its key.
+func (b *Builder) CheckSpec(spec domain.SinkSpec) error {
+	_, err := parseSpec(spec)
+	return err
+}
+
+// Build returns the sink of app: it renders the secret name and gets the
+// client of the sink's connection (the spec's connection, else the
+// policy's).
+func (b *Builder) Build(spec domain.SinkSpec, connection string, app domain.Application) (sink.Sink, error) {
+	st, err := parseSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	name, err := render(st.nameTmpl, TemplateData{App: app, TenantID: app.TenantID, ClientID: app.AppID})
+	if err != nil {
+		return nil, &SpecError{Key: KeySecret, Msg: fmt.Sprintf("template %q for application %q: %v", st.nameSrc, app.DisplayName, err)}
+	}
+	if !secretNamePattern.MatchString(name) {
+		return nil, &SpecError{Key: KeySecret, Msg: nameProblem(name, st.nameSrc, app)}
+	}
+	if st.connection != "" {
+		connection = st.connection
+	}
+	if connection == "" {
+		return nil, &SpecError{Key: KeyConnection, Msg: "no connection: set connection on the sink or on its policy"}
+	}
+	if b.Clients == nil {
+		return nil, errors.New("keyvault sink: builder has no Clients function")
+	}
+	c, err := b.Clients(connection, st.vaultURL)
+	if err != nil {
+		return nil, fmt.Errorf("keyvault sink: client for %s (connection %q): %w", st.vaultURL, connection, err)
+	}
+	return &Sink{
+		client:      c,
+		vaultURL:    st.vaultURL,
+		name:        name,
+		adopt:       st.adopt,
+		contentType: st.contentType,
+		connection:  connection,
+		app:         app,
+	}, nil
+}
+
+// Sink writes one application's client secret to one Key Vault secret.
+type Sink struct {
+	client      SecretsAPI
+	vaultURL    string
+	name        string
+	adopt       bool
+	contentType string
+	connection  string
+	app         domain.Application
+}
+
+// Describe names the target, e.g. `Key Vault secret "payroll-secret" in https://kv.vault.azure.net/`.
+func (s *Sink) Describe() string {
+	return fmt.Sprintf("Key Vault secret %q in %s", s.name, s.vaultURL)
+}
+
+// VaultURL is the vault the sink writes to.
+func (s *Sink) VaultURL() string { return s.vaultURL }
+
+// SecretName is the rendered secret name.
+func (s *Sink) SecretName() string { return s.name }
+
+// current is what the sink knows about the secret's latest version. The
+// value is never kept.
+type current struct {
+	exists  bool
+	id      string
+	enabled bool
+	tags    map[string]string
+}
+
+// get reads the latest version's id, attributes and tags; a missing secret
+// is not an error.
+func (s *Sink) get(ctx context.Context) (current, error) {
+	resp, err := s.client.GetSecret(ctx, s.name, "", nil)
+	if err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+			return current{}, nil
+		}
+		return current{}, s.classify("get", err, "")
+	}
+	c := current{exists: true, enabled: true, tags: map[string]string{}}
+	if resp.ID != nil {
+		c.id = string(*resp.ID)
+	}
+	if resp.Attributes != nil && resp.Attributes.Enabled != nil {
+		c.enabled = *resp.Attributes.Enabled
+	}
+	for k, v := range resp.Tags {
+		if v != nil {
+			c.tags[k] = *v
+		}
+	}
+	return c, nil
+}
+
+// owned checks that rotor may write over c: nil, or a *NotOwnedError.
+func (s *Sink) owned(c current) error {
+	if !c.exists {
+		return nil
+	}
+	if c.tags[TagManagedBy] != ManagedByRotor {
+		if s.adopt {
+			return nil
+		}
+		return &NotOwnedError{Vault: s.vaultURL, Secret: s.name, AppID: s.app.AppID}
+	}
+	// Rotor's, but perhaps another application's: display names are not
+	// unique, so two apps can render the same name. adopt does not override
+	// this, or the two would overwrite each other on every rotation.
+	if owner := c.tags[TagAppID]; owner != "" && !strings.EqualFold(owner, s.app.AppID) {
+		return &NotOwnedError{Vault: s.vaultURL, Secret: s.name, OwnerAppID: owner, AppID: s.app.AppID}
+	}
+	return nil
+}
+
+// Deliver writes d's secret as a new version of the secret, unless the
+// latest version already holds d's credential (same rotor-key-id, enabled),
+// in which case it changes nothing. It never overwrites a secret rotor does
+// not own (see NotOwnedError). Errors carry the vault and secret name and
+// never the value; IsPermanent classifies them.
+func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
+	switch {
+	case d.Value.IsZero():
+		return sink.Result{}, fmt.Errorf("keyvault sink %s: delivery of key %s has no value", s.Describe(), d.KeyID)
+	case d.KeyID == "":
+		return sink.Result{}, fmt.Errorf("keyvault sink %s: delivery has no key id", s.Describe())
+	case !strings.EqualFold(d.App.AppID, s.app.AppID):
+		return sink.Result{}, fmt.Errorf("keyvault sink %s: built for application %s, asked to deliver for %s", s.Describe(), s.app.AppID, d.App.AppID)
+	}
+
+	cur, err := s.get(ctx)
+	if err != nil {
+		return sink.Result{}, err
+	}
+	if err := s.owned(cur); err != nil {
+		return sink.Result{}, err
+	}
+	if cur.exists && cur.enabled && cur.tags[TagManagedBy] == ManagedByRotor &&
+		cur.tags[TagKeyID] == d.KeyID && strings.EqualFold(cur.tags[TagAppID], d.App.AppID) {
+		return sink.Result{Changed: false, Location: cur.id}, nil
+	}
+
+	attrs := &azsecrets.SecretAttributes{Enabled: to.Ptr(true)}
+	if !d.End.IsZero() {
+		attrs.Expires = to.Ptr(d.End.UTC())
+	}
+	value := d.Value.Reveal() // the one place the value leaves rotor
+	resp, err := s.client.SetSecret(ctx, s.name, azsecrets.SetSecretParameters{
+		Value:            &value,
+		ContentType:      to.Ptr(s.contentType),
+		SecretAttributes: attrs,
+		Tags:             tagsFor(d, cur.tags),
+	}, nil)
+	if err != nil {
+		return sink.Result{}, s.classify("set", err, value)
+	}
+	res := sink.Result{Changed: true}
+	if resp.ID != nil {
+		res.Location = string(*resp.ID)
+	}
+	return res, nil
+}
+
+// tagsFor returns the tags of the new version: rotor's own, plus the tags
+// someone else put on the previous version (Key Vault keeps tags per
+// version, so not carrying them over would silently drop them), up to Key
+// Vault's limit of 15 in name order.
+func tagsFor(d sink.Delivery, previous map[string]string) map[string]*string {
+	out := map[string]*string{
+		TagManagedBy: to.Ptr(ManagedByRotor),
+		TagAppID:     to.Ptr(d.App.AppID),
+		TagObjectID:  to.Ptr(d.App.ObjectID),
+		TagKeyID:     to.Ptr(d.KeyID),
+		TagRunID:     to.Ptr(d.RunID),
+		TagTenantID:  to.Ptr(cmp.Or(d.TenantID, d.App.TenantID)),
+	}
+	for _, k := range slices.Sorted(maps.Keys(previous)) {
+		if len(out) >= maxTags {
+			break
+		}
+		if k == TagManagedBy || strings.HasPrefix(k, "rotor-") {
+			continue
+		}
+		out[k] = to.Ptr(previous[k])
+	}
+	return out
+}
+
+// Validate checks that the vault answers with the sink's identity and that
+// the secret is absent, rotor's for this application, or adopted. It cannot
+// prove write permission without writing; it proves read, which Deliver
+// also needs.
+func (s *Sink) Validate(ctx context.Context) error {
+	cur, err := s.get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.owned(cur)
+}
