@@ -174,7 +174,7 @@ func TestBuildClientsError(t *testing.T) {
 	t.Parallel()
 	b := &Builder{Clients: func(string, string) (SecretsAPI, error) { return nil, errors.New("no such connection") }}
 	_, err := b.Build(validSpec(), "missing", domain.Application{AppID: "a", DisplayName: "x"})
-	require.ErrorContains(t, err, `connection "missing": no such connection`)
+	require.ErrorContains(t, err, `(connection "missing"): no such connection`)
 
 	_, err = (&Builder{}).Build(validSpec(), "c", domain.Application{AppID: "a", DisplayName: "x"})
 	require.ErrorContains(t, err, "no Clients function")

@@ -1,0 +1,366 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/azure/graph"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/simfile"
+)
+
+var crashConfig = template.Must(template.New("cfg").Parse(`listen: 127.0.0.1:0
+data_dir: {{.DataDir}}
+log: {level: info}
+rotation:
+  jitter: 2s
+  plan_interval: 1s
+  sync_interval: 10m
+  verify_timeout: 1m
+  concurrency_per_tenant: 8
+connections:
+{{- range .Info.Tenants}}
+  - name: {{.Name}}
+    cloud: sim
+    sim_file: {{$.SimFile}}
+    tenant_id: "{{.ID}}"
+    client_id: "{{.Rotation.ClientID}}"
+    client_secret: {env: SECRET_{{.Name}}}
+{{- end}}
+policies:
+{{- range .Info.Tenants}}
+  - name: {{.Name}}-all
+    connection: {{.Name}}
+    applications: {all_owned: true}
+    lifetime: 30d
+    renew_before: 10d
+    overlap: 4s
+    sinks:
+      - keyvault: {vault_url: "{{(index .KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
+{{- end}}
+`))
+
+// credSnapshot is what Entra holds for one application, secrets excluded.
+type credSnapshot struct {
+	name  string
+	creds []domain.Credential
+}
+
+// TestCrashSafety kills `rotor serve` with SIGKILL at every step of a
+// rotation wave over 120 applications in two tenants, restarts it each
+// time, and then checks what DESIGN.md promises: every application's Key
+// Vault secret gets a token, no rotor: credential but the newest remains,
+// nothing rotor did not create was touched, and no issued secret value is
+// anywhere in the data directory or the logs.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end crash test; run without -short")
+	}
+	bin := rotorBinary(t)
+	var issued issuedSecrets
+	_, info := startSim(t, sim.Options{
+		Seed:           "apps=60,tenants=2,expiring=1h,replication=300ms",
+		OnSecretIssued: issued.add,
+	})
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	logDir := filepath.Join(dir, "logs")
+	require.NoError(t, os.MkdirAll(logDir, 0o700))
+	var cfg bytes.Buffer
+	require.NoError(t, crashConfig.Execute(&cfg, map[string]any{"Info": info, "DataDir": dataDir, "SimFile": filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)}))
+	cfgPath := filepath.Join(dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, cfg.Bytes(), 0o600))
+	env := os.Environ()
+	for _, tn := range info.Tenants {
+		env = append(env, "SECRET_"+tn.Name+"="+tn.Rotation.ClientSecret)
+	}
+
+	ctx := context.Background()
+	graphs := map[string]*graph.Client{}
+	for _, tn := range info.Tenants {
+		graphs[tn.ID] = graphClient(t, info, tn)
+	}
+	before := snapshot(ctx, t, info, graphs)
+
+	// One kill per step of the wave, each at a different point of it.
+	crashes := []string{"planned:3", "created:7", "sink:11", "propagated:5", "verifying:9", "verified:13", "retiring:6", "created:40", "retire:3", "done:4", "sink:60", "retire:20"}
+	for i, at := range crashes {
+		logf := filepath.Join(logDir, fmt.Sprintf("serve-%02d.log", i))
+		killed := runServe(t, bin, cfgPath, env, logf, "ROTOR_CRASH_AT="+at, 90*time.Second)
+		t.Logf("crash %d at %s: killed=%v", i, at, killed)
+	}
+
+	// Now let rotor finish the wave undisturbed.
+	final := filepath.Join(logDir, "serve-final.log")
+	stop := startServe(t, bin, cfgPath, env, final)
+	eventually(t, 3*time.Minute, "every owned application to hold exactly one rotor credential, delivered to Key Vault", func() (bool, string) {
+		return converged(ctx, t, info, graphs)
+	})
+	stop()
+
+	after := snapshot(ctx, t, info, graphs)
+	for tid, apps := range before {
+		for oid, b := range apps {
+			a := after[tid][oid]
+			var foreignBefore, foreignAfter []domain.Credential
+			for _, c := range b.creds {
+				if !c.RotorCreated() {
+					foreignBefore = append(foreignBefore, c)
+				}
+			}
+			var rotorCreds []domain.Credential
+			for _, c := range a.creds {
+				if c.RotorCreated() {
+					rotorCreds = append(rotorCreds, c)
+				} else {
+					foreignAfter = append(foreignAfter, c)
+				}
+			}
+			require.Equal(t, foreignBefore, foreignAfter, "%s: credentials rotor did not create must be untouched", b.name)
+			require.Len(t, rotorCreds, 1, "%s: exactly one rotor credential must remain", b.name)
+		}
+	}
+
+	// Every vault secret holds the one remaining rotor credential, and that
+	// value gets a token — checked with Microsoft's SDKs.
+	for _, tn := range info.Tenants {
+		kv := vaultClient(t, info, tn)
+		for oid, app := range after[tn.ID] {
+			resp, err := kv.GetSecret(ctx, app.name+"-secret", "", nil)
+			require.NoError(t, err, app.name)
+			require.NotNil(t, resp.Value, app.name)
+			require.Equal(t, "rotor", tag(resp.Tags, "managed-by"), app.name)
+			require.Equal(t, oid, tag(resp.Tags, "rotor-object-id"), app.name)
+			newest, ok := domain.NewestRotorCredential(app.creds, domain.KindSecret)
+			require.True(t, ok, app.name)
+			require.Equal(t, newest.KeyID, tag(resp.Tags, "rotor-key-id"), "%s: the vault must hold the surviving credential", app.name)
+			require.NoError(t, getToken(ctx, t, info, tn.ID, appIDOf(ctx, t, graphs[tn.ID], oid), *resp.Value), "%s: the vault's secret must get a token", app.name)
+		}
+	}
+
+	// No issued secret value at rest outside the vault: not in the data
+	// directory (database, WAL, journal) and not in any log.
+	values := issued.all()
+	require.NotEmpty(t, values)
+	for _, root := range []string{dataDir, logDir} {
+		require.NoError(t, filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, v := range values {
+				if bytes.Contains(b, []byte(v)) {
+					return fmt.Errorf("an issued secret value was found in %s", path)
+				}
+			}
+			return nil
+		}))
+	}
+}
+
+func tag(tags map[string]*string, k string) string {
+	if v, ok := tags[k]; ok && v != nil {
+		return *v
+	}
+	return ""
+}
+
+// issuedSecrets records every secret value the simulator hands out.
+type issuedSecrets struct {
+	mu     sync.Mutex
+	values []string
+}
+
+func (s *issuedSecrets) add(_, _, _ string, value string) {
+	s.mu.Lock()
+	s.values = append(s.values, value)
+	s.mu.Unlock()
+}
+
+func (s *issuedSecrets) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.values...)
+}
+
+func graphClient(t *testing.T, info *simfile.Info, tn simfile.Tenant) *graph.Client {
+	t.Helper()
+	ep, err := azure.ResolveEndpoints(azure.Sim, filepath.Join(filepath.Dir(info.CAFile), simfile.FileName))
+	require.NoError(t, err)
+	cred, err := azure.NewCredential(azure.Connection{Name: tn.Name, TenantID: tn.ID, Cloud: azure.Sim, Identity: azure.Identity{Method: azure.ClientSecret, ClientID: tn.Rotation.ClientID, ClientSecret: secret.New(tn.Rotation.ClientSecret)}}, ep)
+	require.NoError(t, err)
+	g, err := graph.New(cred, ep)
+	require.NoError(t, err)
+	return g
+}
+
+func appIDOf(ctx context.Context, t *testing.T, g *graph.Client, oid string) string {
+	t.Helper()
+	app, err := g.GetApplication(ctx, oid, []string{"id", "appId"})
+	require.NoError(t, err)
+	return app.AppID
+}
+
+// snapshot lists every application the rotation identity can see, with
+// its credentials, per tenant and object id.
+func snapshot(ctx context.Context, t *testing.T, info *simfile.Info, graphs map[string]*graph.Client) map[string]map[string]credSnapshot {
+	t.Helper()
+	out := map[string]map[string]credSnapshot{}
+	for _, tn := range info.Tenants {
+		out[tn.ID] = map[string]credSnapshot{}
+		apps, err := graphs[tn.ID].ListApplications(graph.ListOptions{Top: 999, Select: []string{"id", "appId", "displayName", "passwordCredentials", "keyCredentials"}}).Collect(ctx)
+		require.NoError(t, err)
+		for _, a := range apps {
+			if a.AppID == tn.Rotation.ClientID {
+				continue
+			}
+			out[tn.ID][a.ID] = credSnapshot{name: a.DisplayName, creds: sortCreds(graphCreds(&a))}
+		}
+	}
+	return out
+}
+
+func graphCreds(a *graph.Application) []domain.Credential {
+	var out []domain.Credential
+	for _, p := range a.PasswordCredentials {
+		out = append(out, domain.Credential{KeyID: p.KeyID, Kind: domain.KindSecret, DisplayName: p.DisplayName, Hint: p.Hint, Start: p.StartDateTime.UTC(), End: p.EndDateTime.UTC()})
+	}
+	for _, k := range a.KeyCredentials {
+		out = append(out, domain.Credential{KeyID: k.KeyID, Kind: domain.KindCertificate, DisplayName: k.DisplayName, Start: k.StartDateTime.UTC(), End: k.EndDateTime.UTC()})
+	}
+	return out
+}
+
+func sortCreds(c []domain.Credential) []domain.Credential {
+	sort.Slice(c, func(i, j int) bool { return c[i].KeyID < c[j].KeyID })
+	return c
+}
+
+// converged reports whether every application holds exactly one rotor
+// credential and its vault secret carries that credential's key id.
+func converged(ctx context.Context, t *testing.T, info *simfile.Info, graphs map[string]*graph.Client) (bool, string) {
+	snap := snapshot(ctx, t, info, graphs)
+	pending := 0
+	example := ""
+	for _, tn := range info.Tenants {
+		kv := vaultClient(t, info, tn)
+		for _, app := range snap[tn.ID] {
+			n := 0
+			for _, c := range app.creds {
+				if c.RotorCreated() {
+					n++
+				}
+			}
+			ok := n == 1
+			if ok {
+				newest, _ := domain.NewestRotorCredential(app.creds, domain.KindSecret)
+				props, err := kv.GetSecret(ctx, app.name+"-secret", "", nil)
+				ok = err == nil && tag(props.Tags, "rotor-key-id") == newest.KeyID
+			}
+			if !ok {
+				pending++
+				example = fmt.Sprintf("%s has %d rotor credentials", app.name, n)
+			}
+		}
+	}
+	return pending == 0, fmt.Sprintf("%d applications not converged (e.g. %s)", pending, example)
+}
+
+// runServe runs `rotor serve` with extra environment until it exits or
+// timeout passes (then it is SIGKILLed by the test). It reports whether the
+// process died of SIGKILL.
+func runServe(t *testing.T, bin, cfg string, env []string, logPath, extra string, timeout time.Duration) bool {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	require.NoError(t, err)
+	defer logf.Close()
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	cmd.Env = append(append([]string{}, env...), extra)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		err = <-done
+		t.Logf("%s: step not reached within %s; killed by the test instead", extra, timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return true
+		}
+	}
+	b, _ := os.ReadFile(logPath)
+	t.Fatalf("rotor serve (%s) exited without being killed: %v\n%s", extra, err, lastLines(string(b), 30))
+	return false
+}
+
+// startServe runs `rotor serve` in the background; stop sends SIGTERM and
+// waits for a clean exit.
+func startServe(t *testing.T, bin, cfg string, env []string, logPath string) (stop func()) {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			logf.Close()
+			require.NoError(t, err, "rotor serve must exit cleanly on SIGTERM")
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			logf.Close()
+			t.Fatal("rotor serve did not stop within 30s of SIGTERM")
+		}
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-done
+			logf.Close()
+		}
+	})
+	return stop
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

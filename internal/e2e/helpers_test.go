@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/simfile"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// rotorBinary builds cmd/rotor once per test process.
+func rotorBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rotor-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "rotor")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/rotor-dev/rotor/cmd/rotor")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	require.NoError(t, buildErr, "build rotor")
+	return binPath
+}
+
+// startSim runs a simulator in-process for the test.
+func startSim(t *testing.T, opts sim.Options) (*sim.Server, *simfile.Info) {
+	t.Helper()
+	if opts.StateDir == "" {
+		opts.StateDir = t.TempDir()
+	}
+	srv, err := sim.New(opts)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(t, srv.Start(ctx))
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+	})
+	return srv, srv.Info()
+}
+
+// sdkClientOptions configures Microsoft's SDK clients from sim.json alone.
+func sdkClientOptions(t *testing.T, info *simfile.Info) azcore.ClientOptions {
+	t.Helper()
+	pem, err := os.ReadFile(info.CAFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem))
+	return azcore.ClientOptions{
+		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: info.AuthorityHost},
+		Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		Retry:     policy.RetryOptions{MaxRetries: 3},
+	}
+}
+
+func secretCredential(t *testing.T, info *simfile.Info, tenantID, clientID, secret string) azcore.TokenCredential {
+	t.Helper()
+	cred, err := azidentity.NewClientSecretCredential(tenantID, clientID, secret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions:            sdkClientOptions(t, info),
+		DisableInstanceDiscovery: true,
+	})
+	require.NoError(t, err)
+	return cred
+}
+
+func vaultClient(t *testing.T, info *simfile.Info, tenant simfile.Tenant) *azsecrets.Client {
+	t.Helper()
+	cred := secretCredential(t, info, tenant.ID, tenant.Rotation.ClientID, tenant.Rotation.ClientSecret)
+	c, err := azsecrets.NewClient(tenant.KeyVaults[0].URL, cred, &azsecrets.ClientOptions{
+		ClientOptions:                        sdkClientOptions(t, info),
+		DisableChallengeResourceVerification: true,
+	})
+	require.NoError(t, err)
+	return c
+}
+
+// getToken tries a client-credentials token for the Graph scope.
+func getToken(ctx context.Context, t *testing.T, info *simfile.Info, tenantID, clientID, secret string) error {
+	cred := secretCredential(t, info, tenantID, clientID, secret)
+	_, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.GraphAudience + "/.default"}})
+	return err
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, last)
+}

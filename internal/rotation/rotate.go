@@ -1,0 +1,455 @@
+package rotation
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// RotateOption adjusts one Rotate call.
+type RotateOption func(*rotateOptions)
+
+type rotateOptions struct{ replaces string }
+
+// Replacing records that the new run replaces an abandoned one (Run.Replaces).
+func Replacing(runID string) RotateOption {
+	return func(o *rotateOptions) { o.replaces = runID }
+}
+
+// addPasswordAttempts bounds retries of a transient addPassword failure. A
+// retry after a lost answer may leave an extra credential named after the
+// run; it is older than the one the run keeps, so the run's own retirement
+// removes it (or the failure clean-up does, by display name).
+const addPasswordAttempts = 3
+
+// Rotate runs one rotation of app under policy up to the retiring state and
+// schedules its retirement:
+//
+//	planned → created → (sinks, in order) → propagated → verified → retiring
+//
+// Each step is journaled before the side effect that follows it. The run
+// is returned in its last state; a run that failed comes with a *RunError.
+// ErrBusy means another active run holds the application.
+func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy, trigger domain.Trigger, opts ...RotateOption) (*domain.Run, error) {
+	var o rotateOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("rotation: run id: %w", err)
+	}
+	now := e.now()
+	run := &domain.Run{
+		Org:         org,
+		ID:          id.String(),
+		Connection:  cmp.Or(policy.Connection, app.Connection),
+		TenantID:    app.TenantID,
+		AppObjectID: app.ObjectID,
+		AppID:       app.AppID,
+		AppName:     app.DisplayName,
+		Policy:      policy.Name,
+		Kind:        cmp.Or(policy.Kind, domain.KindSecret),
+		Trigger:     trigger,
+		State:       domain.RunPlanned,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		Replaces:    o.replaces,
+		Events: []domain.RunEvent{{
+			At: now, State: domain.RunPlanned, Step: StepPlanned,
+			Message: plannedMessage(trigger, policy, o.replaces),
+		}},
+	}
+	if err := e.store.CreateRun(ctx, run); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("%w (application %s)", ErrBusy, app.ObjectID)
+		}
+		return nil, fmt.Errorf("rotation: journal new run: %w", err)
+	}
+	r := &runner{
+		e: e, run: run, app: app, policy: policy,
+		log: e.log.With("run", run.ID, "org", string(org), "tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName),
+	}
+	r.log.Info("rotation planned", "trigger", string(trigger), "policy", policy.Name, "replaces", o.replaces)
+	e.hook(run, StepPlanned)
+	return r.rotate(ctx)
+}
+
+func plannedMessage(trigger domain.Trigger, policy domain.Policy, replaces string) string {
+	msg := fmt.Sprintf("rotation planned (trigger %s, policy %q)", trigger, policy.Name)
+	if replaces != "" {
+		msg += ", replacing abandoned run " + replaces
+	}
+	return msg
+}
+
+// runner is one Rotate call. value is the new secret: it lives here, and
+// nowhere else, until Rotate returns.
+type runner struct {
+	e      *Engine
+	run    *domain.Run
+	app    domain.Application
+	policy domain.Policy
+	log    *slog.Logger
+
+	dir Directory
+	// addCalled is true once AddPassword was called: a credential named
+	// after the run may exist even if no key id was journaled.
+	addCalled bool
+	keyID     string
+	value     secret.Value
+}
+
+func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
+	e, run, policy := r.e, r.run, r.policy
+
+	if run.Kind != domain.KindSecret {
+		return r.fail(ctx, nil, fmt.Sprintf("policy %q asks for kind %s, but rotor rotates client secrets only; set kind: secret", policy.Name, run.Kind), true)
+	}
+	// Build every sink before touching Azure: a configuration mistake
+	// fails the run with nothing created.
+	sinks := make([]sink.Sink, 0, len(policy.Sinks))
+	for i, spec := range policy.Sinks {
+		s, err := e.sinks.Build(spec, run.Connection, r.app)
+		if err != nil {
+			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) cannot be built: %v", i, spec.Type, err), true)
+		}
+		sinks = append(sinks, s)
+	}
+	dir, err := e.conns.Directory(run.Connection)
+	if err != nil {
+		return r.fail(ctx, err, fmt.Sprintf("connection %q cannot change applications: %v", run.Connection, err), true)
+	}
+	r.dir = dir
+	var ver Verifier
+	if policy.Verify {
+		if ver, err = e.conns.Verifier(run.Connection); err != nil {
+			return r.fail(ctx, err, fmt.Sprintf("connection %q cannot verify credentials: %v", run.Connection, err), true)
+		}
+	}
+
+	release, err := e.acquire(ctx, run.TenantID)
+	if err != nil {
+		return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
+	}
+	defer release()
+
+	// Create.
+	lifetime := cmp.Or(policy.Lifetime, domain.DefaultLifetime)
+	np, err := r.addPassword(ctx, e.now().Add(lifetime))
+	if err != nil {
+		if e.isPermanent(err) {
+			return r.fail(ctx, err, fmt.Sprintf("Entra refused to create the new secret: %v. If the tenant's app management policy limits secret lifetimes, make the policy's lifetime (%s) shorter; if access is denied, make rotor's rotation identity an owner of the application", err, domain.FormatDuration(lifetime)), true)
+		}
+		return r.fail(ctx, err, "creating the new secret failed: "+err.Error(), false)
+	}
+	r.keyID, r.value = np.KeyID, np.Value
+	if err := e.transition(ctx, run, store.TransitionRunParams{
+		To: domain.RunCreated, NewKeyID: np.KeyID, NewEnd: np.End,
+		Event: domain.RunEvent{Step: StepCreated, Message: fmt.Sprintf("created secret %s (%q) valid until %s",
+			np.KeyID, domain.DisplayNameFor(run.ID), np.End.UTC().Format(time.RFC3339))},
+	}); err != nil {
+		return r.fail(ctx, err, "journaling the new secret failed: "+err.Error(), false)
+	}
+	r.log.Info("secret created", "state", string(run.State), "key_id", np.KeyID, "end", np.End)
+
+	// Deliver, in order. SinksStarted is journaled before the first write:
+	// from then on a consumer may hold the value.
+	delivery := sink.Delivery{
+		Org: run.Org, RunID: run.ID, App: r.app, TenantID: run.TenantID, ClientID: run.AppID,
+		KeyID: np.KeyID, Kind: run.Kind, Value: np.Value, Start: np.Start, End: np.End,
+	}
+	for i, s := range sinks {
+		step := fmt.Sprintf("sink:%d:writing", i)
+		if !run.SinksStarted {
+			err = e.transition(ctx, run, store.TransitionRunParams{
+				To: domain.RunCreated, SinksStarted: true,
+				Event: domain.RunEvent{Step: step, Message: s.Describe()},
+			})
+		} else {
+			err = e.event(ctx, run, step, s.Describe())
+		}
+		if err != nil {
+			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
+		}
+		res, err := r.deliver(ctx, i, s, delivery)
+		if err != nil {
+			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) failed: %v", i, s.Describe(), err), e.isPermanent(err))
+		}
+		outcome := "written"
+		if !res.Changed {
+			outcome = "unchanged"
+		}
+		if err := e.event(ctx, run, fmt.Sprintf("sink:%d:%s", i, outcome), r.scrub(cmp.Or(res.Location, s.Describe()))); err != nil {
+			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
+		}
+		r.log.Info("sink delivered", "state", string(run.State), "sink", i, "outcome", outcome, "location", r.scrub(res.Location))
+	}
+	if err := e.transition(ctx, run, store.TransitionRunParams{
+		To:    domain.RunPropagated,
+		Event: domain.RunEvent{Step: StepPropagated, Message: fmt.Sprintf("%d sink(s) hold the new secret", len(sinks))},
+	}); err != nil {
+		return r.fail(ctx, err, "journaling propagation failed: "+err.Error(), false)
+	}
+
+	// Verify.
+	verifiedMsg := "verification is off in the policy"
+	if policy.Verify {
+		if err := e.event(ctx, run, StepVerifying, fmt.Sprintf("getting a token with the new secret, for up to %s", e.verifyTimeout)); err != nil {
+			return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
+		}
+		started := time.Now()
+		attempts, err := r.verify(ctx, ver)
+		if err != nil {
+			if ctx.Err() != nil {
+				return r.fail(ctx, err, "stopped while verifying the new secret: "+err.Error(), false)
+			}
+			if e.isPermanent(err) {
+				return r.fail(ctx, err, "verifying the new secret failed: "+err.Error(), true)
+			}
+			return r.fail(ctx, err, fmt.Sprintf("the new secret was not accepted by Entra within %s (%d attempts): %v", e.verifyTimeout, attempts, err), false)
+		}
+		verifiedMsg = fmt.Sprintf("Entra issued a token for the new secret after %d attempt(s) in %s", attempts, time.Since(started).Round(time.Millisecond))
+	}
+	if err := e.transition(ctx, run, store.TransitionRunParams{
+		To: domain.RunVerified, Event: domain.RunEvent{Step: StepVerified, Message: verifiedMsg},
+	}); err != nil {
+		return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
+	}
+	release()
+	r.value = secret.Value{}
+
+	// Schedule retirement. From here the run no longer fails: the new
+	// secret is everywhere and works.
+	retireAt := e.now().Add(max(policy.Overlap, 0))
+	if err := e.transition(ctx, run, store.TransitionRunParams{
+		To: domain.RunRetiring, RetireAt: retireAt,
+		Event: domain.RunEvent{Step: StepRetiring, Message: fmt.Sprintf("older credentials are removed after the overlap (%s), at %s",
+			domain.FormatDuration(policy.Overlap), retireAt.UTC().Format(time.RFC3339))},
+	}); err != nil {
+		// Still verified: start-up recovery treats it as abandoned.
+		return r.fail(ctx, err, "journaling retirement failed: "+err.Error(), false)
+	}
+	r.log.Info("rotation verified; retirement scheduled", "state", string(run.State), "retire_at", retireAt)
+	if err := e.scheduleRetirement(ctx, run); err != nil {
+		// The run is retiring; Recover reschedules retiring runs at start-up.
+		r.log.Error("scheduling retirement failed; it is rescheduled at the next start-up", "error", err)
+		_ = e.event(context.WithoutCancel(ctx), run, "retire:schedule-failed", "scheduling retirement failed; rotor reschedules it at its next start: "+err.Error())
+	}
+	return run, nil
+}
+
+func (e *Engine) scheduleRetirement(ctx context.Context, run *domain.Run) error {
+	fn := e.scheduler()
+	if fn == nil {
+		return errors.New("no retirement scheduler is configured")
+	}
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			if serr := sleep(ctx, e.backoff(attempt-1)); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
+		if err = fn(ctx, run.Org, run.ID, run.RetireAt); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (r *runner) addPassword(ctx context.Context, end time.Time) (NewPassword, error) {
+	e := r.e
+	var err error
+	for attempt := range addPasswordAttempts {
+		if attempt > 0 {
+			if serr := sleep(ctx, e.backoff(attempt-1)); serr != nil {
+				return NewPassword{}, errors.Join(err, serr)
+			}
+		}
+		r.addCalled = true
+		var np NewPassword
+		np, err = r.dir.AddPassword(ctx, r.run.AppObjectID, domain.DisplayNameFor(r.run.ID), end)
+		if err == nil {
+			if np.KeyID == "" || np.Value.IsZero() {
+				return NewPassword{}, errors.New("Entra answered without a key id or secret")
+			}
+			return np, nil
+		}
+		if e.isPermanent(err) || ctx.Err() != nil {
+			return NewPassword{}, err
+		}
+		r.log.Warn("creating the secret failed; retrying", "attempt", attempt+1, "error", err)
+	}
+	return NewPassword{}, err
+}
+
+func (r *runner) deliver(ctx context.Context, i int, s sink.Sink, d sink.Delivery) (sink.Result, error) {
+	e := r.e
+	var err error
+	for attempt := range e.sinkAttempts {
+		if attempt > 0 {
+			if serr := sleep(ctx, e.backoff(attempt-1)); serr != nil {
+				return sink.Result{}, errors.Join(err, serr)
+			}
+		}
+		var res sink.Result
+		res, err = s.Deliver(ctx, d)
+		if err == nil {
+			return res, nil
+		}
+		err = scrubbed(err, r.value)
+		if e.isPermanent(err) || ctx.Err() != nil {
+			return sink.Result{}, err
+		}
+		r.log.Warn("sink write failed; retrying", "sink", i, "attempt", attempt+1, "error", err)
+	}
+	return sink.Result{}, err
+}
+
+// verify asks for tokens with the new secret until Entra accepts it, the
+// error is permanent, or VerifyTimeout passes. It returns the attempts made
+// and, on failure, the last answer that was not a deadline.
+func (r *runner) verify(ctx context.Context, ver Verifier) (int, error) {
+	e := r.e
+	vctx, cancel := context.WithTimeout(ctx, e.verifyTimeout)
+	defer cancel()
+	var last error
+	n := 0
+	for {
+		err := ver.Verify(vctx, r.run.TenantID, r.run.AppID, r.value)
+		n++
+		if err == nil {
+			return n, nil
+		}
+		err = scrubbed(err, r.value)
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		if vctx.Err() == nil || last == nil {
+			last = err
+		}
+		if e.isPermanent(err) {
+			return n, err
+		}
+		if !e.isPending(err) {
+			r.log.Warn("verification failed with an unexpected answer; retrying until the deadline", "attempt", n, "error", err)
+		}
+		if vctx.Err() != nil || sleep(vctx, e.backoff(n-1)) != nil {
+			if ctx.Err() != nil {
+				return n, ctx.Err()
+			}
+			return n, last
+		}
+	}
+}
+
+// fail ends the run in failed. If a credential may exist that no sink
+// received, nobody can hold it, so it is removed first; once a sink write
+// started it stays, and the next run's retirement removes it.
+func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bool) (*domain.Run, error) {
+	e, run := r.e, r.run
+	msg = r.scrub(msg)
+	// Finish the journal even when ctx was cancelled (shutdown).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if r.addCalled && !run.SinksStarted && r.dir != nil {
+		if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.log); note != "" {
+			msg += "; " + note
+		}
+	}
+	r.value = secret.Value{}
+	r.log.Error("rotation failed", "state", string(run.State), "permanent", permanent, "error", msg)
+	if err := e.transition(cctx, run, store.TransitionRunParams{
+		To: domain.RunFailed, Error: msg,
+		Event: domain.RunEvent{Step: StepFailed, Message: msg},
+	}); err != nil {
+		r.log.Error("journaling the failure failed; recovery at start-up abandons the run", "error", err)
+		return run, &RunError{RunID: run.ID, Message: msg, Permanent: permanent, Err: errors.Join(cause, err)}
+	}
+	return run, &RunError{RunID: run.ID, Message: msg, Permanent: permanent, Err: cause}
+}
+
+// removeUnheld removes the credential(s) run created, found by key id or by
+// the run's display name, when no sink ever received them. It returns a
+// note for the journal when something could not be removed.
+func (e *Engine) removeUnheld(ctx context.Context, dir Directory, run *domain.Run, knownKeyID string, log *slog.Logger) string {
+	name := domain.DisplayNameFor(run.ID)
+	keys := map[string]bool{}
+	if knownKeyID != "" {
+		keys[knownKeyID] = true
+	}
+	if run.NewKeyID != "" {
+		keys[run.NewKeyID] = true
+	}
+	creds, err := dir.Credentials(ctx, run.AppObjectID)
+	if err != nil {
+		log.Warn("listing credentials for clean-up failed", "error", err)
+		if len(keys) == 0 {
+			return fmt.Sprintf("a secret named %q may exist and could not be looked up (%v); the next rotation's retirement removes it", name, err)
+		}
+	} else {
+		present := map[string]bool{}
+		for _, c := range creds {
+			if c.DisplayName == name {
+				keys[c.KeyID] = true
+			}
+			present[c.KeyID] = true
+		}
+		for k := range keys {
+			if !present[k] {
+				delete(keys, k) // already gone
+			}
+		}
+	}
+	var notes []string
+	for _, k := range sortedKeys(keys) {
+		if err := e.event(ctx, run, "cleanup:"+k+":removing", fmt.Sprintf("removing secret %s: no sink received it, so nobody can hold it", k)); err != nil {
+			notes = append(notes, err.Error())
+			continue
+		}
+		if err := dir.RemovePassword(ctx, run.AppObjectID, k); err != nil {
+			log.Warn("removing an unheld secret failed", "key_id", k, "error", err)
+			notes = append(notes, fmt.Sprintf("secret %s could not be removed (%v); the next rotation's retirement removes it", k, err))
+			continue
+		}
+		log.Info("removed unheld secret", "key_id", k)
+		_ = e.event(ctx, run, "cleanup:"+k+":removed", fmt.Sprintf("removed secret %s", k))
+	}
+	return strings.Join(notes, "; ")
+}
+
+func (r *runner) scrub(s string) string {
+	if r.value.IsZero() {
+		return s
+	}
+	return strings.ReplaceAll(s, r.value.Reveal(), "[REDACTED]")
+}
+
+// scrubbed guards against a sink or verifier that echoes the value in an
+// error: the message is rewritten, the chain kept for errors.Is/As.
+func scrubbed(err error, v secret.Value) error {
+	if err == nil || v.IsZero() || !strings.Contains(err.Error(), v.Reveal()) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), v.Reveal(), "[REDACTED]"), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -1,0 +1,198 @@
+//go:build simkv
+
+package keyvault
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sink"
+)
+
+// simBundle is a running simulator and an azsecrets client for one of its
+// vaults, configured from sim.json alone.
+type simBundle struct {
+	client   *azsecrets.Client
+	vaultURL string
+	tenantID string
+}
+
+func setupSim(t *testing.T) simBundle {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv, err := sim.New(sim.Options{StateDir: t.TempDir(), Seed: "apps=3,tenants=1,expiring=1h"})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(ctx))
+	t.Cleanup(func() { _ = srv.Close() })
+
+	info := srv.Info()
+	require.NotEmpty(t, info.Tenants)
+	tenant := info.Tenants[0]
+	require.NotEmpty(t, tenant.KeyVaults, "the seeded tenant has no vault")
+
+	pem, err := os.ReadFile(info.CAFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem))
+	// Proxy is nil: nothing but the simulator on 127.0.0.1 is reached.
+	transport := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	co := azcore.ClientOptions{
+		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: info.AuthorityHost},
+		Transport: transport,
+	}
+	cred, err := azidentity.NewClientSecretCredential(tenant.ID, tenant.Rotation.ClientID, tenant.Rotation.ClientSecret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
+	require.NoError(t, err)
+	vaultURL := tenant.KeyVaults[0].URL
+	c, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
+	require.NoError(t, err)
+	return simBundle{client: c, vaultURL: vaultURL, tenantID: tenant.ID}
+}
+
+// build makes a sink for app writing to secret name in the simulator's vault.
+func (b simBundle) build(t *testing.T, name string, app domain.Application, adopt bool) *Sink {
+	t.Helper()
+	spec := domain.SinkSpec{Type: Type, Settings: map[string]any{KeyVaultURL: b.vaultURL, KeySecret: name, KeyAdopt: adopt}}
+	s, err := (&Builder{Clients: func(_, vaultURL string) (SecretsAPI, error) {
+		require.Equal(t, b.vaultURL, vaultURL)
+		return b.client, nil
+	}}).Build(spec, "sim", app)
+	require.NoError(t, err)
+	return s.(*Sink)
+}
+
+func (b simBundle) app(id string) domain.Application {
+	return domain.Application{TenantID: b.tenantID, ObjectID: "obj-" + id, AppID: id, DisplayName: "App " + id}
+}
+
+func simDelivery(app domain.Application, keyID, value string, end time.Time) sink.Delivery {
+	d := delivery(app, keyID, value)
+	d.End = end
+	return d
+}
+
+// read gets the latest version straight through azsecrets.
+func (b simBundle) read(t *testing.T, name string) azsecrets.Secret {
+	t.Helper()
+	resp, err := b.client.GetSecret(context.Background(), name, "", nil)
+	require.NoError(t, err)
+	return resp.Secret
+}
+
+func tagsOf(s azsecrets.Secret) map[string]string {
+	out := map[string]string{}
+	for k, v := range s.Tags {
+		out[k] = *v
+	}
+	return out
+}
+
+func TestDeliverSim(t *testing.T) {
+	t.Parallel()
+	b := setupSim(t)
+	ctx := context.Background()
+	end := time.Now().Add(90 * 24 * time.Hour).UTC().Truncate(time.Second)
+
+	t.Run("creates a new secret", func(t *testing.T) {
+		app := b.app("app-create")
+		s := b.build(t, "create-secret", app, false)
+		require.NoError(t, s.Validate(ctx), "absent secret validates")
+		res, err := s.Deliver(ctx, simDelivery(app, "key-1", "created-value", end))
+		require.NoError(t, err)
+		require.True(t, res.Changed)
+
+		got := b.read(t, "create-secret")
+		require.Equal(t, "created-value", *got.Value)
+		require.Equal(t, string(*got.ID), res.Location)
+		require.NotEmpty(t, got.ID.Version(), "location carries the version")
+		require.Equal(t, DefaultContentType, *got.ContentType)
+		require.True(t, *got.Attributes.Enabled)
+		require.NotNil(t, got.Attributes.Expires)
+		require.True(t, end.Equal(*got.Attributes.Expires), "expiry %v, credential end %v", got.Attributes.Expires, end)
+		require.Equal(t, map[string]string{
+			TagManagedBy: ManagedByRotor, TagAppID: "app-create", TagObjectID: "obj-app-create",
+			TagKeyID: "key-1", TagRunID: "run-key-1", TagTenantID: b.tenantID,
+		}, tagsOf(got))
+		require.NoError(t, s.Validate(ctx), "rotor's own secret validates")
+	})
+
+	t.Run("skips when the same key is already there", func(t *testing.T) {
+		app := b.app("app-skip")
+		s := b.build(t, "skip-secret", app, false)
+		first, err := s.Deliver(ctx, simDelivery(app, "key-1", "v1", end))
+		require.NoError(t, err)
+		again, err := s.Deliver(ctx, simDelivery(app, "key-1", "v1", end))
+		require.NoError(t, err)
+		require.False(t, again.Changed)
+		require.Equal(t, first.Location, again.Location)
+		require.Equal(t, first.Location, string(*b.read(t, "skip-secret").ID), "no new version")
+	})
+
+	t.Run("overwrites its own secret with a new key", func(t *testing.T) {
+		app := b.app("app-over")
+		s := b.build(t, "over-secret", app, false)
+		first, err := s.Deliver(ctx, simDelivery(app, "key-1", "old", end))
+		require.NoError(t, err)
+		second, err := s.Deliver(ctx, simDelivery(app, "key-2", "new", end.Add(time.Hour)))
+		require.NoError(t, err)
+		require.True(t, second.Changed)
+		require.NotEqual(t, first.Location, second.Location)
+		got := b.read(t, "over-secret")
+		require.Equal(t, "new", *got.Value)
+		require.Equal(t, "key-2", tagsOf(got)[TagKeyID])
+		require.True(t, end.Add(time.Hour).Equal(*got.Attributes.Expires))
+	})
+
+	t.Run("refuses a foreign secret", func(t *testing.T) {
+		_, err := b.client.SetSecret(ctx, "foreign-secret", azsecrets.SetSecretParameters{
+			Value: to.Ptr("theirs"), Tags: map[string]*string{"owner": to.Ptr("team-x")}}, nil)
+		require.NoError(t, err)
+		app := b.app("app-foreign")
+		s := b.build(t, "foreign-secret", app, false)
+		var no *NotOwnedError
+		require.ErrorAs(t, s.Validate(ctx), &no)
+		_, err = s.Deliver(ctx, simDelivery(app, "key-1", "mine", end))
+		require.ErrorAs(t, err, &no)
+		require.True(t, IsPermanent(err))
+		require.NotContains(t, err.Error(), "mine")
+		require.Equal(t, "theirs", *b.read(t, "foreign-secret").Value, "foreign secret untouched")
+	})
+
+	t.Run("adopt takes over a foreign secret", func(t *testing.T) {
+		_, err := b.client.SetSecret(ctx, "adopt-secret", azsecrets.SetSecretParameters{
+			Value: to.Ptr("theirs"), Tags: map[string]*string{"owner": to.Ptr("team-x")}}, nil)
+		require.NoError(t, err)
+		app := b.app("app-adopt")
+		s := b.build(t, "adopt-secret", app, true)
+		require.NoError(t, s.Validate(ctx))
+		res, err := s.Deliver(ctx, simDelivery(app, "key-1", "mine", end))
+		require.NoError(t, err)
+		require.True(t, res.Changed)
+		got := b.read(t, "adopt-secret")
+		require.Equal(t, "mine", *got.Value)
+		tags := tagsOf(got)
+		require.Equal(t, ManagedByRotor, tags[TagManagedBy])
+		require.Equal(t, "team-x", tags["owner"], "other tags carried over")
+
+		// Now rotor's: a plain sink (no adopt) may rotate it further.
+		plain := b.build(t, "adopt-secret", app, false)
+		res, err = plain.Deliver(ctx, simDelivery(app, "key-2", "mine-2", end))
+		require.NoError(t, err)
+		require.True(t, res.Changed)
+	})
+}
