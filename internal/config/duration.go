@@ -83,4 +83,3 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return total, nil
 }
-

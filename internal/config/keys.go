@@ -16,8 +16,9 @@ func (*SecretRef) selfDecoded() {}
 func (*duration) selfDecoded()  {}
 
 var (
-	selfDecodedType = reflect.TypeFor[selfDecoded]()
-	yamlNodeType    = reflect.TypeFor[yaml.Node]()
+	selfDecodedType     = reflect.TypeFor[selfDecoded]()
+	yamlNodeType        = reflect.TypeFor[yaml.Node]()
+	yamlUnmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 )
 
 // yamlKey is one key of a raw struct type.
@@ -53,17 +54,20 @@ func findKey(keys []yamlKey, name string) (reflect.StructField, bool) {
 }
 
 // checkKeys reports every key of n that type t does not know, with its
-// line and the closest known key, and removes it from the tree so that the
-// strict decoder that runs next does not report it a second time. It
-// reports them all, not just the first, so one edit fixes the file.
+// line and the closest known key, and every value of the wrong shape (a
+// list where a map belongs, "yes please" for a boolean). It reports them
+// all, not just the first, so that one edit fixes the file, and removes
+// them from the tree so that decoding reports nothing twice and the rest of
+// the file can still be checked. List items of the wrong shape become null
+// (keeping the indices of the others) and are recorded in skip.
 //
 // objPath/object name the list item being walked (`policies[0]`,
 // `policies[0] "web"`), path the key within it.
-func checkKeys(n *yaml.Node, t reflect.Type, path, objPath, object string, ps *problems) {
+func checkKeys(n *yaml.Node, t reflect.Type, path, objPath, object string, ps *problems, skip map[string]bool) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n == nil || t == yamlNodeType || reflect.PointerTo(t).Implements(selfDecodedType) {
+	if n == nil || selfChecked(t) {
 		return
 	}
 	switch t.Kind() {
@@ -77,16 +81,21 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, objPath, object string, ps *p
 			k, v := n.Content[i], n.Content[i+1]
 			f, ok := findKey(known, k.Value)
 			child := joinPath(path, k.Value)
+			rel := relPath(child, objPath)
 			if !ok {
 				where := ""
-				if rel := strings.TrimPrefix(strings.TrimPrefix(path, objPath), "."); rel != "" {
-					where = " in " + rel
+				if parent := relPath(path, objPath); parent != "" {
+					where = " in " + parent
 				}
 				ps.addf(child, object, k.Line, "unknown key %q%s (line %d); %s", k.Value, where, k.Line, suggest(k.Value, known))
 				continue
 			}
+			if want := wrongShape(v, f.Type); want != "" {
+				ps.addf(child, object, v.Line, "%s must be %s (line %d), not a %s", rel, want, v.Line, kindName(v))
+				continue
+			}
 			kept = append(kept, k, v)
-			checkKeys(v, f.Type, child, objPath, object, ps)
+			checkKeys(v, f.Type, child, objPath, object, ps, skip)
 		}
 		n.Content = kept
 	case reflect.Slice:
@@ -96,13 +105,69 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, objPath, object string, ps *p
 		et := t.Elem()
 		for i, item := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
-			if et.Kind() == reflect.Struct && et != yamlNodeType {
-				checkKeys(item, et, p, p, itemName(p, item), ps)
+			if want := wrongShape(item, et); want != "" {
+				ps.addf(p, object, item.Line, "%s must be %s (line %d), not a %s", relPath(p, objPath), want, item.Line, kindName(item))
+				skip[p] = true
+				n.Content[i] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: item.Line}
 				continue
 			}
-			checkKeys(item, et, p, objPath, object, ps)
+			if et.Kind() == reflect.Struct && !selfChecked(et) {
+				checkKeys(item, et, p, p, itemName(p, item), ps, skip)
+				continue
+			}
+			checkKeys(item, et, p, objPath, object, ps, skip)
 		}
 	}
+}
+
+// selfChecked reports whether values of t read (and check) their own YAML.
+func selfChecked(t reflect.Type) bool {
+	return t == yamlNodeType || reflect.PointerTo(t).Implements(selfDecodedType)
+}
+
+// wrongShape says what v should have been when it cannot be decoded into
+// t, or "" when it can. null is always fine: it means "not set".
+func wrongShape(v *yaml.Node, t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v.Kind == yaml.AliasNode {
+		v = v.Alias
+	}
+	if v == nil || (v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null") {
+		return ""
+	}
+	if selfChecked(t) || reflect.PointerTo(t).Implements(yamlUnmarshalerType) {
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if v.Kind != yaml.MappingNode {
+			return "a map"
+		}
+	case reflect.Slice:
+		if v.Kind != yaml.SequenceNode {
+			return "a list"
+		}
+	case reflect.Bool:
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
+			return "true or false"
+		}
+	case reflect.Int:
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" {
+			return "a whole number"
+		}
+	case reflect.String:
+		if v.Kind != yaml.ScalarNode {
+			return "a single value"
+		}
+	}
+	return ""
+}
+
+// relPath is path relative to the list item at objPath.
+func relPath(path, objPath string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(path, objPath), ".")
 }
 
 // itemName is how a problem names a list item: its index and, when it has

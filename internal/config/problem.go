@@ -16,18 +16,17 @@ type Problem struct {
 	// Line is the line in the file, 0 when unknown (a default, an
 	// environment override, or a check across keys).
 	Line int
-	// Message says what is wrong and how to fix it. It never contains a
-	// secret value.
+	// Message says what is wrong and how to fix it, naming the key
+	// (relative to Object when there is one). It never contains a secret
+	// value.
 	Message string
 }
 
 // String is the problem as one line: `policies[0] "web": renew_before …`.
+// Messages of top-level keys name the key themselves.
 func (p Problem) String() string {
-	switch {
-	case p.Object != "":
+	if p.Object != "" {
 		return p.Object + ": " + p.Message
-	case p.Path != "":
-		return p.Path + ": " + p.Message
 	}
 	return p.Message
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,8 +156,14 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		return r.fail(ctx, err, "creating the new secret failed: "+err.Error(), false)
 	}
 	r.keyID, r.value = np.KeyID, np.Value
+	// SinksStarted is journaled with the key id, before the first sink
+	// write: from then on a consumer may hold the value. (The store refuses
+	// a created → created transition, so it cannot wait for the first
+	// sink's own journal line; the cost is that a crash in the one journal
+	// write between here and that line leaves the secret for the next
+	// retirement instead of removing it at once.)
 	if err := e.transition(ctx, run, store.TransitionRunParams{
-		To: domain.RunCreated, NewKeyID: np.KeyID, NewEnd: np.End,
+		To: domain.RunCreated, NewKeyID: np.KeyID, NewEnd: np.End, SinksStarted: len(sinks) > 0,
 		Event: domain.RunEvent{Step: StepCreated, Message: fmt.Sprintf("created secret %s (%q) valid until %s",
 			np.KeyID, domain.DisplayNameFor(run.ID), np.End.UTC().Format(time.RFC3339))},
 	}); err != nil {
@@ -164,23 +171,13 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	}
 	r.log.Info("secret created", "state", string(run.State), "key_id", np.KeyID, "end", np.End)
 
-	// Deliver, in order. SinksStarted is journaled before the first write:
-	// from then on a consumer may hold the value.
+	// Deliver, in order, journaling each write before making it.
 	delivery := sink.Delivery{
 		Org: run.Org, RunID: run.ID, App: r.app, TenantID: run.TenantID, ClientID: run.AppID,
 		KeyID: np.KeyID, Kind: run.Kind, Value: np.Value, Start: np.Start, End: np.End,
 	}
 	for i, s := range sinks {
-		step := fmt.Sprintf("sink:%d:writing", i)
-		if !run.SinksStarted {
-			err = e.transition(ctx, run, store.TransitionRunParams{
-				To: domain.RunCreated, SinksStarted: true,
-				Event: domain.RunEvent{Step: step, Message: s.Describe()},
-			})
-		} else {
-			err = e.event(ctx, run, step, s.Describe())
-		}
-		if err != nil {
+		if err := e.event(ctx, run, fmt.Sprintf("sink:%d:writing", i), s.Describe()); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
 		res, err := r.deliver(ctx, i, s, delivery)
@@ -453,3 +450,12 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

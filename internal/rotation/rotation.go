@@ -141,13 +141,11 @@ type Engine struct {
 	sems map[string]chan struct{}
 }
 
-// New builds an Engine, filling defaults.
-func New(cfg Config) (*Engine, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("rotation: Store is required")
-	}
-	if cfg.Conns == nil {
-		return nil, errors.New("rotation: Conns is required")
+// New builds an Engine, filling defaults. Store and Conns are required; a
+// missing one is a wiring mistake and panics.
+func New(cfg Config) *Engine {
+	if cfg.Store == nil || cfg.Conns == nil {
+		panic("rotation.New: Store and Conns are required")
 	}
 	never := func(error) bool { return false }
 	e := &Engine{
@@ -179,8 +177,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ScheduleRetire != nil {
 		e.SetScheduleRetire(cfg.ScheduleRetire)
 	}
-	return e, nil
+	return e
 }
+
+// VerifyTimeout is how long a run waits for Entra to accept a new secret;
+// the job system sizes its rotate job timeout from it.
+func (e *Engine) VerifyTimeout() time.Duration { return e.verifyTimeout }
 
 // SetScheduleRetire wires the durable retire scheduler (the jobs package
 // does this, since it is built after the Engine).

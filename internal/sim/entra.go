@@ -102,7 +102,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	req.basicUser, req.basicPass, req.basic = r.BasicAuth()
 	tok, exp, e := s.issueToken(req)
 	if e != nil {
-		s.log.Info("token request refused", "tenant", clip(req.tenant), "client_id", clip(req.form.Get("client_id")), "aadsts", e.aadsts)
+		s.logger.Info("token request refused", "tenant", clip(req.tenant), "client_id", clip(req.form.Get("client_id")), "aadsts", e.aadsts)
 		s.entraError(w, r, e)
 		return
 	}
@@ -141,7 +141,7 @@ func (s *Server) issueToken(req tokenRequest) (string, time.Duration, *entraErro
 	}
 	tok, _, err := s.mintAccessToken(g.tenantID, &g.sp, g.resource, g.acr)
 	if err != nil {
-		s.log.Error("mint access token", "err", err)
+		s.logger.Error("mint access token", "err", err)
 		return "", 0, &entraError{http.StatusInternalServerError, "server_error", 50000, "There was an error issuing a token."}
 	}
 	return tok, accessTokenLifetime - time.Second, nil
@@ -572,7 +572,7 @@ func (s *Server) serveMI(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, exp, err := s.mintAccessToken(tenant.ID, &grant, resource, acrAssertion)
 	if err != nil {
-		s.log.Error("mint managed identity token", "err", err)
+		s.logger.Error("mint managed identity token", "err", err)
 		s.miError(w, r, http.StatusInternalServerError, "Could not issue a token.")
 		return
 	}

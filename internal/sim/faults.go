@@ -142,7 +142,7 @@ func (s *Server) SetFaults(c FaultConfig) error {
 		return fmt.Errorf("sim: faults: %w", err)
 	}
 	s.faults.set(c)
-	s.log.Info("simulator faults changed", "latency", c.Latency, "error_rate", c.ErrorRate,
+	s.logger.Info("simulator faults changed", "latency", c.Latency, "error_rate", c.ErrorRate,
 		"drop_rate", c.DropRate, "throttle", c.Throttle, "throttle_scale", c.ThrottleScale)
 	return nil
 }
@@ -328,9 +328,9 @@ func (s *Server) admitGraph(w http.ResponseWriter, tenantID, appID string, cost 
 
 // counters are the request counts by kind behind /_sim/stats.
 type counters struct {
-	tokenRequests, tokensIssued, miTokens atomic.Int64
-	graphRequests, graphReads, graphWrites  atomic.Int64
-	throttled, vault, injected, dropped     atomic.Int64
+	tokenRequests, tokensIssued, miTokens  atomic.Int64
+	graphRequests, graphReads, graphWrites atomic.Int64
+	throttled, vault, injected, dropped    atomic.Int64
 }
 
 // Stats is a snapshot of what the simulator has served, for tests,
@@ -429,7 +429,7 @@ func (s *Server) controlHandler() http.Handler {
 			return
 		}
 		adv.Advance(d)
-		s.log.Info("simulator clock advanced", "by", d)
+		s.logger.Info("simulator clock advanced", "by", d)
 		jsonReply(w, http.StatusOK, map[string]string{"now": s.clock.Now().UTC().Format(time.RFC3339Nano)})
 	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {

@@ -176,6 +176,7 @@ func seedDemoTenant(ti int, name string, now time.Time) (*Tenant, error) {
 	deployerSP := t.SPByAppID(deployer.AppID)
 	addVault(t)
 
+	certs := 0
 	for i, appName := range demoAppNames {
 		created := now.AddDate(0, 0, -(200 + 7*i))
 		app := addAppWithSP(t, &ids, appName, created)
@@ -197,7 +198,8 @@ func seedDemoTenant(ti int, name string, now time.Time) (*Tenant, error) {
 			}
 		}
 		if certOnly || i%4 == 1 {
-			band := demoBands[(i+2+ti)%len(demoBands)]
+			band := demoBands[(certs+ti)%len(demoBands)] // every band gets certificates
+			certs++
 			k, err := demoKey(&ids, appName, band, i, now)
 			if err != nil {
 				return nil, fmt.Errorf("certificate for %s: %w", appName, err)
@@ -212,18 +214,18 @@ func seedDemoTenant(ti int, name string, now time.Time) (*Tenant, error) {
 // secrets are only ever listed, never used.
 func demoPassword(ids *uuidSource, band expiryBand, display string, i int, now time.Time) *Password {
 	end := now.Add(band.end)
-	start := minTime(end.AddDate(-1, 0, 0), now.AddDate(0, 0, -(30 + 3*i)))
+	start := minTime(end.AddDate(-1, 0, 0), now.AddDate(0, 0, -(30+3*i)))
 	p := &Password{KeyID: ids.next(), DisplayName: display, Start: start, End: end, AddedAt: start}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	p.SecretHash = b
-	p.Hint = secretAlphabet[b[0]%64 : b[0]%64+1] + secretAlphabet[b[1]%64:b[1]%64+1] + secretAlphabet[b[2]%64:b[2]%64+1]
+	p.Hint = hint(b[:])
 	return p
 }
 
 func demoKey(ids *uuidSource, appName string, band expiryBand, i int, now time.Time) (*Key, error) {
 	end := now.Add(band.end)
-	start := minTime(end.AddDate(-1, 0, 0), now.AddDate(0, 0, -(60 + 5*i)))
+	start := minTime(end.AddDate(-1, 0, 0), now.AddDate(0, 0, -(60+5*i)))
 	key, err := pooledRSAKey(i)
 	if err != nil {
 		return nil, err
@@ -256,7 +258,7 @@ func addRotationIdentity(t *Tenant, ids *uuidSource, now time.Time) (*ServicePri
 	app := addAppWithSP(t, ids, "rotor-rotation", now.AddDate(0, -6, 0))
 	sp := t.SPByAppID(app.AppID)
 	sp.AppRoles = []string{RoleReadWriteOwned, RoleReadAll}
-	secret, err := mintClientSecret()
+	secret, err := newSecretText()
 	if err != nil {
 		return nil, fmt.Errorf("rotation secret: %w", err)
 	}
@@ -328,7 +330,7 @@ func seedBulk(spec SeedSpec, now time.Time) (*World, error) {
 			end := now.Add(time.Duration(float64(spec.Expiring) * float64(i+1) / float64(spec.Apps)))
 			p := &Password{KeyID: ids.next(), DisplayName: "bulk", Start: start, End: end, AddedAt: start}
 			fillRandom(stream, p.SecretHash[:])
-			p.Hint = secretAlphabet[p.SecretHash[0]%64:p.SecretHash[0]%64+1] + "8Q"
+			p.Hint = hint(p.SecretHash[:])
 			app.Passwords = []*Password{p}
 		}
 		w.AddTenant(t)
@@ -362,21 +364,10 @@ func (u *uuidSource) next() string {
 	return id.String()
 }
 
-// secretAlphabet is the alphabet of Entra client secrets.
-const secretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_~"
-
-// mintClientSecret returns a 40-character secret shaped like Entra's
-// ("abc8Q~" followed by 34 random characters).
-func mintClientSecret() (string, error) {
-	b := make([]byte, 40)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	for i := range b {
-		b[i] = secretAlphabet[b[i]%64]
-	}
-	copy(b[3:6], "8Q~")
-	return string(b), nil
+// hint returns a three-character hint for a seeded secret nobody knows.
+func hint(b []byte) string {
+	n := len(secretPrefixAlphabet)
+	return string([]byte{secretPrefixAlphabet[int(b[0])%n], secretPrefixAlphabet[int(b[1])%n], secretPrefixAlphabet[int(b[2])%n]})
 }
 
 // The demo's certificates need RSA keys, and RSA key generation is slow, so

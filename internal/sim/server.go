@@ -62,9 +62,9 @@ type Server struct {
 	// wall is the real clock, used only where a party outside the
 	// simulator judges time by its own wall clock: TLS certificate validity
 	// and client assertions minted by SDKs.
-	wall  clock.Clock
-	log   *slog.Logger
-	world *World
+	wall   clock.Clock
+	logger *slog.Logger
+	world  *World
 
 	adminToken string
 	miHeader   string
@@ -122,7 +122,7 @@ func New(opts Options) (*Server, error) {
 		opts:      opts,
 		clock:     opts.Clock,
 		wall:      clock.Real{},
-		log:       opts.Logger,
+		logger:    opts.Logger,
 		vaultPort: map[string]*Vault{},
 		done:      make(chan struct{}),
 	}
@@ -252,7 +252,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.mu.Unlock()
 
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12}
-	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	errLog := slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug)
 	newServer := func(h http.Handler) *http.Server {
 		return &http.Server{Handler: h, TLSConfig: tlsConf.Clone(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	}
@@ -261,7 +261,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	kv := s.keyVaultHandler()
 	vaultSrvs := make([]*http.Server, len(vls))
 	for i := range vls {
-		vaultSrvs[i] = newServer(s.logRequests("vault", s.withFaults(kindVault, s.countVault(kv))))
+		vaultSrvs[i] = newServer(s.logRequests("vault", s.countVault(s.withFaults(kindVault, kv))))
 	}
 
 	s.mu.Lock()
@@ -277,7 +277,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 				err = srv.Serve(l)
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("simulator listener stopped", "addr", l.Addr().String(), "err", err)
+				s.logger.Error("simulator listener stopped", "addr", l.Addr().String(), "err", err)
 			}
 		}()
 	}
@@ -312,7 +312,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}()
 
-	s.log.Info("simulator started", "authority", authority, "seed", s.opts.Seed,
+	s.logger.Info("simulator started", "authority", authority, "seed", s.opts.Seed,
 		"tenants", len(info.Tenants), "state_dir", stateDir)
 	return nil
 }
@@ -342,7 +342,7 @@ func (s *Server) Close() error {
 		}
 	}
 	close(s.done)
-	s.log.Info("simulator stopped")
+	s.logger.Info("simulator stopped")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sim: shutdown: %w", err)
 	}
@@ -374,7 +374,7 @@ func (s *Server) authorityHost() string {
 // conflict with the fixed prefixes.
 func (s *Server) mainHandler() http.Handler {
 	entra := s.withFaults(kindToken, s.entraHandler())
-	graph := s.withFaults(kindGraph, s.countGraph(s.graphHandler()))
+	graph := s.countGraph(s.withFaults(kindGraph, s.graphHandler()))
 	arm := s.withFaults(kindARM, http.HandlerFunc(s.serveARM))
 	control := s.controlHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -408,7 +408,7 @@ func (s *Server) logRequests(listener string, next http.Handler) http.Handler {
 		start := s.wall.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		s.log.Debug("sim request", "listener", listener, "method", r.Method, "path", r.URL.Path,
+		s.logger.Debug("sim request", "listener", listener, "method", r.Method, "path", r.URL.Path,
 			"status", rec.status, "duration", s.wall.Now().Sub(start))
 	})
 }

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -195,10 +194,4 @@ func segment(s string) string { return url.PathEscape(s) }
 // odataString quotes s as an OData string literal inside a path or filter.
 func odataString(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}
-
-// drainClose discards a body we do not need.
-func drainClose(r io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, r)
-	_ = r.Close()
 }

@@ -53,13 +53,32 @@ type PermissionError struct {
 	Code string
 	// Message is the service's message (never holds a secret value).
 	Message string
-	Err     error
+	// TokenFailed is true when Entra refused the connection's own
+	// credential, so no request reached the vault.
+	TokenFailed bool
+	Err         error
 }
 
 // Error names the identity's connection and what it needs.
 func (e *PermissionError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "key vault %s: %s secret %q: ", e.Vault, e.Op, e.Secret)
+	if e.TokenFailed {
+		fmt.Fprintf(&b, "no token for connection %q", e.Connection)
+		if e.StatusCode != 0 {
+			fmt.Fprintf(&b, ": HTTP %d", e.StatusCode)
+		}
+		if e.Code != "" {
+			fmt.Fprintf(&b, " %s", e.Code)
+		}
+		if e.Message != "" {
+			fmt.Fprintf(&b, ": %s", e.Message)
+		} else if e.StatusCode == 0 && e.Err != nil {
+			fmt.Fprintf(&b, ": %v", e.Err)
+		}
+		b.WriteString("; check the connection's credential")
+		return b.String()
+	}
 	if e.StatusCode != 0 {
 		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
 		if e.Code != "" {
@@ -177,9 +196,7 @@ func (s *Sink) classify(op string, err error, value string) error {
 		se = readServiceError(re)
 	case errors.As(err, &afe):
 		auth = true
-		if afe.RawResponse != nil {
-			se.status = afe.RawResponse.StatusCode
-		}
+		se = readTokenError(afe)
 	}
 	if value != "" {
 		if strings.Contains(err.Error(), value) {
@@ -189,7 +206,8 @@ func (s *Sink) classify(op string, err error, value string) error {
 	}
 	if auth {
 		// The connection's own credential failed: no token, no request.
-		return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection, Err: err}
+		return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection,
+			StatusCode: se.status, Code: se.code, Message: se.message, TokenFailed: true, Err: err}
 	}
 	if se.status == http.StatusUnauthorized || se.status == http.StatusForbidden {
 		if se.inner == "SecretDisabled" {
@@ -235,6 +253,28 @@ func readServiceError(re *azcore.ResponseError) serviceError {
 	se.message = firstLine(e.Error.Message)
 	if e.Error.InnerError != nil {
 		se.inner = e.Error.InnerError.Code
+	}
+	return se
+}
+
+// readTokenError reads Entra's {"error","error_description"} from a failed
+// token request.
+func readTokenError(afe *azidentity.AuthenticationFailedError) serviceError {
+	var se serviceError
+	if afe.RawResponse == nil {
+		return se
+	}
+	se.status = afe.RawResponse.StatusCode
+	body, err := runtime.Payload(afe.RawResponse)
+	if err != nil || len(body) == 0 {
+		return se
+	}
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &e) == nil {
+		se.code, se.message = e.Error, firstLine(e.Description)
 	}
 	return se
 }

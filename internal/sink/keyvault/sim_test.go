@@ -1,11 +1,10 @@
-//go:build simkv
-
 package keyvault
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"os"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
@@ -26,9 +26,12 @@ import (
 // simBundle is a running simulator and an azsecrets client for one of its
 // vaults, configured from sim.json alone.
 type simBundle struct {
+	srv      *sim.Server
 	client   *azsecrets.Client
 	vaultURL string
 	tenantID string
+	// co is the transport and authority every client of the test shares.
+	co azcore.ClientOptions
 }
 
 func setupSim(t *testing.T) simBundle {
@@ -61,16 +64,21 @@ func setupSim(t *testing.T) simBundle {
 	vaultURL := tenant.KeyVaults[0].URL
 	c, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
 	require.NoError(t, err)
-	return simBundle{client: c, vaultURL: vaultURL, tenantID: tenant.ID}
+	return simBundle{srv: srv, client: c, vaultURL: vaultURL, tenantID: tenant.ID, co: co}
 }
 
 // build makes a sink for app writing to secret name in the simulator's vault.
 func (b simBundle) build(t *testing.T, name string, app domain.Application, adopt bool) *Sink {
 	t.Helper()
+	return b.buildWith(t, b.client, name, app, adopt)
+}
+
+func (b simBundle) buildWith(t *testing.T, client SecretsAPI, name string, app domain.Application, adopt bool) *Sink {
+	t.Helper()
 	spec := domain.SinkSpec{Type: Type, Settings: map[string]any{KeyVaultURL: b.vaultURL, KeySecret: name, KeyAdopt: adopt}}
 	s, err := (&Builder{Clients: func(_, vaultURL string) (SecretsAPI, error) {
 		require.Equal(t, b.vaultURL, vaultURL)
-		return b.client, nil
+		return client, nil
 	}}).Build(spec, "sim", app)
 	require.NoError(t, err)
 	return s.(*Sink)
@@ -195,4 +203,94 @@ func TestDeliverSim(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, res.Changed)
 	})
+
+	t.Run("disabled latest version stops delivery", func(t *testing.T) {
+		app := b.app("app-disabled")
+		s := b.build(t, "disabled-secret", app, false)
+		res, err := s.Deliver(ctx, simDelivery(app, "key-1", "v1", end))
+		require.NoError(t, err)
+		id := azsecrets.ID(res.Location)
+		_, err = b.client.UpdateSecretProperties(ctx, id.Name(), id.Version(), azsecrets.UpdateSecretPropertiesParameters{
+			SecretAttributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(false)}}, nil)
+		require.NoError(t, err)
+		_, err = s.Deliver(ctx, simDelivery(app, "key-2", "v2", end))
+		var re *RequestError
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, http.StatusForbidden, re.StatusCode)
+		require.ErrorContains(t, err, "latest version is disabled")
+		require.True(t, IsPermanent(err))
+		var pe *PermissionError
+		require.False(t, errors.As(err, &pe), "a disabled secret is not a permission problem")
+	})
+
+	t.Run("soft-deleted secret needs recovering or purging", func(t *testing.T) {
+		app := b.app("app-deleted")
+		s := b.build(t, "deleted-secret", app, false)
+		_, err := s.Deliver(ctx, simDelivery(app, "key-1", "v1", end))
+		require.NoError(t, err)
+		_, err = b.client.DeleteSecret(ctx, "deleted-secret", nil)
+		require.NoError(t, err)
+		_, err = s.Deliver(ctx, simDelivery(app, "key-2", "deleted-value-2", end))
+		var re *RequestError
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, http.StatusConflict, re.StatusCode)
+		require.ErrorContains(t, err, "recover or purge")
+		require.NotContains(t, err.Error(), "deleted-value-2")
+	})
+
+	t.Run("a connection whose credential fails is a permission error", func(t *testing.T) {
+		cred, err := azidentity.NewClientSecretCredential(b.tenantID, b.srv.Info().Tenants[0].Rotation.ClientID, "wrong-secret",
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: b.co, DisableInstanceDiscovery: true})
+		require.NoError(t, err)
+		bad, err := azsecrets.NewClient(b.vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: b.co, DisableChallengeResourceVerification: true})
+		require.NoError(t, err)
+		app := b.app("app-denied")
+		s := b.buildWith(t, bad, "denied-secret", app, false)
+		err = s.Validate(ctx)
+		var pe *PermissionError
+		require.ErrorAs(t, err, &pe)
+		require.True(t, IsPermanent(err))
+		require.NotContains(t, err.Error(), "wrong-secret")
+		require.True(t, pe.TokenFailed)
+		require.Equal(t, http.StatusUnauthorized, pe.StatusCode)
+		require.ErrorContains(t, err, `no token for connection "sim": HTTP 401 invalid_client: AADSTS7000215`)
+		_, err = s.Deliver(ctx, simDelivery(app, "key-1", "denied-value", end))
+		require.ErrorAs(t, err, &pe)
+		require.NotContains(t, err.Error(), "denied-value")
+	})
+
+	t.Run("503 after retries is retryable and carries no value", func(t *testing.T) {
+		co := b.co
+		co.Retry = policy.RetryOptions{MaxRetries: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond}
+		c, err := azsecrets.NewClient(b.vaultURL, b.credential(t), &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
+		require.NoError(t, err)
+		app := b.app("app-flaky")
+		s := b.buildWith(t, c, "flaky-secret", app, false)
+		require.NoError(t, s.Validate(ctx), "token cached before faults start")
+
+		require.NoError(t, b.srv.SetFaults(sim.FaultConfig{ErrorRate: 1}))
+		t.Cleanup(func() { _ = b.srv.SetFaults(sim.FaultConfig{}) })
+		_, err = s.Deliver(ctx, simDelivery(app, "key-1", "flaky-value", end))
+		require.Error(t, err)
+		require.False(t, IsPermanent(err), "%v", err)
+		var re *RequestError
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, http.StatusServiceUnavailable, re.StatusCode)
+		require.NotContains(t, fmtAll(err), "flaky-value")
+		require.NoError(t, b.srv.SetFaults(sim.FaultConfig{}))
+
+		res, err := s.Deliver(ctx, simDelivery(app, "key-1", "flaky-value", end))
+		require.NoError(t, err, "the retry succeeds once the vault recovers")
+		require.True(t, res.Changed)
+	})
+}
+
+// credential is a fresh credential of the tenant's rotation identity.
+func (b simBundle) credential(t *testing.T) azcore.TokenCredential {
+	t.Helper()
+	ten := b.srv.Info().Tenants[0]
+	cred, err := azidentity.NewClientSecretCredential(ten.ID, ten.Rotation.ClientID, ten.Rotation.ClientSecret,
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: b.co, DisableInstanceDiscovery: true})
+	require.NoError(t, err)
+	return cred
 }

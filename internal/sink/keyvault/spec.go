@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"text/template/parse"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 )
@@ -163,9 +164,9 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 		}
 	}
 	if v, ok := str(KeySecret, true); ok {
-		t, err := template.New(KeySecret).Funcs(templateFuncs).Option("missingkey=error").Parse(v)
+		t, err := parseTemplate(v)
 		if err != nil {
-			bad(KeySecret, "template %q does not parse: %v", v, err)
+			bad(KeySecret, "template %q %v", v, err)
 		} else if name, err := render(t, sampleApp); err != nil {
 			bad(KeySecret, "template %q fails: %v (fields: .App.DisplayName, .App.AppID, .App.ObjectID, .TenantID, .ClientID; functions: slug, lower)", v, err)
 		} else if !secretNamePattern.MatchString(name) {
@@ -218,13 +219,75 @@ func checkVaultURL(raw string) (string, error) {
 	return "https://" + u.Host + "/", nil
 }
 
+// parseTemplate parses a secret name template. A name needs no loops or
+// sub-templates, and refusing them means rendering a configured template
+// always ends quickly (Go templates can range over an integer or recurse).
+func parseTemplate(src string) (*template.Template, error) {
+	t, err := template.New(KeySecret).Funcs(templateFuncs).Option("missingkey=error").Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("does not parse: %v", err)
+	}
+	if len(t.Templates()) > 1 {
+		return nil, errors.New("must not define templates (define/block)")
+	}
+	if t.Tree == nil || t.Tree.Root == nil {
+		return t, nil
+	}
+	var walk func(n parse.Node) error
+	walk = func(n parse.Node) error {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n == nil {
+				return nil
+			}
+			for _, c := range n.Nodes {
+				if err := walk(c); err != nil {
+					return err
+				}
+			}
+		case *parse.IfNode:
+			return errors.Join(walk(n.List), walk(n.ElseList))
+		case *parse.WithNode:
+			return errors.Join(walk(n.List), walk(n.ElseList))
+		case *parse.RangeNode:
+			return errors.New("must not use range: a secret name needs no loop")
+		case *parse.TemplateNode:
+			return errors.New("must not call templates")
+		}
+		return nil
+	}
+	if err := walk(t.Tree.Root); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// maxRendered bounds a rendered name: far above Key Vault's 127, so the
+// error can still show what the template made.
+const maxRendered = 1024
+
+// limitWriter fails once more than n bytes are written.
+type limitWriter struct {
+	b strings.Builder
+	n int
+}
+
+var errTooLong = fmt.Errorf("renders more than %d characters", maxRendered)
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > w.n {
+		return 0, errTooLong
+	}
+	return w.b.Write(p)
+}
+
 func render(t *template.Template, data TemplateData) (string, error) {
-	var b strings.Builder
-	if err := t.Execute(&b, data); err != nil {
+	b := &limitWriter{n: maxRendered}
+	if err := t.Execute(b, data); err != nil {
 		return "", err
 	}
 	// Trailing newlines come from YAML block scalars, not from intent.
-	return strings.TrimSpace(b.String()), nil
+	return strings.TrimSpace(b.b.String()), nil
 }
 
 // nameProblem explains why name (rendered from tmpl for app) is not a valid

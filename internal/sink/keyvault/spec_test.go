@@ -70,6 +70,11 @@ func TestCheckSpec(t *testing.T) {
 		{name: "template unknown field", tweak: set(KeySecret, "{{ .App.Name }}"), wantKey: KeySecret, wantErr: []string{"fails", "Name", "functions: slug, lower"}},
 		{name: "template literal underscore", tweak: set(KeySecret, "{{ .App.AppID }}_secret"), wantKey: KeySecret,
 			wantErr: []string{"not a valid Key Vault secret name", `'_'`, "slug"}},
+		{name: "template with range", tweak: set(KeySecret, "{{ range 100000000000 }}{{ end }}x"), wantKey: KeySecret, wantErr: []string{"must not use range"}},
+		{name: "template with range inside if", tweak: set(KeySecret, "{{ if .App.AppID }}{{ range 3 }}a{{ end }}{{ end }}"), wantKey: KeySecret, wantErr: []string{"must not use range"}},
+		{name: "template defining templates", tweak: set(KeySecret, `{{ define "x" }}{{ template "x" }}{{ end }}{{ template "x" }}`), wantKey: KeySecret, wantErr: []string{"must not define templates"}},
+		{name: "template with if is fine", tweak: set(KeySecret, `{{ if .App.DisplayName }}{{ .App.DisplayName | slug }}{{ else }}app{{ end }}-secret`)},
+		{name: "template rendering a huge name", tweak: set(KeySecret, `{{ printf "%05000d" 1 }}`), wantKey: KeySecret, wantErr: []string{"renders more than 1024 characters"}},
 		{name: "template renders empty", tweak: set(KeySecret, `{{ "" }}`), wantKey: KeySecret, wantErr: []string{"it is empty"}},
 		{name: "adopt not a bool", tweak: set(KeyAdopt, "yes"), wantKey: KeyAdopt, wantErr: []string{"must be true or false, got string"}},
 		{name: "content type too long", tweak: set(KeyContentType, string(make([]byte, 256))), wantKey: KeyContentType, wantErr: []string{"256 characters"}},
@@ -194,4 +199,38 @@ func TestSlug(t *testing.T) {
 	} {
 		require.Equal(t, want, Slug(in), "Slug(%q)", in)
 	}
+}
+
+// FuzzSlug: whatever a display name holds, slug gives a valid name fragment.
+func FuzzSlug(f *testing.F) {
+	for _, s := range []string{"Payroll API", "a__b", "Ünïcode", "", "-", strings.Repeat("x ", 100)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Slug(s)
+		if got == "" {
+			return
+		}
+		require.Regexp(t, `^[0-9a-z]+(-[0-9a-z]+)*$`, got)
+		require.Equal(t, got, Slug(got), "slug is idempotent")
+	})
+}
+
+// FuzzCheckSpec: a configured template or URL never panics the checker, and
+// an accepted spec always builds or fails with an error.
+func FuzzCheckSpec(f *testing.F) {
+	f.Add("https://kv.vault.azure.net/", "{{ .App.DisplayName | slug }}", "Payroll API")
+	f.Add("https://kv/", "{{ .App.Name }}", "x")
+	f.Add("http://x", "{{", "")
+	f.Fuzz(func(t *testing.T, vaultURL, tmpl, display string) {
+		spec := domain.SinkSpec{Type: Type, Settings: map[string]any{KeyVaultURL: vaultURL, KeySecret: tmpl}}
+		if (&Builder{}).CheckSpec(spec) != nil {
+			return
+		}
+		b := &Builder{Clients: func(_, u string) (SecretsAPI, error) { return newFakeVault(u), nil }}
+		s, err := b.Build(spec, "c", domain.Application{AppID: "a", DisplayName: display})
+		if err == nil {
+			require.Regexp(t, `^[0-9a-zA-Z-]{1,127}$`, s.(*Sink).SecretName())
+		}
+	})
 }

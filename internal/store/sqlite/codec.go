@@ -39,6 +39,21 @@ func checkTime(what string, t time.Time) error {
 	return nil
 }
 
+type namedTime struct {
+	name string
+	t    time.Time
+}
+
+// checkTimes runs checkTime on each.
+func checkTimes(ts ...namedTime) error {
+	for _, nt := range ts {
+		if err := checkTime(nt.name, nt.t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // decTime parses a stored time; NULL is the zero time.
 func decTime(s sql.NullString) (time.Time, error) {
 	if !s.Valid {

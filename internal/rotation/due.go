@@ -1,0 +1,216 @@
+package rotation
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// DueApp is an application the planner should rotate now, with the policy
+// that governs it and the decision that says why.
+type DueApp struct {
+	App      domain.Application
+	Policy   domain.Policy
+	Decision domain.Decision
+}
+
+const (
+	// duePageSize is how many applications Due reads per store call.
+	duePageSize = 1000
+	// recentRunsLimit bounds the finished runs Due reads to correct the
+	// inventory between syncs (see overlay).
+	recentRunsLimit = 5000
+)
+
+// Due lists the applications of org that are due for rotation now: those
+// the policies govern, that no run holds, and whose domain.Decide says
+// due. Applications whose last run failed less than RetryFailedAfter ago
+// are left out, so a permanent problem makes one failed run an hour, not
+// one a minute.
+//
+// It reads the inventory a page at a time and the runs in three queries,
+// whatever the number of applications.
+func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySource) ([]DueApp, error) {
+	now := e.now()
+	rs, err := e.loadRunState(ctx, store.ListRunsParams{Org: org})
+	if err != nil {
+		return nil, err
+	}
+	var out []DueApp
+	p := store.ListApplicationsParams{Org: org, ManageableOnly: true, Limit: duePageSize}
+	for {
+		apps, err := e.store.ListApplications(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("rotation: list applications: %w", err)
+		}
+		for _, app := range apps {
+			pol := policies.PolicyFor(app.Connection, app)
+			if pol == nil || !pol.Enabled {
+				continue
+			}
+			d, ok := rs.decide(app, pol, now, e.retryFailedAfter)
+			if !ok {
+				continue
+			}
+			out = append(out, DueApp{App: app, Policy: *pol, Decision: d})
+		}
+		if len(apps) < duePageSize {
+			break
+		}
+		last := apps[len(apps)-1]
+		p.AfterName, p.AfterObjectID = last.DisplayName, last.ObjectID
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Decide answers "is app due now, and why?" for one application, with the
+// runs rotor journaled since the last inventory sync taken into account.
+// The rotate worker asks it again just before rotating, so a job planned a
+// few seconds before a manual rotation does not rotate twice.
+func (e *Engine) Decide(ctx context.Context, org domain.OrgID, app domain.Application, policy *domain.Policy) (domain.Decision, error) {
+	rs, err := e.loadRunState(ctx, store.ListRunsParams{Org: org, AppObjectID: app.ObjectID})
+	if err != nil {
+		return domain.Decision{}, err
+	}
+	in := domain.DecideInput{App: rs.overlay(app), Policy: policy, Now: e.now()}
+	if r, ok := rs.active[appKey(app.TenantID, app.ObjectID)]; ok {
+		in.ActiveRun = r
+	}
+	return domain.Decide(in), nil
+}
+
+// runState is what the planner knows about runs: the active one of each
+// application, and the newest finished and newest successful ones.
+type runState struct {
+	active     map[string]*domain.Run
+	newest     map[string]*domain.Run // retiring, done or failed
+	failStreak map[string]int         // failed runs in a row, newest first
+	newestGood map[string]*domain.Run // retiring or done
+	// unfinished holds the ids of failed and abandoned runs: their secrets
+	// (left in place when a sink may hold them) never count as the
+	// application's current one.
+	unfinished map[string]bool
+}
+
+func appKey(tenantID, objectID string) string { return tenantID + "/" + objectID }
+
+func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*runState, error) {
+	rs := &runState{active: map[string]*domain.Run{}, newest: map[string]*domain.Run{}, newestGood: map[string]*domain.Run{}, unfinished: map[string]bool{}, failStreak: map[string]int{}}
+	p := base
+	p.States = activeStates
+	active, err := e.store.ListRuns(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("rotation: list active runs: %w", err)
+	}
+	for i := range active {
+		rs.active[appKey(active[i].TenantID, active[i].AppObjectID)] = &active[i]
+	}
+	p = base
+	p.States = []domain.RunState{domain.RunRetiring, domain.RunDone, domain.RunFailed, domain.RunAbandoned}
+	p.Limit = recentRunsLimit
+	finished, err := e.store.ListRuns(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("rotation: list recent runs: %w", err)
+	}
+	// Newest first, but do not rely on the store's tie-breaking.
+	sort.SliceStable(finished, func(i, j int) bool { return finished[i].CreatedAt.After(finished[j].CreatedAt) })
+	closed := map[string]bool{} // a success ends the failure streak
+	for i := range finished {
+		r := &finished[i]
+		k := appKey(r.TenantID, r.AppObjectID)
+		if r.State == domain.RunAbandoned {
+			rs.unfinished[r.ID] = true
+			continue
+		}
+		if _, ok := rs.newest[k]; !ok {
+			rs.newest[k] = r
+		}
+		if !closed[k] {
+			if r.State == domain.RunFailed {
+				rs.failStreak[k]++
+			} else {
+				closed[k] = true
+			}
+		}
+		if r.State == domain.RunFailed {
+			rs.unfinished[r.ID] = true
+			continue
+		}
+		if r.NewKeyID == "" {
+			continue
+		}
+		if _, ok := rs.newestGood[k]; !ok {
+			rs.newestGood[k] = r
+		}
+	}
+	return rs, nil
+}
+
+// decide runs domain.Decide for one application and applies the failure
+// back-off.
+func (rs *runState) decide(app domain.Application, pol *domain.Policy, now time.Time, retryFailedAfter time.Duration) (domain.Decision, bool) {
+	k := appKey(app.TenantID, app.ObjectID)
+	in := domain.DecideInput{App: rs.overlay(app), Policy: pol, Now: now, ActiveRun: rs.active[k]}
+	d := domain.Decide(in)
+	if !d.Due {
+		return d, false
+	}
+	if last := rs.newest[k]; last != nil && last.State == domain.RunFailed {
+		ended := last.EndedAt
+		if ended.IsZero() {
+			ended = last.UpdatedAt
+		}
+		if now.Sub(ended) < failureBackoff(retryFailedAfter, rs.failStreak[k]) {
+			return d, false
+		}
+	}
+	return d, true
+}
+
+// failureBackoff is how long the planner waits after the last of n failed
+// runs in a row: base, doubling with each further failure, at most a day
+// (each failed run may leave a secret that a sink received, which only the
+// next successful run retires).
+func failureBackoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < 24*time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, max(base, 24*time.Hour))
+}
+
+// overlay corrects the inventory with the journal before a decision. It
+// adds the secret of the application's newest successful run when the
+// inventory does not show it yet (the inventory is only as fresh as the
+// last sync; without this the planner would rotate again every minute until
+// the next one). And it hides the secrets of failed and abandoned runs: one
+// that never verified must not pass for the application's current secret
+// and push its renewal months away.
+func (rs *runState) overlay(app domain.Application) domain.Application {
+	if slices.ContainsFunc(app.Credentials, func(c domain.Credential) bool { return rs.unfinished[c.RunID()] }) {
+		app.Credentials = slices.DeleteFunc(slices.Clone(app.Credentials), func(c domain.Credential) bool { return rs.unfinished[c.RunID()] })
+	}
+	r := rs.newestGood[appKey(app.TenantID, app.ObjectID)]
+	if r == nil {
+		return app
+	}
+	if slices.ContainsFunc(app.Credentials, func(c domain.Credential) bool { return c.KeyID == r.NewKeyID }) {
+		return app
+	}
+	app.Credentials = append(slices.Clone(app.Credentials), domain.Credential{
+		KeyID:       r.NewKeyID,
+		Kind:        r.Kind,
+		DisplayName: domain.DisplayNameFor(r.ID),
+		Start:       r.CreatedAt,
+		End:         r.NewEnd,
+	})
+	return app
+}

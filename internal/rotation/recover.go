@@ -1,0 +1,88 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// Recover cleans up after a process that died mid-rotation. Call it once at
+// start-up, before any worker runs: every run still in an active state
+// (planned, created, propagated or verified) then belongs to a dead
+// process.
+//
+// Each such run is marked abandoned. If no sink write had started, the
+// secret it may have created (found by its key id or, when the crash came
+// between addPassword and the journal write, by its display name
+// rotor:<run id>) is removed first: nobody can hold it. If a sink write had
+// started, a consumer may hold it, so it stays until the fresh run's
+// retirement removes it.
+//
+// A verified run (every sink written, Entra accepted the secret, but
+// retirement not yet journaled) is abandoned too rather than finished:
+// Recover does not know the run's policy (its overlap), and a fresh run
+// costs one extra secret for one overlap, which the design accepts.
+//
+// Recover returns the abandoned runs; the caller starts a fresh run
+// (TriggerRecovery, Replacing(run.ID)) for each at once. Retiring runs are
+// left as they are, but their retirement is scheduled again (the scheduler
+// dedupes by run id), covering a crash between the retiring journal write
+// and the scheduling.
+func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, error) {
+	runs, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: org, States: activeStates})
+	if err != nil {
+		return nil, fmt.Errorf("rotation: list active runs: %w", err)
+	}
+	var out []domain.Run
+	var errs []error
+	for i := range runs {
+		run := &runs[i]
+		log := e.log.With("run", run.ID, "org", string(org), "tenant", run.TenantID, "app", run.AppObjectID, "app_name", run.AppName)
+		from := run.State
+		msg := fmt.Sprintf("rotor stopped while this run was %s; a fresh run replaces it", from)
+		if run.SinksStarted {
+			msg += fmt.Sprintf("; its secret %s may have reached a consumer, so it stays until the fresh run retires it after the overlap", run.NewKeyID)
+		} else {
+			dir, err := e.conns.Directory(run.Connection)
+			note := ""
+			if err != nil {
+				note = fmt.Sprintf("a secret named %q may exist and connection %q is unavailable (%v); the fresh run's retirement removes it", domain.DisplayNameFor(run.ID), run.Connection, err)
+			} else {
+				note = e.removeUnheld(ctx, dir, run, "", log)
+			}
+			if note != "" {
+				msg += "; " + note
+			} else {
+				msg += "; no sink had received its secret, so any it created was removed"
+			}
+		}
+		if err := e.transition(ctx, run, store.TransitionRunParams{
+			From: []domain.RunState{from}, To: domain.RunAbandoned, Error: msg,
+			Event: domain.RunEvent{Step: StepAbandoned, Message: msg},
+		}); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				continue // moved on by someone else meanwhile
+			}
+			errs = append(errs, err)
+			continue
+		}
+		log.Warn("run abandoned", "state", string(from), "sinks_started", run.SinksStarted)
+		out = append(out, *run)
+	}
+
+	if fn := e.scheduler(); fn != nil {
+		retiring, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: org, States: []domain.RunState{domain.RunRetiring}})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rotation: list retiring runs: %w", err))
+		}
+		for _, run := range retiring {
+			if err := fn(ctx, org, run.ID, run.RetireAt); err != nil {
+				errs = append(errs, fmt.Errorf("rotation: reschedule retirement of %s: %w", run.ID, err))
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}

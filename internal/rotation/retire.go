@@ -1,0 +1,120 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// Retire finishes a retiring run once its overlap has passed: it removes
+// every credential domain.ToRetire picks beside the one the run created
+// (older rotor-made ones; foreign ones only when policy.RetireUnmanaged),
+// journaling each removal before making it, then marks the run done.
+//
+// It is idempotent: run again after a crash it removes what is left. A run
+// already done, failed or abandoned is a no-op. Before RetireAt it returns
+// *ErrTooEarly. If the run's own credential is gone from Entra, it removes
+// nothing and fails the run: something outside rotor changed the
+// application, and a human must look.
+func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, policy domain.Policy) error {
+	run, err := e.store.GetRun(ctx, org, runID)
+	if err != nil {
+		return fmt.Errorf("rotation: load run %s: %w", runID, err)
+	}
+	log := e.log.With("run", run.ID, "org", string(org), "tenant", run.TenantID, "app", run.AppObjectID, "app_name", run.AppName)
+	switch run.State {
+	case domain.RunRetiring:
+	case domain.RunDone:
+		return nil
+	case domain.RunFailed, domain.RunAbandoned:
+		log.Info("nothing to retire", "state", string(run.State))
+		return nil
+	default:
+		return fmt.Errorf("rotation: run %s is %s, not retiring", run.ID, run.State)
+	}
+	if now := e.now(); now.Before(run.RetireAt) {
+		return &ErrTooEarly{RetireAt: run.RetireAt}
+	}
+	dir, err := e.conns.Directory(run.Connection)
+	if err != nil {
+		return fmt.Errorf("rotation: connection %q: %w", run.Connection, err)
+	}
+	release, err := e.acquire(ctx, run.TenantID)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	creds, err := dir.Credentials(ctx, run.AppObjectID)
+	if err != nil {
+		return fmt.Errorf("rotation: list credentials of %s: %w", run.AppObjectID, err)
+	}
+	var keep domain.Credential
+	found := false
+	for _, c := range creds {
+		if c.KeyID == run.NewKeyID {
+			keep, found = c, true
+		}
+	}
+	if !found {
+		msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application, so rotor removed nothing; find out who deleted it, then rotate again", run.NewKeyID)
+		log.Error("retirement refused", "state", string(run.State), "error", msg)
+		if err := e.transition(ctx, run, store.TransitionRunParams{
+			To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: StepFailed, Message: msg},
+		}); err != nil {
+			return err
+		}
+		return &RunError{RunID: run.ID, Message: msg, Permanent: true}
+	}
+
+	removed := 0
+	for _, c := range domain.ToRetire(creds, keep, policy.RetireUnmanaged) {
+		if !c.RotorCreated() && !policy.RetireUnmanaged {
+			continue // never touch what rotor did not make, unless told to
+		}
+		step := "retire:" + c.KeyID + ":removing"
+		owner := "made by rotor"
+		if !c.RotorCreated() {
+			owner = "not made by rotor; the policy retires unmanaged credentials"
+		}
+		if err := e.event(ctx, run, step, fmt.Sprintf("removing %s %s %q (%s), ending %s", c.Kind, c.KeyID, c.DisplayName, owner, c.End.UTC().Format(time.RFC3339))); err != nil {
+			return err
+		}
+		if err := dir.RemovePassword(ctx, run.AppObjectID, c.KeyID); err != nil {
+			if e.isPermanent(err) {
+				msg := fmt.Sprintf("removing %s was refused: %v", c.KeyID, err)
+				if terr := e.transition(ctx, run, store.TransitionRunParams{
+					To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: StepFailed, Message: msg},
+				}); terr != nil {
+					return errors.Join(err, terr)
+				}
+				return &RunError{RunID: run.ID, Message: msg, Permanent: true, Err: err}
+			}
+			return fmt.Errorf("rotation: remove %s: %w", c.KeyID, err)
+		}
+		removed++
+		log.Info("retired credential", "state", string(run.State), "key_id", c.KeyID, "display_name", c.DisplayName)
+		if err := e.event(ctx, run, "retire:"+c.KeyID+":removed", "removed "+c.KeyID); err != nil {
+			return err
+		}
+	}
+	if err := e.transition(ctx, run, store.TransitionRunParams{
+		To:    domain.RunDone,
+		Event: domain.RunEvent{Step: StepDone, Message: fmt.Sprintf("removed %d older credential(s); %s is the application's current secret", removed, keep.KeyID)},
+	}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// A second retire job for the run (one per process start may
+			// exist) finished first.
+			if cur, gerr := e.store.GetRun(ctx, org, runID); gerr == nil && cur.State == domain.RunDone {
+				return nil
+			}
+		}
+		return err
+	}
+	log.Info("rotation done", "state", string(run.State), "removed", removed)
+	return nil
+}

@@ -1,0 +1,382 @@
+package rotation
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+func steps(run *domain.Run) []string {
+	var out []string
+	for _, ev := range run.Events {
+		out = append(out, ev.Step)
+	}
+	return out
+}
+
+func TestRotateAndRetire(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.dir.replication = 3 // Entra answers AADSTS7000215 three times first
+	var hooked []string
+	b.hooks.AfterJournal = func(_ domain.Run, step string) { hooked = append(hooked, step) }
+	e := b.engine(t)
+
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunRetiring, run.State)
+	require.NotEmpty(t, run.NewKeyID)
+	require.True(t, run.SinksStarted)
+	require.Equal(t, t0.Add(time.Hour), run.RetireAt)
+	require.Equal(t, []string{run.ID}, b.retires)
+
+	stored, err := b.store.GetRun(b.ctx, b.org, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunRetiring, stored.State)
+	require.Equal(t, run.NewKeyID, stored.NewKeyID)
+	require.Equal(t, []string{"planned", "created", "sink:0:writing", "sink:0:written", "sink:1:writing", "sink:1:written",
+		"propagated", "verifying", "verified", "retiring"}, steps(stored))
+	require.Equal(t, steps(stored), hooked, "a hook after every journal write")
+
+	// The new secret is everywhere; the old ones still work (overlap).
+	v, keyID := b.vault.get("kv", b.app.ObjectID)
+	require.Equal(t, run.NewKeyID, keyID)
+	require.NoError(t, b.dir.Verify(b.ctx, tenant, b.app.AppID, v))
+	require.Len(t, b.dir.creds(b.app.ObjectID), 3)
+
+	// Not before the overlap.
+	var early *ErrTooEarly
+	require.ErrorAs(t, e.Retire(b.ctx, b.org, run.ID, b.policy), &early)
+	require.Len(t, b.dir.creds(b.app.ObjectID), 3)
+
+	b.clock.Advance(time.Hour)
+	require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+	stored, err = b.store.GetRun(b.ctx, b.org, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunDone, stored.State)
+	require.Equal(t, []string{"old-rotor"}, b.dir.removed)
+	b.assertConverged(t)
+	b.assertNoSecretAtRest(t)
+
+	// Idempotent.
+	require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+	require.Equal(t, []string{"old-rotor"}, b.dir.removed)
+}
+
+func TestRotateBusy(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	require.NoError(t, b.store.CreateRun(b.ctx, &domain.Run{Org: b.org, ID: "0190aaaa-0000-7000-8000-00000000beef", TenantID: tenant, AppObjectID: b.app.ObjectID, Kind: domain.KindSecret, Trigger: domain.TriggerDue}))
+	_, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerManual)
+	require.ErrorIs(t, err, ErrBusy)
+	require.Len(t, b.dir.creds(b.app.ObjectID), 2, "nothing touched")
+}
+
+func TestRotateFailures(t *testing.T) {
+	t.Parallel()
+	type outcome struct {
+		permanent bool
+		message   string
+		// newCredLeft says whether the new credential stays in Entra.
+		newCredLeft bool
+	}
+	cases := []struct {
+		name  string
+		tweak func(b *bundle, e *Engine)
+		want  outcome
+	}{
+		{
+			name:  "lifetime refused by the app management policy",
+			tweak: func(b *bundle, _ *Engine) { b.dir.addErr = func(int) error { return errPolicy } },
+			want:  outcome{permanent: true, message: "make the policy's lifetime (30d) shorter"},
+		},
+		{
+			name: "verification times out after sinks received the secret",
+			tweak: func(b *bundle, e *Engine) {
+				b.dir.verifyErr = errPending
+				e.verifyTimeout = 30 * time.Millisecond
+			},
+			want: outcome{message: "was not accepted by Entra within 30ms", newCredLeft: true},
+		},
+		{
+			name: "verification times out with no sink: nobody holds the secret",
+			tweak: func(b *bundle, e *Engine) {
+				b.policy.Sinks = nil
+				b.dir.verifyErr = errPending
+				e.verifyTimeout = 30 * time.Millisecond
+			},
+			want: outcome{message: "was not accepted by Entra within 30ms"},
+		},
+		{
+			name: "second sink refuses",
+			tweak: func(b *bundle, _ *Engine) {
+				b.vault.failures = func(name string, _ int) error {
+					if name == "ado" {
+						return fmt.Errorf("ado: %w", errPolicy)
+					}
+					return nil
+				}
+			},
+			want: outcome{permanent: true, message: "sink 1 (memory sink ado) failed", newCredLeft: true},
+		},
+		{
+			name:  "unknown sink type fails before anything is created",
+			tweak: func(b *bundle, _ *Engine) { b.policy.Sinks = append(b.policy.Sinks, domain.SinkSpec{Type: "nope"}) },
+			want:  outcome{permanent: true, message: "sink 2 (nope) cannot be built"},
+		},
+		{
+			name:  "certificates are not rotated yet",
+			tweak: func(b *bundle, _ *Engine) { b.policy.Kind = domain.KindCertificate },
+			want:  outcome{permanent: true, message: "rotates client secrets only"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			e := b.engine(t)
+			tc.tweak(b, e)
+			run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+			var re *RunError
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, tc.want.permanent, re.Permanent, re.Message)
+			require.Equal(t, tc.want.permanent, IsPermanentFailure(err))
+			require.Contains(t, re.Message, tc.want.message)
+			require.Equal(t, domain.RunFailed, run.State)
+			stored, err := b.store.GetRun(b.ctx, b.org, run.ID)
+			require.NoError(t, err)
+			require.Equal(t, domain.RunFailed, stored.State)
+			require.Contains(t, stored.Error, tc.want.message)
+
+			var rotorCreds []string
+			for _, c := range b.dir.creds(b.app.ObjectID) {
+				if c.RunID() == run.ID {
+					rotorCreds = append(rotorCreds, c.KeyID)
+				}
+			}
+			if tc.want.newCredLeft {
+				require.Len(t, rotorCreds, 1)
+			} else {
+				require.Empty(t, rotorCreds)
+			}
+			// Older credentials are never touched by a failed run.
+			require.NotContains(t, b.dir.removed, "old-rotor")
+			require.NotContains(t, b.dir.removed, "foreign")
+			b.assertNoSecretAtRest(t)
+		})
+	}
+}
+
+func TestRotateRetriesTransientErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.dir.addErr = func(n int) error {
+		if n < 3 {
+			return errors.New("graph: 503 service unavailable")
+		}
+		return nil
+	}
+	b.vault.failures = func(_ string, n int) error {
+		if n == 1 {
+			return errors.New("vault: connection reset")
+		}
+		return nil
+	}
+	run, err := b.engine(t).Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunRetiring, run.State)
+}
+
+func TestRetireRefusesWhenTheNewCredentialIsGone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	require.NoError(t, b.dir.RemovePassword(b.ctx, b.app.ObjectID, run.NewKeyID)) // someone else
+	b.clock.Advance(2 * time.Hour)
+	err = e.Retire(b.ctx, b.org, run.ID, b.policy)
+	require.True(t, IsPermanentFailure(err), "%v", err)
+	require.Contains(t, err.Error(), "no longer on the application")
+	require.Len(t, b.dir.creds(b.app.ObjectID), 2, "nothing removed")
+	stored, err := b.store.GetRun(b.ctx, b.org, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunFailed, stored.State)
+}
+
+func TestRetireUnmanaged(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.policy.RetireUnmanaged = true
+	e := b.engine(t)
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	b.clock.Advance(2 * time.Hour)
+	require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+	creds := b.dir.creds(b.app.ObjectID)
+	require.Len(t, creds, 1)
+	require.Equal(t, run.NewKeyID, creds[0].KeyID)
+}
+
+func TestConcurrencyPerTenant(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.dir.slowAdd = 20 * time.Millisecond
+	e := New(Config{Store: b.store, Conns: b.dir, Sinks: nil, Clock: b.clock, ConcurrencyPerTenant: 1})
+	b.policy.Sinks, b.policy.Verify = nil, false
+	var wg sync.WaitGroup
+	for i := range 4 {
+		app := b.app
+		app.ObjectID, app.AppID = fmt.Sprintf("app-c%d", i), fmt.Sprintf("client-c%d", i)
+		b.dir.addApp(app.ObjectID, app.AppID)
+		wg.Go(func() {
+			_, err := e.Rotate(b.ctx, b.org, app, b.policy, domain.TriggerDue)
+			require.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	require.Equal(t, 1, b.dir.maxInFlight)
+}
+
+// crash is what a hook panics with to simulate the process dying.
+type crash struct{ step string }
+
+// runUntilCrash runs fn and reports whether it "crashed".
+func runUntilCrash(fn func()) (crashed bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(crash); !ok {
+				panic(r)
+			}
+			crashed = true
+		}
+	}()
+	fn()
+	return false
+}
+
+// TestCrashAtEveryStep kills the engine right after each journal write of
+// a rotation and its retirement (and once inside addPassword, after Entra
+// created the secret but before rotor heard back), then restarts: Recover,
+// a fresh run for every abandoned one, retirement. Whatever the moment,
+// the end state is the same: one rotor credential, the newest, in every
+// sink and accepted by Entra; the foreign credential untouched; no secret
+// value in the journal or the logs.
+func TestCrashAtEveryStep(t *testing.T) {
+	t.Parallel()
+	// Learn the steps from a clean run.
+	type point struct {
+		step string
+		n    int
+	}
+	var points []point
+	{
+		b := setup(t)
+		seen := map[string]int{}
+		b.hooks.AfterJournal = func(_ domain.Run, step string) {
+			seen[step]++
+			points = append(points, point{step, seen[step]})
+		}
+		e := b.engine(t)
+		run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+		require.NoError(t, err)
+		b.clock.Advance(b.policy.Overlap)
+		require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+	}
+	require.Greater(t, len(points), 12)
+	points = append(points, point{"inside-addPassword", 1})
+
+	for _, sinks := range []int{2, 0} {
+		for _, p := range points {
+			t.Run(fmt.Sprintf("sinks=%d/%s#%d", sinks, p.step, p.n), func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				if sinks == 0 {
+					b.policy.Sinks = nil
+				}
+				seen := map[string]int{}
+				var crashedRun domain.Run
+				b.hooks.AfterJournal = func(r domain.Run, step string) {
+					seen[step]++
+					if step == p.step && seen[step] == p.n {
+						crashedRun = r
+						panic(crash{step})
+					}
+				}
+				if p.step == "inside-addPassword" {
+					b.dir.afterAdd = func() { panic(crash{p.step}) }
+				}
+				e := b.engine(t)
+				crashed := runUntilCrash(func() {
+					run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+					require.NoError(t, err)
+					b.clock.Advance(b.policy.Overlap)
+					require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+				})
+				if p.step == "done" && sinks == 0 {
+					require.True(t, crashed)
+				}
+				if !crashed {
+					// The step does not happen in this variant (sink steps
+					// without sinks).
+					require.True(t, sinks == 0 && strings.HasPrefix(p.step, "sink:"), "step %s never reached", p.step)
+					return
+				}
+
+				// Restart: a new engine (new process) on the same store and Entra.
+				b.clock.Advance(time.Minute)
+				b.hooks = Hooks{}
+				b.dir.afterAdd = nil
+				e = b.engine(t)
+				before := len(b.dir.removed)
+				abandoned, err := e.Recover(b.ctx, b.org)
+				require.NoError(t, err)
+				if crashedRun.ID != "" && crashedRun.State.Active() {
+					require.Len(t, abandoned, 1)
+					require.Equal(t, domain.RunAbandoned, abandoned[0].State)
+				}
+				if p.step == "inside-addPassword" || (sinks == 0 && p.step == "created") {
+					require.Len(t, b.dir.removed, before+1, "the secret nobody received is removed at once")
+				}
+				for _, a := range abandoned {
+					_, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerRecovery, Replacing(a.ID))
+					require.NoError(t, err)
+				}
+				// Every retiring run's retirement was (re)scheduled.
+				retiring, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunRetiring}})
+				require.NoError(t, err)
+				for _, r := range retiring {
+					require.Contains(t, b.retires, r.ID)
+				}
+				b.clock.Advance(b.policy.Overlap)
+				for _, r := range retiring {
+					require.NoError(t, e.Retire(b.ctx, b.org, r.ID, b.policy))
+				}
+				if sinks == 0 {
+					creds := b.dir.creds(b.app.ObjectID)
+					require.Len(t, creds, 2, "%v", creds)
+				} else {
+					b.assertConverged(t)
+				}
+				b.assertNoSecretAtRest(t)
+				runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+				require.NoError(t, err)
+				for _, r := range runs {
+					require.Contains(t, []domain.RunState{domain.RunDone, domain.RunAbandoned}, r.State, "run %s", r.ID)
+					if r.Trigger == domain.TriggerRecovery {
+						require.NotEmpty(t, r.Replaces)
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,384 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+var knownStates = []domain.RunState{
+	domain.RunPlanned, domain.RunCreated, domain.RunPropagated, domain.RunVerified,
+	domain.RunRetiring, domain.RunDone, domain.RunFailed, domain.RunAbandoned,
+}
+
+func checkState(s domain.RunState) error {
+	if !slices.Contains(knownStates, s) {
+		return fmt.Errorf("unknown run state %q", s)
+	}
+	return nil
+}
+
+const runColumns = `id, connection, tenant_id, app_object_id, app_id, app_name, policy, kind, "trigger",
+	state, new_key_id, new_end, sinks_started, retire_at, error, attempts, replaces, created_at, updated_at, ended_at`
+
+// CreateRun inserts the run in state planned, with its events if any.
+// The partial unique index runs_one_active_per_app turns a second active
+// run for the same application into ErrConflict.
+func (s *Store) CreateRun(ctx context.Context, run *domain.Run) error {
+	if run.Org == "" || run.AppObjectID == "" {
+		return errors.New("create run: org and app object id must be set")
+	}
+	if run.State == "" {
+		run.State = domain.RunPlanned
+	}
+	if run.State != domain.RunPlanned {
+		return fmt.Errorf("create run: a new run is %s, not %s", domain.RunPlanned, run.State)
+	}
+	if run.ID == "" {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("create run: %w", err)
+		}
+		run.ID = id.String()
+	}
+	if run.CreatedAt.IsZero() {
+		run.CreatedAt = s.clock.Now()
+	}
+	if run.UpdatedAt.IsZero() {
+		run.UpdatedAt = run.CreatedAt
+	}
+	if err := checkTimes(namedTime{"created", run.CreatedAt}, namedTime{"updated", run.UpdatedAt},
+		namedTime{"new end", run.NewEnd}, namedTime{"retire at", run.RetireAt}, namedTime{"ended", run.EndedAt}); err != nil {
+		return fmt.Errorf("create run: %w", err)
+	}
+	for i := range run.Events {
+		if run.Events[i].At.IsZero() {
+			run.Events[i].At = run.CreatedAt
+		}
+		if run.Events[i].State == "" {
+			run.Events[i].State = run.State
+		}
+		if err := checkTime("event", run.Events[i].At); err != nil {
+			return fmt.Errorf("create run: %w", err)
+		}
+	}
+
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, `+runColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			string(run.Org), run.ID, run.Connection, run.TenantID, run.AppObjectID, run.AppID, run.AppName,
+			run.Policy, string(run.Kind), string(run.Trigger), string(run.State), run.NewKeyID, encTime(run.NewEnd),
+			run.SinksStarted, encTime(run.RetireAt), run.Error, run.Attempts, run.Replaces,
+			encTime(run.CreatedAt), encTime(run.UpdatedAt), encTime(run.EndedAt)); err != nil {
+			return err
+		}
+		for i, ev := range run.Events {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (org_id, run_id, seq, at, state, step, message)
+				VALUES (?, ?, ?, ?, ?, ?, ?)`, string(run.Org), run.ID, i+1, encTime(ev.At), string(ev.State), ev.Step, ev.Message); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case isUniqueViolation(err):
+		if holder := s.activeRun(ctx, run); holder != "" {
+			return fmt.Errorf("create run for application %s: run %s is active: %w", run.AppObjectID, holder, store.ErrConflict)
+		}
+		return fmt.Errorf("create run %s: id taken or another run is active: %w", run.ID, store.ErrConflict)
+	case isForeignKeyViolation(err):
+		return fmt.Errorf("create run: organization %q: %w (call EnsureOrg first)", run.Org, store.ErrNotFound)
+	default:
+		return fmt.Errorf("create run %s: %w", run.ID, err)
+	}
+}
+
+// activeRun names the active run holding run's application, for error
+// messages; "" when none (or on error).
+func (s *Store) activeRun(ctx context.Context, run *domain.Run) string {
+	var id string
+	_ = s.r.QueryRowContext(ctx, `SELECT id FROM runs WHERE org_id = ? AND tenant_id = ? AND app_object_id = ?
+		AND state IN ('planned', 'created', 'propagated', 'verified')`,
+		string(run.Org), run.TenantID, run.AppObjectID).Scan(&id)
+	return id
+}
+
+// TransitionRun is one guarded UPDATE plus the event, in one transaction.
+func (s *Store) TransitionRun(ctx context.Context, p store.TransitionRunParams) error {
+	if p.Org == "" || p.RunID == "" {
+		return errors.New("transition run: org and run id must be set")
+	}
+	if len(p.From) == 0 {
+		return fmt.Errorf("transition run %s: no From states", p.RunID)
+	}
+	if err := checkState(p.To); err != nil {
+		return fmt.Errorf("transition run %s: %w", p.RunID, err)
+	}
+	for _, f := range p.From {
+		if err := checkState(f); err != nil {
+			return fmt.Errorf("transition run %s: %w", p.RunID, err)
+		}
+	}
+	if slices.Contains(p.From, p.To) {
+		return fmt.Errorf("transition run %s: %s to %s is not a transition; use AppendRunEvent", p.RunID, p.To, p.To)
+	}
+	ev := p.Event
+	if ev.At.IsZero() {
+		ev.At = s.clock.Now()
+	}
+	if ev.State == "" {
+		ev.State = p.To
+	}
+	if err := checkTimes(namedTime{"event", ev.At}, namedTime{"new end", p.NewEnd}, namedTime{"retire at", p.RetireAt}); err != nil {
+		return fmt.Errorf("transition run %s: %w", p.RunID, err)
+	}
+	at := encTime(ev.At)
+
+	set := []string{"state = ?", "updated_at = ?"}
+	args := []any{string(p.To), at}
+	if p.To.Terminal() {
+		set = append(set, "ended_at = ?")
+		args = append(args, at)
+	} else {
+		set = append(set, "ended_at = NULL")
+	}
+	if p.NewKeyID != "" {
+		set = append(set, "new_key_id = ?")
+		args = append(args, p.NewKeyID)
+	}
+	if !p.NewEnd.IsZero() {
+		set = append(set, "new_end = ?")
+		args = append(args, encTime(p.NewEnd))
+	}
+	if p.SinksStarted {
+		set = append(set, "sinks_started = 1")
+	}
+	if !p.RetireAt.IsZero() {
+		set = append(set, "retire_at = ?")
+		args = append(args, encTime(p.RetireAt))
+	}
+	if p.Error != "" {
+		set = append(set, "error = ?")
+		args = append(args, p.Error)
+	}
+	args = append(args, string(p.Org), p.RunID)
+	for _, f := range p.From {
+		args = append(args, string(f))
+	}
+	q := `UPDATE runs SET ` + strings.Join(set, ", ") + ` WHERE org_id = ? AND id = ? AND state IN (?` +
+		strings.Repeat(", ?", len(p.From)-1) + `)`
+
+	var current string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			switch err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE org_id = ? AND id = ?`,
+				string(p.Org), p.RunID).Scan(&current); {
+			case errors.Is(err, sql.ErrNoRows):
+				return store.ErrNotFound
+			case err != nil:
+				return err
+			}
+			return store.ErrConflict
+		}
+		return appendEvent(ctx, tx, p.Org, p.RunID, ev)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("transition run %s in org %s: %w", p.RunID, p.Org, store.ErrNotFound)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("transition run %s to %s: it is %s, not %s: %w", p.RunID, p.To, current, joinStates(p.From), store.ErrConflict)
+	case isUniqueViolation(err):
+		return fmt.Errorf("transition run %s to %s: another run is active for its application: %w", p.RunID, p.To, store.ErrConflict)
+	default:
+		return fmt.Errorf("transition run %s to %s: %w", p.RunID, p.To, err)
+	}
+}
+
+func joinStates(states []domain.RunState) string {
+	s := make([]string, len(states))
+	for i, st := range states {
+		s[i] = string(st)
+	}
+	return strings.Join(s, " or ")
+}
+
+// appendEvent adds ev after the run's last event.
+func appendEvent(ctx context.Context, tx *sql.Tx, org domain.OrgID, runID string, ev domain.RunEvent) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO run_events (org_id, run_id, seq, at, state, step, message)
+		VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE org_id = ?1 AND run_id = ?2), ?3, ?4, ?5, ?6)`,
+		string(org), runID, encTime(ev.At), string(ev.State), ev.Step, ev.Message)
+	return err
+}
+
+// AppendRunEvent adds a journal line and moves the run's UpdatedAt
+// forward to the event's time (never back), so a live run shows progress.
+func (s *Store) AppendRunEvent(ctx context.Context, org domain.OrgID, runID string, ev domain.RunEvent) error {
+	if org == "" || runID == "" {
+		return errors.New("append run event: org and run id must be set")
+	}
+	if ev.At.IsZero() {
+		ev.At = s.clock.Now()
+	}
+	if err := checkTime("event", ev.At); err != nil {
+		return fmt.Errorf("append run event to %s: %w", runID, err)
+	}
+	if ev.State != "" {
+		if err := checkState(ev.State); err != nil {
+			return fmt.Errorf("append run event to %s: %w", runID, err)
+		}
+	}
+	at := encTime(ev.At)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var state string
+		switch err := tx.QueryRowContext(ctx, `UPDATE runs SET updated_at = max(updated_at, ?)
+			WHERE org_id = ? AND id = ? RETURNING state`, at, string(org), runID).Scan(&state); {
+		case errors.Is(err, sql.ErrNoRows):
+			return store.ErrNotFound
+		case err != nil:
+			return err
+		}
+		if ev.State == "" {
+			ev.State = domain.RunState(state)
+		}
+		return appendEvent(ctx, tx, org, runID, ev)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("append run event: run %s in org %s: %w", runID, org, store.ErrNotFound)
+	default:
+		return fmt.Errorf("append run event to %s: %w", runID, err)
+	}
+}
+
+// GetRun reads the run and its events from one snapshot.
+func (s *Store) GetRun(ctx context.Context, org domain.OrgID, id string) (*domain.Run, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	runs, err := scanRuns(tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE org_id = ? AND id = ?`, string(org), id))
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("run %s in org %s: %w", id, org, store.ErrNotFound)
+	}
+	run := &runs[0]
+	run.Org = org
+	rows, err := tx.QueryContext(ctx, `SELECT at, state, step, message FROM run_events
+		WHERE org_id = ? AND run_id = ? ORDER BY seq`, string(org), id)
+	if err != nil {
+		return nil, fmt.Errorf("get run %s events: %w", id, err)
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var ev domain.RunEvent
+		var at sql.NullString
+		if err := rows.Scan(&at, &ev.State, &ev.Step, &ev.Message); err != nil {
+			return nil, fmt.Errorf("get run %s events: %w", id, err)
+		}
+		if ev.At, err = decTime(at); err != nil {
+			return nil, fmt.Errorf("get run %s events: %w", id, err)
+		}
+		run.Events = append(run.Events, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get run %s events: %w", id, err)
+	}
+	return run, nil
+}
+
+// ListRuns lists runs newest first (by CreatedAt, then id).
+func (s *Store) ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.Run, error) {
+	q := `SELECT ` + runColumns + ` FROM runs WHERE org_id = ?`
+	args := []any{string(p.Org)}
+	if p.AppObjectID != "" {
+		q += ` AND app_object_id = ?`
+		args = append(args, p.AppObjectID)
+	}
+	if len(p.States) > 0 {
+		q += ` AND state IN (?` + strings.Repeat(", ?", len(p.States)-1) + `)`
+		for _, st := range p.States {
+			args = append(args, string(st))
+		}
+	}
+	q += ` ORDER BY created_at DESC, id DESC`
+	if p.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, p.Limit)
+	}
+	runs, err := scanRuns(s.r.QueryContext(ctx, q, args...))
+	if err != nil {
+		return nil, fmt.Errorf("list runs of %s: %w", p.Org, err)
+	}
+	for i := range runs {
+		runs[i].Org = p.Org
+	}
+	return runs, nil
+}
+
+func scanRuns(rows *sql.Rows, err error) ([]domain.Run, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out []domain.Run
+	for rows.Next() {
+		var r domain.Run
+		var kind, trigger, state string
+		var newEnd, retireAt, createdAt, updatedAt, endedAt sql.NullString
+		if err := rows.Scan(&r.ID, &r.Connection, &r.TenantID, &r.AppObjectID, &r.AppID, &r.AppName, &r.Policy,
+			&kind, &trigger, &state, &r.NewKeyID, &newEnd, &r.SinksStarted, &retireAt, &r.Error, &r.Attempts,
+			&r.Replaces, &createdAt, &updatedAt, &endedAt); err != nil {
+			return nil, err
+		}
+		r.Kind, r.Trigger, r.State = domain.CredentialKind(kind), domain.Trigger(trigger), domain.RunState(state)
+		for _, f := range []struct {
+			dst *time.Time
+			src sql.NullString
+		}{{&r.NewEnd, newEnd}, {&r.RetireAt, retireAt}, {&r.CreatedAt, createdAt}, {&r.UpdatedAt, updatedAt}, {&r.EndedAt, endedAt}} {
+			if *f.dst, err = decTime(f.src); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// inTx runs fn in a write transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

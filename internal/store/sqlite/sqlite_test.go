@@ -1,0 +1,333 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTemp(t)
+	})
+}
+
+// openTemp opens a fresh store in the test's temporary directory; the
+// caller closes it.
+func openTemp(t *testing.T, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "rotor.db"), opts...)
+	require.NoError(t, err)
+	return s
+}
+
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+
+func seed(t *testing.T, s *Store) *domain.Run {
+	t.Helper()
+	ctx := t.Context()
+	require.NoError(t, s.EnsureOrg(ctx, domain.DefaultOrg, "Default"))
+	_, err := s.SyncApplications(ctx, store.SyncApplicationsParams{
+		Org: domain.DefaultOrg, Connection: "c", SyncStarted: t0,
+		Applications: []domain.Application{{
+			TenantID: "t", ObjectID: "o1", AppID: "a1", DisplayName: "one",
+			Credentials: []domain.Credential{{KeyID: "k1", Kind: domain.KindSecret, End: t0.Add(time.Hour)}},
+		}},
+	})
+	require.NoError(t, err)
+	run := &domain.Run{Org: domain.DefaultOrg, ID: "r1", TenantID: "t", AppObjectID: "o1", CreatedAt: t0}
+	require.NoError(t, s.CreateRun(ctx, run))
+	require.NoError(t, s.TransitionRun(ctx, store.TransitionRunParams{
+		Org: domain.DefaultOrg, RunID: "r1", From: []domain.RunState{domain.RunPlanned}, To: domain.RunCreated,
+		NewKeyID: "k2", Event: domain.RunEvent{At: t0, Step: "addPassword", Message: "created k2"},
+	}))
+	return run
+}
+
+func requireSeeded(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := t.Context()
+	app, err := s.GetApplication(ctx, domain.DefaultOrg, "one")
+	require.NoError(t, err)
+	require.Equal(t, "o1", app.ObjectID)
+	require.Len(t, app.Credentials, 1)
+	run, err := s.GetRun(ctx, domain.DefaultOrg, "r1")
+	require.NoError(t, err)
+	require.Equal(t, domain.RunCreated, run.State)
+	require.Equal(t, "k2", run.NewKeyID)
+	require.Len(t, run.Events, 1)
+}
+
+func versions(t *testing.T, s *Store) []int {
+	t.Helper()
+	rows, err := s.DB().QueryContext(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		require.NoError(t, rows.Scan(&v))
+		out = append(out, v)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func TestMigrationsAreIdempotentOnReopen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rotor.db")
+	ms, err := loadMigrations(migrationFS)
+	require.NoError(t, err)
+	require.NotEmpty(t, ms)
+	var want []int
+	for _, m := range ms {
+		want = append(want, m.version)
+	}
+	for range 3 {
+		s, err := Open(t.Context(), path)
+		require.NoError(t, err)
+		require.Equal(t, want, versions(t, s))
+		require.NoError(t, s.Close())
+	}
+}
+
+func TestDataSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rotor.db")
+	s, err := Open(t.Context(), path)
+	require.NoError(t, err)
+	seed(t, s)
+	require.Equal(t, path, s.Path())
+	require.NoError(t, s.Close())
+
+	s, err = Open(t.Context(), path)
+	require.NoError(t, err)
+	defer s.Close()
+	requireSeeded(t, s)
+}
+
+func TestRefusesASchemaFromANewerRotor(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "rotor.db")
+	s, err := Open(t.Context(), path)
+	require.NoError(t, err)
+	_, err = s.DB().ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 'x')`)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	_, err = Open(t.Context(), path)
+	require.ErrorContains(t, err, "newer than this rotor")
+}
+
+func TestLoadMigrations(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		files   fstest.MapFS
+		want    []int
+		wantErr string
+	}{
+		{"Ordered", fstest.MapFS{
+			"migrations/0010_b.sql": {Data: []byte("b")},
+			"migrations/0002_a.sql": {Data: []byte("a")},
+			"migrations/README.md":  {Data: []byte("ignored")},
+		}, []int{2, 10}, ""},
+		{"BadName", fstest.MapFS{"migrations/init.sql": {Data: []byte("x")}}, nil, "NNNN_name.sql"},
+		{"ZeroVersion", fstest.MapFS{"migrations/0000_x.sql": {Data: []byte("x")}}, nil, "NNNN_name.sql"},
+		{"Duplicate", fstest.MapFS{
+			"migrations/0001_a.sql": {Data: []byte("a")},
+			"migrations/001_b.sql":  {Data: []byte("b")},
+		}, nil, "share version 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, err := loadMigrations(tc.files)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			var got []int
+			for _, m := range ms {
+				got = append(got, m.version)
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestFailedMigrationLeavesNoTrace(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	defer s.Close()
+	bad := fstest.MapFS{
+		"migrations/0001_init.sql": {Data: []byte("SELECT 1")}, // already applied, skipped
+		"migrations/0002_bad.sql":  {Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")},
+	}
+	err := migrate(t.Context(), s.DB(), bad, t0)
+	require.ErrorContains(t, err, "0002_bad.sql")
+	require.Equal(t, []int{1}, versions(t, s))
+	var n int
+	require.NoError(t, s.DB().QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE name = 'half'`).Scan(&n))
+	require.Zero(t, n, "the migration's transaction was rolled back")
+}
+
+func TestPragmas(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		sync int
+	}{
+		{"Default", nil, 1},
+		{"SynchronousFull", []Option{WithSynchronousFull()}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTemp(t, tc.opts...)
+			defer s.Close()
+			ctx := t.Context()
+			var mode string
+			var fk, sync, busy int
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode))
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk))
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync))
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&busy))
+			require.Equal(t, "wal", mode)
+			require.Equal(t, 1, fk)
+			require.Equal(t, tc.sync, sync)
+			require.Equal(t, 10000, busy)
+			require.Equal(t, 1, s.DB().Stats().MaxOpenConnections, "River's riversqlite wants one connection")
+
+			_, err := s.r.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES ('x', 'x', 'x')`)
+			require.Error(t, err, "the read pool is query-only")
+		})
+	}
+}
+
+func TestOpenRefusesMemoryAndURIs(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"", ":memory:", "file::memory:?cache=shared", "file:x.db", "a?b.db"} {
+		_, err := Open(t.Context(), p)
+		require.Error(t, err, "path %q", p)
+	}
+}
+
+// TestOneActiveRunIsEnforcedByTheDatabase bypasses the store: even raw SQL
+// cannot journal two active runs for one application.
+func TestOneActiveRunIsEnforcedByTheDatabase(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	defer s.Close()
+	seed(t, s) // r1 is active (created) for o1
+	insert := func(id, state string) error {
+		_, err := s.DB().ExecContext(t.Context(), `INSERT INTO runs (org_id, id, connection, tenant_id, app_object_id,
+			app_id, app_name, policy, kind, "trigger", state, new_key_id, sinks_started, error, attempts, replaces,
+			created_at, updated_at) VALUES ('default', ?, '', 't', 'o1', '', '', '', '', '', ?, '', 0, '', 0, '', 'x', 'x')`, id, state)
+		return err
+	}
+	for _, st := range []string{"planned", "created", "propagated", "verified"} {
+		err := insert("raw-"+st, st)
+		require.Error(t, err)
+		require.True(t, isUniqueViolation(err), "state %s: %v", st, err)
+	}
+	for _, st := range []string{"retiring", "done", "failed", "abandoned"} {
+		require.NoError(t, insert("raw-"+st, st))
+	}
+}
+
+func TestUnknownOrgIsNotFound(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	defer s.Close()
+	_, err := s.SyncApplications(t.Context(), store.SyncApplicationsParams{
+		Org: "nobody", Connection: "c", SyncStarted: t0,
+		Applications: []domain.Application{{TenantID: "t", ObjectID: "o"}},
+	})
+	require.ErrorIs(t, err, store.ErrNotFound)
+	err = s.CreateRun(t.Context(), &domain.Run{Org: "nobody", TenantID: "t", AppObjectID: "o"})
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func TestRejectsTimesOutsideTheStoredRange(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	defer s.Close()
+	require.NoError(t, s.EnsureOrg(t.Context(), domain.DefaultOrg, ""))
+	_, err := s.SyncApplications(t.Context(), store.SyncApplicationsParams{
+		Org: domain.DefaultOrg, Connection: "c", SyncStarted: t0,
+		Applications: []domain.Application{{TenantID: "t", ObjectID: "o", Credentials: []domain.Credential{
+			{KeyID: "k", End: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		}}},
+	})
+	require.ErrorContains(t, err, "outside years")
+}
+
+func TestListUsesTheNameIndex(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	defer s.Close()
+	rows, err := s.r.QueryContext(t.Context(), `EXPLAIN QUERY PLAN
+		SELECT object_id FROM applications WHERE org_id = ? AND display_name >= ? AND display_name < ?
+		ORDER BY display_name, object_id, tenant_id LIMIT 10`, "o", "a", "b")
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	joined := strings.Join(plan, "\n")
+	require.Contains(t, joined, "applications_by_name")
+	require.NotContains(t, joined, "TEMP B-TREE", "no sort: the index gives the order")
+}
+
+// TestJournalSurvivesSIGKILL journals a transition in a child process,
+// kills it with SIGKILL before it can close the store, and reads the
+// journal back: what TransitionRun returned for is on disk.
+func TestJournalSurvivesSIGKILL(t *testing.T) {
+	if path := os.Getenv("ROTOR_SQLITE_KILL_CHILD"); path != "" {
+		s, err := Open(context.Background(), path)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		seed(t, s)
+		fmt.Println("journaled")
+		select {} // wait for SIGKILL, never closing the store
+	}
+	t.Parallel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "rotor.db")
+	cmd := exec.CommandContext(t.Context(), exe, "-test.run=^TestJournalSurvivesSIGKILL$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "ROTOR_SQLITE_KILL_CHILD="+path)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "journaled\n", line)
+	require.NoError(t, cmd.Process.Kill()) // SIGKILL on Unix
+	_ = cmd.Wait()
+
+	s, err := Open(t.Context(), path)
+	require.NoError(t, err)
+	defer s.Close()
+	requireSeeded(t, s)
+}
