@@ -380,3 +380,98 @@ func TestCrashAtEveryStep(t *testing.T) {
 		}
 	}
 }
+
+type policyFunc func(connection string, app domain.Application) *domain.Policy
+
+func (f policyFunc) PolicyFor(connection string, app domain.Application) *domain.Policy {
+	return f(connection, app)
+}
+
+func TestDue(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	foreign := domain.Credential{KeyID: "f-1", Kind: domain.KindSecret, DisplayName: "ops", Start: t0.Add(-time.Hour), End: t0.Add(300 * 24 * time.Hour)}
+	mk := func(id, name string, manageable bool, creds ...domain.Credential) domain.Application {
+		return domain.Application{Org: b.org, Connection: "main", TenantID: tenant, ObjectID: id, AppID: "client-" + id, DisplayName: name, Manageable: manageable, Credentials: creds}
+	}
+	apps := []domain.Application{
+		b.app, // old-rotor ends in 10 days, renew_before 10 days: due
+		mk("adopt", "adopt-me", true, foreign),
+		mk("fresh", "fresh", true, domain.Credential{KeyID: "r-1", Kind: domain.KindSecret, DisplayName: "rotor:x", Start: t0, End: t0.Add(25 * 24 * time.Hour)}),
+		mk("unowned", "unowned", false),
+		mk("busy", "busy", true),
+		mk("nopolicy", "nopolicy", true),
+	}
+	// Enough applications to need several pages.
+	for i := range 2100 {
+		apps = append(apps, mk(fmt.Sprintf("bulk-%04d", i), fmt.Sprintf("bulk-%04d", i), true,
+			domain.Credential{KeyID: fmt.Sprintf("k-%d", i), Kind: domain.KindSecret, DisplayName: "rotor:y", Start: t0, End: t0.Add(29 * 24 * time.Hour)}))
+	}
+	apps[2100+6-1].Credentials = nil // the last bulk app is due (adoption)
+	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: t0, Applications: apps})
+	require.NoError(t, err)
+	require.NoError(t, b.store.CreateRun(b.ctx, &domain.Run{Org: b.org, ID: "0190aaaa-0000-7000-8000-00000000beef", TenantID: tenant, AppObjectID: "busy", Kind: domain.KindSecret, Trigger: domain.TriggerDue}))
+	policies := policyFunc(func(_ string, app domain.Application) *domain.Policy {
+		if app.ObjectID == "nopolicy" {
+			return nil
+		}
+		return &b.policy
+	})
+	due := func() map[string]domain.Trigger {
+		t.Helper()
+		list, err := e.Due(b.ctx, b.org, policies)
+		require.NoError(t, err)
+		out := map[string]domain.Trigger{}
+		for _, d := range list {
+			require.True(t, d.Decision.Due)
+			out[d.App.ObjectID] = d.Decision.Trigger
+		}
+		return out
+	}
+	require.Equal(t, map[string]domain.Trigger{"app-1": domain.TriggerDue, "adopt": domain.TriggerAdoption, "bulk-2099": domain.TriggerAdoption}, due())
+
+	// A rotation is seen at once, before the next inventory sync.
+	_, err = e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	d, err := e.Decide(b.ctx, b.org, b.app, &b.policy)
+	require.NoError(t, err)
+	require.False(t, d.Due, d.Message)
+	require.Equal(t, "NotYetDue", d.Reason)
+	require.NotContains(t, due(), "app-1")
+
+	// A failed run holds an application back for an hour, then two after
+	// a second failure.
+	b.dir.addErr = func(int) error { return errPolicy }
+	adopt := apps[1]
+	b.dir.addApp(adopt.ObjectID, adopt.AppID, foreign)
+	_, err = e.Rotate(b.ctx, b.org, adopt, b.policy, domain.TriggerAdoption)
+	require.True(t, IsPermanentFailure(err))
+	require.NotContains(t, due(), "adopt")
+	b.clock.Advance(61 * time.Minute)
+	require.Contains(t, due(), "adopt")
+	_, err = e.Rotate(b.ctx, b.org, adopt, b.policy, domain.TriggerAdoption)
+	require.True(t, IsPermanentFailure(err))
+	b.clock.Advance(90 * time.Minute)
+	require.NotContains(t, due(), "adopt")
+	b.clock.Advance(31 * time.Minute)
+	require.Contains(t, due(), "adopt")
+}
+
+func TestFailedRunSecretDoesNotPassForCurrent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	b.dir.verifyErr = errPending
+	e.verifyTimeout = 20 * time.Millisecond
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.Error(t, err)
+	// The next inventory sync sees the failed run's secret (a sink got it).
+	app := b.app
+	app.Credentials = b.dir.creds(app.ObjectID)
+	require.Len(t, app.Credentials, 3)
+	b.clock.Advance(2 * time.Hour)
+	d, err := e.Decide(b.ctx, b.org, app, &b.policy)
+	require.NoError(t, err)
+	require.True(t, d.Due, "the unverified secret of failed run %s must not postpone the renewal: %s", run.ID, d.Message)
+}

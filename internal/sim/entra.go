@@ -42,7 +42,7 @@ func (s *Server) entraHandler() http.Handler {
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.serveJWKS)
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.serveJWKS)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		jsonReply(w, http.StatusNotFound, map[string]string{"error": "not_found", "error_description": "The simulator does not serve " + r.URL.Path})
+		writeJSON(w, http.StatusNotFound, plainJSON, map[string]string{"error": "not_found", "error_description": "The simulator does not serve " + r.URL.Path})
 	})
 	return mux
 }
@@ -108,7 +108,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.counters.tokensIssued.Add(1)
 	w.Header().Set("Cache-Control", "no-store")
-	jsonReply(w, http.StatusOK, map[string]any{
+	writeJSON(w, http.StatusOK, plainJSON, map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     int(exp.Seconds()),
 		"ext_expires_in": int(exp.Seconds()),
@@ -433,7 +433,7 @@ func (s *Server) entraError(w http.ResponseWriter, r *http.Request, e *entraErro
 	desc := fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", e.aadsts, e.msg, traceID, corr, ts)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("x-ms-request-id", traceID)
-	jsonReply(w, e.status, map[string]any{
+	writeJSON(w, e.status, plainJSON, map[string]any{
 		"error":             e.code,
 		"error_description": desc,
 		"error_codes":       []int{e.aadsts},
@@ -454,7 +454,7 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := s.authorityHost() + t.ID
-	jsonReply(w, http.StatusOK, map[string]any{
+	writeJSON(w, http.StatusOK, plainJSON, map[string]any{
 		"issuer":                                base + "/v2.0",
 		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
 		"token_endpoint":                        base + "/oauth2/v2.0/token",
@@ -485,7 +485,7 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	pub := s.signKey.PublicKey
 	w.Header().Set("Cache-Control", "max-age=86400")
-	jsonReply(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
+	writeJSON(w, http.StatusOK, plainJSON, map[string]any{"keys": []map[string]any{{
 		"kty":    "RSA",
 		"use":    "sig",
 		"kid":    s.kid,
@@ -577,7 +577,7 @@ func (s *Server) serveMI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.counters.miTokens.Add(1)
-	jsonReply(w, http.StatusOK, map[string]any{
+	writeJSON(w, http.StatusOK, plainJSON, map[string]any{
 		"access_token": tok,
 		"expires_on":   strconv.FormatInt(exp.Unix(), 10),
 		"resource":     resource,
@@ -588,7 +588,7 @@ func (s *Server) serveMI(w http.ResponseWriter, r *http.Request) {
 
 // miError is App Service's identity endpoint error shape.
 func (s *Server) miError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	jsonReply(w, status, map[string]any{"statusCode": status, "message": msg, "correlationId": uuid.NewString()})
+	writeJSON(w, status, plainJSON, map[string]any{"statusCode": status, "message": msg, "correlationId": uuid.NewString()})
 }
 
 // assertion is a parsed, not yet trusted, client assertion JWT.

@@ -205,35 +205,27 @@ func (s *Server) writeUnavailable(w http.ResponseWriter, r *http.Request, kind s
 		s.entraError(w, r, &entraError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
 			aadsts: 90033, msg: "A transient error has occurred. Please try again."})
 	case kindGraph:
-		jsonReply(w, http.StatusServiceUnavailable, s.faultGraphBody("ServiceUnavailable", msg, w, r.Header.Get("client-request-id")))
+		s.writeGraphFault(w, http.StatusServiceUnavailable, "ServiceUnavailable", msg, r.Header.Get("client-request-id"))
 	default:
-		jsonReply(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]any{"code": "ServiceUnavailable", "message": msg}})
+		writeJSON(w, http.StatusServiceUnavailable, plainJSON, map[string]any{"error": map[string]any{"code": "ServiceUnavailable", "message": msg}})
 	}
 }
 
-// faultGraphBody is Graph's error shape with innerError. The request ids
-// come from response headers when a handler already set them.
-func (s *Server) faultGraphBody(code, message string, w http.ResponseWriter, clientRequestID string) map[string]any {
-	reqID := w.Header().Get("request-id")
-	if reqID == "" {
-		reqID = uuid.NewString()
-		w.Header().Set("request-id", reqID)
+// writeGraphFault writes Graph's error shape (writeGraphError) for a
+// response the Graph handlers never saw, so it first sets the request ids
+// they would have set.
+func (s *Server) writeGraphFault(w http.ResponseWriter, status int, code, message, clientRequestID string) {
+	h := w.Header()
+	if h.Get("request-id") == "" {
+		h.Set("request-id", uuid.NewString())
 	}
-	if clientRequestID == "" {
-		clientRequestID = w.Header().Get("client-request-id")
+	if h.Get("client-request-id") == "" {
+		if clientRequestID == "" {
+			clientRequestID = h.Get("request-id")
+		}
+		h.Set("client-request-id", clientRequestID)
 	}
-	if clientRequestID == "" {
-		clientRequestID = reqID
-	}
-	return map[string]any{"error": map[string]any{
-		"code":    code,
-		"message": message,
-		"innerError": map[string]any{
-			"date":              s.clock.Now().UTC().Format("2006-01-02T15:04:05"),
-			"request-id":        reqID,
-			"client-request-id": clientRequestID,
-		},
-	}}
+	writeGraphError(w, s.clock.Now().UTC().Format("2006-01-02T15:04:05"), status, code, message)
 }
 
 // Graph's identity and access limits, per app+tenant (small tenant): a
@@ -322,7 +314,7 @@ func (s *Server) admitGraph(w http.ResponseWriter, tenantID, appID string, cost 
 	w.Header().Set("Retry-After", strconv.Itoa(retry))
 	w.Header().Set("x-ms-throttle-scope", scope)
 	w.Header().Set("x-ms-throttle-information", "ResourceUnitLimitExceeded")
-	jsonReply(w, http.StatusTooManyRequests, s.faultGraphBody("TooManyRequests", "Too many requests.", w, ""))
+	s.writeGraphFault(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests.", "")
 	return false
 }
 
@@ -393,7 +385,7 @@ type advancer interface{ Advance(time.Duration) }
 func (s *Server) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
-		jsonReply(w, http.StatusOK, s.faults.get())
+		writeJSON(w, http.StatusOK, plainJSON, s.faults.get())
 	})
 	mux.HandleFunc("PUT /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		var c FaultConfig
@@ -405,10 +397,10 @@ func (s *Server) controlHandler() http.Handler {
 			controlError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		jsonReply(w, http.StatusOK, c)
+		writeJSON(w, http.StatusOK, plainJSON, c)
 	})
 	mux.HandleFunc("GET /_sim/clock", func(w http.ResponseWriter, r *http.Request) {
-		jsonReply(w, http.StatusOK, map[string]string{"now": s.clock.Now().UTC().Format(time.RFC3339Nano)})
+		writeJSON(w, http.StatusOK, plainJSON, map[string]string{"now": s.clock.Now().UTC().Format(time.RFC3339Nano)})
 	})
 	mux.HandleFunc("POST /_sim/clock/advance", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
@@ -430,10 +422,10 @@ func (s *Server) controlHandler() http.Handler {
 		}
 		adv.Advance(d)
 		s.logger.Info("simulator clock advanced", "by", d)
-		jsonReply(w, http.StatusOK, map[string]string{"now": s.clock.Now().UTC().Format(time.RFC3339Nano)})
+		writeJSON(w, http.StatusOK, plainJSON, map[string]string{"now": s.clock.Now().UTC().Format(time.RFC3339Nano)})
 	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {
-		jsonReply(w, http.StatusOK, s.Stats())
+		writeJSON(w, http.StatusOK, plainJSON, s.Stats())
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -453,5 +445,5 @@ func decodeControl(r *http.Request, v any) error {
 }
 
 func controlError(w http.ResponseWriter, status int, msg string) {
-	jsonReply(w, status, map[string]string{"error": msg})
+	writeJSON(w, status, plainJSON, map[string]string{"error": msg})
 }

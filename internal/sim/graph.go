@@ -408,9 +408,6 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 // ok writes a 2xx Graph JSON body.
 func (g *graphCall) ok(status int, v any) { writeJSON(g.w, status, graphJSON, v) }
 
-// noContent writes 204.
-func (g *graphCall) noContent() { g.w.WriteHeader(http.StatusNoContent) }
-
 // decode reads a JSON body into v. allowEmpty accepts a missing body (the
 // actions whose parameters are all optional). It writes the 400 itself.
 func (g *graphCall) decode(v any, allowEmpty bool) bool {
@@ -488,16 +485,6 @@ func (o jsonObj) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
-}
-
-// get returns the member named k.
-func (o jsonObj) get(k string) (any, bool) {
-	for _, m := range o {
-		if m.k == k {
-			return m.v, true
-		}
-	}
-	return nil, false
 }
 
 // reply is a handler's answer, computed while the world lock is held and

@@ -444,7 +444,7 @@ func (g *graphCall) createApplication() {
 			a.Owners = []string{g.caller.ObjectID}
 		}
 		t.AddApp(a)
-		g.s.logger.Info("graph: application created", "tenant", t.ID, "app", a.AppID, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: application created", "tenant", t.ID, "app", a.AppID, "by", g.caller.AppID)
 		body := append(jsonObj{{"@odata.context", graphMetadata + "applications/$entity"}}, renderApp(t, a, false)...)
 		return okReply(http.StatusCreated, body)
 	})
@@ -460,7 +460,7 @@ func (g *graphCall) deleteApplication(key string) {
 			return *rp
 		}
 		t.RemoveApp(a.ObjectID)
-		g.s.logger.Info("graph: application deleted", "tenant", t.ID, "app", a.AppID, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: application deleted", "tenant", t.ID, "app", a.AppID, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -545,7 +545,7 @@ func (g *graphCall) patchApplication(key string) {
 		}
 		if keysIn != nil {
 			a.Keys = keys
-			g.s.logger.Info("graph: keyCredentials replaced", "tenant", t.ID, "app", a.AppID, "keys", len(keys), "by", g.caller.AppID)
+			g.s.logger.Debug("graph: keyCredentials replaced", "tenant", t.ID, "app", a.AppID, "keys", len(keys), "by", g.caller.AppID)
 		}
 		return noContentReply
 	})
@@ -684,7 +684,7 @@ func (g *graphCall) addPassword(key string) {
 			Start: start, End: end, SecretHash: HashSecret(secret), AddedAt: now,
 		}
 		a.Passwords = append(a.Passwords, p)
-		g.s.logger.Info("graph: password added", "tenant", t.ID, "app", a.AppID, "keyId", p.KeyID, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: password added", "tenant", t.ID, "app", a.AppID, "keyId", p.KeyID, "by", g.caller.AppID)
 		body := append(jsonObj{{"@odata.context", graphMetadata + "microsoft.graph.passwordCredential"}}, renderPassword(p, &secret)...)
 		return okReply(http.StatusOK, body)
 	})
@@ -726,7 +726,7 @@ func (g *graphCall) removePassword(key string) {
 			return notFoundReply(id)
 		}
 		a.Passwords = slices.Delete(slices.Clone(a.Passwords), i, i+1)
-		g.s.logger.Info("graph: password removed", "tenant", t.ID, "app", a.AppID, "keyId", id, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: password removed", "tenant", t.ID, "app", a.AppID, "keyId", id, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -793,7 +793,7 @@ func (g *graphCall) addKey(key string) {
 		}
 		k.AddedAt = now
 		a.Keys = append(a.Keys, k)
-		g.s.logger.Info("graph: key added", "tenant", t.ID, "app", a.AppID, "keyId", k.KeyID, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: key added", "tenant", t.ID, "app", a.AppID, "keyId", k.KeyID, "by", g.caller.AppID)
 		body := append(jsonObj{{"@odata.context", graphMetadata + "microsoft.graph.keyCredential"}}, renderKey(k, false)...)
 		return okReply(http.StatusOK, body)
 	})
@@ -832,7 +832,7 @@ func (g *graphCall) removeKey(key string) {
 			return proofReply(err)
 		}
 		a.Keys = slices.Delete(slices.Clone(a.Keys), i, i+1)
-		g.s.logger.Info("graph: key removed", "tenant", t.ID, "app", a.AppID, "keyId", id, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: key removed", "tenant", t.ID, "app", a.AppID, "keyId", id, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -911,7 +911,7 @@ func (g *graphCall) addOwner(key string) {
 				"One or more added object references already exist for the following modified properties: 'owners'.")
 		}
 		a.Owners = append(slices.Clone(a.Owners), owner)
-		g.s.logger.Info("graph: owner added", "tenant", t.ID, "app", a.AppID, "owner", owner, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: owner added", "tenant", t.ID, "app", a.AppID, "owner", owner, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -934,7 +934,7 @@ func (g *graphCall) removeOwner(key, owner string) {
 			return notFoundReply(owner)
 		}
 		a.Owners = slices.Delete(slices.Clone(a.Owners), i, i+1)
-		g.s.logger.Info("graph: owner removed", "tenant", t.ID, "app", a.AppID, "owner", owner, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: owner removed", "tenant", t.ID, "app", a.AppID, "owner", owner, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -1058,7 +1058,7 @@ func (g *graphCall) addFIC(key string) {
 			Audiences: append([]string{}, in.Audiences...), Description: in.Description,
 		}
 		a.FICs = append(slices.Clone(a.FICs), f)
-		g.s.logger.Info("graph: federated credential added", "tenant", t.ID, "app", a.AppID, "name", f.Name, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: federated credential added", "tenant", t.ID, "app", a.AppID, "name", f.Name, "by", g.caller.AppID)
 		ctx := fmt.Sprintf("%sapplications('%s')/federatedIdentityCredentials/$entity", graphMetadata, a.ObjectID)
 		return okReply(http.StatusCreated, append(jsonObj{{"@odata.context", ctx}}, renderFIC(f)...))
 	})
@@ -1079,7 +1079,7 @@ func (g *graphCall) deleteFIC(key, ref string) {
 		}
 		name := a.FICs[i].Name
 		a.FICs = slices.Delete(slices.Clone(a.FICs), i, i+1)
-		g.s.logger.Info("graph: federated credential removed", "tenant", t.ID, "app", a.AppID, "name", name, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: federated credential removed", "tenant", t.ID, "app", a.AppID, "name", name, "by", g.caller.AppID)
 		return noContentReply
 	})
 }

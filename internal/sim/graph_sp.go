@@ -257,7 +257,7 @@ func (g *graphCall) createServicePrincipal() {
 		}
 		sp := &ServicePrincipal{ObjectID: uuid.NewString(), AppID: app.AppID, DisplayName: app.DisplayName}
 		t.AddSP(sp)
-		g.s.logger.Info("graph: service principal created", "tenant", t.ID, "app", sp.AppID, "sp", sp.ObjectID, "by", g.caller.AppID)
+		g.s.logger.Debug("graph: service principal created", "tenant", t.ID, "app", sp.AppID, "sp", sp.ObjectID, "by", g.caller.AppID)
 		return okReply(http.StatusCreated, append(jsonObj{{"@odata.context", graphMetadata + "servicePrincipals/$entity"}}, g.renderSP(t, sp)...))
 	})
 }

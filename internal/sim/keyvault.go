@@ -489,7 +489,7 @@ func (c *kvCall) setSecret(name string) {
 		}
 		applyAttrs(v, in.Attributes)
 		s.Versions = append(s.Versions, v)
-		c.s.logger.Info("keyvault: secret set", "vault", c.vault.Name, "name", s.Name, "version", v.Version)
+		c.s.logger.Debug("keyvault: secret set", "vault", c.vault.Name, "name", s.Name, "version", v.Version)
 		return kvOK(http.StatusOK, c.bundle(s, v, true))
 	})
 }
@@ -574,7 +574,7 @@ func (c *kvCall) deleteSecret(name string) {
 			return notFoundSecret(name)
 		}
 		s.Deleted, s.DeletedAt = true, now.UTC()
-		c.s.logger.Info("keyvault: secret deleted", "vault", c.vault.Name, "name", s.Name)
+		c.s.logger.Debug("keyvault: secret deleted", "vault", c.vault.Name, "name", s.Name)
 		return kvOK(http.StatusOK, c.deletedBundle(s))
 	})
 }
@@ -597,7 +597,7 @@ func (c *kvCall) purge(name string) {
 			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
 		}
 		delete(c.vault.Secrets, s.Name)
-		c.s.logger.Info("keyvault: secret purged", "vault", c.vault.Name, "name", s.Name)
+		c.s.logger.Debug("keyvault: secret purged", "vault", c.vault.Name, "name", s.Name)
 		return kvReply{status: http.StatusNoContent, noBodyReply: true}
 	})
 }
@@ -610,7 +610,7 @@ func (c *kvCall) recoverSecret(name string) {
 			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
 		}
 		s.Deleted, s.DeletedAt = false, time.Time{}
-		c.s.logger.Info("keyvault: secret recovered", "vault", c.vault.Name, "name", s.Name)
+		c.s.logger.Debug("keyvault: secret recovered", "vault", c.vault.Name, "name", s.Name)
 		return kvOK(http.StatusOK, c.bundle(s, s.Versions[len(s.Versions)-1], false))
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -395,7 +393,7 @@ func (s *Server) mainHandler() http.Handler {
 // serveARM answers every Resource Manager call with ARM's 404 shape until
 // the ARM surfaces are simulated.
 func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
-	jsonReply(w, http.StatusNotFound, map[string]any{"error": map[string]any{
+	writeJSON(w, http.StatusNotFound, plainJSON, map[string]any{"error": map[string]any{
 		"code":    "NotFound",
 		"message": fmt.Sprintf("The simulator does not implement %s %s.", r.Method, r.URL.Path),
 	}})
@@ -583,18 +581,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// jsonReply writes v as a JSON response.
-func jsonReply(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-}
+// plainJSON is the content type of every non-Graph JSON answer (Entra,
+// ARM, managed identity, control API); Graph's own is graphJSON.
+const plainJSON = "application/json; charset=utf-8"
 
 // Tenant returns the tenant with the given id, name or domain, or nil.
 // Safe for concurrent use; change what it returns only inside Update.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -72,49 +73,11 @@ func validateSync(p *store.SyncApplicationsParams) error {
 	return nil
 }
 
-// syncStmts are the statements of one sync page, prepared once per page.
-type syncStmts struct {
-	fingerprint, touch, upsert, deleteCreds, insertCred *sql.Stmt
-}
-
-func prepareSync(ctx context.Context, tx *sql.Tx) (*syncStmts, error) {
-	var st syncStmts
-	var err error
-	prep := func(dst **sql.Stmt, q string) {
-		if err == nil {
-			*dst, err = tx.PrepareContext(ctx, q)
-		}
-	}
-	prep(&st.fingerprint, `SELECT fingerprint FROM applications WHERE org_id = ? AND tenant_id = ? AND object_id = ?`)
-	prep(&st.touch, `UPDATE applications SET synced_at = ? WHERE org_id = ? AND tenant_id = ? AND object_id = ?`)
-	prep(&st.upsert, `INSERT INTO applications (org_id, tenant_id, object_id, connection, app_id, display_name,
-			sign_in_audience, created_at, manageable, owners, fingerprint, synced_at, min_end)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (org_id, tenant_id, object_id) DO UPDATE SET
-			connection = excluded.connection, app_id = excluded.app_id, display_name = excluded.display_name,
-			sign_in_audience = excluded.sign_in_audience, created_at = excluded.created_at,
-			manageable = excluded.manageable, owners = excluded.owners, fingerprint = excluded.fingerprint,
-			synced_at = excluded.synced_at, min_end = excluded.min_end`)
-	prep(&st.deleteCreds, `DELETE FROM credentials WHERE org_id = ? AND tenant_id = ? AND app_object_id = ?`)
-	prep(&st.insertCred, `INSERT INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name,
-			hint, thumbprint, start_at, end_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		st.close()
-		return nil, err
-	}
-	return &st, nil
-}
-
-func (st *syncStmts) close() {
-	for _, s := range []*sql.Stmt{st.fingerprint, st.touch, st.upsert, st.deleteCreds, st.insertCred} {
-		if s != nil {
-			_ = s.Close()
-		}
-	}
-}
-
-// SyncApplications writes one page in one transaction. An application
-// whose fingerprint matches the stored one only has synced_at moved.
+// SyncApplications writes one page in one transaction. It reads the
+// stored fingerprints of the whole page with one query, moves synced_at of
+// every unchanged application with one statement per tenant, and rewrites
+// only the applications that changed: the row, then its credentials
+// (deleted, and inserted again with one statement).
 func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsParams) (int, error) {
 	if err := validateSync(&p); err != nil {
 		return 0, fmt.Errorf("sync applications: %w", err)
@@ -132,58 +95,176 @@ func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsPa
 	return changed, nil
 }
 
+const (
+	sqlPageFingerprints = `SELECT object_id, fingerprint FROM applications
+		WHERE org_id = ? AND tenant_id = ? AND object_id IN (SELECT value FROM json_each(?))`
+	sqlTouch = `UPDATE applications SET synced_at = ?
+		WHERE org_id = ? AND tenant_id = ? AND object_id IN (SELECT value FROM json_each(?))`
+	sqlUpsertApp = `INSERT INTO applications (org_id, tenant_id, object_id, connection, app_id, display_name,
+			sign_in_audience, created_at, manageable, owners, fingerprint, synced_at, min_end)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, tenant_id, object_id) DO UPDATE SET
+			connection = excluded.connection, app_id = excluded.app_id, display_name = excluded.display_name,
+			sign_in_audience = excluded.sign_in_audience, created_at = excluded.created_at,
+			manageable = excluded.manageable, owners = excluded.owners, fingerprint = excluded.fingerprint,
+			synced_at = excluded.synced_at, min_end = excluded.min_end`
+	sqlDeleteCreds = `DELETE FROM credentials WHERE org_id = ? AND tenant_id = ? AND app_object_id = ?`
+	sqlInsertCreds = `INSERT INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name,
+			hint, thumbprint, start_at, end_at) VALUES `
+	credColumns = 10
+)
+
+// syncTx holds one page's transaction and the statements it prepared.
+type syncTx struct {
+	ctx    context.Context
+	tx     *sql.Tx
+	stmts  map[string]*sql.Stmt
+	args   []any
+	fp     fingerprinter
+	insert map[int]string // credential count → INSERT with that many rows
+}
+
+func (t *syncTx) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[q] = st
+	return st, nil
+}
+
+func (t *syncTx) exec(q string, args ...any) error {
+	st, err := t.stmt(q)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(t.ctx, args...)
+	return err
+}
+
+func (t *syncTx) close() {
+	for _, st := range t.stmts {
+		_ = st.Close()
+	}
+}
+
+// insertCredsSQL is the INSERT of n credential rows.
+func (t *syncTx) insertCredsSQL(n int) string {
+	if q, ok := t.insert[n]; ok {
+		return q
+	}
+	var b strings.Builder
+	b.WriteString(sqlInsertCreds)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	q := b.String()
+	t.insert[n] = q
+	return q
+}
+
+type appKey struct{ tenant, object string }
+
 func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	st, err := prepareSync(ctx, tx)
-	if err != nil {
-		return 0, err
-	}
-	defer st.close()
+	t := &syncTx{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}, insert: map[int]string{}}
+	defer t.close()
 
 	org := string(p.Org)
 	synced := encTime(p.SyncStarted)
-	var fp fingerprinter
-	var old []byte
+
+	// The stored fingerprints of the page, one query per tenant (a page
+	// normally holds one).
+	byTenant := map[string][]string{}
+	for i := range p.Applications {
+		a := &p.Applications[i]
+		byTenant[a.TenantID] = append(byTenant[a.TenantID], a.ObjectID)
+	}
+	stored := make(map[appKey][]byte, len(p.Applications))
+	for tenant, objects := range byTenant {
+		ids, err := json.Marshal(objects)
+		if err != nil {
+			return 0, err
+		}
+		st, err := t.stmt(sqlPageFingerprints)
+		if err != nil {
+			return 0, err
+		}
+		rows, err := st.QueryContext(ctx, org, tenant, string(ids))
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+			var object string
+			var fp []byte
+			if err := rows.Scan(&object, &fp); err != nil {
+				_ = rows.Close()
+				return 0, err
+			}
+			stored[appKey{tenant, object}] = fp
+		}
+		if err := rows.Close(); err != nil {
+			return 0, err
+		}
+	}
+
+	unchanged := map[string][]string{}
 	changed := 0
 	for i := range p.Applications {
 		a := &p.Applications[i]
+		key := appKey{a.TenantID, a.ObjectID}
 		owners, err := encOwners(a.Owners)
 		if err != nil {
 			return 0, err
 		}
-		sum := fp.sum(p.Connection, a, owners)
-		exists := true
-		switch err := st.fingerprint.QueryRowContext(ctx, org, a.TenantID, a.ObjectID).Scan(&old); {
-		case errors.Is(err, sql.ErrNoRows):
-			exists = false
-		case err != nil:
-			return 0, err
-		case bytes.Equal(old, sum):
-			if _, err := st.touch.ExecContext(ctx, synced, org, a.TenantID, a.ObjectID); err != nil {
-				return 0, err
-			}
+		sum := t.fp.sum(p.Connection, a, owners)
+		old, exists := stored[key]
+		if exists && bytes.Equal(old, sum) {
+			unchanged[a.TenantID] = append(unchanged[a.TenantID], a.ObjectID)
 			continue
 		}
-		if _, err := st.upsert.ExecContext(ctx, org, a.TenantID, a.ObjectID, p.Connection, a.AppID, a.DisplayName,
+		if err := t.exec(sqlUpsertApp, org, a.TenantID, a.ObjectID, p.Connection, a.AppID, a.DisplayName,
 			a.SignInAudience, encTime(a.CreatedAt), a.Manageable, owners, sum, synced, encTime(minEnd(a.Credentials))); err != nil {
 			return 0, err
 		}
 		if exists {
-			if _, err := st.deleteCreds.ExecContext(ctx, org, a.TenantID, a.ObjectID); err != nil {
+			if err := t.exec(sqlDeleteCreds, org, a.TenantID, a.ObjectID); err != nil {
 				return 0, err
 			}
 		}
-		for _, c := range a.Credentials {
-			if _, err := st.insertCred.ExecContext(ctx, org, a.TenantID, a.ObjectID, c.KeyID, string(c.Kind),
-				c.DisplayName, c.Hint, c.Thumbprint, encTime(c.Start), encTime(c.End)); err != nil {
+		if n := len(a.Credentials); n > 0 {
+			args := t.args[:0]
+			for _, c := range a.Credentials {
+				args = append(args, org, a.TenantID, a.ObjectID, c.KeyID, string(c.Kind),
+					c.DisplayName, c.Hint, c.Thumbprint, encTime(c.Start), encTime(c.End))
+			}
+			t.args = args
+			if err := t.exec(t.insertCredsSQL(n), args...); err != nil {
 				return 0, err
 			}
 		}
+		// A page that lists an application twice: the second sees the first.
+		stored[key] = sum
 		changed++
+	}
+	for tenant, objects := range unchanged {
+		ids, err := json.Marshal(objects)
+		if err != nil {
+			return 0, err
+		}
+		if err := t.exec(sqlTouch, synced, org, tenant, string(ids)); err != nil {
+			return 0, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err

@@ -1,0 +1,274 @@
+// Package jobs wires rotor's background work onto River: the periodic
+// planner and inventory sync, one rotate job per due application, and the
+// retire job each rotation schedules at the end of its overlap. River keeps
+// the jobs durable (on SQLite by default); the rotation journal in the
+// store stays the truth about runs, and Start reconciles it first.
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// Config builds the job system.
+type Config struct {
+	// DB is a pool dedicated to River (SetMaxOpenConns(1)), on the same
+	// SQLite file as the store or another.
+	DB       *sql.DB
+	Engine   *rotation.Engine
+	Store    store.Store
+	Policies rotation.PolicySource
+	// Sync syncs the inventory of every connection; nil disables the sync
+	// job.
+	Sync func(ctx context.Context) error
+	Org  domain.OrgID
+	// PlanInterval (default 1m) and SyncInterval (default 15m) space the
+	// periodic jobs; both also run at start.
+	PlanInterval, SyncInterval time.Duration
+	// Jitter spreads planned rotations uniformly over [0, Jitter); default
+	// 30s, negative for none.
+	Jitter time.Duration
+	// Workers is how many jobs run at once (default 10); the engine's
+	// per-tenant limit still applies inside.
+	Workers int
+	Logger  *slog.Logger
+	Clock   clock.Clock
+	// OnEvent, if set, is called after every job and start-up step with its
+	// kind ("recover", "plan", "sync", "rotate", "retire") and error: a
+	// test signal, so tests wait on events rather than sleeps.
+	OnEvent func(kind string, err error)
+}
+
+// Jobs is rotor's job system.
+type Jobs struct {
+	cfg    Config
+	client *river.Client[*sql.Tx]
+	log    *slog.Logger
+	clock  clock.Clock
+	// instance identifies this process's jobs in their unique keys (see
+	// uniqueness in args.go).
+	instance string
+}
+
+// Kinds of job.
+const (
+	KindRotate = "rotate"
+	KindRetire = "retire"
+	KindPlan   = "plan"
+	KindSync   = "sync"
+	// KindRecover is the OnEvent kind of the start-up recovery.
+	KindRecover = "recover"
+)
+
+// New migrates River's schema on cfg.DB and builds the client; it does not
+// start working until Start. It wires the engine's ScheduleRetire to insert
+// retire jobs, so a client that is never started still schedules
+// retirements (e.g. `rotor rotate`).
+func New(ctx context.Context, cfg Config) (*Jobs, error) {
+	if cfg.DB == nil || cfg.Engine == nil || cfg.Store == nil || cfg.Policies == nil {
+		return nil, errors.New("jobs: DB, Engine, Store and Policies are required")
+	}
+	cfg.Org = cmp.Or(cfg.Org, domain.DefaultOrg)
+	cfg.PlanInterval = cmp.Or(cfg.PlanInterval, time.Minute)
+	cfg.SyncInterval = cmp.Or(cfg.SyncInterval, 15*time.Minute)
+	cfg.Jitter = cmp.Or(cfg.Jitter, 30*time.Second)
+	cfg.Workers = cmp.Or(cfg.Workers, 10)
+	if cfg.Workers < 0 {
+		cfg.Workers = 10
+	}
+	j := &Jobs{cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default()), clock: cfg.Clock}
+	if j.clock == nil {
+		j.clock = clock.Real{}
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	j.instance = id.String()
+
+	driver := riversqlite.New(cfg.DB)
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet(j.log)})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: river migrator: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("jobs: migrate river schema: %w", err)
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &rotateWorker{j: j})
+	river.AddWorker(workers, &retireWorker{j: j})
+	river.AddWorker(workers, &planWorker{j: j})
+	river.AddWorker(workers, &syncWorker{j: j})
+
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return PlanArgs{Org: cfg.Org, Instance: j.instance}, nil
+		}, &river.PeriodicJobOpts{ID: KindPlan, RunOnStart: true}),
+	}
+	if cfg.Sync != nil {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.SyncInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return SyncArgs{Org: cfg.Org, Instance: j.instance}, nil
+		}, &river.PeriodicJobOpts{ID: KindSync, RunOnStart: true}))
+	}
+
+	rc := &river.Config{
+		Logger:       quiet(j.log),
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Workers:      workers,
+		PeriodicJobs: periodic,
+	}
+	if _, real := j.clock.(clock.Real); !real {
+		// River schedules by its own clock; make it rotor's, so retire
+		// jobs fire at RetireAt as rotor measures it (the demo's offset
+		// clock jumps forward).
+		rc.Test.Time = riverTime{j.clock}
+	}
+	if j.client, err = river.NewClient(driver, rc); err != nil {
+		return nil, fmt.Errorf("jobs: river client: %w", err)
+	}
+	cfg.Engine.SetScheduleRetire(j.ScheduleRetire)
+	return j, nil
+}
+
+// Start recovers what a dead process left (rotation.Engine.Recover), starts
+// a fresh rotation at once for every abandoned run, then starts working.
+// Cancelling ctx stops hard; use Stop for a clean shutdown.
+func (j *Jobs) Start(ctx context.Context) error {
+	abandoned, err := j.cfg.Engine.Recover(ctx, j.cfg.Org)
+	if err != nil {
+		// Keep going: what was recovered is recovered, the rest is logged.
+		j.log.Error("recovery was incomplete", "error", err)
+	}
+	var errs []error
+	for _, run := range abandoned {
+		_, ierr := j.client.Insert(ctx, RotateArgs{
+			Org: j.cfg.Org, TenantID: run.TenantID, AppObjectID: run.AppObjectID,
+			Trigger: domain.TriggerRecovery, Replaces: run.ID, Instance: j.instance,
+		}, nil)
+		if ierr != nil {
+			errs = append(errs, fmt.Errorf("enqueue recovery of run %s: %w", run.ID, ierr))
+			continue
+		}
+		j.log.Info("fresh rotation enqueued for abandoned run", "run", run.ID, "app", run.AppObjectID)
+	}
+	if len(errs) > 0 {
+		// The planner still sees those applications (an abandoned run's
+		// secret never counts as current), so start anyway.
+		j.log.Error("enqueueing recovery rotations failed", "error", errors.Join(errs...))
+	}
+	j.emit(KindRecover, errors.Join(append([]error{err}, errs...)...))
+	if err := j.client.Start(ctx); err != nil {
+		return fmt.Errorf("jobs: start river: %w", err)
+	}
+	return nil
+}
+
+// Stop shuts down cleanly: no new jobs are fetched and running ones may
+// finish until ctx is done; then their contexts are cancelled (a rotation
+// cancelled mid-way journals its failure) and Stop waits a few seconds
+// more for them to return.
+func (j *Jobs) Stop(ctx context.Context) error {
+	err := j.client.Stop(ctx)
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	j.log.Warn("jobs did not finish before the shutdown deadline; cancelling them")
+	hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return j.client.StopAndCancel(hard)
+}
+
+// RotateNow enqueues an immediate manual rotation of app. When a rotation
+// job for the application is already queued or running it does nothing:
+// that one will rotate (or is rotating) it.
+func (j *Jobs) RotateNow(ctx context.Context, org domain.OrgID, app domain.Application) error {
+	if pol := j.cfg.Policies.PolicyFor(app.Connection, app); pol == nil {
+		return fmt.Errorf("no policy selects %s: add one to the configuration", app.DisplayName)
+	}
+	res, err := j.client.Insert(ctx, RotateArgs{
+		Org: org, TenantID: app.TenantID, AppObjectID: app.ObjectID, Trigger: domain.TriggerManual, Instance: j.instance,
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("enqueue rotation of %s: %w", app.DisplayName, err)
+	}
+	if res.UniqueSkippedAsDuplicate {
+		j.log.Info("a rotation of the application is already queued", "app", app.ObjectID)
+	}
+	return nil
+}
+
+// ScheduleRetire inserts the retire job of a run at at; it is what the
+// engine's ScheduleRetire calls. Scheduling a run twice is a no-op.
+func (j *Jobs) ScheduleRetire(ctx context.Context, org domain.OrgID, runID string, at time.Time) error {
+	_, err := j.client.Insert(ctx, RetireArgs{Org: org, RunID: runID, Instance: j.instance}, &river.InsertOpts{ScheduledAt: at})
+	if err != nil {
+		return fmt.Errorf("schedule retirement of run %s: %w", runID, err)
+	}
+	return nil
+}
+
+func (j *Jobs) emit(kind string, err error) {
+	if j.cfg.OnEvent != nil {
+		j.cfg.OnEvent(kind, err)
+	}
+}
+
+func (j *Jobs) jitter() time.Duration {
+	if j.cfg.Jitter <= 0 {
+		return 0
+	}
+	return rand.N(j.cfg.Jitter)
+}
+
+// riverTime lends rotor's clock to River.
+type riverTime struct{ c clock.Clock }
+
+func (t riverTime) Now() time.Time { return t.c.Now() }
+func (t riverTime) NowOrNil() *time.Time {
+	now := t.c.Now()
+	return &now
+}
+
+var _ rivertype.TimeGenerator = riverTime{}
+
+// quiet hands River a logger that only speaks up for warnings: its
+// informational lines (leader elections, maintenance) are noise in rotor's
+// log.
+func quiet(l *slog.Logger) *slog.Logger {
+	return slog.New(levelFilter{l.Handler(), slog.LevelWarn})
+}
+
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.Handler.Enabled(ctx, l)
+}
+
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{f.Handler.WithAttrs(a), f.min}
+}
+
+func (f levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{f.Handler.WithGroup(n), f.min}
+}

@@ -1,0 +1,283 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// Uniqueness. River refuses a unique job while an equal one is pending or
+// running; a job a killed process was running stays "running" until
+// River's rescuer frees it (an hour later by default). So every unique key
+// also holds Instance, an id drawn at each process start: a dead
+// process's stuck jobs never block the new process, and the duplicates
+// this allows (at most one per restart) are harmless, because the store
+// lets only one run hold an application, the rotate worker asks Decide
+// again, and Retire is idempotent.
+
+// pendingStates are the states that make a rotate job a duplicate: not
+// completed, so the next rotation can be enqueued once this one is done.
+var pendingStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}
+
+// RotateArgs asks for one rotation of an application. There is at most one
+// pending rotate job per application (and recovered run).
+type RotateArgs struct {
+	Org         domain.OrgID   `json:"org" river:"unique"`
+	TenantID    string         `json:"tenant_id" river:"unique"`
+	AppObjectID string         `json:"app_object_id" river:"unique"`
+	Trigger     domain.Trigger `json:"trigger"`
+	// Replaces is the abandoned run this rotation recovers. It is part of
+	// the unique key so that recovery is never swallowed by a job the dead
+	// process left behind.
+	Replaces string `json:"replaces,omitempty" river:"unique"`
+	Instance string `json:"instance" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (RotateArgs) Kind() string { return KindRotate }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (RotateArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+// RetireArgs asks for the retirement of a run, scheduled at its RetireAt.
+type RetireArgs struct {
+	Org      domain.OrgID `json:"org" river:"unique"`
+	RunID    string       `json:"run_id" river:"unique"`
+	Instance string       `json:"instance" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (RetireArgs) Kind() string { return KindRetire }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: unique per run in
+// every state but discarded/cancelled, many attempts (retiring is safe and
+// must eventually happen).
+func (RetireArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// PlanArgs runs the planner once.
+type PlanArgs struct {
+	Org      domain.OrgID `json:"org" river:"unique"`
+	Instance string       `json:"instance" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (PlanArgs) Kind() string { return KindPlan }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one pending plan at a
+// time, no retries (the next period is the retry).
+func (PlanArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+// SyncArgs runs an inventory sync of every connection once.
+type SyncArgs struct {
+	Org      domain.OrgID `json:"org" river:"unique"`
+	Instance string       `json:"instance" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (SyncArgs) Kind() string { return KindSync }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (SyncArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+// manualFreshFor is how long a manual or recovery request is honoured as
+// such; a job older than this (one rescued long after a crash) only
+// rotates if the application is due.
+const manualFreshFor = 15 * time.Minute
+
+type rotateWorker struct {
+	river.WorkerDefaults[RotateArgs]
+	j *Jobs
+}
+
+// Timeout leaves room for the verification deadline and the sinks.
+func (w *rotateWorker) Timeout(*river.Job[RotateArgs]) time.Duration {
+	return w.j.cfg.Engine.VerifyTimeout() + 10*time.Minute
+}
+
+func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) (err error) {
+	defer func() { w.j.emit(KindRotate, err) }()
+	a := job.Args
+	j := w.j
+	log := j.log.With("job", job.ID, "app", a.AppObjectID, "tenant", a.TenantID, "trigger", string(a.Trigger))
+	app, err := j.cfg.Store.GetApplication(ctx, a.Org, a.AppObjectID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && app.TenantID != a.TenantID) {
+		log.Info("application is gone from the inventory; nothing to rotate")
+		return river.JobCancel(fmt.Errorf("application %s/%s is not in the inventory", a.TenantID, a.AppObjectID))
+	}
+	if err != nil {
+		return err
+	}
+	pol := j.cfg.Policies.PolicyFor(app.Connection, *app)
+	if pol == nil || !pol.Enabled {
+		log.Info("no enabled policy selects the application any more; nothing to rotate")
+		return nil
+	}
+	trigger := a.Trigger
+	var opts []rotation.RotateOption
+	fresh := j.clock.Now().Sub(job.CreatedAt) < manualFreshFor
+	switch {
+	case trigger == domain.TriggerRecovery && fresh:
+		// A consumer may hold the abandoned run's secret while another
+		// holds the older one: rotate now, due or not.
+		opts = append(opts, rotation.Replacing(a.Replaces))
+	case trigger == domain.TriggerManual && fresh:
+	default:
+		// Ask again: the plan may be a few seconds old, and a manual
+		// rotation may have happened meanwhile.
+		d, err := j.cfg.Engine.Decide(ctx, a.Org, *app, pol)
+		if err != nil {
+			return err
+		}
+		if !d.Due {
+			log.Info("not due any more", "reason", d.Reason, "message", d.Message)
+			return nil
+		}
+		trigger = d.Trigger
+	}
+	run, err := j.cfg.Engine.Rotate(ctx, a.Org, *app, *pol, trigger, opts...)
+	var re *rotation.RunError
+	switch {
+	case errors.Is(err, rotation.ErrBusy):
+		log.Info("another run holds the application")
+		return nil
+	case errors.As(err, &re):
+		// A failed run is an answer, journaled with its reason; the
+		// planner tries again after its failure back-off, so River must
+		// not retry it a minute later.
+		log.Warn("rotation failed", "run", re.RunID, "permanent", re.Permanent)
+		return nil
+	case err != nil:
+		return err
+	}
+	log.Info("rotation verified; retirement scheduled", "run", run.ID, "retire_at", run.RetireAt)
+	return nil
+}
+
+type retireWorker struct {
+	river.WorkerDefaults[RetireArgs]
+	j *Jobs
+}
+
+func (w *retireWorker) Timeout(*river.Job[RetireArgs]) time.Duration { return 5 * time.Minute }
+
+func (w *retireWorker) Work(ctx context.Context, job *river.Job[RetireArgs]) (err error) {
+	defer func() { w.j.emit(KindRetire, err) }()
+	j := w.j
+	run, err := j.cfg.Store.GetRun(ctx, job.Args.Org, job.Args.RunID)
+	if errors.Is(err, store.ErrNotFound) {
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
+	}
+	// The current policy decides whether foreign credentials go too; with
+	// none, only older rotor-made ones do.
+	var pol domain.Policy
+	if app, err := j.cfg.Store.GetApplication(ctx, run.Org, run.AppObjectID); err == nil {
+		if p := j.cfg.Policies.PolicyFor(app.Connection, *app); p != nil {
+			pol = *p
+		}
+	}
+	err = j.cfg.Engine.Retire(ctx, job.Args.Org, run.ID, pol)
+	var early *rotation.ErrTooEarly
+	switch {
+	case errors.As(err, &early):
+		return river.JobSnooze(max(early.RetireAt.Sub(j.clock.Now()), time.Second))
+	case rotation.IsPermanentFailure(err):
+		return river.JobCancel(err)
+	}
+	return err
+}
+
+type planWorker struct {
+	river.WorkerDefaults[PlanArgs]
+	j *Jobs
+}
+
+func (w *planWorker) Timeout(*river.Job[PlanArgs]) time.Duration { return 10 * time.Minute }
+
+// planBatch is how many rotate jobs one InsertMany carries.
+const planBatch = 500
+
+func (w *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) (err error) {
+	defer func() { w.j.emit(KindPlan, err) }()
+	j := w.j
+	due, err := j.cfg.Engine.Due(ctx, job.Args.Org, j.cfg.Policies)
+	if err != nil {
+		return err
+	}
+	now := j.clock.Now()
+	inserted := 0
+	for start := 0; start < len(due); start += planBatch {
+		batch := due[start:min(start+planBatch, len(due))]
+		params := make([]river.InsertManyParams, 0, len(batch))
+		for _, d := range batch {
+			opts := RotateArgs{}.InsertOpts()
+			if jit := j.jitter(); jit > 0 {
+				opts.ScheduledAt = now.Add(jit)
+			}
+			params = append(params, river.InsertManyParams{
+				Args: RotateArgs{
+					Org: job.Args.Org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
+					Trigger: d.Decision.Trigger, Instance: j.instance,
+				},
+				InsertOpts: &opts,
+			})
+		}
+		res, err := j.client.InsertMany(ctx, params)
+		if err != nil {
+			return fmt.Errorf("enqueue rotations: %w", err)
+		}
+		for _, r := range res {
+			if !r.UniqueSkippedAsDuplicate {
+				inserted++
+			}
+		}
+	}
+	if len(due) > 0 {
+		j.log.Info("planned rotations", "due", len(due), "enqueued", inserted)
+	}
+	return nil
+}
+
+type syncWorker struct {
+	river.WorkerDefaults[SyncArgs]
+	j *Jobs
+}
+
+func (w *syncWorker) Timeout(*river.Job[SyncArgs]) time.Duration { return 30 * time.Minute }
+
+func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncArgs]) (err error) {
+	defer func() { w.j.emit(KindSync, err) }()
+	j := w.j
+	if j.cfg.Sync == nil {
+		return nil
+	}
+	if err := j.cfg.Sync(ctx); err != nil {
+		return err
+	}
+	// Plan right away, so new applications do not wait for the next period.
+	if _, err := j.client.Insert(ctx, PlanArgs{Org: job.Args.Org, Instance: j.instance}, nil); err != nil {
+		return fmt.Errorf("enqueue plan after sync: %w", err)
+	}
+	return nil
+}
