@@ -516,10 +516,14 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 		b.bad(s, "notify_before", 0, "notify_before (%s) must not be negative", domain.FormatDuration(p.NotifyBefore))
 	}
 
-	// Keys that could not be read would make the policy's own rules
-	// complain about their absence: say only what is wrong.
-	if ok1 && ok2 && ok3 && !b.decodeProblemIn(s.path) {
-		if err := p.Validate(); err != nil {
+	if ok1 && ok2 && ok3 {
+		check := p
+		if b.decodeProblemIn(s.key("applications")) {
+			// An unreadable selector is reported already; do not also
+			// report it missing.
+			check.Selector = domain.Selector{AllOwned: true}
+		}
+		if err := check.Validate(); err != nil {
 			msg := err.Error()
 			switch {
 			case !overlapSet && p.Overlap >= p.Lifetime:

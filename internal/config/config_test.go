@@ -337,6 +337,17 @@ func TestParseProblems(t *testing.T) {
 			want:  []string{`policies[0] "web": applications must be a map (line `},
 		},
 		{
+			name: "UnreadableSelectorAndOtherPolicyProblems",
+			tweak: func(m map[string]any, _ *bundle) {
+				pol(m)["applications"] = map[string]any{"name_prefx": "web-"}
+				pol(m)["renew_before"] = "21d"
+			},
+			want: []string{
+				`policies[0] "web": unknown key "name_prefx" in applications`,
+				`policies[0] "web": renew_before (21d) must be shorter than lifetime (21d)`,
+			},
+		},
+		{
 			name:  "BoolWrongShape",
 			tweak: func(m map[string]any, _ *bundle) { pol(m)["enabled"] = "yes please" },
 			want:  []string{`policies[0] "web": enabled must be true or false (line `},

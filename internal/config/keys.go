@@ -91,7 +91,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, objPath, object string, ps *p
 				continue
 			}
 			if want := wrongShape(v, f.Type); want != "" {
-				ps.addf(child, object, v.Line, "%s must be %s (line %d), not a %s", rel, want, v.Line, kindName(v))
+				ps.addf(child, object, v.Line, "%s must be %s (line %d)%s", rel, want, v.Line, notA(v))
 				continue
 			}
 			kept = append(kept, k, v)
@@ -106,7 +106,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path, objPath, object string, ps *p
 		for i, item := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
 			if want := wrongShape(item, et); want != "" {
-				ps.addf(p, object, item.Line, "%s must be %s (line %d), not a %s", relPath(p, objPath), want, item.Line, kindName(item))
+				ps.addf(p, object, item.Line, "%s must be %s (line %d)%s", relPath(p, objPath), want, item.Line, notA(item))
 				skip[p] = true
 				n.Content[i] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: item.Line}
 				continue
@@ -163,6 +163,14 @@ func wrongShape(v *yaml.Node, t reflect.Type) string {
 		}
 	}
 	return ""
+}
+
+// notA names what a wrongly shaped value was, when that helps.
+func notA(v *yaml.Node) string {
+	if v.Kind == yaml.ScalarNode {
+		return ""
+	}
+	return ", not a " + kindName(v)
 }
 
 // relPath is path relative to the list item at objPath.

@@ -21,6 +21,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/simfile"
@@ -234,19 +235,8 @@ func snapshot(ctx context.Context, t *testing.T, info *simfile.Info, graphs map[
 			if a.AppID == tn.Rotation.ClientID {
 				continue
 			}
-			out[tn.ID][a.ID] = credSnapshot{name: a.DisplayName, creds: sortCreds(graphCreds(&a))}
+			out[tn.ID][a.ID] = credSnapshot{name: a.DisplayName, creds: sortCreds(inventory.Credentials(&a))}
 		}
-	}
-	return out
-}
-
-func graphCreds(a *graph.Application) []domain.Credential {
-	var out []domain.Credential
-	for _, p := range a.PasswordCredentials {
-		out = append(out, domain.Credential{KeyID: p.KeyID, Kind: domain.KindSecret, DisplayName: p.DisplayName, Hint: p.Hint, Start: p.StartDateTime.UTC(), End: p.EndDateTime.UTC()})
-	}
-	for _, k := range a.KeyCredentials {
-		out = append(out, domain.Credential{KeyID: k.KeyID, Kind: domain.KindCertificate, DisplayName: k.DisplayName, Start: k.StartDateTime.UTC(), End: k.EndDateTime.UTC()})
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
@@ -131,7 +132,7 @@ func (d graphDirectory) Credentials(ctx context.Context, objectID string) ([]dom
 	if err != nil {
 		return nil, err
 	}
-	return Credentials(app), nil
+	return inventory.Credentials(app), nil
 }
 
 func (d graphDirectory) AddPassword(ctx context.Context, objectID, displayName string, end time.Time) (rotation.NewPassword, error) {
@@ -144,18 +145,6 @@ func (d graphDirectory) AddPassword(ctx context.Context, objectID, displayName s
 
 func (d graphDirectory) RemovePassword(ctx context.Context, objectID, keyID string) error {
 	return d.g.RemovePassword(ctx, objectID, keyID)
-}
-
-// Credentials converts Graph's credential lists into rotor's.
-func Credentials(app *graph.Application) []domain.Credential {
-	out := make([]domain.Credential, 0, len(app.PasswordCredentials)+len(app.KeyCredentials))
-	for _, p := range app.PasswordCredentials {
-		out = append(out, domain.Credential{KeyID: p.KeyID, Kind: domain.KindSecret, DisplayName: p.DisplayName, Hint: p.Hint, Start: p.StartDateTime, End: p.EndDateTime})
-	}
-	for _, k := range app.KeyCredentials {
-		out = append(out, domain.Credential{KeyID: k.KeyID, Kind: domain.KindCertificate, DisplayName: k.DisplayName, Thumbprint: k.CustomKeyIdentifier, Start: k.StartDateTime, End: k.EndDateTime})
-	}
-	return out
 }
 
 type verifier struct{ ep azure.Endpoints }

@@ -112,13 +112,13 @@ func batchOrder(reqs []batchRequest, byID map[string]int) ([]int, error) {
 		case done:
 			return nil
 		case visiting:
-			return fmt.Errorf("Batch request '%s' is part of a dependsOn cycle.", reqs[i].ID) //nolint:staticcheck // shown to the client as Graph's message
+			return &inputError{fmt.Sprintf("Batch request '%s' is part of a dependsOn cycle.", reqs[i].ID)}
 		}
 		state[i] = visiting
 		for _, d := range reqs[i].DependsOn {
 			j, ok := byID[d]
 			if !ok {
-				return fmt.Errorf("Batch request '%s' depends on '%s', which is not in the batch.", reqs[i].ID, d) //nolint:staticcheck // client message
+				return &inputError{fmt.Sprintf("Batch request '%s' depends on '%s', which is not in the batch.", reqs[i].ID, d)}
 			}
 			if err := visit(j); err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -53,15 +54,15 @@ func validateSync(p *store.SyncApplicationsParams) error {
 		if err := checkTime("application "+a.ObjectID+" createdDateTime", a.CreatedAt); err != nil {
 			return err
 		}
-		keys := make(map[string]struct{}, len(a.Credentials))
-		for _, c := range a.Credentials {
+		for j, c := range a.Credentials {
 			if c.KeyID == "" {
 				return fmt.Errorf("application %s: a credential has no key id", a.ObjectID)
 			}
-			if _, dup := keys[c.KeyID]; dup {
-				return fmt.Errorf("application %s: key id %s appears twice", a.ObjectID, c.KeyID)
+			for _, prev := range a.Credentials[:j] {
+				if prev.KeyID == c.KeyID {
+					return fmt.Errorf("application %s: key id %s appears twice", a.ObjectID, c.KeyID)
+				}
 			}
-			keys[c.KeyID] = struct{}{}
 			if err := checkTime("credential "+c.KeyID+" start", c.Start); err != nil {
 				return err
 			}
@@ -111,7 +112,9 @@ const (
 	sqlDeleteCreds = `DELETE FROM credentials WHERE org_id = ? AND tenant_id = ? AND app_object_id = ?`
 	sqlInsertCreds = `INSERT INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name,
 			hint, thumbprint, start_at, end_at) VALUES `
-	credColumns = 10
+	// maxCredsPerInsert keeps one INSERT's parameters (10 a row) far
+	// below SQLite's limit of 32766.
+	maxCredsPerInsert = 256
 )
 
 // syncTx holds one page's transaction and the statements it prepared.
@@ -242,14 +245,14 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 				return 0, err
 			}
 		}
-		if n := len(a.Credentials); n > 0 {
+		for creds := range slices.Chunk(a.Credentials, maxCredsPerInsert) {
 			args := t.args[:0]
-			for _, c := range a.Credentials {
+			for _, c := range creds {
 				args = append(args, org, a.TenantID, a.ObjectID, c.KeyID, string(c.Kind),
 					c.DisplayName, c.Hint, c.Thumbprint, encTime(c.Start), encTime(c.End))
 			}
 			t.args = args
-			if err := t.exec(t.insertCredsSQL(n), args...); err != nil {
+			if err := t.exec(t.insertCredsSQL(len(creds)), args...); err != nil {
 				return 0, err
 			}
 		}

@@ -1,0 +1,303 @@
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/sqlite"
+)
+
+// Real River on a real SQLite file, the real store and the real engine;
+// Entra and the sink are in-test maps.
+
+var (
+	_ rotation.Connections = (*entra)(nil)
+	_ sink.Sink            = (*vault)(nil)
+)
+
+type entra struct {
+	mu     sync.Mutex
+	apps   map[string][]domain.Credential
+	values map[string]string // key id → value
+	// block makes Verify wait for its context (a slow Entra).
+	block bool
+}
+
+func (e *entra) Directory(string) (rotation.Directory, error) { return e, nil }
+func (e *entra) Verifier(string) (rotation.Verifier, error)   { return e, nil }
+
+func (e *entra) Credentials(_ context.Context, oid string) ([]domain.Credential, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.apps[oid]), nil
+}
+
+func (e *entra) AddPassword(_ context.Context, oid, name string, end time.Time) (rotation.NewPassword, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	c := domain.Credential{KeyID: uuid.NewString(), Kind: domain.KindSecret, DisplayName: name, Start: time.Now().UTC(), End: end}
+	e.apps[oid] = append(e.apps[oid], c)
+	e.values[c.KeyID] = hex.EncodeToString(b)
+	return rotation.NewPassword{KeyID: c.KeyID, Start: c.Start, End: c.End, Value: secret.New(e.values[c.KeyID])}, nil
+}
+
+func (e *entra) RemovePassword(_ context.Context, oid, keyID string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.apps[oid] = slices.DeleteFunc(e.apps[oid], func(c domain.Credential) bool { return c.KeyID == keyID })
+	return nil
+}
+
+func (e *entra) Verify(ctx context.Context, _, _ string, v secret.Value) error {
+	e.mu.Lock()
+	block := e.block
+	e.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, val := range e.values {
+		if val == v.Reveal() {
+			for _, cs := range e.apps {
+				for _, c := range cs {
+					if c.KeyID == k {
+						return nil
+					}
+				}
+			}
+		}
+	}
+	return errors.New("invalid secret")
+}
+
+type vault struct {
+	mu     sync.Mutex
+	values map[string]string // object id → key id
+}
+
+func (v *vault) Type() string                    { return "memory" }
+func (v *vault) CheckSpec(domain.SinkSpec) error { return nil }
+func (v *vault) Build(domain.SinkSpec, string, domain.Application) (sink.Sink, error) {
+	return v, nil
+}
+func (v *vault) Describe() string { return "memory vault" }
+func (v *vault) Deliver(_ context.Context, d sink.Delivery) (sink.Result, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.values[d.App.ObjectID] = d.KeyID
+	return sink.Result{Changed: true, Location: "memory/" + d.App.ObjectID}, nil
+}
+
+type policies struct{ p domain.Policy }
+
+func (p policies) PolicyFor(string, domain.Application) *domain.Policy { return &p.p }
+
+type bundle struct {
+	ctx    context.Context
+	store  *sqlite.Store
+	entra  *entra
+	vault  *vault
+	engine *rotation.Engine
+	jobs   *Jobs
+	events chan event
+	org    domain.OrgID
+	apps   []domain.Application
+}
+
+type event struct {
+	kind string
+	err  error
+}
+
+const tenant = "22222222-2222-2222-2222-222222222222"
+
+func setup(t *testing.T, napps int) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rotor.db")
+	st, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	org := domain.OrgID("acme")
+	require.NoError(t, st.EnsureOrg(ctx, org, "Acme"))
+	b := &bundle{
+		ctx: ctx, store: st, org: org, events: make(chan event, 1000),
+		entra: &entra{apps: map[string][]domain.Credential{}, values: map[string]string{}},
+		vault: &vault{values: map[string]string{}},
+	}
+	now := time.Now().UTC()
+	for i := range napps {
+		foreign := domain.Credential{KeyID: fmt.Sprintf("foreign-%d", i), Kind: domain.KindSecret, DisplayName: "ops", Start: now.Add(-time.Hour), End: now.Add(24 * time.Hour)}
+		app := domain.Application{Org: org, Connection: "main", TenantID: tenant, ObjectID: fmt.Sprintf("app-%d", i), AppID: fmt.Sprintf("client-%d", i),
+			DisplayName: fmt.Sprintf("app-%d", i), Manageable: true, Credentials: []domain.Credential{foreign}}
+		b.apps = append(b.apps, app)
+		b.entra.apps[app.ObjectID] = []domain.Credential{foreign}
+	}
+	_, err = st.SyncApplications(ctx, store.SyncApplicationsParams{Org: org, Connection: "main", SyncStarted: now, Applications: b.apps})
+	require.NoError(t, err)
+
+	pol := domain.Policy{Name: "all", Connection: "main", Selector: domain.Selector{AllOwned: true}, Enabled: true, Kind: domain.KindSecret,
+		Lifetime: 30 * 24 * time.Hour, RenewBefore: 10 * 24 * time.Hour, Overlap: 500 * time.Millisecond, Verify: true,
+		Sinks: []domain.SinkSpec{{Type: "memory"}}}
+	b.engine = rotation.New(rotation.Config{Store: st, Conns: b.entra, Sinks: sink.NewRegistry(b.vault), Clock: clock.Real{}, VerifyTimeout: 5 * time.Second})
+
+	// River gets its own single-connection pool on the same file.
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+	require.NoError(t, err)
+	db.SetMaxOpenConns(1)
+	b.jobs, err = New(ctx, Config{
+		DB: db, Engine: b.engine, Store: st, Policies: policies{pol}, Org: org,
+		PlanInterval: time.Hour, Jitter: 50 * time.Millisecond,
+		OnEvent: func(kind string, err error) { b.events <- event{kind, err} },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = b.jobs.Stop(ctx)
+		_ = db.Close()
+		_ = st.Close()
+	})
+	return b
+}
+
+// waitFor consumes events until n of kind succeeded.
+func (b *bundle) waitFor(t *testing.T, kind string, n int) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for n > 0 {
+		select {
+		case ev := <-b.events:
+			if ev.kind == kind {
+				require.NoError(t, ev.err, kind)
+				n--
+			}
+		case <-timeout:
+			t.Fatalf("timed out waiting for %d more %s events", n, kind)
+		}
+	}
+}
+
+func TestPlanRotateRetire(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 3)
+	require.NoError(t, b.jobs.Start(b.ctx))
+	b.waitFor(t, KindPlan, 1)
+	b.waitFor(t, KindRetire, 3)
+
+	runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+	require.NoError(t, err)
+	require.Len(t, runs, 3)
+	for _, r := range runs {
+		require.Equal(t, domain.RunDone, r.State, r.Error)
+		require.Equal(t, domain.TriggerAdoption, r.Trigger)
+		creds, _ := b.entra.Credentials(b.ctx, r.AppObjectID)
+		require.Len(t, creds, 2, "the new secret and the foreign one")
+		require.Contains(t, creds, domain.Credential{KeyID: "foreign-" + r.AppObjectID[len("app-"):], Kind: domain.KindSecret, DisplayName: "ops", Start: creds[0].Start, End: creds[0].End})
+		require.Equal(t, r.NewKeyID, b.vault.values[r.AppObjectID])
+	}
+
+	// Nothing is due any more, although the inventory was not synced.
+	due, err := b.engine.Due(b.ctx, b.org, b.jobs.cfg.Policies)
+	require.NoError(t, err)
+	require.Empty(t, due)
+}
+
+func TestOneRotateJobPerApplication(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 2)
+	// Before Start: jobs are only queued.
+	require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
+	require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
+	require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[1]))
+	// The planner finds both due; its jobs are duplicates.
+	w := &planWorker{j: b.jobs}
+	require.NoError(t, w.Work(b.ctx, &river.Job[PlanArgs]{Args: PlanArgs{Org: b.org}}))
+	res, err := b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRotate).First(100))
+	require.NoError(t, err)
+	require.Len(t, res.Jobs, 2)
+
+	// A retirement scheduled twice is one job.
+	at := time.Now().Add(time.Hour)
+	require.NoError(t, b.jobs.ScheduleRetire(b.ctx, b.org, "run-1", at))
+	require.NoError(t, b.jobs.ScheduleRetire(b.ctx, b.org, "run-1", at))
+	res, err = b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRetire).States(rivertype.JobStateScheduled))
+	require.NoError(t, err)
+	require.Len(t, res.Jobs, 1)
+}
+
+func TestStopCancelsStuckRotationAndJournalsIt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	b.entra.block = true // Entra never answers verification
+	require.NoError(t, b.jobs.Start(b.ctx))
+	require.Eventually(t, func() bool {
+		runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunPropagated}})
+		return err == nil && len(runs) == 1
+	}, 20*time.Second, 20*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_ = b.jobs.Stop(ctx)
+	require.Less(t, time.Since(start), 3*time.Second, "Stop must return promptly")
+
+	runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, domain.RunFailed, runs[0].State, "a cancelled run is journaled, not left active")
+}
+
+func TestStartRecoversAbandonedRuns(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	// A dead process left a run that had created a secret and written a sink.
+	dead := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: b.apps[0].ObjectID,
+		AppID: b.apps[0].AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue}
+	require.NoError(t, b.store.CreateRun(b.ctx, dead))
+	np, err := b.entra.AddPassword(b.ctx, dead.AppObjectID, domain.DisplayNameFor(dead.ID), time.Now().Add(24*time.Hour))
+	require.NoError(t, err)
+	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
+		To: domain.RunCreated, NewKeyID: np.KeyID, SinksStarted: true, Event: domain.RunEvent{Step: "created"}}))
+
+	require.NoError(t, b.jobs.Start(b.ctx))
+	b.waitFor(t, KindRecover, 1)
+	b.waitFor(t, KindRetire, 1)
+
+	old, err := b.store.GetRun(b.ctx, b.org, dead.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunAbandoned, old.State)
+	runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunDone}})
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Equal(t, dead.ID, runs[0].Replaces)
+	require.Equal(t, domain.TriggerRecovery, runs[0].Trigger)
+	creds, _ := b.entra.Credentials(b.ctx, dead.AppObjectID)
+	require.Len(t, creds, 2, "the abandoned run's secret is retired by the fresh run: %v", creds)
+	for _, c := range creds {
+		require.NotEqual(t, np.KeyID, c.KeyID)
+	}
+}
