@@ -268,7 +268,7 @@ func TestStopCancelsStuckRotationAndJournalsIt(t *testing.T) {
 	runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
 	require.NoError(t, err)
 	require.Len(t, runs, 1)
-	require.Equal(t, domain.RunFailed, runs[0].State, "a cancelled run is journaled, not left active")
+	require.Equal(t, domain.RunAbandoned, runs[0].State, "a cancelled run is journaled, not left active")
 }
 
 func TestStartRecoversAbandonedRuns(t *testing.T) {

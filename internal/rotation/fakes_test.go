@@ -187,6 +187,7 @@ func (d *memDirectory) allValues() []string {
 // memSink keeps the last value delivered per application: the consumer.
 type memSink struct {
 	name  string
+	echo  bool // a careless sink: its error quotes the value
 	vault *memVault
 	fail  func(n int) error
 }
@@ -206,6 +207,9 @@ func (s *memSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, erro
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.calls++
+	if s.echo {
+		return sink.Result{}, fmt.Errorf("rejected value %q: %w", d.Value.Reveal(), errPolicy)
+	}
 	if v.failures != nil {
 		if err := v.failures(s.name, v.calls); err != nil {
 			return sink.Result{}, err
@@ -236,7 +240,8 @@ func (b memBuilder) Build(spec domain.SinkSpec, _ string, _ domain.Application) 
 	if name == "" {
 		return nil, errors.New("settings.name is required")
 	}
-	return &memSink{name: name, vault: b.vault}, nil
+	echo, _ := spec.Settings["echo"].(bool)
+	return &memSink{name: name, vault: b.vault, echo: echo}, nil
 }
 
 // bundle is what a test needs.

@@ -355,9 +355,17 @@ func (r *runner) verify(ctx context.Context, ver Verifier) (int, error) {
 // fail ends the run in failed. If a credential may exist that no sink
 // received, nobody can hold it, so it is removed first; once a sink write
 // started it stays, and the next run's retirement removes it.
+//
+// A run stopped because ctx was cancelled (shutdown, job timeout) did not
+// fail: it ends abandoned, like a run of a process that died, so the
+// planner's failure back-off does not hold the application.
 func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bool) (*domain.Run, error) {
 	e, run := r.e, r.run
 	msg = r.scrub(msg)
+	to, step := domain.RunFailed, StepFailed
+	if ctx.Err() != nil {
+		to, step, permanent = domain.RunAbandoned, StepAbandoned, false
+	}
 	// Finish the journal even when ctx was cancelled (shutdown).
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -367,10 +375,10 @@ func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bo
 		}
 	}
 	r.value = secret.Value{}
-	r.log.Error("rotation failed", "state", string(run.State), "permanent", permanent, "error", msg)
+	r.log.Error("rotation "+string(to), "state", string(run.State), "permanent", permanent, "error", msg)
 	if err := e.transition(cctx, run, store.TransitionRunParams{
-		To: domain.RunFailed, Error: msg,
-		Event: domain.RunEvent{Step: StepFailed, Message: msg},
+		To: to, Error: msg,
+		Event: domain.RunEvent{Step: step, Message: msg},
 	}); err != nil {
 		r.log.Error("journaling the failure failed; recovery at start-up abandons the run", "error", err)
 		return run, &RunError{RunID: run.ID, Message: msg, Permanent: permanent, Err: errors.Join(cause, err)}

@@ -213,7 +213,8 @@ func (e *ErrTooEarly) Error() string {
 	return fmt.Sprintf("rotation: retirement is not due before %s", e.RetireAt.UTC().Format(time.RFC3339))
 }
 
-// RunError is a run that ended in failed. Permanent says retrying with a
+// RunError is a run that ended in failed (or abandoned, when its context
+// was cancelled). Permanent says retrying with a
 // fresh run will not help until a human changes something (a policy, an
 // ownership, a sink's configuration).
 type RunError struct {

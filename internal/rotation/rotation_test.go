@@ -129,6 +129,13 @@ func TestRotateFailures(t *testing.T) {
 			want: outcome{permanent: true, message: "sink 1 (memory sink ado) failed", newCredLeft: true},
 		},
 		{
+			name: "a sink that quotes the secret in its error is redacted",
+			tweak: func(b *bundle, _ *Engine) {
+				b.policy.Sinks[1].Settings = map[string]any{"name": "ado", "echo": true}
+			},
+			want: outcome{permanent: true, message: `rejected value "[REDACTED]"`, newCredLeft: true},
+		},
+		{
 			name:  "unknown sink type fails before anything is created",
 			tweak: func(b *bundle, _ *Engine) { b.policy.Sinks = append(b.policy.Sinks, domain.SinkSpec{Type: "nope"}) },
 			want:  outcome{permanent: true, message: "sink 2 (nope) cannot be built"},

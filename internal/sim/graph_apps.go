@@ -500,8 +500,12 @@ func (g *graphCall) patchApplication(key string) {
 			err = json.Unmarshal(raw, &ts)
 			tags = &ts
 		case "keyCredentials":
+			// null would silently drop every certificate: refuse it; an
+			// empty array says so explicitly.
 			var ks []keyCredentialIn
-			err = json.Unmarshal(raw, &ks)
+			if err = json.Unmarshal(raw, &ks); err == nil && ks == nil {
+				err = errors.New("null")
+			}
 			keysIn = &ks
 		case "passwordCredentials":
 			g.fail(http.StatusBadRequest, codeBadRequest,
@@ -684,6 +688,9 @@ func (g *graphCall) addPassword(key string) {
 			Start: start, End: end, SecretHash: HashSecret(secret), AddedAt: now,
 		}
 		a.Passwords = append(a.Passwords, p)
+		if f := g.s.opts.OnSecretIssued; f != nil {
+			f(t.ID, a.ObjectID, p.KeyID, secret)
+		}
 		g.s.logger.Debug("graph: password added", "tenant", t.ID, "app", a.AppID, "keyId", p.KeyID, "by", g.caller.AppID)
 		body := append(jsonObj{{"@odata.context", graphMetadata + "microsoft.graph.passwordCredential"}}, renderPassword(p, &secret)...)
 		return okReply(http.StatusOK, body)

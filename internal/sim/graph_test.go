@@ -574,6 +574,7 @@ func TestGraphPatchKeyCredentials(t *testing.T) {
 		}}},
 		"unknown property": {"web": map[string]any{}},
 		"empty name":       {"displayName": ""},
+		"null keys":        {"keyCredentials": nil},
 	}
 	for name, body := range bad {
 		r := g.call(t, g.token, http.MethodPatch, "/applications/"+app.ObjectID, body)

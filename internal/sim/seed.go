@@ -197,6 +197,17 @@ func seedDemoTenant(ti int, name string, now time.Time) (*Tenant, error) {
 				app.Passwords = append(app.Passwords, demoPassword(&ids, demoBands[len(demoBands)-1], "rotated", i, now))
 			}
 		}
+		// Apps rotor has rotated before (its secrets are named rotor:<run
+		// id>): one due again within the hour, one healthy. The demo then
+		// shows renewals and retirements, not only first adoptions.
+		if app.OwnedBy(rotationSP.ObjectID) && !certOnly {
+			switch i % 5 {
+			case 2:
+				app.Passwords = append(app.Passwords, demoRotorPassword(&ids, now, now.Add(40*time.Minute)))
+			case 4:
+				app.Passwords = append(app.Passwords, demoRotorPassword(&ids, now, now.Add(25*24*time.Hour)))
+			}
+		}
 		if certOnly || i%4 == 1 {
 			band := demoBands[(certs+ti)%len(demoBands)] // every band gets certificates
 			certs++
@@ -216,6 +227,20 @@ func demoPassword(ids *uuidSource, band expiryBand, display string, i int, now t
 	end := now.Add(band.end)
 	start := minTime(end.AddDate(-1, 0, 0), now.AddDate(0, 0, -(30+3*i)))
 	p := &Password{KeyID: ids.next(), DisplayName: display, Start: start, End: end, AddedAt: start}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	p.SecretHash = b
+	p.Hint = hint(b[:])
+	return p
+}
+
+// demoRotorPassword is a secret an earlier rotor run made, 30 days long.
+func demoRotorPassword(ids *uuidSource, now, end time.Time) *Password {
+	start := end.AddDate(0, 0, -30)
+	if start.After(now) {
+		start = now
+	}
+	p := &Password{KeyID: ids.next(), DisplayName: "rotor:" + ids.next(), Start: start, End: end, AddedAt: start}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	p.SecretHash = b

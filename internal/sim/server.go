@@ -49,6 +49,11 @@ type Options struct {
 	// Faults is the initial fault injection; it can be changed at run time
 	// through the control API or SetFaults.
 	Faults FaultConfig
+	// OnSecretIssued, when set, is called with every password the
+	// simulator hands out through addPassword. Entra never shows a secret
+	// twice and the simulator keeps only hashes; tests use this to check
+	// that no issued value ends up anywhere it should not.
+	OnSecretIssued func(tenantID, appObjectID, keyID, value string)
 }
 
 // Server is one running simulator. Create it with New, then Start it.

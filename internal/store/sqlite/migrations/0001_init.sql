@@ -32,7 +32,7 @@ CREATE TABLE applications (
 CREATE INDEX applications_by_name ON applications (org_id, display_name, object_id);
 CREATE INDEX applications_by_app_id ON applications (org_id, app_id);
 CREATE INDEX applications_by_min_end ON applications (org_id, min_end);
-CREATE INDEX applications_by_sync ON applications (org_id, connection, synced_at);
+CREATE INDEX applications_by_connection ON applications (org_id, connection);
 
 CREATE TABLE credentials (
     org_id        TEXT NOT NULL,
