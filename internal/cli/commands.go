@@ -31,13 +31,21 @@ func (f *configFlag) register(c *cobra.Command) {
 	c.Flags().StringVarP(&f.path, "config", "c", def, "configuration file (env ROTOR_CONFIG)")
 }
 
+// check says clearly when the configuration file is missing.
+func (f *configFlag) check() error {
+	if _, err := os.Stat(f.path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("configuration file %s not found: pass --config FILE (see docs/configuration.md), or run 'rotor demo' to try rotor without one", f.path)
+		}
+		return err
+	}
+	return nil
+}
+
 // open assembles rotor from the configuration, logging at warn level unless
 // the command wants more.
 func (f *configFlag) open(ctx context.Context, stderr io.Writer, level slog.Level, hooks rotation.Hooks) (*server.Server, error) {
-	if _, err := os.Stat(f.path); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("configuration file %s not found: pass --config FILE (see docs/configuration.md), or run 'rotor demo' to try rotor without one", f.path)
-		}
+	if err := f.check(); err != nil {
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -71,19 +79,14 @@ or are recovered at the next start.`,
 }
 
 func (f *configFlag) openForServe(cmd *cobra.Command) (*server.Server, error) {
-	if _, err := os.Stat(f.path); err != nil {
-		return f.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelInfo, rotation.Hooks{})
-	}
-	cfg, err := config.Load(f.path, config.LoadOptions{})
-	level := slog.LevelInfo
-	if err == nil {
-		level = cfg.Log.SlogLevel()
+	if err := f.check(); err != nil {
+		return nil, err
 	}
 	hooks, err := crashHooksFromEnv()
 	if err != nil {
 		return nil, err
 	}
-	return f.open(cmd.Context(), cmd.ErrOrStderr(), level, hooks)
+	return server.Open(cmd.Context(), f.path, server.Options{LogOutput: cmd.ErrOrStderr(), Hooks: hooks})
 }
 
 func newSyncCmd() *cobra.Command {

@@ -6,9 +6,9 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,7 +32,10 @@ import (
 
 // Options tune how a Server is assembled.
 type Options struct {
-	Logger *slog.Logger
+	// Logger receives rotor's logs. Nil builds one from the configuration's
+	// log settings, writing to LogOutput (default stderr).
+	Logger    *slog.Logger
+	LogOutput io.Writer
 	Clock  clock.Clock
 	// Hooks observe the rotation journal (the demo narrates with them; the
 	// crash-safety test kills the process with them).
@@ -47,7 +50,6 @@ type Server struct {
 	log    *slog.Logger
 	clock  clock.Clock
 	store  *sqlite.Store
-	jobsDB *sql.DB
 	conns  *Conns
 	sinks  *sink.Registry
 	engine *rotation.Engine
@@ -58,9 +60,6 @@ type Server struct {
 
 // Open loads the configuration and assembles rotor. Nothing runs yet.
 func Open(ctx context.Context, configPath string, opts Options) (*Server, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
@@ -82,6 +81,9 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		return nil, err
 	}
 	s.cfg = cfg
+	if s.log == nil {
+		s.log = newLogger(cfg.Log, opts.LogOutput)
+	}
 	for _, n := range cfg.Notes {
 		s.log.Info("configuration note", "note", n)
 	}
@@ -171,18 +173,16 @@ func (s *Server) directory(ctx context.Context, name string) (inventory.Director
 	return inventory.NewGraphDirectory(c.graph, name, c.cfg.TenantID, sp), nil
 }
 
-// openJobs creates the job system on its own connection pool to the same
-// database file (River on SQLite wants a single-connection pool).
+// openJobs creates the job system on the store's write pool: River on
+// SQLite wants a single connection, and sharing it makes River's writes and
+// the journal's queue behind each other instead of fighting over SQLite's
+// write lock.
 func (s *Server) openJobs(ctx context.Context, workers int) error {
 	if s.jobs != nil {
 		return nil
 	}
-	db, err := sqlite.OpenJobsDB(s.cfg.DatabasePath())
-	if err != nil {
-		return err
-	}
 	j, err := jobs.New(ctx, jobs.Config{
-		DB:           db,
+		DB:           s.store.DB(),
 		Engine:       s.engine,
 		Store:        s.store,
 		Policies:     s,
@@ -196,10 +196,9 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 		Clock:        s.clock,
 	})
 	if err != nil {
-		db.Close()
 		return err
 	}
-	s.jobsDB, s.jobs = db, j
+	s.jobs = j
 	return nil
 }
 
@@ -256,9 +255,6 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 // Close releases the store and the job database.
 func (s *Server) Close() error {
 	var errs []error
-	if s.jobsDB != nil {
-		errs = append(errs, s.jobsDB.Close())
-	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
@@ -279,4 +275,16 @@ func (s *Server) DataDir() string {
 // sink that rotor may not write.
 func isPermanent(err error) bool {
 	return graph.IsForbidden(err) || graph.IsPolicyViolation(err) || graph.IsNotFound(err) || keyvault.IsPermanent(err)
+}
+
+// newLogger builds the logger the configuration's log section asks for.
+func newLogger(l config.LogSettings, w io.Writer) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	o := &slog.HandlerOptions{Level: l.Level}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
 }

@@ -133,7 +133,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 // SQLite's write lock. Sharing is a choice, not a requirement: River may
 // instead open its own single-connection pool on Path(). Do not change
 // the pool's settings, and stop River before closing the store, which
-// closes this pool.
+// closes this pool. Never call the Store while holding a transaction on
+// this pool: with one connection, that waits forever.
 func (s *Store) DB() *sql.DB { return s.w }
 
 // Path returns the database file's name as given to Open.

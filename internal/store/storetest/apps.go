@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -149,6 +150,34 @@ func testSyncEmptyPage(t *testing.T, b *bundle) {
 	n, err := b.s.CountApplications(b.ctx, b.org, "")
 	require.NoError(t, err)
 	require.Zero(t, n)
+}
+
+func testSyncDuplicateInPage(t *testing.T, b *bundle) {
+	b.sync(t, b.org, conn1, b.t0, b.newApps(1, 1))
+	first := b.newApp(1, named("first"))
+	second := b.newApp(1, named("second"), func(a *domain.Application) { a.Credentials = a.Credentials[1:] })
+	b.sync(t, b.org, conn1, b.t0.Add(time.Hour), []domain.Application{first, b.newApp(2), second})
+	requireSameApp(t, stored(second, b.org, conn1, b.t0.Add(time.Hour)), *b.get(t, b.org, objectID(1)))
+	n, err := b.s.CountApplications(b.ctx, b.org, "")
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+}
+
+func testSyncManyCredentials(t *testing.T, b *bundle) {
+	app := b.newApp(1, func(a *domain.Application) {
+		a.Credentials = nil
+		for i := range 600 {
+			a.Credentials = append(a.Credentials, domain.Credential{
+				KeyID: keyID(1, i), Kind: domain.KindCertificate, Thumbprint: fmt.Sprintf("%040X", i),
+				Start: b.t0, End: b.t0.Add(time.Duration(i) * time.Hour),
+			})
+		}
+	})
+	require.Equal(t, 1, b.sync(t, b.org, conn1, b.t0, []domain.Application{app}))
+	requireSameApp(t, stored(app, b.org, conn1, b.t0), *b.get(t, b.org, objectID(1)))
+	app.Credentials = app.Credentials[:599]
+	require.Equal(t, 1, b.sync(t, b.org, conn1, b.t0.Add(time.Hour), []domain.Application{app}))
+	require.Len(t, b.get(t, b.org, objectID(1)).Credentials, 599)
 }
 
 func testFinishSyncRemoves(t *testing.T, b *bundle) {

@@ -33,6 +33,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sync/DetectsEachKindOfChange", testSyncDetectsEachChange},
 		{"Sync/RejectsApplicationsOfAnotherOrgOrConnection", testSyncRejectsForeign},
 		{"Sync/EmptyPageIsANoOp", testSyncEmptyPage},
+		{"Sync/LaterCopyInOnePageWins", testSyncDuplicateInPage},
+		{"Sync/ManyCredentials", testSyncManyCredentials},
 		{"FinishSync/RemovesApplicationsNotSeen", testFinishSyncRemoves},
 		{"FinishSync/RemovedApplicationsTakeTheirCredentials", testFinishSyncCascades},
 		{"FinishSync/KeepsRowsOfALaterSync", testFinishSyncKeepsLater},

@@ -32,6 +32,8 @@ CREATE TABLE applications (
 CREATE INDEX applications_by_name ON applications (org_id, display_name, object_id);
 CREATE INDEX applications_by_app_id ON applications (org_id, app_id);
 CREATE INDEX applications_by_min_end ON applications (org_id, min_end);
+-- Not (…, synced_at): every sync moves synced_at of every row, and an index
+-- on it would be rewritten 100,000 times per sync to save FinishSync one scan.
 CREATE INDEX applications_by_connection ON applications (org_id, connection);
 
 CREATE TABLE credentials (
