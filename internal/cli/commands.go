@@ -226,8 +226,12 @@ func listAppRows(ctx context.Context, srv *server.Server, p store.ListApplicatio
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range apps {
-			dec, pol := decide(ctx, srv, a, now)
+		decs, err := srv.Engine().Decisions(ctx, p.Org, apps, srv)
+		if err != nil {
+			return nil, err
+		}
+		for i, a := range apps {
+			dec, pol := decs[i], srv.PolicyFor(a.Connection, a)
 			r := appRow{Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, Connection: a.Connection, Manageable: a.Manageable, Status: statusOf(dec, now)}
 			if pol != nil {
 				r.Policy = pol.Name
@@ -255,17 +259,13 @@ func listAppRows(ctx context.Context, srv *server.Server, p store.ListApplicatio
 	}
 }
 
-// decide runs the same chain of checks the planner runs.
-func decide(ctx context.Context, srv *server.Server, a domain.Application, now time.Time) (domain.Decision, *domain.Policy) {
-	pol := srv.PolicyFor(a.Connection, a)
-	in := domain.DecideInput{App: a, Policy: pol, Now: now}
-	if pol != nil {
-		runs, err := srv.Store().ListRuns(ctx, store.ListRunsParams{Org: srv.Config().Organization, AppObjectID: a.ObjectID, States: []domain.RunState{domain.RunPlanned, domain.RunCreated, domain.RunPropagated, domain.RunVerified}, Limit: 1})
-		if err == nil && len(runs) > 0 {
-			in.ActiveRun = &runs[0]
-		}
+// decide runs the same chain of checks the planner runs, for one app.
+func decide(ctx context.Context, srv *server.Server, a domain.Application) (domain.Decision, error) {
+	decs, err := srv.Engine().Decisions(ctx, srv.Config().Organization, []domain.Application{a}, srv)
+	if err != nil {
+		return domain.Decision{}, err
 	}
-	return domain.Decide(in), pol
+	return decs[0], nil
 }
 
 func statusOf(d domain.Decision, now time.Time) string {
@@ -274,6 +274,8 @@ func statusOf(d domain.Decision, now time.Time) string {
 		return "due now (" + string(d.Trigger) + ")"
 	case d.Reason == "NotYetDue":
 		return "due in " + humanDuration(d.DueAt.Sub(now))
+	case d.Reason == "FailureBackoff":
+		return "last run failed; retry in " + humanDuration(d.DueAt.Sub(now))
 	}
 	return strings.ToLower(splitCamel(d.Reason))
 }
@@ -336,8 +338,10 @@ progress, which credential rotor made last and when it is due.`,
 			if err != nil {
 				return appLookupError(args[0], err)
 			}
-			now := time.Now()
-			dec, _ := decide(cmd.Context(), srv, *app, now)
+			dec, err := decide(cmd.Context(), srv, *app)
+			if err != nil {
+				return err
+			}
 			if out.json() {
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"application": appSummary(app), "decision": dec})
 			}

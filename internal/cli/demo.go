@@ -38,7 +38,7 @@ within days, and healthy), writes a rotor.yaml for them in a temporary
 directory, and runs rotor on it with SQLite. Within the first minute rotor
 adopts every application its rotation identity owns: it creates a new
 secret, stores it in the tenant's Key Vault, proves Entra accepts it, and
-after a short overlap retires the old rotor secrets. Each step is narrated
+after a 45-second overlap (a day in production) retires the older rotor secrets. Each step is narrated
 here and shown on the status page.
 
 Nothing leaves this machine: the simulator listens on loopback only.`,
@@ -78,7 +78,7 @@ policies:
     kind: secret
     lifetime: 30d
     renew_before: 10d
-    overlap: 2m
+    overlap: 45s
     sinks:
 {{- range .KeyVaults}}
       - keyvault: {vault_url: "{{.URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
@@ -156,15 +156,20 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 	if err != nil {
 		return err
 	}
-	due, watched := 0, 0
+	adopt, renew, later, watched := 0, 0, 0, 0
 	for _, r := range rows {
-		if strings.HasPrefix(r.Status, "due now") {
-			due++
-		} else {
+		switch {
+		case r.Status == "due now (adoption)":
+			adopt++
+		case strings.HasPrefix(r.Status, "due now"):
+			renew++
+		case strings.HasPrefix(r.Status, "due in"):
+			later++
+		default:
 			watched++
 		}
 	}
-	fmt.Fprintf(stdout, "  %d applications: %d owned by rotor's rotation identity and due now (no rotor-made secret yet), %d watched only.\n", len(rows), due, watched)
+	fmt.Fprintf(stdout, "  %d applications. Owned by rotor's rotation identity: %d never rotated by rotor (due now: adoption), %d with a rotor secret past its renewal time (due now), %d not due yet.\n  %d rotor may only watch (not owned, or no policy).\n", len(rows), adopt, renew, later, watched)
 	fmt.Fprintf(stdout, "\nConfiguration: %s\nLogs:          %s\n", cfgPath, filepath.Join(dir, "rotor.log"))
 	fmt.Fprintf(stdout, "Try in another terminal:  go run ./cmd/rotor apps list --config %s\n", cfgPath)
 	fmt.Fprintf(stdout, "                          go run ./cmd/rotor explain web-storefront --config %s\n\n", cfgPath)

@@ -74,10 +74,16 @@ func describeStep(r domain.Run, step string) string {
 		return "journaled the intent; nothing touched yet"
 	case step == "created":
 		return fmt.Sprintf("created secret %s in Entra (ends %s)", short(r.NewKeyID), r.NewEnd.Local().Format("2006-01-02"))
-	case strings.HasPrefix(step, "sink:") && strings.HasSuffix(step, ":writing"):
-		return "delivering to sink " + strings.TrimSuffix(strings.TrimPrefix(step, "sink:"), ":writing")
 	case strings.HasPrefix(step, "sink:"):
-		return "delivered to sink " + strings.TrimPrefix(step, "sink:")
+		parts := strings.Split(step, ":")
+		n := 0
+		if len(parts) > 1 {
+			n, _ = strconv.Atoi(parts[1])
+		}
+		if strings.HasSuffix(step, ":writing") {
+			return fmt.Sprintf("delivering the new secret to sink #%d", n+1)
+		}
+		return fmt.Sprintf("sink #%d holds the new secret", n+1)
 	case step == "propagated":
 		return "every sink holds the new secret"
 	case step == "verifying":

@@ -101,10 +101,10 @@ func TestCrashSafety(t *testing.T) {
 	before := snapshot(ctx, t, info, graphs)
 
 	// One kill per step of the wave, each at a different point of it.
-	crashes := []string{"planned:3", "created:7", "sink:11", "propagated:5", "verifying:9", "verified:13", "retiring:6", "created:40", "retire:3", "done:4", "sink:60", "retire:20"}
+	crashes := []string{"planned:3", "created:7", "sink:11", "propagated:5", "verifying:9", "verified:13", "retiring:6", "created:25", "retire:3", "done:4", "sink:5", "retire:2"}
 	for i, at := range crashes {
 		logf := filepath.Join(logDir, fmt.Sprintf("serve-%02d.log", i))
-		killed := runServe(t, bin, cfgPath, env, logf, "ROTOR_CRASH_AT="+at, 90*time.Second)
+		killed := runServe(t, bin, cfgPath, env, logf, "ROTOR_CRASH_AT="+at, 45*time.Second)
 		t.Logf("crash %d at %s: killed=%v", i, at, killed)
 	}
 

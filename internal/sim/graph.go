@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,8 +172,9 @@ func (g *graphCall) route() {
 	p := strings.TrimPrefix(g.r.URL.Path, graphBasePath)
 	segs := strings.Split(strings.Trim(p, "/"), "/")
 	for i, seg := range segs {
-		// Bound functions may be called by their qualified name.
-		segs[i] = strings.TrimPrefix(seg, "microsoft.graph.")
+		// Bound functions and type casts may be qualified by the namespace
+		// or its alias: msgraph-sdk-go sends ownedObjects/graph.application.
+		segs[i] = strings.TrimPrefix(strings.TrimPrefix(seg, "microsoft.graph."), "graph.")
 	}
 	coll, altProp, altVal, ok := splitAltKey(segs[0])
 	if !ok {
@@ -411,7 +413,28 @@ func (g *graphCall) ok(status int, v any) { writeJSON(g.w, status, graphJSON, v)
 // decode reads a JSON body into v. allowEmpty accepts a missing body (the
 // actions whose parameters are all optional). It writes the 400 itself.
 func (g *graphCall) decode(v any, allowEmpty bool) bool {
-	b, err := io.ReadAll(io.LimitReader(g.r.Body, maxGraphBody+1))
+	// Kiota's default CompressionHandler gzips every request body (and only
+	// falls back to plain on a 415), as Graph accepts.
+	body := io.Reader(g.r.Body)
+	switch enc := strings.ToLower(strings.TrimSpace(g.r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(g.r.Body)
+		switch {
+		case errors.Is(err, io.EOF):
+			body = bytes.NewReader(nil)
+		case err != nil:
+			g.fail(http.StatusBadRequest, codeBadRequest, "The request body is not valid gzip.")
+			return false
+		default:
+			defer zr.Close()
+			body = zr
+		}
+	default:
+		g.fail(http.StatusUnsupportedMediaType, codeBadRequest, fmt.Sprintf("Unsupported Content-Encoding '%s'.", enc))
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(body, maxGraphBody+1))
 	if err != nil {
 		g.fail(http.StatusBadRequest, codeBadRequest, "Could not read the request body.")
 		return false

@@ -4,4 +4,5 @@
 # touches rotor's main module. The first (cold) build takes minutes and ~4 GB.
 set -euo pipefail
 cd "$(dirname "$0")"
-exec go test -count=1 "$@" ./...
+# -timeout covers building rotor (cold: modernc sqlite) inside the test.
+exec go test -count=1 -timeout 30m "$@" ./...

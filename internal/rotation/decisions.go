@@ -1,0 +1,52 @@
+package rotation
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// Decisions answers "is it due, and why?" for many applications with one
+// read of the journal, exactly as the planner decides: the inventory is
+// corrected by the runs since the last sync (overlay), and an application
+// held back after a failed run says so. `rotor apps list`, `rotor explain`
+// and the UI use it, so what they say is what rotor does.
+func (e *Engine) Decisions(ctx context.Context, org domain.OrgID, apps []domain.Application, policies PolicySource) ([]domain.Decision, error) {
+	base := store.ListRunsParams{Org: org}
+	if len(apps) == 1 {
+		base.AppObjectID = apps[0].ObjectID
+	}
+	rs, err := e.loadRunState(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	out := make([]domain.Decision, len(apps))
+	for i, app := range apps {
+		pol := policies.PolicyFor(app.Connection, app)
+		k := appKey(app.TenantID, app.ObjectID)
+		d := domain.Decide(domain.DecideInput{App: rs.overlay(app), Policy: pol, Now: now, ActiveRun: rs.active[k]})
+		if d.Due {
+			if _, ok := rs.decide(app, pol, now, e.retryFailedAfter); !ok {
+				last := rs.newest[k]
+				ended := last.EndedAt
+				if ended.IsZero() {
+					ended = last.UpdatedAt
+				}
+				retry := ended.Add(failureBackoff(e.retryFailedAfter, rs.failStreak[k]))
+				msg := fmt.Sprintf("run %s failed (%s); rotor tries again after %s", last.ID, last.Error, retry.Format(time.RFC3339))
+				d.Due, d.DueAt, d.Reason, d.Message = false, retry, "FailureBackoff", msg
+				d.Checks = append(d.Checks, domain.Check{Name: "FailureBackoff", Result: domain.CheckStop, Reason: "FailureBackoff", Message: msg})
+			}
+		}
+		if r := rs.newestGood[k]; r != nil && r.State == domain.RunRetiring {
+			d.Checks = append(d.Checks, domain.Check{Name: "Retirement", Result: domain.CheckInfo, Reason: "RetirementScheduled",
+				Message: fmt.Sprintf("run %s retires older rotor credentials at %s", r.ID, r.RetireAt.Format(time.RFC3339))})
+		}
+		out[i] = d
+	}
+	return out, nil
+}
