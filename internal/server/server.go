@@ -36,7 +36,7 @@ type Options struct {
 	// log settings, writing to LogOutput (default stderr).
 	Logger    *slog.Logger
 	LogOutput io.Writer
-	Clock  clock.Clock
+	Clock     clock.Clock
 	// Hooks observe the rotation journal (the demo narrates with them; the
 	// crash-safety test kills the process with them).
 	Hooks rotation.Hooks
