@@ -273,23 +273,11 @@ func statusOf(d domain.Decision, now time.Time) string {
 	case d.Due:
 		return "due now (" + string(d.Trigger) + ")"
 	case d.Reason == "NotYetDue":
-		return "due in " + humanDuration(d.DueAt.Sub(now))
+		return "due in " + domain.HumanDuration(d.DueAt.Sub(now))
 	case d.Reason == "FailureBackoff":
-		return "last run failed; retry in " + humanDuration(d.DueAt.Sub(now))
+		return "last run failed; retry in " + domain.HumanDuration(d.DueAt.Sub(now))
 	}
 	return strings.ToLower(splitCamel(d.Reason))
-}
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%dd", int(d.Hours()/24))
-	case d >= time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	case d >= time.Minute:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	}
-	return d.Round(time.Second).String()
 }
 
 func splitCamel(s string) string {
@@ -354,7 +342,7 @@ progress, which credential rotor made last and when it is due.`,
 			fmt.Fprintln(w)
 			switch {
 			case dec.Due:
-				fmt.Fprintf(w, "Due now (%s).\n", dec.Trigger)
+				fmt.Fprintf(w, "Due now (%s): the planner will rotate it within a minute, or run 'rotor rotate %s'.\n", dec.Trigger, app.DisplayName)
 			case !dec.DueAt.IsZero():
 				fmt.Fprintf(w, "Not due: next rotation at %s.\n", dec.DueAt.Local().Format(time.RFC1123))
 			default:

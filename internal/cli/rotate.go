@@ -91,7 +91,7 @@ func describeStep(r domain.Run, step string) string {
 	case step == "verified":
 		return "Entra accepts the new secret"
 	case step == "retiring":
-		return "older rotor secrets retire at " + r.RetireAt.Local().Format("15:04:05")
+		return "older rotor secrets retire at " + when(r.RetireAt)
 	case strings.HasPrefix(step, "retire:"):
 		return "removing old secret " + short(strings.Split(step, ":")[1])
 	case step == "done":
@@ -261,4 +261,13 @@ func newRunsCmd() *cobra.Command {
 	showOut.register(show)
 	runs.AddCommand(list, show)
 	return runs
+}
+
+// when prints a time of day, with the date when it is not within the next
+// twelve hours.
+func when(t time.Time) string {
+	if d := time.Until(t); d > -12*time.Hour && d < 12*time.Hour {
+		return t.Local().Format("15:04:05")
+	}
+	return t.Local().Format("Mon 2 Jan 15:04")
 }

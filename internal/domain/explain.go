@@ -103,7 +103,7 @@ func Decide(in DecideInput) Decision {
 		d.Due, d.Trigger = true, TriggerDue
 		return stop("RenewalTimeReached", fmt.Sprintf("renewal time %s (end − renew_before %s) has passed", at.UTC().Format(time.RFC3339), FormatDuration(p.RenewBefore)))
 	}
-	return stop("NotYetDue", fmt.Sprintf("due at %s (end − renew_before %s), in %s", at.UTC().Format(time.RFC3339), FormatDuration(p.RenewBefore), at.Sub(in.Now).Round(time.Second)))
+	return stop("NotYetDue", fmt.Sprintf("due at %s (end − renew_before %s), in %s", at.UTC().Format(time.RFC3339), FormatDuration(p.RenewBefore), HumanDuration(at.Sub(in.Now))))
 }
 
 func retireNote(p *Policy) string {

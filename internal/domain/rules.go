@@ -109,3 +109,26 @@ func FormatDuration(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// HumanDuration prints a span for people: "20d 23h", "5h 12m", "42s".
+func HumanDuration(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	day := 24 * time.Hour
+	switch {
+	case d >= day:
+		if h := (d % day) / time.Hour; h > 0 {
+			return fmt.Sprintf("%dd %dh", d/day, h)
+		}
+		return fmt.Sprintf("%dd", d/day)
+	case d >= time.Hour:
+		if m := (d % time.Hour) / time.Minute; m > 0 {
+			return fmt.Sprintf("%dh %dm", d/time.Hour, m)
+		}
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.Round(time.Second).String()
+}

@@ -220,3 +220,14 @@ func TestFormatDuration(t *testing.T) {
 	require.Equal(t, "1.5s", FormatDuration(1500*time.Millisecond))
 	require.Equal(t, "0s", FormatDuration(0))
 }
+
+func TestHumanDuration(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "20d 23h", HumanDuration(20*24*time.Hour+23*time.Hour+59*time.Minute))
+	require.Equal(t, "3d", HumanDuration(72*time.Hour))
+	require.Equal(t, "5h 12m", HumanDuration(5*time.Hour+12*time.Minute))
+	require.Equal(t, "2h", HumanDuration(2*time.Hour))
+	require.Equal(t, "7m", HumanDuration(7*time.Minute+10*time.Second))
+	require.Equal(t, "42s", HumanDuration(42*time.Second))
+	require.Equal(t, "1h", HumanDuration(-time.Hour))
+}

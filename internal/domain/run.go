@@ -38,7 +38,7 @@ type Trigger string
 
 // Triggers.
 const (
-	TriggerDue      Trigger = "due"      // renewal time reached
+	TriggerDue      Trigger = "renewal"  // renewal time reached
 	TriggerAdoption Trigger = "adoption" // no rotor-made credential yet
 	TriggerManual   Trigger = "manual"   // `rotor rotate` or the API
 	TriggerRecovery Trigger = "recovery" // replaces an abandoned run

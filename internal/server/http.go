@@ -36,7 +36,10 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 		if t.IsZero() {
 			return ""
 		}
-		return t.Local().Format("15:04:05")
+		if d := time.Until(t); d > -12*time.Hour && d < 12*time.Hour {
+			return t.Local().Format("15:04:05")
+		}
+		return t.Local().Format("Jan 2 15:04")
 	},
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>rotor</title>

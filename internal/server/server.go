@@ -236,7 +236,10 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 			s.log.Error("http server", "err", err)
 		}
 	}()
-	if err := s.jobs.Start(ctx); err != nil {
+	// River runs on a context the signal does not cancel: on SIGTERM, Stop
+	// lets running rotations finish (up to the grace period) instead of
+	// cutting them off mid-way.
+	if err := s.jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		srv.Close()
 		return err
 	}
@@ -245,12 +248,17 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 		ready(ln.Addr().String())
 	}
 	<-ctx.Done()
-	s.log.Info("shutting down")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	s.log.Info("shutting down: letting running rotations finish", "grace", shutdownGrace)
+	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	_ = srv.Shutdown(stopCtx)
 	return s.jobs.Stop(stopCtx)
 }
+
+// shutdownGrace is how long a SIGTERM waits for running rotations before
+// cancelling them (they are then recovered at the next start). It fits in
+// Kubernetes' default 30 s termination grace period.
+const shutdownGrace = 20 * time.Second
 
 // Close releases the store and the job database.
 func (s *Server) Close() error {
