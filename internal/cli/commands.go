@@ -106,9 +106,7 @@ as pages arrive; large tenants (100,000 applications) take a few minutes.`,
 			}
 			defer srv.Close()
 			out := cmd.ErrOrStderr()
-			err = srv.Sync(cmd.Context(), func(p inventory.Progress) {
-				fmt.Fprintf(out, "\r%s: %d applications seen, %d changed (%s)   ", p.Connection, p.Seen, p.Changed, p.Elapsed.Round(100*time.Millisecond))
-			})
+			err = srv.Sync(cmd.Context(), progressPrinter(out))
 			fmt.Fprintln(out)
 			if err != nil {
 				return err
@@ -378,4 +376,36 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// progressPrinter reports sync progress: rewriting one line on a terminal,
+// and a line every two seconds (plus the last) when stderr is a file or a
+// pipe, so CI logs stay readable.
+func progressPrinter(w io.Writer) func(inventory.Progress) {
+	tty := isTerminal(w)
+	var last time.Time
+	var lastConn string
+	return func(p inventory.Progress) {
+		line := fmt.Sprintf("%s: %d applications seen, %d changed (%s)", p.Connection, p.Seen, p.Changed, p.Elapsed.Round(100*time.Millisecond))
+		if tty {
+			fmt.Fprintf(w, "\r%s   ", line)
+			return
+		}
+		if p.Connection != lastConn || time.Since(last) >= 2*time.Second {
+			if lastConn != "" && p.Connection != lastConn {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprint(w, line, "\n")
+			last, lastConn = time.Now(), p.Connection
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -18,20 +18,20 @@ const (
 
 // Check is one link of the "why is this application (not) due?" chain.
 type Check struct {
-	Name    string
-	Result  CheckResult
-	Reason  string // a short CamelCase reason, stable for machines
-	Message string // one sentence for humans
+	Name    string      `json:"name"`
+	Result  CheckResult `json:"result"`
+	Reason  string      // a short CamelCase reason, stable for machines `json:"reason"`
+	Message string      // one sentence for humans `json:"message"`
 }
 
 // Decision answers "is this application due for rotation, and why?".
 type Decision struct {
-	Due     bool
-	DueAt   time.Time // zero when never (no policy, not manageable…)
-	Trigger Trigger
-	Reason  string
-	Message string
-	Checks  []Check
+	Due     bool      `json:"due"`
+	DueAt   time.Time // zero when never (no policy, not manageable…) `json:"due_at,omitzero"`
+	Trigger Trigger   `json:"trigger,omitempty"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
+	Checks  []Check   `json:"checks"`
 }
 
 // DecideInput is what the chain looks at.

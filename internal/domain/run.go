@@ -47,42 +47,42 @@ const (
 // Run is one execution of the rotation state machine for one application.
 // It never carries a secret value.
 type Run struct {
-	Org         OrgID
-	ID          string
-	Connection  string
-	TenantID    string
-	AppObjectID string
-	AppID       string
-	AppName     string
-	Policy      string
-	Kind        CredentialKind
-	Trigger     Trigger
-	State       RunState
+	Org         OrgID          `json:"org"`
+	ID          string         `json:"id"`
+	Connection  string         `json:"connection"`
+	TenantID    string         `json:"tenant_id"`
+	AppObjectID string         `json:"app_object_id"`
+	AppID       string         `json:"app_id"`
+	AppName     string         `json:"app_name"`
+	Policy      string         `json:"policy"`
+	Kind        CredentialKind `json:"kind"`
+	Trigger     Trigger        `json:"trigger"`
+	State       RunState       `json:"state"`
 	// NewKeyID is the key id of the credential this run created.
-	NewKeyID string
+	NewKeyID string `json:"new_key_id,omitempty"`
 	// NewEnd is the new credential's end.
-	NewEnd time.Time
+	NewEnd time.Time `json:"new_end,omitzero"`
 	// SinksStarted is true once any sink write was attempted: from then on
 	// a consumer may hold this run's value, so its credential must live
 	// through the overlap even if the run is abandoned.
-	SinksStarted bool
+	SinksStarted bool `json:"sinks_started"`
 	// RetireAt is when older credentials may be removed.
-	RetireAt  time.Time
-	Error     string
-	Attempts  int
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	EndedAt   time.Time
+	RetireAt  time.Time `json:"retire_at,omitzero"`
+	Error     string    `json:"error,omitempty"`
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
 	// Replaces is the run this one recovers from, if any.
-	Replaces string
-	Events   []RunEvent
+	Replaces string     `json:"replaces,omitempty"`
+	Events   []RunEvent `json:"events,omitempty"`
 }
 
 // RunEvent is one journal line of a run: a transition or a step's outcome.
 // Messages are written by rotor and never include secret values.
 type RunEvent struct {
-	At      time.Time
-	State   RunState
-	Step    string
-	Message string
+	At      time.Time `json:"at"`
+	State   RunState  `json:"state"`
+	Step    string    `json:"step"`
+	Message string    `json:"message"`
 }

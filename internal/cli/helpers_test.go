@@ -1,0 +1,305 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/cli"
+	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/simfile"
+)
+
+// testConfig is the rotor.yaml the tests write for a simulator. Secrets are
+// {file: …} references, so no test touches the environment. Each tenant gets
+// a narrow "web-" policy first (it selects applications rotor does not own
+// too, so explain can say "not owned") and a broad all_owned one after it.
+var testConfig = template.Must(template.New("cfg").Parse(`listen: 127.0.0.1:0
+data_dir: {{.DataDir}}
+log: {level: info}
+rotation:
+  jitter: 0s
+  plan_interval: 1s
+  sync_interval: 10m
+  verify_timeout: 1m
+connections:
+{{- range .Info.Tenants}}
+  - name: {{.Name}}
+    cloud: sim
+    sim_file: {{$.SimFile}}
+    tenant_id: "{{.ID}}"
+    client_id: "{{.Rotation.ClientID}}"
+    client_secret: {file: {{$.SecretsDir}}/{{.Name}}}
+{{- end}}
+policies:
+{{- range .Info.Tenants}}
+  - name: {{.Name}}-web
+    connection: {{.Name}}
+    applications: {name_prefix: "web-"}
+    lifetime: 30d
+    renew_before: 10d
+    overlap: 1h
+    sinks:
+      - keyvault: {vault_url: "{{(index .KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
+  - name: {{.Name}}-owned
+    connection: {{.Name}}
+    applications: {all_owned: true}
+    lifetime: 30d
+    renew_before: 10d
+    overlap: 1h
+    sinks:
+      - keyvault: {vault_url: "{{(index .KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
+{{- end}}
+`))
+
+// env is one simulator, one rotor.yaml and one data directory. Everything
+// the CLI prints through run is kept, and at the end of the test checked
+// (with the data directory) for every secret value the simulator issued and
+// every rotation identity's secret.
+type env struct {
+	t       *testing.T
+	sim     *sim.Server
+	info    *simfile.Info
+	dir     string
+	cfg     string
+	dataDir string
+
+	mu      sync.Mutex
+	issued  []string
+	outputs []*lockedBuffer
+}
+
+// newEnv starts an in-process simulator with seed and writes rotor.yaml for
+// it. replication overrides the seeded tenants' replication delay (demo
+// seeds 3s; 0 keeps rotations fast).
+func newEnv(t *testing.T, seed string, replication time.Duration) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, cfg: filepath.Join(dir, "rotor.yaml"), dataDir: filepath.Join(dir, "data")}
+	simDir := filepath.Join(dir, "sim")
+	srv, err := sim.New(sim.Options{
+		StateDir:         simDir,
+		Seed:             seed,
+		ReplicationDelay: &replication,
+		OnSecretIssued: func(_, _, _, value string) {
+			e.mu.Lock()
+			e.issued = append(e.issued, value)
+			e.mu.Unlock()
+		},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(t, srv.Start(ctx))
+	t.Cleanup(func() {
+		cancel()
+		_ = srv.Close()
+	})
+	e.sim, e.info = srv, srv.Info()
+
+	secrets := filepath.Join(dir, "secrets")
+	require.NoError(t, os.MkdirAll(secrets, 0o700))
+	for _, tn := range e.info.Tenants {
+		require.NoError(t, os.WriteFile(filepath.Join(secrets, tn.Name), []byte(tn.Rotation.ClientSecret+"\n"), 0o600))
+	}
+	var b bytes.Buffer
+	require.NoError(t, testConfig.Execute(&b, map[string]any{
+		"Info": e.info, "DataDir": e.dataDir, "SecretsDir": secrets,
+		"SimFile": filepath.Join(simDir, simfile.FileName),
+	}))
+	require.NoError(t, os.WriteFile(e.cfg, b.Bytes(), 0o600))
+
+	// Registered after the simulator's cleanup, so it runs before it.
+	t.Cleanup(e.checkNoSecretLeaked)
+	return e
+}
+
+// run executes rotor with args and --config, in-process.
+func (e *env) run(args ...string) (code int, stdout, stderr string) {
+	e.t.Helper()
+	return e.runCtx(context.Background(), append(args, "--config", e.cfg)...)
+}
+
+func (e *env) runCtx(ctx context.Context, args ...string) (int, string, string) {
+	e.t.Helper()
+	out, errOut := e.newBuffer(), e.newBuffer()
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	code := cli.Execute(ctx, args, out, errOut)
+	return code, out.String(), errOut.String()
+}
+
+func (e *env) newBuffer() *lockedBuffer {
+	b := &lockedBuffer{}
+	e.mu.Lock()
+	e.outputs = append(e.outputs, b)
+	e.mu.Unlock()
+	return b
+}
+
+// mustRun runs rotor and requires exit code 0.
+func (e *env) mustRun(args ...string) (stdout, stderr string) {
+	e.t.Helper()
+	code, out, errOut := e.run(args...)
+	require.Equal(e.t, 0, code, "rotor %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), out, errOut)
+	return out, errOut
+}
+
+// mustJSON runs rotor with -o json and decodes stdout into v.
+func (e *env) mustJSON(v any, args ...string) {
+	e.t.Helper()
+	out, _ := e.mustRun(append(args, "-o", "json")...)
+	require.NoError(e.t, json.Unmarshal([]byte(out), v), "rotor %s -o json printed invalid JSON:\n%s", strings.Join(args, " "), out)
+}
+
+// secretValues is every secret value that must never appear in rotor's
+// output or data: the rotation identities' secrets and every secret the
+// simulator issued (to rotor's rotations).
+func (e *env) secretValues() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	vals := append([]string(nil), e.issued...)
+	for _, tn := range e.info.Tenants {
+		vals = append(vals, tn.Rotation.ClientSecret)
+	}
+	return vals
+}
+
+func (e *env) checkNoSecretLeaked() {
+	t := e.t
+	vals := e.secretValues()
+	e.mu.Lock()
+	outputs := append([]*lockedBuffer(nil), e.outputs...)
+	e.mu.Unlock()
+	for i, b := range outputs {
+		s := b.String()
+		for _, v := range vals {
+			if v != "" && strings.Contains(s, v) {
+				t.Errorf("a secret value appeared in captured output #%d of the CLI", i)
+			}
+		}
+	}
+	err := filepath.WalkDir(e.dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) && path == e.dataDir {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, v := range vals {
+			if v != "" && bytes.Contains(b, []byte(v)) {
+				t.Errorf("a secret value was found at rest in %s", path)
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+}
+
+// issuedCount is how many secrets the simulator has issued so far.
+func (e *env) issuedCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.issued)
+}
+
+// simApp is what the simulator holds for one application.
+type simApp struct {
+	tenant, objectID, appID, name string
+	owned                         bool
+	minEnd                        time.Time
+}
+
+// apps lists every application of every simulated tenant.
+func (e *env) apps() []simApp {
+	var out []simApp
+	e.sim.World().Update(func() {
+		for _, tn := range e.sim.World().TenantsUnlocked() {
+			rot := e.rotationSP(tn.Name)
+			for _, a := range tn.Apps {
+				sa := simApp{tenant: tn.Name, objectID: a.ObjectID, appID: a.AppID, name: a.DisplayName, owned: a.OwnedBy(rot)}
+				for _, p := range a.Passwords {
+					if sa.minEnd.IsZero() || p.End.Before(sa.minEnd) {
+						sa.minEnd = p.End
+					}
+				}
+				for _, k := range a.Keys {
+					if sa.minEnd.IsZero() || k.End.Before(sa.minEnd) {
+						sa.minEnd = k.End
+					}
+				}
+				out = append(out, sa)
+			}
+		}
+	})
+	return out
+}
+
+func (e *env) rotationSP(tenant string) string {
+	for _, tn := range e.info.Tenants {
+		if tn.Name == tenant {
+			return tn.Rotation.ObjectID
+		}
+	}
+	e.t.Fatalf("no tenant %s", tenant)
+	return ""
+}
+
+// app finds one simulated application by tenant and display name.
+func (e *env) app(tenant, name string) simApp {
+	e.t.Helper()
+	for _, a := range e.apps() {
+		if a.tenant == tenant && a.name == name {
+			return a
+		}
+	}
+	e.t.Fatalf("the simulator has no application %s in %s", name, tenant)
+	return simApp{}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// noStack fails if s looks like a panic or a stack trace.
+func noStack(t *testing.T, s string) {
+	t.Helper()
+	for _, bad := range []string{"panic", "goroutine ", ".go:", "runtime/"} {
+		require.NotContains(t, s, bad, "output must not contain a stack trace")
+	}
+}
+
+func countLines(s string) int { return len(strings.Split(strings.TrimRight(s, "\n"), "\n")) }
+
+var _ = fmt.Sprintf
