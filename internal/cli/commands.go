@@ -62,7 +62,7 @@ rotations that are due, runs them (journaled, crash-safe), retires old
 credentials after the overlap, and serves /healthz and a status page on the
 listen address. SIGINT or SIGTERM stops it cleanly: running rotations finish
 or are recovered at the next start.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := cf.openForServe(cmd)
 			if err != nil {
@@ -98,7 +98,7 @@ func newSyncCmd() *cobra.Command {
 with its credentials, and writes what changed into rotor's store. Applications
 that rotor's rotation identity owns are marked manageable. Progress is printed
 as pages arrive; large tenants (100,000 applications) take a few minutes.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
 			if err != nil {
@@ -157,7 +157,7 @@ or why it will not rotate (no policy, not owned by rotor, …); 'rotor explain
 APP' gives the full chain of checks.`,
 		Example: `  rotor apps list --expiring 30d
   rotor apps list --connection contoso --manageable -o json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.validate(cmd); err != nil {
 				return err
@@ -367,6 +367,16 @@ func appLookupError(ref string, err error) error {
 		return fmt.Errorf("no application %q in the inventory: check the name, or run 'rotor sync' first", ref)
 	}
 	return err
+}
+
+// noArgs refuses positional arguments as a usage error (exit 2, with the
+// pointer to --help); cobra.NoArgs would call an argument an "unknown
+// command" and exit 1.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))}
+	}
+	return nil
 }
 
 func exactArgs(n int, what string) cobra.PositionalArgs {

@@ -42,7 +42,7 @@ after a 45-second overlap (a day in production) retires the older rotor secrets.
 here and shown on the status page.
 
 Nothing leaves this machine: the simulator listens on loopback only.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), addr, keep)
 		},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -230,8 +229,9 @@ type simApp struct {
 // apps lists every application of every simulated tenant.
 func (e *env) apps() []simApp {
 	var out []simApp
+	tenants := e.sim.World().Tenants()
 	e.sim.World().Update(func() {
-		for _, tn := range e.sim.World().TenantsUnlocked() {
+		for _, tn := range tenants {
 			rot := e.rotationSP(tn.Name)
 			for _, a := range tn.Apps {
 				sa := simApp{tenant: tn.Name, objectID: a.ObjectID, appID: a.AppID, name: a.DisplayName, owned: a.OwnedBy(rot)}
@@ -301,5 +301,3 @@ func noStack(t *testing.T, s string) {
 }
 
 func countLines(s string) int { return len(strings.Split(strings.TrimRight(s, "\n"), "\n")) }
-
-var _ = fmt.Sprintf

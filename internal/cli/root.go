@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,12 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ue *usageError
+		// cobra reports an unknown subcommand of the root with an untyped
+		// error ("unknown command \"x\" for \"rotor\"", maybe with
+		// suggestions); it is a usage error like an unknown flag.
+		if msg := err.Error(); strings.HasPrefix(msg, "unknown command ") {
+			err = &usageError{cmd: root.CommandPath(), err: errors.New(strings.TrimRight(msg, "\n"))}
+		}
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "rotor: %v\nRun '%s --help' for usage.\n", err, ue.cmd)
 			return 2

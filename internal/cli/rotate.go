@@ -159,7 +159,7 @@ func newRunsCmd() *cobra.Command {
 		Use:     "list",
 		Short:   "List rotation runs, newest first",
 		Example: "  rotor runs list --state failed\n  rotor runs list --app web-storefront -o json",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.validate(cmd); err != nil {
 				return err

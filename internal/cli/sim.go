@@ -45,7 +45,7 @@ vaults are served on loopback, not under vault.azure.net.
 It runs until interrupted (Ctrl-C or SIGTERM).`,
 		Example: `  rotor sim --state ./sim
   rotor sim --state ./sim --seed apps=100000,tenants=1,expiring=24h --latency 20ms --throttle`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if state == "" {
 				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--state DIR is required: the directory where sim.json is written")}
