@@ -31,6 +31,15 @@ func (f *configFlag) register(c *cobra.Command) {
 	c.Flags().StringVarP(&f.path, "config", "c", def, "configuration file (env ROTOR_CONFIG)")
 }
 
+// openReading validates --output, then opens rotor for a command that only
+// reads (quiet logs, no hooks).
+func (f *configFlag) openReading(cmd *cobra.Command, out *outputFlag) (*server.Server, error) {
+	if err := out.validate(cmd); err != nil {
+		return nil, err
+	}
+	return f.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+}
+
 // check says clearly when the configuration file is missing.
 func (f *configFlag) check() error {
 	if _, err := os.Stat(f.path); err != nil {
@@ -312,10 +321,7 @@ progress, which credential rotor made last and when it is due.`,
   rotor explain 3f2a9c1e-… -o json`,
 		Args: exactArgs(1, "APP (a display name, app id or object id)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(cmd); err != nil {
-				return err
-			}
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			srv, err := cf.openReading(cmd, &out)
 			if err != nil {
 				return err
 			}
@@ -340,7 +346,7 @@ progress, which credential rotor made last and when it is due.`,
 			fmt.Fprintln(w)
 			switch {
 			case dec.Due:
-				fmt.Fprintf(w, "Due now (%s): the planner will rotate it within a minute, or run 'rotor rotate %s'.\n", dec.Trigger, app.DisplayName)
+				fmt.Fprintf(w, "Due now (%s): the planner will rotate it within a minute, or run 'rotor rotate %s'.\n", dec.Trigger, appRef(cmd.Context(), srv, app))
 			case !dec.DueAt.IsZero():
 				fmt.Fprintf(w, "Not due: next rotation at %s.\n", dec.DueAt.Local().Format(time.RFC1123))
 			default:
@@ -360,6 +366,16 @@ func appSummary(a *domain.Application) map[string]any {
 		creds = append(creds, map[string]any{"key_id": c.KeyID, "kind": c.Kind, "display_name": c.DisplayName, "hint": c.Hint, "start": c.Start, "end": c.End, "created_by_rotor": c.RotorCreated()})
 	}
 	return map[string]any{"name": a.DisplayName, "app_id": a.AppID, "object_id": a.ObjectID, "tenant_id": a.TenantID, "connection": a.Connection, "manageable": a.Manageable, "credentials": creds}
+}
+
+// appRef is how to name app on the command line: its display name, or its
+// object id when the name does not find it alone (another application,
+// e.g. in another connection, has the same name).
+func appRef(ctx context.Context, srv *server.Server, a *domain.Application) string {
+	if got, err := srv.Store().GetApplication(ctx, srv.Config().Organization, a.DisplayName); err != nil || got.ObjectID != a.ObjectID {
+		return a.ObjectID
+	}
+	return a.DisplayName
 }
 
 func appLookupError(ref string, err error) error {

@@ -172,12 +172,32 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 	fmt.Fprintf(stdout, "  %d applications. Owned by rotor's rotation identity: %d never rotated by rotor (due now: adoption), %d with a rotor secret past its renewal time (due now), %d not due yet.\n  %d rotor may only watch (not owned, or no policy).\n", len(rows), adopt, renew, later, watched)
 	fmt.Fprintf(stdout, "\nConfiguration: %s\nLogs:          %s\n", cfgPath, filepath.Join(dir, "rotor.log"))
 	fmt.Fprintf(stdout, "Try in another terminal:  go run ./cmd/rotor apps list --config %s\n", cfgPath)
-	fmt.Fprintf(stdout, "                          go run ./cmd/rotor explain web-storefront --config %s\n\n", cfgPath)
+	fmt.Fprintf(stdout, "                          go run ./cmd/rotor explain %s --config %s\n\n", demoExample(rows), cfgPath)
 
 	return rotor.Serve(ctx, func(a string) {
 		fmt.Fprintf(stdout, "Status page: http://%s/   (Ctrl-C to stop)\n\n", a)
 		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
 	})
+}
+
+// demoExample is how to name web-storefront on the command line: both demo
+// tenants have one, so the display name alone is ambiguous and the first
+// one's object id is used instead.
+func demoExample(rows []appRow) string {
+	ref, n := "web-storefront", 0
+	oid := ""
+	for _, r := range rows {
+		if r.Name == ref {
+			n++
+			if oid == "" {
+				oid = r.ObjectID
+			}
+		}
+	}
+	if n > 1 {
+		return oid
+	}
+	return ref
 }
 
 // narrator prints the journal of every run as it happens, one line a step.

@@ -28,7 +28,7 @@ var testConfig = template.Must(template.New("cfg").Parse(`listen: 127.0.0.1:0
 data_dir: {{.DataDir}}
 log: {level: info}
 rotation:
-  jitter: 0s
+  jitter: 1s
   plan_interval: 1s
   sync_interval: 10m
   verify_timeout: 1m
@@ -301,3 +301,8 @@ func noStack(t *testing.T, s string) {
 }
 
 func countLines(s string) int { return len(strings.Split(strings.TrimRight(s, "\n"), "\n")) }
+
+// runExecute is cli.Execute with writers, for a command run in a goroutine.
+func runExecute(ctx context.Context, args []string, stdout, stderr *lockedBuffer) int {
+	return cli.Execute(ctx, args, stdout, stderr)
+}

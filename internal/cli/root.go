@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 
@@ -26,8 +27,8 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// cobra reports an unknown subcommand of the root with an untyped
 		// error ("unknown command \"x\" for \"rotor\"", maybe with
 		// suggestions); it is a usage error like an unknown flag.
-		if msg := err.Error(); strings.HasPrefix(msg, "unknown command ") {
-			err = &usageError{cmd: root.CommandPath(), err: errors.New(strings.TrimRight(msg, "\n"))}
+		if m := unknownCommand.FindStringSubmatch(err.Error()); m != nil {
+			err = &usageError{cmd: m[1], err: errors.New(strings.TrimRight(err.Error(), "\n"))}
 		}
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "rotor: %v\nRun '%s --help' for usage.\n", err, ue.cmd)
@@ -38,6 +39,10 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// unknownCommand matches cobra's error for an unknown subcommand and
+// captures the command it was given to.
+var unknownCommand = regexp.MustCompile(`^unknown command "[^"]*" for "([^"]+)"`)
 
 type usageError struct {
 	cmd string

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -161,10 +162,7 @@ func newRunsCmd() *cobra.Command {
 		Example: "  rotor runs list --state failed\n  rotor runs list --app web-storefront -o json",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := out.validate(cmd); err != nil {
-				return err
-			}
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			srv, err := cf.openReading(cmd, &out)
 			if err != nil {
 				return err
 			}
@@ -222,17 +220,14 @@ func newRunsCmd() *cobra.Command {
 		Short: "Show one run with its journal",
 		Args:  exactArgs(1, "RUN (a run id from 'rotor runs list')"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := showOut.validate(cmd); err != nil {
-				return err
-			}
-			srv, err := showCf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			srv, err := showCf.openReading(cmd, &showOut)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
 			r, err := srv.Store().GetRun(cmd.Context(), srv.Config().Organization, args[0])
 			if err != nil {
-				if err == store.ErrNotFound || strings.Contains(err.Error(), store.ErrNotFound.Error()) {
+				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no run %q: list them with 'rotor runs list'", args[0])
 				}
 				return err

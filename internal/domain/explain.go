@@ -20,14 +20,14 @@ const (
 type Check struct {
 	Name    string      `json:"name"`
 	Result  CheckResult `json:"result"`
-	Reason  string      // a short CamelCase reason, stable for machines `json:"reason"`
-	Message string      // one sentence for humans `json:"message"`
+	Reason  string      `json:"reason"`  // a short CamelCase reason, stable for machines
+	Message string      `json:"message"` // one sentence for humans
 }
 
 // Decision answers "is this application due for rotation, and why?".
 type Decision struct {
 	Due     bool      `json:"due"`
-	DueAt   time.Time // zero when never (no policy, not manageable…) `json:"due_at,omitzero"`
+	DueAt   time.Time `json:"due_at,omitzero"` // zero when never (no policy, not manageable…)
 	Trigger Trigger   `json:"trigger,omitempty"`
 	Reason  string    `json:"reason"`
 	Message string    `json:"message"`

@@ -42,8 +42,8 @@ type Config struct {
 	// PlanInterval (default 1m) and SyncInterval (default 15m) space the
 	// periodic jobs; both also run at start.
 	PlanInterval, SyncInterval time.Duration
-	// Jitter spreads planned rotations uniformly over [0, Jitter); default
-	// 30s, negative for none.
+	// Jitter spreads planned rotations uniformly over [0, Jitter); zero or
+	// negative means none (the configuration's default is 30s).
 	Jitter time.Duration
 	// Workers is how many jobs run at once (default 10); the engine's
 	// per-tenant limit still applies inside.
@@ -88,7 +88,6 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	cfg.Org = cmp.Or(cfg.Org, domain.DefaultOrg)
 	cfg.PlanInterval = cmp.Or(cfg.PlanInterval, time.Minute)
 	cfg.SyncInterval = cmp.Or(cfg.SyncInterval, 15*time.Minute)
-	cfg.Jitter = cmp.Or(cfg.Jitter, 30*time.Second)
 	cfg.Workers = cmp.Or(cfg.Workers, 10)
 	if cfg.Workers < 0 {
 		cfg.Workers = 10
