@@ -33,6 +33,12 @@ type conn struct {
 // rotation.Connections and feeds the inventory and the Key Vault sink.
 type Conns struct {
 	byName map[string]*conn
+
+	// vaults caches one Key Vault client per (connection, vault): a client
+	// remembers the vault's challenge, so reusing it saves a 401 round trip
+	// on every rotation.
+	vaultsMu sync.Mutex
+	vaults   map[[2]string]keyvault.SecretsAPI
 }
 
 var _ rotation.Connections = (*Conns)(nil)
@@ -40,7 +46,7 @@ var _ rotation.Connections = (*Conns)(nil)
 // NewConns builds credentials and Graph clients for every connection. No
 // network call is made here: a bad secret shows up at the first use.
 func NewConns(list []azure.Connection) (*Conns, error) {
-	cs := &Conns{byName: map[string]*conn{}}
+	cs := &Conns{byName: map[string]*conn{}, vaults: map[[2]string]keyvault.SecretsAPI{}}
 	for _, c := range list {
 		ep, err := azure.ResolveEndpoints(c.Cloud, c.SimFile)
 		if err != nil {
@@ -119,7 +125,18 @@ func (cs *Conns) SecretsClients(connection, vaultURL string) (keyvault.SecretsAP
 	if err != nil {
 		return nil, err
 	}
-	return azure.NewSecretsClient(vaultURL, c.cred, c.ep)
+	cs.vaultsMu.Lock()
+	defer cs.vaultsMu.Unlock()
+	k := [2]string{connection, vaultURL}
+	if kv, ok := cs.vaults[k]; ok {
+		return kv, nil
+	}
+	kv, err := azure.NewSecretsClient(vaultURL, c.cred, c.ep)
+	if err != nil {
+		return nil, err
+	}
+	cs.vaults[k] = kv
+	return kv, nil
 }
 
 // graphDirectory adapts the Graph client to the rotation's Directory.

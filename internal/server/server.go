@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/azure"
@@ -54,6 +55,7 @@ type Server struct {
 	sinks  *sink.Registry
 	engine *rotation.Engine
 	syncer *inventory.Syncer
+	jobsMu sync.Mutex
 	jobs   *jobs.Jobs
 	opts   Options
 }
@@ -178,6 +180,8 @@ func (s *Server) directory(ctx context.Context, name string) (inventory.Director
 // the journal's queue behind each other instead of fighting over SQLite's
 // write lock.
 func (s *Server) openJobs(ctx context.Context, workers int) error {
+	s.jobsMu.Lock()
+	defer s.jobsMu.Unlock()
 	if s.jobs != nil {
 		return nil
 	}
@@ -203,10 +207,8 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 }
 
 func (s *Server) scheduleRetire(ctx context.Context, org domain.OrgID, runID string, at time.Time) error {
-	if s.jobs == nil {
-		if err := s.openJobs(ctx, 0); err != nil {
-			return err
-		}
+	if err := s.openJobs(ctx, 0); err != nil {
+		return err
 	}
 	return s.jobs.ScheduleRetire(ctx, org, runID, at)
 }
@@ -223,7 +225,7 @@ func (s *Server) RotateNow(ctx context.Context, app domain.Application) error {
 // then shuts both down cleanly. ready, if not nil, is called with the
 // HTTP address once listening.
 func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
-	if err := s.openJobs(ctx, 10); err != nil {
+	if err := s.openJobs(ctx, s.workers()); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
@@ -253,6 +255,16 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	defer cancel()
 	_ = srv.Shutdown(stopCtx)
 	return s.jobs.Stop(stopCtx)
+}
+
+// workers is how many jobs run at once: enough for every connection's
+// tenant to use its whole per-tenant concurrency, and at least 10.
+func (s *Server) workers() int {
+	tenants := map[string]bool{}
+	for _, c := range s.cfg.Connections {
+		tenants[c.TenantID] = true
+	}
+	return max(10, len(tenants)*s.cfg.Rotation.ConcurrencyPerTenant+2)
 }
 
 // shutdownGrace is how long a SIGTERM waits for running rotations before
