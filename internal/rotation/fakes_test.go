@@ -187,6 +187,7 @@ func (d *memDirectory) allValues() []string {
 // memSink keeps the last value delivered per application: the consumer.
 type memSink struct {
 	name  string
+	app   string // object id of the application it was built for
 	echo  bool // a careless sink: its error quotes the value
 	vault *memVault
 	fail  func(n int) error
@@ -223,6 +224,12 @@ func (s *memSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, erro
 	return sink.Result{Changed: true, Location: k + "@" + d.KeyID}, nil
 }
 
+// Holds implements sink.Holder.
+func (s *memSink) Holds(_ context.Context, keyID string) (bool, error) {
+	_, held := s.vault.get(s.name, s.app)
+	return held == keyID, nil
+}
+
 func (v *memVault) get(sinkName, objectID string) (secret.Value, string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -235,13 +242,13 @@ type memBuilder struct{ vault *memVault }
 
 func (memBuilder) Type() string                    { return "memory" }
 func (memBuilder) CheckSpec(domain.SinkSpec) error { return nil }
-func (b memBuilder) Build(spec domain.SinkSpec, _ string, _ domain.Application) (sink.Sink, error) {
+func (b memBuilder) Build(spec domain.SinkSpec, _ string, app domain.Application) (sink.Sink, error) {
 	name, _ := spec.Settings["name"].(string)
 	if name == "" {
 		return nil, errors.New("settings.name is required")
 	}
 	echo, _ := spec.Settings["echo"].(bool)
-	return &memSink{name: name, vault: b.vault, echo: echo}, nil
+	return &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo}, nil
 }
 
 // bundle is what a test needs.

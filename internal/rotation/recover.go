@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/rotor-dev/rotor/internal/sink"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
@@ -43,8 +47,12 @@ func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, e
 		log := e.log.With("run", run.ID, "org", string(org), "tenant", run.TenantID, "app", run.AppObjectID, "app_name", run.AppName)
 		from := run.State
 		msg := fmt.Sprintf("rotor stopped while this run was %s; a fresh run replaces it", from)
-		if run.SinksStarted {
-			msg += fmt.Sprintf("; its secret %s may have reached a consumer, so it stays until the fresh run retires it after the overlap", run.NewKeyID)
+		held, why := run.SinksStarted, ""
+		if held {
+			held, why = e.mayBeHeld(ctx, org, run, log)
+		}
+		if held {
+			msg += fmt.Sprintf("; its secret %s may have reached a consumer (%s), so it stays until the fresh run retires it after the overlap", run.NewKeyID, why)
 		} else {
 			dir, err := e.conns.Directory(run.Connection)
 			note := ""
@@ -56,7 +64,7 @@ func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, e
 			if note != "" {
 				msg += "; " + note
 			} else {
-				msg += "; no sink had received its secret, so any it created was removed"
+				msg += "; no sink holds its secret, so any it created was removed"
 			}
 		}
 		if err := e.transition(ctx, run, store.TransitionRunParams{
@@ -85,4 +93,57 @@ func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, e
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// mayBeHeld decides whether a crashed run's credential may be in a
+// consumer's hands. It may not when the journal shows no sink write was
+// ever attempted, or when every sink can answer (sink.Holder) and none
+// holds it: sinks are written only by runs of this application, one at a
+// time, so a sink that does not hold it now never did. Anything unknown
+// counts as held: keeping a credential through the overlap is always safe.
+func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Run, log *slog.Logger) (bool, string) {
+	full, err := e.store.GetRun(ctx, org, run.ID)
+	if err != nil {
+		return true, "its journal could not be read"
+	}
+	wrote := false
+	for _, ev := range full.Events {
+		if strings.HasPrefix(ev.Step, "sink:") {
+			wrote = true
+			break
+		}
+	}
+	if !wrote {
+		return false, ""
+	}
+	if run.NewKeyID == "" || e.policies == nil {
+		return true, "a sink write had started"
+	}
+	app, err := e.store.GetApplication(ctx, org, run.AppObjectID)
+	if err != nil {
+		return true, "its application could not be read"
+	}
+	pol := e.policies.PolicyFor(run.Connection, *app)
+	if pol == nil || len(pol.Sinks) == 0 {
+		return true, "its sinks are no longer configured"
+	}
+	for i, spec := range pol.Sinks {
+		sk, err := e.sinks.Build(spec, run.Connection, *app)
+		if err != nil {
+			return true, fmt.Sprintf("sink #%d could not be built", i+1)
+		}
+		h, ok := sk.(sink.Holder)
+		if !ok {
+			return true, fmt.Sprintf("sink #%d (%s) cannot say what it holds", i+1, sk.Describe())
+		}
+		holds, err := h.Holds(ctx, run.NewKeyID)
+		if err != nil {
+			log.Warn("asking a sink what it holds failed", "sink", sk.Describe(), "error", err)
+			return true, fmt.Sprintf("sink #%d (%s) did not answer", i+1, sk.Describe())
+		}
+		if holds {
+			return true, fmt.Sprintf("%s holds it", sk.Describe())
+		}
+	}
+	return false, ""
 }

@@ -110,6 +110,10 @@ type Config struct {
 	// application whose last run failed less than this long ago; default 1h.
 	RetryFailedAfter time.Duration
 	Hooks            Hooks
+	// Policies, when set, lets Recover ask a crashed run's sinks whether
+	// they hold its credential (sink.Holder), so one that reached nobody is
+	// removed at once instead of after the overlap.
+	Policies PolicySource
 	// ScheduleRetire durably schedules Retire for a run at at (River's
 	// retire job). It can also be set later with SetScheduleRetire.
 	ScheduleRetire func(ctx context.Context, org domain.OrgID, runID string, at time.Time) error
@@ -127,6 +131,7 @@ type Engine struct {
 	log              *slog.Logger
 	verifyTimeout    time.Duration
 	perTenant        int
+	policies         PolicySource
 	isPending        func(error) bool
 	isPermanent      func(error) bool
 	retryFailedAfter time.Duration
@@ -156,6 +161,7 @@ func New(cfg Config) *Engine {
 		log:              cmp.Or(cfg.Logger, slog.Default()),
 		verifyTimeout:    cmp.Or(cfg.VerifyTimeout, 5*time.Minute),
 		perTenant:        cmp.Or(cfg.ConcurrencyPerTenant, 4),
+		policies:         cfg.Policies,
 		isPending:        cfg.IsPending,
 		isPermanent:      cfg.IsPermanent,
 		retryFailedAfter: cmp.Or(cfg.RetryFailedAfter, time.Hour),

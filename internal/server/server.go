@@ -122,6 +122,7 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		IsPending:            azure.IsReplicationPending,
 		IsPermanent:          isPermanent,
 		Hooks:                opts.Hooks,
+		Policies:             s,
 		ScheduleRetire:       s.scheduleRetire,
 	})
 	return s, nil

@@ -55,6 +55,14 @@ type Validator interface {
 	Validate(ctx context.Context) error
 }
 
+// Holder is the optional ability to say whether the sink currently holds
+// the credential keyID. Recovery uses it: a crashed run's credential that no
+// sink holds never reached a consumer, so it is removed at once rather than
+// after the overlap. A sink without it is assumed to hold what it was sent.
+type Holder interface {
+	Holds(ctx context.Context, keyID string) (bool, error)
+}
+
 // Builder makes the Sink of one kind for one application from its spec.
 type Builder interface {
 	// Type is the spec's type name, e.g. "keyvault".

@@ -290,3 +290,17 @@ func (s *Sink) Validate(ctx context.Context) error {
 	}
 	return s.owned(cur)
 }
+
+// Holds reports whether the secret's latest version carries the credential
+// keyID (its rotor-key-id tag). Recovery asks this of a crashed run's sinks:
+// a credential no sink holds never reached a consumer and can be removed at
+// once instead of living through the overlap.
+func (s *Sink) Holds(ctx context.Context, keyID string) (bool, error) {
+	cur, err := s.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	return cur.exists && strings.EqualFold(cur.tags[TagKeyID], keyID), nil
+}
+
+var _ sink.Holder = (*Sink)(nil)

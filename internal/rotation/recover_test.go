@@ -1,0 +1,69 @@
+package rotation
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+type onePolicy struct{ p *domain.Policy }
+
+func (o onePolicy) PolicyFor(string, domain.Application) *domain.Policy { return o.p }
+
+// TestRecoverAsksSinksWhatTheyHold: a crashed run whose secret no sink
+// holds is removed at once; one that a sink holds stays for the overlap.
+func TestRecoverAsksSinksWhatTheyHold(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		crashAt   string
+		crashN    int
+		removedAt bool
+	}{
+		{"before the first sink write landed", "sink:0:writing", 1, true},
+		{"after the first sink holds it", "sink:0:written", 1, false},
+		{"after every sink holds it", "propagated", 1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: b.app.Connection, SyncStarted: t0, Applications: []domain.Application{b.app}})
+			require.NoError(t, err)
+			seen := map[string]int{}
+			var crashed domain.Run
+			b.hooks.AfterJournal = func(r domain.Run, step string) {
+				seen[step]++
+				if step == tc.crashAt && seen[step] == tc.crashN {
+					crashed = r
+					panic(crash{step})
+				}
+			}
+			e := b.engine(t)
+			require.True(t, runUntilCrash(func() {
+				_, _ = e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+			}))
+			require.NotEmpty(t, crashed.NewKeyID)
+
+			b.hooks = Hooks{}
+			e = b.engine(t)
+			e.policies = onePolicy{&b.policy}
+			before := len(b.dir.removed)
+			abandoned, err := e.Recover(b.ctx, b.org)
+			require.NoError(t, err)
+			require.Len(t, abandoned, 1)
+			run, err := b.store.GetRun(b.ctx, b.org, crashed.ID)
+			require.NoError(t, err)
+			if tc.removedAt {
+				require.Len(t, b.dir.removed, before+1, "no sink holds it: removed at once")
+				require.Contains(t, run.Error, "no sink holds its secret")
+			} else {
+				require.Len(t, b.dir.removed, before, "a sink holds it: it stays for the overlap")
+				require.Contains(t, run.Error, "holds it")
+			}
+		})
+	}
+}
