@@ -188,7 +188,7 @@ func (d *memDirectory) allValues() []string {
 type memSink struct {
 	name  string
 	app   string // object id of the application it was built for
-	echo  bool // a careless sink: its error quotes the value
+	echo  bool   // a careless sink: its error quotes the value
 	vault *memVault
 	fail  func(n int) error
 }
