@@ -210,7 +210,7 @@ type narrator struct {
 func (n *narrator) step(r domain.Run, step string) {
 	switch {
 	case step == "planned", step == "created", step == "propagated", step == "verified", step == "retiring", step == "done", step == "abandoned",
-		strings.HasPrefix(step, "retire:"), strings.HasPrefix(step, "sink:") && strings.HasSuffix(step, ":written"):
+		strings.HasPrefix(step, "retire:") && strings.HasSuffix(step, ":removed"), strings.HasPrefix(step, "sink:") && strings.HasSuffix(step, ":written"):
 	default:
 		if r.State != domain.RunFailed {
 			return

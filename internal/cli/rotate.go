@@ -93,10 +93,12 @@ func describeStep(r domain.Run, step string) string {
 		return "Entra accepts the new secret"
 	case step == "retiring":
 		return "older rotor secrets retire at " + when(r.RetireAt)
+	case strings.HasPrefix(step, "retire:") && strings.HasSuffix(step, ":removed"):
+		return "removed old secret " + short(strings.Split(step, ":")[1])
 	case strings.HasPrefix(step, "retire:"):
-		return "removing old secret " + short(strings.Split(step, ":")[1])
+		return "removing old secret " + short(strings.Split(step, ":")[1]) + " (the overlap has passed)"
 	case step == "done":
-		return "done"
+		return "complete: only the newest rotor secret remains"
 	case step == "abandoned":
 		return "abandoned after a crash; a fresh run replaces it"
 	}
