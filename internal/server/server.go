@@ -92,6 +92,12 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 
 	conns := make([]azure.Connection, 0, len(cfg.Connections))
 	for _, c := range cfg.Connections {
+		if c.ClientSecretRef.IsKeyVault() || c.CertificatePasswordRef.IsKeyVault() {
+			// Resolving needs an identity to read the vault with (the
+			// host's managed identity); that lands with cross-tenant
+			// onboarding. Say so rather than fail later with "empty secret".
+			return nil, fmt.Errorf("connection %q: secrets kept in Key Vault ({keyvault: …}) are not resolved yet: use {env: NAME} or {file: PATH} for now", c.Name)
+		}
 		conns = append(conns, c.AzureConnection())
 	}
 	if s.conns, err = NewConns(conns); err != nil {
