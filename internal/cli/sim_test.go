@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -518,6 +519,25 @@ func TestServeStopsCleanly(t *testing.T) {
 	require.Eventually(t, func() bool { return e.issuedCount() >= 5 }, 30*time.Second, 50*time.Millisecond,
 		"serve must rotate the 5 due applications; log:\n%s", errOut.String())
 
+	// The status page lists the runs, and each run's page shows its journal.
+	page := httpGetBody(t, "http://"+addr+"/")
+	require.Contains(t, page, "How a rotation goes")
+	link := regexp.MustCompile(`href="/runs/([0-9a-f-]+)"`).FindStringSubmatch(page)
+	require.NotNil(t, link, "the status page links to its runs:\n%s", page)
+	runPage := httpGetBody(t, "http://"+addr+"/runs/"+link[1])
+	require.Contains(t, runPage, "Run "+link[1])
+	require.Contains(t, runPage, "planned", "the journal starts with the intent")
+	e.mu.Lock()
+	issued := append([]string(nil), e.issued...)
+	e.mu.Unlock()
+	for _, v := range issued {
+		require.NotContains(t, page+runPage, v, "no secret value on the status pages")
+	}
+	resp, err = http.Get("http://" + addr + "/runs/nosuchrun")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
 	cancel()
 	select {
 	case code := <-done:
@@ -591,4 +611,15 @@ func TestDemoSuggestionsWork(t *testing.T) {
 	}
 	_, err = os.Stat(m[2])
 	require.True(t, os.IsNotExist(err), "the demo removes its temporary directory unless --keep")
+}
+
+func httpGetBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, url)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }

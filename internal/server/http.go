@@ -59,7 +59,15 @@ code{font-size:12px}
 {{range .Run.Events}}<tr><td>{{ts .At}}</td><td>{{.State}}</td><td><code>{{.Step}}</code></td><td>{{.Message}}</td></tr>{{end}}
 </table>
 {{else}}
-<p>{{.Apps}} applications in the inventory. Rotation runs, newest first (this page refreshes itself):</p>
+<p>{{.Apps}} applications in the inventory. Rotation runs, newest first (this page refreshes itself; open a run to read its journal).</p>
+<details><summary>How a rotation goes</summary><ol>
+<li><b>planned</b> — the intent is journaled before anything in Azure is touched.</li>
+<li><b>created</b> — a new client secret named <code>rotor:&lt;run id&gt;</code> exists in Entra ID; its key id is journaled.</li>
+<li><b>propagated</b> — every sink (Key Vault, …) holds the new value, written in order.</li>
+<li><b>verified</b> — Entra issued a token for the new secret (after its replication delay).</li>
+<li><b>retiring</b> — consumers get the overlap to pick the new value up; older secrets rotor made stay valid until then.</li>
+<li><b>done</b> — older rotor secrets removed; secrets rotor did not create are never touched.</li>
+</ol><p>If rotor dies mid-run, the run is marked <b>abandoned</b> at the next start and a fresh run replaces it; the old secret is only removed after a newer one is verified everywhere.</p></details>
 <table><tr><th>started</th><th>application</th><th>trigger</th><th>state</th><th>new key</th><th>retire at</th></tr>
 {{range .Runs}}<tr><td>{{ts .CreatedAt}}</td><td><a href="/runs/{{.ID}}">{{.AppName}}</a></td><td>{{.Trigger}}</td><td class="{{.State}}">{{.State}}{{if .Error}}: {{.Error}}{{end}}</td><td><code>{{.NewKeyID}}</code></td><td>{{ts .RetireAt}}</td></tr>{{end}}
 </table>
