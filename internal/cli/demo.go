@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,11 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/server"
@@ -51,40 +50,6 @@ Nothing leaves this machine: the simulator listens on loopback only.`,
 	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (data, logs, rotor.yaml) after exit")
 	return c
 }
-
-var demoConfig = template.Must(template.New("cfg").Parse(`# Written by 'rotor demo' for the simulator at {{.Info.AuthorityHost}}
-listen: {{.Listen}}
-data_dir: {{.DataDir}}
-rotation:
-  jitter: 20s
-  plan_interval: 10s
-  sync_interval: 2m
-  verify_timeout: 2m
-connections:
-{{- range .Info.Tenants}}
-  - name: {{.Name}}
-    cloud: sim
-    sim_file: {{$.SimFile}}
-    tenant_id: "{{.ID}}"
-    purpose: rotation
-    client_id: "{{.Rotation.ClientID}}"
-    client_secret: {file: {{$.SecretsDir}}/{{.Name}}-rotation-secret}
-{{- end}}
-policies:
-{{- range .Info.Tenants}}
-  - name: {{.Name}}-owned
-    connection: {{.Name}}
-    applications: {all_owned: true}
-    kind: secret
-    lifetime: 30d
-    renew_before: 10d
-    overlap: 45s
-    sinks:
-{{- range .KeyVaults}}
-      - keyvault: {vault_url: "{{.URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
-{{- end}}
-{{- end}}
-`))
 
 func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bool) error {
 	dir, err := os.MkdirTemp("", "rotor-demo-")
@@ -126,15 +91,21 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 		}
 	}
 	listen := freeAddr(addr)
-	var buf bytes.Buffer
-	if err := demoConfig.Execute(&buf, map[string]any{
-		"Info": info, "Listen": listen, "DataDir": filepath.Join(dir, "data"),
-		"SimFile": filepath.Join(simDir, simfile.FileName), "SecretsDir": secrets,
-	}); err != nil {
+	cfgYAML, err := config.SimulatorYAML(info, config.SimulatorConfig{
+		SimFile: filepath.Join(simDir, simfile.FileName), Listen: listen, DataDir: filepath.Join(dir, "data"),
+		Secret: func(t simfile.Tenant) string {
+			return "{file: " + filepath.Join(secrets, t.Name+"-rotation-secret") + "}"
+		},
+		Rotation: config.SimulatorRotation{Jitter: "20s", PlanInterval: "10s", SyncInterval: "2m", VerifyTimeout: "2m"},
+		// A 45 s overlap (a day in production) so retirements show within
+		// the demo's first minutes.
+		Policies: []config.SimulatorPolicy{{Name: "owned", Lifetime: "30d", RenewBefore: "10d", Overlap: "45s"}},
+	})
+	if err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "rotor.yaml")
-	if err := os.WriteFile(cfgPath, buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, cfgYAML, 0o600); err != nil {
 		return err
 	}
 	for _, t := range info.Tenants {

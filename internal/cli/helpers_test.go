@@ -10,57 +10,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/cli"
+	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
-
-// testConfig is the rotor.yaml the tests write for a simulator. Secrets are
-// {file: …} references, so no test touches the environment. Each tenant gets
-// a narrow "web-" policy first (it selects applications rotor does not own
-// too, so explain can say "not owned") and a broad all_owned one after it.
-var testConfig = template.Must(template.New("cfg").Parse(`listen: 127.0.0.1:0
-data_dir: {{.DataDir}}
-log: {level: info}
-rotation:
-  jitter: 1s
-  plan_interval: 1s
-  sync_interval: 10m
-  verify_timeout: 1m
-connections:
-{{- range .Info.Tenants}}
-  - name: {{.Name}}
-    cloud: sim
-    sim_file: {{$.SimFile}}
-    tenant_id: "{{.ID}}"
-    client_id: "{{.Rotation.ClientID}}"
-    client_secret: {file: {{$.SecretsDir}}/{{.Name}}}
-{{- end}}
-policies:
-{{- range .Info.Tenants}}
-  - name: {{.Name}}-web
-    connection: {{.Name}}
-    applications: {name_prefix: "web-"}
-    lifetime: 30d
-    renew_before: 10d
-    overlap: 1h
-    sinks:
-      - keyvault: {vault_url: "{{(index .KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
-  - name: {{.Name}}-owned
-    connection: {{.Name}}
-    applications: {all_owned: true}
-    lifetime: 30d
-    renew_before: 10d
-    overlap: 1h
-    sinks:
-      - keyvault: {vault_url: "{{(index .KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
-{{- end}}
-`))
 
 // env is one simulator, one rotor.yaml and one data directory. Everything
 // the CLI prints through run is kept, and at the end of the test checked
@@ -111,12 +69,21 @@ func newEnv(t *testing.T, seed string, replication time.Duration) *env {
 	for _, tn := range e.info.Tenants {
 		require.NoError(t, os.WriteFile(filepath.Join(secrets, tn.Name), []byte(tn.Rotation.ClientSecret+"\n"), 0o600))
 	}
-	var b bytes.Buffer
-	require.NoError(t, testConfig.Execute(&b, map[string]any{
-		"Info": e.info, "DataDir": e.dataDir, "SecretsDir": secrets,
-		"SimFile": filepath.Join(simDir, simfile.FileName),
-	}))
-	require.NoError(t, os.WriteFile(e.cfg, b.Bytes(), 0o600))
+	// Secrets are {file: …} references, so no test touches the environment.
+	// Each tenant gets a narrow "web-" policy first (it selects applications
+	// rotor does not own too, so explain can say "not owned") and a broad
+	// all_owned one after it.
+	cfg, err := config.SimulatorYAML(e.info, config.SimulatorConfig{
+		SimFile: filepath.Join(simDir, simfile.FileName), DataDir: e.dataDir, LogLevel: "info",
+		Secret:   func(tn simfile.Tenant) string { return "{file: " + filepath.Join(secrets, tn.Name) + "}" },
+		Rotation: config.SimulatorRotation{Jitter: "1s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m"},
+		Policies: []config.SimulatorPolicy{
+			{Name: "web", Applications: `{name_prefix: "web-"}`, Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"},
+			{Name: "owned", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"},
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(e.cfg, cfg, 0o600))
 
 	// Registered after the simulator's cleanup, so it runs before it.
 	t.Cleanup(e.checkNoSecretLeaked)

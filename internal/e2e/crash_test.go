@@ -13,50 +13,19 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
+	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
-
-var crashConfig = template.Must(template.New("cfg").Parse(`listen: 127.0.0.1:0
-data_dir: {{.DataDir}}
-log: {level: info}
-rotation:
-  jitter: 2s
-  plan_interval: 1s
-  sync_interval: 10m
-  verify_timeout: 1m
-  concurrency_per_tenant: 8
-connections:
-{{- range .Info.Tenants}}
-  - name: {{.Name}}
-    cloud: sim
-    sim_file: {{$.SimFile}}
-    tenant_id: "{{.ID}}"
-    client_id: "{{.Rotation.ClientID}}"
-    client_secret: {env: SECRET_{{.Name}}}
-{{- end}}
-policies:
-{{- range .Info.Tenants}}
-  - name: {{.Name}}-all
-    connection: {{.Name}}
-    applications: {all_owned: true}
-    lifetime: 30d
-    renew_before: 10d
-    overlap: 4s
-    sinks:
-      - keyvault: {vault_url: "{{(index .KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
-{{- end}}
-`))
 
 // credSnapshot is what Entra holds for one application, secrets excluded.
 type credSnapshot struct {
@@ -84,10 +53,15 @@ func TestCrashSafety(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	logDir := filepath.Join(dir, "logs")
 	require.NoError(t, os.MkdirAll(logDir, 0o700))
-	var cfg bytes.Buffer
-	require.NoError(t, crashConfig.Execute(&cfg, map[string]any{"Info": info, "DataDir": dataDir, "SimFile": filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)}))
+	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
+		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: dataDir, LogLevel: "info",
+		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
+		Rotation: config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", ConcurrencyPerTenant: 8},
+		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "4s"}},
+	})
+	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, cfg.Bytes(), 0o600))
+	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
 	env := os.Environ()
 	for _, tn := range info.Tenants {
 		env = append(env, "SECRET_"+tn.Name+"="+tn.Rotation.ClientSecret)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -16,11 +15,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/sim"
@@ -41,35 +40,6 @@ const (
 	benchLatency     = 20 * time.Millisecond
 	benchApps        = 1000
 )
-
-var benchConfig = template.Must(template.New("cfg").Parse(`listen: 127.0.0.1:0
-data_dir: {{.DataDir}}
-log: {level: warn}
-rotation:
-  verify_timeout: 1m
-  concurrency_per_tenant: {{.Concurrency}}
-connections:
-{{- range .Info.Tenants}}
-  - name: {{.Name}}
-    cloud: sim
-    sim_file: {{$.SimFile}}
-    tenant_id: "{{.ID}}"
-    client_id: "{{.Rotation.ClientID}}"
-    client_secret: {env: SECRET_{{.Name}}}
-{{- end}}
-policies:
-{{- range .Info.Tenants}}
-  - name: {{.Name}}-all
-    connection: {{.Name}}
-    applications: {all_owned: true}
-    lifetime: 30d
-    renew_before: 10d
-    overlap: 7d
-    verify: true
-    sinks:
-      - keyvault: {vault_url: "{{(index .KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
-{{- end}}
-`))
 
 // BenchmarkRotate1000 rotates every application of a 1,000-app tenant
 // through the real engine, store (SQLite), Graph client, Key Vault sink and
@@ -205,13 +175,15 @@ func setupRotateBench(b *testing.B, conc int, reqs *requestCounter, phases *phas
 	require.NoError(b, simSrv.Start(ctx))
 	info := simSrv.Info()
 
-	var cfg bytes.Buffer
-	require.NoError(b, benchConfig.Execute(&cfg, map[string]any{
-		"Info": info, "DataDir": filepath.Join(dir, "data"), "Concurrency": conc,
-		"SimFile": filepath.Join(filepath.Dir(info.CAFile), simfile.FileName),
-	}))
+	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
+		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
+		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
+		Rotation: config.SimulatorRotation{VerifyTimeout: "1m", ConcurrencyPerTenant: conc},
+		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "7d"}},
+	})
+	require.NoError(b, err)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(b, os.WriteFile(cfgPath, cfg.Bytes(), 0o600))
+	require.NoError(b, os.WriteFile(cfgPath, cfg, 0o600))
 	secrets := map[string]string{}
 	for _, tn := range info.Tenants {
 		secrets["SECRET_"+tn.Name] = tn.Rotation.ClientSecret

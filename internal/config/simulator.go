@@ -1,0 +1,131 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"text/template"
+
+	"github.com/rotor-dev/rotor/internal/simfile"
+)
+
+// SimulatorConfig describes a rotor.yaml for a running simulator: one
+// connection per seeded tenant and, for each tenant, the given policies,
+// each delivering to the tenant's first Key Vault. `rotor demo`, the
+// end-to-end tests and the benchmarks write their configuration with it, so
+// there is one place that knows how rotor is pointed at `rotor sim`.
+type SimulatorConfig struct {
+	// SimFile is the path of the simulator's sim.json.
+	SimFile  string
+	Listen   string // default 127.0.0.1:0
+	DataDir  string
+	LogLevel string // default: the configuration's default
+	// Secret renders the secret reference of a tenant's rotation identity,
+	// e.g. "{env: SECRET_contoso}" or "{file: /path}". Required.
+	Secret   func(simfile.Tenant) string
+	Rotation SimulatorRotation
+	// Policies for every tenant; empty means one all_owned policy.
+	Policies []SimulatorPolicy
+}
+
+// SimulatorRotation holds the rotation: keys to set; empty ones keep their
+// defaults.
+type SimulatorRotation struct {
+	Jitter, PlanInterval, SyncInterval, VerifyTimeout string
+	ConcurrencyPerTenant                              int
+}
+
+// SimulatorPolicy is a policy written for every tenant, named
+// "<tenant>-<Name>".
+type SimulatorPolicy struct {
+	Name string
+	// Applications is the YAML of the selector, e.g. `{name_prefix: "web-"}`;
+	// default `{all_owned: true}`.
+	Applications                   string
+	Lifetime, RenewBefore, Overlap string
+}
+
+var simulatorTmpl = template.Must(template.New("rotor.yaml").Parse(`# rotor.yaml for the simulator at {{.Info.AuthorityHost}}
+listen: {{.C.Listen}}
+data_dir: {{.C.DataDir}}
+{{- if .C.LogLevel}}
+log: {level: {{.C.LogLevel}}}
+{{- end}}
+{{- with .C.Rotation}}
+rotation:
+{{- if .Jitter}}
+  jitter: {{.Jitter}}
+{{- end}}
+{{- if .PlanInterval}}
+  plan_interval: {{.PlanInterval}}
+{{- end}}
+{{- if .SyncInterval}}
+  sync_interval: {{.SyncInterval}}
+{{- end}}
+{{- if .VerifyTimeout}}
+  verify_timeout: {{.VerifyTimeout}}
+{{- end}}
+{{- if .ConcurrencyPerTenant}}
+  concurrency_per_tenant: {{.ConcurrencyPerTenant}}
+{{- end}}
+{{- end}}
+connections:
+{{- range $i, $t := .Info.Tenants}}
+  - name: {{$t.Name}}
+    cloud: sim
+    sim_file: {{$.C.SimFile}}
+    tenant_id: "{{$t.ID}}"
+    purpose: rotation
+    client_id: "{{$t.Rotation.ClientID}}"
+    client_secret: {{index $.Secrets $i}}
+{{- end}}
+policies:
+{{- range .Info.Tenants}}
+{{- $t := .}}
+{{- range $.Policies}}
+  - name: {{$t.Name}}-{{.Name}}
+    connection: {{$t.Name}}
+    applications: {{.Applications}}
+    kind: secret
+{{- if .Lifetime}}
+    lifetime: {{.Lifetime}}
+{{- end}}
+{{- if .RenewBefore}}
+    renew_before: {{.RenewBefore}}
+{{- end}}
+{{- if .Overlap}}
+    overlap: {{.Overlap}}
+{{- end}}
+    sinks:
+      - keyvault: {vault_url: "{{(index $t.KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
+{{- end}}
+{{- end}}
+`))
+
+// SimulatorYAML renders the rotor.yaml that c describes for the simulator
+// that wrote info.
+func SimulatorYAML(info *simfile.Info, c SimulatorConfig) ([]byte, error) {
+	if c.Secret == nil || c.SimFile == "" || c.DataDir == "" {
+		return nil, fmt.Errorf("simulator config: SimFile, DataDir and Secret are required")
+	}
+	c.Listen = cmp.Or(c.Listen, "127.0.0.1:0")
+	pols := c.Policies
+	if len(pols) == 0 {
+		pols = []SimulatorPolicy{{Name: "owned"}}
+	}
+	for i := range pols {
+		pols[i].Applications = cmp.Or(pols[i].Applications, "{all_owned: true}")
+	}
+	secrets := make([]string, len(info.Tenants))
+	for i, t := range info.Tenants {
+		if len(t.KeyVaults) == 0 {
+			return nil, fmt.Errorf("simulator config: tenant %s has no key vault", t.Name)
+		}
+		secrets[i] = c.Secret(t)
+	}
+	var b bytes.Buffer
+	if err := simulatorTmpl.Execute(&b, map[string]any{"Info": info, "C": c, "Policies": pols, "Secrets": secrets}); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}

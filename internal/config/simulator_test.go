@@ -1,0 +1,52 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/simfile"
+)
+
+// TestSimulatorYAMLLoads: what SimulatorYAML writes is a valid rotor.yaml
+// that says what was asked.
+func TestSimulatorYAMLLoads(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	simPath := filepath.Join(b.dir, "sim", simfile.FileName)
+	info, err := simfile.Load(simPath)
+	require.NoError(t, err)
+	out, err := SimulatorYAML(info, SimulatorConfig{
+		SimFile: simPath, DataDir: filepath.Join(b.dir, "data"), LogLevel: "warn",
+		Secret:   func(t simfile.Tenant) string { return "{env: " + secretName + "}" },
+		Rotation: SimulatorRotation{Jitter: "2s", PlanInterval: "1s", ConcurrencyPerTenant: 8},
+		Policies: []SimulatorPolicy{
+			{Name: "web", Applications: `{name_prefix: "web-"}`, Lifetime: "30d", RenewBefore: "10d", Overlap: "4s"},
+			{Name: "owned"},
+		},
+	})
+	require.NoError(t, err)
+	path := filepath.Join(b.dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(path, out, 0o600))
+
+	cfg, err := Load(path, b.opts)
+	require.NoError(t, err, string(out))
+	require.Len(t, cfg.Connections, 1)
+	require.Equal(t, tenantID, cfg.Connections[0].TenantID)
+	require.Equal(t, 2*time.Second, cfg.Rotation.Jitter)
+	require.Equal(t, 8, cfg.Rotation.ConcurrencyPerTenant)
+	require.Len(t, cfg.Policies, 2)
+	require.Equal(t, "contoso-web", cfg.Policies[0].Name)
+	require.Equal(t, domain.Selector{NamePrefix: "web-"}, cfg.Policies[0].Selector)
+	require.Equal(t, 4*time.Second, cfg.Policies[0].Overlap)
+	require.True(t, cfg.Policies[1].Selector.AllOwned)
+	require.Equal(t, "keyvault", cfg.Policies[1].Sinks[0].Type)
+	require.Equal(t, vaultURL, cfg.Policies[1].Sinks[0].Settings["vault_url"])
+
+	_, err = SimulatorYAML(info, SimulatorConfig{SimFile: simPath})
+	require.ErrorContains(t, err, "required")
+}
