@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -21,12 +19,17 @@ import (
 type conn struct {
 	cfg   azure.Connection
 	ep    azure.Endpoints
-	cred  azcore.TokenCredential
 	graph *graph.Client
+	// secrets makes a Key Vault client with the connection's identity.
+	secrets func(vaultURL string) (keyvault.SecretsAPI, error)
+	// callerOID returns the object id of the connection identity's service
+	// principal, from a fresh token.
+	callerOID func(ctx context.Context) (string, error)
 
-	spOnce sync.Once
-	spID   string
-	spErr  error
+	// spID caches the service principal's object id once found; failures
+	// are not cached, so a transient error does not disable the connection.
+	spMu sync.Mutex
+	spID string
 }
 
 // Conns holds every connection's Azure clients. It implements
@@ -60,7 +63,15 @@ func NewConns(list []azure.Connection) (*Conns, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
 		}
-		cs.byName[c.Name] = &conn{cfg: c, ep: ep, cred: cred, graph: g}
+		cs.byName[c.Name] = &conn{
+			cfg: c, ep: ep, graph: g,
+			secrets: func(vaultURL string) (keyvault.SecretsAPI, error) {
+				return azure.NewSecretsClient(vaultURL, cred, ep)
+			},
+			callerOID: func(ctx context.Context) (string, error) {
+				return azure.CallerObjectID(ctx, cred, ep.GraphScope)
+			},
+		}
 	}
 	return cs, nil
 }
@@ -89,15 +100,31 @@ func (cs *Conns) RotationSPObjectID(ctx context.Context, name string) (string, e
 	if err != nil {
 		return "", err
 	}
-	c.spOnce.Do(func() {
-		sp, err := c.graph.GetServicePrincipalByAppID(ctx, c.cfg.Identity.ClientID)
+	c.spMu.Lock()
+	defer c.spMu.Unlock()
+	if c.spID != "" {
+		return c.spID, nil
+	}
+	id := c.cfg.Identity
+	appID := id.ClientID
+	if id.Method == azure.ManagedIdentity {
+		appID = id.ManagedIdentityClientID
+	}
+	if appID == "" {
+		// A system-assigned managed identity: its token says who it is.
+		oid, err := c.callerOID(ctx)
 		if err != nil {
-			c.spErr = fmt.Errorf("connection %q: find the service principal of client %s: %w", name, c.cfg.Identity.ClientID, err)
-			return
+			return "", fmt.Errorf("connection %q: find rotor's own service principal: %w", name, err)
 		}
-		c.spID = sp.ID
-	})
-	return c.spID, c.spErr
+		c.spID = oid
+		return oid, nil
+	}
+	sp, err := c.graph.GetServicePrincipalByAppID(ctx, appID)
+	if err != nil {
+		return "", fmt.Errorf("connection %q: find the service principal of client %s: %w", name, appID, err)
+	}
+	c.spID = sp.ID
+	return c.spID, nil
 }
 
 // Directory implements rotation.Connections.
@@ -131,7 +158,7 @@ func (cs *Conns) SecretsClients(connection, vaultURL string) (keyvault.SecretsAP
 	if kv, ok := cs.vaults[k]; ok {
 		return kv, nil
 	}
-	kv, err := azure.NewSecretsClient(vaultURL, c.cred, c.ep)
+	kv, err := c.secrets(vaultURL)
 	if err != nil {
 		return nil, err
 	}

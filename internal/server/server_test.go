@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/simfile"
+)
+
+// TestSyncWithManagedIdentity: a connection that signs in as the host's
+// system-assigned managed identity has no client id in the configuration;
+// rotor learns its service principal from its token and syncs. (Not
+// parallel: azidentity reads IDENTITY_ENDPOINT from the environment.)
+func TestSyncWithManagedIdentity(t *testing.T) {
+	t.Setenv("IDENTITY_ENDPOINT", "")
+	t.Setenv("IDENTITY_HEADER", "")
+	os.Unsetenv("IDENTITY_ENDPOINT")
+	os.Unsetenv("IDENTITY_HEADER")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	simSrv, err := sim.New(sim.Options{StateDir: t.TempDir(), Seed: "apps=30,tenants=1,expiring=1h"})
+	require.NoError(t, err)
+	require.NoError(t, simSrv.Start(ctx))
+	t.Cleanup(func() { _ = simSrv.Close() })
+	info := simSrv.Info()
+	tn := info.Tenants[0]
+
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`data_dir: %q
+connections:
+  - name: mi
+    cloud: sim
+    sim_file: %q
+    tenant_id: %q
+    purpose: read
+    managed_identity: true
+`, filepath.Join(dir, "data"), filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), tn.ID)
+	path := filepath.Join(dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+
+	srv, err := Open(ctx, path, Options{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer srv.Close()
+	oid, err := srv.Conns().RotationSPObjectID(ctx, "mi")
+	require.NoError(t, err)
+	require.Equal(t, tn.ManagedIdentity.PrincipalID, oid, "the identity's object id comes from its token")
+
+	require.NoError(t, srv.Sync(ctx, nil))
+	n, err := srv.Store().CountApplications(ctx, srv.Config().Organization, "mi")
+	require.NoError(t, err)
+	require.Equal(t, 31, n, "30 seeded applications and rotor's own")
+}
