@@ -2,8 +2,11 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"html/template"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -11,14 +14,46 @@ import (
 )
 
 // handler serves the health endpoint and a read-only status page. The full
-// API and UI come later (internal/api, internal/web); this is enough for a
-// load balancer and for watching the demo.
-func (s *Server) handler() http.Handler {
+// API and UI, with Entra sign-in, come later (internal/api, internal/web).
+//
+// Until sign-in exists the status page, which names applications and shows
+// run journals, is served only when rotor listens on loopback, and only to
+// requests whose Host is a loopback name (so a web page the operator opens
+// cannot read it through DNS rebinding). /healthz is always served.
+func (s *Server) handler(loopback bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /{$}", s.statusPage)
-	mux.HandleFunc("GET /runs/{id}", s.runPage)
+	if loopback {
+		mux.Handle("GET /{$}", loopbackHostOnly(http.HandlerFunc(s.statusPage)))
+		mux.Handle("GET /runs/{id}", loopbackHostOnly(http.HandlerFunc(s.runPage)))
+	}
 	return mux
+}
+
+// loopbackHostOnly refuses requests whose Host header is not a loopback name.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if !isLoopbackHost(host) {
+			http.Error(w, "the status page answers only to localhost", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isLoopbackHost reports whether host (no port) names this machine's
+// loopback interface.
+func isLoopbackHost(host string) bool {
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -87,15 +122,23 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	n, _ := s.store.CountApplications(r.Context(), s.cfg.Organization, "")
+	n, err := s.store.CountApplications(r.Context(), s.cfg.Organization, "")
+	if err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = pageTmpl.Execute(w, pageData{Refresh: true, Apps: n, Runs: runs})
 }
 
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request) {
 	run, err := s.store.GetRun(r.Context(), s.cfg.Organization, r.PathValue("id"))
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

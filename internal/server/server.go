@@ -108,7 +108,7 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
 	}
 	dbPath := cfg.DatabasePath()
-	if s.store, err = sqlite.Open(ctx, dbPath); err != nil {
+	if s.store, err = sqlite.Open(ctx, dbPath, sqlite.WithClock(s.clock)); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
 	}
 	if err := s.store.EnsureOrg(ctx, cfg.Organization, string(cfg.Organization)); err != nil {
@@ -239,7 +239,20 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	loopback := false
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		loopback = tcp.IP.IsLoopback()
+	}
+	if !loopback {
+		s.log.Warn("listening beyond loopback: only /healthz is served until sign-in exists (the status page stays on loopback listeners)", "addr", ln.Addr().String())
+	}
+	srv := &http.Server{
+		Handler:           s.handler(loopback),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)

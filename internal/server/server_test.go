@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,4 +58,28 @@ connections:
 	n, err := srv.Store().CountApplications(ctx, srv.Config().Organization, "mi")
 	require.NoError(t, err)
 	require.Equal(t, 31, n, "30 seeded applications and rotor's own")
+}
+
+func TestStatusPageAnswersOnlyLoopbackHosts(t *testing.T) {
+	t.Parallel()
+	for host, ok := range map[string]bool{
+		"localhost": true, "localhost:8080": true, "127.0.0.1:8080": true, "[::1]:8080": true, "127.0.0.2": true,
+		"evil.example:8080": false, "10.0.0.5:8080": false, "": false,
+	} {
+		h := loopbackHostOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if ok {
+			require.Equal(t, http.StatusOK, rec.Code, host)
+		} else {
+			require.Equal(t, http.StatusMisdirectedRequest, rec.Code, host)
+		}
+	}
+	s := &Server{}
+	mux := s.handler(false)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	require.Equal(t, http.StatusNotFound, rec.Code, "no status page beyond loopback")
 }
