@@ -186,11 +186,14 @@ func (d *memDirectory) allValues() []string {
 
 // memSink keeps the last value delivered per application: the consumer.
 type memSink struct {
-	name  string
-	app   string // object id of the application it was built for
-	echo  bool   // a careless sink: its error quotes the value
-	vault *memVault
-	fail  func(n int) error
+	name string
+	app  string // object id of the application it was built for
+	echo bool   // a careless sink: its error quotes the value
+	// refuse makes Validate answer a permanent error (a foreign secret, no
+	// permission): the run must fail before creating anything.
+	refuse bool
+	vault  *memVault
+	fail   func(n int) error
 }
 
 type memVault struct {
@@ -224,6 +227,14 @@ func (s *memSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, erro
 	return sink.Result{Changed: true, Location: k + "@" + d.KeyID}, nil
 }
 
+// Validate implements sink.Validator.
+func (s *memSink) Validate(context.Context) error {
+	if s.refuse {
+		return fmt.Errorf("memory sink %s is not rotor's: %w", s.name, errPolicy)
+	}
+	return nil
+}
+
 // Holds implements sink.Holder.
 func (s *memSink) Holds(_ context.Context, keyID string) (bool, error) {
 	_, held := s.vault.get(s.name, s.app)
@@ -248,7 +259,8 @@ func (b memBuilder) Build(spec domain.SinkSpec, _ string, app domain.Application
 		return nil, errors.New("settings.name is required")
 	}
 	echo, _ := spec.Settings["echo"].(bool)
-	return &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo}, nil
+	refuse, _ := spec.Settings["refuse"].(bool)
+	return &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo, refuse: refuse}, nil
 }
 
 // bundle is what a test needs.

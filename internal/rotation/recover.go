@@ -107,10 +107,14 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 		return true, "its journal could not be read"
 	}
 	wrote := false
+	described := map[int]string{} // sink index → what it was when written
 	for _, ev := range full.Events {
 		if strings.HasPrefix(ev.Step, "sink:") {
 			wrote = true
-			break
+			var i int
+			if _, err := fmt.Sscanf(ev.Step, "sink:%d:writing", &i); err == nil {
+				described[i] = ev.Message
+			}
 		}
 	}
 	if !wrote {
@@ -131,6 +135,12 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 		sk, err := e.sinks.Build(spec, run.Connection, *app)
 		if err != nil {
 			return true, fmt.Sprintf("sink #%d could not be built", i+1)
+		}
+		if d, ok := described[i]; ok && d != sk.Describe() {
+			// The sink was configured differently (or the app renamed)
+			// when the run wrote to it: asking today's target would be
+			// asking the wrong place.
+			return true, fmt.Sprintf("sink #%d was %s when the run wrote to it", i+1, d)
 		}
 		h, ok := sk.(sink.Holder)
 		if !ok {

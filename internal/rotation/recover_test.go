@@ -67,3 +67,48 @@ func TestRecoverAsksSinksWhatTheyHold(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverWhenTheSinkChanged: if the sink a crashed run wrote to is not
+// the one the policy names today (renamed app, edited policy), asking
+// today's target proves nothing, so the secret stays for the overlap.
+func TestRecoverWhenTheSinkChanged(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: b.app.Connection, SyncStarted: t0, Applications: []domain.Application{b.app}})
+	require.NoError(t, err)
+	b.hooks.AfterJournal = func(_ domain.Run, step string) {
+		if step == "sink:0:written" {
+			panic(crash{step})
+		}
+	}
+	e := b.engine(t)
+	require.True(t, runUntilCrash(func() { _, _ = e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue) }))
+
+	changed := b.policy
+	changed.Sinks = []domain.SinkSpec{{Type: "memory", Settings: map[string]any{"name": "kv-new"}}}
+	b.hooks = Hooks{}
+	e = b.engine(t)
+	e.policies = onePolicy{&changed}
+	before := len(b.dir.removed)
+	_, err = e.Recover(b.ctx, b.org)
+	require.NoError(t, err)
+	require.Len(t, b.dir.removed, before, "the new sink does not hold it, but the old one may: keep it")
+}
+
+// TestSinkThatRefusesFailsBeforeCreating: a sink that says it cannot take
+// the secret fails the run before Entra holds a new secret.
+func TestSinkThatRefusesFailsBeforeCreating(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.policy.Sinks = []domain.SinkSpec{{Type: "memory", Settings: map[string]any{"name": "kv", "refuse": true}}}
+	e := b.engine(t)
+	before, err := b.dir.Credentials(b.ctx, b.app.ObjectID)
+	require.NoError(t, err)
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.Error(t, err)
+	require.Equal(t, domain.RunFailed, run.State)
+	require.Contains(t, run.Error, "cannot take the new secret")
+	after, err := b.dir.Credentials(b.ctx, b.app.ObjectID)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "nothing was created in Entra")
+}

@@ -51,6 +51,18 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 
 	creds, err := dir.Credentials(ctx, run.AppObjectID)
 	if err != nil {
+		if e.isPermanent(err) {
+			// The application is gone or rotor may no longer read it:
+			// retrying for weeks would change nothing.
+			msg := fmt.Sprintf("the application's credentials cannot be read (%v), so rotor removed nothing", err)
+			log.Error("retirement refused", "state", string(run.State), "error", msg)
+			if terr := e.transition(ctx, run, store.TransitionRunParams{
+				To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: StepFailed, Message: msg},
+			}); terr != nil {
+				return terr
+			}
+			return &RunError{RunID: run.ID, Message: msg, Permanent: true, Err: err}
+		}
 		return fmt.Errorf("rotation: list credentials of %s: %w", run.AppObjectID, err)
 	}
 	var keep domain.Credential

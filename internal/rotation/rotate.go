@@ -140,6 +140,20 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		}
 	}
 
+	// Ask every sink that can tell whether the write would work, before
+	// anything is created: a sink rotor may not write (a foreign Key Vault
+	// secret, no permission) then fails the run with nothing left behind
+	// in Entra, instead of after a new secret exists.
+	for i, s := range sinks {
+		v, ok := s.(sink.Validator)
+		if !ok {
+			continue
+		}
+		if err := v.Validate(ctx); err != nil && e.isPermanent(err) {
+			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %v", i, s.Describe(), err), true)
+		}
+	}
+
 	release, err := e.acquire(ctx, run.TenantID)
 	if err != nil {
 		return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
@@ -206,7 +220,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		if err := e.event(ctx, run, StepVerifying, fmt.Sprintf("getting a token with the new secret, for up to %s", e.verifyTimeout)); err != nil {
 			return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
 		}
-		started := time.Now()
+		started := e.now()
 		attempts, err := r.verify(ctx, ver)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -217,7 +231,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 			}
 			return r.fail(ctx, err, fmt.Sprintf("the new secret was not accepted by Entra within %s (%d attempts): %v", e.verifyTimeout, attempts, err), false)
 		}
-		verifiedMsg = fmt.Sprintf("Entra issued a token for the new secret after %d attempt(s) in %s", attempts, time.Since(started).Round(time.Millisecond))
+		verifiedMsg = fmt.Sprintf("Entra issued a token for the new secret after %d attempt(s) in %s", attempts, e.now().Sub(started).Round(time.Millisecond))
 	}
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To: domain.RunVerified, Event: domain.RunEvent{Step: StepVerified, Message: verifiedMsg},
