@@ -192,10 +192,15 @@ func (w *retireWorker) Work(ctx context.Context, job *river.Job[RetireArgs]) (er
 	// The current policy decides whether foreign credentials go too; with
 	// none, only older rotor-made ones do.
 	var pol domain.Policy
-	if app, err := j.cfg.Store.GetApplication(ctx, run.Org, run.AppObjectID); err == nil {
+	app, err := j.cfg.Store.GetApplication(ctx, run.Org, run.AppObjectID)
+	switch {
+	case err == nil:
 		if p := j.cfg.Policies.PolicyFor(app.Connection, *app); p != nil {
 			pol = *p
 		}
+	case !errors.Is(err, store.ErrNotFound):
+		// A store hiccup: retry rather than retire under the wrong policy.
+		return err
 	}
 	err = j.cfg.Engine.Retire(ctx, job.Args.Org, run.ID, pol)
 	var early *rotation.ErrTooEarly
