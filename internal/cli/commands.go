@@ -148,7 +148,7 @@ type appRow struct {
 }
 
 func newAppsCmd() *cobra.Command {
-	apps := &cobra.Command{Use: "apps", Short: "Look at the applications rotor knows"}
+	apps := &cobra.Command{Use: "apps", Short: "Look at the applications rotor knows", Args: groupArgs, RunE: showHelp}
 	var (
 		cf         configFlag
 		out        outputFlag
@@ -428,6 +428,9 @@ func progressPrinter(w io.Writer) func(inventory.Progress) {
 }
 
 func isTerminal(w io.Writer) bool {
+	if sw, ok := w.(safeWriter); ok {
+		w = sw.w
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"text/tabwriter"
 
@@ -18,18 +17,13 @@ import (
 
 // Execute runs the CLI with args and returns the process exit code.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = safeWriter{stdout}, safeWriter{stderr}
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ue *usageError
-		// cobra reports an unknown subcommand of the root with an untyped
-		// error ("unknown command \"x\" for \"rotor\"", maybe with
-		// suggestions); it is a usage error like an unknown flag.
-		if m := unknownCommand.FindStringSubmatch(err.Error()); m != nil {
-			err = &usageError{cmd: m[1], err: errors.New(strings.TrimRight(err.Error(), "\n"))}
-		}
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "rotor: %v\nRun '%s --help' for usage.\n", err, ue.cmd)
 			return 2
@@ -40,9 +34,24 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// unknownCommand matches cobra's error for an unknown subcommand and
-// captures the command it was given to.
-var unknownCommand = regexp.MustCompile(`^unknown command "[^"]*" for "([^"]+)"`)
+// groupArgs validates the arguments of a command that only groups
+// subcommands (rotor, rotor apps, rotor runs): anything left over is an
+// unknown subcommand, a usage error with cobra's suggestions. Without it
+// cobra reports an untyped error for the root and prints help with exit 0
+// for the groups.
+func groupArgs(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return &usageError{cmd: c.CommandPath(), err: errors.New(msg)}
+}
+
+// showHelp is the RunE of a group: with no subcommand, print its help.
+func showHelp(c *cobra.Command, _ []string) error { return c.Help() }
 
 type usageError struct {
 	cmd string
@@ -65,6 +74,8 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 'rotor serve --config rotor.yaml'.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          groupArgs,
+		RunE:          showHelp,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}

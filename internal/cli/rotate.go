@@ -150,7 +150,7 @@ type runRow struct {
 }
 
 func newRunsCmd() *cobra.Command {
-	runs := &cobra.Command{Use: "runs", Short: "Look at rotation runs and their journals"}
+	runs := &cobra.Command{Use: "runs", Short: "Look at rotation runs and their journals", Args: groupArgs, RunE: showHelp}
 	var (
 		cf    configFlag
 		out   outputFlag
