@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"strconv"
 	"text/template"
 
 	"github.com/rotor-dev/rotor/internal/simfile"
@@ -45,25 +46,25 @@ type SimulatorPolicy struct {
 	Lifetime, RenewBefore, Overlap string
 }
 
-var simulatorTmpl = template.Must(template.New("rotor.yaml").Parse(`# rotor.yaml for the simulator at {{.Info.AuthorityHost}}
-listen: {{.C.Listen}}
-data_dir: {{.C.DataDir}}
+var simulatorTmpl = template.Must(template.New("rotor.yaml").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(`# rotor.yaml for the simulator at {{.Info.AuthorityHost}}
+listen: {{q .C.Listen}}
+data_dir: {{q .C.DataDir}}
 {{- if .C.LogLevel}}
-log: {level: {{.C.LogLevel}}}
+log: {level: {{q .C.LogLevel}}}
 {{- end}}
 {{- with .C.Rotation}}
 rotation:
 {{- if .Jitter}}
-  jitter: {{.Jitter}}
+  jitter: {{q .Jitter}}
 {{- end}}
 {{- if .PlanInterval}}
-  plan_interval: {{.PlanInterval}}
+  plan_interval: {{q .PlanInterval}}
 {{- end}}
 {{- if .SyncInterval}}
-  sync_interval: {{.SyncInterval}}
+  sync_interval: {{q .SyncInterval}}
 {{- end}}
 {{- if .VerifyTimeout}}
-  verify_timeout: {{.VerifyTimeout}}
+  verify_timeout: {{q .VerifyTimeout}}
 {{- end}}
 {{- if .ConcurrencyPerTenant}}
   concurrency_per_tenant: {{.ConcurrencyPerTenant}}
@@ -71,36 +72,41 @@ rotation:
 {{- end}}
 connections:
 {{- range $i, $t := .Info.Tenants}}
-  - name: {{$t.Name}}
+  - name: {{q $t.Name}}
     cloud: sim
-    sim_file: {{$.C.SimFile}}
-    tenant_id: "{{$t.ID}}"
+    sim_file: {{q $.C.SimFile}}
+    tenant_id: {{q $t.ID}}
     purpose: rotation
-    client_id: "{{$t.Rotation.ClientID}}"
+    client_id: {{q $t.Rotation.ClientID}}
     client_secret: {{index $.Secrets $i}}
 {{- end}}
 policies:
 {{- range .Info.Tenants}}
 {{- $t := .}}
 {{- range $.Policies}}
-  - name: {{$t.Name}}-{{.Name}}
-    connection: {{$t.Name}}
+  - name: {{q (printf "%s-%s" $t.Name .Name)}}
+    connection: {{q $t.Name}}
     applications: {{.Applications}}
     kind: secret
 {{- if .Lifetime}}
-    lifetime: {{.Lifetime}}
+    lifetime: {{q .Lifetime}}
 {{- end}}
 {{- if .RenewBefore}}
-    renew_before: {{.RenewBefore}}
+    renew_before: {{q .RenewBefore}}
 {{- end}}
 {{- if .Overlap}}
-    overlap: {{.Overlap}}
+    overlap: {{q .Overlap}}
 {{- end}}
     sinks:
-      - keyvault: {vault_url: "{{(index $t.KeyVaults 0).URL}}", secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
+      - keyvault: {vault_url: {{q (index $t.KeyVaults 0).URL}}, secret: "{{"{{"}} .App.DisplayName {{"}}"}}-secret"}
 {{- end}}
 {{- end}}
 `))
+
+// Every value is written as a YAML double-quoted string (strconv.Quote's
+// escapes are YAML's), so a path or tenant name with ':', '#', '{' or '"'
+// cannot break the file or add keys. Secret is the caller's YAML and
+// Applications a selector, written as given.
 
 // SimulatorYAML renders the rotor.yaml that c describes for the simulator
 // that wrote info.

@@ -50,3 +50,22 @@ func TestSimulatorYAMLLoads(t *testing.T) {
 	_, err = SimulatorYAML(info, SimulatorConfig{SimFile: simPath})
 	require.ErrorContains(t, err, "required")
 }
+
+// TestSimulatorYAMLQuotes: a data directory with YAML's special characters
+// stays one value.
+func TestSimulatorYAMLQuotes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	simPath := filepath.Join(b.dir, "sim", simfile.FileName)
+	info, err := simfile.Load(simPath)
+	require.NoError(t, err)
+	odd := filepath.Join(b.dir, `data: {x: "y"} # not a comment`)
+	out, err := SimulatorYAML(info, SimulatorConfig{SimFile: simPath, DataDir: odd,
+		Secret: func(simfile.Tenant) string { return "{env: " + secretName + "}" }})
+	require.NoError(t, err)
+	path := filepath.Join(b.dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(path, out, 0o600))
+	cfg, err := Load(path, b.opts)
+	require.NoError(t, err, string(out))
+	require.Equal(t, odd, cfg.DataDir)
+}
