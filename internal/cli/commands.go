@@ -172,19 +172,23 @@ APP' gives the full chain of checks.`,
 				return err
 			}
 			p := store.ListApplicationsParams{Connection: connection, ManageableOnly: manageable, NamePrefix: prefix}
-			now := time.Now()
+			var within time.Duration
 			if expiring != "" {
 				d, err := config.ParseDuration(expiring)
 				if err != nil {
 					return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--expiring: %w", err)}
 				}
-				p.ExpiringBefore = now.Add(d)
+				within = d
 			}
 			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
+			now := srv.Clock().Now()
+			if expiring != "" {
+				p.ExpiringBefore = now.Add(within)
+			}
 			p.Org = srv.Config().Organization
 			rows, err := listAppRows(cmd.Context(), srv, p, now)
 			if err != nil {

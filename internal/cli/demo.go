@@ -112,7 +112,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 		fmt.Fprintf(stdout, "  tenant %-9s %s  vault %s\n", t.Name, t.ID, t.KeyVaults[0].URL)
 	}
 
-	n := &narrator{w: stdout, start: time.Now()}
+	n := &narrator{w: stdout}
 	rotor, err := server.Open(ctx, cfgPath, server.Options{Logger: logger.With("component", "rotor"), Hooks: rotation.Hooks{AfterJournal: n.step}})
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 	if err := rotor.Sync(ctx, nil); err != nil {
 		return err
 	}
-	rows, err := listAppRows(ctx, rotor, storeListAll(rotor), time.Now())
+	rows, err := listAppRows(ctx, rotor, storeListAll(rotor), rotor.Clock().Now())
 	if err != nil {
 		return err
 	}
@@ -173,9 +173,8 @@ func demoExample(rows []appRow) string {
 
 // narrator prints the journal of every run as it happens, one line a step.
 type narrator struct {
-	mu    sync.Mutex
-	w     io.Writer
-	start time.Time
+	mu sync.Mutex
+	w  io.Writer
 }
 
 func (n *narrator) step(r domain.Run, step string) {

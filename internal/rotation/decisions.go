@@ -15,6 +15,9 @@ import (
 // held back after a failed run says so. `rotor apps list`, `rotor explain`
 // and the UI use it, so what they say is what rotor does.
 func (e *Engine) Decisions(ctx context.Context, org domain.OrgID, apps []domain.Application, policies PolicySource) ([]domain.Decision, error) {
+	if len(apps) == 0 {
+		return nil, nil
+	}
 	base := store.ListRunsParams{Org: org}
 	if len(apps) == 1 {
 		base.AppObjectID = apps[0].ObjectID

@@ -137,6 +137,9 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 // Config returns the loaded configuration.
 func (s *Server) Config() *config.Config { return s.cfg }
 
+// Clock returns the clock every decision of this rotor is made with.
+func (s *Server) Clock() clock.Clock { return s.clock }
+
 // Store returns the store.
 func (s *Server) Store() store.Store { return s.store }
 
