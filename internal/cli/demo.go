@@ -179,7 +179,7 @@ type narrator struct {
 
 func (n *narrator) step(r domain.Run, step string) {
 	switch {
-	case step == "planned", step == "created", step == "propagated", step == "verified", step == "retiring", step == "done", step == "abandoned",
+	case step == rotation.StepPlanned, step == rotation.StepCreated, step == rotation.StepPropagated, step == rotation.StepVerified, step == rotation.StepRetiring, step == rotation.StepDone, step == rotation.StepAbandoned,
 		strings.HasPrefix(step, "retire:") && strings.HasSuffix(step, ":removed"), strings.HasPrefix(step, "sink:") && strings.HasSuffix(step, ":written"):
 	default:
 		if r.State != domain.RunFailed {

@@ -71,9 +71,9 @@ func narrate(w io.Writer) func(domain.Run, string) {
 
 func describeStep(r domain.Run, step string) string {
 	switch {
-	case step == "planned":
+	case step == rotation.StepPlanned:
 		return "journaled the intent; nothing touched yet"
-	case step == "created":
+	case step == rotation.StepCreated:
 		return fmt.Sprintf("created secret %s in Entra (ends %s)", short(r.NewKeyID), r.NewEnd.Local().Format("2006-01-02"))
 	case strings.HasPrefix(step, "sink:"):
 		parts := strings.Split(step, ":")
@@ -85,21 +85,21 @@ func describeStep(r domain.Run, step string) string {
 			return fmt.Sprintf("delivering the new secret to sink #%d", n+1)
 		}
 		return fmt.Sprintf("sink #%d holds the new secret", n+1)
-	case step == "propagated":
+	case step == rotation.StepPropagated:
 		return "every sink holds the new secret"
-	case step == "verifying":
+	case step == rotation.StepVerifying:
 		return "getting a token with the new secret (Entra replicates it for a few seconds)"
-	case step == "verified":
+	case step == rotation.StepVerified:
 		return "Entra accepts the new secret"
-	case step == "retiring":
+	case step == rotation.StepRetiring:
 		return "older rotor secrets retire at " + when(r.RetireAt)
 	case strings.HasPrefix(step, "retire:") && strings.HasSuffix(step, ":removed"):
 		return "removed old secret " + short(strings.Split(step, ":")[1])
 	case strings.HasPrefix(step, "retire:"):
 		return "removing old secret " + short(strings.Split(step, ":")[1]) + " (the overlap has passed)"
-	case step == "done":
+	case step == rotation.StepDone:
 		return "complete: only the newest rotor secret remains"
-	case step == "abandoned":
+	case step == rotation.StepAbandoned:
 		return "abandoned after a crash; a fresh run replaces it"
 	}
 	return step
