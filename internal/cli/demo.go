@@ -75,7 +75,9 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(ctx); err != nil {
+	// The simulator outlives rotor's clean shutdown (Ctrl-C lets running
+	// rotations finish against it); the deferred Close stops it last.
+	if err := srv.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	defer srv.Close()
@@ -145,10 +147,18 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 	fmt.Fprintf(stdout, "Try in another terminal:  go run ./cmd/rotor apps list --config %s\n", cfgPath)
 	fmt.Fprintf(stdout, "                          go run ./cmd/rotor explain %s --config %s\n\n", demoExample(rows), cfgPath)
 
-	return rotor.Serve(ctx, func(a string) {
+	err = rotor.Serve(ctx, func(a string) {
 		fmt.Fprintf(stdout, "Status page: http://%s/   (Ctrl-C to stop)\n\n", a)
 		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
 	})
+	if err == nil {
+		where := "its temporary directory is removed (run with --keep to keep it)"
+		if keep {
+			where = "everything is kept in " + dir
+		}
+		fmt.Fprintf(stdout, "\nrotor stopped cleanly; %s.\n", where)
+	}
+	return err
 }
 
 // demoExample is how to name web-storefront on the command line: both demo

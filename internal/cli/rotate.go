@@ -100,7 +100,7 @@ func describeStep(r domain.Run, step string) string {
 	case step == rotation.StepDone:
 		return "complete: only the newest rotor secret remains"
 	case step == rotation.StepAbandoned:
-		return "abandoned after a crash; a fresh run replaces it"
+		return "stopped before it finished (crash or shutdown); a fresh run replaces it"
 	}
 	return step
 }

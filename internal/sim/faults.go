@@ -106,7 +106,7 @@ func (c FaultConfig) validate() error {
 	if err := rate("drop rate", c.DropRate); err != nil {
 		return err
 	}
-	if c.Latency < 0 || c.Latency > 5*time.Minute {
+	if c.Latency < 0 || c.Latency > maxLatency {
 		return errors.New("latency must be between 0 and 5m")
 	}
 	if math.IsNaN(c.ThrottleScale) || math.IsInf(c.ThrottleScale, 0) || c.ThrottleScale < 0 {
@@ -114,6 +114,10 @@ func (c FaultConfig) validate() error {
 	}
 	return nil
 }
+
+// maxLatency bounds the injected latency. The listeners' WriteTimeout is
+// derived from it so an injected delay never cuts off its own response.
+const maxLatency = 5 * time.Minute
 
 // faultState holds the current FaultConfig for concurrent readers.
 type faultState struct {

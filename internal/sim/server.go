@@ -56,6 +56,20 @@ type Options struct {
 	OnSecretIssued func(tenantID, appObjectID, keyID, value string)
 }
 
+// Listener timeouts. Every request body the simulator accepts is small
+// (token forms, Graph JSON up to maxGraphBody, Key Vault secrets), so 30 s
+// to read a whole request is generous. WriteTimeout runs from the end of
+// the request headers to the end of the response and so includes injected
+// latency (up to maxLatency); it is maxLatency plus a minute so a slowed-down
+// response is never cut off, while a stuck client still cannot hold a
+// connection forever.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = maxLatency + time.Minute
+	idleTimeout       = 120 * time.Second
+)
+
 // Server is one running simulator. Create it with New, then Start it.
 type Server struct {
 	opts Options
@@ -193,6 +207,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("sim: create state dir: %w", err)
 	}
+	if err := checkStateDir(stateDir); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
 
 	var listeners []net.Listener
 	defer func() {
@@ -256,15 +273,26 @@ func (s *Server) Start(ctx context.Context) (err error) {
 
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12}
 	errLog := slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug)
-	newServer := func(h http.Handler) *http.Server {
-		return &http.Server{Handler: h, TLSConfig: tlsConf.Clone(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	newServer := func(h http.Handler, tlsOn bool) *http.Server {
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          errLog,
+		}
+		if tlsOn {
+			srv.TLSConfig = tlsConf.Clone()
+		}
+		return srv
 	}
-	mainSrv := newServer(s.logRequests("main", s.mainHandler()))
-	miSrv := &http.Server{Handler: s.logRequests("msi", s.miHandler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	mainSrv := newServer(s.logRequests("main", s.mainHandler()), true)
+	miSrv := newServer(s.logRequests("msi", s.miHandler()), false)
 	kv := s.keyVaultHandler()
 	vaultSrvs := make([]*http.Server, len(vls))
 	for i := range vls {
-		vaultSrvs[i] = newServer(s.logRequests("vault", s.countVault(s.withFaults(kindVault, kv))))
+		vaultSrvs[i] = newServer(s.logRequests("vault", s.countVault(s.withFaults(kindVault, kv))), true)
 	}
 
 	s.mu.Lock()
@@ -290,7 +318,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		serve(vaultSrvs[i], vl.l, true)
 	}
 
-	if err := os.WriteFile(info.CAFile, s.caPEM, 0o644); err != nil {
+	if err := simfile.WriteFileAtomic(info.CAFile, s.caPEM, 0o644); err != nil {
 		s.Close()
 		return fmt.Errorf("sim: write CA: %w", err)
 	}

@@ -130,8 +130,10 @@ func (s *Server) MintExternalToken(issuer, subject, audience string, ttl time.Du
 // token: RS256 only (never "none" or HMAC, which would let anyone forge a
 // token from public data), the simulator's signature, the v1 issuer of a
 // known tenant, an audience equal to resource (trailing slash ignored), and
-// exp/nbf against the simulated clock with 5 minutes of skew. Failures are
-// *AuthError (401) whose message never includes the token.
+// exp/nbf against the simulated clock with 5 minutes of skew. Both exp and
+// nbf are required: the simulator always issues them, as Entra does on
+// every access token, so a token without one was not minted here. Failures
+// are *AuthError (401) whose message never includes the token.
 func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error) {
 	raw, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
@@ -160,6 +162,11 @@ func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error)
 		return nil, authErr("Access token is malformed.")
 	default:
 		return nil, authErr("Access token validation failure. Invalid signature or signing algorithm.")
+	}
+
+	// jwt/v5 checks nbf only when present and has no option to require it.
+	if nbf, err := claims.GetNotBefore(); err != nil || nbf == nil {
+		return nil, authErr("Lifetime validation failed, the token has no nbf claim.")
 	}
 
 	tid, _ := claims["tid"].(string)

@@ -95,6 +95,8 @@ func TestAuthenticate(t *testing.T) {
 		{"wrong audience", signed(valid()), KeyVaultResource, false},
 		{"expired", tweak(func(c jwt.MapClaims) { c["exp"] = now.Add(-6 * time.Minute).Unix() }), GraphResource, false},
 		{"no exp", tweak(func(c jwt.MapClaims) { delete(c, "exp") }), GraphResource, false},
+		{"no nbf", tweak(func(c jwt.MapClaims) { delete(c, "nbf") }), GraphResource, false},
+		{"nbf not a number", tweak(func(c jwt.MapClaims) { c["nbf"] = "soon" }), GraphResource, false},
 		{"not yet valid", tweak(func(c jwt.MapClaims) { c["nbf"] = now.Add(6 * time.Minute).Unix() }), GraphResource, false},
 		{"wrong issuer", tweak(func(c jwt.MapClaims) { c["iss"] = "https://sts.windows.net/" + "other/" }), GraphResource, false},
 		{"v2 issuer", tweak(func(c jwt.MapClaims) { c["iss"] = "https://login.microsoftonline.com/" + tn.ID + "/v2.0" }), GraphResource, false},

@@ -37,17 +37,35 @@ func (e *NotOwnedError) Error() string {
 		"set adopt: true on the sink to take it over", e.Secret, TagManagedBy, ManagedByRotor)
 }
 
-// PermissionError is a request Key Vault (or Entra, for the token) refused
-// for the identity itself: HTTP 401 or 403. It is permanent until someone
-// grants access.
+// DisabledError is returned when the secret's latest version is disabled.
+// Someone turned it off; a new enabled version would silently undo that, so
+// rotor writes nothing. It is permanent: a person must enable the version or
+// delete the secret.
+type DisabledError struct {
+	Vault  string
+	Secret string
+	// ID is the disabled version's id.
+	ID string
+}
+
+// Error explains what to do.
+func (e *DisabledError) Error() string {
+	return fmt.Sprintf("key vault %s: secret %q: the latest version is disabled (%s), so rotor will not write over it; "+
+		"enable it or delete the secret", e.Vault, e.Secret, e.ID)
+}
+
+// PermissionError is a request Key Vault refused for the identity itself
+// (HTTP 401 or 403), or Entra refused the connection's credential (token
+// response 400, 401 or 403). It is permanent until someone grants access or
+// fixes the credential.
 type PermissionError struct {
-	// Op is the operation: "get" or "set".
+	// Op is the operation: "list" (the secret's versions) or "set".
 	Op         string
 	Vault      string
 	Secret     string
 	Connection string
-	// StatusCode is the HTTP status (401 or 403; 0 if the token request
-	// failed without one).
+	// StatusCode is the HTTP status: 401 or 403 from Key Vault, 400, 401
+	// or 403 from Entra.
 	StatusCode int
 	// Code is Key Vault's error code, e.g. "Forbidden".
 	Code string
@@ -90,8 +108,9 @@ func (e *PermissionError) Error() string {
 	} else if e.Err != nil {
 		fmt.Fprintf(&b, "%v", e.Err)
 	}
-	fmt.Fprintf(&b, "; the identity of connection %q needs the Key Vault Secrets Officer role on the vault "+
-		"(or get and set secret permissions in its access policy)", e.Connection)
+	fmt.Fprintf(&b, "; the identity of connection %q needs to list and set secrets on the vault (it never gets a value): "+
+		"the Key Vault Secrets Officer role, a custom role with the secrets/readMetadata and secrets/setSecret data actions, "+
+		"or list and set secret permissions in its access policy", e.Connection)
 	return b.String()
 }
 
@@ -150,14 +169,15 @@ func (e *RequestError) Permanent() bool {
 }
 
 // IsPermanent reports whether err is a delivery failure that retrying will
-// not fix (NotOwnedError, PermissionError, a 4xx RequestError), so the
-// rotation should stop retrying and tell a person.
+// not fix (NotOwnedError, DisabledError, PermissionError, a 4xx
+// RequestError), so the rotation should stop retrying and tell a person.
 func IsPermanent(err error) bool {
 	var no *NotOwnedError
+	var de *DisabledError
 	var pe *PermissionError
 	var re *RequestError
 	switch {
-	case errors.As(err, &no), errors.As(err, &pe):
+	case errors.As(err, &no), errors.As(err, &de), errors.As(err, &pe):
 		return true
 	case errors.As(err, &re):
 		return re.Permanent()
@@ -186,6 +206,13 @@ type serviceError struct {
 // *RequestError. value is the secret being written ("" for reads); if any
 // part of err mentions it — a proxy or a service echoing the request — that
 // part is replaced, so no error rotor returns holds the value.
+//
+// A failed token request (*azidentity.AuthenticationFailedError) is a
+// PermissionError only when Entra answered 400, 401 or 403, i.e. refused
+// the credential itself. azidentity uses the same type for a token request
+// that got no answer (network error: status 0) or a 429 or 5xx after its
+// retries; those become a RequestError with that status, which is not
+// permanent.
 func (s *Sink) classify(op string, err error, value string) error {
 	var se serviceError
 	var re *azcore.ResponseError
@@ -205,15 +232,22 @@ func (s *Sink) classify(op string, err error, value string) error {
 		se.message = strings.ReplaceAll(se.message, value, redacted)
 	}
 	if auth {
-		// The connection's own credential failed: no token, no request.
-		return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection,
-			StatusCode: se.status, Code: se.code, Message: se.message, TokenFailed: true, Err: err}
+		switch se.status {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+			// Entra refused the connection's own credential: no token, no request.
+			return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection,
+				StatusCode: se.status, Code: se.code, Message: se.message, TokenFailed: true, Err: err}
+		}
+		// No token, but not a refusal: Entra unreachable, throttling or failing.
+		return &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, StatusCode: se.status, Code: se.code,
+			Message: se.message, Err: err,
+			Hint: fmt.Sprintf("no token for connection %q: the token request failed; it may pass later", s.connection)}
 	}
 	if se.status == http.StatusUnauthorized || se.status == http.StatusForbidden {
 		if se.inner == "SecretDisabled" {
 			return &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, StatusCode: se.status, Code: se.code,
 				Message: se.message, Err: err,
-				Hint: "the latest version is disabled, so rotor cannot read its tags to check ownership; enable it or delete the secret"}
+				Hint: "the secret version is disabled; enable it or delete the secret"}
 		}
 		return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection,
 			StatusCode: se.status, Code: se.code, Message: se.message, Err: err}

@@ -6,63 +6,133 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 )
 
 // fakeVault is an in-memory SecretsAPI for the sink's own logic (ownership,
 // skip-unchanged, error classification). The behaviour against Key Vault's
 // real protocol is proven against the simulator in sim_test.go.
+//
+// Its version list is paged (pageSize items a page, linked by nextLink as
+// Key Vault does) and newest first: Key Vault promises no order, and the
+// simulator lists oldest first, so a sink that took the list's first or
+// last item for the latest version fails against one of the two. List items
+// are azsecrets.SecretProperties, which have no value field.
 type fakeVault struct {
 	url string
+	// t, when set, fails the test if anything calls GetSecret.
+	t testing.TB
 
 	mu       sync.Mutex
 	versions map[string][]fakeVersion
+	// now is the time the next write is stamped with; each write advances
+	// it by a second, Key Vault's resolution.
+	now      time.Time
+	pageSize int
 	sets     int
-	// getErr and setErr, when set, are returned instead of doing the call.
-	getErr, setErr error
+	// pages counts version-list pages served; getCalls counts GetSecret.
+	pages, getCalls int
+	// listErr, when set, is returned for page listErrPage (0: the first)
+	// instead of serving it; setErr instead of doing SetSecret.
+	listErr     error
+	listErrPage int
+	setErr      error
 }
 
 type fakeVersion struct {
-	id          string
-	value       string
-	contentType string
-	enabled     bool
-	expires     *time.Time
-	tags        map[string]string
+	id               string
+	value            string
+	contentType      string
+	enabled          bool
+	expires          *time.Time
+	created, updated time.Time
+	tags             map[string]string
 }
 
 var _ SecretsAPI = (*fakeVault)(nil)
 
 func newFakeVault(url string) *fakeVault {
-	return &fakeVault{url: url, versions: map[string][]fakeVersion{}}
+	return &fakeVault{url: url, versions: map[string][]fakeVersion{},
+		now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), pageSize: 2}
 }
 
-func (f *fakeVault) GetSecret(_ context.Context, name, version string, _ *azsecrets.GetSecretOptions) (azsecrets.GetSecretResponse, error) {
+// GetSecret is not part of SecretsAPI; it is here so that a sink that
+// type-asserted its way to reading a value would be caught.
+func (f *fakeVault) GetSecret(context.Context, string, string, *azsecrets.GetSecretOptions) (azsecrets.GetSecretResponse, error) {
+	f.mu.Lock()
+	f.getCalls++
+	f.mu.Unlock()
+	if f.t != nil {
+		f.t.Errorf("GetSecret called: the sink must never read a secret value")
+	}
+	return azsecrets.GetSecretResponse{}, responseError(http.StatusForbidden, "Forbidden", "The sink must not get secrets.")
+}
+
+func (f *fakeVault) NewListSecretPropertiesVersionsPager(name string, _ *azsecrets.ListSecretPropertiesVersionsOptions) *runtime.Pager[azsecrets.ListSecretPropertiesVersionsResponse] {
+	return runtime.NewPager(runtime.PagingHandler[azsecrets.ListSecretPropertiesVersionsResponse]{
+		More: func(page azsecrets.ListSecretPropertiesVersionsResponse) bool {
+			return page.NextLink != nil && len(*page.NextLink) > 0
+		},
+		Fetcher: func(ctx context.Context, page *azsecrets.ListSecretPropertiesVersionsResponse) (azsecrets.ListSecretPropertiesVersionsResponse, error) {
+			if err := ctx.Err(); err != nil {
+				return azsecrets.ListSecretPropertiesVersionsResponse{}, err
+			}
+			start := 0
+			if page != nil {
+				u, err := url.Parse(*page.NextLink)
+				if err != nil {
+					return azsecrets.ListSecretPropertiesVersionsResponse{}, err
+				}
+				if start, err = strconv.Atoi(u.Query().Get("$skiptoken")); err != nil {
+					return azsecrets.ListSecretPropertiesVersionsResponse{}, err
+				}
+			}
+			return f.listPage(name, start)
+		},
+	})
+}
+
+// listPage serves the versions of name from index start, newest first.
+func (f *fakeVault) listPage(name string, start int) (azsecrets.ListSecretPropertiesVersionsResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.getErr != nil {
-		return azsecrets.GetSecretResponse{}, f.getErr
+	if f.listErr != nil && f.pages == f.listErrPage {
+		return azsecrets.ListSecretPropertiesVersionsResponse{}, f.listErr
 	}
+	f.pages++
 	vs := f.versions[name]
-	if len(vs) == 0 || version != "" {
-		return azsecrets.GetSecretResponse{}, responseError(http.StatusNotFound, "SecretNotFound",
+	if len(vs) == 0 {
+		return azsecrets.ListSecretPropertiesVersionsResponse{}, responseError(http.StatusNotFound, "SecretNotFound",
 			fmt.Sprintf("A secret with (name/id) %s was not found in this key vault.", name))
 	}
-	v := vs[len(vs)-1]
-	id := azsecrets.ID(v.id)
-	tags := map[string]*string{}
-	for k, val := range v.tags {
-		tags[k] = &val
+	end := min(start+f.pageSize, len(vs))
+	var out azsecrets.ListSecretPropertiesVersionsResponse
+	for i := start; i < end; i++ {
+		v := vs[len(vs)-1-i]
+		id := azsecrets.ID(v.id)
+		tags := map[string]*string{}
+		for k, val := range v.tags {
+			tags[k] = &val
+		}
+		out.Value = append(out.Value, &azsecrets.SecretProperties{
+			ID: &id, ContentType: &v.contentType, Tags: tags,
+			Attributes: &azsecrets.SecretAttributes{Enabled: &v.enabled, Expires: v.expires, Created: &v.created, Updated: &v.updated},
+		})
 	}
-	return azsecrets.GetSecretResponse{Secret: azsecrets.Secret{
-		ID: &id, Value: &v.value, ContentType: &v.contentType, Tags: tags,
-		Attributes: &azsecrets.SecretAttributes{Enabled: &v.enabled, Expires: v.expires},
-	}}, nil
+	if end < len(vs) {
+		next := fmt.Sprintf("%ssecrets/%s/versions?api-version=7.6&maxresults=%d&$skiptoken=%d", f.url, name, f.pageSize, end)
+		out.NextLink = &next
+	}
+	return out, nil
 }
 
 func (f *fakeVault) SetSecret(_ context.Context, name string, p azsecrets.SetSecretParameters, _ *azsecrets.SetSecretOptions) (azsecrets.SetSecretResponse, error) {
@@ -72,10 +142,7 @@ func (f *fakeVault) SetSecret(_ context.Context, name string, p azsecrets.SetSec
 		return azsecrets.SetSecretResponse{}, f.setErr
 	}
 	f.sets++
-	v := fakeVersion{
-		id:    fmt.Sprintf("%ssecrets/%s/v%d", f.url, name, len(f.versions[name])+1),
-		value: *p.Value, enabled: true, tags: map[string]string{},
-	}
+	v := f.newVersion(name, *p.Value, nil)
 	if p.ContentType != nil {
 		v.contentType = *p.ContentType
 	}
@@ -93,14 +160,35 @@ func (f *fakeVault) SetSecret(_ context.Context, name string, p azsecrets.SetSec
 	return azsecrets.SetSecretResponse{Secret: azsecrets.Secret{ID: &id}}, nil
 }
 
+// newVersion stamps a new version of name; f.mu is held.
+func (f *fakeVault) newVersion(name, value string, tags map[string]string) fakeVersion {
+	now := f.now
+	f.now = f.now.Add(time.Second)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	return fakeVersion{
+		id:    fmt.Sprintf("%ssecrets/%s/v%d", f.url, name, len(f.versions[name])+1),
+		value: value, enabled: true, created: now, updated: now, tags: maps.Clone(tags),
+	}
+}
+
 // put stores a version as someone else would have.
 func (f *fakeVault) put(name, value string, tags map[string]string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.versions[name] = append(f.versions[name], fakeVersion{
-		id:    fmt.Sprintf("%ssecrets/%s/v%d", f.url, name, len(f.versions[name])+1),
-		value: value, enabled: true, tags: maps.Clone(tags),
-	})
+	f.versions[name] = append(f.versions[name], f.newVersion(name, value, tags))
+}
+
+// update changes version i (0: the oldest) of name as a PATCH would, and
+// stamps its updated time.
+func (f *fakeVault) update(name string, i int, fn func(*fakeVersion)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := &f.versions[name][i]
+	fn(v)
+	v.updated = f.now
+	f.now = f.now.Add(time.Second)
 }
 
 func (f *fakeVault) latest(name string) (fakeVersion, int) {

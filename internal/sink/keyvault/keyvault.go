@@ -16,6 +16,10 @@
 // Each delivery writes a new version whose tags say which credential it
 // holds (rotor-key-id), so a retried delivery of the same credential is a
 // no-op, and whose expiry is the credential's own end.
+//
+// The sink never reads a secret value: it learns what the secret holds from
+// the versions' properties (list), and the only value it handles is the one
+// it is delivering. Its identity needs secrets list and set, never get.
 package keyvault
 
 import (
@@ -27,8 +31,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
@@ -57,8 +63,10 @@ const maxTags = 15
 
 // SecretsAPI is the part of *azsecrets.Client the sink uses. It is the
 // SDK's own signature so production passes the real client unchanged.
+// There is deliberately no GetSecret: the sink reads versions' properties
+// (never a value) and writes new versions.
 type SecretsAPI interface {
-	GetSecret(ctx context.Context, name, version string, options *azsecrets.GetSecretOptions) (azsecrets.GetSecretResponse, error)
+	NewListSecretPropertiesVersionsPager(name string, options *azsecrets.ListSecretPropertiesVersionsOptions) *runtime.Pager[azsecrets.ListSecretPropertiesVersionsResponse]
 	SetSecret(ctx context.Context, name string, parameters azsecrets.SetSecretParameters, options *azsecrets.SetSecretOptions) (azsecrets.SetSecretResponse, error)
 }
 
@@ -76,6 +84,7 @@ var (
 	_ sink.Builder   = (*Builder)(nil)
 	_ sink.Sink      = (*Sink)(nil)
 	_ sink.Validator = (*Sink)(nil)
+	_ sink.Holder    = (*Sink)(nil)
 )
 
 // Type returns "keyvault".
@@ -160,30 +169,88 @@ type current struct {
 	tags    map[string]string
 }
 
-// get reads the latest version's id, attributes and tags; a missing secret
-// is not an error.
+// get reads the latest version's id, attributes and tags from the secret's
+// version list, which carries properties only, never a value. A missing
+// secret (404, or no versions) is not an error.
 func (s *Sink) get(ctx context.Context) (current, error) {
-	resp, err := s.client.GetSecret(ctx, s.name, "", nil)
-	if err != nil {
-		var re *azcore.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			return current{}, nil
+	var latest *azsecrets.SecretProperties
+	pager := s.client.NewListSecretPropertiesVersionsPager(s.name, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			var re *azcore.ResponseError
+			if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+				return current{}, nil
+			}
+			return current{}, s.classify("list", err, "")
 		}
-		return current{}, s.classify("get", err, "")
+		for _, p := range page.Value {
+			if p != nil && (latest == nil || newer(p, latest)) {
+				latest = p
+			}
+		}
+	}
+	if latest == nil {
+		return current{}, nil
 	}
 	c := current{exists: true, enabled: true, tags: map[string]string{}}
-	if resp.ID != nil {
-		c.id = string(*resp.ID)
+	if latest.ID != nil {
+		c.id = string(*latest.ID)
 	}
-	if resp.Attributes != nil && resp.Attributes.Enabled != nil {
-		c.enabled = *resp.Attributes.Enabled
+	if latest.Attributes != nil && latest.Attributes.Enabled != nil {
+		c.enabled = *latest.Attributes.Enabled
 	}
-	for k, v := range resp.Tags {
+	for k, v := range latest.Tags {
 		if v != nil {
 			c.tags[k] = *v
 		}
 	}
 	return c, nil
+}
+
+// newer reports whether version a is newer than b: created later, then
+// updated later, then the greater id. Key Vault lists versions in no
+// promised order, so this defines the "latest version". Its times have a
+// resolution of one second: versions created in the same second are ordered
+// by when they were last updated and then by id, which need not be the
+// order they were written in.
+func newer(a, b *azsecrets.SecretProperties) bool {
+	if c := attrTime(a, created).Compare(attrTime(b, created)); c != 0 {
+		return c > 0
+	}
+	if c := attrTime(a, updated).Compare(attrTime(b, updated)); c != 0 {
+		return c > 0
+	}
+	return idOf(a) > idOf(b)
+}
+
+type attrField int
+
+const (
+	created attrField = iota
+	updated
+)
+
+// attrTime is a version's created or updated time; the zero time if absent.
+func attrTime(p *azsecrets.SecretProperties, f attrField) time.Time {
+	if p.Attributes == nil {
+		return time.Time{}
+	}
+	t := p.Attributes.Created
+	if f == updated {
+		t = p.Attributes.Updated
+	}
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func idOf(p *azsecrets.SecretProperties) string {
+	if p.ID == nil {
+		return ""
+	}
+	return string(*p.ID)
 }
 
 // owned checks that rotor may write over c: nil, or a *NotOwnedError.
@@ -206,11 +273,27 @@ func (s *Sink) owned(c current) error {
 	return nil
 }
 
+// writable checks that rotor may add a version to c: nil, a
+// *NotOwnedError, or a *DisabledError when the latest version is disabled
+// (someone turned it off; writing a new enabled version would undo that, so
+// a person decides).
+func (s *Sink) writable(c current) error {
+	if err := s.owned(c); err != nil {
+		return err
+	}
+	if c.exists && !c.enabled {
+		return &DisabledError{Vault: s.vaultURL, Secret: s.name, ID: c.id}
+	}
+	return nil
+}
+
 // Deliver writes d's secret as a new version of the secret, unless the
-// latest version already holds d's credential (same rotor-key-id, enabled),
-// in which case it changes nothing. It never overwrites a secret rotor does
-// not own (see NotOwnedError). Errors carry the vault and secret name and
-// never the value; IsPermanent classifies them.
+// latest version already holds d's credential (same rotor-key-id), in which
+// case it changes nothing. It never overwrites a secret rotor does not own
+// (see NotOwnedError) nor one whose latest version is disabled (see
+// DisabledError). It reads the secret's version properties, never a value.
+// Errors carry the vault and secret name and never the value; IsPermanent
+// classifies them.
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
 	switch {
 	case d.Value.IsZero():
@@ -225,7 +308,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	if err != nil {
 		return sink.Result{}, err
 	}
-	if err := s.owned(cur); err != nil {
+	if err := s.writable(cur); err != nil {
 		return sink.Result{}, err
 	}
 	if cur.exists && cur.enabled && cur.tags[TagManagedBy] == ManagedByRotor &&
@@ -280,19 +363,22 @@ func tagsFor(d sink.Delivery, previous map[string]string) map[string]*string {
 }
 
 // Validate checks that the vault answers with the sink's identity and that
-// the secret is absent, rotor's for this application, or adopted. It cannot
-// prove write permission without writing; it proves read, which Deliver
-// also needs.
+// the secret is absent, or rotor's for this application (or adopted) with
+// an enabled latest version. It cannot prove write permission without
+// writing; it proves list, which Deliver also needs. It reads no value.
 func (s *Sink) Validate(ctx context.Context) error {
 	cur, err := s.get(ctx)
 	if err != nil {
 		return err
 	}
-	return s.owned(cur)
+	return s.writable(cur)
 }
 
 // Holds reports whether the secret's latest version carries the credential
-// keyID (its rotor-key-id tag). Recovery asks this of a crashed run's sinks:
+// keyID (its rotor-key-id tag), enabled or not: a disabled version may
+// still have reached consumers before it was disabled. It reads the
+// versions' properties, never a value. Recovery asks this of a crashed
+// run's sinks:
 // a credential no sink holds never reached a consumer and can be removed at
 // once instead of living through the overlap.
 func (s *Sink) Holds(ctx context.Context, keyID string) (bool, error) {
@@ -302,5 +388,3 @@ func (s *Sink) Holds(ctx context.Context, keyID string) (bool, error) {
 	}
 	return cur.exists && strings.EqualFold(cur.tags[TagKeyID], keyID), nil
 }
-
-var _ sink.Holder = (*Sink)(nil)
