@@ -3,7 +3,10 @@ package keyvault
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +30,7 @@ const fakeVaultURL = "https://payroll-kv.vault.azure.net/"
 func setupFake(t *testing.T, tweaks ...func(domain.SinkSpec) domain.SinkSpec) fakeBundle {
 	t.Helper()
 	v := newFakeVault(fakeVaultURL)
+	v.t = t // GetSecret fails the test
 	spec := validSpec()
 	for _, tw := range tweaks {
 		spec = tw(spec)
@@ -147,17 +151,39 @@ func TestDeliverFake(t *testing.T) {
 		require.Zero(t, b.vault.sets)
 	})
 
-	t.Run("same key id but disabled version is rewritten", func(t *testing.T) {
+	t.Run("disabled latest version is not written over", func(t *testing.T) {
 		t.Parallel()
 		b := setupFake(t)
 		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "v"))
 		require.NoError(t, err)
-		b.vault.mu.Lock()
-		b.vault.versions[name][0].enabled = false
-		b.vault.mu.Unlock()
-		res, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "v"))
+		b.vault.update(name, 0, func(v *fakeVersion) { v.enabled = false })
+		for _, keyID := range []string{"key-1", "key-2"} {
+			_, err = b.sink.Deliver(ctx, delivery(b.app, keyID, "v"))
+			var de *DisabledError
+			require.ErrorAs(t, err, &de)
+			require.Equal(t, fakeVaultURL+"secrets/"+name+"/v1", de.ID)
+			require.True(t, IsPermanent(err))
+			require.ErrorContains(t, err, "latest version is disabled")
+		}
+		require.Equal(t, 1, b.vault.sets)
+		require.ErrorAs(t, b.sink.Validate(ctx), new(*DisabledError))
+		held, err := b.sink.Holds(ctx, "key-1")
 		require.NoError(t, err)
-		require.True(t, res.Changed)
+		require.True(t, held, "a disabled version still held the credential")
+	})
+
+	t.Run("an older disabled version does not matter", func(t *testing.T) {
+		t.Parallel()
+		b := setupFake(t)
+		_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "v"))
+		require.NoError(t, err)
+		_, err = b.sink.Deliver(ctx, delivery(b.app, "key-2", "v"))
+		require.NoError(t, err)
+		b.vault.update(name, 0, func(v *fakeVersion) { v.enabled = false })
+		res, err := b.sink.Deliver(ctx, delivery(b.app, "key-2", "v"))
+		require.NoError(t, err)
+		require.False(t, res.Changed)
+		require.Equal(t, fakeVaultURL+"secrets/"+name+"/v2", res.Location)
 	})
 
 	t.Run("custom content type", func(t *testing.T) {
@@ -201,31 +227,51 @@ func TestDeliverErrors(t *testing.T) {
 
 	cases := []struct {
 		name          string
-		getErr        error
+		listErr       error
 		setErr        error
 		wantPermanent bool
 		wantType      any
 		want          []string
 	}{
-		{name: "403 on get is a permission error",
-			getErr:        responseError(http.StatusForbidden, "Forbidden", "The user, group or application does not have secrets get permission."),
+		{name: "403 on list is a permission error",
+			listErr:       responseError(http.StatusForbidden, "Forbidden", "The user, group or application does not have secrets list permission."),
 			wantPermanent: true, wantType: new(*PermissionError),
-			want: []string{`key vault https://payroll-kv.vault.azure.net/: get secret "payroll-api-secret": HTTP 403 Forbidden`, `connection "conn"`, "Key Vault Secrets Officer"}},
+			want: []string{`key vault https://payroll-kv.vault.azure.net/: list secret "payroll-api-secret": HTTP 403 Forbidden`, `connection "conn"`,
+				"needs to list and set secrets", "never gets a value", "Key Vault Secrets Officer", "list and set secret permissions in its access policy"}},
 		{name: "401 on set is a permission error",
 			setErr:        responseError(http.StatusUnauthorized, "Unauthorized", "AKV10032: Invalid issuer."),
 			wantPermanent: true, wantType: new(*PermissionError), want: []string{"set secret", "HTTP 401"}},
-		{name: "token failure is a permission error",
-			getErr:        &azidentity.AuthenticationFailedError{},
-			wantPermanent: true, wantType: new(*PermissionError)},
-		{name: "disabled latest version",
-			getErr: responseErrorBody(http.StatusForbidden, "Forbidden",
+		{name: "token refused with 400 is a permission error",
+			listErr:       tokenError(http.StatusBadRequest, "invalid_request", "AADSTS900023: Specified tenant identifier is neither a valid DNS name"),
+			wantPermanent: true, wantType: new(*PermissionError),
+			want: []string{`no token for connection "conn": HTTP 400 invalid_request: AADSTS900023`, "check the connection's credential"}},
+		{name: "token refused with 401 is a permission error",
+			listErr:       tokenError(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided."),
+			wantPermanent: true, wantType: new(*PermissionError), want: []string{"HTTP 401 invalid_client"}},
+		{name: "token refused with 403 on set is a permission error",
+			setErr:        tokenError(http.StatusForbidden, "unauthorized_client", "AADSTS700016"),
+			wantPermanent: true, wantType: new(*PermissionError), want: []string{`set secret`, "HTTP 403"}},
+		{name: "token request without an answer is retryable",
+			listErr:  &azidentity.AuthenticationFailedError{},
+			wantType: new(*RequestError), want: []string{`no token for connection "conn"`, "may pass later"}},
+		{name: "token request throttled is retryable",
+			listErr:  tokenError(http.StatusTooManyRequests, "temporarily_unavailable", "slow down"),
+			wantType: new(*RequestError), want: []string{"HTTP 429", `no token for connection "conn"`}},
+		{name: "token endpoint 500 is retryable",
+			listErr:  tokenError(http.StatusInternalServerError, "server_error", "AADSTS50000"),
+			wantType: new(*RequestError), want: []string{"HTTP 500"}},
+		{name: "token endpoint 503 on set is retryable",
+			setErr:   tokenError(http.StatusServiceUnavailable, "temporarily_unavailable", "try later"),
+			wantType: new(*RequestError), want: []string{"set secret", "HTTP 503"}},
+		{name: "SecretDisabled is not a permission problem",
+			listErr: responseErrorBody(http.StatusForbidden, "Forbidden",
 				`{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}}`),
-			wantPermanent: true, wantType: new(*RequestError), want: []string{"latest version is disabled"}},
+			wantPermanent: true, wantType: new(*RequestError), want: []string{"version is disabled"}},
 		{name: "503 after azcore's retries is retryable",
 			setErr:   responseError(http.StatusServiceUnavailable, "ServiceUnavailable", "try later"),
 			wantType: new(*RequestError), want: []string{"HTTP 503"}},
 		{name: "429 is retryable",
-			getErr:   responseError(http.StatusTooManyRequests, "Throttled", "slow down"),
+			listErr:  responseError(http.StatusTooManyRequests, "Throttled", "slow down"),
 			wantType: new(*RequestError)},
 		{name: "409 deleted secret is retryable with a hint",
 			setErr:   responseError(http.StatusConflict, "Conflict", "Secret payroll-api-secret is currently in a deleted but recoverable state."),
@@ -234,7 +280,7 @@ func TestDeliverErrors(t *testing.T) {
 			setErr:        responseError(http.StatusBadRequest, "BadParameter", "bad"),
 			wantPermanent: true, wantType: new(*RequestError)},
 		{name: "network error is retryable and unwraps",
-			getErr:   context.DeadlineExceeded,
+			listErr:  context.DeadlineExceeded,
 			wantType: new(*RequestError), want: []string{"context deadline exceeded"}},
 		{name: "service echoing the value in its body",
 			setErr:   responseError(http.StatusBadRequest, "BadParameter", "value "+value+" is not allowed"),
@@ -247,7 +293,7 @@ func TestDeliverErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setupFake(t)
-			b.vault.getErr, b.vault.setErr = tc.getErr, tc.setErr
+			b.vault.listErr, b.vault.setErr = tc.listErr, tc.setErr
 			_, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", value))
 			require.Error(t, err)
 			require.NotContains(t, err.Error(), value)
@@ -257,11 +303,22 @@ func TestDeliverErrors(t *testing.T) {
 			for _, w := range tc.want {
 				require.Contains(t, err.Error(), w)
 			}
-			if tc.getErr == context.DeadlineExceeded {
+			if tc.listErr == context.DeadlineExceeded {
 				require.ErrorIs(t, err, context.DeadlineExceeded)
 			}
 		})
 	}
+}
+
+// tokenError is the error azidentity returns when Entra answers a token
+// request with status, in Entra's error body.
+func tokenError(status int, code, description string) error {
+	req, _ := http.NewRequest(http.MethodPost, "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token", nil)
+	body := fmt.Sprintf(`{"error":%q,"error_description":%q}`, code, description)
+	return &azidentity.AuthenticationFailedError{RawResponse: &http.Response{
+		StatusCode: status, Status: http.StatusText(status), Request: req,
+		Body: io.NopCloser(strings.NewReader(body)), Header: http.Header{},
+	}}
 }
 
 // fmtAll renders err and every error in its chain, as a log line with %+v
@@ -279,4 +336,55 @@ func TestIsPermanentPlainErrors(t *testing.T) {
 	require.False(t, IsPermanent(errors.New("boom")))
 	require.False(t, IsPermanent(nil))
 	require.True(t, IsPermanent(&NotOwnedError{}))
+	require.True(t, IsPermanent(&DisabledError{}))
+	require.True(t, IsPermanent(fmt.Errorf("wrapped: %w", &PermissionError{})))
+	for _, status := range []int{0, http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests,
+		http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
+		require.False(t, IsPermanent(&RequestError{StatusCode: status}), "status %d", status)
+	}
+	for _, status := range []int{http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity} {
+		require.True(t, IsPermanent(&RequestError{StatusCode: status}), "status %d", status)
+	}
+}
+
+// TestTokenErrorStatus checks classify's split of token failures directly:
+// only a refusal (400, 401, 403) is a permission problem.
+func TestTokenErrorStatus(t *testing.T) {
+	t.Parallel()
+	b := setupFake(t)
+	for _, tc := range []struct {
+		err        error
+		status     int
+		permission bool
+	}{
+		{&azidentity.AuthenticationFailedError{}, 0, false},
+		{fmt.Errorf("wrapped: %w", &azidentity.AuthenticationFailedError{}), 0, false},
+		{tokenError(http.StatusBadRequest, "invalid_grant", "x"), http.StatusBadRequest, true},
+		{tokenError(http.StatusUnauthorized, "invalid_client", "x"), http.StatusUnauthorized, true},
+		{tokenError(http.StatusForbidden, "unauthorized_client", "x"), http.StatusForbidden, true},
+		{tokenError(http.StatusTooManyRequests, "throttled", "x"), http.StatusTooManyRequests, false},
+		{tokenError(http.StatusInternalServerError, "server_error", "x"), http.StatusInternalServerError, false},
+		{tokenError(http.StatusBadGateway, "", ""), http.StatusBadGateway, false},
+		{tokenError(http.StatusServiceUnavailable, "temporarily_unavailable", "x"), http.StatusServiceUnavailable, false},
+		{tokenError(http.StatusGatewayTimeout, "", ""), http.StatusGatewayTimeout, false},
+	} {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			err := b.sink.classify("list", tc.err, "")
+			require.Equal(t, tc.permission, IsPermanent(err), "%v", err)
+			if tc.permission {
+				var pe *PermissionError
+				require.ErrorAs(t, err, &pe)
+				require.True(t, pe.TokenFailed)
+				require.Equal(t, tc.status, pe.StatusCode)
+				return
+			}
+			var re *RequestError
+			require.ErrorAs(t, err, &re)
+			require.Equal(t, tc.status, re.StatusCode)
+			var pe *PermissionError
+			require.False(t, errors.As(err, &pe))
+			var afe *azidentity.AuthenticationFailedError
+			require.ErrorAs(t, err, &afe, "the azidentity error stays reachable")
+		})
+	}
 }

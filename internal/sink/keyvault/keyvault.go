@@ -167,6 +167,8 @@ type current struct {
 	id      string
 	enabled bool
 	tags    map[string]string
+	// everKeyIDs are the rotor-key-id tags of every version (lower case).
+	everKeyIDs map[string]bool
 }
 
 // get reads the latest version's id, attributes and tags from the secret's
@@ -174,6 +176,7 @@ type current struct {
 // secret (404, or no versions) is not an error.
 func (s *Sink) get(ctx context.Context) (current, error) {
 	var latest *azsecrets.SecretProperties
+	ever := map[string]bool{}
 	pager := s.client.NewListSecretPropertiesVersionsPager(s.name, nil)
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -185,7 +188,13 @@ func (s *Sink) get(ctx context.Context) (current, error) {
 			return current{}, s.classify("list", err, "")
 		}
 		for _, p := range page.Value {
-			if p != nil && (latest == nil || newer(p, latest)) {
+			if p == nil {
+				continue
+			}
+			if k := p.Tags[TagKeyID]; k != nil && *k != "" {
+				ever[strings.ToLower(*k)] = true
+			}
+			if latest == nil || newer(p, latest) {
 				latest = p
 			}
 		}
@@ -193,7 +202,7 @@ func (s *Sink) get(ctx context.Context) (current, error) {
 	if latest == nil {
 		return current{}, nil
 	}
-	c := current{exists: true, enabled: true, tags: map[string]string{}}
+	c := current{exists: true, enabled: true, tags: map[string]string{}, everKeyIDs: ever}
 	if latest.ID != nil {
 		c.id = string(*latest.ID)
 	}
@@ -374,7 +383,7 @@ func (s *Sink) Validate(ctx context.Context) error {
 	return s.writable(cur)
 }
 
-// Holds reports whether the secret's latest version carries the credential
+// Holds reports whether any version of the secret carries the credential
 // keyID (its rotor-key-id tag), enabled or not: a disabled version may
 // still have reached consumers before it was disabled. It reads the
 // versions' properties, never a value. Recovery asks this of a crashed
@@ -386,5 +395,8 @@ func (s *Sink) Holds(ctx context.Context, keyID string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return cur.exists && strings.EqualFold(cur.tags[TagKeyID], keyID), nil
+	// Any version, not only the latest: a version that ever carried the
+	// credential means a consumer may have read it. This also stays right
+	// when two versions share a creation second and "latest" is a guess.
+	return cur.everKeyIDs[strings.ToLower(keyID)], nil
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,27 +20,61 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
-// simBundle is a running simulator and an azsecrets client for one of its
+// simBundle is a running simulator and azsecrets clients for one of its
 // vaults, configured from sim.json alone.
 type simBundle struct {
-	srv      *sim.Server
-	client   *azsecrets.Client
-	vaultURL string
-	tenantID string
+	srv *sim.Server
+	// client is the test's own client, for arranging and reading back.
+	client *azsecrets.Client
+	// sinkClient is the sinks' client: any request for a secret value
+	// through it fails the test.
+	sinkClient *azsecrets.Client
+	vaultURL   string
+	tenantID   string
 	// co is the transport and authority every client of the test shares.
 	co azcore.ClientOptions
+	// clk is the simulator's clock (wall time plus an offset).
+	clk *clock.Offset
 }
+
+// noValueReads is a pipeline policy for the sinks' clients: it fails the
+// test on any request that returns a secret value (GET /secrets/{name} or
+// /secrets/{name}/{version}); the version list, GET
+// /secrets/{name}/versions, carries none.
+type noValueReads struct{ t testing.TB }
+
+func (p noValueReads) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if r.Method == http.MethodGet && segs[0] == "secrets" && len(segs) >= 2 && !(len(segs) == 3 && segs[2] == "versions") {
+		p.t.Errorf("the sink read a secret value: GET %s", r.URL.Path)
+	}
+	return req.Next()
+}
+
+// guarded returns co with noValueReads added.
+func guarded(t testing.TB, co azcore.ClientOptions) azcore.ClientOptions {
+	co.PerCallPolicies = append(append([]policy.Policy(nil), co.PerCallPolicies...), noValueReads{t})
+	return co
+}
+
+// tick moves the simulator's clock past the current second: Key Vault
+// stamps versions with whole seconds, and versions written in the same
+// second cannot be ordered by their properties alone (see newer).
+func (b simBundle) tick() { b.clk.Advance(time.Second) }
 
 func setupSim(t *testing.T) simBundle {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv, err := sim.New(sim.Options{StateDir: t.TempDir(), Seed: "apps=3,tenants=1,expiring=1h"})
+	clk := &clock.Offset{}
+	srv, err := sim.New(sim.Options{StateDir: t.TempDir(), Seed: "apps=3,tenants=1,expiring=1h", Clock: clk})
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(ctx))
 	t.Cleanup(func() { _ = srv.Close() })
@@ -64,13 +100,15 @@ func setupSim(t *testing.T) simBundle {
 	vaultURL := tenant.KeyVaults[0].URL
 	c, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
 	require.NoError(t, err)
-	return simBundle{srv: srv, client: c, vaultURL: vaultURL, tenantID: tenant.ID, co: co}
+	sc, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: guarded(t, co), DisableChallengeResourceVerification: true})
+	require.NoError(t, err)
+	return simBundle{srv: srv, client: c, sinkClient: sc, vaultURL: vaultURL, tenantID: tenant.ID, co: co, clk: clk}
 }
 
 // build makes a sink for app writing to secret name in the simulator's vault.
 func (b simBundle) build(t *testing.T, name string, app domain.Application, adopt bool) *Sink {
 	t.Helper()
-	return b.buildWith(t, b.client, name, app, adopt)
+	return b.buildWith(t, b.sinkClient, name, app, adopt)
 }
 
 func (b simBundle) buildWith(t *testing.T, client SecretsAPI, name string, app domain.Application, adopt bool) *Sink {
@@ -156,6 +194,7 @@ func TestDeliverSim(t *testing.T) {
 		s := b.build(t, "over-secret", app, false)
 		first, err := s.Deliver(ctx, simDelivery(app, "key-1", "old", end))
 		require.NoError(t, err)
+		b.tick()
 		second, err := s.Deliver(ctx, simDelivery(app, "key-2", "new", end.Add(time.Hour)))
 		require.NoError(t, err)
 		require.True(t, second.Changed)
@@ -164,6 +203,15 @@ func TestDeliverSim(t *testing.T) {
 		require.Equal(t, "new", *got.Value)
 		require.Equal(t, "key-2", tagsOf(got)[TagKeyID])
 		require.True(t, end.Add(time.Hour).Equal(*got.Attributes.Expires))
+		held, err := s.Holds(ctx, "key-2")
+		require.NoError(t, err)
+		require.True(t, held)
+		held, err = s.Holds(ctx, "key-1")
+		require.NoError(t, err)
+		require.True(t, held, "an older version carried key-1: it reached the vault once")
+		held, err = s.Holds(ctx, "key-0")
+		require.NoError(t, err)
+		require.False(t, held, "never written")
 	})
 
 	t.Run("refuses a foreign secret", func(t *testing.T) {
@@ -185,6 +233,7 @@ func TestDeliverSim(t *testing.T) {
 		_, err := b.client.SetSecret(ctx, "adopt-secret", azsecrets.SetSecretParameters{
 			Value: to.Ptr("theirs"), Tags: map[string]*string{"owner": to.Ptr("team-x")}}, nil)
 		require.NoError(t, err)
+		b.tick()
 		app := b.app("app-adopt")
 		s := b.build(t, "adopt-secret", app, true)
 		require.NoError(t, s.Validate(ctx))
@@ -198,6 +247,7 @@ func TestDeliverSim(t *testing.T) {
 		require.Equal(t, "team-x", tags["owner"], "other tags carried over")
 
 		// Now rotor's: a plain sink (no adopt) may rotate it further.
+		b.tick()
 		plain := b.build(t, "adopt-secret", app, false)
 		res, err = plain.Deliver(ctx, simDelivery(app, "key-2", "mine-2", end))
 		require.NoError(t, err)
@@ -214,13 +264,39 @@ func TestDeliverSim(t *testing.T) {
 			SecretAttributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(false)}}, nil)
 		require.NoError(t, err)
 		_, err = s.Deliver(ctx, simDelivery(app, "key-2", "v2", end))
-		var re *RequestError
-		require.ErrorAs(t, err, &re)
-		require.Equal(t, http.StatusForbidden, re.StatusCode)
+		// The version list shows the disabled version's tags, so this is no
+		// longer Key Vault's 403 SecretDisabled: rotor itself declines to
+		// write a new enabled version over someone's disable.
+		var de *DisabledError
+		require.ErrorAs(t, err, &de)
+		require.Equal(t, res.Location, de.ID)
 		require.ErrorContains(t, err, "latest version is disabled")
 		require.True(t, IsPermanent(err))
 		var pe *PermissionError
 		require.False(t, errors.As(err, &pe), "a disabled secret is not a permission problem")
+		require.ErrorAs(t, s.Validate(ctx), &de)
+		held, err := s.Holds(ctx, "key-1")
+		require.NoError(t, err)
+		require.True(t, held, "the disabled version held key-1")
+	})
+
+	t.Run("latest version found across pages", func(t *testing.T) {
+		app := b.app("app-paged")
+		s := b.build(t, "paged-secret", app, false)
+		const n = 27 // Key Vault pages 25 versions at most
+		for i := 1; i <= n; i++ {
+			res, err := s.Deliver(ctx, simDelivery(app, fmt.Sprintf("key-%d", i), fmt.Sprintf("paged-value-%d", i), end))
+			require.NoError(t, err)
+			require.True(t, res.Changed)
+			b.tick()
+		}
+		held, err := s.Holds(ctx, fmt.Sprintf("key-%d", n))
+		require.NoError(t, err)
+		require.True(t, held, "the newest version is on the second page")
+		res, err := s.Deliver(ctx, simDelivery(app, fmt.Sprintf("key-%d", n), fmt.Sprintf("paged-value-%d", n), end))
+		require.NoError(t, err)
+		require.False(t, res.Changed)
+		require.Equal(t, string(*b.read(t, "paged-secret").ID), res.Location)
 	})
 
 	t.Run("soft-deleted secret needs recovering or purging", func(t *testing.T) {
@@ -242,7 +318,7 @@ func TestDeliverSim(t *testing.T) {
 		cred, err := azidentity.NewClientSecretCredential(b.tenantID, b.srv.Info().Tenants[0].Rotation.ClientID, "wrong-secret",
 			&azidentity.ClientSecretCredentialOptions{ClientOptions: b.co, DisableInstanceDiscovery: true})
 		require.NoError(t, err)
-		bad, err := azsecrets.NewClient(b.vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: b.co, DisableChallengeResourceVerification: true})
+		bad, err := azsecrets.NewClient(b.vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: guarded(t, b.co), DisableChallengeResourceVerification: true})
 		require.NoError(t, err)
 		app := b.app("app-denied")
 		s := b.buildWith(t, bad, "denied-secret", app, false)
@@ -262,7 +338,7 @@ func TestDeliverSim(t *testing.T) {
 	t.Run("503 after retries is retryable and carries no value", func(t *testing.T) {
 		co := b.co
 		co.Retry = policy.RetryOptions{MaxRetries: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond}
-		c, err := azsecrets.NewClient(b.vaultURL, b.credential(t), &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
+		c, err := azsecrets.NewClient(b.vaultURL, b.credential(t), &azsecrets.ClientOptions{ClientOptions: guarded(t, co), DisableChallengeResourceVerification: true})
 		require.NoError(t, err)
 		app := b.app("app-flaky")
 		s := b.buildWith(t, c, "flaky-secret", app, false)
