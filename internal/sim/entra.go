@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -86,6 +87,10 @@ func errAssertionTime() *entraError {
 	return &entraError{http.StatusBadRequest, "invalid_client", 700024, "Client assertion is not within its valid time range."}
 }
 
+func errAssertionLifetime() *entraError {
+	return &entraError{http.StatusBadRequest, "invalid_client", 700024, "Client assertion is not within its valid time range. [Reason - The assertion is valid for longer than 1 hour.]"}
+}
+
 func errMalformedAssertion() *entraError {
 	return &entraError{http.StatusBadRequest, "invalid_request", 50027, "JWT token is invalid or malformed."}
 }
@@ -98,7 +103,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.entraError(w, r, &entraError{http.StatusBadRequest, "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded."})
 		return
 	}
-	req := tokenRequest{tenant: r.PathValue("tenant"), form: r.PostForm}
+	req := tokenRequest{tenant: r.PathValue("tenant"), host: r.Host, form: r.PostForm}
 	req.basicUser, req.basicPass, req.basic = r.BasicAuth()
 	tok, exp, e := s.issueToken(req)
 	if e != nil {
@@ -118,7 +123,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 
 // tokenRequest is a token request's inputs, apart from HTTP.
 type tokenRequest struct {
-	tenant               string
+	tenant string
+	// host is the Host the request was sent to; a certificate assertion's
+	// audience must name it.
+	host                 string
 	form                 url.Values
 	basicUser, basicPass string
 	basic                bool
@@ -209,7 +217,7 @@ func (s *Server) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
 			return nil, errUnknownClient(clientID, t.ID)
 		}
 		if iss == clientID && a.claimString("sub") == clientID {
-			e := s.checkCertificateAssertion(t, app, a, now)
+			e := s.checkCertificateAssertion(t, app, a, req.host, now)
 			if e != nil {
 				return nil, e
 			}
@@ -262,8 +270,10 @@ func checkSecret(t *Tenant, app *Application, secret string, now time.Time) *ent
 // checkCertificateAssertion validates a client assertion signed with one of
 // app's certificates: PS256 with x5t#S256 (the documented form) or RS256
 // with a SHA-1 x5t (what MSAL sends to ADFS-style authorities), an audience
-// naming this tenant's token endpoint, and a valid time window.
-func (s *Server) checkCertificateAssertion(t *Tenant, app *Application, a *assertion, now time.Time) *entraError {
+// naming this tenant's token endpoint on the host the request was sent to
+// (reqHost), a valid time window, and a lifetime of at most
+// maxAssertionLifetime.
+func (s *Server) checkCertificateAssertion(t *Tenant, app *Application, a *assertion, reqHost string, now time.Time) *entraError {
 	var key *Key
 	if tp, ok := decodeThumbprint(a.headerString("x5t#S256")); ok {
 		key = findKey(app.Keys, func(k *Key) []byte { return k.ThumbprintS256 }, tp)
@@ -289,11 +299,14 @@ func (s *Server) checkCertificateAssertion(t *Tenant, app *Application, a *asser
 	if now.Before(key.Start) || !now.Before(key.End) {
 		return errBadAssertion("The key used is expired.")
 	}
-	if !s.audienceIsTokenEndpoint(t, a.audiences()) {
+	if !s.audienceIsTokenEndpoint(t, reqHost, a.audiences()) {
 		return &entraError{http.StatusBadRequest, "invalid_client", 50013, "Assertion failed signature validation. [Reason - The audience claim is not this tenant's token endpoint.]"}
 	}
 	if !s.assertionTimeValid(a, now) {
 		return errAssertionTime()
+	}
+	if !s.assertionLifetimeValid(a, now) {
+		return errAssertionLifetime()
 	}
 	return nil
 }
@@ -303,6 +316,21 @@ func (s *Server) checkCertificateAssertion(t *Tenant, app *Application, a *asser
 // accepts only assertions signed by its own key (its managed identity
 // tokens, or MintExternalToken for any issuer); iss, sub and one aud must
 // then match one of app's federated identity credentials.
+//
+// This is a deliberate simplification, broader than Entra, because the
+// simulator cannot fetch a foreign issuer's JWKS: ANY JWT signed by the
+// simulator's own key passes the signature check here, whatever issuer it
+// claims, including the access tokens the simulator itself issues (for any
+// resource, not only api://AzureADTokenExchange). Entra would verify each
+// issuer against that issuer's own published keys. Only the federated
+// credential match (iss, sub and one aud) stands between such a token and
+// a grant: e.g. a credential with issuer https://sts.windows.net/{tenant}/,
+// a service principal's object id as subject and audience
+// https://graph.microsoft.com would let that principal's ordinary Graph
+// token sign the app in. Federated assertions are not held to
+// maxAssertionLifetime: their lifetime is the outside issuer's choice (the
+// simulator's own managed identity tokens run 65 minutes counting their
+// nbf back-dating).
 func (s *Server) checkFederatedAssertion(app *Application, a *assertion, now time.Time) *entraError {
 	if a.headerString("alg") != jwt.SigningMethodRS256.Alg() {
 		return errBadAssertion("The signing algorithm is not supported.")
@@ -332,6 +360,27 @@ func (s *Server) checkFederatedAssertion(app *Application, a *assertion, now tim
 	return &entraError{http.StatusBadRequest, "invalid_client", 70021, fmt.Sprintf("No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'.", clip(iss), clip(sub), clip(strings.Join(auds, ",")))}
 }
 
+// maxAssertionLifetime caps how long a certificate client assertion may be
+// valid. MSAL mints them for 10 minutes; an assertion that lives for hours
+// is a replayable credential.
+const maxAssertionLifetime = time.Hour
+
+// assertionLifetimeValid checks a certificate assertion's lifetime: exp −
+// nbf when nbf is present (both chosen by the client, so no skew), else exp
+// − now, which allows clockSkew because the client's clock may run ahead.
+// As in assertionTimeValid, now is the simulated or the wall clock.
+func (s *Server) assertionLifetimeValid(a *assertion, now time.Time) bool {
+	exp, ok := a.numericDate("exp")
+	if !ok {
+		return false
+	}
+	if nbf, ok := a.numericDate("nbf"); ok {
+		return exp.Sub(nbf) <= maxAssertionLifetime
+	}
+	within := func(at time.Time) bool { return exp.Sub(at) <= maxAssertionLifetime+clockSkew }
+	return within(now) || within(s.wall.Now())
+}
+
 // assertionTimeValid checks exp (required) and nbf with skew. SDKs mint
 // assertions from their wall clock, which does not follow the simulator's
 // time jumps, so a window valid by either clock is accepted.
@@ -347,16 +396,18 @@ func (s *Server) assertionTimeValid(a *assertion, now time.Time) bool {
 	return valid(now) || valid(s.wall.Now())
 }
 
-// audienceIsTokenEndpoint accepts the token endpoint URL on this
-// simulator's port with the tenant named by id, name or domain.
-func (s *Server) audienceIsTokenEndpoint(t *Tenant, auds []string) bool {
+// audienceIsTokenEndpoint accepts the token endpoint URL with the tenant
+// named by id, name or domain, on this simulator's port and on the host the
+// request was sent to (reqHost, the request's Host header), where the
+// loopback names 127.0.0.1, localhost and [::1] count as one host.
+func (s *Server) audienceIsTokenEndpoint(t *Tenant, reqHost string, auds []string) bool {
 	authority, err := url.Parse(s.authorityHost())
 	if err != nil {
 		return false
 	}
 	for _, aud := range auds {
 		u, err := url.Parse(aud)
-		if err != nil || u.Scheme != "https" || u.Port() != authority.Port() {
+		if err != nil || u.Scheme != "https" || u.Port() != authority.Port() || !sameHTTPSHost(u.Host, reqHost) {
 			continue
 		}
 		seg, ok := strings.CutSuffix(strings.TrimPrefix(u.Path, "/"), "/oauth2/v2.0/token")
@@ -365,6 +416,33 @@ func (s *Server) audienceIsTokenEndpoint(t *Tenant, auds []string) bool {
 		}
 	}
 	return false
+}
+
+// sameHTTPSHost reports whether two https host[:port] values name the same
+// endpoint: equal ports (443 when absent) and equal host names, with the
+// loopback names 127.0.0.1, localhost and [::1] counting as one.
+func sameHTTPSHost(a, b string) bool {
+	ua, ub := &url.URL{Host: a}, &url.URL{Host: b}
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		return "443"
+	}
+	if port(ua) != port(ub) {
+		return false
+	}
+	ha, hb := ua.Hostname(), ub.Hostname()
+	return ha != "" && (strings.EqualFold(ha, hb) || (isLoopbackName(ha) && isLoopbackName(hb)))
+}
+
+// isLoopbackName reports whether host is localhost, 127.0.0.1 or ::1.
+func isLoopbackName(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback))
 }
 
 func findKey(keys []*Key, thumb func(*Key) []byte, want []byte) *Key {

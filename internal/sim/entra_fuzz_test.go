@@ -57,7 +57,7 @@ func FuzzClientAssertion(f *testing.F) {
 	for _, tok := range []string{psTok, fed} {
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {GraphResource + "/.default"},
 			"client_assertion_type": {assertionTypeJWTBearer}, "client_assertion": {tok}, "client_id": {app.AppID}}
-		_, e := s.grantFor(tokenRequest{tenant: tn.ID, form: form})
+		_, e := s.grantFor(tokenRequest{tenant: tn.ID, host: "127.0.0.1:4443", form: form})
 		require.Nil(f, e)
 	}
 
@@ -74,13 +74,14 @@ func FuzzClientAssertion(f *testing.F) {
 			_ = a.x5c()
 			_ = a.verify(&key.PublicKey)
 			_ = s.assertionTimeValid(a, now)
+			_ = s.assertionLifetimeValid(a, now)
 		}
 		form := url.Values{"grant_type": {"client_credentials"}, "scope": {GraphResource + "/.default"},
 			"client_assertion_type": {assertionTypeJWTBearer}, "client_assertion": {raw}}
 		if withClientID {
 			form.Set("client_id", app.AppID)
 		}
-		g, e := s.grantFor(tokenRequest{tenant: tn.ID, form: form})
+		g, e := s.grantFor(tokenRequest{tenant: tn.ID, host: "127.0.0.1:4443", form: form})
 		if e == nil && g.sp.AppID != app.AppID {
 			t.Fatalf("granted a token to %s for an assertion", g.sp.AppID)
 		}

@@ -162,14 +162,18 @@ func TestClientCertificateCredentialGetsToken(t *testing.T) {
 }
 
 // rs256Assertion builds the RS256 + SHA-1 x5t assertion some clients send,
-// with exp/nbf as strings.
-func rs256Assertion(t *testing.T, tc testCert, clientID, aud string, x5tEnc *base64.Encoding) string {
+// with exp/nbf as strings; tweaks adjust the claims before signing.
+func rs256Assertion(t *testing.T, tc testCert, clientID, aud string, x5tEnc *base64.Encoding, tweaks ...func(jwt.MapClaims)) string {
 	t.Helper()
 	tp := sha1.Sum(tc.cert.Raw) //nolint:gosec // x5t
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+	claims := jwt.MapClaims{
 		"aud": aud, "iss": clientID, "sub": clientID, "jti": uuid.NewString(),
 		"nbf": strconvUnix(time.Now()), "exp": strconvUnix(time.Now().Add(10 * time.Minute)),
-	})
+	}
+	for _, f := range tweaks {
+		f(claims)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["x5t"] = x5tEnc.EncodeToString(tp[:])
 	s, err := tok.SignedString(tc.key)
 	require.NoError(t, err)
@@ -206,6 +210,58 @@ func TestCertificateAssertionVariants(t *testing.T) {
 	status, body := e.tokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusBadRequest, status)
 	requireAADSTS(t, body, 50013)
+
+	// The audience's host must be the host the request went to; the
+	// loopback names stand for each other. Its lifetime is at most an hour.
+	u, err := url.Parse(e.info.AuthorityHost)
+	require.NoError(t, err)
+	port := u.Port()
+	endpoint := func(host string) string { return "https://" + host + ":" + port + "/" + tn.ID + "/oauth2/v2.0/token" }
+	window := func(nbf, exp time.Duration) func(jwt.MapClaims) {
+		return func(c jwt.MapClaims) {
+			c["nbf"], c["exp"] = strconvUnix(time.Now().Add(nbf)), strconvUnix(time.Now().Add(exp))
+		}
+	}
+	noNBF := func(exp time.Duration) func(jwt.MapClaims) {
+		return func(c jwt.MapClaims) { delete(c, "nbf"); c["exp"] = strconvUnix(time.Now().Add(exp)) }
+	}
+	cases := []struct {
+		name    string
+		reqHost string // the host the request is sent to
+		aud     string
+		tweak   func(jwt.MapClaims)
+		status  int
+		code    int
+	}{
+		{"localhost audience", "127.0.0.1", endpoint("localhost"), nil, http.StatusOK, 0},
+		{"[::1] audience", "127.0.0.1", endpoint("[::1]"), nil, http.StatusOK, 0},
+		{"request via localhost", "localhost", endpoint("127.0.0.1"), nil, http.StatusOK, 0},
+		{"audience on another host", "127.0.0.1", endpoint("sim.example.com"), nil, http.StatusBadRequest, 50013},
+		{"audience on another loopback address", "127.0.0.1", endpoint("127.0.0.2"), nil, http.StatusBadRequest, 50013},
+		{"audience on another port", "127.0.0.1", "https://127.0.0.1:1/" + tn.ID + "/oauth2/v2.0/token", nil, http.StatusBadRequest, 50013},
+		{"lifetime exactly 1h", "127.0.0.1", tokenURL, window(-30*time.Minute, 30*time.Minute), http.StatusOK, 0},
+		{"lifetime over 1h", "127.0.0.1", tokenURL, window(-time.Minute, time.Hour), http.StatusBadRequest, 700024},
+		{"no nbf, exp within 1h", "127.0.0.1", tokenURL, noNBF(50 * time.Minute), http.StatusOK, 0},
+		{"no nbf, exp past 1h and skew", "127.0.0.1", tokenURL, noNBF(2 * time.Hour), http.StatusBadRequest, 700024},
+	}
+	for _, c := range cases {
+		var tweaks []func(jwt.MapClaims)
+		if c.tweak != nil {
+			tweaks = append(tweaks, c.tweak)
+		}
+		form := url.Values{
+			"grant_type": {"client_credentials"}, "scope": {"https://graph.microsoft.com/.default"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion":      {rs256Assertion(t, tc, app.AppID, c.aud, base64.StdEncoding, tweaks...)},
+		}
+		resp, err := e.http.PostForm("https://"+c.reqHost+":"+port+"/"+tn.ID+"/oauth2/v2.0/token", form)
+		require.NoError(t, err, c.name)
+		status, body := decodeBody(t, resp)
+		require.Equal(t, c.status, status, "%s: %v", c.name, body)
+		if c.code != 0 {
+			requireAADSTS(t, body, c.code)
+		}
+	}
 }
 
 func TestClientAssertionCredentialWithManagedIdentityFederation(t *testing.T) {

@@ -207,49 +207,12 @@ func (g *graphCall) listApplications() {
 // cost of a whole listing is O(N) however many pages it takes, and a
 // nextLink is only given when another match exists.
 func (g *graphCall) listApps(spec appListSpec) {
-	if !g.requireAny() {
+	lq, ok := g.listQuery(appType, appProps, appFilterProps)
+	if !ok {
 		return
 	}
-	q := g.r.URL.Query()
-	if err := rejectUnsupportedOptions(q); err != nil {
-		g.queryFail(err)
-		return
-	}
-	sel, err := parseSelect(q, appType, appProps)
-	if err != nil {
-		g.queryFail(err)
-		return
-	}
-	top, err := pageSize(q)
-	if err != nil {
-		g.queryFail(err)
-		return
-	}
-	var filter *Filter
-	if f := q.Get("$filter"); f != "" {
-		if filter, err = ParseFilter(f, appFilterProps...); err != nil {
-			g.queryFail(err)
-			return
-		}
-	}
-	count, err := wantCount(g.r)
-	if err != nil {
-		g.queryFail(err)
-		return
-	}
-	var cur *cursor
-	if tok := q.Get("$skiptoken"); tok != "" {
-		c, err := decodeSkiptoken(tok)
-		if err != nil {
-			g.queryFail(err)
-			return
-		}
-		cur = &c
-	}
-	cost := costList
-	if sel != nil {
-		cost--
-	}
+	sel, top, filter, count, cur := lq.sel, lq.top, lq.filter, lq.count, lq.cur
+	cost := lq.cost()
 	if sel.has("keyCredentials") {
 		cost += costKeyCredentials
 	}
@@ -705,12 +668,19 @@ func keyIDIn(raw string) (string, bool) {
 	return strings.ToLower(raw), true
 }
 
-func (g *graphCall) removePassword(key string) {
+// removeCredential is the common part of removePassword and removeKey: it
+// reads {"keyId", "proof"}, checks the keyId is a GUID, charges a write and
+// then, under the write lock, calls remove with the app (which the caller
+// may write) and the lower-cased keyId. removePassword has no proof
+// parameter and ignores it (a "proof" that is not a string is still a 400,
+// like any ill-typed property).
+func (g *graphCall) removeCredential(key string, remove func(t *Tenant, a *Application, id, proof string) reply) {
 	if !g.requireAny() {
 		return
 	}
 	var in struct {
 		KeyID string `json:"keyId"`
+		Proof string `json:"proof"`
 	}
 	if !g.decode(&in, false) {
 		return
@@ -728,6 +698,13 @@ func (g *graphCall) removePassword(key string) {
 		if rp != nil {
 			return *rp
 		}
+		return remove(t, a, id, in.Proof)
+	})
+}
+
+// removePassword serves POST /applications/{id}/removePassword.
+func (g *graphCall) removePassword(key string) {
+	g.removeCredential(key, func(t *Tenant, a *Application, id, _ string) reply {
 		i := slices.IndexFunc(a.Passwords, func(p *Password) bool { return strings.EqualFold(p.KeyID, id) })
 		if i < 0 {
 			return notFoundReply(id)
@@ -808,34 +785,12 @@ func (g *graphCall) addKey(key string) {
 
 // removeKey serves POST /applications/{id}/removeKey with the same proof.
 func (g *graphCall) removeKey(key string) {
-	if !g.requireAny() {
-		return
-	}
-	var in struct {
-		KeyID string `json:"keyId"`
-		Proof string `json:"proof"`
-	}
-	if !g.decode(&in, false) {
-		return
-	}
-	id, ok := keyIDIn(in.KeyID)
-	if !ok {
-		g.fail(http.StatusBadRequest, codeBadRequest, "Property 'keyId' must be a GUID.")
-		return
-	}
-	if !g.admit(costWrite, true) {
-		return
-	}
-	g.write(func(t *Tenant) reply {
-		a, rp := g.writableApp(t, key)
-		if rp != nil {
-			return *rp
-		}
+	g.removeCredential(key, func(t *Tenant, a *Application, id, proof string) reply {
 		i := slices.IndexFunc(a.Keys, func(k *Key) bool { return strings.EqualFold(k.KeyID, id) })
 		if i < 0 {
 			return notFoundReply(id)
 		}
-		if _, err := validateProof(in.Proof, a, g.s.clock.Now().UTC()); err != nil {
+		if _, err := validateProof(proof, a, g.s.clock.Now().UTC()); err != nil {
 			return proofReply(err)
 		}
 		a.Keys = slices.Delete(slices.Clone(a.Keys), i, i+1)

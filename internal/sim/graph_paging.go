@@ -216,3 +216,69 @@ func escapeQuery(s string) string {
 	e := strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 	return strings.ReplaceAll(e, "%24", "$")
 }
+
+// listQuery is the query of a collection listing, parsed and checked.
+type listQuery struct {
+	sel    selection
+	top    int
+	filter *Filter // nil: no $filter
+	count  bool
+	cur    *cursor // nil: the first page
+}
+
+// cost is the throttling cost of the listing: one less with $select.
+func (lq listQuery) cost() int {
+	if lq.sel != nil {
+		return costList - 1
+	}
+	return costList
+}
+
+// listQuery starts a listing: the caller must have some read access (403
+// first, as Graph answers), then the query is parsed with parseListQuery.
+// On false the error reply has been written.
+func (g *graphCall) listQuery(typeName string, props, filterProps []string) (listQuery, bool) {
+	if !g.requireAny() {
+		return listQuery{}, false
+	}
+	lq, err := parseListQuery(g.r, typeName, props, filterProps)
+	if err != nil {
+		g.queryFail(err)
+		return listQuery{}, false
+	}
+	return lq, true
+}
+
+// parseListQuery reads a listing's $select (of typeName's props), $top,
+// $filter (over filterProps), $count and $skiptoken, refusing unsupported
+// options first. Its errors are for graphCall.queryFail.
+func parseListQuery(r *http.Request, typeName string, props, filterProps []string) (listQuery, error) {
+	q := r.URL.Query()
+	if err := rejectUnsupportedOptions(q); err != nil {
+		return listQuery{}, err
+	}
+	var lq listQuery
+	var err error
+	if lq.sel, err = parseSelect(q, typeName, props); err != nil {
+		return listQuery{}, err
+	}
+	if lq.top, err = pageSize(q); err != nil {
+		return listQuery{}, err
+	}
+	if f := q.Get("$filter"); f != "" {
+		if lq.filter, err = ParseFilter(f, filterProps...); err != nil {
+			return listQuery{}, err
+		}
+	}
+	if lq.count, err = wantCount(r); err != nil {
+		return listQuery{}, err
+	}
+	if tok := q.Get("$skiptoken"); tok != "" {
+		c, err := decodeSkiptoken(tok)
+		if err != nil {
+			return listQuery{}, err
+		}
+		lq.cur = &c
+	}
+	return lq, nil
+}

@@ -131,49 +131,12 @@ func (g *graphCall) getServicePrincipal(key string) {
 // are kept in a map, so pages walk them in object-id order and the cursor
 // is the next id; "appId eq" and "id eq" filters use the indexes.
 func (g *graphCall) listServicePrincipals() {
-	if !g.requireAny() {
+	lq, ok := g.listQuery(spTypeName, spProps, spFilterProps)
+	if !ok {
 		return
 	}
-	q := g.r.URL.Query()
-	if err := rejectUnsupportedOptions(q); err != nil {
-		g.queryFail(err)
-		return
-	}
-	sel, err := parseSelect(q, spTypeName, spProps)
-	if err != nil {
-		g.queryFail(err)
-		return
-	}
-	top, err := pageSize(q)
-	if err != nil {
-		g.queryFail(err)
-		return
-	}
-	var filter *Filter
-	if f := q.Get("$filter"); f != "" {
-		if filter, err = ParseFilter(f, spFilterProps...); err != nil {
-			g.queryFail(err)
-			return
-		}
-	}
-	count, err := wantCount(g.r)
-	if err != nil {
-		g.queryFail(err)
-		return
-	}
-	var cur *cursor
-	if tok := q.Get("$skiptoken"); tok != "" {
-		c, err := decodeSkiptoken(tok)
-		if err != nil {
-			g.queryFail(err)
-			return
-		}
-		cur = &c
-	}
-	cost := costList
-	if sel != nil {
-		cost--
-	}
+	sel, top, filter, count, cur := lq.sel, lq.top, lq.filter, lq.count, lq.cur
+	cost := lq.cost()
 	if !g.admit(cost, false) {
 		return
 	}
