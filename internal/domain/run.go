@@ -1,6 +1,9 @@
 package domain
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // RunState is a rotation run's place in the state machine:
 //
@@ -27,11 +30,13 @@ func (s RunState) Terminal() bool {
 	return s == RunDone || s == RunFailed || s == RunAbandoned
 }
 
-// Active reports whether a run in state s still holds the application:
-// no other run may start for it.
-func (s RunState) Active() bool {
-	return s == RunPlanned || s == RunCreated || s == RunPropagated || s == RunVerified
-}
+// ActiveStates are the states in which a run holds its application: no
+// other run may start for it. (The SQLite store's partial unique index
+// spells the same list in SQL.)
+var ActiveStates = []RunState{RunPlanned, RunCreated, RunPropagated, RunVerified}
+
+// Active reports whether a run in state s still holds the application.
+func (s RunState) Active() bool { return slices.Contains(ActiveStates, s) }
 
 // Trigger says why a run started.
 type Trigger string

@@ -243,7 +243,7 @@ func IsPermanentFailure(err error) bool {
 }
 
 // activeStates are the states in which a run holds its application.
-var activeStates = []domain.RunState{domain.RunPlanned, domain.RunCreated, domain.RunPropagated, domain.RunVerified}
+var activeStates = domain.ActiveStates
 
 func (e *Engine) now() time.Time { return e.clock.Now().UTC() }
 
