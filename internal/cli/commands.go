@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -343,6 +344,7 @@ progress, which credential rotor made last and when it is due.`,
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s (app id %s, object id %s, connection %s)\n\n", app.DisplayName, app.AppID, app.ObjectID, app.Connection)
+			printCredentials(w, app, srv.Clock().Now())
 			for _, ch := range dec.Checks {
 				mark := map[domain.CheckResult]string{domain.CheckPass: "✓", domain.CheckStop: "→", domain.CheckInfo: "·"}[ch.Result]
 				fmt.Fprintf(w, "  %s %-20s %s\n", mark, ch.Name, ch.Message)
@@ -362,6 +364,36 @@ progress, which credential rotor made last and when it is due.`,
 	cf.register(c)
 	out.register(c)
 	return c
+}
+
+// printCredentials lists the application's credentials as the inventory
+// last saw them, newest end first, so the checks below can be read against
+// them.
+func printCredentials(w io.Writer, app *domain.Application, now time.Time) {
+	if len(app.Credentials) == 0 {
+		fmt.Fprintf(w, "No credentials (inventory synced %s).\n\n", app.SyncedAt.Local().Format("2006-01-02 15:04"))
+		return
+	}
+	fmt.Fprintf(w, "Credentials (inventory synced %s):\n", app.SyncedAt.Local().Format("2006-01-02 15:04"))
+	creds := slices.Clone(app.Credentials)
+	slices.SortFunc(creds, func(a, b domain.Credential) int { return b.End.Compare(a.End) })
+	tw := newTable(w)
+	fmt.Fprintln(tw, "  KIND\tKEY\tDISPLAY NAME\tHINT\tENDS\tMADE BY ROTOR")
+	for _, c := range creds {
+		ends := c.End.Local().Format("2006-01-02 15:04")
+		if !c.End.After(now) {
+			ends += " (expired)"
+		} else {
+			ends += " (in " + domain.HumanDuration(c.End.Sub(now)) + ")"
+		}
+		hint := c.Hint
+		if hint == "" {
+			hint = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, short(c.KeyID), c.DisplayName, hint, ends, yesNo(c.RotorCreated()))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
 }
 
 func appSummary(a *domain.Application) map[string]any {

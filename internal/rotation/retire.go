@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -84,9 +86,12 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	}
 
 	removed := 0
+	gone := map[string]bool{}
 	for _, c := range domain.ToRetire(creds, keep, policy.RetireUnmanaged) {
 		if !c.RotorCreated() && !policy.RetireUnmanaged {
-			continue // never touch what rotor did not make, unless told to
+			// ToRetire already leaves these out; the one rule rotor never
+			// breaks is checked again where the removal happens.
+			continue
 		}
 		step := "retire:" + c.KeyID + ":removing"
 		owner := "made by rotor"
@@ -109,6 +114,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 			return fmt.Errorf("rotation: remove %s: %w", c.KeyID, err)
 		}
 		removed++
+		gone[c.KeyID] = true
 		log.Info("retired credential", "state", string(run.State), "key_id", c.KeyID, "display_name", c.DisplayName)
 		if err := e.event(ctx, run, "retire:"+c.KeyID+":removed", "removed "+c.KeyID); err != nil {
 			return err
@@ -128,5 +134,26 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		return err
 	}
 	log.Info("rotation done", "state", string(run.State), "removed", removed)
+	left := slices.DeleteFunc(slices.Clone(creds), func(c domain.Credential) bool { return gone[c.KeyID] })
+	e.refreshInventory(ctx, org, run.AppObjectID, left, log)
 	return nil
+}
+
+// refreshInventory writes an application's credentials, as a run just left
+// them, into the inventory, so `rotor apps list`, `explain` and the UI show
+// them before the next sync. It is best effort: the next sync writes the
+// same from Entra anyway. The application keeps its sync stamp, so this
+// never looks like a sync to FinishSync.
+func (e *Engine) refreshInventory(ctx context.Context, org domain.OrgID, objectID string, creds []domain.Credential, log *slog.Logger) {
+	app, err := e.store.GetApplication(ctx, org, objectID)
+	if err != nil {
+		log.Warn("refreshing the inventory after the run failed; the next sync will", "error", err)
+		return
+	}
+	app.Credentials = creds
+	if _, err := e.store.SyncApplications(ctx, store.SyncApplicationsParams{
+		Org: org, Connection: app.Connection, SyncStarted: app.SyncedAt, Applications: []domain.Application{*app},
+	}); err != nil {
+		log.Warn("refreshing the inventory after the run failed; the next sync will", "error", err)
+	}
 }

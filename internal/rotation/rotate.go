@@ -110,6 +110,7 @@ type runner struct {
 	addCalled bool
 	keyID     string
 	value     secret.Value
+	start     time.Time
 }
 
 func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
@@ -169,7 +170,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		}
 		return r.fail(ctx, err, "creating the new secret failed: "+err.Error(), false)
 	}
-	r.keyID, r.value = np.KeyID, np.Value
+	r.keyID, r.value, r.start = np.KeyID, np.Value, np.Start
 	// SinksStarted is journaled with the key id, before the first sink
 	// write: from then on a consumer may hold the value. (The store refuses
 	// a created → created transition, so it cannot wait for the first
@@ -253,6 +254,13 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		return r.fail(ctx, err, "journaling retirement failed: "+err.Error(), false)
 	}
 	r.log.Info("rotation verified; retirement scheduled", "state", string(run.State), "retire_at", retireAt)
+	// The inventory learns of the new secret now, not at the next sync.
+	// Its hint (first three characters) is what Entra itself shows.
+	creds := append(slices.Clone(r.app.Credentials), domain.Credential{
+		KeyID: r.keyID, Kind: run.Kind, DisplayName: domain.DisplayNameFor(run.ID), Hint: r.value.Hint(),
+		Start: r.start, End: run.NewEnd,
+	})
+	e.refreshInventory(ctx, run.Org, run.AppObjectID, creds, r.log)
 	if err := e.scheduleRetirement(ctx, run); err != nil {
 		// The run is retiring; Recover reschedules retiring runs at start-up.
 		r.log.Error("scheduling retirement failed; it is rescheduled at the next start-up", "error", err)
