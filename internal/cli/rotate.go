@@ -73,6 +73,8 @@ func describeStep(r domain.Run, step string) string {
 	switch {
 	case step == rotation.StepPlanned:
 		return "journaled the intent; nothing touched yet"
+	case step == rotation.StepReplicating:
+		return "waiting until Entra accepts the new secret, before any consumer can read it"
 	case step == rotation.StepCreated:
 		return fmt.Sprintf("created secret %s in Entra (ends %s)", short(r.NewKeyID), r.NewEnd.Local().Format("2006-01-02"))
 	case strings.HasPrefix(step, "sink:"):

@@ -67,6 +67,11 @@ type Jobs struct {
 	instance string
 }
 
+// QueueControl holds the planner and the inventory sync, apart from the
+// rotations: a wave of rotations filling every worker must not delay the
+// plan that finds the next ones (or the sync that finds new applications).
+const QueueControl = "control"
+
 // Kinds of job.
 const (
 	KindRotate = "rotate"
@@ -129,8 +134,11 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	}
 
 	rc := &river.Config{
-		Logger:       quiet(j.log),
-		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Logger: quiet(j.log),
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: cfg.Workers},
+			QueueControl:       {MaxWorkers: 2},
+		},
 		Workers:      workers,
 		PeriodicJobs: periodic,
 	}
@@ -174,6 +182,16 @@ func (j *Jobs) Start(ctx context.Context) error {
 		j.log.Error("enqueueing recovery rotations failed", "error", errors.Join(errs...))
 	}
 	j.emit(KindRecover, errors.Join(append([]error{err}, errs...)...))
+	// Sync (which plans when it is done) or plan at once: River's periodic
+	// jobs first wait for a leader to be elected, which takes seconds, and
+	// a restart should pick the wave up where it stopped without that.
+	var first river.JobArgs = PlanArgs{Org: j.cfg.Org, Instance: j.instance}
+	if j.cfg.Sync != nil {
+		first = SyncArgs{Org: j.cfg.Org, Instance: j.instance}
+	}
+	if _, err := j.client.Insert(ctx, first, nil); err != nil {
+		j.log.Error("enqueueing the first sync or plan failed; the periodic one will run", "error", err)
+	}
 	if err := j.client.Start(ctx); err != nil {
 		return fmt.Errorf("jobs: start river: %w", err)
 	}

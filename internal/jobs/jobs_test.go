@@ -252,10 +252,10 @@ func TestOneRotateJobPerApplication(t *testing.T) {
 func TestStopCancelsStuckRotationAndJournalsIt(t *testing.T) {
 	t.Parallel()
 	b := setup(t, 1)
-	b.entra.block = true // Entra never answers verification
+	b.entra.block = true // Entra never answers: the run waits for replication
 	require.NoError(t, b.jobs.Start(b.ctx))
 	require.Eventually(t, func() bool {
-		runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunPropagated}})
+		runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunCreated}})
 		return err == nil && len(runs) == 1
 	}, 20*time.Second, 20*time.Millisecond)
 
@@ -292,6 +292,7 @@ func TestStartRecoversAbandonedRuns(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
 		To: domain.RunCreated, NewKeyID: np.KeyID, SinksStarted: true, Event: domain.RunEvent{Step: "created"}}))
+	require.NoError(t, b.store.AppendRunEvent(b.ctx, b.org, dead.ID, domain.RunEvent{Step: "sink:0:writing", Message: "memory sink"}))
 
 	require.NoError(t, b.jobs.Start(b.ctx))
 	b.waitFor(t, KindRecover, 1)
@@ -310,4 +311,33 @@ func TestStartRecoversAbandonedRuns(t *testing.T) {
 	for _, c := range creds {
 		require.NotEqual(t, np.KeyID, c.KeyID)
 	}
+}
+
+// TestRecoverySupersededByNewerRun: when a run started after the abandoned
+// one has already succeeded, the recovery job does not rotate again (the
+// newer run's retirement removes the abandoned secret).
+func TestRecoverySupersededByNewerRun(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	app := b.apps[0]
+	dead := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: app.ObjectID,
+		AppID: app.AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue}
+	require.NoError(t, b.store.CreateRun(b.ctx, dead))
+	require.NoError(t, b.store.AppendRunEvent(b.ctx, b.org, dead.ID, domain.RunEvent{Step: "sink:0:writing"}))
+	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
+		To: domain.RunAbandoned, Event: domain.RunEvent{Step: "abandoned"}}))
+	newer := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: app.ObjectID,
+		AppID: app.AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue, CreatedAt: time.Now().Add(time.Second)}
+	require.NoError(t, b.store.CreateRun(b.ctx, newer))
+	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: newer.ID, From: []domain.RunState{domain.RunPlanned},
+		To: domain.RunRetiring, NewKeyID: "k", RetireAt: time.Now().Add(time.Hour), Event: domain.RunEvent{Step: "retiring"}}))
+
+	superseded, held, err := b.jobs.recoveryState(b.ctx, RotateArgs{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery, Replaces: dead.ID})
+	require.NoError(t, err)
+	require.True(t, superseded)
+	require.True(t, held)
+
+	superseded, _, err = b.jobs.recoveryState(b.ctx, RotateArgs{Org: b.org, TenantID: tenant, AppObjectID: b.apps[0].ObjectID, Trigger: domain.TriggerRecovery, Replaces: newer.ID})
+	require.NoError(t, err)
+	require.False(t, superseded, "nothing newer than the newest run")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -81,7 +82,7 @@ func (PlanArgs) Kind() string { return KindPlan }
 // InsertOpts implements river.JobArgsWithInsertOpts: one pending plan at a
 // time, no retries (the next period is the retry).
 func (PlanArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+	return river.InsertOpts{Queue: QueueControl, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
 }
 
 // SyncArgs runs an inventory sync of every connection once.
@@ -95,7 +96,7 @@ func (SyncArgs) Kind() string { return KindSync }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (SyncArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+	return river.InsertOpts{Queue: QueueControl, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
 }
 
 // manualFreshFor is how long a manual or recovery request is honoured as
@@ -134,11 +135,26 @@ func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) (er
 	trigger := a.Trigger
 	var opts []rotation.RotateOption
 	fresh := j.clock.Now().Sub(job.CreatedAt) < manualFreshFor
-	switch {
-	case trigger == domain.TriggerRecovery && fresh:
+	force := false
+	if trigger == domain.TriggerRecovery && fresh {
+		superseded, held, err := j.recoveryState(ctx, a)
+		if err != nil {
+			return err
+		}
+		if superseded {
+			// A run started after the abandoned one has already succeeded:
+			// its retirement removes the abandoned run's secret too.
+			log.Info("the abandoned run was superseded by a newer successful run; nothing to recover", "replaces", a.Replaces)
+			return nil
+		}
 		// A consumer may hold the abandoned run's secret while another
-		// holds the older one: rotate now, due or not.
+		// holds the older one: rotate now, due or not. If no sink ever
+		// received it (recovery removed it), rotate only if due.
+		force = held
 		opts = append(opts, rotation.Replacing(a.Replaces))
+	}
+	switch {
+	case force:
 	case trigger == domain.TriggerManual && fresh:
 	default:
 		// Ask again: the plan may be a few seconds old, and a manual
@@ -285,4 +301,29 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncArgs]) (err er
 		return fmt.Errorf("enqueue plan after sync: %w", err)
 	}
 	return nil
+}
+
+// recoveryState looks at the run a recovery job replaces: whether a run
+// started after it has since succeeded (superseded), and whether any sink
+// write of it was ever attempted (held: a consumer may have its secret).
+func (j *Jobs) recoveryState(ctx context.Context, a RotateArgs) (superseded, held bool, err error) {
+	old, err := j.cfg.Store.GetRun(ctx, a.Org, a.Replaces)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	for _, ev := range old.Events {
+		if strings.HasPrefix(ev.Step, "sink:") {
+			held = true
+			break
+		}
+	}
+	good, err := j.cfg.Store.ListRuns(ctx, store.ListRunsParams{Org: a.Org, AppObjectID: a.AppObjectID, States: []domain.RunState{domain.RunRetiring, domain.RunDone}, Limit: 1})
+	if err != nil {
+		return false, false, err
+	}
+	superseded = len(good) > 0 && good[0].CreatedAt.After(old.CreatedAt)
+	return superseded, held, nil
 }

@@ -111,6 +111,9 @@ type runner struct {
 	keyID     string
 	value     secret.Value
 	start     time.Time
+	// sinkTouched is true once a sink write was journaled: from then on a
+	// consumer may hold the value, so a failure must not remove it.
+	sinkTouched bool
 }
 
 func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
@@ -185,6 +188,30 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		return r.fail(ctx, err, "journaling the new secret failed: "+err.Error(), false)
 	}
 	r.log.Info("secret created", "state", string(run.State), "key_id", np.KeyID, "end", np.End)
+	// The tenant's concurrency slot guards Graph; nothing below writes to
+	// Graph, so give it back before waiting on Entra's replication.
+	release()
+
+	// Wait until Entra accepts the new secret before any sink, and so any
+	// consumer, can see it: a consumer that picked up a secret Entra still
+	// refuses would fail for the length of the replication delay. It also
+	// keeps the moment a crash leaves a delivered but unverified secret
+	// behind down to the sink writes themselves. Step 4 (verified) still
+	// runs after delivery, as the protocol says; it then passes at once.
+	if policy.Verify && len(sinks) > 0 {
+		if err := e.event(ctx, run, StepReplicating, fmt.Sprintf("waiting until Entra accepts the new secret, for up to %s, before any sink receives it", e.verifyTimeout)); err != nil {
+			return r.fail(ctx, err, "journaling the replication wait failed: "+err.Error(), false)
+		}
+		started := e.now()
+		attempts, err := r.verify(ctx, ver)
+		if err != nil {
+			if ctx.Err() != nil {
+				return r.fail(ctx, err, "stopped while waiting for Entra to accept the new secret: "+err.Error(), false)
+			}
+			return r.fail(ctx, err, fmt.Sprintf("Entra did not accept the new secret within %s (%d attempts): %v; no sink received it, so it was removed", e.verifyTimeout, attempts, err), e.isPermanent(err))
+		}
+		r.log.Info("secret replicated", "attempts", attempts, "after", e.now().Sub(started))
+	}
 
 	// Deliver, in order, journaling each write before making it.
 	delivery := sink.Delivery{
@@ -192,6 +219,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		KeyID: np.KeyID, Kind: run.Kind, Value: np.Value, Start: np.Start, End: np.End,
 	}
 	for i, s := range sinks {
+		r.sinkTouched = true
 		if err := e.event(ctx, run, fmt.Sprintf("sink:%d:writing", i), s.Describe()); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
@@ -391,7 +419,7 @@ func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bo
 	// Finish the journal even when ctx was cancelled (shutdown).
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if r.addCalled && !run.SinksStarted && r.dir != nil {
+	if r.addCalled && !r.sinkTouched && r.dir != nil {
 		if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.log); note != "" {
 			msg += "; " + note
 		}

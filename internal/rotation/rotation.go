@@ -76,15 +76,18 @@ type Hooks struct {
 
 // Journal steps that are not per sink or per credential.
 const (
-	StepPlanned    = "planned"
-	StepCreated    = "created"
-	StepPropagated = "propagated"
-	StepVerifying  = "verifying"
-	StepVerified   = "verified"
-	StepRetiring   = "retiring"
-	StepDone       = "done"
-	StepFailed     = "failed"
-	StepAbandoned  = "abandoned"
+	StepPlanned = "planned"
+	StepCreated = "created"
+	// StepReplicating waits for Entra to accept the new secret before any
+	// sink receives it.
+	StepReplicating = "replicating"
+	StepPropagated  = "propagated"
+	StepVerifying   = "verifying"
+	StepVerified    = "verified"
+	StepRetiring    = "retiring"
+	StepDone        = "done"
+	StepFailed      = "failed"
+	StepAbandoned   = "abandoned"
 )
 
 // Config builds an Engine.

@@ -98,8 +98,9 @@ code{font-size:12px}
 <details><summary>How a rotation goes</summary><ol>
 <li><b>planned</b> — the intent is journaled before anything in Azure is touched.</li>
 <li><b>created</b> — a new client secret named <code>rotor:&lt;run id&gt;</code> exists in Entra ID; its key id is journaled.</li>
+<li><b>replicating</b> (a journal step) — rotor waits until Entra accepts the new secret, so no consumer ever reads one that does not work yet.</li>
 <li><b>propagated</b> — every sink (Key Vault, …) holds the new value, written in order.</li>
-<li><b>verified</b> — Entra issued a token for the new secret (after its replication delay).</li>
+<li><b>verified</b> — Entra issues a token for the new secret, checked again after delivery.</li>
 <li><b>retiring</b> — consumers get the overlap to pick the new value up; older secrets rotor made stay valid until then.</li>
 <li><b>done</b> — older rotor secrets removed; secrets rotor did not create are never touched.</li>
 </ol><p>If rotor dies mid-run, the run is marked <b>abandoned</b> at the next start and a fresh run replaces it; the old secret is only removed after a newer one is verified everywhere.</p></details>
