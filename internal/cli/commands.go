@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -195,23 +196,11 @@ APP' gives the full chain of checks.`,
 			if err != nil {
 				return err
 			}
-			if out.json() {
-				return writeJSON(cmd.OutOrStdout(), rows)
-			}
-			tw := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "NAME\tCONNECTION\tMANAGEABLE\tSECRETS\tCERTS\tNEXT EXPIRY\tPOLICY\tSTATUS")
-			for _, r := range rows {
-				exp := "-"
-				if !r.NextExpiry.IsZero() {
-					exp = r.NextExpiry.Local().Format("2006-01-02 15:04")
-				}
-				pol := r.Policy
-				if pol == "" {
-					pol = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Connection, yesNo(r.Manageable), r.Secrets, r.Certs, exp, pol, r.Status)
-			}
-			if err := tw.Flush(); err != nil {
+			err = printRows(cmd, &out, rows, "NAME\tCONNECTION\tMANAGEABLE\tSECRETS\tCERTS\tNEXT EXPIRY\tPOLICY\tSTATUS", func(r appRow) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s", r.Name, r.Connection, yesNo(r.Manageable), r.Secrets, r.Certs,
+					orDash(r.NextExpiry, "2006-01-02 15:04"), cmp.Or(r.Policy, "-"), r.Status)
+			})
+			if err != nil || out.json() {
 				return err
 			}
 			if len(rows) == 0 {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -116,3 +117,25 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+// printRows prints a listing: JSON with --output json, else a table with
+// header and one line per row (tab-separated cells).
+func printRows[T any](cmd *cobra.Command, out *outputFlag, rows []T, header string, line func(T) string) error {
+	if out.json() {
+		return writeJSON(cmd.OutOrStdout(), rows)
+	}
+	tw := newTable(cmd.OutOrStdout())
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, line(r))
+	}
+	return tw.Flush()
+}
+
+// orDash formats t, or "-" when it is zero.
+func orDash(t time.Time, layout string) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(layout)
+}

@@ -192,23 +192,13 @@ func newRunsCmd() *cobra.Command {
 			for _, r := range list {
 				rows = append(rows, runRow{ID: r.ID, App: r.AppName, AppID: r.AppID, Policy: r.Policy, Trigger: string(r.Trigger), State: string(r.State), NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces})
 			}
-			if out.json() {
-				return writeJSON(cmd.OutOrStdout(), rows)
-			}
-			tw := newTable(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "RUN\tAPPLICATION\tTRIGGER\tSTATE\tNEW KEY\tSTARTED\tRETIRE AT")
-			for _, r := range rows {
-				ret := "-"
-				if !r.RetireAt.IsZero() {
-					ret = r.RetireAt.Local().Format("01-02 15:04")
-				}
+			return printRows(cmd, &out, rows, "RUN\tAPPLICATION\tTRIGGER\tSTATE\tNEW KEY\tSTARTED\tRETIRE AT", func(r runRow) string {
 				st := r.State
 				if r.Error != "" {
 					st += ": " + r.Error
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.App, r.Trigger, st, short(r.NewKeyID), r.CreatedAt.Local().Format("01-02 15:04:05"), ret)
-			}
-			return tw.Flush()
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.ID, r.App, r.Trigger, st, short(r.NewKeyID), r.CreatedAt.Local().Format("01-02 15:04:05"), orDash(r.RetireAt, "01-02 15:04"))
+			})
 		},
 	}
 	cf.register(list)
