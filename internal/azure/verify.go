@@ -106,7 +106,18 @@ func VerifySecret(ctx context.Context, ep Endpoints, tenantID, clientID string, 
 // classifyTokenError turns azidentity's error into a *TokenError by reading
 // the token endpoint's JSON body (error, error_description, error_codes).
 func classifyTokenError(tenantID, clientID string, err error) *TokenError {
-	te := &TokenError{TenantID: tenantID, ClientID: clientID, Err: err}
+	te := ParseTokenError(err)
+	te.TenantID, te.ClientID = tenantID, clientID
+	return te
+}
+
+// ParseTokenError reads what Entra said about a failed token request from
+// err (an azidentity error): HTTP status, OAuth error, AADSTS code and the
+// first line of the description. Anything else that asks for tokens (the
+// Key Vault sink, for one) reads Entra's answer with it rather than parsing
+// the body again.
+func ParseTokenError(err error) *TokenError {
+	te := &TokenError{Err: err}
 	var afe *azidentity.AuthenticationFailedError
 	if !errors.As(err, &afe) || afe.RawResponse == nil {
 		return te

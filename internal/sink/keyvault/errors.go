@@ -10,6 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/rotor-dev/rotor/internal/azure"
 )
 
 // NotOwnedError is returned when the target secret exists but rotor may not
@@ -223,7 +225,8 @@ func (s *Sink) classify(op string, err error, value string) error {
 		se = readServiceError(re)
 	case errors.As(err, &afe):
 		auth = true
-		se = readTokenError(afe)
+		te := azure.ParseTokenError(afe)
+		se = serviceError{status: te.Status, code: te.OAuthError, message: te.Description}
 	}
 	if value != "" {
 		if strings.Contains(err.Error(), value) {
@@ -287,28 +290,6 @@ func readServiceError(re *azcore.ResponseError) serviceError {
 	se.message = firstLine(e.Error.Message)
 	if e.Error.InnerError != nil {
 		se.inner = e.Error.InnerError.Code
-	}
-	return se
-}
-
-// readTokenError reads Entra's {"error","error_description"} from a failed
-// token request.
-func readTokenError(afe *azidentity.AuthenticationFailedError) serviceError {
-	var se serviceError
-	if afe.RawResponse == nil {
-		return se
-	}
-	se.status = afe.RawResponse.StatusCode
-	body, err := runtime.Payload(afe.RawResponse)
-	if err != nil || len(body) == 0 {
-		return se
-	}
-	var e struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	if json.Unmarshal(body, &e) == nil {
-		se.code, se.message = e.Error, firstLine(e.Description)
 	}
 	return se
 }
