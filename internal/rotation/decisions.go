@@ -31,20 +31,7 @@ func (e *Engine) Decisions(ctx context.Context, org domain.OrgID, apps []domain.
 	for i, app := range apps {
 		pol := policies.PolicyFor(app.Connection, app)
 		k := appKey(app.TenantID, app.ObjectID)
-		d := domain.Decide(domain.DecideInput{App: rs.overlay(app), Policy: pol, Now: now, ActiveRun: rs.active[k]})
-		if d.Due {
-			if _, ok := rs.decide(app, pol, now, e.retryFailedAfter); !ok {
-				last := rs.newest[k]
-				ended := last.EndedAt
-				if ended.IsZero() {
-					ended = last.UpdatedAt
-				}
-				retry := ended.Add(failureBackoff(e.retryFailedAfter, rs.failStreak[k]))
-				msg := fmt.Sprintf("run %s failed (%s); rotor tries again after %s", last.ID, last.Error, retry.Format(time.RFC3339))
-				d.Due, d.DueAt, d.Reason, d.Message = false, retry, "FailureBackoff", msg
-				d.Checks = append(d.Checks, domain.Check{Name: "FailureBackoff", Result: domain.CheckStop, Reason: "FailureBackoff", Message: msg})
-			}
-		}
+		d, _ := rs.decide(app, pol, now, e.retryFailedAfter)
 		if r := rs.newestGood[k]; r != nil && r.State == domain.RunRetiring {
 			d.Checks = append(d.Checks, domain.Check{Name: "Retirement", Result: domain.CheckInfo, Reason: "RetirementScheduled",
 				Message: fmt.Sprintf("run %s retires older rotor credentials at %s", r.ID, r.RetireAt.Format(time.RFC3339))})

@@ -154,25 +154,32 @@ func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*
 	return rs, nil
 }
 
-// decide runs domain.Decide for one application and applies the failure
-// back-off.
+// decide runs domain.Decide for one application (inventory corrected by
+// the journal) and applies the failure back-off: an application due now but
+// held back after a failed run comes back not due, with a FailureBackoff
+// check saying until when. It reports whether the planner should rotate.
 func (rs *runState) decide(app domain.Application, pol *domain.Policy, now time.Time, retryFailedAfter time.Duration) (domain.Decision, bool) {
 	k := appKey(app.TenantID, app.ObjectID)
-	in := domain.DecideInput{App: rs.overlay(app), Policy: pol, Now: now, ActiveRun: rs.active[k]}
-	d := domain.Decide(in)
+	d := domain.Decide(domain.DecideInput{App: rs.overlay(app), Policy: pol, Now: now, ActiveRun: rs.active[k]})
 	if !d.Due {
 		return d, false
 	}
-	if last := rs.newest[k]; last != nil && last.State == domain.RunFailed {
-		ended := last.EndedAt
-		if ended.IsZero() {
-			ended = last.UpdatedAt
-		}
-		if now.Sub(ended) < failureBackoff(retryFailedAfter, rs.failStreak[k]) {
-			return d, false
-		}
+	last := rs.newest[k]
+	if last == nil || last.State != domain.RunFailed {
+		return d, true
 	}
-	return d, true
+	ended := last.EndedAt
+	if ended.IsZero() {
+		ended = last.UpdatedAt
+	}
+	retry := ended.Add(failureBackoff(retryFailedAfter, rs.failStreak[k]))
+	if !now.Before(retry) {
+		return d, true
+	}
+	msg := fmt.Sprintf("run %s failed (%s); rotor tries again after %s", last.ID, last.Error, retry.Format(time.RFC3339))
+	d.Due, d.DueAt, d.Reason, d.Message = false, retry, "FailureBackoff", msg
+	d.Checks = append(d.Checks, domain.Check{Name: "FailureBackoff", Result: domain.CheckStop, Reason: "FailureBackoff", Message: msg})
+	return d, false
 }
 
 // failureBackoff is how long the planner waits after the last of n failed
