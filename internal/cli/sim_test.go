@@ -470,6 +470,11 @@ func TestRotateAndRuns(t *testing.T) {
 	require.Contains(t, out, "· Retirement")
 	require.Contains(t, out, "run "+runID+" retires older rotor credentials at")
 	require.Contains(t, out, "Not due: next rotation at ")
+	// ... and lists the credentials, the run's new one included at once
+	// (the inventory follows the run; no sync happened since).
+	require.Regexp(t, `(?m)^Credentials \(inventory synced .+\):$`, out)
+	require.Regexp(t, `(?m)^\s+KIND\s+KEY\s+DISPLAY NAME\s+HINT\s+ENDS\s+MADE BY ROTOR$`, out)
+	require.Regexp(t, `(?m)^\s+secret\s+`+regexp.QuoteMeta(r.NewKeyID[:8])+`\s+rotor:`+regexp.QuoteMeta(runID)+`\s+\S+\s+.+\s+yes$`, out)
 	var ex explainJSON
 	e.mustJSON(&ex, "explain", storefront.objectID)
 	require.False(t, ex.Decision.Due)
