@@ -39,7 +39,7 @@ func (f *configFlag) openReading(cmd *cobra.Command, out *outputFlag) (*server.S
 	if err := out.validate(cmd); err != nil {
 		return nil, err
 	}
-	return f.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+	return f.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "reader", rotation.Hooks{})
 }
 
 // check says clearly when the configuration file is missing.
@@ -55,12 +55,12 @@ func (f *configFlag) check() error {
 
 // open assembles rotor from the configuration, logging at warn level unless
 // the command wants more.
-func (f *configFlag) open(ctx context.Context, stderr io.Writer, level slog.Level, hooks rotation.Hooks) (*server.Server, error) {
+func (f *configFlag) open(ctx context.Context, stderr io.Writer, level slog.Level, process string, hooks rotation.Hooks) (*server.Server, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	return server.Open(ctx, f.path, server.Options{Logger: logger, Hooks: hooks})
+	return server.Open(ctx, f.path, server.Options{Logger: logger, Hooks: hooks, Process: process})
 }
 
 func newServeCmd() *cobra.Command {
@@ -97,7 +97,7 @@ func (f *configFlag) openForServe(cmd *cobra.Command) (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return server.Open(cmd.Context(), f.path, server.Options{LogOutput: cmd.ErrOrStderr(), Hooks: hooks})
+	return server.Open(cmd.Context(), f.path, server.Options{LogOutput: cmd.ErrOrStderr(), Hooks: hooks, Process: "serve"})
 }
 
 func newSyncCmd() *cobra.Command {
@@ -111,7 +111,7 @@ that rotor's rotation identity owns are marked manageable. Progress is printed
 as pages arrive; large tenants (100,000 applications) take a few minutes.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "sync", rotation.Hooks{})
 			if err != nil {
 				return err
 			}
@@ -182,7 +182,7 @@ APP' gives the full chain of checks.`,
 				}
 				within = d
 			}
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{})
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "sync", rotation.Hooks{})
 			if err != nil {
 				return err
 			}
@@ -232,8 +232,8 @@ func listAppRows(ctx context.Context, srv *server.Server, p store.ListApplicatio
 			return nil, err
 		}
 		for i, a := range apps {
-			dec, pol := decs[i], srv.PolicyFor(a.Connection, a)
-			r := appRow{Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, Connection: a.Connection, Manageable: a.Manageable, Status: statusOf(dec, now)}
+			dec, pol := decs[i], srv.PolicyFor(a)
+			r := appRow{Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, Connection: strings.Join(a.Connections(), ","), Manageable: a.Manageable, Status: statusOf(dec, now)}
 			if pol != nil {
 				r.Policy = pol.Name
 			}
@@ -332,7 +332,7 @@ progress, which credential rotor made last and when it is due.`,
 				return writeJSON(cmd.OutOrStdout(), map[string]any{"application": appSummary(app), "decision": dec})
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%s (app id %s, object id %s, connection %s)\n\n", app.DisplayName, app.AppID, app.ObjectID, app.Connection)
+			fmt.Fprintf(w, "%s (app id %s, object id %s, %s)\n\n", app.DisplayName, app.AppID, app.ObjectID, describeAccess(app.Access))
 			printCredentials(w, app, srv.Clock().Now())
 			for _, ch := range dec.Checks {
 				mark := map[domain.CheckResult]string{domain.CheckPass: "✓", domain.CheckStop: "→", domain.CheckInfo: "·"}[ch.Result]
@@ -390,7 +390,23 @@ func appSummary(a *domain.Application) map[string]any {
 	for _, c := range a.Credentials {
 		creds = append(creds, map[string]any{"key_id": c.KeyID, "kind": c.Kind, "display_name": c.DisplayName, "hint": c.Hint, "start": c.Start, "end": c.End, "created_by_rotor": c.RotorCreated()})
 	}
-	return map[string]any{"name": a.DisplayName, "app_id": a.AppID, "object_id": a.ObjectID, "tenant_id": a.TenantID, "connection": a.Connection, "manageable": a.Manageable, "credentials": creds}
+	return map[string]any{"name": a.DisplayName, "app_id": a.AppID, "object_id": a.ObjectID, "tenant_id": a.TenantID, "access": a.Access, "manageable": a.Manageable, "credentials": creds}
+}
+
+// describeAccess says which connections see an application and which of
+// them may change it: "seen by contoso (may change), contoso-read".
+func describeAccess(access []domain.Access) string {
+	if len(access) == 0 {
+		return "seen by no connection"
+	}
+	parts := make([]string, len(access))
+	for i, a := range access {
+		parts[i] = a.Connection
+		if a.CanChange {
+			parts[i] += " (may change)"
+		}
+	}
+	return "seen by " + strings.Join(parts, ", ")
 }
 
 // appRef is how to name app on the command line: its display name, or its

@@ -187,10 +187,13 @@ type narrator struct {
 	w  io.Writer
 }
 
-func (n *narrator) step(r domain.Run, step string) {
-	switch {
-	case step == rotation.StepPlanned, step == rotation.StepCreated, step == rotation.StepPropagated, step == rotation.StepVerified, step == rotation.StepRetiring, step == rotation.StepDone, step == rotation.StepAbandoned,
-		strings.HasPrefix(step, "retire:") && strings.HasSuffix(step, ":removed"), strings.HasPrefix(step, "sink:") && strings.HasSuffix(step, ":written"):
+func (n *narrator) step(r domain.Run, step domain.Step) {
+	switch step.Kind {
+	case domain.StepPlanned, domain.StepCreated, domain.StepPropagated, domain.StepVerified, domain.StepRetiring, domain.StepDone, domain.StepAbandoned, domain.StepTakenOver:
+	case domain.StepRetire, domain.StepSink:
+		if step.Phase != domain.PhaseRemoved && step.Phase != domain.PhaseWritten {
+			return
+		}
 	default:
 		if r.State != domain.RunFailed {
 			return

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,89 +19,129 @@ import (
 func newRotateCmd() *cobra.Command {
 	var cf configFlag
 	c := &cobra.Command{
-		Use:   "rotate APP",
-		Short: "Rotate an application's secret now, narrating each step",
-		Long: `Rotate runs one rotation of APP (display name, app id or object id) now, in
-this process, under the policy that selects it: create a new secret named
+		Use:   "rotate APP...",
+		Short: "Rotate applications' secrets now, narrating each step",
+		Long: `Rotate runs one rotation of each APP (display name, app id or object id) now,
+in this process, under the policy that selects it: create a new secret named
 rotor:<run id>, deliver it to every sink in order, verify it by getting a
 token with it, and schedule the retirement of older rotor-made secrets after
-the policy's overlap (a running 'rotor serve' carries that out).`,
-		Example: `  rotor rotate web-storefront`,
-		Args:    exactArgs(1, "APP (a display name, app id or object id)"),
+the policy's overlap (a running 'rotor serve' carries that out). Several
+applications rotate at once, within the per-tenant concurrency.
+
+It is safe beside a running 'rotor serve' on the same database: each run is
+held under this process's lease, so neither process touches the other's
+runs, and if this process dies mid-way a 'rotor serve' takes its runs over
+once the lease expires (rotation.lease_ttl).`,
+		Example: `  rotor rotate web-storefront
+  rotor rotate web-storefront api-orders 7d3c0f4e-…`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s needs at least one APP (a display name, app id or object id)", cmd.CommandPath())}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			w := cmd.OutOrStdout()
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, rotation.Hooks{AfterJournal: narrate(w)})
+			w := &lockedWriter{w: cmd.OutOrStdout()}
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "rotate", rotation.Hooks{AfterJournal: narrate(w)})
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			app, err := srv.Store().GetApplication(cmd.Context(), srv.Config().Organization, args[0])
-			if err != nil {
-				return appLookupError(args[0], err)
+			type job struct {
+				app *domain.Application
+				pol *domain.Policy
 			}
-			pol := srv.PolicyFor(app.Connection, *app)
-			if pol == nil {
-				return fmt.Errorf("no policy selects %s: add one to the configuration (policies[].applications)", app.DisplayName)
+			// Look every application up first: a typo fails the command
+			// before anything is rotated.
+			var jobs []job
+			for _, ref := range args {
+				app, err := srv.Store().GetApplication(cmd.Context(), srv.Config().Organization, ref)
+				if err != nil {
+					return appLookupError(ref, err)
+				}
+				pol := srv.PolicyFor(*app)
+				if pol == nil {
+					return fmt.Errorf("no policy selects %s: add one to the configuration (policies[].applications)", app.DisplayName)
+				}
+				if !app.CanChange(pol.Connection) {
+					return fmt.Errorf("%s cannot be changed through connection %q (policy %q): its identity is not an owner, so Application.ReadWrite.OwnedBy cannot change it; add the identity as an owner and sync", app.DisplayName, pol.Connection, pol.Name)
+				}
+				jobs = append(jobs, job{app, pol})
 			}
-			if !app.Manageable {
-				return fmt.Errorf("%s is not owned by rotor's rotation identity, so it cannot be changed with Application.ReadWrite.OwnedBy: add the identity as an owner", app.DisplayName)
+			errs := make([]error, len(jobs))
+			var wg sync.WaitGroup
+			for i, j := range jobs {
+				wg.Go(func() {
+					fmt.Fprintf(w, "Rotating %s under policy %q\n", j.app.DisplayName, j.pol.Name)
+					run, err := srv.Engine().Rotate(cmd.Context(), srv.Config().Organization, *j.app, *j.pol, domain.TriggerManual)
+					if err != nil {
+						errs[i] = fmt.Errorf("%s: %w", j.app.DisplayName, err)
+						return
+					}
+					fmt.Fprintf(w, "%s: run %s is %s; older rotor credentials retire at %s.\n", j.app.DisplayName, run.ID, run.State, run.RetireAt.Local().Format(time.RFC1123))
+				})
 			}
-			fmt.Fprintf(w, "Rotating %s under policy %q\n", app.DisplayName, pol.Name)
-			run, err := srv.Engine().Rotate(cmd.Context(), srv.Config().Organization, *app, *pol, domain.TriggerManual)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "Run %s is %s; older rotor credentials retire at %s.\n", run.ID, run.State, run.RetireAt.Local().Format(time.RFC1123))
-			return nil
+			wg.Wait()
+			return errors.Join(errs...)
 		},
 	}
 	cf.register(c)
 	return c
 }
 
+// lockedWriter serialises writes of concurrent rotations' narration.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // narrate prints each journal step as it is written.
-func narrate(w io.Writer) func(domain.Run, string) {
-	return func(r domain.Run, step string) {
+func narrate(w io.Writer) func(domain.Run, domain.Step) {
+	return func(r domain.Run, step domain.Step) {
 		fmt.Fprintf(w, "  %s  %-10s %s\n", time.Now().Format("15:04:05"), r.State, describeStep(r, step))
 	}
 }
 
-func describeStep(r domain.Run, step string) string {
-	switch {
-	case step == rotation.StepPlanned:
+func describeStep(r domain.Run, step domain.Step) string {
+	switch step.Kind {
+	case domain.StepPlanned:
 		return "journaled the intent; nothing touched yet"
-	case step == rotation.StepReplicating:
+	case domain.StepReplicating:
 		return "waiting until Entra accepts the new secret, before any consumer can read it"
-	case step == rotation.StepCreated:
+	case domain.StepCreated:
 		return fmt.Sprintf("created secret %s in Entra (ends %s)", short(r.NewKeyID), r.NewEnd.Local().Format("2006-01-02"))
-	case strings.HasPrefix(step, "sink:"):
-		parts := strings.Split(step, ":")
-		n := 0
-		if len(parts) > 1 {
-			n, _ = strconv.Atoi(parts[1])
+	case domain.StepSink:
+		if step.Phase == domain.PhaseWriting {
+			return fmt.Sprintf("delivering the new secret to sink #%d", step.Index+1)
 		}
-		if strings.HasSuffix(step, ":writing") {
-			return fmt.Sprintf("delivering the new secret to sink #%d", n+1)
-		}
-		return fmt.Sprintf("sink #%d holds the new secret", n+1)
-	case step == rotation.StepPropagated:
+		return fmt.Sprintf("sink #%d holds the new secret", step.Index+1)
+	case domain.StepPropagated:
 		return "every sink holds the new secret"
-	case step == rotation.StepVerifying:
+	case domain.StepVerifying:
 		return "getting a token with the new secret (Entra replicates it for a few seconds)"
-	case step == rotation.StepVerified:
+	case domain.StepVerified:
 		return "Entra accepts the new secret"
-	case step == rotation.StepRetiring:
+	case domain.StepRetiring:
 		return "older rotor secrets retire at " + when(r.RetireAt)
-	case strings.HasPrefix(step, "retire:") && strings.HasSuffix(step, ":removed"):
-		return "removed old secret " + short(strings.Split(step, ":")[1])
-	case strings.HasPrefix(step, "retire:"):
-		return "removing old secret " + short(strings.Split(step, ":")[1]) + " (the overlap has passed)"
-	case step == rotation.StepDone:
+	case domain.StepRetire:
+		if step.Phase == domain.PhaseRemoved {
+			return "removed old secret " + short(step.KeyID)
+		}
+		return "removing old secret " + short(step.KeyID) + " (the overlap has passed)"
+	case domain.StepTakenOver:
+		return "taken over from a rotor process that stopped (its lease expired)"
+	case domain.StepDone:
 		return "complete: only the newest rotor secret remains"
-	case step == rotation.StepAbandoned:
+	case domain.StepAbandoned:
 		return "stopped before it finished (crash or shutdown); a fresh run replaces it"
 	}
-	return step
+	return step.String()
 }
 
 func short(id string) string {
@@ -112,28 +149,6 @@ func short(id string) string {
 		return id[:8]
 	}
 	return id
-}
-
-// crashHooksFromEnv reads ROTOR_CRASH_AT=STEP:N, a test hook: the process
-// SIGKILLs itself right after the N-th journal write of STEP (a prefix,
-// e.g. "created" or "sink:"), the worst moment to die. The crash-safety
-// test uses it to kill rotor at every step of a rotation wave.
-func crashHooksFromEnv() (rotation.Hooks, error) {
-	spec := os.Getenv("ROTOR_CRASH_AT")
-	if spec == "" {
-		return rotation.Hooks{}, nil
-	}
-	step, nStr, ok := strings.Cut(spec, ":")
-	n, err := strconv.Atoi(nStr)
-	if !ok || err != nil || n < 1 || step == "" {
-		return rotation.Hooks{}, fmt.Errorf("ROTOR_CRASH_AT=%q: want STEP:N, e.g. created:3", spec)
-	}
-	var seen atomic.Int64
-	return rotation.Hooks{AfterJournal: func(_ domain.Run, s string) {
-		if strings.HasPrefix(s, step) && seen.Add(1) == int64(n) {
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
-	}}, nil
 }
 
 // runRow is one line of `rotor runs list`.

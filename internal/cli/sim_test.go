@@ -252,7 +252,7 @@ func TestExplain(t *testing.T) {
 	portal := e.app("contoso", "web-partner-portal")
 	for _, ref := range []string{portal.objectID, portal.appID} {
 		out, _ := e.mustRun("explain", ref)
-		require.Contains(t, out, "web-partner-portal (app id "+portal.appID+", object id "+portal.objectID+", connection contoso)")
+		require.Contains(t, out, "web-partner-portal (app id "+portal.appID+", object id "+portal.objectID+", seen by contoso)")
 		require.Contains(t, out, `✓ PolicyMatched`)
 		require.Contains(t, out, `policy "contoso-web" selects it`)
 		require.Contains(t, out, "→ NotManageable")
@@ -359,7 +359,7 @@ type runRow struct {
 	RetireAt time.Time `json:"retire_at"`
 }
 
-var runIDLine = regexp.MustCompile(`(?m)^Run (\S+) is retiring; older rotor credentials retire at .+\.$`)
+var runIDLine = regexp.MustCompile(`(?m)^\S+: run (\S+) is retiring; older rotor credentials retire at .+\.$`)
 
 func TestRotateAndRuns(t *testing.T) {
 	t.Parallel()
@@ -377,7 +377,7 @@ func TestRotateAndRuns(t *testing.T) {
 	code, out, errOut := e.run("rotate", portal.objectID)
 	require.Equal(t, 1, code)
 	require.Empty(t, out)
-	require.Equal(t, "rotor: web-partner-portal is not owned by rotor's rotation identity, so it cannot be changed with Application.ReadWrite.OwnedBy: add the identity as an owner\n", errOut)
+	require.Equal(t, "rotor: web-partner-portal cannot be changed through connection \"contoso\" (policy \"contoso-web\"): its identity is not an owner, so Application.ReadWrite.OwnedBy cannot change it; add the identity as an owner and sync\n", errOut)
 	code, _, errOut = e.run("rotate", e.app("contoso", "api-orders").objectID)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "no policy selects api-orders: add one to the configuration")

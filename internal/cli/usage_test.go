@@ -92,8 +92,7 @@ func TestWrongArgumentCount(t *testing.T) {
 	}{
 		{[]string{"explain"}, "rotor explain", "expected APP (a display name, app id or object id)"},
 		{[]string{"explain", "a", "b"}, "rotor explain", "expected APP"},
-		{[]string{"rotate"}, "rotor rotate", "expected APP"},
-		{[]string{"rotate", "a", "b"}, "rotor rotate", "expected APP"},
+		{[]string{"rotate"}, "rotor rotate", "needs at least one APP"},
 		{[]string{"runs", "show"}, "rotor runs show", "expected RUN (a run id from 'rotor runs list')"},
 		{[]string{"runs", "show", "a", "b"}, "rotor runs show", "expected RUN"},
 		{[]string{"sync", "extra"}, "rotor sync", `rotor sync takes no arguments, got "extra"`},

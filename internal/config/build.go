@@ -214,6 +214,10 @@ func (b *builder) rotation(raw rawRotation) {
 	r.VerifyTimeout = positive("rotation.verify_timeout", raw.VerifyTimeout, DefaultVerifyTimeout)
 	r.PlanInterval = positive("rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval)
 	r.SyncInterval = positive("rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval)
+	r.LeaseTTL = positive("rotation.lease_ttl", raw.LeaseTTL, DefaultLeaseTTL)
+	if r.LeaseTTL > 0 && (r.LeaseTTL < 2*time.Second || r.LeaseTTL > 10*time.Minute) {
+		b.bad(s, "rotation.lease_ttl", 0, "rotation.lease_ttl (%s) must be between 2s and 10m: shorter and a busy database could make a live process lose its runs; longer and a dead process's rotations wait that long to be taken over", domain.FormatDuration(r.LeaseTTL))
+	}
 	r.ConcurrencyPerTenant = DefaultConcurrencyPerTenant
 	if raw.ConcurrencyPerTenant != nil {
 		r.ConcurrencyPerTenant = *raw.ConcurrencyPerTenant
@@ -494,6 +498,9 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 			}
 		}
 		conn, _ = b.cfg.Connection(rp.Connection)
+		if conn != nil && conn.Purpose != PurposeRotation {
+			b.bad(s, "connection", 0, "connection %q has purpose %s: a policy rotates through a connection with purpose rotation (Application.ReadWrite.OwnedBy); a read connection only reads the inventory", rp.Connection, conn.Purpose)
+		}
 	}
 
 	var lifetimeSet, overlapSet, ok1, ok2, ok3, ok4 bool

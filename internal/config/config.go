@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -38,6 +39,7 @@ const (
 	DefaultVerifyTimeout        = 5 * time.Minute
 	DefaultPlanInterval         = time.Minute
 	DefaultSyncInterval         = 15 * time.Minute
+	DefaultLeaseTTL             = 30 * time.Second
 	DefaultLogFormat            = "text"
 )
 
@@ -92,6 +94,11 @@ type RotationSettings struct {
 	PlanInterval time.Duration
 	// SyncInterval is how often the inventory is synced from Graph.
 	SyncInterval time.Duration
+	// LeaseTTL is how long a rotor process's lease on its runs lasts
+	// without a heartbeat: a run of a process that died is taken over
+	// this long after its last heartbeat, and one side effect (a sink
+	// write, a Graph call) must end within two thirds of it.
+	LeaseTTL time.Duration
 }
 
 // LogSettings configure rotor's own log.
@@ -156,15 +163,22 @@ func (c *Config) Connection(name string) (*Connection, bool) {
 	return nil, false
 }
 
-// PolicyFor returns the policy governing app, seen through the named
-// connection, or nil. The rule: the first policy in file order whose
-// connection is that connection and whose applications selector matches.
+// PolicyFor returns the policy governing app, or nil. The rule: the first
+// policy in file order whose connection reaches the application's tenant
+// and whose applications selector matches (all_owned: owned by that
+// connection's identity). The application need not be changeable through
+// that connection (a read connection may be the only one that sees it):
+// then the policy governs it and explain says why rotor cannot rotate it.
 // A disabled policy still counts, so disabling a narrow policy pauses its
 // applications instead of handing them to a broader policy further down.
-func (c *Config) PolicyFor(connection string, app domain.Application) *domain.Policy {
+func (c *Config) PolicyFor(app domain.Application) *domain.Policy {
 	for i := range c.Policies {
 		p := &c.Policies[i]
-		if p.Connection == connection && p.Selector.Matches(app) {
+		conn, ok := c.Connection(p.Connection)
+		if !ok || !strings.EqualFold(conn.TenantID, app.TenantID) {
+			continue
+		}
+		if p.Selector.Matches(app, p.Connection) {
 			return p
 		}
 	}

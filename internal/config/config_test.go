@@ -131,7 +131,7 @@ func TestParseValidBase(t *testing.T) {
 	require.Equal(t, filepath.Join(b.dir, "rotor-data"), cfg.DataDir)
 	require.Equal(t, Database{Driver: "sqlite", Path: filepath.Join(b.dir, "rotor-data", "rotor.db")}, cfg.Database)
 	require.Equal(t, cfg.Database.Path, cfg.DatabasePath())
-	require.Equal(t, RotationSettings{Jitter: 30 * time.Second, ConcurrencyPerTenant: 4, VerifyTimeout: 5 * time.Minute, PlanInterval: time.Minute, SyncInterval: 15 * time.Minute}, cfg.Rotation)
+	require.Equal(t, RotationSettings{Jitter: 30 * time.Second, ConcurrencyPerTenant: 4, VerifyTimeout: 5 * time.Minute, PlanInterval: time.Minute, SyncInterval: 15 * time.Minute, LeaseTTL: 30 * time.Second}, cfg.Rotation)
 	require.Equal(t, "text", cfg.Log.Format)
 	require.Empty(t, cfg.Notes)
 
@@ -421,6 +421,16 @@ func TestParseProblems(t *testing.T) {
 			name:  "UnknownPurpose",
 			tweak: func(m map[string]any, _ *bundle) { conn(m)["purpose"] = "admin" },
 			want:  []string{`purpose "admin" is not known`},
+		},
+		{
+			name:  "PolicyThroughAReadConnection",
+			tweak: func(m map[string]any, _ *bundle) { conn(m)["purpose"] = "read" },
+			want:  []string{`policies[0] "web": connection "contoso" has purpose read: a policy rotates through a connection with purpose rotation`},
+		},
+		{
+			name:  "LeaseTTLTooShort",
+			tweak: func(m map[string]any, _ *bundle) { m["rotation"] = map[string]any{"lease_ttl": "1s"} },
+			want:  []string{`rotation.lease_ttl (1s) must be between 2s and 10m`},
 		},
 		{
 			name:  "NoIdentity",
@@ -767,15 +777,16 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			tweak: func(m map[string]any, _ *bundle) {
 				m["organization"] = "acme"
 				m["database"] = map[string]any{"url": "sqlite:///var/lib/rotor/rotor.db"}
-				m["rotation"] = map[string]any{"jitter": "0s", "concurrency_per_tenant": 8, "verify_timeout": "10m", "plan_interval": "30s", "sync_interval": "1h"}
+				m["rotation"] = map[string]any{"jitter": "0s", "concurrency_per_tenant": 8, "verify_timeout": "10m", "plan_interval": "30s", "sync_interval": "1h", "lease_ttl": "1m"}
 				m["log"] = map[string]any{"level": "debug", "format": "json"}
 				conn(m)["auxiliary_tenants"] = []any{"fabrikam.onmicrosoft.com"}
+				m["policies"] = nil
 				conn(m)["purpose"] = "read"
 			},
 			check: func(t *testing.T, cfg *Config, _ *bundle) {
 				require.Equal(t, domain.OrgID("acme"), cfg.Organization)
 				require.Equal(t, "/var/lib/rotor/rotor.db", cfg.DatabasePath())
-				require.Equal(t, RotationSettings{ConcurrencyPerTenant: 8, VerifyTimeout: 10 * time.Minute, PlanInterval: 30 * time.Second, SyncInterval: time.Hour}, cfg.Rotation)
+				require.Equal(t, RotationSettings{ConcurrencyPerTenant: 8, VerifyTimeout: 10 * time.Minute, PlanInterval: 30 * time.Second, SyncInterval: time.Hour, LeaseTTL: time.Minute}, cfg.Rotation)
 				require.Equal(t, LogSettings{Level: -4, Format: "json"}, cfg.Log)
 				require.Equal(t, []string{"fabrikam.onmicrosoft.com"}, cfg.Connections[0].AuxiliaryTenants)
 				require.Equal(t, PurposeRead, cfg.Connections[0].Purpose)
@@ -985,25 +996,31 @@ func TestPolicyFor(t *testing.T) {
 	cfg, err := b.parse(t, m)
 	require.NoError(t, err)
 
+	tenant := cfg.Connections[0].TenantID
 	app := func(name, appID string, manageable bool) domain.Application {
-		return domain.Application{DisplayName: name, AppID: appID, ObjectID: "obj-" + appID, Manageable: manageable}
+		return domain.Application{TenantID: tenant, DisplayName: name, AppID: appID, ObjectID: "obj-" + appID, Manageable: manageable,
+			Access: []domain.Access{{Connection: "contoso", CanChange: manageable}}}
 	}
 	tests := []struct {
-		name       string
-		connection string
-		app        domain.Application
-		want       string
+		name string
+		app  domain.Application
+		want string
 	}{
-		{name: "FirstMatchInFileOrder", connection: "contoso", app: app("web-shop", "x", true), want: "web"},
-		{name: "DisabledPolicyStillGoverns", connection: "contoso", app: app("web-paused", "paused-app", true), want: "web-paused"},
-		{name: "FallsThroughToBroader", connection: "contoso", app: app("api", "y", true), want: "owned"},
-		{name: "NoMatch", connection: "contoso", app: app("api", "y", false), want: ""},
-		{name: "OtherConnection", connection: "fabrikam", app: app("web-shop", "x", true), want: ""},
+		{name: "FirstMatchInFileOrder", app: app("web-shop", "x", true), want: "web"},
+		{name: "DisabledPolicyStillGoverns", app: app("web-paused", "paused-app", true), want: "web-paused"},
+		{name: "FallsThroughToBroader", app: app("api", "y", true), want: "owned"},
+		{name: "NoMatch", app: app("api", "y", false), want: ""},
+		{name: "OtherTenant", app: func() domain.Application { a := app("web-shop", "x", true); a.TenantID = "other-tenant"; return a }(), want: ""},
+		{name: "SeenOnlyByAReadConnection", app: func() domain.Application {
+			a := app("web-shop", "x", false)
+			a.Access = []domain.Access{{Connection: "contoso-read"}}
+			return a
+		}(), want: "web"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := cfg.PolicyFor(tt.connection, tt.app)
+			got := cfg.PolicyFor(tt.app)
 			if tt.want == "" {
 				require.Nil(t, got)
 				return

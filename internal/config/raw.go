@@ -114,6 +114,7 @@ type rawRotation struct {
 	VerifyTimeout        duration `yaml:"verify_timeout"`
 	PlanInterval         duration `yaml:"plan_interval"`
 	SyncInterval         duration `yaml:"sync_interval"`
+	LeaseTTL             duration `yaml:"lease_ttl"`
 }
 
 type rawLog struct {

@@ -27,13 +27,18 @@ type SimulatorConfig struct {
 	Rotation SimulatorRotation
 	// Policies for every tenant; empty means one all_owned policy.
 	Policies []SimulatorPolicy
+	// ReadConnections adds a connection "<tenant>-read" with purpose read
+	// beside each tenant's rotation connection (the least-privilege
+	// set-up); it signs in as the same identity, which also holds
+	// Application.Read.All in the simulator.
+	ReadConnections bool
 }
 
 // SimulatorRotation holds the rotation: keys to set; empty ones keep their
 // defaults.
 type SimulatorRotation struct {
-	Jitter, PlanInterval, SyncInterval, VerifyTimeout string
-	ConcurrencyPerTenant                              int
+	Jitter, PlanInterval, SyncInterval, VerifyTimeout, LeaseTTL string
+	ConcurrencyPerTenant                                        int
 }
 
 // SimulatorPolicy is a policy written for every tenant, named
@@ -69,6 +74,9 @@ rotation:
 {{- if .ConcurrencyPerTenant}}
   concurrency_per_tenant: {{.ConcurrencyPerTenant}}
 {{- end}}
+{{- if .LeaseTTL}}
+  lease_ttl: {{q .LeaseTTL}}
+{{- end}}
 {{- end}}
 connections:
 {{- range $i, $t := .Info.Tenants}}
@@ -79,6 +87,15 @@ connections:
     purpose: rotation
     client_id: {{q $t.Rotation.ClientID}}
     client_secret: {{index $.Secrets $i}}
+{{- if $.C.ReadConnections}}
+  - name: {{q (printf "%s-read" $t.Name)}}
+    cloud: sim
+    sim_file: {{q $.C.SimFile}}
+    tenant_id: {{q $t.ID}}
+    purpose: read
+    client_id: {{q $t.Rotation.ClientID}}
+    client_secret: {{index $.Secrets $i}}
+{{- end}}
 {{- end}}
 policies:
 {{- range .Info.Tenants}}

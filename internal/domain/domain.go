@@ -32,9 +32,8 @@ const (
 
 // Application is an app registration as last seen in a tenant.
 type Application struct {
-	Org        OrgID
-	Connection string
-	TenantID   string
+	Org      OrgID
+	TenantID string
 	// ObjectID is the application object's id (not the client id).
 	ObjectID       string
 	AppID          string
@@ -43,11 +42,57 @@ type Application struct {
 	CreatedAt      time.Time
 	// Owners are directory object ids.
 	Owners []string
-	// Manageable is true when rotor's rotation identity owns the app, so
-	// Application.ReadWrite.OwnedBy lets rotor change it.
+	// Access lists the connections that see the application, sorted by
+	// name, and whether each may change it. Several connections may reach
+	// one tenant (a read connection beside the rotation one); each sync
+	// records only its own view.
+	Access []Access
+	// Manageable is true when some connection may change the application:
+	// a rotation connection whose identity owns it, so
+	// Application.ReadWrite.OwnedBy lets rotor change it. (It is derived
+	// from Access; a sync sets it for the syncing connection.)
 	Manageable  bool
 	Credentials []Credential
-	SyncedAt    time.Time
+	// SyncedAt is when a sync last saw the application (any connection).
+	SyncedAt time.Time
+}
+
+// Access is one connection's view of an application.
+type Access struct {
+	Connection string `json:"connection"`
+	// CanChange is true when the connection's identity may change the
+	// application's credentials (purpose rotation, and an owner).
+	CanChange bool `json:"can_change"`
+}
+
+// SeenBy reports whether the named connection sees the application.
+func (a Application) SeenBy(connection string) bool {
+	for _, x := range a.Access {
+		if x.Connection == connection {
+			return true
+		}
+	}
+	return false
+}
+
+// CanChange reports whether the named connection may change the
+// application's credentials.
+func (a Application) CanChange(connection string) bool {
+	for _, x := range a.Access {
+		if x.Connection == connection {
+			return x.CanChange
+		}
+	}
+	return false
+}
+
+// Connections lists the names of the connections that see the application.
+func (a Application) Connections() []string {
+	out := make([]string, len(a.Access))
+	for i, x := range a.Access {
+		out[i] = x.Connection
+	}
+	return out
 }
 
 // Credential is one client secret or certificate of an application. It
@@ -84,11 +129,12 @@ type Selector struct {
 	AllOwned   bool
 }
 
-// Matches reports whether the selector picks app.
-func (s Selector) Matches(app Application) bool {
+// Matches reports whether the selector picks app for a policy rotating
+// through the named connection.
+func (s Selector) Matches(app Application, connection string) bool {
 	switch {
 	case s.AllOwned:
-		return app.Manageable
+		return app.CanChange(connection)
 	case s.NamePrefix != "":
 		return strings.HasPrefix(app.DisplayName, s.NamePrefix)
 	case len(s.IDs) > 0:

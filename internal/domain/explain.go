@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -68,10 +69,17 @@ func Decide(in DecideInput) Decision {
 	if !p.Enabled {
 		return stop("PolicyDisabled", fmt.Sprintf("policy %q is disabled", p.Name))
 	}
-	if !in.App.Manageable {
-		return stop("NotManageable", "rotor's rotation identity is not an owner of this application, so Application.ReadWrite.OwnedBy cannot change it; add it as an owner to let rotor rotate")
+	if !in.App.CanChange(p.Connection) {
+		if !in.App.SeenBy(p.Connection) {
+			seen := "no connection"
+			if cs := in.App.Connections(); len(cs) > 0 {
+				seen = "only " + strings.Join(cs, ", ")
+			}
+			return stop("NotManageable", fmt.Sprintf("the policy rotates through connection %q, which has not seen this application (%s has); make that connection's identity an owner of the application and sync", p.Connection, seen))
+		}
+		return stop("NotManageable", fmt.Sprintf("connection %q (the policy's rotation identity) is not an owner of this application, so Application.ReadWrite.OwnedBy cannot change it; add it as an owner to let rotor rotate", p.Connection))
 	}
-	pass("Manageable", "OwnedByRotor", "rotor's rotation identity owns the application")
+	pass("Manageable", "OwnedByRotor", fmt.Sprintf("connection %q, rotor's rotation identity, owns the application", p.Connection))
 
 	for _, c := range in.App.Credentials {
 		if c.Kind == p.Kind && !c.RotorCreated() {

@@ -26,7 +26,8 @@ func basePolicy() Policy {
 }
 
 func baseApp() Application {
-	return Application{ObjectID: "obj-1", AppID: "app-1", DisplayName: "web-storefront", Manageable: true}
+	return Application{ObjectID: "obj-1", AppID: "app-1", DisplayName: "web-storefront", Manageable: true,
+		Access: []Access{{Connection: "contoso", CanChange: true}, {Connection: "contoso-read"}}}
 }
 
 func TestRenewalTime(t *testing.T) {
@@ -61,7 +62,11 @@ func TestDecide(t *testing.T) {
 	}{
 		{"no policy: only watched", func(in *DecideInput) { in.Policy = nil }, false, "NoPolicy", "", time.Time{}},
 		{"disabled policy", func(in *DecideInput) { p := pol; p.Enabled = false; in.Policy = &p }, false, "PolicyDisabled", "", time.Time{}},
-		{"not owned by rotor", func(in *DecideInput) { in.App.Manageable = false }, false, "NotManageable", "", time.Time{}},
+		{"not owned by rotor", func(in *DecideInput) { in.App.Access[0].CanChange = false }, false, "NotManageable", "", time.Time{}},
+		{"seen only by a read connection", func(in *DecideInput) { in.App.Access = in.App.Access[1:] }, false, "NotManageable", "", time.Time{}},
+		{"owned through another connection than the policy's", func(in *DecideInput) {
+			in.App.Access = []Access{{Connection: "fabrikam", CanChange: true}}
+		}, false, "NotManageable", "", time.Time{}},
 		{"no rotor credential yet: adoption", func(in *DecideInput) {
 			in.App.Credentials = []Credential{cred("a", false, t0.AddDate(-1, 0, 0), t0.AddDate(1, 0, 0))}
 		}, true, "Adoption", TriggerAdoption, t0},
@@ -193,14 +198,15 @@ func TestPolicyValidate(t *testing.T) {
 func TestSelectorMatches(t *testing.T) {
 	t.Parallel()
 	app := baseApp()
-	require.True(t, Selector{NamePrefix: "web-"}.Matches(app))
-	require.False(t, Selector{NamePrefix: "api-"}.Matches(app))
-	require.True(t, Selector{IDs: []string{"APP-1"}}.Matches(app), "ids match app ids case-insensitively")
-	require.True(t, Selector{IDs: []string{"obj-1"}}.Matches(app), "ids match object ids too")
-	require.True(t, Selector{AllOwned: true}.Matches(app))
-	app.Manageable = false
-	require.False(t, Selector{AllOwned: true}.Matches(app))
-	require.False(t, Selector{}.Matches(app))
+	require.True(t, Selector{NamePrefix: "web-"}.Matches(app, "contoso"))
+	require.False(t, Selector{NamePrefix: "api-"}.Matches(app, "contoso"))
+	require.True(t, Selector{IDs: []string{"APP-1"}}.Matches(app, "contoso"), "ids match app ids case-insensitively")
+	require.True(t, Selector{IDs: []string{"obj-1"}}.Matches(app, "contoso"), "ids match object ids too")
+	require.True(t, Selector{AllOwned: true}.Matches(app, "contoso"))
+	require.False(t, Selector{AllOwned: true}.Matches(app, "contoso-read"), "all_owned means owned by the policy's connection")
+	app.Access[0].CanChange = false
+	require.False(t, Selector{AllOwned: true}.Matches(app, "contoso"))
+	require.False(t, Selector{}.Matches(app, "contoso"))
 }
 
 func TestCredentialRunID(t *testing.T) {

@@ -78,6 +78,9 @@ type Run struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	EndedAt   time.Time `json:"ended_at,omitzero"`
+	// Holder is the lease holder (a rotor process) the run belongs to while
+	// it is active or being retired; empty when no process holds it.
+	Holder string `json:"holder,omitempty"`
 	// Replaces is the run this one recovers from, if any.
 	Replaces string     `json:"replaces,omitempty"`
 	Events   []RunEvent `json:"events,omitempty"`
@@ -86,8 +89,12 @@ type Run struct {
 // RunEvent is one journal line of a run: a transition or a step's outcome.
 // Messages are written by rotor and never include secret values.
 type RunEvent struct {
-	At      time.Time `json:"at"`
-	State   RunState  `json:"state"`
-	Step    string    `json:"step"`
-	Message string    `json:"message"`
+	At    time.Time `json:"at"`
+	State RunState  `json:"state"`
+	Step  Step      `json:"step"`
+	// Target is the sink target a sink step wrote (sink.TargetID's
+	// spelling), so recovery asks the place the run wrote to, not the
+	// place today's configuration names.
+	Target  string `json:"target,omitempty"`
+	Message string `json:"message"`
 }

@@ -56,7 +56,7 @@ func TestCrashSafety(t *testing.T) {
 	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
 		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: dataDir, LogLevel: "info",
 		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
-		Rotation: config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", ConcurrencyPerTenant: 8},
+		Rotation: config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", ConcurrencyPerTenant: 8, LeaseTTL: "2s"},
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "4s"}},
 	})
 	require.NoError(t, err)

@@ -39,7 +39,8 @@ func rotorBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "rotor")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/rotor-dev/rotor/cmd/rotor")
+		// The SIGKILL hook (ROTOR_CRASH_AT) exists only with this tag.
+		cmd := exec.Command("go", "build", "-tags", "rotor_crashhook", "-o", binPath, "github.com/rotor-dev/rotor/cmd/rotor")
 		cmd.Stderr = os.Stderr
 		buildErr = cmd.Run()
 	})

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -43,7 +42,7 @@ func TestCrashesWithDayLongOverlap(t *testing.T) {
 	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
 		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: dataDir, LogLevel: "info",
 		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
-		Rotation: config.SimulatorRotation{Jitter: "5s"},
+		Rotation: config.SimulatorRotation{Jitter: "5s", LeaseTTL: "3s"},
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "21d", RenewBefore: "1h", Overlap: "24h"}},
 	})
 	require.NoError(t, err)
@@ -113,7 +112,7 @@ func TestCrashesWithDayLongOverlap(t *testing.T) {
 
 func journaledSinkWrite(r *domain.Run) bool {
 	for _, ev := range r.Events {
-		if strings.HasPrefix(ev.Step, "sink:") {
+		if ev.Step.IsSinkWrite() {
 			return true
 		}
 	}

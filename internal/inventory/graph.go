@@ -28,10 +28,7 @@ type GraphDirectory struct {
 	principal  string
 }
 
-var (
-	_ Directory         = (*GraphDirectory)(nil)
-	_ RotationPrincipal = (*GraphDirectory)(nil)
-)
+var _ Directory = (*GraphDirectory)(nil)
 
 // NewGraphDirectory returns the Directory of the tenant c is signed in to.
 // rotationSPObjectID is the object id of the rotation identity's service
@@ -39,9 +36,6 @@ var (
 func NewGraphDirectory(c *graph.Client, connection, tenantID, rotationSPObjectID string) Directory {
 	return &GraphDirectory{client: c, connection: connection, tenantID: tenantID, principal: rotationSPObjectID}
 }
-
-// RotationPrincipalID implements RotationPrincipal.
-func (d *GraphDirectory) RotationPrincipalID() string { return d.principal }
 
 // ListApplications implements Directory.
 func (d *GraphDirectory) ListApplications(ctx context.Context, fn func([]domain.Application) error) error {
@@ -85,7 +79,6 @@ func (d *GraphDirectory) OwnedApplicationIDs(ctx context.Context) (map[string]bo
 
 func (d *GraphDirectory) application(a *graph.Application) domain.Application {
 	return domain.Application{
-		Connection:     d.connection,
 		TenantID:       d.tenantID,
 		ObjectID:       a.ID,
 		AppID:          a.AppID,

@@ -92,19 +92,18 @@ func TestSyncFromSimulator(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, got.Manageable)
 	require.Equal(t, ten.ID, got.TenantID)
-	require.Len(t, got.Owners, 1)
 	require.Len(t, got.Credentials, 1)
 	require.Equal(t, domain.KindSecret, got.Credentials[0].Kind)
 	require.NotEmpty(t, got.Credentials[0].Hint)
 
-	// The recorded owner is the rotation principal, which Graph confirms.
+	// Manageable means owned by the rotation principal, which Graph confirms.
 	owners, err := client.ListOwners(t.Context(), got.ObjectID)
 	require.NoError(t, err)
 	ids := make([]string, 0, len(owners))
 	for _, o := range owners {
 		ids = append(ids, o.ID)
 	}
-	require.Contains(t, ids, got.Owners[0])
+	require.Contains(t, ids, ten.Rotation.ObjectID)
 
 	// A second pass changes nothing and removes nothing.
 	b.clock.Advance(15 * time.Minute)

@@ -30,13 +30,15 @@ type Directory interface {
 	OwnedApplicationIDs(ctx context.Context) (map[string]bool, error)
 }
 
-// RotationPrincipal is the optional ability of a Directory to name the
-// rotation identity's service principal. When a Directory has it, the
-// inventory records that principal as the owner of every manageable
-// application.
-type RotationPrincipal interface {
-	RotationPrincipalID() string
-}
+// ReadOnly wraps the Directory of a connection whose purpose is only to
+// read (Application.Read.All): it sees applications but may change none, so
+// its sync records every application as not changeable by it, and it never
+// asks Graph what its identity owns.
+func ReadOnly(d Directory) Directory { return readOnly{d} }
+
+type readOnly struct{ Directory }
+
+func (readOnly) OwnedApplicationIDs(context.Context) (map[string]bool, error) { return nil, nil }
 
 // Store is the part of store.Store a sync writes to.
 type Store interface {
@@ -87,9 +89,9 @@ func NewSyncer(st Store, c clock.Clock) *Syncer {
 // answer is a fault, not a fact worth deleting an inventory for.
 //
 // Owners are not fetched per application (one Graph call each is too
-// expensive for large tenants); a manageable application gets rotor's
-// rotation principal as its one recorded owner when the Directory names
-// it (RotationPrincipal). `rotor explain` fetches real owners on demand.
+// expensive for large tenants); the store records which connections see
+// the application and which may change it (domain.Access), so a read
+// connection beside the rotation one never undoes the other's view.
 //
 // progress, if not nil, is called after each page.
 func (s *Syncer) Sync(ctx context.Context, org domain.OrgID, connection string, dir Directory, progress func(Progress)) (Result, error) {
@@ -99,23 +101,18 @@ func (s *Syncer) Sync(ctx context.Context, org domain.OrgID, connection string, 
 	if err != nil {
 		return res, fmt.Errorf("inventory %s: list the applications rotor owns: %w", connection, err)
 	}
-	var principal string
-	if rp, ok := dir.(RotationPrincipal); ok {
-		principal = rp.RotationPrincipalID()
-	}
-
 	err = dir.ListApplications(ctx, func(page []domain.Application) error {
 		manageable := 0
 		for i := range page {
 			a := &page[i]
-			a.Org, a.Connection = org, connection
+			a.Org, a.Access = org, nil
 			a.Manageable = owned[a.ObjectID]
+			// Owners are not listed per application (a Graph call each):
+			// which connections may change it is each connection's view
+			// (Access), recorded by the store.
 			a.Owners = nil
 			if a.Manageable {
 				manageable++
-				if principal != "" {
-					a.Owners = []string{principal}
-				}
 			}
 		}
 		changed, err := s.store.SyncApplications(ctx, store.SyncApplicationsParams{

@@ -70,11 +70,6 @@ func (d *directory) OwnedApplicationIDs(context.Context) (map[string]bool, error
 	return d.owned, d.ownedErr
 }
 
-// withPrincipal adds the optional RotationPrincipal ability.
-type withPrincipal struct{ *directory }
-
-func (withPrincipal) RotationPrincipalID() string { return principal }
-
 func app(i int) domain.Application {
 	return domain.Application{
 		TenantID: tenant, ObjectID: fmt.Sprintf("obj-%03d", i), AppID: fmt.Sprintf("app-%03d", i),
@@ -114,7 +109,7 @@ func TestSyncWritesPagesAndReportsProgress(t *testing.T) {
 	b := setup(t)
 	dir := tenantOf(7, 3)
 	var progress []inventory.Progress
-	res, err := b.syncer.Sync(t.Context(), org, conn, withPrincipal{dir}, func(p inventory.Progress) { progress = append(progress, p) })
+	res, err := b.syncer.Sync(t.Context(), org, conn, dir, func(p inventory.Progress) { progress = append(progress, p) })
 	require.NoError(t, err)
 	require.Equal(t, inventory.Result{Seen: 7, Changed: 7, Removed: 0, Manageable: 4}, res)
 	require.Equal(t, []inventory.Progress{
@@ -128,12 +123,8 @@ func TestSyncWritesPagesAndReportsProgress(t *testing.T) {
 	for _, a := range apps {
 		owned := dir.owned[a.ObjectID]
 		require.Equal(t, owned, a.Manageable, a.ObjectID)
-		if owned {
-			require.Equal(t, []string{principal}, a.Owners, "a manageable app records the rotation principal as its owner")
-		} else {
-			require.Empty(t, a.Owners)
-		}
-		require.Equal(t, conn, a.Connection)
+		require.Empty(t, a.Owners, "owners are not listed per application")
+		require.Equal(t, []domain.Access{{Connection: conn, CanChange: owned}}, a.Access)
 		require.Equal(t, tenant, a.TenantID)
 		require.Len(t, a.Credentials, 2)
 	}
@@ -171,14 +162,16 @@ func TestSyncAgain(t *testing.T) {
 		{
 			name:  "OwnershipGranted",
 			tweak: func(d *directory) { d.owned["obj-001"] = true },
-			want:  inventory.Result{Seen: 6, Changed: 1, Removed: 0, Manageable: 4}, wantStored: 6,
+			// Who may change it is the connection's view, not content:
+			// no row is rewritten, yet it is manageable now.
+			want: inventory.Result{Seen: 6, Changed: 0, Removed: 0, Manageable: 4}, wantStored: 6,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			_, err := b.syncer.Sync(t.Context(), org, conn, withPrincipal{tenantOf(6, 3)}, nil)
+			_, err := b.syncer.Sync(t.Context(), org, conn, tenantOf(6, 3), nil)
 			require.NoError(t, err)
 
 			b.clock.Advance(15 * time.Minute)
@@ -186,7 +179,7 @@ func TestSyncAgain(t *testing.T) {
 			if tt.tweak != nil {
 				tt.tweak(dir)
 			}
-			res, err := b.syncer.Sync(t.Context(), org, conn, withPrincipal{dir}, nil)
+			res, err := b.syncer.Sync(t.Context(), org, conn, dir, nil)
 			require.NoError(t, err)
 			require.Equal(t, tt.want, res)
 			require.Len(t, b.apps(t), tt.wantStored)
@@ -273,4 +266,42 @@ func TestConnectionsAreSeparate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0, res.Removed, "a sync of one connection never removes another's applications")
 	require.Len(t, b.apps(t), 4)
+}
+
+// TestReadConnectionBesideRotation is the least-privilege set-up: a read
+// connection (Application.Read.All) and a rotation connection (OwnedBy)
+// reach one tenant. Whichever syncs last, the rotation connection's view
+// that it may change its own applications stays, and an application leaves
+// the inventory only when neither sees it.
+func TestReadConnectionBesideRotation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const read = "contoso-read"
+	_, err := b.syncer.Sync(t.Context(), org, conn, tenantOf(6, 3), nil)
+	require.NoError(t, err)
+	b.clock.Advance(time.Minute)
+	res, err := b.syncer.Sync(t.Context(), org, read, inventory.ReadOnly(tenantOf(6, 3)), nil)
+	require.NoError(t, err)
+	require.Equal(t, inventory.Result{Seen: 6, Changed: 0, Manageable: 0}, res, "the read view adds no content and may change nothing")
+
+	got, err := b.store.GetApplication(t.Context(), org, "obj-000")
+	require.NoError(t, err)
+	require.True(t, got.Manageable, "the read sync did not undo the rotation connection's view")
+	require.True(t, got.CanChange(conn))
+	require.False(t, got.CanChange(read))
+
+	// The rotation identity stops seeing obj-005 (ownership removed and
+	// the app hidden from it); the read connection still sees it.
+	b.clock.Advance(time.Minute)
+	dir := tenantOf(6, 3)
+	dir.pages[1] = dir.pages[1][:2]
+	res, err = b.syncer.Sync(t.Context(), org, conn, dir, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Removed)
+	still, err := b.store.GetApplication(t.Context(), org, "obj-005")
+	require.NoError(t, err)
+	require.Equal(t, []domain.Access{{Connection: read}}, still.Access)
+	n, err := b.store.CountApplications(t.Context(), org, "")
+	require.NoError(t, err)
+	require.Equal(t, 6, n)
 }

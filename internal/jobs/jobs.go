@@ -54,6 +54,10 @@ type Config struct {
 	// kind ("recover", "plan", "sync", "rotate", "retire") and error: a
 	// test signal, so tests wait on events rather than sleeps.
 	OnEvent func(kind string, err error)
+	// RecoverInterval spaces the periodic recovery that takes over the
+	// runs of processes whose lease expired (default: the engine's lease
+	// TTL).
+	RecoverInterval time.Duration
 }
 
 // Jobs is rotor's job system.
@@ -78,7 +82,8 @@ const (
 	KindRetire = "retire"
 	KindPlan   = "plan"
 	KindSync   = "sync"
-	// KindRecover is the OnEvent kind of the start-up recovery.
+	// KindRecover takes over the runs of dead processes: at start-up and
+	// periodically.
 	KindRecover = "recover"
 )
 
@@ -94,6 +99,7 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	cfg.PlanInterval = cmp.Or(cfg.PlanInterval, time.Minute)
 	cfg.SyncInterval = cmp.Or(cfg.SyncInterval, 15*time.Minute)
 	cfg.Workers = cmp.Or(cfg.Workers, 10)
+	cfg.RecoverInterval = cmp.Or(cfg.RecoverInterval, cfg.Engine.Lease().TTL())
 	if cfg.Workers < 0 {
 		cfg.Workers = 10
 	}
@@ -121,11 +127,15 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	river.AddWorker(workers, &retireWorker{j: j})
 	river.AddWorker(workers, &planWorker{j: j})
 	river.AddWorker(workers, &syncWorker{j: j})
+	river.AddWorker(workers, &recoverWorker{j: j})
 
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval), func() (river.JobArgs, *river.InsertOpts) {
 			return PlanArgs{Org: cfg.Org, Instance: j.instance}, nil
 		}, &river.PeriodicJobOpts{ID: KindPlan, RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(cfg.RecoverInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return RecoverArgs{Org: cfg.Org, Instance: j.instance}, nil
+		}, &river.PeriodicJobOpts{ID: KindRecover}),
 	}
 	if cfg.Sync != nil {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.SyncInterval), func() (river.JobArgs, *river.InsertOpts) {
@@ -155,10 +165,31 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	return j, nil
 }
 
-// Start recovers what a dead process left (rotation.Engine.Recover), starts
-// a fresh rotation at once for every abandoned run, then starts working.
-// Cancelling ctx stops hard; use Stop for a clean shutdown.
+// Start takes over what dead processes left (recoverAndEnqueue), then
+// starts working. Cancelling ctx stops hard; use Stop for a clean
+// shutdown.
 func (j *Jobs) Start(ctx context.Context) error {
+	j.emit(KindRecover, j.recoverAndEnqueue(ctx))
+	// Sync (which plans when it is done) or plan at once: River's periodic
+	// jobs first wait for a leader to be elected, which takes seconds, and
+	// a restart should pick the wave up where it stopped without that.
+	var first river.JobArgs = PlanArgs{Org: j.cfg.Org, Instance: j.instance}
+	if j.cfg.Sync != nil {
+		first = SyncArgs{Org: j.cfg.Org, Instance: j.instance}
+	}
+	if _, err := j.client.Insert(ctx, first, nil); err != nil {
+		j.log.Error("enqueueing the first sync or plan failed; the periodic one will run", "error", err)
+	}
+	if err := j.client.Start(ctx); err != nil {
+		return fmt.Errorf("jobs: start river: %w", err)
+	}
+	return nil
+}
+
+// recoverAndEnqueue takes over the runs of processes whose lease expired
+// (rotation.Engine.Recover) and enqueues a fresh rotation at once for
+// every run it abandoned.
+func (j *Jobs) recoverAndEnqueue(ctx context.Context) error {
 	abandoned, err := j.cfg.Engine.Recover(ctx, j.cfg.Org)
 	if err != nil {
 		// Keep going: what was recovered is recovered, the rest is logged.
@@ -178,24 +209,10 @@ func (j *Jobs) Start(ctx context.Context) error {
 	}
 	if len(errs) > 0 {
 		// The planner still sees those applications (an abandoned run's
-		// secret never counts as current), so start anyway.
+		// secret never counts as current), so carry on.
 		j.log.Error("enqueueing recovery rotations failed", "error", errors.Join(errs...))
 	}
-	j.emit(KindRecover, errors.Join(append([]error{err}, errs...)...))
-	// Sync (which plans when it is done) or plan at once: River's periodic
-	// jobs first wait for a leader to be elected, which takes seconds, and
-	// a restart should pick the wave up where it stopped without that.
-	var first river.JobArgs = PlanArgs{Org: j.cfg.Org, Instance: j.instance}
-	if j.cfg.Sync != nil {
-		first = SyncArgs{Org: j.cfg.Org, Instance: j.instance}
-	}
-	if _, err := j.client.Insert(ctx, first, nil); err != nil {
-		j.log.Error("enqueueing the first sync or plan failed; the periodic one will run", "error", err)
-	}
-	if err := j.client.Start(ctx); err != nil {
-		return fmt.Errorf("jobs: start river: %w", err)
-	}
-	return nil
+	return errors.Join(append([]error{err}, errs...)...)
 }
 
 // Stop shuts down cleanly: no new jobs are fetched and running ones may
@@ -217,7 +234,7 @@ func (j *Jobs) Stop(ctx context.Context) error {
 // job for the application is already queued or running it does nothing:
 // that one will rotate (or is rotating) it.
 func (j *Jobs) RotateNow(ctx context.Context, org domain.OrgID, app domain.Application) error {
-	if pol := j.cfg.Policies.PolicyFor(app.Connection, app); pol == nil {
+	if pol := j.cfg.Policies.PolicyFor(app); pol == nil {
 		return fmt.Errorf("no policy selects %s: add one to the configuration", app.DisplayName)
 	}
 	res, err := j.client.Insert(ctx, RotateArgs{

@@ -114,7 +114,7 @@ func (v *vault) Deliver(_ context.Context, d sink.Delivery) (sink.Result, error)
 
 type policies struct{ p domain.Policy }
 
-func (p policies) PolicyFor(string, domain.Application) *domain.Policy { return &p.p }
+func (p policies) PolicyFor(domain.Application) *domain.Policy { return &p.p }
 
 type bundle struct {
 	ctx    context.Context
@@ -151,7 +151,7 @@ func setup(t *testing.T, napps int) *bundle {
 	now := time.Now().UTC()
 	for i := range napps {
 		foreign := domain.Credential{KeyID: fmt.Sprintf("foreign-%d", i), Kind: domain.KindSecret, DisplayName: "ops", Start: now.Add(-time.Hour), End: now.Add(24 * time.Hour)}
-		app := domain.Application{Org: org, Connection: "main", TenantID: tenant, ObjectID: fmt.Sprintf("app-%d", i), AppID: fmt.Sprintf("client-%d", i),
+		app := domain.Application{Org: org, Access: []domain.Access{{Connection: "main", CanChange: true}}, TenantID: tenant, ObjectID: fmt.Sprintf("app-%d", i), AppID: fmt.Sprintf("client-%d", i),
 			DisplayName: fmt.Sprintf("app-%d", i), Manageable: true, Credentials: []domain.Credential{foreign}}
 		b.apps = append(b.apps, app)
 		b.entra.apps[app.ObjectID] = []domain.Credential{foreign}
@@ -291,8 +291,8 @@ func TestStartRecoversAbandonedRuns(t *testing.T) {
 	np, err := b.entra.AddPassword(b.ctx, dead.AppObjectID, domain.DisplayNameFor(dead.ID), time.Now().Add(24*time.Hour))
 	require.NoError(t, err)
 	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
-		To: domain.RunCreated, NewKeyID: np.KeyID, SinksStarted: true, Event: domain.RunEvent{Step: "created"}}))
-	require.NoError(t, b.store.AppendRunEvent(b.ctx, b.org, dead.ID, domain.RunEvent{Step: "sink:0:writing", Message: "memory sink"}))
+		To: domain.RunCreated, NewKeyID: np.KeyID, SinksStarted: true, Event: domain.RunEvent{Step: domain.StepCreated.Step()}}))
+	require.NoError(t, b.store.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: dead.ID, Event: domain.RunEvent{Step: domain.SinkStep(0, domain.PhaseWriting), Target: "memory sink", Message: "memory sink"}}))
 
 	require.NoError(t, b.jobs.Start(b.ctx))
 	b.waitFor(t, KindRecover, 1)
@@ -323,14 +323,14 @@ func TestRecoverySupersededByNewerRun(t *testing.T) {
 	dead := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: app.ObjectID,
 		AppID: app.AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue}
 	require.NoError(t, b.store.CreateRun(b.ctx, dead))
-	require.NoError(t, b.store.AppendRunEvent(b.ctx, b.org, dead.ID, domain.RunEvent{Step: "sink:0:writing"}))
+	require.NoError(t, b.store.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: dead.ID, Event: domain.RunEvent{Step: domain.SinkStep(0, domain.PhaseWriting)}}))
 	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
-		To: domain.RunAbandoned, Event: domain.RunEvent{Step: "abandoned"}}))
+		To: domain.RunAbandoned, Event: domain.RunEvent{Step: domain.StepAbandoned.Step()}}))
 	newer := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: app.ObjectID,
 		AppID: app.AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue, CreatedAt: time.Now().Add(time.Second)}
 	require.NoError(t, b.store.CreateRun(b.ctx, newer))
 	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: newer.ID, From: []domain.RunState{domain.RunPlanned},
-		To: domain.RunRetiring, NewKeyID: "k", RetireAt: time.Now().Add(time.Hour), Event: domain.RunEvent{Step: "retiring"}}))
+		To: domain.RunRetiring, NewKeyID: "k", RetireAt: time.Now().Add(time.Hour), Event: domain.RunEvent{Step: domain.StepRetiring.Step()}}))
 
 	superseded, held, err := b.jobs.recoveryState(b.ctx, RotateArgs{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery, Replaces: dead.ID})
 	require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -127,7 +126,7 @@ func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) (er
 	if err != nil {
 		return err
 	}
-	pol := j.cfg.Policies.PolicyFor(app.Connection, *app)
+	pol := j.cfg.Policies.PolicyFor(*app)
 	if pol == nil || !pol.Enabled {
 		log.Info("no enabled policy selects the application any more; nothing to rotate")
 		return nil
@@ -175,6 +174,10 @@ func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) (er
 	case errors.Is(err, rotation.ErrBusy):
 		log.Info("another run holds the application")
 		return nil
+	case errors.As(err, &re) && re.LeaseLost:
+		// Another process took the run over and carries it on.
+		log.Warn("rotation handed over to another process", "run", re.RunID)
+		return nil
 	case errors.As(err, &re):
 		// A failed run is an answer, journaled with its reason; the
 		// planner tries again after its failure back-off, so River must
@@ -211,7 +214,7 @@ func (w *retireWorker) Work(ctx context.Context, job *river.Job[RetireArgs]) (er
 	app, err := j.cfg.Store.GetApplication(ctx, run.Org, run.AppObjectID)
 	switch {
 	case err == nil:
-		if p := j.cfg.Policies.PolicyFor(app.Connection, *app); p != nil {
+		if p := j.cfg.Policies.PolicyFor(*app); p != nil {
 			pol = *p
 		}
 	case !errors.Is(err, store.ErrNotFound):
@@ -227,6 +230,33 @@ func (w *retireWorker) Work(ctx context.Context, job *river.Job[RetireArgs]) (er
 		return river.JobCancel(err)
 	}
 	return err
+}
+
+// RecoverArgs takes over the runs of processes whose lease expired.
+type RecoverArgs struct {
+	Org      domain.OrgID `json:"org" river:"unique"`
+	Instance string       `json:"instance" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (RecoverArgs) Kind() string { return KindRecover }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one pending at a
+// time, no retries (the next period is the retry).
+func (RecoverArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueControl, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+type recoverWorker struct {
+	river.WorkerDefaults[RecoverArgs]
+	j *Jobs
+}
+
+func (w *recoverWorker) Timeout(*river.Job[RecoverArgs]) time.Duration { return 10 * time.Minute }
+
+func (w *recoverWorker) Work(ctx context.Context, _ *river.Job[RecoverArgs]) (err error) {
+	defer func() { w.j.emit(KindRecover, err) }()
+	return w.j.recoverAndEnqueue(ctx)
 }
 
 type planWorker struct {
@@ -315,7 +345,7 @@ func (j *Jobs) recoveryState(ctx context.Context, a RotateArgs) (superseded, hel
 		return false, false, err
 	}
 	for _, ev := range old.Events {
-		if strings.HasPrefix(ev.Step, "sink:") {
+		if ev.Step.IsSinkWrite() {
 			held = true
 			break
 		}

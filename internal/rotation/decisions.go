@@ -29,7 +29,7 @@ func (e *Engine) Decisions(ctx context.Context, org domain.OrgID, apps []domain.
 	now := e.now()
 	out := make([]domain.Decision, len(apps))
 	for i, app := range apps {
-		pol := policies.PolicyFor(app.Connection, app)
+		pol := policies.PolicyFor(app)
 		k := appKey(app.TenantID, app.ObjectID)
 		d, _ := rs.decide(app, pol, now, e.retryFailedAfter)
 		if r := rs.newestGood[k]; r != nil && r.State == domain.RunRetiring {

@@ -49,7 +49,7 @@ func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySourc
 			return nil, fmt.Errorf("rotation: list applications: %w", err)
 		}
 		for _, app := range apps {
-			pol := policies.PolicyFor(app.Connection, app)
+			pol := policies.PolicyFor(app)
 			if pol == nil || !pol.Enabled {
 				continue
 			}

@@ -317,7 +317,7 @@ func setup(t *testing.T) *bundle {
 	old := domain.Credential{KeyID: "old-rotor", Kind: domain.KindSecret, DisplayName: domain.DisplayNameFor("0190aaaa-0000-7000-8000-000000000000"), Start: t0.Add(-80 * 24 * time.Hour), End: t0.Add(10 * 24 * time.Hour)}
 	foreign := domain.Credential{KeyID: "foreign", Kind: domain.KindSecret, DisplayName: "hand-made by ops", Start: t0.Add(-200 * 24 * time.Hour), End: t0.Add(100 * 24 * time.Hour)}
 	b.app = domain.Application{
-		Org: org, Connection: "main", TenantID: tenant, ObjectID: "app-1", AppID: "client-1",
+		Org: org, Access: []domain.Access{{Connection: "main", CanChange: true}}, TenantID: tenant, ObjectID: "app-1", AppID: "client-1",
 		DisplayName: "web-storefront", Manageable: true, Credentials: []domain.Credential{old, foreign},
 	}
 	b.dir.addApp(b.app.ObjectID, b.app.AppID, old, foreign)
@@ -351,6 +351,13 @@ func (b *bundle) engine(t *testing.T) *Engine {
 	})
 	e.backoffBase, e.backoffCap = time.Millisecond, 5*time.Millisecond
 	return e
+}
+
+// die stops e as a killed process stops: its lease is neither renewed nor
+// released, and the clock moves past its expiry.
+func (b *bundle) die(e *Engine) {
+	e.lease.abandon()
+	b.clock.Advance(e.lease.TTL() + time.Second)
 }
 
 // assertNoSecretAtRest checks that no secret value Entra holds appears in

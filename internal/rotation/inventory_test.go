@@ -15,7 +15,7 @@ import (
 func TestInventoryFollowsTheRun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: b.app.Connection, SyncStarted: t0, Applications: []domain.Application{b.app}})
+	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: t0, Applications: []domain.Application{b.app}})
 	require.NoError(t, err)
 	e := b.engine(t)
 	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)

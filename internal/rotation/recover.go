@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/rotor-dev/rotor/internal/sink"
 
@@ -13,40 +12,61 @@ import (
 	"github.com/rotor-dev/rotor/internal/store"
 )
 
-// Recover cleans up after a process that died mid-rotation. Call it once at
-// start-up, before any worker runs: every run still in an active state
-// (planned, created, propagated or verified) then belongs to a dead
-// process.
+// Recover takes over the runs of processes that died mid-rotation. Any
+// number of rotor processes may share the store, so it touches only runs
+// whose holder's lease has expired (docs/adr/0009): call it at start-up
+// and then periodically; a run of a live process is never touched.
 //
-// Each such run is marked abandoned. If no sink write had started, the
-// secret it may have created (found by its key id or, when the crash came
-// between addPassword and the journal write, by its display name
-// rotor:<run id>) is removed first: nobody can hold it. If a sink write had
-// started, a consumer may hold it, so it stays until the fresh run's
-// retirement removes it.
+// Each such run is claimed (store.ClaimRun, a compare-and-set on its
+// lease), journaled as taken over, and marked abandoned. If no sink write
+// had started, the secret it may have created (found by its key id or, when
+// the crash came between addPassword and the journal write, by its display
+// name rotor:<run id>) is removed first: nobody can hold it. If a sink
+// write had started, a consumer may hold it, so it stays until the fresh
+// run's retirement removes it.
 //
 // A verified run (every sink written, Entra accepted the secret, but
 // retirement not yet journaled) is abandoned too rather than finished:
 // Recover does not know the run's policy (its overlap), and a fresh run
 // costs one extra secret for one overlap, which the design accepts.
 //
-// Recover returns the abandoned runs; the caller starts a fresh run
+// Recover returns the runs it abandoned; the caller starts a fresh run
 // (TriggerRecovery, Replacing(run.ID)) for each at once. Retiring runs are
 // left as they are, but their retirement is scheduled again (the scheduler
 // dedupes by run id), covering a crash between the retiring journal write
 // and the scheduling.
 func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, error) {
-	runs, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: org, States: activeStates})
+	if err := e.lease.Acquire(ctx); err != nil {
+		return nil, fmt.Errorf("rotation: %w", err)
+	}
+	runs, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: org, States: activeStates, Orphaned: true})
 	if err != nil {
-		return nil, fmt.Errorf("rotation: list active runs: %w", err)
+		return nil, fmt.Errorf("rotation: list orphaned runs: %w", err)
 	}
 	var out []domain.Run
 	var errs []error
 	for i := range runs {
 		run := &runs[i]
 		log := e.log.With("run", run.ID, "org", string(org), "tenant", run.TenantID, "app", run.AppObjectID, "app_name", run.AppName)
+		prev, err := e.store.ClaimRun(ctx, store.ClaimRunParams{Org: org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()})
+		if errors.Is(err, store.ErrLeaseHeld) {
+			continue // another process got there first, or its holder came back
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		run.Holder = e.lease.Holder()
 		from := run.State
-		msg := fmt.Sprintf("rotor stopped while this run was %s; a fresh run replaces it", from)
+		who := "a process whose lease expired"
+		if prev != "" {
+			who = "process " + prev + ", whose lease expired,"
+		}
+		if err := e.event(ctx, run, domain.StepTakenOver.Step(), fmt.Sprintf("taken over from %s", who)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		msg := fmt.Sprintf("the rotor process running it stopped while this run was %s; a fresh run replaces it", from)
 		held, why := run.SinksStarted, ""
 		if held {
 			held, why = e.mayBeHeld(ctx, org, run, log)
@@ -69,15 +89,15 @@ func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, e
 		}
 		if err := e.transition(ctx, run, store.TransitionRunParams{
 			From: []domain.RunState{from}, To: domain.RunAbandoned, Error: msg,
-			Event: domain.RunEvent{Step: StepAbandoned, Message: msg},
+			Event: domain.RunEvent{Step: domain.StepAbandoned.Step(), Message: msg},
 		}); err != nil {
-			if errors.Is(err, store.ErrConflict) {
+			if errors.Is(err, store.ErrConflict) || leaseLost(err) {
 				continue // moved on by someone else meanwhile
 			}
 			errs = append(errs, err)
 			continue
 		}
-		log.Warn("run abandoned", "state", string(from), "sinks_started", run.SinksStarted)
+		log.Warn("run abandoned", "state", string(from), "sinks_started", run.SinksStarted, "previous_holder", prev)
 		out = append(out, *run)
 	}
 
@@ -107,13 +127,12 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 		return true, "its journal could not be read"
 	}
 	wrote := false
-	described := map[int]string{} // sink index → what it was when written
+	written := map[int]string{} // sink index → the target it wrote
 	for _, ev := range full.Events {
-		if strings.HasPrefix(ev.Step, "sink:") {
+		if ev.Step.IsSinkWrite() {
 			wrote = true
-			var i int
-			if _, err := fmt.Sscanf(ev.Step, "sink:%d:writing", &i); err == nil {
-				described[i] = ev.Message
+			if ev.Step.Phase == domain.PhaseWriting {
+				written[ev.Step.Index] = ev.Target
 			}
 		}
 	}
@@ -127,7 +146,7 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 	if err != nil {
 		return true, "its application could not be read"
 	}
-	pol := e.policies.PolicyFor(run.Connection, *app)
+	pol := e.policies.PolicyFor(*app)
 	if pol == nil || len(pol.Sinks) == 0 {
 		return true, "its sinks are no longer configured"
 	}
@@ -136,7 +155,7 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 		if err != nil {
 			return true, fmt.Sprintf("sink #%d could not be built", i+1)
 		}
-		if d, ok := described[i]; ok && d != sk.Describe() {
+		if d, ok := written[i]; ok && d != sk.Describe() {
 			// The sink was configured differently (or the app renamed)
 			// when the run wrote to it: asking today's target would be
 			// asking the wrong place.

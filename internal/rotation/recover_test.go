@@ -11,7 +11,7 @@ import (
 
 type onePolicy struct{ p *domain.Policy }
 
-func (o onePolicy) PolicyFor(string, domain.Application) *domain.Policy { return o.p }
+func (o onePolicy) PolicyFor(domain.Application) *domain.Policy { return o.p }
 
 // TestRecoverAsksSinksWhatTheyHold: a crashed run whose secret no sink
 // holds is removed at once; one that a sink holds stays for the overlap.
@@ -31,11 +31,12 @@ func TestRecoverAsksSinksWhatTheyHold(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: b.app.Connection, SyncStarted: t0, Applications: []domain.Application{b.app}})
+			_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: t0, Applications: []domain.Application{b.app}})
 			require.NoError(t, err)
 			seen := map[string]int{}
 			var crashed domain.Run
-			b.hooks.AfterJournal = func(r domain.Run, step string) {
+			b.hooks.AfterJournal = func(r domain.Run, st domain.Step) {
+				step := st.String()
 				seen[step]++
 				if step == tc.crashAt && seen[step] == tc.crashN {
 					crashed = r
@@ -48,6 +49,7 @@ func TestRecoverAsksSinksWhatTheyHold(t *testing.T) {
 			}))
 			require.NotEmpty(t, crashed.NewKeyID)
 
+			b.die(e)
 			b.hooks = Hooks{}
 			e = b.engine(t)
 			e.policies = onePolicy{&b.policy}
@@ -74,15 +76,17 @@ func TestRecoverAsksSinksWhatTheyHold(t *testing.T) {
 func TestRecoverWhenTheSinkChanged(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: b.app.Connection, SyncStarted: t0, Applications: []domain.Application{b.app}})
+	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: t0, Applications: []domain.Application{b.app}})
 	require.NoError(t, err)
-	b.hooks.AfterJournal = func(_ domain.Run, step string) {
+	b.hooks.AfterJournal = func(_ domain.Run, st domain.Step) {
+		step := st.String()
 		if step == "sink:0:written" {
 			panic(crash{step})
 		}
 	}
 	e := b.engine(t)
 	require.True(t, runUntilCrash(func() { _, _ = e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue) }))
+	b.die(e)
 
 	changed := b.policy
 	changed.Sinks = []domain.SinkSpec{{Type: "memory", Settings: map[string]any{"name": "kv-new"}}}

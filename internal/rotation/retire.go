@@ -45,6 +45,15 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	if err != nil {
 		return fmt.Errorf("rotation: connection %q: %w", run.Connection, err)
 	}
+	// Retirement belongs to one process at a time, like the rest of the
+	// run: claim it (a retiring run belongs to nobody until then).
+	if err := e.lease.Acquire(ctx); err != nil {
+		return fmt.Errorf("rotation: %w", err)
+	}
+	if _, err := e.store.ClaimRun(ctx, store.ClaimRunParams{Org: org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()}); err != nil {
+		return fmt.Errorf("rotation: claim run %s for retirement: %w", run.ID, err)
+	}
+	run.Holder = e.lease.Holder()
 	release, err := e.acquire(ctx, run.TenantID)
 	if err != nil {
 		return err
@@ -53,13 +62,13 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 
 	creds, err := dir.Credentials(ctx, run.AppObjectID)
 	if err != nil {
-		if e.isPermanent(err) {
+		if e.permanent(err) {
 			// The application is gone or rotor may no longer read it:
 			// retrying for weeks would change nothing.
 			msg := fmt.Sprintf("the application's credentials cannot be read (%v), so rotor removed nothing", err)
 			log.Error("retirement refused", "state", string(run.State), "error", msg)
 			if terr := e.transition(ctx, run, store.TransitionRunParams{
-				To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: StepFailed, Message: msg},
+				To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
 			}); terr != nil {
 				return terr
 			}
@@ -78,7 +87,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application, so rotor removed nothing; find out who deleted it, then rotate again", run.NewKeyID)
 		log.Error("retirement refused", "state", string(run.State), "error", msg)
 		if err := e.transition(ctx, run, store.TransitionRunParams{
-			To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: StepFailed, Message: msg},
+			To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
 		}); err != nil {
 			return err
 		}
@@ -93,19 +102,18 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 			// breaks is checked again where the removal happens.
 			continue
 		}
-		step := "retire:" + c.KeyID + ":removing"
 		owner := "made by rotor"
 		if !c.RotorCreated() {
 			owner = "not made by rotor; the policy retires unmanaged credentials"
 		}
-		if err := e.event(ctx, run, step, fmt.Sprintf("removing %s %s %q (%s), ending %s", c.Kind, c.KeyID, c.DisplayName, owner, c.End.UTC().Format(time.RFC3339))); err != nil {
+		if err := e.event(ctx, run, domain.RetireStep(c.KeyID, domain.PhaseRemoving), fmt.Sprintf("removing %s %s %q (%s), ending %s", c.Kind, c.KeyID, c.DisplayName, owner, c.End.UTC().Format(time.RFC3339))); err != nil {
 			return err
 		}
-		if err := dir.RemovePassword(ctx, run.AppObjectID, c.KeyID); err != nil {
-			if e.isPermanent(err) {
+		if err := e.fenced(ctx, run, func(ctx context.Context) error { return dir.RemovePassword(ctx, run.AppObjectID, c.KeyID) }); err != nil {
+			if e.permanent(err) {
 				msg := fmt.Sprintf("removing %s was refused: %v", c.KeyID, err)
 				if terr := e.transition(ctx, run, store.TransitionRunParams{
-					To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: StepFailed, Message: msg},
+					To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
 				}); terr != nil {
 					return errors.Join(err, terr)
 				}
@@ -116,13 +124,13 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		removed++
 		gone[c.KeyID] = true
 		log.Info("retired credential", "state", string(run.State), "key_id", c.KeyID, "display_name", c.DisplayName)
-		if err := e.event(ctx, run, "retire:"+c.KeyID+":removed", "removed "+c.KeyID); err != nil {
+		if err := e.event(ctx, run, domain.RetireStep(c.KeyID, domain.PhaseRemoved), "removed "+c.KeyID); err != nil {
 			return err
 		}
 	}
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To:    domain.RunDone,
-		Event: domain.RunEvent{Step: StepDone, Message: fmt.Sprintf("removed %d older credential(s); %s is the application's current secret", removed, keep.KeyID)},
+		Event: domain.RunEvent{Step: domain.StepDone.Step(), Message: fmt.Sprintf("removed %d older credential(s); %s is the application's current secret", removed, keep.KeyID)},
 	}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			// A second retire job for the run (one per process start may
@@ -135,25 +143,16 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	}
 	log.Info("rotation done", "state", string(run.State), "removed", removed)
 	left := slices.DeleteFunc(slices.Clone(creds), func(c domain.Credential) bool { return gone[c.KeyID] })
-	e.refreshInventory(ctx, org, run.AppObjectID, left, log)
+	e.refreshInventory(ctx, org, run.TenantID, run.AppObjectID, left, log)
 	return nil
 }
 
 // refreshInventory writes an application's credentials, as a run just left
 // them, into the inventory, so `rotor apps list`, `explain` and the UI show
 // them before the next sync. It is best effort: the next sync writes the
-// same from Entra anyway. The application keeps its sync stamp, so this
-// never looks like a sync to FinishSync.
-func (e *Engine) refreshInventory(ctx context.Context, org domain.OrgID, objectID string, creds []domain.Credential, log *slog.Logger) {
-	app, err := e.store.GetApplication(ctx, org, objectID)
-	if err != nil {
-		log.Warn("refreshing the inventory after the run failed; the next sync will", "error", err)
-		return
-	}
-	app.Credentials = creds
-	if _, err := e.store.SyncApplications(ctx, store.SyncApplicationsParams{
-		Org: org, Connection: app.Connection, SyncStarted: app.SyncedAt, Applications: []domain.Application{*app},
-	}); err != nil {
+// same from Entra anyway.
+func (e *Engine) refreshInventory(ctx context.Context, org domain.OrgID, tenantID, objectID string, creds []domain.Credential, log *slog.Logger) {
+	if err := e.store.SetCredentials(ctx, store.SetCredentialsParams{Org: org, TenantID: tenantID, ObjectID: objectID, Credentials: creds}); err != nil {
 		log.Warn("refreshing the inventory after the run failed; the next sync will", "error", err)
 	}
 }

@@ -47,6 +47,9 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if err := e.lease.Acquire(ctx); err != nil {
+		return nil, fmt.Errorf("rotation: %w", err)
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("rotation: run id: %w", err)
@@ -55,7 +58,8 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 	run := &domain.Run{
 		Org:         org,
 		ID:          id.String(),
-		Connection:  cmp.Or(policy.Connection, app.Connection),
+		Holder:      e.lease.Holder(),
+		Connection:  policy.Connection,
 		TenantID:    app.TenantID,
 		AppObjectID: app.ObjectID,
 		AppID:       app.AppID,
@@ -68,7 +72,7 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 		UpdatedAt:   now,
 		Replaces:    o.replaces,
 		Events: []domain.RunEvent{{
-			At: now, State: domain.RunPlanned, Step: StepPlanned,
+			At: now, State: domain.RunPlanned, Step: domain.StepPlanned.Step(),
 			Message: plannedMessage(trigger, policy, o.replaces),
 		}},
 	}
@@ -83,7 +87,7 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 		log: e.log.With("run", run.ID, "org", string(org), "tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName),
 	}
 	r.log.Info("rotation planned", "trigger", string(trigger), "policy", policy.Name, "replaces", o.replaces)
-	e.hook(run, StepPlanned)
+	e.hook(run, domain.StepPlanned.Step())
 	return r.rotate(ctx)
 }
 
@@ -153,7 +157,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		if !ok {
 			continue
 		}
-		if err := v.Validate(ctx); err != nil && e.isPermanent(err) {
+		if err := v.Validate(ctx); err != nil && e.permanent(err) {
 			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %v", i, s.Describe(), err), true)
 		}
 	}
@@ -168,7 +172,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	lifetime := cmp.Or(policy.Lifetime, domain.DefaultLifetime)
 	np, err := r.addPassword(ctx, e.now().Add(lifetime))
 	if err != nil {
-		if e.isPermanent(err) {
+		if e.permanent(err) {
 			return r.fail(ctx, err, fmt.Sprintf("Entra refused to create the new secret: %v. If the tenant's app management policy limits secret lifetimes, make the policy's lifetime (%s) shorter; if access is denied, make rotor's rotation identity an owner of the application", err, domain.FormatDuration(lifetime)), true)
 		}
 		return r.fail(ctx, err, "creating the new secret failed: "+err.Error(), false)
@@ -182,7 +186,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// retirement instead of removing it at once.)
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To: domain.RunCreated, NewKeyID: np.KeyID, NewEnd: np.End, SinksStarted: len(sinks) > 0,
-		Event: domain.RunEvent{Step: StepCreated, Message: fmt.Sprintf("created secret %s (%q) valid until %s",
+		Event: domain.RunEvent{Step: domain.StepCreated.Step(), Message: fmt.Sprintf("created secret %s (%q) valid until %s",
 			np.KeyID, domain.DisplayNameFor(run.ID), np.End.UTC().Format(time.RFC3339))},
 	}); err != nil {
 		return r.fail(ctx, err, "journaling the new secret failed: "+err.Error(), false)
@@ -199,7 +203,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// behind down to the sink writes themselves. Step 4 (verified) still
 	// runs after delivery, as the protocol says; it then passes at once.
 	if policy.Verify && len(sinks) > 0 {
-		if err := e.event(ctx, run, StepReplicating, fmt.Sprintf("waiting until Entra accepts the new secret, for up to %s, before any sink receives it", e.verifyTimeout)); err != nil {
+		if err := e.event(ctx, run, domain.StepReplicating.Step(), fmt.Sprintf("waiting until Entra accepts the new secret, for up to %s, before any sink receives it", e.verifyTimeout)); err != nil {
 			return r.fail(ctx, err, "journaling the replication wait failed: "+err.Error(), false)
 		}
 		started := e.now()
@@ -208,7 +212,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 			if ctx.Err() != nil {
 				return r.fail(ctx, err, "stopped while waiting for Entra to accept the new secret: "+err.Error(), false)
 			}
-			return r.fail(ctx, err, fmt.Sprintf("Entra did not accept the new secret within %s (%d attempts): %v; no sink received it, so it was removed", e.verifyTimeout, attempts, err), e.isPermanent(err))
+			return r.fail(ctx, err, fmt.Sprintf("Entra did not accept the new secret within %s (%d attempts): %v; no sink received it, so it was removed", e.verifyTimeout, attempts, err), e.permanent(err))
 		}
 		r.log.Info("secret replicated", "attempts", attempts, "after", e.now().Sub(started))
 	}
@@ -220,25 +224,25 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	}
 	for i, s := range sinks {
 		r.sinkTouched = true
-		if err := e.event(ctx, run, fmt.Sprintf("sink:%d:writing", i), s.Describe()); err != nil {
+		if err := e.eventAt(ctx, run, domain.SinkStep(i, domain.PhaseWriting), s.Describe(), s.Describe()); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
 		res, err := r.deliver(ctx, i, s, delivery)
 		if err != nil {
-			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) failed: %v", i, s.Describe(), err), e.isPermanent(err))
+			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) failed: %v", i, s.Describe(), err), e.permanent(err))
 		}
-		outcome := "written"
+		outcome := domain.PhaseWritten
 		if !res.Changed {
-			outcome = "unchanged"
+			outcome = domain.PhaseUnchanged
 		}
-		if err := e.event(ctx, run, fmt.Sprintf("sink:%d:%s", i, outcome), r.scrub(cmp.Or(res.Location, s.Describe()))); err != nil {
+		if err := e.eventAt(ctx, run, domain.SinkStep(i, outcome), s.Describe(), r.scrub(cmp.Or(res.Location, s.Describe()))); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
 		r.log.Info("sink delivered", "state", string(run.State), "sink", i, "outcome", outcome, "location", r.scrub(res.Location))
 	}
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To:    domain.RunPropagated,
-		Event: domain.RunEvent{Step: StepPropagated, Message: fmt.Sprintf("%d sink(s) hold the new secret", len(sinks))},
+		Event: domain.RunEvent{Step: domain.StepPropagated.Step(), Message: fmt.Sprintf("%d sink(s) hold the new secret", len(sinks))},
 	}); err != nil {
 		return r.fail(ctx, err, "journaling propagation failed: "+err.Error(), false)
 	}
@@ -246,7 +250,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// Verify.
 	verifiedMsg := "verification is off in the policy"
 	if policy.Verify {
-		if err := e.event(ctx, run, StepVerifying, fmt.Sprintf("getting a token with the new secret, for up to %s", e.verifyTimeout)); err != nil {
+		if err := e.event(ctx, run, domain.StepVerifying.Step(), fmt.Sprintf("getting a token with the new secret, for up to %s", e.verifyTimeout)); err != nil {
 			return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
 		}
 		started := e.now()
@@ -255,7 +259,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 			if ctx.Err() != nil {
 				return r.fail(ctx, err, "stopped while verifying the new secret: "+err.Error(), false)
 			}
-			if e.isPermanent(err) {
+			if e.permanent(err) {
 				return r.fail(ctx, err, "verifying the new secret failed: "+err.Error(), true)
 			}
 			return r.fail(ctx, err, fmt.Sprintf("the new secret was not accepted by Entra within %s (%d attempts): %v", e.verifyTimeout, attempts, err), false)
@@ -263,7 +267,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		verifiedMsg = fmt.Sprintf("Entra issued a token for the new secret after %d attempt(s) in %s", attempts, e.now().Sub(started).Round(time.Millisecond))
 	}
 	if err := e.transition(ctx, run, store.TransitionRunParams{
-		To: domain.RunVerified, Event: domain.RunEvent{Step: StepVerified, Message: verifiedMsg},
+		To: domain.RunVerified, Event: domain.RunEvent{Step: domain.StepVerified.Step(), Message: verifiedMsg},
 	}); err != nil {
 		return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
 	}
@@ -275,7 +279,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	retireAt := e.now().Add(max(policy.Overlap, 0))
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To: domain.RunRetiring, RetireAt: retireAt,
-		Event: domain.RunEvent{Step: StepRetiring, Message: fmt.Sprintf("older credentials are removed after the overlap (%s), at %s",
+		Event: domain.RunEvent{Step: domain.StepRetiring.Step(), Message: fmt.Sprintf("older credentials are removed after the overlap (%s), at %s",
 			domain.FormatDuration(policy.Overlap), retireAt.UTC().Format(time.RFC3339))},
 	}); err != nil {
 		// Still verified: start-up recovery treats it as abandoned.
@@ -288,11 +292,11 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		KeyID: r.keyID, Kind: run.Kind, DisplayName: domain.DisplayNameFor(run.ID), Hint: r.value.Hint(),
 		Start: r.start, End: run.NewEnd,
 	})
-	e.refreshInventory(ctx, run.Org, run.AppObjectID, creds, r.log)
+	e.refreshInventory(ctx, run.Org, run.TenantID, run.AppObjectID, creds, r.log)
 	if err := e.scheduleRetirement(ctx, run); err != nil {
 		// The run is retiring; Recover reschedules retiring runs at start-up.
 		r.log.Error("scheduling retirement failed; it is rescheduled at the next start-up", "error", err)
-		_ = e.event(context.WithoutCancel(ctx), run, "retire:schedule-failed", "scheduling retirement failed; rotor reschedules it at its next start: "+err.Error())
+		_ = e.event(context.WithoutCancel(ctx), run, domain.StepRetireScheduleFailed.Step(), "scheduling retirement failed; rotor reschedules it at its next start: "+err.Error())
 	}
 	return run, nil
 }
@@ -325,16 +329,20 @@ func (r *runner) addPassword(ctx context.Context, end time.Time) (NewPassword, e
 				return NewPassword{}, errors.Join(err, serr)
 			}
 		}
-		r.addCalled = true
 		var np NewPassword
-		np, err = r.dir.AddPassword(ctx, r.run.AppObjectID, domain.DisplayNameFor(r.run.ID), end)
+		err = e.fenced(ctx, r.run, func(ctx context.Context) error {
+			r.addCalled = true
+			var err error
+			np, err = r.dir.AddPassword(ctx, r.run.AppObjectID, domain.DisplayNameFor(r.run.ID), end)
+			return err
+		})
 		if err == nil {
 			if np.KeyID == "" || np.Value.IsZero() {
 				return NewPassword{}, errors.New("Entra answered without a key id or secret")
 			}
 			return np, nil
 		}
-		if e.isPermanent(err) || ctx.Err() != nil {
+		if leaseLost(err) || e.permanent(err) || ctx.Err() != nil {
 			return NewPassword{}, err
 		}
 		r.log.Warn("creating the secret failed; retrying", "attempt", attempt+1, "error", err)
@@ -352,12 +360,19 @@ func (r *runner) deliver(ctx context.Context, i int, s sink.Sink, d sink.Deliver
 			}
 		}
 		var res sink.Result
-		res, err = s.Deliver(ctx, d)
+		err = e.fenced(ctx, r.run, func(ctx context.Context) error {
+			var err error
+			res, err = s.Deliver(ctx, d)
+			return err
+		})
 		if err == nil {
 			return res, nil
 		}
-		err = scrubbed(err, r.value)
-		if e.isPermanent(err) || ctx.Err() != nil {
+		if leaseLost(err) {
+			return sink.Result{}, err
+		}
+		err = r.classify(err)
+		if e.permanent(err) || ctx.Err() != nil {
 			return sink.Result{}, err
 		}
 		r.log.Warn("sink write failed; retrying", "sink", i, "attempt", attempt+1, "error", err)
@@ -380,17 +395,17 @@ func (r *runner) verify(ctx context.Context, ver Verifier) (int, error) {
 		if err == nil {
 			return n, nil
 		}
-		err = scrubbed(err, r.value)
+		err = r.classify(err)
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
 		if vctx.Err() == nil || last == nil {
 			last = err
 		}
-		if e.isPermanent(err) {
+		if e.permanent(err) {
 			return n, err
 		}
-		if !e.isPending(err) {
+		if !e.pending(err) {
 			r.log.Warn("verification failed with an unexpected answer; retrying until the deadline", "attempt", n, "error", err)
 		}
 		if vctx.Err() != nil || sleep(vctx, e.backoff(n-1)) != nil {
@@ -412,13 +427,24 @@ func (r *runner) verify(ctx context.Context, ver Verifier) (int, error) {
 func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bool) (*domain.Run, error) {
 	e, run := r.e, r.run
 	msg = r.scrub(msg)
-	to, step := domain.RunFailed, StepFailed
-	if ctx.Err() != nil {
-		to, step, permanent = domain.RunAbandoned, StepAbandoned, false
-	}
 	// Finish the journal even when ctx was cancelled (shutdown).
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	if !leaseLost(cause) {
+		// Still this process's run? (A process that was frozen past its
+		// lease may have been replaced while it waited.)
+		_, err := e.store.FenceRun(cctx, store.FenceRunParams{Org: run.Org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()})
+		if leaseLost(err) {
+			cause = errors.Join(cause, err)
+		}
+	}
+	if leaseLost(cause) {
+		return r.handedOver(cause, msg)
+	}
+	to, step := domain.RunFailed, domain.StepFailed
+	if ctx.Err() != nil {
+		to, step, permanent = domain.RunAbandoned, domain.StepAbandoned, false
+	}
 	if r.addCalled && !r.sinkTouched && r.dir != nil {
 		if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.log); note != "" {
 			msg += "; " + note
@@ -428,12 +454,25 @@ func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bo
 	r.log.Error("rotation "+string(to), "state", string(run.State), "permanent", permanent, "error", msg)
 	if err := e.transition(cctx, run, store.TransitionRunParams{
 		To: to, Error: msg,
-		Event: domain.RunEvent{Step: step, Message: msg},
+		Event: domain.RunEvent{Step: step.Step(), Message: msg},
 	}); err != nil {
-		r.log.Error("journaling the failure failed; recovery at start-up abandons the run", "error", err)
+		if leaseLost(err) {
+			return r.handedOver(errors.Join(cause, err), msg)
+		}
+		r.log.Error("journaling the failure failed; recovery abandons the run once this process's lease expires", "error", err)
 		return run, &RunError{RunID: run.ID, Message: msg, Permanent: permanent, Err: errors.Join(cause, err)}
 	}
 	return run, &RunError{RunID: run.ID, Message: msg, Permanent: permanent, Err: cause}
+}
+
+// handedOver ends a Rotate call whose run another process took over (this
+// one lost its lease): touching the run again (a clean-up, a journal line)
+// would race the new holder, which carries on.
+func (r *runner) handedOver(cause error, msg string) (*domain.Run, error) {
+	r.value = secret.Value{}
+	r.log.Error("this process lost the run's lease (it could not renew it in time); another rotor process has taken the run over, so this one stopped without touching it again",
+		"state", string(r.run.State), "error", msg)
+	return r.run, &RunError{RunID: r.run.ID, Message: msg, LeaseLost: true, Err: cause}
 }
 
 // removeUnheld removes the credential(s) run created, found by key id or by
@@ -470,17 +509,17 @@ func (e *Engine) removeUnheld(ctx context.Context, dir Directory, run *domain.Ru
 	}
 	var notes []string
 	for _, k := range sortedKeys(keys) {
-		if err := e.event(ctx, run, "cleanup:"+k+":removing", fmt.Sprintf("removing secret %s: no sink received it, so nobody can hold it", k)); err != nil {
+		if err := e.event(ctx, run, domain.CleanupStep(k, domain.PhaseRemoving), fmt.Sprintf("removing secret %s: no sink received it, so nobody can hold it", k)); err != nil {
 			notes = append(notes, err.Error())
 			continue
 		}
-		if err := dir.RemovePassword(ctx, run.AppObjectID, k); err != nil {
+		if err := e.fenced(ctx, run, func(ctx context.Context) error { return dir.RemovePassword(ctx, run.AppObjectID, k) }); err != nil {
 			log.Warn("removing an unheld secret failed", "key_id", k, "error", err)
 			notes = append(notes, fmt.Sprintf("secret %s could not be removed (%v); the next rotation's retirement removes it", k, err))
 			continue
 		}
 		log.Info("removed unheld secret", "key_id", k)
-		_ = e.event(ctx, run, "cleanup:"+k+":removed", fmt.Sprintf("removed secret %s", k))
+		_ = e.event(ctx, run, domain.CleanupStep(k, domain.PhaseRemoved), fmt.Sprintf("removed secret %s", k))
 	}
 	return strings.Join(notes, "; ")
 }
@@ -492,22 +531,49 @@ func (r *runner) scrub(s string) string {
 	return strings.ReplaceAll(s, r.value.Reveal(), "[REDACTED]")
 }
 
-// scrubbed guards against a sink or verifier that echoes the value in an
-// error: the message is rewritten, the chain kept for errors.Is/As.
-func scrubbed(err error, v secret.Value) error {
-	if err == nil || v.IsZero() || !strings.Contains(err.Error(), v.Reveal()) {
-		return err
+// classify turns an error from a call that held the secret value (a
+// sink's delivery, a verification) into an opaque one: it is classified
+// first (permanent, replication pending), then replaced by an error whose
+// text has been scrubbed of the value and whose chain ends there, so no
+// errors.Unwrap, %+v or errors.As can reach the value through it.
+func (r *runner) classify(err error) error {
+	if err == nil {
+		return nil
 	}
-	return &redactedError{msg: strings.ReplaceAll(err.Error(), v.Reveal(), "[REDACTED]"), err: err}
+	var oe *opaqueError
+	if errors.As(err, &oe) {
+		return oe
+	}
+	return &opaqueError{msg: r.scrub(err.Error()), permanent: r.e.permanent(err), pending: r.e.pending(err)}
 }
 
-type redactedError struct {
-	msg string
-	err error
+// opaqueError is a classified error with nothing behind it.
+type opaqueError struct {
+	msg                string
+	permanent, pending bool
 }
 
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+func (e *opaqueError) Error() string { return e.msg }
+
+// Permanent reports whether retrying cannot help.
+func (e *opaqueError) Permanent() bool { return e.permanent }
+
+// permanent classifies with the engine's predicate, or reads an opaque
+// error's classification.
+func (e *Engine) permanent(err error) bool {
+	if oe, ok := errors.AsType[*opaqueError](err); ok {
+		return oe.permanent
+	}
+	return e.isPermanent(err)
+}
+
+// pending is permanent's twin for "Entra has not replicated it yet".
+func (e *Engine) pending(err error) bool {
+	if oe, ok := errors.AsType[*opaqueError](err); ok {
+		return oe.pending
+	}
+	return e.isPending(err)
+}
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))

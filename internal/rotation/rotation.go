@@ -60,35 +60,15 @@ type Connections interface {
 
 // PolicySource finds the policy that governs an application, nil when none.
 type PolicySource interface {
-	PolicyFor(connection string, app domain.Application) *domain.Policy
+	PolicyFor(app domain.Application) *domain.Policy
 }
 
 // Hooks let tests observe (and kill the process at) every journal write.
 type Hooks struct {
 	// AfterJournal is called right after a journal write committed and
-	// before the side effect that follows it. step is "planned",
-	// "created", "sink:<i>:writing", "sink:<i>:written" (or
-	// "sink:<i>:unchanged"), "propagated", "verifying", "verified",
-	// "retiring", "retire:<key id>:removing", "retire:<key id>:removed",
-	// "done", "cleanup:<key id>:removing", "failed" or "abandoned".
-	AfterJournal func(run domain.Run, step string)
+	// before the side effect that follows it, with the step written.
+	AfterJournal func(run domain.Run, step domain.Step)
 }
-
-// Journal steps that are not per sink or per credential.
-const (
-	StepPlanned = "planned"
-	StepCreated = "created"
-	// StepReplicating waits for Entra to accept the new secret before any
-	// sink receives it.
-	StepReplicating = "replicating"
-	StepPropagated  = "propagated"
-	StepVerifying   = "verifying"
-	StepVerified    = "verified"
-	StepRetiring    = "retiring"
-	StepDone        = "done"
-	StepFailed      = "failed"
-	StepAbandoned   = "abandoned"
-)
 
 // Config builds an Engine.
 type Config struct {
@@ -120,6 +100,9 @@ type Config struct {
 	// ScheduleRetire durably schedules Retire for a run at at (River's
 	// retire job). It can also be set later with SetScheduleRetire.
 	ScheduleRetire func(ctx context.Context, org domain.OrgID, runID string, at time.Time) error
+	// Lease is this process's lease, under which every run is held; nil
+	// makes one with DefaultLeaseTTL on Store.
+	Lease *Lease
 }
 
 // ScheduleRetireFunc durably schedules Retire of a run at a time.
@@ -140,6 +123,7 @@ type Engine struct {
 	retryFailedAfter time.Duration
 	hooks            Hooks
 	scheduleRetire   atomic.Pointer[ScheduleRetireFunc]
+	lease            *Lease
 
 	// backoffBase and backoffCap shape every retry loop; tests shrink them.
 	backoffBase, backoffCap time.Duration
@@ -177,6 +161,10 @@ func New(cfg Config) *Engine {
 	if e.clock == nil {
 		e.clock = clock.Real{}
 	}
+	e.lease = cfg.Lease
+	if e.lease == nil {
+		e.lease = NewLease(cfg.Store, e.clock, e.log, DefaultLeaseTTL, "engine")
+	}
 	if e.isPending == nil {
 		e.isPending = never
 	}
@@ -188,6 +176,14 @@ func New(cfg Config) *Engine {
 	}
 	return e
 }
+
+// Lease returns the process lease the engine holds its runs under.
+func (e *Engine) Lease() *Lease { return e.lease }
+
+// Close releases the process lease, so another process may take over
+// what this one leaves without waiting for it to expire. Call it after
+// every run has returned.
+func (e *Engine) Close(ctx context.Context) error { return e.lease.Close(ctx) }
 
 // VerifyTimeout is how long a run waits for Entra to accept a new secret;
 // the job system sizes its rotate job timeout from it.
@@ -225,11 +221,14 @@ func (e *ErrTooEarly) Error() string {
 // RunError is a run that ended in failed (or abandoned, when its context
 // was cancelled). Permanent says retrying with a
 // fresh run will not help until a human changes something (a policy, an
-// ownership, a sink's configuration).
+// ownership, a sink's configuration). LeaseLost says this process lost the
+// run to another one (its lease expired): it stopped without touching the
+// run again, and the new holder carries on.
 type RunError struct {
 	RunID     string
 	Message   string
 	Permanent bool
+	LeaseLost bool
 	Err       error
 }
 
@@ -250,7 +249,7 @@ var activeStates = domain.ActiveStates
 
 func (e *Engine) now() time.Time { return e.clock.Now().UTC() }
 
-func (e *Engine) hook(run *domain.Run, step string) {
+func (e *Engine) hook(run *domain.Run, step domain.Step) {
 	if e.hooks.AfterJournal != nil {
 		r := *run
 		r.Events = nil
@@ -276,10 +275,16 @@ func (e *Engine) acquire(ctx context.Context, tenantID string) (release func(), 
 	}
 }
 
-// transition journals a state change and updates run to match.
+// transition journals a state change and updates run to match. It is
+// fenced by the process lease: it fails with store.ErrLeaseLost once the
+// run is not this process's any more. A transition to retiring or to an
+// end releases the run.
 func (e *Engine) transition(ctx context.Context, run *domain.Run, p store.TransitionRunParams) error {
 	now := e.now()
-	p.Org, p.RunID = run.Org, run.ID
+	p.Org, p.RunID, p.Holder = run.Org, run.ID, e.lease.Holder()
+	if p.To == domain.RunRetiring || p.To.Terminal() {
+		p.Release = true
+	}
 	if len(p.From) == 0 {
 		p.From = []domain.RunState{run.State}
 	}
@@ -307,21 +312,48 @@ func (e *Engine) transition(ctx context.Context, run *domain.Run, p store.Transi
 	if p.To.Terminal() {
 		run.EndedAt = now
 	}
+	if p.Release {
+		run.Holder = ""
+	}
 	run.Events = append(run.Events, p.Event)
 	e.hook(run, p.Event.Step)
 	return nil
 }
 
-// event journals a step without changing state.
-func (e *Engine) event(ctx context.Context, run *domain.Run, step, msg string) error {
-	ev := domain.RunEvent{At: e.now(), State: run.State, Step: step, Message: msg}
-	if err := e.store.AppendRunEvent(ctx, run.Org, run.ID, ev); err != nil {
+// event journals a step without changing state, fenced like transition.
+func (e *Engine) event(ctx context.Context, run *domain.Run, step domain.Step, msg string) error {
+	return e.eventAt(ctx, run, step, "", msg)
+}
+
+// eventAt journals a step that concerns a sink target.
+func (e *Engine) eventAt(ctx context.Context, run *domain.Run, step domain.Step, target, msg string) error {
+	ev := domain.RunEvent{At: e.now(), State: run.State, Step: step, Target: target, Message: msg}
+	if err := e.store.AppendRunEvent(ctx, store.AppendRunEventParams{Org: run.Org, RunID: run.ID, Holder: e.lease.Holder(), Event: ev}); err != nil {
 		return fmt.Errorf("journal %s: %w", step, err)
 	}
 	run.Events = append(run.Events, ev)
 	e.hook(run, step)
 	return nil
 }
+
+// fenced runs one side effect of run (a Graph write, a sink write) only
+// while this process holds the run, and bounds it so it ends before anyone
+// else could take the run over: it renews the lease and checks the run is
+// still this process's (store.FenceRun), then runs fn with a deadline a
+// third of the lease's TTL before the lease's new expiry. The margin
+// covers a request still in flight when its context is cancelled.
+func (e *Engine) fenced(ctx context.Context, run *domain.Run, fn func(ctx context.Context) error) error {
+	until, err := e.store.FenceRun(ctx, store.FenceRunParams{Org: run.Org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()})
+	if err != nil {
+		return err
+	}
+	fctx, cancel := context.WithDeadline(ctx, until.Add(-e.lease.TTL()/3))
+	defer cancel()
+	return fn(fctx)
+}
+
+// leaseLost reports whether err says this process no longer holds a run.
+func leaseLost(err error) bool { return errors.Is(err, store.ErrLeaseLost) }
 
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {

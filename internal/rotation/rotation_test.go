@@ -17,7 +17,7 @@ import (
 func steps(run *domain.Run) []string {
 	var out []string
 	for _, ev := range run.Events {
-		out = append(out, ev.Step)
+		out = append(out, ev.Step.String())
 	}
 	return out
 }
@@ -27,7 +27,9 @@ func TestRotateAndRetire(t *testing.T) {
 	b := setup(t)
 	b.dir.replication = 3 // Entra answers AADSTS7000215 three times first
 	var hooked []string
-	b.hooks.AfterJournal = func(_ domain.Run, step string) { hooked = append(hooked, step) }
+	b.hooks.AfterJournal = func(_ domain.Run, st domain.Step) {
+		hooked = append(hooked, st.String())
+	}
 	e := b.engine(t)
 
 	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
@@ -289,7 +291,8 @@ func TestCrashAtEveryStep(t *testing.T) {
 	{
 		b := setup(t)
 		seen := map[string]int{}
-		b.hooks.AfterJournal = func(_ domain.Run, step string) {
+		b.hooks.AfterJournal = func(_ domain.Run, st domain.Step) {
+			step := st.String()
 			seen[step]++
 			points = append(points, point{step, seen[step]})
 		}
@@ -312,7 +315,8 @@ func TestCrashAtEveryStep(t *testing.T) {
 				}
 				seen := map[string]int{}
 				var crashedRun domain.Run
-				b.hooks.AfterJournal = func(r domain.Run, step string) {
+				b.hooks.AfterJournal = func(r domain.Run, st domain.Step) {
+					step := st.String()
 					seen[step]++
 					if step == p.step && seen[step] == p.n {
 						crashedRun = r
@@ -335,12 +339,13 @@ func TestCrashAtEveryStep(t *testing.T) {
 				if !crashed {
 					// The step does not happen in this variant (sink steps
 					// without sinks).
-					require.True(t, sinks == 0 && (strings.HasPrefix(p.step, "sink:") || p.step == StepReplicating), "step %s never reached", p.step)
+					require.True(t, sinks == 0 && (strings.HasPrefix(p.step, "sink:") || p.step == domain.StepReplicating.Step().String()), "step %s never reached", p.step)
 					return
 				}
 
-				// Restart: a new engine (new process) on the same store and Entra.
-				b.clock.Advance(time.Minute)
+				// Restart: a new engine (new process) on the same store and
+				// Entra, once the dead one's lease has expired.
+				b.die(e)
 				b.hooks = Hooks{}
 				b.dir.afterAdd = nil
 				e = b.engine(t)
@@ -388,11 +393,9 @@ func TestCrashAtEveryStep(t *testing.T) {
 	}
 }
 
-type policyFunc func(connection string, app domain.Application) *domain.Policy
+type policyFunc func(app domain.Application) *domain.Policy
 
-func (f policyFunc) PolicyFor(connection string, app domain.Application) *domain.Policy {
-	return f(connection, app)
-}
+func (f policyFunc) PolicyFor(app domain.Application) *domain.Policy { return f(app) }
 
 func TestDue(t *testing.T) {
 	t.Parallel()
@@ -400,7 +403,7 @@ func TestDue(t *testing.T) {
 	e := b.engine(t)
 	foreign := domain.Credential{KeyID: "f-1", Kind: domain.KindSecret, DisplayName: "ops", Start: t0.Add(-time.Hour), End: t0.Add(300 * 24 * time.Hour)}
 	mk := func(id, name string, manageable bool, creds ...domain.Credential) domain.Application {
-		return domain.Application{Org: b.org, Connection: "main", TenantID: tenant, ObjectID: id, AppID: "client-" + id, DisplayName: name, Manageable: manageable, Credentials: creds}
+		return domain.Application{Org: b.org, Access: []domain.Access{{Connection: "main", CanChange: manageable}}, TenantID: tenant, ObjectID: id, AppID: "client-" + id, DisplayName: name, Manageable: manageable, Credentials: creds}
 	}
 	apps := []domain.Application{
 		b.app, // old-rotor ends in 10 days, renew_before 10 days: due
@@ -419,7 +422,7 @@ func TestDue(t *testing.T) {
 	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: t0, Applications: apps})
 	require.NoError(t, err)
 	require.NoError(t, b.store.CreateRun(b.ctx, &domain.Run{Org: b.org, ID: "0190aaaa-0000-7000-8000-00000000beef", TenantID: tenant, AppObjectID: "busy", Kind: domain.KindSecret, Trigger: domain.TriggerDue}))
-	policies := policyFunc(func(_ string, app domain.Application) *domain.Policy {
+	policies := policyFunc(func(app domain.Application) *domain.Policy {
 		if app.ObjectID == "nopolicy" {
 			return nil
 		}

@@ -204,7 +204,7 @@ func setupRotateBench(b *testing.B, conc int, reqs *requestCounter, phases *phas
 	require.NoError(b, err)
 	var apps []domain.Application
 	for _, a := range all {
-		if p := srv.PolicyFor(a.Connection, a); p != nil && p.Enabled {
+		if p := srv.PolicyFor(a); p != nil && p.Enabled {
 			apps = append(apps, a)
 		}
 	}
@@ -226,7 +226,7 @@ func rotateAll(ctx context.Context, srv *Server, apps []domain.Application, conc
 	for range conc {
 		wg.Go(func() {
 			for app := range work {
-				pol := srv.PolicyFor(app.Connection, app)
+				pol := srv.PolicyFor(app)
 				start := time.Now()
 				run, err := srv.Engine().Rotate(ctx, org, app, *pol, domain.TriggerManual)
 				if err != nil || run.State != domain.RunRetiring {
@@ -262,7 +262,8 @@ func (p *phaseClock) reset() {
 	p.mu.Unlock()
 }
 
-func (p *phaseClock) observe(run domain.Run, step string) {
+func (p *phaseClock) observe(run domain.Run, st domain.Step) {
+	step := st.String()
 	now := time.Now()
 	p.mu.Lock()
 	if p.runs[run.ID] == nil {
@@ -275,11 +276,11 @@ func (p *phaseClock) observe(run domain.Run, step string) {
 // Phases, in order, by the journal step that ends them. "plan" starts when
 // Rotate is called; "schedule" ends when it returns.
 var benchPhases = []struct{ name, end string }{
-	{"plan", rotation.StepPlanned},    // uuid + CreateRun
-	{"create", rotation.StepCreated},  // tenant slot + addPassword + journal
-	{"sink", rotation.StepPropagated}, // 2 journal events + Key Vault + journal
-	{"verify", rotation.StepVerified}, // journal + token request(s) + journal
-	{"schedule", ""},                  // journal retiring + River insert
+	{"plan", string(domain.StepPlanned)},    // uuid + CreateRun
+	{"create", string(domain.StepCreated)},  // tenant slot + fence + addPassword + journal
+	{"sink", string(domain.StepPropagated)}, // 2 journal events + fence + Key Vault + journal
+	{"verify", string(domain.StepVerified)}, // journal + token request(s) + journal
+	{"schedule", ""},                        // journal retiring + River insert
 }
 
 func (p *phaseClock) finish(runID string, start time.Time) {

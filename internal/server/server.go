@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ type Options struct {
 	Hooks rotation.Hooks
 	// Getenv resolves {env: NAME} references (default os.Getenv).
 	Getenv func(string) string
+	// Process names the command this rotor runs as ("serve", "rotate", …),
+	// recorded with its lease for people reading who holds what.
+	Process string
 }
 
 // Server is an assembled rotor.
@@ -116,6 +120,7 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		return nil, err
 	}
 	s.syncer = inventory.NewSyncer(s.store, s.clock)
+	lease := rotation.NewLease(s.store, s.clock, s.log, cfg.Rotation.LeaseTTL, cmp.Or(opts.Process, "rotor"))
 
 	s.engine = rotation.New(rotation.Config{
 		Store:                s.store,
@@ -130,6 +135,7 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		Hooks:                opts.Hooks,
 		Policies:             s,
 		ScheduleRetire:       s.scheduleRetire,
+		Lease:                lease,
 	})
 	return s, nil
 }
@@ -150,15 +156,19 @@ func (s *Server) Engine() *rotation.Engine { return s.engine }
 func (s *Server) Conns() *Conns { return s.conns }
 
 // PolicyFor implements rotation.PolicySource.
-func (s *Server) PolicyFor(connection string, app domain.Application) *domain.Policy {
-	return s.cfg.PolicyFor(connection, app)
+func (s *Server) PolicyFor(app domain.Application) *domain.Policy {
+	return s.cfg.PolicyFor(app)
 }
 
-// Sync runs an inventory sync of every connection, one after the other.
+// Sync runs an inventory sync of every connection that reads applications
+// (purposes rotation and read), one after the other.
 func (s *Server) Sync(ctx context.Context, progress func(inventory.Progress)) error {
 	var errs []error
 	for _, c := range s.cfg.Connections {
-		dir, err := s.directory(ctx, c.Name)
+		if c.Purpose != config.PurposeRotation && c.Purpose != config.PurposeRead {
+			continue
+		}
+		dir, err := s.directory(ctx, c)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -173,16 +183,22 @@ func (s *Server) Sync(ctx context.Context, progress func(inventory.Progress)) er
 	return errors.Join(errs...)
 }
 
-func (s *Server) directory(ctx context.Context, name string) (inventory.Directory, error) {
-	c, err := s.conns.get(name)
+// directory is the inventory's view of a connection: a rotation connection
+// learns which applications its identity owns (may change); a read
+// connection sees every application and may change none.
+func (s *Server) directory(ctx context.Context, cc config.Connection) (inventory.Directory, error) {
+	c, err := s.conns.get(cc.Name)
 	if err != nil {
 		return nil, err
 	}
-	sp, err := s.conns.RotationSPObjectID(ctx, name)
+	if cc.Purpose == config.PurposeRead {
+		return inventory.ReadOnly(inventory.NewGraphDirectory(c.graph, cc.Name, c.cfg.TenantID, "")), nil
+	}
+	sp, err := s.conns.RotationSPObjectID(ctx, cc.Name)
 	if err != nil {
 		return nil, err
 	}
-	return inventory.NewGraphDirectory(c.graph, name, c.cfg.TenantID, sp), nil
+	return inventory.NewGraphDirectory(c.graph, cc.Name, c.cfg.TenantID, sp), nil
 }
 
 // openJobs creates the job system on the store's write pool: River on
@@ -295,9 +311,14 @@ func (s *Server) workers() int {
 // Kubernetes' default 30 s termination grace period.
 const shutdownGrace = 20 * time.Second
 
-// Close releases the store and the job database.
+// Close releases the process lease, the store and the job database.
 func (s *Server) Close() error {
 	var errs []error
+	if s.engine != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, s.engine.Close(ctx))
+		cancel()
+	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}

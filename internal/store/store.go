@@ -26,6 +26,15 @@ var ErrNotFound = errors.New("not found")
 // for the same application.
 var ErrConflict = errors.New("conflict")
 
+// ErrLeaseLost is returned by a fenced write (one that names a lease
+// holder) when the run no longer belongs to that holder: another process
+// took the run over, so the caller must stop touching it at once.
+var ErrLeaseLost = errors.New("lease lost")
+
+// ErrLeaseHeld is returned by ClaimRun when another holder's lease on the
+// run is still live.
+var ErrLeaseHeld = errors.New("lease held by another process")
+
 // ErrAmbiguous is returned when a reference names several rows, for
 // example two applications with the same display name. The error returned
 // is an *AmbiguousError that says which rows matched.
@@ -63,9 +72,16 @@ type Store interface {
 	// the params' (the params' win when they are empty). The org must exist
 	// (EnsureOrg).
 	SyncApplications(ctx context.Context, p SyncApplicationsParams) (changed int, err error)
-	// FinishSync deletes the connection's applications that the sync
-	// identified by syncStarted did not see (removed from the tenant).
+	// FinishSync forgets the connection's view of the applications that
+	// the sync identified by syncStarted did not see, and deletes the
+	// applications no connection sees any more (removed from the tenant).
+	// It returns how many applications the connection no longer sees.
 	FinishSync(ctx context.Context, p FinishSyncParams) (removed int, err error)
+	// SetCredentials replaces one application's credentials, as a run just
+	// left them, without touching any connection's view of it; the next
+	// sync rewrites them from Entra. ErrNotFound when there is no such
+	// application.
+	SetCredentials(ctx context.Context, p SetCredentialsParams) error
 	// GetApplication finds one application by object id, app id or exact
 	// display name (in that order). ErrNotFound when nothing matches; an
 	// *AmbiguousError (errors.Is ErrAmbiguous) when the first kind of
@@ -83,7 +99,8 @@ type Store interface {
 	// CreateRun journals a new run in state planned, with run.Events if
 	// any. It fills in an empty ID, State, CreatedAt and UpdatedAt. It
 	// fails with ErrConflict when another active run holds the same
-	// application (or the id is taken).
+	// application (or the id is taken). Holder, when set, is the process
+	// holding the new run's lease.
 	CreateRun(ctx context.Context, run *domain.Run) error
 	// TransitionRun moves a run from one state to another and appends the
 	// event, atomically; ErrConflict when the run is not in From (or the
@@ -92,13 +109,43 @@ type Store interface {
 	// journal line without a state change is AppendRunEvent.
 	TransitionRun(ctx context.Context, p TransitionRunParams) error
 	// AppendRunEvent adds a journal line without changing state (an empty
-	// ev.State is the run's current state); ErrNotFound when there is no
-	// such run.
-	AppendRunEvent(ctx context.Context, org domain.OrgID, runID string, ev domain.RunEvent) error
+	// Event.State is the run's current state); ErrNotFound when there is
+	// no such run, ErrLeaseLost when Holder is set and does not hold it.
+	AppendRunEvent(ctx context.Context, p AppendRunEventParams) error
 	// GetRun returns a run with its events.
 	GetRun(ctx context.Context, org domain.OrgID, id string) (*domain.Run, error)
 	// ListRuns lists runs newest first, without events.
 	ListRuns(ctx context.Context, p ListRunsParams) ([]domain.Run, error)
+
+	// RenewLease creates or extends a holder's lease to now + TTL and
+	// returns the new expiry. A holder whose lease expired may renew it,
+	// but runs taken over meanwhile stay with their new holder.
+	RenewLease(ctx context.Context, p RenewLeaseParams) (expires time.Time, err error)
+	// ReleaseLease ends a holder's lease at once (a clean shutdown), so
+	// its runs can be taken over without waiting for the expiry.
+	ReleaseLease(ctx context.Context, holder string) error
+	// ClaimRun makes Holder the run's lease holder when the run has none,
+	// already is Holder's, or its holder's lease has expired, renewing
+	// Holder's lease to now + TTL in the same transaction; it returns the
+	// previous holder. ErrLeaseHeld when another live holder has it,
+	// ErrNotFound when there is no such run.
+	ClaimRun(ctx context.Context, p ClaimRunParams) (previous string, err error)
+	// FenceRun proves, and extends, Holder's hold on a run before a side
+	// effect: in one transaction it checks the run is still Holder's and
+	// renews Holder's lease to now + TTL. It returns the lease's new
+	// expiry: no other process can take the run over before then, so a
+	// side effect that ends before it cannot race a successor.
+	// ErrLeaseLost when the run is not Holder's any more. (The run's
+	// holder column is the fencing token: a holder whose lease lapsed
+	// while nobody claimed its run still holds it.)
+	FenceRun(ctx context.Context, p FenceRunParams) (expires time.Time, err error)
+
+	// PinnedTargets returns the sink targets pinned for an application
+	// under a policy, by sink index.
+	PinnedTargets(ctx context.Context, p PinnedTargetsParams) ([]PinnedTarget, error)
+	// PinTarget records (or moves) the target of one sink of a policy for
+	// an application. Pinning the target already pinned is a no-op.
+	PinTarget(ctx context.Context, p PinTargetParams) error
 
 	// Close releases the store.
 	Close() error
@@ -112,6 +159,79 @@ type SyncApplicationsParams struct {
 	// stamped seen at this time.
 	SyncStarted  time.Time
 	Applications []domain.Application
+}
+
+// SetCredentialsParams replaces one application's credentials.
+type SetCredentialsParams struct {
+	Org         domain.OrgID
+	TenantID    string
+	ObjectID    string
+	Credentials []domain.Credential
+}
+
+// AppendRunEventParams adds one journal line.
+type AppendRunEventParams struct {
+	Org   domain.OrgID
+	RunID string
+	// Holder, when set, fences the write: it must hold the run's lease.
+	Holder string
+	Event  domain.RunEvent
+}
+
+// RenewLeaseParams renews a process's lease.
+type RenewLeaseParams struct {
+	Holder string
+	// Description says which process holds it, for people.
+	Description string
+	TTL         time.Duration
+}
+
+// ClaimRunParams takes a run's lease.
+type ClaimRunParams struct {
+	Org    domain.OrgID
+	RunID  string
+	Holder string
+	TTL    time.Duration
+}
+
+// FenceRunParams checks and extends a holder's hold on a run.
+type FenceRunParams struct {
+	Org    domain.OrgID
+	RunID  string
+	Holder string
+	TTL    time.Duration
+}
+
+// PinnedTarget is where one sink of a policy delivers for an application.
+type PinnedTarget struct {
+	SinkIndex int
+	SinkType  string
+	// Target is the sink's target id (sink.TargetID's spelling).
+	Target   string
+	PinnedAt time.Time
+	// PinnedByRun is the run whose delivery pinned it.
+	PinnedByRun string
+	// Previous is the target this one replaced when it was moved; it
+	// keeps receiving new credentials until RetireOldAt.
+	Previous    string
+	RetireOldAt time.Time
+}
+
+// PinnedTargetsParams names an application and a policy.
+type PinnedTargetsParams struct {
+	Org         domain.OrgID
+	TenantID    string
+	AppObjectID string
+	Policy      string
+}
+
+// PinTargetParams pins one target.
+type PinTargetParams struct {
+	Org         domain.OrgID
+	TenantID    string
+	AppObjectID string
+	Policy      string
+	Target      PinnedTarget
 }
 
 // FinishSyncParams closes a sync.
@@ -144,8 +264,14 @@ type ListApplicationsParams struct {
 // Event.At (the store's clock when zero), and EndedAt too when To is
 // terminal; an empty Event.State is To.
 type TransitionRunParams struct {
-	Org          domain.OrgID
-	RunID        string
+	Org   domain.OrgID
+	RunID string
+	// Holder, when set, fences the transition: it happens only while
+	// Holder holds the run's lease (ErrLeaseLost otherwise).
+	Holder string
+	// Release clears the run's lease holder with the transition (a run
+	// that reached retiring or ended belongs to no process).
+	Release      bool
 	From         []domain.RunState
 	To           domain.RunState
 	NewKeyID     string
@@ -163,6 +289,9 @@ type ListRunsParams struct {
 	AppObjectID string
 	// States keeps runs in these states (empty: all).
 	States []domain.RunState
+	// Orphaned keeps runs whose lease holder is gone: none, or one whose
+	// lease has expired.
+	Orphaned bool
 	// Limit caps the runs returned (0: no cap).
 	Limit int
 }

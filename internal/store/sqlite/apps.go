@@ -48,8 +48,10 @@ func validateSync(p *store.SyncApplicationsParams) error {
 		if a.Org != "" && a.Org != p.Org {
 			return fmt.Errorf("application %s belongs to org %q, not %q", a.ObjectID, a.Org, p.Org)
 		}
-		if a.Connection != "" && a.Connection != p.Connection {
-			return fmt.Errorf("application %s comes from connection %q, not %q", a.ObjectID, a.Connection, p.Connection)
+		for _, x := range a.Access {
+			if x.Connection != p.Connection {
+				return fmt.Errorf("application %s carries the view of connection %q, not %q", a.ObjectID, x.Connection, p.Connection)
+			}
 		}
 		if err := checkTime("application "+a.ObjectID+" createdDateTime", a.CreatedAt); err != nil {
 			return err
@@ -75,10 +77,11 @@ func validateSync(p *store.SyncApplicationsParams) error {
 }
 
 // SyncApplications writes one page in one transaction. It reads the
-// stored fingerprints of the whole page with one query, moves synced_at of
-// every unchanged application with one statement per tenant, and rewrites
-// only the applications that changed: the row, then its credentials
-// (deleted, and inserted again with one statement).
+// stored fingerprints of the whole page with one query, rewrites only the
+// applications whose Entra content changed (the row, then its credentials,
+// deleted and inserted again with one statement), and records the
+// connection's view of every application of the page (app_access: seen
+// now, may change it or not) with two statements per tenant.
 func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsParams) (int, error) {
 	if err := validateSync(&p); err != nil {
 		return 0, fmt.Errorf("sync applications: %w", err)
@@ -99,16 +102,20 @@ func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsPa
 const (
 	sqlPageFingerprints = `SELECT object_id, fingerprint FROM applications
 		WHERE org_id = ? AND tenant_id = ? AND object_id IN (SELECT value FROM json_each(?))`
-	sqlTouch = `UPDATE applications SET synced_at = ?
-		WHERE org_id = ? AND tenant_id = ? AND object_id IN (SELECT value FROM json_each(?))`
-	sqlUpsertApp = `INSERT INTO applications (org_id, tenant_id, object_id, connection, app_id, display_name,
-			sign_in_audience, created_at, manageable, owners, fingerprint, synced_at, min_end)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	// sqlAccess records that a connection saw these applications now
+	// (?5: may change them or not). The WHERE true is SQLite's way to tell
+	// an upsert's ON CONFLICT from a join's ON.
+	sqlAccess = `INSERT INTO app_access (org_id, tenant_id, object_id, connection, can_change, synced_at)
+		SELECT ?1, ?2, value, ?3, ?5, ?4 FROM json_each(?6) WHERE true
+		ON CONFLICT (org_id, tenant_id, object_id, connection) DO UPDATE SET
+			can_change = excluded.can_change, synced_at = excluded.synced_at`
+	sqlUpsertApp = `INSERT INTO applications (org_id, tenant_id, object_id, app_id, display_name,
+			sign_in_audience, created_at, owners, fingerprint, min_end)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (org_id, tenant_id, object_id) DO UPDATE SET
-			connection = excluded.connection, app_id = excluded.app_id, display_name = excluded.display_name,
+			app_id = excluded.app_id, display_name = excluded.display_name,
 			sign_in_audience = excluded.sign_in_audience, created_at = excluded.created_at,
-			manageable = excluded.manageable, owners = excluded.owners, fingerprint = excluded.fingerprint,
-			synced_at = excluded.synced_at, min_end = excluded.min_end`
+			owners = excluded.owners, fingerprint = excluded.fingerprint, min_end = excluded.min_end`
 	sqlDeleteCreds = `DELETE FROM credentials WHERE org_id = ? AND tenant_id = ? AND app_object_id = ?`
 	sqlInsertCreds = `INSERT INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name,
 			hint, thumbprint, start_at, end_at) VALUES `
@@ -221,23 +228,33 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		}
 	}
 
-	unchanged := map[string][]string{}
+	// The connection's view, by tenant: [0] may not change, [1] may.
+	access := map[string]*[2][]string{}
 	changed := 0
 	for i := range p.Applications {
 		a := &p.Applications[i]
 		key := appKey{a.TenantID, a.ObjectID}
+		v := access[a.TenantID]
+		if v == nil {
+			v = &[2][]string{}
+			access[a.TenantID] = v
+		}
+		if a.Manageable {
+			v[1] = append(v[1], a.ObjectID)
+		} else {
+			v[0] = append(v[0], a.ObjectID)
+		}
 		owners, err := encOwners(a.Owners)
 		if err != nil {
 			return 0, err
 		}
-		sum := t.fp.sum(p.Connection, a, owners)
+		sum := t.fp.sum(a, owners)
 		old, exists := stored[key]
 		if exists && bytes.Equal(old, sum) {
-			unchanged[a.TenantID] = append(unchanged[a.TenantID], a.ObjectID)
 			continue
 		}
-		if err := t.exec(sqlUpsertApp, org, a.TenantID, a.ObjectID, p.Connection, a.AppID, a.DisplayName,
-			a.SignInAudience, encTime(a.CreatedAt), a.Manageable, owners, sum, synced, encTime(minEnd(a.Credentials))); err != nil {
+		if err := t.exec(sqlUpsertApp, org, a.TenantID, a.ObjectID, a.AppID, a.DisplayName,
+			a.SignInAudience, encTime(a.CreatedAt), owners, sum, encTime(minEnd(a.Credentials))); err != nil {
 			return 0, err
 		}
 		if exists {
@@ -260,13 +277,18 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		stored[key] = sum
 		changed++
 	}
-	for tenant, objects := range unchanged {
-		ids, err := json.Marshal(objects)
-		if err != nil {
-			return 0, err
-		}
-		if err := t.exec(sqlTouch, synced, org, tenant, string(ids)); err != nil {
-			return 0, err
+	for tenant, v := range access {
+		for canChange, objects := range v {
+			if len(objects) == 0 {
+				continue
+			}
+			ids, err := json.Marshal(objects)
+			if err != nil {
+				return 0, err
+			}
+			if err := t.exec(sqlAccess, org, tenant, p.Connection, synced, canChange, string(ids)); err != nil {
+				return 0, err
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -275,9 +297,10 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 	return changed, nil
 }
 
-// FinishSync deletes the connection's applications last seen by an
-// earlier sync. Rows stamped by a later, overlapping sync are kept.
-// Credentials go with them (ON DELETE CASCADE).
+// FinishSync forgets the connection's views last stamped by an earlier
+// sync (rows stamped by a later, overlapping sync are kept), then deletes
+// the applications no connection sees; their credentials go with them (ON
+// DELETE CASCADE).
 func (s *Store) FinishSync(ctx context.Context, p store.FinishSyncParams) (int, error) {
 	if p.Org == "" || p.Connection == "" || p.SyncStarted.IsZero() {
 		return 0, errors.New("finish sync: org, connection and SyncStarted must be set")
@@ -285,17 +308,71 @@ func (s *Store) FinishSync(ctx context.Context, p store.FinishSyncParams) (int, 
 	if err := checkTime("SyncStarted", p.SyncStarted); err != nil {
 		return 0, fmt.Errorf("finish sync: %w", err)
 	}
-	res, err := s.w.ExecContext(ctx,
-		`DELETE FROM applications WHERE org_id = ? AND connection = ? AND synced_at < ?`,
-		string(p.Org), p.Connection, encTime(p.SyncStarted))
-	if err != nil {
-		return 0, fmt.Errorf("finish sync of %s/%s: %w", p.Org, p.Connection, err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM app_access WHERE org_id = ? AND connection = ? AND synced_at < ?`,
+			string(p.Org), p.Connection, encTime(p.SyncStarted))
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM applications WHERE org_id = ?1 AND NOT EXISTS
+			(SELECT 1 FROM app_access x WHERE x.org_id = ?1 AND x.tenant_id = applications.tenant_id
+				AND x.object_id = applications.object_id)`, string(p.Org))
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("finish sync of %s/%s: %w", p.Org, p.Connection, err)
 	}
 	return int(n), nil
+}
+
+// SetCredentials rewrites one application's credentials and clears its
+// fingerprint, so the next sync rewrites the row from Entra whatever it
+// holds.
+func (s *Store) SetCredentials(ctx context.Context, p store.SetCredentialsParams) error {
+	if p.Org == "" || p.TenantID == "" || p.ObjectID == "" {
+		return errors.New("set credentials: org, tenant and object id must be set")
+	}
+	for _, c := range p.Credentials {
+		if err := checkTimes(namedTime{"start", c.Start}, namedTime{"end", c.End}); err != nil {
+			return fmt.Errorf("set credentials of %s: %w", p.ObjectID, err)
+		}
+	}
+	org := string(p.Org)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE applications SET fingerprint = x'', min_end = ?
+			WHERE org_id = ? AND tenant_id = ? AND object_id = ?`, encTime(minEnd(p.Credentials)), org, p.TenantID, p.ObjectID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err != nil {
+				return err
+			}
+			return store.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, sqlDeleteCreds, org, p.TenantID, p.ObjectID); err != nil {
+			return err
+		}
+		for _, c := range p.Credentials {
+			if _, err := tx.ExecContext(ctx, sqlInsertCreds+"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", org, p.TenantID, p.ObjectID,
+				c.KeyID, string(c.Kind), c.DisplayName, c.Hint, c.Thumbprint, encTime(c.Start), encTime(c.End)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("set credentials of %s in org %s: %w", p.ObjectID, p.Org, store.ErrNotFound)
+	default:
+		return fmt.Errorf("set credentials of %s: %w", p.ObjectID, err)
+	}
 }
 
 // GetApplication looks the reference up as an object id, then an app id,
@@ -348,7 +425,7 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 	var where []string
 	var args []any
 	if p.Connection != "" {
-		where = append(where, "connection = ?")
+		where = append(where, "EXISTS (SELECT 1 FROM app_access x WHERE x.org_id = applications.org_id AND x.tenant_id = applications.tenant_id AND x.object_id = applications.object_id AND x.connection = ?)")
 		args = append(args, p.Connection)
 	}
 	if !p.ExpiringBefore.IsZero() {
@@ -356,7 +433,7 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 		args = append(args, encTime(p.ExpiringBefore))
 	}
 	if p.ManageableOnly {
-		where = append(where, "manageable = 1")
+		where = append(where, "EXISTS (SELECT 1 FROM app_access x WHERE x.org_id = applications.org_id AND x.tenant_id = applications.tenant_id AND x.object_id = applications.object_id AND x.can_change = 1)")
 	}
 	if p.NamePrefix != "" {
 		// A range on the name index: every string that starts with the
@@ -395,17 +472,28 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 	if where != "" {
 		where = " AND " + where
 	}
+	// Each application's access comes as one JSON array of
+	// [connection, can_change] pairs, sorted by connection.
 	q := `WITH page AS (
-			SELECT tenant_id, object_id, connection, app_id, display_name, sign_in_audience, created_at,
-				manageable, owners, synced_at
+			SELECT tenant_id, object_id, app_id, display_name, sign_in_audience, created_at, owners
 			FROM applications
 			WHERE org_id = ?` + where + `
 			ORDER BY display_name, object_id, tenant_id
-			LIMIT ?)
-		SELECT p.tenant_id, p.object_id, p.connection, p.app_id, p.display_name, p.sign_in_audience,
-			p.created_at, p.manageable, p.owners, p.synced_at,
+			LIMIT ?),
+		acc AS (
+			SELECT p.tenant_id, p.object_id,
+				(SELECT json_group_array(json_array(connection, can_change)) FROM
+					(SELECT x.connection, x.can_change FROM app_access x
+					 WHERE x.org_id = ?1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id
+					 ORDER BY x.connection)) AS access,
+				(SELECT max(x.synced_at) FROM app_access x
+				 WHERE x.org_id = ?1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id) AS synced_at
+			FROM page p)
+		SELECT p.tenant_id, p.object_id, a.access, p.app_id, p.display_name, p.sign_in_audience,
+			p.created_at, p.owners, a.synced_at,
 			c.key_id, c.kind, c.display_name, c.hint, c.thumbprint, c.start_at, c.end_at
 		FROM page p
+		JOIN acc a ON a.tenant_id = p.tenant_id AND a.object_id = p.object_id
 		LEFT JOIN credentials c
 			ON c.org_id = ? AND c.tenant_id = p.tenant_id AND c.app_object_id = p.object_id
 		ORDER BY p.display_name, p.object_id, p.tenant_id, c.end_at, c.key_id`
@@ -413,6 +501,9 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 	all = append(all, string(org))
 	all = append(all, args...)
 	all = append(all, limit, string(org))
+	// The ?1 of acc reuses the first parameter, the org; a plain ? takes
+	// the number after the highest assigned so far, so the numbering of
+	// the others is unchanged.
 	rows, err := s.r.QueryContext(ctx, q, all...)
 	if err != nil {
 		return nil, err
@@ -420,23 +511,28 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 	defer func() { _ = rows.Close() }()
 
 	var (
-		out                         []domain.Application
-		tenant, object, owners      string
-		createdAt, syncedAt         sql.NullString
-		keyID, kind, cname, hint    sql.NullString
-		thumb, startAt, endAt       sql.NullString
-		conn, appID, name, audience string
-		manageable                  bool
+		out                           []domain.Application
+		tenant, object, owners        string
+		createdAt, syncedAt           sql.NullString
+		keyID, kind, cname, hint      sql.NullString
+		thumb, startAt, endAt         sql.NullString
+		access, appID, name, audience string
 	)
 	for rows.Next() {
-		if err := rows.Scan(&tenant, &object, &conn, &appID, &name, &audience, &createdAt, &manageable,
+		if err := rows.Scan(&tenant, &object, &access, &appID, &name, &audience, &createdAt,
 			&owners, &syncedAt, &keyID, &kind, &cname, &hint, &thumb, &startAt, &endAt); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].TenantID != tenant || out[n-1].ObjectID != object {
 			a := domain.Application{
-				Org: org, Connection: conn, TenantID: tenant, ObjectID: object, AppID: appID,
-				DisplayName: name, SignInAudience: audience, Manageable: manageable,
+				Org: org, TenantID: tenant, ObjectID: object, AppID: appID,
+				DisplayName: name, SignInAudience: audience,
+			}
+			if a.Access, err = decAccess(access); err != nil {
+				return nil, err
+			}
+			for _, x := range a.Access {
+				a.Manageable = a.Manageable || x.CanChange
 			}
 			if a.CreatedAt, err = decTime(createdAt); err != nil {
 				return nil, err
@@ -475,7 +571,7 @@ func (s *Store) CountApplications(ctx context.Context, org domain.OrgID, connect
 	q := `SELECT count(*) FROM applications WHERE org_id = ?`
 	args := []any{string(org)}
 	if connection != "" {
-		q += ` AND connection = ?`
+		q = `SELECT count(*) FROM app_access WHERE org_id = ? AND connection = ?`
 		args = append(args, connection)
 	}
 	var n int

@@ -91,6 +91,21 @@ func decOwners(s string) ([]string, error) {
 	return o, nil
 }
 
+// decAccess reads the [[connection, can_change], …] array queryApps builds.
+func decAccess(s string) ([]domain.Access, error) {
+	var pairs [][2]any
+	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
+		return nil, fmt.Errorf("stored access %q: %w", s, err)
+	}
+	out := make([]domain.Access, 0, len(pairs))
+	for _, p := range pairs {
+		name, _ := p[0].(string)
+		n, _ := p[1].(float64)
+		out = append(out, domain.Access{Connection: name, CanChange: n == 1})
+	}
+	return out, nil
+}
+
 // minEnd is the earliest credential end, or the zero time when no
 // credential has one.
 func minEnd(creds []domain.Credential) time.Time {
@@ -113,9 +128,13 @@ type fingerprinter struct {
 
 // fingerprintVersion changes whenever what the fingerprint covers changes,
 // so that old fingerprints never match and every row is rewritten once.
-const fingerprintVersion = 1
+const fingerprintVersion = 2
 
-func (f *fingerprinter) sum(connection string, app *domain.Application, owners string) []byte {
+// sum covers what Entra says of the application, not which connection
+// saw it or whether it may change it: those are each connection's own
+// rows (app_access), so a read connection's sync and a rotation
+// connection's sync never undo each other's work.
+func (f *fingerprinter) sum(app *domain.Application, owners string) []byte {
 	b := f.buf[:0]
 	b = append(b, fingerprintVersion)
 	str := func(s string) {
@@ -131,18 +150,12 @@ func (f *fingerprinter) sum(connection string, app *domain.Application, owners s
 		b = binary.AppendVarint(b, t.Unix())
 		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
 	}
-	str(connection)
 	str(app.TenantID)
 	str(app.ObjectID)
 	str(app.AppID)
 	str(app.DisplayName)
 	str(app.SignInAudience)
 	tm(app.CreatedAt)
-	if app.Manageable {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
-	}
 	str(owners)
 	f.creds = append(f.creds[:0], app.Credentials...)
 	slices.SortFunc(f.creds, func(x, y domain.Credential) int { return strings.Compare(x.KeyID, y.KeyID) })

@@ -28,7 +28,8 @@ func checkState(s domain.RunState) error {
 }
 
 const runColumns = `id, connection, tenant_id, app_object_id, app_id, app_name, policy, kind, "trigger",
-	state, new_key_id, new_end, sinks_started, retire_at, error, attempts, replaces, created_at, updated_at, ended_at`
+	state, new_key_id, new_end, sinks_started, retire_at, error, attempts, replaces, created_at, updated_at, ended_at,
+	lease_holder`
 
 // CreateRun inserts the run in state planned, with its events if any.
 // The partial unique index runs_one_active_per_app turns a second active
@@ -74,16 +75,16 @@ func (s *Store) CreateRun(ctx context.Context, run *domain.Run) error {
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, `+runColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			string(run.Org), run.ID, run.Connection, run.TenantID, run.AppObjectID, run.AppID, run.AppName,
 			run.Policy, string(run.Kind), string(run.Trigger), string(run.State), run.NewKeyID, encTime(run.NewEnd),
 			run.SinksStarted, encTime(run.RetireAt), run.Error, run.Attempts, run.Replaces,
-			encTime(run.CreatedAt), encTime(run.UpdatedAt), encTime(run.EndedAt)); err != nil {
+			encTime(run.CreatedAt), encTime(run.UpdatedAt), encTime(run.EndedAt), run.Holder); err != nil {
 			return err
 		}
 		for i, ev := range run.Events {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (org_id, run_id, seq, at, state, step, message)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, string(run.Org), run.ID, i+1, encTime(ev.At), string(ev.State), ev.Step, ev.Message); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO run_events (org_id, run_id, seq, at, state, step, target, message)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, string(run.Org), run.ID, i+1, encTime(ev.At), string(ev.State), ev.Step.String(), ev.Target, ev.Message); err != nil {
 				return err
 			}
 		}
@@ -172,12 +173,19 @@ func (s *Store) TransitionRun(ctx context.Context, p store.TransitionRunParams) 
 		set = append(set, "error = ?")
 		args = append(args, p.Error)
 	}
+	if p.Release {
+		set = append(set, "lease_holder = ''")
+	}
 	args = append(args, string(p.Org), p.RunID)
 	for _, f := range p.From {
 		args = append(args, string(f))
 	}
 	q := `UPDATE runs SET ` + strings.Join(set, ", ") + ` WHERE org_id = ? AND id = ? AND state IN (?` +
 		strings.Repeat(", ?", len(p.From)-1) + `)`
+	if p.Holder != "" {
+		q += ` AND lease_holder = ?`
+		args = append(args, p.Holder)
+	}
 
 	var current string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -190,12 +198,16 @@ func (s *Store) TransitionRun(ctx context.Context, p store.TransitionRunParams) 
 			return err
 		}
 		if n == 0 {
-			switch err := tx.QueryRowContext(ctx, `SELECT state FROM runs WHERE org_id = ? AND id = ?`,
-				string(p.Org), p.RunID).Scan(&current); {
+			var holder string
+			switch err := tx.QueryRowContext(ctx, `SELECT state, lease_holder FROM runs WHERE org_id = ? AND id = ?`,
+				string(p.Org), p.RunID).Scan(&current, &holder); {
 			case errors.Is(err, sql.ErrNoRows):
 				return store.ErrNotFound
 			case err != nil:
 				return err
+			}
+			if p.Holder != "" && holder != p.Holder {
+				return store.ErrLeaseLost
 			}
 			return store.ErrConflict
 		}
@@ -206,6 +218,8 @@ func (s *Store) TransitionRun(ctx context.Context, p store.TransitionRunParams) 
 		return nil
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("transition run %s in org %s: %w", p.RunID, p.Org, store.ErrNotFound)
+	case errors.Is(err, store.ErrLeaseLost):
+		return fmt.Errorf("transition run %s to %s: %s does not hold its lease: %w", p.RunID, p.To, p.Holder, store.ErrLeaseLost)
 	case errors.Is(err, store.ErrConflict):
 		return fmt.Errorf("transition run %s to %s: it is %s, not %s: %w", p.RunID, p.To, current, joinStates(p.From), store.ErrConflict)
 	case isUniqueViolation(err):
@@ -225,15 +239,17 @@ func joinStates(states []domain.RunState) string {
 
 // appendEvent adds ev after the run's last event.
 func appendEvent(ctx context.Context, tx *sql.Tx, org domain.OrgID, runID string, ev domain.RunEvent) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO run_events (org_id, run_id, seq, at, state, step, message)
-		VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE org_id = ?1 AND run_id = ?2), ?3, ?4, ?5, ?6)`,
-		string(org), runID, encTime(ev.At), string(ev.State), ev.Step, ev.Message)
+	_, err := tx.ExecContext(ctx, `INSERT INTO run_events (org_id, run_id, seq, at, state, step, target, message)
+		VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM run_events WHERE org_id = ?1 AND run_id = ?2), ?3, ?4, ?5, ?6, ?7)`,
+		string(org), runID, encTime(ev.At), string(ev.State), ev.Step.String(), ev.Target, ev.Message)
 	return err
 }
 
+
 // AppendRunEvent adds a journal line and moves the run's UpdatedAt
 // forward to the event's time (never back), so a live run shows progress.
-func (s *Store) AppendRunEvent(ctx context.Context, org domain.OrgID, runID string, ev domain.RunEvent) error {
+func (s *Store) AppendRunEvent(ctx context.Context, p store.AppendRunEventParams) error {
+	org, runID, ev := p.Org, p.RunID, p.Event
 	if org == "" || runID == "" {
 		return errors.New("append run event: org and run id must be set")
 	}
@@ -250,13 +266,16 @@ func (s *Store) AppendRunEvent(ctx context.Context, org domain.OrgID, runID stri
 	}
 	at := encTime(ev.At)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var state string
+		var state, holder string
 		switch err := tx.QueryRowContext(ctx, `UPDATE runs SET updated_at = max(updated_at, ?)
-			WHERE org_id = ? AND id = ? RETURNING state`, at, string(org), runID).Scan(&state); {
+			WHERE org_id = ? AND id = ? RETURNING state, lease_holder`, at, string(org), runID).Scan(&state, &holder); {
 		case errors.Is(err, sql.ErrNoRows):
 			return store.ErrNotFound
 		case err != nil:
 			return err
+		}
+		if p.Holder != "" && holder != p.Holder {
+			return store.ErrLeaseLost
 		}
 		if ev.State == "" {
 			ev.State = domain.RunState(state)
@@ -268,6 +287,8 @@ func (s *Store) AppendRunEvent(ctx context.Context, org domain.OrgID, runID stri
 		return nil
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("append run event: run %s in org %s: %w", runID, org, store.ErrNotFound)
+	case errors.Is(err, store.ErrLeaseLost):
+		return fmt.Errorf("append run event to %s: %s does not hold its lease: %w", runID, p.Holder, store.ErrLeaseLost)
 	default:
 		return fmt.Errorf("append run event to %s: %w", runID, err)
 	}
@@ -289,7 +310,7 @@ func (s *Store) GetRun(ctx context.Context, org domain.OrgID, id string) (*domai
 	}
 	run := &runs[0]
 	run.Org = org
-	rows, err := tx.QueryContext(ctx, `SELECT at, state, step, message FROM run_events
+	rows, err := tx.QueryContext(ctx, `SELECT at, state, step, target, message FROM run_events
 		WHERE org_id = ? AND run_id = ? ORDER BY seq`, string(org), id)
 	if err != nil {
 		return nil, fmt.Errorf("get run %s events: %w", id, err)
@@ -298,7 +319,11 @@ func (s *Store) GetRun(ctx context.Context, org domain.OrgID, id string) (*domai
 	for rows.Next() {
 		var ev domain.RunEvent
 		var at sql.NullString
-		if err := rows.Scan(&at, &ev.State, &ev.Step, &ev.Message); err != nil {
+		var step string
+		if err := rows.Scan(&at, &ev.State, &step, &ev.Target, &ev.Message); err != nil {
+			return nil, fmt.Errorf("get run %s events: %w", id, err)
+		}
+		if ev.Step, err = domain.ParseStep(step); err != nil {
 			return nil, fmt.Errorf("get run %s events: %w", id, err)
 		}
 		if ev.At, err = decTime(at); err != nil {
@@ -325,6 +350,10 @@ func (s *Store) ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.
 		for _, st := range p.States {
 			args = append(args, string(st))
 		}
+	}
+	if p.Orphaned {
+		q += ` AND NOT ` + fmt.Sprintf(liveLease, "runs.lease_holder", "?")
+		args = append(args, encTime(s.clock.Now()))
 	}
 	q += ` ORDER BY created_at DESC, id DESC`
 	if p.Limit > 0 {
@@ -353,7 +382,7 @@ func scanRuns(rows *sql.Rows, err error) ([]domain.Run, error) {
 		var newEnd, retireAt, createdAt, updatedAt, endedAt sql.NullString
 		if err := rows.Scan(&r.ID, &r.Connection, &r.TenantID, &r.AppObjectID, &r.AppID, &r.AppName, &r.Policy,
 			&kind, &trigger, &state, &r.NewKeyID, &newEnd, &r.SinksStarted, &retireAt, &r.Error, &r.Attempts,
-			&r.Replaces, &createdAt, &updatedAt, &endedAt); err != nil {
+			&r.Replaces, &createdAt, &updatedAt, &endedAt, &r.Holder); err != nil {
 			return nil, err
 		}
 		r.Kind, r.Trigger, r.State = domain.CredentialKind(kind), domain.Trigger(trigger), domain.RunState(state)

@@ -53,7 +53,7 @@ func seed(t *testing.T, s *Store) *domain.Run {
 	require.NoError(t, s.CreateRun(ctx, run))
 	require.NoError(t, s.TransitionRun(ctx, store.TransitionRunParams{
 		Org: domain.DefaultOrg, RunID: "r1", From: []domain.RunState{domain.RunPlanned}, To: domain.RunCreated,
-		NewKeyID: "k2", Event: domain.RunEvent{At: t0, Step: "addPassword", Message: "created k2"},
+		NewKeyID: "k2", Event: domain.RunEvent{At: t0, Step: domain.StepCreated.Step(), Message: "created k2"},
 	}))
 	return run
 }
@@ -174,12 +174,14 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 	s := openTemp(t)
 	defer s.Close()
 	bad := fstest.MapFS{
-		"migrations/0001_init.sql": {Data: []byte("SELECT 1")}, // already applied, skipped
-		"migrations/0002_bad.sql":  {Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")},
+		"migrations/0001_init.sql":                  {Data: []byte("SELECT 1")}, // already applied, skipped
+		"migrations/0002_leases_access_targets.sql": {Data: []byte("SELECT 1")},
+		"migrations/0099_bad.sql":                   {Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")},
 	}
+	before := versions(t, s)
 	err := migrate(t.Context(), s.DB(), bad, t0)
-	require.ErrorContains(t, err, "0002_bad.sql")
-	require.Equal(t, []int{1}, versions(t, s))
+	require.ErrorContains(t, err, "0099_bad.sql")
+	require.Equal(t, before, versions(t, s))
 	var n int
 	require.NoError(t, s.DB().QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE name = 'half'`).Scan(&n))
 	require.Zero(t, n, "the migration's transaction was rolled back")

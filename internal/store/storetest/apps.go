@@ -89,7 +89,6 @@ func testSyncDetectsEachChange(t *testing.T, b *bundle) {
 		{"DisplayName", func(a *domain.Application) { a.DisplayName = "changed" }},
 		{"SignInAudience", func(a *domain.Application) { a.SignInAudience = "AzureADMultipleOrgs" }},
 		{"CreatedAt", func(a *domain.Application) { a.CreatedAt = a.CreatedAt.Add(time.Nanosecond) }},
-		{"Manageable", func(a *domain.Application) { a.Manageable = !a.Manageable }},
 		{"OwnerAdded", func(a *domain.Application) { a.Owners = append(a.Owners, "owner-new") }},
 		{"OwnersRemoved", func(a *domain.Application) { a.Owners = nil }},
 		{"CredentialAdded", func(a *domain.Application) {
@@ -123,7 +122,7 @@ func testSyncRejectsForeign(t *testing.T, b *bundle) {
 		tweak func(*domain.Application)
 	}{
 		{"OtherOrg", func(a *domain.Application) { a.Org = b.other }},
-		{"OtherConnection", func(a *domain.Application) { a.Connection = conn2 }},
+		{"OtherConnection", func(a *domain.Application) { a.Access = []domain.Access{{Connection: conn2}} }},
 		{"NoObjectID", func(a *domain.Application) { a.ObjectID = "" }},
 		{"NoTenantID", func(a *domain.Application) { a.TenantID = "" }},
 	} {
@@ -136,7 +135,7 @@ func testSyncRejectsForeign(t *testing.T, b *bundle) {
 		})
 	}
 	// Matching Org and Connection are fine.
-	ok := b.newApp(3, func(a *domain.Application) { a.Org, a.Connection = b.org, conn1 })
+	ok := b.newApp(3, func(a *domain.Application) { a.Org, a.Access = b.org, []domain.Access{{Connection: conn1}} })
 	require.Equal(t, 1, b.sync(t, b.org, conn1, b.t0, []domain.Application{ok}))
 	for _, org := range []domain.OrgID{b.org, b.other} {
 		n, err := b.s.CountApplications(b.ctx, org, "")

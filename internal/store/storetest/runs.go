@@ -59,7 +59,7 @@ func (b *bundle) move(t *testing.T, id string, from, to domain.RunState, at time
 	t.Helper()
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: id, From: []domain.RunState{from}, To: to,
-		Event: domain.RunEvent{At: at, Step: "test", Message: fmt.Sprintf("%s → %s", from, to)},
+		Event: domain.RunEvent{At: at, Step: domain.StepKind(to).Step(), Message: fmt.Sprintf("%s → %s", from, to)},
 	}))
 }
 
@@ -95,8 +95,8 @@ func testRunRoundTrip(t *testing.T, b *bundle) {
 		r.Attempts = 3
 		r.Policy = "certs"
 		r.Events = []domain.RunEvent{
-			{At: r.CreatedAt, State: domain.RunPlanned, Step: "plan", Message: "due: renewal time reached"},
-			{At: r.CreatedAt.Add(time.Nanosecond), State: domain.RunPlanned, Step: "recover", Message: "replaces run-dead"},
+			{At: r.CreatedAt, State: domain.RunPlanned, Step: domain.StepPlanned.Step(), Message: "due: renewal time reached"},
+			{At: r.CreatedAt.Add(time.Nanosecond), State: domain.RunPlanned, Step: domain.StepTakenOver.Step(), Message: "replaces run-dead"},
 		}
 	})
 	want := normRun(*r)
@@ -172,7 +172,7 @@ func testTransitionSetsFields(t *testing.T, b *bundle) {
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: r.ID, From: []domain.RunState{domain.RunPlanned}, To: domain.RunCreated,
 		NewKeyID: "key-new", NewEnd: newEnd,
-		Event: domain.RunEvent{At: t1, Step: "addPassword", Message: "created key-new"},
+		Event: domain.RunEvent{At: t1, Step: domain.StepCreated.Step(), Message: "created key-new"},
 	}))
 	got := b.getRun(t, b.org, r.ID)
 	require.Equal(t, domain.RunCreated, got.State)
@@ -182,13 +182,13 @@ func testTransitionSetsFields(t *testing.T, b *bundle) {
 	require.True(t, r.CreatedAt.Equal(got.CreatedAt))
 	require.True(t, got.EndedAt.IsZero())
 	require.False(t, got.SinksStarted)
-	require.Equal(t, []domain.RunEvent{{At: t1.UTC(), State: domain.RunCreated, Step: "addPassword", Message: "created key-new"}},
+	require.Equal(t, []domain.RunEvent{{At: t1.UTC(), State: domain.RunCreated, Step: domain.StepCreated.Step(), Message: "created key-new"}},
 		normRun(*got).Events, "event state defaults to To")
 
 	t2 := t1.Add(time.Minute)
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: r.ID, From: []domain.RunState{domain.RunCreated}, To: domain.RunPropagated,
-		SinksStarted: true, Event: domain.RunEvent{At: t2, Step: "sinks"},
+		SinksStarted: true, Event: domain.RunEvent{At: t2, Step: domain.StepPropagated.Step()},
 	}))
 	got = b.getRun(t, b.org, r.ID)
 	require.True(t, got.SinksStarted)
@@ -199,7 +199,7 @@ func testTransitionSetsFields(t *testing.T, b *bundle) {
 	retireAt := t2.Add(24 * time.Hour)
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: r.ID, From: []domain.RunState{domain.RunVerified}, To: domain.RunRetiring,
-		RetireAt: retireAt, Event: domain.RunEvent{At: t2.Add(2 * time.Minute), Step: "schedule"},
+		RetireAt: retireAt, Event: domain.RunEvent{At: t2.Add(2 * time.Minute), Step: domain.StepRetiring.Step()},
 	}))
 	got = b.getRun(t, b.org, r.ID)
 	require.True(t, retireAt.Equal(got.RetireAt))
@@ -218,7 +218,7 @@ func testTransitionSetsFields(t *testing.T, b *bundle) {
 	f := b.createRun(t, b.newRun(2))
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: f.ID, From: []domain.RunState{domain.RunPlanned, domain.RunCreated}, To: domain.RunFailed,
-		Error: "Graph: 403 Authorization_RequestDenied", Event: domain.RunEvent{At: t1, Step: "addPassword", Message: "denied"},
+		Error: "Graph: 403 Authorization_RequestDenied", Event: domain.RunEvent{At: t1, Step: domain.StepCreated.Step(), Message: "denied"},
 	}))
 	got = b.getRun(t, b.org, f.ID)
 	require.Equal(t, domain.RunFailed, got.State)
@@ -230,7 +230,7 @@ func testTransitionWrongFrom(t *testing.T, b *bundle) {
 	r := b.createRun(t, b.newRun(1))
 	err := b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: r.ID, From: []domain.RunState{domain.RunCreated, domain.RunPropagated}, To: domain.RunVerified,
-		NewKeyID: "must-not-stick", Event: domain.RunEvent{At: b.t0, Step: "x"},
+		NewKeyID: "must-not-stick", Event: domain.RunEvent{At: b.t0, Step: domain.StepFailed.Step()},
 	})
 	require.ErrorIs(t, err, store.ErrConflict)
 	require.NotErrorIs(t, err, store.ErrNotFound)
@@ -242,7 +242,7 @@ func testTransitionWrongFrom(t *testing.T, b *bundle) {
 	// Any of several From states will do.
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: r.ID, From: []domain.RunState{domain.RunCreated, domain.RunPlanned}, To: domain.RunAbandoned,
-		Event: domain.RunEvent{At: b.t0, Step: "recover"},
+		Event: domain.RunEvent{At: b.t0, Step: domain.StepTakenOver.Step()},
 	}))
 	require.Equal(t, domain.RunAbandoned, b.getRun(t, b.org, r.ID).State)
 }
@@ -260,7 +260,7 @@ func testTransitionSameState(t *testing.T, b *bundle) {
 	r := b.createRun(t, b.newRun(1))
 	err := b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: r.ID, From: []domain.RunState{domain.RunPlanned}, To: domain.RunPlanned,
-		Event: domain.RunEvent{At: b.t0, Step: "noop"},
+		Event: domain.RunEvent{At: b.t0, Step: domain.StepPlanned.Step()},
 	})
 	require.Error(t, err, "use AppendRunEvent for a line without a state change")
 	require.Empty(t, b.getRun(t, b.org, r.ID).Events)
@@ -289,7 +289,7 @@ func testTransitionRace(t *testing.T, b *bundle) {
 		wg.Go(func() {
 			errs[i] = b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 				Org: b.org, RunID: r.ID, From: []domain.RunState{domain.RunPlanned}, To: domain.RunCreated,
-				NewKeyID: fmt.Sprintf("key-%d", i), Event: domain.RunEvent{At: b.t0, Step: "addPassword"},
+				NewKeyID: fmt.Sprintf("key-%d", i), Event: domain.RunEvent{At: b.t0, Step: domain.StepCreated.Step()},
 			})
 		})
 	}
@@ -311,21 +311,21 @@ func testTransitionRace(t *testing.T, b *bundle) {
 
 func testEventsOrder(t *testing.T, b *bundle) {
 	r := b.newRun(1)
-	e1 := domain.RunEvent{At: b.t0, State: domain.RunPlanned, Step: "plan", Message: "adoption"}
+	e1 := domain.RunEvent{At: b.t0, State: domain.RunPlanned, Step: domain.StepPlanned.Step(), Message: "adoption"}
 	r.Events = []domain.RunEvent{e1}
 	b.createRun(t, r)
 
-	e2 := domain.RunEvent{At: b.t0.Add(time.Second), Step: "throttled", Message: "429, retry after 2s"}
-	require.NoError(t, b.s.AppendRunEvent(b.ctx, b.org, r.ID, e2))
-	e3 := domain.RunEvent{At: b.t0.Add(2 * time.Second), Step: "addPassword", Message: "created"}
+	e2 := domain.RunEvent{At: b.t0.Add(time.Second), Step: domain.StepReplicating.Step(), Message: "429, retry after 2s"}
+	require.NoError(t, b.s.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: r.ID, Event: e2}))
+	e3 := domain.RunEvent{At: b.t0.Add(2 * time.Second), Step: domain.StepCreated.Step(), Message: "created"}
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.org, RunID: r.ID, From: []domain.RunState{domain.RunPlanned}, To: domain.RunCreated, Event: e3,
 	}))
 	// Out of time order on purpose: the journal keeps write order.
-	e4 := domain.RunEvent{At: b.t0.Add(-time.Minute), State: domain.RunCreated, Step: "sink", Message: "keyvault: skipped"}
-	require.NoError(t, b.s.AppendRunEvent(b.ctx, b.org, r.ID, e4))
+	e4 := domain.RunEvent{At: b.t0.Add(-time.Minute), State: domain.RunCreated, Step: domain.SinkStep(0, domain.PhaseUnchanged), Message: "keyvault: skipped"}
+	require.NoError(t, b.s.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: r.ID, Event: e4}))
 	for i := range 20 {
-		require.NoError(t, b.s.AppendRunEvent(b.ctx, b.org, r.ID, domain.RunEvent{At: b.t0.Add(time.Hour), Step: fmt.Sprint(i)}))
+		require.NoError(t, b.s.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: r.ID, Event: domain.RunEvent{At: b.t0.Add(time.Hour), Step: domain.RetireStep(fmt.Sprint(i), domain.PhaseRemoved)}}))
 	}
 
 	got := b.getRun(t, b.org, r.ID)
@@ -335,19 +335,19 @@ func testEventsOrder(t *testing.T, b *bundle) {
 	e3.State = domain.RunCreated
 	require.Equal(t, normRun(domain.Run{Events: []domain.RunEvent{e1, e2, e3, e4}}).Events, normRun(*got).Events[:4])
 	for i, ev := range got.Events[4:] {
-		require.Equal(t, fmt.Sprint(i), ev.Step)
+		require.Equal(t, fmt.Sprint(i), ev.Step.KeyID)
 		require.Equal(t, domain.RunCreated, ev.State)
 	}
 }
 
 func testAppendNotFound(t *testing.T, b *bundle) {
-	err := b.s.AppendRunEvent(b.ctx, b.org, "missing", domain.RunEvent{At: b.t0, Step: "x"})
+	err := b.s.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: "missing", Event: domain.RunEvent{At: b.t0, Step: domain.StepFailed.Step()}})
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
 func testListRuns(t *testing.T, b *bundle) {
 	withEvent := func(r *domain.Run) {
-		r.Events = []domain.RunEvent{{At: r.CreatedAt, State: domain.RunPlanned, Step: "plan"}}
+		r.Events = []domain.RunEvent{{At: r.CreatedAt, State: domain.RunPlanned, Step: domain.StepPlanned.Step()}}
 	}
 	r1 := b.createRun(t, b.newRun(1, withEvent))
 	b.move(t, r1.ID, domain.RunPlanned, domain.RunDone, b.t0.Add(time.Hour))
@@ -399,7 +399,7 @@ func testListRuns(t *testing.T, b *bundle) {
 func testOrgsRunsIsolated(t *testing.T, b *bundle) {
 	a := b.createRun(t, b.newRun(1, func(r *domain.Run) {
 		r.ID = "run-shared"
-		r.Events = []domain.RunEvent{{At: r.CreatedAt, State: domain.RunPlanned, Step: "plan"}}
+		r.Events = []domain.RunEvent{{At: r.CreatedAt, State: domain.RunPlanned, Step: domain.StepPlanned.Step()}}
 	}))
 	wantA := normRun(*b.getRun(t, b.org, a.ID))
 
@@ -407,10 +407,10 @@ func testOrgsRunsIsolated(t *testing.T, b *bundle) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 	err = b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.other, RunID: a.ID, From: []domain.RunState{domain.RunPlanned}, To: domain.RunCreated,
-		NewKeyID: "stolen", Event: domain.RunEvent{At: b.t0, Step: "cross"},
+		NewKeyID: "stolen", Event: domain.RunEvent{At: b.t0, Step: domain.StepFailed.Step()},
 	})
 	require.ErrorIs(t, err, store.ErrNotFound)
-	err = b.s.AppendRunEvent(b.ctx, b.other, a.ID, domain.RunEvent{At: b.t0, Step: "cross"})
+	err = b.s.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.other, RunID: a.ID, Event: domain.RunEvent{At: b.t0, Step: domain.StepFailed.Step()}})
 	require.ErrorIs(t, err, store.ErrNotFound)
 	for _, p := range []store.ListRunsParams{
 		{Org: b.other},
@@ -429,9 +429,9 @@ func testOrgsRunsIsolated(t *testing.T, b *bundle) {
 	b.createRun(t, bRun)
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
 		Org: b.other, RunID: bRun.ID, From: []domain.RunState{domain.RunPlanned}, To: domain.RunCreated,
-		NewKeyID: "b-key", Event: domain.RunEvent{At: b.t0.Add(time.Hour), Step: "addPassword"},
+		NewKeyID: "b-key", Event: domain.RunEvent{At: b.t0.Add(time.Hour), Step: domain.StepCreated.Step()},
 	}))
-	require.NoError(t, b.s.AppendRunEvent(b.ctx, b.other, bRun.ID, domain.RunEvent{At: b.t0.Add(time.Hour), Step: "more"}))
+	require.NoError(t, b.s.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.other, RunID: bRun.ID, Event: domain.RunEvent{At: b.t0.Add(time.Hour), Step: domain.StepVerifying.Step()}}))
 	require.Equal(t, wantA, normRun(*b.getRun(t, b.org, a.ID)), "org A's run is untouched")
 	gotB := b.getRun(t, b.other, bRun.ID)
 	require.Equal(t, b.other, gotB.Org)

@@ -68,6 +68,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Runs/EventsKeepTheirOrder", testEventsOrder},
 		{"Runs/AppendEventToMissingRunNotFound", testAppendNotFound},
 		{"Runs/ListNewestFirstWithFilters", testListRuns},
+		{"Leases/FenceEveryWrite", testLeaseFencesEveryWrite},
+		{"Leases/ClaimOnlyWhenTheHolderIsGone", testLeaseClaim},
+		{"Access/OneViewPerConnection", testAccessPerConnection},
+		{"Applications/SetCredentialsBetweenSyncs", testSetCredentials},
+		{"Targets/PinnedPerOrgAppPolicyAndSink", testPinnedTargets},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -198,7 +203,8 @@ func objectIDs(apps []domain.Application) []string {
 // connection at syncedAt: owners sorted, credentials by end then key id,
 // empty lists nil, times in UTC.
 func stored(app domain.Application, org domain.OrgID, connection string, syncedAt time.Time) domain.Application {
-	app.Org, app.Connection, app.SyncedAt = org, connection, syncedAt
+	app.Org, app.SyncedAt = org, syncedAt
+	app.Access = []domain.Access{{Connection: connection, CanChange: app.Manageable}}
 	return normApp(app)
 }
 
