@@ -245,7 +245,6 @@ func appendEvent(ctx context.Context, tx *sql.Tx, org domain.OrgID, runID string
 	return err
 }
 
-
 // AppendRunEvent adds a journal line and moves the run's UpdatedAt
 // forward to the event's time (never back), so a live run shows progress.
 func (s *Store) AppendRunEvent(ctx context.Context, p store.AppendRunEventParams) error {
