@@ -68,7 +68,7 @@ type Hooks struct {
 	// AfterJournal is called right after a journal write committed and
 	// before the side effect that follows it. step is "planned",
 	// "created", "sink:<i>:writing", "sink:<i>:written" (or
-	// "sink:<i>:unchanged"), "propagated", "verifying", "verified",
+	// "sink:<i>:unchanged"), "sink:<i>:finishing", "propagated", "verifying", "verified",
 	// "retiring", "retire:<key id>:removing", "retire:<key id>:removed",
 	// "done", "cleanup:<key id>:removing", "failed" or "abandoned".
 	AfterJournal func(run domain.Run, step string)
@@ -94,7 +94,7 @@ const (
 type Config struct {
 	Store  store.Store
 	Conns  Connections
-	Sinks  *sink.Registry
+	Sinks  *sink.Factory
 	Clock  clock.Clock
 	Logger *slog.Logger
 	// VerifyTimeout bounds how long Entra may take to accept a new secret
@@ -129,7 +129,7 @@ type ScheduleRetireFunc = func(ctx context.Context, org domain.OrgID, runID stri
 type Engine struct {
 	store            store.Store
 	conns            Connections
-	sinks            *sink.Registry
+	sinks            *sink.Factory
 	clock            clock.Clock
 	log              *slog.Logger
 	verifyTimeout    time.Duration
@@ -159,7 +159,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		store:            cfg.Store,
 		conns:            cfg.Conns,
-		sinks:            cmp.Or(cfg.Sinks, sink.NewRegistry()),
+		sinks:            cfg.Sinks,
 		clock:            cfg.Clock,
 		log:              cmp.Or(cfg.Logger, slog.Default()),
 		verifyTimeout:    cmp.Or(cfg.VerifyTimeout, 5*time.Minute),
