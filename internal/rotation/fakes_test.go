@@ -277,7 +277,11 @@ func (b memBuilder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, 
 	}
 	echo, _ := spec.Settings["echo"].(bool)
 	refuse, _ := spec.Settings["refuse"].(bool)
-	return &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo, refuse: refuse}, nil
+	ms := &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo, refuse: refuse}
+	if finish, ok := spec.Settings["finish"].(*finishLog); ok {
+		return &finishingSink{memSink: ms, log: finish}, nil
+	}
+	return ms, nil
 }
 
 // bundle is what a test needs.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,12 +49,13 @@ func newSinkDeps(p sinkDepsParams) sink.Deps {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
+	log := cmp.Or(p.log, slog.New(slog.DiscardHandler))
 	return sink.Deps{
 		Credentials: p.conns,
 		Secrets:     &secretResolver{getenv: getenv, baseDir: p.baseDir},
 		HTTPClient:  sinkHTTPClient(p.endpoints),
-		Clock:       p.clock,
-		Logger:      p.log.With("component", "sink"),
+		Clock:       cmp.Or[clock.Clock](p.clock, clock.Real{}),
+		Logger:      log.With("component", "sink"),
 	}
 }
 
