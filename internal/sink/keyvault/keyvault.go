@@ -20,6 +20,16 @@
 // The sink never reads a secret value: it learns what the secret holds from
 // the versions' properties (list), and the only value it handles is the one
 // it is delivering. Its identity needs secrets list and set, never get.
+//
+// A sink's target id is keyvault:https://<vault host>/secrets/<name>, in
+// lower case (TargetFor). Built for a pinned target, the sink writes there
+// whatever the template renders today, so renaming an application does not
+// move its secret; Builder.Resolve tells what the template renders now.
+//
+// Validate is ready for an absent secret or rotor's own (list works; set
+// cannot be proven without writing), failed for a foreign or disabled one or
+// a refused identity, and unknown when the vault or Entra cannot be asked.
+// Every error is a sink.Classified.
 package keyvault
 
 import (
