@@ -18,9 +18,9 @@ import (
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/simfile"
-	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/store"
 )
 
 func TestSinkKindsBindToConnections(t *testing.T) {
