@@ -77,7 +77,7 @@ func (fakeKeyVault) CheckSpec(spec domain.SinkSpec) error {
 	}
 	return nil
 }
-func (fakeKeyVault) Build(domain.SinkSpec, string, domain.Application) (sink.Sink, error) {
+func (fakeKeyVault) NewBuilder(sink.Deps) (sink.Builder, error) {
 	return nil, errors.New("not in this test")
 }
 

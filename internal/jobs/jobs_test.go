@@ -99,10 +99,18 @@ type vault struct {
 	values map[string]string // object id → key id
 }
 
-func (v *vault) Type() string                    { return "memory" }
-func (v *vault) CheckSpec(domain.SinkSpec) error { return nil }
-func (v *vault) Build(domain.SinkSpec, string, domain.Application) (sink.Sink, error) {
+func (v *vault) Type() string                               { return "memory" }
+func (v *vault) CheckSpec(domain.SinkSpec) error            { return nil }
+func (v *vault) NewBuilder(sink.Deps) (sink.Builder, error) { return v, nil }
+func (v *vault) Resolve(sink.BuildRequest) (sink.TargetID, error) {
+	return sink.NewTargetID("memory", "vault")
+}
+func (v *vault) Build(context.Context, sink.BuildRequest) (sink.Sink, error) {
 	return v, nil
+}
+func (v *vault) Target() sink.TargetID {
+	t, _ := v.Resolve(sink.BuildRequest{})
+	return t
 }
 func (v *vault) Describe() string { return "memory vault" }
 func (v *vault) Deliver(_ context.Context, d sink.Delivery) (sink.Result, error) {
@@ -162,7 +170,9 @@ func setup(t *testing.T, napps int) *bundle {
 	pol := domain.Policy{Name: "all", Connection: "main", Selector: domain.Selector{AllOwned: true}, Enabled: true, Kind: domain.KindSecret,
 		Lifetime: 30 * 24 * time.Hour, RenewBefore: 10 * 24 * time.Hour, Overlap: 500 * time.Millisecond, Verify: true,
 		Sinks: []domain.SinkSpec{{Type: "memory"}}}
-	b.engine = rotation.New(rotation.Config{Store: st, Conns: b.entra, Sinks: sink.NewRegistry(b.vault), Clock: clock.Real{}, VerifyTimeout: 5 * time.Second})
+	sinks, err := sink.NewRegistry(b.vault).Bind(sink.Deps{})
+	require.NoError(t, err)
+	b.engine = rotation.New(rotation.Config{Store: st, Conns: b.entra, Sinks: sinks, Clock: clock.Real{}, VerifyTimeout: 5 * time.Second})
 
 	// River gets its own single-connection pool on the same file.
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate")

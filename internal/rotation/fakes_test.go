@@ -206,13 +206,21 @@ type memVault struct {
 
 func (s *memSink) Describe() string { return "memory sink " + s.name }
 
+func (s *memSink) Target() sink.TargetID {
+	t, err := sink.NewTargetID("memory", s.name+"/"+s.app)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
 func (s *memSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, error) {
 	v := s.vault
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.calls++
 	if s.echo {
-		return sink.Result{}, fmt.Errorf("rejected value %q: %w", d.Value.Reveal(), errPolicy)
+		return sink.Result{}, fmt.Errorf("rejected value %q: %w", d.Material.Secret.Reveal(), errPolicy)
 	}
 	if v.failures != nil {
 		if err := v.failures(s.name, v.calls); err != nil {
@@ -223,16 +231,16 @@ func (s *memSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, erro
 	if v.keyIDs[k] == d.KeyID {
 		return sink.Result{Changed: false, Location: k + "@" + d.KeyID}, nil
 	}
-	v.values[k], v.keyIDs[k] = d.Value, d.KeyID
+	v.values[k], v.keyIDs[k] = d.Material.Secret, d.KeyID
 	return sink.Result{Changed: true, Location: k + "@" + d.KeyID}, nil
 }
 
 // Validate implements sink.Validator.
-func (s *memSink) Validate(context.Context) error {
+func (s *memSink) Validate(context.Context) sink.Validation {
 	if s.refuse {
-		return fmt.Errorf("memory sink %s is not rotor's: %w", s.name, errPolicy)
+		return sink.Failed("", fmt.Errorf("memory sink %s is not rotor's: %w", s.name, errPolicy))
 	}
-	return nil
+	return sink.Ready("")
 }
 
 // Holds implements sink.Holder.
@@ -251,16 +259,29 @@ func (v *memVault) get(sinkName, objectID string) (secret.Value, string) {
 // memBuilder builds memory sinks; Settings["name"] names the slot.
 type memBuilder struct{ vault *memVault }
 
-func (memBuilder) Type() string                    { return "memory" }
-func (memBuilder) CheckSpec(domain.SinkSpec) error { return nil }
-func (b memBuilder) Build(spec domain.SinkSpec, _ string, app domain.Application) (sink.Sink, error) {
+func (memBuilder) Type() string                                 { return "memory" }
+func (memBuilder) CheckSpec(domain.SinkSpec) error              { return nil }
+func (b memBuilder) NewBuilder(sink.Deps) (sink.Builder, error) { return b, nil }
+func (b memBuilder) Resolve(req sink.BuildRequest) (sink.TargetID, error) {
+	s, err := b.Build(context.Background(), req)
+	if err != nil {
+		return sink.TargetID{}, err
+	}
+	return s.Target(), nil
+}
+func (b memBuilder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, error) {
+	spec, app := req.Spec, req.App
 	name, _ := spec.Settings["name"].(string)
 	if name == "" {
 		return nil, errors.New("settings.name is required")
 	}
 	echo, _ := spec.Settings["echo"].(bool)
 	refuse, _ := spec.Settings["refuse"].(bool)
-	return &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo, refuse: refuse}, nil
+	ms := &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo, refuse: refuse}
+	if finish, ok := spec.Settings["finish"].(*finishLog); ok {
+		return &finishingSink{memSink: ms, log: finish}, nil
+	}
+	return ms, nil
 }
 
 // bundle is what a test needs.
@@ -332,10 +353,12 @@ func setup(t *testing.T) *bundle {
 
 func (b *bundle) engine(t *testing.T) *Engine {
 	t.Helper()
+	sinks, err := sink.NewRegistry(memBuilder{vault: b.vault}).Bind(sink.Deps{})
+	require.NoError(t, err)
 	e := New(Config{
 		Store:         b.store,
 		Conns:         b.dir,
-		Sinks:         sink.NewRegistry(memBuilder{vault: b.vault}),
+		Sinks:         sinks,
 		Clock:         b.clock,
 		Logger:        slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		VerifyTimeout: 2 * time.Second,

@@ -151,11 +151,11 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 		return true, "its sinks are no longer configured"
 	}
 	for i, spec := range pol.Sinks {
-		sk, err := e.sinks.Build(spec, run.Connection, *app)
+		sk, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: *app})
 		if err != nil {
 			return true, fmt.Sprintf("sink #%d could not be built", i+1)
 		}
-		if d, ok := written[i]; ok && d != sk.Describe() {
+		if d, ok := written[i]; ok && !sameTarget(d, sk.Target()) {
 			// The sink was configured differently (or the app renamed)
 			// when the run wrote to it: asking today's target would be
 			// asking the wrong place.
@@ -175,4 +175,11 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 		}
 	}
 	return false, ""
+}
+
+// sameTarget reports whether the target a sink step journaled (the target
+// id the run wrote to) is target.
+func sameTarget(written string, target sink.TargetID) bool {
+	t, err := sink.ParseTargetID(written)
+	return err == nil && !t.IsZero() && t == target
 }

@@ -130,7 +130,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// fails the run with nothing created.
 	sinks := make([]sink.Sink, 0, len(policy.Sinks))
 	for i, spec := range policy.Sinks {
-		s, err := e.sinks.Build(spec, run.Connection, r.app)
+		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: r.app})
 		if err != nil {
 			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) cannot be built: %v", i, spec.Type, err), true)
 		}
@@ -157,8 +157,8 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		if !ok {
 			continue
 		}
-		if err := v.Validate(ctx); err != nil && e.permanent(err) {
-			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %v", i, s.Describe(), err), true)
+		if val := v.Validate(ctx); val.Status == sink.StatusFailed {
+			return r.fail(ctx, val.Err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %s", i, s.Describe(), val.Reason), true)
 		}
 	}
 
@@ -220,11 +220,13 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// Deliver, in order, journaling each write before making it.
 	delivery := sink.Delivery{
 		Org: run.Org, RunID: run.ID, App: r.app, TenantID: run.TenantID, ClientID: run.AppID,
-		KeyID: np.KeyID, Kind: run.Kind, Value: np.Value, Start: np.Start, End: np.End,
+		KeyID: np.KeyID, Kind: run.Kind, Material: sink.SecretMaterial(np.Value), Start: np.Start, End: np.End,
 	}
 	for i, s := range sinks {
 		r.sinkTouched = true
-		if err := e.eventAt(ctx, run, domain.SinkStep(i, domain.PhaseWriting), s.Describe(), s.Describe()); err != nil {
+		// The target is journaled with the step: recovery compares it with
+		// today's target to know it asks the place the run wrote to.
+		if err := e.eventAt(ctx, run, domain.SinkStep(i, domain.PhaseWriting), s.Target().String(), s.Describe()); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
 		res, err := r.deliver(ctx, i, s, delivery)
@@ -235,10 +237,31 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		if !res.Changed {
 			outcome = domain.PhaseUnchanged
 		}
-		if err := e.eventAt(ctx, run, domain.SinkStep(i, outcome), s.Describe(), r.scrub(cmp.Or(res.Location, s.Describe()))); err != nil {
+		if err := e.eventAt(ctx, run, domain.SinkStep(i, outcome), s.Target().String(), r.scrub(cmp.Or(res.Location, s.Describe()))); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
 		r.log.Info("sink delivered", "state", string(run.State), "sink", i, "outcome", outcome, "location", r.scrub(res.Location))
+	}
+	// Every sink holds the new secret: now the sinks' after-all steps (a
+	// rolling restart) may make consumers pick it up.
+	for i, s := range sinks {
+		f, ok := s.(sink.Finisher)
+		if !ok {
+			continue
+		}
+		if err := e.eventAt(ctx, run, domain.FinishStep(i, domain.PhaseWriting), s.Target().String(), s.Describe()); err != nil {
+			return r.fail(ctx, err, "journaling a sink's after-all step failed: "+err.Error(), false)
+		}
+		err := e.fenced(ctx, run, func(ctx context.Context) error { return f.AfterAll(ctx, delivery) })
+		if err != nil {
+			if !leaseLost(err) {
+				err = r.classify(err)
+			}
+			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) failed after every sink held the new secret: %v", i, s.Describe(), err), e.permanent(err))
+		}
+		if err := e.eventAt(ctx, run, domain.FinishStep(i, domain.PhaseWritten), s.Target().String(), s.Describe()+": done"); err != nil {
+			return r.fail(ctx, err, "journaling a sink's after-all step failed: "+err.Error(), false)
+		}
 	}
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To:    domain.RunPropagated,

@@ -74,7 +74,7 @@ type Hooks struct {
 type Config struct {
 	Store  store.Store
 	Conns  Connections
-	Sinks  *sink.Registry
+	Sinks  *sink.Factory
 	Clock  clock.Clock
 	Logger *slog.Logger
 	// VerifyTimeout bounds how long Entra may take to accept a new secret
@@ -112,7 +112,7 @@ type ScheduleRetireFunc = func(ctx context.Context, org domain.OrgID, runID stri
 type Engine struct {
 	store            store.Store
 	conns            Connections
-	sinks            *sink.Registry
+	sinks            *sink.Factory
 	clock            clock.Clock
 	log              *slog.Logger
 	verifyTimeout    time.Duration
@@ -143,7 +143,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		store:            cfg.Store,
 		conns:            cfg.Conns,
-		sinks:            cmp.Or(cfg.Sinks, sink.NewRegistry()),
+		sinks:            cfg.Sinks,
 		clock:            cfg.Clock,
 		log:              cmp.Or(cfg.Logger, slog.Default()),
 		verifyTimeout:    cmp.Or(cfg.VerifyTimeout, 5*time.Minute),

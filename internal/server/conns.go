@@ -6,13 +6,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/secret"
-	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/sink"
 )
 
 // conn is one configured connection with its clients, built once.
@@ -20,8 +22,8 @@ type conn struct {
 	cfg   azure.Connection
 	ep    azure.Endpoints
 	graph *graph.Client
-	// secrets makes a Key Vault client with the connection's identity.
-	secrets func(vaultURL string) (keyvault.SecretsAPI, error)
+	// cred is the connection's identity, for Graph and for sinks.
+	cred azcore.TokenCredential
 	// callerOID returns the object id of the connection identity's service
 	// principal, from a fresh token.
 	callerOID func(ctx context.Context) (string, error)
@@ -33,23 +35,21 @@ type conn struct {
 }
 
 // Conns holds every connection's Azure clients. It implements
-// rotation.Connections and feeds the inventory and the Key Vault sink.
+// rotation.Connections, feeds the inventory, and gives sinks a connection's
+// identity (sink.TokenCredentials).
 type Conns struct {
 	byName map[string]*conn
-
-	// vaults caches one Key Vault client per (connection, vault): a client
-	// remembers the vault's challenge, so reusing it saves a 401 round trip
-	// on every rotation.
-	vaultsMu sync.Mutex
-	vaults   map[[2]string]keyvault.SecretsAPI
 }
 
-var _ rotation.Connections = (*Conns)(nil)
+var (
+	_ rotation.Connections  = (*Conns)(nil)
+	_ sink.TokenCredentials = (*Conns)(nil)
+)
 
 // NewConns builds credentials and Graph clients for every connection. No
 // network call is made here: a bad secret shows up at the first use.
 func NewConns(list []azure.Connection) (*Conns, error) {
-	cs := &Conns{byName: map[string]*conn{}, vaults: map[[2]string]keyvault.SecretsAPI{}}
+	cs := &Conns{byName: map[string]*conn{}}
 	for _, c := range list {
 		ep, err := azure.ResolveEndpoints(c.Cloud, c.SimFile)
 		if err != nil {
@@ -64,10 +64,7 @@ func NewConns(list []azure.Connection) (*Conns, error) {
 			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
 		}
 		cs.byName[c.Name] = &conn{
-			cfg: c, ep: ep, graph: g,
-			secrets: func(vaultURL string) (keyvault.SecretsAPI, error) {
-				return azure.NewSecretsClient(vaultURL, cred, ep)
-			},
+			cfg: c, ep: ep, graph: g, cred: cred,
 			callerOID: func(ctx context.Context) (string, error) {
 				return azure.CallerObjectID(ctx, cred, ep.GraphScope)
 			},
@@ -145,25 +142,23 @@ func (cs *Conns) Verifier(name string) (rotation.Verifier, error) {
 	return verifier{ep: c.ep}, nil
 }
 
-// SecretsClients is the Key Vault sink's client factory: the vault is
-// written with the named connection's identity.
-func (cs *Conns) SecretsClients(connection, vaultURL string) (keyvault.SecretsAPI, error) {
+// TokenCredential implements sink.TokenCredentials: a sink acts as the
+// named connection's identity, on its cloud's transport and retries.
+func (cs *Conns) TokenCredential(connection string) (sink.AzureIdentity, error) {
 	c, err := cs.get(connection)
 	if err != nil {
-		return nil, err
+		return sink.AzureIdentity{}, err
 	}
-	cs.vaultsMu.Lock()
-	defer cs.vaultsMu.Unlock()
-	k := [2]string{connection, vaultURL}
-	if kv, ok := cs.vaults[k]; ok {
-		return kv, nil
+	return sink.AzureIdentity{Credential: c.cred, ClientOptions: azure.ClientOptions(c.ep), Simulator: c.ep.Cloud == azure.Sim}, nil
+}
+
+// endpoints are the connections' clouds.
+func (cs *Conns) endpoints() []azure.Endpoints {
+	out := make([]azure.Endpoints, 0, len(cs.byName))
+	for _, c := range cs.byName {
+		out = append(out, c.ep)
 	}
-	kv, err := c.secrets(vaultURL)
-	if err != nil {
-		return nil, err
-	}
-	cs.vaults[k] = kv
-	return kv, nil
+	return out
 }
 
 // graphDirectory adapts the Graph client to the rotation's Directory.

@@ -27,7 +27,6 @@ import (
 	"github.com/rotor-dev/rotor/internal/jobs"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/sink"
-	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/store/sqlite"
 )
@@ -51,12 +50,15 @@ type Options struct {
 
 // Server is an assembled rotor.
 type Server struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	clock  clock.Clock
-	store  *sqlite.Store
-	conns  *Conns
-	sinks  *sink.Registry
+	cfg   *config.Config
+	log   *slog.Logger
+	clock clock.Clock
+	store *sqlite.Store
+	conns *Conns
+	// kinds checks sink specs while the configuration loads; sinks builds
+	// them once the connections exist (see sinks.go).
+	kinds  *sink.Registry
+	sinks  *sink.Factory
 	engine *rotation.Engine
 	syncer *inventory.Syncer
 	jobsMu sync.Mutex
@@ -71,18 +73,10 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 	}
 	s := &Server{log: opts.Logger, clock: opts.Clock, opts: opts}
 
-	// The Key Vault builder needs the connections, which need the
-	// configuration, which needs the registry to check sink specs: the
-	// builder reaches the connections through s once they exist.
-	kv := &keyvault.Builder{Clients: func(connection, vaultURL string) (keyvault.SecretsAPI, error) {
-		if s.conns == nil {
-			return nil, errors.New("connections are not ready")
-		}
-		return s.conns.SecretsClients(connection, vaultURL)
-	}}
-	s.sinks = sink.NewRegistry(kv)
-
-	cfg, err := config.Load(configPath, config.LoadOptions{Sinks: s.sinks, Getenv: opts.Getenv})
+	// Specs are checked while the configuration loads, before any
+	// connection exists; the builders are bound to the connections after.
+	s.kinds = sink.NewRegistry(sinkKinds()...)
+	cfg, err := config.Load(configPath, config.LoadOptions{Sinks: s.kinds, Getenv: opts.Getenv})
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +99,13 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		conns = append(conns, c.AzureConnection())
 	}
 	if s.conns, err = NewConns(conns); err != nil {
+		return nil, err
+	}
+	s.sinks, err = s.kinds.Bind(newSinkDeps(sinkDepsParams{
+		conns: s.conns, endpoints: s.conns.endpoints(), baseDir: filepath.Dir(configPath),
+		getenv: opts.Getenv, clock: s.clock, log: s.log,
+	}))
+	if err != nil {
 		return nil, err
 	}
 
@@ -335,10 +336,10 @@ func (s *Server) DataDir() string {
 }
 
 // isPermanent tells the rotation which failures no retry will mend: a
-// refusal (403), a policy violation, an application that is gone, or a
-// sink that rotor may not write.
+// refusal (403), a policy violation, an application that is gone (Graph
+// classifies its own), or a sink error that says so (sink.Classified).
 func isPermanent(err error) bool {
-	return graph.IsForbidden(err) || graph.IsPolicyViolation(err) || graph.IsNotFound(err) || keyvault.IsPermanent(err)
+	return graph.IsForbidden(err) || graph.IsPolicyViolation(err) || graph.IsNotFound(err) || sink.IsPermanent(err)
 }
 
 // newLogger builds the logger the configuration's log section asks for.

@@ -1,23 +1,23 @@
-// Package sink defines where a new credential goes: the Sink interface the
-// rotation drives, the optional abilities a sink may have, and the Registry
-// that turns a configured SinkSpec into a Sink for one application. Each
-// kind lives in its own subpackage (keyvault, …) and is registered
-// explicitly in one place (cmd wiring), never from init().
+// Package sink defines where a new credential goes: the Sink contract the
+// rotation drives (deliver, and the optional validate, holds and after-all
+// abilities), the material a delivery carries, the stable TargetID of every
+// sink instance, how a sink says an error is permanent, and the Registry
+// that turns a configured SinkSpec into a Sink for one application.
+//
+// Each kind lives in its own subpackage (keyvault, …) and is registered
+// explicitly in one place (internal/server/sinks.go), never from init().
+// sinktest holds the conformance suite every kind runs.
 package sink
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"sort"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/secret"
 )
 
-// Delivery is a new credential on its way to consumers. Value lives only
-// as long as the run that created it.
+// Delivery is a new credential on its way to consumers. Its Material lives
+// only as long as the run that created it.
 type Delivery struct {
 	Org      domain.OrgID
 	RunID    string
@@ -26,7 +26,7 @@ type Delivery struct {
 	ClientID string
 	KeyID    string
 	Kind     domain.CredentialKind
-	Value    secret.Value
+	Material Material
 	Start    time.Time
 	End      time.Time
 }
@@ -42,17 +42,26 @@ type Result struct {
 }
 
 // Sink writes a credential to one place. Deliver must be idempotent: the
-// rotation retries it after crashes and transient errors.
+// rotation retries it after crashes and transient errors, and delivering
+// what the target already holds changes nothing (Result.Changed false).
+//
+// Errors that no retry will mend implement Classified with Permanent()
+// true; no error, at any depth of its chain, holds a secret value.
 type Sink interface {
-	// Describe names the target for journals and the UI.
+	// Target is the stable id of what this sink writes. It is the same for
+	// every build of the same spec and application, and it is the pinned
+	// target when the sink was built for one (BuildRequest.Pinned).
+	Target() TargetID
+	// Describe names the target for people (journal, UI).
 	Describe() string
 	Deliver(ctx context.Context, d Delivery) (Result, error)
 }
 
-// Validator is the optional "would this work?" ability behind the UI's
-// Test button.
+// Validator is the optional "would this work?" ability behind the UI's Test
+// button and the rotation's check before it creates anything.
 type Validator interface {
-	Validate(ctx context.Context) error
+	// Validate reads, never writes, and never reads a secret value.
+	Validate(ctx context.Context) Validation
 }
 
 // Holder is the optional ability to say whether the sink currently holds
@@ -63,56 +72,11 @@ type Holder interface {
 	Holds(ctx context.Context, keyID string) (bool, error)
 }
 
-// Builder makes the Sink of one kind for one application from its spec.
-type Builder interface {
-	// Type is the spec's type name, e.g. "keyvault".
-	Type() string
-	// CheckSpec validates the settings without any I/O; errors name the key.
-	CheckSpec(spec domain.SinkSpec) error
-	// Build returns the sink for app. connection names the policy's
-	// connection, whose identity the sink may use.
-	Build(spec domain.SinkSpec, connection string, app domain.Application) (Sink, error)
-}
-
-// Registry holds the builders, by type.
-type Registry struct{ builders map[string]Builder }
-
-// NewRegistry registers the given builders.
-func NewRegistry(bs ...Builder) *Registry {
-	r := &Registry{builders: map[string]Builder{}}
-	for _, b := range bs {
-		r.builders[b.Type()] = b
-	}
-	return r
-}
-
-// ErrUnknownType is returned for a sink type nobody registered.
-var ErrUnknownType = errors.New("unknown sink type")
-
-// Types lists the registered types.
-func (r *Registry) Types() []string {
-	out := make([]string, 0, len(r.builders))
-	for t := range r.builders {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// CheckSpec validates a spec with its builder.
-func (r *Registry) CheckSpec(spec domain.SinkSpec) error {
-	b, ok := r.builders[spec.Type]
-	if !ok {
-		return fmt.Errorf("%w %q (known: %v)", ErrUnknownType, spec.Type, r.Types())
-	}
-	return b.CheckSpec(spec)
-}
-
-// Build makes the sink for app.
-func (r *Registry) Build(spec domain.SinkSpec, connection string, app domain.Application) (Sink, error) {
-	b, ok := r.builders[spec.Type]
-	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownType, spec.Type)
-	}
-	return b.Build(spec, connection, app)
+// Finisher is the optional step a sink takes once every sink of the run
+// holds the new credential, and before the run counts it as propagated: a
+// Kubernetes rolling restart, for instance, must not start before the
+// secret it makes pods read is in place everywhere. AfterAll must be safe
+// to repeat (a crashed run's replacement runs it again).
+type Finisher interface {
+	AfterAll(ctx context.Context, d Delivery) error
 }

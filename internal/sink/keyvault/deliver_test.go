@@ -36,7 +36,8 @@ func setupFake(t *testing.T, tweaks ...func(domain.SinkSpec) domain.SinkSpec) fa
 		spec = tw(spec)
 	}
 	app := domain.Application{TenantID: "tenant-1", ObjectID: "object-1", AppID: "app-1", DisplayName: "Payroll API"}
-	s, err := (&Builder{Clients: func(string, string) (SecretsAPI, error) { return v, nil }}).Build(spec, "conn", app)
+	s, err := newBuilder(nil, func(string, string) (SecretsAPI, error) { return v, nil }).
+		Build(context.Background(), sink.BuildRequest{Spec: spec, Connection: "conn", App: app})
 	require.NoError(t, err)
 	return fakeBundle{vault: v, sink: s.(*Sink), app: app}
 }
@@ -44,7 +45,7 @@ func setupFake(t *testing.T, tweaks ...func(domain.SinkSpec) domain.SinkSpec) fa
 func delivery(app domain.Application, keyID, value string) sink.Delivery {
 	return sink.Delivery{
 		Org: domain.DefaultOrg, RunID: "run-" + keyID, App: app, TenantID: app.TenantID, ClientID: app.AppID,
-		KeyID: keyID, Kind: domain.KindSecret, Value: secret.New(value),
+		KeyID: keyID, Kind: domain.KindSecret, Material: sink.SecretMaterial(secret.New(value)),
 		Start: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2030, 4, 1, 12, 30, 0, 0, time.UTC),
 	}
 }
@@ -110,9 +111,12 @@ func TestDeliverFake(t *testing.T) {
 		var no *NotOwnedError
 		require.ErrorAs(t, err, &no)
 		require.Equal(t, `Key Vault secret "payroll-api-secret" exists and is not managed by rotor (no managed-by=rotor tag); set adopt: true on the sink to take it over`, err.Error())
-		require.True(t, IsPermanent(err))
+		require.True(t, sink.IsPermanent(err))
 		require.Zero(t, b.vault.sets)
-		require.ErrorAs(t, b.sink.Validate(ctx), &no)
+		v := b.sink.Validate(ctx)
+		require.Equal(t, sink.StatusFailed, v.Status)
+		require.ErrorAs(t, v.Err, &no)
+		require.Contains(t, v.Reason, "adopt: true")
 	})
 
 	t.Run("refuses a secret with a different managed-by", func(t *testing.T) {
@@ -129,7 +133,9 @@ func TestDeliverFake(t *testing.T) {
 		t.Parallel()
 		b := setupFake(t, set(KeyAdopt, true))
 		b.vault.put(name, "theirs", map[string]string{"owner": "team-x", TagManagedBy: "terraform"})
-		require.NoError(t, b.sink.Validate(ctx))
+		val := b.sink.Validate(ctx)
+		require.Equal(t, sink.StatusReady, val.Status, val.Reason)
+		require.Contains(t, val.Reason, "adopt is on")
 		res, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "mine"))
 		require.NoError(t, err)
 		require.True(t, res.Changed)
@@ -162,11 +168,13 @@ func TestDeliverFake(t *testing.T) {
 			var de *DisabledError
 			require.ErrorAs(t, err, &de)
 			require.Equal(t, fakeVaultURL+"secrets/"+name+"/v1", de.ID)
-			require.True(t, IsPermanent(err))
+			require.True(t, sink.IsPermanent(err))
 			require.ErrorContains(t, err, "latest version is disabled")
 		}
 		require.Equal(t, 1, b.vault.sets)
-		require.ErrorAs(t, b.sink.Validate(ctx), new(*DisabledError))
+		v := b.sink.Validate(ctx)
+		require.Equal(t, sink.StatusFailed, v.Status)
+		require.ErrorAs(t, v.Err, new(*DisabledError))
 		held, err := b.sink.Holds(ctx, "key-1")
 		require.NoError(t, err)
 		require.True(t, held, "a disabled version still held the credential")
@@ -216,7 +224,9 @@ func TestDeliverFake(t *testing.T) {
 
 	t.Run("validate on an absent secret", func(t *testing.T) {
 		t.Parallel()
-		require.NoError(t, setupFake(t).sink.Validate(ctx))
+		v := setupFake(t).sink.Validate(ctx)
+		require.Equal(t, sink.StatusReady, v.Status)
+		require.Contains(t, v.Reason, "does not exist yet")
 	})
 }
 
@@ -298,7 +308,7 @@ func TestDeliverErrors(t *testing.T) {
 			require.Error(t, err)
 			require.NotContains(t, err.Error(), value)
 			require.NotContains(t, fmtAll(err), value)
-			require.Equal(t, tc.wantPermanent, IsPermanent(err), "IsPermanent(%v)", err)
+			require.Equal(t, tc.wantPermanent, sink.IsPermanent(err), "IsPermanent(%v)", err)
 			require.ErrorAs(t, err, tc.wantType)
 			for _, w := range tc.want {
 				require.Contains(t, err.Error(), w)
@@ -333,17 +343,17 @@ func fmtAll(err error) string {
 
 func TestIsPermanentPlainErrors(t *testing.T) {
 	t.Parallel()
-	require.False(t, IsPermanent(errors.New("boom")))
-	require.False(t, IsPermanent(nil))
-	require.True(t, IsPermanent(&NotOwnedError{}))
-	require.True(t, IsPermanent(&DisabledError{}))
-	require.True(t, IsPermanent(fmt.Errorf("wrapped: %w", &PermissionError{})))
+	require.False(t, sink.IsPermanent(errors.New("boom")))
+	require.False(t, sink.IsPermanent(nil))
+	require.True(t, sink.IsPermanent(&NotOwnedError{}))
+	require.True(t, sink.IsPermanent(&DisabledError{}))
+	require.True(t, sink.IsPermanent(fmt.Errorf("wrapped: %w", &PermissionError{})))
 	for _, status := range []int{0, http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests,
 		http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
-		require.False(t, IsPermanent(&RequestError{StatusCode: status}), "status %d", status)
+		require.False(t, sink.IsPermanent(&RequestError{StatusCode: status}), "status %d", status)
 	}
 	for _, status := range []int{http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity} {
-		require.True(t, IsPermanent(&RequestError{StatusCode: status}), "status %d", status)
+		require.True(t, sink.IsPermanent(&RequestError{StatusCode: status}), "status %d", status)
 	}
 }
 
@@ -370,7 +380,7 @@ func TestTokenErrorStatus(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
 			err := b.sink.classify("list", tc.err, "")
-			require.Equal(t, tc.permission, IsPermanent(err), "%v", err)
+			require.Equal(t, tc.permission, sink.IsPermanent(err), "%v", err)
 			if tc.permission {
 				var pe *PermissionError
 				require.ErrorAs(t, err, &pe)

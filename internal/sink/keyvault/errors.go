@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/sink"
 )
 
 // NotOwnedError is returned when the target secret exists but rotor may not
@@ -170,22 +171,23 @@ func (e *RequestError) Permanent() bool {
 	return e.StatusCode >= 400 && e.StatusCode < 500
 }
 
-// IsPermanent reports whether err is a delivery failure that retrying will
-// not fix (NotOwnedError, DisabledError, PermissionError, a 4xx
-// RequestError), so the rotation should stop retrying and tell a person.
-func IsPermanent(err error) bool {
-	var no *NotOwnedError
-	var de *DisabledError
-	var pe *PermissionError
-	var re *RequestError
-	switch {
-	case errors.As(err, &no), errors.As(err, &de), errors.As(err, &pe):
-		return true
-	case errors.As(err, &re):
-		return re.Permanent()
-	}
-	return false
-}
+// Every error the sink returns says whether it is permanent: the rotation
+// asks sink.IsPermanent, and stops retrying to tell a person.
+var (
+	_ sink.Classified = (*NotOwnedError)(nil)
+	_ sink.Classified = (*DisabledError)(nil)
+	_ sink.Classified = (*PermissionError)(nil)
+	_ sink.Classified = (*RequestError)(nil)
+)
+
+// Permanent is true: a person must decide (adopt, or make the name unique).
+func (e *NotOwnedError) Permanent() bool { return true }
+
+// Permanent is true: a person must enable the version or delete the secret.
+func (e *DisabledError) Permanent() bool { return true }
+
+// Permanent is true until someone grants access or fixes the credential.
+func (e *PermissionError) Permanent() bool { return true }
 
 // redacted replaces a secret value found in an error message.
 const redacted = "[REDACTED]"

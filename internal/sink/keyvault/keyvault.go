@@ -20,6 +20,16 @@
 // The sink never reads a secret value: it learns what the secret holds from
 // the versions' properties (list), and the only value it handles is the one
 // it is delivering. Its identity needs secrets list and set, never get.
+//
+// A sink's target id is keyvault:https://<vault host>/secrets/<name>, in
+// lower case (TargetFor). Built for a pinned target, the sink writes there
+// whatever the template renders today, so renaming an application does not
+// move its secret; Builder.Resolve tells what the template renders now.
+//
+// Validate is ready for an absent secret or rotor's own (list works; set
+// cannot be proven without writing), failed for a foreign or disabled one or
+// a refused identity, and unknown when the vault or Entra cannot be asked.
+// Every error is a sink.Classified.
 package keyvault
 
 import (
@@ -27,10 +37,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -72,15 +84,11 @@ type SecretsAPI interface {
 
 var _ SecretsAPI = (*azsecrets.Client)(nil)
 
-// Builder builds Key Vault sinks.
-type Builder struct {
-	// Clients returns the secrets client for vaultURL acting as the
-	// identity of the named connection (the wiring uses
-	// azure.NewSecretsClient). Build calls it once per sink.
-	Clients func(connection, vaultURL string) (SecretsAPI, error)
-}
+// Kind is the "keyvault" sink kind: it checks specs and makes the Builder.
+type Kind struct{}
 
 var (
+	_ sink.Kind      = Kind{}
 	_ sink.Builder   = (*Builder)(nil)
 	_ sink.Sink      = (*Sink)(nil)
 	_ sink.Validator = (*Sink)(nil)
@@ -88,59 +96,172 @@ var (
 )
 
 // Type returns "keyvault".
-func (b *Builder) Type() string { return Type }
+func (Kind) Type() string { return Type }
 
 // CheckSpec validates the settings without I/O: unknown and missing keys,
 // the vault URL, and the secret template (its syntax, its fields, and
 // that it renders a valid name for a sample application). All problems
 // are reported at once; each *SpecError names its key.
-func (b *Builder) CheckSpec(spec domain.SinkSpec) error {
+func (Kind) CheckSpec(spec domain.SinkSpec) error {
 	_, err := parseSpec(spec)
 	return err
 }
 
-// Build returns the sink of app: it renders the secret name and gets the
-// client of the sink's connection (the spec's connection, else the
-// policy's).
-func (b *Builder) Build(spec domain.SinkSpec, connection string, app domain.Application) (sink.Sink, error) {
-	st, err := parseSpec(spec)
+// NewBuilder returns the builder. Key Vault sinks need deps.Credentials
+// (the vault is written as a connection's identity); the logger is
+// optional.
+func (Kind) NewBuilder(deps sink.Deps) (sink.Builder, error) {
+	if deps.Credentials == nil {
+		return nil, errors.New("keyvault sink needs token credentials")
+	}
+	creds := deps.Credentials
+	return newBuilder(deps.Logger, func(connection, vaultURL string) (SecretsAPI, error) {
+		id, err := creds.TokenCredential(connection)
+		if err != nil {
+			return nil, err
+		}
+		return azsecrets.NewClient(vaultURL, id.Credential, &azsecrets.ClientOptions{
+			ClientOptions: id.ClientOptions,
+			// The simulator's vaults live on loopback ports, not under
+			// vault.azure.net, so the challenge's resource cannot match.
+			DisableChallengeResourceVerification: id.Simulator,
+		})
+	}), nil
+}
+
+func newBuilder(log *slog.Logger, newClient func(connection, vaultURL string) (SecretsAPI, error)) *Builder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Builder{log: log, newClient: newClient, clients: map[[2]string]SecretsAPI{}}
+}
+
+// Builder builds Key Vault sinks. It keeps one azsecrets client per
+// (connection, vault): a client remembers the vault's authentication
+// challenge, so reusing it saves a 401 round trip on every rotation.
+type Builder struct {
+	log *slog.Logger
+	// newClient makes the client of a vault acting as a connection; tests
+	// replace it with an in-memory vault.
+	newClient func(connection, vaultURL string) (SecretsAPI, error)
+
+	mu      sync.Mutex
+	clients map[[2]string]SecretsAPI
+}
+
+// Resolve renders the spec's secret name for req.App and returns its
+// target, ignoring req.Pinned.
+func (b *Builder) Resolve(req sink.BuildRequest) (sink.TargetID, error) {
+	st, err := parseSpec(req.Spec)
+	if err != nil {
+		return sink.TargetID{}, err
+	}
+	return st.resolve(req.App)
+}
+
+// resolve renders the secret name for app.
+func (st settings) resolve(app domain.Application) (sink.TargetID, error) {
+	name, err := render(st.nameTmpl, TemplateData{App: app, TenantID: app.TenantID, ClientID: app.AppID})
+	if err != nil {
+		return sink.TargetID{}, &SpecError{Key: KeySecret, Msg: fmt.Sprintf("template %q for application %q: %v", st.nameSrc, app.DisplayName, err)}
+	}
+	if !secretNamePattern.MatchString(name) {
+		return sink.TargetID{}, &SpecError{Key: KeySecret, Msg: nameProblem(name, st.nameSrc, app)}
+	}
+	return TargetFor(st.vaultURL, name)
+}
+
+// Build returns the sink of req.App: on the pinned target when there is
+// one (the secret keeps its name when the application is renamed), else
+// on the rendered name; with the client of the sink's connection (the
+// spec's connection, else the policy's).
+func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, error) {
+	st, err := parseSpec(req.Spec)
 	if err != nil {
 		return nil, err
 	}
-	name, err := render(st.nameTmpl, TemplateData{App: app, TenantID: app.TenantID, ClientID: app.AppID})
+	target := req.Pinned
+	if target.IsZero() {
+		if target, err = st.resolve(req.App); err != nil {
+			return nil, err
+		}
+	}
+	vaultURL, name, err := ParseTarget(target)
 	if err != nil {
-		return nil, &SpecError{Key: KeySecret, Msg: fmt.Sprintf("template %q for application %q: %v", st.nameSrc, app.DisplayName, err)}
+		return nil, err
 	}
-	if !secretNamePattern.MatchString(name) {
-		return nil, &SpecError{Key: KeySecret, Msg: nameProblem(name, st.nameSrc, app)}
-	}
-	if st.connection != "" {
-		connection = st.connection
-	}
+	connection := cmp.Or(st.connection, req.Connection)
 	if connection == "" {
 		return nil, &SpecError{Key: KeyConnection, Msg: "no connection: set connection on the sink or on its policy"}
 	}
-	if b.Clients == nil {
-		return nil, errors.New("keyvault sink: builder has no Clients function")
-	}
-	c, err := b.Clients(connection, st.vaultURL)
+	c, err := b.client(connection, vaultURL)
 	if err != nil {
-		return nil, fmt.Errorf("keyvault sink: client for %s (connection %q): %w", st.vaultURL, connection, err)
+		return nil, fmt.Errorf("keyvault sink: client for %s (connection %q): %w", vaultURL, connection, err)
 	}
 	return &Sink{
 		client:      c,
-		vaultURL:    st.vaultURL,
+		target:      target,
+		vaultURL:    vaultURL,
 		name:        name,
 		adopt:       st.adopt,
 		contentType: st.contentType,
 		connection:  connection,
-		app:         app,
+		app:         req.App,
 	}, nil
+}
+
+func (b *Builder) client(connection, vaultURL string) (SecretsAPI, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := [2]string{connection, vaultURL}
+	if c, ok := b.clients[k]; ok {
+		return c, nil
+	}
+	c, err := b.newClient(connection, vaultURL)
+	if err != nil {
+		return nil, err
+	}
+	b.clients[k] = c
+	b.log.Debug("key vault client created", "connection", connection, "vault", vaultURL)
+	return c, nil
+}
+
+// TargetFor is the target id of secret name in the vault at vaultURL
+// ("https://host[:port]/"): "keyvault:https://host/secrets/name", with the
+// host and the name in lower case, since Key Vault compares both without
+// regard to case.
+func TargetFor(vaultURL, name string) (sink.TargetID, error) {
+	u, err := checkVaultURL(vaultURL)
+	if err != nil {
+		return sink.TargetID{}, &SpecError{Key: KeyVaultURL, Msg: err.Error()}
+	}
+	if !secretNamePattern.MatchString(name) {
+		return sink.TargetID{}, &SpecError{Key: KeySecret, Msg: fmt.Sprintf("%q is not a Key Vault secret name (1-127 characters of 0-9, a-z, A-Z and '-')", name)}
+	}
+	return sink.NewTargetID(Type, strings.ToLower(u)+"secrets/"+strings.ToLower(name))
+}
+
+// ParseTarget returns the vault URL (with a trailing slash) and the secret
+// name of a Key Vault target.
+func ParseTarget(t sink.TargetID) (vaultURL, name string, err error) {
+	if t.Kind() != Type {
+		return "", "", fmt.Errorf("%w: %q is not a %s target", sink.ErrBadTargetID, t.String(), Type)
+	}
+	base, name, ok := strings.Cut(t.Ref(), "/secrets/")
+	if !ok || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("%w: %q: want keyvault:https://<vault host>/secrets/<name>", sink.ErrBadTargetID, t.String())
+	}
+	canon, err := TargetFor(base+"/", name)
+	if err != nil || canon != t {
+		return "", "", fmt.Errorf("%w: %q: want keyvault:https://<vault host>/secrets/<name>, in lower case", sink.ErrBadTargetID, t.String())
+	}
+	return base + "/", name, nil
 }
 
 // Sink writes one application's client secret to one Key Vault secret.
 type Sink struct {
 	client      SecretsAPI
+	target      sink.TargetID
 	vaultURL    string
 	name        string
 	adopt       bool
@@ -148,6 +269,9 @@ type Sink struct {
 	connection  string
 	app         domain.Application
 }
+
+// Target is the secret's target id.
+func (s *Sink) Target() sink.TargetID { return s.target }
 
 // Describe names the target, e.g. `Key Vault secret "payroll-secret" in https://kv.vault.azure.net/`.
 func (s *Sink) Describe() string {
@@ -301,16 +425,18 @@ func (s *Sink) writable(c current) error {
 // case it changes nothing. It never overwrites a secret rotor does not own
 // (see NotOwnedError) nor one whose latest version is disabled (see
 // DisabledError). It reads the secret's version properties, never a value.
-// Errors carry the vault and secret name and never the value; IsPermanent
-// classifies them.
+// Errors carry the vault and secret name and never the value; each says
+// whether it is permanent (sink.Classified).
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
 	switch {
-	case d.Value.IsZero():
-		return sink.Result{}, fmt.Errorf("keyvault sink %s: delivery of key %s has no value", s.Describe(), d.KeyID)
+	case d.Material.Certificate != nil:
+		return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: delivery of key %s is a certificate; this sink writes client secrets only", s.Describe(), d.KeyID))
+	case d.Material.Secret.IsZero():
+		return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: delivery of key %s has no value", s.Describe(), d.KeyID))
 	case d.KeyID == "":
-		return sink.Result{}, fmt.Errorf("keyvault sink %s: delivery has no key id", s.Describe())
+		return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: delivery has no key id", s.Describe()))
 	case !strings.EqualFold(d.App.AppID, s.app.AppID):
-		return sink.Result{}, fmt.Errorf("keyvault sink %s: built for application %s, asked to deliver for %s", s.Describe(), s.app.AppID, d.App.AppID)
+		return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: built for application %s, asked to deliver for %s", s.Describe(), s.app.AppID, d.App.AppID))
 	}
 
 	cur, err := s.get(ctx)
@@ -329,7 +455,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	if !d.End.IsZero() {
 		attrs.Expires = to.Ptr(d.End.UTC())
 	}
-	value := d.Value.Reveal() // the one place the value leaves rotor
+	value := d.Material.Secret.Reveal() // the one place the value leaves rotor
 	resp, err := s.client.SetSecret(ctx, s.name, azsecrets.SetSecretParameters{
 		Value:            &value,
 		ContentType:      to.Ptr(s.contentType),
@@ -373,14 +499,27 @@ func tagsFor(d sink.Delivery, previous map[string]string) map[string]*string {
 
 // Validate checks that the vault answers with the sink's identity and that
 // the secret is absent, or rotor's for this application (or adopted) with
-// an enabled latest version. It cannot prove write permission without
-// writing; it proves list, which Deliver also needs. It reads no value.
-func (s *Sink) Validate(ctx context.Context) error {
+// an enabled latest version. It reads no value.
+//
+// Ready means as far as can be told: Key Vault has no "may I set?" query,
+// so Validate proves list permission (which Deliver also needs) and
+// ownership, not set permission. Failed is a foreign or disabled secret, or
+// a denied identity; unknown is a vault (or Entra) that could not be asked.
+func (s *Sink) Validate(ctx context.Context) sink.Validation {
 	cur, err := s.get(ctx)
 	if err != nil {
-		return err
+		return sink.FromError(err, "")
 	}
-	return s.writable(cur)
+	if err := s.writable(cur); err != nil {
+		return sink.Failed("", err)
+	}
+	switch {
+	case !cur.exists:
+		return sink.Ready(fmt.Sprintf("%s does not exist yet; rotor will create it (listing works; the permission to set secrets shows at the first write)", s.Describe()))
+	case cur.tags[TagManagedBy] != ManagedByRotor:
+		return sink.Ready(fmt.Sprintf("%s is not managed by rotor; adopt is on, so rotor takes it over at the next rotation", s.Describe()))
+	}
+	return sink.Ready(fmt.Sprintf("%s is managed by rotor; its latest version holds credential %s", s.Describe(), cmp.Or(cur.tags[TagKeyID], "(none)")))
 }
 
 // Holds reports whether any version of the secret carries the credential

@@ -26,21 +26,23 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
-// simBundle is a running simulator and azsecrets clients for one of its
-// vaults, configured from sim.json alone.
+// simBundle is a running simulator, the test's own azsecrets client for
+// one of its vaults, and the real Key Vault builder on connections to it,
+// configured from sim.json alone.
 type simBundle struct {
 	srv *sim.Server
 	// client is the test's own client, for arranging and reading back.
-	client *azsecrets.Client
-	// sinkClient is the sinks' client: any request for a secret value
-	// through it fails the test.
-	sinkClient *azsecrets.Client
-	vaultURL   string
-	tenantID   string
+	client   *azsecrets.Client
+	vaultURL string
+	tenantID string
 	// co is the transport and authority every client of the test shares.
 	co azcore.ClientOptions
 	// clk is the simulator's clock (wall time plus an offset).
 	clk *clock.Offset
+	// builder is Kind{}.NewBuilder on creds: the sinks under test make
+	// their own azsecrets clients, as in production.
+	builder sink.Builder
+	creds   *simCredentials
 }
 
 // noValueReads is a pipeline policy for the sinks' clients: it fails the
@@ -64,12 +66,45 @@ func guarded(t testing.TB, co azcore.ClientOptions) azcore.ClientOptions {
 	return co
 }
 
+// Test connections of simCredentials.
+const (
+	connSim = "sim"
+	// connDenied is the rotation identity with a wrong client secret:
+	// Entra refuses it (the simulator does not model vault RBAC, so this is
+	// how a test denies the sink permission).
+	connDenied = "denied"
+)
+
+// simCredentials is the server's sink.TokenCredentials, for the test's
+// connections to the simulator: every client it configures fails the test
+// on a value read, and retries quickly.
+type simCredentials struct {
+	t     testing.TB
+	co    azcore.ClientOptions
+	creds map[string]azcore.TokenCredential
+}
+
+var _ sink.TokenCredentials = (*simCredentials)(nil)
+
+func (c *simCredentials) TokenCredential(connection string) (sink.AzureIdentity, error) {
+	cred, ok := c.creds[connection]
+	if !ok {
+		return sink.AzureIdentity{}, fmt.Errorf("unknown connection %q", connection)
+	}
+	co := guarded(c.t, c.co)
+	co.Retry = policy.RetryOptions{MaxRetries: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond}
+	return sink.AzureIdentity{Credential: cred, ClientOptions: co, Simulator: true}, nil
+}
+
 // tick moves the simulator's clock past the current second: Key Vault
 // stamps versions with whole seconds, and versions written in the same
 // second cannot be ordered by their properties alone (see newer).
 func (b simBundle) tick() { b.clk.Advance(time.Second) }
 
-func setupSim(t *testing.T) simBundle {
+// startSim starts a simulator for one test: one tenant with a vault. It is
+// the only place these tests start one (swap it for simtest when that
+// lands).
+func startSim(t *testing.T) (*sim.Server, *clock.Offset) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -78,7 +113,12 @@ func setupSim(t *testing.T) simBundle {
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(ctx))
 	t.Cleanup(func() { _ = srv.Close() })
+	return srv, clk
+}
 
+func setupSim(t *testing.T) simBundle {
+	t.Helper()
+	srv, clk := startSim(t)
 	info := srv.Info()
 	require.NotEmpty(t, info.Tenants)
 	tenant := info.Tenants[0]
@@ -94,32 +134,39 @@ func setupSim(t *testing.T) simBundle {
 		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: info.AuthorityHost},
 		Transport: transport,
 	}
-	cred, err := azidentity.NewClientSecretCredential(tenant.ID, tenant.Rotation.ClientID, tenant.Rotation.ClientSecret,
-		&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
-	require.NoError(t, err)
+	credential := func(secret string) azcore.TokenCredential {
+		cred, err := azidentity.NewClientSecretCredential(tenant.ID, tenant.Rotation.ClientID, secret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
+		require.NoError(t, err)
+		return cred
+	}
 	vaultURL := tenant.KeyVaults[0].URL
-	c, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
+	c, err := azsecrets.NewClient(vaultURL, credential(tenant.Rotation.ClientSecret), &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
 	require.NoError(t, err)
-	sc, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: guarded(t, co), DisableChallengeResourceVerification: true})
+	creds := &simCredentials{t: t, co: co, creds: map[string]azcore.TokenCredential{
+		connSim:    credential(tenant.Rotation.ClientSecret),
+		connDenied: credential("wrong-secret"),
+	}}
+	builder, err := Kind{}.NewBuilder(sink.Deps{Credentials: creds})
 	require.NoError(t, err)
-	return simBundle{srv: srv, client: c, sinkClient: sc, vaultURL: vaultURL, tenantID: tenant.ID, co: co, clk: clk}
+	return simBundle{srv: srv, client: c, vaultURL: vaultURL, tenantID: tenant.ID, co: co, clk: clk, builder: builder, creds: creds}
 }
 
 // build makes a sink for app writing to secret name in the simulator's vault.
 func (b simBundle) build(t *testing.T, name string, app domain.Application, adopt bool) *Sink {
 	t.Helper()
-	return b.buildWith(t, b.sinkClient, name, app, adopt)
+	return b.buildConn(t, connSim, name, app, adopt)
 }
 
-func (b simBundle) buildWith(t *testing.T, client SecretsAPI, name string, app domain.Application, adopt bool) *Sink {
+func (b simBundle) buildConn(t *testing.T, connection, name string, app domain.Application, adopt bool) *Sink {
 	t.Helper()
-	spec := domain.SinkSpec{Type: Type, Settings: map[string]any{KeyVaultURL: b.vaultURL, KeySecret: name, KeyAdopt: adopt}}
-	s, err := (&Builder{Clients: func(_, vaultURL string) (SecretsAPI, error) {
-		require.Equal(t, b.vaultURL, vaultURL)
-		return client, nil
-	}}).Build(spec, "sim", app)
+	s, err := b.builder.Build(context.Background(), sink.BuildRequest{Spec: b.spec(name, adopt), Connection: connection, App: app})
 	require.NoError(t, err)
 	return s.(*Sink)
+}
+
+func (b simBundle) spec(name string, adopt bool) domain.SinkSpec {
+	return domain.SinkSpec{Type: Type, Settings: map[string]any{KeyVaultURL: b.vaultURL, KeySecret: name, KeyAdopt: adopt}}
 }
 
 func (b simBundle) app(id string) domain.Application {
@@ -157,7 +204,7 @@ func TestDeliverSim(t *testing.T) {
 	t.Run("creates a new secret", func(t *testing.T) {
 		app := b.app("app-create")
 		s := b.build(t, "create-secret", app, false)
-		require.NoError(t, s.Validate(ctx), "absent secret validates")
+		require.Equal(t, sink.StatusReady, s.Validate(ctx).Status, "absent secret validates")
 		res, err := s.Deliver(ctx, simDelivery(app, "key-1", "created-value", end))
 		require.NoError(t, err)
 		require.True(t, res.Changed)
@@ -174,7 +221,7 @@ func TestDeliverSim(t *testing.T) {
 			TagManagedBy: ManagedByRotor, TagAppID: "app-create", TagObjectID: "obj-app-create",
 			TagKeyID: "key-1", TagRunID: "run-key-1", TagTenantID: b.tenantID,
 		}, tagsOf(got))
-		require.NoError(t, s.Validate(ctx), "rotor's own secret validates")
+		require.Equal(t, sink.StatusReady, s.Validate(ctx).Status, "rotor's own secret validates")
 	})
 
 	t.Run("skips when the same key is already there", func(t *testing.T) {
@@ -221,10 +268,12 @@ func TestDeliverSim(t *testing.T) {
 		app := b.app("app-foreign")
 		s := b.build(t, "foreign-secret", app, false)
 		var no *NotOwnedError
-		require.ErrorAs(t, s.Validate(ctx), &no)
+		v := s.Validate(ctx)
+		require.Equal(t, sink.StatusFailed, v.Status)
+		require.ErrorAs(t, v.Err, &no)
 		_, err = s.Deliver(ctx, simDelivery(app, "key-1", "mine", end))
 		require.ErrorAs(t, err, &no)
-		require.True(t, IsPermanent(err))
+		require.True(t, sink.IsPermanent(err))
 		require.NotContains(t, err.Error(), "mine")
 		require.Equal(t, "theirs", *b.read(t, "foreign-secret").Value, "foreign secret untouched")
 	})
@@ -236,7 +285,7 @@ func TestDeliverSim(t *testing.T) {
 		b.tick()
 		app := b.app("app-adopt")
 		s := b.build(t, "adopt-secret", app, true)
-		require.NoError(t, s.Validate(ctx))
+		require.Equal(t, sink.StatusReady, s.Validate(ctx).Status)
 		res, err := s.Deliver(ctx, simDelivery(app, "key-1", "mine", end))
 		require.NoError(t, err)
 		require.True(t, res.Changed)
@@ -271,10 +320,12 @@ func TestDeliverSim(t *testing.T) {
 		require.ErrorAs(t, err, &de)
 		require.Equal(t, res.Location, de.ID)
 		require.ErrorContains(t, err, "latest version is disabled")
-		require.True(t, IsPermanent(err))
+		require.True(t, sink.IsPermanent(err))
 		var pe *PermissionError
 		require.False(t, errors.As(err, &pe), "a disabled secret is not a permission problem")
-		require.ErrorAs(t, s.Validate(ctx), &de)
+		v := s.Validate(ctx)
+		require.Equal(t, sink.StatusFailed, v.Status)
+		require.ErrorAs(t, v.Err, &de)
 		held, err := s.Holds(ctx, "key-1")
 		require.NoError(t, err)
 		require.True(t, held, "the disabled version held key-1")
@@ -315,40 +366,35 @@ func TestDeliverSim(t *testing.T) {
 	})
 
 	t.Run("a connection whose credential fails is a permission error", func(t *testing.T) {
-		cred, err := azidentity.NewClientSecretCredential(b.tenantID, b.srv.Info().Tenants[0].Rotation.ClientID, "wrong-secret",
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: b.co, DisableInstanceDiscovery: true})
-		require.NoError(t, err)
-		bad, err := azsecrets.NewClient(b.vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: guarded(t, b.co), DisableChallengeResourceVerification: true})
-		require.NoError(t, err)
 		app := b.app("app-denied")
-		s := b.buildWith(t, bad, "denied-secret", app, false)
-		err = s.Validate(ctx)
+		s := b.buildConn(t, connDenied, "denied-secret", app, false)
+		v := s.Validate(ctx)
+		require.Equal(t, sink.StatusFailed, v.Status)
+		err := v.Err
 		var pe *PermissionError
 		require.ErrorAs(t, err, &pe)
-		require.True(t, IsPermanent(err))
+		require.True(t, sink.IsPermanent(err))
 		require.NotContains(t, err.Error(), "wrong-secret")
 		require.True(t, pe.TokenFailed)
 		require.Equal(t, http.StatusUnauthorized, pe.StatusCode)
-		require.ErrorContains(t, err, `no token for connection "sim": HTTP 401 invalid_client: AADSTS7000215`)
+		require.ErrorContains(t, err, `no token for connection "denied": HTTP 401 invalid_client: AADSTS7000215`)
 		_, err = s.Deliver(ctx, simDelivery(app, "key-1", "denied-value", end))
 		require.ErrorAs(t, err, &pe)
 		require.NotContains(t, err.Error(), "denied-value")
 	})
 
 	t.Run("503 after retries is retryable and carries no value", func(t *testing.T) {
-		co := b.co
-		co.Retry = policy.RetryOptions{MaxRetries: 1, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond}
-		c, err := azsecrets.NewClient(b.vaultURL, b.credential(t), &azsecrets.ClientOptions{ClientOptions: guarded(t, co), DisableChallengeResourceVerification: true})
-		require.NoError(t, err)
 		app := b.app("app-flaky")
-		s := b.buildWith(t, c, "flaky-secret", app, false)
-		require.NoError(t, s.Validate(ctx), "token cached before faults start")
+		s := b.build(t, "flaky-secret", app, false)
+		require.Equal(t, sink.StatusReady, s.Validate(ctx).Status, "token cached before faults start")
 
 		require.NoError(t, b.srv.SetFaults(sim.FaultConfig{ErrorRate: 1}))
 		t.Cleanup(func() { _ = b.srv.SetFaults(sim.FaultConfig{}) })
-		_, err = s.Deliver(ctx, simDelivery(app, "key-1", "flaky-value", end))
+		v := s.Validate(ctx)
+		require.Equal(t, sink.StatusUnknown, v.Status, "a failing vault is unknown, not failed: %s", v.Reason)
+		_, err := s.Deliver(ctx, simDelivery(app, "key-1", "flaky-value", end))
 		require.Error(t, err)
-		require.False(t, IsPermanent(err), "%v", err)
+		require.False(t, sink.IsPermanent(err), "%v", err)
 		var re *RequestError
 		require.ErrorAs(t, err, &re)
 		require.Equal(t, http.StatusServiceUnavailable, re.StatusCode)
@@ -359,14 +405,4 @@ func TestDeliverSim(t *testing.T) {
 		require.NoError(t, err, "the retry succeeds once the vault recovers")
 		require.True(t, res.Changed)
 	})
-}
-
-// credential is a fresh credential of the tenant's rotation identity.
-func (b simBundle) credential(t *testing.T) azcore.TokenCredential {
-	t.Helper()
-	ten := b.srv.Info().Tenants[0]
-	cred, err := azidentity.NewClientSecretCredential(ten.ID, ten.Rotation.ClientID, ten.Rotation.ClientSecret,
-		&azidentity.ClientSecretCredentialOptions{ClientOptions: b.co, DisableInstanceDiscovery: true})
-	require.NoError(t, err)
-	return cred
 }

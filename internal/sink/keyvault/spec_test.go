@@ -1,6 +1,7 @@
 package keyvault
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/sink"
 )
 
 func validSpec() domain.SinkSpec {
@@ -90,7 +92,7 @@ func TestCheckSpec(t *testing.T) {
 			if tc.tweak != nil {
 				spec = tc.tweak(spec)
 			}
-			err := (&Builder{}).CheckSpec(spec)
+			err := (Kind{}).CheckSpec(spec)
 			if tc.wantErr == nil {
 				require.NoError(t, err)
 				return
@@ -123,7 +125,7 @@ func TestBuild(t *testing.T) {
 	}{
 		{name: "slug of display name", wantName: "payroll-api-secret", wantURL: "https://payroll-kv.vault.azure.net/", wantConn: "policy-conn"},
 		{name: "spec connection wins", tweak: set(KeyConnection, "kv-writer"), wantName: "payroll-api-secret", wantURL: "https://payroll-kv.vault.azure.net/", wantConn: "kv-writer"},
-		{name: "url normalised", tweak: set(KeyVaultURL, "https://Payroll-KV.vault.azure.net"), wantName: "payroll-api-secret", wantURL: "https://Payroll-KV.vault.azure.net/", wantConn: "policy-conn"},
+		{name: "url normalised", tweak: set(KeyVaultURL, "https://Payroll-KV.vault.azure.net"), wantName: "payroll-api-secret", wantURL: "https://payroll-kv.vault.azure.net/", wantConn: "policy-conn"},
 		{name: "tenant and client id", tweak: set(KeySecret, "{{ .TenantID }}-{{ .ClientID }}"), wantName: "tid-1-11111111-2222-3333-4444-555555555555", wantConn: "policy-conn", wantURL: "https://payroll-kv.vault.azure.net/"},
 		{name: "display name with spaces unslugged", tweak: set(KeySecret, "{{ .App.DisplayName }}-secret"),
 			wantErr: []string{`"Payroll API-secret"`, `template "{{ .App.DisplayName }}-secret"`, `' '`, "slug"}},
@@ -152,11 +154,11 @@ func TestBuild(t *testing.T) {
 				cn = ""
 			}
 			var gotConn, gotURL string
-			b := &Builder{Clients: func(connection, vaultURL string) (SecretsAPI, error) {
+			b := newBuilder(nil, func(connection, vaultURL string) (SecretsAPI, error) {
 				gotConn, gotURL = connection, vaultURL
 				return newFakeVault(vaultURL), nil
-			}}
-			s, err := b.Build(spec, cn, a)
+			})
+			s, err := b.Build(context.Background(), sink.BuildRequest{Spec: spec, Connection: cn, App: a})
 			if tc.wantErr != nil {
 				require.Error(t, err)
 				for _, w := range tc.wantErr {
@@ -171,18 +173,19 @@ func TestBuild(t *testing.T) {
 			require.Equal(t, tc.wantURL, gotURL)
 			require.Equal(t, tc.wantConn, gotConn)
 			require.Contains(t, s.Describe(), tc.wantName)
+			require.Equal(t, "keyvault:"+tc.wantURL+"secrets/"+tc.wantName, s.Target().String())
 		})
 	}
 }
 
 func TestBuildClientsError(t *testing.T) {
 	t.Parallel()
-	b := &Builder{Clients: func(string, string) (SecretsAPI, error) { return nil, errors.New("no such connection") }}
-	_, err := b.Build(validSpec(), "missing", domain.Application{AppID: "a", DisplayName: "x"})
+	b := newBuilder(nil, func(string, string) (SecretsAPI, error) { return nil, errors.New("no such connection") })
+	_, err := b.Build(context.Background(), sink.BuildRequest{Spec: validSpec(), Connection: "missing", App: domain.Application{AppID: "a", DisplayName: "x"}})
 	require.ErrorContains(t, err, `(connection "missing"): no such connection`)
 
-	_, err = (&Builder{}).Build(validSpec(), "c", domain.Application{AppID: "a", DisplayName: "x"})
-	require.ErrorContains(t, err, "no Clients function")
+	_, err = Kind{}.NewBuilder(sink.Deps{})
+	require.ErrorContains(t, err, "needs token credentials")
 }
 
 func TestSlug(t *testing.T) {
@@ -224,13 +227,22 @@ func FuzzCheckSpec(f *testing.F) {
 	f.Add("http://x", "{{", "")
 	f.Fuzz(func(t *testing.T, vaultURL, tmpl, display string) {
 		spec := domain.SinkSpec{Type: Type, Settings: map[string]any{KeyVaultURL: vaultURL, KeySecret: tmpl}}
-		if (&Builder{}).CheckSpec(spec) != nil {
+		if (Kind{}).CheckSpec(spec) != nil {
 			return
 		}
-		b := &Builder{Clients: func(_, u string) (SecretsAPI, error) { return newFakeVault(u), nil }}
-		s, err := b.Build(spec, "c", domain.Application{AppID: "a", DisplayName: display})
+		b := newBuilder(nil, func(_, u string) (SecretsAPI, error) { return newFakeVault(u), nil })
+		req := sink.BuildRequest{Spec: spec, Connection: "c", App: domain.Application{AppID: "a", DisplayName: display}}
+		s, err := b.Build(context.Background(), req)
 		if err == nil {
-			require.Regexp(t, `^[0-9a-zA-Z-]{1,127}$`, s.(*Sink).SecretName())
+			require.Regexp(t, `^[0-9a-z-]{1,127}$`, s.(*Sink).SecretName())
+			// The target round-trips and pins the same sink.
+			parsed, err := sink.ParseTargetID(s.Target().String())
+			require.NoError(t, err)
+			require.Equal(t, s.Target(), parsed)
+			req.Pinned = parsed
+			again, err := b.Build(context.Background(), req)
+			require.NoError(t, err)
+			require.Equal(t, s.Target(), again.Target())
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/sink"
 )
 
 func TestNewer(t *testing.T) {
@@ -98,7 +100,7 @@ func TestListErrorOnLaterPage(t *testing.T) {
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, http.StatusServiceUnavailable, re.StatusCode)
 	require.Equal(t, "list", re.Op)
-	require.False(t, IsPermanent(err))
+	require.False(t, sink.IsPermanent(err))
 	_, err = b.sink.Deliver(ctx, delivery(b.app, "key-4", "v"))
 	require.ErrorAs(t, err, &re)
 	require.Zero(t, b.vault.sets, "nothing written on a partial view")
@@ -116,7 +118,7 @@ func TestNeverReadsValues(t *testing.T) {
 
 	ctx := context.Background()
 	b := setupFake(t)
-	require.NoError(t, b.sink.Validate(ctx))
+	require.Equal(t, sink.StatusReady, b.sink.Validate(ctx).Status)
 	held, err := b.sink.Holds(ctx, "key-1")
 	require.NoError(t, err)
 	require.False(t, held)
@@ -125,7 +127,7 @@ func TestNeverReadsValues(t *testing.T) {
 	res, err := b.sink.Deliver(ctx, delivery(b.app, "key-1", "v1"))
 	require.NoError(t, err)
 	require.False(t, res.Changed)
-	require.NoError(t, b.sink.Validate(ctx))
+	require.Equal(t, sink.StatusReady, b.sink.Validate(ctx).Status)
 	held, err = b.sink.Holds(ctx, "key-1")
 	require.NoError(t, err)
 	require.True(t, held)

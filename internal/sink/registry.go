@@ -1,0 +1,169 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+)
+
+// BuildRequest asks for the sink of one spec for one application.
+type BuildRequest struct {
+	Spec domain.SinkSpec
+	// Connection is the policy's connection; a spec may name its own.
+	Connection string
+	App        domain.Application
+	// Pinned is the target recorded for this application and spec at an
+	// earlier delivery; the zero TargetID when there is none. A builder
+	// uses it instead of resolving the spec again, so an application's
+	// rename does not move its secret. Resolve says what the spec resolves
+	// to today, so a rename can be reported.
+	Pinned TargetID
+}
+
+// Kind is one type of sink as the registry knows it. It is split from
+// Builder because the two are needed at different times: specs are checked
+// while the configuration loads, before any connection (and so any
+// credential a builder needs) exists; builders are made once they do.
+type Kind interface {
+	// Type is the spec's type name, e.g. "keyvault".
+	Type() string
+	// CheckSpec validates the settings without any I/O; errors name the key.
+	CheckSpec(spec domain.SinkSpec) error
+	// NewBuilder returns the kind's builder on rotor's dependencies. It
+	// does no I/O; it fails only when a dependency the kind needs is
+	// missing.
+	NewBuilder(deps Deps) (Builder, error)
+}
+
+// Builder makes the sinks of one kind.
+type Builder interface {
+	// Resolve is the target req's spec resolves to for req.App today,
+	// ignoring req.Pinned. It does no I/O.
+	Resolve(req BuildRequest) (TargetID, error)
+	// Build returns the sink for req.App: on req.Pinned when set, else on
+	// what Resolve returns. It does no I/O beyond making clients.
+	Build(ctx context.Context, req BuildRequest) (Sink, error)
+}
+
+// Registry holds the kinds, by type. It checks specs; Bind turns it into
+// the Factory the rotation builds sinks with.
+type Registry struct{ kinds map[string]Kind }
+
+// NewRegistry registers kinds. Two kinds with one type, or an empty type,
+// is a wiring mistake and panics.
+func NewRegistry(kinds ...Kind) *Registry {
+	r := &Registry{kinds: map[string]Kind{}}
+	for _, k := range kinds {
+		t := k.Type()
+		if !validKind(t) {
+			panic(fmt.Sprintf("sink.NewRegistry: kind type %q must be lower-case letters and digits", t))
+		}
+		if _, dup := r.kinds[t]; dup {
+			panic(fmt.Sprintf("sink.NewRegistry: kind %q registered twice", t))
+		}
+		r.kinds[t] = k
+	}
+	return r
+}
+
+// ErrUnknownType is returned for a sink type nobody registered.
+var ErrUnknownType = errors.New("unknown sink type")
+
+// Types lists the registered types.
+func (r *Registry) Types() []string {
+	out := make([]string, 0, len(r.kinds))
+	for t := range r.kinds {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CheckSpec validates a spec with its kind.
+func (r *Registry) CheckSpec(spec domain.SinkSpec) error {
+	k, ok := r.kinds[spec.Type]
+	if !ok {
+		return fmt.Errorf("%w %q (known: %v)", ErrUnknownType, spec.Type, r.Types())
+	}
+	return k.CheckSpec(spec)
+}
+
+// Bind makes every kind's builder on deps.
+func (r *Registry) Bind(deps Deps) (*Factory, error) {
+	f := &Factory{builders: map[string]Builder{}, types: r.Types()}
+	var errs []error
+	for _, t := range f.types {
+		b, err := r.kinds[t].NewBuilder(deps)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sink kind %s: %w", t, err))
+			continue
+		}
+		f.builders[t] = b
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Factory builds sinks of every registered kind. A nil *Factory knows no
+// kind.
+type Factory struct {
+	builders map[string]Builder
+	types    []string
+}
+
+func (f *Factory) builder(typ string) (Builder, error) {
+	if f == nil {
+		return nil, fmt.Errorf("%w %q (no sink kinds are registered)", ErrUnknownType, typ)
+	}
+	b, ok := f.builders[typ]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownType, typ, f.types)
+	}
+	return b, nil
+}
+
+// Resolve is what req's spec resolves to today, ignoring req.Pinned (see
+// Builder.Resolve): compare it with the pinned target to report a rename.
+func (f *Factory) Resolve(req BuildRequest) (TargetID, error) {
+	b, err := f.builder(req.Spec.Type)
+	if err != nil {
+		return TargetID{}, err
+	}
+	t, err := b.Resolve(req)
+	if err != nil {
+		return TargetID{}, err
+	}
+	if t.Kind() != req.Spec.Type {
+		return TargetID{}, fmt.Errorf("sink %s resolved a %q target %s", req.Spec.Type, t.Kind(), t)
+	}
+	return t, nil
+}
+
+// Build makes the sink for req. It holds every builder to the contract: a
+// sink built for a pinned target has exactly that target, and a sink's
+// target is of its own kind.
+func (f *Factory) Build(ctx context.Context, req BuildRequest) (Sink, error) {
+	b, err := f.builder(req.Spec.Type)
+	if err != nil {
+		return nil, err
+	}
+	if !req.Pinned.IsZero() && req.Pinned.Kind() != req.Spec.Type {
+		return nil, fmt.Errorf("sink %s cannot write to pinned target %s of another kind", req.Spec.Type, req.Pinned)
+	}
+	s, err := b.Build(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	switch t := s.Target(); {
+	case !req.Pinned.IsZero() && t != req.Pinned:
+		return nil, fmt.Errorf("sink %s was built for pinned target %s but targets %s", req.Spec.Type, req.Pinned, t)
+	case t.Kind() != req.Spec.Type:
+		return nil, fmt.Errorf("sink %s has a %q target %s", req.Spec.Type, t.Kind(), t)
+	}
+	return s, nil
+}

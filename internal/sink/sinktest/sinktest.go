@@ -1,0 +1,342 @@
+// Package sinktest is the conformance suite every sink kind runs: the
+// promises of the sink.Sink contract that do not depend on the kind —
+// idempotent delivery, refusal to overwrite what rotor does not own, no
+// secret value in any error, honest Holds and Validate answers, and a
+// target id that is stable across builds and pinned across renames.
+//
+// A kind's test implements Harness against the most real target it can run
+// (Key Vault: the simulator over HTTPS, through Microsoft's azsecrets
+// client) and calls Run.
+package sinktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sink"
+)
+
+// Harness is what the suite needs from a kind's test.
+type Harness interface {
+	// Builder is the builder under test, bound to the test's dependencies.
+	Builder(t *testing.T) sink.Builder
+	// Request returns a request for a sink whose target exists nowhere yet
+	// and is used by no other call (a fresh name). Its spec should follow
+	// the application's display name (a name template), so that the
+	// rename cases mean something; it must not be pinned.
+	Request(t *testing.T) sink.BuildRequest
+	// Foreign puts, at target, something rotor does not own: no ownership
+	// marker, a value of its own.
+	Foreign(t *testing.T, target sink.TargetID)
+	// Read returns what target holds now, read with the test's own access
+	// (which may read values; the sink may not).
+	Read(t *testing.T, target sink.TargetID) Held
+	// Denied returns req changed so that the sink's identity is refused by
+	// the target (or by its identity provider); same target.
+	Denied(t *testing.T, req sink.BuildRequest) sink.BuildRequest
+	// Unreachable returns req changed so that the target cannot be
+	// reached at all (a closed port on loopback).
+	Unreachable(t *testing.T, req sink.BuildRequest) sink.BuildRequest
+}
+
+// Ticker is the optional ability of a harness to move its target's clock
+// forward between two writes, for targets that order versions by a coarse
+// timestamp (Key Vault's whole seconds). The suite never sleeps.
+type Ticker interface {
+	Tick()
+}
+
+// Held is what a target holds, as the harness reads it.
+type Held struct {
+	// Exists is false when nothing is at the target.
+	Exists bool
+	// Version identifies the current content; every write changes it.
+	Version string
+	// Secret is the value held.
+	Secret secret.Value
+}
+
+// Run runs the suite. Subtests share the harness and run one after another.
+func Run(t *testing.T, h Harness) {
+	s := &suite{h: h, ctx: context.Background()}
+	t.Run("delivers, then holds what it delivered", s.delivers)
+	t.Run("delivering the same material twice changes nothing", s.idempotent)
+	t.Run("a newer credential replaces the older one", s.replaces)
+	t.Run("refuses to overwrite a target rotor does not own", s.foreign)
+	t.Run("denied permission fails validation and delivery permanently", s.denied)
+	t.Run("an unreachable target is unknown and retryable", s.unreachable)
+	t.Run("target is stable across builds and pinned across renames", s.target)
+}
+
+type suite struct {
+	h   Harness
+	ctx context.Context
+	n   int
+}
+
+func (s *suite) tick() {
+	if tk, ok := s.h.(Ticker); ok {
+		tk.Tick()
+	}
+}
+
+// value makes a secret no system would invent, so finding it in an error
+// means it leaked.
+func (s *suite) value(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 12)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return "sinktest-value-" + hex.EncodeToString(b)
+}
+
+func (s *suite) delivery(t *testing.T, req sink.BuildRequest, value string) sink.Delivery {
+	t.Helper()
+	s.n++
+	now := time.Now().UTC().Truncate(time.Second)
+	return sink.Delivery{
+		Org: req.App.Org, RunID: fmt.Sprintf("sinktest-run-%d", s.n), App: req.App,
+		TenantID: req.App.TenantID, ClientID: req.App.AppID, KeyID: fmt.Sprintf("sinktest-key-%d", s.n),
+		Kind: domain.KindSecret, Material: sink.SecretMaterial(secret.New(value)),
+		Start: now, End: now.Add(90 * 24 * time.Hour),
+	}
+}
+
+func (s *suite) build(t *testing.T, req sink.BuildRequest) sink.Sink {
+	t.Helper()
+	sk, err := s.h.Builder(t).Build(s.ctx, req)
+	require.NoError(t, err)
+	return sk
+}
+
+func (s *suite) requireHolds(t *testing.T, sk sink.Sink, keyID string, want bool) {
+	t.Helper()
+	h, ok := sk.(sink.Holder)
+	if !ok {
+		return
+	}
+	held, err := h.Holds(s.ctx, keyID)
+	require.NoError(t, err)
+	require.Equal(t, want, held, "Holds(%s)", keyID)
+}
+
+// requireStatus checks a Validate answer, if the sink can validate.
+func (s *suite) requireStatus(t *testing.T, sk sink.Sink, want sink.Status, values ...string) {
+	t.Helper()
+	v, ok := sk.(sink.Validator)
+	if !ok {
+		return
+	}
+	got := v.Validate(s.ctx)
+	require.Equal(t, want, got.Status, "Validate: %s", got.Reason)
+	require.NotEmpty(t, got.Reason, "Validate explains its answer")
+	if want != sink.StatusReady {
+		require.Error(t, got.Err, "an unknown or failed answer carries its cause")
+	}
+	for _, val := range values {
+		require.NotContains(t, got.Reason, val)
+	}
+	NoSecret(t, got.Err, values...)
+}
+
+func requireSame(t *testing.T, want, got Held) {
+	t.Helper()
+	require.Equal(t, want.Exists, got.Exists)
+	require.Equal(t, want.Version, got.Version, "the target was written")
+	require.True(t, want.Secret.Reveal() == got.Secret.Reveal(), "the target's value changed")
+}
+
+func (s *suite) delivers(t *testing.T) {
+	req := s.h.Request(t)
+	sk := s.build(t, req)
+	require.False(t, s.h.Read(t, sk.Target()).Exists, "Request must name a fresh target")
+	s.requireStatus(t, sk, sink.StatusReady)
+
+	v := s.value(t)
+	d := s.delivery(t, req, v)
+	res, err := sk.Deliver(s.ctx, d)
+	require.NoError(t, err)
+	require.True(t, res.Changed)
+	require.NotContains(t, res.Location, v)
+
+	got := s.h.Read(t, sk.Target())
+	require.True(t, got.Exists)
+	require.Equal(t, v, got.Secret.Reveal(), "the target holds the delivered value")
+	s.requireHolds(t, sk, d.KeyID, true)
+	s.requireHolds(t, sk, "sinktest-key-never-delivered", false)
+	s.requireStatus(t, sk, sink.StatusReady, v)
+}
+
+func (s *suite) idempotent(t *testing.T) {
+	req := s.h.Request(t)
+	sk := s.build(t, req)
+	v := s.value(t)
+	d := s.delivery(t, req, v)
+	first, err := sk.Deliver(s.ctx, d)
+	require.NoError(t, err)
+	require.True(t, first.Changed)
+	before := s.h.Read(t, sk.Target())
+	s.tick()
+
+	// Again, through a fresh build, as a retried or recovered run would.
+	again, err := s.build(t, req).Deliver(s.ctx, d)
+	require.NoError(t, err)
+	require.False(t, again.Changed, "the second delivery of the same material changes nothing")
+	requireSame(t, before, s.h.Read(t, sk.Target()))
+	require.Equal(t, v, s.h.Read(t, sk.Target()).Secret.Reveal())
+	s.requireHolds(t, sk, d.KeyID, true)
+}
+
+func (s *suite) replaces(t *testing.T) {
+	req := s.h.Request(t)
+	sk := s.build(t, req)
+	_, err := sk.Deliver(s.ctx, s.delivery(t, req, s.value(t)))
+	require.NoError(t, err)
+	before := s.h.Read(t, sk.Target())
+	s.tick()
+
+	v2 := s.value(t)
+	d2 := s.delivery(t, req, v2)
+	res, err := sk.Deliver(s.ctx, d2)
+	require.NoError(t, err)
+	require.True(t, res.Changed)
+	after := s.h.Read(t, sk.Target())
+	require.NotEqual(t, before.Version, after.Version)
+	require.Equal(t, v2, after.Secret.Reveal())
+	s.requireHolds(t, sk, d2.KeyID, true)
+}
+
+func (s *suite) foreign(t *testing.T) {
+	req := s.h.Request(t)
+	sk := s.build(t, req)
+	s.h.Foreign(t, sk.Target())
+	before := s.h.Read(t, sk.Target())
+	require.True(t, before.Exists, "Foreign must put something at the target")
+	s.tick()
+
+	v := s.value(t)
+	s.requireStatus(t, sk, sink.StatusFailed, v)
+	d := s.delivery(t, req, v)
+	_, err := sk.Deliver(s.ctx, d)
+	require.Error(t, err, "a foreign target is refused")
+	require.True(t, sink.IsPermanent(err), "refusing a foreign target is permanent: %v", err)
+	NoSecret(t, err, v)
+	requireSame(t, before, s.h.Read(t, sk.Target()))
+	s.requireHolds(t, sk, d.KeyID, false)
+}
+
+func (s *suite) denied(t *testing.T) {
+	req := s.h.Denied(t, s.h.Request(t))
+	sk := s.build(t, req)
+	v := s.value(t)
+	s.requireStatus(t, sk, sink.StatusFailed, v)
+	_, err := sk.Deliver(s.ctx, s.delivery(t, req, v))
+	require.Error(t, err)
+	require.True(t, sink.IsPermanent(err), "denied permission is permanent: %v", err)
+	NoSecret(t, err, v)
+	require.False(t, s.h.Read(t, sk.Target()).Exists, "nothing was written")
+	if h, ok := sk.(sink.Holder); ok {
+		_, err := h.Holds(s.ctx, "sinktest-key")
+		require.Error(t, err, "a sink that cannot look does not claim to know")
+		NoSecret(t, err, v)
+	}
+}
+
+func (s *suite) unreachable(t *testing.T) {
+	req := s.h.Unreachable(t, s.h.Request(t))
+	sk := s.build(t, req)
+	v := s.value(t)
+	s.requireStatus(t, sk, sink.StatusUnknown, v)
+	_, err := sk.Deliver(s.ctx, s.delivery(t, req, v))
+	require.Error(t, err)
+	require.False(t, sink.IsPermanent(err), "an unreachable target may come back: %v", err)
+	NoSecret(t, err, v)
+}
+
+func (s *suite) target(t *testing.T) {
+	req := s.h.Request(t)
+	b := s.h.Builder(t)
+	first := s.build(t, req)
+	tid := first.Target()
+	require.False(t, tid.IsZero())
+	require.Equal(t, req.Spec.Type, tid.Kind(), "a target names its kind")
+	parsed, err := sink.ParseTargetID(tid.String())
+	require.NoError(t, err)
+	require.Equal(t, tid, parsed, "the target round-trips through its string form")
+	resolved, err := b.Resolve(req)
+	require.NoError(t, err)
+	require.Equal(t, tid, resolved, "Resolve says what Build targets")
+	require.Equal(t, tid, s.build(t, req).Target(), "stable across builds")
+	require.NotEmpty(t, first.Describe())
+
+	// Deliver, then rename the application: the pinned sink keeps the
+	// target, and Resolve reports where the template points now.
+	_, err = first.Deliver(s.ctx, s.delivery(t, req, s.value(t)))
+	require.NoError(t, err)
+	s.tick()
+	renamed := req
+	renamed.App.DisplayName = req.App.DisplayName + " Renamed"
+	moved, err := b.Resolve(renamed)
+	require.NoError(t, err)
+	renamed.Pinned = tid
+	pinned := s.build(t, renamed)
+	require.Equal(t, tid, pinned.Target(), "a pinned sink keeps its target under a rename")
+	if moved == tid {
+		t.Logf("the spec does not follow the display name; the rename case only checks the pin")
+	} else {
+		rr, err := b.Resolve(renamed)
+		require.NoError(t, err)
+		require.Equal(t, moved, rr, "Resolve ignores the pin")
+	}
+	v := s.value(t)
+	d := s.delivery(t, renamed, v)
+	res, err := pinned.Deliver(s.ctx, d)
+	require.NoError(t, err)
+	require.True(t, res.Changed)
+	require.Equal(t, v, s.h.Read(t, tid).Secret.Reveal(), "the pinned target got the delivery")
+	if moved != tid {
+		require.False(t, s.h.Read(t, moved).Exists, "nothing went to the renamed target")
+	}
+}
+
+// NoSecret fails t if err, any error in its chain (errors.Unwrap and
+// Unwrap() []error), or their %v, %+v and %#v renderings contain any of
+// values.
+func NoSecret(t testing.TB, err error, values ...string) {
+	t.Helper()
+	walk(err, func(e error) {
+		for _, r := range []string{e.Error(), fmt.Sprintf("%v", e), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e)} {
+			for _, v := range values {
+				if v != "" && strings.Contains(r, v) {
+					t.Fatalf("a secret value is in an error (%T): %s", e, strings.ReplaceAll(r, v, "<THE VALUE>"))
+				}
+			}
+		}
+	})
+}
+
+// walk visits err and every error it wraps, depth first.
+func walk(err error, fn func(error)) {
+	if err == nil {
+		return
+	}
+	fn(err)
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			walk(e, fn)
+		}
+	default:
+		walk(errors.Unwrap(err), fn)
+	}
+}
