@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/rotor-dev/rotor/internal/sink"
 
@@ -117,22 +118,26 @@ func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, e
 
 // mayBeHeld decides whether a crashed run's credential may be in a
 // consumer's hands. It may not when the journal shows no sink write was
-// ever attempted, or when every sink can answer (sink.Holder) and none
-// holds it: sinks are written only by runs of this application, one at a
-// time, so a sink that does not hold it now never did. Anything unknown
-// counts as held: keeping a credential through the overlap is always safe.
+// ever attempted, or when every target the run wrote to (journaled with
+// each sink step) can answer (sink.Holder) and none holds it: a target is
+// written only by runs of this application, one at a time, so one that
+// does not hold it now never did. Anything unknown counts as held: keeping
+// a credential through the overlap is always safe.
 func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Run, log *slog.Logger) (bool, string) {
 	full, err := e.store.GetRun(ctx, org, run.ID)
 	if err != nil {
 		return true, "its journal could not be read"
 	}
 	wrote := false
-	written := map[int]string{} // sink index → the target it wrote
+	written := map[string]int{} // target the run wrote to → sink index
 	for _, ev := range full.Events {
 		if ev.Step.IsSinkWrite() {
 			wrote = true
 			if ev.Step.Phase == domain.PhaseWriting {
-				written[ev.Step.Index] = ev.Target
+				if ev.Target == "" {
+					return true, fmt.Sprintf("sink #%d's target was not journaled", ev.Step.Index+1)
+				}
+				written[ev.Target] = ev.Step.Index
 			}
 		}
 	}
@@ -147,19 +152,18 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 		return true, "its application could not be read"
 	}
 	pol := e.policies.PolicyFor(*app)
-	if pol == nil || len(pol.Sinks) == 0 {
+	if pol == nil {
 		return true, "its sinks are no longer configured"
 	}
-	for i, spec := range pol.Sinks {
-		sk, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: *app})
-		if err != nil {
-			return true, fmt.Sprintf("sink #%d could not be built", i+1)
+	for _, target := range sortedKeysOf(written) {
+		i := written[target]
+		t, err := sink.ParseTargetID(target)
+		if err != nil || i >= len(pol.Sinks) || pol.Sinks[i].Type != t.Kind() {
+			return true, fmt.Sprintf("sink #%d (%s) is no longer configured as it was", i+1, target)
 		}
-		if d, ok := written[i]; ok && !sameTarget(d, sk.Target()) {
-			// The sink was configured differently (or the app renamed)
-			// when the run wrote to it: asking today's target would be
-			// asking the wrong place.
-			return true, fmt.Sprintf("sink #%d was %s when the run wrote to it", i+1, d)
+		sk, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: pol.Sinks[i], Connection: run.Connection, App: *app, Pinned: t})
+		if err != nil {
+			return true, fmt.Sprintf("sink #%d could not be built for %s", i+1, target)
 		}
 		h, ok := sk.(sink.Holder)
 		if !ok {
@@ -177,9 +181,11 @@ func (e *Engine) mayBeHeld(ctx context.Context, org domain.OrgID, run *domain.Ru
 	return false, ""
 }
 
-// sameTarget reports whether the target a sink step journaled (the target
-// id the run wrote to) is target.
-func sameTarget(written string, target sink.TargetID) bool {
-	t, err := sink.ParseTargetID(written)
-	return err == nil && !t.IsZero() && t == target
+func sortedKeysOf(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -126,15 +126,11 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	if run.Kind != domain.KindSecret {
 		return r.fail(ctx, nil, fmt.Sprintf("policy %q asks for kind %s, but rotor rotates client secrets only; set kind: secret", policy.Name, run.Kind), true)
 	}
-	// Build every sink before touching Azure: a configuration mistake
-	// fails the run with nothing created.
-	sinks := make([]sink.Sink, 0, len(policy.Sinks))
-	for i, spec := range policy.Sinks {
-		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: r.app})
-		if err != nil {
-			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) cannot be built: %v", i, spec.Type, err), true)
-		}
-		sinks = append(sinks, s)
+	// Build every sink, at its pinned target, before touching Azure: a
+	// configuration mistake fails the run with nothing created.
+	sinks, permanent, err := r.planSinks(ctx)
+	if err != nil {
+		return r.fail(ctx, err, err.Error(), permanent)
 	}
 	dir, err := e.conns.Directory(run.Connection)
 	if err != nil {
@@ -152,13 +148,13 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// anything is created: a sink rotor may not write (a foreign Key Vault
 	// secret, no permission) then fails the run with nothing left behind
 	// in Entra, instead of after a new secret exists.
-	for i, s := range sinks {
-		v, ok := s.(sink.Validator)
+	for _, rs := range sinks {
+		v, ok := rs.sink.(sink.Validator)
 		if !ok {
 			continue
 		}
 		if val := v.Validate(ctx); val.Status == sink.StatusFailed {
-			return r.fail(ctx, val.Err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %s", i, s.Describe(), val.Reason), true)
+			return r.fail(ctx, val.Err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %s", rs.index, rs.sink.Describe(), val.Reason), true)
 		}
 	}
 
@@ -222,11 +218,16 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		Org: run.Org, RunID: run.ID, App: r.app, TenantID: run.TenantID, ClientID: run.AppID,
 		KeyID: np.KeyID, Kind: run.Kind, Material: sink.SecretMaterial(np.Value), Start: np.Start, End: np.End,
 	}
-	for i, s := range sinks {
+	for _, rs := range sinks {
+		i, s := rs.index, rs.sink
 		r.sinkTouched = true
-		// The target is journaled with the step: recovery compares it with
-		// today's target to know it asks the place the run wrote to.
-		if err := e.eventAt(ctx, run, domain.SinkStep(i, domain.PhaseWriting), s.Target().String(), s.Describe()); err != nil {
+		what := s.Describe()
+		if rs.old {
+			what += " (the target it moved from, kept updated until the overlap has passed)"
+		}
+		// The target is journaled with the step: recovery asks the place
+		// the run wrote to.
+		if err := e.eventAt(ctx, run, domain.SinkStep(i, domain.PhaseWriting), s.Target().String(), what); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
 		res, err := r.deliver(ctx, i, s, delivery)
@@ -244,7 +245,8 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	}
 	// Every sink holds the new secret: now the sinks' after-all steps (a
 	// rolling restart) may make consumers pick it up.
-	for i, s := range sinks {
+	for _, rs := range sinks {
+		i, s := rs.index, rs.sink
 		f, ok := s.(sink.Finisher)
 		if !ok {
 			continue
