@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -87,8 +86,8 @@ func (b *builder) build(raw *rawConfig) {
 	if b.cfg.Listen == "" {
 		b.cfg.Listen = DefaultListen
 	}
-	if _, _, err := net.SplitHostPort(b.cfg.Listen); err != nil {
-		b.bad(top, "listen", 0, "listen %q must be host:port, e.g. 127.0.0.1:8080 or :8080", b.cfg.Listen)
+	if msg := checkListen(b.cfg.Listen); msg != "" {
+		b.bad(top, "listen", 0, "%s", msg)
 	}
 
 	dataDir := raw.DataDir
@@ -110,6 +109,9 @@ func (b *builder) build(raw *rawConfig) {
 		}
 	}
 	b.unique("connections", len(raw.Connections), func(i int) string { return raw.Connections[i].Name })
+	if b.concurrencyOK {
+		b.rotationWorkers()
+	}
 
 	for i, rp := range raw.Policies {
 		if b.skip[fmt.Sprintf("policies[%d]", i)] {
@@ -200,27 +202,34 @@ func (b *builder) dur(s scope, k string, d duration, def time.Duration) (time.Du
 func (b *builder) rotation(raw rawRotation) {
 	s := scope{}
 	r := &b.cfg.Rotation
-	var ok bool
-	if r.Jitter, _, ok = b.dur(s, "rotation.jitter", raw.Jitter, DefaultJitter); ok && r.Jitter < 0 {
-		b.bad(s, "rotation.jitter", 0, "rotation.jitter (%s) must not be negative; 0 turns jitter off", domain.FormatDuration(r.Jitter))
-	}
-	positive := func(k string, d duration, def time.Duration) time.Duration {
-		v, _, ok := b.dur(s, k, d, def)
-		if ok && v <= 0 {
-			b.bad(s, k, 0, "%s (%s) must be positive", k, domain.FormatDuration(v))
-		}
-		return v
-	}
-	r.VerifyTimeout = positive("rotation.verify_timeout", raw.VerifyTimeout, DefaultVerifyTimeout)
-	r.PlanInterval = positive("rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval)
-	r.SyncInterval = positive("rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval)
+	var ok [4]bool
+	r.Jitter, _, ok[0] = b.durIn(s, "rotation.jitter", raw.Jitter, DefaultJitter, jitterSpan)
+	r.VerifyTimeout, _, ok[1] = b.durIn(s, "rotation.verify_timeout", raw.VerifyTimeout, DefaultVerifyTimeout, verifyTimeoutSpan)
+	r.PlanInterval, _, ok[2] = b.durIn(s, "rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval, planIntervalSpan)
+	r.SyncInterval, _, _ = b.durIn(s, "rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval, syncIntervalSpan)
+	b.rotationOK = ok[0] && ok[1] && ok[2]
 	r.ConcurrencyPerTenant = DefaultConcurrencyPerTenant
+	b.concurrencyOK = true
 	if raw.ConcurrencyPerTenant != nil {
 		r.ConcurrencyPerTenant = *raw.ConcurrencyPerTenant
-		if r.ConcurrencyPerTenant < 1 {
-			b.bad(s, "rotation.concurrency_per_tenant", 0, "rotation.concurrency_per_tenant (%d) must be at least 1", r.ConcurrencyPerTenant)
+		switch n := r.ConcurrencyPerTenant; {
+		case n < 1:
+			b.bad(s, "rotation.concurrency_per_tenant", 0, "rotation.concurrency_per_tenant (%d) must be at least 1: a tenant's rotations would never run", n)
+			b.concurrencyOK = false
+		case n > MaxConcurrencyPerTenant:
+			b.bad(s, "rotation.concurrency_per_tenant", 0, "rotation.concurrency_per_tenant (%d) must be at most %d: Graph throttles a tenant's writes long before that, so more rotations at once only wait behind 429s", n, MaxConcurrencyPerTenant)
+			b.concurrencyOK = false
 		}
 	}
+}
+
+// startWithin is the longest a due rotation can take to have a verified
+// new credential: the planner notices it within plan_interval, jitter
+// delays its start, and verification waits up to verify_timeout. A
+// policy's renew_before must leave at least that much time before the
+// credential expires.
+func (r RotationSettings) startWithin() time.Duration {
+	return r.PlanInterval + r.Jitter + r.VerifyTimeout
 }
 
 func (b *builder) log(raw rawLog) {
@@ -496,8 +505,8 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 		conn, _ = b.cfg.Connection(rp.Connection)
 	}
 
-	var lifetimeSet, overlapSet, ok1, ok2, ok3, ok4 bool
-	p.Lifetime, lifetimeSet, ok1 = b.dur(s, "lifetime", rp.Lifetime, domain.DefaultLifetime)
+	var lifetimeSet, overlapSet, ok1, ok2, ok3 bool
+	p.Lifetime, lifetimeSet, ok1 = b.durIn(s, "lifetime", rp.Lifetime, domain.DefaultLifetime, lifetimeSpan)
 	if conn != nil && p.Kind == domain.KindSecret && conn.PasswordLifetimeLimit > 0 && p.Lifetime > conn.PasswordLifetimeLimit && ok1 {
 		limit := domain.FormatDuration(conn.PasswordLifetimeLimit)
 		if lifetimeSet {
@@ -509,11 +518,21 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 			p.Lifetime = conn.PasswordLifetimeLimit
 		}
 	}
-	p.RenewBefore, _, ok2 = b.dur(s, "renew_before", rp.RenewBefore, domain.DefaultRenewBefore(p.Lifetime))
+	var renewSet bool
+	p.RenewBefore, renewSet, ok2 = b.dur(s, "renew_before", rp.RenewBefore, domain.DefaultRenewBefore(p.Lifetime))
 	p.Overlap, overlapSet, ok3 = b.dur(s, "overlap", rp.Overlap, domain.DefaultOverlap)
-	p.NotifyBefore, _, ok4 = b.dur(s, "notify_before", rp.NotifyBefore, DefaultNotifyBefore)
-	if ok4 && p.NotifyBefore < 0 {
-		b.bad(s, "notify_before", 0, "notify_before (%s) must not be negative", domain.FormatDuration(p.NotifyBefore))
+	p.NotifyBefore, _, _ = b.durIn(s, "notify_before", rp.NotifyBefore, DefaultNotifyBefore, notifyBeforeSpan)
+	if r := b.cfg.Rotation; ok1 && ok2 && b.rotationOK && p.RenewBefore > 0 && p.RenewBefore < p.Lifetime && p.RenewBefore <= r.startWithin() {
+		at := domain.FormatDuration(p.RenewBefore)
+		switch {
+		case !renewSet:
+			at += ", the default: a third of lifetime"
+		case rp.RenewBefore.src != "":
+			at += ", " + rp.RenewBefore.src
+		}
+		b.bad(s, "renew_before", rp.RenewBefore.line,
+			"renew_before (%s) must be longer than rotation.plan_interval + rotation.jitter + rotation.verify_timeout (%s + %s + %s = %s): a due rotation may start that late and still wait for Entra, so the credential could expire before its replacement works; raise renew_before or lower those settings",
+			at, domain.FormatDuration(r.PlanInterval), domain.FormatDuration(r.Jitter), domain.FormatDuration(r.VerifyTimeout), domain.FormatDuration(r.startWithin()))
 	}
 
 	if ok1 && ok2 && ok3 {

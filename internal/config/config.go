@@ -277,6 +277,9 @@ type builder struct {
 	// decoded is how many problems reading the file (and the environment)
 	// found, before the checks of build.
 	decoded int
+	// rotationOK and concurrencyOK say whether the rotation settings
+	// were usable, so that checks across keys use only good values.
+	rotationOK, concurrencyOK bool
 }
 
 // decode reads the YAML into the raw types. Unknown keys and values of the

@@ -492,7 +492,7 @@ func TestParseProblems(t *testing.T) {
 			tweak: func(m map[string]any, _ *bundle) {
 				m["rotation"] = map[string]any{"jitter": "-1s", "concurrency_per_tenant": 0, "plan_interval": "0s"}
 			},
-			want: []string{`rotation.jitter (-1s) must not be negative`, `rotation.plan_interval (0s) must be positive`, `rotation.concurrency_per_tenant (0) must be at least 1`},
+			want: []string{`rotation.jitter (-1s, line |) must not be negative`, `rotation.plan_interval (0s, line |) is too short: use at least 1s`, `rotation.concurrency_per_tenant (0) must be at least 1`},
 		},
 		{
 			name:  "BadEnvOverride",
