@@ -400,6 +400,13 @@ func (b *builder) identity(s scope, rc rawConnection, c *Connection, envHint str
 	secretRef := func(k string, r *SecretRef) {
 		if msg := r.load(b.opts.Getenv, b.baseDir); msg != "" {
 			b.bad(s, k, r.line, "%s: %s", k, msg)
+			return
+		}
+		if r.kind == refInline {
+			// Allowed, so that a first try is one file; but the secret
+			// then lives wherever the file is copied, versioned or
+			// backed up. The note names the key, never the value.
+			b.note("connection %q: %s is written inline in the configuration file (line %d), so anyone who can read the file or a copy of it has the secret; use %s: {env: NAME} or {file: PATH} instead", c.Name, k, r.line, k)
 		}
 	}
 

@@ -619,6 +619,39 @@ func TestParseNotes(t *testing.T) {
 		require.Len(t, cfg.Notes, 1)
 		require.Contains(t, cfg.Notes[0], "certificate rotation is not built yet")
 	})
+	t.Run("InlineSecrets", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		require.NoError(t, os.WriteFile(filepath.Join(b.dir, "id.pfx"), []byte("pfx"), 0o600))
+		m := base()
+		conn(m)["client_secret"] = theSecret
+		c2 := conn(base())
+		c2["name"] = "contoso-cert"
+		delete(c2, "client_secret")
+		c2["certificate"] = map[string]any{"file": "id.pfx", "password": theSecret + "-pw"}
+		c3 := conn(base())
+		c3["name"] = "contoso-env" // an override is the secret itself, but not in the file
+		delete(c3, "client_secret")
+		b.env["ROTOR_CONNECTIONS_CONTOSO_ENV_CLIENT_SECRET"] = theSecret
+		m["connections"] = append(m["connections"].([]any), c2, c3)
+		cfg, err := b.parse(t, m)
+		require.NoError(t, err)
+		require.Equal(t, theSecret, cfg.Connections[0].Identity.ClientSecret.Reveal(), "an inline secret still works")
+		require.Equal(t, theSecret+"-pw", cfg.Connections[1].Identity.CertificatePassword.Reveal())
+		require.Len(t, cfg.Notes, 2, "%q", cfg.Notes)
+		require.Contains(t, cfg.Notes[0], `connection "contoso": client_secret is written inline in the configuration file (line `)
+		require.Contains(t, cfg.Notes[0], `use client_secret: {env: NAME} or {file: PATH} instead`)
+		require.Contains(t, cfg.Notes[1], `connection "contoso-cert": certificate.password is written inline in the configuration file (line `)
+		for _, n := range cfg.Notes {
+			require.NotContains(t, n, "Sup3r-S3cret", "a note must never show the secret")
+		}
+
+		// With a problem elsewhere, the error shows no secret either.
+		pol(m)["renew_before"] = "30d"
+		_, err = b.parse(t, m)
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "Sup3r-S3cret")
+	})
 	t.Run("NoSinks", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -704,7 +737,7 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			tweak: func(m map[string]any, _ *bundle) { conn(m)["client_secret"] = theSecret },
 			check: func(t *testing.T, cfg *Config, _ *bundle) {
 				require.Equal(t, theSecret, cfg.Connections[0].Identity.ClientSecret.Reveal())
-				require.Empty(t, cfg.Notes, "an inline secret is allowed and not remarked upon")
+				require.Equal(t, []string{`connection "contoso": client_secret is written inline in the configuration file (line 3), so anyone who can read the file or a copy of it has the secret; use client_secret: {env: NAME} or {file: PATH} instead`}, cfg.Notes)
 			},
 		},
 		{
