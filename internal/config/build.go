@@ -96,6 +96,7 @@ func (b *builder) build(raw *rawConfig) {
 	}
 	b.cfg.DataDir = resolvePath(b.baseDir, dataDir)
 	b.database(raw.Database)
+	b.storage(raw.Database)
 	b.rotation(raw.Rotation)
 	b.log(raw.Log)
 

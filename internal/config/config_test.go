@@ -797,17 +797,17 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 		},
 		{
 			name: "OtherTopLevelKeys",
-			tweak: func(m map[string]any, _ *bundle) {
+			tweak: func(m map[string]any, b *bundle) {
 				m["organization"] = "acme"
-				m["database"] = map[string]any{"url": "sqlite:///var/lib/rotor/rotor.db"}
+				m["database"] = map[string]any{"url": "sqlite://" + filepath.Join(b.dir, "rotor.db")}
 				m["rotation"] = map[string]any{"jitter": "0s", "concurrency_per_tenant": 8, "verify_timeout": "10m", "plan_interval": "30s", "sync_interval": "1h"}
 				m["log"] = map[string]any{"level": "debug", "format": "json"}
 				conn(m)["auxiliary_tenants"] = []any{"fabrikam.onmicrosoft.com"}
 				conn(m)["purpose"] = "read"
 			},
-			check: func(t *testing.T, cfg *Config, _ *bundle) {
+			check: func(t *testing.T, cfg *Config, b *bundle) {
 				require.Equal(t, domain.OrgID("acme"), cfg.Organization)
-				require.Equal(t, "/var/lib/rotor/rotor.db", cfg.DatabasePath())
+				require.Equal(t, filepath.Join(b.dir, "rotor.db"), cfg.DatabasePath())
 				require.Equal(t, RotationSettings{ConcurrencyPerTenant: 8, VerifyTimeout: 10 * time.Minute, PlanInterval: 30 * time.Second, SyncInterval: time.Hour}, cfg.Rotation)
 				require.Equal(t, LogSettings{Level: -4, Format: "json"}, cfg.Log)
 				require.Equal(t, []string{"fabrikam.onmicrosoft.com"}, cfg.Connections[0].AuxiliaryTenants)
@@ -815,8 +815,11 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			},
 		},
 		{
-			name:  "DatabasePlainPath",
-			tweak: func(m map[string]any, _ *bundle) { m["database"] = map[string]any{"url": "state/rotor.db"} },
+			name: "DatabasePlainPath",
+			tweak: func(m map[string]any, b *bundle) {
+				require.NoError(t, os.Mkdir(filepath.Join(b.dir, "state"), 0o700))
+				m["database"] = map[string]any{"url": "state/rotor.db"}
+			},
 			check: func(t *testing.T, cfg *Config, b *bundle) {
 				require.Equal(t, filepath.Join(b.dir, "state", "rotor.db"), cfg.DatabasePath())
 			},
@@ -825,10 +828,11 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			name: "EnvOverrides",
 			tweak: func(_ map[string]any, b *bundle) {
 				delete(b.env, secretName) // the override replaces the reference
+				require.NoError(t, os.Mkdir(filepath.Join(b.dir, "db"), 0o700))
 				for k, v := range map[string]string{
 					"ROTOR_LISTEN":                                ":9999",
-					"ROTOR_DATA_DIR":                              "/srv/rotor",
-					"ROTOR_DATABASE_URL":                          "/srv/db/rotor.db",
+					"ROTOR_DATA_DIR":                              filepath.Join(b.dir, "srv", "rotor"),
+					"ROTOR_DATABASE_URL":                          filepath.Join(b.dir, "db", "rotor.db"),
 					"ROTOR_ROTATION_JITTER":                       "2m",
 					"ROTOR_ROTATION_CONCURRENCY_PER_TENANT":       "2",
 					"ROTOR_LOG_LEVEL":                             "warn",
@@ -844,10 +848,10 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 					b.env[k] = v
 				}
 			},
-			check: func(t *testing.T, cfg *Config, _ *bundle) {
+			check: func(t *testing.T, cfg *Config, b *bundle) {
 				require.Equal(t, ":9999", cfg.Listen)
-				require.Equal(t, "/srv/rotor", cfg.DataDir)
-				require.Equal(t, "/srv/db/rotor.db", cfg.DatabasePath())
+				require.Equal(t, filepath.Join(b.dir, "srv", "rotor"), cfg.DataDir)
+				require.Equal(t, filepath.Join(b.dir, "db", "rotor.db"), cfg.DatabasePath())
 				require.Equal(t, 2*time.Minute, cfg.Rotation.Jitter)
 				require.Equal(t, 2, cfg.Rotation.ConcurrencyPerTenant)
 				require.Equal(t, LogSettings{Level: 4, Format: "text"}, cfg.Log)
