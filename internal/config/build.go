@@ -320,12 +320,18 @@ func (b *builder) simulator(s scope, rc rawConnection, c *Connection, sims map[s
 	c.SimFile = resolvePath(b.baseDir, rc.SimFile)
 	info, ok := sims[c.SimFile]
 	if !ok {
-		if _, err := os.Stat(c.SimFile); err != nil {
+		st, err := os.Stat(c.SimFile)
+		if err != nil {
 			b.bad(s, "sim_file", 0, "sim_file %s cannot be read (%s): start the simulator (rotor sim) or fix the path", c.SimFile, pathErrReason(err))
 			sims[c.SimFile] = nil
 			return
 		}
-		var err error
+		if !st.Mode().IsRegular() {
+			// Reading a directory, device or pipe would fail or never end.
+			b.bad(s, "sim_file", 0, "sim_file %s is not a regular file: name the simulator's %s", c.SimFile, simfile.FileName)
+			sims[c.SimFile] = nil
+			return
+		}
 		if info, err = simfile.Load(c.SimFile); err != nil {
 			b.bad(s, "sim_file", 0, "sim_file %s is not a usable simulator file: %v", c.SimFile, err)
 		}

@@ -33,12 +33,15 @@ const (
 // bundle is what a config test needs: a directory with a simulator file,
 // an environment, and a sink registry.
 type bundle struct {
+	// t is the test the bundle was set up for: tweaks assert with it, in
+	// their own subtest.
+	t    testing.TB
 	dir  string
 	env  map[string]string
 	opts LoadOptions
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sim"), 0o700))
@@ -53,7 +56,7 @@ func setup(t *testing.T) *bundle {
 			PasswordLifetimeLimit: limit60d,
 		}},
 	}))
-	b := &bundle{dir: dir, env: map[string]string{secretName: theSecret}}
+	b := &bundle{t: t, dir: dir, env: map[string]string{secretName: theSecret}}
 	b.opts = LoadOptions{
 		Sinks:  sink.NewRegistry(fakeKeyVault{}),
 		Getenv: func(k string) string { return b.env[k] },
@@ -155,12 +158,8 @@ func TestParseValidBase(t *testing.T) {
 	}}, cfg.Policies)
 }
 
-// TestLoadVerbatim loads the example of docs/configuration.md exactly as
-// written, with only its placeholders filled in.
-func TestLoadVerbatim(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	text := `listen: 127.0.0.1:8080
+// verbatim is the example of docs/configuration.md, placeholders and all.
+const verbatim = `listen: 127.0.0.1:8080
 data_dir: ./rotor-data
 connections:
   - name: contoso
@@ -181,6 +180,13 @@ policies:
     sinks:
       - keyvault: {vault_url: "<vault url>", secret: "{{ .App.DisplayName }}-secret"}
 `
+
+// TestLoadVerbatim loads the example of docs/configuration.md exactly as
+// written, with only its placeholders filled in.
+func TestLoadVerbatim(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	text := verbatim
 	text = strings.NewReplacer("<tenant id>", tenantID, "<client id>", clientID, "<vault url>", vaultURL).Replace(text)
 	path := filepath.Join(b.dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
@@ -296,6 +302,24 @@ func TestParseProblems(t *testing.T) {
 			name:  "SecretFileMissing",
 			tweak: func(m map[string]any, _ *bundle) { conn(m)["client_secret"] = map[string]any{"file": "nope.txt"} },
 			want:  []string{`client_secret: cannot read secret file |nope.txt: no such file or directory`},
+		},
+		{
+			name:  "SecretFileIsADevice",
+			tweak: func(m map[string]any, _ *bundle) { conn(m)["client_secret"] = map[string]any{"file": "/dev/zero"} },
+			want:  []string{`client_secret: secret file /dev/zero is not a regular file`},
+		},
+		{
+			name: "SecretFileTooLarge",
+			tweak: func(m map[string]any, b *bundle) {
+				require.NoError(b.t, os.WriteFile(filepath.Join(b.dir, "big"), []byte(strings.Repeat(theSecret, 4000)), 0o600))
+				conn(m)["client_secret"] = map[string]any{"file": "big"}
+			},
+			want: []string{`client_secret: secret file |big is over 64 KiB`},
+		},
+		{
+			name:  "SimFileIsADirectory",
+			tweak: func(m map[string]any, _ *bundle) { conn(m)["sim_file"] = "./sim" },
+			want:  []string{`connections[0] "contoso": sim_file |sim is not a regular file: name the simulator's sim.json`},
 		},
 		{
 			name:  "EmptySecret",
@@ -817,7 +841,7 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 		{
 			name: "DatabasePlainPath",
 			tweak: func(m map[string]any, b *bundle) {
-				require.NoError(t, os.Mkdir(filepath.Join(b.dir, "state"), 0o700))
+				require.NoError(b.t, os.Mkdir(filepath.Join(b.dir, "state"), 0o700))
 				m["database"] = map[string]any{"url": "state/rotor.db"}
 			},
 			check: func(t *testing.T, cfg *Config, b *bundle) {
@@ -828,7 +852,7 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			name: "EnvOverrides",
 			tweak: func(_ map[string]any, b *bundle) {
 				delete(b.env, secretName) // the override replaces the reference
-				require.NoError(t, os.Mkdir(filepath.Join(b.dir, "db"), 0o700))
+				require.NoError(b.t, os.Mkdir(filepath.Join(b.dir, "db"), 0o700))
 				for k, v := range map[string]string{
 					"ROTOR_LISTEN":                                ":9999",
 					"ROTOR_DATA_DIR":                              filepath.Join(b.dir, "srv", "rotor"),

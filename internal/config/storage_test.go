@@ -17,13 +17,13 @@ func TestStorage(t *testing.T) {
 	t.Parallel()
 	file := func(b *bundle, name string) string {
 		p := filepath.Join(b.dir, name)
-		require.NoError(t, os.WriteFile(p, []byte("x"), 0o600))
+		require.NoError(b.t, os.WriteFile(p, []byte("x"), 0o600))
 		return p
 	}
 	dir := func(b *bundle, name string, mode os.FileMode) string {
 		p := filepath.Join(b.dir, name)
-		require.NoError(t, os.Mkdir(p, mode))
-		t.Cleanup(func() { _ = os.Chmod(p, 0o700) }) // so TempDir can remove it
+		require.NoError(b.t, os.Mkdir(p, mode))
+		b.t.Cleanup(func() { _ = os.Chmod(p, 0o700) }) // so TempDir can remove it
 		return p
 	}
 	dbURL := func(m map[string]any, u string) { m["database"] = map[string]any{"url": u} }
@@ -33,7 +33,7 @@ func TestStorage(t *testing.T) {
 		// want has one entry per problem line; "|" separates fragments.
 		// Empty: valid.
 		want []string
-		// asRoot: root may write anywhere, so permission cases cannot
+		// notAsRoot: root may write anywhere, so permission cases cannot
 		// fail for it.
 		notAsRoot bool
 		check     func(t *testing.T, cfg *Config, b *bundle)
@@ -136,7 +136,7 @@ func TestStorage(t *testing.T) {
 			notAsRoot: true,
 			tweak: func(m map[string]any, b *bundle) {
 				p := file(b, "state.db")
-				require.NoError(t, os.Chmod(p, 0o400))
+				require.NoError(b.t, os.Chmod(p, 0o400))
 				dbURL(m, p)
 			},
 			want: []string{`database.url: the database file |state.db is not writable (permission denied)`},
