@@ -2,11 +2,14 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/domain"
 )
 
 // TestBounds: every numeric and duration key refuses values outside its
@@ -233,4 +236,35 @@ func tenants(n int) []any {
 		}
 	}
 	return out
+}
+
+// TestBoundsAreDocumented keeps the key tables of docs/configuration.md
+// in step with the bounds the code enforces.
+func TestBoundsAreDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	require.NoError(t, err)
+	row := func(key string) string {
+		for _, l := range strings.Split(string(doc), "\n") {
+			if strings.HasPrefix(l, "| `"+key+"` |") {
+				return l
+			}
+		}
+		t.Fatalf("docs/configuration.md has no row for %s", key)
+		return ""
+	}
+	for key, sp := range map[string]span{
+		"rotation.jitter":         jitterSpan,
+		"rotation.plan_interval":  planIntervalSpan,
+		"rotation.sync_interval":  syncIntervalSpan,
+		"rotation.verify_timeout": verifyTimeoutSpan,
+		"lifetime":                lifetimeSpan,
+		"notify_before":           notifyBeforeSpan,
+	} {
+		want := fmt.Sprintf("`%s`–`%s`", domain.FormatDuration(sp.min), domain.FormatDuration(sp.max))
+		require.Contains(t, row(key), want, key)
+	}
+	require.Contains(t, row("rotation.concurrency_per_tenant"), fmt.Sprintf("1–%d", MaxConcurrencyPerTenant))
+	require.Contains(t, row("rotation.concurrency_per_tenant"), fmt.Sprint(MaxRotationWorkers))
+	require.Contains(t, row("listen"), "0–65535")
 }
