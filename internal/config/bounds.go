@@ -44,9 +44,14 @@ var (
 	syncIntervalSpan = span{time.Minute, day,
 		"each sync reads every application of every tenant from Graph and would spend the tenants' throttling budget",
 		"applications and credentials added outside rotor would be unseen for over a day"}
-	verifyTimeoutSpan = span{10 * time.Second, time.Hour,
+	// verify_timeout's maximum keeps a rotate job inside River's stuck-job
+	// rescue: the job's timeout is verify_timeout + 10m (internal/jobs),
+	// and River runs a job again once it has run for an hour
+	// (RescueStuckJobsAfter's default), while the first run may still be
+	// writing sinks.
+	verifyTimeoutSpan = span{10 * time.Second, 45 * time.Minute,
 		"Entra often takes tens of seconds to accept a new secret, so good rotations would fail",
-		"a secret Entra has not accepted within an hour will not be accepted; the run should fail and be retried"}
+		"a rotation's job may run verify_timeout + 10m, and the job system runs a job again once it has run an hour; a secret Entra has not accepted in 45 minutes will not be"}
 	lifetimeSpan = span{time.Hour, 3650 * day,
 		"Entra takes minutes to accept a new secret, and each rotation must finish well inside the lifetime",
 		"a credential valid for over ten years is effectively permanent; Microsoft recommends under a year"}

@@ -62,12 +62,13 @@ func TestBounds(t *testing.T) {
 		{name: "SyncIntervalAMinute", tweak: rot("sync_interval", "1m"), check: func(t *testing.T, cfg *Config) { require.Equal(t, time.Minute, cfg.Rotation.SyncInterval) }},
 		{name: "SyncIntervalADay", tweak: rot("sync_interval", "1d"), check: func(t *testing.T, cfg *Config) { require.Equal(t, day, cfg.Rotation.SyncInterval) }},
 
-		// rotation.verify_timeout: 10s .. 1h
+		// rotation.verify_timeout: 10s .. 45m
 		{name: "VerifyTimeoutNegative", tweak: rot("verify_timeout", "-5m"), want: []string{`rotation.verify_timeout (-5m, line |) is too short: use at least 10s; Entra often takes tens of seconds`}},
 		{name: "VerifyTimeoutUnderTenSeconds", tweak: rot("verify_timeout", "5s"), want: []string{`rotation.verify_timeout (5s, line |) is too short: use at least 10s`}},
-		{name: "VerifyTimeoutOverAnHour", tweak: wide(rot("verify_timeout", "2h")), want: []string{`rotation.verify_timeout (2h, line |) is too long: use at most 1h; a secret Entra has not accepted within an hour`}},
+		{name: "VerifyTimeoutOverFortyFiveMinutes", tweak: wide(rot("verify_timeout", "46m")), want: []string{`rotation.verify_timeout (46m, line |) is too long: use at most 45m; a rotation's job may run verify_timeout + 10m, and the job system runs a job again once it has run an hour`}},
+		{name: "VerifyTimeoutOverADay", tweak: wide(rot("verify_timeout", "2d")), want: []string{`rotation.verify_timeout (2d, line |) is too long: use at most 45m`}},
 		{name: "VerifyTimeoutTenSeconds", tweak: rot("verify_timeout", "10s"), check: func(t *testing.T, cfg *Config) { require.Equal(t, 10*time.Second, cfg.Rotation.VerifyTimeout) }},
-		{name: "VerifyTimeoutAnHour", tweak: wide(rot("verify_timeout", "1h")), check: func(t *testing.T, cfg *Config) { require.Equal(t, time.Hour, cfg.Rotation.VerifyTimeout) }},
+		{name: "VerifyTimeoutFortyFiveMinutes", tweak: wide(rot("verify_timeout", "45m")), check: func(t *testing.T, cfg *Config) { require.Equal(t, 45*time.Minute, cfg.Rotation.VerifyTimeout) }},
 
 		// rotation.concurrency_per_tenant: 1 .. 64, and tenants × it ≤ 5000
 		{name: "ConcurrencyZero", tweak: rot("concurrency_per_tenant", 0), want: []string{`rotation.concurrency_per_tenant (0) must be at least 1: a tenant's rotations would never run`}},
@@ -151,8 +152,8 @@ func TestBounds(t *testing.T) {
 			require.Equal(t, 6*time.Minute+31*time.Second, cfg.Policies[0].RenewBefore)
 		}},
 		{name: "RenewBeforeTooShortForLongVerify", tweak: func(m map[string]any, _ *bundle) {
-			m["rotation"] = map[string]any{"verify_timeout": "1h", "jitter": "5m", "plan_interval": "10m"}
-		}, want: []string{`renew_before (1h, line |) must be longer than rotation.plan_interval + rotation.jitter + rotation.verify_timeout (10m + 5m + 1h = 75m)`}},
+			m["rotation"] = map[string]any{"verify_timeout": "45m", "jitter": "5m", "plan_interval": "10m"}
+		}, want: []string{`renew_before (1h, line |) must be longer than rotation.plan_interval + rotation.jitter + rotation.verify_timeout (10m + 5m + 45m = 1h)`}},
 		{name: "DefaultRenewBeforeTooShort", tweak: func(m map[string]any, _ *bundle) {
 			p := pol(m)
 			p["lifetime"], p["overlap"] = "1h", "10m"
