@@ -203,12 +203,12 @@ func (b *builder) dur(s scope, k string, d duration, def time.Duration) (time.Du
 func (b *builder) rotation(raw rawRotation) {
 	s := scope{}
 	r := &b.cfg.Rotation
-	var ok [4]bool
-	r.Jitter, _, ok[0] = b.durIn(s, "rotation.jitter", raw.Jitter, DefaultJitter, jitterSpan)
-	r.VerifyTimeout, _, ok[1] = b.durIn(s, "rotation.verify_timeout", raw.VerifyTimeout, DefaultVerifyTimeout, verifyTimeoutSpan)
-	r.PlanInterval, _, ok[2] = b.durIn(s, "rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval, planIntervalSpan)
+	var jitterOK, verifyOK, planOK bool
+	r.Jitter, _, jitterOK = b.durIn(s, "rotation.jitter", raw.Jitter, DefaultJitter, jitterSpan)
+	r.VerifyTimeout, _, verifyOK = b.durIn(s, "rotation.verify_timeout", raw.VerifyTimeout, DefaultVerifyTimeout, verifyTimeoutSpan)
+	r.PlanInterval, _, planOK = b.durIn(s, "rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval, planIntervalSpan)
 	r.SyncInterval, _, _ = b.durIn(s, "rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval, syncIntervalSpan)
-	b.rotationOK = ok[0] && ok[1] && ok[2]
+	b.rotationOK = jitterOK && verifyOK && planOK
 	r.ConcurrencyPerTenant = DefaultConcurrencyPerTenant
 	b.concurrencyOK = true
 	if raw.ConcurrencyPerTenant != nil {

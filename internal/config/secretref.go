@@ -242,18 +242,19 @@ const maxSecretFile = 64 << 10
 // exhaust rotor while it loads. The message names the file, never its
 // content.
 func readSecretFile(name string) ([]byte, string) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, fmt.Sprintf("cannot read secret file %s: %s", name, pathErrReason(err))
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	// Stat before opening: opening a pipe would wait for a writer.
+	st, err := os.Stat(name)
 	if err != nil {
 		return nil, fmt.Sprintf("cannot read secret file %s: %s", name, pathErrReason(err))
 	}
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Sprintf("secret file %s is not a regular file: point the reference at the file holding the secret", name)
 	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Sprintf("cannot read secret file %s: %s", name, pathErrReason(err))
+	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
 		return nil, fmt.Sprintf("cannot read secret file %s: %s", name, pathErrReason(err))
