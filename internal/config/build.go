@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -87,8 +86,8 @@ func (b *builder) build(raw *rawConfig) {
 	if b.cfg.Listen == "" {
 		b.cfg.Listen = DefaultListen
 	}
-	if _, _, err := net.SplitHostPort(b.cfg.Listen); err != nil {
-		b.bad(top, "listen", 0, "listen %q must be host:port, e.g. 127.0.0.1:8080 or :8080", b.cfg.Listen)
+	if msg := checkListen(b.cfg.Listen); msg != "" {
+		b.bad(top, "listen", 0, "%s", msg)
 	}
 
 	dataDir := raw.DataDir
@@ -97,6 +96,7 @@ func (b *builder) build(raw *rawConfig) {
 	}
 	b.cfg.DataDir = resolvePath(b.baseDir, dataDir)
 	b.database(raw.Database)
+	b.storage(raw.Database)
 	b.rotation(raw.Rotation)
 	b.log(raw.Log)
 
@@ -110,6 +110,9 @@ func (b *builder) build(raw *rawConfig) {
 		}
 	}
 	b.unique("connections", len(raw.Connections), func(i int) string { return raw.Connections[i].Name })
+	if b.concurrencyOK {
+		b.rotationWorkers()
+	}
 
 	for i, rp := range raw.Policies {
 		if b.skip[fmt.Sprintf("policies[%d]", i)] {
@@ -200,31 +203,35 @@ func (b *builder) dur(s scope, k string, d duration, def time.Duration) (time.Du
 func (b *builder) rotation(raw rawRotation) {
 	s := scope{}
 	r := &b.cfg.Rotation
-	var ok bool
-	if r.Jitter, _, ok = b.dur(s, "rotation.jitter", raw.Jitter, DefaultJitter); ok && r.Jitter < 0 {
-		b.bad(s, "rotation.jitter", 0, "rotation.jitter (%s) must not be negative; 0 turns jitter off", domain.FormatDuration(r.Jitter))
-	}
-	positive := func(k string, d duration, def time.Duration) time.Duration {
-		v, _, ok := b.dur(s, k, d, def)
-		if ok && v <= 0 {
-			b.bad(s, k, 0, "%s (%s) must be positive", k, domain.FormatDuration(v))
-		}
-		return v
-	}
-	r.VerifyTimeout = positive("rotation.verify_timeout", raw.VerifyTimeout, DefaultVerifyTimeout)
-	r.PlanInterval = positive("rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval)
-	r.SyncInterval = positive("rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval)
-	r.LeaseTTL = positive("rotation.lease_ttl", raw.LeaseTTL, DefaultLeaseTTL)
-	if r.LeaseTTL > 0 && (r.LeaseTTL < 2*time.Second || r.LeaseTTL > 10*time.Minute) {
-		b.bad(s, "rotation.lease_ttl", 0, "rotation.lease_ttl (%s) must be between 2s and 10m: shorter and a busy database could make a live process lose its runs; longer and a dead process's rotations wait that long to be taken over", domain.FormatDuration(r.LeaseTTL))
-	}
+	var jitterOK, verifyOK, planOK bool
+	r.Jitter, _, jitterOK = b.durIn(s, "rotation.jitter", raw.Jitter, DefaultJitter, jitterSpan)
+	r.VerifyTimeout, _, verifyOK = b.durIn(s, "rotation.verify_timeout", raw.VerifyTimeout, DefaultVerifyTimeout, verifyTimeoutSpan)
+	r.PlanInterval, _, planOK = b.durIn(s, "rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval, planIntervalSpan)
+	r.SyncInterval, _, _ = b.durIn(s, "rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval, syncIntervalSpan)
+	r.LeaseTTL, _, _ = b.durIn(s, "rotation.lease_ttl", raw.LeaseTTL, DefaultLeaseTTL, leaseTTLSpan)
+	b.rotationOK = jitterOK && verifyOK && planOK
 	r.ConcurrencyPerTenant = DefaultConcurrencyPerTenant
+	b.concurrencyOK = true
 	if raw.ConcurrencyPerTenant != nil {
 		r.ConcurrencyPerTenant = *raw.ConcurrencyPerTenant
-		if r.ConcurrencyPerTenant < 1 {
-			b.bad(s, "rotation.concurrency_per_tenant", 0, "rotation.concurrency_per_tenant (%d) must be at least 1", r.ConcurrencyPerTenant)
+		switch n := r.ConcurrencyPerTenant; {
+		case n < 1:
+			b.bad(s, "rotation.concurrency_per_tenant", 0, "rotation.concurrency_per_tenant (%d) must be at least 1: a tenant's rotations would never run", n)
+			b.concurrencyOK = false
+		case n > MaxConcurrencyPerTenant:
+			b.bad(s, "rotation.concurrency_per_tenant", 0, "rotation.concurrency_per_tenant (%d) must be at most %d: Graph throttles a tenant's writes long before that, so more rotations at once only wait behind 429s", n, MaxConcurrencyPerTenant)
+			b.concurrencyOK = false
 		}
 	}
+}
+
+// startWithin is the longest a due rotation can take to have a verified
+// new credential: the planner notices it within plan_interval, jitter
+// delays its start, and verification waits up to verify_timeout. A
+// policy's renew_before must leave at least that much time before the
+// credential expires.
+func (r RotationSettings) startWithin() time.Duration {
+	return r.PlanInterval + r.Jitter + r.VerifyTimeout
 }
 
 func (b *builder) log(raw rawLog) {
@@ -314,12 +321,18 @@ func (b *builder) simulator(s scope, rc rawConnection, c *Connection, sims map[s
 	c.SimFile = resolvePath(b.baseDir, rc.SimFile)
 	info, ok := sims[c.SimFile]
 	if !ok {
-		if _, err := os.Stat(c.SimFile); err != nil {
+		st, err := os.Stat(c.SimFile)
+		if err != nil {
 			b.bad(s, "sim_file", 0, "sim_file %s cannot be read (%s): start the simulator (rotor sim) or fix the path", c.SimFile, pathErrReason(err))
 			sims[c.SimFile] = nil
 			return
 		}
-		var err error
+		if !st.Mode().IsRegular() {
+			// Reading a directory, device or pipe would fail or never end.
+			b.bad(s, "sim_file", 0, "sim_file %s is not a regular file: name the simulator's %s", c.SimFile, simfile.FileName)
+			sims[c.SimFile] = nil
+			return
+		}
 		if info, err = simfile.Load(c.SimFile); err != nil {
 			b.bad(s, "sim_file", 0, "sim_file %s is not a usable simulator file: %v", c.SimFile, err)
 		}
@@ -395,6 +408,13 @@ func (b *builder) identity(s scope, rc rawConnection, c *Connection, envHint str
 	secretRef := func(k string, r *SecretRef) {
 		if msg := r.load(b.opts.Getenv, b.baseDir); msg != "" {
 			b.bad(s, k, r.line, "%s: %s", k, msg)
+			return
+		}
+		if r.kind == refInline {
+			// Allowed, so that a first try is one file; but the secret
+			// then lives wherever the file is copied, versioned or
+			// backed up. The note names the key, never the value.
+			b.note("connection %q: %s is written inline in the configuration file (line %d), so anyone who can read the file or a copy of it has the secret; use %s: {env: NAME} or {file: PATH} instead", c.Name, k, r.line, k)
 		}
 	}
 
@@ -503,8 +523,8 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 		}
 	}
 
-	var lifetimeSet, overlapSet, ok1, ok2, ok3, ok4 bool
-	p.Lifetime, lifetimeSet, ok1 = b.dur(s, "lifetime", rp.Lifetime, domain.DefaultLifetime)
+	var lifetimeSet, overlapSet, ok1, ok2, ok3 bool
+	p.Lifetime, lifetimeSet, ok1 = b.durIn(s, "lifetime", rp.Lifetime, domain.DefaultLifetime, lifetimeSpan)
 	if conn != nil && p.Kind == domain.KindSecret && conn.PasswordLifetimeLimit > 0 && p.Lifetime > conn.PasswordLifetimeLimit && ok1 {
 		limit := domain.FormatDuration(conn.PasswordLifetimeLimit)
 		if lifetimeSet {
@@ -516,11 +536,21 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 			p.Lifetime = conn.PasswordLifetimeLimit
 		}
 	}
-	p.RenewBefore, _, ok2 = b.dur(s, "renew_before", rp.RenewBefore, domain.DefaultRenewBefore(p.Lifetime))
+	var renewSet bool
+	p.RenewBefore, renewSet, ok2 = b.dur(s, "renew_before", rp.RenewBefore, domain.DefaultRenewBefore(p.Lifetime))
 	p.Overlap, overlapSet, ok3 = b.dur(s, "overlap", rp.Overlap, domain.DefaultOverlap)
-	p.NotifyBefore, _, ok4 = b.dur(s, "notify_before", rp.NotifyBefore, DefaultNotifyBefore)
-	if ok4 && p.NotifyBefore < 0 {
-		b.bad(s, "notify_before", 0, "notify_before (%s) must not be negative", domain.FormatDuration(p.NotifyBefore))
+	p.NotifyBefore, _, _ = b.durIn(s, "notify_before", rp.NotifyBefore, DefaultNotifyBefore, notifyBeforeSpan)
+	if r := b.cfg.Rotation; ok1 && ok2 && b.rotationOK && p.RenewBefore > 0 && p.RenewBefore < p.Lifetime && p.RenewBefore <= r.startWithin() {
+		at := domain.FormatDuration(p.RenewBefore)
+		switch {
+		case !renewSet:
+			at += ", the default: a third of lifetime"
+		case rp.RenewBefore.src != "":
+			at += ", " + rp.RenewBefore.src
+		}
+		b.bad(s, "renew_before", rp.RenewBefore.line,
+			"renew_before (%s) must be longer than rotation.plan_interval + rotation.jitter + rotation.verify_timeout (%s + %s + %s = %s): a due rotation may start that late and still wait for Entra, so the credential could expire before its replacement works; raise renew_before or lower those settings",
+			at, domain.FormatDuration(r.PlanInterval), domain.FormatDuration(r.Jitter), domain.FormatDuration(r.VerifyTimeout), domain.FormatDuration(r.startWithin()))
 	}
 
 	if ok1 && ok2 && ok3 {

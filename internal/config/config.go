@@ -221,9 +221,9 @@ func (c *Config) ResolveSecrets(ctx context.Context, r SecretResolver) error {
 // file's directory. It returns a complete, valid Config, or an error: a
 // *ValidationError listing every problem, or the failure to read the file.
 func Load(path string, opts LoadOptions) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read configuration: %w", err)
+		return nil, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -234,6 +234,31 @@ func Load(path string, opts LoadOptions) (*Config, error) {
 		ve.File = path
 	}
 	return cfg, err
+}
+
+// readFile reads the configuration, refusing one over MaxFileSize before
+// reading it: never more than MaxFileSize+1 bytes are read, so a wrong
+// path such as a device or a huge log costs nothing.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	defer f.Close()
+	var ps problems
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxFileSize {
+		tooLarge(&ps, fmt.Sprintf("%d bytes", st.Size()))
+		return nil, &ValidationError{File: path, Problems: ps.list}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		tooLarge(&ps, "more than 1048576 bytes")
+		return nil, &ValidationError{File: path, Problems: ps.list}
+	}
+	return data, nil
 }
 
 // Parse is Load for configuration already in memory; relative paths are
@@ -266,6 +291,9 @@ type builder struct {
 	// decoded is how many problems reading the file (and the environment)
 	// found, before the checks of build.
 	decoded int
+	// rotationOK and concurrencyOK say whether the rotation settings
+	// were usable, so that checks across keys use only good values.
+	rotationOK, concurrencyOK bool
 }
 
 // decode reads the YAML into the raw types. Unknown keys and values of the
@@ -273,16 +301,23 @@ type builder struct {
 // rest of the file is still checked. It returns false when the file is not
 // YAML at all.
 func (b *builder) decode(data []byte) (*rawConfig, bool) {
-	raw := &rawConfig{}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		b.ps.addf("", "", 0, "the configuration is not valid YAML: %v", err)
+	if len(data) > MaxFileSize {
+		tooLarge(&b.ps, fmt.Sprintf("%d bytes", len(data)))
 		return nil, false
 	}
-	if len(doc.Content) == 0 {
+	raw := &rawConfig{}
+	root, ok := readDocument(data, &b.ps)
+	if !ok {
+		return nil, false
+	}
+	if root == nil {
 		return raw, true // empty file: all defaults
 	}
-	root := doc.Content[0]
+	if !checkPlainData(root, &b.ps) {
+		// What the file means depends on them: check the rest once they
+		// are written out.
+		return nil, false
+	}
 	if root.Kind != yaml.MappingNode {
 		b.ps.addf("", "", root.Line, "the configuration must be a map of keys (listen, connections, policies, …), not a %s", kindName(root))
 		return nil, false

@@ -33,12 +33,15 @@ const (
 // bundle is what a config test needs: a directory with a simulator file,
 // an environment, and a sink registry.
 type bundle struct {
+	// t is the test the bundle was set up for: tweaks assert with it, in
+	// their own subtest.
+	t    testing.TB
 	dir  string
 	env  map[string]string
 	opts LoadOptions
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "sim"), 0o700))
@@ -53,7 +56,7 @@ func setup(t *testing.T) *bundle {
 			PasswordLifetimeLimit: limit60d,
 		}},
 	}))
-	b := &bundle{dir: dir, env: map[string]string{secretName: theSecret}}
+	b := &bundle{t: t, dir: dir, env: map[string]string{secretName: theSecret}}
 	b.opts = LoadOptions{
 		Sinks:  sink.NewRegistry(fakeKeyVault{}),
 		Getenv: func(k string) string { return b.env[k] },
@@ -155,12 +158,8 @@ func TestParseValidBase(t *testing.T) {
 	}}, cfg.Policies)
 }
 
-// TestLoadVerbatim loads the example of docs/configuration.md exactly as
-// written, with only its placeholders filled in.
-func TestLoadVerbatim(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	text := `listen: 127.0.0.1:8080
+// verbatim is the example of docs/configuration.md, placeholders and all.
+const verbatim = `listen: 127.0.0.1:8080
 data_dir: ./rotor-data
 connections:
   - name: contoso
@@ -181,6 +180,13 @@ policies:
     sinks:
       - keyvault: {vault_url: "<vault url>", secret: "{{ .App.DisplayName }}-secret"}
 `
+
+// TestLoadVerbatim loads the example of docs/configuration.md exactly as
+// written, with only its placeholders filled in.
+func TestLoadVerbatim(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	text := verbatim
 	text = strings.NewReplacer("<tenant id>", tenantID, "<client id>", clientID, "<vault url>", vaultURL).Replace(text)
 	path := filepath.Join(b.dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
@@ -296,6 +302,24 @@ func TestParseProblems(t *testing.T) {
 			name:  "SecretFileMissing",
 			tweak: func(m map[string]any, _ *bundle) { conn(m)["client_secret"] = map[string]any{"file": "nope.txt"} },
 			want:  []string{`client_secret: cannot read secret file |nope.txt: no such file or directory`},
+		},
+		{
+			name:  "SecretFileIsADevice",
+			tweak: func(m map[string]any, _ *bundle) { conn(m)["client_secret"] = map[string]any{"file": "/dev/zero"} },
+			want:  []string{`client_secret: secret file /dev/zero is not a regular file`},
+		},
+		{
+			name: "SecretFileTooLarge",
+			tweak: func(m map[string]any, b *bundle) {
+				require.NoError(b.t, os.WriteFile(filepath.Join(b.dir, "big"), []byte(strings.Repeat(theSecret, 4000)), 0o600))
+				conn(m)["client_secret"] = map[string]any{"file": "big"}
+			},
+			want: []string{`client_secret: secret file |big is over 64 KiB`},
+		},
+		{
+			name:  "SimFileIsADirectory",
+			tweak: func(m map[string]any, _ *bundle) { conn(m)["sim_file"] = "./sim" },
+			want:  []string{`connections[0] "contoso": sim_file |sim is not a regular file: name the simulator's sim.json`},
 		},
 		{
 			name:  "EmptySecret",
@@ -430,7 +454,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name:  "LeaseTTLTooShort",
 			tweak: func(m map[string]any, _ *bundle) { m["rotation"] = map[string]any{"lease_ttl": "1s"} },
-			want:  []string{`rotation.lease_ttl (1s) must be between 2s and 10m`},
+			want:  []string{`rotation.lease_ttl (1s, line 26) is too short: use at least 2s`},
 		},
 		{
 			name:  "NoIdentity",
@@ -502,7 +526,7 @@ func TestParseProblems(t *testing.T) {
 			tweak: func(m map[string]any, _ *bundle) {
 				m["rotation"] = map[string]any{"jitter": "-1s", "concurrency_per_tenant": 0, "plan_interval": "0s"}
 			},
-			want: []string{`rotation.jitter (-1s) must not be negative`, `rotation.plan_interval (0s) must be positive`, `rotation.concurrency_per_tenant (0) must be at least 1`},
+			want: []string{`rotation.jitter (-1s, line |) must not be negative`, `rotation.plan_interval (0s, line |) is too short: use at least 1s`, `rotation.concurrency_per_tenant (0) must be at least 1`},
 		},
 		{
 			name:  "BadEnvOverride",
@@ -629,6 +653,39 @@ func TestParseNotes(t *testing.T) {
 		require.Len(t, cfg.Notes, 1)
 		require.Contains(t, cfg.Notes[0], "certificate rotation is not built yet")
 	})
+	t.Run("InlineSecrets", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		require.NoError(t, os.WriteFile(filepath.Join(b.dir, "id.pfx"), []byte("pfx"), 0o600))
+		m := base()
+		conn(m)["client_secret"] = theSecret
+		c2 := conn(base())
+		c2["name"] = "contoso-cert"
+		delete(c2, "client_secret")
+		c2["certificate"] = map[string]any{"file": "id.pfx", "password": theSecret + "-pw"}
+		c3 := conn(base())
+		c3["name"] = "contoso-env" // an override is the secret itself, but not in the file
+		delete(c3, "client_secret")
+		b.env["ROTOR_CONNECTIONS_CONTOSO_ENV_CLIENT_SECRET"] = theSecret
+		m["connections"] = append(m["connections"].([]any), c2, c3)
+		cfg, err := b.parse(t, m)
+		require.NoError(t, err)
+		require.Equal(t, theSecret, cfg.Connections[0].Identity.ClientSecret.Reveal(), "an inline secret still works")
+		require.Equal(t, theSecret+"-pw", cfg.Connections[1].Identity.CertificatePassword.Reveal())
+		require.Len(t, cfg.Notes, 2, "%q", cfg.Notes)
+		require.Contains(t, cfg.Notes[0], `connection "contoso": client_secret is written inline in the configuration file (line `)
+		require.Contains(t, cfg.Notes[0], `use client_secret: {env: NAME} or {file: PATH} instead`)
+		require.Contains(t, cfg.Notes[1], `connection "contoso-cert": certificate.password is written inline in the configuration file (line `)
+		for _, n := range cfg.Notes {
+			require.NotContains(t, n, "Sup3r-S3cret", "a note must never show the secret")
+		}
+
+		// With a problem elsewhere, the error shows no secret either.
+		pol(m)["renew_before"] = "30d"
+		_, err = b.parse(t, m)
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "Sup3r-S3cret")
+	})
 	t.Run("NoSinks", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -714,7 +771,7 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			tweak: func(m map[string]any, _ *bundle) { conn(m)["client_secret"] = theSecret },
 			check: func(t *testing.T, cfg *Config, _ *bundle) {
 				require.Equal(t, theSecret, cfg.Connections[0].Identity.ClientSecret.Reveal())
-				require.Empty(t, cfg.Notes, "an inline secret is allowed and not remarked upon")
+				require.Equal(t, []string{`connection "contoso": client_secret is written inline in the configuration file (line 3), so anyone who can read the file or a copy of it has the secret; use client_secret: {env: NAME} or {file: PATH} instead`}, cfg.Notes)
 			},
 		},
 		{
@@ -774,18 +831,18 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 		},
 		{
 			name: "OtherTopLevelKeys",
-			tweak: func(m map[string]any, _ *bundle) {
+			tweak: func(m map[string]any, b *bundle) {
 				m["organization"] = "acme"
-				m["database"] = map[string]any{"url": "sqlite:///var/lib/rotor/rotor.db"}
+				m["database"] = map[string]any{"url": "sqlite://" + filepath.Join(b.dir, "rotor.db")}
 				m["rotation"] = map[string]any{"jitter": "0s", "concurrency_per_tenant": 8, "verify_timeout": "10m", "plan_interval": "30s", "sync_interval": "1h", "lease_ttl": "1m"}
 				m["log"] = map[string]any{"level": "debug", "format": "json"}
 				conn(m)["auxiliary_tenants"] = []any{"fabrikam.onmicrosoft.com"}
 				m["policies"] = nil
 				conn(m)["purpose"] = "read"
 			},
-			check: func(t *testing.T, cfg *Config, _ *bundle) {
+			check: func(t *testing.T, cfg *Config, b *bundle) {
 				require.Equal(t, domain.OrgID("acme"), cfg.Organization)
-				require.Equal(t, "/var/lib/rotor/rotor.db", cfg.DatabasePath())
+				require.Equal(t, filepath.Join(b.dir, "rotor.db"), cfg.DatabasePath())
 				require.Equal(t, RotationSettings{ConcurrencyPerTenant: 8, VerifyTimeout: 10 * time.Minute, PlanInterval: 30 * time.Second, SyncInterval: time.Hour, LeaseTTL: time.Minute}, cfg.Rotation)
 				require.Equal(t, LogSettings{Level: -4, Format: "json"}, cfg.Log)
 				require.Equal(t, []string{"fabrikam.onmicrosoft.com"}, cfg.Connections[0].AuxiliaryTenants)
@@ -793,8 +850,11 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			},
 		},
 		{
-			name:  "DatabasePlainPath",
-			tweak: func(m map[string]any, _ *bundle) { m["database"] = map[string]any{"url": "state/rotor.db"} },
+			name: "DatabasePlainPath",
+			tweak: func(m map[string]any, b *bundle) {
+				require.NoError(b.t, os.Mkdir(filepath.Join(b.dir, "state"), 0o700))
+				m["database"] = map[string]any{"url": "state/rotor.db"}
+			},
 			check: func(t *testing.T, cfg *Config, b *bundle) {
 				require.Equal(t, filepath.Join(b.dir, "state", "rotor.db"), cfg.DatabasePath())
 			},
@@ -803,10 +863,11 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			name: "EnvOverrides",
 			tweak: func(_ map[string]any, b *bundle) {
 				delete(b.env, secretName) // the override replaces the reference
+				require.NoError(b.t, os.Mkdir(filepath.Join(b.dir, "db"), 0o700))
 				for k, v := range map[string]string{
 					"ROTOR_LISTEN":                                ":9999",
-					"ROTOR_DATA_DIR":                              "/srv/rotor",
-					"ROTOR_DATABASE_URL":                          "/srv/db/rotor.db",
+					"ROTOR_DATA_DIR":                              filepath.Join(b.dir, "srv", "rotor"),
+					"ROTOR_DATABASE_URL":                          filepath.Join(b.dir, "db", "rotor.db"),
 					"ROTOR_ROTATION_JITTER":                       "2m",
 					"ROTOR_ROTATION_CONCURRENCY_PER_TENANT":       "2",
 					"ROTOR_LOG_LEVEL":                             "warn",
@@ -822,10 +883,10 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 					b.env[k] = v
 				}
 			},
-			check: func(t *testing.T, cfg *Config, _ *bundle) {
+			check: func(t *testing.T, cfg *Config, b *bundle) {
 				require.Equal(t, ":9999", cfg.Listen)
-				require.Equal(t, "/srv/rotor", cfg.DataDir)
-				require.Equal(t, "/srv/db/rotor.db", cfg.DatabasePath())
+				require.Equal(t, filepath.Join(b.dir, "srv", "rotor"), cfg.DataDir)
+				require.Equal(t, filepath.Join(b.dir, "db", "rotor.db"), cfg.DatabasePath())
 				require.Equal(t, 2*time.Minute, cfg.Rotation.Jitter)
 				require.Equal(t, 2, cfg.Rotation.ConcurrencyPerTenant)
 				require.Equal(t, LogSettings{Level: 4, Format: "text"}, cfg.Log)

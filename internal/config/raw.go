@@ -129,6 +129,8 @@ type duration struct {
 	raw string
 	// src says where raw came from ("line 12", "ROTOR_ROTATION_JITTER").
 	src string
+	// line is the line in the file; 0 for an environment override.
+	line int
 	// notScalar is set when the YAML value was a list or a map.
 	notScalar bool
 }
@@ -136,7 +138,7 @@ type duration struct {
 func (d *duration) set() bool { return d.raw != "" || d.notScalar }
 
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
-	*d = duration{src: lineSrc(n.Line)}
+	*d = duration{src: lineSrc(n.Line), line: n.Line}
 	if n.Kind != yaml.ScalarNode {
 		d.notScalar = true
 		return nil

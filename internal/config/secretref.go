@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"regexp"
@@ -208,9 +209,9 @@ func (r *SecretRef) load(getenv func(string) string, baseDir string) string {
 		r.value, r.resolved = secret.New(v), true
 	case refFile:
 		r.name = resolvePath(baseDir, r.name)
-		b, err := os.ReadFile(r.name)
-		if err != nil {
-			return fmt.Sprintf("cannot read secret file %s: %s", r.name, pathErrReason(err))
+		b, msg := readSecretFile(r.name)
+		if msg != "" {
+			return msg
 		}
 		v := strings.TrimSpace(string(b))
 		if v == "" {
@@ -229,6 +230,39 @@ func (r *SecretRef) load(getenv func(string) string, baseDir string) string {
 		return "is empty"
 	}
 	return ""
+}
+
+// maxSecretFile is the largest secret file rotor reads. Secrets are
+// short; a bigger file is the wrong one.
+const maxSecretFile = 64 << 10
+
+// readSecretFile reads a {file: …} secret. Only regular files (or links
+// to them, as Kubernetes mounts secrets) are read, and only up to
+// maxSecretFile, so that a reference to a device or a pipe cannot hang or
+// exhaust rotor while it loads. The message names the file, never its
+// content.
+func readSecretFile(name string) ([]byte, string) {
+	// Stat before opening: opening a pipe would wait for a writer.
+	st, err := os.Stat(name)
+	if err != nil {
+		return nil, fmt.Sprintf("cannot read secret file %s: %s", name, pathErrReason(err))
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Sprintf("secret file %s is not a regular file: point the reference at the file holding the secret", name)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Sprintf("cannot read secret file %s: %s", name, pathErrReason(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Sprintf("cannot read secret file %s: %s", name, pathErrReason(err))
+	}
+	if len(b) > maxSecretFile {
+		return nil, fmt.Sprintf("secret file %s is over 64 KiB: a secret is far shorter; point the reference at the file holding only the secret", name)
+	}
+	return b, ""
 }
 
 // pathErrReason says why a file could not be read without repeating the
