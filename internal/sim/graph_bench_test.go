@@ -1,19 +1,15 @@
 package sim_test
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/sim"
-	"github.com/rotor-dev/rotor/internal/simfile"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 )
 
 // BenchmarkGraphListDeepPage fetches one page of 999 applications from the
@@ -22,18 +18,8 @@ import (
 //
 //	go test ./internal/sim/ -run '^$' -bench GraphListDeepPage -benchtime 50x
 func BenchmarkGraphListDeepPage(b *testing.B) {
-	dir := b.TempDir()
-	srv, err := sim.New(sim.Options{StateDir: dir, Seed: "apps=100000,tenants=1,expiring=720h"})
-	require.NoError(b, err)
-	require.NoError(b, srv.Start(b.Context()))
-	b.Cleanup(func() { _ = srv.Close() })
-	info, err := simfile.Load(filepath.Join(dir, simfile.FileName))
-	require.NoError(b, err)
-	caPEM, err := os.ReadFile(info.CAFile)
-	require.NoError(b, err)
-	pool := x509.NewCertPool()
-	require.True(b, pool.AppendCertsFromPEM(caPEM))
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	s := simtest.Start(b, simtest.Options{Seed: "apps=100000,tenants=1,expiring=720h"})
+	srv, info, hc := s.Server, s.Info, s.HTTP
 	tn := info.Tenants[0]
 	tok, err := srv.MintToken(tn.ID, tn.Rotation.ClientID, sim.GraphResource)
 	require.NoError(b, err)

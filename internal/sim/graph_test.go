@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
@@ -38,7 +39,7 @@ type graphEnv struct {
 	token string
 }
 
-func graphSetup(t *testing.T, tenant string, tweak ...func(*sim.Options)) *graphEnv {
+func graphSetup(t *testing.T, tenant string, tweak ...func(*simtest.Options)) *graphEnv {
 	t.Helper()
 	e := setup(t, tweak...)
 	tn := e.tenant(t, tenant)
@@ -164,7 +165,7 @@ func values(t *testing.T, r gresp) []map[string]any {
 
 func TestGraphListPagesThroughAllApps(t *testing.T) {
 	t.Parallel()
-	g := graphSetup(t, "tenant1", func(o *sim.Options) { o.Seed = "apps=2500,tenants=1,expiring=720h" })
+	g := graphSetup(t, "tenant1", func(o *simtest.Options) { o.Seed = "apps=2500,tenants=1,expiring=720h" })
 	want := map[string]bool{}
 	for _, a := range g.srv.World().Tenant(g.tn.ID).Apps {
 		want[a.ObjectID] = true
@@ -354,6 +355,8 @@ func TestGraphPermissions(t *testing.T) {
 	kvTok, err := g.srv.MintToken(g.tn.ID, g.tn.Rotation.ClientID, sim.KeyVaultResource)
 	require.NoError(t, err)
 	requireGraphError(t, g.call(t, kvTok, http.MethodGet, "/applications", nil), http.StatusUnauthorized, "InvalidAuthenticationToken")
+	noKid := requireGraphError(t, g.call(t, withoutKid(t, g.token), http.MethodGet, "/applications", nil), http.StatusUnauthorized, "InvalidAuthenticationToken")
+	require.Contains(t, noKid["message"], "no kid")
 }
 
 func TestGraphAddAndRemovePassword(t *testing.T) {
@@ -800,7 +803,7 @@ func TestGraphBatch(t *testing.T) {
 
 func TestGraphBatchItemsAreThrottledOneByOne(t *testing.T) {
 	t.Parallel()
-	g := graphSetup(t, "contoso", func(o *sim.Options) {
+	g := graphSetup(t, "contoso", func(o *simtest.Options) {
 		o.Faults = sim.FaultConfig{Throttle: true, ThrottleScale: 0.001} // about 3 resource units
 	})
 	owned := g.ownedApp(t)

@@ -25,8 +25,12 @@ import (
 // out without a token, the vault answers 401 naming the authority (with
 // the tenant) and the resource, and the SDK comes back with a token.
 //
-// Authorization is simplified: any valid Key Vault token of the vault's
-// tenant may read and write every secret (no access policies or RBAC).
+// Authorization is per vault, per principal and per operation, as with
+// Key Vault access policies (or the RBAC data-plane roles, which are sets
+// of the same rights): the token's oid must hold the secret permission the
+// operation needs (Vault.Access), or the answer is Key Vault's 403
+// Forbidden/AccessDenied. That is what lets the simulator hold rotor to its
+// promise of writing and listing secrets without ever reading a value.
 //
 // Deletion is soft, as in a vault with soft-delete on (the default and
 // now mandatory): a deleted secret keeps its name reserved until it is
@@ -45,6 +49,9 @@ const (
 	kvMaxTags = 15
 	// kvMaxBody bounds request bodies (the value limit plus room for JSON).
 	kvMaxBody = 64 * 1024
+	// kvLocation is the region Key Vault names in a refusal; the
+	// simulated vaults live nowhere in particular.
+	kvLocation = "local"
 )
 
 // secretNameRE is Key Vault's object name rule.
@@ -99,6 +106,8 @@ type kvCall struct {
 	w     http.ResponseWriter
 	r     *http.Request
 	vault *Vault
+	// caller is the token's principal, authorized per operation.
+	caller *Caller
 	// base is the vault URL without the trailing slash.
 	base string
 }
@@ -147,6 +156,7 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 		c.fail(http.StatusBadRequest, "BadParameter", "The request URI contains an invalid or missing api-version.", "")
 		return
 	}
+	c.caller = caller
 	c.route()
 }
 
@@ -170,69 +180,86 @@ func (c *kvCall) methodNotAllowed() {
 	c.fail(http.StatusMethodNotAllowed, "BadParameter", fmt.Sprintf("The method %s is not allowed on %s.", c.r.Method, c.r.URL.Path), "")
 }
 
+// route dispatches on the path and checks, before anything else about
+// the request, that the caller holds the permission the operation needs:
+// Key Vault answers 403 whether or not the secret exists.
 func (c *kvCall) route() {
 	segs := strings.Split(strings.TrimPrefix(c.r.URL.Path, "/"), "/")
 	m := c.r.Method
+	// op is the operation and the permission it needs.
+	var op func()
+	var need SecretPermission
 	switch {
 	case segs[0] == "secrets" && len(segs) == 1:
 		if m == http.MethodGet {
-			c.listSecrets(false)
-			return
+			op, need = func() { c.listSecrets(false) }, SecretList
 		}
 	case segs[0] == "secrets" && len(segs) == 2:
 		switch m {
 		case http.MethodPut:
-			c.setSecret(segs[1])
+			op, need = func() { c.setSecret(segs[1]) }, SecretSet
 		case http.MethodGet:
-			c.getSecret(segs[1], "")
+			op, need = func() { c.getSecret(segs[1], "") }, SecretGet
 		case http.MethodDelete:
-			c.deleteSecret(segs[1])
+			op, need = func() { c.deleteSecret(segs[1]) }, SecretDelete
 		case http.MethodPatch:
-			c.updateSecret(segs[1], "")
-		default:
-			c.methodNotAllowed()
+			op, need = func() { c.updateSecret(segs[1], "") }, SecretSet
 		}
-		return
 	case segs[0] == "secrets" && len(segs) == 3 && segs[2] == "versions":
 		if m == http.MethodGet {
-			c.listVersions(segs[1])
-			return
+			op, need = func() { c.listVersions(segs[1]) }, SecretList
 		}
 	case segs[0] == "secrets" && len(segs) == 3:
 		switch m {
 		case http.MethodGet:
-			c.getSecret(segs[1], segs[2])
+			op, need = func() { c.getSecret(segs[1], segs[2]) }, SecretGet
 		case http.MethodPatch:
-			c.updateSecret(segs[1], segs[2])
-		default:
-			c.methodNotAllowed()
+			op, need = func() { c.updateSecret(segs[1], segs[2]) }, SecretSet
 		}
-		return
 	case segs[0] == "deletedsecrets" && len(segs) == 1:
 		if m == http.MethodGet {
-			c.listSecrets(true)
-			return
+			op, need = func() { c.listSecrets(true) }, SecretList
 		}
 	case segs[0] == "deletedsecrets" && len(segs) == 2:
 		switch m {
 		case http.MethodGet:
-			c.getDeleted(segs[1])
+			op, need = func() { c.getDeleted(segs[1]) }, SecretGet
 		case http.MethodDelete:
-			c.purge(segs[1])
-		default:
-			c.methodNotAllowed()
+			op, need = func() { c.purge(segs[1]) }, SecretPurge
 		}
-		return
 	case segs[0] == "deletedsecrets" && len(segs) == 3 && segs[2] == "recover":
 		if m == http.MethodPost {
-			c.recoverSecret(segs[1])
-			return
+			op, need = func() { c.recoverSecret(segs[1]) }, SecretRecover
 		}
 	default:
 		c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
 		return
 	}
-	c.methodNotAllowed()
+	if op == nil {
+		c.methodNotAllowed()
+		return
+	}
+	if !c.allowed(need) {
+		c.forbidden(need)
+		return
+	}
+	op()
+}
+
+// allowed reports whether the caller holds perm on this vault.
+func (c *kvCall) allowed(perm SecretPermission) bool {
+	c.s.world.mu.RLock()
+	defer c.s.world.mu.RUnlock()
+	return c.vault.Allows(c.caller.ObjectID, perm)
+}
+
+// forbidden is Key Vault's access-policy refusal, naming the principal as
+// Key Vault does (appid, oid, issuer) and the permission it lacks.
+func (c *kvCall) forbidden(perm SecretPermission) {
+	c.fail(http.StatusForbidden, "Forbidden", fmt.Sprintf(
+		"The user, group or application 'appid=%s;oid=%s;iss=%s' does not have secrets %s permission on key vault '%s;location=%s'. "+
+			"For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
+		c.caller.AppID, c.caller.ObjectID, stsIssuer(c.caller.TenantID), perm, c.vault.Name, kvLocation), "AccessDenied")
 }
 
 // kvReply is an answer computed under the world lock and written after.

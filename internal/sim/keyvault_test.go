@@ -27,11 +27,16 @@ type vaultEnv struct {
 	client *azsecrets.Client
 }
 
+// vaultSetup gives the rotation identity every secret permission on the
+// vault: these tests exercise the data plane, not authorization (which
+// TestKeyVaultAuthorizesPerIdentityAndOperation covers with the seeded
+// grants).
 func vaultSetup(t *testing.T) *vaultEnv {
 	t.Helper()
 	e := setup(t)
 	tn := e.tenant(t, "contoso")
 	require.NotEmpty(t, tn.KeyVaults)
+	require.NoError(t, e.srv.World().SetSecretPermissions(tn.ID, tn.KeyVaults[0].Name, tn.Rotation.ObjectID, sim.AllSecretPermissions...))
 	cred, err := azidentity.NewClientSecretCredential(tn.ID, tn.Rotation.ClientID, tn.Rotation.ClientSecret,
 		&azidentity.ClientSecretCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true})
 	require.NoError(t, err)
@@ -202,4 +207,93 @@ func TestKeyVaultChallengeAndRefusals(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, status)
 	require.Equal(t, "SecretNotFound", body["error"].(map[string]any)["code"])
 	require.Contains(t, body["error"].(map[string]any)["message"], "A secret with (name/id) missing was not found in this key vault.")
+}
+
+// TestKeyVaultAuthorizesPerIdentityAndOperation checks the seeded access
+// policy and Key Vault's refusal: rotor's rotation identity may list and
+// set but never read a value or delete; the consumer may read; a principal
+// with no grant may do nothing.
+func TestKeyVaultAuthorizesPerIdentityAndOperation(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	tn := e.tenant(t, "contoso")
+	kv := tn.KeyVaults[0]
+	base := strings.TrimSuffix(kv.URL, "/")
+	require.ElementsMatch(t, []string{"list", "set"}, kv.SecretPermissions[tn.Rotation.ObjectID])
+	require.NotNil(t, tn.Consumer)
+	require.ElementsMatch(t, []string{"get", "list"}, kv.SecretPermissions[tn.Consumer.PrincipalID])
+
+	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+	rot, err := e.srv.MintToken(tn.ID, tn.Rotation.ClientID, sim.KeyVaultResource)
+	require.NoError(t, err)
+	consumer, err := e.srv.MintToken(tn.ID, tn.Consumer.ClientID, sim.KeyVaultResource)
+	require.NoError(t, err)
+
+	status, _ := e.do(t, http.MethodPut, base+"/secrets/s1?api-version=7.5", map[string]any{"value": "v1"}, bearer(rot))
+	require.Equal(t, http.StatusOK, status, "rotation sets")
+	status, _ = e.do(t, http.MethodGet, base+"/secrets/s1/versions?api-version=7.5", nil, bearer(rot))
+	require.Equal(t, http.StatusOK, status, "rotation lists versions")
+	status, _ = e.do(t, http.MethodGet, base+"/secrets?api-version=7.5", nil, bearer(rot))
+	require.Equal(t, http.StatusOK, status, "rotation lists secrets")
+
+	status, body := e.do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
+	require.Equal(t, http.StatusForbidden, status, "rotation cannot read a value")
+	require.Equal(t, map[string]any{
+		"code": "Forbidden",
+		"message": fmt.Sprintf("The user, group or application 'appid=%s;oid=%s;iss=https://sts.windows.net/%s/' "+
+			"does not have secrets get permission on key vault '%s;location=local'. "+
+			"For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
+			tn.Rotation.ClientID, tn.Rotation.ObjectID, tn.ID, kv.Name),
+		"innererror": map[string]any{"code": "AccessDenied"},
+	}, body["error"])
+	// Authorization comes before existence, as in Key Vault.
+	status, _ = e.do(t, http.MethodGet, base+"/secrets/missing?api-version=7.5", nil, bearer(rot))
+	require.Equal(t, http.StatusForbidden, status)
+	status, body = e.do(t, http.MethodDelete, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
+	require.Equal(t, http.StatusForbidden, status, "rotation cannot delete")
+	require.Contains(t, body["error"].(map[string]any)["message"], "secrets delete permission")
+
+	status, body = e.do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(consumer))
+	require.Equal(t, http.StatusOK, status, "the consumer reads")
+	require.Equal(t, "v1", body["value"])
+	status, _ = e.do(t, http.MethodPut, base+"/secrets/s1?api-version=7.5", map[string]any{"value": "v2"}, bearer(consumer))
+	require.Equal(t, http.StatusForbidden, status, "the consumer cannot write")
+
+	// The managed identity endpoint issues the consumer's token too.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.info.ManagedIdentityEndpoint+
+		"?api-version=2019-08-01&resource="+sim.KeyVaultResource+"&client_id="+tn.Consumer.ClientID, nil)
+	require.NoError(t, err)
+	req.Header.Set("X-IDENTITY-HEADER", e.info.ManagedIdentityHeader)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	status, body = decodeBody(t, resp)
+	require.Equal(t, http.StatusOK, status)
+	status, _ = e.do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(body["access_token"].(string)))
+	require.Equal(t, http.StatusOK, status)
+
+	// Grants change at run time; a principal with none can do nothing.
+	require.NoError(t, e.srv.World().SetSecretPermissions(tn.Name, kv.Name, tn.Rotation.ObjectID, sim.SecretDelete))
+	status, _ = e.do(t, http.MethodGet, base+"/secrets?api-version=7.5", nil, bearer(rot))
+	require.Equal(t, http.StatusForbidden, status, "list was replaced by delete")
+	status, _ = e.do(t, http.MethodDelete, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
+	require.Equal(t, http.StatusOK, status)
+	require.NoError(t, e.srv.World().SetSecretPermissions(tn.Name, kv.Name, tn.Rotation.ObjectID))
+	status, _ = e.do(t, http.MethodGet, base+"/deletedsecrets?api-version=7.5", nil, bearer(rot))
+	require.Equal(t, http.StatusForbidden, status)
+	require.Error(t, e.srv.World().SetSecretPermissions("nope", kv.Name, tn.Rotation.ObjectID))
+	require.Error(t, e.srv.World().SetSecretPermissions(tn.Name, "nope", tn.Rotation.ObjectID))
+}
+
+// TestKeyVaultRefusesTokenWithoutKid checks that Key Vault renders the
+// token validator's reason in its own 401 shape.
+func TestKeyVaultRefusesTokenWithoutKid(t *testing.T) {
+	t.Parallel()
+	v := vaultSetup(t)
+	tok, err := v.srv.MintToken(v.tn.ID, v.tn.Rotation.ClientID, sim.KeyVaultResource)
+	require.NoError(t, err)
+	status, body := v.do(t, http.MethodGet, strings.TrimSuffix(v.url, "/")+"/secrets?api-version=7.5", nil,
+		map[string]string{"Authorization": "Bearer " + withoutKid(t, tok)})
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Equal(t, "Unauthorized", body["error"].(map[string]any)["code"])
+	require.Contains(t, body["error"].(map[string]any)["message"], "no kid")
 }

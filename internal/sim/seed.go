@@ -171,10 +171,11 @@ func seedDemoTenant(ti int, name string, now time.Time) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	addManagedIdentity(t, &ids)
+	miSP := addManagedIdentity(t, &ids)
 	deployer := addAppWithSP(t, &ids, "ci-deployer", now.AddDate(-2, 0, 0))
 	deployerSP := t.SPByAppID(deployer.AppID)
-	addVault(t)
+	consumerSP := addConsumerIdentity(t, &ids)
+	addVault(t, rotationSP, miSP, consumerSP)
 
 	certs := 0
 	for i, appName := range demoAppNames {
@@ -299,18 +300,52 @@ func addRotationIdentity(t *Tenant, ids *uuidSource, now time.Time) (*ServicePri
 
 // addManagedIdentity creates the tenant's system-assigned managed identity:
 // a service principal with no application, as in Entra.
-func addManagedIdentity(t *Tenant, ids *uuidSource) {
+func addManagedIdentity(t *Tenant, ids *uuidSource) *ServicePrincipal {
 	sp := &ServicePrincipal{
 		ObjectID: ids.next(), AppID: ids.next(), DisplayName: "app-rotor-" + t.Name,
 		AppRoles: []string{RoleReadAll}, ManagedIdentity: true,
 	}
 	t.AddSP(sp)
 	t.ManagedIdentityClientID = sp.AppID
+	return sp
 }
 
-func addVault(t *Tenant) {
+// addConsumerIdentity creates the consumer: a user-assigned managed
+// identity with no Graph permissions, standing for the service that reads
+// the secrets rotor writes to a vault (an App Service reading its client
+// secret through a Key Vault reference, say). A managed identity rather
+// than an app registration, so it adds nothing to the applications rotor
+// inventories; tokens for it come from the managed identity endpoint with
+// client_id, or from MintToken.
+func addConsumerIdentity(t *Tenant, ids *uuidSource) *ServicePrincipal {
+	sp := &ServicePrincipal{
+		ObjectID: ids.next(), AppID: ids.next(), DisplayName: "id-consumer-" + t.Name,
+		ManagedIdentity: true,
+	}
+	t.AddSP(sp)
+	t.ConsumerClientID = sp.AppID
+	return sp
+}
+
+// Default vault grants. rotor's identities (the rotation identity and the
+// managed identity rotor runs as in Azure) get list and set only: rotor
+// writes new versions and reads version properties, and its README
+// promises it never reads a secret value, so the simulator makes any
+// attempt to do so fail. The consumer gets get and list, what an
+// application reading its own secret needs. Nobody gets delete, recover or
+// purge: a test that needs them grants them explicitly.
+var (
+	rotorSecretPermissions    = []SecretPermission{SecretList, SecretSet}
+	consumerSecretPermissions = []SecretPermission{SecretGet, SecretList}
+)
+
+func addVault(t *Tenant, rotation, mi, consumer *ServicePrincipal) {
 	name := "kv-" + t.Name
-	t.Vaults[name] = &Vault{Name: name, TenantID: t.ID, Secrets: map[string]*VaultSecret{}}
+	v := &Vault{Name: name, TenantID: t.ID, Secrets: map[string]*VaultSecret{}}
+	v.Grant(rotation.ObjectID, rotorSecretPermissions...)
+	v.Grant(mi.ObjectID, rotorSecretPermissions...)
+	v.Grant(consumer.ObjectID, consumerSecretPermissions...)
+	t.Vaults[name] = v
 }
 
 // addAppWithSP registers an application and its service principal (every
@@ -346,8 +381,9 @@ func seedBulk(spec SeedSpec, now time.Time) (*World, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: %w", t.Name, err)
 		}
-		addManagedIdentity(t, &ids)
-		addVault(t)
+		miSP := addManagedIdentity(t, &ids)
+		consumerSP := addConsumerIdentity(t, &ids)
+		addVault(t, rotationSP, miSP, consumerSP)
 		start := now.AddDate(0, 0, -30)
 		for i := 0; i < spec.Apps; i++ {
 			app := addAppWithSP(t, &ids, fmt.Sprintf("bulk-app-%06d", i+1), start)

@@ -424,12 +424,34 @@ func (s *Server) mainHandler() http.Handler {
 }
 
 // serveARM answers every Resource Manager call with ARM's 404 shape until
-// the ARM surfaces are simulated.
+// the ARM surfaces are simulated. The bearer token is checked first, as
+// ARM does, so a client's ARM credential is exercised even against the
+// stub and a bad token is never mistaken for a missing resource.
 func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") == "" {
+		armUnauthorized(w, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+		return
+	}
+	if _, err := s.authenticate(r, ARMResource); err != nil {
+		msg := "The access token is invalid."
+		var ae *AuthError
+		if errors.As(err, &ae) && ae.Message != "" {
+			msg = ae.Message
+		}
+		armUnauthorized(w, "InvalidAuthenticationToken", msg)
+		return
+	}
 	writeJSON(w, http.StatusNotFound, plainJSON, map[string]any{"error": map[string]any{
 		"code":    "NotFound",
 		"message": fmt.Sprintf("The simulator does not implement %s %s.", r.Method, r.URL.Path),
 	}})
+}
+
+// armUnauthorized is ARM's 401: the error body and the bearer challenge
+// naming the authority, as management.azure.com sends them.
+func armUnauthorized(w http.ResponseWriter, code, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.windows.net/", error="invalid_token", error_description="`+strings.ReplaceAll(msg, `"`, `'`)+`"`)
+	writeJSON(w, http.StatusUnauthorized, plainJSON, map[string]any{"error": map[string]any{"code": code, "message": msg}})
 }
 
 // logRequests logs one line per request: method, path (never the query,
@@ -485,8 +507,21 @@ func (s *Server) buildInfo(authority, miEndpoint, caFile string) *simfile.Info {
 		if sp := t.SPByAppID(t.ManagedIdentityClientID); sp != nil {
 			st.ManagedIdentity = &simfile.ManagedIdentity{ClientID: sp.AppID, PrincipalID: sp.ObjectID}
 		}
+		if sp := t.SPByAppID(t.ConsumerClientID); sp != nil {
+			st.Consumer = &simfile.ManagedIdentity{ClientID: sp.AppID, PrincipalID: sp.ObjectID}
+		}
 		for _, name := range sortedKeys(t.Vaults) {
-			st.KeyVaults = append(st.KeyVaults, simfile.KeyVault{Name: name, URL: t.Vaults[name].URL})
+			v := t.Vaults[name]
+			kv := simfile.KeyVault{Name: name, URL: v.URL}
+			if len(v.Access) > 0 {
+				kv.SecretPermissions = map[string][]string{}
+				for oid, perms := range v.Access {
+					for _, p := range perms {
+						kv.SecretPermissions[oid] = append(kv.SecretPermissions[oid], string(p))
+					}
+				}
+			}
+			st.KeyVaults = append(st.KeyVaults, kv)
 		}
 		if t.Policy != nil && t.Policy.MaxPasswordLifetime > 0 {
 			st.PasswordLifetimeLimit = t.Policy.MaxPasswordLifetime.String()
@@ -639,4 +674,24 @@ func (w *World) Update(fn func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	fn()
+}
+
+// SetSecretPermissions replaces what the principal with objectID may do
+// with secrets in the named vault of tenant (id, name or domain); no
+// permissions removes it from the vault's access policy. Tests use it to
+// arrange a vault with rights rotor itself must not have (delete, get).
+func (w *World) SetSecretPermissions(tenant, vault, objectID string, perms ...SecretPermission) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.tenantLocked(tenant)
+	if t == nil {
+		return fmt.Errorf("sim: tenant %q not found", tenant)
+	}
+	v := t.Vaults[vault]
+	if v == nil {
+		return fmt.Errorf("sim: tenant %s has no vault %q", t.Name, vault)
+	}
+	v.Revoke(objectID, AllSecretPermissions...)
+	v.Grant(objectID, perms...)
+	return nil
 }

@@ -3,7 +3,6 @@ package sim_test
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -16,16 +15,17 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // env is what a test against a running simulator needs.
 type env struct {
+	sim    *simtest.Sim
 	srv    *sim.Server
 	info   *simfile.Info
 	dir    string
@@ -33,39 +33,27 @@ type env struct {
 	client azcore.ClientOptions
 }
 
-// setup starts a simulator in a temp dir and reads sim.json back, as any
-// client would.
-func setup(t *testing.T, tweak ...func(*sim.Options)) *env {
+// setup starts a simulator through simtest (which reads sim.json back, as
+// any client would). Its Graph and Key Vault clients do not retry, so a
+// refusal shows up as the answer it is.
+func setup(t *testing.T, tweak ...func(*simtest.Options)) *env {
 	t.Helper()
-	dir := t.TempDir()
-	opts := sim.Options{StateDir: dir}
+	var opts simtest.Options
 	for _, f := range tweak {
 		f(&opts)
 	}
-	srv, err := sim.New(opts)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(t.Context()))
-	t.Cleanup(func() { require.NoError(t, srv.Close()) })
+	s := simtest.Start(t, opts)
+	hc := &http.Client{Transport: s.HTTP.Transport, Timeout: 10 * time.Second}
+	client := s.ClientOptions
+	client.Transport = hc
+	client.Retry = policy.RetryOptions{MaxRetries: -1}
+	return &env{sim: s, srv: s.Server, info: s.Info, dir: s.Dir, http: hc, client: client}
+}
 
-	info, err := simfile.Load(filepath.Join(dir, simfile.FileName))
-	require.NoError(t, err)
-	caPEM, err := os.ReadFile(info.CAFile)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(caPEM))
-	hc := &http.Client{
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
-		Timeout:   10 * time.Second,
-	}
-	t.Cleanup(hc.CloseIdleConnections)
-	return &env{
-		srv: srv, info: info, dir: dir, http: hc,
-		client: azcore.ClientOptions{
-			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: info.AuthorityHost},
-			Transport: hc,
-			Retry:     policy.RetryOptions{MaxRetries: -1},
-		},
-	}
+// advance moves the simulator's clock forward by d.
+func (e *env) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	e.sim.AdvanceClock(d)
 }
 
 func (e *env) tenant(t *testing.T, name string) *simfile.Tenant {
@@ -211,11 +199,61 @@ func TestTLSServesLoopbackNames(t *testing.T) {
 func TestARMAnswersNotFoundInARMShape(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	status, body := e.do(t, http.MethodGet, e.info.ARMURL+"subscriptions?api-version=2022-12-01", nil, nil)
+	tn := e.info.Tenants[0]
+	tok, err := e.srv.MintToken(tn.ID, tn.Rotation.ClientID, e.info.ARMAudience+"/")
+	require.NoError(t, err)
+	status, body := e.do(t, http.MethodGet, e.info.ARMURL+"subscriptions?api-version=2022-12-01", nil,
+		map[string]string{"Authorization": "Bearer " + tok})
 	require.Equal(t, http.StatusNotFound, status)
 	errObj, _ := body["error"].(map[string]any)
 	require.NotEmpty(t, errObj["code"])
 	require.NotEmpty(t, errObj["message"])
+}
+
+// TestARMRefusesBadTokens checks ARM's 401 shapes: a missing header, a
+// token for another audience, and a token whose header has no kid.
+func TestARMRefusesBadTokens(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	tn := e.info.Tenants[0]
+	graphTok, err := e.srv.MintToken(tn.ID, tn.Rotation.ClientID, e.info.GraphAudience)
+	require.NoError(t, err)
+	armTok, err := e.srv.MintToken(tn.ID, tn.Rotation.ClientID, e.info.ARMAudience)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, auth, code, msg string
+	}{
+		{"no header", "", "AuthenticationFailed", "header is missing"},
+		{"graph token", "Bearer " + graphTok, "InvalidAuthenticationToken", "Invalid audience"},
+		{"no kid", "Bearer " + withoutKid(t, armTok), "InvalidAuthenticationToken", "no kid"},
+	} {
+		hdr := map[string]string{}
+		if tc.auth != "" {
+			hdr["Authorization"] = tc.auth
+		}
+		status, body := e.do(t, http.MethodGet, e.info.ARMURL+"subscriptions?api-version=2022-12-01", nil, hdr)
+		require.Equal(t, http.StatusUnauthorized, status, tc.name)
+		errObj, _ := body["error"].(map[string]any)
+		require.Equal(t, tc.code, errObj["code"], tc.name)
+		require.Contains(t, errObj["message"], tc.msg, tc.name)
+	}
+}
+
+// withoutKid rewrites a token's header without kid, keeping its payload
+// and signature: the signature no longer matches, but the simulator must
+// refuse it for the missing kid before it gets that far.
+func withoutKid(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	require.Len(t, parts, 3)
+	b, err := base64.RawURLEncoding.DecodeString(parts[0])
+	require.NoError(t, err)
+	var h map[string]any
+	require.NoError(t, json.Unmarshal(b, &h))
+	delete(h, "kid")
+	b, err = json.Marshal(h)
+	require.NoError(t, err)
+	return base64.RawURLEncoding.EncodeToString(b) + "." + parts[1] + "." + parts[2]
 }
 
 func TestNewValidatesOptions(t *testing.T) {

@@ -3,6 +3,7 @@ package sim
 import (
 	"crypto/sha256"
 	"crypto/x509"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -101,6 +102,11 @@ type Tenant struct {
 	RotationSecret string
 	// ManagedIdentityClientID is the app id of the tenant's managed identity.
 	ManagedIdentityClientID string
+	// ConsumerClientID is the client id of the consumer identity (for
+	// sim.json): a managed identity that reads the secrets rotor delivers,
+	// so tests can check what a consumer would get without giving rotor's
+	// own identity the right to read values.
+	ConsumerClientID string
 }
 
 // NewTenant returns an empty tenant.
@@ -257,6 +263,34 @@ type AppManagementPolicy struct {
 	MaxKeyLifetime time.Duration
 }
 
+// SecretPermission is one Key Vault secret permission, by Key Vault's own
+// name (access policies' "secrets" list; the RBAC data-plane roles are
+// sets of these). The simulator authorizes every secret operation against
+// them, so a client that works here needs no more rights in Azure.
+type SecretPermission string
+
+// The secret permissions the simulator enforces, and the operations each
+// allows (as Key Vault's REST reference states them).
+const (
+	// SecretGet reads a value: get secret (any version), get deleted secret.
+	SecretGet SecretPermission = "get"
+	// SecretList reads properties only: list secrets, list a secret's
+	// versions, list deleted secrets.
+	SecretList SecretPermission = "list"
+	// SecretSet writes: set secret, update secret properties.
+	SecretSet SecretPermission = "set"
+	// SecretDelete soft-deletes a secret.
+	SecretDelete SecretPermission = "delete"
+	// SecretRecover recovers a soft-deleted secret.
+	SecretRecover SecretPermission = "recover"
+	// SecretPurge purges a soft-deleted secret for good.
+	SecretPurge SecretPermission = "purge"
+)
+
+// AllSecretPermissions is every permission the simulator knows: what a
+// vault administrator (or a test arranging a vault) holds.
+var AllSecretPermissions = []SecretPermission{SecretGet, SecretList, SecretSet, SecretDelete, SecretRecover, SecretPurge}
+
 // Vault is a Key Vault. Secrets hold every version, newest last.
 type Vault struct {
 	Name     string
@@ -266,6 +300,42 @@ type Vault struct {
 	Host    string
 	URL     string
 	Secrets map[string]*VaultSecret
+	// Access is the vault's access policy: secret permissions by the
+	// object id (oid claim) of the principal holding them. A principal
+	// that is not here can authenticate to the vault but do nothing, as
+	// in Azure. Change it with Grant and Revoke under World.Update.
+	Access map[string][]SecretPermission
+}
+
+// Grant adds permissions for the principal with the given object id.
+func (v *Vault) Grant(objectID string, perms ...SecretPermission) {
+	if v.Access == nil {
+		v.Access = map[string][]SecretPermission{}
+	}
+	have := v.Access[objectID]
+	for _, p := range perms {
+		if !slices.Contains(have, p) {
+			have = append(have, p)
+		}
+	}
+	v.Access[objectID] = have
+}
+
+// Revoke removes permissions from the principal; none left removes it.
+func (v *Vault) Revoke(objectID string, perms ...SecretPermission) {
+	have := slices.DeleteFunc(slices.Clone(v.Access[objectID]), func(p SecretPermission) bool {
+		return slices.Contains(perms, p)
+	})
+	if len(have) == 0 {
+		delete(v.Access, objectID)
+		return
+	}
+	v.Access[objectID] = have
+}
+
+// Allows reports whether the principal holds the permission.
+func (v *Vault) Allows(objectID string, p SecretPermission) bool {
+	return slices.Contains(v.Access[objectID], p)
 }
 
 // VaultSecret is a secret with its versions.

@@ -130,8 +130,9 @@ func (s *Server) MintExternalToken(issuer, subject, audience string, ttl time.Du
 // token: RS256 only (never "none" or HMAC, which would let anyone forge a
 // token from public data), the simulator's signature, the v1 issuer of a
 // known tenant, an audience equal to resource (trailing slash ignored), and
-// exp/nbf against the simulated clock with 5 minutes of skew. Both exp and
-// nbf are required: the simulator always issues them, as Entra does on
+// exp/nbf against the simulated clock with 5 minutes of skew. The header
+// must name the simulator's key in a string kid. Both exp and nbf are
+// required: the simulator always issues them, as Entra does on
 // every access token, so a token without one was not minted here. Failures
 // are *AuthError (401) whose message never includes the token.
 func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error) {
@@ -147,13 +148,35 @@ func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error)
 		jwt.WithExpirationRequired(),
 	)
 	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		if kid, ok := t.Header["kid"].(string); ok && kid != s.kid {
-			return nil, errors.New("unknown signing key")
+		// Entra always names its signing key, and a resource finds the
+		// key in the JWKS by kid: a token without one (or with a kid that
+		// is not a string) cannot have been issued here, whatever key
+		// happens to verify it.
+		v, present := t.Header["kid"]
+		if !present {
+			return nil, errNoKid
+		}
+		kid, ok := v.(string)
+		if !ok {
+			return nil, errKidNotString
+		}
+		if kid != s.kid {
+			return nil, errUnknownKid
 		}
 		return &s.signKey.PublicKey, nil
 	})
 	switch {
 	case err == nil:
+	case errors.Is(err, errNoKid):
+		return nil, authErr("Access token validation failure. The token header has no kid.")
+	case errors.Is(err, errKidNotString):
+		return nil, authErr("Access token validation failure. The token header's kid is not a string.")
+	case errors.Is(err, errUnknownKid):
+		return nil, authErr("Access token validation failure. The token's kid names no signing key of this issuer.")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		// Only exp is required through the parser (WithExpirationRequired);
+		// say so rather than blaming the signature.
+		return nil, authErr("Lifetime validation failed, the token has no exp claim.")
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, authErr("Lifetime validation failed, the token is expired.")
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
@@ -195,6 +218,13 @@ func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error)
 	}
 	return c, nil
 }
+
+// Reasons the key lookup refuses a token before its signature is checked.
+var (
+	errNoKid        = errors.New("token header has no kid")
+	errKidNotString = errors.New("token header kid is not a string")
+	errUnknownKid   = errors.New("unknown signing key")
+)
 
 func authErr(msg string) *AuthError {
 	return &AuthError{Status: http.StatusUnauthorized, Message: msg}

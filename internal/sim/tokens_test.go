@@ -151,3 +151,55 @@ func TestMintTokenRolesOnlyForGraph(t *testing.T) {
 	_, err = s.MintToken(tn.ID, "nope", GraphResource)
 	require.Error(t, err)
 }
+
+// TestAuthenticateSaysWhy checks that a refused token is refused for the
+// reason it has, not with a generic message: a client author debugging
+// against the simulator needs to know which claim or header is wrong.
+func TestAuthenticateSaysWhy(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tn := s.world.Tenants()[0]
+	sp := tn.SPByAppID(tn.RotationClientID)
+	now := s.clock.Now()
+	claims := func() jwt.MapClaims {
+		return jwt.MapClaims{
+			"aud": GraphResource, "iss": stsIssuer(tn.ID), "tid": tn.ID,
+			"appid": sp.AppID, "oid": sp.ObjectID,
+			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		}
+	}
+	// withHeader signs claims with the simulator's own key and header
+	// tweaked, so only the tweak can be the reason for a refusal.
+	withHeader := func(c jwt.MapClaims, f func(map[string]any)) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+		tok.Header["kid"] = s.kid
+		f(tok.Header)
+		out, err := tok.SignedString(s.signKey)
+		require.NoError(t, err)
+		return out
+	}
+	noExp := claims()
+	delete(noExp, "exp")
+
+	cases := []struct {
+		name  string
+		token string
+		want  string
+	}{
+		{"no kid", withHeader(claims(), func(h map[string]any) { delete(h, "kid") }), "no kid"},
+		{"numeric kid", withHeader(claims(), func(h map[string]any) { h["kid"] = 42 }), "kid is not a string"},
+		{"null kid", withHeader(claims(), func(h map[string]any) { h["kid"] = nil }), "kid is not a string"},
+		{"unknown kid", withHeader(claims(), func(h map[string]any) { h["kid"] = "other" }), "names no signing key"},
+		{"no exp", withHeader(noExp, func(map[string]any) {}), "no exp claim"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := s.authenticate(bearerRequest(tc.token), GraphResource)
+			var ae *AuthError
+			require.ErrorAs(t, err, &ae)
+			require.Equal(t, http.StatusUnauthorized, ae.Status)
+			require.Contains(t, ae.Message, tc.want)
+		})
+	}
+}

@@ -2,18 +2,14 @@ package keyvault
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -23,6 +19,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
@@ -69,36 +66,26 @@ func guarded(t testing.TB, co azcore.ClientOptions) azcore.ClientOptions {
 // second cannot be ordered by their properties alone (see newer).
 func (b simBundle) tick() { b.clk.Advance(time.Second) }
 
+// setupSim starts a simulator. The sinks' client uses the rotation
+// identity, which the seed lets list and set only, as rotor is deployed.
+// The test's own client plays everyone else with a hand in the vault (the
+// team owning a foreign secret, an admin disabling or deleting a version,
+// the application reading its value): it uses the consumer identity,
+// granted every secret permission here.
 func setupSim(t *testing.T) simBundle {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	clk := &clock.Offset{}
-	srv, err := sim.New(sim.Options{StateDir: t.TempDir(), Seed: "apps=3,tenants=1,expiring=1h", Clock: clk})
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() { _ = srv.Close() })
-
-	info := srv.Info()
+	s := simtest.Start(t, simtest.Options{Seed: "apps=3,tenants=1,expiring=1h", Clock: clk})
+	srv, info := s.Server, s.Info
 	require.NotEmpty(t, info.Tenants)
 	tenant := info.Tenants[0]
 	require.NotEmpty(t, tenant.KeyVaults, "the seeded tenant has no vault")
+	s.GrantSecrets(t, tenant.ID, tenant.KeyVaults[0].Name, tenant.Consumer.PrincipalID, sim.AllSecretPermissions...)
 
-	pem, err := os.ReadFile(info.CAFile)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	// Proxy is nil: nothing but the simulator on 127.0.0.1 is reached.
-	transport := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	co := azcore.ClientOptions{
-		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: info.AuthorityHost},
-		Transport: transport,
-	}
-	cred, err := azidentity.NewClientSecretCredential(tenant.ID, tenant.Rotation.ClientID, tenant.Rotation.ClientSecret,
-		&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
-	require.NoError(t, err)
+	co := s.ClientOptions
+	cred := s.RotationCredential(t, tenant.ID)
 	vaultURL := tenant.KeyVaults[0].URL
-	c, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
+	c, err := azsecrets.NewClient(vaultURL, s.ConsumerCredential(t, tenant.ID), &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
 	require.NoError(t, err)
 	sc, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{ClientOptions: guarded(t, co), DisableChallengeResourceVerification: true})
 	require.NoError(t, err)
