@@ -1,4 +1,4 @@
-package sim
+package graph
 
 import (
 	"encoding/json"
@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/clock"
+
+	"github.com/rotor-dev/rotor/internal/sim/core"
 )
 
 func TestAdmitGraphAlwaysAdmitsWhenThrottleIsOff(t *testing.T) {
@@ -28,7 +30,7 @@ func TestAdmitGraphResourceUnitBucket(t *testing.T) {
 	fake := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := newTestServer(t, fake)
 	// 3500 RU * 0.01 = 35 RU per 10 s.
-	require.NoError(t, s.SetFaults(FaultConfig{Throttle: true, ThrottleScale: 0.01}))
+	require.NoError(t, s.SetFaults(core.FaultConfig{Throttle: true, ThrottleScale: 0.01}))
 
 	for i := range 17 {
 		require.True(t, s.admitGraph(httptest.NewRecorder(), "t1", "app", 2, false), "request %d", i)
@@ -66,7 +68,7 @@ func TestAdmitGraphResourceUnitBucket(t *testing.T) {
 
 	// Turning throttling off admits at once.
 	for range 100 {
-		require.NoError(t, s.SetFaults(FaultConfig{}))
+		require.NoError(t, s.SetFaults(core.FaultConfig{}))
 		require.True(t, s.admitGraph(httptest.NewRecorder(), "t1", "app", 2, false))
 	}
 }
@@ -76,7 +78,7 @@ func TestAdmitGraphWriteBucket(t *testing.T) {
 	fake := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := newTestServer(t, fake)
 	// 3000 writes * 0.001 = 3 writes per 150 s (RU bucket 3.5 per 10 s).
-	require.NoError(t, s.SetFaults(FaultConfig{Throttle: true, ThrottleScale: 0.001}))
+	require.NoError(t, s.SetFaults(core.FaultConfig{Throttle: true, ThrottleScale: 0.001}))
 	for range 3 {
 		require.True(t, s.admitGraph(httptest.NewRecorder(), "t", "a", 1, true))
 		fake.Advance(10 * time.Second) // the RU bucket refills, the write bucket barely does
@@ -90,22 +92,4 @@ func TestAdmitGraphWriteBucket(t *testing.T) {
 	require.True(t, s.admitGraph(httptest.NewRecorder(), "t", "a", 1, false), "reads still pass")
 	fake.Advance(time.Duration(retry) * time.Second)
 	require.True(t, s.admitGraph(httptest.NewRecorder(), "t", "a", 1, true))
-}
-
-func TestFaultConfigJSON(t *testing.T) {
-	t.Parallel()
-	var c FaultConfig
-	require.NoError(t, json.Unmarshal([]byte(`{"latency":"20ms","error_rate":0.5,"drop_rate":0.1,"throttle":true,"throttle_scale":2}`), &c))
-	require.Equal(t, FaultConfig{Latency: 20 * time.Millisecond, ErrorRate: 0.5, DropRate: 0.1, Throttle: true, ThrottleScale: 2}, c)
-	b, err := json.Marshal(c)
-	require.NoError(t, err)
-	require.JSONEq(t, `{"latency":"20ms","error_rate":0.5,"drop_rate":0.1,"throttle":true,"throttle_scale":2}`, string(b))
-	for _, bad := range []string{`{"latency":"soon"}`, `{"error_rate":1.5}`, `{"drop_rate":-1}`, `{"latency":"-1s"}`, `{"throttle_scale":-1}`} {
-		require.Error(t, json.Unmarshal([]byte(bad), &c), bad)
-	}
-	got, err := ParseFaults("5ms", 0.1, 0, true)
-	require.NoError(t, err)
-	require.Equal(t, FaultConfig{Latency: 5 * time.Millisecond, ErrorRate: 0.1, Throttle: true}, got)
-	_, err = ParseFaults("x", 0, 0, false)
-	require.Error(t, err)
 }

@@ -1,4 +1,9 @@
-package sim
+// Package entra is the simulated Microsoft Entra ID: the v2 token endpoint
+// (client secret, certificate and federated assertions), per-tenant OpenID
+// discovery and JWKS on the main listener, and the App Service style
+// managed identity endpoint on a plain-HTTP listener of its own. It issues
+// the core's access tokens; the other services validate them.
+package entra
 
 import (
 	"bytes"
@@ -20,6 +25,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/rotor-dev/rotor/internal/sim/core"
+	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 const (
@@ -33,17 +41,59 @@ const (
 	maxAssertionLen = 64 << 10
 )
 
+// Service is the Entra service. It needs nothing before Register.
+type Service struct {
+	*core.Core
+	// miHeader is the managed identity endpoint's X-IDENTITY-HEADER
+	// secret, published in sim.json.
+	miHeader string
+	mi       *core.Listener
+}
+
+var (
+	_ core.Service = (*Service)(nil)
+	_ core.Starter = (*Service)(nil)
+)
+
+// Register serves the authority on the main listener (as its fallback:
+// every "/{tenant}/..." path) and the managed identity endpoint on its
+// own plain-HTTP listener, which fault injection leaves alone so a test
+// can always get a token to repair what it broke.
+func (s *Service) Register(c *core.Core, r *core.Registrar) error {
+	s.Core = c
+	var err error
+	if s.miHeader, err = core.RandomToken(24); err != nil {
+		return fmt.Errorf("identity header: %w", err)
+	}
+	r.Handle("/", s.WithFaults(s.writeUnavailable, s.entraHandler()))
+	s.mi = r.Listen("msi", false, s.miHandler())
+	return nil
+}
+
+// Started publishes the managed identity endpoint and its header.
+func (s *Service) Started(info *simfile.Info) error {
+	info.ManagedIdentityEndpoint = "http://" + s.mi.HostPort() + "/msi/token"
+	info.ManagedIdentityHeader = s.miHeader
+	return nil
+}
+
+// writeUnavailable is an injected 503 in Entra's shape.
+func (s *Service) writeUnavailable(w http.ResponseWriter, r *http.Request) {
+	s.entraError(w, r, &entraError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+		aadsts: 90033, msg: "A transient error has occurred. Please try again."})
+}
+
 // entraHandler serves the Entra authority: token endpoint, OpenID
 // discovery and JWKS. Instance discovery is not served: clients are told to
 // disable it.
-func (s *Server) entraHandler() http.Handler {
+func (s *Service) entraHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.serveToken)
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.serveDiscovery)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.serveJWKS)
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.serveJWKS)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, plainJSON, map[string]string{"error": "not_found", "error_description": "The simulator does not serve " + r.URL.Path})
+		core.WriteJSON(w, http.StatusNotFound, core.PlainJSON, map[string]string{"error": "not_found", "error_description": "The simulator does not serve " + r.URL.Path})
 	})
 	return mux
 }
@@ -96,8 +146,8 @@ func errMalformedAssertion() *entraError {
 }
 
 // serveToken is POST /{tenant}/oauth2/v2.0/token, client credentials only.
-func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	s.counters.tokenRequests.Add(1)
+func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
+	s.Counters().TokenRequests.Add(1)
 	r.Body = http.MaxBytesReader(w, r.Body, 256<<10)
 	if err := r.ParseForm(); err != nil {
 		s.entraError(w, r, &entraError{http.StatusBadRequest, "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded."})
@@ -107,13 +157,13 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	req.basicUser, req.basicPass, req.basic = r.BasicAuth()
 	tok, exp, e := s.issueToken(req)
 	if e != nil {
-		s.logger.Info("token request refused", "tenant", clip(req.tenant), "client_id", clip(req.form.Get("client_id")), "aadsts", e.aadsts)
+		s.Logger().Info("token request refused", "tenant", clip(req.tenant), "client_id", clip(req.form.Get("client_id")), "aadsts", e.aadsts)
 		s.entraError(w, r, e)
 		return
 	}
-	s.counters.tokensIssued.Add(1)
+	s.Counters().TokensIssued.Add(1)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, plainJSON, map[string]any{
+	core.WriteJSON(w, http.StatusOK, core.PlainJSON, map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     int(exp.Seconds()),
 		"ext_expires_in": int(exp.Seconds()),
@@ -135,32 +185,32 @@ type tokenRequest struct {
 // tokenGrant is what a validated request earns: a token for sp.
 type tokenGrant struct {
 	tenantID string
-	sp       ServicePrincipal
+	sp       core.ServicePrincipal
 	resource string
 	acr      string
 }
 
 // issueToken validates a token request and mints the token. The second
 // result is the lifetime to report as expires_in.
-func (s *Server) issueToken(req tokenRequest) (string, time.Duration, *entraError) {
+func (s *Service) issueToken(req tokenRequest) (string, time.Duration, *entraError) {
 	g, e := s.grantFor(req)
 	if e != nil {
 		return "", 0, e
 	}
-	tok, _, err := s.mintAccessToken(g.tenantID, &g.sp, g.resource, g.acr)
+	tok, _, err := s.MintAccessToken(g.tenantID, &g.sp, g.resource, g.acr)
 	if err != nil {
-		s.logger.Error("mint access token", "err", err)
+		s.Logger().Error("mint access token", "err", err)
 		return "", 0, &entraError{http.StatusInternalServerError, "server_error", 50000, "There was an error issuing a token."}
 	}
-	return tok, accessTokenLifetime - time.Second, nil
+	return tok, core.AccessTokenLifetime - time.Second, nil
 }
 
 // grantFor checks tenant, grant type, scope and client credential under
 // the world's read lock.
-func (s *Server) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
-	s.world.mu.RLock()
-	defer s.world.mu.RUnlock()
-	t := s.world.tenantLocked(req.tenant)
+func (s *Service) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
+	s.World().RLock()
+	defer s.World().RUnlock()
+	t := s.World().TenantLocked(req.tenant)
 	if t == nil {
 		return nil, errTenantNotFound(req.tenant)
 	}
@@ -192,9 +242,9 @@ func (s *Server) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
 	}
 	assertion := req.form.Get("client_assertion")
 
-	now := s.clock.Now()
+	now := s.Clock().Now()
 	var (
-		app *Application
+		app *core.Application
 		acr string
 	)
 	switch {
@@ -224,7 +274,7 @@ func (s *Server) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
 		} else if e := s.checkFederatedAssertion(app, a, now); e != nil {
 			return nil, e
 		}
-		acr = acrAssertion
+		acr = core.AcrAssertion
 	case secret != "":
 		if clientID == "" {
 			return nil, errMissingParam("client_id")
@@ -235,7 +285,7 @@ func (s *Server) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
 		if e := checkSecret(t, app, secret, now); e != nil {
 			return nil, e
 		}
-		acr = acrSecret
+		acr = core.AcrSecret
 	default:
 		return nil, &entraError{http.StatusUnauthorized, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."}
 	}
@@ -250,8 +300,8 @@ func (s *Server) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
 
 // checkSecret finds the password whose hash matches. A match that has not
 // yet replicated is refused exactly like a wrong secret, as Entra does.
-func checkSecret(t *Tenant, app *Application, secret string, now time.Time) *entraError {
-	h := HashSecret(secret)
+func checkSecret(t *core.Tenant, app *core.Application, secret string, now time.Time) *entraError {
+	h := core.HashSecret(secret)
 	for _, p := range app.Passwords {
 		if subtle.ConstantTimeCompare(p.SecretHash[:], h[:]) != 1 {
 			continue
@@ -273,12 +323,12 @@ func checkSecret(t *Tenant, app *Application, secret string, now time.Time) *ent
 // naming this tenant's token endpoint on the host the request was sent to
 // (reqHost), a valid time window, and a lifetime of at most
 // maxAssertionLifetime.
-func (s *Server) checkCertificateAssertion(t *Tenant, app *Application, a *assertion, reqHost string, now time.Time) *entraError {
-	var key *Key
+func (s *Service) checkCertificateAssertion(t *core.Tenant, app *core.Application, a *assertion, reqHost string, now time.Time) *entraError {
+	var key *core.Key
 	if tp, ok := decodeThumbprint(a.headerString("x5t#S256")); ok {
-		key = findKey(app.Keys, func(k *Key) []byte { return k.ThumbprintS256 }, tp)
+		key = findKey(app.Keys, func(k *core.Key) []byte { return k.ThumbprintS256 }, tp)
 	} else if tp, ok := decodeThumbprint(a.headerString("x5t")); ok {
-		key = findKey(app.Keys, func(k *Key) []byte { return k.ThumbprintSHA1 }, tp)
+		key = findKey(app.Keys, func(k *core.Key) []byte { return k.ThumbprintSHA1 }, tp)
 	}
 	if key == nil || key.Cert == nil {
 		return errBadAssertion("The key was not found.")
@@ -331,14 +381,14 @@ func (s *Server) checkCertificateAssertion(t *Tenant, app *Application, a *asser
 // maxAssertionLifetime: their lifetime is the outside issuer's choice (the
 // simulator's own managed identity tokens run 65 minutes counting their
 // nbf back-dating).
-func (s *Server) checkFederatedAssertion(app *Application, a *assertion, now time.Time) *entraError {
+func (s *Service) checkFederatedAssertion(app *core.Application, a *assertion, now time.Time) *entraError {
 	if a.headerString("alg") != jwt.SigningMethodRS256.Alg() {
 		return errBadAssertion("The signing algorithm is not supported.")
 	}
-	if kid := a.headerString("kid"); kid != "" && kid != s.kid {
+	if kid := a.headerString("kid"); kid != "" && kid != s.KeyID() {
 		return errBadAssertion("The key was not found.")
 	}
-	if err := a.verify(&s.signKey.PublicKey); err != nil {
+	if err := a.verify(&s.SigningKey().PublicKey); err != nil {
 		return errBadAssertion("The provided signature value did not match the expected signature value.")
 	}
 	if !s.assertionTimeValid(a, now) {
@@ -367,9 +417,9 @@ const maxAssertionLifetime = time.Hour
 
 // assertionLifetimeValid checks a certificate assertion's lifetime: exp −
 // nbf when nbf is present (both chosen by the client, so no skew), else exp
-// − now, which allows clockSkew because the client's clock may run ahead.
+// − now, which allows ClockSkew because the client's clock may run ahead.
 // As in assertionTimeValid, now is the simulated or the wall clock.
-func (s *Server) assertionLifetimeValid(a *assertion, now time.Time) bool {
+func (s *Service) assertionLifetimeValid(a *assertion, now time.Time) bool {
 	exp, ok := a.numericDate("exp")
 	if !ok {
 		return false
@@ -377,31 +427,31 @@ func (s *Server) assertionLifetimeValid(a *assertion, now time.Time) bool {
 	if nbf, ok := a.numericDate("nbf"); ok {
 		return exp.Sub(nbf) <= maxAssertionLifetime
 	}
-	within := func(at time.Time) bool { return exp.Sub(at) <= maxAssertionLifetime+clockSkew }
-	return within(now) || within(s.wall.Now())
+	within := func(at time.Time) bool { return exp.Sub(at) <= maxAssertionLifetime+core.ClockSkew }
+	return within(now) || within(s.Wall().Now())
 }
 
 // assertionTimeValid checks exp (required) and nbf with skew. SDKs mint
 // assertions from their wall clock, which does not follow the simulator's
 // time jumps, so a window valid by either clock is accepted.
-func (s *Server) assertionTimeValid(a *assertion, now time.Time) bool {
+func (s *Service) assertionTimeValid(a *assertion, now time.Time) bool {
 	exp, ok := a.numericDate("exp")
 	if !ok {
 		return false
 	}
 	nbf, hasNBF := a.numericDate("nbf")
 	valid := func(at time.Time) bool {
-		return at.Before(exp.Add(clockSkew)) && (!hasNBF || !at.Before(nbf.Add(-clockSkew)))
+		return at.Before(exp.Add(core.ClockSkew)) && (!hasNBF || !at.Before(nbf.Add(-core.ClockSkew)))
 	}
-	return valid(now) || valid(s.wall.Now())
+	return valid(now) || valid(s.Wall().Now())
 }
 
 // audienceIsTokenEndpoint accepts the token endpoint URL with the tenant
 // named by id, name or domain, on this simulator's port and on the host the
 // request was sent to (reqHost, the request's Host header), where the
 // loopback names 127.0.0.1, localhost and [::1] count as one host.
-func (s *Server) audienceIsTokenEndpoint(t *Tenant, reqHost string, auds []string) bool {
-	authority, err := url.Parse(s.authorityHost())
+func (s *Service) audienceIsTokenEndpoint(t *core.Tenant, reqHost string, auds []string) bool {
+	authority, err := url.Parse(s.AuthorityHost())
 	if err != nil {
 		return false
 	}
@@ -445,7 +495,7 @@ func isLoopbackName(host string) bool {
 	return ip != nil && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback))
 }
 
-func findKey(keys []*Key, thumb func(*Key) []byte, want []byte) *Key {
+func findKey(keys []*core.Key, thumb func(*core.Key) []byte, want []byte) *core.Key {
 	for _, k := range keys {
 		if subtle.ConstantTimeCompare(thumb(k), want) == 1 {
 			return k
@@ -489,9 +539,9 @@ func resourceFromScope(scope string) (string, bool) {
 // knownResource reports whether the tenant can issue tokens for resource:
 // the Microsoft APIs the simulator serves, the token exchange audience, or
 // an application of the tenant by app id or "api://<app id>".
-func knownResource(t *Tenant, resource string) bool {
-	for _, r := range []string{GraphResource, ARMResource, KeyVaultResource, TokenExchangeAudience} {
-		if sameResource(resource, r) {
+func knownResource(t *core.Tenant, resource string) bool {
+	for _, r := range []string{core.GraphResource, core.ARMResource, core.KeyVaultResource, TokenExchangeAudience} {
+		if core.SameResource(resource, r) {
 			return true
 		}
 	}
@@ -501,38 +551,38 @@ func knownResource(t *Tenant, resource string) bool {
 
 // entraError writes e in Entra's error shape: the description carries the
 // AADSTS code and the trace/correlation/timestamp trailer clients log.
-func (s *Server) entraError(w http.ResponseWriter, r *http.Request, e *entraError) {
+func (s *Service) entraError(w http.ResponseWriter, r *http.Request, e *entraError) {
 	traceID := uuid.NewString()
 	corr := r.Header.Get("client-request-id")
 	if _, err := uuid.Parse(corr); err != nil {
 		corr = uuid.NewString()
 	}
-	ts := s.clock.Now().UTC().Format("2006-01-02 15:04:05Z")
+	ts := s.Clock().Now().UTC().Format("2006-01-02 15:04:05Z")
 	desc := fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", e.aadsts, e.msg, traceID, corr, ts)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("x-ms-request-id", traceID)
-	writeJSON(w, e.status, plainJSON, map[string]any{
+	core.WriteJSON(w, e.status, core.PlainJSON, map[string]any{
 		"error":             e.code,
 		"error_description": desc,
 		"error_codes":       []int{e.aadsts},
 		"timestamp":         ts,
 		"trace_id":          traceID,
 		"correlation_id":    corr,
-		"error_uri":         s.authorityHost() + "error?code=" + strconv.Itoa(e.aadsts),
+		"error_uri":         s.AuthorityHost() + "error?code=" + strconv.Itoa(e.aadsts),
 	})
 }
 
 // serveDiscovery is the tenant's OpenID configuration. MSAL needs
 // authorization_endpoint, token_endpoint and an issuer on the authority's
 // host.
-func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
-	t := s.world.Tenant(r.PathValue("tenant"))
+func (s *Service) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	t := s.World().Tenant(r.PathValue("tenant"))
 	if t == nil {
 		s.entraError(w, r, errTenantNotFound(r.PathValue("tenant")))
 		return
 	}
-	base := s.authorityHost() + t.ID
-	writeJSON(w, http.StatusOK, plainJSON, map[string]any{
+	base := s.AuthorityHost() + t.ID
+	core.WriteJSON(w, http.StatusOK, core.PlainJSON, map[string]any{
 		"issuer":                                base + "/v2.0",
 		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
 		"token_endpoint":                        base + "/oauth2/v2.0/token",
@@ -555,23 +605,23 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 
 // serveJWKS publishes the simulator's signing key (the same key for every
 // tenant).
-func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	t := s.world.Tenant(r.PathValue("tenant"))
+func (s *Service) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	t := s.World().Tenant(r.PathValue("tenant"))
 	if t == nil {
 		s.entraError(w, r, errTenantNotFound(r.PathValue("tenant")))
 		return
 	}
-	pub := s.signKey.PublicKey
+	pub := s.SigningKey().PublicKey
 	w.Header().Set("Cache-Control", "max-age=86400")
-	writeJSON(w, http.StatusOK, plainJSON, map[string]any{"keys": []map[string]any{{
+	core.WriteJSON(w, http.StatusOK, core.PlainJSON, map[string]any{"keys": []map[string]any{{
 		"kty":    "RSA",
 		"use":    "sig",
-		"kid":    s.kid,
-		"x5t":    s.kid,
+		"kid":    s.KeyID(),
+		"x5t":    s.KeyID(),
 		"n":      base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
 		"e":      base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-		"x5c":    []string{base64.StdEncoding.EncodeToString(s.signCert.Raw)},
-		"issuer": s.authorityHost() + t.ID + "/v2.0",
+		"x5c":    []string{base64.StdEncoding.EncodeToString(s.SigningCert().Raw)},
+		"issuer": s.AuthorityHost() + t.ID + "/v2.0",
 	}}})
 }
 
@@ -579,7 +629,7 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 // App Service serves it on loopback). One endpoint serves all tenants: it
 // issues for the first tenant's managed identity unless client_id,
 // object_id/principal_id or mi_res_id names another one.
-func (s *Server) miHandler() http.Handler {
+func (s *Service) miHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /msi/token", s.serveMI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -588,7 +638,7 @@ func (s *Server) miHandler() http.Handler {
 	return mux
 }
 
-func (s *Server) serveMI(w http.ResponseWriter, r *http.Request) {
+func (s *Service) serveMI(w http.ResponseWriter, r *http.Request) {
 	got := r.Header.Get("X-IDENTITY-HEADER")
 	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.miHeader)) != 1 {
 		s.miError(w, r, http.StatusBadRequest, "The X-IDENTITY-HEADER header is missing or wrong.")
@@ -605,16 +655,16 @@ func (s *Server) serveMI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.world.mu.RLock()
+	s.World().RLock()
 	var (
-		tenant *Tenant
-		sp     *ServicePrincipal
+		tenant *core.Tenant
+		sp     *core.ServicePrincipal
 	)
 	clientID, objectID, resID := q.Get("client_id"), q.Get("object_id"), q.Get("mi_res_id")
 	if objectID == "" {
 		objectID = q.Get("principal_id")
 	}
-	for _, t := range s.world.tenantsLocked() {
+	for _, t := range s.World().TenantsLocked() {
 		for _, cand := range t.SPs {
 			if !cand.ManagedIdentity {
 				continue
@@ -632,14 +682,14 @@ func (s *Server) serveMI(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	var grant ServicePrincipal
+	var grant core.ServicePrincipal
 	okResource := false
 	if sp != nil {
 		grant = *sp
 		grant.AppRoles = append([]string(nil), sp.AppRoles...)
 		okResource = knownResource(tenant, resource)
 	}
-	s.world.mu.RUnlock()
+	s.World().RUnlock()
 	if sp == nil {
 		s.miError(w, r, http.StatusBadRequest, "No managed identity matches the request.")
 		return
@@ -648,14 +698,14 @@ func (s *Server) serveMI(w http.ResponseWriter, r *http.Request) {
 		s.miError(w, r, http.StatusBadRequest, "The resource is not known to the simulator.")
 		return
 	}
-	tok, exp, err := s.mintAccessToken(tenant.ID, &grant, resource, acrAssertion)
+	tok, exp, err := s.MintAccessToken(tenant.ID, &grant, resource, core.AcrAssertion)
 	if err != nil {
-		s.logger.Error("mint managed identity token", "err", err)
+		s.Logger().Error("mint managed identity token", "err", err)
 		s.miError(w, r, http.StatusInternalServerError, "Could not issue a token.")
 		return
 	}
-	s.counters.miTokens.Add(1)
-	writeJSON(w, http.StatusOK, plainJSON, map[string]any{
+	s.Counters().MITokens.Add(1)
+	core.WriteJSON(w, http.StatusOK, core.PlainJSON, map[string]any{
 		"access_token": tok,
 		"expires_on":   strconv.FormatInt(exp.Unix(), 10),
 		"resource":     resource,
@@ -665,8 +715,8 @@ func (s *Server) serveMI(w http.ResponseWriter, r *http.Request) {
 }
 
 // miError is App Service's identity endpoint error shape.
-func (s *Server) miError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	writeJSON(w, status, plainJSON, map[string]any{"statusCode": status, "message": msg, "correlationId": uuid.NewString()})
+func (s *Service) miError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	core.WriteJSON(w, status, core.PlainJSON, map[string]any{"statusCode": status, "message": msg, "correlationId": uuid.NewString()})
 }
 
 // assertion is a parsed, not yet trusted, client assertion JWT.

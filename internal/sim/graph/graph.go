@@ -1,4 +1,10 @@
-package sim
+// Package graph is the simulated Microsoft Graph v1.0 for applications:
+// list and get with $select/$filter/$top/$count and stable paging,
+// passwords and keys (with proof of possession), owners, service
+// principals, federated credentials, $batch, the tenant's app management
+// policy, permissions from the token's roles, and Graph's per app+tenant
+// throttling.
+package graph
 
 import (
 	"bytes"
@@ -12,6 +18,9 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/rotor-dev/rotor/internal/sim/core"
+	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // This file is the Microsoft Graph v1.0 front door: routing, the caller's
@@ -88,10 +97,10 @@ type graphInner struct {
 // tenant it acts on. Handlers are methods on it so that the permission and
 // error helpers need no plumbing.
 type graphCall struct {
-	s      *Server
+	s      *Service
 	w      http.ResponseWriter
 	r      *http.Request
-	caller *Caller
+	caller *core.Caller
 	acc    access
 	// inBatch is set for a request dispatched from $batch (no nesting).
 	inBatch bool
@@ -104,11 +113,11 @@ type access struct {
 	owned    bool // Application.ReadWrite.OwnedBy
 }
 
-func accessOf(c *Caller) access {
+func accessOf(c *core.Caller) access {
 	return access{
-		readAll:  c.HasRole(RoleReadAll) || c.HasRole(RoleReadWriteAll),
-		writeAll: c.HasRole(RoleReadWriteAll),
-		owned:    c.HasRole(RoleReadWriteOwned),
+		readAll:  c.HasRole(core.RoleReadAll) || c.HasRole(core.RoleReadWriteAll),
+		writeAll: c.HasRole(core.RoleReadWriteAll),
+		owned:    c.HasRole(core.RoleReadWriteOwned),
 	}
 }
 
@@ -116,20 +125,54 @@ func accessOf(c *Caller) access {
 func (a access) any() bool { return a.readAll || a.writeAll || a.owned }
 
 // canRead: Read.All reads every app; OwnedBy alone reads only what it owns.
-func (a access) canRead(app *Application, c *Caller) bool {
+func (a access) canRead(app *core.Application, c *core.Caller) bool {
 	return a.readAll || (a.owned && app.OwnedBy(c.ObjectID))
 }
 
 // canWrite: ReadWrite.All writes every app; OwnedBy only what it owns.
-func (a access) canWrite(app *Application, c *Caller) bool {
+func (a access) canWrite(app *core.Application, c *core.Caller) bool {
 	return a.writeAll || (a.owned && app.OwnedBy(c.ObjectID))
 }
 
 // canCreate: OwnedBy may create applications and service principals.
 func (a access) canCreate() bool { return a.writeAll || a.owned }
 
+// Service is the Graph service.
+type Service struct {
+	*core.Core
+	buckets bucketSet
+	// onSecretIssued, when set, sees every password addPassword hands out
+	// (see sim.Options.OnSecretIssued).
+	onSecretIssued func(tenantID, appObjectID, keyID, value string)
+}
+
+var (
+	_ core.Service = (*Service)(nil)
+	_ core.Starter = (*Service)(nil)
+)
+
+// New returns the Graph service. onSecretIssued may be nil.
+func New(onSecretIssued func(tenantID, appObjectID, keyID, value string)) *Service {
+	return &Service{onSecretIssued: onSecretIssued}
+}
+
+// Register serves Graph under /graph/ on the main listener.
+func (s *Service) Register(c *core.Core, r *core.Registrar) error {
+	s.Core = c
+	s.buckets.init()
+	r.Handle("/graph/", s.countGraph(s.WithFaults(s.writeUnavailable, s.graphHandler())))
+	return nil
+}
+
+// Started publishes Graph's base URL and audience.
+func (s *Service) Started(info *simfile.Info) error {
+	info.GraphURL = info.AuthorityHost + "graph/v1.0"
+	info.GraphAudience = core.GraphResource
+	return nil
+}
+
 // graphHandler serves Graph v1.0 under /graph/v1.0/.
-func (s *Server) graphHandler() http.Handler {
+func (s *Service) graphHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.serveGraph(w, r, false)
 	})
@@ -137,7 +180,7 @@ func (s *Server) graphHandler() http.Handler {
 
 // serveGraph handles one Graph request; $batch calls it again per item with
 // inBatch set.
-func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, inBatch bool) {
+func (s *Service) serveGraph(w http.ResponseWriter, r *http.Request, inBatch bool) {
 	reqID := uuid.NewString()
 	clientReqID := r.Header.Get("client-request-id")
 	if clientReqID == "" {
@@ -149,10 +192,10 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, inBatch bool
 	h.Set("x-ms-ags-diagnostic", `{"ServerInfo":{"DataCenter":"Simulator"}}`)
 	g := &graphCall{s: s, w: w, r: r, inBatch: inBatch}
 
-	caller, err := s.authenticate(r, GraphResource)
+	caller, err := s.Authenticate(r, core.GraphResource)
 	if err != nil {
 		msg := "Access token validation failure. Invalid audience."
-		var ae *AuthError
+		var ae *core.AuthError
 		if errors.As(err, &ae) && ae.Message != "" {
 			msg = ae.Message
 		}
@@ -380,7 +423,7 @@ func (g *graphCall) deny() { g.fail(http.StatusForbidden, codeDenied, msgDenied)
 
 // fail writes a Graph error.
 func (g *graphCall) fail(status int, code, msg string, details ...graphDetail) {
-	writeGraphError(g.w, g.s.clock.Now().UTC().Format("2006-01-02T15:04:05"), status, code, msg, details...)
+	writeGraphError(g.w, g.s.Clock().Now().UTC().Format("2006-01-02T15:04:05"), status, code, msg, details...)
 }
 
 // writeGraphError writes Graph's error body. innerError.date has no zone
@@ -391,24 +434,11 @@ func writeGraphError(w http.ResponseWriter, date string, status int, code, msg s
 		Code: code, Message: msg, Details: details,
 		InnerError: graphInner{Date: date, RequestID: h.Get("request-id"), ClientRequestID: h.Get("client-request-id")},
 	}}
-	writeJSON(w, status, graphJSON, body)
-}
-
-// writeJSON marshals v and writes it with status.
-func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only the simulator's own types are marshalled; this is a bug.
-		http.Error(w, "internal error encoding response", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", contentType)
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	core.WriteJSON(w, status, graphJSON, body)
 }
 
 // ok writes a 2xx Graph JSON body.
-func (g *graphCall) ok(status int, v any) { writeJSON(g.w, status, graphJSON, v) }
+func (g *graphCall) ok(status int, v any) { core.WriteJSON(g.w, status, graphJSON, v) }
 
 // decode reads a JSON body into v. allowEmpty accepts a missing body (the
 // actions whose parameters are all optional). It writes the 400 itself.
@@ -451,25 +481,10 @@ func (g *graphCall) decode(v any, allowEmpty bool) bool {
 		return false
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		g.fail(http.StatusBadRequest, codeBadRequest, "Invalid JSON payload: "+jsonErrMsg(err))
+		g.fail(http.StatusBadRequest, codeBadRequest, "Invalid JSON payload: "+core.JSONErrorMessage(err))
 		return false
 	}
 	return true
-}
-
-// jsonErrMsg describes a JSON error without echoing the input (which may
-// hold key material or secrets).
-func jsonErrMsg(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at offset %d.", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("property '%s' has the wrong type.", te.Field)
-	default:
-		return "the payload could not be parsed."
-	}
 }
 
 // uuidRE is the canonical GUID form directory object ids take.
@@ -568,25 +583,25 @@ func (g *graphCall) send(rp reply) {
 }
 
 // read runs fn on the caller's tenant under the world's read lock.
-func (g *graphCall) read(fn func(t *Tenant) reply) {
-	w := g.s.world
-	w.mu.RLock()
+func (g *graphCall) read(fn func(t *core.Tenant) reply) {
+	w := g.s.World()
+	w.RLock()
 	rp := g.withTenant(fn)
-	w.mu.RUnlock()
+	w.RUnlock()
 	g.send(rp)
 }
 
 // write runs fn on the caller's tenant under the world's write lock.
-func (g *graphCall) write(fn func(t *Tenant) reply) {
-	w := g.s.world
-	w.mu.Lock()
+func (g *graphCall) write(fn func(t *core.Tenant) reply) {
+	w := g.s.World()
+	w.Lock()
 	rp := g.withTenant(fn)
-	w.mu.Unlock()
+	w.Unlock()
 	g.send(rp)
 }
 
-func (g *graphCall) withTenant(fn func(t *Tenant) reply) reply {
-	t := g.s.world.tenantLocked(g.caller.TenantID)
+func (g *graphCall) withTenant(fn func(t *core.Tenant) reply) reply {
+	t := g.s.World().TenantLocked(g.caller.TenantID)
 	if t == nil {
 		return errReply(http.StatusUnauthorized, codeInvalidToken, "The token's tenant is not known to this directory.")
 	}

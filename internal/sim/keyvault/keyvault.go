@@ -1,4 +1,8 @@
-package sim
+// Package keyvault is the simulated Key Vault secrets data plane
+// (api-version 7.5): each vault on an HTTPS listener of its own, the bearer
+// challenge flow, soft delete, and per-identity, per-operation access
+// policies.
+package keyvault
 
 import (
 	"bytes"
@@ -9,15 +13,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/rotor-dev/rotor/internal/sim/core"
+	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // This file is the Key Vault secrets data plane (api-version 7.5) with the
@@ -102,22 +111,93 @@ type kvList struct {
 
 // kvCall is one Key Vault request for one vault.
 type kvCall struct {
-	s     *Server
+	s     *Service
 	w     http.ResponseWriter
 	r     *http.Request
-	vault *Vault
+	vault *core.Vault
 	// caller is the token's principal, authorized per operation.
-	caller *Caller
+	caller *core.Caller
 	// base is the vault URL without the trailing slash.
 	base string
 }
 
+// Service is the Key Vault service. It needs nothing before Register.
+type Service struct {
+	*core.Core
+
+	// listeners are the vaults' own listeners, in the order of vaults.
+	listeners []*core.Listener
+	vaults    []*core.Vault
+
+	mu        sync.Mutex
+	vaultPort map[string]*core.Vault // vault listener port -> vault
+}
+
+var (
+	_ core.Service = (*Service)(nil)
+	_ core.Starter = (*Service)(nil)
+)
+
+// Register asks for one HTTPS listener per seeded vault: azsecrets parses
+// the vault URL from secret ids and expects the vault at the root of its
+// host, so vaults cannot share a listener under paths.
+func (s *Service) Register(c *core.Core, r *core.Registrar) error {
+	s.Core = c
+	s.vaultPort = map[string]*core.Vault{}
+	h := s.countVault(s.WithFaults(nil, s.keyVaultHandler()))
+	c.World().RLock()
+	defer c.World().RUnlock()
+	for _, t := range c.World().TenantsLocked() {
+		for _, name := range core.SortedKeys(t.Vaults) {
+			s.vaults = append(s.vaults, t.Vaults[name])
+			s.listeners = append(s.listeners, r.Listen("vault", true, h))
+		}
+	}
+	return nil
+}
+
+// Started records each vault's address in the world (sim.json's
+// key_vaults[].url comes from there).
+func (s *Service) Started(info *simfile.Info) error {
+	info.KeyVaultAudience = core.KeyVaultResource
+	s.World().Lock()
+	defer s.World().Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, v := range s.vaults {
+		v.Host = s.listeners[i].HostPort()
+		v.URL = "https://" + v.Host + "/"
+		_, port, _ := net.SplitHostPort(v.Host)
+		s.vaultPort[port] = v
+	}
+	return nil
+}
+
+// vaultByHost finds the vault served at host ("127.0.0.1:PORT",
+// "localhost:PORT", "[::1]:PORT": the port decides), or nil.
+func (s *Service) vaultByHost(host string) *core.Vault {
+	_, port, err := net.SplitHostPort(host)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.vaultPort[port]
+}
+
+func (s *Service) countVault(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.Counters().Vault.Add(1)
+		next.ServeHTTP(w, r)
+	})
+}
+
 // keyVaultHandler serves the Key Vault data plane on each vault's listener.
-func (s *Server) keyVaultHandler() http.Handler {
+func (s *Service) keyVaultHandler() http.Handler {
 	return http.HandlerFunc(s.serveVault)
 }
 
-func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
+func (s *Service) serveVault(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("x-ms-request-id", uuid.NewString())
 	if id := r.Header.Get("x-ms-client-request-id"); id != "" {
@@ -126,7 +206,7 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 	h.Set("x-ms-keyvault-service-version", "1.9.0.0")
 	v := s.vaultByHost(r.Host)
 	if v == nil {
-		writeJSON(w, http.StatusNotFound, kvJSON, kvError{Error: kvErrorBody{Code: "VaultNotFound", Message: "No vault is served at this address."}})
+		core.WriteJSON(w, http.StatusNotFound, kvJSON, kvError{Error: kvErrorBody{Code: "VaultNotFound", Message: "No vault is served at this address."}})
 		return
 	}
 	c := &kvCall{s: s, w: w, r: r, vault: v, base: strings.TrimSuffix(v.URL, "/")}
@@ -137,10 +217,10 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 		c.challenge("AKV10000: Request is missing a Bearer or PoP token.")
 		return
 	}
-	caller, err := s.authenticate(r, KeyVaultResource)
+	caller, err := s.Authenticate(r, core.KeyVaultResource)
 	if err != nil {
 		msg := "The access token is invalid."
-		var ae *AuthError
+		var ae *core.AuthError
 		if errors.As(err, &ae) && ae.Message != "" {
 			msg = ae.Message
 		}
@@ -163,8 +243,8 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 // challenge answers 401 with the bearer challenge the SDK parses: the
 // authority with the vault's tenant in its path, and the resource.
 func (c *kvCall) challenge(msg string) {
-	authority := strings.TrimSuffix(c.s.authorityHost(), "/") + "/" + c.vault.TenantID
-	c.w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s", resource="%s"`, authority, KeyVaultResource))
+	authority := strings.TrimSuffix(c.s.AuthorityHost(), "/") + "/" + c.vault.TenantID
+	c.w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization="%s", resource="%s"`, authority, core.KeyVaultResource))
 	c.fail(http.StatusUnauthorized, "Unauthorized", msg, "")
 }
 
@@ -173,7 +253,7 @@ func (c *kvCall) fail(status int, code, msg, inner string) {
 	if inner != "" {
 		body.Error.InnerError = &kvInner{Code: inner}
 	}
-	writeJSON(c.w, status, kvJSON, body)
+	core.WriteJSON(c.w, status, kvJSON, body)
 }
 
 func (c *kvCall) methodNotAllowed() {
@@ -188,48 +268,48 @@ func (c *kvCall) route() {
 	m := c.r.Method
 	// op is the operation and the permission it needs.
 	var op func()
-	var need SecretPermission
+	var need core.SecretPermission
 	switch {
 	case segs[0] == "secrets" && len(segs) == 1:
 		if m == http.MethodGet {
-			op, need = func() { c.listSecrets(false) }, SecretList
+			op, need = func() { c.listSecrets(false) }, core.SecretList
 		}
 	case segs[0] == "secrets" && len(segs) == 2:
 		switch m {
 		case http.MethodPut:
-			op, need = func() { c.setSecret(segs[1]) }, SecretSet
+			op, need = func() { c.setSecret(segs[1]) }, core.SecretSet
 		case http.MethodGet:
-			op, need = func() { c.getSecret(segs[1], "") }, SecretGet
+			op, need = func() { c.getSecret(segs[1], "") }, core.SecretGet
 		case http.MethodDelete:
-			op, need = func() { c.deleteSecret(segs[1]) }, SecretDelete
+			op, need = func() { c.deleteSecret(segs[1]) }, core.SecretDelete
 		case http.MethodPatch:
-			op, need = func() { c.updateSecret(segs[1], "") }, SecretSet
+			op, need = func() { c.updateSecret(segs[1], "") }, core.SecretSet
 		}
 	case segs[0] == "secrets" && len(segs) == 3 && segs[2] == "versions":
 		if m == http.MethodGet {
-			op, need = func() { c.listVersions(segs[1]) }, SecretList
+			op, need = func() { c.listVersions(segs[1]) }, core.SecretList
 		}
 	case segs[0] == "secrets" && len(segs) == 3:
 		switch m {
 		case http.MethodGet:
-			op, need = func() { c.getSecret(segs[1], segs[2]) }, SecretGet
+			op, need = func() { c.getSecret(segs[1], segs[2]) }, core.SecretGet
 		case http.MethodPatch:
-			op, need = func() { c.updateSecret(segs[1], segs[2]) }, SecretSet
+			op, need = func() { c.updateSecret(segs[1], segs[2]) }, core.SecretSet
 		}
 	case segs[0] == "deletedsecrets" && len(segs) == 1:
 		if m == http.MethodGet {
-			op, need = func() { c.listSecrets(true) }, SecretList
+			op, need = func() { c.listSecrets(true) }, core.SecretList
 		}
 	case segs[0] == "deletedsecrets" && len(segs) == 2:
 		switch m {
 		case http.MethodGet:
-			op, need = func() { c.getDeleted(segs[1]) }, SecretGet
+			op, need = func() { c.getDeleted(segs[1]) }, core.SecretGet
 		case http.MethodDelete:
-			op, need = func() { c.purge(segs[1]) }, SecretPurge
+			op, need = func() { c.purge(segs[1]) }, core.SecretPurge
 		}
 	case segs[0] == "deletedsecrets" && len(segs) == 3 && segs[2] == "recover":
 		if m == http.MethodPost {
-			op, need = func() { c.recoverSecret(segs[1]) }, SecretRecover
+			op, need = func() { c.recoverSecret(segs[1]) }, core.SecretRecover
 		}
 	default:
 		c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
@@ -247,19 +327,19 @@ func (c *kvCall) route() {
 }
 
 // allowed reports whether the caller holds perm on this vault.
-func (c *kvCall) allowed(perm SecretPermission) bool {
-	c.s.world.mu.RLock()
-	defer c.s.world.mu.RUnlock()
+func (c *kvCall) allowed(perm core.SecretPermission) bool {
+	c.s.World().RLock()
+	defer c.s.World().RUnlock()
 	return c.vault.Allows(c.caller.ObjectID, perm)
 }
 
 // forbidden is Key Vault's access-policy refusal, naming the principal as
 // Key Vault does (appid, oid, issuer) and the permission it lacks.
-func (c *kvCall) forbidden(perm SecretPermission) {
+func (c *kvCall) forbidden(perm core.SecretPermission) {
 	c.fail(http.StatusForbidden, "Forbidden", fmt.Sprintf(
 		"The user, group or application 'appid=%s;oid=%s;iss=%s' does not have secrets %s permission on key vault '%s;location=%s'. "+
 			"For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
-		c.caller.AppID, c.caller.ObjectID, stsIssuer(c.caller.TenantID), perm, c.vault.Name, kvLocation), "AccessDenied")
+		c.caller.AppID, c.caller.ObjectID, core.StsIssuer(c.caller.TenantID), perm, c.vault.Name, kvLocation), "AccessDenied")
 }
 
 // kvReply is an answer computed under the world lock and written after.
@@ -297,16 +377,16 @@ func (c *kvCall) send(rp kvReply) {
 }
 
 func (c *kvCall) read(fn func(now time.Time) kvReply) {
-	c.s.world.mu.RLock()
-	rp := fn(c.s.clock.Now())
-	c.s.world.mu.RUnlock()
+	c.s.World().RLock()
+	rp := fn(c.s.Clock().Now())
+	c.s.World().RUnlock()
 	c.send(rp)
 }
 
 func (c *kvCall) write(fn func(now time.Time) kvReply) {
-	c.s.world.mu.Lock()
-	rp := fn(c.s.clock.Now())
-	c.s.world.mu.Unlock()
+	c.s.World().Lock()
+	rp := fn(c.s.Clock().Now())
+	c.s.World().Unlock()
 	c.send(rp)
 }
 
@@ -319,7 +399,7 @@ func notFoundSecret(ref string) kvReply {
 
 // lookup finds a secret by name; Key Vault names are case-insensitive.
 // Callers hold the world lock.
-func (c *kvCall) lookup(name string) *VaultSecret {
+func (c *kvCall) lookup(name string) *core.VaultSecret {
 	if s := c.vault.Secrets[name]; s != nil {
 		return s
 	}
@@ -332,7 +412,7 @@ func (c *kvCall) lookup(name string) *VaultSecret {
 }
 
 // live finds a secret that is not deleted.
-func (c *kvCall) live(name string) *VaultSecret {
+func (c *kvCall) live(name string) *core.VaultSecret {
 	if s := c.lookup(name); s != nil && !s.Deleted && len(s.Versions) > 0 {
 		return s
 	}
@@ -340,7 +420,7 @@ func (c *kvCall) live(name string) *VaultSecret {
 }
 
 // deleted finds a soft-deleted secret still within its retention.
-func (c *kvCall) deleted(name string, now time.Time) *VaultSecret {
+func (c *kvCall) deleted(name string, now time.Time) *core.VaultSecret {
 	s := c.lookup(name)
 	if s == nil || !s.Deleted || len(s.Versions) == 0 || !now.Before(purgeDate(s)) {
 		return nil
@@ -348,7 +428,7 @@ func (c *kvCall) deleted(name string, now time.Time) *VaultSecret {
 	return s
 }
 
-func purgeDate(s *VaultSecret) time.Time {
+func purgeDate(s *core.VaultSecret) time.Time {
 	return s.DeletedAt.Add(kvRecoverableDays * 24 * time.Hour)
 }
 
@@ -360,7 +440,7 @@ func unixPtr(t *time.Time) *int64 {
 	return &u
 }
 
-func (c *kvCall) attrs(v *SecretVersion) kvAttributes {
+func (c *kvCall) attrs(v *core.SecretVersion) kvAttributes {
 	return kvAttributes{
 		Enabled: v.Enabled, NotBefore: unixPtr(v.NotBefore), Expires: unixPtr(v.Expires),
 		Created: v.Created.Unix(), Updated: v.Updated.Unix(),
@@ -380,7 +460,7 @@ func copyTags(t map[string]string) map[string]string {
 }
 
 // bundle renders a version; withValue only for set and get.
-func (c *kvCall) bundle(s *VaultSecret, v *SecretVersion, withValue bool) kvBundle {
+func (c *kvCall) bundle(s *core.VaultSecret, v *core.SecretVersion, withValue bool) kvBundle {
 	b := kvBundle{
 		ID:          c.base + "/secrets/" + s.Name + "/" + v.Version,
 		ContentType: v.ContentType, Tags: copyTags(v.Tags), Attributes: c.attrs(v),
@@ -393,7 +473,7 @@ func (c *kvCall) bundle(s *VaultSecret, v *SecretVersion, withValue bool) kvBund
 }
 
 // deletedBundle renders a soft-deleted secret (its latest version).
-func (c *kvCall) deletedBundle(s *VaultSecret) kvBundle {
+func (c *kvCall) deletedBundle(s *core.VaultSecret) kvBundle {
 	b := c.bundle(s, s.Versions[len(s.Versions)-1], false)
 	b.RecoveryID = c.base + "/deletedsecrets/" + s.Name
 	d, p := s.DeletedAt.Unix(), purgeDate(s).Unix()
@@ -431,7 +511,7 @@ func (c *kvCall) decode(v any) bool {
 		return false
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		c.fail(http.StatusBadRequest, "BadParameter", "The request body is not valid JSON: "+jsonErrMsg(err), "")
+		c.fail(http.StatusBadRequest, "BadParameter", "The request body is not valid JSON: "+core.JSONErrorMessage(err), "")
 		return false
 	}
 	return true
@@ -452,7 +532,7 @@ func newSecretVersion() string {
 	return hex.EncodeToString(b[:])
 }
 
-func applyAttrs(v *SecretVersion, a *kvAttrsIn) {
+func applyAttrs(v *core.SecretVersion, a *kvAttrsIn) {
 	if a == nil {
 		return
 	}
@@ -501,13 +581,13 @@ func (c *kvCall) setSecret(name string) {
 			s = nil
 		}
 		if s == nil {
-			s = &VaultSecret{Name: name}
+			s = &core.VaultSecret{Name: name}
 			if c.vault.Secrets == nil {
-				c.vault.Secrets = map[string]*VaultSecret{}
+				c.vault.Secrets = map[string]*core.VaultSecret{}
 			}
 			c.vault.Secrets[name] = s
 		}
-		v := &SecretVersion{
+		v := &core.SecretVersion{
 			Version: newSecretVersion(), Value: *in.Value, Tags: copyTags(in.Tags),
 			Enabled: true, Created: now, Updated: now,
 		}
@@ -516,7 +596,7 @@ func (c *kvCall) setSecret(name string) {
 		}
 		applyAttrs(v, in.Attributes)
 		s.Versions = append(s.Versions, v)
-		c.s.logger.Debug("keyvault: secret set", "vault", c.vault.Name, "name", s.Name, "version", v.Version)
+		c.s.Logger().Debug("keyvault: secret set", "vault", c.vault.Name, "name", s.Name, "version", v.Version)
 		return kvOK(http.StatusOK, c.bundle(s, v, true))
 	})
 }
@@ -601,7 +681,7 @@ func (c *kvCall) deleteSecret(name string) {
 			return notFoundSecret(name)
 		}
 		s.Deleted, s.DeletedAt = true, now.UTC()
-		c.s.logger.Debug("keyvault: secret deleted", "vault", c.vault.Name, "name", s.Name)
+		c.s.Logger().Debug("keyvault: secret deleted", "vault", c.vault.Name, "name", s.Name)
 		return kvOK(http.StatusOK, c.deletedBundle(s))
 	})
 }
@@ -624,7 +704,7 @@ func (c *kvCall) purge(name string) {
 			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
 		}
 		delete(c.vault.Secrets, s.Name)
-		c.s.logger.Debug("keyvault: secret purged", "vault", c.vault.Name, "name", s.Name)
+		c.s.Logger().Debug("keyvault: secret purged", "vault", c.vault.Name, "name", s.Name)
 		return kvReply{status: http.StatusNoContent, noBodyReply: true}
 	})
 }
@@ -637,7 +717,7 @@ func (c *kvCall) recoverSecret(name string) {
 			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
 		}
 		s.Deleted, s.DeletedAt = false, time.Time{}
-		c.s.logger.Debug("keyvault: secret recovered", "vault", c.vault.Name, "name", s.Name)
+		c.s.Logger().Debug("keyvault: secret recovered", "vault", c.vault.Name, "name", s.Name)
 		return kvOK(http.StatusOK, c.bundle(s, s.Versions[len(s.Versions)-1], false))
 	})
 }
@@ -705,7 +785,7 @@ func (c *kvCall) listSecrets(deleted bool) {
 			}
 			sort.Strings(names)
 		} else {
-			names = c.vault.sortedSecretNames()
+			names = c.vault.SortedSecretNames()
 		}
 		start := 0
 		if after != "" {

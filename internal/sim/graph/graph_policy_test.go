@@ -1,4 +1,4 @@
-package sim
+package graph
 
 import (
 	"crypto/rand"
@@ -9,13 +9,14 @@ import (
 	"encoding/base64"
 	"math/big"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/sim/core"
 )
 
 var (
@@ -25,7 +26,7 @@ var (
 
 // proofFixture is an app with one valid certificate and the key behind it.
 type proofFixture struct {
-	app   *Application
+	app   *core.Application
 	key   *rsa.PrivateKey
 	other *rsa.PrivateKey // a key the app does not know
 	cert  *x509.Certificate
@@ -45,8 +46,8 @@ func newProofFixture(t testing.TB) proofFixture {
 	})
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	cert := selfSigned(t, proofKeys[0], "proof", now.Add(-time.Hour), now.Add(24*time.Hour))
-	app := &Application{ObjectID: "11111111-1111-1111-1111-111111111111", AppID: "22222222-2222-2222-2222-222222222222"}
-	app.Keys = []*Key{NewKey("33333333-3333-3333-3333-333333333333", "CN=proof", cert, now.Add(-time.Hour))}
+	app := &core.Application{ObjectID: "11111111-1111-1111-1111-111111111111", AppID: "22222222-2222-2222-2222-222222222222"}
+	app.Keys = []*core.Key{core.NewKey("33333333-3333-3333-3333-333333333333", "CN=proof", cert, now.Add(-time.Hour))}
 	return proofFixture{app: app, key: proofKeys[0], other: proofKeys[1], cert: cert, now: now}
 }
 
@@ -72,7 +73,7 @@ func (f proofFixture) base() proofSpec {
 	sum := sha1.Sum(f.cert.Raw) //nolint:gosec // x5t
 	return proofSpec{
 		claims: jwt.MapClaims{
-			"aud": ProofAudience, "iss": f.app.ObjectID,
+			"aud": core.ProofAudience, "iss": f.app.ObjectID,
 			"nbf": f.now.Add(-time.Minute).Unix(), "exp": f.now.Add(5 * time.Minute).Unix(),
 		},
 		header: map[string]any{"x5t": base64.RawURLEncoding.EncodeToString(sum[:])},
@@ -104,8 +105,8 @@ func TestValidateProof(t *testing.T) {
 		{"valid without any key header", func(p *proofSpec) { p.header = nil }, ""},
 		{"valid with kid = keyId", func(p *proofSpec) { p.header = map[string]any{"kid": f.app.Keys[0].KeyID} }, ""},
 		{"valid with free-form kid", func(p *proofSpec) { p.header = map[string]any{"kid": "whatever"} }, ""},
-		{"audience as array", func(p *proofSpec) { p.claims["aud"] = []string{ProofAudience} }, ""},
-		{"wrong audience", func(p *proofSpec) { p.claims["aud"] = GraphAppID }, "audience"},
+		{"audience as array", func(p *proofSpec) { p.claims["aud"] = []string{core.ProofAudience} }, ""},
+		{"wrong audience", func(p *proofSpec) { p.claims["aud"] = core.GraphAppID }, "audience"},
 		{"wrong issuer", func(p *proofSpec) { p.claims["iss"] = f.app.AppID }, "issuer"},
 		{"expired", func(p *proofSpec) {
 			p.claims["nbf"], p.claims["exp"] = f.now.Add(-20*time.Minute).Unix(), f.now.Add(-11*time.Minute).Unix()
@@ -153,7 +154,7 @@ func TestValidateProofNeedsAValidCertificate(t *testing.T) {
 	_, err := validateProof(proof, f.app, f.now.Add(48*time.Hour)) // the certificate has expired
 	require.ErrorIs(t, err, errNoValidCertificate)
 
-	_, err = validateProof(proof, &Application{ObjectID: f.app.ObjectID}, f.now)
+	_, err = validateProof(proof, &core.Application{ObjectID: f.app.ObjectID}, f.now)
 	require.ErrorIs(t, err, errNoValidCertificate)
 
 	_, err = validateProof("", f.app, f.now)
@@ -178,7 +179,7 @@ func FuzzProof(f *testing.F) {
 func TestLifetimePolicies(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := &AppManagementPolicy{ID: "pol", MaxPasswordLifetime: 90 * 24 * time.Hour, MaxKeyLifetime: 365 * 24 * time.Hour}
+	p := &core.AppManagementPolicy{ID: "pol", MaxPasswordLifetime: 90 * 24 * time.Hour, MaxKeyLifetime: 365 * 24 * time.Hour}
 	require.NoError(t, checkPasswordLifetime(p, start, start.Add(90*24*time.Hour)))
 	require.NoError(t, checkPasswordLifetime(nil, start, start.AddDate(10, 0, 0)))
 	err := checkPasswordLifetime(p, start, start.Add(90*24*time.Hour+time.Second))
@@ -187,23 +188,7 @@ func TestLifetimePolicies(t *testing.T) {
 	require.Equal(t, "Credential lifetime exceeds the max value allowed as per assigned policy 'pol'.", v.Error())
 	require.NoError(t, checkKeyLifetime(p, start, start.AddDate(0, 6, 0)))
 	require.Error(t, checkKeyLifetime(p, start, start.AddDate(2, 0, 0)))
-	require.NoError(t, checkKeyLifetime(&AppManagementPolicy{ID: "x"}, start, start.AddDate(20, 0, 0)))
-}
-
-func TestNewSecretTextLooksLikeEntras(t *testing.T) {
-	t.Parallel()
-	seen := map[string]bool{}
-	for range 200 {
-		s, err := newSecretText()
-		require.NoError(t, err)
-		require.Len(t, s, 40)
-		require.Equal(t, "8Q~", s[3:6])
-		for _, c := range s {
-			require.True(t, strings.ContainsRune(secretAlphabet+"~", c), "char %q", c)
-		}
-		require.False(t, seen[s])
-		seen[s] = true
-	}
+	require.NoError(t, checkKeyLifetime(&core.AppManagementPolicy{ID: "x"}, start, start.AddDate(20, 0, 0)))
 }
 
 func TestSkiptokenRoundTripAndResume(t *testing.T) {
@@ -218,15 +203,15 @@ func TestSkiptokenRoundTripAndResume(t *testing.T) {
 	}
 
 	// Apps 1..10; the cursor points at app 6 (index 5, seq 6).
-	tn := NewTenant("t", "t")
+	tn := core.NewTenant("t", "t")
 	for i := range 10 {
-		tn.AddApp(&Application{ObjectID: string(rune('a' + i)), AppID: string(rune('A' + i))})
+		tn.AddApp(&core.Application{ObjectID: string(rune('a' + i)), AppID: string(rune('A' + i))})
 	}
 	cur := cursor{Index: 5, ID: "f", Seq: 6}
 	resume := func() int {
 		return resumeIndex(cur, len(tn.Apps), func(i int) string { return tn.Apps[i].ObjectID }, func() int {
 			for i, a := range tn.Apps {
-				if a.seq >= cur.Seq {
+				if a.Seq() >= cur.Seq {
 					return i
 				}
 			}
@@ -234,7 +219,7 @@ func TestSkiptokenRoundTripAndResume(t *testing.T) {
 		})
 	}
 	require.Equal(t, 5, resume())
-	tn.AddApp(&Application{ObjectID: "z", AppID: "Z"}) // appended: nothing moves
+	tn.AddApp(&core.Application{ObjectID: "z", AppID: "Z"}) // appended: nothing moves
 	require.Equal(t, 5, resume())
 	tn.RemoveApp("b") // shifted left: found again
 	require.Equal(t, "f", tn.Apps[resume()].ObjectID)

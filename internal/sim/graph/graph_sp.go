@@ -1,4 +1,4 @@
-package sim
+package graph
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/rotor-dev/rotor/internal/sim/core"
 )
 
 // This file serves /servicePrincipals: create (how a multi-tenant app gets
@@ -27,7 +29,7 @@ var spProps = []string{
 var spFilterProps = []string{"id", "appId", "displayName"}
 
 // spTypeOf is servicePrincipalType.
-func spTypeOf(sp *ServicePrincipal) string {
+func spTypeOf(sp *core.ServicePrincipal) string {
 	if sp.ManagedIdentity {
 		return "ManagedIdentity"
 	}
@@ -37,12 +39,12 @@ func spTypeOf(sp *ServicePrincipal) string {
 // renderSP renders a service principal. The owning tenant is found from
 // the world (callers hold its lock): the caller's tenant first, as that is
 // where nearly every app lives.
-func (g *graphCall) renderSP(t *Tenant, sp *ServicePrincipal) jsonObj {
+func (g *graphCall) renderSP(t *core.Tenant, sp *core.ServicePrincipal) jsonObj {
 	var appDisplay, owner any
 	if a := t.AppByAppID(sp.AppID); a != nil {
 		appDisplay, owner = a.DisplayName, t.ID
 	} else {
-		for _, ot := range g.s.world.tenantsLocked() {
+		for _, ot := range g.s.World().TenantsLocked() {
 			if a := ot.AppByAppID(sp.AppID); a != nil {
 				appDisplay, owner = a.DisplayName, ot.ID
 				break
@@ -63,8 +65,8 @@ func (g *graphCall) renderSP(t *Tenant, sp *ServicePrincipal) jsonObj {
 }
 
 // findSP resolves a key segment (object id, or appId=… / id=…).
-func findSP(t *Tenant, key string) (*ServicePrincipal, *reply) {
-	var sp *ServicePrincipal
+func findSP(t *core.Tenant, key string) (*core.ServicePrincipal, *reply) {
+	var sp *core.ServicePrincipal
 	val := key
 	if v, ok := strings.CutPrefix(key, "appId="); ok {
 		val = v
@@ -88,7 +90,7 @@ func findSP(t *Tenant, key string) (*ServicePrincipal, *reply) {
 	return nil, &rp
 }
 
-func spField(sp *ServicePrincipal) filterField {
+func spField(sp *core.ServicePrincipal) filterField {
 	return func(name string) (string, bool) {
 		switch name {
 		case "id":
@@ -114,7 +116,7 @@ func (g *graphCall) getServicePrincipal(key string) {
 	if !g.admit(costGet, false) {
 		return
 	}
-	g.read(func(t *Tenant) reply {
+	g.read(func(t *core.Tenant) reply {
 		sp, rp := findSP(t, key)
 		if rp != nil {
 			return *rp
@@ -140,8 +142,8 @@ func (g *graphCall) listServicePrincipals() {
 	if !g.admit(cost, false) {
 		return
 	}
-	g.read(func(t *Tenant) reply {
-		var matches []*ServicePrincipal
+	g.read(func(t *core.Tenant) reply {
+		var matches []*core.ServicePrincipal
 		if prop, val, ok := filter.EqualityKey(); ok && (prop == "id" || prop == "appId") {
 			key := val
 			if prop == "appId" {
@@ -200,14 +202,14 @@ func (g *graphCall) createServicePrincipal() {
 	if !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		if t.SPByAppID(appID) != nil {
 			return errReply(http.StatusConflict, codeConflict, fmt.Sprintf(
 				"The service principal cannot be created, updated, or restored because the service principal name %s is already in use.", appID))
 		}
 		app := t.AppByAppID(appID)
 		if app == nil {
-			for _, ot := range g.s.world.tenantsLocked() {
+			for _, ot := range g.s.World().TenantsLocked() {
 				if a := ot.AppByAppID(appID); a != nil && isMultiTenant(a) {
 					app = a
 					break
@@ -218,9 +220,9 @@ func (g *graphCall) createServicePrincipal() {
 			return errReply(http.StatusBadRequest, codeBadRequest, fmt.Sprintf(
 				"The appId '%s' of the service principal does not reference a valid application object.", appID))
 		}
-		sp := &ServicePrincipal{ObjectID: uuid.NewString(), AppID: app.AppID, DisplayName: app.DisplayName}
+		sp := &core.ServicePrincipal{ObjectID: uuid.NewString(), AppID: app.AppID, DisplayName: app.DisplayName}
 		t.AddSP(sp)
-		g.s.logger.Debug("graph: service principal created", "tenant", t.ID, "app", sp.AppID, "sp", sp.ObjectID, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: service principal created", "tenant", t.ID, "app", sp.AppID, "sp", sp.ObjectID, "by", g.caller.AppID)
 		return okReply(http.StatusCreated, append(jsonObj{{"@odata.context", graphMetadata + "servicePrincipals/$entity"}}, g.renderSP(t, sp)...))
 	})
 }

@@ -1,4 +1,4 @@
-package sim
+package core
 
 import (
 	"crypto/subtle"
@@ -9,13 +9,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // FaultConfig is the fault injection in force. The zero value injects
@@ -138,34 +135,29 @@ func (f *faultState) set(c FaultConfig) {
 }
 
 // Faults returns the fault injection in force.
-func (s *Server) Faults() FaultConfig { return s.faults.get() }
+func (c *Core) Faults() FaultConfig { return c.faults.get() }
 
 // SetFaults replaces the fault injection in force.
-func (s *Server) SetFaults(c FaultConfig) error {
-	if err := c.validate(); err != nil {
+func (c *Core) SetFaults(cfg FaultConfig) error {
+	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("sim: faults: %w", err)
 	}
-	s.faults.set(c)
-	s.logger.Info("simulator faults changed", "latency", c.Latency, "error_rate", c.ErrorRate,
-		"drop_rate", c.DropRate, "throttle", c.Throttle, "throttle_scale", c.ThrottleScale)
+	c.faults.set(cfg)
+	c.logger.Info("simulator faults changed", "latency", cfg.Latency, "error_rate", cfg.ErrorRate,
+		"drop_rate", cfg.DropRate, "throttle", cfg.Throttle, "throttle_scale", cfg.ThrottleScale)
 	return nil
 }
 
-// serviceKind says which service a listener or route belongs to, for the
-// shape of an injected error.
-type serviceKind int
-
-const (
-	kindToken serviceKind = iota
-	kindGraph
-	kindARM
-	kindVault
-)
-
-// withFaults applies latency, dropped connections and injected 503s.
-func (s *Server) withFaults(kind serviceKind, next http.Handler) http.Handler {
+// WithFaults applies latency, dropped connections and injected 503s to a
+// service's handler. unavailable writes the 503 in the service's own error
+// shape (the core knows no service's shapes); nil means the plain
+// {"error":{"code","message"}} shape ARM and Key Vault use.
+func (c *Core) WithFaults(unavailable func(http.ResponseWriter, *http.Request), next http.Handler) http.Handler {
+	if unavailable == nil {
+		unavailable = WriteUnavailable
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cfg := s.faults.get()
+		cfg := c.faults.get()
 		if cfg.Latency > 0 {
 			t := time.NewTimer(cfg.Latency)
 			select {
@@ -176,13 +168,13 @@ func (s *Server) withFaults(kind serviceKind, next http.Handler) http.Handler {
 			}
 		}
 		if cfg.DropRate > 0 && rand.Float64() < cfg.DropRate {
-			s.counters.dropped.Add(1)
+			c.counters.Dropped.Add(1)
 			dropConnection(w)
 			return
 		}
 		if cfg.ErrorRate > 0 && rand.Float64() < cfg.ErrorRate {
-			s.counters.injected.Add(1)
-			s.writeUnavailable(w, r, kind)
+			c.counters.Injected.Add(1)
+			unavailable(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -201,132 +193,20 @@ func dropConnection(w http.ResponseWriter) {
 	panic(http.ErrAbortHandler)
 }
 
-// writeUnavailable answers 503 in the shape of the service asked.
-func (s *Server) writeUnavailable(w http.ResponseWriter, r *http.Request, kind serviceKind) {
-	const msg = "The service is temporarily unavailable. Please retry."
-	switch kind {
-	case kindToken:
-		s.entraError(w, r, &entraError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
-			aadsts: 90033, msg: "A transient error has occurred. Please try again."})
-	case kindGraph:
-		s.writeGraphFault(w, http.StatusServiceUnavailable, "ServiceUnavailable", msg, r.Header.Get("client-request-id"))
-	default:
-		writeJSON(w, http.StatusServiceUnavailable, plainJSON, map[string]any{"error": map[string]any{"code": "ServiceUnavailable", "message": msg}})
-	}
+// UnavailableMessage is the message of an injected 503.
+const UnavailableMessage = "The service is temporarily unavailable. Please retry."
+
+// WriteUnavailable is an injected 503 in the plain Azure error shape.
+func WriteUnavailable(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusServiceUnavailable, PlainJSON, map[string]any{"error": map[string]any{"code": "ServiceUnavailable", "message": UnavailableMessage}})
 }
 
-// writeGraphFault writes Graph's error shape (writeGraphError) for a
-// response the Graph handlers never saw, so it first sets the request ids
-// they would have set.
-func (s *Server) writeGraphFault(w http.ResponseWriter, status int, code, message, clientRequestID string) {
-	h := w.Header()
-	if h.Get("request-id") == "" {
-		h.Set("request-id", uuid.NewString())
-	}
-	if h.Get("client-request-id") == "" {
-		if clientRequestID == "" {
-			clientRequestID = h.Get("request-id")
-		}
-		h.Set("client-request-id", clientRequestID)
-	}
-	writeGraphError(w, s.clock.Now().UTC().Format("2006-01-02T15:04:05"), status, code, message)
-}
-
-// Graph's identity and access limits, per app+tenant (small tenant): a
-// bucket of resource units refilled over 10 s and a write bucket refilled
-// over 150 s. ThrottleScale multiplies both capacities.
-const (
-	graphRUCapacity    = 3500
-	graphRUWindow      = 10 * time.Second
-	graphWriteCapacity = 3000
-	graphWriteWindow   = 150 * time.Second
-)
-
-// bucketSet is the token buckets by tenant+app.
-type bucketSet struct {
-	mu sync.Mutex
-	m  map[string]*appBucket
-}
-
-type appBucket struct {
-	ru, writes float64
-	last       time.Time
-}
-
-func (b *bucketSet) init() { b.m = map[string]*appBucket{} }
-
-// admitGraph charges cost resource units (and one write when write is set)
-// to the app+tenant bucket. When the bucket cannot pay it writes Graph's
-// 429 with Retry-After and x-ms-throttle-scope and returns false; the
-// handler must then stop. With throttling off it always admits. Time comes
-// from the simulated clock, so a test can drain a bucket and step past it.
-func (s *Server) admitGraph(w http.ResponseWriter, tenantID, appID string, cost int, write bool) bool {
-	if write {
-		s.counters.graphWrites.Add(1)
-	} else {
-		s.counters.graphReads.Add(1)
-	}
-	cfg := s.faults.get()
-	if !cfg.Throttle {
-		return true
-	}
-	scale := cfg.ThrottleScale
-	if scale == 0 {
-		scale = 1
-	}
-	ruCap := math.Max(1, graphRUCapacity*scale)
-	wrCap := math.Max(1, graphWriteCapacity*scale)
-	ruRate := ruCap / graphRUWindow.Seconds()
-	wrRate := wrCap / graphWriteWindow.Seconds()
-	need := math.Min(math.Max(1, float64(cost)), ruCap)
-
-	now := s.clock.Now()
-	s.buckets.mu.Lock()
-	key := tenantID + "/" + appID
-	b := s.buckets.m[key]
-	if b == nil {
-		b = &appBucket{ru: ruCap, writes: wrCap, last: now}
-		s.buckets.m[key] = b
-	}
-	if dt := now.Sub(b.last).Seconds(); dt > 0 {
-		b.ru += dt * ruRate
-		b.writes += dt * wrRate
-	}
-	b.ru, b.writes, b.last = math.Min(b.ru, ruCap), math.Min(b.writes, wrCap), now
-	if b.ru >= need && (!write || b.writes >= 1) {
-		b.ru -= need
-		if write {
-			b.writes--
-		}
-		s.buckets.mu.Unlock()
-		return true
-	}
-	wait, scope := 0.0, "Tenant_Application/ReadWrite/"+tenantID+"/"+appID
-	if b.ru < need {
-		wait = (need - b.ru) / ruRate
-	}
-	if write && b.writes < 1 {
-		if ww := (1 - b.writes) / wrRate; ww > wait {
-			wait = ww
-			scope = "Tenant_Application/Write/" + tenantID + "/" + appID
-		}
-	}
-	s.buckets.mu.Unlock()
-
-	s.counters.throttled.Add(1)
-	retry := max(1, int(math.Ceil(wait)))
-	w.Header().Set("Retry-After", strconv.Itoa(retry))
-	w.Header().Set("x-ms-throttle-scope", scope)
-	w.Header().Set("x-ms-throttle-information", "ResourceUnitLimitExceeded")
-	s.writeGraphFault(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests.", "")
-	return false
-}
-
-// counters are the request counts by kind behind /_sim/stats.
-type counters struct {
-	tokenRequests, tokensIssued, miTokens  atomic.Int64
-	graphRequests, graphReads, graphWrites atomic.Int64
-	throttled, vault, injected, dropped    atomic.Int64
+// Counters are the request counts behind /_sim/stats. Services add to
+// the ones that are theirs.
+type Counters struct {
+	TokenRequests, TokensIssued, MITokens  atomic.Int64
+	GraphRequests, GraphReads, GraphWrites atomic.Int64
+	Throttled, Vault, Injected, Dropped    atomic.Int64
 }
 
 // Stats is a snapshot of what the simulator has served, for tests,
@@ -354,29 +234,15 @@ type Stats struct {
 }
 
 // Stats returns the request counters.
-func (s *Server) Stats() Stats {
-	c := &s.counters
+func (c *Core) Stats() Stats {
+	n := &c.counters
 	return Stats{
-		TokenRequests: c.tokenRequests.Load(), TokensIssued: c.tokensIssued.Load(),
-		ManagedIdentityTokens: c.miTokens.Load(),
-		GraphRequests:         c.graphRequests.Load(), GraphReads: c.graphReads.Load(), GraphWrites: c.graphWrites.Load(),
-		Throttled: c.throttled.Load(), Vault: c.vault.Load(),
-		InjectedErrors: c.injected.Load(), DroppedConnections: c.dropped.Load(),
+		TokenRequests: n.TokenRequests.Load(), TokensIssued: n.TokensIssued.Load(),
+		ManagedIdentityTokens: n.MITokens.Load(),
+		GraphRequests:         n.GraphRequests.Load(), GraphReads: n.GraphReads.Load(), GraphWrites: n.GraphWrites.Load(),
+		Throttled: n.Throttled.Load(), Vault: n.Vault.Load(),
+		InjectedErrors: n.Injected.Load(), DroppedConnections: n.Dropped.Load(),
 	}
-}
-
-func (s *Server) countGraph(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.counters.graphRequests.Add(1)
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) countVault(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.counters.vault.Add(1)
-		next.ServeHTTP(w, r)
-	})
 }
 
 // advancer is a clock the control API can move forward (*clock.Offset,
@@ -386,25 +252,25 @@ type advancer interface{ Advance(time.Duration) }
 // controlHandler is the /_sim/ API. It needs the admin token, which is
 // written beside sim.json but not in it: reading sim.json lets a client use
 // Azure, not break it.
-func (s *Server) controlHandler() http.Handler {
+func (c *Core) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, plainJSON, s.faults.get())
+		WriteJSON(w, http.StatusOK, PlainJSON, c.faults.get())
 	})
 	mux.HandleFunc("PUT /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
-		var c FaultConfig
-		if err := decodeControl(r, &c); err != nil {
+		var cfg FaultConfig
+		if err := decodeControl(r, &cfg); err != nil {
 			controlError(w, http.StatusBadRequest, "invalid fault config: "+err.Error())
 			return
 		}
-		if err := s.SetFaults(c); err != nil {
+		if err := c.SetFaults(cfg); err != nil {
 			controlError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, plainJSON, c)
+		WriteJSON(w, http.StatusOK, PlainJSON, cfg)
 	})
 	mux.HandleFunc("GET /_sim/clock", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, plainJSON, map[string]string{"now": s.clock.Now().UTC().Format(time.RFC3339Nano)})
+		WriteJSON(w, http.StatusOK, PlainJSON, map[string]string{"now": c.clock.Now().UTC().Format(time.RFC3339Nano)})
 	})
 	mux.HandleFunc("POST /_sim/clock/advance", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
@@ -419,21 +285,21 @@ func (s *Server) controlHandler() http.Handler {
 			controlError(w, http.StatusBadRequest, `"by" must be a non-negative Go duration such as "25h"`)
 			return
 		}
-		adv, ok := s.clock.(advancer)
+		adv, ok := c.clock.(advancer)
 		if !ok {
 			controlError(w, http.StatusConflict, "the simulator's clock cannot be advanced")
 			return
 		}
 		adv.Advance(d)
-		s.logger.Info("simulator clock advanced", "by", d)
-		writeJSON(w, http.StatusOK, plainJSON, map[string]string{"now": s.clock.Now().UTC().Format(time.RFC3339Nano)})
+		c.logger.Info("simulator clock advanced", "by", d)
+		WriteJSON(w, http.StatusOK, PlainJSON, map[string]string{"now": c.clock.Now().UTC().Format(time.RFC3339Nano)})
 	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, plainJSON, s.Stats())
+		WriteJSON(w, http.StatusOK, PlainJSON, c.Stats())
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.adminToken)) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(c.adminToken)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rotor-sim"`)
 			controlError(w, http.StatusUnauthorized, "the control API needs the admin token (admin-token in the state dir)")
 			return
@@ -449,5 +315,5 @@ func decodeControl(r *http.Request, v any) error {
 }
 
 func controlError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, plainJSON, map[string]string{"error": msg})
+	WriteJSON(w, status, PlainJSON, map[string]string{"error": msg})
 }

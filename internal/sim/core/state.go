@@ -1,8 +1,9 @@
-package sim
+package core
 
 import (
 	"crypto/sha256"
 	"crypto/x509"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
@@ -32,6 +33,20 @@ type World struct {
 	order   []string           // tenant ids in seed order
 }
 
+// Lock, Unlock, RLock and RUnlock take the world's one lock: services hold
+// it while they read or change the directory, for the shortest time they
+// can, and compute their answer under it.
+func (w *World) Lock() { w.mu.Lock() }
+
+// Unlock releases the write lock.
+func (w *World) Unlock() { w.mu.Unlock() }
+
+// RLock takes the read lock.
+func (w *World) RLock() { w.mu.RLock() }
+
+// RUnlock releases the read lock.
+func (w *World) RUnlock() { w.mu.RUnlock() }
+
 // NewWorld returns an empty world.
 func NewWorld() *World { return &World{tenants: map[string]*Tenant{}} }
 
@@ -43,9 +58,9 @@ func (w *World) AddTenant(t *Tenant) {
 	w.order = append(w.order, t.ID)
 }
 
-// Tenant returns the tenant by id (or by its domain or name).
-// Callers must hold w.mu (read or write).
-func (w *World) tenantLocked(idOrName string) *Tenant {
+// TenantLocked returns the tenant by id (or by its domain or name).
+// Callers must hold the world's lock (read or write).
+func (w *World) TenantLocked(idOrName string) *Tenant {
 	if t, ok := w.tenants[idOrName]; ok {
 		return t
 	}
@@ -57,8 +72,9 @@ func (w *World) tenantLocked(idOrName string) *Tenant {
 	return nil
 }
 
-// Tenants returns the tenants in seed order. Callers must hold w.mu.
-func (w *World) tenantsLocked() []*Tenant {
+// TenantsLocked returns the tenants in seed order. Callers must hold the
+// world's lock.
+func (w *World) TenantsLocked() []*Tenant {
 	out := make([]*Tenant, 0, len(w.order))
 	for _, id := range w.order {
 		out = append(out, w.tenants[id])
@@ -177,6 +193,10 @@ type Application struct {
 	// seq is the app's position in creation order (set by AddApp).
 	seq uint64
 }
+
+// Seq is the app's position in creation order (set by AddApp): Graph's
+// page cursor, stable while apps are added and removed.
+func (a *Application) Seq() uint64 { return a.seq }
 
 // OwnedBy reports whether the directory object id is an owner.
 func (a *Application) OwnedBy(objectID string) bool {
@@ -361,8 +381,8 @@ type SecretVersion struct {
 	Updated     time.Time
 }
 
-// sortedSecretNames returns secret names in order (for stable listing).
-func (v *Vault) sortedSecretNames() []string {
+// SortedSecretNames returns live secret names in order (for stable listing).
+func (v *Vault) SortedSecretNames() []string {
 	names := make([]string, 0, len(v.Secrets))
 	for n, s := range v.Secrets {
 		if !s.Deleted {
@@ -371,4 +391,47 @@ func (v *Vault) sortedSecretNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Tenant returns the tenant with the given id, name or domain, or nil.
+// Safe for concurrent use; change what it returns only inside Update.
+func (w *World) Tenant(idOrName string) *Tenant {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.TenantLocked(idOrName)
+}
+
+// Tenants returns the tenants in seed order.
+func (w *World) Tenants() []*Tenant {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.TenantsLocked()
+}
+
+// Update runs fn holding the world's write lock, so tests and tools can
+// change the directory while handlers run.
+func (w *World) Update(fn func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fn()
+}
+
+// SetSecretPermissions replaces what the principal with objectID may do
+// with secrets in the named vault of tenant (id, name or domain); no
+// permissions removes it from the vault's access policy. Tests use it to
+// arrange a vault with rights rotor itself must not have (delete, get).
+func (w *World) SetSecretPermissions(tenant, vault, objectID string, perms ...SecretPermission) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.TenantLocked(tenant)
+	if t == nil {
+		return fmt.Errorf("sim: tenant %q not found", tenant)
+	}
+	v := t.Vaults[vault]
+	if v == nil {
+		return fmt.Errorf("sim: tenant %s has no vault %q", t.Name, vault)
+	}
+	v.Revoke(objectID, AllSecretPermissions...)
+	v.Grant(objectID, perms...)
+	return nil
 }

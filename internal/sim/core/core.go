@@ -1,4 +1,12 @@
-package sim
+// Package core is the simulator's core: the simulated world (tenants,
+// applications, credentials, vaults) and its seeds, the simulated clock,
+// fault injection, access-token minting and validation, the TLS CA and
+// listeners, sim.json, and the /_sim/ control API. It knows no Azure
+// service's API: each service is a package that registers its routes and
+// listeners on a Core through Service, so a new service (ARM VMs,
+// Automation, Azure DevOps, Vercel, GitHub, Kubernetes) is one more
+// package and touches no other.
+package core
 
 import (
 	"context"
@@ -11,6 +19,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -29,12 +38,12 @@ import (
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
-// Options configure a simulator.
+// Options configure a simulator core.
 type Options struct {
 	// StateDir receives ca.pem, admin-token and sim.json. Required.
 	StateDir string
-	// Addr is the host:port of the main HTTPS listener (Entra, Graph, ARM,
-	// control API). Default "127.0.0.1:0".
+	// Addr is the host:port of the main HTTPS listener (every service's
+	// routes and the control API). Default "127.0.0.1:0".
 	Addr string
 	// Seed is "demo" (the default) or a bulk spec
 	// "apps=N,tenants=T,expiring=DURATION[,replication=DURATION]".
@@ -49,20 +58,73 @@ type Options struct {
 	// Faults is the initial fault injection; it can be changed at run time
 	// through the control API or SetFaults.
 	Faults FaultConfig
-	// OnSecretIssued, when set, is called with every password the
-	// simulator hands out through addPassword. Entra never shows a secret
-	// twice and the simulator keeps only hashes; tests use this to check
-	// that no issued value ends up anywhere it should not.
-	OnSecretIssued func(tenantID, appObjectID, keyID, value string)
+}
+
+// Service is one simulated service. Register runs once, in New: it adds
+// the service's routes to the main listener and asks for any listener of
+// its own. Everything else a service needs (world, clock, tokens, faults,
+// counters) it takes from the Core it is given.
+type Service interface {
+	Register(c *Core, r *Registrar) error
+}
+
+// Starter is an optional interface of a Service. Started runs in Start once
+// every listener is open and before sim.json is written, so the service can
+// record its addresses (in the world, or in info's fields it owns).
+// info.Tenants is filled from the world after every Started has run.
+type Starter interface {
+	Started(info *simfile.Info) error
+}
+
+// Registrar collects a service's routes and listeners during Register.
+type Registrar struct {
+	c *Core
+}
+
+// Handle serves h on the main listener for every path starting with
+// prefix. The longest matching prefix wins; "/" is the fallback.
+func (r *Registrar) Handle(prefix string, h http.Handler) {
+	r.c.routes = append(r.c.routes, route{prefix: prefix, h: h})
+}
+
+// Listen asks for a listener of the service's own on 127.0.0.1, HTTPS
+// with the simulator's certificate or plain HTTP. Its address is known
+// once Start has opened it (in Started).
+func (r *Registrar) Listen(name string, useTLS bool, h http.Handler) *Listener {
+	l := &Listener{name: name, tls: useTLS, h: h}
+	r.c.extra = append(r.c.extra, l)
+	return l
+}
+
+// Listener is a service's own listener.
+type Listener struct {
+	name string
+	tls  bool
+	h    http.Handler
+	l    net.Listener
+}
+
+// HostPort is the address clients dial, "127.0.0.1:PORT" (empty before
+// Start).
+func (l *Listener) HostPort() string {
+	if l.l == nil {
+		return ""
+	}
+	return ReachableHostPort(l.l.Addr())
+}
+
+type route struct {
+	prefix string
+	h      http.Handler
 }
 
 // Listener timeouts. Every request body the simulator accepts is small
-// (token forms, Graph JSON up to maxGraphBody, Key Vault secrets), so 30 s
-// to read a whole request is generous. WriteTimeout runs from the end of
-// the request headers to the end of the response and so includes injected
-// latency (up to maxLatency); it is maxLatency plus a minute so a slowed-down
-// response is never cut off, while a stuck client still cannot hold a
-// connection forever.
+// (token forms, Graph JSON, Key Vault secrets), so 30 s to read a whole
+// request is generous. WriteTimeout runs from the end of the request
+// headers to the end of the response and so includes injected latency (up
+// to maxLatency); it is maxLatency plus a minute so a slowed-down response
+// is never cut off, while a stuck client still cannot hold a connection
+// forever.
 const (
 	readHeaderTimeout = 10 * time.Second
 	readTimeout       = 30 * time.Second
@@ -70,8 +132,9 @@ const (
 	idleTimeout       = 120 * time.Second
 )
 
-// Server is one running simulator. Create it with New, then Start it.
-type Server struct {
+// Core is one simulator's shared machinery. Create it with New, then
+// Start it.
+type Core struct {
 	opts Options
 	// clock is simulated time: every expiry, replication and throttling
 	// decision reads it.
@@ -84,7 +147,6 @@ type Server struct {
 	world  *World
 
 	adminToken string
-	miHeader   string
 
 	// TLS material.
 	caPEM   []byte
@@ -96,8 +158,11 @@ type Server struct {
 	kid      string // == x5t, as Entra does
 
 	faults   faultState
-	buckets  bucketSet
-	counters counters
+	counters Counters
+
+	services []Service
+	routes   []route
+	extra    []*Listener
 
 	mu        sync.Mutex
 	started   bool
@@ -105,14 +170,14 @@ type Server struct {
 	info      *simfile.Info
 	authority string // "https://127.0.0.1:PORT/"
 	servers   []*http.Server
-	vaultPort map[string]*Vault // vault listener port -> vault
 	stopCtx   context.CancelFunc
 	done      chan struct{}
 }
 
-// New builds a simulator: CA and TLS certificate, the token signing key and
-// the seeded world. It listens on nothing until Start.
-func New(opts Options) (*Server, error) {
+// New builds a simulator core: CA and TLS certificate, the token signing
+// key and the seeded world, then registers the services in order. It
+// listens on nothing until Start.
+func New(opts Options, services ...Service) (*Core, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("sim: state dir is required")
 	}
@@ -135,29 +200,24 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	s := &Server{
-		opts:      opts,
-		clock:     opts.Clock,
-		wall:      clock.Real{},
-		logger:    opts.Logger,
-		vaultPort: map[string]*Vault{},
-		done:      make(chan struct{}),
+	c := &Core{
+		opts:   opts,
+		clock:  opts.Clock,
+		wall:   clock.Real{},
+		logger: opts.Logger,
+		done:   make(chan struct{}),
 	}
-	s.faults.set(opts.Faults)
-	s.buckets.init()
-	if s.adminToken, err = randomToken(32); err != nil {
+	c.faults.set(opts.Faults)
+	if c.adminToken, err = RandomToken(32); err != nil {
 		return nil, fmt.Errorf("sim: admin token: %w", err)
 	}
-	if s.miHeader, err = randomToken(24); err != nil {
-		return nil, fmt.Errorf("sim: identity header: %w", err)
-	}
-	if err := s.buildTLS(); err != nil {
+	if err := c.buildTLS(); err != nil {
 		return nil, fmt.Errorf("sim: TLS: %w", err)
 	}
-	if err := s.buildSigningKey(); err != nil {
+	if err := c.buildSigningKey(); err != nil {
 		return nil, fmt.Errorf("sim: signing key: %w", err)
 	}
-	world, err := seedWorld(spec, s.clock.Now())
+	world, err := SeedWorld(spec, c.clock.Now())
 	if err != nil {
 		return nil, fmt.Errorf("sim: seed %q: %w", opts.Seed, err)
 	}
@@ -166,41 +226,84 @@ func New(opts Options) (*Server, error) {
 			t.ReplicationDelay = *opts.ReplicationDelay
 		}
 	}
-	s.world = world
-	return s, nil
+	c.world = world
+	reg := &Registrar{c: c}
+	reg.Handle("/_sim/", c.controlHandler())
+	for _, svc := range services {
+		if err := svc.Register(c, reg); err != nil {
+			return nil, fmt.Errorf("sim: register %T: %w", svc, err)
+		}
+	}
+	c.services = services
+	// Longest prefix first, so "/" is the fallback whatever the order of
+	// registration.
+	slices.SortStableFunc(c.routes, func(a, b route) int { return len(b.prefix) - len(a.prefix) })
+	return c, nil
 }
 
 // World returns the simulated directory. Tests and `rotor sim` use it to
 // look at or change state; hold World.Update while mutating.
-func (s *Server) World() *World { return s.world }
+func (c *Core) World() *World { return c.world }
+
+// Clock is simulated time: every expiry, replication and throttling
+// decision reads it.
+func (c *Core) Clock() clock.Clock { return c.clock }
+
+// Wall is the real clock, only for what parties outside the simulator
+// judge by their own wall clock (TLS validity, SDK-minted assertions).
+func (c *Core) Wall() clock.Clock { return c.wall }
+
+// Logger is the simulator's logger.
+func (c *Core) Logger() *slog.Logger { return c.logger }
+
+// Counters are the request counters services add to (behind /_sim/stats).
+func (c *Core) Counters() *Counters { return &c.counters }
+
+// SigningKey is the key every access token is signed with, SigningCert its
+// self-signed certificate (the JWKS's x5c), and KeyID its kid (== x5t).
+func (c *Core) SigningKey() *rsa.PrivateKey { return c.signKey }
+
+// SigningCert is the signing key's certificate.
+func (c *Core) SigningCert() *x509.Certificate { return c.signCert }
+
+// KeyID is the signing key's kid and x5t.
+func (c *Core) KeyID() string { return c.kid }
 
 // AdminToken returns the bearer token of the /_sim/ control API.
-func (s *Server) AdminToken() string { return s.adminToken }
+func (c *Core) AdminToken() string { return c.adminToken }
 
 // Info returns what Start wrote to sim.json, or nil before Start.
-func (s *Server) Info() *simfile.Info {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.info
+func (c *Core) Info() *simfile.Info {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.info
 }
 
 // Done is closed when the server has shut down.
-func (s *Server) Done() <-chan struct{} { return s.done }
+func (c *Core) Done() <-chan struct{} { return c.done }
 
-// Start opens the listeners (main HTTPS, one HTTPS listener per Key Vault,
-// plain-HTTP managed identity endpoint), starts serving and finally writes
-// ca.pem, admin-token and sim.json into the state dir. It returns once the
+// AuthorityHost is the Entra authority, "https://127.0.0.1:PORT/" (empty
+// before Start): the main listener's base URL.
+func (c *Core) AuthorityHost() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.authority
+}
+
+// Start opens the listeners (the main HTTPS listener and every listener
+// the services asked for), starts serving and finally writes ca.pem,
+// admin-token and sim.json into the state dir. It returns once the
 // simulator is answering; the server stops on Close or when ctx is done.
-func (s *Server) Start(ctx context.Context) (err error) {
-	s.mu.Lock()
-	if s.started {
-		s.mu.Unlock()
+func (c *Core) Start(ctx context.Context) (err error) {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
 		return errors.New("sim: already started")
 	}
-	s.started = true
-	s.mu.Unlock()
+	c.started = true
+	c.mu.Unlock()
 
-	stateDir, err := filepath.Abs(s.opts.StateDir)
+	stateDir, err := filepath.Abs(c.opts.StateDir)
 	if err != nil {
 		return fmt.Errorf("sim: state dir: %w", err)
 	}
@@ -228,51 +331,39 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return l, nil
 	}
 
-	mainL, err := listen(s.opts.Addr)
+	mainL, err := listen(c.opts.Addr)
 	if err != nil {
 		return err
 	}
-	miL, err := listen("127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	authority := "https://" + reachableHostPort(mainL.Addr()) + "/"
-
-	// One listener per vault: azsecrets parses the vault URL from secret
-	// ids and expects the vault at the root of its host.
-	type vaultListener struct {
-		l net.Listener
-		v *Vault
-	}
-	var vls []vaultListener
-	s.world.mu.Lock()
-	for _, t := range s.world.tenantsLocked() {
-		for _, name := range sortedKeys(t.Vaults) {
-			v := t.Vaults[name]
-			l, lerr := listen("127.0.0.1:0")
-			if lerr != nil {
-				s.world.mu.Unlock()
-				return lerr
-			}
-			v.Host = reachableHostPort(l.Addr())
-			v.URL = "https://" + v.Host + "/"
-			_, port, _ := net.SplitHostPort(v.Host)
-			s.mu.Lock()
-			s.vaultPort[port] = v
-			s.mu.Unlock()
-			vls = append(vls, vaultListener{l, v})
+	for _, x := range c.extra {
+		if x.l, err = listen("127.0.0.1:0"); err != nil {
+			return err
 		}
 	}
-	s.world.mu.Unlock()
+	authority := "https://" + ReachableHostPort(mainL.Addr()) + "/"
+	c.mu.Lock()
+	c.authority = authority
+	c.mu.Unlock()
 
-	info := s.buildInfo(authority, "http://"+reachableHostPort(miL.Addr())+"/msi/token", filepath.Join(stateDir, "ca.pem"))
-	s.mu.Lock()
-	s.authority = authority
-	s.info = info
-	s.mu.Unlock()
+	info := &simfile.Info{
+		AuthorityHost: authority,
+		CAFile:        filepath.Join(stateDir, "ca.pem"),
+		ControlURL:    authority + "_sim/",
+	}
+	for _, svc := range c.services {
+		if st, ok := svc.(Starter); ok {
+			if err := st.Started(info); err != nil {
+				return fmt.Errorf("sim: start %T: %w", svc, err)
+			}
+		}
+	}
+	c.addTenants(info)
+	c.mu.Lock()
+	c.info = info
+	c.mu.Unlock()
 
-	tlsConf := &tls.Config{Certificates: []tls.Certificate{s.tlsCert}, MinVersion: tls.VersionTLS12}
-	errLog := slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug)
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{c.tlsCert}, MinVersion: tls.VersionTLS12}
+	errLog := slog.NewLogLogger(c.logger.Handler(), slog.LevelDebug)
 	newServer := func(h http.Handler, tlsOn bool) *http.Server {
 		srv := &http.Server{
 			Handler:           h,
@@ -287,17 +378,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 		return srv
 	}
-	mainSrv := newServer(s.logRequests("main", s.mainHandler()), true)
-	miSrv := newServer(s.logRequests("msi", s.miHandler()), false)
-	kv := s.keyVaultHandler()
-	vaultSrvs := make([]*http.Server, len(vls))
-	for i := range vls {
-		vaultSrvs[i] = newServer(s.logRequests("vault", s.countVault(s.withFaults(kindVault, kv))), true)
+	mainSrv := newServer(c.logRequests("main", c.mainHandler()), true)
+	extraSrvs := make([]*http.Server, len(c.extra))
+	for i, x := range c.extra {
+		extraSrvs[i] = newServer(c.logRequests(x.name, x.h), x.tls)
 	}
 
-	s.mu.Lock()
-	s.servers = append([]*http.Server{mainSrv, miSrv}, vaultSrvs...)
-	s.mu.Unlock()
+	c.mu.Lock()
+	c.servers = append([]*http.Server{mainSrv}, extraSrvs...)
+	c.mu.Unlock()
 
 	serve := func(srv *http.Server, l net.Listener, tlsOn bool) {
 		go func() {
@@ -308,60 +397,59 @@ func (s *Server) Start(ctx context.Context) (err error) {
 				err = srv.Serve(l)
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.logger.Error("simulator listener stopped", "addr", l.Addr().String(), "err", err)
+				c.logger.Error("simulator listener stopped", "addr", l.Addr().String(), "err", err)
 			}
 		}()
 	}
 	serve(mainSrv, mainL, true)
-	serve(miSrv, miL, false)
-	for i, vl := range vls {
-		serve(vaultSrvs[i], vl.l, true)
+	for i, x := range c.extra {
+		serve(extraSrvs[i], x.l, x.tls)
 	}
 
-	if err := simfile.WriteFileAtomic(info.CAFile, s.caPEM, 0o644); err != nil {
-		s.Close()
+	if err := simfile.WriteFileAtomic(info.CAFile, c.caPEM, 0o644); err != nil {
+		c.Close()
 		return fmt.Errorf("sim: write CA: %w", err)
 	}
-	if err := simfile.WriteFileAtomic(filepath.Join(stateDir, "admin-token"), []byte(s.adminToken+"\n"), 0o600); err != nil {
-		s.Close()
+	if err := simfile.WriteFileAtomic(filepath.Join(stateDir, "admin-token"), []byte(c.adminToken+"\n"), 0o600); err != nil {
+		c.Close()
 		return fmt.Errorf("sim: write admin token: %w", err)
 	}
 	if err := simfile.Write(stateDir, info); err != nil {
-		s.Close()
+		c.Close()
 		return fmt.Errorf("sim: write %s: %w", simfile.FileName, err)
 	}
 
 	stopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.mu.Lock()
-	s.stopCtx = cancel
-	s.mu.Unlock()
+	c.mu.Lock()
+	c.stopCtx = cancel
+	c.mu.Unlock()
 	go func() {
 		select {
 		case <-ctx.Done():
-			s.Close()
+			c.Close()
 		case <-stopCtx.Done():
 		}
 	}()
 
-	s.logger.Info("simulator started", "authority", authority, "seed", s.opts.Seed,
+	c.logger.Info("simulator started", "authority", authority, "seed", c.opts.Seed,
 		"tenants", len(info.Tenants), "state_dir", stateDir)
 	return nil
 }
 
 // Close shuts every listener down gracefully (5 s grace) and is safe to call
 // more than once.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+func (c *Core) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		return nil
 	}
-	s.closed = true
-	servers := s.servers
-	if s.stopCtx != nil {
-		s.stopCtx()
+	c.closed = true
+	servers := c.servers
+	if c.stopCtx != nil {
+		c.stopCtx()
 	}
-	s.mu.Unlock()
+	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -372,97 +460,40 @@ func (s *Server) Close() error {
 			srv.Close()
 		}
 	}
-	close(s.done)
-	s.logger.Info("simulator stopped")
+	close(c.done)
+	c.logger.Info("simulator stopped")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sim: shutdown: %w", err)
 	}
 	return nil
 }
 
-// vaultByHost finds the vault served at host ("127.0.0.1:PORT",
-// "localhost:PORT", "[::1]:PORT": the port decides), or nil.
-func (s *Server) vaultByHost(host string) *Vault {
-	_, port, err := net.SplitHostPort(host)
-	if err != nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.vaultPort[port]
-}
-
-// authorityHost is the Entra authority, "https://127.0.0.1:PORT/" (empty
-// before Start).
-func (s *Server) authorityHost() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.authority
-}
-
-// mainHandler routes the main listener. It dispatches on path prefix by hand
-// rather than with one ServeMux because "/{tenant}/..." patterns would
-// conflict with the fixed prefixes.
-func (s *Server) mainHandler() http.Handler {
-	entra := s.withFaults(kindToken, s.entraHandler())
-	graph := s.countGraph(s.withFaults(kindGraph, s.graphHandler()))
-	arm := s.withFaults(kindARM, http.HandlerFunc(s.serveARM))
-	control := s.controlHandler()
+// mainHandler routes the main listener by path prefix, longest first. It
+// dispatches by hand rather than with one ServeMux because Entra's
+// "/{tenant}/..." patterns would conflict with the fixed prefixes.
+func (c *Core) mainHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		switch {
-		case strings.HasPrefix(p, "/_sim/"):
-			control.ServeHTTP(w, r)
-		case strings.HasPrefix(p, "/graph/"):
-			graph.ServeHTTP(w, r)
-		case strings.HasPrefix(p, "/arm/"):
-			arm.ServeHTTP(w, r)
-		default:
-			entra.ServeHTTP(w, r)
+		for _, rt := range c.routes {
+			if strings.HasPrefix(r.URL.Path, rt.prefix) {
+				rt.h.ServeHTTP(w, r)
+				return
+			}
 		}
+		WriteJSON(w, http.StatusNotFound, PlainJSON, map[string]any{"error": map[string]any{
+			"code": "NotFound", "message": "The simulator serves nothing at " + r.URL.Path + ".",
+		}})
 	})
-}
-
-// serveARM answers every Resource Manager call with ARM's 404 shape until
-// the ARM surfaces are simulated. The bearer token is checked first, as
-// ARM does, so a client's ARM credential is exercised even against the
-// stub and a bad token is never mistaken for a missing resource.
-func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") == "" {
-		armUnauthorized(w, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
-		return
-	}
-	if _, err := s.authenticate(r, ARMResource); err != nil {
-		msg := "The access token is invalid."
-		var ae *AuthError
-		if errors.As(err, &ae) && ae.Message != "" {
-			msg = ae.Message
-		}
-		armUnauthorized(w, "InvalidAuthenticationToken", msg)
-		return
-	}
-	writeJSON(w, http.StatusNotFound, plainJSON, map[string]any{"error": map[string]any{
-		"code":    "NotFound",
-		"message": fmt.Sprintf("The simulator does not implement %s %s.", r.Method, r.URL.Path),
-	}})
-}
-
-// armUnauthorized is ARM's 401: the error body and the bearer challenge
-// naming the authority, as management.azure.com sends them.
-func armUnauthorized(w http.ResponseWriter, code, msg string) {
-	w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.windows.net/", error="invalid_token", error_description="`+strings.ReplaceAll(msg, `"`, `'`)+`"`)
-	writeJSON(w, http.StatusUnauthorized, plainJSON, map[string]any{"error": map[string]any{"code": code, "message": msg}})
 }
 
 // logRequests logs one line per request: method, path (never the query,
 // which may carry identifiers a caller did not mean to log), status, time.
-func (s *Server) logRequests(listener string, next http.Handler) http.Handler {
+func (c *Core) logRequests(listener string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := s.wall.Now()
+		start := c.wall.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		s.logger.Debug("sim request", "listener", listener, "method", r.Method, "path", r.URL.Path,
-			"status", rec.status, "duration", s.wall.Now().Sub(start))
+		c.logger.Debug("sim request", "listener", listener, "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "duration", c.wall.Now().Sub(start))
 	})
 }
 
@@ -481,22 +512,12 @@ func (r *statusRecorder) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach Hijack and Flush.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-func (s *Server) buildInfo(authority, miEndpoint, caFile string) *simfile.Info {
-	info := &simfile.Info{
-		AuthorityHost:           authority,
-		GraphURL:                authority + "graph/v1.0",
-		GraphAudience:           GraphResource,
-		ARMURL:                  authority + "arm/",
-		ARMAudience:             ARMResource,
-		KeyVaultAudience:        KeyVaultResource,
-		ManagedIdentityEndpoint: miEndpoint,
-		ManagedIdentityHeader:   s.miHeader,
-		CAFile:                  caFile,
-		ControlURL:              authority + "_sim/",
-	}
-	s.world.mu.RLock()
-	defer s.world.mu.RUnlock()
-	for _, t := range s.world.tenantsLocked() {
+// addTenants fills info.Tenants from the world: the identities, vaults and
+// policy limits a client needs.
+func (c *Core) addTenants(info *simfile.Info) {
+	c.world.RLock()
+	defer c.world.RUnlock()
+	for _, t := range c.world.TenantsLocked() {
 		st := simfile.Tenant{ID: t.ID, Name: t.Name, Domain: t.Domain, KeyVaults: []simfile.KeyVault{}}
 		if app := t.AppByAppID(t.RotationClientID); app != nil {
 			st.Rotation = simfile.Identity{ClientID: app.AppID, ClientSecret: t.RotationSecret, AppObjectID: app.ObjectID}
@@ -510,7 +531,7 @@ func (s *Server) buildInfo(authority, miEndpoint, caFile string) *simfile.Info {
 		if sp := t.SPByAppID(t.ConsumerClientID); sp != nil {
 			st.Consumer = &simfile.ManagedIdentity{ClientID: sp.AppID, PrincipalID: sp.ObjectID}
 		}
-		for _, name := range sortedKeys(t.Vaults) {
+		for _, name := range SortedKeys(t.Vaults) {
 			v := t.Vaults[name]
 			kv := simfile.KeyVault{Name: name, URL: v.URL}
 			if len(v.Access) > 0 {
@@ -528,14 +549,13 @@ func (s *Server) buildInfo(authority, miEndpoint, caFile string) *simfile.Info {
 		}
 		info.Tenants = append(info.Tenants, st)
 	}
-	return info
 }
 
 // buildTLS makes a throwaway CA and a server certificate for loopback.
 // ECDSA keeps start-up fast. Validity is judged by clients against their
 // wall clock, so it is computed from the wall clock, not simulated time.
-func (s *Server) buildTLS() error {
-	now := s.wall.Now()
+func (c *Core) buildTLS() error {
+	now := c.wall.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("CA key: %w", err)
@@ -576,19 +596,19 @@ func (s *Server) buildTLS() error {
 	if err != nil {
 		return fmt.Errorf("server certificate: %w", err)
 	}
-	s.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	s.tlsCert = tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: leafKey}
+	c.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	c.tlsCert = tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: leafKey}
 	return nil
 }
 
 // buildSigningKey makes the RSA key that signs every access token, with a
 // self-signed certificate so the JWKS can publish x5c and x5t like Entra.
-func (s *Server) buildSigningKey() error {
+func (c *Core) buildSigningKey() error {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return err
 	}
-	now := s.wall.Now()
+	now := c.wall.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: "rotor simulator token signing"},
@@ -605,14 +625,14 @@ func (s *Server) buildSigningKey() error {
 		return fmt.Errorf("parse certificate: %w", err)
 	}
 	sum := sha1.Sum(der) //nolint:gosec // x5t is SHA-1 by definition.
-	s.signKey, s.signCert = key, cert
-	s.kid = base64.RawURLEncoding.EncodeToString(sum[:])
+	c.signKey, c.signCert = key, cert
+	c.kid = base64.RawURLEncoding.EncodeToString(sum[:])
 	return nil
 }
 
-// reachableHostPort turns a listener address into one a client can dial:
+// ReachableHostPort turns a listener address into one a client can dial:
 // an unspecified address (0.0.0.0, ::) becomes 127.0.0.1.
-func reachableHostPort(a net.Addr) string {
+func ReachableHostPort(a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
 		return a.String()
@@ -631,8 +651,9 @@ func randomSerial() *big.Int {
 	return n
 }
 
-// randomToken returns n random bytes, base64url encoded.
-func randomToken(n int) (string, error) {
+// RandomToken returns n random bytes, base64url encoded: for admin tokens,
+// identity headers and ids that must not be guessable.
+func RandomToken(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -640,7 +661,8 @@ func randomToken(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+// SortedKeys returns a map's keys in order, for stable listings.
+func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -649,49 +671,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// plainJSON is the content type of every non-Graph JSON answer (Entra,
-// ARM, managed identity, control API); Graph's own is graphJSON.
-const plainJSON = "application/json; charset=utf-8"
+// PlainJSON is the content type of every JSON answer but Graph's (Entra,
+// ARM, Key Vault, managed identity, control API).
+const PlainJSON = "application/json; charset=utf-8"
 
-// Tenant returns the tenant with the given id, name or domain, or nil.
-// Safe for concurrent use; change what it returns only inside Update.
-func (w *World) Tenant(idOrName string) *Tenant {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	return w.tenantLocked(idOrName)
-}
-
-// Tenants returns the tenants in seed order.
-func (w *World) Tenants() []*Tenant {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	return w.tenantsLocked()
-}
-
-// Update runs fn holding the world's write lock, so tests and tools can
-// change the directory while handlers run.
-func (w *World) Update(fn func()) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	fn()
-}
-
-// SetSecretPermissions replaces what the principal with objectID may do
-// with secrets in the named vault of tenant (id, name or domain); no
-// permissions removes it from the vault's access policy. Tests use it to
-// arrange a vault with rights rotor itself must not have (delete, get).
-func (w *World) SetSecretPermissions(tenant, vault, objectID string, perms ...SecretPermission) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	t := w.tenantLocked(tenant)
-	if t == nil {
-		return fmt.Errorf("sim: tenant %q not found", tenant)
+// WriteJSON marshals v and writes it with status and content type ct.
+func WriteJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only the simulator's own types are marshalled; this is a bug.
+		http.Error(w, "internal error encoding response", http.StatusInternalServerError)
+		return
 	}
-	v := t.Vaults[vault]
-	if v == nil {
-		return fmt.Errorf("sim: tenant %s has no vault %q", t.Name, vault)
-	}
-	v.Revoke(objectID, AllSecretPermissions...)
-	v.Grant(objectID, perms...)
-	return nil
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }

@@ -1,4 +1,4 @@
-package sim
+package graph
 
 import (
 	"encoding/base64"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/rotor-dev/rotor/internal/sim/core"
 )
 
 // This file serves /applications: list, get, create, PATCH, delete, the
@@ -45,7 +47,7 @@ func nullable(s string) any {
 
 // renderApp renders an application with every modelled property.
 // keyCredentials[].key is only filled when withKeyData (explicitly selected).
-func renderApp(t *Tenant, a *Application, withKeyData bool) jsonObj {
+func renderApp(t *core.Tenant, a *core.Application, withKeyData bool) jsonObj {
 	keys := make([]jsonObj, 0, len(a.Keys))
 	for _, k := range a.Keys {
 		keys = append(keys, renderKey(k, withKeyData))
@@ -72,7 +74,7 @@ func renderApp(t *Tenant, a *Application, withKeyData bool) jsonObj {
 
 // renderPassword renders a passwordCredential; secretText is only ever
 // non-nil in addPassword's response.
-func renderPassword(p *Password, secretText *string) jsonObj {
+func renderPassword(p *core.Password, secretText *string) jsonObj {
 	var st any
 	if secretText != nil {
 		st = *secretText
@@ -90,7 +92,7 @@ func renderPassword(p *Password, secretText *string) jsonObj {
 
 // renderKey renders a keyCredential. customKeyIdentifier is the base64 of
 // the certificate's SHA-1 thumbprint.
-func renderKey(k *Key, withKeyData bool) jsonObj {
+func renderKey(k *core.Key, withKeyData bool) jsonObj {
 	var key any
 	if withKeyData && k.Cert != nil {
 		key = base64.StdEncoding.EncodeToString(k.Cert.Raw)
@@ -112,7 +114,7 @@ func renderKey(k *Key, withKeyData bool) jsonObj {
 }
 
 // appField reads an app's filterable properties.
-func appField(a *Application) filterField {
+func appField(a *core.Application) filterField {
 	return func(name string) (string, bool) {
 		switch name {
 		case "id":
@@ -128,8 +130,8 @@ func appField(a *Application) filterField {
 
 // findApp resolves a key segment: an object id, or "appId=…"/"id=…" from
 // the alternate-key form. A key that is not a GUID is a 400, as in Graph.
-func findApp(t *Tenant, key string) (*Application, *reply) {
-	var a *Application
+func findApp(t *core.Tenant, key string) (*core.Application, *reply) {
+	var a *core.Application
 	val := key
 	if v, ok := strings.CutPrefix(key, "appId="); ok {
 		val = v
@@ -156,7 +158,7 @@ func findApp(t *Tenant, key string) (*Application, *reply) {
 }
 
 // readableApp finds an app the caller may read.
-func (g *graphCall) readableApp(t *Tenant, key string) (*Application, *reply) {
+func (g *graphCall) readableApp(t *core.Tenant, key string) (*core.Application, *reply) {
 	a, rp := findApp(t, key)
 	if rp != nil {
 		return nil, rp
@@ -168,7 +170,7 @@ func (g *graphCall) readableApp(t *Tenant, key string) (*Application, *reply) {
 }
 
 // writableApp finds an app the caller may change.
-func (g *graphCall) writableApp(t *Tenant, key string) (*Application, *reply) {
+func (g *graphCall) writableApp(t *core.Tenant, key string) (*core.Application, *reply) {
 	a, rp := findApp(t, key)
 	if rp != nil {
 		return nil, rp
@@ -220,7 +222,7 @@ func (g *graphCall) listApps(spec appListSpec) {
 		return
 	}
 	withKeys := sel.has("keyCredentials")
-	g.read(func(t *Tenant) reply {
+	g.read(func(t *core.Tenant) reply {
 		owner := ""
 		if spec.ownerKey != "" {
 			sp, rp := findSP(t, spec.ownerKey)
@@ -229,14 +231,14 @@ func (g *graphCall) listApps(spec appListSpec) {
 			}
 			owner = sp.ObjectID
 		}
-		visible := func(a *Application) bool {
+		visible := func(a *core.Application) bool {
 			return (owner == "" || a.OwnedBy(owner)) && g.acc.canRead(a, g.caller) && filter.Match(appField(a))
 		}
-		page := make([]*Application, 0, min(top, 64))
+		page := make([]*core.Application, 0, min(top, 64))
 		next := -1
 		if prop, val, ok := filter.EqualityKey(); ok && cur == nil && (prop == "id" || prop == "appId") {
 			// Answer "appId eq '…'" and "id eq '…'" from the index.
-			var a *Application
+			var a *core.Application
 			if prop == "id" {
 				a = t.AppByObjectID(val)
 			} else {
@@ -252,7 +254,7 @@ func (g *graphCall) listApps(spec appListSpec) {
 			start := 0
 			if cur != nil {
 				start = resumeIndex(*cur, len(t.Apps), func(i int) string { return t.Apps[i].ObjectID },
-					func() int { return sort.Search(len(t.Apps), func(i int) bool { return t.Apps[i].seq >= cur.Seq }) })
+					func() int { return sort.Search(len(t.Apps), func(i int) bool { return t.Apps[i].Seq() >= cur.Seq }) })
 			}
 			for i := start; i < len(t.Apps); i++ {
 				a := t.Apps[i]
@@ -286,7 +288,7 @@ func (g *graphCall) listApps(spec appListSpec) {
 		}
 		if next >= 0 {
 			a := t.Apps[next]
-			body = append(body, kv{"@odata.nextLink", nextLink(g.r, encodeSkiptoken(cursor{Index: next, ID: a.ObjectID, Seq: a.seq}))})
+			body = append(body, kv{"@odata.nextLink", nextLink(g.r, encodeSkiptoken(cursor{Index: next, ID: a.ObjectID, Seq: a.Seq()}))})
 		}
 		body = append(body, kv{"value", items})
 		return okReply(http.StatusOK, body)
@@ -295,7 +297,7 @@ func (g *graphCall) listApps(spec appListSpec) {
 
 // findFold finds an app by id or appId ignoring case (GUIDs compare
 // case-insensitively in the directory; the indexes are exact).
-func findFold(t *Tenant, prop, val string) *Application {
+func findFold(t *core.Tenant, prop, val string) *core.Application {
 	if !isGUID(val) {
 		return nil
 	}
@@ -317,7 +319,7 @@ func (g *graphCall) countApplications() {
 	if !g.admit(costGet, false) {
 		return
 	}
-	g.read(func(t *Tenant) reply {
+	g.read(func(t *core.Tenant) reply {
 		n := 0
 		for _, a := range t.Apps {
 			if g.acc.canRead(a, g.caller) {
@@ -344,7 +346,7 @@ func (g *graphCall) getApplication(key string) {
 	if !g.admit(cost, false) {
 		return
 	}
-	g.read(func(t *Tenant) reply {
+	g.read(func(t *core.Tenant) reply {
 		a, rp := g.readableApp(t, key)
 		if rp != nil {
 			return *rp
@@ -362,7 +364,7 @@ func (g *graphCall) getApplication(key string) {
 var signInAudiences = []string{"AzureADMyOrg", "AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"}
 
 // isMultiTenant reports whether other tenants may instantiate the app.
-func isMultiTenant(a *Application) bool {
+func isMultiTenant(a *core.Application) bool {
 	return a.SignInAudience == "AzureADMultipleOrgs" || a.SignInAudience == "AzureADandPersonalMicrosoftAccount"
 }
 
@@ -396,18 +398,18 @@ func (g *graphCall) createApplication() {
 	if !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
-		a := &Application{
+	g.write(func(t *core.Tenant) reply {
+		a := &core.Application{
 			ObjectID: uuid.NewString(), AppID: uuid.NewString(),
 			DisplayName: in.DisplayName, SignInAudience: in.SignInAudience,
-			CreatedDateTime: g.s.clock.Now().UTC().Truncate(time.Second),
+			CreatedDateTime: g.s.Clock().Now().UTC().Truncate(time.Second),
 			Tags:            append([]string{}, in.Tags...),
 		}
 		if !g.acc.writeAll {
 			a.Owners = []string{g.caller.ObjectID}
 		}
 		t.AddApp(a)
-		g.s.logger.Debug("graph: application created", "tenant", t.ID, "app", a.AppID, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: application created", "tenant", t.ID, "app", a.AppID, "by", g.caller.AppID)
 		body := append(jsonObj{{"@odata.context", graphMetadata + "applications/$entity"}}, renderApp(t, a, false)...)
 		return okReply(http.StatusCreated, body)
 	})
@@ -417,13 +419,13 @@ func (g *graphCall) deleteApplication(key string) {
 	if !g.requireAny() || !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := g.writableApp(t, key)
 		if rp != nil {
 			return *rp
 		}
 		t.RemoveApp(a.ObjectID)
-		g.s.logger.Debug("graph: application deleted", "tenant", t.ID, "app", a.AppID, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: application deleted", "tenant", t.ID, "app", a.AppID, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -489,12 +491,12 @@ func (g *graphCall) patchApplication(key string) {
 	if !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := g.writableApp(t, key)
 		if rp != nil {
 			return *rp
 		}
-		var keys []*Key
+		var keys []*core.Key
 		if keysIn != nil {
 			var rp *reply
 			if keys, rp = g.replaceKeys(t, a, *keysIn); rp != nil {
@@ -512,7 +514,7 @@ func (g *graphCall) patchApplication(key string) {
 		}
 		if keysIn != nil {
 			a.Keys = keys
-			g.s.logger.Debug("graph: keyCredentials replaced", "tenant", t.ID, "app", a.AppID, "keys", len(keys), "by", g.caller.AppID)
+			g.s.Logger().Debug("graph: keyCredentials replaced", "tenant", t.ID, "app", a.AppID, "keys", len(keys), "by", g.caller.AppID)
 		}
 		return noContentReply
 	})
@@ -523,14 +525,14 @@ func (g *graphCall) patchApplication(key string) {
 // re-sends the same certificate under its keyId keeps it too (so its
 // replication clock does not restart); anything else must carry a
 // certificate and is a new key, subject to the tenant's key lifetime policy.
-func (g *graphCall) replaceKeys(t *Tenant, a *Application, in []keyCredentialIn) ([]*Key, *reply) {
-	now := g.s.clock.Now().UTC()
-	existing := make(map[string]*Key, len(a.Keys))
+func (g *graphCall) replaceKeys(t *core.Tenant, a *core.Application, in []keyCredentialIn) ([]*core.Key, *reply) {
+	now := g.s.Clock().Now().UTC()
+	existing := make(map[string]*core.Key, len(a.Keys))
 	for _, k := range a.Keys {
 		existing[strings.ToLower(k.KeyID)] = k
 	}
 	seen := map[string]bool{}
-	out := make([]*Key, 0, len(in))
+	out := make([]*core.Key, 0, len(in))
 	for i, kin := range in {
 		id := ""
 		if kin.KeyID != nil {
@@ -597,7 +599,7 @@ func (g *graphCall) addPassword(key string) {
 	if !g.decode(&in, true) {
 		return
 	}
-	now := g.s.clock.Now().UTC()
+	now := g.s.Clock().Now().UTC()
 	start, end := now.Truncate(time.Second), time.Time{}
 	displayName := ""
 	if pc := in.PasswordCredential; pc != nil {
@@ -632,13 +634,13 @@ func (g *graphCall) addPassword(key string) {
 	if !g.admit(costWrite, true) {
 		return
 	}
-	secret, err := newSecretText()
+	secret, err := core.NewSecretText()
 	if err != nil {
-		g.s.logger.Error("graph: generate secret", "err", err)
+		g.s.Logger().Error("graph: generate secret", "err", err)
 		g.fail(http.StatusInternalServerError, "UnknownError", "The simulator could not generate a secret.")
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := g.writableApp(t, key)
 		if rp != nil {
 			return *rp
@@ -646,15 +648,15 @@ func (g *graphCall) addPassword(key string) {
 		if rp := policyReply(checkPasswordLifetime(t.Policy, start, end)); rp != nil {
 			return *rp
 		}
-		p := &Password{
+		p := &core.Password{
 			KeyID: uuid.NewString(), DisplayName: displayName, Hint: secret[:3],
-			Start: start, End: end, SecretHash: HashSecret(secret), AddedAt: now,
+			Start: start, End: end, SecretHash: core.HashSecret(secret), AddedAt: now,
 		}
 		a.Passwords = append(a.Passwords, p)
-		if f := g.s.opts.OnSecretIssued; f != nil {
+		if f := g.s.onSecretIssued; f != nil {
 			f(t.ID, a.ObjectID, p.KeyID, secret)
 		}
-		g.s.logger.Debug("graph: password added", "tenant", t.ID, "app", a.AppID, "keyId", p.KeyID, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: password added", "tenant", t.ID, "app", a.AppID, "keyId", p.KeyID, "by", g.caller.AppID)
 		body := append(jsonObj{{"@odata.context", graphMetadata + "microsoft.graph.passwordCredential"}}, renderPassword(p, &secret)...)
 		return okReply(http.StatusOK, body)
 	})
@@ -674,7 +676,7 @@ func keyIDIn(raw string) (string, bool) {
 // may write) and the lower-cased keyId. removePassword has no proof
 // parameter and ignores it (a "proof" that is not a string is still a 400,
 // like any ill-typed property).
-func (g *graphCall) removeCredential(key string, remove func(t *Tenant, a *Application, id, proof string) reply) {
+func (g *graphCall) removeCredential(key string, remove func(t *core.Tenant, a *core.Application, id, proof string) reply) {
 	if !g.requireAny() {
 		return
 	}
@@ -693,7 +695,7 @@ func (g *graphCall) removeCredential(key string, remove func(t *Tenant, a *Appli
 	if !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := g.writableApp(t, key)
 		if rp != nil {
 			return *rp
@@ -704,13 +706,13 @@ func (g *graphCall) removeCredential(key string, remove func(t *Tenant, a *Appli
 
 // removePassword serves POST /applications/{id}/removePassword.
 func (g *graphCall) removePassword(key string) {
-	g.removeCredential(key, func(t *Tenant, a *Application, id, _ string) reply {
-		i := slices.IndexFunc(a.Passwords, func(p *Password) bool { return strings.EqualFold(p.KeyID, id) })
+	g.removeCredential(key, func(t *core.Tenant, a *core.Application, id, _ string) reply {
+		i := slices.IndexFunc(a.Passwords, func(p *core.Password) bool { return strings.EqualFold(p.KeyID, id) })
 		if i < 0 {
 			return notFoundReply(id)
 		}
 		a.Passwords = slices.Delete(slices.Clone(a.Passwords), i, i+1)
-		g.s.logger.Debug("graph: password removed", "tenant", t.ID, "app", a.AppID, "keyId", id, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: password removed", "tenant", t.ID, "app", a.AppID, "keyId", id, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -758,12 +760,12 @@ func (g *graphCall) addKey(key string) {
 	if !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := g.writableApp(t, key)
 		if rp != nil {
 			return *rp
 		}
-		now := g.s.clock.Now().UTC()
+		now := g.s.Clock().Now().UTC()
 		if _, err := validateProof(in.Proof, a, now); err != nil {
 			return proofReply(err)
 		}
@@ -777,7 +779,7 @@ func (g *graphCall) addKey(key string) {
 		}
 		k.AddedAt = now
 		a.Keys = append(a.Keys, k)
-		g.s.logger.Debug("graph: key added", "tenant", t.ID, "app", a.AppID, "keyId", k.KeyID, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: key added", "tenant", t.ID, "app", a.AppID, "keyId", k.KeyID, "by", g.caller.AppID)
 		body := append(jsonObj{{"@odata.context", graphMetadata + "microsoft.graph.keyCredential"}}, renderKey(k, false)...)
 		return okReply(http.StatusOK, body)
 	})
@@ -785,16 +787,16 @@ func (g *graphCall) addKey(key string) {
 
 // removeKey serves POST /applications/{id}/removeKey with the same proof.
 func (g *graphCall) removeKey(key string) {
-	g.removeCredential(key, func(t *Tenant, a *Application, id, proof string) reply {
-		i := slices.IndexFunc(a.Keys, func(k *Key) bool { return strings.EqualFold(k.KeyID, id) })
+	g.removeCredential(key, func(t *core.Tenant, a *core.Application, id, proof string) reply {
+		i := slices.IndexFunc(a.Keys, func(k *core.Key) bool { return strings.EqualFold(k.KeyID, id) })
 		if i < 0 {
 			return notFoundReply(id)
 		}
-		if _, err := validateProof(proof, a, g.s.clock.Now().UTC()); err != nil {
+		if _, err := validateProof(proof, a, g.s.Clock().Now().UTC()); err != nil {
 			return proofReply(err)
 		}
 		a.Keys = slices.Delete(slices.Clone(a.Keys), i, i+1)
-		g.s.logger.Debug("graph: key removed", "tenant", t.ID, "app", a.AppID, "keyId", id, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: key removed", "tenant", t.ID, "app", a.AppID, "keyId", id, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -802,7 +804,7 @@ func (g *graphCall) removeKey(key string) {
 // renderOwner renders a directory object id as Graph's owners do: a
 // service principal when the tenant has it, otherwise a user (the
 // simulator does not model users beyond their id).
-func renderOwner(t *Tenant, id string) jsonObj {
+func renderOwner(t *core.Tenant, id string) jsonObj {
 	if sp := t.SPs[id]; sp != nil {
 		return jsonObj{
 			{"@odata.type", "#microsoft.graph.servicePrincipal"},
@@ -819,7 +821,7 @@ func (g *graphCall) listOwners(key string) {
 	if !g.requireAny() || !g.admit(costGet, false) {
 		return
 	}
-	g.read(func(t *Tenant) reply {
+	g.read(func(t *core.Tenant) reply {
 		a, rp := g.readableApp(t, key)
 		if rp != nil {
 			return *rp
@@ -860,7 +862,7 @@ func (g *graphCall) addOwner(key string) {
 	if !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := findApp(t, key)
 		if rp != nil {
 			return *rp
@@ -873,7 +875,7 @@ func (g *graphCall) addOwner(key string) {
 				"One or more added object references already exist for the following modified properties: 'owners'.")
 		}
 		a.Owners = append(slices.Clone(a.Owners), owner)
-		g.s.logger.Debug("graph: owner added", "tenant", t.ID, "app", a.AppID, "owner", owner, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: owner added", "tenant", t.ID, "app", a.AppID, "owner", owner, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -883,7 +885,7 @@ func (g *graphCall) removeOwner(key, owner string) {
 	if !g.requireAny() || !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := findApp(t, key)
 		if rp != nil {
 			return *rp
@@ -896,7 +898,7 @@ func (g *graphCall) removeOwner(key, owner string) {
 			return notFoundReply(owner)
 		}
 		a.Owners = slices.Delete(slices.Clone(a.Owners), i, i+1)
-		g.s.logger.Debug("graph: owner removed", "tenant", t.ID, "app", a.AppID, "owner", owner, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: owner removed", "tenant", t.ID, "app", a.AppID, "owner", owner, "by", g.caller.AppID)
 		return noContentReply
 	})
 }
@@ -911,7 +913,7 @@ const (
 // ficNameRE: letters, digits, '-' and '_', starting with a letter or digit.
 var ficNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
 
-func renderFIC(f *FederatedCredential) jsonObj {
+func renderFIC(f *core.FederatedCredential) jsonObj {
 	return jsonObj{
 		{"id", f.ID},
 		{"name", f.Name},
@@ -926,7 +928,7 @@ func (g *graphCall) listFICs(key string) {
 	if !g.requireAny() || !g.admit(costGet, false) {
 		return
 	}
-	g.read(func(t *Tenant) reply {
+	g.read(func(t *core.Tenant) reply {
 		a, rp := g.readableApp(t, key)
 		if rp != nil {
 			return *rp
@@ -941,8 +943,8 @@ func (g *graphCall) listFICs(key string) {
 }
 
 // findFIC finds a federated credential by id or by name (Graph accepts both).
-func findFIC(a *Application, ref string) int {
-	return slices.IndexFunc(a.FICs, func(f *FederatedCredential) bool {
+func findFIC(a *core.Application, ref string) int {
+	return slices.IndexFunc(a.FICs, func(f *core.FederatedCredential) bool {
 		return strings.EqualFold(f.ID, ref) || f.Name == ref
 	})
 }
@@ -951,7 +953,7 @@ func (g *graphCall) getFIC(key, ref string) {
 	if !g.requireAny() || !g.admit(costGet, false) {
 		return
 	}
-	g.read(func(t *Tenant) reply {
+	g.read(func(t *core.Tenant) reply {
 		a, rp := g.readableApp(t, key)
 		if rp != nil {
 			return *rp
@@ -998,7 +1000,7 @@ func (g *graphCall) addFIC(key string) {
 	if !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := g.writableApp(t, key)
 		if rp != nil {
 			return *rp
@@ -1015,12 +1017,12 @@ func (g *graphCall) addFIC(key string) {
 				return errReply(http.StatusConflict, codeConflict, "A federated identity credential with the same issuer and subject already exists.")
 			}
 		}
-		f := &FederatedCredential{
+		f := &core.FederatedCredential{
 			ID: uuid.NewString(), Name: in.Name, Issuer: in.Issuer, Subject: in.Subject,
 			Audiences: append([]string{}, in.Audiences...), Description: in.Description,
 		}
 		a.FICs = append(slices.Clone(a.FICs), f)
-		g.s.logger.Debug("graph: federated credential added", "tenant", t.ID, "app", a.AppID, "name", f.Name, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: federated credential added", "tenant", t.ID, "app", a.AppID, "name", f.Name, "by", g.caller.AppID)
 		ctx := fmt.Sprintf("%sapplications('%s')/federatedIdentityCredentials/$entity", graphMetadata, a.ObjectID)
 		return okReply(http.StatusCreated, append(jsonObj{{"@odata.context", ctx}}, renderFIC(f)...))
 	})
@@ -1030,7 +1032,7 @@ func (g *graphCall) deleteFIC(key, ref string) {
 	if !g.requireAny() || !g.admit(costWrite, true) {
 		return
 	}
-	g.write(func(t *Tenant) reply {
+	g.write(func(t *core.Tenant) reply {
 		a, rp := g.writableApp(t, key)
 		if rp != nil {
 			return *rp
@@ -1041,7 +1043,7 @@ func (g *graphCall) deleteFIC(key, ref string) {
 		}
 		name := a.FICs[i].Name
 		a.FICs = slices.Delete(slices.Clone(a.FICs), i, i+1)
-		g.s.logger.Debug("graph: federated credential removed", "tenant", t.ID, "app", a.AppID, "name", name, "by", g.caller.AppID)
+		g.s.Logger().Debug("graph: federated credential removed", "tenant", t.ID, "app", a.AppID, "name", name, "by", g.caller.AppID)
 		return noContentReply
 	})
 }

@@ -1,8 +1,7 @@
-package sim
+package graph
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // x5t and customKeyIdentifier are SHA-1 thumbprints by definition
 	"crypto/sha256"
@@ -12,11 +11,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rotor-dev/rotor/internal/sim/core"
 )
 
 // This file holds the rules Graph applies to new credentials: the tenant's
@@ -44,7 +44,7 @@ func (v *policyViolation) Error() string {
 
 // checkPasswordLifetime applies passwordLifetime: end - start must not
 // exceed the policy's cap. A nil policy or a zero cap allows anything.
-func checkPasswordLifetime(p *AppManagementPolicy, start, end time.Time) error {
+func checkPasswordLifetime(p *core.AppManagementPolicy, start, end time.Time) error {
 	if p == nil || p.MaxPasswordLifetime <= 0 || end.Sub(start) <= p.MaxPasswordLifetime {
 		return nil
 	}
@@ -52,7 +52,7 @@ func checkPasswordLifetime(p *AppManagementPolicy, start, end time.Time) error {
 }
 
 // checkKeyLifetime applies asymmetricKeyLifetime the same way.
-func checkKeyLifetime(p *AppManagementPolicy, start, end time.Time) error {
+func checkKeyLifetime(p *core.AppManagementPolicy, start, end time.Time) error {
 	if p == nil || p.MaxKeyLifetime <= 0 || end.Sub(start) <= p.MaxKeyLifetime {
 		return nil
 	}
@@ -79,7 +79,7 @@ type keyCredentialIn struct {
 // newKey builds a Key from a keyCredential carrying a certificate. The
 // validity defaults to the certificate's; given dates must lie inside it,
 // as a token signed with the key is only accepted while both hold.
-func newKey(in keyCredentialIn, newID func() string) (*Key, error) {
+func newKey(in keyCredentialIn, newID func() string) (*core.Key, error) {
 	if in.Type != "AsymmetricX509Cert" {
 		return nil, &inputError{fmt.Sprintf("Unsupported key credential type '%s'; the simulator supports 'AsymmetricX509Cert'.", in.Type)}
 	}
@@ -93,7 +93,7 @@ func newKey(in keyCredentialIn, newID func() string) (*Key, error) {
 	if err != nil {
 		return nil, &inputError{"Invalid value for 'key': " + err.Error()}
 	}
-	k := &Key{
+	k := &core.Key{
 		Type: in.Type, Usage: in.Usage, Cert: cert,
 		Start: cert.NotBefore.UTC(), End: cert.NotAfter.UTC(),
 		DisplayName: "CN=" + cert.Subject.CommonName,
@@ -180,8 +180,8 @@ const msgNoValidCertificate = "The application has no valid certificate to sign 
 	"removeKey cannot be used. Update keyCredentials with PATCH /applications/{id} instead."
 
 // validKeys are the app's certificates that can sign a proof at now.
-func validKeys(app *Application, now time.Time) []*Key {
-	var out []*Key
+func validKeys(app *core.Application, now time.Time) []*core.Key {
+	var out []*core.Key
 	for _, k := range app.Keys {
 		if k.Cert == nil || k.Usage != "Verify" || now.Before(k.Start) || !now.Before(k.End) {
 			continue
@@ -199,7 +199,7 @@ func validKeys(app *Application, now time.Time) []*Key {
 // the x5t or kid header, else tried in turn), aud = the AAD Graph id, iss =
 // the application's object id, nbf ≤ now < exp and exp - nbf ≤ 10 minutes.
 // It returns the key that signed it.
-func validateProof(token string, app *Application, now time.Time) (*Key, error) {
+func validateProof(token string, app *core.Application, now time.Time) (*core.Key, error) {
 	keys := validKeys(app, now)
 	if len(keys) == 0 {
 		return nil, errNoValidCertificate
@@ -214,12 +214,12 @@ func validateProof(token string, app *Application, now time.Time) (*Key, error) 
 	}
 	candidates := keys
 	if x5t, ok := unverified.Header["x5t"].(string); ok && x5t != "" {
-		candidates = keysMatching(keys, func(k *Key) bool { return thumbprintMatches(k, x5t) })
+		candidates = keysMatching(keys, func(k *core.Key) bool { return thumbprintMatches(k, x5t) })
 		if len(candidates) == 0 {
 			return nil, &proofError{"The proof's x5t header names no currently valid certificate of the application."}
 		}
 	} else if kid, ok := unverified.Header["kid"].(string); ok && kid != "" {
-		candidates = keysMatching(keys, func(k *Key) bool {
+		candidates = keysMatching(keys, func(k *core.Key) bool {
 			return strings.EqualFold(kid, k.KeyID) || strings.EqualFold(kid, hex.EncodeToString(k.ThumbprintSHA1)) || thumbprintMatches(k, kid)
 		})
 		if len(candidates) == 0 {
@@ -231,7 +231,7 @@ func validateProof(token string, app *Application, now time.Time) (*Key, error) 
 		return nil, &proofError{fmt.Sprintf("The proof must be signed with RS256, not '%s'.", alg)}
 	}
 	var (
-		signer *Key
+		signer *core.Key
 		claims jwt.MapClaims
 	)
 	for _, k := range candidates {
@@ -254,8 +254,8 @@ func validateProof(token string, app *Application, now time.Time) (*Key, error) 
 // checkProofClaims applies Graph's claim rules to a verified proof.
 func checkProofClaims(c jwt.MapClaims, appObjectID string, now time.Time) error {
 	aud, err := c.GetAudience()
-	if err != nil || !containsString(aud, ProofAudience) {
-		return &proofError{fmt.Sprintf("The proof's audience (aud) must be '%s'.", ProofAudience)}
+	if err != nil || !containsString(aud, core.ProofAudience) {
+		return &proofError{fmt.Sprintf("The proof's audience (aud) must be '%s'.", core.ProofAudience)}
 	}
 	iss, err := c.GetIssuer()
 	if err != nil || !strings.EqualFold(iss, appObjectID) {
@@ -281,8 +281,8 @@ func checkProofClaims(c jwt.MapClaims, appObjectID string, now time.Time) error 
 	return nil
 }
 
-func keysMatching(keys []*Key, ok func(*Key) bool) []*Key {
-	var out []*Key
+func keysMatching(keys []*core.Key, ok func(*core.Key) bool) []*core.Key {
+	var out []*core.Key
 	for _, k := range keys {
 		if ok(k) {
 			out = append(out, k)
@@ -293,7 +293,7 @@ func keysMatching(keys []*Key, ok func(*Key) bool) []*Key {
 
 // thumbprintMatches compares an x5t (base64url SHA-1, padded or not; some
 // libraries use standard base64) with the key's thumbprint.
-func thumbprintMatches(k *Key, x5t string) bool {
+func thumbprintMatches(k *core.Key, x5t string) bool {
 	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
 		if b, err := enc.DecodeString(x5t); err == nil && bytes.Equal(b, k.ThumbprintSHA1) {
 			return true
@@ -309,41 +309,4 @@ func containsString(xs []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// Client secret shape. Entra's secrets are 40 characters: three random
-// characters (the hint), a version marker "8Q~", then 34 more from a
-// URL-safe alphabet.
-const (
-	secretPrefixAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	secretAlphabet       = secretPrefixAlphabet + "_.~-"
-	secretMarker         = "8Q~"
-	secretLen            = 40
-)
-
-// newSecretText generates a client secret from crypto/rand.
-func newSecretText() (string, error) {
-	head, err := randomString(secretPrefixAlphabet, 3)
-	if err != nil {
-		return "", err
-	}
-	tail, err := randomString(secretAlphabet, secretLen-3-len(secretMarker))
-	if err != nil {
-		return "", err
-	}
-	return head + secretMarker + tail, nil
-}
-
-// randomString draws n characters uniformly from alphabet.
-func randomString(alphabet string, n int) (string, error) {
-	max := big.NewInt(int64(len(alphabet)))
-	b := make([]byte, n)
-	for i := range b {
-		v, err := rand.Int(rand.Reader, max)
-		if err != nil {
-			return "", fmt.Errorf("generate random text: %w", err)
-		}
-		b[i] = alphabet[v.Int64()]
-	}
-	return string(b), nil
 }

@@ -1,4 +1,4 @@
-package sim
+package graph
 
 import (
 	"bytes"
@@ -141,7 +141,7 @@ func (g *graphCall) batchItemError(id string, status int, code, msg string) *bat
 	rec := httptest.NewRecorder()
 	rec.Header().Set("request-id", g.w.Header().Get("request-id"))
 	rec.Header().Set("client-request-id", g.w.Header().Get("client-request-id"))
-	writeGraphError(rec, g.s.clock.Now().UTC().Format("2006-01-02T15:04:05"), status, code, msg)
+	writeGraphError(rec, g.s.Clock().Now().UTC().Format("2006-01-02T15:04:05"), status, code, msg)
 	return recorded(id, rec)
 }
 

@@ -1,4 +1,4 @@
-package sim
+package graph
 
 import (
 	"encoding/base64"

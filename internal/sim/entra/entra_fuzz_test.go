@@ -1,8 +1,14 @@
-package sim
+package entra
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"math/big"
 	"net/url"
 	"testing"
 	"time"
@@ -11,38 +17,50 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/sim/core"
 )
 
-// fuzzServer is a listener-less simulator whose first bulk app has a
+// fuzzServer is a started Entra service whose first bulk app has a
 // certificate and a federated credential, so assertions can get deep into
-// validation.
-func fuzzServer(t testing.TB) (*Server, *Tenant, *Application) {
+// validation. It returns the host:port of the token endpoint's listener.
+func fuzzServer(t testing.TB) (*Service, *core.Tenant, *core.Application, *rsa.PrivateKey, string) {
 	fake := clock.NewFake(time.Now())
-	s := newTestServer(t, fake)
-	s.authority = "https://127.0.0.1:4443/"
-	tn := s.world.Tenants()[0]
-	var app *Application
+	s := &Service{}
+	c, err := core.New(core.Options{StateDir: t.TempDir(), Clock: fake, Seed: "apps=3,tenants=2"}, s)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(t, c.Start(ctx))
+	t.Cleanup(func() { cancel(); _ = c.Close() })
+	u, err := url.Parse(c.AuthorityHost())
+	require.NoError(t, err)
+	tn := s.World().Tenants()[0]
+	var app *core.Application
 	for _, a := range tn.Apps {
 		if a.AppID != tn.RotationClientID {
 			app = a
 			break
 		}
 	}
-	key, err := pooledRSAKey(0)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
-	cert, err := selfSignedCert(key, "CN=fuzz", fake.Now().Add(-time.Hour), fake.Now().Add(time.Hour))
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fuzz"},
+		NotBefore: fake.Now().Add(-time.Hour), NotAfter: fake.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	require.NoError(t, err)
-	app.Keys = append(app.Keys, NewKey("k1", "CN=fuzz", cert, fake.Now().Add(-time.Hour)))
-	app.FICs = append(app.FICs, &FederatedCredential{ID: "f1", Name: "f", Issuer: "https://issuer.example", Subject: "sub", Audiences: []string{TokenExchangeAudience}})
-	return s, tn, app
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	s.World().Update(func() {
+		app.Keys = append(app.Keys, core.NewKey("k1", "CN=fuzz", cert, fake.Now().Add(-time.Hour)))
+		app.FICs = append(app.FICs, &core.FederatedCredential{ID: "f1", Name: "f", Issuer: "https://issuer.example", Subject: "sub", Audiences: []string{TokenExchangeAudience}})
+	})
+	return s, tn, app, key, u.Host
 }
 
 func FuzzClientAssertion(f *testing.F) {
-	s, tn, app := fuzzServer(f)
-	key, _ := pooledRSAKey(0)
+	s, tn, app, key, host := fuzzServer(f)
 	cert := app.Keys[0].Cert
 	now := time.Now()
-	claims := jwt.MapClaims{"aud": s.authority + tn.ID + "/oauth2/v2.0/token", "iss": app.AppID, "sub": app.AppID,
+	claims := jwt.MapClaims{"aud": s.AuthorityHost() + tn.ID + "/oauth2/v2.0/token", "iss": app.AppID, "sub": app.AppID,
 		"jti": "j", "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
 	ps := jwt.NewWithClaims(jwt.SigningMethodPS256, claims)
 	s256 := sha256.Sum256(cert.Raw)
@@ -55,9 +73,9 @@ func FuzzClientAssertion(f *testing.F) {
 
 	// Sanity: the seeds are accepted, so the fuzzer starts from the deep end.
 	for _, tok := range []string{psTok, fed} {
-		form := url.Values{"grant_type": {"client_credentials"}, "scope": {GraphResource + "/.default"},
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {core.GraphResource + "/.default"},
 			"client_assertion_type": {assertionTypeJWTBearer}, "client_assertion": {tok}, "client_id": {app.AppID}}
-		_, e := s.grantFor(tokenRequest{tenant: tn.ID, host: "127.0.0.1:4443", form: form})
+		_, e := s.grantFor(tokenRequest{tenant: tn.ID, host: host, form: form})
 		require.Nil(f, e)
 	}
 
@@ -76,12 +94,12 @@ func FuzzClientAssertion(f *testing.F) {
 			_ = s.assertionTimeValid(a, now)
 			_ = s.assertionLifetimeValid(a, now)
 		}
-		form := url.Values{"grant_type": {"client_credentials"}, "scope": {GraphResource + "/.default"},
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {core.GraphResource + "/.default"},
 			"client_assertion_type": {assertionTypeJWTBearer}, "client_assertion": {raw}}
 		if withClientID {
 			form.Set("client_id", app.AppID)
 		}
-		g, e := s.grantFor(tokenRequest{tenant: tn.ID, host: "127.0.0.1:4443", form: form})
+		g, e := s.grantFor(tokenRequest{tenant: tn.ID, host: host, form: form})
 		if e == nil && g.sp.AppID != app.AppID {
 			t.Fatalf("granted a token to %s for an assertion", g.sp.AppID)
 		}
@@ -89,27 +107,4 @@ func FuzzClientAssertion(f *testing.F) {
 			t.Fatalf("bad refusal %+v", e)
 		}
 	})
-}
-
-func TestVaultByHost(t *testing.T) {
-	t.Parallel()
-	s, err := New(Options{StateDir: t.TempDir(), Seed: "apps=1,tenants=2"})
-	require.NoError(t, err)
-	require.NoError(t, s.Start(t.Context()))
-	t.Cleanup(func() { _ = s.Close() })
-	for _, tn := range s.Info().Tenants {
-		u, err := url.Parse(tn.KeyVaults[0].URL)
-		require.NoError(t, err)
-		for _, host := range []string{u.Host, "localhost:" + u.Port(), "[::1]:" + u.Port()} {
-			v := s.vaultByHost(host)
-			require.NotNil(t, v, host)
-			require.Equal(t, tn.KeyVaults[0].Name, v.Name)
-			require.Equal(t, tn.ID, v.TenantID)
-		}
-	}
-	require.Nil(t, s.vaultByHost("127.0.0.1:1"))
-	require.Nil(t, s.vaultByHost("garbage"))
-	mainURL, err := url.Parse(s.Info().AuthorityHost)
-	require.NoError(t, err)
-	require.Nil(t, s.vaultByHost(mainURL.Host), "the main listener is no vault")
 }

@@ -1,4 +1,4 @@
-package sim
+package core
 
 import (
 	"crypto/rand"
@@ -101,8 +101,8 @@ func ParseSeed(spec string) (SeedSpec, error) {
 	return out, nil
 }
 
-// seedWorld builds the world a spec describes, with dates relative to now.
-func seedWorld(spec SeedSpec, now time.Time) (*World, error) {
+// SeedWorld builds the world a spec describes, with dates relative to now.
+func SeedWorld(spec SeedSpec, now time.Time) (*World, error) {
 	if spec.Demo {
 		return seedDemo(now)
 	}
@@ -284,7 +284,7 @@ func addRotationIdentity(t *Tenant, ids *uuidSource, now time.Time) (*ServicePri
 	app := addAppWithSP(t, ids, "rotor-rotation", now.AddDate(0, -6, 0))
 	sp := t.SPByAppID(app.AppID)
 	sp.AppRoles = []string{RoleReadWriteOwned, RoleReadAll}
-	secret, err := newSecretText()
+	secret, err := NewSecretText()
 	if err != nil {
 		return nil, fmt.Errorf("rotation secret: %w", err)
 	}

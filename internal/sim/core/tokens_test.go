@@ -1,4 +1,4 @@
-package sim
+package core
 
 import (
 	"crypto/rand"
@@ -17,7 +17,7 @@ import (
 // newTestServer builds a simulator without listeners: enough for token,
 // throttling and seed logic. The demo seed is shared per test binary in
 // spirit: each call reseeds (certificates reuse pooled keys).
-func newTestServer(t testing.TB, c clock.Clock) *Server {
+func newTestServer(t testing.TB, c clock.Clock) *Core {
 	t.Helper()
 	s, err := New(Options{StateDir: t.TempDir(), Clock: c, Seed: "apps=3,tenants=2"})
 	require.NoError(t, err)
@@ -56,13 +56,13 @@ func TestAuthenticate(t *testing.T) {
 
 	valid := func() jwt.MapClaims {
 		return jwt.MapClaims{
-			"aud": GraphResource, "iss": stsIssuer(tn.ID), "tid": tn.ID,
+			"aud": GraphResource, "iss": StsIssuer(tn.ID), "tid": tn.ID,
 			"appid": sp.AppID, "oid": sp.ObjectID, "roles": []string{RoleReadAll},
 			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		}
 	}
 	signed := func(c jwt.MapClaims) string {
-		tok, err := s.sign(c)
+		tok, err := s.Sign(c)
 		require.NoError(t, err)
 		return tok
 	}
@@ -75,7 +75,7 @@ func TestAuthenticate(t *testing.T) {
 	foreign.Header["kid"] = s.kid
 	foreignTok, err := foreign.SignedString(foreignKey(t))
 	require.NoError(t, err)
-	minted, _, err := s.mintAccessToken(tn.ID, sp, GraphResource, acrSecret)
+	minted, _, err := s.MintAccessToken(tn.ID, sp, GraphResource, AcrSecret)
 	require.NoError(t, err)
 
 	cases := []struct {
@@ -100,7 +100,7 @@ func TestAuthenticate(t *testing.T) {
 		{"not yet valid", tweak(func(c jwt.MapClaims) { c["nbf"] = now.Add(6 * time.Minute).Unix() }), GraphResource, false},
 		{"wrong issuer", tweak(func(c jwt.MapClaims) { c["iss"] = "https://sts.windows.net/" + "other/" }), GraphResource, false},
 		{"v2 issuer", tweak(func(c jwt.MapClaims) { c["iss"] = "https://login.microsoftonline.com/" + tn.ID + "/v2.0" }), GraphResource, false},
-		{"unknown tenant", tweak(func(c jwt.MapClaims) { c["tid"] = "t"; c["iss"] = stsIssuer("t") }), GraphResource, false},
+		{"unknown tenant", tweak(func(c jwt.MapClaims) { c["tid"] = "t"; c["iss"] = StsIssuer("t") }), GraphResource, false},
 		{"no appid", tweak(func(c jwt.MapClaims) { delete(c, "appid") }), GraphResource, false},
 		{"alg none", none, GraphResource, false},
 		{"HS256 keyed with public data", hs256, GraphResource, false},
@@ -108,7 +108,7 @@ func TestAuthenticate(t *testing.T) {
 		{"tampered", minted[:len(minted)-6] + "AAAAAA", GraphResource, false},
 	}
 	for _, tc := range cases {
-		c, err := s.authenticate(bearerRequest(tc.token), tc.resource)
+		c, err := s.Authenticate(bearerRequest(tc.token), tc.resource)
 		if !tc.ok {
 			var ae *AuthError
 			require.ErrorAs(t, err, &ae, tc.name)
@@ -124,14 +124,14 @@ func TestAuthenticate(t *testing.T) {
 		require.Equal(t, sp.ObjectID, c.ObjectID, tc.name)
 	}
 
-	c, err := s.authenticate(bearerRequest(minted), GraphResource)
+	c, err := s.Authenticate(bearerRequest(minted), GraphResource)
 	require.NoError(t, err)
 	require.True(t, c.HasRole(RoleReadWriteOwned))
 	require.True(t, c.HasRole(RoleReadAll))
 
 	// The clock decides: an hour and a bit later the minted token is dead.
 	fake.Advance(time.Hour + 6*time.Minute)
-	_, err = s.authenticate(bearerRequest(minted), GraphResource)
+	_, err = s.Authenticate(bearerRequest(minted), GraphResource)
 	require.Error(t, err)
 }
 
@@ -142,7 +142,7 @@ func TestMintTokenRolesOnlyForGraph(t *testing.T) {
 	for res, wantRoles := range map[string]bool{GraphResource: true, GraphResource + "/": true, ARMResource: false, KeyVaultResource: false} {
 		tok, err := s.MintToken(tn.Name, tn.RotationClientID, res)
 		require.NoError(t, err)
-		c, err := s.authenticate(bearerRequest(tok), res)
+		c, err := s.Authenticate(bearerRequest(tok), res)
 		require.NoError(t, err, res)
 		require.Equal(t, wantRoles, len(c.Roles) > 0, res)
 	}
@@ -163,7 +163,7 @@ func TestAuthenticateSaysWhy(t *testing.T) {
 	now := s.clock.Now()
 	claims := func() jwt.MapClaims {
 		return jwt.MapClaims{
-			"aud": GraphResource, "iss": stsIssuer(tn.ID), "tid": tn.ID,
+			"aud": GraphResource, "iss": StsIssuer(tn.ID), "tid": tn.ID,
 			"appid": sp.AppID, "oid": sp.ObjectID,
 			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		}
@@ -195,7 +195,7 @@ func TestAuthenticateSaysWhy(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := s.authenticate(bearerRequest(tc.token), GraphResource)
+			_, err := s.Authenticate(bearerRequest(tc.token), GraphResource)
 			var ae *AuthError
 			require.ErrorAs(t, err, &ae)
 			require.Equal(t, http.StatusUnauthorized, ae.Status)

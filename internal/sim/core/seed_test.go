@@ -1,4 +1,4 @@
-package sim
+package core
 
 import (
 	"runtime"
@@ -68,7 +68,7 @@ func FuzzParseSeed(f *testing.F) {
 func TestDemoSeed(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
-	w, err := seedWorld(SeedSpec{Demo: true}, now)
+	w, err := SeedWorld(SeedSpec{Demo: true}, now)
 	require.NoError(t, err)
 	tenants := w.Tenants()
 	require.Len(t, tenants, 2)
@@ -168,7 +168,7 @@ func TestBulkSeed(t *testing.T) {
 	now := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
 	spec := SeedSpec{Apps: 100_000, Tenants: 1, Expiring: 2 * time.Hour}
 	start := time.Now()
-	w, err := seedWorld(spec, now)
+	w, err := SeedWorld(spec, now)
 	require.NoError(t, err)
 	t.Logf("bulk seed of %d apps took %s", spec.Apps, time.Since(start))
 
@@ -197,7 +197,7 @@ func TestBulkSeed(t *testing.T) {
 		last = end
 	}
 
-	w2, err := seedWorld(SeedSpec{Apps: 2, Tenants: 3, Expiring: time.Hour, Replication: time.Second}, now)
+	w2, err := SeedWorld(SeedSpec{Apps: 2, Tenants: 3, Expiring: time.Hour, Replication: time.Second}, now)
 	require.NoError(t, err)
 	require.Len(t, w2.Tenants(), 3)
 	require.Equal(t, "tenant3", w2.Tenants()[2].Name)
@@ -210,7 +210,7 @@ func BenchmarkBulkSeed100k(b *testing.B) {
 	var w *World
 	for b.Loop() {
 		var err error
-		if w, err = seedWorld(spec, now); err != nil {
+		if w, err = SeedWorld(spec, now); err != nil {
 			b.Fatal(err)
 		}
 	}

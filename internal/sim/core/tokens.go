@@ -1,4 +1,4 @@
-package sim
+package core
 
 import (
 	"crypto/rand"
@@ -14,44 +14,44 @@ import (
 
 // Token lifetimes and tolerances, as Entra uses them.
 const (
-	accessTokenLifetime = time.Hour
-	// clockSkew is how far nbf/exp may be off, both for access tokens the
+	AccessTokenLifetime = time.Hour
+	// ClockSkew is how far nbf/exp may be off, both for access tokens the
 	// simulator checks and for client assertions it receives.
-	clockSkew = 5 * time.Minute
+	ClockSkew = 5 * time.Minute
 )
 
 // acr values (appidacr): how the client proved who it is.
 const (
-	acrSecret    = "1"
-	acrAssertion = "2" // certificate, federated assertion or managed identity
+	AcrSecret    = "1"
+	AcrAssertion = "2" // certificate, federated assertion or managed identity
 )
 
-// stsIssuer is the v1 issuer of a tenant's access tokens.
-func stsIssuer(tenantID string) string { return "https://sts.windows.net/" + tenantID + "/" }
+// StsIssuer is the v1 issuer of a tenant's access tokens.
+func StsIssuer(tenantID string) string { return "https://sts.windows.net/" + tenantID + "/" }
 
-// sameResource compares resource URIs ignoring one trailing slash, since
+// SameResource compares resource URIs ignoring one trailing slash, since
 // Entra issues ARM tokens for "https://management.azure.com/" and clients
 // ask with or without it.
-func sameResource(a, b string) bool {
+func SameResource(a, b string) bool {
 	return a != "" && strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 
-// mintAccessToken signs a v1-shaped app-only access token for sp. Roles are
+// MintAccessToken signs a v1-shaped app-only access token for sp. Roles are
 // only placed in Graph tokens: the other simulated services authorize by
 // other means.
-func (s *Server) mintAccessToken(tenantID string, sp *ServicePrincipal, resource, acr string) (string, time.Time, error) {
+func (s *Core) MintAccessToken(tenantID string, sp *ServicePrincipal, resource, acr string) (string, time.Time, error) {
 	now := s.clock.Now()
-	exp := now.Add(accessTokenLifetime)
+	exp := now.Add(AccessTokenLifetime)
 	uti := make([]byte, 16)
 	if _, err := rand.Read(uti); err != nil {
 		return "", time.Time{}, fmt.Errorf("token id: %w", err)
 	}
 	claims := jwt.MapClaims{
 		"aud":      resource,
-		"iss":      stsIssuer(tenantID),
-		"idp":      stsIssuer(tenantID),
+		"iss":      StsIssuer(tenantID),
+		"idp":      StsIssuer(tenantID),
 		"iat":      now.Unix(),
-		"nbf":      now.Add(-clockSkew).Unix(),
+		"nbf":      now.Add(-ClockSkew).Unix(),
 		"exp":      exp.Unix(),
 		"appid":    sp.AppID,
 		"appidacr": acr,
@@ -62,21 +62,21 @@ func (s *Server) mintAccessToken(tenantID string, sp *ServicePrincipal, resource
 		"ver":      "1.0",
 		"idtyp":    "app",
 	}
-	if sameResource(resource, GraphResource) {
+	if SameResource(resource, GraphResource) {
 		roles := make([]string, len(sp.AppRoles))
 		copy(roles, sp.AppRoles)
 		claims["roles"] = roles
 	}
-	tok, err := s.sign(claims)
+	tok, err := s.Sign(claims)
 	if err != nil {
 		return "", time.Time{}, err
 	}
 	return tok, exp, nil
 }
 
-// sign signs claims with the simulator's key, with kid and x5t in the
+// Sign signs claims with the simulator's key, with kid and x5t in the
 // header so clients can find the key in the JWKS.
-func (s *Server) sign(claims jwt.MapClaims) (string, error) {
+func (s *Core) Sign(claims jwt.MapClaims) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	t.Header["kid"] = s.kid
 	t.Header["x5t"] = s.kid
@@ -91,9 +91,9 @@ func (s *Server) sign(claims jwt.MapClaims) (string, error) {
 // of clientID in tenant (id, name or domain), without a token request. It
 // is for tests and tools that need a caller quickly; the token is the same
 // as the token endpoint would issue for a secret.
-func (s *Server) MintToken(tenant, clientID, resource string) (string, error) {
-	s.world.mu.RLock()
-	t := s.world.tenantLocked(tenant)
+func (s *Core) MintToken(tenant, clientID, resource string) (string, error) {
+	s.world.RLock()
+	t := s.world.TenantLocked(tenant)
 	var sp *ServicePrincipal
 	if t != nil {
 		sp = t.SPByAppID(clientID)
@@ -102,14 +102,14 @@ func (s *Server) MintToken(tenant, clientID, resource string) (string, error) {
 	if t != nil {
 		tid = t.ID
 	}
-	s.world.mu.RUnlock()
+	s.world.RUnlock()
 	if t == nil {
 		return "", fmt.Errorf("sim: tenant %q not found", tenant)
 	}
 	if sp == nil {
 		return "", fmt.Errorf("sim: no service principal for client %s in tenant %s", clientID, tid)
 	}
-	tok, _, err := s.mintAccessToken(tid, sp, resource, acrSecret)
+	tok, _, err := s.MintAccessToken(tid, sp, resource, AcrSecret)
 	return tok, err
 }
 
@@ -118,15 +118,15 @@ func (s *Server) MintToken(tenant, clientID, resource string) (string, error) {
 // issuer's JWKS, so it accepts federated assertions signed by its own key
 // whatever their issuer: this is how a test plays GitHub Actions or
 // Kubernetes as a federation source.
-func (s *Server) MintExternalToken(issuer, subject, audience string, ttl time.Duration) (string, error) {
+func (s *Core) MintExternalToken(issuer, subject, audience string, ttl time.Duration) (string, error) {
 	now := s.clock.Now()
-	return s.sign(jwt.MapClaims{
+	return s.Sign(jwt.MapClaims{
 		"iss": issuer, "sub": subject, "aud": audience,
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix(),
 	})
 }
 
-// authenticate validates the request's "Authorization: Bearer" access
+// Authenticate validates the request's "Authorization: Bearer" access
 // token: RS256 only (never "none" or HMAC, which would let anyone forge a
 // token from public data), the simulator's signature, the v1 issuer of a
 // known tenant, an audience equal to resource (trailing slash ignored), and
@@ -135,7 +135,7 @@ func (s *Server) MintExternalToken(issuer, subject, audience string, ttl time.Du
 // required: the simulator always issues them, as Entra does on
 // every access token, so a token without one was not minted here. Failures
 // are *AuthError (401) whose message never includes the token.
-func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error) {
+func (s *Core) Authenticate(r *http.Request, resource string) (*Caller, error) {
 	raw, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		return nil, &AuthError{Status: http.StatusUnauthorized, Message: "Access token is empty."}
@@ -144,7 +144,7 @@ func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error)
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 		jwt.WithTimeFunc(s.clock.Now),
-		jwt.WithLeeway(clockSkew),
+		jwt.WithLeeway(ClockSkew),
 		jwt.WithExpirationRequired(),
 	)
 	_, err := parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
@@ -193,7 +193,7 @@ func (s *Server) authenticate(r *http.Request, resource string) (*Caller, error)
 	}
 
 	tid, _ := claims["tid"].(string)
-	if iss, _ := claims["iss"].(string); tid == "" || iss != stsIssuer(tid) {
+	if iss, _ := claims["iss"].(string); tid == "" || iss != StsIssuer(tid) {
 		return nil, authErr("Access token validation failure. Invalid issuer.")
 	}
 	if s.world.Tenant(tid) == nil {
@@ -232,7 +232,7 @@ func authErr(msg string) *AuthError {
 
 func containsResource(auds []string, resource string) bool {
 	for _, a := range auds {
-		if sameResource(a, resource) {
+		if SameResource(a, resource) {
 			return true
 		}
 	}
