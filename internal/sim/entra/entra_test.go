@@ -1,4 +1,4 @@
-package sim_test
+package entra_test
 
 import (
 	"context"
@@ -210,7 +210,7 @@ func TestCertificateAssertionVariants(t *testing.T) {
 	}
 	status, body := e.tokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusBadRequest, status)
-	requireAADSTS(t, body, 50013)
+	simtest.RequireAADSTS(t, body, 50013)
 
 	// The audience's host must be the host the request went to; the
 	// loopback names stand for each other. Its lifetime is at most an hour.
@@ -260,7 +260,7 @@ func TestCertificateAssertionVariants(t *testing.T) {
 		status, body := decodeBody(t, resp)
 		require.Equal(t, c.status, status, "%s: %v", c.name, body)
 		if c.code != 0 {
-			requireAADSTS(t, body, c.code)
+			simtest.RequireAADSTS(t, body, c.code)
 		}
 	}
 }
@@ -336,7 +336,7 @@ func TestFederationFromAnIssuerTheSimulatorPlays(t *testing.T) {
 		status, body := e.tokenRequest(t, tn.ID, form)
 		require.Equal(t, tc.status, status, "%s: %v", name, body)
 		if tc.code != 0 {
-			requireAADSTS(t, body, tc.code)
+			simtest.RequireAADSTS(t, body, tc.code)
 		}
 	}
 }
@@ -424,7 +424,7 @@ func TestReplicationBoundaryWithFakeClock(t *testing.T) {
 
 	status, body := e.tokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusUnauthorized, status)
-	requireAADSTS(t, body, 7000215)
+	simtest.RequireAADSTS(t, body, 7000215)
 	fake.Advance(delay - time.Millisecond)
 	status, _ = e.tokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusUnauthorized, status)
@@ -434,21 +434,7 @@ func TestReplicationBoundaryWithFakeClock(t *testing.T) {
 	fake.Advance(24 * time.Hour)
 	status, body = e.tokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusBadRequest, status)
-	requireAADSTS(t, body, 7000222)
-}
-
-// requireAADSTS checks Entra's error body shape and code.
-func requireAADSTS(t *testing.T, body map[string]any, code int) {
-	t.Helper()
-	require.Equal(t, []any{float64(code)}, body["error_codes"], "%v", body)
-	desc, _ := body["error_description"].(string)
-	require.True(t, strings.HasPrefix(desc, "AADSTS"+big.NewInt(int64(code)).String()+": "), desc)
-	require.Contains(t, desc, "\r\nTrace ID: ")
-	require.Contains(t, desc, "\r\nCorrelation ID: ")
-	require.Contains(t, desc, "\r\nTimestamp: ")
-	for _, k := range []string{"error", "timestamp", "trace_id", "correlation_id", "error_uri"} {
-		require.NotEmpty(t, body[k], k)
-	}
+	simtest.RequireAADSTS(t, body, 7000222)
 }
 
 func TestTokenEndpointRefusals(t *testing.T) {
@@ -487,7 +473,7 @@ func TestTokenEndpointRefusals(t *testing.T) {
 		status, body := e.tokenRequest(t, tc.tenant, tc.form)
 		require.Equal(t, tc.status, status, "%s: %v", tc.name, body)
 		require.Equal(t, tc.error, body["error"], tc.name)
-		requireAADSTS(t, body, tc.code)
+		simtest.RequireAADSTS(t, body, tc.code)
 		require.NotContains(t, body["error_description"], tn.Rotation.ClientSecret, "no secret in errors")
 	}
 }
@@ -561,5 +547,5 @@ func TestDiscoveryAndJWKSVerifyIssuedTokens(t *testing.T) {
 
 	status, body = e.do(t, http.MethodGet, e.info.AuthorityHost+"no-such-tenant/v2.0/.well-known/openid-configuration", nil, nil)
 	require.Equal(t, http.StatusBadRequest, status)
-	requireAADSTS(t, body, 90002)
+	simtest.RequireAADSTS(t, body, 90002)
 }

@@ -1,4 +1,4 @@
-package sim_test
+package graph_test
 
 import (
 	"bytes"
