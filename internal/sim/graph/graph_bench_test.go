@@ -16,7 +16,7 @@ import (
 // middle of a 100,000-app tenant. Its cost must not depend on how deep the
 // page is (the $skiptoken resumes at an index, not by a scan).
 //
-//	go test ./internal/sim/ -run '^$' -bench GraphListDeepPage -benchtime 50x
+//	go test ./internal/sim/graph/ -run '^$' -bench GraphListDeepPage -benchtime 50x
 func BenchmarkGraphListDeepPage(b *testing.B) {
 	s := simtest.Start(b, simtest.Options{Seed: "apps=100000,tenants=1,expiring=720h"})
 	srv, info, hc := s.Server, s.Info, s.HTTP
