@@ -1,7 +1,6 @@
 package azure_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -22,11 +21,13 @@ import (
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // simEnv is a running demo simulator, seen only through its sim.json.
 type simEnv struct {
+	sim     *simtest.Sim
 	srv     *sim.Server
 	simFile string
 	info    *simfile.Info
@@ -36,21 +37,9 @@ type simEnv struct {
 
 func setupSim(t *testing.T, tenant string) *simEnv {
 	t.Helper()
-	dir := t.TempDir()
-	srv, err := sim.New(sim.Options{StateDir: dir, Seed: "demo"})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		cancel()
-		_ = srv.Close()
-	})
-	e := &simEnv{srv: srv, simFile: filepath.Join(dir, simfile.FileName)}
-	e.info, err = simfile.Load(e.simFile)
-	require.NoError(t, err)
-	var ok bool
-	e.tenant, ok = e.info.Tenant(tenant)
-	require.True(t, ok)
+	s := simtest.Start(t, simtest.Options{Seed: "demo"})
+	e := &simEnv{sim: s, srv: s.Server, simFile: s.File, info: s.Info, tenant: s.Tenant(t, tenant)}
+	var err error
 	e.ep, err = azure.ResolveEndpoints(azure.Sim, e.simFile)
 	require.NoError(t, err)
 	return e
@@ -112,23 +101,28 @@ func TestSimKeyVault(t *testing.T) {
 	require.NoError(t, err)
 	ctx := t.Context()
 
+	// rotor's identity may set but not read values; the reads go through
+	// the consumer identity, as an application reading its secret would.
+	reader, err := azure.NewSecretsClient(e.tenant.KeyVaults[0].URL, e.sim.ConsumerCredential(t, e.tenant.ID), e.ep)
+	require.NoError(t, err)
+
 	set, err := kv.SetSecret(ctx, "app-client-secret", azsecrets.SetSecretParameters{
 		Value: to.Ptr("v1-value"), ContentType: to.Ptr("text/plain"), Tags: map[string]*string{"managed-by": to.Ptr("rotor")},
 	}, nil)
 	require.NoError(t, err)
 	require.NotNil(t, set.ID)
-	got, err := kv.GetSecret(ctx, "app-client-secret", "", nil)
+	got, err := reader.GetSecret(ctx, "app-client-secret", "", nil)
 	require.NoError(t, err)
 	require.Equal(t, "v1-value", *got.Value)
 	require.Equal(t, "rotor", *got.Tags["managed-by"])
 
 	_, err = kv.SetSecret(ctx, "app-client-secret", azsecrets.SetSecretParameters{Value: to.Ptr("v2-value")}, nil)
 	require.NoError(t, err)
-	got, err = kv.GetSecret(ctx, "app-client-secret", "", nil)
+	got, err = reader.GetSecret(ctx, "app-client-secret", "", nil)
 	require.NoError(t, err)
 	require.Equal(t, "v2-value", *got.Value)
 	require.Equal(t, "v1-value", func() string {
-		v, err := kv.GetSecret(ctx, "app-client-secret", set.ID.Version(), nil)
+		v, err := reader.GetSecret(ctx, "app-client-secret", set.ID.Version(), nil)
 		require.NoError(t, err)
 		return *v.Value
 	}())
@@ -176,17 +170,10 @@ func TestSimCertificateCredential(t *testing.T) {
 		Identity: azure.Identity{Method: azure.Certificate, ClientID: app.AppID, CertificatePath: p}}
 	cred, err := azure.NewCredential(conn, e.ep)
 	require.NoError(t, err)
-	// The key may need the tenant's replication delay to become usable.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err = cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{e.ep.GraphScope}})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-		cred, err = azure.NewCredential(conn, e.ep)
-		require.NoError(t, err)
-	}
+	// The new key is refused until the tenant's replication delay has
+	// passed on the simulator's clock.
+	e.sim.AdvancePastReplication(t, e.tenant.ID)
+	_, err = cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{e.ep.GraphScope}})
 	require.NoError(t, err)
 }
 

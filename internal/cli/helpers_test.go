@@ -17,6 +17,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/cli"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
@@ -45,7 +46,7 @@ func newEnv(t *testing.T, seed string, replication time.Duration) *env {
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, cfg: filepath.Join(dir, "rotor.yaml"), dataDir: filepath.Join(dir, "data")}
 	simDir := filepath.Join(dir, "sim")
-	srv, err := sim.New(sim.Options{
+	s := simtest.Start(t, simtest.Options{
 		StateDir:         simDir,
 		Seed:             seed,
 		ReplicationDelay: &replication,
@@ -55,14 +56,7 @@ func newEnv(t *testing.T, seed string, replication time.Duration) *env {
 			e.mu.Unlock()
 		},
 	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		cancel()
-		_ = srv.Close()
-	})
-	e.sim, e.info = srv, srv.Info()
+	e.sim, e.info = s.Server, s.Info
 
 	secrets := filepath.Join(dir, "secrets")
 	require.NoError(t, os.MkdirAll(secrets, 0o700))

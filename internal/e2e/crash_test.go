@@ -23,7 +23,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/secret"
-	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
@@ -45,7 +45,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	bin := rotorBinary(t)
 	var issued issuedSecrets
-	_, info := startSim(t, sim.Options{
+	_, info := startSim(t, simtest.Options{
 		Seed:           "apps=60,tenants=2,expiring=1h,replication=300ms",
 		OnSecretIssued: issued.add,
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
@@ -49,20 +50,10 @@ func rotorBinary(t *testing.T) string {
 }
 
 // startSim runs a simulator in-process for the test.
-func startSim(t *testing.T, opts sim.Options) (*sim.Server, *simfile.Info) {
+func startSim(t *testing.T, opts simtest.Options) (*sim.Server, *simfile.Info) {
 	t.Helper()
-	if opts.StateDir == "" {
-		opts.StateDir = t.TempDir()
-	}
-	srv, err := sim.New(opts)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		cancel()
-		srv.Close()
-	})
-	return srv, srv.Info()
+	s := simtest.Start(t, opts)
+	return s.Server, s.Info
 }
 
 // sdkClientOptions configures Microsoft's SDK clients from sim.json alone.
@@ -89,9 +80,12 @@ func secretCredential(t *testing.T, info *simfile.Info, tenantID, clientID, secr
 	return cred
 }
 
+// vaultClient reads the tenant's vault as the consumer identity: rotor's
+// rotation identity may list and set there but never read a value.
 func vaultClient(t *testing.T, info *simfile.Info, tenant simfile.Tenant) *azsecrets.Client {
 	t.Helper()
-	cred := secretCredential(t, info, tenant.ID, tenant.Rotation.ClientID, tenant.Rotation.ClientSecret)
+	cred, err := simtest.NewConsumerCredential(info, tenant.ID)
+	require.NoError(t, err)
 	c, err := azsecrets.NewClient(tenant.KeyVaults[0].URL, cred, &azsecrets.ClientOptions{
 		ClientOptions:                        sdkClientOptions(t, info),
 		DisableChallengeResourceVerification: true,

@@ -15,7 +15,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store/sqlite"
 )
@@ -36,7 +36,7 @@ func TestCrashesWithDayLongOverlap(t *testing.T) {
 		t.Skip("end-to-end crash test; run without -short")
 	}
 	bin := rotorBinary(t)
-	_, info := startSim(t, sim.Options{Seed: "apps=40,tenants=2,expiring=1h,replication=3s"})
+	_, info := startSim(t, simtest.Options{Seed: "apps=40,tenants=2,expiring=1h,replication=3s"})
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
 	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{

@@ -1,8 +1,6 @@
 package inventory_test
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,7 +11,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/secret"
-	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
 )
@@ -36,19 +34,8 @@ func TestCredentials(t *testing.T) {
 // as the server does: only from sim.json.
 func simDirectory(t *testing.T, seed string) (inventory.Directory, *graph.Client, *simfile.Tenant) {
 	t.Helper()
-	dir := t.TempDir()
-	srv, err := sim.New(sim.Options{StateDir: dir, Seed: seed})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		cancel()
-		_ = srv.Close()
-	})
-
-	simFile := filepath.Join(dir, simfile.FileName)
-	info, err := simfile.Load(simFile)
-	require.NoError(t, err)
+	s := simtest.Start(t, simtest.Options{Seed: seed})
+	simFile, info := s.File, s.Info
 	require.NotEmpty(t, info.Tenants)
 	ten := &info.Tenants[0]
 	ep, err := azure.ResolveEndpoints(azure.Sim, simFile)

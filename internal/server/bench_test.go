@@ -23,6 +23,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
 )
@@ -165,14 +166,14 @@ func setupRotateBench(b *testing.B, conc int, reqs *requestCounter, phases *phas
 	b.Helper()
 	ctx, cancel := context.WithCancel(b.Context())
 	dir := b.TempDir()
-	simSrv, err := sim.New(sim.Options{
+	// One simulator per iteration: env.close stops it at once (Close is
+	// idempotent, so simtest's cleanup at the end is harmless).
+	simSrv := simtest.Start(b, simtest.Options{
 		StateDir: filepath.Join(dir, "sim"),
 		Seed:     fmt.Sprintf("apps=%d,tenants=1,expiring=1h,replication=0s", benchApps),
 		Logger:   slog.New(reqs),
 		Faults:   sim.FaultConfig{Latency: benchLatency, Throttle: true},
-	})
-	require.NoError(b, err)
-	require.NoError(b, simSrv.Start(ctx))
+	}).Server
 	info := simSrv.Info()
 
 	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/azure"
@@ -16,7 +15,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/secret"
-	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 	"github.com/rotor-dev/rotor/internal/store"
@@ -33,11 +32,8 @@ func TestRenamedApplicationKeepsItsConsumer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	simSrv, err := sim.New(sim.Options{StateDir: filepath.Join(dir, "sim"), Seed: "apps=2,tenants=1,expiring=1h,replication=0s"})
-	require.NoError(t, err)
-	require.NoError(t, simSrv.Start(ctx))
-	t.Cleanup(func() { _ = simSrv.Close() })
-	info := simSrv.Info()
+	st := simtest.Start(t, simtest.Options{Seed: "apps=2,tenants=1,expiring=1h,replication=0s"})
+	simSrv, info := st.Server, st.Info
 	tn := info.Tenants[0]
 
 	yaml, err := config.SimulatorYAML(info, config.SimulatorConfig{
@@ -117,11 +113,7 @@ func TestRenamedApplicationKeepsItsConsumer(t *testing.T) {
 	}
 
 	// The consumer reads the old name and its secret still works.
-	vault := tn.KeyVaults[0].URL
-	id, err := srv.Conns().TokenCredential(pol.Connection)
-	require.NoError(t, err)
-	kv, err := azsecrets.NewClient(vault, id.Credential, &azsecrets.ClientOptions{ClientOptions: id.ClientOptions, DisableChallengeResourceVerification: true})
-	require.NoError(t, err)
+	kv := st.SecretsClient(t, tn.KeyVaults[0].URL, st.ConsumerCredential(t, tn.ID))
 	got, err := kv.GetSecret(ctx, oldName+"-secret", "", nil)
 	require.NoError(t, err)
 	require.Equal(t, second.NewKeyID, *got.Tags[keyvault.TagKeyID])

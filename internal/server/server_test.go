@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
@@ -27,11 +27,7 @@ func TestSyncWithManagedIdentity(t *testing.T) {
 	os.Unsetenv("IDENTITY_HEADER")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	simSrv, err := sim.New(sim.Options{StateDir: t.TempDir(), Seed: "apps=30,tenants=1,expiring=1h"})
-	require.NoError(t, err)
-	require.NoError(t, simSrv.Start(ctx))
-	t.Cleanup(func() { _ = simSrv.Close() })
-	info := simSrv.Info()
+	info := simtest.Start(t, simtest.Options{Seed: "apps=30,tenants=1,expiring=1h"}).Info
 	tn := info.Tenants[0]
 
 	dir := t.TempDir()

@@ -9,14 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/secret"
-	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
@@ -91,11 +90,8 @@ func TestRotateDeliversThroughTheRegistry(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	simSrv, err := sim.New(sim.Options{StateDir: filepath.Join(dir, "sim"), Seed: "apps=2,tenants=1,expiring=1h,replication=0s"})
-	require.NoError(t, err)
-	require.NoError(t, simSrv.Start(ctx))
-	t.Cleanup(func() { _ = simSrv.Close() })
-	info := simSrv.Info()
+	st := simtest.Start(t, simtest.Options{Seed: "apps=2,tenants=1,expiring=1h,replication=0s"})
+	info := st.Info
 	tn := info.Tenants[0]
 
 	yaml, err := config.SimulatorYAML(info, config.SimulatorConfig{
@@ -143,12 +139,12 @@ func TestRotateDeliversThroughTheRegistry(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, strings.ToLower(tn.KeyVaults[0].URL), vaultURL)
 
-	// Read it back as the test (the sink itself never reads a value).
+	// Read it back as the consumer (rotor's identity may only list and
+	// set: the sink never reads a value).
 	id, err := srv.Conns().TokenCredential(pol.Connection)
 	require.NoError(t, err)
 	require.True(t, id.Simulator)
-	kv, err := azsecrets.NewClient(vaultURL, id.Credential, &azsecrets.ClientOptions{ClientOptions: id.ClientOptions, DisableChallengeResourceVerification: true})
-	require.NoError(t, err)
+	kv := st.SecretsClient(t, tn.KeyVaults[0].URL, st.ConsumerCredential(t, tn.ID))
 	got, err := kv.GetSecret(ctx, name, "", nil)
 	require.NoError(t, err)
 	require.Equal(t, run.NewKeyID, *got.Tags[keyvault.TagKeyID])

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 )
 
 func TestControlAPINeedsAdminToken(t *testing.T) {
@@ -107,9 +108,9 @@ func TestClockAdvanceExpiresCredentials(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	tn := e.tenant(t, "fabrikam")
-	app := appNamed(t, e.srv, "fabrikam", "svc-notifications")
+	app := e.sim.AppNamed(t, "fabrikam", "svc-notifications")
 	const secret = "day8Q~expiresinadaysecret-abcdefghijklmn"
-	addSecret(e.srv, app, secret, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), time.Now().Add(-time.Hour))
+	e.sim.AddSecret(app, secret, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), time.Now().Add(-time.Hour))
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {app.AppID}, "client_secret": {secret}, "scope": {"https://graph.microsoft.com/.default"}}
 	status, _ := e.tokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusOK, status)
@@ -122,7 +123,7 @@ func TestClockAdvanceExpiresCredentials(t *testing.T) {
 
 	status, body = e.tokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusBadRequest, status)
-	requireAADSTS(t, body, 7000222)
+	simtest.RequireAADSTS(t, body, 7000222)
 
 	status, _ = e.do(t, http.MethodPost, e.info.ControlURL+"clock/advance", map[string]string{"by": "-1h"}, e.admin())
 	require.Equal(t, http.StatusBadRequest, status)

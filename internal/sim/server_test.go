@@ -1,12 +1,7 @@
 package sim_test
 
 import (
-	"bytes"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,126 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
-
-// env is what a test against a running simulator needs.
-type env struct {
-	srv    *sim.Server
-	info   *simfile.Info
-	dir    string
-	http   *http.Client // trusts the simulator's CA
-	client azcore.ClientOptions
-}
-
-// setup starts a simulator in a temp dir and reads sim.json back, as any
-// client would.
-func setup(t *testing.T, tweak ...func(*sim.Options)) *env {
-	t.Helper()
-	dir := t.TempDir()
-	opts := sim.Options{StateDir: dir}
-	for _, f := range tweak {
-		f(&opts)
-	}
-	srv, err := sim.New(opts)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(t.Context()))
-	t.Cleanup(func() { require.NoError(t, srv.Close()) })
-
-	info, err := simfile.Load(filepath.Join(dir, simfile.FileName))
-	require.NoError(t, err)
-	caPEM, err := os.ReadFile(info.CAFile)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(caPEM))
-	hc := &http.Client{
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
-		Timeout:   10 * time.Second,
-	}
-	t.Cleanup(hc.CloseIdleConnections)
-	return &env{
-		srv: srv, info: info, dir: dir, http: hc,
-		client: azcore.ClientOptions{
-			Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: info.AuthorityHost},
-			Transport: hc,
-			Retry:     policy.RetryOptions{MaxRetries: -1},
-		},
-	}
-}
-
-func (e *env) tenant(t *testing.T, name string) *simfile.Tenant {
-	t.Helper()
-	tn, ok := e.info.Tenant(name)
-	require.True(t, ok, "tenant %s", name)
-	return tn
-}
-
-// tokenRequest posts a raw token request and returns status and JSON body.
-func (e *env) tokenRequest(t *testing.T, tenant string, form url.Values) (int, map[string]any) {
-	t.Helper()
-	resp, err := e.http.PostForm(e.info.AuthorityHost+tenant+"/oauth2/v2.0/token", form)
-	require.NoError(t, err)
-	return decodeBody(t, resp)
-}
-
-func (e *env) do(t *testing.T, method, url string, body any, hdr map[string]string) (int, map[string]any) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, url, r)
-	require.NoError(t, err)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := e.http.Do(req)
-	require.NoError(t, err)
-	return decodeBody(t, resp)
-}
-
-func (e *env) admin() map[string]string {
-	return map[string]string{"Authorization": "Bearer " + e.srv.AdminToken()}
-}
-
-func decodeBody(t *testing.T, resp *http.Response) (int, map[string]any) {
-	t.Helper()
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	var m map[string]any
-	if len(b) > 0 {
-		require.NoError(t, json.Unmarshal(b, &m), "body: %s", b)
-	}
-	return resp.StatusCode, m
-}
-
-// claimsOf decodes a JWT's payload without verifying it.
-func claimsOf(t *testing.T, tok string) map[string]any {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	require.Len(t, parts, 3)
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	require.NoError(t, err)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(b, &m))
-	return m
-}
-
-func secretForm(tn *simfile.Tenant, scope string) url.Values {
-	return url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {tn.Rotation.ClientID},
-		"client_secret": {tn.Rotation.ClientSecret}, "scope": {scope},
-	}
-}
 
 func TestStartWritesSimJSON(t *testing.T) {
 	t.Parallel()
@@ -206,16 +86,6 @@ func TestTLSServesLoopbackNames(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
-}
-
-func TestARMAnswersNotFoundInARMShape(t *testing.T) {
-	t.Parallel()
-	e := setup(t)
-	status, body := e.do(t, http.MethodGet, e.info.ARMURL+"subscriptions?api-version=2022-12-01", nil, nil)
-	require.Equal(t, http.StatusNotFound, status)
-	errObj, _ := body["error"].(map[string]any)
-	require.NotEmpty(t, errObj["code"])
-	require.NotEmpty(t, errObj["message"])
 }
 
 func TestNewValidatesOptions(t *testing.T) {

@@ -59,6 +59,12 @@ type Tenant struct {
 	// the managed identity endpoint issues tokens for, if any.
 	ManagedIdentity *ManagedIdentity `json:"managed_identity,omitempty"`
 	KeyVaults       []KeyVault       `json:"key_vaults"`
+	// Consumer is a user-assigned managed identity standing for the
+	// service that reads the secrets rotor delivers: it holds get and list
+	// on the tenant's vaults, where the rotation identity holds only list
+	// and set. Get its tokens from the managed identity endpoint with
+	// client_id. Absent in files of older simulators.
+	Consumer *ManagedIdentity `json:"consumer,omitempty"`
 	// PasswordLifetimeLimit is the tenant's app management policy cap on
 	// password lifetimes (Go duration), empty when there is none.
 	PasswordLifetimeLimit string `json:"password_lifetime_limit,omitempty"`
@@ -84,6 +90,11 @@ type ManagedIdentity struct {
 type KeyVault struct {
 	Name string `json:"name"`
 	URL  string `json:"url"`
+	// SecretPermissions is the vault's access policy as the simulator
+	// seeded it: Key Vault secret permission names ("get", "list", "set",
+	// "delete", "recover", "purge") by principal object id. It tells a
+	// client author which identity may do what; the vault enforces it.
+	SecretPermissions map[string][]string `json:"secret_permissions,omitempty"`
 }
 
 // Load reads and validates a sim.json file.

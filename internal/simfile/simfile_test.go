@@ -51,3 +51,26 @@ func TestLoadErrors(t *testing.T) {
 	_, err = Load(partial)
 	require.ErrorContains(t, err, "incomplete")
 }
+
+// TestConsumerAndPermissionsAreOptional checks the contract stays
+// backward compatible: a file from a simulator without the consumer
+// identity or vault permissions still loads, and a newer one round-trips
+// them.
+func TestConsumerAndPermissionsAreOptional(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.json")
+	require.NoError(t, os.WriteFile(old, []byte(`{"authority_host":"https://127.0.0.1:1/","graph_url":"g","ca_file":"c",
+		"tenants":[{"id":"t","name":"n","rotation":{"client_id":"c","client_secret":"s","object_id":"o"},"key_vaults":[{"name":"kv","url":"u"}]}]}`), 0o600))
+	info, err := Load(old)
+	require.NoError(t, err)
+	require.Nil(t, info.Tenants[0].Consumer)
+	require.Nil(t, info.Tenants[0].KeyVaults[0].SecretPermissions)
+
+	info.Tenants[0].Consumer = &ManagedIdentity{ClientID: "cc", PrincipalID: "cp"}
+	info.Tenants[0].KeyVaults[0].SecretPermissions = map[string][]string{"o": {"list", "set"}, "cp": {"get", "list"}}
+	require.NoError(t, Write(dir, info))
+	out, err := Load(filepath.Join(dir, FileName))
+	require.NoError(t, err)
+	require.Equal(t, info, out)
+}

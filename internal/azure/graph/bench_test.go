@@ -9,6 +9,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 )
 
 // BenchmarkListApplications100k lists a 100,000-app tenant the way inventory
@@ -17,7 +18,7 @@ import (
 // the ideal ceil(N/999): paging must not cost more round trips than Graph
 // needs (ratio 1.00 means no retries and no short pages).
 func BenchmarkListApplications100k(b *testing.B) {
-	e := setupSim(b, "tenant1", func(o *sim.Options) {
+	e := setupSim(b, "tenant1", func(o *simtest.Options) {
 		o.Seed = "apps=100000,tenants=1,expiring=24h"
 		o.Faults = sim.FaultConfig{Latency: 20 * time.Millisecond}
 	})

@@ -2,7 +2,6 @@ package graph_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -23,12 +22,14 @@ import (
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // simEnv is a running simulator and a Graph client for one of its tenants,
 // configured only from sim.json (plus admin-token for the control API).
 type simEnv struct {
+	sim     *simtest.Sim
 	srv     *sim.Server
 	dir     string
 	simFile string
@@ -38,28 +39,15 @@ type simEnv struct {
 	client  *graph.Client
 }
 
-func setupSim(t testing.TB, tenant string, tweak ...func(*sim.Options)) *simEnv {
+func setupSim(t testing.TB, tenant string, tweak ...func(*simtest.Options)) *simEnv {
 	t.Helper()
-	dir := t.TempDir()
-	opts := sim.Options{StateDir: dir, Seed: "demo"}
+	opts := simtest.Options{Seed: "demo"}
 	for _, f := range tweak {
 		f(&opts)
 	}
-	srv, err := sim.New(opts)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() {
-		cancel()
-		_ = srv.Close()
-	})
-
-	e := &simEnv{srv: srv, dir: dir, simFile: filepath.Join(dir, simfile.FileName)}
-	e.info, err = simfile.Load(e.simFile)
-	require.NoError(t, err)
-	var ok bool
-	e.tenant, ok = e.info.Tenant(tenant)
-	require.True(t, ok, "tenant %s in sim.json", tenant)
+	s := simtest.Start(t, opts)
+	e := &simEnv{sim: s, srv: s.Server, dir: s.Dir, simFile: s.File, info: s.Info, tenant: s.Tenant(t, tenant)}
+	var err error
 	e.ep, err = azure.ResolveEndpoints(azure.Sim, e.simFile)
 	require.NoError(t, err)
 	e.client = e.clientFor(t, e.tenant.Rotation.ClientID, secret.New(e.tenant.Rotation.ClientSecret))
@@ -176,7 +164,7 @@ func TestSimListApplicationsPageByPage(t *testing.T) {
 
 func TestSimRotateSecret(t *testing.T) {
 	t.Parallel()
-	e := setupSim(t, "contoso", func(o *sim.Options) {
+	e := setupSim(t, "contoso", func(o *simtest.Options) {
 		d := 2 * time.Second
 		o.ReplicationDelay = &d
 	})
@@ -195,21 +183,18 @@ func TestSimRotateSecret(t *testing.T) {
 	require.Equal(t, pc.SecretText.Hint(), pc.Hint)
 	require.NotContains(t, fmt.Sprintf("%v", pc), pc.SecretText.Reveal())
 
-	// Entra's replication delay: 7000215 at first, then the token comes.
+	// Entra's replication delay: 7000215 at first, then, once the delay
+	// has passed on the simulator's clock, the token comes.
 	sawPending := false
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err = azure.VerifySecret(ctx, e.ep, e.tenant.ID, app.AppID, pc.SecretText)
-		if err == nil {
-			break
-		}
+	err = azure.VerifySecret(ctx, e.ep, e.tenant.ID, app.AppID, pc.SecretText)
+	if err != nil {
 		require.True(t, azure.IsReplicationPending(err), "unexpected verify failure: %v", err)
 		require.NotContains(t, err.Error(), pc.SecretText.Reveal())
 		sawPending = true
-		require.True(t, time.Now().Before(deadline), "secret never replicated")
-		time.Sleep(250 * time.Millisecond)
 	}
 	require.True(t, sawPending, "the simulator should delay a new secret")
+	e.sim.AdvanceClock(2*time.Second + time.Millisecond)
+	require.NoError(t, azure.VerifySecret(ctx, e.ep, e.tenant.ID, app.AppID, pc.SecretText), "secret never replicated")
 
 	got, err := e.client.GetApplication(ctx, app.ID, []string{"id", "passwordCredentials"})
 	require.NoError(t, err)

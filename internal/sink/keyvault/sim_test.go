@@ -2,27 +2,23 @@ package keyvault
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
@@ -70,8 +66,7 @@ func guarded(t testing.TB, co azcore.ClientOptions) azcore.ClientOptions {
 const (
 	connSim = "sim"
 	// connDenied is the rotation identity with a wrong client secret:
-	// Entra refuses it (the simulator does not model vault RBAC, so this is
-	// how a test denies the sink permission).
+	// Entra refuses it before the vault is asked.
 	connDenied = "denied"
 )
 
@@ -101,51 +96,29 @@ func (c *simCredentials) TokenCredential(connection string) (sink.AzureIdentity,
 // second cannot be ordered by their properties alone (see newer).
 func (b simBundle) tick() { b.clk.Advance(time.Second) }
 
-// startSim starts a simulator for one test: one tenant with a vault. It is
-// the only place these tests start one (swap it for simtest when that
-// lands).
-func startSim(t *testing.T) (*sim.Server, *clock.Offset) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	clk := &clock.Offset{}
-	srv, err := sim.New(sim.Options{StateDir: t.TempDir(), Seed: "apps=3,tenants=1,expiring=1h", Clock: clk})
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(ctx))
-	t.Cleanup(func() { _ = srv.Close() })
-	return srv, clk
-}
-
+// setupSim starts a simulator. The sinks' clients use the rotation
+// identity, which the seed lets list and set only, as rotor is deployed.
+// The test's own client plays everyone else with a hand in the vault (the
+// team owning a foreign secret, an admin disabling or deleting a version,
+// the application reading its value): it uses the consumer identity,
+// granted every secret permission here.
 func setupSim(t *testing.T) simBundle {
 	t.Helper()
-	srv, clk := startSim(t)
-	info := srv.Info()
+	clk := &clock.Offset{}
+	s := simtest.Start(t, simtest.Options{Seed: "apps=3,tenants=1,expiring=1h", Clock: clk})
+	srv, info := s.Server, s.Info
 	require.NotEmpty(t, info.Tenants)
 	tenant := info.Tenants[0]
 	require.NotEmpty(t, tenant.KeyVaults, "the seeded tenant has no vault")
+	s.GrantSecrets(t, tenant.ID, tenant.KeyVaults[0].Name, tenant.Consumer.PrincipalID, sim.AllSecretPermissions...)
 
-	pem, err := os.ReadFile(info.CAFile)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	// Proxy is nil: nothing but the simulator on 127.0.0.1 is reached.
-	transport := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	co := azcore.ClientOptions{
-		Cloud:     cloud.Configuration{ActiveDirectoryAuthorityHost: info.AuthorityHost},
-		Transport: transport,
-	}
-	credential := func(secret string) azcore.TokenCredential {
-		cred, err := azidentity.NewClientSecretCredential(tenant.ID, tenant.Rotation.ClientID, secret,
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: co, DisableInstanceDiscovery: true})
-		require.NoError(t, err)
-		return cred
-	}
+	co := s.ClientOptions
 	vaultURL := tenant.KeyVaults[0].URL
-	c, err := azsecrets.NewClient(vaultURL, credential(tenant.Rotation.ClientSecret), &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
+	c, err := azsecrets.NewClient(vaultURL, s.ConsumerCredential(t, tenant.ID), &azsecrets.ClientOptions{ClientOptions: co, DisableChallengeResourceVerification: true})
 	require.NoError(t, err)
 	creds := &simCredentials{t: t, co: co, creds: map[string]azcore.TokenCredential{
-		connSim:    credential(tenant.Rotation.ClientSecret),
-		connDenied: credential("wrong-secret"),
+		connSim:    s.RotationCredential(t, tenant.ID),
+		connDenied: s.SecretCredential(t, tenant.ID, tenant.Rotation.ClientID, "wrong-secret"),
 	}}
 	builder, err := Kind{}.NewBuilder(sink.Deps{Credentials: creds})
 	require.NoError(t, err)

@@ -1,0 +1,152 @@
+// Package sim is rotor's local Azure: it assembles the simulator's core
+// (internal/sim/core: world, clock, faults, tokens, TLS, control API) with
+// one package per simulated service (entra, graph, keyvault, arm), served
+// over HTTPS on loopback with its own CA. Microsoft's SDK clients work
+// against it unchanged given only sim.json. Tests start it through
+// internal/sim/simtest.
+//
+// The public surface is New, Options and Server, plus aliases of the core
+// types callers use to arrange or inspect the world, so callers need not
+// import the core.
+package sim
+
+import (
+	"crypto/x509"
+	"log/slog"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/sim/arm"
+	"github.com/rotor-dev/rotor/internal/sim/core"
+	"github.com/rotor-dev/rotor/internal/sim/entra"
+	"github.com/rotor-dev/rotor/internal/sim/graph"
+	"github.com/rotor-dev/rotor/internal/sim/keyvault"
+)
+
+// Options configure a simulator.
+type Options struct {
+	// StateDir receives ca.pem, admin-token and sim.json. Required.
+	StateDir string
+	// Addr is the host:port of the main HTTPS listener (Entra, Graph, ARM,
+	// control API). Default "127.0.0.1:0".
+	Addr string
+	// Seed is "demo" (the default) or a bulk spec
+	// "apps=N,tenants=T,expiring=DURATION[,replication=DURATION]".
+	Seed string
+	// Clock is the simulated time source. Nil means a *clock.Offset, so the
+	// control API can jump the simulated world forward in time.
+	Clock clock.Clock
+	// Logger receives request and lifecycle logs; nil discards them.
+	Logger *slog.Logger
+	// ReplicationDelay, when set, overrides every seeded tenant's delay.
+	ReplicationDelay *time.Duration
+	// Faults is the initial fault injection; it can be changed at run time
+	// through the control API or SetFaults.
+	Faults FaultConfig
+	// OnSecretIssued, when set, is called with every password the
+	// simulator hands out through addPassword. Entra never shows a secret
+	// twice and the simulator keeps only hashes; tests use this to check
+	// that no issued value ends up anywhere it should not.
+	OnSecretIssued func(tenantID, appObjectID, keyID, value string)
+}
+
+// Server is one running simulator: the core with every service
+// registered. Create it with New, then Start it; World, MintToken,
+// SetFaults, Stats, Info and Close come from the core.
+type Server struct {
+	*core.Core
+}
+
+// New builds a simulator: CA and TLS certificate, the token signing key,
+// the seeded world and every service. It listens on nothing until Start.
+func New(opts Options) (*Server, error) {
+	c, err := core.New(core.Options{
+		StateDir: opts.StateDir, Addr: opts.Addr, Seed: opts.Seed, Clock: opts.Clock, Logger: opts.Logger,
+		ReplicationDelay: opts.ReplicationDelay, Faults: opts.Faults,
+	}, services(opts)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{Core: c}, nil
+}
+
+// services is the one place the simulated services are listed. A new
+// service is a package implementing core.Service, added here.
+func services(opts Options) []core.Service {
+	return []core.Service{
+		&entra.Service{},
+		graph.New(opts.OnSecretIssued),
+		&keyvault.Service{},
+		&arm.Service{},
+	}
+}
+
+// The core's types and names callers use to arrange or inspect the world.
+type (
+	// World is the simulated directory (see core.World).
+	World = core.World
+	// Tenant is an Entra tenant (see core.Tenant).
+	Tenant = core.Tenant
+	// Application is an app registration.
+	Application = core.Application
+	// Password is a passwordCredential.
+	Password = core.Password
+	// Key is a keyCredential.
+	Key = core.Key
+	// FederatedCredential is a federatedIdentityCredential.
+	FederatedCredential = core.FederatedCredential
+	// ServicePrincipal is a service principal.
+	ServicePrincipal = core.ServicePrincipal
+	// Vault is a Key Vault.
+	Vault = core.Vault
+	// SecretPermission is a Key Vault secret permission.
+	SecretPermission = core.SecretPermission
+	// FaultConfig is the fault injection in force.
+	FaultConfig = core.FaultConfig
+	// Stats are the simulator's request counters.
+	Stats = core.Stats
+	// SeedSpec is a parsed seed.
+	SeedSpec = core.SeedSpec
+)
+
+// Well-known ids, resources and roles, as in Entra.
+const (
+	GraphAppID            = core.GraphAppID
+	ProofAudience         = core.ProofAudience
+	GraphResource         = core.GraphResource
+	ARMResource           = core.ARMResource
+	KeyVaultResource      = core.KeyVaultResource
+	RoleReadWriteOwned    = core.RoleReadWriteOwned
+	RoleReadWriteAll      = core.RoleReadWriteAll
+	RoleReadAll           = core.RoleReadAll
+	TokenExchangeAudience = entra.TokenExchangeAudience
+)
+
+// Key Vault secret permissions.
+const (
+	SecretGet     = core.SecretGet
+	SecretList    = core.SecretList
+	SecretSet     = core.SecretSet
+	SecretDelete  = core.SecretDelete
+	SecretRecover = core.SecretRecover
+	SecretPurge   = core.SecretPurge
+)
+
+// AllSecretPermissions is every secret permission.
+var AllSecretPermissions = core.AllSecretPermissions
+
+// HashSecret is how the simulator keeps secrets (for arranging passwords).
+func HashSecret(secret string) [32]byte { return core.HashSecret(secret) }
+
+// NewKey builds a keyCredential from a certificate.
+func NewKey(keyID, displayName string, cert *x509.Certificate, addedAt time.Time) *Key {
+	return core.NewKey(keyID, displayName, cert, addedAt)
+}
+
+// ParseFaults builds a FaultConfig from command-line flag values.
+func ParseFaults(latency string, errorRate, dropRate float64, throttle bool) (FaultConfig, error) {
+	return core.ParseFaults(latency, errorRate, dropRate, throttle)
+}
+
+// ParseSeed parses a seed spec.
+func ParseSeed(spec string) (SeedSpec, error) { return core.ParseSeed(spec) }
