@@ -114,12 +114,8 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	j.instance = id.String()
 
 	driver := riversqlite.New(cfg.DB)
-	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet(j.log)})
-	if err != nil {
-		return nil, fmt.Errorf("jobs: river migrator: %w", err)
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("jobs: migrate river schema: %w", err)
+	if err := Migrate(ctx, cfg.DB, j.log); err != nil {
+		return nil, err
 	}
 
 	workers := river.NewWorkers()
@@ -163,6 +159,21 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	}
 	cfg.Engine.SetScheduleRetire(j.ScheduleRetire)
 	return j, nil
+}
+
+// Migrate brings River's schema on db up to date. It is a no-op on an
+// up-to-date database; run it under the store's migration lock
+// (sqlite.Store.WithMigrationLock) when several processes may start at
+// once, since River's migrator does not guard against a concurrent one.
+func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	migrator, err := rivermigrate.New(riversqlite.New(db), &rivermigrate.Config{Logger: quiet(cmp.Or(log, slog.Default()))})
+	if err != nil {
+		return fmt.Errorf("jobs: river migrator: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("jobs: migrate river schema: %w", err)
+	}
+	return nil
 }
 
 // Start takes over what dead processes left (recoverAndEnqueue), then

@@ -116,6 +116,10 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 	if s.store, err = sqlite.Open(ctx, dbPath, sqlite.WithClock(s.clock)); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
 	}
+	if err := s.store.WithMigrationLock(func() error { return jobs.Migrate(ctx, s.store.DB(), s.log) }); err != nil {
+		s.store.Close()
+		return nil, err
+	}
 	if err := s.store.EnsureOrg(ctx, cfg.Organization, string(cfg.Organization)); err != nil {
 		s.store.Close()
 		return nil, err

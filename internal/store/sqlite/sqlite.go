@@ -102,7 +102,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	if err := migrate(ctx, w, migrationFS, cfg.clock.Now()); err != nil {
+	unlock, err := lockFile(path + ".migrate-lock")
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	err = migrate(ctx, w, migrationFS, cfg.clock.Now())
+	unlock()
+	if err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
@@ -136,6 +143,18 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 // closes this pool. Never call the Store while holding a transaction on
 // this pool: with one connection, that waits forever.
 func (s *Store) DB() *sql.DB { return s.w }
+
+// WithMigrationLock runs fn holding the lock under which Open migrates
+// rotor's schema: other schemas on the same file (River's) migrate under
+// it too, so processes starting at once never race on a CREATE TABLE.
+func (s *Store) WithMigrationLock(fn func() error) error {
+	unlock, err := lockFile(s.path + ".migrate-lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
+}
 
 // Path returns the database file's name as given to Open.
 func (s *Store) Path() string { return s.path }
