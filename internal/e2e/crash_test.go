@@ -251,17 +251,28 @@ func converged(ctx context.Context, t *testing.T, info *simfile.Info, graphs map
 }
 
 // runServe runs `rotor serve` with extra environment until it exits or
-// timeout passes (then it is SIGKILLed by the test). It reports whether the
-// process died of SIGKILL.
+// timeout passes (then it is SIGKILLed by the test). It fails the test
+// unless the process died of SIGKILL.
 func runServe(t *testing.T, bin, cfg string, env []string, logPath, extra string, timeout time.Duration) bool {
 	t.Helper()
+	require.NoError(t, serveUntilKilled(t, bin, cfg, env, logPath, extra, timeout))
+	return true
+}
+
+// serveUntilKilled is runServe for other goroutines than the test's: it
+// returns what went wrong instead of failing the test.
+func serveUntilKilled(t *testing.T, bin, cfg string, env []string, logPath, extra string, timeout time.Duration) error {
 	logf, err := os.Create(logPath)
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	defer logf.Close()
 	cmd := exec.Command(bin, "serve", "--config", cfg)
 	cmd.Env = append(append([]string{}, env...), extra)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(t, cmd.Start())
+	if err := cmd.Start(); err != nil {
+		return err
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -274,12 +285,11 @@ func runServe(t *testing.T, bin, cfg string, env []string, logPath, extra string
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			return true
+			return nil
 		}
 	}
 	b, _ := os.ReadFile(logPath)
-	t.Fatalf("rotor serve (%s) exited without being killed: %v\n%s", extra, err, lastLines(string(b), 30))
-	return false
+	return fmt.Errorf("rotor serve (%s) exited without being killed: %v\n%s", extra, err, lastLines(string(b), 30))
 }
 
 // startServe runs `rotor serve` in the background; stop sends SIGTERM and
