@@ -54,8 +54,13 @@ type LoadOptions struct {
 
 // Config is a loaded, validated configuration.
 type Config struct {
-	// Organization is the workspace every row rotor writes belongs to.
+	// Organization is the workspace this file provisions (its connections
+	// and policies); rotor serves every organization in the store.
 	Organization domain.OrgID
+	// Source is the absolute path of the file the configuration was
+	// loaded from ("" for Parse): what the objects it provisions are
+	// marked with in the store.
+	Source string
 	// Listen is the HTTP address (host:port).
 	Listen string
 	// DataDir holds the SQLite database and other state.
@@ -232,6 +237,9 @@ func Load(path string, opts LoadOptions) (*Config, error) {
 	cfg, err := Parse(data, filepath.Dir(abs), opts)
 	if ve, ok := errors.AsType[*ValidationError](err); ok {
 		ve.File = path
+	}
+	if cfg != nil {
+		cfg.Source = abs
 	}
 	return cfg, err
 }
