@@ -73,6 +73,10 @@ type Config struct {
 	Policies []domain.Policy
 	Rotation RotationSettings
 	Log      LogSettings
+	// HostIdentity is rotor's own identity, which reads the Key Vault
+	// secrets connections and sinks refer to ({keyvault: …}); nil when
+	// host_identity is not set.
+	HostIdentity *Connection
 	// Notes are things worth telling the operator at startup that are not
 	// errors, such as a default lifetime clamped to a tenant's limit.
 	Notes []string

@@ -17,11 +17,13 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
-// conn is one configured connection with its clients, built once.
+// conn is one connection of an organization with its clients, built once.
 type conn struct {
-	cfg   azure.Connection
-	ep    azure.Endpoints
-	graph *graph.Client
+	org     domain.OrgID
+	purpose string
+	cfg     azure.Connection
+	ep      azure.Endpoints
+	graph   *graph.Client
 	// cred is the connection's identity, for Graph and for sinks.
 	cred azcore.TokenCredential
 	// callerOID returns the object id of the connection identity's service
@@ -34,11 +36,20 @@ type conn struct {
 	spID string
 }
 
-// Conns holds every connection's Azure clients. It implements
-// rotation.Connections, feeds the inventory, and gives sinks a connection's
-// identity (sink.TokenCredentials).
+// connKey names a connection: names are an organization's own.
+type connKey struct {
+	org  domain.OrgID
+	name string
+}
+
+// Conns holds every organization's connections with their Azure clients,
+// keyed by organization and name. It implements rotation.Connections,
+// feeds the inventory, and gives sinks a connection's identity
+// (sink.TokenCredentials).
 type Conns struct {
-	byName map[string]*conn
+	byKey map[connKey]*conn
+	// order is the connections in the order they were added.
+	order []connKey
 }
 
 var (
@@ -46,44 +57,92 @@ var (
 	_ sink.TokenCredentials = (*Conns)(nil)
 )
 
+// ConnSpec is one connection to build.
+type ConnSpec struct {
+	Org domain.OrgID
+	// Purpose is rotation, automation, vm or read.
+	Purpose string
+	Conn    azure.Connection
+	// Secret, when set, supplies a client secret connection's secret at
+	// each token request (azure.NewSourcedCredential) instead of
+	// Conn.Identity.ClientSecret, so a secret rotated at its source (a
+	// file, a Key Vault secret) is picked up without a restart.
+	Secret azure.SecretSource
+}
+
 // NewConns builds credentials and Graph clients for every connection. No
 // network call is made here: a bad secret shows up at the first use.
-func NewConns(list []azure.Connection) (*Conns, error) {
-	cs := &Conns{byName: map[string]*conn{}}
+func NewConns(list []ConnSpec) (*Conns, error) {
+	cs := newConns()
 	for _, c := range list {
-		ep, err := azure.ResolveEndpoints(c.Cloud, c.SimFile)
-		if err != nil {
-			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
-		}
-		cred, err := azure.NewCredential(c, ep)
-		if err != nil {
+		if err := cs.add(c); err != nil {
 			return nil, err
-		}
-		g, err := graph.New(cred, ep)
-		if err != nil {
-			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
-		}
-		cs.byName[c.Name] = &conn{
-			cfg: c, ep: ep, graph: g, cred: cred,
-			callerOID: func(ctx context.Context) (string, error) {
-				return azure.CallerObjectID(ctx, cred, ep.GraphScope)
-			},
 		}
 	}
 	return cs, nil
 }
 
-func (cs *Conns) get(name string) (*conn, error) {
-	c, ok := cs.byName[name]
+func newConns() *Conns { return &Conns{byKey: map[connKey]*conn{}} }
+
+// add builds one connection.
+func (cs *Conns) add(spec ConnSpec) error {
+	c := spec.Conn
+	if spec.Org == "" {
+		return fmt.Errorf("connection %q: no organization", c.Name)
+	}
+	k := connKey{spec.Org, c.Name}
+	if _, dup := cs.byKey[k]; dup {
+		return fmt.Errorf("organization %s: connection %q twice", spec.Org, c.Name)
+	}
+	ep, err := azure.ResolveEndpoints(c.Cloud, c.SimFile)
+	if err != nil {
+		return fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
+	}
+	var cred azcore.TokenCredential
+	if spec.Secret != nil && c.Identity.Method == azure.ClientSecret {
+		cred, err = azure.NewSourcedCredential(c, ep, spec.Secret)
+	} else {
+		cred, err = azure.NewCredential(c, ep)
+	}
+	if err != nil {
+		return fmt.Errorf("organization %s: %w", spec.Org, err)
+	}
+	g, err := graph.New(cred, ep)
+	if err != nil {
+		return fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
+	}
+	cs.byKey[k] = &conn{
+		org: spec.Org, purpose: spec.Purpose, cfg: c, ep: ep, graph: g, cred: cred,
+		callerOID: func(ctx context.Context) (string, error) {
+			return azure.CallerObjectID(ctx, cred, ep.GraphScope)
+		},
+	}
+	cs.order = append(cs.order, k)
+	return nil
+}
+
+func (cs *Conns) get(org domain.OrgID, name string) (*conn, error) {
+	c, ok := cs.byKey[connKey{org, name}]
 	if !ok {
-		return nil, fmt.Errorf("unknown connection %q", name)
+		return nil, fmt.Errorf("organization %s has no connection %q", org, name)
 	}
 	return c, nil
 }
 
+// of lists an organization's connections in the order they were added.
+func (cs *Conns) of(org domain.OrgID) []*conn {
+	var out []*conn
+	for _, k := range cs.order {
+		if k.org == org {
+			out = append(out, cs.byKey[k])
+		}
+	}
+	return out
+}
+
 // Graph returns the Graph client of a connection.
-func (cs *Conns) Graph(name string) (*graph.Client, error) {
-	c, err := cs.get(name)
+func (cs *Conns) Graph(org domain.OrgID, name string) (*graph.Client, error) {
+	c, err := cs.get(org, name)
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +151,8 @@ func (cs *Conns) Graph(name string) (*graph.Client, error) {
 
 // RotationSPObjectID returns the object id of the connection identity's
 // service principal (looked up once by its app id).
-func (cs *Conns) RotationSPObjectID(ctx context.Context, name string) (string, error) {
-	c, err := cs.get(name)
+func (cs *Conns) RotationSPObjectID(ctx context.Context, org domain.OrgID, name string) (string, error) {
+	c, err := cs.get(org, name)
 	if err != nil {
 		return "", err
 	}
@@ -125,8 +184,8 @@ func (cs *Conns) RotationSPObjectID(ctx context.Context, name string) (string, e
 }
 
 // Directory implements rotation.Connections.
-func (cs *Conns) Directory(name string) (rotation.Directory, error) {
-	c, err := cs.get(name)
+func (cs *Conns) Directory(org domain.OrgID, name string) (rotation.Directory, error) {
+	c, err := cs.get(org, name)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +193,8 @@ func (cs *Conns) Directory(name string) (rotation.Directory, error) {
 }
 
 // Verifier implements rotation.Connections.
-func (cs *Conns) Verifier(name string) (rotation.Verifier, error) {
-	c, err := cs.get(name)
+func (cs *Conns) Verifier(org domain.OrgID, name string) (rotation.Verifier, error) {
+	c, err := cs.get(org, name)
 	if err != nil {
 		return nil, err
 	}
@@ -143,9 +202,10 @@ func (cs *Conns) Verifier(name string) (rotation.Verifier, error) {
 }
 
 // TokenCredential implements sink.TokenCredentials: a sink acts as the
-// named connection's identity, on its cloud's transport and retries.
-func (cs *Conns) TokenCredential(connection string) (sink.AzureIdentity, error) {
-	c, err := cs.get(connection)
+// named connection of the organization, on its cloud's transport and
+// retries.
+func (cs *Conns) TokenCredential(org domain.OrgID, connection string) (sink.AzureIdentity, error) {
+	c, err := cs.get(org, connection)
 	if err != nil {
 		return sink.AzureIdentity{}, err
 	}
@@ -154,9 +214,9 @@ func (cs *Conns) TokenCredential(connection string) (sink.AzureIdentity, error) 
 
 // endpoints are the connections' clouds.
 func (cs *Conns) endpoints() []azure.Endpoints {
-	out := make([]azure.Endpoints, 0, len(cs.byName))
-	for _, c := range cs.byName {
-		out = append(out, c.ep)
+	out := make([]azure.Endpoints, 0, len(cs.order))
+	for _, k := range cs.order {
+		out = append(out, cs.byKey[k].ep)
 	}
 	return out
 }
