@@ -17,13 +17,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/policyset"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
@@ -172,26 +172,24 @@ func (c *Config) Connection(name string) (*Connection, bool) {
 	return nil, false
 }
 
-// PolicyFor returns the policy governing app, or nil. The rule: the first
-// policy in file order whose connection reaches the application's tenant
-// and whose applications selector matches (all_owned: owned by that
-// connection's identity). The application need not be changeable through
-// that connection (a read connection may be the only one that sees it):
-// then the policy governs it and explain says why rotor cannot rotate it.
-// A disabled policy still counts, so disabling a narrow policy pauses its
-// applications instead of handing them to a broader policy further down.
+// PolicyFor returns the policy of this file governing app, or nil, by
+// policyset.Select's rule (the one the server applies to every
+// organization's stored policies): the first policy in file order whose
+// connection reaches the application's tenant and whose applications
+// selector matches (all_owned: owned by that connection's identity). The
+// application need not be changeable through that connection (a read
+// connection may be the only one that sees it): then the policy governs it
+// and explain says why rotor cannot rotate it. A disabled policy still
+// counts, so disabling a narrow policy pauses its applications instead of
+// handing them to a broader policy further down.
 func (c *Config) PolicyFor(app domain.Application) *domain.Policy {
-	for i := range c.Policies {
-		p := &c.Policies[i]
-		conn, ok := c.Connection(p.Connection)
-		if !ok || !strings.EqualFold(conn.TenantID, app.TenantID) {
-			continue
+	return policyset.Select(c.Policies, func(name string) (string, bool) {
+		conn, ok := c.Connection(name)
+		if !ok {
+			return "", false
 		}
-		if p.Selector.Matches(app, p.Connection) {
-			return p
-		}
-	}
-	return nil
+		return conn.TenantID, true
+	}, app)
 }
 
 // DatabasePath is the SQLite database file.

@@ -144,16 +144,26 @@ func TestConnectionSecretInKeyVault(t *testing.T) {
 func TestEveryOrganizationIsServed(t *testing.T) {
 	t.Parallel()
 	b := setupOrgs(t)
-	yaml := b.yaml("{env: ROTATION_SECRET}", false)
+	b.setVaultSecret(t, "fabrikam-rotation", b.tn.Rotation.ClientSecret)
+	yaml := b.yaml("{env: ROTATION_SECRET}", true)
 	srv, err := b.open(t, yaml)
 	require.NoError(t, err)
 	st := srv.Store()
 	const other = domain.OrgID("fabrikam")
 	require.NoError(t, st.EnsureOrg(b.ctx, other, "Fabrikam"))
+	// Made in the UI: its secret is in Key Vault, as secrets typed into the
+	// UI are.
 	require.NoError(t, st.UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: store.Connection{
 		Org: other, Name: "contoso", TenantID: b.tn.ID, Cloud: "sim", SimFile: b.simFile, Purpose: "rotation",
 		Identity: store.ConnectionIdentity{Method: "client_secret", ClientID: b.tn.Rotation.ClientID,
-			ClientSecret: &store.SecretRef{Kind: store.SecretEnv, Env: "ROTATION_SECRET"}},
+			ClientSecret: &store.SecretRef{Kind: store.SecretKeyVault, VaultURL: b.tn.KeyVaults[0].URL, Secret: "fabrikam-rotation"}},
+	}}))
+	// One that asks for rotor's own environment is left out at start:
+	// only rotor.yaml's connections may read it.
+	require.NoError(t, st.UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: store.Connection{
+		Org: other, Name: "greedy", TenantID: b.tn.ID, Cloud: "sim", SimFile: b.simFile, Purpose: "read",
+		Identity: store.ConnectionIdentity{Method: "client_secret", ClientID: b.tn.Rotation.ClientID,
+			ClientSecret: &store.SecretRef{Kind: store.SecretEnv, Env: "HOST_SECRET"}},
 	}}))
 	require.NoError(t, st.UpsertPolicy(b.ctx, store.UpsertPolicyParams{Org: other, Policy: domain.Policy{
 		Name: "all", Connection: "contoso", Selector: domain.Selector{NamePrefix: "no-such-app-"}, Enabled: true, Kind: domain.KindSecret,
@@ -189,6 +199,8 @@ func TestEveryOrganizationIsServed(t *testing.T) {
 	require.NoError(t, err)
 	_, err = srv.Conns().Directory("nobody", "contoso")
 	require.Error(t, err)
+	_, err = srv.Conns().Directory(other, "greedy")
+	require.ErrorContains(t, err, `has no connection "greedy"`)
 }
 
 func secretOf(s string) secret.Value { return secret.New(s) }

@@ -38,6 +38,9 @@ type secrets struct {
 	clock clock.Clock
 	ttl   time.Duration
 
+	// simFiles are the simulators rotor.yaml's connections and host
+	// identity use: the only ones other connections may use.
+	simFiles map[string]bool
 	// inline holds the values rotor.yaml wrote literally, which the store
 	// only marks (store.SecretInline).
 	inline map[inlineKey]secret.Value
@@ -62,8 +65,14 @@ var _ config.SecretResolver = (*secrets)(nil)
 
 func newSecrets(cfg *config.Config, getenv func(string) string, vault config.SecretResolver, c clock.Clock) *secrets {
 	s := &secrets{getenv: getenv, vault: vault, clock: c, ttl: keyVaultTTL,
-		inline: map[inlineKey]secret.Value{}, cache: map[[2]string]cachedSecret{}}
+		inline: map[inlineKey]secret.Value{}, cache: map[[2]string]cachedSecret{}, simFiles: map[string]bool{}}
+	if h := cfg.HostIdentity; h != nil && h.SimFile != "" {
+		s.simFiles[h.SimFile] = true
+	}
 	for _, cc := range cfg.Connections {
+		if cc.SimFile != "" {
+			s.simFiles[cc.SimFile] = true
+		}
 		if r := cc.ClientSecretRef.StoreRef(); r != nil && r.Kind == store.SecretInline {
 			s.inline[inlineKey{cfg.Organization, cc.Name, "client_secret"}] = cc.Identity.ClientSecret
 		}
@@ -145,6 +154,37 @@ func (s *secrets) source(org domain.OrgID, conn string, ref store.SecretRef) azu
 	}
 }
 
+// fromOutside refuses what only the operator's own rotor.yaml may ask of
+// rotor: reading its environment or its files. A connection made in the
+// UI or the API belongs to an organization's admins, who must not be able
+// to send rotor's own secrets (ROTOR_HOST_IDENTITY_CLIENT_SECRET, a
+// mounted token) to a tenant of their choosing; their secrets live in Key
+// Vault.
+//
+// Nor may they act as rotor's host (a managed identity is the host's), or
+// point rotor at a simulator other than one rotor.yaml uses (the
+// simulator's file names the endpoints and the CA rotor would trust).
+func (s *secrets) fromOutside(c store.Connection) error {
+	if c.Provisioned {
+		return nil
+	}
+	if c.Identity.Method == string(azure.ManagedIdentity) {
+		return fmt.Errorf("connection %q: a managed identity is rotor's host's own; only rotor.yaml may give it to a connection", c.Name)
+	}
+	if c.Cloud == string(azure.Sim) && !s.simFiles[c.SimFile] {
+		return fmt.Errorf("connection %q: sim_file %s is not a simulator rotor.yaml uses", c.Name, c.SimFile)
+	}
+	for field, r := range map[string]*store.SecretRef{"client_secret": c.Identity.ClientSecret, "certificate.password": c.Identity.CertificatePassword} {
+		if r != nil && r.Kind != store.SecretKeyVault {
+			return fmt.Errorf("connection %q: %s is %s, but only connections provisioned by rotor.yaml may read rotor's environment or files: keep it in Key Vault ({keyvault: …})", c.Name, field, r)
+		}
+	}
+	if c.Identity.CertificateFile != "" || c.Identity.FederatedTokenFile != "" {
+		return fmt.Errorf("connection %q: only connections provisioned by rotor.yaml may use files of rotor's host (certificate or token files)", c.Name)
+	}
+	return nil
+}
+
 // connSpec turns a stored connection into what NewConns builds, checking
 // at once that its secrets can be read (start-up resolution); the client
 // secret is read again at every token request.
@@ -163,6 +203,9 @@ func (s *secrets) connSpec(ctx context.Context, c store.Connection) (ConnSpec, e
 		},
 	}
 	spec := ConnSpec{Org: c.Org, Purpose: c.Purpose, Conn: ac}
+	if err := s.fromOutside(c); err != nil {
+		return ConnSpec{}, err
+	}
 	if id.ClientSecret != nil {
 		src := s.source(c.Org, c.Name, *id.ClientSecret)
 		v, err := src(ctx, false)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -92,8 +93,8 @@ func (r SecretRef) Validate() error {
 		}
 		return only(r.File == "" && r.VaultURL == "" && r.Secret == "")
 	case SecretFile:
-		if r.File == "" {
-			return errors.New("secret reference: file must name a file")
+		if !filepath.IsAbs(r.File) {
+			return errors.New("secret reference: file must be an absolute path")
 		}
 		return only(r.Env == "" && r.VaultURL == "" && r.Secret == "")
 	case SecretKeyVault:
