@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type conn struct {
 	// principal, from a fresh token.
 	callerOID func(ctx context.Context) (string, error)
 
+	// stamp is the stored connection's UpdatedAt: a newer one is rebuilt.
+	stamp time.Time
+
 	// spID caches the service principal's object id once found; failures
 	// are not cached, so a transient error does not disable the connection.
 	spMu sync.Mutex
@@ -46,7 +50,12 @@ type connKey struct {
 // keyed by organization and name. It implements rotation.Connections,
 // feeds the inventory, and gives sinks a connection's identity
 // (sink.TokenCredentials).
+//
+// Connections are added, replaced and removed while rotor runs (an
+// organization's connections change in the store); a run that already
+// holds a connection's clients keeps them.
 type Conns struct {
+	mu    sync.RWMutex
 	byKey map[connKey]*conn
 	// order is the connections in the order they were added.
 	order []connKey
@@ -68,6 +77,8 @@ type ConnSpec struct {
 	// Conn.Identity.ClientSecret, so a secret rotated at its source (a
 	// file, a Key Vault secret) is picked up without a restart.
 	Secret azure.SecretSource
+	// Stamp is the stored connection's UpdatedAt, to notice a change.
+	Stamp time.Time
 }
 
 // NewConns builds credentials and Graph clients for every connection. No
@@ -84,19 +95,63 @@ func NewConns(list []ConnSpec) (*Conns, error) {
 
 func newConns() *Conns { return &Conns{byKey: map[connKey]*conn{}} }
 
-// add builds one connection.
+// add builds one new connection.
 func (cs *Conns) add(spec ConnSpec) error {
+	k := connKey{spec.Org, spec.Conn.Name}
+	cs.mu.RLock()
+	_, dup := cs.byKey[k]
+	cs.mu.RUnlock()
+	if dup {
+		return fmt.Errorf("organization %s: connection %q twice", spec.Org, spec.Conn.Name)
+	}
+	c, err := build(spec)
+	if err != nil {
+		return err
+	}
+	cs.put(c)
+	return nil
+}
+
+// put adds or replaces a built connection.
+func (cs *Conns) put(c *conn) {
+	k := connKey{c.org, c.cfg.Name}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if _, ok := cs.byKey[k]; !ok {
+		cs.order = append(cs.order, k)
+	}
+	cs.byKey[k] = c
+}
+
+// remove forgets a connection.
+func (cs *Conns) remove(org domain.OrgID, name string) {
+	k := connKey{org, name}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.byKey, k)
+	cs.order = slices.DeleteFunc(cs.order, func(x connKey) bool { return x == k })
+}
+
+// stamp is the Stamp a connection was built from, if it exists.
+func (cs *Conns) stamp(org domain.OrgID, name string) (time.Time, bool) {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	c, ok := cs.byKey[connKey{org, name}]
+	if !ok {
+		return time.Time{}, false
+	}
+	return c.stamp, true
+}
+
+// build makes a connection's credential and clients.
+func build(spec ConnSpec) (*conn, error) {
 	c := spec.Conn
 	if spec.Org == "" {
-		return fmt.Errorf("connection %q: no organization", c.Name)
-	}
-	k := connKey{spec.Org, c.Name}
-	if _, dup := cs.byKey[k]; dup {
-		return fmt.Errorf("organization %s: connection %q twice", spec.Org, c.Name)
+		return nil, fmt.Errorf("connection %q: no organization", c.Name)
 	}
 	ep, err := azure.ResolveEndpoints(c.Cloud, c.SimFile)
 	if err != nil {
-		return fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
+		return nil, fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
 	}
 	var cred azcore.TokenCredential
 	if spec.Secret != nil && c.Identity.Method == azure.ClientSecret {
@@ -105,23 +160,23 @@ func (cs *Conns) add(spec ConnSpec) error {
 		cred, err = azure.NewCredential(c, ep)
 	}
 	if err != nil {
-		return fmt.Errorf("organization %s: %w", spec.Org, err)
+		return nil, fmt.Errorf("organization %s: %w", spec.Org, err)
 	}
 	g, err := graph.New(cred, ep)
 	if err != nil {
-		return fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
+		return nil, fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
 	}
-	cs.byKey[k] = &conn{
-		org: spec.Org, purpose: spec.Purpose, cfg: c, ep: ep, graph: g, cred: cred,
+	return &conn{
+		org: spec.Org, purpose: spec.Purpose, cfg: c, ep: ep, graph: g, cred: cred, stamp: spec.Stamp,
 		callerOID: func(ctx context.Context) (string, error) {
 			return azure.CallerObjectID(ctx, cred, ep.GraphScope)
 		},
-	}
-	cs.order = append(cs.order, k)
-	return nil
+	}, nil
 }
 
 func (cs *Conns) get(org domain.OrgID, name string) (*conn, error) {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
 	c, ok := cs.byKey[connKey{org, name}]
 	if !ok {
 		return nil, fmt.Errorf("organization %s has no connection %q", org, name)
@@ -131,6 +186,8 @@ func (cs *Conns) get(org domain.OrgID, name string) (*conn, error) {
 
 // of lists an organization's connections in the order they were added.
 func (cs *Conns) of(org domain.OrgID) []*conn {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
 	var out []*conn
 	for _, k := range cs.order {
 		if k.org == org {
@@ -214,11 +271,24 @@ func (cs *Conns) TokenCredential(org domain.OrgID, connection string) (sink.Azur
 
 // endpoints are the connections' clouds.
 func (cs *Conns) endpoints() []azure.Endpoints {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
 	out := make([]azure.Endpoints, 0, len(cs.order))
 	for _, k := range cs.order {
 		out = append(out, cs.byKey[k].ep)
 	}
 	return out
+}
+
+// tenants is how many distinct tenants the connections reach.
+func (cs *Conns) tenants() int {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	seen := map[string]bool{}
+	for _, c := range cs.byKey {
+		seen[c.cfg.TenantID] = true
+	}
+	return len(seen)
 }
 
 // graphDirectory adapts the Graph client to the rotation's Directory.

@@ -146,8 +146,9 @@ func TestEveryOrganizationIsServed(t *testing.T) {
 	b := setupOrgs(t)
 	b.setVaultSecret(t, "fabrikam-rotation", b.tn.Rotation.ClientSecret)
 	yaml := b.yaml("{env: ROTATION_SECRET}", true)
-	srv, err := b.open(t, yaml)
+	first, err := b.open(t, yaml)
 	require.NoError(t, err)
+	srv := first
 	st := srv.Store()
 	const other = domain.OrgID("fabrikam")
 	require.NoError(t, st.EnsureOrg(b.ctx, other, "Fabrikam"))
@@ -172,13 +173,11 @@ func TestEveryOrganizationIsServed(t *testing.T) {
 	// The UI cannot change the file's policy.
 	err = st.DeletePolicy(b.ctx, store.DeleteParams{Org: domain.DefaultOrg, Name: "all"})
 	require.ErrorIs(t, err, store.ErrProvisioned)
-	require.NoError(t, srv.Close())
 
-	// A restart serves both organizations, and provisions nothing new.
-	srv, err = b.open(t, yaml)
-	require.NoError(t, err)
-	defer srv.Close()
-	require.NoError(t, srv.Sync(b.ctx, nil))
+	// The running rotor picks the new organization up at its next sync.
+	err = srv.Sync(b.ctx, nil)
+	require.ErrorContains(t, err, `connection "greedy"`, "the refused connection is reported")
+	require.NotContains(t, err.Error(), `connection "contoso"`)
 	for _, org := range []domain.OrgID{domain.DefaultOrg, other} {
 		apps, err := srv.Store().ListApplications(b.ctx, store.ListApplicationsParams{Org: org, ManageableOnly: true})
 		require.NoError(t, err)
@@ -201,6 +200,21 @@ func TestEveryOrganizationIsServed(t *testing.T) {
 	require.Error(t, err)
 	_, err = srv.Conns().Directory(other, "greedy")
 	require.ErrorContains(t, err, `has no connection "greedy"`)
+
+	// Deleted in the store: gone at the next sync. A restart provisions
+	// nothing new and serves what is left.
+	require.NoError(t, st.DeleteConnection(b.ctx, store.DeleteParams{Org: other, Name: "greedy"}))
+	require.NoError(t, st.DeletePolicy(b.ctx, store.DeleteParams{Org: other, Name: "all"}))
+	require.NoError(t, st.DeleteConnection(b.ctx, store.DeleteParams{Org: other, Name: "contoso"}))
+	require.NoError(t, srv.Sync(b.ctx, nil))
+	_, err = srv.Conns().Directory(other, "contoso")
+	require.Error(t, err)
+	require.NoError(t, first.Close())
+	srv, err = b.open(t, yaml)
+	require.NoError(t, err)
+	defer srv.Close()
+	_, err = srv.Conns().Directory(domain.DefaultOrg, "contoso")
+	require.NoError(t, err)
 }
 
 func secretOf(s string) secret.Value { return secret.New(s) }

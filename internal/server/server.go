@@ -132,7 +132,7 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		vault = r
 	}
 	s.secrets = newSecrets(cfg, getenv, vault, s.clock)
-	if s.conns, err = s.loadConns(ctx); err != nil {
+	if _, err = s.loadConns(ctx); err != nil {
 		return err
 	}
 	s.sinks, err = s.kinds.Bind(newSinkDeps(sinkDepsParams{
@@ -174,27 +174,55 @@ func (s *Server) loadConns(ctx context.Context) (*Conns, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs := newConns()
+	s.conns = newConns()
 	for _, o := range orgs {
-		list, err := s.store.ListConnections(ctx, o.ID)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range list {
-			spec, err := s.secrets.connSpec(ctx, c)
-			if err == nil {
-				err = cs.add(spec)
-			}
-			switch {
-			case err == nil:
-			case o.ID == s.cfg.Organization:
-				return nil, fmt.Errorf("organization %s: %w", o.ID, err)
-			default:
-				s.log.Error("connection left out: it cannot be built", "org", o.ID, "connection", c.Name, "error", err)
-			}
+		err := s.refreshConns(ctx, o.ID)
+		if err != nil && o.ID == s.cfg.Organization {
+			return nil, fmt.Errorf("organization %s: %w", o.ID, err)
 		}
 	}
-	return cs, nil
+	return s.conns, nil
+}
+
+// refreshConns brings an organization's connections in line with the
+// store: new ones are built, changed ones (a newer UpdatedAt) rebuilt,
+// deleted ones dropped. The sync job calls it before each sync, so a
+// connection made or edited in the UI is used without a restart. A
+// connection that cannot be built is left out and logged; the error
+// joins every such connection's.
+func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
+	list, err := s.store.ListConnections(ctx, org)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	keep := map[string]bool{}
+	for _, c := range list {
+		keep[c.Name] = true
+		if at, ok := s.conns.stamp(org, c.Name); ok && at.Equal(c.UpdatedAt) {
+			continue
+		}
+		spec, err := s.secrets.connSpec(ctx, c)
+		var built *conn
+		if err == nil {
+			spec.Stamp = c.UpdatedAt
+			built, err = build(spec)
+		}
+		if err != nil {
+			s.conns.remove(org, c.Name)
+			s.log.Error("connection left out: it cannot be built", "org", org, "connection", c.Name, "error", err)
+			errs = append(errs, err)
+			continue
+		}
+		s.conns.put(built)
+	}
+	for _, c := range s.conns.of(org) {
+		if !keep[c.cfg.Name] {
+			s.conns.remove(org, c.cfg.Name)
+			s.log.Info("connection removed: it is no longer in the store", "org", org, "connection", c.cfg.Name)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Config returns the loaded configuration.
@@ -239,9 +267,15 @@ func (s *Server) Sync(ctx context.Context, progress func(inventory.Progress)) er
 	return errors.Join(errs...)
 }
 
-// SyncOrg syncs the inventory of one organization's connections.
+// SyncOrg syncs the inventory of one organization's connections. It first
+// brings the connections in line with the store (refreshConns), so one
+// made or changed in the UI since the last sync is used now; one that
+// cannot be built is reported and the others still sync.
 func (s *Server) SyncOrg(ctx context.Context, org domain.OrgID, progress func(inventory.Progress)) error {
 	var errs []error
+	if err := s.refreshConns(ctx, org); err != nil {
+		errs = append(errs, err)
+	}
 	for _, c := range s.conns.of(org) {
 		if c.purpose != string(config.PurposeRotation) && c.purpose != string(config.PurposeRead) {
 			continue
@@ -287,10 +321,10 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 		return nil
 	}
 	j, err := jobs.New(ctx, jobs.Config{
-		DB:           s.store.DB(),
-		Engine:       s.engine,
-		Store:        s.store,
-		Policies:     s,
+		DB:       s.store.DB(),
+		Engine:   s.engine,
+		Store:    s.store,
+		Policies: s,
 		Sync:         func(ctx context.Context, org domain.OrgID) error { return s.SyncOrg(ctx, org, nil) },
 		PlanInterval: s.cfg.Rotation.PlanInterval,
 		SyncInterval: s.cfg.Rotation.SyncInterval,
@@ -373,11 +407,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 // workers is how many jobs run at once: enough for every connection's
 // tenant to use its whole per-tenant concurrency, and at least 10.
 func (s *Server) workers() int {
-	tenants := map[string]bool{}
-	for _, k := range s.conns.order {
-		tenants[s.conns.byKey[k].cfg.TenantID] = true
-	}
-	return max(10, len(tenants)*s.cfg.Rotation.ConcurrencyPerTenant+2)
+	return max(10, s.conns.tenants()*s.cfg.Rotation.ConcurrencyPerTenant+2)
 }
 
 // shutdownGrace is how long a SIGTERM waits for running rotations before
