@@ -321,10 +321,10 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 		return nil
 	}
 	j, err := jobs.New(ctx, jobs.Config{
-		DB:       s.store.DB(),
-		Engine:   s.engine,
-		Store:    s.store,
-		Policies: s,
+		DB:           s.store.DB(),
+		Engine:       s.engine,
+		Store:        s.store,
+		Policies:     s,
 		Sync:         func(ctx context.Context, org domain.OrgID) error { return s.SyncOrg(ctx, org, nil) },
 		PlanInterval: s.cfg.Rotation.PlanInterval,
 		SyncInterval: s.cfg.Rotation.SyncInterval,
