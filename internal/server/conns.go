@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
@@ -260,13 +261,37 @@ func (cs *Conns) Verifier(org domain.OrgID, name string) (rotation.Verifier, err
 
 // TokenCredential implements sink.TokenCredentials: a sink acts as the
 // named connection of the organization, on its cloud's transport and
-// retries.
+// retries. Sinks keep their SDK clients, so the credential follows the
+// connection: when the connection is rebuilt (edited in the store), the
+// sink's next token is the new identity's; when it is deleted, the sink's
+// next token request fails.
 func (cs *Conns) TokenCredential(org domain.OrgID, connection string) (sink.AzureIdentity, error) {
 	c, err := cs.get(org, connection)
 	if err != nil {
 		return sink.AzureIdentity{}, err
 	}
-	return sink.AzureIdentity{Credential: c.cred, ClientOptions: azure.ClientOptions(c.ep), Simulator: c.ep.Cloud == azure.Sim}, nil
+	return sink.AzureIdentity{
+		Credential:    liveCredential{cs: cs, org: org, name: connection},
+		ClientOptions: azure.ClientOptions(c.ep),
+		Simulator:     c.ep.Cloud == azure.Sim,
+	}, nil
+}
+
+// liveCredential is the current credential of a connection.
+type liveCredential struct {
+	cs   *Conns
+	org  domain.OrgID
+	name string
+}
+
+var _ azcore.TokenCredential = liveCredential{}
+
+func (l liveCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	c, err := l.cs.get(l.org, l.name)
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
+	return c.cred.GetToken(ctx, opts)
 }
 
 // endpoints are the connections' clouds.
