@@ -169,10 +169,28 @@ type Connection struct {
 }
 
 // Validate checks what the store needs of a connection: names, a known
-// method, and well-formed secret references for that method.
+// cloud, purpose and method, and well-formed secret references for that
+// method.
 func (c *Connection) Validate() error {
 	if c.Org == "" || c.Name == "" || c.TenantID == "" {
 		return errors.New("connection: org, name and tenant id must be set")
+	}
+	switch c.Cloud {
+	case "public", "usgov", "china":
+		if c.SimFile != "" {
+			return fmt.Errorf("connection %q: sim_file is only for cloud sim", c.Name)
+		}
+	case "sim":
+		if c.SimFile == "" {
+			return fmt.Errorf("connection %q: cloud sim needs its sim_file", c.Name)
+		}
+	default:
+		return fmt.Errorf("connection %q: cloud %q is not known: use public, usgov, china or sim", c.Name, c.Cloud)
+	}
+	switch c.Purpose {
+	case "rotation", "automation", "vm", "read":
+	default:
+		return fmt.Errorf("connection %q: purpose %q is not known: use rotation, automation, vm or read", c.Name, c.Purpose)
 	}
 	id := c.Identity
 	check := func(what string, r *SecretRef, want bool) error {

@@ -121,6 +121,13 @@ func testConnectionRejectsBadReferences(t *testing.T, b *bundle) {
 		{"SecretOnAManagedIdentity", func(c *store.Connection) { c.Identity.Method = "managed_identity" }},
 		{"UnknownMethod", func(c *store.Connection) { c.Identity.Method = "password" }},
 		{"NoTenant", func(c *store.Connection) { c.TenantID = "" }},
+		{"UnknownCloud", func(c *store.Connection) { c.Cloud = "mars" }},
+		{"SimulatorWithoutItsFile", func(c *store.Connection) { c.Cloud = "sim" }},
+		{"SimFileOffTheSimulator", func(c *store.Connection) { c.SimFile = "/tmp/sim.json" }},
+		{"UnknownPurpose", func(c *store.Connection) { c.Purpose = "admin" }},
+		{"RelativeSecretFile", func(c *store.Connection) {
+			c.Identity.ClientSecret = &store.SecretRef{Kind: store.SecretFile, File: "secrets/contoso"}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := b.s.UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: newConn(b.org, "bad", tc.tweak)})

@@ -74,7 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Applications/SetCredentialsBetweenSyncs", testSetCredentials},
 		{"Targets/PinnedPerOrgAppPolicyAndSink", testPinnedTargets},
 		{"Catalog/ConnectionsRoundTrip", testConnectionRoundTrip},
-		{"Catalog/ConnectionsRejectBadReferences", testConnectionRejectsBadReferences},
+		{"Catalog/ConnectionsRejectInvalidOnes", testConnectionRejectsBadReferences},
 		{"Catalog/ConnectionsUpdateAndDelete", testConnectionUpdateAndDelete},
 		{"Catalog/OrgsAreIsolated", testCatalogOrgsAreIsolated},
 		{"Catalog/PoliciesRoundTripInOrder", testPolicyRoundTripAndOrder},
