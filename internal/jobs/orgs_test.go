@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -65,3 +66,31 @@ func TestPlanCoversEveryOrganization(t *testing.T) {
 }
 
 func unmarshalArgs(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestOneOrganizationsFailureDoesNotStopTheOthers: a sync without an
+// organization syncs every one, carrying on past one that fails, and
+// still plans.
+func TestOneOrganizationsFailureDoesNotStopTheOthers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, 1)
+	require.NoError(t, b.store.EnsureOrg(b.ctx, "broken", "Broken"))
+	require.NoError(t, b.store.EnsureOrg(b.ctx, "zeta", "Zeta"))
+	var mu sync.Mutex
+	var synced []domain.OrgID
+	b.jobs.cfg.Sync = func(_ context.Context, org domain.OrgID) error {
+		mu.Lock()
+		defer mu.Unlock()
+		synced = append(synced, org)
+		if org == "broken" {
+			return errors.New("its connection cannot sign in")
+		}
+		return nil
+	}
+	w := &syncWorker{j: b.jobs}
+	err := w.Work(b.ctx, &river.Job[SyncArgs]{Args: SyncArgs{}})
+	require.ErrorContains(t, err, "organization broken: its connection cannot sign in")
+	require.Equal(t, []domain.OrgID{b.org, "broken", "zeta"}, synced, "every organization, in order")
+	res, err := b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindPlan).First(10))
+	require.NoError(t, err)
+	require.Len(t, res.Jobs, 1, "the plan still follows")
+}

@@ -1,10 +1,15 @@
 package server
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/store"
 )
 
@@ -60,4 +65,50 @@ func TestConnectionsFromOutsideTheFile(t *testing.T) {
 			require.NoError(t, s.fromOutside(c), "rotor.yaml may")
 		})
 	}
+}
+
+// countingVault counts reads and answers with its current value.
+type countingVault struct {
+	reads int
+	value string
+}
+
+func (v *countingVault) KeyVaultSecret(context.Context, string, string) (secret.Value, error) {
+	v.reads++
+	return secret.New(v.value), nil
+}
+
+// TestKeyVaultSecretsAreCachedBriefly: a Key Vault secret is read once per
+// TTL, and at once when the caller asks for a fresh one (Entra refused it).
+func TestKeyVaultSecretsAreCachedBriefly(t *testing.T) {
+	t.Parallel()
+	c := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	v := &countingVault{value: "one"}
+	s := newSecrets(&config.Config{}, func(string) string { return "" }, v, c)
+	ref := store.SecretRef{Kind: store.SecretKeyVault, VaultURL: "https://kv.vault.azure.net", Secret: "s"}
+	src := s.source("o", "c", ref)
+
+	got, err := src(t.Context(), false)
+	require.NoError(t, err)
+	require.Equal(t, "one", got.Reveal())
+	v.value = "two"
+	got, err = src(t.Context(), false)
+	require.NoError(t, err)
+	require.Equal(t, "one", got.Reveal(), "cached")
+	require.Equal(t, 1, v.reads)
+
+	got, err = src(t.Context(), true)
+	require.NoError(t, err)
+	require.Equal(t, "two", got.Reveal(), "fresh bypasses the cache")
+	require.Equal(t, 2, v.reads)
+
+	v.value = "three"
+	c.Advance(keyVaultTTL)
+	got, err = src(t.Context(), false)
+	require.NoError(t, err)
+	require.Equal(t, "three", got.Reveal(), "read again after the TTL")
+
+	// Without a host identity a Key Vault reference says what to set.
+	_, err = newSecrets(&config.Config{}, nil, nil, c).source("o", "c", ref)(t.Context(), false)
+	require.ErrorContains(t, err, "set host_identity")
 }
