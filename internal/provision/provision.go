@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/rotor-dev/rotor/internal/config"
@@ -56,8 +58,8 @@ func (r Report) String() string {
 			parts = append(parts, p)
 		}
 	}
-	for org, names := range r.Elsewhere {
-		parts = append(parts, fmt.Sprintf("deleted from organization %s: %s", org, strings.Join(names, ", ")))
+	for _, org := range slices.Sorted(maps.Keys(r.Elsewhere)) {
+		parts = append(parts, fmt.Sprintf("deleted from organization %s: %s", org, strings.Join(r.Elsewhere[org], ", ")))
 	}
 	if len(parts) == 0 {
 		return fmt.Sprintf("organization %s: nothing changed", res.Org)
