@@ -17,13 +17,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/policyset"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
@@ -54,8 +54,13 @@ type LoadOptions struct {
 
 // Config is a loaded, validated configuration.
 type Config struct {
-	// Organization is the workspace every row rotor writes belongs to.
+	// Organization is the workspace this file provisions (its connections
+	// and policies); rotor serves every organization in the store.
 	Organization domain.OrgID
+	// Source is the absolute path of the file the configuration was
+	// loaded from ("" for Parse): what the objects it provisions are
+	// marked with in the store.
+	Source string
 	// Listen is the HTTP address (host:port).
 	Listen string
 	// DataDir holds the SQLite database and other state.
@@ -68,6 +73,10 @@ type Config struct {
 	Policies []domain.Policy
 	Rotation RotationSettings
 	Log      LogSettings
+	// HostIdentity is rotor's own identity, which reads the Key Vault
+	// secrets connections and sinks refer to ({keyvault: …}); nil when
+	// host_identity is not set.
+	HostIdentity *Connection
 	// Notes are things worth telling the operator at startup that are not
 	// errors, such as a default lifetime clamped to a tenant's limit.
 	Notes []string
@@ -163,26 +172,24 @@ func (c *Config) Connection(name string) (*Connection, bool) {
 	return nil, false
 }
 
-// PolicyFor returns the policy governing app, or nil. The rule: the first
-// policy in file order whose connection reaches the application's tenant
-// and whose applications selector matches (all_owned: owned by that
-// connection's identity). The application need not be changeable through
-// that connection (a read connection may be the only one that sees it):
-// then the policy governs it and explain says why rotor cannot rotate it.
-// A disabled policy still counts, so disabling a narrow policy pauses its
-// applications instead of handing them to a broader policy further down.
+// PolicyFor returns the policy of this file governing app, or nil, by
+// policyset.Select's rule (the one the server applies to every
+// organization's stored policies): the first policy in file order whose
+// connection reaches the application's tenant and whose applications
+// selector matches (all_owned: owned by that connection's identity). The
+// application need not be changeable through that connection (a read
+// connection may be the only one that sees it): then the policy governs it
+// and explain says why rotor cannot rotate it. A disabled policy still
+// counts, so disabling a narrow policy pauses its applications instead of
+// handing them to a broader policy further down.
 func (c *Config) PolicyFor(app domain.Application) *domain.Policy {
-	for i := range c.Policies {
-		p := &c.Policies[i]
-		conn, ok := c.Connection(p.Connection)
-		if !ok || !strings.EqualFold(conn.TenantID, app.TenantID) {
-			continue
+	return policyset.Select(c.Policies, func(name string) (string, bool) {
+		conn, ok := c.Connection(name)
+		if !ok {
+			return "", false
 		}
-		if p.Selector.Matches(app, p.Connection) {
-			return p
-		}
-	}
-	return nil
+		return conn.TenantID, true
+	}, app)
 }
 
 // DatabasePath is the SQLite database file.
@@ -232,6 +239,9 @@ func Load(path string, opts LoadOptions) (*Config, error) {
 	cfg, err := Parse(data, filepath.Dir(abs), opts)
 	if ve, ok := errors.AsType[*ValidationError](err); ok {
 		ve.File = path
+	}
+	if cfg != nil {
+		cfg.Source = abs
 	}
 	return cfg, err
 }

@@ -18,6 +18,8 @@ type rawConfig struct {
 	Policies     []rawPolicy     `yaml:"policies"`
 	Rotation     rawRotation     `yaml:"rotation"`
 	Log          rawLog          `yaml:"log"`
+	// HostIdentity is rotor's own identity (host.go).
+	HostIdentity *rawHostIdentity `yaml:"host_identity"`
 }
 
 type rawDatabase struct {

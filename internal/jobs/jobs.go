@@ -35,10 +35,14 @@ type Config struct {
 	Engine   *rotation.Engine
 	Store    store.Store
 	Policies rotation.PolicySource
-	// Sync syncs the inventory of every connection; nil disables the sync
-	// job.
-	Sync func(ctx context.Context) error
-	Org  domain.OrgID
+	// Sync syncs the inventory of every connection of one organization;
+	// nil disables the sync job.
+	Sync func(ctx context.Context, org domain.OrgID) error
+	// Orgs lists the organizations to plan, sync and recover for; nil
+	// means every organization in Store (ListOrgs), read afresh at every
+	// periodic job, so an organization created later is served without a
+	// restart.
+	Orgs func(ctx context.Context) ([]domain.OrgID, error)
 	// PlanInterval (default 1m) and SyncInterval (default 15m) space the
 	// periodic jobs; both also run at start.
 	PlanInterval, SyncInterval time.Duration
@@ -95,7 +99,20 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	if cfg.DB == nil || cfg.Engine == nil || cfg.Store == nil || cfg.Policies == nil {
 		return nil, errors.New("jobs: DB, Engine, Store and Policies are required")
 	}
-	cfg.Org = cmp.Or(cfg.Org, domain.DefaultOrg)
+	if cfg.Orgs == nil {
+		st := cfg.Store
+		cfg.Orgs = func(ctx context.Context) ([]domain.OrgID, error) {
+			orgs, err := st.ListOrgs(ctx)
+			if err != nil {
+				return nil, err
+			}
+			ids := make([]domain.OrgID, len(orgs))
+			for i, o := range orgs {
+				ids[i] = o.ID
+			}
+			return ids, nil
+		}
+	}
 	cfg.PlanInterval = cmp.Or(cfg.PlanInterval, time.Minute)
 	cfg.SyncInterval = cmp.Or(cfg.SyncInterval, 15*time.Minute)
 	cfg.Workers = cmp.Or(cfg.Workers, 10)
@@ -127,15 +144,15 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval), func() (river.JobArgs, *river.InsertOpts) {
-			return PlanArgs{Org: cfg.Org, Instance: j.instance}, nil
+			return PlanArgs{Instance: j.instance}, nil
 		}, &river.PeriodicJobOpts{ID: KindPlan, RunOnStart: true}),
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.RecoverInterval), func() (river.JobArgs, *river.InsertOpts) {
-			return RecoverArgs{Org: cfg.Org, Instance: j.instance}, nil
+			return RecoverArgs{Instance: j.instance}, nil
 		}, &river.PeriodicJobOpts{ID: KindRecover}),
 	}
 	if cfg.Sync != nil {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.SyncInterval), func() (river.JobArgs, *river.InsertOpts) {
-			return SyncArgs{Org: cfg.Org, Instance: j.instance}, nil
+			return SyncArgs{Instance: j.instance}, nil
 		}, &river.PeriodicJobOpts{ID: KindSync, RunOnStart: true}))
 	}
 
@@ -180,13 +197,13 @@ func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 // starts working. Cancelling ctx stops hard; use Stop for a clean
 // shutdown.
 func (j *Jobs) Start(ctx context.Context) error {
-	j.emit(KindRecover, j.recoverAndEnqueue(ctx))
+	j.emit(KindRecover, j.recoverAll(ctx, ""))
 	// Sync (which plans when it is done) or plan at once: River's periodic
 	// jobs first wait for a leader to be elected, which takes seconds, and
 	// a restart should pick the wave up where it stopped without that.
-	var first river.JobArgs = PlanArgs{Org: j.cfg.Org, Instance: j.instance}
+	var first river.JobArgs = PlanArgs{Instance: j.instance}
 	if j.cfg.Sync != nil {
-		first = SyncArgs{Org: j.cfg.Org, Instance: j.instance}
+		first = SyncArgs{Instance: j.instance}
 	}
 	if _, err := j.client.Insert(ctx, first, nil); err != nil {
 		j.log.Error("enqueueing the first sync or plan failed; the periodic one will run", "error", err)
@@ -197,11 +214,50 @@ func (j *Jobs) Start(ctx context.Context) error {
 	return nil
 }
 
+// orgs is the organizations a job works for: the one its arguments name,
+// or every organization (Config.Orgs) when they name none.
+func (j *Jobs) orgs(ctx context.Context, org domain.OrgID) ([]domain.OrgID, error) {
+	if org != "" {
+		return []domain.OrgID{org}, nil
+	}
+	orgs, err := j.cfg.Orgs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list organizations: %w", err)
+	}
+	return orgs, nil
+}
+
+// eachOrg runs fn for each organization of the job, carrying on past an
+// organization that fails: one organization's broken connection must not
+// stop the others' rotations.
+func (j *Jobs) eachOrg(ctx context.Context, org domain.OrgID, what string, fn func(org domain.OrgID) error) error {
+	orgs, err := j.orgs(ctx, org)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, o := range orgs {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := fn(o); err != nil {
+			j.log.Error(what+" failed for an organization", "org", o, "error", err)
+			errs = append(errs, fmt.Errorf("organization %s: %w", o, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// recoverAll recovers every organization of the job (recoverAndEnqueue).
+func (j *Jobs) recoverAll(ctx context.Context, org domain.OrgID) error {
+	return j.eachOrg(ctx, org, "recovery", func(o domain.OrgID) error { return j.recoverAndEnqueue(ctx, o) })
+}
+
 // recoverAndEnqueue takes over the runs of processes whose lease expired
-// (rotation.Engine.Recover) and enqueues a fresh rotation at once for
-// every run it abandoned.
-func (j *Jobs) recoverAndEnqueue(ctx context.Context) error {
-	abandoned, err := j.cfg.Engine.Recover(ctx, j.cfg.Org)
+// (rotation.Engine.Recover) in org and enqueues a fresh rotation at once
+// for every run it abandoned.
+func (j *Jobs) recoverAndEnqueue(ctx context.Context, org domain.OrgID) error {
+	abandoned, err := j.cfg.Engine.Recover(ctx, org)
 	if err != nil {
 		// Keep going: what was recovered is recovered, the rest is logged.
 		j.log.Error("recovery was incomplete", "error", err)
@@ -209,14 +265,14 @@ func (j *Jobs) recoverAndEnqueue(ctx context.Context) error {
 	var errs []error
 	for _, run := range abandoned {
 		_, ierr := j.client.Insert(ctx, RotateArgs{
-			Org: j.cfg.Org, TenantID: run.TenantID, AppObjectID: run.AppObjectID,
+			Org: org, TenantID: run.TenantID, AppObjectID: run.AppObjectID,
 			Trigger: domain.TriggerRecovery, Replaces: run.ID, Instance: j.instance,
 		}, nil)
 		if ierr != nil {
 			errs = append(errs, fmt.Errorf("enqueue recovery of run %s: %w", run.ID, ierr))
 			continue
 		}
-		j.log.Info("fresh rotation enqueued for abandoned run", "run", run.ID, "app", run.AppObjectID)
+		j.log.Info("fresh rotation enqueued for abandoned run", "org", org, "run", run.ID, "app", run.AppObjectID)
 	}
 	if len(errs) > 0 {
 		// The planner still sees those applications (an abandoned run's

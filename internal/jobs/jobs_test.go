@@ -43,8 +43,8 @@ type entra struct {
 	block bool
 }
 
-func (e *entra) Directory(string) (rotation.Directory, error) { return e, nil }
-func (e *entra) Verifier(string) (rotation.Verifier, error)   { return e, nil }
+func (e *entra) Directory(domain.OrgID, string) (rotation.Directory, error) { return e, nil }
+func (e *entra) Verifier(domain.OrgID, string) (rotation.Verifier, error)   { return e, nil }
 
 func (e *entra) Credentials(_ context.Context, oid string) ([]domain.Credential, error) {
 	e.mu.Lock()
@@ -179,7 +179,7 @@ func setup(t *testing.T, napps int) *bundle {
 	require.NoError(t, err)
 	db.SetMaxOpenConns(1)
 	b.jobs, err = New(ctx, Config{
-		DB: db, Engine: b.engine, Store: st, Policies: policies{pol}, Org: org,
+		DB: db, Engine: b.engine, Store: st, Policies: policies{pol},
 		PlanInterval: time.Hour, Jitter: 50 * time.Millisecond,
 		OnEvent: func(kind string, err error) { b.events <- event{kind, err} },
 	})

@@ -69,7 +69,8 @@ func (RetireArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// PlanArgs runs the planner once.
+// PlanArgs runs the planner once, for Org or, when it is empty, for every
+// organization.
 type PlanArgs struct {
 	Org      domain.OrgID `json:"org" river:"unique"`
 	Instance string       `json:"instance" river:"unique"`
@@ -84,7 +85,8 @@ func (PlanArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueControl, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
 }
 
-// SyncArgs runs an inventory sync of every connection once.
+// SyncArgs runs an inventory sync of every connection once, of Org or,
+// when it is empty, of every organization.
 type SyncArgs struct {
 	Org      domain.OrgID `json:"org" river:"unique"`
 	Instance string       `json:"instance" river:"unique"`
@@ -232,7 +234,8 @@ func (w *retireWorker) Work(ctx context.Context, job *river.Job[RetireArgs]) (er
 	return err
 }
 
-// RecoverArgs takes over the runs of processes whose lease expired.
+// RecoverArgs takes over the runs of processes whose lease expired, in Org
+// or, when it is empty, in every organization.
 type RecoverArgs struct {
 	Org      domain.OrgID `json:"org" river:"unique"`
 	Instance string       `json:"instance" river:"unique"`
@@ -254,9 +257,9 @@ type recoverWorker struct {
 
 func (w *recoverWorker) Timeout(*river.Job[RecoverArgs]) time.Duration { return 10 * time.Minute }
 
-func (w *recoverWorker) Work(ctx context.Context, _ *river.Job[RecoverArgs]) (err error) {
+func (w *recoverWorker) Work(ctx context.Context, job *river.Job[RecoverArgs]) (err error) {
 	defer func() { w.j.emit(KindRecover, err) }()
-	return w.j.recoverAndEnqueue(ctx)
+	return w.j.recoverAll(ctx, job.Args.Org)
 }
 
 type planWorker struct {
@@ -271,8 +274,24 @@ const planBatch = 500
 
 func (w *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) (err error) {
 	defer func() { w.j.emit(KindPlan, err) }()
-	j := w.j
-	due, err := j.cfg.Engine.Due(ctx, job.Args.Org, j.cfg.Policies)
+	return w.j.eachOrg(ctx, job.Args.Org, "planning", func(org domain.OrgID) error { return w.j.plan(ctx, org) })
+}
+
+// PolicyRefresher is a PolicySource that caches; the planner asks it to
+// read an organization's policies afresh at the start of each plan, so a
+// plan sees one consistent set.
+type PolicyRefresher interface {
+	Refresh(ctx context.Context, org domain.OrgID) error
+}
+
+// plan enqueues a rotation for every due application of org.
+func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
+	if r, ok := j.cfg.Policies.(PolicyRefresher); ok {
+		if err := r.Refresh(ctx, org); err != nil {
+			return fmt.Errorf("read policies: %w", err)
+		}
+	}
+	due, err := j.cfg.Engine.Due(ctx, org, j.cfg.Policies)
 	if err != nil {
 		return err
 	}
@@ -288,7 +307,7 @@ func (w *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) (err er
 			}
 			params = append(params, river.InsertManyParams{
 				Args: RotateArgs{
-					Org: job.Args.Org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
+					Org: org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
 					Trigger: d.Decision.Trigger, Instance: j.instance,
 				},
 				InsertOpts: &opts,
@@ -305,7 +324,7 @@ func (w *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) (err er
 		}
 	}
 	if len(due) > 0 {
-		j.log.Info("planned rotations", "due", len(due), "enqueued", inserted)
+		j.log.Info("planned rotations", "org", org, "due", len(due), "enqueued", inserted)
 	}
 	return nil
 }
@@ -323,14 +342,14 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncArgs]) (err er
 	if j.cfg.Sync == nil {
 		return nil
 	}
-	if err := j.cfg.Sync(ctx); err != nil {
-		return err
-	}
-	// Plan right away, so new applications do not wait for the next period.
+	syncErr := j.eachOrg(ctx, job.Args.Org, "inventory sync", func(org domain.OrgID) error { return j.cfg.Sync(ctx, org) })
+	// Plan right away, so new applications do not wait for the next
+	// period; an organization whose sync failed still plans on what it
+	// knew.
 	if _, err := j.client.Insert(ctx, PlanArgs{Org: job.Args.Org, Instance: j.instance}, nil); err != nil {
-		return fmt.Errorf("enqueue plan after sync: %w", err)
+		return errors.Join(syncErr, fmt.Errorf("enqueue plan after sync: %w", err))
 	}
-	return nil
+	return syncErr
 }
 
 // recoveryState looks at the run a recovery job replaces: whether a run

@@ -69,8 +69,8 @@ func newMemDirectory(c clock.Clock) *memDirectory {
 	return &memDirectory{clock: c, apps: map[string][]*memCred{}, appID: map[string]string{}, removeErrFor: map[string]error{}}
 }
 
-func (d *memDirectory) Directory(string) (Directory, error) { return d, nil }
-func (d *memDirectory) Verifier(string) (Verifier, error)   { return d, nil }
+func (d *memDirectory) Directory(domain.OrgID, string) (Directory, error) { return d, nil }
+func (d *memDirectory) Verifier(domain.OrgID, string) (Verifier, error)   { return d, nil }
 
 func (d *memDirectory) addApp(objectID, clientID string, creds ...domain.Credential) {
 	d.mu.Lock()

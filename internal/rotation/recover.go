@@ -75,7 +75,7 @@ func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, e
 		if held {
 			msg += fmt.Sprintf("; its secret %s may have reached a consumer (%s), so it stays until the fresh run retires it after the overlap", run.NewKeyID, why)
 		} else {
-			dir, err := e.conns.Directory(run.Connection)
+			dir, err := e.conns.Directory(run.Org, run.Connection)
 			note := ""
 			if err != nil {
 				note = fmt.Sprintf("a secret named %q may exist and connection %q is unavailable (%v); the fresh run's retirement removes it", domain.DisplayNameFor(run.ID), run.Connection, err)

@@ -41,7 +41,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	if now := e.now(); now.Before(run.RetireAt) {
 		return &ErrTooEarly{RetireAt: run.RetireAt}
 	}
-	dir, err := e.conns.Directory(run.Connection)
+	dir, err := e.conns.Directory(run.Org, run.Connection)
 	if err != nil {
 		return fmt.Errorf("rotation: connection %q: %w", run.Connection, err)
 	}

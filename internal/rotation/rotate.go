@@ -132,14 +132,14 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	if err != nil {
 		return r.fail(ctx, err, err.Error(), permanent)
 	}
-	dir, err := e.conns.Directory(run.Connection)
+	dir, err := e.conns.Directory(run.Org, run.Connection)
 	if err != nil {
 		return r.fail(ctx, err, fmt.Sprintf("connection %q cannot change applications: %v", run.Connection, err), true)
 	}
 	r.dir = dir
 	var ver Verifier
 	if policy.Verify {
-		if ver, err = e.conns.Verifier(run.Connection); err != nil {
+		if ver, err = e.conns.Verifier(run.Org, run.Connection); err != nil {
 			return r.fail(ctx, err, fmt.Sprintf("connection %q cannot verify credentials: %v", run.Connection, err), true)
 		}
 	}

@@ -52,10 +52,12 @@ type Verifier interface {
 	Verify(ctx context.Context, tenantID, clientID string, v secret.Value) error
 }
 
-// Connections hands out the Directory and Verifier of a connection, by name.
+// Connections hands out the Directory and Verifier of a connection, by
+// organization and name: connection names are an organization's own, and
+// two organizations may each have one of the same name.
 type Connections interface {
-	Directory(connection string) (Directory, error)
-	Verifier(connection string) (Verifier, error)
+	Directory(org domain.OrgID, connection string) (Directory, error)
+	Verifier(org domain.OrgID, connection string) (Verifier, error)
 }
 
 // PolicySource finds the policy that governs an application, nil when none.

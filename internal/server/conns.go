@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
@@ -17,16 +19,21 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
-// conn is one configured connection with its clients, built once.
+// conn is one connection of an organization with its clients, built once.
 type conn struct {
-	cfg   azure.Connection
-	ep    azure.Endpoints
-	graph *graph.Client
+	org     domain.OrgID
+	purpose string
+	cfg     azure.Connection
+	ep      azure.Endpoints
+	graph   *graph.Client
 	// cred is the connection's identity, for Graph and for sinks.
 	cred azcore.TokenCredential
 	// callerOID returns the object id of the connection identity's service
 	// principal, from a fresh token.
 	callerOID func(ctx context.Context) (string, error)
+
+	// stamp is the stored connection's UpdatedAt: a newer one is rebuilt.
+	stamp time.Time
 
 	// spID caches the service principal's object id once found; failures
 	// are not cached, so a transient error does not disable the connection.
@@ -34,11 +41,25 @@ type conn struct {
 	spID string
 }
 
-// Conns holds every connection's Azure clients. It implements
-// rotation.Connections, feeds the inventory, and gives sinks a connection's
-// identity (sink.TokenCredentials).
+// connKey names a connection: names are an organization's own.
+type connKey struct {
+	org  domain.OrgID
+	name string
+}
+
+// Conns holds every organization's connections with their Azure clients,
+// keyed by organization and name. It implements rotation.Connections,
+// feeds the inventory, and gives sinks a connection's identity
+// (sink.TokenCredentials).
+//
+// Connections are added, replaced and removed while rotor runs (an
+// organization's connections change in the store); a run that already
+// holds a connection's clients keeps them.
 type Conns struct {
-	byName map[string]*conn
+	mu    sync.RWMutex
+	byKey map[connKey]*conn
+	// order is the connections in the order they were added.
+	order []connKey
 }
 
 var (
@@ -46,44 +67,140 @@ var (
 	_ sink.TokenCredentials = (*Conns)(nil)
 )
 
+// ConnSpec is one connection to build.
+type ConnSpec struct {
+	Org domain.OrgID
+	// Purpose is rotation, automation, vm or read.
+	Purpose string
+	Conn    azure.Connection
+	// Secret, when set, supplies a client secret connection's secret at
+	// each token request (azure.NewSourcedCredential) instead of
+	// Conn.Identity.ClientSecret, so a secret rotated at its source (a
+	// file, a Key Vault secret) is picked up without a restart.
+	Secret azure.SecretSource
+	// Stamp is the stored connection's UpdatedAt, to notice a change.
+	Stamp time.Time
+}
+
 // NewConns builds credentials and Graph clients for every connection. No
 // network call is made here: a bad secret shows up at the first use.
-func NewConns(list []azure.Connection) (*Conns, error) {
-	cs := &Conns{byName: map[string]*conn{}}
+func NewConns(list []ConnSpec) (*Conns, error) {
+	cs := newConns()
 	for _, c := range list {
-		ep, err := azure.ResolveEndpoints(c.Cloud, c.SimFile)
-		if err != nil {
-			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
-		}
-		cred, err := azure.NewCredential(c, ep)
-		if err != nil {
+		if err := cs.add(c); err != nil {
 			return nil, err
-		}
-		g, err := graph.New(cred, ep)
-		if err != nil {
-			return nil, fmt.Errorf("connection %q: %w", c.Name, err)
-		}
-		cs.byName[c.Name] = &conn{
-			cfg: c, ep: ep, graph: g, cred: cred,
-			callerOID: func(ctx context.Context) (string, error) {
-				return azure.CallerObjectID(ctx, cred, ep.GraphScope)
-			},
 		}
 	}
 	return cs, nil
 }
 
-func (cs *Conns) get(name string) (*conn, error) {
-	c, ok := cs.byName[name]
+func newConns() *Conns { return &Conns{byKey: map[connKey]*conn{}} }
+
+// add builds one new connection.
+func (cs *Conns) add(spec ConnSpec) error {
+	k := connKey{spec.Org, spec.Conn.Name}
+	cs.mu.RLock()
+	_, dup := cs.byKey[k]
+	cs.mu.RUnlock()
+	if dup {
+		return fmt.Errorf("organization %s: connection %q twice", spec.Org, spec.Conn.Name)
+	}
+	c, err := build(spec)
+	if err != nil {
+		return err
+	}
+	cs.put(c)
+	return nil
+}
+
+// put adds or replaces a built connection.
+func (cs *Conns) put(c *conn) {
+	k := connKey{c.org, c.cfg.Name}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if _, ok := cs.byKey[k]; !ok {
+		cs.order = append(cs.order, k)
+	}
+	cs.byKey[k] = c
+}
+
+// remove forgets a connection.
+func (cs *Conns) remove(org domain.OrgID, name string) {
+	k := connKey{org, name}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.byKey, k)
+	cs.order = slices.DeleteFunc(cs.order, func(x connKey) bool { return x == k })
+}
+
+// stamp is the Stamp a connection was built from, if it exists.
+func (cs *Conns) stamp(org domain.OrgID, name string) (time.Time, bool) {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	c, ok := cs.byKey[connKey{org, name}]
 	if !ok {
-		return nil, fmt.Errorf("unknown connection %q", name)
+		return time.Time{}, false
+	}
+	return c.stamp, true
+}
+
+// build makes a connection's credential and clients.
+func build(spec ConnSpec) (*conn, error) {
+	c := spec.Conn
+	if spec.Org == "" {
+		return nil, fmt.Errorf("connection %q: no organization", c.Name)
+	}
+	ep, err := azure.ResolveEndpoints(c.Cloud, c.SimFile)
+	if err != nil {
+		return nil, fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
+	}
+	var cred azcore.TokenCredential
+	if spec.Secret != nil && c.Identity.Method == azure.ClientSecret {
+		cred, err = azure.NewSourcedCredential(c, ep, spec.Secret)
+	} else {
+		cred, err = azure.NewCredential(c, ep)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("organization %s: %w", spec.Org, err)
+	}
+	g, err := graph.New(cred, ep)
+	if err != nil {
+		return nil, fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
+	}
+	return &conn{
+		org: spec.Org, purpose: spec.Purpose, cfg: c, ep: ep, graph: g, cred: cred, stamp: spec.Stamp,
+		callerOID: func(ctx context.Context) (string, error) {
+			return azure.CallerObjectID(ctx, cred, ep.GraphScope)
+		},
+	}, nil
+}
+
+func (cs *Conns) get(org domain.OrgID, name string) (*conn, error) {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	c, ok := cs.byKey[connKey{org, name}]
+	if !ok {
+		return nil, fmt.Errorf("organization %s has no connection %q", org, name)
 	}
 	return c, nil
 }
 
+// of lists an organization's connections in the order they were added.
+func (cs *Conns) of(org domain.OrgID) []*conn {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	var out []*conn
+	for _, k := range cs.order {
+		if k.org == org {
+			out = append(out, cs.byKey[k])
+		}
+	}
+	return out
+}
+
 // Graph returns the Graph client of a connection.
-func (cs *Conns) Graph(name string) (*graph.Client, error) {
-	c, err := cs.get(name)
+func (cs *Conns) Graph(org domain.OrgID, name string) (*graph.Client, error) {
+	c, err := cs.get(org, name)
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +209,8 @@ func (cs *Conns) Graph(name string) (*graph.Client, error) {
 
 // RotationSPObjectID returns the object id of the connection identity's
 // service principal (looked up once by its app id).
-func (cs *Conns) RotationSPObjectID(ctx context.Context, name string) (string, error) {
-	c, err := cs.get(name)
+func (cs *Conns) RotationSPObjectID(ctx context.Context, org domain.OrgID, name string) (string, error) {
+	c, err := cs.get(org, name)
 	if err != nil {
 		return "", err
 	}
@@ -125,8 +242,8 @@ func (cs *Conns) RotationSPObjectID(ctx context.Context, name string) (string, e
 }
 
 // Directory implements rotation.Connections.
-func (cs *Conns) Directory(name string) (rotation.Directory, error) {
-	c, err := cs.get(name)
+func (cs *Conns) Directory(org domain.OrgID, name string) (rotation.Directory, error) {
+	c, err := cs.get(org, name)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +251,8 @@ func (cs *Conns) Directory(name string) (rotation.Directory, error) {
 }
 
 // Verifier implements rotation.Connections.
-func (cs *Conns) Verifier(name string) (rotation.Verifier, error) {
-	c, err := cs.get(name)
+func (cs *Conns) Verifier(org domain.OrgID, name string) (rotation.Verifier, error) {
+	c, err := cs.get(org, name)
 	if err != nil {
 		return nil, err
 	}
@@ -143,22 +260,60 @@ func (cs *Conns) Verifier(name string) (rotation.Verifier, error) {
 }
 
 // TokenCredential implements sink.TokenCredentials: a sink acts as the
-// named connection's identity, on its cloud's transport and retries.
-func (cs *Conns) TokenCredential(connection string) (sink.AzureIdentity, error) {
-	c, err := cs.get(connection)
+// named connection of the organization, on its cloud's transport and
+// retries. Sinks keep their SDK clients, so the credential follows the
+// connection: when the connection is rebuilt (edited in the store), the
+// sink's next token is the new identity's; when it is deleted, the sink's
+// next token request fails.
+func (cs *Conns) TokenCredential(org domain.OrgID, connection string) (sink.AzureIdentity, error) {
+	c, err := cs.get(org, connection)
 	if err != nil {
 		return sink.AzureIdentity{}, err
 	}
-	return sink.AzureIdentity{Credential: c.cred, ClientOptions: azure.ClientOptions(c.ep), Simulator: c.ep.Cloud == azure.Sim}, nil
+	return sink.AzureIdentity{
+		Credential:    liveCredential{cs: cs, org: org, name: connection},
+		ClientOptions: azure.ClientOptions(c.ep),
+		Simulator:     c.ep.Cloud == azure.Sim,
+	}, nil
+}
+
+// liveCredential is the current credential of a connection.
+type liveCredential struct {
+	cs   *Conns
+	org  domain.OrgID
+	name string
+}
+
+var _ azcore.TokenCredential = liveCredential{}
+
+func (l liveCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	c, err := l.cs.get(l.org, l.name)
+	if err != nil {
+		return azcore.AccessToken{}, err
+	}
+	return c.cred.GetToken(ctx, opts)
 }
 
 // endpoints are the connections' clouds.
 func (cs *Conns) endpoints() []azure.Endpoints {
-	out := make([]azure.Endpoints, 0, len(cs.byName))
-	for _, c := range cs.byName {
-		out = append(out, c.ep)
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	out := make([]azure.Endpoints, 0, len(cs.order))
+	for _, k := range cs.order {
+		out = append(out, cs.byKey[k].ep)
 	}
 	return out
+}
+
+// tenants is how many distinct tenants the connections reach.
+func (cs *Conns) tenants() int {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	seen := map[string]bool{}
+	for _, c := range cs.byKey {
+		seen[c.cfg.TenantID] = true
+	}
+	return len(seen)
 }
 
 // graphDirectory adapts the Graph client to the rotation's Directory.

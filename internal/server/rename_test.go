@@ -106,7 +106,7 @@ func TestRenamedApplicationKeepsItsConsumer(t *testing.T) {
 	// The overlap passes and the second run retires the first's secret.
 	clk.Advance(pol.Overlap + time.Minute)
 	require.NoError(t, srv.Engine().Retire(ctx, org, second.ID, *pol))
-	creds, err := srv.conns.byName[pol.Connection].graph.GetApplication(ctx, app.ObjectID, []string{"passwordCredentials"})
+	creds, err := srv.conns.byKey[connKey{app.Org, pol.Connection}].graph.GetApplication(ctx, app.ObjectID, []string{"passwordCredentials"})
 	require.NoError(t, err)
 	for _, c := range creds.PasswordCredentials {
 		require.NotEqual(t, first.NewKeyID, c.KeyID, "the first run's secret was retired")
@@ -117,7 +117,7 @@ func TestRenamedApplicationKeepsItsConsumer(t *testing.T) {
 	got, err := kv.GetSecret(ctx, oldName+"-secret", "", nil)
 	require.NoError(t, err)
 	require.Equal(t, second.NewKeyID, *got.Tags[keyvault.TagKeyID])
-	require.NoError(t, azure.VerifySecret(ctx, srv.conns.byName[pol.Connection].ep, tn.ID, app.AppID, secret.New(*got.Value)))
+	require.NoError(t, azure.VerifySecret(ctx, srv.conns.byKey[connKey{app.Org, pol.Connection}].ep, tn.ID, app.AppID, secret.New(*got.Value)))
 	_, err = kv.GetSecret(ctx, "renamed-"+oldName+"-secret", "", nil)
 	require.Error(t, err, "nothing was written under the new name")
 

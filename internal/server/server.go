@@ -25,6 +25,8 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/jobs"
+	"github.com/rotor-dev/rotor/internal/policyset"
+	"github.com/rotor-dev/rotor/internal/provision"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/store"
@@ -55,6 +57,10 @@ type Server struct {
 	clock clock.Clock
 	store *sqlite.Store
 	conns *Conns
+	// policies are every organization's, from the store.
+	policies *policyset.Set
+	// secrets resolves connections' and sinks' secret references.
+	secrets *secrets
 	// kinds checks sink specs while the configuration loads; sinks builds
 	// them once the connections exist (see sinks.go).
 	kinds  *sink.Registry
@@ -88,27 +94,6 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		s.log.Info("configuration note", "note", n)
 	}
 
-	conns := make([]azure.Connection, 0, len(cfg.Connections))
-	for _, c := range cfg.Connections {
-		if c.ClientSecretRef.IsKeyVault() || c.CertificatePasswordRef.IsKeyVault() {
-			// Resolving needs an identity to read the vault with (the
-			// host's managed identity); that lands with cross-tenant
-			// onboarding. Say so rather than fail later with "empty secret".
-			return nil, fmt.Errorf("connection %q: secrets kept in Key Vault ({keyvault: …}) are not resolved yet: use {env: NAME} or {file: PATH} for now", c.Name)
-		}
-		conns = append(conns, c.AzureConnection())
-	}
-	if s.conns, err = NewConns(conns); err != nil {
-		return nil, err
-	}
-	s.sinks, err = s.kinds.Bind(newSinkDeps(sinkDepsParams{
-		conns: s.conns, endpoints: s.conns.endpoints(), baseDir: filepath.Dir(configPath),
-		getenv: opts.Getenv, clock: s.clock, log: s.log,
-	}))
-	if err != nil {
-		return nil, err
-	}
-
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
 	}
@@ -120,12 +105,50 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		s.store.Close()
 		return nil, err
 	}
-	if err := s.store.EnsureOrg(ctx, cfg.Organization, string(cfg.Organization)); err != nil {
+	if err := s.assemble(ctx, configPath); err != nil {
 		s.store.Close()
 		return nil, err
 	}
+	return s, nil
+}
+
+// assemble provisions the file's organization into the store, then builds
+// every organization's connections from the store, the sinks and the
+// engine.
+func (s *Server) assemble(ctx context.Context, configPath string) error {
+	cfg := s.cfg
+	rep, err := provision.Provision(ctx, s.store, cfg)
+	if err != nil {
+		return err
+	}
+	s.log.Info("configuration provisioned", "source", rep.Source, "changes", rep.String())
+
+	getenv := s.opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var vault config.SecretResolver
+	if h := cfg.HostIdentity; h != nil {
+		r, err := azure.NewKeyVaultReader(h.AzureConnection())
+		if err != nil {
+			return fmt.Errorf("host_identity: %w", err)
+		}
+		vault = r
+	}
+	s.secrets = newSecrets(cfg, getenv, vault, s.clock)
+	if _, err = s.loadConns(ctx); err != nil {
+		return err
+	}
+	s.sinks, err = s.kinds.Bind(newSinkDeps(sinkDepsParams{
+		conns: s.conns, endpoints: s.conns.endpoints(), baseDir: filepath.Dir(configPath),
+		getenv: getenv, clock: s.clock, log: s.log, keyVault: s.secrets,
+	}))
+	if err != nil {
+		return err
+	}
+	s.policies = policyset.New(s.store, s.clock, s.log, 0)
 	s.syncer = inventory.NewSyncer(s.store, s.clock)
-	lease := rotation.NewLease(s.store, s.clock, s.log, cfg.Rotation.LeaseTTL, cmp.Or(opts.Process, "rotor"))
+	lease := rotation.NewLease(s.store, s.clock, s.log, cfg.Rotation.LeaseTTL, cmp.Or(s.opts.Process, "rotor"))
 
 	s.engine = rotation.New(rotation.Config{
 		Store:                s.store,
@@ -137,12 +160,73 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		ConcurrencyPerTenant: cfg.Rotation.ConcurrencyPerTenant,
 		IsPending:            azure.IsReplicationPending,
 		IsPermanent:          isPermanent,
-		Hooks:                opts.Hooks,
+		Hooks:                s.opts.Hooks,
 		Policies:             s,
 		ScheduleRetire:       s.scheduleRetire,
 		Lease:                lease,
 	})
-	return s, nil
+	return nil
+}
+
+// loadConns builds the connections of every organization in the store,
+// resolving their secrets once now. A connection of the file's own
+// organization that cannot be built stops rotor (as a bad rotor.yaml
+// does); one of another organization is logged and left out, so one
+// organization's broken connection does not stop the others.
+func (s *Server) loadConns(ctx context.Context) (*Conns, error) {
+	orgs, err := s.store.ListOrgs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.conns = newConns()
+	for _, o := range orgs {
+		err := s.refreshConns(ctx, o.ID)
+		if err != nil && o.ID == s.cfg.Organization {
+			return nil, fmt.Errorf("organization %s: %w", o.ID, err)
+		}
+	}
+	return s.conns, nil
+}
+
+// refreshConns brings an organization's connections in line with the
+// store: new ones are built, changed ones (a newer UpdatedAt) rebuilt,
+// deleted ones dropped. The sync job calls it before each sync, so a
+// connection made or edited in the UI is used without a restart. A
+// connection that cannot be built is left out and logged; the error
+// joins every such connection's.
+func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
+	list, err := s.store.ListConnections(ctx, org)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	keep := map[string]bool{}
+	for _, c := range list {
+		keep[c.Name] = true
+		if at, ok := s.conns.stamp(org, c.Name); ok && at.Equal(c.UpdatedAt) {
+			continue
+		}
+		spec, err := s.secrets.connSpec(ctx, c)
+		var built *conn
+		if err == nil {
+			spec.Stamp = c.UpdatedAt
+			built, err = build(spec)
+		}
+		if err != nil {
+			s.conns.remove(org, c.Name)
+			s.log.Error("connection left out: it cannot be built", "org", org, "connection", c.Name, "error", err)
+			errs = append(errs, err)
+			continue
+		}
+		s.conns.put(built)
+	}
+	for _, c := range s.conns.of(org) {
+		if !keep[c.cfg.Name] {
+			s.conns.remove(org, c.cfg.Name)
+			s.log.Info("connection removed: it is no longer in the store", "org", org, "connection", c.cfg.Name)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Config returns the loaded configuration.
@@ -160,17 +244,44 @@ func (s *Server) Engine() *rotation.Engine { return s.engine }
 // Conns returns the Azure connections.
 func (s *Server) Conns() *Conns { return s.conns }
 
-// PolicyFor implements rotation.PolicySource.
+// PolicyFor implements rotation.PolicySource: the policy of the
+// application's organization that governs it, from the store.
 func (s *Server) PolicyFor(app domain.Application) *domain.Policy {
-	return s.cfg.PolicyFor(app)
+	return s.policies.PolicyFor(app)
 }
 
-// Sync runs an inventory sync of every connection that reads applications
-// (purposes rotation and read), one after the other.
+// Refresh implements jobs.PolicyRefresher: the planner reads an
+// organization's policies afresh at the start of each plan.
+func (s *Server) Refresh(ctx context.Context, org domain.OrgID) error {
+	return s.policies.Refresh(ctx, org)
+}
+
+// Sync runs an inventory sync of every connection of every organization
+// that reads applications (purposes rotation and read), one after the
+// other.
 func (s *Server) Sync(ctx context.Context, progress func(inventory.Progress)) error {
+	orgs, err := s.store.ListOrgs(ctx)
+	if err != nil {
+		return err
+	}
 	var errs []error
-	for _, c := range s.cfg.Connections {
-		if c.Purpose != config.PurposeRotation && c.Purpose != config.PurposeRead {
+	for _, o := range orgs {
+		errs = append(errs, s.SyncOrg(ctx, o.ID, progress))
+	}
+	return errors.Join(errs...)
+}
+
+// SyncOrg syncs the inventory of one organization's connections. It first
+// brings the connections in line with the store (refreshConns), so one
+// made or changed in the UI since the last sync is used now; one that
+// cannot be built is reported and the others still sync.
+func (s *Server) SyncOrg(ctx context.Context, org domain.OrgID, progress func(inventory.Progress)) error {
+	var errs []error
+	if err := s.refreshConns(ctx, org); err != nil {
+		errs = append(errs, err)
+	}
+	for _, c := range s.conns.of(org) {
+		if c.purpose != string(config.PurposeRotation) && c.purpose != string(config.PurposeRead) {
 			continue
 		}
 		dir, err := s.directory(ctx, c)
@@ -178,12 +289,12 @@ func (s *Server) Sync(ctx context.Context, progress func(inventory.Progress)) er
 			errs = append(errs, err)
 			continue
 		}
-		res, err := s.syncer.Sync(ctx, s.cfg.Organization, c.Name, dir, progress)
+		res, err := s.syncer.Sync(ctx, org, c.cfg.Name, dir, progress)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("sync %s: %w", c.Name, err))
+			errs = append(errs, fmt.Errorf("sync %s: %w", c.cfg.Name, err))
 			continue
 		}
-		s.log.Info("inventory synced", "connection", c.Name, "seen", res.Seen, "changed", res.Changed, "removed", res.Removed, "manageable", res.Manageable)
+		s.log.Info("inventory synced", "org", org, "connection", c.cfg.Name, "seen", res.Seen, "changed", res.Changed, "removed", res.Removed, "manageable", res.Manageable)
 	}
 	return errors.Join(errs...)
 }
@@ -191,19 +302,16 @@ func (s *Server) Sync(ctx context.Context, progress func(inventory.Progress)) er
 // directory is the inventory's view of a connection: a rotation connection
 // learns which applications its identity owns (may change); a read
 // connection sees every application and may change none.
-func (s *Server) directory(ctx context.Context, cc config.Connection) (inventory.Directory, error) {
-	c, err := s.conns.get(cc.Name)
+func (s *Server) directory(ctx context.Context, c *conn) (inventory.Directory, error) {
+	name := c.cfg.Name
+	if c.purpose == string(config.PurposeRead) {
+		return inventory.ReadOnly(inventory.NewGraphDirectory(c.graph, name, c.cfg.TenantID, "")), nil
+	}
+	sp, err := s.conns.RotationSPObjectID(ctx, c.org, name)
 	if err != nil {
 		return nil, err
 	}
-	if cc.Purpose == config.PurposeRead {
-		return inventory.ReadOnly(inventory.NewGraphDirectory(c.graph, cc.Name, c.cfg.TenantID, "")), nil
-	}
-	sp, err := s.conns.RotationSPObjectID(ctx, cc.Name)
-	if err != nil {
-		return nil, err
-	}
-	return inventory.NewGraphDirectory(c.graph, cc.Name, c.cfg.TenantID, sp), nil
+	return inventory.NewGraphDirectory(c.graph, name, c.cfg.TenantID, sp), nil
 }
 
 // openJobs creates the job system on the store's write pool: River on
@@ -221,8 +329,7 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 		Engine:       s.engine,
 		Store:        s.store,
 		Policies:     s,
-		Sync:         func(ctx context.Context) error { return s.Sync(ctx, nil) },
-		Org:          s.cfg.Organization,
+		Sync:         func(ctx context.Context, org domain.OrgID) error { return s.SyncOrg(ctx, org, nil) },
 		PlanInterval: s.cfg.Rotation.PlanInterval,
 		SyncInterval: s.cfg.Rotation.SyncInterval,
 		Jitter:       s.cfg.Rotation.Jitter,
@@ -249,7 +356,7 @@ func (s *Server) RotateNow(ctx context.Context, app domain.Application) error {
 	if err := s.openJobs(ctx, 0); err != nil {
 		return err
 	}
-	return s.jobs.RotateNow(ctx, s.cfg.Organization, app)
+	return s.jobs.RotateNow(ctx, cmp.Or(app.Org, s.cfg.Organization), app)
 }
 
 // Serve runs the job system and the HTTP endpoint until ctx is cancelled,
@@ -304,11 +411,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 // workers is how many jobs run at once: enough for every connection's
 // tenant to use its whole per-tenant concurrency, and at least 10.
 func (s *Server) workers() int {
-	tenants := map[string]bool{}
-	for _, c := range s.cfg.Connections {
-		tenants[c.TenantID] = true
-	}
-	return max(10, len(tenants)*s.cfg.Rotation.ConcurrencyPerTenant+2)
+	return max(10, s.conns.tenants()*s.cfg.Rotation.ConcurrencyPerTenant+2)
 }
 
 // shutdownGrace is how long a SIGTERM waits for running rotations before

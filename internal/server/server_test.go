@@ -46,7 +46,7 @@ connections:
 	srv, err := Open(ctx, path, Options{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	defer srv.Close()
-	oid, err := srv.Conns().RotationSPObjectID(ctx, "mi")
+	oid, err := srv.Conns().RotationSPObjectID(ctx, srv.Config().Organization, "mi")
 	require.NoError(t, err)
 	require.Equal(t, tn.ManagedIdentity.PrincipalID, oid, "the identity's object id comes from its token")
 

@@ -40,6 +40,9 @@ type sinkDepsParams struct {
 	getenv  func(string) string
 	clock   clock.Clock
 	log     *slog.Logger
+	// keyVault reads sinks' {keyvault: …} references as the host
+	// identity (nil: refused).
+	keyVault config.SecretResolver
 }
 
 // newSinkDeps makes the one sink.Deps every kind is bound to. It runs once
@@ -52,7 +55,7 @@ func newSinkDeps(p sinkDepsParams) sink.Deps {
 	log := cmp.Or(p.log, slog.New(slog.DiscardHandler))
 	return sink.Deps{
 		Credentials: p.conns,
-		Secrets:     &secretResolver{getenv: getenv, baseDir: p.baseDir},
+		Secrets:     &secretResolver{getenv: getenv, baseDir: p.baseDir, keyVault: p.keyVault},
 		HTTPClient:  sinkHTTPClient(p.endpoints),
 		Clock:       cmp.Or[clock.Clock](p.clock, clock.Real{}),
 		Logger:      log.With("component", "sink"),
@@ -96,21 +99,21 @@ func sinkHTTPClient(eps []azure.Endpoints) *http.Client {
 // secretResolver resolves a sink's own credential references at use:
 // {env: NAME} from the environment, {file: PATH} from the file (relative
 // to rotor.yaml), read again at every use so a rotated file is picked up.
-// {keyvault: …} needs an identity to read the vault with (the host's
-// managed identity), which lands with the configuration's own Key Vault
-// references; until then it is refused with a clear, permanent error.
+// {keyvault: …} is read with rotor's host identity (host_identity), as
+// connections' own Key Vault references are; without one it is refused
+// with a clear, permanent error.
 type secretResolver struct {
 	getenv  func(string) string
 	baseDir string
-	// keyVault reads Key Vault references; nil until rotor has an identity
-	// of its own to read them with.
+	// keyVault reads Key Vault references as the host identity; nil when
+	// host_identity is not configured.
 	keyVault config.SecretResolver
 }
 
 var _ sink.SecretResolver = (*secretResolver)(nil)
 
-// errKeyVaultRefs says Key Vault references of sinks are not resolved yet.
-var errKeyVaultRefs = errors.New("Key Vault references ({keyvault: …}) in sink settings are not resolved yet: use {env: NAME} or {file: PATH} for now")
+// errKeyVaultRefs says why a sink's Key Vault reference cannot be read.
+var errKeyVaultRefs = errors.New("Key Vault references ({keyvault: …}) in sink settings are read with rotor's own identity: set host_identity in rotor.yaml, or use {env: NAME} or {file: PATH}")
 
 func (r *secretResolver) Resolve(ctx context.Context, ref sink.SecretRef) (secret.Value, error) {
 	var v string

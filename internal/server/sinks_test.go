@@ -31,8 +31,8 @@ func TestSinkKindsBindToConnections(t *testing.T) {
 	_, err = r.Bind(newSinkDeps(sinkDepsParams{conns: conns}))
 	require.NoError(t, err, "every kind finds what it needs in the one Deps")
 
-	_, err = conns.TokenCredential("nope")
-	require.ErrorContains(t, err, `unknown connection "nope"`)
+	_, err = conns.TokenCredential(domain.DefaultOrg, "nope")
+	require.ErrorContains(t, err, `organization default has no connection "nope"`)
 }
 
 func TestSinkSecretResolver(t *testing.T) {
@@ -58,7 +58,7 @@ func TestSinkSecretResolver(t *testing.T) {
 		{sink.SecretRef{Env: "MISSING"}, "environment variable MISSING is not set", true},
 		{sink.SecretRef{File: "empty"}, "is empty", true},
 		{sink.SecretRef{File: "absent"}, "no such file", false},
-		{sink.SecretRef{KeyVault: &sink.KeyVaultRef{VaultURL: "https://kv/", Secret: "x"}}, "not resolved yet", true},
+		{sink.SecretRef{KeyVault: &sink.KeyVaultRef{VaultURL: "https://kv/", Secret: "x"}}, "set host_identity", true},
 		{sink.SecretRef{}, "empty secret reference", true},
 	} {
 		_, err := r.Resolve(ctx, tc.ref)
@@ -141,13 +141,13 @@ func TestRotateDeliversThroughTheRegistry(t *testing.T) {
 
 	// Read it back as the consumer (rotor's identity may only list and
 	// set: the sink never reads a value).
-	id, err := srv.Conns().TokenCredential(pol.Connection)
+	id, err := srv.Conns().TokenCredential(app.Org, pol.Connection)
 	require.NoError(t, err)
 	require.True(t, id.Simulator)
 	kv := st.SecretsClient(t, tn.KeyVaults[0].URL, st.ConsumerCredential(t, tn.ID))
 	got, err := kv.GetSecret(ctx, name, "", nil)
 	require.NoError(t, err)
 	require.Equal(t, run.NewKeyID, *got.Tags[keyvault.TagKeyID])
-	require.NoError(t, azure.VerifySecret(ctx, srv.conns.byName[pol.Connection].ep, tn.ID, app.AppID, secret.New(*got.Value)),
+	require.NoError(t, azure.VerifySecret(ctx, srv.conns.byKey[connKey{app.Org, pol.Connection}].ep, tn.ID, app.AppID, secret.New(*got.Value)),
 		"the vault holds a secret Entra accepts")
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/domain"
 )
 
 // Deps is everything a sink builder may need from the rest of rotor. The
@@ -47,8 +48,12 @@ type Deps struct {
 // sink passes its own to GetToken (Azure DevOps'
 // 499b84ac-1321-427f-aa17-267ca6975798/.default), and azidentity caches a
 // token per scope.
+//
+// Connections are an organization's own: the organization is the
+// application's (BuildRequest.App.Org), and a sink never acts as another
+// organization's connection.
 type TokenCredentials interface {
-	TokenCredential(connection string) (AzureIdentity, error)
+	TokenCredential(org domain.OrgID, connection string) (AzureIdentity, error)
 }
 
 // AzureIdentity is how a sink acts as one connection.

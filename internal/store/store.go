@@ -147,6 +147,46 @@ type Store interface {
 	// an application. Pinning the target already pinned is a no-op.
 	PinTarget(ctx context.Context, p PinTargetParams) error
 
+	// ListOrgs lists every organization, ordered by id.
+	ListOrgs(ctx context.Context) ([]Org, error)
+
+	// UpsertConnection creates or replaces a connection of an org. It
+	// fails with *ProvisionedError (ErrProvisioned) when the connection
+	// is provisioned and the caller is not provisioning, and ErrConflict
+	// when provisioning would take over a connection made elsewhere.
+	// ErrNotFound when the org does not exist.
+	UpsertConnection(ctx context.Context, p UpsertConnectionParams) error
+	// ListConnections lists an org's connections by name.
+	ListConnections(ctx context.Context, org domain.OrgID) ([]Connection, error)
+	// GetConnection returns one connection of an org; ErrNotFound when the
+	// org has none of that name.
+	GetConnection(ctx context.Context, org domain.OrgID, name string) (*Connection, error)
+	// DeleteConnection deletes a connection of an org; ErrNotFound when
+	// there is none, ErrProvisioned as UpsertConnection.
+	DeleteConnection(ctx context.Context, p DeleteParams) error
+
+	// UpsertPolicy creates or replaces a policy of an org. Its connection
+	// must be one of the org's (ErrNotFound otherwise); provisioned
+	// policies are guarded as connections are.
+	UpsertPolicy(ctx context.Context, p UpsertPolicyParams) error
+	// ListPolicies lists an org's policies in the order that decides which
+	// one governs an application: provisioned ones first by position,
+	// then the others by position, then name.
+	ListPolicies(ctx context.Context, org domain.OrgID) ([]Policy, error)
+	// GetPolicy returns one policy of an org; ErrNotFound when none.
+	GetPolicy(ctx context.Context, org domain.OrgID, name string) (*Policy, error)
+	// DeletePolicy deletes a policy; errors as DeleteConnection.
+	DeletePolicy(ctx context.Context, p DeleteParams) error
+
+	// Provision makes an org's provisioned connections and policies
+	// exactly those of p, in one transaction: it creates the org if
+	// needed, creates and updates what p holds (leaving unchanged rows
+	// untouched, so a second call with the same p writes nothing), and
+	// deletes provisioned objects p no longer holds. Objects made
+	// elsewhere are never touched; one that shares a name with an
+	// object of p fails the whole call with ErrConflict.
+	Provision(ctx context.Context, p ProvisionParams) (ProvisionResult, error)
+
 	// Close releases the store.
 	Close() error
 }

@@ -36,7 +36,7 @@ func setupFake(t *testing.T, tweaks ...func(domain.SinkSpec) domain.SinkSpec) fa
 		spec = tw(spec)
 	}
 	app := domain.Application{TenantID: "tenant-1", ObjectID: "object-1", AppID: "app-1", DisplayName: "Payroll API"}
-	s, err := newBuilder(nil, func(string, string) (SecretsAPI, error) { return v, nil }).
+	s, err := newBuilder(nil, func(domain.OrgID, string, string) (SecretsAPI, error) { return v, nil }).
 		Build(context.Background(), sink.BuildRequest{Spec: spec, Connection: "conn", App: app})
 	require.NoError(t, err)
 	return fakeBundle{vault: v, sink: s.(*Sink), app: app}

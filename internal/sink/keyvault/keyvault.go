@@ -115,8 +115,8 @@ func (Kind) NewBuilder(deps sink.Deps) (sink.Builder, error) {
 		return nil, errors.New("keyvault sink needs token credentials")
 	}
 	creds := deps.Credentials
-	return newBuilder(deps.Logger, func(connection, vaultURL string) (SecretsAPI, error) {
-		id, err := creds.TokenCredential(connection)
+	return newBuilder(deps.Logger, func(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error) {
+		id, err := creds.TokenCredential(org, connection)
 		if err != nil {
 			return nil, err
 		}
@@ -129,24 +129,24 @@ func (Kind) NewBuilder(deps sink.Deps) (sink.Builder, error) {
 	}), nil
 }
 
-func newBuilder(log *slog.Logger, newClient func(connection, vaultURL string) (SecretsAPI, error)) *Builder {
+func newBuilder(log *slog.Logger, newClient func(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error)) *Builder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Builder{log: log, newClient: newClient, clients: map[[2]string]SecretsAPI{}}
+	return &Builder{log: log, newClient: newClient, clients: map[[3]string]SecretsAPI{}}
 }
 
 // Builder builds Key Vault sinks. It keeps one azsecrets client per
-// (connection, vault): a client remembers the vault's authentication
+// (organization, connection, vault): a client remembers the vault's authentication
 // challenge, so reusing it saves a 401 round trip on every rotation.
 type Builder struct {
 	log *slog.Logger
 	// newClient makes the client of a vault acting as a connection; tests
 	// replace it with an in-memory vault.
-	newClient func(connection, vaultURL string) (SecretsAPI, error)
+	newClient func(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error)
 
 	mu      sync.Mutex
-	clients map[[2]string]SecretsAPI
+	clients map[[3]string]SecretsAPI
 }
 
 // Resolve renders the spec's secret name for req.App and returns its
@@ -194,7 +194,7 @@ func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, er
 	if connection == "" {
 		return nil, &SpecError{Key: KeyConnection, Msg: "no connection: set connection on the sink or on its policy"}
 	}
-	c, err := b.client(connection, vaultURL)
+	c, err := b.client(req.App.Org, connection, vaultURL)
 	if err != nil {
 		return nil, fmt.Errorf("keyvault sink: client for %s (connection %q): %w", vaultURL, connection, err)
 	}
@@ -210,14 +210,14 @@ func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, er
 	}, nil
 }
 
-func (b *Builder) client(connection, vaultURL string) (SecretsAPI, error) {
+func (b *Builder) client(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	k := [2]string{connection, vaultURL}
+	k := [3]string{string(org), connection, vaultURL}
 	if c, ok := b.clients[k]; ok {
 		return c, nil
 	}
-	c, err := b.newClient(connection, vaultURL)
+	c, err := b.newClient(org, connection, vaultURL)
 	if err != nil {
 		return nil, err
 	}

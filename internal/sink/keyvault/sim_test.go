@@ -81,7 +81,7 @@ type simCredentials struct {
 
 var _ sink.TokenCredentials = (*simCredentials)(nil)
 
-func (c *simCredentials) TokenCredential(connection string) (sink.AzureIdentity, error) {
+func (c *simCredentials) TokenCredential(_ domain.OrgID, connection string) (sink.AzureIdentity, error) {
 	cred, ok := c.creds[connection]
 	if !ok {
 		return sink.AzureIdentity{}, fmt.Errorf("unknown connection %q", connection)

@@ -154,7 +154,7 @@ func TestBuild(t *testing.T) {
 				cn = ""
 			}
 			var gotConn, gotURL string
-			b := newBuilder(nil, func(connection, vaultURL string) (SecretsAPI, error) {
+			b := newBuilder(nil, func(_ domain.OrgID, connection, vaultURL string) (SecretsAPI, error) {
 				gotConn, gotURL = connection, vaultURL
 				return newFakeVault(vaultURL), nil
 			})
@@ -180,7 +180,7 @@ func TestBuild(t *testing.T) {
 
 func TestBuildClientsError(t *testing.T) {
 	t.Parallel()
-	b := newBuilder(nil, func(string, string) (SecretsAPI, error) { return nil, errors.New("no such connection") })
+	b := newBuilder(nil, func(domain.OrgID, string, string) (SecretsAPI, error) { return nil, errors.New("no such connection") })
 	_, err := b.Build(context.Background(), sink.BuildRequest{Spec: validSpec(), Connection: "missing", App: domain.Application{AppID: "a", DisplayName: "x"}})
 	require.ErrorContains(t, err, `(connection "missing"): no such connection`)
 
@@ -230,7 +230,7 @@ func FuzzCheckSpec(f *testing.F) {
 		if (Kind{}).CheckSpec(spec) != nil {
 			return
 		}
-		b := newBuilder(nil, func(_, u string) (SecretsAPI, error) { return newFakeVault(u), nil })
+		b := newBuilder(nil, func(_ domain.OrgID, _, u string) (SecretsAPI, error) { return newFakeVault(u), nil })
 		req := sink.BuildRequest{Spec: spec, Connection: "c", App: domain.Application{AppID: "a", DisplayName: display}}
 		s, err := b.Build(context.Background(), req)
 		if err == nil {

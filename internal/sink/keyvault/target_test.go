@@ -65,7 +65,7 @@ func TestBuildPinned(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var gotURL string
-	b := newBuilder(nil, func(_, u string) (SecretsAPI, error) { gotURL = u; return newFakeVault(u), nil })
+	b := newBuilder(nil, func(_ domain.OrgID, _, u string) (SecretsAPI, error) { gotURL = u; return newFakeVault(u), nil })
 	app := domain.Application{AppID: "a1", DisplayName: "Payroll API"}
 	req := sink.BuildRequest{Spec: validSpec(), Connection: "c", App: app}
 	first, err := b.Build(ctx, req)

@@ -73,6 +73,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Access/OneViewPerConnection", testAccessPerConnection},
 		{"Applications/SetCredentialsBetweenSyncs", testSetCredentials},
 		{"Targets/PinnedPerOrgAppPolicyAndSink", testPinnedTargets},
+		{"Catalog/ConnectionsRoundTrip", testConnectionRoundTrip},
+		{"Catalog/ConnectionsRejectInvalidOnes", testConnectionRejectsBadReferences},
+		{"Catalog/ConnectionsUpdateAndDelete", testConnectionUpdateAndDelete},
+		{"Catalog/OrgsAreIsolated", testCatalogOrgsAreIsolated},
+		{"Catalog/PoliciesRoundTripInOrder", testPolicyRoundTripAndOrder},
+		{"Catalog/ProvisionedAreReadOnlyElsewhere", testProvisionedAreReadOnlyElsewhere},
+		{"Catalog/ProvisionIsDeclarativeAndIdempotent", testProvisionIsDeclarativeAndIdempotent},
+		{"Catalog/ProvisionCreatesTheOrg", testProvisionCreatesTheOrg},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

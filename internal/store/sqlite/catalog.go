@@ -1,0 +1,566 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// querier is what both a pool and a transaction offer.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// ListOrgs lists every organization by id.
+func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, created_at FROM organizations ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []store.Org
+	for rows.Next() {
+		var o store.Org
+		var id string
+		var at sql.NullString
+		if err := rows.Scan(&id, &o.Name, &at); err != nil {
+			return nil, fmt.Errorf("list orgs: %w", err)
+		}
+		o.ID = domain.OrgID(id)
+		if o.CreatedAt, err = decTime(at); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// connRow is a connection's columns as stored.
+type connRow struct {
+	tenant, cloud, purpose, simFile, method string
+	identity, clientSecret, certPassword    string
+	aux                                     string
+}
+
+// identityParams are the JSON of the identity column: non-secret only.
+type identityParams struct {
+	ClientID                string `json:"client_id,omitempty"`
+	CertificateFile         string `json:"certificate_file,omitempty"`
+	SendCertificateChain    bool   `json:"send_certificate_chain,omitempty"`
+	ManagedIdentityClientID string `json:"managed_identity_client_id,omitempty"`
+	FederatedTokenFile      string `json:"federated_token_file,omitempty"`
+}
+
+func encRef(r *store.SecretRef) (string, error) {
+	if r == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(r)
+	return string(b), err
+}
+
+func decRef(s string) (*store.SecretRef, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var r store.SecretRef
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return nil, fmt.Errorf("stored secret reference: %w", err)
+	}
+	return &r, nil
+}
+
+func encConn(c *store.Connection) (connRow, error) {
+	id := c.Identity
+	ip, err := json.Marshal(identityParams{
+		ClientID: id.ClientID, CertificateFile: id.CertificateFile, SendCertificateChain: id.SendCertificateChain,
+		ManagedIdentityClientID: id.ManagedIdentityClientID, FederatedTokenFile: id.FederatedTokenFile,
+	})
+	if err != nil {
+		return connRow{}, err
+	}
+	cs, err := encRef(id.ClientSecret)
+	if err != nil {
+		return connRow{}, err
+	}
+	cp, err := encRef(id.CertificatePassword)
+	if err != nil {
+		return connRow{}, err
+	}
+	aux := c.AuxiliaryTenants
+	if aux == nil {
+		aux = []string{}
+	}
+	ab, err := json.Marshal(aux)
+	if err != nil {
+		return connRow{}, err
+	}
+	return connRow{
+		tenant: c.TenantID, cloud: c.Cloud, purpose: c.Purpose, simFile: c.SimFile, method: id.Method,
+		identity: string(ip), clientSecret: cs, certPassword: cp, aux: string(ab),
+	}, nil
+}
+
+const connCols = `name, tenant_id, cloud, purpose, sim_file, auth_method, identity, client_secret, cert_password,
+	auxiliary_tenants, provisioned, source, created_at, updated_at`
+
+func scanConn(org domain.OrgID, sc interface{ Scan(...any) error }) (store.Connection, error) {
+	c := store.Connection{Org: org}
+	var r connRow
+	var prov int
+	var created, updated sql.NullString
+	if err := sc.Scan(&c.Name, &r.tenant, &r.cloud, &r.purpose, &r.simFile, &r.method, &r.identity,
+		&r.clientSecret, &r.certPassword, &r.aux, &prov, &c.Source, &created, &updated); err != nil {
+		return c, err
+	}
+	c.TenantID, c.Cloud, c.Purpose, c.SimFile, c.Provisioned = r.tenant, r.cloud, r.purpose, r.simFile, prov == 1
+	var ip identityParams
+	if err := json.Unmarshal([]byte(r.identity), &ip); err != nil {
+		return c, fmt.Errorf("stored identity of connection %q: %w", c.Name, err)
+	}
+	c.Identity = store.ConnectionIdentity{
+		Method: r.method, ClientID: ip.ClientID, CertificateFile: ip.CertificateFile,
+		SendCertificateChain: ip.SendCertificateChain, ManagedIdentityClientID: ip.ManagedIdentityClientID,
+		FederatedTokenFile: ip.FederatedTokenFile,
+	}
+	var err error
+	if c.Identity.ClientSecret, err = decRef(r.clientSecret); err != nil {
+		return c, err
+	}
+	if c.Identity.CertificatePassword, err = decRef(r.certPassword); err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal([]byte(r.aux), &c.AuxiliaryTenants); err != nil {
+		return c, fmt.Errorf("stored auxiliary tenants of connection %q: %w", c.Name, err)
+	}
+	if len(c.AuxiliaryTenants) == 0 {
+		c.AuxiliaryTenants = nil
+	}
+	if c.CreatedAt, err = decTime(created); err != nil {
+		return c, err
+	}
+	if c.UpdatedAt, err = decTime(updated); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// ListConnections lists an org's connections by name.
+func (s *Store) ListConnections(ctx context.Context, org domain.OrgID) ([]store.Connection, error) {
+	return listConns(ctx, s.r, org)
+}
+
+func listConns(ctx context.Context, q querier, org domain.OrgID) ([]store.Connection, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+connCols+` FROM connections WHERE org_id = ? ORDER BY name`, string(org))
+	if err != nil {
+		return nil, fmt.Errorf("list connections of %s: %w", org, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []store.Connection
+	for rows.Next() {
+		c, err := scanConn(org, rows)
+		if err != nil {
+			return nil, fmt.Errorf("list connections of %s: %w", org, err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// GetConnection returns one connection of an org.
+func (s *Store) GetConnection(ctx context.Context, org domain.OrgID, name string) (*store.Connection, error) {
+	return getConn(ctx, s.r, org, name)
+}
+
+func getConn(ctx context.Context, q querier, org domain.OrgID, name string) (*store.Connection, error) {
+	c, err := scanConn(org, q.QueryRowContext(ctx, `SELECT `+connCols+` FROM connections WHERE org_id = ? AND name = ?`, string(org), name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("connection %q of %s: %w", name, org, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get connection %q of %s: %w", name, org, err)
+	}
+	return &c, nil
+}
+
+// guard checks whether a write by provisionedBy may touch an existing
+// object (provisioned, from source).
+func guard(kind string, org domain.OrgID, name string, provisioned bool, source, provisionedBy string) error {
+	switch {
+	case provisioned && provisionedBy == "":
+		return &store.ProvisionedError{Kind: kind, Org: org, Name: name, Source: source}
+	case !provisioned && provisionedBy != "":
+		return fmt.Errorf("%s %q of organization %s was made in rotor, not by %s: rename one of them, or delete rotor's (%w)",
+			kind, name, org, provisionedBy, store.ErrConflict)
+	}
+	return nil
+}
+
+// UpsertConnection creates or replaces a connection.
+func (s *Store) UpsertConnection(ctx context.Context, p store.UpsertConnectionParams) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := upsertConn(ctx, tx, s.clock.Now(), p)
+		return err
+	})
+}
+
+// change is what an upsert did.
+type change int
+
+const (
+	unchanged change = iota
+	created
+	updated
+)
+
+func upsertConn(ctx context.Context, tx *sql.Tx, now time.Time, p store.UpsertConnectionParams) (change, error) {
+	c := p.Connection
+	if err := c.Validate(); err != nil {
+		return 0, fmt.Errorf("upsert connection: %w", err)
+	}
+	row, err := encConn(&c)
+	if err != nil {
+		return 0, fmt.Errorf("upsert connection %q: %w", c.Name, err)
+	}
+	old, err := getConn(ctx, tx, c.Org, c.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		old = nil
+	case err != nil:
+		return 0, err
+	}
+	prov := 0
+	if p.ProvisionedBy != "" {
+		prov = 1
+	}
+	if old != nil {
+		if err := guard("connection", c.Org, c.Name, old.Provisioned, old.Source, p.ProvisionedBy); err != nil {
+			return 0, err
+		}
+		if oldRow, err := encConn(old); err == nil && oldRow == row && old.Source == p.ProvisionedBy {
+			return unchanged, nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE connections SET tenant_id = ?, cloud = ?, purpose = ?, sim_file = ?,
+			auth_method = ?, identity = ?, client_secret = ?, cert_password = ?, auxiliary_tenants = ?,
+			provisioned = ?, source = ?, updated_at = ? WHERE org_id = ? AND name = ?`,
+			row.tenant, row.cloud, row.purpose, row.simFile, row.method, row.identity, row.clientSecret, row.certPassword,
+			row.aux, prov, p.ProvisionedBy, encTime(now), string(c.Org), c.Name)
+		if err != nil {
+			return 0, fmt.Errorf("update connection %q of %s: %w", c.Name, c.Org, err)
+		}
+		return updated, nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO connections (org_id, `+connCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(c.Org), c.Name, row.tenant, row.cloud, row.purpose, row.simFile, row.method, row.identity,
+		row.clientSecret, row.certPassword, row.aux, prov, p.ProvisionedBy, encTime(now), encTime(now))
+	if err != nil {
+		if isForeignKeyViolation(err) {
+			return 0, fmt.Errorf("upsert connection %q: organization %q: %w", c.Name, c.Org, store.ErrNotFound)
+		}
+		return 0, fmt.Errorf("insert connection %q of %s: %w", c.Name, c.Org, err)
+	}
+	return created, nil
+}
+
+// DeleteConnection deletes a connection of an org.
+func (s *Store) DeleteConnection(ctx context.Context, p store.DeleteParams) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return deleteObj(ctx, tx, "connection", p) })
+}
+
+func deleteObj(ctx context.Context, tx *sql.Tx, kind string, p store.DeleteParams) error {
+	table := map[string]string{"connection": "connections", "policy": "policies"}[kind]
+	var prov int
+	var source string
+	err := tx.QueryRowContext(ctx, `SELECT provisioned, source FROM `+table+` WHERE org_id = ? AND name = ?`,
+		string(p.Org), p.Name).Scan(&prov, &source)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("delete %s %q of %s: %w", kind, p.Name, p.Org, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s %q of %s: %w", kind, p.Name, p.Org, err)
+	}
+	if err := guard(kind, p.Org, p.Name, prov == 1, source, p.ProvisionedBy); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE org_id = ? AND name = ?`, string(p.Org), p.Name); err != nil {
+		return fmt.Errorf("delete %s %q of %s: %w", kind, p.Name, p.Org, err)
+	}
+	return nil
+}
+
+// policyRow is a policy's columns as stored, comparable.
+type policyRow struct {
+	connection       string
+	enabled          bool
+	kind             string
+	selector         string
+	lifetime, renew  int64
+	overlap, notify  int64
+	verify, retireUn bool
+	sinks            string
+	position         int
+}
+
+type selectorJSON struct {
+	NamePrefix string   `json:"name_prefix,omitempty"`
+	IDs        []string `json:"ids,omitempty"`
+	AllOwned   bool     `json:"all_owned,omitempty"`
+}
+
+type sinkJSON struct {
+	Type     string         `json:"type"`
+	Settings map[string]any `json:"settings"`
+}
+
+func encPolicy(p *domain.Policy, position int) (policyRow, error) {
+	sel, err := json.Marshal(selectorJSON{NamePrefix: p.Selector.NamePrefix, IDs: p.Selector.IDs, AllOwned: p.Selector.AllOwned})
+	if err != nil {
+		return policyRow{}, err
+	}
+	sinks := make([]sinkJSON, len(p.Sinks))
+	for i, sp := range p.Sinks {
+		sinks[i] = sinkJSON{Type: sp.Type, Settings: sp.Settings}
+		if sp.Settings == nil {
+			sinks[i].Settings = map[string]any{}
+		}
+	}
+	sb, err := json.Marshal(sinks)
+	if err != nil {
+		return policyRow{}, fmt.Errorf("sink settings: %w", err)
+	}
+	return policyRow{
+		connection: p.Connection, enabled: p.Enabled, kind: string(p.Kind), selector: string(sel),
+		lifetime: int64(p.Lifetime), renew: int64(p.RenewBefore), overlap: int64(p.Overlap), notify: int64(p.NotifyBefore),
+		verify: p.Verify, retireUn: p.RetireUnmanaged, sinks: string(sb), position: position,
+	}, nil
+}
+
+const policyCols = `name, position, connection, enabled, kind, selector, lifetime_ns, renew_before_ns, overlap_ns,
+	notify_before_ns, verify, retire_unmanaged, sinks, provisioned, source, created_at, updated_at`
+
+func scanPolicy(org domain.OrgID, sc interface{ Scan(...any) error }) (store.Policy, error) {
+	out := store.Policy{Org: org}
+	p := &out.Policy
+	var r policyRow
+	var prov int
+	var created, updated sql.NullString
+	if err := sc.Scan(&p.Name, &out.Position, &p.Connection, &p.Enabled, &r.kind, &r.selector, &r.lifetime, &r.renew,
+		&r.overlap, &r.notify, &p.Verify, &p.RetireUnmanaged, &r.sinks, &prov, &out.Source, &created, &updated); err != nil {
+		return out, err
+	}
+	p.Kind = domain.CredentialKind(r.kind)
+	p.Lifetime, p.RenewBefore = time.Duration(r.lifetime), time.Duration(r.renew)
+	p.Overlap, p.NotifyBefore = time.Duration(r.overlap), time.Duration(r.notify)
+	out.Provisioned = prov == 1
+	var sel selectorJSON
+	if err := json.Unmarshal([]byte(r.selector), &sel); err != nil {
+		return out, fmt.Errorf("stored selector of policy %q: %w", p.Name, err)
+	}
+	p.Selector = domain.Selector{NamePrefix: sel.NamePrefix, IDs: sel.IDs, AllOwned: sel.AllOwned}
+	var sinks []sinkJSON
+	if err := json.Unmarshal([]byte(r.sinks), &sinks); err != nil {
+		return out, fmt.Errorf("stored sinks of policy %q: %w", p.Name, err)
+	}
+	for _, sj := range sinks {
+		p.Sinks = append(p.Sinks, domain.SinkSpec{Type: sj.Type, Settings: sj.Settings})
+	}
+	var err error
+	if out.CreatedAt, err = decTime(created); err != nil {
+		return out, err
+	}
+	if out.UpdatedAt, err = decTime(updated); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// ListPolicies lists an org's policies in order.
+func (s *Store) ListPolicies(ctx context.Context, org domain.OrgID) ([]store.Policy, error) {
+	return listPolicies(ctx, s.r, org)
+}
+
+func listPolicies(ctx context.Context, q querier, org domain.OrgID) ([]store.Policy, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+policyCols+` FROM policies WHERE org_id = ?
+		ORDER BY provisioned DESC, position, name`, string(org))
+	if err != nil {
+		return nil, fmt.Errorf("list policies of %s: %w", org, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []store.Policy
+	for rows.Next() {
+		p, err := scanPolicy(org, rows)
+		if err != nil {
+			return nil, fmt.Errorf("list policies of %s: %w", org, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// GetPolicy returns one policy of an org.
+func (s *Store) GetPolicy(ctx context.Context, org domain.OrgID, name string) (*store.Policy, error) {
+	return getPolicy(ctx, s.r, org, name)
+}
+
+func getPolicy(ctx context.Context, q querier, org domain.OrgID, name string) (*store.Policy, error) {
+	p, err := scanPolicy(org, q.QueryRowContext(ctx, `SELECT `+policyCols+` FROM policies WHERE org_id = ? AND name = ?`, string(org), name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("policy %q of %s: %w", name, org, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get policy %q of %s: %w", name, org, err)
+	}
+	return &p, nil
+}
+
+// UpsertPolicy creates or replaces a policy.
+func (s *Store) UpsertPolicy(ctx context.Context, p store.UpsertPolicyParams) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := upsertPolicy(ctx, tx, s.clock.Now(), p)
+		return err
+	})
+}
+
+func upsertPolicy(ctx context.Context, tx *sql.Tx, now time.Time, p store.UpsertPolicyParams) (change, error) {
+	pol := p.Policy
+	if p.Org == "" {
+		return 0, errors.New("upsert policy: org must be set")
+	}
+	if err := pol.Validate(); err != nil {
+		return 0, fmt.Errorf("upsert policy %q: %w", pol.Name, err)
+	}
+	if pol.Connection == "" {
+		return 0, fmt.Errorf("upsert policy %q: connection must be set", pol.Name)
+	}
+	if _, err := getConn(ctx, tx, p.Org, pol.Connection); err != nil {
+		return 0, fmt.Errorf("upsert policy %q: %w", pol.Name, err)
+	}
+	row, err := encPolicy(&pol, p.Position)
+	if err != nil {
+		return 0, fmt.Errorf("upsert policy %q: %w", pol.Name, err)
+	}
+	old, err := getPolicy(ctx, tx, p.Org, pol.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		old = nil
+	case err != nil:
+		return 0, err
+	}
+	prov := 0
+	if p.ProvisionedBy != "" {
+		prov = 1
+	}
+	if old != nil {
+		if err := guard("policy", p.Org, pol.Name, old.Provisioned, old.Source, p.ProvisionedBy); err != nil {
+			return 0, err
+		}
+		if oldRow, err := encPolicy(&old.Policy, old.Position); err == nil && oldRow == row && old.Source == p.ProvisionedBy {
+			return unchanged, nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE policies SET position = ?, connection = ?, enabled = ?, kind = ?, selector = ?,
+			lifetime_ns = ?, renew_before_ns = ?, overlap_ns = ?, notify_before_ns = ?, verify = ?, retire_unmanaged = ?,
+			sinks = ?, provisioned = ?, source = ?, updated_at = ? WHERE org_id = ? AND name = ?`,
+			row.position, row.connection, row.enabled, row.kind, row.selector, row.lifetime, row.renew, row.overlap, row.notify,
+			row.verify, row.retireUn, row.sinks, prov, p.ProvisionedBy, encTime(now), string(p.Org), pol.Name)
+		if err != nil {
+			return 0, fmt.Errorf("update policy %q of %s: %w", pol.Name, p.Org, err)
+		}
+		return updated, nil
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO policies (org_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(p.Org), pol.Name, row.position, row.connection, row.enabled, row.kind, row.selector, row.lifetime, row.renew,
+		row.overlap, row.notify, row.verify, row.retireUn, row.sinks, prov, p.ProvisionedBy, encTime(now), encTime(now))
+	if err != nil {
+		return 0, fmt.Errorf("insert policy %q of %s: %w", pol.Name, p.Org, err)
+	}
+	return created, nil
+}
+
+// DeletePolicy deletes a policy of an org.
+func (s *Store) DeletePolicy(ctx context.Context, p store.DeleteParams) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return deleteObj(ctx, tx, "policy", p) })
+}
+
+// Provision makes an org's provisioned set exactly p's, in one
+// transaction.
+func (s *Store) Provision(ctx context.Context, p store.ProvisionParams) (store.ProvisionResult, error) {
+	res := store.ProvisionResult{Org: p.Org}
+	if p.Org == "" || p.Source == "" {
+		return res, errors.New("provision: org and source must be set")
+	}
+	now := s.clock.Now()
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			string(p.Org), cmp.Or(p.Name, string(p.Org)), encTime(now)); err != nil {
+			return fmt.Errorf("provision org %s: %w", p.Org, err)
+		}
+		keepConns := map[string]bool{}
+		for _, c := range p.Connections {
+			c.Org = p.Org
+			keepConns[c.Name] = true
+			ch, err := upsertConn(ctx, tx, now, store.UpsertConnectionParams{Connection: c, ProvisionedBy: p.Source})
+			if err != nil {
+				return err
+			}
+			tally(ch, c.Name, &res.ConnectionsCreated, &res.ConnectionsUpdated, &res.ConnectionsUnchanged)
+		}
+		keepPols := map[string]bool{}
+		for i, pol := range p.Policies {
+			keepPols[pol.Name] = true
+			ch, err := upsertPolicy(ctx, tx, now, store.UpsertPolicyParams{Org: p.Org, Policy: pol, Position: i, ProvisionedBy: p.Source})
+			if err != nil {
+				return err
+			}
+			tally(ch, pol.Name, &res.PoliciesCreated, &res.PoliciesUpdated, &res.PoliciesUnchanged)
+		}
+		pols, err := listPolicies(ctx, tx, p.Org)
+		if err != nil {
+			return err
+		}
+		for _, old := range pols {
+			if old.Provisioned && !keepPols[old.Policy.Name] {
+				if err := deleteObj(ctx, tx, "policy", store.DeleteParams{Org: p.Org, Name: old.Policy.Name, ProvisionedBy: p.Source}); err != nil {
+					return err
+				}
+				res.PoliciesDeleted = append(res.PoliciesDeleted, old.Policy.Name)
+			}
+		}
+		conns, err := listConns(ctx, tx, p.Org)
+		if err != nil {
+			return err
+		}
+		for _, old := range conns {
+			if old.Provisioned && !keepConns[old.Name] {
+				if err := deleteObj(ctx, tx, "connection", store.DeleteParams{Org: p.Org, Name: old.Name, ProvisionedBy: p.Source}); err != nil {
+					return err
+				}
+				res.ConnectionsDeleted = append(res.ConnectionsDeleted, old.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ProvisionResult{Org: p.Org}, err
+	}
+	return res, nil
+}
+
+func tally(ch change, name string, created_, updated_, unchanged_ *[]string) {
+	switch ch {
+	case created:
+		*created_ = append(*created_, name)
+	case updated:
+		*updated_ = append(*updated_, name)
+	default:
+		*unchanged_ = append(*unchanged_, name)
+	}
+}
