@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/clock"
@@ -46,6 +47,10 @@ type Options struct {
 	// Process names the command this rotor runs as ("serve", "rotate", …),
 	// recorded with its lease for people reading who holds what.
 	Process string
+	// Authorizer and Auditor are the application layer's hooks (nil:
+	// app.AllowSystem, and an app.LogAuditor on the logger).
+	Authorizer app.Authorizer
+	Auditor    app.Auditor
 }
 
 // Server is an assembled rotor.
@@ -63,6 +68,7 @@ type Server struct {
 	syncer *inventory.Syncer
 	jobsMu sync.Mutex
 	jobs   *jobs.Jobs
+	app    *app.Service
 	opts   Options
 }
 
@@ -133,13 +139,27 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		ConcurrencyPerTenant: cfg.Rotation.ConcurrencyPerTenant,
 		IsPending:            azure.IsReplicationPending,
 		IsPermanent:          isPermanent,
-		Hooks:                opts.Hooks,
+		Hooks:                rotation.Hooks{AfterJournal: s.afterJournal},
 		Policies:             s,
 		ScheduleRetire:       s.scheduleRetire,
 		Lease:                lease,
 	})
+	s.app = s.newApp(opts)
 	return s, nil
 }
+
+// afterJournal is the engine's journal hook: the caller's hooks, then the
+// application layer's observers.
+func (s *Server) afterJournal(run domain.Run, step domain.Step) {
+	if h := s.opts.Hooks.AfterJournal; h != nil {
+		h(run, step)
+	}
+	s.app.AfterJournal(run, step)
+}
+
+// App returns the application layer: the use cases the CLI, the API and
+// the UI call.
+func (s *Server) App() *app.Service { return s.app }
 
 // Config returns the loaded configuration.
 func (s *Server) Config() *config.Config { return s.cfg }
