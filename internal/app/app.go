@@ -33,6 +33,7 @@ type Store interface {
 	CountApplications(ctx context.Context, org domain.OrgID, connection string) (int, error)
 	GetRun(ctx context.Context, org domain.OrgID, id string) (*domain.Run, error)
 	ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.Run, error)
+	PinnedTargets(ctx context.Context, p store.PinnedTargetsParams) ([]store.PinnedTarget, error)
 }
 
 var _ Store = store.Store(nil)

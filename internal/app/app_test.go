@@ -23,6 +23,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/server"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/simfile"
+	"github.com/rotor-dev/rotor/internal/store"
 )
 
 // bundle is a simulator with the demo tenants, a rotor assembled on it
@@ -431,6 +432,16 @@ func TestTypedErrors(t *testing.T) {
 	ex, err := b.app.Explain(ctx, b.cli, amb.ObjectIDs[0])
 	require.NoError(t, err)
 	require.Equal(t, amb.ObjectIDs[0], ex.Ref, "the name is ambiguous, so the way to name it is its object id")
+	require.Empty(t, ex.Targets, "nothing delivered yet, nothing pinned")
+
+	// A pinned target shows in the explanation, under the governing policy.
+	require.NoError(t, b.srv.Store().PinTarget(ctx, store.PinTargetParams{Org: b.cli.Org, TenantID: ex.Application.TenantID, AppObjectID: ex.Application.ObjectID, Policy: ex.Policy,
+		Target: store.PinnedTarget{SinkIndex: 0, SinkType: "keyvault", Target: "keyvault:https://kv.example/secrets/web", PinnedByRun: "r1"}}))
+	ex, err = b.app.Explain(ctx, b.cli, amb.ObjectIDs[0])
+	require.NoError(t, err)
+	require.Len(t, ex.Targets, 1)
+	require.Equal(t, "keyvault:https://kv.example/secrets/web", ex.Targets[0].Target)
+	require.Equal(t, "r1", ex.Targets[0].PinnedByRun)
 
 	orders := b.simApp("contoso", "api-orders")
 	_, err = b.app.Rotate(ctx, b.cli, []string{orders.ObjectID}, nil)

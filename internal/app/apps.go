@@ -200,8 +200,25 @@ type Explanation struct {
 	// display name, or its object id when another application shares the
 	// name.
 	Ref string `json:"ref"`
+	// Targets are where the governing policy's sinks deliver for this
+	// application, as pinned at their first delivery (a sink not yet
+	// delivered to has none).
+	Targets []PinnedTarget `json:"targets"`
 	// At is when the decision was made (relative times are from it).
 	At time.Time `json:"at"`
+}
+
+// PinnedTarget is where one sink of a policy delivers for an application.
+// A moved target keeps receiving new credentials at Previous until
+// RetireOldAt, so consumers still reading the old place keep working.
+type PinnedTarget struct {
+	Sink        int       `json:"sink"`
+	Type        string    `json:"type"`
+	Target      string    `json:"target"`
+	PinnedAt    time.Time `json:"pinned_at"`
+	PinnedByRun string    `json:"pinned_by_run,omitempty"`
+	Previous    string    `json:"previous,omitempty"`
+	RetireOldAt time.Time `json:"retire_old_at,omitzero"`
 }
 
 // Explain finds one application by reference (object id, app id or
@@ -222,9 +239,16 @@ func (s *Service) Explain(ctx context.Context, scope Scope, ref string) (*Explan
 	if err != nil {
 		return nil, fmt.Errorf("decide: %w", err)
 	}
-	ex := &Explanation{Application: detailOf(a), Decision: decs[0], Ref: s.uniqueRef(ctx, scope.Org, a), At: s.clock.Now()}
+	ex := &Explanation{Application: detailOf(a), Decision: decs[0], Ref: s.uniqueRef(ctx, scope.Org, a), Targets: []PinnedTarget{}, At: s.clock.Now()}
 	if pol := pols.PolicyFor(*a); pol != nil {
 		ex.Policy = pol.Name
+		pins, err := s.store.PinnedTargets(ctx, store.PinnedTargetsParams{Org: scope.Org, TenantID: a.TenantID, AppObjectID: a.ObjectID, Policy: pol.Name})
+		if err != nil {
+			return nil, fmt.Errorf("pinned targets: %w", err)
+		}
+		for _, p := range pins {
+			ex.Targets = append(ex.Targets, PinnedTarget{Sink: p.SinkIndex, Type: p.SinkType, Target: p.Target, PinnedAt: p.PinnedAt, PinnedByRun: p.PinnedByRun, Previous: p.Previous, RetireOldAt: p.RetireOldAt})
+		}
 	}
 	return ex, nil
 }

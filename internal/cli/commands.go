@@ -270,6 +270,7 @@ progress, which credential rotor made last and when it is due.`,
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s (app id %s, object id %s, %s)\n\n", a.Name, a.AppID, a.ObjectID, describeAccess(a.Access))
 			printCredentials(w, a, ex.At)
+			printTargets(w, ex.Targets)
 			for _, ch := range dec.Checks {
 				mark := map[domain.CheckResult]string{domain.CheckPass: "✓", domain.CheckStop: "→", domain.CheckInfo: "·"}[ch.Result]
 				fmt.Fprintf(w, "  %s %-20s %s\n", mark, ch.Name, ch.Message)
@@ -318,6 +319,23 @@ func printCredentials(w io.Writer, a app.ApplicationDetail, now time.Time) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, short(c.KeyID), c.DisplayName, hint, ends, yesNo(c.CreatedByRotor))
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w)
+}
+
+// printTargets lists where the policy's sinks deliver for the
+// application, when any has been delivered to.
+func printTargets(w io.Writer, targets []app.PinnedTarget) {
+	if len(targets) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Sink targets (pinned at first delivery):")
+	for _, t := range targets {
+		line := fmt.Sprintf("  #%d %s", t.Sink+1, t.Target)
+		if t.Previous != "" {
+			line += fmt.Sprintf(" (moved from %s, still updated until %s)", t.Previous, t.RetireOldAt.Local().Format("2006-01-02 15:04"))
+		}
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintln(w)
 }
 
