@@ -71,10 +71,9 @@ func scope(srv *server.Server) app.Scope {
 // line, and what to do about it; errors it does not know pass unchanged.
 func explainError(err error) error {
 	var (
-		nf  *app.NotFoundError
-		np  *app.NoPolicyError
-		nm  *app.NotManageableError
-		inv *app.InvalidError
+		nf *app.NotFoundError
+		np *app.NoPolicyError
+		nm *app.NotManageableError
 	)
 	switch {
 	case errors.As(err, &nf) && nf.Kind == "application":
@@ -85,8 +84,6 @@ func explainError(err error) error {
 		return fmt.Errorf("no policy selects %s: add one to the configuration (policies[].applications)", np.App.Name)
 	case errors.As(err, &nm):
 		return fmt.Errorf("%s cannot be changed through connection %q (policy %q): its identity is not an owner, so Application.ReadWrite.OwnedBy cannot change it; add the identity as an owner and sync", nm.App.Name, nm.Connection, nm.Policy)
-	case errors.As(err, &inv):
-		return fmt.Errorf("%s", inv.Message)
 	}
 	return err
 }

@@ -39,8 +39,10 @@ type Options struct {
 	Logger    *slog.Logger
 	LogOutput io.Writer
 	Clock     clock.Clock
-	// Hooks observe the rotation journal (the demo narrates with them; the
-	// crash-safety test kills the process with them).
+	// Hooks observe the rotation journal from the moment rotor is
+	// assembled. Commands observe it through the application layer
+	// instead (App().Observe, app.RotateObserver); these are for tests
+	// and benchmarks that drive the engine directly.
 	Hooks rotation.Hooks
 	// Getenv resolves {env: NAME} references (default os.Getenv).
 	Getenv func(string) string
