@@ -14,12 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/inventory"
-	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/server"
-	"github.com/rotor-dev/rotor/internal/store"
 )
 
 // configFlag is the --config flag every command that reads rotor.yaml has.
@@ -34,12 +32,12 @@ func (f *configFlag) register(c *cobra.Command) {
 }
 
 // openReading validates --output, then opens rotor for a command that only
-// reads (quiet logs, no hooks).
+// reads (quiet logs).
 func (f *configFlag) openReading(cmd *cobra.Command, out *outputFlag) (*server.Server, error) {
 	if err := out.validate(cmd); err != nil {
 		return nil, err
 	}
-	return f.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "reader", rotation.Hooks{})
+	return f.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "reader")
 }
 
 // check says clearly when the configuration file is missing.
@@ -55,12 +53,39 @@ func (f *configFlag) check() error {
 
 // open assembles rotor from the configuration, logging at warn level unless
 // the command wants more.
-func (f *configFlag) open(ctx context.Context, stderr io.Writer, level slog.Level, process string, hooks rotation.Hooks) (*server.Server, error) {
+func (f *configFlag) open(ctx context.Context, stderr io.Writer, level slog.Level, process string) (*server.Server, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	return server.Open(ctx, f.path, server.Options{Logger: logger, Hooks: hooks, Process: process})
+	return server.Open(ctx, f.path, server.Options{Logger: logger, Process: process})
+}
+
+// scope is what every command acts as: the configuration's organization,
+// and the local CLI (whoever can read rotor.yaml holds its powers anyway).
+func scope(srv *server.Server) app.Scope {
+	return app.Scope{Org: srv.Config().Organization, Actor: app.CLI}
+}
+
+// explainError says what an application layer error means on the command
+// line, and what to do about it; errors it does not know pass unchanged.
+func explainError(err error) error {
+	var (
+		nf *app.NotFoundError
+		np *app.NoPolicyError
+		nm *app.NotManageableError
+	)
+	switch {
+	case errors.As(err, &nf) && nf.Kind == "application":
+		return fmt.Errorf("no application %q in the inventory: check the name, or run 'rotor sync' first", nf.Ref)
+	case errors.As(err, &nf) && nf.Kind == "run":
+		return fmt.Errorf("no run %q: list them with 'rotor runs list'", nf.Ref)
+	case errors.As(err, &np):
+		return fmt.Errorf("no policy selects %s: add one to the configuration (policies[].applications)", np.App.Name)
+	case errors.As(err, &nm):
+		return fmt.Errorf("%s cannot be changed through connection %q (policy %q): its identity is not an owner, so Application.ReadWrite.OwnedBy cannot change it; add the identity as an owner and sync", nm.App.Name, nm.Connection, nm.Policy)
+	}
+	return err
 }
 
 func newServeCmd() *cobra.Command {
@@ -93,11 +118,20 @@ func (f *configFlag) openForServe(cmd *cobra.Command) (*server.Server, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	hooks, err := crashHooksFromEnv()
+	hook, err := crashHooksFromEnv()
 	if err != nil {
 		return nil, err
 	}
-	return server.Open(cmd.Context(), f.path, server.Options{LogOutput: cmd.ErrOrStderr(), Hooks: hooks, Process: "serve"})
+	srv, err := server.Open(cmd.Context(), f.path, server.Options{LogOutput: cmd.ErrOrStderr(), Process: "serve"})
+	if err != nil {
+		return nil, err
+	}
+	if hook != nil {
+		// Installed before Serve starts anything: the hook sees every
+		// journal write of this process.
+		srv.App().Observe(hook)
+	}
+	return srv, nil
 }
 
 func newSyncCmd() *cobra.Command {
@@ -111,42 +145,23 @@ that rotor's rotation identity owns are marked manageable. Progress is printed
 as pages arrive; large tenants (100,000 applications) take a few minutes.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "sync", rotation.Hooks{})
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "sync")
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
 			out := cmd.ErrOrStderr()
-			err = srv.Sync(cmd.Context(), progressPrinter(out))
+			res, err := srv.App().Sync(cmd.Context(), scope(srv), progressPrinter(out))
 			fmt.Fprintln(out)
 			if err != nil {
-				return err
+				return explainError(err)
 			}
-			n, err := srv.Store().CountApplications(cmd.Context(), srv.Config().Organization, "")
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "inventory holds %d applications\n", n)
+			fmt.Fprintf(cmd.OutOrStdout(), "inventory holds %d applications\n", res.Applications)
 			return nil
 		},
 	}
 	cf.register(c)
 	return c
-}
-
-// appRow is one line of `rotor apps list`.
-type appRow struct {
-	Name       string    `json:"name"`
-	AppID      string    `json:"app_id"`
-	ObjectID   string    `json:"object_id"`
-	Connection string    `json:"connection"`
-	Manageable bool      `json:"manageable"`
-	Secrets    int       `json:"secrets"`
-	Certs      int       `json:"certificates"`
-	NextExpiry time.Time `json:"next_expiry,omitzero"`
-	Policy     string    `json:"policy,omitempty"`
-	Status     string    `json:"status"`
-	DueAt      time.Time `json:"due_at,omitzero"`
 }
 
 func newAppsCmd() *cobra.Command {
@@ -173,30 +188,24 @@ APP' gives the full chain of checks.`,
 			if err := out.validate(cmd); err != nil {
 				return err
 			}
-			p := store.ListApplicationsParams{Connection: connection, ManageableOnly: manageable, NamePrefix: prefix}
-			var within time.Duration
+			f := app.ApplicationFilter{Connection: connection, ManageableOnly: manageable, NamePrefix: prefix}
 			if expiring != "" {
 				d, err := config.ParseDuration(expiring)
 				if err != nil {
 					return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--expiring: %w", err)}
 				}
-				within = d
+				f.ExpiringWithin = d
 			}
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "sync", rotation.Hooks{})
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "reader")
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			now := srv.Clock().Now()
-			if expiring != "" {
-				p.ExpiringBefore = now.Add(within)
-			}
-			p.Org = srv.Config().Organization
-			rows, err := listAppRows(cmd.Context(), srv, p, now)
+			rows, err := srv.App().ListApplications(cmd.Context(), scope(srv), f)
 			if err != nil {
-				return err
+				return explainError(err)
 			}
-			err = printRows(cmd, &out, rows, "NAME\tCONNECTION\tMANAGEABLE\tSECRETS\tCERTS\tNEXT EXPIRY\tPOLICY\tSTATUS", func(r appRow) string {
+			err = printRows(cmd, &out, rows, "NAME\tCONNECTION\tMANAGEABLE\tSECRETS\tCERTS\tNEXT EXPIRY\tPOLICY\tSTATUS", func(r app.ApplicationRow) string {
 				return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s", r.Name, r.Connection, yesNo(r.Manageable), r.Secrets, r.Certs,
 					orDash(r.NextExpiry, "2006-01-02 15:04"), cmp.Or(r.Policy, "-"), r.Status)
 			})
@@ -217,79 +226,6 @@ APP' gives the full chain of checks.`,
 	list.Flags().StringVar(&prefix, "prefix", "", "only applications whose display name starts with this")
 	apps.AddCommand(list)
 	return apps
-}
-
-func listAppRows(ctx context.Context, srv *server.Server, p store.ListApplicationsParams, now time.Time) ([]appRow, error) {
-	rows := []appRow{}
-	p.Limit = 1000
-	for {
-		apps, err := srv.Store().ListApplications(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		decs, err := srv.Engine().Decisions(ctx, p.Org, apps, srv)
-		if err != nil {
-			return nil, err
-		}
-		for i, a := range apps {
-			dec, pol := decs[i], srv.PolicyFor(a)
-			r := appRow{Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, Connection: strings.Join(a.Connections(), ","), Manageable: a.Manageable, Status: statusOf(dec, now)}
-			if pol != nil {
-				r.Policy = pol.Name
-			}
-			if !dec.DueAt.IsZero() {
-				r.DueAt = dec.DueAt
-			}
-			for _, c := range a.Credentials {
-				if c.Kind == domain.KindSecret {
-					r.Secrets++
-				} else {
-					r.Certs++
-				}
-				if c.End.After(now) && (r.NextExpiry.IsZero() || c.End.Before(r.NextExpiry)) {
-					r.NextExpiry = c.End
-				}
-			}
-			rows = append(rows, r)
-		}
-		if len(apps) < p.Limit {
-			return rows, nil
-		}
-		last := apps[len(apps)-1]
-		p.AfterName, p.AfterObjectID = last.DisplayName, last.ObjectID
-	}
-}
-
-// decide runs the same chain of checks the planner runs, for one app.
-func decide(ctx context.Context, srv *server.Server, a domain.Application) (domain.Decision, error) {
-	decs, err := srv.Engine().Decisions(ctx, srv.Config().Organization, []domain.Application{a}, srv)
-	if err != nil {
-		return domain.Decision{}, err
-	}
-	return decs[0], nil
-}
-
-func statusOf(d domain.Decision, now time.Time) string {
-	switch {
-	case d.Due:
-		return "due now (" + string(d.Trigger) + ")"
-	case d.Reason == "NotYetDue":
-		return "due in " + domain.HumanDuration(d.DueAt.Sub(now))
-	case d.Reason == "FailureBackoff":
-		return "last run failed; retry in " + domain.HumanDuration(d.DueAt.Sub(now))
-	}
-	return strings.ToLower(splitCamel(d.Reason))
-}
-
-func splitCamel(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte(' ')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 func yesNo(b bool) string {
@@ -320,20 +256,18 @@ progress, which credential rotor made last and when it is due.`,
 				return err
 			}
 			defer srv.Close()
-			app, err := srv.Store().GetApplication(cmd.Context(), srv.Config().Organization, args[0])
+			ex, err := srv.App().Explain(cmd.Context(), scope(srv), args[0])
 			if err != nil {
-				return appLookupError(args[0], err)
-			}
-			dec, err := decide(cmd.Context(), srv, *app)
-			if err != nil {
-				return err
+				return explainError(err)
 			}
 			if out.json() {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"application": appSummary(app), "decision": dec})
+				return writeJSON(cmd.OutOrStdout(), ex)
 			}
+			a, dec := ex.Application, ex.Decision
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%s (app id %s, object id %s, %s)\n\n", app.DisplayName, app.AppID, app.ObjectID, describeAccess(app.Access))
-			printCredentials(w, app, srv.Clock().Now())
+			fmt.Fprintf(w, "%s (app id %s, object id %s, %s)\n\n", a.Name, a.AppID, a.ObjectID, describeAccess(a.Access))
+			printCredentials(w, a, ex.At)
+			printTargets(w, ex.Targets)
 			for _, ch := range dec.Checks {
 				mark := map[domain.CheckResult]string{domain.CheckPass: "✓", domain.CheckStop: "→", domain.CheckInfo: "·"}[ch.Result]
 				fmt.Fprintf(w, "  %s %-20s %s\n", mark, ch.Name, ch.Message)
@@ -341,7 +275,7 @@ progress, which credential rotor made last and when it is due.`,
 			fmt.Fprintln(w)
 			switch {
 			case dec.Due:
-				fmt.Fprintf(w, "Due now (%s): the planner will rotate it within a minute, or run 'rotor rotate %s'.\n", dec.Trigger, appRef(cmd.Context(), srv, app))
+				fmt.Fprintf(w, "Due now (%s): the planner will rotate it within a minute, or run 'rotor rotate %s'.\n", dec.Trigger, ex.Ref)
 			case !dec.DueAt.IsZero():
 				fmt.Fprintf(w, "Not due: next rotation at %s.\n", dec.DueAt.Local().Format(time.RFC1123))
 			default:
@@ -358,14 +292,14 @@ progress, which credential rotor made last and when it is due.`,
 // printCredentials lists the application's credentials as the inventory
 // last saw them, newest end first, so the checks below can be read against
 // them.
-func printCredentials(w io.Writer, app *domain.Application, now time.Time) {
-	if len(app.Credentials) == 0 {
-		fmt.Fprintf(w, "No credentials (inventory synced %s).\n\n", app.SyncedAt.Local().Format("2006-01-02 15:04"))
+func printCredentials(w io.Writer, a app.ApplicationDetail, now time.Time) {
+	if len(a.Credentials) == 0 {
+		fmt.Fprintf(w, "No credentials (inventory synced %s).\n\n", a.SyncedAt.Local().Format("2006-01-02 15:04"))
 		return
 	}
-	fmt.Fprintf(w, "Credentials (inventory synced %s):\n", app.SyncedAt.Local().Format("2006-01-02 15:04"))
-	creds := slices.Clone(app.Credentials)
-	slices.SortFunc(creds, func(a, b domain.Credential) int { return b.End.Compare(a.End) })
+	fmt.Fprintf(w, "Credentials (inventory synced %s):\n", a.SyncedAt.Local().Format("2006-01-02 15:04"))
+	creds := slices.Clone(a.Credentials)
+	slices.SortFunc(creds, func(a, b app.CredentialInfo) int { return b.End.Compare(a.End) })
 	tw := newTable(w)
 	fmt.Fprintln(tw, "  KIND\tKEY\tDISPLAY NAME\tHINT\tENDS\tMADE BY ROTOR")
 	for _, c := range creds {
@@ -379,18 +313,27 @@ func printCredentials(w io.Writer, app *domain.Application, now time.Time) {
 		if hint == "" {
 			hint = "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, short(c.KeyID), c.DisplayName, hint, ends, yesNo(c.RotorCreated()))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, short(c.KeyID), c.DisplayName, hint, ends, yesNo(c.CreatedByRotor))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 }
 
-func appSummary(a *domain.Application) map[string]any {
-	creds := make([]map[string]any, 0, len(a.Credentials))
-	for _, c := range a.Credentials {
-		creds = append(creds, map[string]any{"key_id": c.KeyID, "kind": c.Kind, "display_name": c.DisplayName, "hint": c.Hint, "start": c.Start, "end": c.End, "created_by_rotor": c.RotorCreated()})
+// printTargets lists where the policy's sinks deliver for the
+// application, when any has been delivered to.
+func printTargets(w io.Writer, targets []app.PinnedTarget) {
+	if len(targets) == 0 {
+		return
 	}
-	return map[string]any{"name": a.DisplayName, "app_id": a.AppID, "object_id": a.ObjectID, "tenant_id": a.TenantID, "access": a.Access, "manageable": a.Manageable, "credentials": creds}
+	fmt.Fprintln(w, "Sink targets (pinned at first delivery):")
+	for _, t := range targets {
+		line := fmt.Sprintf("  #%d %s", t.Sink+1, t.Target)
+		if t.Previous != "" {
+			line += fmt.Sprintf(" (moved from %s, still updated until %s)", t.Previous, t.RetireOldAt.Local().Format("2006-01-02 15:04"))
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
 }
 
 // describeAccess says which connections see an application and which of
@@ -407,23 +350,6 @@ func describeAccess(access []domain.Access) string {
 		}
 	}
 	return "seen by " + strings.Join(parts, ", ")
-}
-
-// appRef is how to name app on the command line: its display name, or its
-// object id when the name does not find it alone (another application,
-// e.g. in another connection, has the same name).
-func appRef(ctx context.Context, srv *server.Server, a *domain.Application) string {
-	if got, err := srv.Store().GetApplication(ctx, srv.Config().Organization, a.DisplayName); err != nil || got.ObjectID != a.ObjectID {
-		return a.ObjectID
-	}
-	return a.DisplayName
-}
-
-func appLookupError(ref string, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no application %q in the inventory: check the name, or run 'rotor sync' first", ref)
-	}
-	return err
 }
 
 // noArgs refuses positional arguments as a usage error (exit 2, with the
@@ -448,11 +374,11 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 // progressPrinter reports sync progress: rewriting one line on a terminal,
 // and a line every two seconds (plus the last) when stderr is a file or a
 // pipe, so CI logs stay readable.
-func progressPrinter(w io.Writer) func(inventory.Progress) {
+func progressPrinter(w io.Writer) func(app.SyncProgress) {
 	tty := isTerminal(w)
 	var last time.Time
 	var lastConn string
-	return func(p inventory.Progress) {
+	return func(p app.SyncProgress) {
 		line := fmt.Sprintf("%s: %d applications seen, %d changed (%s)", p.Connection, p.Seen, p.Changed, p.Elapsed.Round(100*time.Millisecond))
 		if tty {
 			fmt.Fprintf(w, "\r%s   ", line)

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/rotation"
 )
 
 // crashHooksFromEnv reads ROTOR_CRASH_AT=STEP:N, a test hook: the process
@@ -19,20 +18,20 @@ import (
 // STEP (e.g. "created" or "sink:"), the worst moment to die. The
 // crash-safety tests build rotor with -tags rotor_crashhook to use it; a
 // release build has no such hook (crashhook_off.go).
-func crashHooksFromEnv() (rotation.Hooks, error) {
+func crashHooksFromEnv() (func(domain.Run, domain.Step), error) {
 	spec := os.Getenv("ROTOR_CRASH_AT")
 	if spec == "" {
-		return rotation.Hooks{}, nil
+		return nil, nil
 	}
 	step, nStr, ok := strings.Cut(spec, ":")
 	n, err := strconv.Atoi(nStr)
 	if !ok || err != nil || n < 1 || step == "" {
-		return rotation.Hooks{}, fmt.Errorf("ROTOR_CRASH_AT=%q: want STEP:N, e.g. created:3", spec)
+		return nil, fmt.Errorf("ROTOR_CRASH_AT=%q: want STEP:N, e.g. created:3", spec)
 	}
 	var seen atomic.Int64
-	return rotation.Hooks{AfterJournal: func(_ domain.Run, s domain.Step) {
+	return func(_ domain.Run, s domain.Step) {
 		if strings.HasPrefix(s.String(), step) && seen.Add(1) == int64(n) {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
-	}}, nil
+	}, nil
 }

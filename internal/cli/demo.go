@@ -14,13 +14,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/server"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/simfile"
-	"github.com/rotor-dev/rotor/internal/store"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -114,18 +113,19 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 		fmt.Fprintf(stdout, "  tenant %-9s %s  vault %s\n", t.Name, t.ID, t.KeyVaults[0].URL)
 	}
 
-	n := &narrator{w: stdout}
-	rotor, err := server.Open(ctx, cfgPath, server.Options{Logger: logger.With("component", "rotor"), Hooks: rotation.Hooks{AfterJournal: n.step}})
+	rotor, err := server.Open(ctx, cfgPath, server.Options{Logger: logger.With("component", "rotor")})
 	if err != nil {
 		return err
 	}
 	defer rotor.Close()
+	n := &narrator{w: stdout}
+	defer rotor.App().Observe(n.step)()
 
 	fmt.Fprintln(stdout, "Reading both tenants' applications into the inventory…")
-	if err := rotor.Sync(ctx, nil); err != nil {
+	if _, err := rotor.App().Sync(ctx, scope(rotor), nil); err != nil {
 		return err
 	}
-	rows, err := listAppRows(ctx, rotor, storeListAll(rotor), rotor.Clock().Now())
+	rows, err := rotor.App().ListApplications(ctx, scope(rotor), app.ApplicationFilter{})
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 // demoExample is how to name web-storefront on the command line: both demo
 // tenants have one, so the display name alone is ambiguous and the first
 // one's object id is used instead.
-func demoExample(rows []appRow) string {
+func demoExample(rows []app.ApplicationRow) string {
 	ref, n := "web-storefront", 0
 	oid := ""
 	for _, r := range rows {
@@ -222,8 +222,4 @@ func freeAddr(addr string) string {
 		return addr
 	}
 	return "127.0.0.1:0"
-}
-
-func storeListAll(s *server.Server) store.ListApplicationsParams {
-	return store.ListApplicationsParams{Org: s.Config().Organization}
 }

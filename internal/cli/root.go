@@ -1,6 +1,8 @@
 // Package cli is rotor's command line: one cobra command per verb, each a
-// thin layer over the packages that do the work. Listings print a table or,
-// with --output json, JSON; errors print one clear line, never a stack.
+// thin layer over internal/app, where the use cases and their rules live.
+// The CLI keeps flags, formatting and narration: listings print a table or,
+// with --output json, the application layer's result types as JSON; errors
+// print one clear line, never a stack.
 package cli
 
 import (
@@ -90,6 +92,8 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newExplainCmd(),
 		newRotateCmd(),
 		newRunsCmd(),
+		newPoliciesCmd(),
+		newConnectionsCmd(),
 	)
 	return root
 }

@@ -11,9 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/rotation"
-	"github.com/rotor-dev/rotor/internal/store"
 )
 
 func newRotateCmd() *cobra.Command {
@@ -41,52 +40,36 @@ once the lease expires (rotation.lease_ttl).`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			w := &lockedWriter{w: cmd.OutOrStdout()}
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "rotate", rotation.Hooks{AfterJournal: narrate(w)})
+			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "rotate")
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			type job struct {
-				app *domain.Application
-				pol *domain.Policy
-			}
-			// Look every application up first: a typo fails the command
-			// before anything is rotated.
-			var jobs []job
-			for _, ref := range args {
-				app, err := srv.Store().GetApplication(cmd.Context(), srv.Config().Organization, ref)
-				if err != nil {
-					return appLookupError(ref, err)
-				}
-				pol := srv.PolicyFor(*app)
-				if pol == nil {
-					return fmt.Errorf("no policy selects %s: add one to the configuration (policies[].applications)", app.DisplayName)
-				}
-				if !app.CanChange(pol.Connection) {
-					return fmt.Errorf("%s cannot be changed through connection %q (policy %q): its identity is not an owner, so Application.ReadWrite.OwnedBy cannot change it; add the identity as an owner and sync", app.DisplayName, pol.Connection, pol.Name)
-				}
-				jobs = append(jobs, job{app, pol})
-			}
-			errs := make([]error, len(jobs))
-			var wg sync.WaitGroup
-			for i, j := range jobs {
-				wg.Go(func() {
-					fmt.Fprintf(w, "Rotating %s under policy %q\n", j.app.DisplayName, j.pol.Name)
-					run, err := srv.Engine().Rotate(cmd.Context(), srv.Config().Organization, *j.app, *j.pol, domain.TriggerManual)
-					if err != nil {
-						errs[i] = fmt.Errorf("%s: %w", j.app.DisplayName, err)
-						return
-					}
-					fmt.Fprintf(w, "%s: run %s is %s; older rotor credentials retire at %s.\n", j.app.DisplayName, run.ID, run.State, run.RetireAt.Local().Format(time.RFC1123))
-				})
-			}
-			wg.Wait()
-			return errors.Join(errs...)
+			_, err = srv.App().Rotate(cmd.Context(), scope(srv), args, &rotateNarrator{w: &lockedWriter{w: cmd.OutOrStdout()}})
+			return explainError(err)
 		},
 	}
 	cf.register(c)
 	return c
+}
+
+// rotateNarrator prints a rotation as it happens: which policy, each
+// journal step, and where the run ended.
+type rotateNarrator struct{ w io.Writer }
+
+func (n *rotateNarrator) Starting(a app.ApplicationRef, policy string) {
+	fmt.Fprintf(n.w, "Rotating %s under policy %q\n", a.Name, policy)
+}
+
+func (n *rotateNarrator) Step(r domain.Run, step domain.Step) {
+	fmt.Fprintf(n.w, "  %s  %-10s %s\n", time.Now().Format("15:04:05"), r.State, describeStep(r, step))
+}
+
+func (n *rotateNarrator) Finished(r app.RotateResult) {
+	if r.Err != nil {
+		return
+	}
+	fmt.Fprintf(n.w, "%s: run %s is %s; older rotor credentials retire at %s.\n", r.Application.Name, r.RunID, r.State, r.RetireAt.Local().Format(time.RFC1123))
 }
 
 // lockedWriter serialises writes of concurrent rotations' narration.
@@ -99,13 +82,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// narrate prints each journal step as it is written.
-func narrate(w io.Writer) func(domain.Run, domain.Step) {
-	return func(r domain.Run, step domain.Step) {
-		fmt.Fprintf(w, "  %s  %-10s %s\n", time.Now().Format("15:04:05"), r.State, describeStep(r, step))
-	}
 }
 
 func describeStep(r domain.Run, step domain.Step) string {
@@ -151,29 +127,14 @@ func short(id string) string {
 	return id
 }
 
-// runRow is one line of `rotor runs list`.
-type runRow struct {
-	ID        string    `json:"id"`
-	App       string    `json:"application"`
-	AppID     string    `json:"app_id"`
-	Policy    string    `json:"policy"`
-	Trigger   string    `json:"trigger"`
-	State     string    `json:"state"`
-	NewKeyID  string    `json:"new_key_id,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	RetireAt  time.Time `json:"retire_at,omitzero"`
-	Replaces  string    `json:"replaces,omitempty"`
-}
-
 func newRunsCmd() *cobra.Command {
 	runs := &cobra.Command{Use: "runs", Short: "Look at rotation runs and their journals", Args: groupArgs, RunE: showHelp}
 	var (
-		cf    configFlag
-		out   outputFlag
-		app   string
-		state string
-		limit int
+		cf     configFlag
+		out    outputFlag
+		appRef string
+		state  string
+		limit  int
 	)
 	list := &cobra.Command{
 		Use:     "list",
@@ -186,29 +147,22 @@ func newRunsCmd() *cobra.Command {
 				return err
 			}
 			defer srv.Close()
-			p := store.ListRunsParams{Org: srv.Config().Organization, Limit: limit}
-			if app != "" {
-				a, err := srv.Store().GetApplication(cmd.Context(), p.Org, app)
-				if err != nil {
-					return appLookupError(app, err)
-				}
-				p.AppObjectID = a.ObjectID
-			}
+			f := app.RunFilter{App: appRef, Limit: limit}
 			if state != "" {
 				for _, s := range strings.Split(state, ",") {
-					p.States = append(p.States, domain.RunState(strings.TrimSpace(s)))
+					f.States = append(f.States, domain.RunState(strings.TrimSpace(s)))
 				}
 			}
-			list, err := srv.Store().ListRuns(cmd.Context(), p)
+			rows, err := srv.App().ListRuns(cmd.Context(), scope(srv), f)
 			if err != nil {
-				return err
+				var inv *app.InvalidError
+				if errors.As(err, &inv) {
+					return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--%s: %s", inv.Field, inv.Message)}
+				}
+				return explainError(err)
 			}
-			rows := make([]runRow, 0, len(list))
-			for _, r := range list {
-				rows = append(rows, runRow{ID: r.ID, App: r.AppName, AppID: r.AppID, Policy: r.Policy, Trigger: string(r.Trigger), State: string(r.State), NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces})
-			}
-			return printRows(cmd, &out, rows, "RUN\tAPPLICATION\tTRIGGER\tSTATE\tNEW KEY\tSTARTED\tRETIRE AT", func(r runRow) string {
-				st := r.State
+			return printRows(cmd, &out, rows, "RUN\tAPPLICATION\tTRIGGER\tSTATE\tNEW KEY\tSTARTED\tRETIRE AT", func(r app.RunRow) string {
+				st := string(r.State)
 				if r.Error != "" {
 					st += ": " + r.Error
 				}
@@ -218,7 +172,7 @@ func newRunsCmd() *cobra.Command {
 	}
 	cf.register(list)
 	out.register(list)
-	list.Flags().StringVar(&app, "app", "", "only this application's runs")
+	list.Flags().StringVar(&appRef, "app", "", "only this application's runs")
 	list.Flags().StringVar(&state, "state", "", "only runs in these states (comma-separated: planned,created,propagated,verified,retiring,done,failed,abandoned)")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many runs")
 
@@ -234,12 +188,9 @@ func newRunsCmd() *cobra.Command {
 				return err
 			}
 			defer srv.Close()
-			r, err := srv.Store().GetRun(cmd.Context(), srv.Config().Organization, args[0])
+			r, err := srv.App().GetRun(cmd.Context(), scope(srv), args[0])
 			if err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("no run %q: list them with 'rotor runs list'", args[0])
-				}
-				return err
+				return explainError(err)
 			}
 			if showOut.json() {
 				return writeJSON(cmd.OutOrStdout(), r)

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/clock"
@@ -40,14 +41,20 @@ type Options struct {
 	Logger    *slog.Logger
 	LogOutput io.Writer
 	Clock     clock.Clock
-	// Hooks observe the rotation journal (the demo narrates with them; the
-	// crash-safety test kills the process with them).
+	// Hooks observe the rotation journal from the moment rotor is
+	// assembled. Commands observe it through the application layer
+	// instead (App().Observe, app.RotateObserver); these are for tests
+	// and benchmarks that drive the engine directly.
 	Hooks rotation.Hooks
 	// Getenv resolves {env: NAME} references (default os.Getenv).
 	Getenv func(string) string
 	// Process names the command this rotor runs as ("serve", "rotate", …),
 	// recorded with its lease for people reading who holds what.
 	Process string
+	// Authorizer and Auditor are the application layer's hooks (nil:
+	// app.AllowSystem, and an app.LogAuditor on the logger).
+	Authorizer app.Authorizer
+	Auditor    app.Auditor
 }
 
 // Server is an assembled rotor.
@@ -69,6 +76,7 @@ type Server struct {
 	syncer *inventory.Syncer
 	jobsMu sync.Mutex
 	jobs   *jobs.Jobs
+	app    *app.Service
 	opts   Options
 }
 
@@ -160,11 +168,12 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		ConcurrencyPerTenant: cfg.Rotation.ConcurrencyPerTenant,
 		IsPending:            azure.IsReplicationPending,
 		IsPermanent:          isPermanent,
-		Hooks:                s.opts.Hooks,
+		Hooks:                rotation.Hooks{AfterJournal: s.afterJournal},
 		Policies:             s,
 		ScheduleRetire:       s.scheduleRetire,
 		Lease:                lease,
 	})
+	s.app = s.newApp(s.opts)
 	return nil
 }
 
@@ -228,6 +237,19 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 	}
 	return errors.Join(errs...)
 }
+
+// afterJournal is the engine's journal hook: the caller's hooks, then the
+// application layer's observers.
+func (s *Server) afterJournal(run domain.Run, step domain.Step) {
+	if h := s.opts.Hooks.AfterJournal; h != nil {
+		h(run, step)
+	}
+	s.app.AfterJournal(run, step)
+}
+
+// App returns the application layer: the use cases the CLI, the API and
+// the UI call.
+func (s *Server) App() *app.Service { return s.app }
 
 // Config returns the loaded configuration.
 func (s *Server) Config() *config.Config { return s.cfg }

@@ -1,0 +1,309 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// ApplicationRef identifies an application in results: enough to name it
+// to a person and to find it again.
+type ApplicationRef struct {
+	Name     string `json:"name"`
+	AppID    string `json:"app_id"`
+	ObjectID string `json:"object_id"`
+	TenantID string `json:"tenant_id"`
+}
+
+func refOf(a *domain.Application) ApplicationRef {
+	return ApplicationRef{Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, TenantID: a.TenantID}
+}
+
+// ApplicationFilter narrows ListApplications. The zero value lists every
+// application of the organization.
+type ApplicationFilter struct {
+	// Connection keeps one connection's applications.
+	Connection string `json:"connection,omitempty"`
+	// ManageableOnly keeps applications some connection may change.
+	ManageableOnly bool `json:"manageable_only,omitempty"`
+	// NamePrefix keeps applications whose display name starts with it.
+	NamePrefix string `json:"name_prefix,omitempty"`
+	// ExpiringWithin keeps applications with a credential ending within
+	// this long from now (expired ones included); zero: no filter.
+	ExpiringWithin time.Duration `json:"expiring_within,omitempty"`
+}
+
+// ApplicationRow is one line of an application listing: what the
+// inventory knows and what rotor will do about it.
+type ApplicationRow struct {
+	Name     string `json:"name"`
+	AppID    string `json:"app_id"`
+	ObjectID string `json:"object_id"`
+	TenantID string `json:"tenant_id"`
+	// Connection lists the connections that see it, comma-separated.
+	Connection string `json:"connection"`
+	Manageable bool   `json:"manageable"`
+	Secrets    int    `json:"secrets"`
+	Certs      int    `json:"certificates"`
+	// NextExpiry is the earliest end of a credential still valid.
+	NextExpiry time.Time `json:"next_expiry,omitzero"`
+	Policy     string    `json:"policy,omitempty"`
+	// Status says, for people, what rotor will do ("due now (adoption)",
+	// "due in 19d 23h", "not manageable"); Reason is the decision's stable
+	// reason for machines.
+	Status string    `json:"status"`
+	Reason string    `json:"reason"`
+	Due    bool      `json:"due"`
+	DueAt  time.Time `json:"due_at,omitzero"`
+}
+
+// listPage is how many applications ListApplications reads per store call.
+const listPage = 1000
+
+// ListApplications lists the organization's applications, ordered by name,
+// each with the decision the planner would make now.
+func (s *Service) ListApplications(ctx context.Context, scope Scope, f ApplicationFilter) ([]ApplicationRow, error) {
+	if err := s.begin(ctx, scope, ActionRead, ObjectApplications); err != nil {
+		return nil, err
+	}
+	if f.ExpiringWithin < 0 {
+		return nil, &InvalidError{Field: "expiring_within", Message: "must not be negative"}
+	}
+	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	now := s.clock.Now()
+	p := store.ListApplicationsParams{Org: scope.Org, Connection: f.Connection, ManageableOnly: f.ManageableOnly, NamePrefix: f.NamePrefix, Limit: listPage}
+	if f.ExpiringWithin > 0 {
+		p.ExpiringBefore = now.Add(f.ExpiringWithin)
+	}
+	rows := []ApplicationRow{}
+	for {
+		apps, err := s.store.ListApplications(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("list applications: %w", err)
+		}
+		decs, err := s.engine.Decisions(ctx, scope.Org, apps, pols)
+		if err != nil {
+			return nil, fmt.Errorf("decide: %w", err)
+		}
+		for i := range apps {
+			rows = append(rows, rowOf(&apps[i], decs[i], pols.PolicyFor(apps[i]), now))
+		}
+		if len(apps) < p.Limit {
+			return rows, nil
+		}
+		last := apps[len(apps)-1]
+		p.AfterName, p.AfterObjectID = last.DisplayName, last.ObjectID
+	}
+}
+
+func rowOf(a *domain.Application, dec domain.Decision, pol *domain.Policy, now time.Time) ApplicationRow {
+	r := ApplicationRow{
+		Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, TenantID: a.TenantID,
+		Connection: strings.Join(a.Connections(), ","), Manageable: a.Manageable,
+		Status: Status(dec, now), Reason: dec.Reason, Due: dec.Due, DueAt: dec.DueAt,
+	}
+	if pol != nil {
+		r.Policy = pol.Name
+	}
+	for _, c := range a.Credentials {
+		if c.Kind == domain.KindSecret {
+			r.Secrets++
+		} else {
+			r.Certs++
+		}
+		if c.End.After(now) && (r.NextExpiry.IsZero() || c.End.Before(r.NextExpiry)) {
+			r.NextExpiry = c.End
+		}
+	}
+	return r
+}
+
+// Status says in a few words what a decision means at now: "due now
+// (adoption)", "due in 3d 4h", "last run failed; retry in 40m", or the
+// reason rotor will not rotate ("not manageable", "no policy").
+func Status(d domain.Decision, now time.Time) string {
+	switch {
+	case d.Due:
+		return "due now (" + string(d.Trigger) + ")"
+	case d.Reason == "NotYetDue":
+		return "due in " + domain.HumanDuration(d.DueAt.Sub(now))
+	case d.Reason == "FailureBackoff":
+		return "last run failed; retry in " + domain.HumanDuration(d.DueAt.Sub(now))
+	}
+	return strings.ToLower(splitCamel(d.Reason))
+}
+
+func splitCamel(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// CredentialInfo is one credential as the inventory last saw it. It has no
+// secret value: Entra itself only shows the hint.
+type CredentialInfo struct {
+	KeyID          string                `json:"key_id"`
+	Kind           domain.CredentialKind `json:"kind"`
+	DisplayName    string                `json:"display_name"`
+	Hint           string                `json:"hint"`
+	Start          time.Time             `json:"start"`
+	End            time.Time             `json:"end"`
+	CreatedByRotor bool                  `json:"created_by_rotor"`
+}
+
+// ApplicationDetail is one application with its credentials and which
+// connections see it.
+type ApplicationDetail struct {
+	Name        string           `json:"name"`
+	AppID       string           `json:"app_id"`
+	ObjectID    string           `json:"object_id"`
+	TenantID    string           `json:"tenant_id"`
+	Access      []domain.Access  `json:"access"`
+	Manageable  bool             `json:"manageable"`
+	Credentials []CredentialInfo `json:"credentials"`
+	// SyncedAt is when a sync last saw it.
+	SyncedAt time.Time `json:"synced_at"`
+}
+
+func detailOf(a *domain.Application) ApplicationDetail {
+	d := ApplicationDetail{
+		Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, TenantID: a.TenantID,
+		Access: a.Access, Manageable: a.Manageable, SyncedAt: a.SyncedAt,
+		Credentials: make([]CredentialInfo, 0, len(a.Credentials)),
+	}
+	for _, c := range a.Credentials {
+		d.Credentials = append(d.Credentials, CredentialInfo{KeyID: c.KeyID, Kind: c.Kind, DisplayName: c.DisplayName, Hint: c.Hint, Start: c.Start, End: c.End, CreatedByRotor: c.RotorCreated()})
+	}
+	return d
+}
+
+// Explanation answers "why is this application (not) due?": the
+// application, the policy that governs it, and the chain of checks the
+// planner runs.
+type Explanation struct {
+	Application ApplicationDetail `json:"application"`
+	Policy      string            `json:"policy,omitempty"`
+	Decision    domain.Decision   `json:"decision"`
+	// Ref is how to name the application so that it alone is found: its
+	// display name, or its object id when another application shares the
+	// name.
+	Ref string `json:"ref"`
+	// Targets are where the governing policy's sinks deliver for this
+	// application, as pinned at their first delivery (a sink not yet
+	// delivered to has none).
+	Targets []PinnedTarget `json:"targets"`
+	// At is when the decision was made (relative times are from it).
+	At time.Time `json:"at"`
+}
+
+// PinnedTarget is where one sink of a policy delivers for an application.
+// A moved target keeps receiving new credentials at Previous until
+// RetireOldAt, so consumers still reading the old place keep working.
+type PinnedTarget struct {
+	Sink        int       `json:"sink"`
+	Type        string    `json:"type"`
+	Target      string    `json:"target"`
+	PinnedAt    time.Time `json:"pinned_at"`
+	PinnedByRun string    `json:"pinned_by_run,omitempty"`
+	Previous    string    `json:"previous,omitempty"`
+	RetireOldAt time.Time `json:"retire_old_at,omitzero"`
+}
+
+// Explain finds one application by reference (object id, app id or
+// display name) and runs the planner's chain of checks for it.
+func (s *Service) Explain(ctx context.Context, scope Scope, ref string) (*Explanation, error) {
+	if err := s.begin(ctx, scope, ActionRead, ApplicationObject(ref)); err != nil {
+		return nil, err
+	}
+	a, err := s.store.GetApplication(ctx, scope.Org, ref)
+	if err != nil {
+		return nil, lookupError("application", ref, err)
+	}
+	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	decs, err := s.engine.Decisions(ctx, scope.Org, []domain.Application{*a}, pols)
+	if err != nil {
+		return nil, fmt.Errorf("decide: %w", err)
+	}
+	ex := &Explanation{Application: detailOf(a), Decision: decs[0], Ref: s.uniqueRef(ctx, scope.Org, a), Targets: []PinnedTarget{}, At: s.clock.Now()}
+	if pol := pols.PolicyFor(*a); pol != nil {
+		ex.Policy = pol.Name
+		pins, err := s.store.PinnedTargets(ctx, store.PinnedTargetsParams{Org: scope.Org, TenantID: a.TenantID, AppObjectID: a.ObjectID, Policy: pol.Name})
+		if err != nil {
+			return nil, fmt.Errorf("pinned targets: %w", err)
+		}
+		for _, p := range pins {
+			ex.Targets = append(ex.Targets, PinnedTarget{Sink: p.SinkIndex, Type: p.SinkType, Target: p.Target, PinnedAt: p.PinnedAt, PinnedByRun: p.PinnedByRun, Previous: p.Previous, RetireOldAt: p.RetireOldAt})
+		}
+	}
+	return ex, nil
+}
+
+// uniqueRef is the display name when it finds a alone, else the object id.
+func (s *Service) uniqueRef(ctx context.Context, org domain.OrgID, a *domain.Application) string {
+	got, err := s.store.GetApplication(ctx, org, a.DisplayName)
+	if err != nil || got.ObjectID != a.ObjectID {
+		return a.ObjectID
+	}
+	return a.DisplayName
+}
+
+// DueApplication is an application the planner would rotate now.
+type DueApplication struct {
+	Application ApplicationRef  `json:"application"`
+	Policy      string          `json:"policy"`
+	Decision    domain.Decision `json:"decision"`
+}
+
+// Due lists what the planner would rotate now (the plan), with the
+// decision behind each.
+func (s *Service) Due(ctx context.Context, scope Scope) ([]DueApplication, error) {
+	if err := s.begin(ctx, scope, ActionRead, ObjectApplications); err != nil {
+		return nil, err
+	}
+	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	due, err := s.engine.Due(ctx, scope.Org, pols)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	out := make([]DueApplication, 0, len(due))
+	for i := range due {
+		out = append(out, DueApplication{Application: refOf(&due[i].App), Policy: due[i].Policy.Name, Decision: due[i].Decision})
+	}
+	return out, nil
+}
+
+// lookup finds the application ref names in the organization, with the
+// policy that governs it, and checks rotor may rotate it: what every
+// rotate use case needs before it touches anything.
+func (s *Service) lookup(ctx context.Context, org domain.OrgID, pols Policies, ref string) (*domain.Application, *domain.Policy, error) {
+	a, err := s.store.GetApplication(ctx, org, ref)
+	if err != nil {
+		return nil, nil, lookupError("application", ref, err)
+	}
+	pol := pols.PolicyFor(*a)
+	if pol == nil {
+		return nil, nil, &NoPolicyError{App: refOf(a)}
+	}
+	if !a.CanChange(pol.Connection) {
+		return nil, nil, &NotManageableError{App: refOf(a), Policy: pol.Name, Connection: pol.Connection}
+	}
+	return a, pol, nil
+}

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+)
+
+// PolicyRow is a policy as the interfaces show it. Sinks are listed by
+// type only: their settings may name secret references, and what a sink
+// delivers to is shown per application (pinned targets), not here.
+type PolicyRow struct {
+	Name       string                `json:"name"`
+	Connection string                `json:"connection"`
+	Selector   string                `json:"applications"`
+	Enabled    bool                  `json:"enabled"`
+	Kind       domain.CredentialKind `json:"kind"`
+	// Lifetime, RenewBefore, Overlap and NotifyBefore are spelt like the
+	// configuration (90d, 36h).
+	Lifetime        string   `json:"lifetime"`
+	RenewBefore     string   `json:"renew_before"`
+	Overlap         string   `json:"overlap"`
+	NotifyBefore    string   `json:"notify_before"`
+	Verify          bool     `json:"verify"`
+	RetireUnmanaged bool     `json:"retire_unmanaged"`
+	Sinks           []string `json:"sinks"`
+}
+
+// ListPolicies lists the organization's policies in the order that decides
+// which one governs an application (the first that selects it).
+func (s *Service) ListPolicies(ctx context.Context, scope Scope) ([]PolicyRow, error) {
+	if err := s.begin(ctx, scope, ActionRead, ObjectPolicies); err != nil {
+		return nil, err
+	}
+	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	list := pols.List()
+	rows := make([]PolicyRow, 0, len(list))
+	for _, p := range list {
+		r := PolicyRow{
+			Name: p.Name, Connection: p.Connection, Selector: p.Selector.String(), Enabled: p.Enabled, Kind: p.Kind,
+			Lifetime: domain.FormatDuration(p.Lifetime), RenewBefore: domain.FormatDuration(p.RenewBefore),
+			Overlap: domain.FormatDuration(p.Overlap), NotifyBefore: domain.FormatDuration(p.NotifyBefore),
+			Verify: p.Verify, RetireUnmanaged: p.RetireUnmanaged, Sinks: make([]string, 0, len(p.Sinks)),
+		}
+		for _, sk := range p.Sinks {
+			r.Sinks = append(r.Sinks, sk.Type)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// Connection is how rotor reaches one tenant for one purpose, as the
+// interfaces may show it: who and where, never a secret or where one is
+// kept.
+type Connection struct {
+	Name     string `json:"name"`
+	TenantID string `json:"tenant_id"`
+	// Purpose is rotation, read, automation or vm.
+	Purpose string `json:"purpose"`
+	// Cloud is public, usgov, china or sim.
+	Cloud string `json:"cloud"`
+	// Identity is how it signs in: client_secret, certificate,
+	// managed_identity or workload_identity.
+	Identity string `json:"identity"`
+	// ClientID is the identity's app (client) id, when it has one.
+	ClientID         string   `json:"client_id,omitempty"`
+	AuxiliaryTenants []string `json:"auxiliary_tenants,omitempty"`
+	// Provisioned is true for connections rotor.yaml declares (read-only
+	// elsewhere).
+	Provisioned bool `json:"provisioned"`
+}
+
+// ListConnections lists the organization's connections.
+func (s *Service) ListConnections(ctx context.Context, scope Scope) ([]Connection, error) {
+	if err := s.begin(ctx, scope, ActionRead, ObjectConnections); err != nil {
+		return nil, err
+	}
+	if s.conns == nil {
+		return []Connection{}, nil
+	}
+	list, err := s.conns.OrgConnections(ctx, scope.Org)
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	if list == nil {
+		list = []Connection{}
+	}
+	return list, nil
+}

@@ -1,0 +1,104 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
+)
+
+// RunFilter narrows ListRuns.
+type RunFilter struct {
+	// App keeps one application's runs (object id, app id or display
+	// name).
+	App string `json:"app,omitempty"`
+	// States keeps runs in these states (empty: all).
+	States []domain.RunState `json:"states,omitempty"`
+	// Limit caps the runs returned (0: 50).
+	Limit int `json:"limit,omitempty"`
+}
+
+// DefaultRunLimit is how many runs ListRuns returns when the filter does
+// not say.
+const DefaultRunLimit = 50
+
+// allStates are the states a run filter may name.
+var allStates = []domain.RunState{domain.RunPlanned, domain.RunCreated, domain.RunPropagated, domain.RunVerified, domain.RunRetiring, domain.RunDone, domain.RunFailed, domain.RunAbandoned}
+
+// RunRow is one line of a run listing (the journal is in GetRun).
+type RunRow struct {
+	ID        string          `json:"id"`
+	App       string          `json:"application"`
+	AppID     string          `json:"app_id"`
+	ObjectID  string          `json:"app_object_id"`
+	Policy    string          `json:"policy"`
+	Trigger   domain.Trigger  `json:"trigger"`
+	State     domain.RunState `json:"state"`
+	NewKeyID  string          `json:"new_key_id,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	RetireAt  time.Time       `json:"retire_at,omitzero"`
+	Replaces  string          `json:"replaces,omitempty"`
+}
+
+// ListRuns lists the organization's rotation runs, newest first.
+func (s *Service) ListRuns(ctx context.Context, scope Scope, f RunFilter) ([]RunRow, error) {
+	if err := s.begin(ctx, scope, ActionRead, ObjectRuns); err != nil {
+		return nil, err
+	}
+	if f.Limit < 0 {
+		return nil, &InvalidError{Field: "limit", Message: "must not be negative"}
+	}
+	for _, st := range f.States {
+		if !slices.Contains(allStates, st) {
+			return nil, &InvalidError{Field: "state", Message: fmt.Sprintf("%q is not a run state (use %s)", st, joinStates())}
+		}
+	}
+	p := store.ListRunsParams{Org: scope.Org, States: f.States, Limit: f.Limit}
+	if p.Limit == 0 {
+		p.Limit = DefaultRunLimit
+	}
+	if f.App != "" {
+		a, err := s.store.GetApplication(ctx, scope.Org, f.App)
+		if err != nil {
+			return nil, lookupError("application", f.App, err)
+		}
+		p.AppObjectID = a.ObjectID
+	}
+	list, err := s.store.ListRuns(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	rows := make([]RunRow, 0, len(list))
+	for _, r := range list {
+		rows = append(rows, RunRow{ID: r.ID, App: r.AppName, AppID: r.AppID, ObjectID: r.AppObjectID, Policy: r.Policy, Trigger: r.Trigger, State: r.State,
+			NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces})
+	}
+	return rows, nil
+}
+
+func joinStates() string {
+	out := ""
+	for i, s := range allStates {
+		if i > 0 {
+			out += ", "
+		}
+		out += string(s)
+	}
+	return out
+}
+
+// GetRun returns one run of the organization with its journal.
+func (s *Service) GetRun(ctx context.Context, scope Scope, id string) (*domain.Run, error) {
+	if err := s.begin(ctx, scope, ActionRead, RunObject(id)); err != nil {
+		return nil, err
+	}
+	r, err := s.store.GetRun(ctx, scope.Org, id)
+	if err != nil {
+		return nil, lookupError("run", id, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+)
+
+// The adapters below give internal/app what it declares, from this
+// Server: every organization's policies and connections from the store
+// (provisioned from rotor.yaml or made in the UI), its sync and its job
+// system.
+
+// newApp builds the application layer on this Server.
+func (s *Server) newApp(opts Options) *app.Service {
+	return app.New(app.Deps{
+		Store:       s.store,
+		Engine:      s.engine,
+		Syncer:      s,
+		Policies:    storePolicies{s},
+		Connections: storeConnections{s},
+		Jobs:        appJobs{s},
+		Clock:       s.clock,
+		Logger:      s.log,
+		Authorizer:  opts.Authorizer,
+		Auditor:     opts.Auditor,
+	})
+}
+
+// storePolicies serves an organization's policies, read from the store
+// once per call.
+type storePolicies struct{ s *Server }
+
+var _ app.PolicySource = storePolicies{}
+
+func (p storePolicies) OrgPolicies(ctx context.Context, org domain.OrgID) (app.Policies, error) {
+	if err := p.s.policies.Refresh(ctx, org); err != nil {
+		return nil, err
+	}
+	list, err := p.s.policies.Policies(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	return orgPolicySet{set: p.s.policies, list: list}, nil
+}
+
+type orgPolicySet struct {
+	set  rotation.PolicySource
+	list []domain.Policy
+}
+
+func (o orgPolicySet) PolicyFor(a domain.Application) *domain.Policy { return o.set.PolicyFor(a) }
+func (o orgPolicySet) List() []domain.Policy                         { return slices.Clone(o.list) }
+
+// storeConnections lists an organization's connections from the store,
+// never with a secret: only the form of the reference is stored anyway.
+type storeConnections struct{ s *Server }
+
+var _ app.ConnectionSource = storeConnections{}
+
+func (c storeConnections) OrgConnections(ctx context.Context, org domain.OrgID) ([]app.Connection, error) {
+	list, err := c.s.store.ListConnections(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]app.Connection, 0, len(list))
+	for _, cc := range list {
+		id := cc.Identity
+		clientID := cmp.Or(id.ClientID, id.ManagedIdentityClientID)
+		out = append(out, app.Connection{
+			Name: cc.Name, TenantID: cc.TenantID, Purpose: cc.Purpose, Cloud: cc.Cloud,
+			Identity: id.Method, ClientID: clientID, AuxiliaryTenants: slices.Clone(cc.AuxiliaryTenants),
+			Provisioned: cc.Provisioned,
+		})
+	}
+	return out, nil
+}
+
+// appJobs enqueues on this Server's job system.
+type appJobs struct{ s *Server }
+
+func (a appJobs) EnqueueRotation(ctx context.Context, org domain.OrgID, ap domain.Application) error {
+	if err := a.s.openJobs(ctx, 0); err != nil {
+		return err
+	}
+	return a.s.jobs.RotateNow(ctx, org, ap)
+}
