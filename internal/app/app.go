@@ -44,6 +44,8 @@ type Engine interface {
 	Due(ctx context.Context, org domain.OrgID, policies rotation.PolicySource) ([]rotation.DueApp, error)
 	Rotate(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy, trigger domain.Trigger, opts ...rotation.RotateOption) (*domain.Run, error)
 	Retire(ctx context.Context, org domain.OrgID, runID string, policy domain.Policy) error
+	Targets(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.TargetView, error)
+	MoveTarget(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy, index int) (rotation.TargetView, error)
 }
 
 var _ Engine = (*rotation.Engine)(nil)

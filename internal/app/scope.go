@@ -74,6 +74,8 @@ const (
 	ActionRotate Action = "rotate"
 	// ActionRetire removes credentials a finished run replaced.
 	ActionRetire Action = "retire"
+	// ActionMoveTarget moves a sink's pinned target (after a rename).
+	ActionMoveTarget Action = "move-target"
 )
 
 // Objects the actions are on, as the Authorizer and the audit trail see

@@ -94,6 +94,7 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newRunsCmd(),
 		newPoliciesCmd(),
 		newConnectionsCmd(),
+		newTargetsCmd(),
 	)
 	return root
 }
