@@ -22,6 +22,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/server"
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
 )
@@ -50,24 +51,17 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	b := &bundle{t: t}
 	dir := t.TempDir()
-	simDir := filepath.Join(dir, "sim")
 	zero := time.Duration(0)
-	s, err := sim.New(sim.Options{
-		StateDir: simDir, Seed: "demo", ReplicationDelay: &zero,
+	st := simtest.Start(t, simtest.Options{
+		Seed: "demo", ReplicationDelay: &zero,
 		OnSecretIssued: func(_, _, _, value string) {
 			b.mu.Lock()
 			b.issued = append(b.issued, value)
 			b.mu.Unlock()
 		},
 	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, s.Start(ctx))
-	t.Cleanup(func() {
-		cancel()
-		_ = s.Close()
-	})
-	b.sim, b.info = s, s.Info()
+	b.sim, b.info = st.Server, st.Info
+	simDir := st.Dir
 
 	secrets := filepath.Join(dir, "secrets")
 	require.NoError(t, os.MkdirAll(secrets, 0o700))
