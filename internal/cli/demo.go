@@ -101,6 +101,10 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 		// A 45 s overlap (a day in production) so retirements show within
 		// the demo's first minutes.
 		Policies: []config.SimulatorPolicy{{Name: "owned", Lifetime: "30d", RenewBefore: "10d", Overlap: "45s"}},
+		// The least-privilege set-up: a read connection per tenant sees
+		// every application beside the rotation connection that may change
+		// the ones it owns.
+		ReadConnections: true,
 	})
 	if err != nil {
 		return err
