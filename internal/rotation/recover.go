@@ -37,6 +37,7 @@ import (
 // dedupes by run id), covering a crash between the retiring journal write
 // and the scheduling.
 func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, error) {
+	defer e.track()()
 	if err := e.lease.Acquire(ctx); err != nil {
 		return nil, fmt.Errorf("rotation: %w", err)
 	}
@@ -49,15 +50,25 @@ func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, e
 	for i := range runs {
 		run := &runs[i]
 		log := e.log.With("run", run.ID, "org", string(org), "tenant", run.TenantID, "app", run.AppObjectID, "app_name", run.AppName)
-		prev, err := e.store.ClaimRun(ctx, store.ClaimRunParams{Org: org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()})
-		if errors.Is(err, store.ErrLeaseHeld) {
-			continue // another process got there first, or its holder came back
+		prev, err := e.store.ClaimRun(ctx, store.ClaimRunParams{Org: org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL(), States: activeStates})
+		if errors.Is(err, store.ErrLeaseHeld) || errors.Is(err, store.ErrConflict) {
+			// Another process got there first, its holder came back and
+			// moved it on, or it ended since the list was read.
+			continue
 		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		run.Holder = e.lease.Holder()
+		// Only what is read after the claim is the run this process
+		// holds: the list above may be seconds old.
+		fresh, err := e.store.GetRun(ctx, org, run.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fresh.Events = nil
+		run = fresh
 		from := run.State
 		who := "a process whose lease expired"
 		if prev != "" {

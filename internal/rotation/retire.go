@@ -23,6 +23,7 @@ import (
 // nothing and fails the run: something outside rotor changed the
 // application, and a human must look.
 func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, policy domain.Policy) error {
+	defer e.track()()
 	run, err := e.store.GetRun(ctx, org, runID)
 	if err != nil {
 		return fmt.Errorf("rotation: load run %s: %w", runID, err)
@@ -50,10 +51,19 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	if err := e.lease.Acquire(ctx); err != nil {
 		return fmt.Errorf("rotation: %w", err)
 	}
-	if _, err := e.store.ClaimRun(ctx, store.ClaimRunParams{Org: org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()}); err != nil {
+	if _, err := e.store.ClaimRun(ctx, store.ClaimRunParams{Org: org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL(),
+		States: []domain.RunState{domain.RunRetiring}}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil // another process finished (or failed) it meanwhile
+		}
 		return fmt.Errorf("rotation: claim run %s for retirement: %w", run.ID, err)
 	}
-	run.Holder = e.lease.Holder()
+	// Read it again: only what is read after the claim is what this
+	// process holds.
+	if run, err = e.store.GetRun(ctx, org, runID); err != nil {
+		return fmt.Errorf("rotation: load run %s: %w", runID, err)
+	}
+	run.Events = nil
 	release, err := e.acquire(ctx, run.TenantID)
 	if err != nil {
 		return err

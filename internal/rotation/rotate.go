@@ -47,6 +47,7 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 	for _, opt := range opts {
 		opt(&o)
 	}
+	defer e.track()()
 	if err := e.lease.Acquire(ctx); err != nil {
 		return nil, fmt.Errorf("rotation: %w", err)
 	}
@@ -297,6 +298,9 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
 	}
 	release()
+	// Entra's own hint (the first three characters) is all the inventory
+	// may keep of the value; take it before the value goes.
+	hint := r.value.Hint()
 	r.value = secret.Value{}
 
 	// Schedule retirement. From here the run no longer fails: the new
@@ -314,14 +318,17 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// The inventory learns of the new secret now, not at the next sync.
 	// Its hint (first three characters) is what Entra itself shows.
 	creds := append(slices.Clone(r.app.Credentials), domain.Credential{
-		KeyID: r.keyID, Kind: run.Kind, DisplayName: domain.DisplayNameFor(run.ID), Hint: r.value.Hint(),
+		KeyID: r.keyID, Kind: run.Kind, DisplayName: domain.DisplayNameFor(run.ID), Hint: hint,
 		Start: r.start, End: run.NewEnd,
 	})
 	e.refreshInventory(ctx, run.Org, run.TenantID, run.AppObjectID, creds, r.log)
 	if err := e.scheduleRetirement(ctx, run); err != nil {
 		// The run is retiring; Recover reschedules retiring runs at start-up.
 		r.log.Error("scheduling retirement failed; it is rescheduled at the next start-up", "error", err)
-		_ = e.event(context.WithoutCancel(ctx), run, domain.StepRetireScheduleFailed.Step(), "scheduling retirement failed; rotor reschedules it at its next start: "+err.Error())
+		// The run belongs to no process once retiring, so this line is
+		// not fenced.
+		_ = e.store.AppendRunEvent(context.WithoutCancel(ctx), store.AppendRunEventParams{Org: run.Org, RunID: run.ID,
+			Event: domain.RunEvent{At: e.now(), Step: domain.StepRetireScheduleFailed.Step(), Message: "scheduling retirement failed; rotor reschedules it at its next start: " + err.Error()}})
 	}
 	return run, nil
 }

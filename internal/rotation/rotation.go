@@ -133,6 +133,10 @@ type Engine struct {
 
 	mu   sync.Mutex
 	sems map[string]chan struct{}
+
+	// inflight counts Rotate, Retire and Recover calls under way, so that
+	// Close releases the lease only once none can still write.
+	inflight sync.WaitGroup
 }
 
 // New builds an Engine, filling defaults. Store and Conns are required; a
@@ -183,9 +187,30 @@ func New(cfg Config) *Engine {
 func (e *Engine) Lease() *Lease { return e.lease }
 
 // Close releases the process lease, so another process may take over
-// what this one leaves without waiting for it to expire. Call it after
-// every run has returned.
-func (e *Engine) Close(ctx context.Context) error { return e.lease.Close(ctx) }
+// what this one leaves without waiting for it to expire. It first waits,
+// until ctx is done, for every Rotate, Retire and Recover under way: a
+// lease released under a side effect still in flight would let another
+// process take the run over while this one writes. If they do not return
+// in time, the lease is left to expire instead of released.
+func (e *Engine) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { e.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return e.lease.Close(ctx)
+	case <-ctx.Done():
+		e.lease.abandon()
+		e.log.Warn("rotations still running at shutdown: the process lease is left to expire, and another rotor process takes them over after it", "ttl", e.lease.TTL())
+		return nil
+	}
+}
+
+// track counts one call that may write under the lease; the returned
+// function ends it.
+func (e *Engine) track() func() {
+	e.inflight.Add(1)
+	return e.inflight.Done
+}
 
 // VerifyTimeout is how long a run waits for Entra to accept a new secret;
 // the job system sizes its rotate job timeout from it.
@@ -349,7 +374,11 @@ func (e *Engine) fenced(ctx context.Context, run *domain.Run, fn func(ctx contex
 	if err != nil {
 		return err
 	}
-	fctx, cancel := context.WithDeadline(ctx, until.Add(-e.lease.TTL()/3))
+	// The bound is a span, measured by the context on the wall clock: the
+	// store's and the engine's clock (the same one) may be a fake or an
+	// offset clock, so an absolute deadline from it would mean nothing
+	// to the context.
+	fctx, cancel := context.WithTimeout(ctx, until.Sub(e.now())-e.lease.TTL()/3)
 	defer cancel()
 	return fn(fctx)
 }

@@ -128,7 +128,9 @@ type Store interface {
 	// already is Holder's, or its holder's lease has expired, renewing
 	// Holder's lease to now + TTL in the same transaction; it returns the
 	// previous holder. ErrLeaseHeld when another live holder has it,
-	// ErrNotFound when there is no such run.
+	// ErrConflict when the run is not in one of States, ErrNotFound when
+	// there is no such run. The caller must read the run again after the
+	// claim: only what it reads then is the run it holds.
 	ClaimRun(ctx context.Context, p ClaimRunParams) (previous string, err error)
 	// FenceRun proves, and extends, Holder's hold on a run before a side
 	// effect: in one transaction it checks the run is still Holder's and
@@ -232,6 +234,11 @@ type ClaimRunParams struct {
 	RunID  string
 	Holder string
 	TTL    time.Duration
+	// States are the states the caller expects the run in: the claim is a
+	// compare-and-set on the holder and the state together, so a run that
+	// moved on since the caller read it (ErrConflict) is not taken over on
+	// a stale reading. Empty: any state.
+	States []domain.RunState
 }
 
 // FenceRunParams checks and extends a holder's hold on a run.

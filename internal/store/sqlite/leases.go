@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/rotor-dev/rotor/internal/domain"
 
 	"github.com/rotor-dev/rotor/internal/store"
 )
@@ -55,15 +58,18 @@ func (s *Store) ClaimRun(ctx context.Context, p store.ClaimRunParams) (string, e
 	now := s.clock.Now()
 	var previous string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var cur string
-		switch err := tx.QueryRowContext(ctx, `SELECT lease_holder FROM runs WHERE org_id = ? AND id = ?`,
-			string(p.Org), p.RunID).Scan(&cur); {
+		var cur, state string
+		switch err := tx.QueryRowContext(ctx, `SELECT lease_holder, state FROM runs WHERE org_id = ? AND id = ?`,
+			string(p.Org), p.RunID).Scan(&cur, &state); {
 		case errors.Is(err, sql.ErrNoRows):
 			return store.ErrNotFound
 		case err != nil:
 			return err
 		}
 		previous = cur
+		if len(p.States) > 0 && !slices.Contains(p.States, domain.RunState(state)) {
+			return store.ErrConflict
+		}
 		if cur != "" && cur != p.Holder {
 			var live bool
 			if err := tx.QueryRowContext(ctx, `SELECT `+fmt.Sprintf(liveLease, "?", "?"), cur, encTime(now)).Scan(&live); err != nil {
@@ -76,9 +82,18 @@ func (s *Store) ClaimRun(ctx context.Context, p store.ClaimRunParams) (string, e
 		if err := renewLease(ctx, tx, p.Holder, "", now, now.Add(p.TTL)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE runs SET lease_holder = ? WHERE org_id = ? AND id = ? AND lease_holder = ?`,
-			p.Holder, string(p.Org), p.RunID, cur)
-		return err
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET lease_holder = ? WHERE org_id = ? AND id = ? AND lease_holder = ? AND state = ?`,
+			p.Holder, string(p.Org), p.RunID, cur, state)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			if err != nil {
+				return err
+			}
+			return store.ErrConflict // moved between the read and the write
+		}
+		return nil
 	})
 	switch {
 	case err == nil:
@@ -87,6 +102,8 @@ func (s *Store) ClaimRun(ctx context.Context, p store.ClaimRunParams) (string, e
 		return "", fmt.Errorf("claim run %s in org %s: %w", p.RunID, p.Org, store.ErrNotFound)
 	case errors.Is(err, store.ErrLeaseHeld):
 		return previous, fmt.Errorf("claim run %s: %s holds it: %w", p.RunID, previous, store.ErrLeaseHeld)
+	case errors.Is(err, store.ErrConflict):
+		return previous, fmt.Errorf("claim run %s: it is no longer %v: %w", p.RunID, p.States, store.ErrConflict)
 	default:
 		return "", fmt.Errorf("claim run %s: %w", p.RunID, err)
 	}
