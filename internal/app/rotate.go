@@ -87,7 +87,7 @@ func (s *Service) Rotate(ctx context.Context, scope Scope, refs []string, obs Ro
 		wg.Go(func() {
 			ref := refOf(j.app)
 			obs.Starting(ref, j.pol.Name)
-			stop := s.relay.watchApp(j.app.TenantID, j.app.ObjectID, obs.Step)
+			stop := s.relay.watchApp(scope.Org, j.app.TenantID, j.app.ObjectID, obs.Step)
 			run, err := s.engine.Rotate(ctx, scope.Org, *j.app, *j.pol, domain.TriggerManual)
 			stop()
 			res := RotateResult{Application: ref, Policy: j.pol.Name, Err: err}
@@ -186,10 +186,11 @@ func (s *Service) Retire(ctx context.Context, scope Scope, runID string) (err er
 	return nil
 }
 
-// Observe calls fn after every journal write of every run in this
-// process, until stop is called: the demo narrates with it, a live view
-// of the UI will stream it. fn runs on the rotating goroutine and must be
-// quick.
+// Observe calls fn after every journal write of every run, of every
+// organization, in this process, until stop is called (a caller serving
+// one organization must filter on run.Org): the demo narrates with it, a
+// live view of the UI will stream it. fn runs on the rotating goroutine
+// and must be quick.
 func (s *Service) Observe(fn func(run domain.Run, step domain.Step)) (stop func()) {
 	return s.relay.watchAll(fn)
 }
@@ -227,8 +228,11 @@ func (r *relay) watchAll(fn func(domain.Run, domain.Step)) func() {
 	}
 }
 
-func (r *relay) watchApp(tenantID, objectID string, fn func(domain.Run, domain.Step)) func() {
-	k := tenantID + "/" + objectID
+// watchApp calls fn with the journal steps of one organization's
+// application: two organizations may connect the same tenant, and one
+// must never see the other's runs.
+func (r *relay) watchApp(org domain.OrgID, tenantID, objectID string, fn func(domain.Run, domain.Step)) func() {
+	k := relayKey(org, tenantID, objectID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byApp == nil {
@@ -250,13 +254,17 @@ func (r *relay) watchApp(tenantID, objectID string, fn func(domain.Run, domain.S
 	}
 }
 
+func relayKey(org domain.OrgID, tenantID, objectID string) string {
+	return string(org) + "/" + tenantID + "/" + objectID
+}
+
 func (r *relay) publish(run domain.Run, step domain.Step) {
 	r.mu.RLock()
 	fns := make([]func(domain.Run, domain.Step), 0, len(r.all)+1)
 	for _, fn := range r.all {
 		fns = append(fns, fn)
 	}
-	for _, fn := range r.byApp[run.TenantID+"/"+run.AppObjectID] {
+	for _, fn := range r.byApp[relayKey(run.Org, run.TenantID, run.AppObjectID)] {
 		fns = append(fns, fn)
 	}
 	r.mu.RUnlock()

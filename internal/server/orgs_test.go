@@ -154,23 +154,28 @@ func TestEveryOrganizationIsServed(t *testing.T) {
 	st := srv.Store()
 	const other = domain.OrgID("fabrikam")
 	require.NoError(t, st.EnsureOrg(b.ctx, other, "Fabrikam"))
-	// Made in the UI: its secret is in Key Vault, as secrets typed into the
-	// UI are.
-	require.NoError(t, st.UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: store.Connection{
-		Org: other, Name: "contoso", TenantID: b.tn.ID, Cloud: "sim", SimFile: b.simFile, Purpose: "rotation",
-		Identity: store.ConnectionIdentity{Method: "client_secret", ClientID: b.tn.Rotation.ClientID,
-			ClientSecret: &store.SecretRef{Kind: store.SecretKeyVault, VaultURL: b.tn.KeyVaults[0].URL, Secret: "fabrikam-rotation"}},
-	}}))
-	// One that asks for rotor's own environment is left out at start:
-	// only rotor.yaml's connections may read it.
+	// Provisioned by another organization's own rotor.yaml (its secret in
+	// Key Vault, read with the host identity): a connection made in the
+	// UI may not have the host identity read Key Vault for it, since the
+	// host can read other organizations' vaults (see secrets.fromOutside).
+	_, err = st.Provision(b.ctx, store.ProvisionParams{Org: other, Name: "Fabrikam", Source: "/etc/rotor/fabrikam.yaml",
+		Connections: []store.Connection{{
+			Org: other, Name: "contoso", TenantID: b.tn.ID, Cloud: "sim", SimFile: b.simFile, Purpose: "rotation",
+			Identity: store.ConnectionIdentity{Method: "client_secret", ClientID: b.tn.Rotation.ClientID,
+				ClientSecret: &store.SecretRef{Kind: store.SecretKeyVault, VaultURL: b.tn.KeyVaults[0].URL, Secret: "fabrikam-rotation"}},
+		}},
+		Policies: []domain.Policy{{
+			Name: "all", Connection: "contoso", Selector: domain.Selector{NamePrefix: "no-such-app-"}, Enabled: true, Kind: domain.KindSecret,
+			Lifetime: 30 * 24 * time.Hour, RenewBefore: 10 * 24 * time.Hour, Overlap: time.Hour,
+		}},
+	})
+	require.NoError(t, err)
+	// One made in the UI that asks for rotor's own environment is left
+	// out: only rotor.yaml's connections may read it.
 	require.NoError(t, st.UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: store.Connection{
 		Org: other, Name: "greedy", TenantID: b.tn.ID, Cloud: "sim", SimFile: b.simFile, Purpose: "read",
 		Identity: store.ConnectionIdentity{Method: "client_secret", ClientID: b.tn.Rotation.ClientID,
 			ClientSecret: &store.SecretRef{Kind: store.SecretEnv, Env: "HOST_SECRET"}},
-	}}))
-	require.NoError(t, st.UpsertPolicy(b.ctx, store.UpsertPolicyParams{Org: other, Policy: domain.Policy{
-		Name: "all", Connection: "contoso", Selector: domain.Selector{NamePrefix: "no-such-app-"}, Enabled: true, Kind: domain.KindSecret,
-		Lifetime: 30 * 24 * time.Hour, RenewBefore: 10 * 24 * time.Hour, Overlap: time.Hour,
 	}}))
 	// The UI cannot change the file's policy.
 	err = st.DeletePolicy(b.ctx, store.DeleteParams{Org: domain.DefaultOrg, Name: "all"})
@@ -206,8 +211,8 @@ func TestEveryOrganizationIsServed(t *testing.T) {
 	// Deleted in the store: gone at the next sync. A restart provisions
 	// nothing new and serves what is left.
 	require.NoError(t, st.DeleteConnection(b.ctx, store.DeleteParams{Org: other, Name: "greedy"}))
-	require.NoError(t, st.DeletePolicy(b.ctx, store.DeleteParams{Org: other, Name: "all"}))
-	require.NoError(t, st.DeleteConnection(b.ctx, store.DeleteParams{Org: other, Name: "contoso"}))
+	require.NoError(t, st.DeletePolicy(b.ctx, store.DeleteParams{Org: other, Name: "all", ProvisionedBy: "/etc/rotor/fabrikam.yaml"}))
+	require.NoError(t, st.DeleteConnection(b.ctx, store.DeleteParams{Org: other, Name: "contoso", ProvisionedBy: "/etc/rotor/fabrikam.yaml"}))
 	require.NoError(t, srv.Sync(b.ctx, nil))
 	_, err = srv.Conns().Directory(other, "contoso")
 	require.Error(t, err)

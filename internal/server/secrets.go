@@ -155,11 +155,14 @@ func (s *secrets) source(org domain.OrgID, conn string, ref store.SecretRef) azu
 }
 
 // fromOutside refuses what only the operator's own rotor.yaml may ask of
-// rotor: reading its environment or its files. A connection made in the
-// UI or the API belongs to an organization's admins, who must not be able
-// to send rotor's own secrets (ROTOR_HOST_IDENTITY_CLIENT_SECRET, a
-// mounted token) to a tenant of their choosing; their secrets live in Key
-// Vault.
+// rotor: reading its environment, its files, or any Key Vault secret with
+// its host identity. A connection made in the UI or the API belongs to an
+// organization's admins, who must not be able to send rotor's own secrets
+// (ROTOR_HOST_IDENTITY_CLIENT_SECRET, a mounted token) to a tenant of
+// their choosing, nor have the host identity read another organization's
+// secret from a vault it can read (a confused deputy). Until an
+// organization names a vault of its own that rotor may read for it, such
+// connections cannot hold a secret at all.
 //
 // Nor may they act as rotor's host (a managed identity is the host's), or
 // point rotor at a simulator other than one rotor.yaml uses (the
@@ -175,9 +178,13 @@ func (s *secrets) fromOutside(c store.Connection) error {
 		return fmt.Errorf("connection %q: sim_file %s is not a simulator rotor.yaml uses", c.Name, c.SimFile)
 	}
 	for field, r := range map[string]*store.SecretRef{"client_secret": c.Identity.ClientSecret, "certificate.password": c.Identity.CertificatePassword} {
-		if r != nil && r.Kind != store.SecretKeyVault {
-			return fmt.Errorf("connection %q: %s is %s, but only connections provisioned by rotor.yaml may read rotor's environment or files: keep it in Key Vault ({keyvault: …})", c.Name, field, r)
+		if r == nil {
+			continue
 		}
+		if r.Kind == store.SecretKeyVault {
+			return fmt.Errorf("connection %q: %s is a Key Vault secret, but rotor reads Key Vault with its host identity only for connections provisioned by rotor.yaml (another organization's secret may sit in a vault the host can read); provision the connection in rotor.yaml", c.Name, field)
+		}
+		return fmt.Errorf("connection %q: %s is %s, but only connections provisioned by rotor.yaml may read rotor's environment or files", c.Name, field, r)
 	}
 	if c.Identity.CertificateFile != "" || c.Identity.FederatedTokenFile != "" {
 		return fmt.Errorf("connection %q: only connections provisioned by rotor.yaml may use files of rotor's host (certificate or token files)", c.Name)

@@ -33,8 +33,11 @@ func TestConnectionsFromOutsideTheFile(t *testing.T) {
 		c       store.Connection
 		wantErr string
 	}{
-		{"KeyVaultSecret", base(), ""},
-		{"KnownSimulator", base(func(c *store.Connection) { c.Cloud, c.SimFile = "sim", "/sim/sim.json" }), ""},
+		{"KeyVaultSecret", base(), "only for connections provisioned by rotor.yaml"},
+		{"KnownSimulatorWithoutSecret", base(func(c *store.Connection) {
+			c.Cloud, c.SimFile = "sim", "/sim/sim.json"
+			c.Identity = store.ConnectionIdentity{Method: "workload_identity", ClientID: "id"}
+		}), ""},
 		{"WorkloadIdentityWithRotorsToken", base(func(c *store.Connection) {
 			c.Identity = store.ConnectionIdentity{Method: "workload_identity", ClientID: "id"}
 		}), ""},

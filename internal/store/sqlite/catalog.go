@@ -503,6 +503,19 @@ func (s *Store) Provision(ctx context.Context, p store.ProvisionParams) (store.P
 			string(p.Org), cmp.Or(p.Name, string(p.Org)), encTime(now)); err != nil {
 			return fmt.Errorf("provision org %s: %w", p.Org, err)
 		}
+		// One file provisions one organization: a second file (an old
+		// copy, another operator's) would otherwise rewrite the first's
+		// policies and delete those it lacks.
+		var other string
+		switch err := tx.QueryRowContext(ctx, `SELECT source FROM connections WHERE org_id = ?1 AND provisioned = 1 AND source <> ?2
+			UNION SELECT source FROM policies WHERE org_id = ?1 AND provisioned = 1 AND source <> ?2 LIMIT 1`,
+			string(p.Org), p.Source).Scan(&other); {
+		case err == nil:
+			return fmt.Errorf("organization %s is provisioned from %s, not %s: one configuration file provisions an organization (every replica uses the same path); run rotor with that file, or give this one another organization (%w)",
+				p.Org, other, p.Source, store.ErrConflict)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
 		keepConns := map[string]bool{}
 		for _, c := range p.Connections {
 			c.Org = p.Org
