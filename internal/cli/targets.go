@@ -51,6 +51,8 @@ moves a renamed one explicitly.`,
 				switch {
 				case v.Moved:
 					note = "renamed: 'rotor targets move' moves it"
+				case !v.Previous.IsZero() && v.RetireOldAt.IsZero():
+					note = fmt.Sprintf("moved; %s still updated until the next rotation's overlap has passed", v.Previous)
 				case !v.Previous.IsZero():
 					note = fmt.Sprintf("moved; %s still updated until %s", v.Previous, when(v.RetireOldAt))
 				}
@@ -66,9 +68,10 @@ moves a renamed one explicitly.`,
 		Short: "Move a renamed sink target to what the configuration names today",
 		Long: `Move sink N (1-based, in the policy's order) of APP to the target the
 configuration resolves to today. New credentials go there from now on; the
-previous target keeps receiving them for one overlap of the policy, so
-consumers still reading it have that long to move. A target that has not been
-renamed stays where it is.`,
+previous target keeps receiving them until the next rotation's overlap has
+passed, so consumers still reading it have that long to move. The new target
+is empty until that rotation ('rotor rotate APP' runs one now). A target that
+has not been renamed stays where it is.`,
 		Example: "  rotor targets move web-storefront --sink 1",
 		Args:    exactArgs(1, "APP (a display name, app id or object id)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,8 +96,8 @@ renamed stays where it is.`,
 				fmt.Fprintf(w, "Sink #%d already delivers to %s, which the configuration names; nothing to move.\n", v.Index+1, v.Target)
 				return nil
 			}
-			fmt.Fprintf(w, "Sink #%d now delivers to %s.\n%s keeps receiving new credentials until %s; move its consumers before then.\n",
-				v.Index+1, v.Target, v.Previous, when(v.RetireOldAt))
+			fmt.Fprintf(w, "Sink #%d now delivers to %s.\n%s keeps receiving new credentials until the next rotation's overlap has passed; move its consumers before then.\nThe new target is empty until that rotation: run 'rotor rotate %s' to fill both now.\n",
+				v.Index+1, v.Target, v.Previous, args[0])
 			return nil
 		},
 	}

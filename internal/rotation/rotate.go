@@ -315,6 +315,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		return r.fail(ctx, err, "journaling retirement failed: "+err.Error(), false)
 	}
 	r.log.Info("rotation verified; retirement scheduled", "state", string(run.State), "retire_at", retireAt)
+	e.settleMoves(ctx, run, policy, sinks)
 	// The inventory learns of the new secret now, not at the next sync.
 	// Its hint (first three characters) is what Entra itself shows.
 	creds := append(slices.Clone(r.app.Credentials), domain.Credential{

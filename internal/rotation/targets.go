@@ -69,7 +69,10 @@ func (e *Engine) Targets(ctx context.Context, org domain.OrgID, app domain.Appli
 			if t, err := sink.ParseTargetID(p.Target); err == nil {
 				v.Target, v.Pinned, v.Moved, v.PinnedByRun = t, true, t != today, p.PinnedByRun
 			}
-			if prev, err := sink.ParseTargetID(p.Previous); err == nil && !prev.IsZero() && e.now().Before(p.RetireOldAt) {
+			// A moved-from target is kept updated until the first rotation
+			// to the new target has passed its overlap (RetireOldAt is
+			// zero until that rotation sets it).
+			if prev, err := sink.ParseTargetID(p.Previous); err == nil && !prev.IsZero() && (p.RetireOldAt.IsZero() || e.now().Before(p.RetireOldAt)) {
 				v.Previous, v.RetireOldAt = prev, p.RetireOldAt
 			}
 		}
@@ -115,8 +118,10 @@ func (r *runner) planSinks(ctx context.Context) (_ []runSink, permanent bool, _ 
 			// Pin before the first write: the place a consumer will read
 			// must not move with the next rename, whatever happens to
 			// this run.
-			if err := e.store.PinTarget(ctx, store.PinTargetParams{Org: run.Org, TenantID: run.TenantID, AppObjectID: run.AppObjectID, Policy: policy.Name,
-				Target: store.PinnedTarget{SinkIndex: v.Index, SinkType: spec.Type, Target: v.Target.String(), PinnedByRun: run.ID}}); err != nil {
+			if err := e.fenced(ctx, run, func(ctx context.Context) error {
+				return e.store.PinTarget(ctx, store.PinTargetParams{Org: run.Org, TenantID: run.TenantID, AppObjectID: run.AppObjectID, Policy: policy.Name,
+					Target: store.PinnedTarget{SinkIndex: v.Index, SinkType: spec.Type, Target: v.Target.String(), PinnedByRun: run.ID}})
+			}); err != nil {
 				return nil, false, fmt.Errorf("sink %d (%s): pin target %s: %w", v.Index, spec.Type, v.Target, err)
 			}
 		}
@@ -140,10 +145,13 @@ func (r *runner) planSinks(ctx context.Context) (_ []runSink, permanent bool, _ 
 }
 
 // MoveTarget moves sink index of policy, for app, to what the
-// configuration resolves to today (after a rename), keeping the previous
-// target updated with every new credential for one overlap, so consumers
-// still reading it have that long to move. It returns the new view; moving
-// a target that has not moved is a no-op.
+// configuration resolves to today (after a rename). The previous target
+// keeps receiving every new credential until the first rotation after the
+// move has passed its overlap (so the new target holds a working secret
+// and consumers still reading the old one had a whole overlap to move);
+// the value itself exists only during a rotation, so the new target is
+// empty until then. It returns the new view; moving a target that has not
+// moved is a no-op.
 func (e *Engine) MoveTarget(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy, index int) (TargetView, error) {
 	views, err := e.Targets(ctx, org, app, policy)
 	if err != nil {
@@ -156,12 +164,32 @@ func (e *Engine) MoveTarget(ctx context.Context, org domain.OrgID, app domain.Ap
 	if !v.Moved {
 		return v, nil
 	}
-	until := e.now().Add(max(policy.Overlap, 0))
 	if err := e.store.PinTarget(ctx, store.PinTargetParams{Org: org, TenantID: app.TenantID, AppObjectID: app.ObjectID, Policy: policy.Name,
 		Target: store.PinnedTarget{SinkIndex: index, SinkType: v.Type, Target: v.Today.String(), PinnedByRun: "move",
-			Previous: v.Target.String(), RetireOldAt: until}}); err != nil {
+			Previous: v.Target.String()}}); err != nil {
 		return TargetView{}, fmt.Errorf("rotation: move target: %w", err)
 	}
-	e.log.Info("sink target moved", "org", string(org), "app", app.ObjectID, "sink", index, "from", v.Target.String(), "to", v.Today.String(), "old_updated_until", until)
-	return TargetView{Index: index, Type: v.Type, Target: v.Today, Pinned: true, Today: v.Today, Previous: v.Target, RetireOldAt: until, PinnedByRun: "move"}, nil
+	e.log.Info("sink target moved; the old target is kept updated until the next rotation's overlap has passed", "org", string(org), "app", app.ObjectID, "sink", index, "from", v.Target.String(), "to", v.Today.String())
+	return TargetView{Index: index, Type: v.Type, Target: v.Today, Pinned: true, Today: v.Today, Previous: v.Target, PinnedByRun: "move"}, nil
+}
+
+// settleMoves gives every moved-from target this run delivered to, and
+// which has no end yet, the end of this run's overlap: from then on only
+// the new target receives new credentials.
+func (e *Engine) settleMoves(ctx context.Context, run *domain.Run, policy domain.Policy, sinks []runSink) {
+	pins, err := e.pins(ctx, run.Org, domain.Application{TenantID: run.TenantID, ObjectID: run.AppObjectID}, policy)
+	if err != nil {
+		e.log.Warn("settling moved sink targets failed; the old targets stay updated until a later rotation settles them", "run", run.ID, "error", err)
+		return
+	}
+	for _, rs := range sinks {
+		p, ok := pins[rs.index]
+		if !rs.old || !ok || !p.RetireOldAt.IsZero() || p.Previous != rs.sink.Target().String() {
+			continue
+		}
+		p.RetireOldAt = run.RetireAt
+		if err := e.store.PinTarget(ctx, store.PinTargetParams{Org: run.Org, TenantID: run.TenantID, AppObjectID: run.AppObjectID, Policy: policy.Name, Target: p}); err != nil {
+			e.log.Warn("settling a moved sink target failed; a later rotation settles it", "run", run.ID, "sink", rs.index, "error", err)
+		}
+	}
 }

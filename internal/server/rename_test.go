@@ -134,6 +134,22 @@ func TestRenamedApplicationKeepsItsConsumer(t *testing.T) {
 		require.NoError(t, err, name)
 		require.Equal(t, third.NewKeyID, *got.Tags[keyvault.TagKeyID], "%s holds the newest secret during the move", name)
 	}
+	// That rotation settled the move: the old target is updated until its
+	// overlap has passed, and no longer after.
+	views, err = srv.Engine().Targets(ctx, org, *app, *pol)
+	require.NoError(t, err)
+	require.Equal(t, mv.Previous, views[0].Previous)
+	require.True(t, third.RetireAt.Equal(views[0].RetireOldAt), "old target kept until %s, want the rotation's retire time %s", views[0].RetireOldAt, third.RetireAt)
+	clk.Advance(pol.Overlap + time.Minute)
+	require.NoError(t, srv.Engine().Retire(ctx, org, third.ID, *pol))
+	fourth, err := srv.Engine().Rotate(ctx, org, *app, *pol, domain.TriggerManual)
+	require.NoError(t, err)
+	got, err = kv.GetSecret(ctx, "renamed-"+oldName+"-secret", "", nil)
+	require.NoError(t, err)
+	require.Equal(t, fourth.NewKeyID, *got.Tags[keyvault.TagKeyID])
+	got, err = kv.GetSecret(ctx, oldName+"-secret", "", nil)
+	require.NoError(t, err)
+	require.Equal(t, third.NewKeyID, *got.Tags[keyvault.TagKeyID], "after the move settled, the old target is left alone")
 }
 
 func storeListOwned(org domain.OrgID) store.ListApplicationsParams {
