@@ -105,7 +105,13 @@ func (s *Set) load(ctx context.Context, org domain.OrgID) (*orgPolicies, error) 
 		op.policies = append(op.policies, p.Policy)
 	}
 	for _, c := range conns {
-		op.tenants[c.Name] = c.TenantID
+		// Only a rotation connection may rotate: a policy (made in the UI)
+		// that names a read, vm or automation connection governs nothing,
+		// rather than driving addPassword through an identity meant for
+		// something else.
+		if c.Purpose == "rotation" {
+			op.tenants[c.Name] = c.TenantID
+		}
 	}
 	s.mu.Lock()
 	s.orgs[org] = op

@@ -294,6 +294,18 @@ func deleteObj(ctx context.Context, tx *sql.Tx, kind string, p store.DeleteParam
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE org_id = ? AND name = ?`, string(p.Org), p.Name); err != nil {
 		return fmt.Errorf("delete %s %q of %s: %w", kind, p.Name, p.Org, err)
 	}
+	if kind == "connection" {
+		// The connection's view of the inventory goes with it, and the
+		// applications no connection sees any more.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM app_access WHERE org_id = ? AND connection = ?`, string(p.Org), p.Name); err != nil {
+			return fmt.Errorf("delete connection %q of %s: its inventory view: %w", p.Name, p.Org, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM applications WHERE org_id = ?1 AND NOT EXISTS
+			(SELECT 1 FROM app_access x WHERE x.org_id = ?1 AND x.tenant_id = applications.tenant_id
+				AND x.object_id = applications.object_id)`, string(p.Org)); err != nil {
+			return fmt.Errorf("delete connection %q of %s: applications no connection sees: %w", p.Name, p.Org, err)
+		}
+	}
 	return nil
 }
 

@@ -221,3 +221,16 @@ func testPinnedTargets(t *testing.T, b *bundle) {
 		require.Empty(t, got, "%+v sees nothing", q)
 	}
 }
+
+// testDeletedConnectionTakesItsView: deleting a connection forgets what it
+// saw; an application only it saw leaves the inventory, one another
+// connection sees stays.
+func testDeletedConnectionTakesItsView(t *testing.T, b *bundle) {
+	require.NoError(t, b.s.UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: newConn(b.org, conn1)}))
+	require.NoError(t, b.s.UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: newConn(b.org, conn2)}))
+	b.sync(t, b.org, conn1, b.t0, b.newApps(1, 2))
+	b.sync(t, b.org, conn2, b.t0, b.newApps(2, 3))
+	require.NoError(t, b.s.DeleteConnection(b.ctx, store.DeleteParams{Org: b.org, Name: conn1}))
+	require.Equal(t, []string{objectID(2), objectID(3)}, objectIDs(b.list(t, store.ListApplicationsParams{})))
+	require.Equal(t, []domain.Access{{Connection: conn2, CanChange: true}}, b.get(t, b.org, objectID(2)).Access)
+}

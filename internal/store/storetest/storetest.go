@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Access/OneViewPerConnection", testAccessPerConnection},
 		{"Applications/SetCredentialsBetweenSyncs", testSetCredentials},
 		{"Targets/PinnedPerOrgAppPolicyAndSink", testPinnedTargets},
+		{"Access/DeletedConnectionTakesItsView", testDeletedConnectionTakesItsView},
 		{"Catalog/ConnectionsRoundTrip", testConnectionRoundTrip},
 		{"Catalog/ConnectionsRejectInvalidOnes", testConnectionRejectsBadReferences},
 		{"Catalog/ConnectionsUpdateAndDelete", testConnectionUpdateAndDelete},
