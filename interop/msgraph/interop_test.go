@@ -51,9 +51,16 @@ type simInfo struct {
 	GraphAudience    string `json:"graph_audience"`
 	KeyVaultAudience string `json:"keyvault_audience"`
 	CAFile           string `json:"ca_file"`
-	Tenants          []struct {
+	// The App Service style managed identity endpoint, and the consumer
+	// identity it serves per tenant (the one that may read vault values).
+	ManagedIdentityEndpoint string `json:"managed_identity_endpoint"`
+	ManagedIdentityHeader   string `json:"managed_identity_header"`
+	Tenants                 []struct {
 		ID       string `json:"id"`
 		Name     string `json:"name"`
+		Consumer *struct {
+			ClientID string `json:"client_id"`
+		} `json:"consumer"`
 		Rotation struct {
 			ClientID     string `json:"client_id"`
 			ClientSecret string `json:"client_secret"`
@@ -568,6 +575,28 @@ func TestInterop(t *testing.T) {
 		assert.Equal(t, name, set.ID.Name())
 		assert.NotEmpty(t, set.ID.Version())
 		assert.Equal(t, value, deref(set.Value))
+
+		// rotor's rotation identity may list and set, never read a value
+		// (as rotor is deployed); the application reading its secret is
+		// the consumer, a user-assigned managed identity whose tokens
+		// azidentity gets from the App Service style endpoint sim.json
+		// names.
+		_, err = kv.GetSecret(ctx, name, "", nil)
+		var denied *azcore.ResponseError
+		require.True(t, errors.As(err, &denied), "the rotation identity reads no value: got %v", err)
+		assert.Equal(t, http.StatusForbidden, denied.StatusCode)
+		require.NotNil(t, info.Tenants[0].Consumer, "sim.json tenants[0].consumer")
+		t.Setenv("IDENTITY_ENDPOINT", info.ManagedIdentityEndpoint)
+		t.Setenv("IDENTITY_HEADER", info.ManagedIdentityHeader)
+		consumer, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+			ID: azidentity.ClientID(info.Tenants[0].Consumer.ClientID),
+		})
+		require.NoError(t, err)
+		kv, err = azsecrets.NewClient(vaultURL, consumer, &azsecrets.ClientOptions{
+			ClientOptions:                        azcore.ClientOptions{Transport: e.http},
+			DisableChallengeResourceVerification: true,
+		})
+		require.NoError(t, err)
 
 		got, err := kv.GetSecret(ctx, name, "", nil)
 		require.NoError(t, err)
