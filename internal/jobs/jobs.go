@@ -299,11 +299,10 @@ func (j *Jobs) Stop(ctx context.Context) error {
 
 // RotateNow enqueues an immediate manual rotation of app. When a rotation
 // job for the application is already queued or running it does nothing:
-// that one will rotate (or is rotating) it.
+// that one will rotate (or is rotating) it. Whether app may be rotated is
+// the application layer's to check (app.Service.Enqueue); the worker asks
+// the engine again when it runs.
 func (j *Jobs) RotateNow(ctx context.Context, org domain.OrgID, app domain.Application) error {
-	if pol := j.cfg.Policies.PolicyFor(app); pol == nil {
-		return fmt.Errorf("no policy selects %s: add one to the configuration", app.DisplayName)
-	}
 	res, err := j.client.Insert(ctx, RotateArgs{
 		Org: org, TenantID: app.TenantID, AppObjectID: app.ObjectID, Trigger: domain.TriggerManual, Instance: j.instance,
 	}, nil)

@@ -134,6 +134,7 @@ type bundle struct {
 	events chan event
 	org    domain.OrgID
 	apps   []domain.Application
+	pol    domain.Policy
 }
 
 type event struct {
@@ -170,6 +171,7 @@ func setup(t *testing.T, napps int) *bundle {
 	pol := domain.Policy{Name: "all", Connection: "main", Selector: domain.Selector{AllOwned: true}, Enabled: true, Kind: domain.KindSecret,
 		Lifetime: 30 * 24 * time.Hour, RenewBefore: 10 * 24 * time.Hour, Overlap: 500 * time.Millisecond, Verify: true,
 		Sinks: []domain.SinkSpec{{Type: "memory"}}}
+	b.pol = pol
 	sinks, err := sink.NewRegistry(b.vault).Bind(sink.Deps{})
 	require.NoError(t, err)
 	b.engine = rotation.New(rotation.Config{Store: st, Conns: b.entra, Sinks: sinks, Clock: clock.Real{}, VerifyTimeout: 5 * time.Second})
@@ -342,12 +344,14 @@ func TestRecoverySupersededByNewerRun(t *testing.T) {
 	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: newer.ID, From: []domain.RunState{domain.RunPlanned},
 		To: domain.RunRetiring, NewKeyID: "k", RetireAt: time.Now().Add(time.Hour), Event: domain.RunEvent{Step: domain.StepRetiring.Step()}}))
 
-	superseded, held, err := b.jobs.recoveryState(b.ctx, RotateArgs{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery, Replaces: dead.ID})
+	out, run, err := b.engine.Handle(b.ctx, rotation.Request{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery,
+		Replaces: dead.ID, RequestedAt: time.Now()}, policies{b.pol})
 	require.NoError(t, err)
-	require.True(t, superseded)
-	require.True(t, held)
+	require.Equal(t, rotation.OutcomeSuperseded, out, "the newer run's retirement removes the abandoned secret")
+	require.Nil(t, run)
 
-	superseded, _, err = b.jobs.recoveryState(b.ctx, RotateArgs{Org: b.org, TenantID: tenant, AppObjectID: b.apps[0].ObjectID, Trigger: domain.TriggerRecovery, Replaces: newer.ID})
+	out, _, err = b.engine.Handle(b.ctx, rotation.Request{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery,
+		Replaces: newer.ID, RequestedAt: time.Now()}, policies{b.pol})
 	require.NoError(t, err)
-	require.False(t, superseded, "nothing newer than the newest run")
+	require.NotEqual(t, rotation.OutcomeSuperseded, out, "nothing newer than the newest run")
 }

@@ -100,11 +100,6 @@ func (SyncArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueControl, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
 }
 
-// manualFreshFor is how long a manual or recovery request is honoured as
-// such; a job older than this (one rescued long after a crash) only
-// rotates if the application is due.
-const manualFreshFor = 15 * time.Minute
-
 type rotateWorker struct {
 	river.WorkerDefaults[RotateArgs]
 	j *Jobs
@@ -115,81 +110,32 @@ func (w *rotateWorker) Timeout(*river.Job[RotateArgs]) time.Duration {
 	return w.j.cfg.Engine.VerifyTimeout() + 10*time.Minute
 }
 
+// Work hands the request to the engine (rotation.Engine.Handle decides
+// whether and how to rotate) and tells River what to do with the job.
 func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) (err error) {
 	defer func() { w.j.emit(KindRotate, err) }()
 	a := job.Args
-	j := w.j
-	log := j.log.With("job", job.ID, "app", a.AppObjectID, "tenant", a.TenantID, "trigger", string(a.Trigger))
-	app, err := j.cfg.Store.GetApplication(ctx, a.Org, a.AppObjectID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && app.TenantID != a.TenantID) {
-		log.Info("application is gone from the inventory; nothing to rotate")
-		return river.JobCancel(fmt.Errorf("application %s/%s is not in the inventory", a.TenantID, a.AppObjectID))
-	}
+	log := w.j.log.With("job", job.ID, "app", a.AppObjectID, "tenant", a.TenantID, "trigger", string(a.Trigger))
+	out, run, err := w.j.cfg.Engine.Handle(ctx, rotation.Request{
+		Org: a.Org, TenantID: a.TenantID, AppObjectID: a.AppObjectID, Trigger: a.Trigger, Replaces: a.Replaces, RequestedAt: job.CreatedAt,
+	}, w.j.cfg.Policies)
 	if err != nil {
 		return err
 	}
-	pol := j.cfg.Policies.PolicyFor(*app)
-	if pol == nil || !pol.Enabled {
-		log.Info("no enabled policy selects the application any more; nothing to rotate")
-		return nil
-	}
-	trigger := a.Trigger
-	var opts []rotation.RotateOption
-	fresh := j.clock.Now().Sub(job.CreatedAt) < manualFreshFor
-	force := false
-	if trigger == domain.TriggerRecovery && fresh {
-		superseded, held, err := j.recoveryState(ctx, a)
-		if err != nil {
-			return err
-		}
-		if superseded {
-			// A run started after the abandoned one has already succeeded:
-			// its retirement removes the abandoned run's secret too.
-			log.Info("the abandoned run was superseded by a newer successful run; nothing to recover", "replaces", a.Replaces)
-			return nil
-		}
-		// A consumer may hold the abandoned run's secret while another
-		// holds the older one: rotate now, due or not. If no sink ever
-		// received it (recovery removed it), rotate only if due.
-		force = held
-		opts = append(opts, rotation.Replacing(a.Replaces))
-	}
-	switch {
-	case force:
-	case trigger == domain.TriggerManual && fresh:
-	default:
-		// Ask again: the plan may be a few seconds old, and a manual
-		// rotation may have happened meanwhile.
-		d, err := j.cfg.Engine.Decide(ctx, a.Org, *app, pol)
-		if err != nil {
-			return err
-		}
-		if !d.Due {
-			log.Info("not due any more", "reason", d.Reason, "message", d.Message)
-			return nil
-		}
-		trigger = d.Trigger
-	}
-	run, err := j.cfg.Engine.Rotate(ctx, a.Org, *app, *pol, trigger, opts...)
-	var re *rotation.RunError
-	switch {
-	case errors.Is(err, rotation.ErrBusy):
-		log.Info("another run holds the application")
-		return nil
-	case errors.As(err, &re) && re.LeaseLost:
-		// Another process took the run over and carries it on.
-		log.Warn("rotation handed over to another process", "run", re.RunID)
-		return nil
-	case errors.As(err, &re):
+	switch out {
+	case rotation.OutcomeGone:
+		log.Info("application is gone from the inventory; nothing to rotate")
+		return river.JobCancel(fmt.Errorf("application %s/%s is not in the inventory", a.TenantID, a.AppObjectID))
+	case rotation.OutcomeRotated:
+		log.Info("rotation verified; retirement scheduled", "run", run.ID, "retire_at", run.RetireAt)
+	case rotation.OutcomeFailed, rotation.OutcomeHandedOver:
 		// A failed run is an answer, journaled with its reason; the
 		// planner tries again after its failure back-off, so River must
 		// not retry it a minute later.
-		log.Warn("rotation failed", "run", re.RunID, "permanent", re.Permanent)
-		return nil
-	case err != nil:
-		return err
+		log.Warn("rotation "+string(out), "run", run.ID)
+	default:
+		log.Info("nothing to rotate", "outcome", string(out), "replaces", a.Replaces)
 	}
-	log.Info("rotation verified; retirement scheduled", "run", run.ID, "retire_at", run.RetireAt)
 	return nil
 }
 
@@ -203,27 +149,10 @@ func (w *retireWorker) Timeout(*river.Job[RetireArgs]) time.Duration { return 5 
 func (w *retireWorker) Work(ctx context.Context, job *river.Job[RetireArgs]) (err error) {
 	defer func() { w.j.emit(KindRetire, err) }()
 	j := w.j
-	run, err := j.cfg.Store.GetRun(ctx, job.Args.Org, job.Args.RunID)
+	err = j.cfg.Engine.RetireRun(ctx, job.Args.Org, job.Args.RunID, j.cfg.Policies)
 	if errors.Is(err, store.ErrNotFound) {
 		return river.JobCancel(err)
 	}
-	if err != nil {
-		return err
-	}
-	// The current policy decides whether foreign credentials go too; with
-	// none, only older rotor-made ones do.
-	var pol domain.Policy
-	app, err := j.cfg.Store.GetApplication(ctx, run.Org, run.AppObjectID)
-	switch {
-	case err == nil:
-		if p := j.cfg.Policies.PolicyFor(*app); p != nil {
-			pol = *p
-		}
-	case !errors.Is(err, store.ErrNotFound):
-		// A store hiccup: retry rather than retire under the wrong policy.
-		return err
-	}
-	err = j.cfg.Engine.Retire(ctx, job.Args.Org, run.ID, pol)
 	var early *rotation.ErrTooEarly
 	switch {
 	case errors.As(err, &early):
@@ -350,29 +279,4 @@ func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncArgs]) (err er
 		return errors.Join(syncErr, fmt.Errorf("enqueue plan after sync: %w", err))
 	}
 	return syncErr
-}
-
-// recoveryState looks at the run a recovery job replaces: whether a run
-// started after it has since succeeded (superseded), and whether any sink
-// write of it was ever attempted (held: a consumer may have its secret).
-func (j *Jobs) recoveryState(ctx context.Context, a RotateArgs) (superseded, held bool, err error) {
-	old, err := j.cfg.Store.GetRun(ctx, a.Org, a.Replaces)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, false, nil
-	}
-	if err != nil {
-		return false, false, err
-	}
-	for _, ev := range old.Events {
-		if ev.Step.IsSinkWrite() {
-			held = true
-			break
-		}
-	}
-	good, err := j.cfg.Store.ListRuns(ctx, store.ListRunsParams{Org: a.Org, AppObjectID: a.AppObjectID, States: []domain.RunState{domain.RunRetiring, domain.RunDone}, Limit: 1})
-	if err != nil {
-		return false, false, err
-	}
-	superseded = len(good) > 0 && good[0].CreatedAt.After(old.CreatedAt)
-	return superseded, held, nil
 }

@@ -373,14 +373,6 @@ func (s *Server) scheduleRetire(ctx context.Context, org domain.OrgID, runID str
 	return s.jobs.ScheduleRetire(ctx, org, runID, at)
 }
 
-// RotateNow enqueues an immediate rotation of app for the running server.
-func (s *Server) RotateNow(ctx context.Context, app domain.Application) error {
-	if err := s.openJobs(ctx, 0); err != nil {
-		return err
-	}
-	return s.jobs.RotateNow(ctx, cmp.Or(app.Org, s.cfg.Organization), app)
-}
-
 // Serve runs the job system and the HTTP endpoint until ctx is cancelled,
 // then shuts both down cleanly. ready, if not nil, is called with the
 // HTTP address once listening.
