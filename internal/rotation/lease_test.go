@@ -110,3 +110,31 @@ func TestTakenOverRunStopsItsOldHolder(t *testing.T) {
 	b.assertConverged(t)
 	b.assertNoSecretAtRest(t)
 }
+
+// TestUnfinishedRetirementGivesTheRunBack: a retirement stopped by a
+// transient error leaves the run retiring and held by nobody, so another
+// live process's retire job finishes it.
+func TestUnfinishedRetirementGivesTheRunBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first := b.engine(t)
+	run, err := first.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	b.clock.Advance(b.policy.Overlap)
+	b.dir.mu.Lock()
+	b.dir.removeErrFor["old-rotor"] = errors.New("503 Service Unavailable")
+	b.dir.mu.Unlock()
+	err = first.Retire(b.ctx, b.org, run.ID, b.policy)
+	require.Error(t, err)
+	got, err := b.store.GetRun(b.ctx, b.org, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunRetiring, got.State)
+	require.Empty(t, got.Holder, "the unfinished retirement gave the run back")
+
+	b.dir.mu.Lock()
+	delete(b.dir.removeErrFor, "old-rotor")
+	b.dir.mu.Unlock()
+	second := b.engine(t)
+	require.NoError(t, second.Retire(b.ctx, b.org, run.ID, b.policy), "another live process finishes it")
+	b.assertConverged(t)
+}

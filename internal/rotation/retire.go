@@ -58,6 +58,15 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		}
 		return fmt.Errorf("rotation: claim run %s for retirement: %w", run.ID, err)
 	}
+	// A retirement that stops without ending the run (a transient error)
+	// gives the run back, so any process's next retire job may finish it.
+	defer func() {
+		if cur, gerr := e.store.GetRun(context.WithoutCancel(ctx), org, runID); gerr == nil && cur.State == domain.RunRetiring {
+			if rerr := e.store.ReleaseRun(context.WithoutCancel(ctx), org, runID, e.lease.Holder()); rerr != nil {
+				log.Warn("releasing the run after an unfinished retirement failed; it is taken over once this process's lease expires", "error", rerr)
+			}
+		}
+	}()
 	// Read it again: only what is read after the claim is what this
 	// process holds.
 	if run, err = e.store.GetRun(ctx, org, runID); err != nil {

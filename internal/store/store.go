@@ -132,6 +132,10 @@ type Store interface {
 	// there is no such run. The caller must read the run again after the
 	// claim: only what it reads then is the run it holds.
 	ClaimRun(ctx context.Context, p ClaimRunParams) (previous string, err error)
+	// ReleaseRun gives up Holder's claim on a run without changing its
+	// state (a retirement that will be retried later, by any process).
+	// Releasing a run Holder does not hold is a no-op.
+	ReleaseRun(ctx context.Context, org domain.OrgID, runID, holder string) error
 	// FenceRun proves, and extends, Holder's hold on a run before a side
 	// effect: in one transaction it checks the run is still Holder's and
 	// renews Holder's lease to now + TTL. It returns the lease's new

@@ -146,3 +146,12 @@ func (s *Store) FenceRun(ctx context.Context, p store.FenceRunParams) (time.Time
 		return time.Time{}, fmt.Errorf("fence run %s: %w", p.RunID, err)
 	}
 }
+
+// ReleaseRun clears the run's holder if it is holder.
+func (s *Store) ReleaseRun(ctx context.Context, org domain.OrgID, runID, holder string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE runs SET lease_holder = '' WHERE org_id = ? AND id = ? AND lease_holder = ?`,
+		string(org), runID, holder); err != nil {
+		return fmt.Errorf("release run %s: %w", runID, err)
+	}
+	return nil
+}

@@ -112,6 +112,17 @@ func testLeaseClaim(t *testing.T, b *bundle) {
 	_, err = b.s.ClaimRun(b.ctx, store.ClaimRunParams{Org: b.org, RunID: r.ID, Holder: "p1", TTL: leaseTTL})
 	require.NoError(t, err)
 
+	// ReleaseRun gives a claim back without a state change; only the
+	// holder's own release counts.
+	_, err = b.s.ClaimRun(b.ctx, store.ClaimRunParams{Org: b.org, RunID: r.ID, Holder: "p1", TTL: leaseTTL})
+	require.NoError(t, err)
+	require.NoError(t, b.s.ReleaseRun(b.ctx, b.org, r.ID, "p2"))
+	require.Equal(t, "p1", b.getRun(t, b.org, r.ID).Holder, "another holder's release changes nothing")
+	require.NoError(t, b.s.ReleaseRun(b.ctx, b.other, r.ID, "p1"))
+	require.Equal(t, "p1", b.getRun(t, b.org, r.ID).Holder, "nor does a release in another org")
+	require.NoError(t, b.s.ReleaseRun(b.ctx, b.org, r.ID, "p1"))
+	require.Empty(t, b.getRun(t, b.org, r.ID).Holder)
+
 	// Leases never reach across orgs: the same run id in the other org is
 	// not found.
 	_, err = b.s.ClaimRun(b.ctx, store.ClaimRunParams{Org: b.other, RunID: r.ID, Holder: "p1", TTL: leaseTTL})
