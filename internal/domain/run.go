@@ -47,6 +47,9 @@ const (
 	TriggerAdoption Trigger = "adoption" // no rotor-made credential yet
 	TriggerManual   Trigger = "manual"   // `rotor rotate` or the API
 	TriggerRecovery Trigger = "recovery" // replaces an abandoned run
+	// TriggerRemoved: the newest rotor credential is gone from Entra
+	// (removed outside rotor), so its consumers hold a dead secret.
+	TriggerRemoved Trigger = "removed"
 )
 
 // Run is one execution of the rotation state machine for one application.

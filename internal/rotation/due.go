@@ -57,6 +57,10 @@ func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySourc
 			if !ok {
 				continue
 			}
+			if d.Trigger == domain.TriggerRemoved {
+				e.log.Warn("a rotor credential was removed in Entra outside rotor; its consumers hold a dead secret, so the application is rotated now",
+					"org", string(org), "tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName, "detail", d.Message)
+			}
 			out = append(out, DueApp{App: app, Policy: *pol, Decision: d})
 		}
 		if len(apps) < duePageSize {
@@ -80,11 +84,7 @@ func (e *Engine) Decide(ctx context.Context, org domain.OrgID, app domain.Applic
 	if err != nil {
 		return domain.Decision{}, err
 	}
-	in := domain.DecideInput{App: rs.overlay(app), Policy: policy, Now: e.now()}
-	if r, ok := rs.active[appKey(app.TenantID, app.ObjectID)]; ok {
-		in.ActiveRun = r
-	}
-	return domain.Decide(in), nil
+	return rs.decideOne(app, policy, e.now()), nil
 }
 
 // runState is what the planner knows about runs: the active one of each
@@ -154,13 +154,26 @@ func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*
 	return rs, nil
 }
 
+// decideOne is domain.Decide on the inventory corrected by the journal,
+// with a removed rotor credential (overlay) making the application due.
+func (rs *runState) decideOne(app domain.Application, pol *domain.Policy, now time.Time) domain.Decision {
+	corrected, removed := rs.overlay(app)
+	d := domain.Decide(domain.DecideInput{App: corrected, Policy: pol, Now: now, ActiveRun: rs.active[appKey(app.TenantID, app.ObjectID)]})
+	// Only where the chain got as far as the credentials (a policy, an
+	// owner, no run in progress) does a removed credential matter.
+	if removed != nil && d.Reason == "Adoption" || removed != nil && (d.Reason == "NotYetDue" || d.Reason == "RenewalTimeReached") {
+		return removedCheck(d, removed, app.SyncedAt, now)
+	}
+	return d
+}
+
 // decide runs domain.Decide for one application (inventory corrected by
 // the journal) and applies the failure back-off: an application due now but
 // held back after a failed run comes back not due, with a FailureBackoff
 // check saying until when. It reports whether the planner should rotate.
 func (rs *runState) decide(app domain.Application, pol *domain.Policy, now time.Time, retryFailedAfter time.Duration) (domain.Decision, bool) {
 	k := appKey(app.TenantID, app.ObjectID)
-	d := domain.Decide(domain.DecideInput{App: rs.overlay(app), Policy: pol, Now: now, ActiveRun: rs.active[k]})
+	d := rs.decideOne(app, pol, now)
 	if !d.Due {
 		return d, false
 	}
@@ -196,21 +209,28 @@ func failureBackoff(base time.Duration, n int) time.Duration {
 
 // overlay corrects the inventory with the journal before a decision. It
 // adds the secret of the application's newest successful run when the
-// inventory does not show it yet (the inventory is only as fresh as the
-// last sync; without this the planner would rotate again every minute until
-// the next one). And it hides the secrets of failed and abandoned runs: one
-// that never verified must not pass for the application's current secret
-// and push its renewal months away.
-func (rs *runState) overlay(app domain.Application) domain.Application {
+// inventory does not show it yet: the inventory is only as fresh as the
+// last sync, and without this the planner would rotate again every minute
+// until the next one. It never keeps what Entra no longer has: once a sync
+// that started after the run had certainly created its secret (the run's
+// last update) still does not list it, the secret was removed outside
+// rotor, and the overlay reports it (removed) instead of adding it. And it
+// hides the secrets of failed and abandoned runs: one that never verified
+// must not pass for the application's current secret and push its renewal
+// months away.
+func (rs *runState) overlay(app domain.Application) (_ domain.Application, removed *domain.Run) {
 	if slices.ContainsFunc(app.Credentials, func(c domain.Credential) bool { return rs.unfinished[c.RunID()] }) {
 		app.Credentials = slices.DeleteFunc(slices.Clone(app.Credentials), func(c domain.Credential) bool { return rs.unfinished[c.RunID()] })
 	}
 	r := rs.newestGood[appKey(app.TenantID, app.ObjectID)]
 	if r == nil {
-		return app
+		return app, nil
 	}
 	if slices.ContainsFunc(app.Credentials, func(c domain.Credential) bool { return c.KeyID == r.NewKeyID }) {
-		return app
+		return app, nil
+	}
+	if app.SyncedAt.After(r.UpdatedAt) {
+		return app, r
 	}
 	app.Credentials = append(slices.Clone(app.Credentials), domain.Credential{
 		KeyID:       r.NewKeyID,
@@ -219,5 +239,16 @@ func (rs *runState) overlay(app domain.Application) domain.Application {
 		Start:       r.CreatedAt,
 		End:         r.NewEnd,
 	})
-	return app
+	return app, nil
+}
+
+// removedCheck turns a decision about an application whose newest rotor
+// credential Entra no longer has into "due now, because it was removed":
+// its consumers hold a secret Entra refuses.
+func removedCheck(d domain.Decision, r *domain.Run, syncedAt, now time.Time) domain.Decision {
+	msg := fmt.Sprintf("the secret run %s created (%s) is no longer in Entra (the sync at %s did not list it): it was removed outside rotor, so its consumers hold a dead secret; rotating now",
+		r.ID, r.NewKeyID, syncedAt.UTC().Format(time.RFC3339))
+	d.Checks = append(d.Checks[:len(d.Checks)-1], domain.Check{Name: "RotorCredentialRemoved", Result: domain.CheckStop, Reason: "RotorCredentialRemoved", Message: msg})
+	d.Due, d.DueAt, d.Trigger, d.Reason, d.Message = true, now, domain.TriggerRemoved, "RotorCredentialRemoved", msg
+	return d
 }
