@@ -13,13 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 func TestStartWritesSimJSON(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	info := e.info
+	e := simtest.StartEnv(t)
+	info := e.Info
 
 	require.True(t, strings.HasPrefix(info.AuthorityHost, "https://127.0.0.1:"))
 	require.True(t, strings.HasSuffix(info.AuthorityHost, "/"))
@@ -33,26 +34,26 @@ func TestStartWritesSimJSON(t *testing.T) {
 	require.NotEmpty(t, info.ManagedIdentityHeader)
 	require.True(t, filepath.IsAbs(info.CAFile))
 	require.Equal(t, info.AuthorityHost+"_sim/", info.ControlURL)
-	require.Equal(t, info, e.srv.Info())
+	require.Equal(t, info, e.Server.Info())
 
 	st, err := os.Stat(info.CAFile)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o644), st.Mode().Perm())
-	leftovers, err := filepath.Glob(filepath.Join(e.dir, ".*.tmp-*"))
+	leftovers, err := filepath.Glob(filepath.Join(e.Dir, ".*.tmp-*"))
 	require.NoError(t, err)
 	require.Empty(t, leftovers, "atomic writes leave no temp files")
-	st, err = os.Stat(filepath.Join(e.dir, "admin-token"))
+	st, err = os.Stat(filepath.Join(e.Dir, "admin-token"))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
-	tokFile, err := os.ReadFile(filepath.Join(e.dir, "admin-token"))
+	tokFile, err := os.ReadFile(filepath.Join(e.Dir, "admin-token"))
 	require.NoError(t, err)
-	require.Equal(t, e.srv.AdminToken(), strings.TrimSpace(string(tokFile)))
-	raw, err := os.ReadFile(filepath.Join(e.dir, simfile.FileName))
+	require.Equal(t, e.Server.AdminToken(), strings.TrimSpace(string(tokFile)))
+	raw, err := os.ReadFile(filepath.Join(e.Dir, simfile.FileName))
 	require.NoError(t, err)
-	require.NotContains(t, string(raw), e.srv.AdminToken(), "sim.json must not hand out the admin token")
+	require.NotContains(t, string(raw), e.Server.AdminToken(), "sim.json must not hand out the admin token")
 
 	require.Len(t, info.Tenants, 2)
-	contoso, fabrikam := e.tenant(t, "contoso"), e.tenant(t, "fabrikam")
+	contoso, fabrikam := e.Tenant(t, "contoso"), e.Tenant(t, "fabrikam")
 	require.Equal(t, "contoso.onmicrosoft.com", contoso.Domain)
 	require.Equal(t, "2160h0m0s", contoso.PasswordLifetimeLimit)
 	require.Empty(t, fabrikam.PasswordLifetimeLimit)
@@ -77,11 +78,11 @@ func TestStartWritesSimJSON(t *testing.T) {
 
 func TestTLSServesLoopbackNames(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	u, err := url.Parse(e.info.AuthorityHost)
+	e := simtest.StartEnv(t)
+	u, err := url.Parse(e.Info.AuthorityHost)
 	require.NoError(t, err)
 	for _, host := range []string{"127.0.0.1", "localhost"} {
-		resp, err := e.http.Get("https://" + host + ":" + u.Port() + "/" + e.info.Tenants[0].ID + "/v2.0/.well-known/openid-configuration")
+		resp, err := e.Client.Get("https://" + host + ":" + u.Port() + "/" + e.Info.Tenants[0].ID + "/v2.0/.well-known/openid-configuration")
 		require.NoError(t, err, host)
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)

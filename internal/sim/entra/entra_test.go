@@ -2,17 +2,14 @@ package entra_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // x5t
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,50 +32,13 @@ type testCert struct {
 	cert *x509.Certificate
 }
 
-var (
-	testKeyOnce sync.Once
-	testKey     *rsa.PrivateKey
-)
-
-// newTestCert makes a certificate valid now (wall clock), reusing one RSA
-// key per test binary because generating keys is slow.
+// newTestCert makes a certificate valid now (wall clock) over the test
+// binary's shared RSA key.
 func newTestCert(t *testing.T, cn string) testCert {
 	t.Helper()
-	testKeyOnce.Do(func() {
-		var err error
-		testKey, err = rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-	})
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &testKey.PublicKey, testKey)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return testCert{key: testKey, cert: cert}
-}
-
-// appNamed finds a seeded application by display name.
-func appNamed(t *testing.T, srv *sim.Server, tenant, name string) *sim.Application {
-	t.Helper()
-	tn := srv.World().Tenant(tenant)
-	require.NotNil(t, tn)
-	var out *sim.Application
-	srv.World().Update(func() {
-		for _, a := range tn.Apps {
-			if a.DisplayName == name {
-				out = a
-			}
-		}
-	})
-	require.NotNil(t, out, "app %s", name)
-	return out
+	key := simtest.RSAKey(0)
+	now := time.Now()
+	return testCert{key: key, cert: simtest.SelfSignedCert(t, key, cn, now.Add(-time.Hour), now.Add(24*time.Hour))}
 }
 
 // addCert registers c on app, replicated long ago.
@@ -88,28 +48,18 @@ func addCert(srv *sim.Server, app *sim.Application, c testCert) {
 	})
 }
 
-// addSecret registers a known secret on app.
-func addSecret(srv *sim.Server, app *sim.Application, secret string, start, end, addedAt time.Time) {
-	srv.World().Update(func() {
-		app.Passwords = append(app.Passwords, &sim.Password{
-			KeyID: uuid.NewString(), Hint: secret[:3], Start: start, End: end,
-			SecretHash: sim.HashSecret(secret), AddedAt: addedAt,
-		})
-	})
-}
-
 func TestClientSecretCredentialGetsGraphToken(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	tn := e.tenant(t, "contoso")
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "contoso")
 	cred, err := azidentity.NewClientSecretCredential(tn.ID, tn.Rotation.ClientID, tn.Rotation.ClientSecret,
-		&azidentity.ClientSecretCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true})
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: e.NoRetry, DisableInstanceDiscovery: true})
 	require.NoError(t, err)
 	tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: graphScope})
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now().Add(time.Hour), tok.ExpiresOn, 2*time.Minute)
 
-	c := claimsOf(t, tok.Token)
+	c := simtest.ClaimsOf(t, tok.Token)
 	require.Equal(t, "https://graph.microsoft.com", c["aud"])
 	require.Equal(t, "https://sts.windows.net/"+tn.ID+"/", c["iss"])
 	require.Equal(t, tn.Rotation.ClientID, c["appid"])
@@ -128,26 +78,26 @@ func TestClientSecretCredentialGetsGraphToken(t *testing.T) {
 	// Other audiences get no roles; ARM's trailing-slash scope keeps its slash.
 	tok, err = cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com//.default"}})
 	require.NoError(t, err)
-	c = claimsOf(t, tok.Token)
+	c = simtest.ClaimsOf(t, tok.Token)
 	require.Equal(t, "https://management.azure.com/", c["aud"])
 	require.NotContains(t, c, "roles")
 }
 
 func TestClientCertificateCredentialGetsToken(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	tn := e.tenant(t, "fabrikam")
-	app := appNamed(t, e.srv, "fabrikam", "api-orders")
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "fabrikam")
+	app := e.AppNamed(t, "fabrikam", "api-orders")
 	tc := newTestCert(t, "api-orders")
-	addCert(e.srv, app, tc)
+	addCert(e.Server, app, tc)
 
 	for _, chain := range []bool{false, true} {
 		cred, err := azidentity.NewClientCertificateCredential(tn.ID, app.AppID, []*x509.Certificate{tc.cert}, tc.key,
-			&azidentity.ClientCertificateCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true, SendCertificateChain: chain})
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: e.NoRetry, DisableInstanceDiscovery: true, SendCertificateChain: chain})
 		require.NoError(t, err)
 		tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
 		require.NoError(t, err, "SendCertificateChain=%v", chain)
-		c := claimsOf(t, tok.Token)
+		c := simtest.ClaimsOf(t, tok.Token)
 		require.Equal(t, app.AppID, c["appid"])
 		require.Equal(t, "2", c["appidacr"])
 		require.Equal(t, "https://vault.azure.net", c["aud"])
@@ -156,7 +106,7 @@ func TestClientCertificateCredentialGetsToken(t *testing.T) {
 	// A certificate the app does not have is refused with AADSTS700027.
 	other := newTestCert(t, "someone-else")
 	cred, err := azidentity.NewClientCertificateCredential(tn.ID, app.AppID, []*x509.Certificate{other.cert}, other.key,
-		&azidentity.ClientCertificateCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true})
+		&azidentity.ClientCertificateCredentialOptions{ClientOptions: e.NoRetry, DisableInstanceDiscovery: true})
 	require.NoError(t, err)
 	_, err = cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: graphScope})
 	require.ErrorContains(t, err, "AADSTS700027")
@@ -185,12 +135,12 @@ func strconvUnix(t time.Time) string { return big.NewInt(t.Unix()).String() }
 
 func TestCertificateAssertionVariants(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	tn := e.tenant(t, "contoso")
-	app := appNamed(t, e.srv, "contoso", "svc-audit-log")
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "contoso")
+	app := e.AppNamed(t, "contoso", "svc-audit-log")
 	tc := newTestCert(t, "svc-audit-log")
-	addCert(e.srv, app, tc)
-	tokenURL := e.info.AuthorityHost + tn.ID + "/oauth2/v2.0/token"
+	addCert(e.Server, app, tc)
+	tokenURL := e.Info.AuthorityHost + tn.ID + "/oauth2/v2.0/token"
 
 	for name, enc := range map[string]*base64.Encoding{"std": base64.StdEncoding, "url": base64.RawURLEncoding} {
 		form := url.Values{
@@ -198,7 +148,7 @@ func TestCertificateAssertionVariants(t *testing.T) {
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
 			"client_assertion":      {rs256Assertion(t, tc, app.AppID, tokenURL, enc)},
 		}
-		status, body := e.tokenRequest(t, tn.ID, form) // no client_id: taken from iss
+		status, body := e.TokenRequest(t, tn.ID, form) // no client_id: taken from iss
 		require.Equal(t, http.StatusOK, status, "%s: %v", name, body)
 	}
 
@@ -208,13 +158,13 @@ func TestCertificateAssertionVariants(t *testing.T) {
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
 		"client_assertion":      {rs256Assertion(t, tc, app.AppID, "https://login.microsoftonline.com/"+tn.ID+"/oauth2/v2.0/token", base64.StdEncoding)},
 	}
-	status, body := e.tokenRequest(t, tn.ID, form)
+	status, body := e.TokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusBadRequest, status)
 	simtest.RequireAADSTS(t, body, 50013)
 
 	// The audience's host must be the host the request went to; the
 	// loopback names stand for each other. Its lifetime is at most an hour.
-	u, err := url.Parse(e.info.AuthorityHost)
+	u, err := url.Parse(e.Info.AuthorityHost)
 	require.NoError(t, err)
 	port := u.Port()
 	endpoint := func(host string) string { return "https://" + host + ":" + port + "/" + tn.ID + "/oauth2/v2.0/token" }
@@ -255,9 +205,9 @@ func TestCertificateAssertionVariants(t *testing.T) {
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
 			"client_assertion":      {rs256Assertion(t, tc, app.AppID, c.aud, base64.StdEncoding, tweaks...)},
 		}
-		resp, err := e.http.PostForm("https://"+c.reqHost+":"+port+"/"+tn.ID+"/oauth2/v2.0/token", form)
+		resp, err := e.Client.PostForm("https://"+c.reqHost+":"+port+"/"+tn.ID+"/oauth2/v2.0/token", form)
 		require.NoError(t, err, c.name)
-		status, body := decodeBody(t, resp)
+		status, body := simtest.DecodeBody(t, resp)
 		require.Equal(t, c.status, status, "%s: %v", c.name, body)
 		if c.code != 0 {
 			simtest.RequireAADSTS(t, body, c.code)
@@ -267,13 +217,13 @@ func TestCertificateAssertionVariants(t *testing.T) {
 
 func TestClientAssertionCredentialWithManagedIdentityFederation(t *testing.T) {
 	// Not parallel: azidentity reads IDENTITY_ENDPOINT at construction.
-	e := setup(t)
-	tn := e.tenant(t, "contoso")
-	t.Setenv("IDENTITY_ENDPOINT", e.info.ManagedIdentityEndpoint)
-	t.Setenv("IDENTITY_HEADER", e.info.ManagedIdentityHeader)
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "contoso")
+	t.Setenv("IDENTITY_ENDPOINT", e.Info.ManagedIdentityEndpoint)
+	t.Setenv("IDENTITY_HEADER", e.Info.ManagedIdentityHeader)
 
-	app := appNamed(t, e.srv, "contoso", "func-billing")
-	e.srv.World().Update(func() {
+	app := e.AppNamed(t, "contoso", "func-billing")
+	e.Server.World().Update(func() {
 		app.FICs = append(app.FICs, &sim.FederatedCredential{
 			ID: uuid.NewString(), Name: "app-service-mi",
 			Issuer: "https://sts.windows.net/" + tn.ID + "/", Subject: tn.ManagedIdentity.PrincipalID,
@@ -281,25 +231,25 @@ func TestClientAssertionCredentialWithManagedIdentityFederation(t *testing.T) {
 		})
 	})
 
-	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: e.client})
+	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: e.NoRetry})
 	require.NoError(t, err)
 	assertion := func(ctx context.Context) (string, error) {
 		tok, err := mi.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{sim.TokenExchangeAudience + "/.default"}})
 		return tok.Token, err
 	}
 	cred, err := azidentity.NewClientAssertionCredential(tn.ID, app.AppID, assertion,
-		&azidentity.ClientAssertionCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true})
+		&azidentity.ClientAssertionCredentialOptions{ClientOptions: e.NoRetry, DisableInstanceDiscovery: true})
 	require.NoError(t, err)
 	tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: graphScope})
 	require.NoError(t, err)
-	c := claimsOf(t, tok.Token)
+	c := simtest.ClaimsOf(t, tok.Token)
 	require.Equal(t, app.AppID, c["appid"])
 	require.Equal(t, "2", c["appidacr"])
 
 	// Another app without that federated credential is refused: AADSTS70021.
-	other := appNamed(t, e.srv, "contoso", "func-invoice-pdf")
+	other := e.AppNamed(t, "contoso", "func-invoice-pdf")
 	cred, err = azidentity.NewClientAssertionCredential(tn.ID, other.AppID, assertion,
-		&azidentity.ClientAssertionCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true})
+		&azidentity.ClientAssertionCredentialOptions{ClientOptions: e.NoRetry, DisableInstanceDiscovery: true})
 	require.NoError(t, err)
 	_, err = cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: graphScope})
 	require.ErrorContains(t, err, "AADSTS70021")
@@ -307,14 +257,14 @@ func TestClientAssertionCredentialWithManagedIdentityFederation(t *testing.T) {
 
 func TestFederationFromAnIssuerTheSimulatorPlays(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	tn := e.tenant(t, "fabrikam")
-	app := appNamed(t, e.srv, "fabrikam", "web-checkout")
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "fabrikam")
+	app := e.AppNamed(t, "fabrikam", "web-checkout")
 	const iss, sub = "https://token.actions.githubusercontent.com", "repo:fabrikam/checkout:ref:refs/heads/main"
-	e.srv.World().Update(func() {
+	e.Server.World().Update(func() {
 		app.FICs = append(app.FICs, &sim.FederatedCredential{ID: uuid.NewString(), Name: "gh", Issuer: iss, Subject: sub, Audiences: []string{sim.TokenExchangeAudience}})
 	})
-	good, err := e.srv.MintExternalToken(iss, sub, sim.TokenExchangeAudience, 10*time.Minute)
+	good, err := e.Server.MintExternalToken(iss, sub, sim.TokenExchangeAudience, 10*time.Minute)
 	require.NoError(t, err)
 	cases := map[string]struct {
 		assertion string
@@ -322,9 +272,9 @@ func TestFederationFromAnIssuerTheSimulatorPlays(t *testing.T) {
 		code      int
 	}{
 		"matching credential": {good, http.StatusOK, 0},
-		"wrong subject":       {mustMint(t, e.srv, iss, "repo:evil/fork", sim.TokenExchangeAudience), http.StatusBadRequest, 70021},
-		"wrong audience":      {mustMint(t, e.srv, iss, sub, "api://other"), http.StatusBadRequest, 70021},
-		"expired":             {mustMintTTL(t, e.srv, iss, sub, -time.Hour), http.StatusBadRequest, 700024},
+		"wrong subject":       {mustMint(t, e.Server, iss, "repo:evil/fork", sim.TokenExchangeAudience), http.StatusBadRequest, 70021},
+		"wrong audience":      {mustMint(t, e.Server, iss, sub, "api://other"), http.StatusBadRequest, 70021},
+		"expired":             {mustMintTTL(t, e.Server, iss, sub, -time.Hour), http.StatusBadRequest, 700024},
 		"tampered signature":  {good[:len(good)-4] + "AAAA", http.StatusUnauthorized, 700027},
 		"not a JWT":           {"abc.def", http.StatusBadRequest, 50027},
 	}
@@ -333,7 +283,7 @@ func TestFederationFromAnIssuerTheSimulatorPlays(t *testing.T) {
 			"grant_type": {"client_credentials"}, "client_id": {app.AppID}, "scope": {"https://graph.microsoft.com/.default"},
 			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {tc.assertion},
 		}
-		status, body := e.tokenRequest(t, tn.ID, form)
+		status, body := e.TokenRequest(t, tn.ID, form)
 		require.Equal(t, tc.status, status, "%s: %v", name, body)
 		if tc.code != 0 {
 			simtest.RequireAADSTS(t, body, tc.code)
@@ -357,56 +307,56 @@ func mustMintTTL(t *testing.T, srv *sim.Server, iss, sub string, ttl time.Durati
 
 func TestManagedIdentityCredential(t *testing.T) {
 	// Not parallel: azidentity reads IDENTITY_ENDPOINT at construction.
-	e := setup(t)
-	t.Setenv("IDENTITY_ENDPOINT", e.info.ManagedIdentityEndpoint)
-	t.Setenv("IDENTITY_HEADER", e.info.ManagedIdentityHeader)
-	contoso, fabrikam := e.tenant(t, "contoso"), e.tenant(t, "fabrikam")
+	e := simtest.StartEnv(t)
+	t.Setenv("IDENTITY_ENDPOINT", e.Info.ManagedIdentityEndpoint)
+	t.Setenv("IDENTITY_HEADER", e.Info.ManagedIdentityHeader)
+	contoso, fabrikam := e.Tenant(t, "contoso"), e.Tenant(t, "fabrikam")
 
-	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: e.client})
+	mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: e.NoRetry})
 	require.NoError(t, err)
 	tok, err := mi.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: graphScope})
 	require.NoError(t, err)
-	c := claimsOf(t, tok.Token)
+	c := simtest.ClaimsOf(t, tok.Token)
 	require.Equal(t, contoso.ID, c["tid"], "system-assigned means the first tenant's identity")
 	require.Equal(t, contoso.ManagedIdentity.PrincipalID, c["oid"])
 	require.Equal(t, contoso.ManagedIdentity.ClientID, c["appid"])
 	require.Equal(t, []any{sim.RoleReadAll}, c["roles"])
 
 	byID, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
-		ClientOptions: e.client, ID: azidentity.ClientID(fabrikam.ManagedIdentity.ClientID)})
+		ClientOptions: e.NoRetry, ID: azidentity.ClientID(fabrikam.ManagedIdentity.ClientID)})
 	require.NoError(t, err)
 	tok, err = byID.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: graphScope})
 	require.NoError(t, err)
-	require.Equal(t, fabrikam.ID, claimsOf(t, tok.Token)["tid"])
+	require.Equal(t, fabrikam.ID, simtest.ClaimsOf(t, tok.Token)["tid"])
 
 	// The endpoint insists on the identity header.
-	status, body := e.do(t, http.MethodGet, e.info.ManagedIdentityEndpoint+"?api-version=2019-08-01&resource=https://graph.microsoft.com", nil,
+	status, body := e.Do(t, http.MethodGet, e.Info.ManagedIdentityEndpoint+"?api-version=2019-08-01&resource=https://graph.microsoft.com", nil,
 		map[string]string{"X-IDENTITY-HEADER": "wrong"})
 	require.Equal(t, http.StatusBadRequest, status)
 	require.NotEmpty(t, body["message"])
-	status, _ = e.do(t, http.MethodGet, e.info.ManagedIdentityEndpoint+"?api-version=2019-08-01&resource=https://graph.microsoft.com&client_id="+uuid.NewString(), nil,
-		map[string]string{"X-IDENTITY-HEADER": e.info.ManagedIdentityHeader})
+	status, _ = e.Do(t, http.MethodGet, e.Info.ManagedIdentityEndpoint+"?api-version=2019-08-01&resource=https://graph.microsoft.com&client_id="+uuid.NewString(), nil,
+		map[string]string{"X-IDENTITY-HEADER": e.Info.ManagedIdentityHeader})
 	require.Equal(t, http.StatusBadRequest, status)
 }
 
 func TestNewSecretIsRefusedUntilReplicated(t *testing.T) {
 	t.Parallel()
 	delay := 300 * time.Millisecond
-	e := setup(t, func(o *simtest.Options) { o.ReplicationDelay = &delay })
-	tn := e.tenant(t, "contoso")
-	app := appNamed(t, e.srv, "contoso", "web-storefront")
+	e := simtest.StartEnv(t, func(o *simtest.Options) { o.ReplicationDelay = &delay })
+	tn := e.Tenant(t, "contoso")
+	app := e.AppNamed(t, "contoso", "web-storefront")
 	const secret = "new8Q~replicationdelaytestsecret-abcdefg"
-	now := e.sim.Now()
-	addSecret(e.srv, app, secret, now, now.Add(30*24*time.Hour), now)
+	now := e.Now()
+	e.AddSecret(app, secret, now, now.Add(30*24*time.Hour), now)
 
 	cred, err := azidentity.NewClientSecretCredential(tn.ID, app.AppID, secret,
-		&azidentity.ClientSecretCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true})
+		&azidentity.ClientSecretCredentialOptions{ClientOptions: e.NoRetry, DisableInstanceDiscovery: true})
 	require.NoError(t, err)
 	_, err = cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: graphScope})
 	require.ErrorContains(t, err, "AADSTS7000215", "a fresh secret has not replicated")
 
 	// Past the delay on the simulator's clock, the same secret works.
-	e.advance(t, delay)
+	e.AdvanceClock(delay)
 	_, err = cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: graphScope})
 	require.NoError(t, err)
 }
@@ -415,37 +365,37 @@ func TestReplicationBoundaryWithFakeClock(t *testing.T) {
 	t.Parallel()
 	fake := clock.NewFake(time.Now())
 	delay := 3 * time.Second
-	e := setup(t, func(o *simtest.Options) { o.Clock = fake; o.ReplicationDelay = &delay })
-	tn := e.tenant(t, "fabrikam")
-	app := appNamed(t, e.srv, "fabrikam", "api-payments")
+	e := simtest.StartEnv(t, func(o *simtest.Options) { o.Clock = fake; o.ReplicationDelay = &delay })
+	tn := e.Tenant(t, "fabrikam")
+	app := e.AppNamed(t, "fabrikam", "api-payments")
 	const secret = "bnd8Q~boundarytestsecret-abcdefghijklmn"
-	addSecret(e.srv, app, secret, fake.Now(), fake.Now().Add(24*time.Hour), fake.Now())
+	e.AddSecret(app, secret, fake.Now(), fake.Now().Add(24*time.Hour), fake.Now())
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {app.AppID}, "client_secret": {secret}, "scope": {"https://graph.microsoft.com/.default"}}
 
-	status, body := e.tokenRequest(t, tn.ID, form)
+	status, body := e.TokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusUnauthorized, status)
 	simtest.RequireAADSTS(t, body, 7000215)
 	fake.Advance(delay - time.Millisecond)
-	status, _ = e.tokenRequest(t, tn.ID, form)
+	status, _ = e.TokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusUnauthorized, status)
 	fake.Advance(time.Millisecond)
-	status, _ = e.tokenRequest(t, tn.ID, form)
+	status, _ = e.TokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusOK, status)
 	fake.Advance(24 * time.Hour)
-	status, body = e.tokenRequest(t, tn.ID, form)
+	status, body = e.TokenRequest(t, tn.ID, form)
 	require.Equal(t, http.StatusBadRequest, status)
 	simtest.RequireAADSTS(t, body, 7000222)
 }
 
 func TestTokenEndpointRefusals(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	tn := e.tenant(t, "contoso")
-	expired := appNamed(t, e.srv, "contoso", "batch-nightly-etl")
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "contoso")
+	expired := e.AppNamed(t, "contoso", "batch-nightly-etl")
 	const expiredSecret = "exp8Q~expiredsecretfortests-abcdefghijkl"
-	addSecret(e.srv, expired, expiredSecret, time.Now().AddDate(-1, 0, 0), time.Now().Add(-time.Hour), time.Now().AddDate(-1, 0, 0))
+	e.AddSecret(expired, expiredSecret, time.Now().AddDate(-1, 0, 0), time.Now().Add(-time.Hour), time.Now().AddDate(-1, 0, 0))
 
-	base := func() url.Values { return secretForm(tn, "https://graph.microsoft.com/.default") }
+	base := func() url.Values { return simtest.SecretForm(tn, "https://graph.microsoft.com/.default") }
 	with := func(k, v string) url.Values { f := base(); f.Set(k, v); return f }
 	cases := []struct {
 		name   string
@@ -470,7 +420,7 @@ func TestTokenEndpointRefusals(t *testing.T) {
 		{"no grant", tn.ID, with("grant_type", ""), 400, 900144, "invalid_request"},
 	}
 	for _, tc := range cases {
-		status, body := e.tokenRequest(t, tc.tenant, tc.form)
+		status, body := e.TokenRequest(t, tc.tenant, tc.form)
 		require.Equal(t, tc.status, status, "%s: %v", tc.name, body)
 		require.Equal(t, tc.error, body["error"], tc.name)
 		simtest.RequireAADSTS(t, body, tc.code)
@@ -480,43 +430,43 @@ func TestTokenEndpointRefusals(t *testing.T) {
 
 func TestTokenEndpointAcceptsItsVariants(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	tn := e.tenant(t, "fabrikam")
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "fabrikam")
 
 	// Tenant by domain and by name; extra OIDC scopes; the token is for the tenant id.
 	for _, tenant := range []string{tn.Domain, tn.Name} {
-		status, body := e.tokenRequest(t, tenant, secretForm(tn, "https://graph.microsoft.com/.default openid offline_access profile"))
+		status, body := e.TokenRequest(t, tenant, simtest.SecretForm(tn, "https://graph.microsoft.com/.default openid offline_access profile"))
 		require.Equal(t, http.StatusOK, status, "%v", body)
 		require.Equal(t, "Bearer", body["token_type"])
 		require.Equal(t, 3599.0, body["expires_in"])
 		require.Equal(t, 3599.0, body["ext_expires_in"])
-		require.Equal(t, tn.ID, claimsOf(t, body["access_token"].(string))["tid"])
+		require.Equal(t, tn.ID, simtest.ClaimsOf(t, body["access_token"].(string))["tid"])
 	}
 
 	// HTTP Basic client authentication.
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"https://vault.azure.net/.default"}}
-	req, err := http.NewRequest(http.MethodPost, e.info.AuthorityHost+tn.ID+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequest(http.MethodPost, e.Info.AuthorityHost+tn.ID+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(tn.Rotation.ClientID), url.QueryEscape(tn.Rotation.ClientSecret))
-	resp, err := e.http.Do(req)
+	resp, err := e.Client.Do(req)
 	require.NoError(t, err)
-	status, body := decodeBody(t, resp)
+	status, body := simtest.DecodeBody(t, resp)
 	require.Equal(t, http.StatusOK, status, "%v", body)
 }
 
 func TestDiscoveryAndJWKSVerifyIssuedTokens(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	tn := e.tenant(t, "contoso")
-	status, doc := e.do(t, http.MethodGet, e.info.AuthorityHost+tn.Domain+"/v2.0/.well-known/openid-configuration", nil, nil)
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "contoso")
+	status, doc := e.Do(t, http.MethodGet, e.Info.AuthorityHost+tn.Domain+"/v2.0/.well-known/openid-configuration", nil, nil)
 	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, e.info.AuthorityHost+tn.ID+"/v2.0", doc["issuer"])
-	require.Equal(t, e.info.AuthorityHost+tn.ID+"/oauth2/v2.0/token", doc["token_endpoint"])
+	require.Equal(t, e.Info.AuthorityHost+tn.ID+"/v2.0", doc["issuer"])
+	require.Equal(t, e.Info.AuthorityHost+tn.ID+"/oauth2/v2.0/token", doc["token_endpoint"])
 	require.NotEmpty(t, doc["authorization_endpoint"])
 	require.NotEmpty(t, doc["response_types_supported"])
 
-	status, jwks := e.do(t, http.MethodGet, doc["jwks_uri"].(string), nil, nil)
+	status, jwks := e.Do(t, http.MethodGet, doc["jwks_uri"].(string), nil, nil)
 	require.Equal(t, http.StatusOK, status)
 	keys := jwks["keys"].([]any)
 	require.Len(t, keys, 1)
@@ -535,7 +485,7 @@ func TestDiscoveryAndJWKSVerifyIssuedTokens(t *testing.T) {
 	tp := sha1.Sum(der) //nolint:gosec // x5t
 	require.Equal(t, base64.RawURLEncoding.EncodeToString(tp[:]), k["x5t"])
 
-	status, body := e.tokenRequest(t, tn.ID, secretForm(tn, "https://graph.microsoft.com/.default"))
+	status, body := e.TokenRequest(t, tn.ID, simtest.SecretForm(tn, "https://graph.microsoft.com/.default"))
 	require.Equal(t, http.StatusOK, status)
 	parsed, err := jwt.Parse(body["access_token"].(string), func(tok *jwt.Token) (any, error) {
 		require.Equal(t, k["kid"], tok.Header["kid"])
@@ -545,7 +495,7 @@ func TestDiscoveryAndJWKSVerifyIssuedTokens(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, parsed.Valid)
 
-	status, body = e.do(t, http.MethodGet, e.info.AuthorityHost+"no-such-tenant/v2.0/.well-known/openid-configuration", nil, nil)
+	status, body = e.Do(t, http.MethodGet, e.Info.AuthorityHost+"no-such-tenant/v2.0/.well-known/openid-configuration", nil, nil)
 	require.Equal(t, http.StatusBadRequest, status)
 	simtest.RequireAADSTS(t, body, 90002)
 }

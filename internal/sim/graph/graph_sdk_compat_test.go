@@ -25,12 +25,12 @@ func TestGraphAcceptsGzipRequestBodies(t *testing.T) {
 	require.NoError(t, err)
 
 	post := func(body []byte, encoding string) (int, []byte) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, g.info.GraphURL+"/applications/"+app.ObjectID+"/addPassword", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, g.Info.GraphURL+"/applications/"+app.ObjectID+"/addPassword", bytes.NewReader(body))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+g.token)
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Content-Encoding", encoding)
-		resp, err := g.http.Do(req)
+		resp, err := g.Client.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		raw, err := io.ReadAll(resp.Body)

@@ -2,25 +2,20 @@ package graph_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // x5t
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -34,21 +29,19 @@ import (
 // rotation identity (Application.ReadWrite.OwnedBy + Application.Read.All),
 // obtained the way rotor does: azidentity configured from sim.json.
 type graphEnv struct {
-	*env
+	*simtest.Env
 	tn    *simfile.Tenant
 	token string
 }
 
 func graphSetup(t *testing.T, tenant string, tweak ...func(*simtest.Options)) *graphEnv {
 	t.Helper()
-	e := setup(t, tweak...)
-	tn := e.tenant(t, tenant)
-	cred, err := azidentity.NewClientSecretCredential(tn.ID, tn.Rotation.ClientID, tn.Rotation.ClientSecret,
-		&azidentity.ClientSecretCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true})
+	e := simtest.StartEnv(t, tweak...)
+	tn := e.Tenant(t, tenant)
+	cred := e.RotationCredential(t, tn.ID)
+	tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{e.Info.GraphAudience + "/.default"}})
 	require.NoError(t, err)
-	tok, err := cred.GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{e.info.GraphAudience + "/.default"}})
-	require.NoError(t, err)
-	return &graphEnv{env: e, tn: tn, token: tok.Token}
+	return &graphEnv{Env: e, tn: tn, token: tok.Token}
 }
 
 // gresp is a Graph answer.
@@ -65,7 +58,7 @@ func (g *graphEnv) call(t *testing.T, token, method, path string, body any, hdr 
 	t.Helper()
 	u := path
 	if !strings.HasPrefix(path, "https://") {
-		u = g.info.GraphURL + path
+		u = g.Info.GraphURL + path
 	}
 	var r io.Reader
 	if body != nil {
@@ -84,7 +77,7 @@ func (g *graphEnv) call(t *testing.T, token, method, path string, body any, hdr 
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := g.http.Do(req)
+	resp, err := g.Client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
@@ -116,14 +109,14 @@ func requireGraphError(t *testing.T, r gresp, status int, code string) map[strin
 // service principal's object id.
 func (g *graphEnv) tokenWithRoles(t *testing.T, roles ...string) (string, string) {
 	t.Helper()
-	tn := g.srv.World().Tenant(g.tn.ID)
+	tn := g.Server.World().Tenant(g.tn.ID)
 	app := &sim.Application{ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: "caller", SignInAudience: "AzureADMyOrg"}
 	sp := &sim.ServicePrincipal{ObjectID: uuid.NewString(), AppID: app.AppID, DisplayName: "caller", AppRoles: roles}
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		tn.AddApp(app)
 		tn.AddSP(sp)
 	})
-	tok, err := g.srv.MintToken(g.tn.ID, app.AppID, sim.GraphResource)
+	tok, err := g.Server.MintToken(g.tn.ID, app.AppID, sim.GraphResource)
 	require.NoError(t, err)
 	return tok, sp.ObjectID
 }
@@ -131,9 +124,9 @@ func (g *graphEnv) tokenWithRoles(t *testing.T, roles ...string) (string, string
 // appWhere returns the first app of the env's tenant matching pred.
 func (g *graphEnv) appWhere(t *testing.T, pred func(*sim.Application) bool) *sim.Application {
 	t.Helper()
-	tn := g.srv.World().Tenant(g.tn.ID)
+	tn := g.Server.World().Tenant(g.tn.ID)
 	var out *sim.Application
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		for _, a := range tn.Apps {
 			if out == nil && pred(a) {
 				out = a
@@ -167,7 +160,7 @@ func TestGraphListPagesThroughAllApps(t *testing.T) {
 	t.Parallel()
 	g := graphSetup(t, "tenant1", func(o *simtest.Options) { o.Seed = "apps=2500,tenants=1,expiring=720h" })
 	want := map[string]bool{}
-	for _, a := range g.srv.World().Tenant(g.tn.ID).Apps {
+	for _, a := range g.Server.World().Tenant(g.tn.ID).Apps {
 		want[a.ObjectID] = true
 	}
 
@@ -187,7 +180,7 @@ func TestGraphListPagesThroughAllApps(t *testing.T) {
 		}
 		next, _ = r.body["@odata.nextLink"].(string)
 		if next != "" {
-			require.True(t, strings.HasPrefix(next, g.info.GraphURL+"/applications?"), next)
+			require.True(t, strings.HasPrefix(next, g.Info.GraphURL+"/applications?"), next)
 			require.Contains(t, next, "$skiptoken=")
 			require.Contains(t, next, "$top=999")
 		}
@@ -199,9 +192,9 @@ func TestGraphListPagesThroughAllApps(t *testing.T) {
 func TestGraphPagingIsStableWhileAppsAreAdded(t *testing.T) {
 	t.Parallel()
 	g := graphSetup(t, "contoso")
-	tn := g.srv.World().Tenant(g.tn.ID)
+	tn := g.Server.World().Tenant(g.tn.ID)
 	var before []string
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		for _, a := range tn.Apps {
 			before = append(before, a.ObjectID)
 		}
@@ -214,7 +207,7 @@ func TestGraphPagingIsStableWhileAppsAreAdded(t *testing.T) {
 		seen = append(seen, v["id"].(string))
 	}
 	added := uuid.NewString()
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		tn.AddApp(&sim.Application{ObjectID: added, AppID: uuid.NewString(), DisplayName: "late"})
 		tn.RemoveApp(before[1]) // already returned: must not shift the walk
 	})
@@ -279,9 +272,9 @@ func TestGraphListDefaultsAndSelect(t *testing.T) {
 func TestGraphFilter(t *testing.T) {
 	t.Parallel()
 	g := graphSetup(t, "contoso")
-	tn := g.srv.World().Tenant(g.tn.ID)
+	tn := g.Server.World().Tenant(g.tn.ID)
 	quoted := &sim.Application{ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: "O'Brien's app", SignInAudience: "AzureADMyOrg"}
-	g.srv.World().Update(func() { tn.AddApp(quoted) })
+	g.Server.World().Update(func() { tn.AddApp(quoted) })
 	any1 := g.ownedApp(t)
 
 	ids := func(filter string, hdr ...string) []string {
@@ -316,7 +309,7 @@ func TestGraphFilter(t *testing.T) {
 
 	r = g.call(t, g.token, http.MethodGet, "/applications/$count", nil, "ConsistencyLevel", "eventual")
 	require.Equal(t, http.StatusOK, r.status)
-	require.Equal(t, fmt.Sprint(len(g.srv.World().Tenant(g.tn.ID).Apps)), string(r.raw))
+	require.Equal(t, fmt.Sprint(len(g.Server.World().Tenant(g.tn.ID).Apps)), string(r.raw))
 }
 
 func TestGraphPermissions(t *testing.T) {
@@ -352,10 +345,10 @@ func TestGraphPermissions(t *testing.T) {
 	// No token, a bad token, a token for another resource.
 	requireGraphError(t, g.call(t, "", http.MethodGet, "/applications", nil), http.StatusUnauthorized, "InvalidAuthenticationToken")
 	requireGraphError(t, g.call(t, "abc.def.ghi", http.MethodGet, "/applications", nil), http.StatusUnauthorized, "InvalidAuthenticationToken")
-	kvTok, err := g.srv.MintToken(g.tn.ID, g.tn.Rotation.ClientID, sim.KeyVaultResource)
+	kvTok, err := g.Server.MintToken(g.tn.ID, g.tn.Rotation.ClientID, sim.KeyVaultResource)
 	require.NoError(t, err)
 	requireGraphError(t, g.call(t, kvTok, http.MethodGet, "/applications", nil), http.StatusUnauthorized, "InvalidAuthenticationToken")
-	noKid := requireGraphError(t, g.call(t, withoutKid(t, g.token), http.MethodGet, "/applications", nil), http.StatusUnauthorized, "InvalidAuthenticationToken")
+	noKid := requireGraphError(t, g.call(t, simtest.WithoutKid(t, g.token), http.MethodGet, "/applications", nil), http.StatusUnauthorized, "InvalidAuthenticationToken")
 	require.Contains(t, noKid["message"], "no kid")
 }
 
@@ -378,7 +371,7 @@ func TestGraphAddAndRemovePassword(t *testing.T) {
 	keyID := r.body["keyId"].(string)
 
 	// Stored as a hash, never shown again.
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		p := app.Passwords[len(app.Passwords)-1]
 		require.Equal(t, keyID, p.KeyID)
 		require.Equal(t, sim.HashSecret(secret), p.SecretHash)
@@ -400,8 +393,8 @@ func TestGraphPasswordLifetimePolicy(t *testing.T) {
 	g := graphSetup(t, "contoso") // contoso caps passwords at 90 days
 	app := g.ownedApp(t)
 	var policyID string
-	tn := g.srv.World().Tenant(g.tn.ID)
-	g.srv.World().Update(func() { policyID = tn.Policy.ID })
+	tn := g.Server.World().Tenant(g.tn.ID)
+	g.Server.World().Update(func() { policyID = tn.Policy.ID })
 
 	// No endDateTime: Graph's default of two years breaks the policy.
 	r := g.call(t, g.token, http.MethodPost, "/applications/"+app.ObjectID+"/addPassword", map[string]any{})
@@ -414,7 +407,7 @@ func TestGraphPasswordLifetimePolicy(t *testing.T) {
 		http.StatusBadRequest, "CredentialInvalidLifetimeAsPerAppPolicy")
 
 	// fabrikam has no policy: the two-year default is fine.
-	f := &graphEnv{env: g.env, tn: g.tenant(t, "fabrikam")}
+	f := &graphEnv{Env: g.Env, tn: g.Tenant(t, "fabrikam")}
 	f.token, _ = f.tokenWithRoles(t, sim.RoleReadWriteAll)
 	fapp := f.appWhere(t, func(*sim.Application) bool { return true })
 	r = f.call(t, f.token, http.MethodPost, "/applications/"+fapp.ObjectID+"/addPassword", nil)
@@ -426,34 +419,14 @@ func TestGraphPasswordLifetimePolicy(t *testing.T) {
 	require.Equal(t, 2*365*24*time.Hour, endT.Sub(start))
 }
 
-var (
-	graphKeyOnce sync.Once
-	graphKeys    [2]*rsa.PrivateKey
-)
-
 // graphCert is a certificate valid now (wall clock, which the default
-// simulator clock follows) and its key; i picks one of two RSA keys made
-// once per test binary.
+// simulator clock follows) and its key; i picks one of the test binary's
+// two shared RSA keys.
 func graphCert(t *testing.T, i int, cn string) (*x509.Certificate, *rsa.PrivateKey) {
 	t.Helper()
-	graphKeyOnce.Do(func() {
-		for j := range graphKeys {
-			k, err := rsa.GenerateKey(rand.Reader, 2048)
-			if err != nil {
-				panic(err)
-			}
-			graphKeys[j] = k
-		}
-	})
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &graphKeys[i].PublicKey, graphKeys[i])
-	require.NoError(t, err)
-	c, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return c, graphKeys[i]
+	key := simtest.RSAKey(i)
+	now := time.Now()
+	return simtest.SelfSignedCert(t, key, cn, now.Add(-time.Hour), now.Add(30*24*time.Hour)), key
 }
 
 // proof builds an addKey/removeKey proof; tweak adjusts the claims.
@@ -480,7 +453,7 @@ func TestGraphAddKeyWithProof(t *testing.T) {
 	g := graphSetup(t, "fabrikam") // no app management policy
 	app := g.ownedApp(t)
 	oldCert, oldKey := graphCert(t, 0, "current")
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		app.Keys = []*sim.Key{sim.NewKey(uuid.NewString(), "CN=current", oldCert, time.Now().Add(-time.Hour))}
 	})
 	newCert, _ := graphCert(t, 1, "next")
@@ -523,7 +496,7 @@ func TestGraphAddKeyWithProof(t *testing.T) {
 	newKeyID := r.body["keyId"].(string)
 	sum := sha1.Sum(newCert.Raw) //nolint:gosec // thumbprint
 	require.Equal(t, base64.StdEncoding.EncodeToString(sum[:]), r.body["customKeyIdentifier"])
-	g.srv.World().Update(func() { require.Len(t, app.Keys, 2) })
+	g.Server.World().Update(func() { require.Len(t, app.Keys, 2) })
 
 	// The same certificate twice is refused.
 	requireGraphError(t, addKey(proof(t, app.ObjectID, oldCert, oldKey, nil)), http.StatusBadRequest, "Request_BadRequest")
@@ -535,10 +508,10 @@ func TestGraphAddKeyWithProof(t *testing.T) {
 	requireGraphError(t, rm(newKeyID, proof(t, app.ObjectID, strangerCert, strangerKey, nil)), http.StatusBadRequest, "Authentication_MissingOrMalformed")
 	requireGraphError(t, rm(uuid.NewString(), proof(t, app.ObjectID, oldCert, oldKey, nil)), http.StatusNotFound, "Request_ResourceNotFound")
 	require.Equal(t, http.StatusNoContent, rm(newKeyID, proof(t, app.ObjectID, oldCert, oldKey, nil)).status)
-	g.srv.World().Update(func() { require.Len(t, app.Keys, 1) })
+	g.Server.World().Update(func() { require.Len(t, app.Keys, 1) })
 
 	// Without a valid certificate addKey is impossible: use PATCH.
-	g.srv.World().Update(func() { app.Keys = nil })
+	g.Server.World().Update(func() { app.Keys = nil })
 	e := requireGraphError(t, addKey(proof(t, app.ObjectID, oldCert, oldKey, nil)), http.StatusBadRequest, "Request_BadRequest")
 	require.Contains(t, e["message"], "PATCH")
 }
@@ -549,7 +522,7 @@ func TestGraphPatchKeyCredentials(t *testing.T) {
 	app := g.ownedApp(t)
 	oldCert, _ := graphCert(t, 0, "old")
 	oldID := uuid.NewString()
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		app.Keys = []*sim.Key{sim.NewKey(oldID, "CN=old", oldCert, time.Now().Add(-48*time.Hour))}
 	})
 	newCert, _ := graphCert(t, 1, "new")
@@ -561,7 +534,7 @@ func TestGraphPatchKeyCredentials(t *testing.T) {
 		},
 	})
 	require.Equal(t, http.StatusNoContent, r.status, "body: %s", r.raw)
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		require.Len(t, app.Keys, 2)
 		require.Equal(t, oldID, app.Keys[0].KeyID)
 		require.True(t, app.Keys[0].AddedAt.Before(time.Now().Add(-47*time.Hour)), "kept keys keep their replication clock")
@@ -584,14 +557,14 @@ func TestGraphPatchKeyCredentials(t *testing.T) {
 		requireGraphError(t, r, http.StatusBadRequest, "Request_BadRequest")
 		_ = name
 	}
-	g.srv.World().Update(func() { require.Len(t, app.Keys, 2, "a refused PATCH changes nothing") })
+	g.Server.World().Update(func() { require.Len(t, app.Keys, 2, "a refused PATCH changes nothing") })
 
 	// Dropping the old key from the array removes it.
 	r = g.call(t, g.token, http.MethodPatch, "/applications/"+app.ObjectID, map[string]any{
 		"keyCredentials": []any{map[string]any{"keyId": app.Keys[1].KeyID}},
 	})
 	require.Equal(t, http.StatusNoContent, r.status, "body: %s", r.raw)
-	g.srv.World().Update(func() { require.Len(t, app.Keys, 1) })
+	g.Server.World().Update(func() { require.Len(t, app.Keys, 1) })
 }
 
 func TestGraphOwners(t *testing.T) {
@@ -644,7 +617,7 @@ func TestGraphServicePrincipals(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.status)
 	}
 	want := 0
-	for _, a := range g.srv.World().Tenant(g.tn.ID).Apps {
+	for _, a := range g.Server.World().Tenant(g.tn.ID).Apps {
 		if a.OwnedBy(g.tn.Rotation.ObjectID) {
 			want++
 		}
@@ -663,14 +636,14 @@ func TestGraphServicePrincipals(t *testing.T) {
 	require.Equal(t, g.tn.ID, r.body["appOwnerOrganizationId"])
 
 	// A multi-tenant app of contoso gets its stub in fabrikam.
-	contoso := g.srv.World().Tenant(g.tn.ID)
+	contoso := g.Server.World().Tenant(g.tn.ID)
 	multi := &sim.Application{ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: "shared", SignInAudience: "AzureADMultipleOrgs"}
 	single := &sim.Application{ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: "local", SignInAudience: "AzureADMyOrg"}
-	g.srv.World().Update(func() {
+	g.Server.World().Update(func() {
 		contoso.AddApp(multi)
 		contoso.AddApp(single)
 	})
-	f := &graphEnv{env: g.env, tn: g.tenant(t, "fabrikam")}
+	f := &graphEnv{Env: g.Env, tn: g.Tenant(t, "fabrikam")}
 	ftok, _ := f.tokenWithRoles(t, sim.RoleReadWriteOwned)
 	r = f.call(t, ftok, http.MethodPost, "/servicePrincipals", map[string]any{"appId": multi.AppID})
 	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.raw)

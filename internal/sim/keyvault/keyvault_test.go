@@ -10,18 +10,18 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // vaultEnv is a running simulator and an azsecrets client for contoso's
 // vault, configured only from sim.json, as rotor's Key Vault sink is.
 type vaultEnv struct {
-	*env
+	*simtest.Env
 	tn     *simfile.Tenant
 	url    string
 	client *azsecrets.Client
@@ -33,20 +33,18 @@ type vaultEnv struct {
 // grants).
 func vaultSetup(t *testing.T) *vaultEnv {
 	t.Helper()
-	e := setup(t)
-	tn := e.tenant(t, "contoso")
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "contoso")
 	require.NotEmpty(t, tn.KeyVaults)
-	require.NoError(t, e.srv.World().SetSecretPermissions(tn.ID, tn.KeyVaults[0].Name, tn.Rotation.ObjectID, sim.AllSecretPermissions...))
-	cred, err := azidentity.NewClientSecretCredential(tn.ID, tn.Rotation.ClientID, tn.Rotation.ClientSecret,
-		&azidentity.ClientSecretCredentialOptions{ClientOptions: e.client, DisableInstanceDiscovery: true})
-	require.NoError(t, err)
+	require.NoError(t, e.Server.World().SetSecretPermissions(tn.ID, tn.KeyVaults[0].Name, tn.Rotation.ObjectID, sim.AllSecretPermissions...))
+	cred := e.RotationCredential(t, tn.ID)
 	vaultURL := tn.KeyVaults[0].URL
 	c, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{
-		ClientOptions:                        azcore.ClientOptions{Transport: e.http, Retry: e.client.Retry},
+		ClientOptions:                        azcore.ClientOptions{Transport: e.Client, Retry: e.NoRetry.Retry},
 		DisableChallengeResourceVerification: true,
 	})
 	require.NoError(t, err)
-	return &vaultEnv{env: e, tn: tn, url: vaultURL, client: c}
+	return &vaultEnv{Env: e, tn: tn, url: vaultURL, client: c}
 }
 
 func requireKVError(t *testing.T, err error, status int, code string) {
@@ -164,46 +162,46 @@ func TestKeyVaultChallengeAndRefusals(t *testing.T) {
 	// The SDK's first request: no token. The challenge names the tenant.
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/secrets/x?api-version=7.5", nil)
 	require.NoError(t, err)
-	resp, err := v.http.Do(req)
+	resp, err := v.Client.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-	require.Equal(t, fmt.Sprintf(`Bearer authorization="%s%s", resource="https://vault.azure.net"`, v.info.AuthorityHost, v.tn.ID),
+	require.Equal(t, fmt.Sprintf(`Bearer authorization="%s%s", resource="https://vault.azure.net"`, v.Info.AuthorityHost, v.tn.ID),
 		resp.Header.Get("WWW-Authenticate"))
-	status, body := v.do(t, http.MethodGet, base+"/secrets/x?api-version=7.5", nil, nil)
+	status, body := v.Do(t, http.MethodGet, base+"/secrets/x?api-version=7.5", nil, nil)
 	require.Equal(t, http.StatusUnauthorized, status)
 	require.Equal(t, map[string]any{"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}, body["error"])
 
 	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
-	kvTok, err := v.srv.MintToken(v.tn.ID, v.tn.Rotation.ClientID, sim.KeyVaultResource)
+	kvTok, err := v.Server.MintToken(v.tn.ID, v.tn.Rotation.ClientID, sim.KeyVaultResource)
 	require.NoError(t, err)
 
 	// A Graph token is not a Key Vault token.
-	graphTok, err := v.srv.MintToken(v.tn.ID, v.tn.Rotation.ClientID, sim.GraphResource)
+	graphTok, err := v.Server.MintToken(v.tn.ID, v.tn.Rotation.ClientID, sim.GraphResource)
 	require.NoError(t, err)
-	status, _ = v.do(t, http.MethodGet, base+"/secrets/x?api-version=7.5", nil, bearer(graphTok))
+	status, _ = v.Do(t, http.MethodGet, base+"/secrets/x?api-version=7.5", nil, bearer(graphTok))
 	require.Equal(t, http.StatusUnauthorized, status)
 
 	// Another tenant's token is refused by this tenant's vault.
-	fab := v.tenant(t, "fabrikam")
-	fabTok, err := v.srv.MintToken(fab.ID, fab.Rotation.ClientID, sim.KeyVaultResource)
+	fab := v.Tenant(t, "fabrikam")
+	fabTok, err := v.Server.MintToken(fab.ID, fab.Rotation.ClientID, sim.KeyVaultResource)
 	require.NoError(t, err)
-	status, body = v.do(t, http.MethodGet, base+"/secrets/x?api-version=7.5", nil, bearer(fabTok))
+	status, body = v.Do(t, http.MethodGet, base+"/secrets/x?api-version=7.5", nil, bearer(fabTok))
 	require.Equal(t, http.StatusUnauthorized, status)
 	require.Contains(t, body["error"].(map[string]any)["message"], "AKV10032")
 
-	status, body = v.do(t, http.MethodGet, base+"/secrets/x", nil, bearer(kvTok))
+	status, body = v.Do(t, http.MethodGet, base+"/secrets/x", nil, bearer(kvTok))
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Equal(t, "BadParameter", body["error"].(map[string]any)["code"])
 
-	status, _ = v.do(t, http.MethodGet, base+"/secrets?api-version=7.5&maxresults=26", nil, bearer(kvTok))
+	status, _ = v.Do(t, http.MethodGet, base+"/secrets?api-version=7.5&maxresults=26", nil, bearer(kvTok))
 	require.Equal(t, http.StatusBadRequest, status)
 
-	status, body = v.do(t, http.MethodPut, base+"/secrets/novalue?api-version=7.5", map[string]any{"contentType": "x"}, bearer(kvTok))
+	status, body = v.Do(t, http.MethodPut, base+"/secrets/novalue?api-version=7.5", map[string]any{"contentType": "x"}, bearer(kvTok))
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Equal(t, "BadParameter", body["error"].(map[string]any)["code"])
 
-	status, body = v.do(t, http.MethodGet, base+"/secrets/missing?api-version=7.5", nil, bearer(kvTok))
+	status, body = v.Do(t, http.MethodGet, base+"/secrets/missing?api-version=7.5", nil, bearer(kvTok))
 	require.Equal(t, http.StatusNotFound, status)
 	require.Equal(t, "SecretNotFound", body["error"].(map[string]any)["code"])
 	require.Contains(t, body["error"].(map[string]any)["message"], "A secret with (name/id) missing was not found in this key vault.")
@@ -215,8 +213,8 @@ func TestKeyVaultChallengeAndRefusals(t *testing.T) {
 // with no grant may do nothing.
 func TestKeyVaultAuthorizesPerIdentityAndOperation(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	tn := e.tenant(t, "contoso")
+	e := simtest.StartEnv(t)
+	tn := e.Tenant(t, "contoso")
 	kv := tn.KeyVaults[0]
 	base := strings.TrimSuffix(kv.URL, "/")
 	require.ElementsMatch(t, []string{"list", "set"}, kv.SecretPermissions[tn.Rotation.ObjectID])
@@ -224,19 +222,19 @@ func TestKeyVaultAuthorizesPerIdentityAndOperation(t *testing.T) {
 	require.ElementsMatch(t, []string{"get", "list"}, kv.SecretPermissions[tn.Consumer.PrincipalID])
 
 	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
-	rot, err := e.srv.MintToken(tn.ID, tn.Rotation.ClientID, sim.KeyVaultResource)
+	rot, err := e.Server.MintToken(tn.ID, tn.Rotation.ClientID, sim.KeyVaultResource)
 	require.NoError(t, err)
-	consumer, err := e.srv.MintToken(tn.ID, tn.Consumer.ClientID, sim.KeyVaultResource)
+	consumer, err := e.Server.MintToken(tn.ID, tn.Consumer.ClientID, sim.KeyVaultResource)
 	require.NoError(t, err)
 
-	status, _ := e.do(t, http.MethodPut, base+"/secrets/s1?api-version=7.5", map[string]any{"value": "v1"}, bearer(rot))
+	status, _ := e.Do(t, http.MethodPut, base+"/secrets/s1?api-version=7.5", map[string]any{"value": "v1"}, bearer(rot))
 	require.Equal(t, http.StatusOK, status, "rotation sets")
-	status, _ = e.do(t, http.MethodGet, base+"/secrets/s1/versions?api-version=7.5", nil, bearer(rot))
+	status, _ = e.Do(t, http.MethodGet, base+"/secrets/s1/versions?api-version=7.5", nil, bearer(rot))
 	require.Equal(t, http.StatusOK, status, "rotation lists versions")
-	status, _ = e.do(t, http.MethodGet, base+"/secrets?api-version=7.5", nil, bearer(rot))
+	status, _ = e.Do(t, http.MethodGet, base+"/secrets?api-version=7.5", nil, bearer(rot))
 	require.Equal(t, http.StatusOK, status, "rotation lists secrets")
 
-	status, body := e.do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
+	status, body := e.Do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
 	require.Equal(t, http.StatusForbidden, status, "rotation cannot read a value")
 	require.Equal(t, map[string]any{
 		"code": "Forbidden",
@@ -247,41 +245,41 @@ func TestKeyVaultAuthorizesPerIdentityAndOperation(t *testing.T) {
 		"innererror": map[string]any{"code": "AccessDenied"},
 	}, body["error"])
 	// Authorization comes before existence, as in Key Vault.
-	status, _ = e.do(t, http.MethodGet, base+"/secrets/missing?api-version=7.5", nil, bearer(rot))
+	status, _ = e.Do(t, http.MethodGet, base+"/secrets/missing?api-version=7.5", nil, bearer(rot))
 	require.Equal(t, http.StatusForbidden, status)
-	status, body = e.do(t, http.MethodDelete, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
+	status, body = e.Do(t, http.MethodDelete, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
 	require.Equal(t, http.StatusForbidden, status, "rotation cannot delete")
 	require.Contains(t, body["error"].(map[string]any)["message"], "secrets delete permission")
 
-	status, body = e.do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(consumer))
+	status, body = e.Do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(consumer))
 	require.Equal(t, http.StatusOK, status, "the consumer reads")
 	require.Equal(t, "v1", body["value"])
-	status, _ = e.do(t, http.MethodPut, base+"/secrets/s1?api-version=7.5", map[string]any{"value": "v2"}, bearer(consumer))
+	status, _ = e.Do(t, http.MethodPut, base+"/secrets/s1?api-version=7.5", map[string]any{"value": "v2"}, bearer(consumer))
 	require.Equal(t, http.StatusForbidden, status, "the consumer cannot write")
 
 	// The managed identity endpoint issues the consumer's token too.
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.info.ManagedIdentityEndpoint+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.Info.ManagedIdentityEndpoint+
 		"?api-version=2019-08-01&resource="+sim.KeyVaultResource+"&client_id="+tn.Consumer.ClientID, nil)
 	require.NoError(t, err)
-	req.Header.Set("X-IDENTITY-HEADER", e.info.ManagedIdentityHeader)
+	req.Header.Set("X-IDENTITY-HEADER", e.Info.ManagedIdentityHeader)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	status, body = decodeBody(t, resp)
+	status, body = simtest.DecodeBody(t, resp)
 	require.Equal(t, http.StatusOK, status)
-	status, _ = e.do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(body["access_token"].(string)))
+	status, _ = e.Do(t, http.MethodGet, base+"/secrets/s1?api-version=7.5", nil, bearer(body["access_token"].(string)))
 	require.Equal(t, http.StatusOK, status)
 
 	// Grants change at run time; a principal with none can do nothing.
-	require.NoError(t, e.srv.World().SetSecretPermissions(tn.Name, kv.Name, tn.Rotation.ObjectID, sim.SecretDelete))
-	status, _ = e.do(t, http.MethodGet, base+"/secrets?api-version=7.5", nil, bearer(rot))
+	require.NoError(t, e.Server.World().SetSecretPermissions(tn.Name, kv.Name, tn.Rotation.ObjectID, sim.SecretDelete))
+	status, _ = e.Do(t, http.MethodGet, base+"/secrets?api-version=7.5", nil, bearer(rot))
 	require.Equal(t, http.StatusForbidden, status, "list was replaced by delete")
-	status, _ = e.do(t, http.MethodDelete, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
+	status, _ = e.Do(t, http.MethodDelete, base+"/secrets/s1?api-version=7.5", nil, bearer(rot))
 	require.Equal(t, http.StatusOK, status)
-	require.NoError(t, e.srv.World().SetSecretPermissions(tn.Name, kv.Name, tn.Rotation.ObjectID))
-	status, _ = e.do(t, http.MethodGet, base+"/deletedsecrets?api-version=7.5", nil, bearer(rot))
+	require.NoError(t, e.Server.World().SetSecretPermissions(tn.Name, kv.Name, tn.Rotation.ObjectID))
+	status, _ = e.Do(t, http.MethodGet, base+"/deletedsecrets?api-version=7.5", nil, bearer(rot))
 	require.Equal(t, http.StatusForbidden, status)
-	require.Error(t, e.srv.World().SetSecretPermissions("nope", kv.Name, tn.Rotation.ObjectID))
-	require.Error(t, e.srv.World().SetSecretPermissions(tn.Name, "nope", tn.Rotation.ObjectID))
+	require.Error(t, e.Server.World().SetSecretPermissions("nope", kv.Name, tn.Rotation.ObjectID))
+	require.Error(t, e.Server.World().SetSecretPermissions(tn.Name, "nope", tn.Rotation.ObjectID))
 }
 
 // TestKeyVaultRefusesTokenWithoutKid checks that Key Vault renders the
@@ -289,10 +287,10 @@ func TestKeyVaultAuthorizesPerIdentityAndOperation(t *testing.T) {
 func TestKeyVaultRefusesTokenWithoutKid(t *testing.T) {
 	t.Parallel()
 	v := vaultSetup(t)
-	tok, err := v.srv.MintToken(v.tn.ID, v.tn.Rotation.ClientID, sim.KeyVaultResource)
+	tok, err := v.Server.MintToken(v.tn.ID, v.tn.Rotation.ClientID, sim.KeyVaultResource)
 	require.NoError(t, err)
-	status, body := v.do(t, http.MethodGet, strings.TrimSuffix(v.url, "/")+"/secrets?api-version=7.5", nil,
-		map[string]string{"Authorization": "Bearer " + withoutKid(t, tok)})
+	status, body := v.Do(t, http.MethodGet, strings.TrimSuffix(v.url, "/")+"/secrets?api-version=7.5", nil,
+		map[string]string{"Authorization": "Bearer " + simtest.WithoutKid(t, tok)})
 	require.Equal(t, http.StatusUnauthorized, status)
 	require.Equal(t, "Unauthorized", body["error"].(map[string]any)["code"])
 	require.Contains(t, body["error"].(map[string]any)["message"], "no kid")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
@@ -54,4 +55,30 @@ func TestRotationWritesAndConsumerReads(t *testing.T) {
 	s.GrantSecrets(t, tn.Name, tn.KeyVaults[0].Name, tn.Consumer.PrincipalID, sim.SecretGet, sim.SecretDelete)
 	_, err = consumer.DeleteSecret(ctx, "app-secret", nil)
 	require.NoError(t, err)
+}
+
+func TestStartEnvClientsFailFast(t *testing.T) {
+	t.Parallel()
+	e := simtest.StartEnv(t, func(o *simtest.Options) { o.Seed = "apps=2,tenants=1" })
+	require.Equal(t, 10*time.Second, e.Client.Timeout)
+	require.Same(t, e.Client, e.NoRetry.Transport)
+	require.Equal(t, int32(-1), e.NoRetry.Retry.MaxRetries)
+	require.Equal(t, e.ClientOptions.Cloud, e.NoRetry.Cloud)
+	require.Zero(t, e.ClientOptions.Retry.MaxRetries, "Sim's own options keep the SDK default")
+	tok, err := e.RotationCredential(t, "tenant1").GetToken(t.Context(), policy.TokenRequestOptions{Scopes: []string{e.Info.GraphAudience + "/.default"}})
+	require.NoError(t, err)
+	require.NotEmpty(t, tok.Token)
+}
+
+func TestSelfSignedCertOverSharedKeys(t *testing.T) {
+	t.Parallel()
+	require.Same(t, simtest.RSAKey(0), simtest.RSAKey(0))
+	require.NotEqual(t, simtest.RSAKey(0).N, simtest.RSAKey(1).N)
+	nb := time.Now().Add(-time.Hour).Truncate(time.Second)
+	c := simtest.SelfSignedCert(t, simtest.RSAKey(1), "cn", nb, nb.Add(2*time.Hour))
+	require.Equal(t, "cn", c.Subject.CommonName)
+	require.True(t, c.NotBefore.Equal(nb))
+	require.True(t, c.NotAfter.Equal(nb.Add(2*time.Hour)))
+	require.True(t, simtest.RSAKey(1).PublicKey.Equal(c.PublicKey))
+	require.NoError(t, c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature), "self-signed")
 }
