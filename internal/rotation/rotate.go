@@ -117,8 +117,11 @@ type runner struct {
 	value     secret.Value
 	start     time.Time
 	// sinkTouched is true once a sink write was journaled: from then on a
-	// consumer may hold the value, so a failure must not remove it.
+	// consumer may hold the value, so a failure removes it only when every
+	// sink says it does not hold it.
 	sinkTouched bool
+	// sinks are the run's sinks, once built.
+	sinks []runSink
 }
 
 func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
@@ -133,6 +136,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	if err != nil {
 		return r.fail(ctx, err, err.Error(), permanent)
 	}
+	r.sinks = sinks
 	dir, err := e.conns.Directory(run.Org, run.Connection)
 	if err != nil {
 		return r.fail(ctx, err, fmt.Sprintf("connection %q cannot change applications: %v", run.Connection, err), true)
@@ -478,9 +482,21 @@ func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bo
 	if ctx.Err() != nil {
 		to, step, permanent = domain.RunAbandoned, domain.StepAbandoned, false
 	}
-	if r.addCalled && !r.sinkTouched && r.dir != nil {
+	switch {
+	case r.addCalled && !r.sinkTouched && r.dir != nil:
 		if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.log); note != "" {
 			msg += "; " + note
+		}
+	case r.sinkTouched && r.dir != nil:
+		// A sink write started, so a consumer may hold the secret; ask
+		// every sink, as recovery does. One that nobody holds is removed
+		// now rather than left alive for weeks with no consumer.
+		if held, why := r.heldBySinks(cctx); held {
+			msg += "; its secret stays until the next rotation retires it after the overlap (" + why + ")"
+		} else if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.log); note != "" {
+			msg += "; " + note
+		} else {
+			msg += "; no sink holds its secret (each was asked), so it was removed"
 		}
 	}
 	r.value = secret.Value{}
@@ -496,6 +512,32 @@ func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bo
 		return run, &RunError{RunID: run.ID, Message: msg, Permanent: permanent, Err: errors.Join(cause, err)}
 	}
 	return run, &RunError{RunID: run.ID, Message: msg, Permanent: permanent, Err: cause}
+}
+
+// heldBySinks asks every sink of the run whether it holds the run's new
+// credential. Anything unknown (a sink that cannot say, or does not
+// answer) counts as held: keeping a credential through the overlap is
+// always safe.
+func (r *runner) heldBySinks(ctx context.Context) (bool, string) {
+	keyID := cmp.Or(r.keyID, r.run.NewKeyID)
+	if keyID == "" {
+		return true, "its key id is unknown"
+	}
+	for _, rs := range r.sinks {
+		h, ok := rs.sink.(sink.Holder)
+		if !ok {
+			return true, fmt.Sprintf("sink #%d (%s) cannot say what it holds", rs.index+1, rs.sink.Describe())
+		}
+		holds, err := h.Holds(ctx, keyID)
+		if err != nil {
+			r.log.Warn("asking a sink what it holds failed", "sink", rs.sink.Describe(), "error", err)
+			return true, fmt.Sprintf("sink #%d (%s) did not answer", rs.index+1, rs.sink.Describe())
+		}
+		if holds {
+			return true, fmt.Sprintf("%s holds it", rs.sink.Describe())
+		}
+	}
+	return false, ""
 }
 
 // handedOver ends a Rotate call whose run another process took over (this

@@ -61,3 +61,44 @@ func TestEntraIsTheTruthForRotorCredentials(t *testing.T) {
 	sync()
 	require.Equal(t, "NotYetDue", decide().Reason, "the fresh secret is the application's current one")
 }
+
+// TestFailedRunLeavesNoUnheldCredential: a run whose sink write failed
+// asks every sink whether it holds the new secret. When none does (the
+// first sink refused it), the secret is removed at once instead of living
+// on with no consumer; when one does, it stays for the next rotation's
+// retirement.
+func TestFailedRunLeavesNoUnheldCredential(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		failing   string
+		wantLeft  bool
+		wantInMsg string
+	}{
+		{"nobody holds it: removed", "kv", false, "no sink holds its secret (each was asked), so it was removed"},
+		{"the first sink holds it: kept", "ado", true, "memory sink kv holds it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.vault.failures = func(name string, _ int) error {
+				if name == tc.failing {
+					return errPolicy
+				}
+				return nil
+			}
+			e := b.engine(t)
+			run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+			var re *RunError
+			require.ErrorAs(t, err, &re)
+			require.Contains(t, re.Message, tc.wantInMsg)
+			left := false
+			for _, c := range b.dir.creds(b.app.ObjectID) {
+				left = left || c.RunID() == run.ID
+			}
+			require.Equal(t, tc.wantLeft, left)
+			require.NotContains(t, b.dir.removed, "old-rotor", "older credentials are never touched by a failed run")
+			b.assertNoSecretAtRest(t)
+		})
+	}
+}
