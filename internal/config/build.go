@@ -575,6 +575,17 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 	}
 
 	p.Sinks = b.sinks(s, rp.Sinks)
+	// A sink that names one target for every application, under a policy
+	// that selects several, would have each rotation overwrite the
+	// previous application's secret: one consumer would hold another
+	// application's credential.
+	if b.opts.Sinks != nil && (p.Selector.AllOwned || p.Selector.NamePrefix != "" || len(p.Selector.IDs) > 1) {
+		for i, spec := range p.Sinks {
+			if b.opts.Sinks.SharesTarget(spec) {
+				b.bad(s, fmt.Sprintf("sinks[%d]", i), 0, "policy %q selects several applications, but sinks[%d] (%s) writes every one of them to the same target: name it after the application (e.g. secret: \"{{ .App.DisplayName }}-secret\"), or select one application by ids", p.Name, i, spec.Type)
+			}
+		}
+	}
 	switch {
 	case len(p.Sinks) == 0 && p.RetireUnmanaged:
 		b.bad(s, "sinks", 0, "sinks is empty but retire_unmanaged is true: the credentials consumers use today would be retired and no consumer would get the new one; add a sink")

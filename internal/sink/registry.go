@@ -91,6 +91,26 @@ func (r *Registry) CheckSpec(spec domain.SinkSpec) error {
 	return k.CheckSpec(spec)
 }
 
+// SharedTargets is the optional ability of a Kind to say, without any I/O,
+// that a spec resolves to the same target for every application (a Key
+// Vault secret name with no template): such a sink under a policy that
+// selects several applications would have each rotation overwrite the
+// others' secret.
+type SharedTargets interface {
+	SharesTarget(spec domain.SinkSpec) bool
+}
+
+// SharesTarget reports whether spec's kind says it resolves to one target
+// for every application; false when the kind cannot say.
+func (r *Registry) SharesTarget(spec domain.SinkSpec) bool {
+	k, ok := r.kinds[spec.Type]
+	if !ok {
+		return false
+	}
+	st, ok := k.(SharedTargets)
+	return ok && st.SharesTarget(spec)
+}
+
 // Bind makes every kind's builder on deps.
 func (r *Registry) Bind(deps Deps) (*Factory, error) {
 	f := &Factory{builders: map[string]Builder{}, types: r.Types()}

@@ -107,6 +107,23 @@ func (Kind) CheckSpec(spec domain.SinkSpec) error {
 	return err
 }
 
+var _ sink.SharedTargets = Kind{}
+
+// SharesTarget implements sink.SharedTargets: the secret name rendered for
+// two applications that share nothing is the same (the template names no
+// property of the application).
+func (Kind) SharesTarget(spec domain.SinkSpec) bool {
+	st, err := parseSpec(spec)
+	if err != nil {
+		return false
+	}
+	a, errA := st.resolve(domain.Application{TenantID: "aaaaaaaa-0000-4000-8000-000000000001", ObjectID: "aaaaaaaa-0000-4000-8000-000000000002",
+		AppID: "aaaaaaaa-0000-4000-8000-000000000003", DisplayName: "first-app"})
+	b, errB := st.resolve(domain.Application{TenantID: "bbbbbbbb-0000-4000-8000-000000000001", ObjectID: "bbbbbbbb-0000-4000-8000-000000000002",
+		AppID: "bbbbbbbb-0000-4000-8000-000000000003", DisplayName: "second-app"})
+	return errA == nil && errB == nil && a == b
+}
+
 // NewBuilder returns the builder. Key Vault sinks need deps.Credentials
 // (the vault is written as a connection's identity); the logger is
 // optional.
