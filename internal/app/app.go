@@ -74,6 +74,8 @@ type Policies interface {
 // may show them: never with a secret.
 type ConnectionSource interface {
 	OrgConnections(ctx context.Context, org domain.OrgID) ([]Connection, error)
+	// TestConnection signs the connection in now.
+	TestConnection(ctx context.Context, org domain.OrgID, name string) (SignIn, error)
 }
 
 // Enqueuer hands a rotation to the job system, for a running server to

@@ -92,3 +92,42 @@ func (s *Service) ListConnections(ctx context.Context, scope Scope) ([]Connectio
 	}
 	return list, nil
 }
+
+// SignIn is what signing a connection in proved: who it is, in which
+// tenant, and the Graph application roles its token carries.
+type SignIn struct {
+	Connection string   `json:"connection"`
+	TenantID   string   `json:"tenant_id"`
+	AppID      string   `json:"app_id,omitempty"`
+	ObjectID   string   `json:"object_id,omitempty"`
+	Roles      []string `json:"roles"`
+}
+
+// TestConnection signs the named connection in now (the UI's Test
+// button): it reports the identity and the roles its token carries, or
+// the refusal with Entra's AADSTS code (an *azure.TokenError in the chain).
+func (s *Service) TestConnection(ctx context.Context, scope Scope, name string) (SignIn, error) {
+	if err := s.begin(ctx, scope, ActionRead, ObjectConnections+":"+name); err != nil {
+		return SignIn{}, err
+	}
+	if s.conns == nil {
+		return SignIn{}, &UnavailableError{What: "connections"}
+	}
+	list, err := s.conns.OrgConnections(ctx, scope.Org)
+	if err != nil {
+		return SignIn{}, fmt.Errorf("list connections: %w", err)
+	}
+	found := false
+	for _, c := range list {
+		found = found || c.Name == name
+	}
+	if !found {
+		return SignIn{}, &NotFoundError{Kind: "connection", Ref: name}
+	}
+	in, err := s.conns.TestConnection(ctx, scope.Org, name)
+	if in.Roles == nil {
+		in.Roles = []string{}
+	}
+	in.Connection = name
+	return in, err
+}

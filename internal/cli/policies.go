@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -81,6 +82,47 @@ are never shown.`,
 	}
 	cf.register(list)
 	out.register(list)
-	conns.AddCommand(list)
+
+	var (
+		tcf  configFlag
+		tout outputFlag
+	)
+	test := &cobra.Command{
+		Use:   "test NAME",
+		Short: "Sign a connection in now and show who it is and what its token may do",
+		Long: `Sign the connection NAME in with its identity, as rotor would, and show the
+identity's app id and object id, the tenant, and the Graph application roles
+its token carries (a rotation connection needs Application.ReadWrite.OwnedBy,
+a read connection Application.Read.All). A refusal shows Entra's AADSTS code
+and exits 1. Secrets are never shown.`,
+		Example: `  rotor connections test contoso
+  rotor connections test contoso -o json`,
+		Args: exactArgs(1, "NAME (a connection's name)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			srv, err := tcf.openReading(cmd, &tout)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			in, err := srv.App().TestConnection(cmd.Context(), scope(srv), args[0])
+			if err != nil {
+				var nf *app.NotFoundError
+				if errors.As(err, &nf) {
+					return fmt.Errorf("no connection %q: list them with 'rotor connections list'", args[0])
+				}
+				return fmt.Errorf("connection %s cannot sign in: %w", args[0], err)
+			}
+			if tout.json() {
+				return writeJSON(cmd.OutOrStdout(), in)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "Connection %s signs in.\n  tenant     %s\n  app id     %s\n  object id  %s\n  roles      %s\n",
+				args[0], in.TenantID, cmp.Or(in.AppID, "-"), cmp.Or(in.ObjectID, "-"), cmp.Or(strings.Join(in.Roles, ", "), "(none)"))
+			return nil
+		},
+	}
+	tcf.register(test)
+	tout.register(test)
+	conns.AddCommand(list, test)
 	return conns
 }

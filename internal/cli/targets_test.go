@@ -54,3 +54,25 @@ func TestTargets(t *testing.T) {
 	require.Contains(t, errOut, "has 1 sink(s)")
 	e.checkNoSecretLeaked()
 }
+
+// TestConnectionsTest signs a connection in and shows its roles; an
+// unknown name is a clear error.
+func TestConnectionsTest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "demo", 0)
+	var in struct {
+		Connection string   `json:"connection"`
+		TenantID   string   `json:"tenant_id"`
+		Roles      []string `json:"roles"`
+	}
+	e.mustJSON(&in, "connections", "test", "contoso")
+	require.Equal(t, "contoso", in.Connection)
+	require.NotEmpty(t, in.TenantID)
+	require.Contains(t, in.Roles, "Application.ReadWrite.OwnedBy")
+	out, _ := e.mustRun("connections", "test", "contoso")
+	require.Contains(t, out, "Connection contoso signs in.")
+	code, _, errOut := e.run("connections", "test", "nope")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, `no connection "nope"`)
+	e.checkNoSecretLeaked()
+}

@@ -89,3 +89,8 @@ func (a appJobs) EnqueueRotation(ctx context.Context, org domain.OrgID, ap domai
 	}
 	return a.s.jobs.RotateNow(ctx, org, ap)
 }
+
+func (c storeConnections) TestConnection(ctx context.Context, org domain.OrgID, name string) (app.SignIn, error) {
+	in, err := c.s.TestConnection(ctx, org, name)
+	return app.SignIn{TenantID: in.TenantID, AppID: in.AppID, ObjectID: in.ObjectID, Roles: in.Roles}, err
+}

@@ -198,6 +198,18 @@ func (cs *Conns) of(org domain.OrgID) []*conn {
 	return out
 }
 
+// all returns every organization's connections, in the order they were
+// added.
+func (cs *Conns) all() []*conn {
+	cs.mu.RLock()
+	defer cs.mu.RUnlock()
+	out := make([]*conn, 0, len(cs.order))
+	for _, k := range cs.order {
+		out = append(out, cs.byKey[k])
+	}
+	return out
+}
+
 // Graph returns the Graph client of a connection.
 func (cs *Conns) Graph(org domain.OrgID, name string) (*graph.Client, error) {
 	c, err := cs.get(org, name)

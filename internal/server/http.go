@@ -23,6 +23,7 @@ import (
 func (s *Server) handler(loopback bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	if loopback {
 		mux.Handle("GET /{$}", loopbackHostOnly(http.HandlerFunc(s.statusPage)))
 		mux.Handle("GET /runs/{id}", loopbackHostOnly(http.HandlerFunc(s.runPage)))
@@ -64,6 +65,37 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
+}
+
+// readyz answers 503 naming every failing part — the database, each
+// connection that cannot sign in or sync (with Entra's AADSTS code) — and
+// 200 when none is; /healthz stays liveness (the process answers). The
+// names it gives are connection and organization names, never a secret.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	type part struct {
+		Part       string       `json:"part"`
+		Org        domain.OrgID `json:"org,omitempty"`
+		Connection string       `json:"connection,omitempty"`
+		Error      string       `json:"error"`
+		AADSTS     int          `json:"aadsts,omitempty"`
+		Since      time.Time    `json:"since,omitzero"`
+	}
+	var failing []part
+	if _, err := s.store.CountApplications(r.Context(), s.cfg.Organization, ""); err != nil {
+		failing = append(failing, part{Part: "database", Error: "the database cannot be read"})
+	}
+	for _, c := range s.health.snapshot() {
+		if c.Failing {
+			failing = append(failing, part{Part: "connection", Org: c.Org, Connection: c.Name, Error: c.Failure, AADSTS: c.AADSTS, Since: c.LastFailure})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if len(failing) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "unready", "failing": failing})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ready"})
 }
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{

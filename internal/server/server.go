@@ -66,6 +66,8 @@ type Server struct {
 	conns *Conns
 	// policies are every organization's, from the store.
 	policies *policyset.Set
+	// health is every connection's, for /readyz and the logs.
+	health *health
 	// secrets resolves connections' and sinks' secret references.
 	secrets *secrets
 	// kinds checks sink specs while the configuration loads; sinks builds
@@ -125,6 +127,7 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 // engine.
 func (s *Server) assemble(ctx context.Context, configPath string) error {
 	cfg := s.cfg
+	s.health = newHealth(s.log, s.clock)
 	rep, err := provision.Provision(ctx, s.store, cfg)
 	if err != nil {
 		return err
@@ -232,6 +235,7 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 	for _, c := range s.conns.of(org) {
 		if !keep[c.cfg.Name] {
 			s.conns.remove(org, c.cfg.Name)
+			s.health.forget(connKey{org, c.cfg.Name})
 			s.log.Info("connection removed: it is no longer in the store", "org", org, "connection", c.cfg.Name)
 		}
 	}
@@ -306,16 +310,22 @@ func (s *Server) SyncOrg(ctx context.Context, org domain.OrgID, progress func(in
 		if c.purpose != string(config.PurposeRotation) && c.purpose != string(config.PurposeRead) {
 			continue
 		}
+		k := connKey{org, c.cfg.Name}
 		dir, err := s.directory(ctx, c)
 		if err != nil {
+			s.health.failed(k, err)
 			errs = append(errs, err)
 			continue
 		}
 		res, err := s.syncer.Sync(ctx, org, c.cfg.Name, dir, progress)
 		if err != nil {
+			if ctx.Err() == nil {
+				s.health.failed(k, err)
+			}
 			errs = append(errs, fmt.Errorf("sync %s: %w", c.cfg.Name, err))
 			continue
 		}
+		s.health.ok(k, nil)
 		s.log.Info("inventory synced", "org", org, "connection", c.cfg.Name, "seen", res.Seen, "changed", res.Changed, "removed", res.Removed, "manageable", res.Manageable)
 	}
 	return errors.Join(errs...)
@@ -406,6 +416,9 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	// River runs on a context the signal does not cancel: on SIGTERM, Stop
 	// lets running rotations finish (up to the grace period) instead of
 	// cutting them off mid-way.
+	// Sign every connection in now: a wrong secret is an ERROR line and a
+	// 503 from /readyz within seconds, not at the end of the first sync.
+	go s.probe(ctx)
 	if err := s.jobs.Start(context.WithoutCancel(ctx)); err != nil {
 		srv.Close()
 		return err

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/domain"
+)
+
+// ConnHealth is what rotor knows of one connection's health: when it last
+// signed in and synced, and the last failure, with Entra's AADSTS code
+// when Entra refused it.
+type ConnHealth struct {
+	Org         domain.OrgID `json:"org"`
+	Name        string       `json:"connection"`
+	Failing     bool         `json:"failing"`
+	LastSuccess time.Time    `json:"last_success,omitzero"`
+	LastFailure time.Time    `json:"last_failure,omitzero"`
+	// Failure is the last failure in rotor's words (never a secret).
+	Failure string `json:"failure,omitempty"`
+	// AADSTS is Entra's error code of the last failure, 0 when it was not
+	// Entra's refusal (network, Graph).
+	AADSTS int `json:"aadsts,omitempty"`
+	// Roles are the application roles the connection's last token carried.
+	Roles []string `json:"roles,omitempty"`
+}
+
+// health tracks every connection's health for /readyz and the logs. A
+// connection that starts failing is logged once at ERROR (with its
+// organization, name and AADSTS code) and once at INFO when it recovers;
+// not at every retry, so a team can alert on the line.
+type health struct {
+	mu    sync.Mutex
+	log   *slog.Logger
+	clock clock.Clock
+	conns map[connKey]*ConnHealth
+}
+
+func newHealth(log *slog.Logger, c clock.Clock) *health {
+	return &health{log: log, clock: c, conns: map[connKey]*ConnHealth{}}
+}
+
+func (h *health) entry(k connKey) *ConnHealth {
+	e, ok := h.conns[k]
+	if !ok {
+		e = &ConnHealth{Org: k.org, Name: k.name}
+		h.conns[k] = e
+	}
+	return e
+}
+
+// ok records a success; roles, when not nil, are the token's.
+func (h *health) ok(k connKey, roles []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entry(k)
+	if e.Failing {
+		h.log.Info("connection works again", "org", k.org, "connection", k.name)
+	}
+	e.Failing, e.LastSuccess = false, h.clock.Now()
+	if roles != nil {
+		e.Roles = roles
+	}
+}
+
+// failed records a failure, logging it if the connection was not failing.
+func (h *health) failed(k connKey, err error) {
+	code := 0
+	var te *azure.TokenError
+	if errors.As(err, &te) {
+		code = te.Code
+	} else {
+		// A Graph or Key Vault call whose token request Entra refused.
+		code = azure.ParseTokenError(err).Code
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entry(k)
+	was := e.Failing
+	e.Failing, e.LastFailure, e.Failure, e.AADSTS = true, h.clock.Now(), err.Error(), code
+	if !was {
+		args := []any{"org", k.org, "connection", k.name, "error", err.Error()}
+		if code != 0 {
+			args = append(args, "aadsts", code)
+		}
+		h.log.Error("connection failing: rotor cannot sign in or read through it, so its applications are neither synced nor rotated; fix its identity (see the AADSTS code) or its permissions", args...)
+	}
+}
+
+// forget drops a connection that is no longer configured.
+func (h *health) forget(k connKey) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, k)
+}
+
+// snapshot returns every connection's health, by org and name.
+func (h *health) snapshot() []ConnHealth {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]ConnHealth, 0, len(h.conns))
+	for _, e := range h.conns {
+		c := *e
+		c.Roles = append([]string(nil), e.Roles...)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Org != out[j].Org {
+			return out[i].Org < out[j].Org
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// probe signs every connection in: rotor learns within seconds of
+// starting whether an identity works, rather than at the first sync.
+func (s *Server) probe(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, c := range s.conns.all() {
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			_, _ = s.probeConn(pctx, c)
+		})
+	}
+	wg.Wait()
+}
+
+// probeConn signs one connection in and records the outcome.
+func (s *Server) probeConn(ctx context.Context, c *conn) (azure.SignIn, error) {
+	k := connKey{c.org, c.cfg.Name}
+	in, err := azure.ProbeSignIn(ctx, c.cred, c.ep.GraphScope, c.cfg.TenantID, c.cfg.Identity.ClientID)
+	if err != nil {
+		s.health.failed(k, err)
+		return in, err
+	}
+	s.health.ok(k, in.Roles)
+	return in, nil
+}
+
+// ConnectionHealth returns every connection's health as this process knows
+// it (each process probes and syncs for itself).
+func (s *Server) ConnectionHealth() []ConnHealth { return s.health.snapshot() }
+
+// TestConnection signs one connection in now and reports who it is and
+// what its token carries.
+func (s *Server) TestConnection(ctx context.Context, org domain.OrgID, name string) (azure.SignIn, error) {
+	c, err := s.conns.get(org, name)
+	if err != nil {
+		return azure.SignIn{}, err
+	}
+	return s.probeConn(ctx, c)
+}
