@@ -58,6 +58,12 @@ var (
 	leaseTTLSpan = span{2 * time.Second, 10 * time.Minute,
 		"a busy database could make a live process miss its heartbeat and lose its rotations",
 		"a dead process's rotations would wait that long to be taken over"}
+	retryAfterSpan = span{time.Second, time.Hour,
+		"a failing run would be retried in a tight loop, spending Graph's throttling budget",
+		"a throttled rotation would wait that long although its secret may be about to end"}
+	retryPermanentAfterSpan = span{time.Minute, day,
+		"a run a human must mend would be retried over and over, each time perhaps leaving a secret",
+		"rotor would not look again for over a day after a human fixed the cause"}
 	notifyBeforeSpan = span{0, 3650 * day,
 		"0s warns only once a credential has expired",
 		"no credential lives that long"}

@@ -211,6 +211,8 @@ func (b *builder) rotation(raw rawRotation) {
 	r.PlanInterval, _, planOK = b.durIn(s, "rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval, planIntervalSpan)
 	r.SyncInterval, _, _ = b.durIn(s, "rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval, syncIntervalSpan)
 	r.LeaseTTL, _, _ = b.durIn(s, "rotation.lease_ttl", raw.LeaseTTL, DefaultLeaseTTL, leaseTTLSpan)
+	r.RetryAfter, _, _ = b.durIn(s, "rotation.retry_after", raw.RetryAfter, DefaultRetryAfter, retryAfterSpan)
+	r.RetryPermanentAfter, _, _ = b.durIn(s, "rotation.retry_permanent_after", raw.RetryPermanentAfter, DefaultRetryPermanentAfter, retryPermanentAfterSpan)
 	b.rotationOK = jitterOK && verifyOK && planOK
 	r.ConcurrencyPerTenant = DefaultConcurrencyPerTenant
 	b.concurrencyOK = true

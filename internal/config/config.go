@@ -40,6 +40,8 @@ const (
 	DefaultPlanInterval         = time.Minute
 	DefaultSyncInterval         = 15 * time.Minute
 	DefaultLeaseTTL             = 30 * time.Second
+	DefaultRetryAfter           = 30 * time.Second
+	DefaultRetryPermanentAfter  = time.Hour
 	DefaultLogFormat            = "text"
 )
 
@@ -108,6 +110,14 @@ type RotationSettings struct {
 	// this long after its last heartbeat, and one side effect (a sink
 	// write, a Graph call) must end within two thirds of it.
 	LeaseTTL time.Duration
+	// RetryAfter is the first wait after a run failed for a reason a
+	// retry may mend (throttling, 5xx, network); it doubles per failure up
+	// to an hour and is cut short to finish before the current secret ends.
+	RetryAfter time.Duration
+	// RetryPermanentAfter is the first wait after a run failed for a
+	// reason only a human can mend (permission, policy, ownership, a
+	// foreign target); it doubles per failure up to a day.
+	RetryPermanentAfter time.Duration
 }
 
 // LogSettings configure rotor's own log.

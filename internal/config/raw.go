@@ -117,6 +117,8 @@ type rawRotation struct {
 	PlanInterval         duration `yaml:"plan_interval"`
 	SyncInterval         duration `yaml:"sync_interval"`
 	LeaseTTL             duration `yaml:"lease_ttl"`
+	RetryAfter           duration `yaml:"retry_after"`
+	RetryPermanentAfter  duration `yaml:"retry_permanent_after"`
 }
 
 type rawLog struct {

@@ -38,6 +38,15 @@ var ActiveStates = []RunState{RunPlanned, RunCreated, RunPropagated, RunVerified
 // Active reports whether a run in state s still holds the application.
 func (s RunState) Active() bool { return slices.Contains(ActiveStates, s) }
 
+// FailureClass says whether retrying a failed run can help.
+type FailureClass string
+
+// Failure classes.
+const (
+	FailureTransient FailureClass = "transient" // throttling, 5xx, network: retry soon
+	FailurePermanent FailureClass = "permanent" // permission, policy, ownership, a foreign target
+)
+
 // Trigger says why a run started.
 type Trigger string
 
@@ -75,12 +84,15 @@ type Run struct {
 	// through the overlap even if the run is abandoned.
 	SinksStarted bool `json:"sinks_started"`
 	// RetireAt is when older credentials may be removed.
-	RetireAt  time.Time `json:"retire_at,omitzero"`
-	Error     string    `json:"error,omitempty"`
-	Attempts  int       `json:"attempts"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	EndedAt   time.Time `json:"ended_at,omitzero"`
+	RetireAt time.Time `json:"retire_at,omitzero"`
+	Error    string    `json:"error,omitempty"`
+	// Failure classifies a failed run: transient (a retry may help soon)
+	// or permanent (a human must change something first).
+	Failure   FailureClass `json:"failure,omitempty"`
+	Attempts  int          `json:"attempts"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+	EndedAt   time.Time    `json:"ended_at,omitzero"`
 	// Holder is the lease holder (a rotor process) the run belongs to while
 	// it is active or being retired; empty when no process holds it.
 	Holder string `json:"holder,omitempty"`

@@ -31,7 +31,7 @@ func (e *Engine) Decisions(ctx context.Context, org domain.OrgID, apps []domain.
 	for i, app := range apps {
 		pol := policies.PolicyFor(app)
 		k := appKey(app.TenantID, app.ObjectID)
-		d, _ := rs.decide(app, pol, now, e.retryFailedAfter)
+		d, _ := rs.decide(app, pol, now, e.backoffs())
 		if r := rs.newestGood[k]; r != nil && r.State == domain.RunRetiring {
 			d.Checks = append(d.Checks, domain.Check{Name: "Retirement", Result: domain.CheckInfo, Reason: "RetirementScheduled",
 				Message: fmt.Sprintf("run %s retires older rotor credentials at %s", r.ID, r.RetireAt.Format(time.RFC3339))})

@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -53,7 +54,7 @@ func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySourc
 			if pol == nil || !pol.Enabled {
 				continue
 			}
-			d, ok := rs.decide(app, pol, now, e.retryFailedAfter)
+			d, ok := rs.decide(app, pol, now, e.backoffs())
 			if !ok {
 				continue
 			}
@@ -167,11 +168,30 @@ func (rs *runState) decideOne(app domain.Application, pol *domain.Policy, now ti
 	return d
 }
 
+// backoff is how the planner waits after failed runs.
+type backoff struct {
+	// permanent is the first wait after a failure a human must mend;
+	// transient the first after one a retry may mend.
+	permanent, transient time.Duration
+	// finish is how long a rotation may take once started (the
+	// verification deadline and a margin): a transient retry is due that
+	// long before the current secret ends.
+	finish time.Duration
+}
+
+func (e *Engine) backoffs() backoff {
+	return backoff{permanent: e.retryFailedAfter, transient: e.retryTransient, finish: e.verifyTimeout + time.Minute}
+}
+
 // decide runs domain.Decide for one application (inventory corrected by
 // the journal) and applies the failure back-off: an application due now but
 // held back after a failed run comes back not due, with a FailureBackoff
-// check saying until when. It reports whether the planner should rotate.
-func (rs *runState) decide(app domain.Application, pol *domain.Policy, now time.Time, retryFailedAfter time.Duration) (domain.Decision, bool) {
+// check saying until when and why. A permanent failure (permission, policy,
+// ownership, a foreign target) waits long — a human must act; a transient
+// one (throttling, 5xx, network) retries soon, doubling, and never later
+// than the current secret's end allows. It reports whether the planner
+// should rotate.
+func (rs *runState) decide(app domain.Application, pol *domain.Policy, now time.Time, bo backoff) (domain.Decision, bool) {
 	k := appKey(app.TenantID, app.ObjectID)
 	d := rs.decideOne(app, pol, now)
 	if !d.Due {
@@ -185,14 +205,57 @@ func (rs *runState) decide(app domain.Application, pol *domain.Policy, now time.
 	if ended.IsZero() {
 		ended = last.UpdatedAt
 	}
-	retry := ended.Add(failureBackoff(retryFailedAfter, rs.failStreak[k]))
+	var retry time.Time
+	var why string
+	if last.Failure == domain.FailureTransient {
+		retry = ended.Add(transientBackoff(bo.transient, rs.failStreak[k]))
+		why = "a retry may mend it"
+		if end, ok := currentEnd(app, pol, now); ok {
+			if latest := end.Add(-bo.finish); retry.After(latest) {
+				retry = latest
+				why = fmt.Sprintf("retried early so it can finish before the current secret ends at %s", end.UTC().Format(time.RFC3339))
+			}
+		}
+	} else {
+		retry = ended.Add(failureBackoff(bo.permanent, rs.failStreak[k]))
+		why = "a human must act first; see the error"
+	}
 	if !now.Before(retry) {
 		return d, true
 	}
-	msg := fmt.Sprintf("run %s failed (%s); rotor tries again after %s", last.ID, last.Error, retry.Format(time.RFC3339))
+	msg := fmt.Sprintf("run %s failed (%s: %s); rotor tries again after %s (%s)", last.ID, cmp.Or(string(last.Failure), string(domain.FailurePermanent)), last.Error, retry.Format(time.RFC3339), why)
 	d.Due, d.DueAt, d.Reason, d.Message = false, retry, "FailureBackoff", msg
 	d.Checks = append(d.Checks, domain.Check{Name: "FailureBackoff", Result: domain.CheckStop, Reason: "FailureBackoff", Message: msg})
 	return d, false
+}
+
+// transientBackoff is the wait after the last of n transient failures in
+// a row: base, doubling, at most an hour.
+func transientBackoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, max(base, time.Hour))
+}
+
+// currentEnd is when the secret consumers use now ends: the newest rotor
+// credential of the policy's kind, else the latest-ending credential of
+// that kind that still works.
+func currentEnd(app domain.Application, pol *domain.Policy, now time.Time) (time.Time, bool) {
+	if pol == nil {
+		return time.Time{}, false
+	}
+	if c, ok := domain.NewestRotorCredential(app.Credentials, pol.Kind); ok {
+		return c.End, true
+	}
+	var end time.Time
+	for _, c := range app.Credentials {
+		if c.Kind == pol.Kind && c.End.After(now) && c.End.After(end) {
+			end = c.End
+		}
+	}
+	return end, !end.IsZero()
 }
 
 // failureBackoff is how long the planner waits after the last of n failed

@@ -87,7 +87,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 			msg := fmt.Sprintf("the application's credentials cannot be read (%v), so rotor removed nothing", err)
 			log.Error("retirement refused", "state", string(run.State), "error", msg)
 			if terr := e.transition(ctx, run, store.TransitionRunParams{
-				To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
+				To: domain.RunFailed, Error: msg, Failure: domain.FailurePermanent, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
 			}); terr != nil {
 				return terr
 			}
@@ -106,7 +106,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application, so rotor removed nothing; find out who deleted it, then rotate again", run.NewKeyID)
 		log.Error("retirement refused", "state", string(run.State), "error", msg)
 		if err := e.transition(ctx, run, store.TransitionRunParams{
-			To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
+			To: domain.RunFailed, Error: msg, Failure: domain.FailurePermanent, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
 		}); err != nil {
 			return err
 		}
@@ -132,7 +132,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 			if e.permanent(err) {
 				msg := fmt.Sprintf("removing %s was refused: %v", c.KeyID, err)
 				if terr := e.transition(ctx, run, store.TransitionRunParams{
-					To: domain.RunFailed, Error: msg, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
+					To: domain.RunFailed, Error: msg, Failure: domain.FailurePermanent, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
 				}); terr != nil {
 					return errors.Join(err, terr)
 				}

@@ -501,8 +501,15 @@ func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bo
 	}
 	r.value = secret.Value{}
 	r.log.Error("rotation "+string(to), "state", string(run.State), "permanent", permanent, "error", msg)
+	class := domain.FailureTransient
+	if permanent {
+		class = domain.FailurePermanent
+	}
+	if to != domain.RunFailed {
+		class = ""
+	}
 	if err := e.transition(cctx, run, store.TransitionRunParams{
-		To: to, Error: msg,
+		To: to, Error: msg, Failure: class,
 		Event: domain.RunEvent{Step: step.Step(), Message: msg},
 	}); err != nil {
 		if leaseLost(err) {

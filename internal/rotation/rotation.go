@@ -91,6 +91,12 @@ type Config struct {
 	// IsPermanent reports an error retrying cannot fix (e.g.
 	// graph.IsPolicyViolation or graph.IsForbidden); default never.
 	IsPermanent func(error) bool
+	// RetryTransientAfter is the first wait after a run that failed for a
+	// reason retrying may mend (throttling, 5xx, network); it doubles with
+	// each further failure up to an hour, and is always cut short so that
+	// a retry can finish before the application's current secret ends.
+	// Default 30s.
+	RetryTransientAfter time.Duration
 	// RetryFailedAfter keeps the planner from starting a new run for an
 	// application whose last run failed less than this long ago; default 1h.
 	RetryFailedAfter time.Duration
@@ -123,6 +129,7 @@ type Engine struct {
 	isPending        func(error) bool
 	isPermanent      func(error) bool
 	retryFailedAfter time.Duration
+	retryTransient   time.Duration
 	hooks            Hooks
 	scheduleRetire   atomic.Pointer[ScheduleRetireFunc]
 	lease            *Lease
@@ -158,6 +165,7 @@ func New(cfg Config) *Engine {
 		isPending:        cfg.IsPending,
 		isPermanent:      cfg.IsPermanent,
 		retryFailedAfter: cmp.Or(cfg.RetryFailedAfter, time.Hour),
+		retryTransient:   cmp.Or(cfg.RetryTransientAfter, 30*time.Second),
 		hooks:            cfg.Hooks,
 		backoffBase:      500 * time.Millisecond,
 		backoffCap:       10 * time.Second,

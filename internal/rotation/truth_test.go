@@ -1,7 +1,9 @@
 package rotation
 
 import (
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -101,4 +103,48 @@ func TestFailedRunLeavesNoUnheldCredential(t *testing.T) {
 			b.assertNoSecretAtRest(t)
 		})
 	}
+}
+
+// TestTransientFailuresRetrySoonButBeforeExpiry (issue 7, item 2): a run
+// that failed for a reason a retry may mend (here Entra answering 503)
+// is retried after a short back-off, not an hour later; and however long
+// the back-off has grown, the retry is due early enough to finish before
+// the application's current secret ends. A permanent failure waits long.
+func TestTransientFailuresRetrySoonButBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	e.retryTransient = 30 * time.Minute // longer than the secret has left
+	pols := onePolicy{&b.policy}
+	// The current (rotor) secret ends in 15 minutes: past its renewal time.
+	b.app.Credentials[0].End = b.clock.Now().Add(15 * time.Minute)
+	b.dir.mu.Lock()
+	b.dir.apps[b.app.ObjectID][0].End = b.app.Credentials[0].End
+	b.dir.mu.Unlock()
+	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: b.clock.Now(), Applications: []domain.Application{b.app}})
+	require.NoError(t, err)
+	b.dir.addErr = func(int) error { return errors.New("503 Service Unavailable") }
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	var re *RunError
+	require.ErrorAs(t, err, &re)
+	require.False(t, re.Permanent)
+	stored, err := b.store.GetRun(b.ctx, b.org, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.FailureTransient, stored.Failure)
+
+	app, err := b.store.GetApplication(b.ctx, b.org, b.app.ObjectID)
+	require.NoError(t, err)
+	ds, err := e.Decisions(b.ctx, b.org, []domain.Application{*app}, pols)
+	require.NoError(t, err)
+	d := ds[0]
+	require.Equal(t, "FailureBackoff", d.Reason)
+	latest := b.app.Credentials[0].End.Add(-(e.verifyTimeout + time.Minute))
+	require.True(t, d.DueAt.Equal(latest), "due at %s, want %s (end − the time a rotation may take)", d.DueAt, latest)
+	require.Contains(t, d.Message, "transient")
+	require.Contains(t, d.Message, "before the current secret ends")
+
+	b.clock.Advance(latest.Sub(b.clock.Now()))
+	due, err := e.Due(b.ctx, b.org, pols)
+	require.NoError(t, err)
+	require.Len(t, due, 1, "retried in time")
 }

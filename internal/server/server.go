@@ -169,6 +169,8 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		Logger:               s.log,
 		VerifyTimeout:        cfg.Rotation.VerifyTimeout,
 		ConcurrencyPerTenant: cfg.Rotation.ConcurrencyPerTenant,
+		RetryTransientAfter:  cfg.Rotation.RetryAfter,
+		RetryFailedAfter:     cfg.Rotation.RetryPermanentAfter,
 		IsPending:            azure.IsReplicationPending,
 		IsPermanent:          isPermanent,
 		Hooks:                rotation.Hooks{AfterJournal: s.afterJournal},

@@ -330,7 +330,9 @@ type TransitionRunParams struct {
 	SinksStarted bool
 	RetireAt     time.Time
 	Error        string
-	Event        domain.RunEvent
+	// Failure classifies a run moved to failed.
+	Failure domain.FailureClass
+	Event   domain.RunEvent
 }
 
 // ListRunsParams filters runs.

@@ -29,7 +29,7 @@ func checkState(s domain.RunState) error {
 
 const runColumns = `id, connection, tenant_id, app_object_id, app_id, app_name, policy, kind, "trigger",
 	state, new_key_id, new_end, sinks_started, retire_at, error, attempts, replaces, created_at, updated_at, ended_at,
-	lease_holder`
+	lease_holder, failure`
 
 // CreateRun inserts the run in state planned, with its events if any.
 // The partial unique index runs_one_active_per_app turns a second active
@@ -75,11 +75,11 @@ func (s *Store) CreateRun(ctx context.Context, run *domain.Run) error {
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, `+runColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			string(run.Org), run.ID, run.Connection, run.TenantID, run.AppObjectID, run.AppID, run.AppName,
 			run.Policy, string(run.Kind), string(run.Trigger), string(run.State), run.NewKeyID, encTime(run.NewEnd),
 			run.SinksStarted, encTime(run.RetireAt), run.Error, run.Attempts, run.Replaces,
-			encTime(run.CreatedAt), encTime(run.UpdatedAt), encTime(run.EndedAt), run.Holder); err != nil {
+			encTime(run.CreatedAt), encTime(run.UpdatedAt), encTime(run.EndedAt), run.Holder, string(run.Failure)); err != nil {
 			return err
 		}
 		for i, ev := range run.Events {
@@ -175,6 +175,10 @@ func (s *Store) TransitionRun(ctx context.Context, p store.TransitionRunParams) 
 	}
 	if p.Release {
 		set = append(set, "lease_holder = ''")
+	}
+	if p.Failure != "" {
+		set = append(set, "failure = ?")
+		args = append(args, string(p.Failure))
 	}
 	args = append(args, string(p.Org), p.RunID)
 	for _, f := range p.From {
@@ -377,14 +381,14 @@ func scanRuns(rows *sql.Rows, err error) ([]domain.Run, error) {
 	var out []domain.Run
 	for rows.Next() {
 		var r domain.Run
-		var kind, trigger, state string
+		var kind, trigger, state, failure string
 		var newEnd, retireAt, createdAt, updatedAt, endedAt sql.NullString
 		if err := rows.Scan(&r.ID, &r.Connection, &r.TenantID, &r.AppObjectID, &r.AppID, &r.AppName, &r.Policy,
 			&kind, &trigger, &state, &r.NewKeyID, &newEnd, &r.SinksStarted, &retireAt, &r.Error, &r.Attempts,
-			&r.Replaces, &createdAt, &updatedAt, &endedAt, &r.Holder); err != nil {
+			&r.Replaces, &createdAt, &updatedAt, &endedAt, &r.Holder, &failure); err != nil {
 			return nil, err
 		}
-		r.Kind, r.Trigger, r.State = domain.CredentialKind(kind), domain.Trigger(trigger), domain.RunState(state)
+		r.Kind, r.Trigger, r.State, r.Failure = domain.CredentialKind(kind), domain.Trigger(trigger), domain.RunState(state), domain.FailureClass(failure)
 		for _, f := range []struct {
 			dst *time.Time
 			src sql.NullString
