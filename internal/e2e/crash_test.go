@@ -43,35 +43,13 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end crash test; run without -short")
 	}
-	bin := rotorBinary(t)
 	var issued issuedSecrets
-	_, info := startSim(t, simtest.Options{
-		Seed:           "apps=60,tenants=2,expiring=1h,replication=300ms",
-		OnSecretIssued: issued.add,
-	})
-	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	logDir := filepath.Join(dir, "logs")
-	require.NoError(t, os.MkdirAll(logDir, 0o700))
-	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
-		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: dataDir, LogLevel: "info",
-		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
+	r := newRig(t, simtest.Options{Seed: "apps=60,tenants=2,expiring=1h,replication=300ms", OnSecretIssued: issued.add}, config.SimulatorConfig{
 		Rotation: config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", ConcurrencyPerTenant: 8, LeaseTTL: "2s"},
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "4s"}},
 	})
-	require.NoError(t, err)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
-	env := os.Environ()
-	for _, tn := range info.Tenants {
-		env = append(env, "SECRET_"+tn.Name+"="+tn.Rotation.ClientSecret)
-	}
-
+	bin, cfgPath, env, info, graphs, dataDir, logDir := r.bin, r.cfgPath, r.env, r.info, r.graphs, r.dataDir, r.logDir
 	ctx := context.Background()
-	graphs := map[string]*graph.Client{}
-	for _, tn := range info.Tenants {
-		graphs[tn.ID] = graphClient(t, info, tn)
-	}
 	before := snapshot(ctx, t, info, graphs)
 
 	// One kill per step of the wave, each at a different point of it.

@@ -19,6 +19,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotor-dev/rotor/internal/azure/graph"
+	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
@@ -116,3 +118,41 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	}
 	t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, last)
 }
+
+// rig is one end-to-end scene: a simulator, the rotor binary, a rotor.yaml
+// for it (secrets passed as environment variables), where data and logs go,
+// and a Graph client per tenant to check Entra with.
+type rig struct {
+	bin, cfgPath, dataDir, logDir string
+	info                          *simfile.Info
+	env                           []string
+	graphs                        map[string]*graph.Client
+}
+
+// newRig starts the simulator with opts and writes rotor.yaml with cfg
+// (SimFile, DataDir, LogLevel and Secret are filled in).
+func newRig(t *testing.T, opts simtest.Options, cfg config.SimulatorConfig) *rig {
+	t.Helper()
+	r := &rig{bin: rotorBinary(t)}
+	_, r.info = startSim(t, opts)
+	dir := t.TempDir()
+	r.dataDir, r.logDir = filepath.Join(dir, "data"), filepath.Join(dir, "logs")
+	require.NoError(t, os.MkdirAll(r.logDir, 0o700))
+	cfg.SimFile = filepath.Join(filepath.Dir(r.info.CAFile), simfile.FileName)
+	cfg.DataDir, cfg.LogLevel = r.dataDir, "info"
+	cfg.Secret = func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" }
+	yaml, err := config.SimulatorYAML(r.info, cfg)
+	require.NoError(t, err)
+	r.cfgPath = filepath.Join(dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(r.cfgPath, yaml, 0o600))
+	r.env = os.Environ()
+	r.graphs = map[string]*graph.Client{}
+	for _, tn := range r.info.Tenants {
+		r.env = append(r.env, "SECRET_"+tn.Name+"="+tn.Rotation.ClientSecret)
+		r.graphs[tn.ID] = graphClient(t, r.info, tn)
+	}
+	return r
+}
+
+// log is the path of a log file in the rig's log directory.
+func (r *rig) log(name string) string { return filepath.Join(r.logDir, name) }

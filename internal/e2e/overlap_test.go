@@ -35,23 +35,11 @@ func TestCrashesWithDayLongOverlap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end crash test; run without -short")
 	}
-	bin := rotorBinary(t)
-	_, info := startSim(t, simtest.Options{Seed: "apps=40,tenants=2,expiring=1h,replication=3s"})
-	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
-		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: dataDir, LogLevel: "info",
-		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
+	r := newRig(t, simtest.Options{Seed: "apps=40,tenants=2,expiring=1h,replication=3s"}, config.SimulatorConfig{
 		Rotation: config.SimulatorRotation{Jitter: "5s", LeaseTTL: "3s"},
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "21d", RenewBefore: "1h", Overlap: "24h"}},
 	})
-	require.NoError(t, err)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
-	env := os.Environ()
-	for _, tn := range info.Tenants {
-		env = append(env, "SECRET_"+tn.Name+"="+tn.Rotation.ClientSecret)
-	}
+	bin, cfgPath, env, info, dir, dataDir := r.bin, r.cfgPath, r.env, r.info, r.logDir, r.dataDir
 
 	for i := 0; i < 8; i++ {
 		cmd := exec.Command(bin, "serve", "--config", cfgPath)
@@ -67,10 +55,7 @@ func TestCrashesWithDayLongOverlap(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	graphs := map[string]*graph.Client{}
-	for _, tn := range info.Tenants {
-		graphs[tn.ID] = graphClient(t, info, tn)
-	}
+	graphs := r.graphs
 	stop := startServe(t, bin, cfgPath, env, filepath.Join(dir, "serve-final.log"))
 	eventually(t, 3*time.Minute, "every vault secret to hold its application's newest rotor credential", func() (bool, string) {
 		return vaultsHoldNewest(ctx, t, info, graphs)

@@ -16,11 +16,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
-	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // TestManyProcessesOneDatabase is issue 6's judgement, run as written:
@@ -36,35 +34,14 @@ func TestManyProcessesOneDatabase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test; run without -short")
 	}
-	bin := rotorBinary(t)
 	var issued issuedSecrets
-	_, info := startSim(t, simtest.Options{
-		Seed:           "apps=40,tenants=2,expiring=1h,replication=300ms",
-		OnSecretIssued: issued.add,
-	})
-	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	logDir := filepath.Join(dir, "logs")
-	require.NoError(t, os.MkdirAll(logDir, 0o700))
-	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
-		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: dataDir, LogLevel: "info",
-		Secret:          func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
+	r := newRig(t, simtest.Options{Seed: "apps=40,tenants=2,expiring=1h,replication=300ms", OnSecretIssued: issued.add}, config.SimulatorConfig{
 		ReadConnections: true,
 		Rotation:        config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", LeaseTTL: "2s"},
 		Policies:        []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "4s"}},
 	})
-	require.NoError(t, err)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
-	env := os.Environ()
-	for _, tn := range info.Tenants {
-		env = append(env, "SECRET_"+tn.Name+"="+tn.Rotation.ClientSecret)
-	}
+	bin, cfgPath, env, info, graphs, dataDir, logDir := r.bin, r.cfgPath, r.env, r.info, r.graphs, r.dataDir, r.logDir
 	ctx := context.Background()
-	graphs := map[string]*graph.Client{}
-	for _, tn := range info.Tenants {
-		graphs[tn.ID] = graphClient(t, info, tn)
-	}
 	before := snapshot(ctx, t, info, graphs)
 	// Object ids: the seed gives both tenants the same display names.
 	var names []string
