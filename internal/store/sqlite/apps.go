@@ -103,12 +103,16 @@ const (
 	sqlPageFingerprints = `SELECT object_id, fingerprint FROM applications
 		WHERE org_id = ? AND tenant_id = ? AND object_id IN (SELECT value FROM json_each(?))`
 	// sqlAccess records that a connection saw these applications now
-	// (?5: may change them or not). The WHERE true is SQLite's way to tell
-	// an upsert's ON CONFLICT from a join's ON.
+	// (?5: may change them or not). The stamp only moves forward: two
+	// overlapping syncs of one connection (two rotor processes) must not
+	// let the one that started earlier, writing last, stamp a row older
+	// than the later one's start, or the later one's FinishSync would
+	// delete an application both saw. The WHERE true is SQLite's way to
+	// tell an upsert's ON CONFLICT from a join's ON.
 	sqlAccess = `INSERT INTO app_access (org_id, tenant_id, object_id, connection, can_change, synced_at)
 		SELECT ?1, ?2, value, ?3, ?5, ?4 FROM json_each(?6) WHERE true
 		ON CONFLICT (org_id, tenant_id, object_id, connection) DO UPDATE SET
-			can_change = excluded.can_change, synced_at = excluded.synced_at`
+			can_change = excluded.can_change, synced_at = max(app_access.synced_at, excluded.synced_at)`
 	sqlUpsertApp = `INSERT INTO applications (org_id, tenant_id, object_id, app_id, display_name,
 			sign_in_audience, created_at, owners, fingerprint, min_end)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

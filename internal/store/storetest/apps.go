@@ -81,6 +81,7 @@ func testSyncSkipsUnchanged(t *testing.T, b *bundle) {
 }
 
 func testSyncDetectsEachChange(t *testing.T, b *bundle) {
+	step := 0
 	for _, tc := range []struct {
 		name  string
 		tweak func(*domain.Application)
@@ -105,7 +106,10 @@ func testSyncDetectsEachChange(t *testing.T, b *bundle) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := b.newApp(100)
-			at := b.t0
+			// Each case later than the last: a sync's stamp only moves
+			// forward (see OverlappingSyncsKeepWhatBothSaw).
+			step++
+			at := b.t0.Add(time.Duration(step) * time.Hour)
 			b.sync(t, b.org, conn1, at, []domain.Application{base})
 			changed := b.newApp(100, tc.tweak)
 			require.Equal(t, 1, b.sync(t, b.org, conn1, at.Add(time.Minute), []domain.Application{changed}))

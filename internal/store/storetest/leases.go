@@ -245,3 +245,20 @@ func testDeletedConnectionTakesItsView(t *testing.T, b *bundle) {
 	require.Equal(t, []string{objectID(2), objectID(3)}, objectIDs(b.list(t, store.ListApplicationsParams{})))
 	require.Equal(t, []domain.Access{{Connection: conn2, CanChange: true}}, b.get(t, b.org, objectID(2)).Access)
 }
+
+// testOverlappingSyncsKeepWhatBothSaw: two processes sync one connection at
+// once; the one that started earlier writes its page last. The later
+// one's FinishSync must not delete the applications both saw.
+func testOverlappingSyncsKeepWhatBothSaw(t *testing.T, b *bundle) {
+	early, late := b.t0, b.t0.Add(time.Second)
+	apps := b.newApps(1, 3)
+	b.sync(t, b.org, conn1, late, apps)  // the later sync's page lands first
+	b.sync(t, b.org, conn1, early, apps) // the earlier sync's page lands after it
+	removed, err := b.s.FinishSync(b.ctx, store.FinishSyncParams{Org: b.org, Connection: conn1, SyncStarted: late})
+	require.NoError(t, err)
+	require.Zero(t, removed, "both syncs saw every application")
+	removed, err = b.s.FinishSync(b.ctx, store.FinishSyncParams{Org: b.org, Connection: conn1, SyncStarted: early})
+	require.NoError(t, err)
+	require.Zero(t, removed)
+	require.Len(t, b.list(t, store.ListApplicationsParams{}), 3)
+}

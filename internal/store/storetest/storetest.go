@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Applications/SetCredentialsBetweenSyncs", testSetCredentials},
 		{"Targets/PinnedPerOrgAppPolicyAndSink", testPinnedTargets},
 		{"Access/DeletedConnectionTakesItsView", testDeletedConnectionTakesItsView},
+		{"Access/OverlappingSyncsKeepWhatBothSaw", testOverlappingSyncsKeepWhatBothSaw},
 		{"Catalog/ConnectionsRoundTrip", testConnectionRoundTrip},
 		{"Catalog/ConnectionsRejectInvalidOnes", testConnectionRejectsBadReferences},
 		{"Catalog/ConnectionsUpdateAndDelete", testConnectionUpdateAndDelete},
