@@ -261,4 +261,14 @@ func testOverlappingSyncsKeepWhatBothSaw(t *testing.T, b *bundle) {
 	require.NoError(t, err)
 	require.Zero(t, removed)
 	require.Len(t, b.list(t, store.ListApplicationsParams{}), 3)
+
+	// Nor does the earlier listing's content replace the later one's: the
+	// inventory never goes back to an older picture of Entra.
+	later, laterStill := b.t0.Add(time.Hour), b.t0.Add(2*time.Hour)
+	fresh := b.newApp(1, named("renamed-in-entra"))
+	require.Equal(t, 1, b.sync(t, b.org, conn1, laterStill, []domain.Application{fresh}))
+	require.Zero(t, b.sync(t, b.org, conn1, later, []domain.Application{b.newApp(1)}), "an older listing changes nothing")
+	got := b.get(t, b.org, objectID(1))
+	require.Equal(t, "renamed-in-entra", got.DisplayName)
+	require.True(t, laterStill.Equal(got.SyncedAt), "SyncedAt is the listing the content comes from")
 }
