@@ -113,14 +113,10 @@ const (
 		SELECT ?1, ?2, value, ?3, ?5, ?4 FROM json_each(?6) WHERE true
 		ON CONFLICT (org_id, tenant_id, object_id, connection) DO UPDATE SET
 			can_change = excluded.can_change, synced_at = max(app_access.synced_at, excluded.synced_at)`
-	// sqlConfirm moves the content stamp of applications a listing found
-	// unchanged forward (never back).
-	sqlConfirm = `UPDATE applications SET content_at = ?1
-		WHERE org_id = ?2 AND tenant_id = ?3 AND object_id IN (SELECT value FROM json_each(?4))
-			AND (content_at IS NULL OR content_at < ?1)`
 	// sqlUpsertApp writes an application's content unless a sync that
-	// started later already wrote it (content_at): an older listing never
-	// replaces a newer one.
+	// started later already wrote it (content_at) or saw it (an access row
+	// stamped later: that listing found it unchanged): an older listing
+	// never replaces a newer one.
 	sqlUpsertApp = `INSERT INTO applications (org_id, tenant_id, object_id, app_id, display_name,
 			sign_in_audience, created_at, owners, fingerprint, min_end, content_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -129,7 +125,9 @@ const (
 			sign_in_audience = excluded.sign_in_audience, created_at = excluded.created_at,
 			owners = excluded.owners, fingerprint = excluded.fingerprint, min_end = excluded.min_end,
 			content_at = excluded.content_at
-		WHERE applications.content_at IS NULL OR applications.content_at <= excluded.content_at`
+		WHERE (applications.content_at IS NULL OR applications.content_at <= excluded.content_at)
+			AND excluded.content_at >= coalesce((SELECT max(x.synced_at) FROM app_access x
+				WHERE x.org_id = excluded.org_id AND x.tenant_id = excluded.tenant_id AND x.object_id = excluded.object_id), '')`
 	sqlDeleteCreds = `DELETE FROM credentials WHERE org_id = ? AND tenant_id = ? AND app_object_id = ?`
 	sqlInsertCreds = `INSERT INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name,
 			hint, thumbprint, start_at, end_at) VALUES `
@@ -257,8 +255,6 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 
 	// The connection's view, by tenant: [0] may not change, [1] may.
 	access := map[string]*[2][]string{}
-	// Applications whose content this listing confirms, by tenant.
-	unchanged := map[string][]string{}
 	changed := 0
 	for i := range p.Applications {
 		a := &p.Applications[i]
@@ -280,7 +276,6 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		sum := t.fp.sum(a, owners)
 		old, exists := stored[key]
 		if exists && bytes.Equal(old, sum) {
-			unchanged[a.TenantID] = append(unchanged[a.TenantID], a.ObjectID)
 			continue
 		}
 		n, err := t.execN(sqlUpsertApp, org, a.TenantID, a.ObjectID, a.AppID, a.DisplayName,
@@ -310,15 +305,6 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		// A page that lists an application twice: the second sees the first.
 		stored[key] = sum
 		changed++
-	}
-	for tenant, objects := range unchanged {
-		ids, err := json.Marshal(objects)
-		if err != nil {
-			return 0, err
-		}
-		if err := t.exec(sqlConfirm, synced, org, tenant, string(ids)); err != nil {
-			return 0, err
-		}
 	}
 	for tenant, v := range access {
 		for canChange, objects := range v {
@@ -529,7 +515,8 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 					(SELECT x.connection, x.can_change FROM app_access x
 					 WHERE x.org_id = ?1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id
 					 ORDER BY x.connection)) AS access,
-				p.content_at AS synced_at
+				(SELECT max(x.synced_at) FROM app_access x
+				 WHERE x.org_id = ?1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id) AS synced_at
 			FROM page p)
 		SELECT p.tenant_id, p.object_id, a.access, p.app_id, p.display_name, p.sign_in_audience,
 			p.created_at, p.owners, a.synced_at,
