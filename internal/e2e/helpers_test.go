@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -156,3 +158,28 @@ func newRig(t *testing.T, opts simtest.Options, cfg config.SimulatorConfig) *rig
 
 // log is the path of a log file in the rig's log directory.
 func (r *rig) log(name string) string { return filepath.Join(r.logDir, name) }
+
+// requireNoValueAtRest fails the test if any of values (every secret the
+// simulator issued) is in any file under roots: the database, its WAL and
+// journal, the logs.
+func requireNoValueAtRest(t *testing.T, values []string, roots ...string) {
+	t.Helper()
+	require.NotEmpty(t, values)
+	for _, root := range roots {
+		require.NoError(t, filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, v := range values {
+				if bytes.Contains(b, []byte(v)) {
+					return fmt.Errorf("an issued secret value was found in %s", path)
+				}
+			}
+			return nil
+		}))
+	}
+}

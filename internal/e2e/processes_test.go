@@ -156,25 +156,7 @@ func TestManyProcessesOneDatabase(t *testing.T) {
 	t.Logf("runs taken over from killed processes: %d", takenOver)
 	require.Positive(t, takenOver, "the kills left runs that other processes took over")
 
-	values := issued.all()
-	require.NotEmpty(t, values)
-	for _, root := range []string{dataDir, logDir} {
-		require.NoError(t, filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
-			if err != nil || fi.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			for _, v := range values {
-				if bytes.Contains(b, []byte(v)) {
-					return fmt.Errorf("an issued secret value was found in %s", path)
-				}
-			}
-			return nil
-		}))
-	}
+	requireNoValueAtRest(t, issued.all(), dataDir, logDir)
 }
 
 // runRotor runs one rotor command to its end (at most two minutes), with
