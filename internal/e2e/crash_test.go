@@ -68,27 +68,7 @@ func TestCrashSafety(t *testing.T) {
 	stop()
 
 	after := snapshot(ctx, t, info, graphs)
-	for tid, apps := range before {
-		for oid, b := range apps {
-			a := after[tid][oid]
-			var foreignBefore, foreignAfter []domain.Credential
-			for _, c := range b.creds {
-				if !c.RotorCreated() {
-					foreignBefore = append(foreignBefore, c)
-				}
-			}
-			var rotorCreds []domain.Credential
-			for _, c := range a.creds {
-				if c.RotorCreated() {
-					rotorCreds = append(rotorCreds, c)
-				} else {
-					foreignAfter = append(foreignAfter, c)
-				}
-			}
-			require.Equal(t, foreignBefore, foreignAfter, "%s: credentials rotor did not create must be untouched", b.name)
-			require.Len(t, rotorCreds, 1, "%s: exactly one rotor credential must remain", b.name)
-		}
-	}
+	requireOneRotorCredentialForeignUntouched(t, before, after)
 
 	// Every vault secret holds the one remaining rotor credential, and that
 	// value gets a token — checked with Microsoft's SDKs.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
@@ -181,5 +182,32 @@ func requireNoValueAtRest(t *testing.T, values []string, roots ...string) {
 			}
 			return nil
 		}))
+	}
+}
+
+// requireOneRotorCredentialForeignUntouched checks the end state the
+// rotation protocol promises for every application of before: the
+// credentials rotor did not create are exactly as they were, and exactly
+// one rotor credential remains.
+func requireOneRotorCredentialForeignUntouched(t *testing.T, before, after map[string]map[string]credSnapshot) {
+	t.Helper()
+	for tid, apps := range before {
+		for oid, b := range apps {
+			var foreignBefore, foreignAfter, rotorCreds []domain.Credential
+			for _, c := range b.creds {
+				if !c.RotorCreated() {
+					foreignBefore = append(foreignBefore, c)
+				}
+			}
+			for _, c := range after[tid][oid].creds {
+				if c.RotorCreated() {
+					rotorCreds = append(rotorCreds, c)
+				} else {
+					foreignAfter = append(foreignAfter, c)
+				}
+			}
+			require.Equal(t, foreignBefore, foreignAfter, "%s: credentials rotor did not create must be untouched", b.name)
+			require.Len(t, rotorCreds, 1, "%s: exactly one rotor credential must remain", b.name)
+		}
 	}
 }

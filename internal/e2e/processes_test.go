@@ -102,26 +102,7 @@ func TestManyProcessesOneDatabase(t *testing.T) {
 	stopB()
 
 	after := snapshot(ctx, t, info, graphs)
-	for tid, apps := range before {
-		for oid, b := range apps {
-			a := after[tid][oid]
-			var foreignBefore, foreignAfter, rotorCreds []domain.Credential
-			for _, c := range b.creds {
-				if !c.RotorCreated() {
-					foreignBefore = append(foreignBefore, c)
-				}
-			}
-			for _, c := range a.creds {
-				if c.RotorCreated() {
-					rotorCreds = append(rotorCreds, c)
-				} else {
-					foreignAfter = append(foreignAfter, c)
-				}
-			}
-			require.Equal(t, foreignBefore, foreignAfter, "%s: credentials rotor did not create must be untouched", b.name)
-			require.Len(t, rotorCreds, 1, "%s: exactly one rotor credential must remain after the overlap", b.name)
-		}
-	}
+	requireOneRotorCredentialForeignUntouched(t, before, after)
 	for _, tn := range info.Tenants {
 		kv := vaultClient(t, info, tn)
 		for oid, app := range after[tn.ID] {
