@@ -162,7 +162,11 @@ func (rs *runState) decideOne(app domain.Application, pol *domain.Policy, now ti
 	d := domain.Decide(domain.DecideInput{App: corrected, Policy: pol, Now: now, ActiveRun: rs.active[appKey(app.TenantID, app.ObjectID)]})
 	// Only where the chain got as far as the credentials (a policy, an
 	// owner, no run in progress) does a removed credential matter.
-	if removed != nil && d.Reason == "Adoption" || removed != nil && (d.Reason == "NotYetDue" || d.Reason == "RenewalTimeReached") {
+	if removed == nil {
+		return d
+	}
+	switch d.Reason {
+	case "Adoption", "NotYetDue", "RenewalTimeReached":
 		return removedCheck(d, removed, app.SyncedAt, now)
 	}
 	return d
