@@ -20,6 +20,51 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// rowScanner is a *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(...any) error }
+
+// catalogKind is how one catalog table (connections, policies) is read.
+type catalogKind[T any] struct {
+	what string // "connection", "policy"
+	sql  string // SELECT … FROM … WHERE org_id = ?
+	scan func(org domain.OrgID, sc rowScanner) (T, error)
+}
+
+var (
+	connKind   = catalogKind[store.Connection]{what: "connection", sql: `SELECT ` + connCols + ` FROM connections WHERE org_id = ?`, scan: scanConn}
+	policyKind = catalogKind[store.Policy]{what: "policy", sql: `SELECT ` + policyCols + ` FROM policies WHERE org_id = ?`, scan: scanPolicy}
+)
+
+// list reads every row of the org in order.
+func (k catalogKind[T]) list(ctx context.Context, q querier, org domain.OrgID, order string) ([]T, error) {
+	rows, err := q.QueryContext(ctx, k.sql+` ORDER BY `+order, string(org))
+	if err != nil {
+		return nil, fmt.Errorf("list %s rows of %s: %w", k.what, org, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []T
+	for rows.Next() {
+		v, err := k.scan(org, rows)
+		if err != nil {
+			return nil, fmt.Errorf("list %s rows of %s: %w", k.what, org, err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// get reads one row of the org by name; ErrNotFound when there is none.
+func (k catalogKind[T]) get(ctx context.Context, q querier, org domain.OrgID, name string) (*T, error) {
+	v, err := k.scan(org, q.QueryRowContext(ctx, k.sql+` AND name = ?`, string(org), name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s %q of %s: %w", k.what, name, org, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %q of %s: %w", k.what, name, org, err)
+	}
+	return &v, nil
+}
+
 // ListOrgs lists every organization by id.
 func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, name, created_at FROM organizations ORDER BY id`)
@@ -113,7 +158,7 @@ func encConn(c *store.Connection) (connRow, error) {
 const connCols = `name, tenant_id, cloud, purpose, sim_file, auth_method, identity, client_secret, cert_password,
 	auxiliary_tenants, provisioned, source, created_at, updated_at`
 
-func scanConn(org domain.OrgID, sc interface{ Scan(...any) error }) (store.Connection, error) {
+func scanConn(org domain.OrgID, sc rowScanner) (store.Connection, error) {
 	c := store.Connection{Org: org}
 	var r connRow
 	var prov int
@@ -160,20 +205,7 @@ func (s *Store) ListConnections(ctx context.Context, org domain.OrgID) ([]store.
 }
 
 func listConns(ctx context.Context, q querier, org domain.OrgID) ([]store.Connection, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+connCols+` FROM connections WHERE org_id = ? ORDER BY name`, string(org))
-	if err != nil {
-		return nil, fmt.Errorf("list connections of %s: %w", org, err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []store.Connection
-	for rows.Next() {
-		c, err := scanConn(org, rows)
-		if err != nil {
-			return nil, fmt.Errorf("list connections of %s: %w", org, err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return connKind.list(ctx, q, org, "name")
 }
 
 // GetConnection returns one connection of an org.
@@ -182,14 +214,7 @@ func (s *Store) GetConnection(ctx context.Context, org domain.OrgID, name string
 }
 
 func getConn(ctx context.Context, q querier, org domain.OrgID, name string) (*store.Connection, error) {
-	c, err := scanConn(org, q.QueryRowContext(ctx, `SELECT `+connCols+` FROM connections WHERE org_id = ? AND name = ?`, string(org), name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("connection %q of %s: %w", name, org, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get connection %q of %s: %w", name, org, err)
-	}
-	return &c, nil
+	return connKind.get(ctx, q, org, name)
 }
 
 // guard checks whether a write by provisionedBy may touch an existing
@@ -359,7 +384,7 @@ func encPolicy(p *domain.Policy, position int) (policyRow, error) {
 const policyCols = `name, position, connection, enabled, kind, selector, lifetime_ns, renew_before_ns, overlap_ns,
 	notify_before_ns, verify, retire_unmanaged, sinks, provisioned, source, created_at, updated_at`
 
-func scanPolicy(org domain.OrgID, sc interface{ Scan(...any) error }) (store.Policy, error) {
+func scanPolicy(org domain.OrgID, sc rowScanner) (store.Policy, error) {
 	out := store.Policy{Org: org}
 	p := &out.Policy
 	var r policyRow
@@ -401,21 +426,7 @@ func (s *Store) ListPolicies(ctx context.Context, org domain.OrgID) ([]store.Pol
 }
 
 func listPolicies(ctx context.Context, q querier, org domain.OrgID) ([]store.Policy, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+policyCols+` FROM policies WHERE org_id = ?
-		ORDER BY provisioned DESC, position, name`, string(org))
-	if err != nil {
-		return nil, fmt.Errorf("list policies of %s: %w", org, err)
-	}
-	defer func() { _ = rows.Close() }()
-	var out []store.Policy
-	for rows.Next() {
-		p, err := scanPolicy(org, rows)
-		if err != nil {
-			return nil, fmt.Errorf("list policies of %s: %w", org, err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return policyKind.list(ctx, q, org, "provisioned DESC, position, name")
 }
 
 // GetPolicy returns one policy of an org.
@@ -424,14 +435,7 @@ func (s *Store) GetPolicy(ctx context.Context, org domain.OrgID, name string) (*
 }
 
 func getPolicy(ctx context.Context, q querier, org domain.OrgID, name string) (*store.Policy, error) {
-	p, err := scanPolicy(org, q.QueryRowContext(ctx, `SELECT `+policyCols+` FROM policies WHERE org_id = ? AND name = ?`, string(org), name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("policy %q of %s: %w", name, org, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get policy %q of %s: %w", name, org, err)
-	}
-	return &p, nil
+	return policyKind.get(ctx, q, org, name)
 }
 
 // UpsertPolicy creates or replaces a policy.
