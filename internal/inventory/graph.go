@@ -22,10 +22,9 @@ var applicationSelect = []string{
 
 // GraphDirectory reads a tenant's applications through Microsoft Graph.
 type GraphDirectory struct {
-	client     *graph.Client
-	connection string
-	tenantID   string
-	principal  string
+	client    *graph.Client
+	tenantID  string
+	principal string
 }
 
 var _ Directory = (*GraphDirectory)(nil)
@@ -33,8 +32,8 @@ var _ Directory = (*GraphDirectory)(nil)
 // NewGraphDirectory returns the Directory of the tenant c is signed in to.
 // rotationSPObjectID is the object id of the rotation identity's service
 // principal, whose ownedObjects are the manageable applications.
-func NewGraphDirectory(c *graph.Client, connection, tenantID, rotationSPObjectID string) Directory {
-	return &GraphDirectory{client: c, connection: connection, tenantID: tenantID, principal: rotationSPObjectID}
+func NewGraphDirectory(c *graph.Client, tenantID, rotationSPObjectID string) Directory {
+	return &GraphDirectory{client: c, tenantID: tenantID, principal: rotationSPObjectID}
 }
 
 // ListApplications implements Directory.

@@ -49,7 +49,7 @@ func simDirectory(t *testing.T, seed string) (inventory.Directory, *graph.Client
 	require.NoError(t, err)
 	sp, err := client.GetServicePrincipalByAppID(t.Context(), ten.Rotation.ClientID)
 	require.NoError(t, err)
-	return inventory.NewGraphDirectory(client, conn, ten.ID, sp.ID), client, ten
+	return inventory.NewGraphDirectory(client, ten.ID, sp.ID), client, ten
 }
 
 // TestSyncFromSimulator syncs 2,000 applications from the simulator over

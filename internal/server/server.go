@@ -339,13 +339,13 @@ func (s *Server) SyncOrg(ctx context.Context, org domain.OrgID, progress func(in
 func (s *Server) directory(ctx context.Context, c *conn) (inventory.Directory, error) {
 	name := c.cfg.Name
 	if c.purpose == string(config.PurposeRead) {
-		return inventory.ReadOnly(inventory.NewGraphDirectory(c.graph, name, c.cfg.TenantID, "")), nil
+		return inventory.ReadOnly(inventory.NewGraphDirectory(c.graph, c.cfg.TenantID, "")), nil
 	}
 	sp, err := s.conns.RotationSPObjectID(ctx, c.org, name)
 	if err != nil {
 		return nil, err
 	}
-	return inventory.NewGraphDirectory(c.graph, name, c.cfg.TenantID, sp), nil
+	return inventory.NewGraphDirectory(c.graph, c.cfg.TenantID, sp), nil
 }
 
 // openJobs creates the job system on the store's write pool: River on
