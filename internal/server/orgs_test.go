@@ -19,6 +19,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/sqlite"
 )
 
 // orgsBundle is a running simulator with one tenant and a directory for
@@ -119,6 +120,13 @@ func TestConnectionSecretInKeyVault(t *testing.T) {
 	t.Run("AMissingSecretStopsTheStart", func(t *testing.T) {
 		_, err := b.open(t, b.yaml(fmt.Sprintf("{keyvault: {vault_url: %q, secret: nowhere}}", b.tn.KeyVaults[0].URL), true))
 		require.ErrorContains(t, err, `connection "contoso": client_secret: Key Vault secret "nowhere"`)
+		// And it changed nothing the other replicas read.
+		st, err := sqlite.Open(b.ctx, filepath.Join(b.dir, "data", "rotor.db"))
+		require.NoError(t, err)
+		defer st.Close()
+		pols, err := st.ListPolicies(b.ctx, domain.DefaultOrg)
+		require.NoError(t, err)
+		require.Empty(t, pols, "a file that cannot start provisions nothing")
 	})
 
 	// The vault holds a stale value at start; the right one arrives after.

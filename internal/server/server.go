@@ -128,12 +128,6 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 func (s *Server) assemble(ctx context.Context, configPath string) error {
 	cfg := s.cfg
 	s.health = newHealth(s.log, s.clock)
-	rep, err := provision.Provision(ctx, s.store, cfg)
-	if err != nil {
-		return err
-	}
-	s.log.Info("configuration provisioned", "source", rep.Source, "changes", rep.String())
-
 	getenv := s.opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -147,6 +141,25 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		vault = r
 	}
 	s.secrets = newSecrets(cfg, getenv, vault, s.clock)
+	// Build the file's own connections before provisioning them: a file
+	// whose connection cannot be built (an unreadable secret) stops rotor
+	// without having changed what the other replicas read from the store.
+	for i := range cfg.Connections {
+		sc := provision.Connection(cfg.Organization, &cfg.Connections[i])
+		sc.Provisioned, sc.Source = true, cfg.Source
+		spec, err := s.secrets.connSpec(ctx, sc)
+		if err == nil {
+			_, err = build(spec)
+		}
+		if err != nil {
+			return fmt.Errorf("organization %s: %w", cfg.Organization, err)
+		}
+	}
+	rep, err := provision.Provision(ctx, s.store, cfg)
+	if err != nil {
+		return err
+	}
+	s.log.Info("configuration provisioned", "source", rep.Source, "changes", rep.String())
 	if _, err = s.loadConns(ctx); err != nil {
 		return err
 	}
