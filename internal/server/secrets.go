@@ -174,6 +174,12 @@ func (s *secrets) fromOutside(c store.Connection) error {
 	if c.Identity.Method == string(azure.ManagedIdentity) {
 		return fmt.Errorf("connection %q: a managed identity is rotor's host's own; only rotor.yaml may give it to a connection", c.Name)
 	}
+	if c.Identity.Method == string(azure.WorkloadIdentity) {
+		// The federated token is rotor's host's own (its service account):
+		// any application that trusts it could be signed in as by every
+		// organization otherwise.
+		return fmt.Errorf("connection %q: workload identity federation signs in with rotor's host token; only rotor.yaml may give it to a connection", c.Name)
+	}
 	if c.Cloud == string(azure.Sim) && !s.simFiles[c.SimFile] {
 		return fmt.Errorf("connection %q: sim_file %s is not a simulator rotor.yaml uses", c.Name, c.SimFile)
 	}

@@ -34,13 +34,10 @@ func TestConnectionsFromOutsideTheFile(t *testing.T) {
 		wantErr string
 	}{
 		{"KeyVaultSecret", base(), "only for connections provisioned by rotor.yaml"},
-		{"KnownSimulatorWithoutSecret", base(func(c *store.Connection) {
-			c.Cloud, c.SimFile = "sim", "/sim/sim.json"
-			c.Identity = store.ConnectionIdentity{Method: "workload_identity", ClientID: "id"}
-		}), ""},
+		{"KnownSimulator", base(func(c *store.Connection) { c.Cloud, c.SimFile = "sim", "/sim/sim.json" }), "only for connections provisioned by rotor.yaml"},
 		{"WorkloadIdentityWithRotorsToken", base(func(c *store.Connection) {
 			c.Identity = store.ConnectionIdentity{Method: "workload_identity", ClientID: "id"}
-		}), ""},
+		}), "signs in with rotor's host token"},
 		{"EnvSecret", base(func(c *store.Connection) {
 			c.Identity.ClientSecret = &store.SecretRef{Kind: store.SecretEnv, Env: "ROTOR_HOST_IDENTITY_CLIENT_SECRET"}
 		}), "only connections provisioned by rotor.yaml may read rotor's environment or files"},
