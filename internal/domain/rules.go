@@ -34,13 +34,30 @@ func RenewalTime(end time.Time, renewBefore time.Duration) time.Time {
 // ToRetire lists the credentials a run that created keep may remove once
 // the overlap has passed: every older credential rotor created of the same
 // kind (including those of abandoned runs), and, only when the policy says
-// so, older credentials rotor did not create. Credentials newer than keep
-// belong to a later run and are left to it.
-func ToRetire(creds []Credential, keep Credential, retireUnmanaged bool) []Credential {
+// so, older credentials rotor did not create. Credentials of a later run
+// are left to it.
+//
+// "Older" is the journal's order where the journal knows both runs: later
+// reports, for a rotor credential, whether its run came after keep's
+// (known false when the journal has no such run). Start times only order
+// what the journal cannot: they have seconds, so two runs of one
+// application within a second look the same age, and a run on a host
+// whose clock is behind looks older than it is. later may be nil (start
+// times only).
+func ToRetire(creds []Credential, keep Credential, retireUnmanaged bool, later func(Credential) (later, known bool)) []Credential {
 	var out []Credential
 	for _, c := range creds {
 		if c.KeyID == keep.KeyID || c.Kind != keep.Kind {
 			continue
+		}
+		if c.RotorCreated() && later != nil {
+			if l, known := later(c); known {
+				if l {
+					continue
+				}
+				out = append(out, c)
+				continue
+			}
 		}
 		if c.Start.After(keep.Start) {
 			continue

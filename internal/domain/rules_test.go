@@ -145,11 +145,32 @@ func TestToRetire(t *testing.T) {
 	cert := Credential{KeyID: "cert", Kind: KindCertificate, DisplayName: DisplayNameFor("x"), Start: t0.AddDate(0, -1, 0), End: t0.AddDate(0, 1, 0)}
 	all := []Credential{newer, foreign, keep, older, cert, abandoned}
 
-	got := ToRetire(all, keep, false)
+	got := ToRetire(all, keep, false, nil)
 	require.Equal(t, []string{"older", "abandoned"}, keyIDs(got), "older rotor credentials of the same kind, oldest first; never foreign, newer, or another kind")
 
-	got = ToRetire(all, keep, true)
+	got = ToRetire(all, keep, true, nil)
 	require.Equal(t, []string{"foreign", "older", "abandoned"}, keyIDs(got), "retire_unmanaged adds foreign credentials")
+}
+
+// TestToRetireJournalOrder: where the journal knows a rotor credential's
+// run, its order decides, not start times — the regression behind a CI
+// failure where a run's retirement removed the secret of a run started
+// in the same second (Entra's start times have seconds).
+func TestToRetireJournalOrder(t *testing.T) {
+	t.Parallel()
+	keep := cred("keep", true, t0, t0.AddDate(0, 0, 30))
+	sameSecond := cred("same-second", true, t0, t0.AddDate(0, 0, 30))           // a later run, same start
+	skewed := cred("skewed", true, t0.Add(-time.Hour), t0.AddDate(0, 0, 30))    // a later run on a host whose clock is behind
+	earlier := cred("earlier", true, t0.Add(time.Second), t0.AddDate(0, 0, 30)) // an earlier run on a host whose clock is ahead
+	unknown := cred("unknown", true, t0, t0.AddDate(0, 0, 30))                  // no run in the journal: start times decide
+	unknownNewer := cred("unknown-newer", true, t0.Add(time.Minute), t0.AddDate(0, 0, 30))
+	later := map[string]bool{"run-same-second": true, "run-skewed": true, "run-earlier": false}
+	order := func(c Credential) (bool, bool) {
+		l, ok := later[c.RunID()]
+		return l, ok
+	}
+	got := ToRetire([]Credential{keep, sameSecond, skewed, earlier, unknown, unknownNewer}, keep, false, order)
+	require.ElementsMatch(t, []string{"earlier", "unknown"}, keyIDs(got), "later runs kept whatever their start; unknown runs by start time")
 }
 
 func keyIDs(cs []Credential) []string {

@@ -45,6 +45,10 @@ type FailureClass string
 const (
 	FailureTransient FailureClass = "transient" // throttling, 5xx, network: retry soon
 	FailurePermanent FailureClass = "permanent" // permission, policy, ownership, a foreign target
+	// FailureRemoved: the run's own secret, delivered and verified, was
+	// removed from Entra before its retirement. Its consumers hold a dead
+	// secret, so the planner rotates again at once instead of backing off.
+	FailureRemoved FailureClass = "removed"
 )
 
 // Trigger says why a run started.
@@ -96,6 +100,11 @@ type Run struct {
 	// Holder is the lease holder (a rotor process) the run belongs to while
 	// it is active or being retired; empty when no process holds it.
 	Holder string `json:"holder,omitempty"`
+	// Seq is the run's place among its application's runs (1, 2, …),
+	// given by the store when the run is created: "later run" means a
+	// higher Seq, never a later timestamp (clocks differ between hosts,
+	// and Entra's start times have seconds).
+	Seq int64 `json:"seq,omitempty"`
 	// Replaces is the run this one recovers from, if any.
 	Replaces string     `json:"replaces,omitempty"`
 	Events   []RunEvent `json:"events,omitempty"`

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,11 @@ func newRig(t *testing.T, opts simtest.Options, cfg config.SimulatorConfig) *rig
 	dir := t.TempDir()
 	r.dataDir, r.logDir = filepath.Join(dir, "data"), filepath.Join(dir, "logs")
 	require.NoError(t, os.MkdirAll(r.logDir, 0o700))
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, r.logDir)
+		}
+	})
 	cfg.SimFile = filepath.Join(filepath.Dir(r.info.CAFile), simfile.FileName)
 	cfg.DataDir, cfg.LogLevel = r.dataDir, "info"
 	cfg.Secret = func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" }
@@ -155,6 +161,38 @@ func newRig(t *testing.T, opts simtest.Options, cfg config.SimulatorConfig) *rig
 		r.graphs[tn.ID] = graphClient(t, r.info, tn)
 	}
 	return r
+}
+
+// dumpLogs prints what a failed scene's processes said that a human would
+// look for — every warning and error, then each log's last lines — since
+// the temporary directory is gone once the test ends (in CI, the only
+// trace).
+func dumpLogs(t *testing.T, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		var notable []string
+		for _, l := range lines {
+			if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+				notable = append(notable, l)
+			}
+		}
+		t.Logf("=== %s: %d lines, %d warnings/errors (last 40 shown), then its last 10 lines", e.Name(), len(lines), len(notable))
+		for _, l := range notable[max(0, len(notable)-40):] {
+			t.Log(l)
+		}
+		t.Log("---")
+		for _, l := range lines[max(0, len(lines)-10):] {
+			t.Log(l)
+		}
+	}
 }
 
 // log is the path of a log file in the rig's log directory.

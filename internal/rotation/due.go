@@ -158,16 +158,24 @@ func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*
 // decideOne is domain.Decide on the inventory corrected by the journal,
 // with a removed rotor credential (overlay) making the application due.
 func (rs *runState) decideOne(app domain.Application, pol *domain.Policy, now time.Time) domain.Decision {
+	k := appKey(app.TenantID, app.ObjectID)
 	corrected, removed := rs.overlay(app)
-	d := domain.Decide(domain.DecideInput{App: corrected, Policy: pol, Now: now, ActiveRun: rs.active[appKey(app.TenantID, app.ObjectID)]})
-	// Only where the chain got as far as the credentials (a policy, an
-	// owner, no run in progress) does a removed credential matter.
-	if removed == nil {
+	d := domain.Decide(domain.DecideInput{App: corrected, Policy: pol, Now: now, ActiveRun: rs.active[k]})
+	var why string
+	switch last := rs.newest[k]; {
+	case removed != nil:
+		why = fmt.Sprintf("the sync at %s did not list it", app.SyncedAt.UTC().Format(time.RFC3339))
+	case last != nil && last.State == domain.RunFailed && last.Failure == domain.FailureRemoved:
+		// Its retirement found it gone.
+		removed, why = last, "its retirement found it gone"
+	default:
 		return d
 	}
+	// Only where the chain got as far as the credentials (a policy, an
+	// owner, no run in progress) does a removed credential matter.
 	switch d.Reason {
 	case "Adoption", "NotYetDue", "RenewalTimeReached":
-		return removedCheck(d, removed, app.SyncedAt, now)
+		return removedCheck(d, removed, why, now)
 	}
 	return d
 }
@@ -202,7 +210,7 @@ func (rs *runState) decide(app domain.Application, pol *domain.Policy, now time.
 		return d, false
 	}
 	last := rs.newest[k]
-	if last == nil || last.State != domain.RunFailed {
+	if last == nil || last.State != domain.RunFailed || last.Failure == domain.FailureRemoved {
 		return d, true
 	}
 	ended := last.EndedAt
@@ -312,9 +320,9 @@ func (rs *runState) overlay(app domain.Application) (_ domain.Application, remov
 // removedCheck turns a decision about an application whose newest rotor
 // credential Entra no longer has into "due now, because it was removed":
 // its consumers hold a secret Entra refuses.
-func removedCheck(d domain.Decision, r *domain.Run, syncedAt, now time.Time) domain.Decision {
-	msg := fmt.Sprintf("the secret run %s created (%s) is no longer in Entra (the sync at %s did not list it): it was removed outside rotor, so its consumers hold a dead secret; rotating now",
-		r.ID, r.NewKeyID, syncedAt.UTC().Format(time.RFC3339))
+func removedCheck(d domain.Decision, r *domain.Run, why string, now time.Time) domain.Decision {
+	msg := fmt.Sprintf("the secret run %s created (%s) is no longer in Entra (%s): it was removed outside rotor, so its consumers hold a dead secret; rotating now",
+		r.ID, r.NewKeyID, why)
 	d.Checks = append(d.Checks[:len(d.Checks)-1], domain.Check{Name: "RotorCredentialRemoved", Result: domain.CheckStop, Reason: "RotorCredentialRemoved", Message: msg})
 	d.Due, d.DueAt, d.Trigger, d.Reason, d.Message = true, now, domain.TriggerRemoved, "RotorCredentialRemoved", msg
 	return d

@@ -46,6 +46,13 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	if err != nil {
 		return fmt.Errorf("rotation: connection %q: %w", run.Connection, err)
 	}
+	if !e.beginRetire(run.ID) {
+		// Another of this process's retire jobs for the run is under way;
+		// if it stops short, its own job is retried.
+		log.Info("retirement already under way in this process", "state", string(run.State))
+		return nil
+	}
+	defer e.endRetire(run.ID)
 	// Retirement belongs to one process at a time, like the rest of the
 	// run: claim it (a retiring run belongs to nobody until then).
 	if err := e.lease.Acquire(ctx); err != nil {
@@ -103,19 +110,26 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		}
 	}
 	if !found {
-		msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application, so rotor removed nothing; find out who deleted it, then rotate again", run.NewKeyID)
+		msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application, so rotor removed nothing and rotates the application again; find out who deleted it", run.NewKeyID)
 		log.Error("retirement refused", "state", string(run.State), "error", msg)
+		// Its consumers hold a secret Entra refuses: the planner rotates
+		// the application again at once (FailureRemoved), not after a
+		// back-off.
 		if err := e.transition(ctx, run, store.TransitionRunParams{
-			To: domain.RunFailed, Error: msg, Failure: domain.FailurePermanent, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
+			To: domain.RunFailed, Error: msg, Failure: domain.FailureRemoved, Event: domain.RunEvent{Step: domain.StepFailed.Step(), Message: msg},
 		}); err != nil {
 			return err
 		}
 		return &RunError{RunID: run.ID, Message: msg, Permanent: true}
 	}
 
+	later, err := e.laterRuns(ctx, run)
+	if err != nil {
+		return err
+	}
 	removed := 0
 	gone := map[string]bool{}
-	for _, c := range domain.ToRetire(creds, keep, policy.RetireUnmanaged) {
+	for _, c := range domain.ToRetire(creds, keep, policy.RetireUnmanaged, later) {
 		if !c.RotorCreated() && !policy.RetireUnmanaged {
 			// ToRetire already leaves these out; the one rule rotor never
 			// breaks is checked again where the removal happens.
@@ -164,6 +178,31 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	left := slices.DeleteFunc(slices.Clone(creds), func(c domain.Credential) bool { return gone[c.KeyID] })
 	e.refreshInventory(ctx, org, run.TenantID, run.AppObjectID, left, log)
 	return nil
+}
+
+// laterRuns orders a rotor credential against run by the journal: later
+// when its run has a higher sequence (or holds the application now, so
+// began after run did), unknown when the journal has no such run. A
+// retirement must never remove the secret of a run that began after its
+// own — that secret is the one consumers are switching to.
+func (e *Engine) laterRuns(ctx context.Context, run *domain.Run) (func(domain.Credential) (bool, bool), error) {
+	runs, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: run.Org, AppObjectID: run.AppObjectID})
+	if err != nil {
+		return nil, fmt.Errorf("rotation: list the runs of %s: %w", run.AppObjectID, err)
+	}
+	byID := make(map[string]domain.Run, len(runs))
+	for _, r := range runs {
+		if r.TenantID == run.TenantID {
+			byID[r.ID] = r
+		}
+	}
+	return func(c domain.Credential) (bool, bool) {
+		r, ok := byID[c.RunID()]
+		if !ok {
+			return false, false
+		}
+		return r.Seq > run.Seq || slices.Contains(activeStates, r.State), true
+	}, nil
 }
 
 // refreshInventory writes an application's credentials, as a run just left

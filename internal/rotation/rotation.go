@@ -140,6 +140,10 @@ type Engine struct {
 
 	mu   sync.Mutex
 	sems map[string]chan struct{}
+	// retiring holds the runs this process is retiring now: the lease is
+	// the process's, so a claim cannot keep two retire jobs of one run
+	// (the run's own and one Recover scheduled) in this process apart.
+	retiring map[string]bool
 
 	// inflight counts Rotate, Retire and Recover calls under way, so that
 	// Close releases the lease only once none can still write.
@@ -277,6 +281,27 @@ func (e *RunError) Unwrap() error { return e.Err }
 func IsPermanentFailure(err error) bool {
 	var re *RunError
 	return errors.As(err, &re) && re.Permanent
+}
+
+// beginRetire marks runID as being retired by this process; false when it
+// already is.
+func (e *Engine) beginRetire(runID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.retiring == nil {
+		e.retiring = map[string]bool{}
+	}
+	if e.retiring[runID] {
+		return false
+	}
+	e.retiring[runID] = true
+	return true
+}
+
+func (e *Engine) endRetire(runID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.retiring, runID)
 }
 
 // activeStates are the states in which a run holds its application.

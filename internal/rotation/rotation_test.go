@@ -222,6 +222,76 @@ func TestRetireRefusesWhenTheNewCredentialIsGone(t *testing.T) {
 	require.Equal(t, domain.RunFailed, stored.State)
 }
 
+// TestRetireNeverRemovesALaterRunsSecret: two runs of one application
+// within the same second (a manual rotate right after a scheduled one, as
+// the many-processes test does) create secrets with the same start time.
+// The first run's retirement must leave the second's secret — the one the
+// vault holds now — and the second's retirement removes the first's.
+func TestRetireNeverRemovesALaterRunsSecret(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	first, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	second, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerManual)
+	require.NoError(t, err)
+	require.Greater(t, second.Seq, first.Seq)
+	_, inVault := b.vault.get("kv", b.app.ObjectID)
+	require.Equal(t, second.NewKeyID, inVault)
+
+	b.clock.Advance(2 * time.Hour)
+	require.NoError(t, e.Retire(b.ctx, b.org, first.ID, b.policy))
+	var left []string
+	for _, c := range b.dir.creds(b.app.ObjectID) {
+		left = append(left, c.KeyID)
+	}
+	require.Contains(t, left, second.NewKeyID, "the earlier run's retirement removed the later run's secret")
+	require.NoError(t, e.Retire(b.ctx, b.org, second.ID, b.policy))
+	left = nil
+	for _, c := range b.dir.creds(b.app.ObjectID) {
+		if c.RotorCreated() {
+			left = append(left, c.KeyID)
+		}
+	}
+	require.Equal(t, []string{second.NewKeyID}, left, "the later run's retirement removes the earlier one's")
+	b.assertConverged(t)
+}
+
+// TestRetireTwiceInOneProcess: a second retire job of the same run in the
+// same process (the run's own and one Recover scheduled) while the first
+// is removing does nothing; the lease cannot tell them apart.
+func TestRetireTwiceInOneProcess(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var e *Engine
+	var nested error
+	calls := 0
+	b.hooks.AfterJournal = func(r domain.Run, st domain.Step) {
+		if st.Kind == domain.StepRetire && st.Phase == domain.PhaseRemoving && calls == 0 {
+			calls++
+			nested = e.Retire(b.ctx, b.org, r.ID, b.policy)
+		}
+	}
+	e = b.engine(t)
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	b.clock.Advance(2 * time.Hour)
+	require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+	require.NoError(t, nested)
+	require.Equal(t, 1, calls, "the hook ran")
+	stored, err := b.store.GetRun(b.ctx, b.org, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunDone, stored.State)
+	removing := 0
+	for _, ev := range stored.Events {
+		if ev.Step.Kind == domain.StepRetire && ev.Step.Phase == domain.PhaseRemoving {
+			removing++
+		}
+	}
+	require.Equal(t, 1, removing, "one removal journaled: %v", steps(stored))
+	require.Equal(t, []string{"old-rotor"}, b.dir.removed)
+}
+
 func TestRetireUnmanaged(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

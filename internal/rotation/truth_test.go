@@ -64,6 +64,40 @@ func TestEntraIsTheTruthForRotorCredentials(t *testing.T) {
 	require.Equal(t, "NotYetDue", decide().Reason, "the fresh secret is the application's current one")
 }
 
+// TestRetirementFindingItsSecretGoneRotatesNow: a run whose secret is
+// removed in Entra before its overlap ends fails its retirement — rotor
+// removes nothing — and the application is due at once (its consumers
+// hold a dead secret), not after the hour-long back-off of a failure a
+// human must mend.
+func TestRetirementFindingItsSecretGoneRotatesNow(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	pols := onePolicy{&b.policy}
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	require.NoError(t, b.dir.RemovePassword(b.ctx, b.app.ObjectID, run.NewKeyID)) // behind rotor's back
+	b.clock.Advance(2 * time.Hour)
+	require.Error(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+	stored, err := b.store.GetRun(b.ctx, b.org, run.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.FailureRemoved, stored.Failure)
+
+	d, err := e.Decide(b.ctx, b.org, b.app, &b.policy)
+	require.NoError(t, err)
+	require.True(t, d.Due, d.Message)
+	require.Equal(t, "RotorCredentialRemoved", d.Reason)
+	require.Contains(t, d.Message, "its retirement found it gone")
+	app := b.app
+	app.Credentials = b.dir.creds(b.app.ObjectID)
+	_, err = b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: b.clock.Now(), Applications: []domain.Application{app}})
+	require.NoError(t, err)
+	due, err := e.Due(b.ctx, b.org, pols)
+	require.NoError(t, err)
+	require.Len(t, due, 1, "no back-off: %+v", due)
+	require.Equal(t, domain.TriggerRemoved, due[0].Decision.Trigger)
+}
+
 // TestFailedRunLeavesNoUnheldCredential: a run whose sink write failed
 // asks every sink whether it holds the new secret. When none does (the
 // first sink refused it), the secret is removed at once instead of living

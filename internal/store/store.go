@@ -100,7 +100,9 @@ type Store interface {
 	// any. It fills in an empty ID, State, CreatedAt and UpdatedAt. It
 	// fails with ErrConflict when another active run holds the same
 	// application (or the id is taken). Holder, when set, is the process
-	// holding the new run's lease.
+	// holding the new run's lease. It sets Seq: one more than the highest
+	// of the application's runs, decided by the store in the insert's
+	// transaction (whatever Seq the caller set).
 	CreateRun(ctx context.Context, run *domain.Run) error
 	// TransitionRun moves a run from one state to another and appends the
 	// event, atomically; ErrConflict when the run is not in From (or the

@@ -29,7 +29,7 @@ func checkState(s domain.RunState) error {
 
 const runColumns = `id, connection, tenant_id, app_object_id, app_id, app_name, policy, kind, "trigger",
 	state, new_key_id, new_end, sinks_started, retire_at, error, attempts, replaces, created_at, updated_at, ended_at,
-	lease_holder, failure`
+	lease_holder, failure, app_seq`
 
 // CreateRun inserts the run in state planned, with its events if any.
 // The partial unique index runs_one_active_per_app turns a second active
@@ -74,12 +74,20 @@ func (s *Store) CreateRun(ctx context.Context, run *domain.Run) error {
 	}
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// The sequence is read and written in one write transaction, so
+		// two processes creating runs for one application get two.
+		var seq int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(app_seq), 0) + 1 FROM runs WHERE org_id = ? AND tenant_id = ? AND app_object_id = ?`,
+			string(run.Org), run.TenantID, run.AppObjectID).Scan(&seq); err != nil {
+			return err
+		}
+		run.Seq = seq
 		if _, err := tx.ExecContext(ctx, `INSERT INTO runs (org_id, `+runColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			string(run.Org), run.ID, run.Connection, run.TenantID, run.AppObjectID, run.AppID, run.AppName,
 			run.Policy, string(run.Kind), string(run.Trigger), string(run.State), run.NewKeyID, encTime(run.NewEnd),
 			run.SinksStarted, encTime(run.RetireAt), run.Error, run.Attempts, run.Replaces,
-			encTime(run.CreatedAt), encTime(run.UpdatedAt), encTime(run.EndedAt), run.Holder, string(run.Failure)); err != nil {
+			encTime(run.CreatedAt), encTime(run.UpdatedAt), encTime(run.EndedAt), run.Holder, string(run.Failure), run.Seq); err != nil {
 			return err
 		}
 		for i, ev := range run.Events {
@@ -385,7 +393,7 @@ func scanRuns(rows *sql.Rows, err error) ([]domain.Run, error) {
 		var newEnd, retireAt, createdAt, updatedAt, endedAt sql.NullString
 		if err := rows.Scan(&r.ID, &r.Connection, &r.TenantID, &r.AppObjectID, &r.AppID, &r.AppName, &r.Policy,
 			&kind, &trigger, &state, &r.NewKeyID, &newEnd, &r.SinksStarted, &retireAt, &r.Error, &r.Attempts,
-			&r.Replaces, &createdAt, &updatedAt, &endedAt, &r.Holder, &failure); err != nil {
+			&r.Replaces, &createdAt, &updatedAt, &endedAt, &r.Holder, &failure, &r.Seq); err != nil {
 			return nil, err
 		}
 		r.Kind, r.Trigger, r.State, r.Failure = domain.CredentialKind(kind), domain.Trigger(trigger), domain.RunState(state), domain.FailureClass(failure)

@@ -100,6 +100,7 @@ func testRunRoundTrip(t *testing.T, b *bundle) {
 		}
 	})
 	want := normRun(*r)
+	want.Seq = 1 // the store's, not the caller's
 	b.createRun(t, r)
 	require.Equal(t, want, normRun(*b.getRun(t, b.org, r.ID)))
 }
@@ -155,6 +156,29 @@ func testRunAllowedAfterTerminal(t *testing.T, b *bundle) {
 			require.ErrorIs(t, b.s.CreateRun(b.ctx, b.newRun(n)), store.ErrConflict, "but only one new one")
 		})
 	}
+}
+
+// testRunSequence: the store numbers an application's runs 1, 2, … in
+// creation order, whatever Seq or CreatedAt the caller gave (a later run
+// may carry an earlier timestamp from a process whose clock is behind),
+// per application and tenant, and keeps the number on reads.
+func testRunSequence(t *testing.T, b *bundle) {
+	first := b.createRun(t, b.newRun(30, func(r *domain.Run) { r.Seq = 99 }))
+	require.EqualValues(t, 1, first.Seq)
+	b.move(t, first.ID, domain.RunPlanned, domain.RunRetiring, b.t0.Add(time.Hour))
+	second := b.createRun(t, b.newRun(30, func(r *domain.Run) { r.CreatedAt, r.UpdatedAt = b.t0.Add(-time.Hour), b.t0.Add(-time.Hour) }))
+	require.EqualValues(t, 2, second.Seq, "a later run with an earlier clock is still later")
+	require.EqualValues(t, 2, b.getRun(t, b.org, second.ID).Seq)
+	require.EqualValues(t, 1, b.getRun(t, b.org, first.ID).Seq)
+	other := b.createRun(t, b.newRun(30, func(r *domain.Run) { r.TenantID = tenant2 }))
+	require.EqualValues(t, 1, other.Seq, "the same object id in another tenant is another application")
+	runs, err := b.s.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, AppObjectID: objectID(30)})
+	require.NoError(t, err)
+	seqs := map[string]int64{}
+	for _, r := range runs {
+		seqs[r.ID] = r.Seq
+	}
+	require.Equal(t, map[string]int64{first.ID: 1, second.ID: 2, other.ID: 1}, seqs)
 }
 
 func testRunDuplicateID(t *testing.T, b *bundle) {

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Runs/CreateFillsDefaults", testRunDefaults},
 		{"Runs/SecondActiveRunConflicts", testRunActiveConflict},
 		{"Runs/NewRunAllowedOnceFirstIsTerminalOrRetiring", testRunAllowedAfterTerminal},
+		{"Runs/SequencePerApplication", testRunSequence},
 		{"Runs/DuplicateIDConflicts", testRunDuplicateID},
 		{"Runs/TransitionSetsFields", testTransitionSetsFields},
 		{"Runs/TransitionFromWrongStateConflicts", testTransitionWrongFrom},
