@@ -19,11 +19,12 @@ const (
 	// before 64 concurrent rotations; more only queue behind 429s. The
 	// engine also sizes a semaphore by it.
 	MaxConcurrencyPerTenant = 64
-	// MaxRotationWorkers caps tenants × concurrency_per_tenant, which
-	// becomes the number of River workers (server.workers adds 2). River
-	// refuses more than 10,000 workers in a queue (QueueNumWorkersMax);
-	// half of that keeps well inside, and is more rotations at once than
-	// one SQLite-backed process can journal anyway.
+	// MaxRotationWorkers caps tenants × concurrency_per_tenant (the
+	// engine's semaphores) and rotation.max_in_flight, which becomes the
+	// number of River rotate workers. River refuses more than 10,000
+	// workers in a queue (QueueNumWorkersMax); half of that keeps well
+	// inside, and is more rotations at once than one SQLite-backed
+	// process can journal anyway.
 	MaxRotationWorkers = 5000
 )
 

@@ -83,6 +83,13 @@ func TestBounds(t *testing.T) {
 		}, want: []string{`environment variable ROTOR_ROTATION_CONCURRENCY_PER_TENANT="99999999999999999999": want a whole number`}},
 		{name: "ConcurrencyOne", tweak: rot("concurrency_per_tenant", 1), check: func(t *testing.T, cfg *Config) { require.Equal(t, 1, cfg.Rotation.ConcurrencyPerTenant) }},
 		{name: "ConcurrencySixtyFour", tweak: rot("concurrency_per_tenant", 64), check: func(t *testing.T, cfg *Config) { require.Equal(t, 64, cfg.Rotation.ConcurrencyPerTenant) }},
+
+		// rotation.max_in_flight: 1 .. 5000
+		{name: "MaxInFlightZero", tweak: rot("max_in_flight", 0), want: []string{`rotation.max_in_flight (0) must be at least 1: no rotation would ever run`}},
+		{name: "MaxInFlightOverTheLimit", tweak: rot("max_in_flight", 5001), want: []string{`rotation.max_in_flight (5001) must be at most 5000`}},
+		{name: "MaxInFlightFromEnv", tweak: func(_ map[string]any, b *bundle) { b.env["ROTOR_ROTATION_MAX_IN_FLIGHT"] = "12" },
+			check: func(t *testing.T, cfg *Config) { require.Equal(t, 12, cfg.Rotation.MaxInFlight) }},
+		{name: "MaxInFlightAtTheLimit", tweak: rot("max_in_flight", 5000), check: func(t *testing.T, cfg *Config) { require.Equal(t, 5000, cfg.Rotation.MaxInFlight) }},
 		{name: "TooManyWorkersInTotal", tweak: func(m map[string]any, _ *bundle) {
 			m["rotation"] = map[string]any{"concurrency_per_tenant": 64}
 			m["connections"] = append(m["connections"].([]any), tenants(78)...) // 79 tenants × 64 = 5056
@@ -267,5 +274,6 @@ func TestBoundsAreDocumented(t *testing.T) {
 	}
 	require.Contains(t, row("rotation.concurrency_per_tenant"), fmt.Sprintf("1–%d", MaxConcurrencyPerTenant))
 	require.Contains(t, row("rotation.concurrency_per_tenant"), fmt.Sprint(MaxRotationWorkers))
+	require.Contains(t, row("rotation.max_in_flight"), fmt.Sprintf("1–%d", MaxRotationWorkers))
 	require.Contains(t, row("listen"), "0–65535")
 }

@@ -227,6 +227,16 @@ func (b *builder) rotation(raw rawRotation) {
 			b.concurrencyOK = false
 		}
 	}
+	r.MaxInFlight = DefaultMaxInFlight
+	if raw.MaxInFlight != nil {
+		r.MaxInFlight = *raw.MaxInFlight
+		switch n := r.MaxInFlight; {
+		case n < 1:
+			b.bad(s, "rotation.max_in_flight", 0, "rotation.max_in_flight (%d) must be at least 1: no rotation would ever run", n)
+		case n > MaxRotationWorkers:
+			b.bad(s, "rotation.max_in_flight", 0, "rotation.max_in_flight (%d) must be at most %d, more rotations at once than one process can journal: run several rotor processes instead", n, MaxRotationWorkers)
+		}
+	}
 }
 
 // startWithin is the longest a due rotation can take to have a verified

@@ -36,6 +36,7 @@ const (
 	DefaultNotifyBefore         = 14 * day
 	DefaultJitter               = 30 * time.Second
 	DefaultConcurrencyPerTenant = 4
+	DefaultMaxInFlight          = 512
 	DefaultVerifyTimeout        = 5 * time.Minute
 	DefaultPlanInterval         = time.Minute
 	DefaultSyncInterval         = 15 * time.Minute
@@ -96,8 +97,16 @@ type Database struct {
 type RotationSettings struct {
 	// Jitter spreads due rotations over up to this much time.
 	Jitter time.Duration
-	// ConcurrencyPerTenant caps rotations running at once per tenant.
+	// ConcurrencyPerTenant caps a tenant's rotations writing to Graph at
+	// once (a rotation waiting for Entra's replication holds no slot).
 	ConcurrencyPerTenant int
+	// MaxInFlight caps the rotations one process runs at once, waiting
+	// included: the number of River rotate workers. Waiting for Entra
+	// costs Graph nothing, so it is far above ConcurrencyPerTenant —
+	// with a 10 s replication delay and 4 slots per tenant, 10 workers
+	// would rotate 300 due applications in five minutes, 512 in little
+	// more than ten seconds.
+	MaxInFlight int
 	// VerifyTimeout bounds waiting for a new credential to work
 	// (Entra's replication delay).
 	VerifyTimeout time.Duration

@@ -113,6 +113,7 @@ type rawSelector struct {
 type rawRotation struct {
 	Jitter               duration `yaml:"jitter"`
 	ConcurrencyPerTenant *int     `yaml:"concurrency_per_tenant"`
+	MaxInFlight          *int     `yaml:"max_in_flight"`
 	VerifyTimeout        duration `yaml:"verify_timeout"`
 	PlanInterval         duration `yaml:"plan_interval"`
 	SyncInterval         duration `yaml:"sync_interval"`

@@ -38,7 +38,7 @@ type SimulatorConfig struct {
 // defaults.
 type SimulatorRotation struct {
 	Jitter, PlanInterval, SyncInterval, VerifyTimeout, LeaseTTL string
-	ConcurrencyPerTenant                                        int
+	ConcurrencyPerTenant, MaxInFlight                           int
 }
 
 // SimulatorPolicy is a policy written for every tenant, named
@@ -73,6 +73,9 @@ rotation:
 {{- end}}
 {{- if .ConcurrencyPerTenant}}
   concurrency_per_tenant: {{.ConcurrencyPerTenant}}
+{{- end}}
+{{- if .MaxInFlight}}
+  max_in_flight: {{.MaxInFlight}}
 {{- end}}
 {{- if .LeaseTTL}}
   lease_ttl: {{q .LeaseTTL}}

@@ -98,9 +98,35 @@ func Decide(in DecideInput) Decision {
 	}
 	pass("NoRunInProgress", "Idle", "no rotation is running for it")
 
+	// room stops a due decision that the application's password limit
+	// would make fail, and says what a rotation removes first.
+	room := func() (Decision, bool) {
+		if p.Kind != KindSecret || in.App.PasswordLimit() == 0 {
+			return d, true
+		}
+		r := PasswordRoom(in.App, in.App.Credentials, p.RetireUnmanaged, in.Now)
+		if !r.OK {
+			d.Due, d.Trigger = false, ""
+			return stop("PasswordLimit", "it is due, but a new secret would not fit: "+r.Why), false
+		}
+		msg := fmt.Sprintf("Entra lets it hold at most %d secrets", in.App.PasswordLimit())
+		if len(r.Free) > 0 {
+			var ids []string
+			for _, c := range r.Free {
+				ids = append(ids, shortKey(c.KeyID))
+			}
+			msg += "; the rotation first removes the expired " + strings.Join(ids, ", ")
+		}
+		pass("PasswordLimit", "RoomForNewSecret", msg)
+		return d, true
+	}
+
 	newest, ok := NewestRotorCredential(in.App.Credentials, p.Kind)
 	if !ok {
 		d.Due, d.DueAt, d.Trigger = true, in.Now, TriggerAdoption
+		if blocked, ok := room(); !ok {
+			return blocked
+		}
 		return stop("Adoption", "it has no credential made by rotor yet, so it is due now (adoption)")
 	}
 	pass("RotorCredential", "Found", fmt.Sprintf("newest rotor credential %s ends %s", shortKey(newest.KeyID), newest.End.UTC().Format(time.RFC3339)))
@@ -109,6 +135,9 @@ func Decide(in DecideInput) Decision {
 	d.DueAt = at
 	if !in.Now.Before(at) {
 		d.Due, d.Trigger = true, TriggerDue
+		if blocked, ok := room(); !ok {
+			return blocked
+		}
 		return stop("RenewalTimeReached", fmt.Sprintf("renewal time %s (end − renew_before %s) has passed", at.UTC().Format(time.RFC3339), FormatDuration(p.RenewBefore)))
 	}
 	return stop("NotYetDue", fmt.Sprintf("due at %s (end − renew_before %s), in %s", at.UTC().Format(time.RFC3339), FormatDuration(p.RenewBefore), HumanDuration(at.Sub(in.Now))))

@@ -38,6 +38,11 @@ const (
 	// StepCleanup removes a credential of a failed or abandoned run that
 	// no sink received: KeyID and Phase as for StepRetire.
 	StepCleanup StepKind = "cleanup"
+	// StepMakeRoom removes an expired credential before the new secret is
+	// created, on an application Entra limits to two secrets (personal
+	// Microsoft accounts; see PasswordRoom): KeyID and Phase as for
+	// StepRetire.
+	StepMakeRoom StepKind = "make-room"
 	// StepTakenOver records that a process took over a run whose lease
 	// had expired (its holder died or lost the database).
 	StepTakenOver StepKind = "taken-over"
@@ -85,6 +90,12 @@ func FinishStep(i int, p Phase) Step { return Step{Kind: StepFinish, Index: i, P
 // RetireStep is the retirement of keyID in phase p.
 func RetireStep(keyID string, p Phase) Step { return Step{Kind: StepRetire, KeyID: keyID, Phase: p} }
 
+// MakeRoomStep is the removal of an expired keyID before the new secret
+// is created, in phase p.
+func MakeRoomStep(keyID string, p Phase) Step {
+	return Step{Kind: StepMakeRoom, KeyID: keyID, Phase: p}
+}
+
 // CleanupStep is the removal of an unheld keyID in phase p.
 func CleanupStep(keyID string, p Phase) Step { return Step{Kind: StepCleanup, KeyID: keyID, Phase: p} }
 
@@ -101,7 +112,7 @@ func (s Step) String() string {
 		return fmt.Sprintf("%s:%d:%s", s.Kind, s.Index, s.Phase)
 	case StepTargetMoved:
 		return fmt.Sprintf("%s:%d", s.Kind, s.Index)
-	case StepRetire, StepCleanup:
+	case StepRetire, StepCleanup, StepMakeRoom:
 		return fmt.Sprintf("%s:%s:%s", s.Kind, s.KeyID, s.Phase)
 	case StepRetireScheduleFailed:
 		return "retire:schedule-failed"
@@ -145,7 +156,7 @@ func ParseStep(s string) (Step, error) {
 			return Step{}, bad
 		}
 		return Step{Kind: StepTargetMoved, Index: i}, nil
-	case StepRetire, StepCleanup:
+	case StepRetire, StepCleanup, StepMakeRoom:
 		if len(parts) != 3 || parts[1] == "" {
 			return Step{}, bad
 		}

@@ -20,6 +20,7 @@ func TestStepRoundTrip(t *testing.T) {
 		{FinishStep(1, PhaseWritten), "finish:1:written"},
 		{RetireStep("4e40-aa", PhaseRemoving), "retire:4e40-aa:removing"},
 		{CleanupStep("k", PhaseRemoved), "cleanup:k:removed"},
+		{MakeRoomStep("k", PhaseRemoving), "make-room:k:removing"},
 		{StepRetireScheduleFailed.Step(), "retire:schedule-failed"},
 		{Step{Kind: StepTargetMoved, Index: 2}, "target-moved:2"},
 	} {

@@ -142,7 +142,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		if err := e.event(ctx, run, domain.RetireStep(c.KeyID, domain.PhaseRemoving), fmt.Sprintf("removing %s %s %q (%s), ending %s", c.Kind, c.KeyID, c.DisplayName, owner, c.End.UTC().Format(time.RFC3339))); err != nil {
 			return err
 		}
-		if err := e.fenced(ctx, run, func(ctx context.Context) error { return dir.RemovePassword(ctx, run.AppObjectID, c.KeyID) }); err != nil {
+		if err := e.removeCredential(ctx, dir, run, c.KeyID); err != nil {
 			if e.permanent(err) {
 				msg := fmt.Sprintf("removing %s was refused: %v", c.KeyID, err)
 				if terr := e.transition(ctx, run, store.TransitionRunParams{

@@ -32,7 +32,7 @@ func Replacing(runID string) RotateOption {
 // retry after a lost answer may leave an extra credential named after the
 // run; it is older than the one the run keeps, so the run's own retirement
 // removes it (or the failure clean-up does, by display name).
-const addPasswordAttempts = 3
+const addPasswordAttempts = 5
 
 // Rotate runs one rotation of app under policy up to the retiring state and
 // schedules its retirement:
@@ -168,6 +168,10 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
 	}
 	defer release()
+
+	if done, err := r.makeRoom(ctx); done != nil || err != nil {
+		return done, err
+	}
 
 	// Create.
 	lifetime := cmp.Or(policy.Lifetime, domain.DefaultLifetime)
@@ -362,7 +366,7 @@ func (r *runner) addPassword(ctx context.Context, end time.Time) (NewPassword, e
 	var err error
 	for attempt := range addPasswordAttempts {
 		if attempt > 0 {
-			if serr := sleep(ctx, e.backoff(attempt-1)); serr != nil {
+			if serr := sleep(ctx, e.retryWait(err, attempt-1)); serr != nil {
 				return NewPassword{}, errors.Join(err, serr)
 			}
 		}
@@ -382,7 +386,10 @@ func (r *runner) addPassword(ctx context.Context, end time.Time) (NewPassword, e
 		if leaseLost(err) || e.permanent(err) || ctx.Err() != nil {
 			return NewPassword{}, err
 		}
-		r.log.Warn("creating the secret failed; retrying", "attempt", attempt+1, "error", err)
+		// INFO, not WARN: a retry is routine (429, a 409 concurrency
+		// violation); the exhausted retry is the run's failure, logged
+		// once at ERROR.
+		r.log.Info("creating the secret failed; retrying", "attempt", attempt+1, "error", err)
 	}
 	return NewPassword{}, err
 }
@@ -412,7 +419,7 @@ func (r *runner) deliver(ctx context.Context, i int, s sink.Sink, d sink.Deliver
 		if e.permanent(err) || ctx.Err() != nil {
 			return sink.Result{}, err
 		}
-		r.log.Warn("sink write failed; retrying", "sink", i, "attempt", attempt+1, "error", err)
+		r.log.Info("sink write failed; retrying", "sink", i, "attempt", attempt+1, "error", err)
 	}
 	return sink.Result{}, err
 }
@@ -445,7 +452,15 @@ func (r *runner) verify(ctx context.Context, ver Verifier) (int, error) {
 		if !e.pending(err) {
 			r.log.Warn("verification failed with an unexpected answer; retrying until the deadline", "attempt", n, "error", err)
 		}
-		if vctx.Err() != nil || sleep(vctx, e.backoff(n-1)) != nil {
+		wait := e.backoff(n - 1)
+		if e.pending(err) {
+			// Entra has not replicated the secret yet: it will, typically
+			// within 4–18 s, and a token request costs Graph nothing, so
+			// poll at least every pendingPoll instead of letting the
+			// back-off grow past the moment it does.
+			wait = min(wait, e.pendingPoll)
+		}
+		if vctx.Err() != nil || sleep(vctx, wait) != nil {
 			if ctx.Err() != nil {
 				return n, ctx.Err()
 			}

@@ -136,7 +136,10 @@ type Engine struct {
 
 	// backoffBase and backoffCap shape every retry loop; tests shrink them.
 	backoffBase, backoffCap time.Duration
-	sinkAttempts            int
+	// pendingPoll caps the wait between token attempts while Entra
+	// answers that a new secret has not replicated yet.
+	pendingPoll  time.Duration
+	sinkAttempts int
 
 	mu   sync.Mutex
 	sems map[string]chan struct{}
@@ -173,6 +176,7 @@ func New(cfg Config) *Engine {
 		hooks:            cfg.Hooks,
 		backoffBase:      500 * time.Millisecond,
 		backoffCap:       10 * time.Second,
+		pendingPoll:      time.Second,
 		sinkAttempts:     4,
 		sems:             map[string]chan struct{}{},
 	}

@@ -450,10 +450,12 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 	return s.jobs.Stop(stopCtx)
 }
 
-// workers is how many jobs run at once: enough for every connection's
-// tenant to use its whole per-tenant concurrency, and at least 10.
+// workers is how many rotate and retire jobs run at once:
+// rotation.max_in_flight. A rotation waiting for Entra's replication (or
+// verification) holds a worker but no tenant slot, so workers are many
+// and the engine's per-tenant semaphore is what limits Graph writes.
 func (s *Server) workers() int {
-	return max(10, s.conns.tenants()*s.cfg.Rotation.ConcurrencyPerTenant+2)
+	return s.cfg.Rotation.MaxInFlight
 }
 
 // shutdownGrace is how long a SIGTERM waits for running rotations before

@@ -72,6 +72,10 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// RetryAfterHint is the server's requested wait (Retry-After), 0 if none:
+// what a caller retrying the call by itself should wait.
+func (e *Error) RetryAfterHint() time.Duration { return e.RetryAfter }
+
 type errorBody struct {
 	Error struct {
 		Code       string        `json:"code"`

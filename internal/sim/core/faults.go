@@ -33,6 +33,14 @@ type FaultConfig struct {
 	// ThrottleScale multiplies the buckets' capacity (0 means 1): below 1
 	// makes throttling easy to provoke in tests.
 	ThrottleScale float64
+	// ConcurrencyWindow, when positive, is how long after a write to an
+	// application Graph has not converged it: another write to the same
+	// application within the window fails with 409
+	// Directory_ConcurrencyViolation ("Please wait briefly and retry"),
+	// as Entra answers concurrent writes to one object and a
+	// removePassword sent right after an addPassword (AZURE-API.md §9).
+	// Measured on the simulator's clock.
+	ConcurrencyWindow time.Duration
 }
 
 // faultConfigJSON is FaultConfig on the wire, with the latency as a Go
@@ -43,14 +51,20 @@ type faultConfigJSON struct {
 	DropRate      float64 `json:"drop_rate"`
 	Throttle      bool    `json:"throttle"`
 	ThrottleScale float64 `json:"throttle_scale"`
+	// ConcurrencyWindow is a Go duration string ("1s"); empty is off.
+	ConcurrencyWindow string `json:"concurrency_window,omitempty"`
 }
 
 // MarshalJSON writes the latency as a duration string.
 func (c FaultConfig) MarshalJSON() ([]byte, error) {
-	return json.Marshal(faultConfigJSON{
+	j := faultConfigJSON{
 		Latency: c.Latency.String(), ErrorRate: c.ErrorRate, DropRate: c.DropRate,
 		Throttle: c.Throttle, ThrottleScale: c.ThrottleScale,
-	})
+	}
+	if c.ConcurrencyWindow > 0 {
+		j.ConcurrencyWindow = c.ConcurrencyWindow.String()
+	}
+	return json.Marshal(j)
 }
 
 // UnmarshalJSON reads the latency as a duration string and validates.
@@ -66,6 +80,13 @@ func (c *FaultConfig) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("latency: %w", err)
 		}
 		out.Latency = d
+	}
+	if j.ConcurrencyWindow != "" {
+		d, err := time.ParseDuration(j.ConcurrencyWindow)
+		if err != nil {
+			return fmt.Errorf("concurrency_window: %w", err)
+		}
+		out.ConcurrencyWindow = d
 	}
 	if err := out.validate(); err != nil {
 		return err
@@ -108,6 +129,9 @@ func (c FaultConfig) validate() error {
 	}
 	if math.IsNaN(c.ThrottleScale) || math.IsInf(c.ThrottleScale, 0) || c.ThrottleScale < 0 {
 		return errors.New("throttle scale must be a non-negative number")
+	}
+	if c.ConcurrencyWindow < 0 || c.ConcurrencyWindow > time.Minute {
+		return errors.New("concurrency window must be between 0 and 1m")
 	}
 	return nil
 }
@@ -207,6 +231,7 @@ type Counters struct {
 	TokenRequests, TokensIssued, MITokens  atomic.Int64
 	GraphRequests, GraphReads, GraphWrites atomic.Int64
 	Throttled, Vault, Injected, Dropped    atomic.Int64
+	Conflicts                              atomic.Int64
 }
 
 // Stats is a snapshot of what the simulator has served, for tests,
@@ -231,6 +256,9 @@ type Stats struct {
 	// InjectedErrors and DroppedConnections count injected faults.
 	InjectedErrors     int64 `json:"injected_errors"`
 	DroppedConnections int64 `json:"dropped_connections"`
+	// Conflicts counts 409 Directory_ConcurrencyViolation answers
+	// (FaultConfig.ConcurrencyWindow).
+	Conflicts int64 `json:"conflicts"`
 }
 
 // Stats returns the request counters.
@@ -242,6 +270,7 @@ func (c *Core) Stats() Stats {
 		GraphRequests:         n.GraphRequests.Load(), GraphReads: n.GraphReads.Load(), GraphWrites: n.GraphWrites.Load(),
 		Throttled: n.Throttled.Load(), Vault: n.Vault.Load(),
 		InjectedErrors: n.Injected.Load(), DroppedConnections: n.Dropped.Load(),
+		Conflicts: n.Conflicts.Load(),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -57,6 +58,7 @@ const (
 	codeInvalidToken     = "InvalidAuthenticationToken"
 	codeDenied           = "Authorization_RequestDenied"
 	codeBadRequest       = "Request_BadRequest"
+	codeConcurrency      = "Directory_ConcurrencyViolation"
 	codeNotFound         = "Request_ResourceNotFound"
 	codeUnsupportedQuery = "Request_UnsupportedQuery"
 	codeConflict         = "Request_MultipleObjectsWithSameKeyValue"
@@ -141,6 +143,10 @@ func (a access) canCreate() bool { return a.writeAll || a.owned }
 type Service struct {
 	*core.Core
 	buckets bucketSet
+	// lastWrite is when each application (tenant/object id) was last
+	// written, for FaultConfig.ConcurrencyWindow; guarded by the world
+	// lock, under which every write runs.
+	lastWrite map[string]time.Time
 	// onSecretIssued, when set, sees every password addPassword hands out
 	// (see sim.Options.OnSecretIssued).
 	onSecretIssued func(tenantID, appObjectID, keyID, value string)

@@ -178,7 +178,43 @@ func (g *graphCall) writableApp(t *core.Tenant, key string) (*core.Application, 
 	if !g.acc.canWrite(a, g.caller) {
 		return nil, &deniedReply
 	}
+	if rp := g.converged(t, a); rp != nil {
+		return nil, rp
+	}
 	return a, nil
+}
+
+// converged refuses a write to a that arrives within the fault
+// configuration's ConcurrencyWindow of the previous one, with Graph's
+// 409 for an object whose last change has not converged; otherwise it
+// records this write. Callers hold the world lock.
+func (g *graphCall) converged(t *core.Tenant, a *core.Application) *reply {
+	window := g.s.Faults().ConcurrencyWindow
+	if window <= 0 {
+		return nil
+	}
+	now, k := g.s.Clock().Now(), t.ID+"/"+a.ObjectID
+	if g.s.lastWrite == nil {
+		g.s.lastWrite = map[string]time.Time{}
+	}
+	if last, ok := g.s.lastWrite[k]; ok && now.Sub(last) < window {
+		g.s.Counters().Conflicts.Add(1)
+		rp := errReply(http.StatusConflict, codeConcurrency, "Error due to concurrent requests being made to the tenant. Please wait briefly and retry.")
+		return &rp
+	}
+	g.s.lastWrite[k] = now
+	return nil
+}
+
+// passwordLimit is how many password credentials Entra lets an
+// application hold: two when its signInAudience admits personal Microsoft
+// accounts (AZURE-API.md §9), else no limit the simulator models (0).
+func passwordLimit(signInAudience string) int {
+	switch signInAudience {
+	case "AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount":
+		return 2
+	}
+	return 0
 }
 
 // selectContext is the @odata.context of a (possibly projected) collection.
@@ -647,6 +683,9 @@ func (g *graphCall) addPassword(key string) {
 		}
 		if rp := policyReply(checkPasswordLifetime(t.Policy, start, end)); rp != nil {
 			return *rp
+		}
+		if n := passwordLimit(a.SignInAudience); n > 0 && len(a.Passwords) >= n {
+			return errReply(http.StatusBadRequest, codeBadRequest, "You can only add a maximum of 2 encrypted credentials.")
 		}
 		p := &core.Password{
 			KeyID: uuid.NewString(), DisplayName: displayName, Hint: secret[:3],

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sim"
+	"github.com/rotor-dev/rotor/internal/sim/simtest"
+	"github.com/rotor-dev/rotor/internal/simfile"
+)
+
+// TestRotationWithinEntrasLimits runs the real engine, Graph client and
+// Key Vault sink against a simulator that answers as Entra does when
+// pushed: applications that admit personal Microsoft accounts hold at
+// most two secrets, and a write to an application right after another
+// write to it is refused with 409 Directory_ConcurrencyViolation.
+//
+//   - An application holding its working foreign secret and an expired
+//     rotor one: the rotation removes the expired one first (journaled),
+//     retries the 409 that the immediate addPassword meets, and ends with
+//     two secrets, the vault's getting a token (azsecrets + azidentity).
+//   - An application holding two working secrets is not due (reason
+//     PasswordLimit, with the fix), and a manual rotation fails before
+//     creating anything.
+func TestRotationWithinEntrasLimits(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	st := simtest.Start(t, simtest.Options{Seed: "apps=2,tenants=1,expiring=1h,replication=0s"})
+	simSrv, info := st.Server, st.Info
+	tn := info.Tenants[0]
+	simFile := filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)
+	yaml, err := config.SimulatorYAML(info, config.SimulatorConfig{
+		SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
+		Secret:   func(simfile.Tenant) string { return "{env: ROTATION_SECRET}" },
+		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}},
+	})
+	require.NoError(t, err)
+	cfgPath := filepath.Join(dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
+	srv, err := Open(ctx, cfgPath, Options{Logger: slog.New(slog.DiscardHandler), Getenv: envMap{"ROTATION_SECRET": tn.Rotation.ClientSecret}.get})
+	require.NoError(t, err)
+	defer srv.Close()
+	require.NoError(t, srv.openJobs(ctx, 0))
+	org := srv.Config().Organization
+
+	// Both applications admit personal accounts and already hold two
+	// secrets: the seed's working "bulk" one and one rotor made — expired
+	// on the first, still working on the second.
+	world := simSrv.World().Tenant(tn.ID)
+	var roomy, full *sim.Application
+	now := time.Now().UTC()
+	simSrv.World().Update(func() {
+		for _, a := range world.Apps {
+			if !slices.Contains(a.Owners, tn.Rotation.ObjectID) {
+				continue
+			}
+			end := now.Add(-24 * time.Hour)
+			if roomy == nil {
+				roomy = a
+			} else if full == nil {
+				full, end = a, now.Add(time.Hour)
+			} else {
+				continue
+			}
+			a.SignInAudience = "AzureADandPersonalMicrosoftAccount"
+			a.Passwords = append(a.Passwords, &sim.Password{KeyID: uuid.NewString(), DisplayName: domain.DisplayNameFor(uuid.NewString()),
+				Start: now.AddDate(0, -1, 0), End: end, AddedAt: now.AddDate(0, -1, 0)})
+		}
+	})
+	require.NotNil(t, full)
+	require.NoError(t, srv.Sync(ctx, nil))
+	require.NoError(t, simSrv.SetFaults(sim.FaultConfig{ConcurrencyWindow: time.Second}))
+	passwords := func(a *sim.Application) (keys []string, foreign int) {
+		simSrv.World().Update(func() {
+			for _, p := range a.Passwords {
+				keys = append(keys, p.KeyID)
+				if !(domain.Credential{DisplayName: p.DisplayName}).RotorCreated() {
+					foreign++
+				}
+			}
+		})
+		return keys, foreign
+	}
+
+	// The full one: not due, and why.
+	app, err := srv.Store().GetApplication(ctx, org, full.ObjectID)
+	require.NoError(t, err)
+	pol := srv.PolicyFor(*app)
+	require.NotNil(t, pol)
+	d, err := srv.Engine().Decide(ctx, org, *app, pol)
+	require.NoError(t, err)
+	require.False(t, d.Due, d.Message)
+	require.Equal(t, "PasswordLimit", d.Reason)
+	require.Contains(t, d.Message, "at most 2 secrets")
+	before, _ := passwords(full)
+	_, err = srv.Engine().Rotate(ctx, org, *app, *pol, domain.TriggerManual)
+	require.True(t, rotation.IsPermanentFailure(err), "%v", err)
+	require.Contains(t, err.Error(), "none was created")
+	after, _ := passwords(full)
+	require.Equal(t, before, after, "nothing created, nothing removed")
+
+	// The roomy one: due, and rotated within the limit.
+	app, err = srv.Store().GetApplication(ctx, org, roomy.ObjectID)
+	require.NoError(t, err)
+	d, err = srv.Engine().Decide(ctx, org, *app, pol)
+	require.NoError(t, err)
+	require.True(t, d.Due, d.Message)
+	run, err := srv.Engine().Rotate(ctx, org, *app, *pol, domain.TriggerDue)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunRetiring, run.State)
+	stored, err := srv.Store().GetRun(ctx, org, run.ID)
+	require.NoError(t, err)
+	var kinds []domain.StepKind
+	for _, ev := range stored.Events {
+		kinds = append(kinds, ev.Step.Kind)
+	}
+	require.Contains(t, kinds, domain.StepMakeRoom)
+	require.Less(t, slices.Index(kinds, domain.StepMakeRoom), slices.Index(kinds, domain.StepCreated), "room is made before the new secret is created")
+	keys, foreign := passwords(roomy)
+	require.Len(t, keys, 2)
+	require.Equal(t, 1, foreign, "the working foreign secret stays")
+	require.Contains(t, keys, run.NewKeyID)
+	require.Positive(t, simSrv.Stats().Conflicts, "the addPassword right after the removal met a 409 and was retried")
+
+	ep, err := azure.ResolveEndpoints(azure.Sim, simFile)
+	require.NoError(t, err)
+	consumer, err := simtest.NewConsumerCredential(info, tn.ID)
+	require.NoError(t, err)
+	kv, err := azure.NewSecretsClient(tn.KeyVaults[0].URL, consumer, ep)
+	require.NoError(t, err)
+	resp, err := kv.GetSecret(ctx, app.DisplayName+"-secret", "", nil)
+	require.NoError(t, err)
+	cred, err := azure.NewCredential(azure.Connection{Name: "consumer", TenantID: tn.ID, Cloud: azure.Sim, SimFile: simFile,
+		Identity: azure.Identity{Method: azure.ClientSecret, ClientID: app.AppID, ClientSecret: secret.New(*resp.Value)}}, ep)
+	require.NoError(t, err)
+	_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.GraphAudience + "/.default"}})
+	require.NoError(t, err, "the vault's secret gets a token")
+}
