@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 )
@@ -73,6 +74,19 @@ type Connection struct {
 	// Provisioned is true for connections rotor.yaml declares (read-only
 	// elsewhere).
 	Provisioned bool `json:"provisioned"`
+	// LastSuccess and LastFailure are when any rotor process last signed
+	// it in or synced through it, and last failed to; Failure says how
+	// (Entra's AADSTS code and message; never a secret) and AADSTS is
+	// the code, 0 when the failure was not Entra's refusal.
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastFailure time.Time `json:"last_failure,omitzero"`
+	Failure     string    `json:"failure,omitempty"`
+	AADSTS      int       `json:"aadsts,omitempty"`
+	// Failing is true when the last failure is newer than the last
+	// success.
+	Failing bool `json:"failing"`
+	// Roles are the Graph application roles its last token carried.
+	Roles []string `json:"roles"`
 }
 
 // ListConnections lists the organization's connections.

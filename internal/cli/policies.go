@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,11 +58,14 @@ func newConnectionsCmd() *cobra.Command {
 	)
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the connections: tenant, purpose, cloud and identity (never a secret)",
+		Short: "List the connections: tenant, purpose, identity and health (never a secret)",
 		Long: `List how rotor reaches each Entra tenant: the tenant id, the purpose (rotation
 changes credentials of the applications its identity owns; read only reads),
-the cloud, and how the identity signs in. Secrets, and where they are kept,
-are never shown.`,
+the cloud, how the identity signs in, and when any rotor process last signed
+it in or synced through it (LAST OK) and last failed to (LAST FAILURE, with
+Entra's AADSTS code; FAILING when no success came after it). -o json adds
+the failure's text and the Graph roles the last token carried. Secrets, and
+where they are kept, are never shown.`,
 		Example: `  rotor connections list
   rotor connections list -o json`,
 		Args: noArgs,
@@ -75,8 +79,16 @@ are never shown.`,
 			if err != nil {
 				return explainError(err)
 			}
-			return printRows(cmd, &out, rows, "NAME\tTENANT\tPURPOSE\tCLOUD\tIDENTITY\tCLIENT ID", func(c app.Connection) string {
-				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", c.Name, c.TenantID, c.Purpose, c.Cloud, c.Identity, cmp.Or(c.ClientID, "-"))
+			return printRows(cmd, &out, rows, "NAME\tTENANT\tPURPOSE\tCLOUD\tIDENTITY\tCLIENT ID\tLAST OK\tLAST FAILURE", func(c app.Connection) string {
+				failure := whenOrDash(c.LastFailure)
+				if c.AADSTS != 0 {
+					failure += fmt.Sprintf(" (AADSTS%d)", c.AADSTS)
+				}
+				if c.Failing {
+					failure += " FAILING"
+				}
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", c.Name, c.TenantID, c.Purpose, c.Cloud, c.Identity, cmp.Or(c.ClientID, "-"),
+					whenOrDash(c.LastSuccess), failure)
 			})
 		},
 	}
@@ -125,4 +137,12 @@ and exits 1. Secrets are never shown.`,
 	tout.register(test)
 	conns.AddCommand(list, test)
 	return conns
+}
+
+// whenOrDash formats t for a table cell in UTC, or "-" when it is zero.
+func whenOrDash(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
 }

@@ -78,7 +78,7 @@ func TestPoliciesAndConnectionsList(t *testing.T) {
 	out, _ = e.mustRun("connections", "list")
 	lines = strings.Split(strings.TrimRight(out, "\n"), "\n")
 	require.Len(t, lines, len(e.info.Tenants)+1)
-	require.Regexp(t, `^NAME\s+TENANT\s+PURPOSE\s+CLOUD\s+IDENTITY\s+CLIENT ID$`, lines[0])
+	require.Regexp(t, `^NAME\s+TENANT\s+PURPOSE\s+CLOUD\s+IDENTITY\s+CLIENT ID\s+LAST OK\s+LAST FAILURE$`, lines[0])
 	require.Regexp(t, `^contoso\s+`+regexp.QuoteMeta(e.info.Tenants[0].ID)+`\s+rotation\s+sim\s+client_secret\s+`, lines[1])
 
 	// A run state that does not exist is a usage error, not an empty list.

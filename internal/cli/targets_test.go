@@ -1,7 +1,10 @@
 package cli_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -74,5 +77,56 @@ func TestConnectionsTest(t *testing.T) {
 	code, _, errOut := e.run("connections", "test", "nope")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, `no connection "nope"`)
+
+	// What a sign-in learned is kept for every later process: `connections
+	// list` is another process than the one that signed in.
+	type listed struct {
+		Name        string    `json:"name"`
+		LastSuccess time.Time `json:"last_success"`
+		LastFailure time.Time `json:"last_failure"`
+		Failure     string    `json:"failure"`
+		AADSTS      int       `json:"aadsts"`
+		Failing     bool      `json:"failing"`
+		Roles       []string  `json:"roles"`
+	}
+	contoso := func() listed {
+		t.Helper()
+		var conns []listed
+		e.mustJSON(&conns, "connections", "list")
+		for _, c := range conns {
+			if c.Name == "contoso" {
+				return c
+			}
+		}
+		t.Fatal("no contoso in connections list")
+		return listed{}
+	}
+	c := contoso()
+	require.False(t, c.LastSuccess.IsZero())
+	require.False(t, c.Failing)
+	require.Contains(t, c.Roles, "Application.ReadWrite.OwnedBy")
+
+	// A wrong secret: the test fails with Entra's code, and the list says
+	// the connection is failing, with the code, until a sign-in works again.
+	secretFile := filepath.Join(e.dir, "secrets", "contoso")
+	good, err := os.ReadFile(secretFile)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(secretFile, []byte("not-the-secret\n"), 0o600))
+	code, _, errOut = e.run("connections", "test", "contoso")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "AADSTS7000215")
+	c = contoso()
+	require.True(t, c.Failing)
+	require.Equal(t, 7000215, c.AADSTS)
+	require.Contains(t, c.Failure, "AADSTS7000215")
+	require.NotContains(t, c.Failure, "not-the-secret")
+	out, _ = e.mustRun("connections", "list")
+	require.Contains(t, out, "(AADSTS7000215) FAILING")
+
+	require.NoError(t, os.WriteFile(secretFile, good, 0o600))
+	e.mustRun("connections", "test", "contoso")
+	c = contoso()
+	require.False(t, c.Failing)
+	require.Equal(t, 7000215, c.AADSTS, "the last failure stays on record")
 	e.checkNoSecretLeaked()
 }

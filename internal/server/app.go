@@ -8,6 +8,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/store"
 )
 
 // The adapters below give internal/app what it declares, from this
@@ -67,14 +68,28 @@ func (c storeConnections) OrgConnections(ctx context.Context, org domain.OrgID) 
 	if err != nil {
 		return nil, err
 	}
+	hs, err := c.s.store.ListConnectionHealth(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	health := make(map[string]store.ConnectionHealth, len(hs))
+	for _, h := range hs {
+		health[h.Connection] = h
+	}
 	out := make([]app.Connection, 0, len(list))
 	for _, cc := range list {
 		id := cc.Identity
 		clientID := cmp.Or(id.ClientID, id.ManagedIdentityClientID)
+		h := health[cc.Name]
+		if h.Roles == nil {
+			h.Roles = []string{}
+		}
 		out = append(out, app.Connection{
 			Name: cc.Name, TenantID: cc.TenantID, Purpose: cc.Purpose, Cloud: cc.Cloud,
 			Identity: id.Method, ClientID: clientID, AuxiliaryTenants: slices.Clone(cc.AuxiliaryTenants),
 			Provisioned: cc.Provisioned,
+			LastSuccess: h.LastSuccess, LastFailure: h.LastFailure, Failure: h.Message, AADSTS: h.AADSTS,
+			Failing: h.LastFailure.After(h.LastSuccess), Roles: h.Roles,
 		})
 	}
 	return out, nil

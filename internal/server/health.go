@@ -11,6 +11,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
 )
 
 // ConnHealth is what rotor knows of one connection's health: when it last
@@ -40,10 +41,14 @@ type health struct {
 	log   *slog.Logger
 	clock clock.Clock
 	conns map[connKey]*ConnHealth
+	// record, when set, persists each outcome (store.RecordConnectionHealth)
+	// so other processes — `rotor connections list`, the UI — see what
+	// this one learned. It is called outside mu.
+	record func(store.ConnectionHealth)
 }
 
-func newHealth(log *slog.Logger, c clock.Clock) *health {
-	return &health{log: log, clock: c, conns: map[connKey]*ConnHealth{}}
+func newHealth(log *slog.Logger, c clock.Clock, record func(store.ConnectionHealth)) *health {
+	return &health{log: log, clock: c, conns: map[connKey]*ConnHealth{}, record: record}
 }
 
 func (h *health) entry(k connKey) *ConnHealth {
@@ -58,14 +63,18 @@ func (h *health) entry(k connKey) *ConnHealth {
 // ok records a success; roles, when not nil, are the token's.
 func (h *health) ok(k connKey, roles []string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	e := h.entry(k)
 	if e.Failing {
 		h.log.Info("connection works again", "org", k.org, "connection", k.name)
 	}
-	e.Failing, e.LastSuccess = false, h.clock.Now()
+	now := h.clock.Now()
+	e.Failing, e.LastSuccess = false, now
 	if roles != nil {
 		e.Roles = roles
+	}
+	h.mu.Unlock()
+	if h.record != nil {
+		h.record(store.ConnectionHealth{Org: k.org, Connection: k.name, Success: true, At: now, Roles: roles})
 	}
 }
 
@@ -79,17 +88,34 @@ func (h *health) failed(k connKey, err error) {
 		// A Graph or Key Vault call whose token request Entra refused.
 		code = azure.ParseTokenError(err).Code
 	}
+	now, msg := h.clock.Now(), err.Error()
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer func() {
+		h.mu.Unlock()
+		if h.record != nil {
+			h.record(store.ConnectionHealth{Org: k.org, Connection: k.name, Failure: true, At: now, Message: msg, AADSTS: code})
+		}
+	}()
 	e := h.entry(k)
 	was := e.Failing
-	e.Failing, e.LastFailure, e.Failure, e.AADSTS = true, h.clock.Now(), err.Error(), code
+	e.Failing, e.LastFailure, e.Failure, e.AADSTS = true, now, msg, code
 	if !was {
 		args := []any{"org", k.org, "connection", k.name, "error", err.Error()}
 		if code != 0 {
 			args = append(args, "aadsts", code)
 		}
 		h.log.Error("connection failing: rotor cannot sign in or read through it, so its applications are neither synced nor rotated; fix its identity (see the AADSTS code) or its permissions", args...)
+	}
+}
+
+// recordHealth persists one connection outcome, best effort: the
+// in-memory view (readyz, logs) does not depend on it, and a database
+// that cannot take the row already makes /readyz say so.
+func (s *Server) recordHealth(h store.ConnectionHealth) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.store.RecordConnectionHealth(ctx, h); err != nil {
+		s.log.Debug("recording a connection's health failed", "org", h.Org, "connection", h.Connection, "error", err)
 	}
 }
 

@@ -127,7 +127,7 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 // engine.
 func (s *Server) assemble(ctx context.Context, configPath string) error {
 	cfg := s.cfg
-	s.health = newHealth(s.log, s.clock)
+	s.health = newHealth(s.log, s.clock, s.recordHealth)
 	getenv := s.opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv

@@ -173,6 +173,16 @@ type Store interface {
 	// there is none, ErrProvisioned as UpsertConnection.
 	DeleteConnection(ctx context.Context, p DeleteParams) error
 
+	// RecordConnectionHealth records one outcome of signing a connection
+	// in or syncing through it, as any rotor process saw it: a success
+	// moves LastSuccess (and Roles, when not nil) forward, a failure
+	// LastFailure, Failure and AADSTS; an older outcome than the one
+	// recorded never replaces it. Failure must never hold a secret.
+	RecordConnectionHealth(ctx context.Context, p ConnectionHealth) error
+	// ListConnectionHealth lists what is recorded for an org's
+	// connections, by name.
+	ListConnectionHealth(ctx context.Context, org domain.OrgID) ([]ConnectionHealth, error)
+
 	// UpsertPolicy creates or replaces a policy of an org. Its connection
 	// must be one of the org's (ErrNotFound otherwise); provisioned
 	// policies are guarded as connections are.
@@ -349,4 +359,23 @@ type ListRunsParams struct {
 	Orphaned bool
 	// Limit caps the runs returned (0: no cap).
 	Limit int
+}
+
+// ConnectionHealth is a connection's last sign-in or sync outcomes. For
+// RecordConnectionHealth exactly one of Success and Failure is set.
+type ConnectionHealth struct {
+	Org        domain.OrgID
+	Connection string
+	// Success and Failure say which outcome a record is; At is when.
+	Success, Failure bool
+	At               time.Time
+	// LastSuccess and LastFailure are what ListConnectionHealth returns.
+	LastSuccess, LastFailure time.Time
+	// Message is the last failure in rotor's words (never a secret), at
+	// most 1 KiB; AADSTS Entra's code, 0 when not Entra's refusal.
+	Message string
+	AADSTS  int
+	// Roles are the Graph application roles the connection's last token
+	// carried; nil leaves them as recorded.
+	Roles []string
 }

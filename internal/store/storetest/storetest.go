@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Access/DeletedConnectionTakesItsView", testDeletedConnectionTakesItsView},
 		{"Access/OverlappingSyncsKeepWhatBothSaw", testOverlappingSyncsKeepWhatBothSaw},
 		{"Catalog/ConnectionsRoundTrip", testConnectionRoundTrip},
+		{"Catalog/ConnectionHealth", testConnectionHealth},
 		{"Catalog/ConnectionsRejectInvalidOnes", testConnectionRejectsBadReferences},
 		{"Catalog/ConnectionsUpdateAndDelete", testConnectionUpdateAndDelete},
 		{"Catalog/OrgsAreIsolated", testCatalogOrgsAreIsolated},
