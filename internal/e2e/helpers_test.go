@@ -87,7 +87,7 @@ func secretCredential(t *testing.T, info *simfile.Info, tenantID, clientID, secr
 }
 
 // vaultClient reads the tenant's vault as the consumer identity: rotor's
-// rotation identity may list and set there but never read a value.
+// rotation identity may list, set and recover there but never read a value.
 func vaultClient(t *testing.T, info *simfile.Info, tenant simfile.Tenant) *azsecrets.Client {
 	t.Helper()
 	cred, err := simtest.NewConsumerCredential(info, tenant.ID)

@@ -247,10 +247,19 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		if !res.Changed {
 			outcome = domain.PhaseUnchanged
 		}
-		if err := e.eventAt(ctx, run, domain.SinkStep(i, outcome), s.Target().String(), r.scrub(cmp.Or(res.Location, s.Describe()))); err != nil {
+		// The journal says what the sink did beside the write (a Key Vault
+		// secret recovered from soft delete first), so it stays a true
+		// account of every change rotor made.
+		msg := cmp.Or(res.Location, s.Describe())
+		logArgs := []any{"state", string(run.State), "sink", i, "outcome", outcome, "location", r.scrub(res.Location)}
+		if res.Note != "" {
+			msg += "; " + res.Note
+			logArgs = append(logArgs, "note", r.scrub(res.Note))
+		}
+		if err := e.eventAt(ctx, run, domain.SinkStep(i, outcome), s.Target().String(), r.scrub(msg)); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
-		r.log.Info("sink delivered", "state", string(run.State), "sink", i, "outcome", outcome, "location", r.scrub(res.Location))
+		r.log.Info("sink delivered", logArgs...)
 	}
 	// Every sink holds the new secret: now the sinks' after-all steps (a
 	// rolling restart) may make consumers pick it up.

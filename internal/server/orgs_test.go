@@ -40,8 +40,8 @@ func setupOrgs(t *testing.T) *orgsBundle {
 	info := st.Info
 	tn := info.Tenants[0]
 	// The tests' host identity is the rotation identity itself, so it
-	// also needs to read secret values (the seed grants it list and set).
-	st.GrantSecrets(t, tn.ID, tn.KeyVaults[0].Name, tn.Rotation.ObjectID, sim.SecretGet, sim.SecretList, sim.SecretSet)
+	// also needs to read secret values (the seed grants it list, set and recover).
+	st.GrantSecrets(t, tn.ID, tn.KeyVaults[0].Name, tn.Rotation.ObjectID, sim.SecretGet, sim.SecretList, sim.SecretSet, sim.SecretRecover)
 	return &orgsBundle{ctx: ctx, dir: dir, simFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), tn: tn}
 }
 

@@ -39,6 +39,10 @@ type Result struct {
 	// Location names what was written (e.g. the Key Vault secret id with
 	// its version), for the journal; never the value.
 	Location string
+	// Note says what else the delivery did to the target that the journal
+	// should record (e.g. "recovered rotor's soft-deleted secret first");
+	// empty when it only wrote. Never a value.
+	Note string
 }
 
 // Sink writes a credential to one place. Deliver must be idempotent: the

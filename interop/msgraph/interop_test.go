@@ -576,7 +576,7 @@ func TestInterop(t *testing.T) {
 		assert.NotEmpty(t, set.ID.Version())
 		assert.Equal(t, value, deref(set.Value))
 
-		// rotor's rotation identity may list and set, never read a value
+		// rotor's rotation identity may list, set and recover, never read a value
 		// (as rotor is deployed); the application reading its secret is
 		// the consumer, a user-assigned managed identity whose tokens
 		// azidentity gets from the App Service style endpoint sim.json

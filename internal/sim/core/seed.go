@@ -328,14 +328,16 @@ func addConsumerIdentity(t *Tenant, ids *uuidSource) *ServicePrincipal {
 }
 
 // Default vault grants. rotor's identities (the rotation identity and the
-// managed identity rotor runs as in Azure) get list and set only: rotor
-// writes new versions and reads version properties, and its README
-// promises it never reads a secret value, so the simulator makes any
-// attempt to do so fail. The consumer gets get and list, what an
-// application reading its own secret needs. Nobody gets delete, recover or
-// purge: a test that needs them grants them explicitly.
+// managed identity rotor runs as in Azure) get list, set and recover: rotor
+// writes new versions, reads version properties and the deleted-secret
+// list, and recovers its own soft-deleted secret before writing to it. Its
+// README promises it never reads a secret value, so the simulator makes any
+// attempt to do so fail (get, which get deleted secret needs too, is not
+// granted). The consumer gets get and list, what an application reading its
+// own secret needs. Nobody gets delete or purge: a test that needs them
+// grants them explicitly.
 var (
-	rotorSecretPermissions    = []SecretPermission{SecretList, SecretSet}
+	rotorSecretPermissions    = []SecretPermission{SecretList, SecretSet, SecretRecover}
 	consumerSecretPermissions = []SecretPermission{SecretGet, SecretList}
 )
 

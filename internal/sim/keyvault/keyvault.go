@@ -803,8 +803,11 @@ func (c *kvCall) listSecrets(deleted bool) {
 			}
 			var item kvBundle
 			if deleted {
+				// A deleted-secret item names the secret without a version
+				// (its recoveryId is the deletedsecrets URL), as Key Vault's
+				// list does.
 				item = c.deletedBundle(s)
-				item.ID = c.base + "/deletedsecrets/" + s.Name
+				item.ID = c.base + "/secrets/" + s.Name
 			} else {
 				item = c.bundle(s, s.Versions[len(s.Versions)-1], false)
 				item.ID = c.base + "/secrets/" + s.Name

@@ -208,16 +208,16 @@ func TestKeyVaultChallengeAndRefusals(t *testing.T) {
 }
 
 // TestKeyVaultAuthorizesPerIdentityAndOperation checks the seeded access
-// policy and Key Vault's refusal: rotor's rotation identity may list and
-// set but never read a value or delete; the consumer may read; a principal
-// with no grant may do nothing.
+// policy and Key Vault's refusal: rotor's rotation identity may list, set
+// and recover but never read a value or delete; the consumer may read; a
+// principal with no grant may do nothing.
 func TestKeyVaultAuthorizesPerIdentityAndOperation(t *testing.T) {
 	t.Parallel()
 	e := simtest.StartEnv(t)
 	tn := e.Tenant(t, "contoso")
 	kv := tn.KeyVaults[0]
 	base := strings.TrimSuffix(kv.URL, "/")
-	require.ElementsMatch(t, []string{"list", "set"}, kv.SecretPermissions[tn.Rotation.ObjectID])
+	require.ElementsMatch(t, []string{"list", "set", "recover"}, kv.SecretPermissions[tn.Rotation.ObjectID])
 	require.NotNil(t, tn.Consumer)
 	require.ElementsMatch(t, []string{"get", "list"}, kv.SecretPermissions[tn.Consumer.PrincipalID])
 

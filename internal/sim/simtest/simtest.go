@@ -190,7 +190,7 @@ func (s *Sim) SecretCredential(t testing.TB, tenantID, clientID, secret string) 
 }
 
 // RotationCredential is the credential of the tenant's rotation identity
-// (Graph OwnedBy and Read.All; list and set on the tenant's vaults).
+// (Graph OwnedBy and Read.All; list, set and recover on the tenant's vaults).
 func (s *Sim) RotationCredential(t testing.TB, tenant string) azcore.TokenCredential {
 	t.Helper()
 	tn := s.Tenant(t, tenant)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
@@ -57,12 +58,62 @@ func (e *DisabledError) Error() string {
 		"enable it or delete the secret", e.Vault, e.Secret, e.ID)
 }
 
+// DeletedError is returned when the target name is held by a soft-deleted
+// secret that rotor may not recover: it lacks the managed-by=rotor tag
+// (adopt or not), rotor managed it for another application, or its latest
+// version was disabled. Key Vault refuses a new version under the name
+// until the deleted secret is recovered or purged, and rotor will not undo
+// a deletion of what is not its own, so a person decides. Nothing was
+// written. It is permanent.
+type DeletedError struct {
+	Vault  string
+	Secret string
+	// AppID is the application this sink delivers for.
+	AppID string
+	// OwnerAppID is the rotor-app-id tag when rotor managed the secret for
+	// another application.
+	OwnerAppID string
+	// Disabled is true when the secret is rotor's but its latest version
+	// was disabled before it was deleted.
+	Disabled bool
+	// Adopt is true when the sink adopts: said, because adopt does not
+	// cover recovering.
+	Adopt bool
+	// Purge is when Key Vault purges the secret by itself; zero if unknown.
+	Purge time.Time
+}
+
+// Error names the secret, the vault and the fix.
+func (e *DeletedError) Error() string {
+	var b strings.Builder
+	switch {
+	case e.OwnerAppID != "":
+		fmt.Fprintf(&b, "the secret %s in %s is soft-deleted and was rotor's for application %s, not %s: "+
+			"purge it, or make the secret name unique (e.g. include {{ .App.AppID }})", e.Secret, e.Vault, e.OwnerAppID, e.AppID)
+	case e.Disabled:
+		fmt.Fprintf(&b, "the secret %s in %s is soft-deleted and its latest version was disabled: "+
+			"recover it and enable that version, or purge it, or point the policy at another name", e.Secret, e.Vault)
+	default:
+		fmt.Fprintf(&b, "the secret %s in %s is soft-deleted and was not made by rotor: "+
+			"recover or purge it, or point the policy at another name", e.Secret, e.Vault)
+		if e.Adopt {
+			b.WriteString(" (adopt takes over a live secret once it is recovered; rotor does not undo someone's deletion)")
+		}
+	}
+	if !e.Purge.IsZero() {
+		fmt.Fprintf(&b, "; Key Vault keeps the name reserved until it purges the secret on %s", e.Purge.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
 // PermissionError is a request Key Vault refused for the identity itself
 // (HTTP 401 or 403), or Entra refused the connection's credential (token
 // response 400, 401 or 403). It is permanent until someone grants access or
 // fixes the credential.
 type PermissionError struct {
-	// Op is the operation: "list" (the secret's versions) or "set".
+	// Op is the operation: "list" (the secret's versions), "list deleted"
+	// (the vault's deleted secrets), "recover" (rotor's own soft-deleted
+	// secret) or "set".
 	Op         string
 	Vault      string
 	Secret     string
@@ -111,9 +162,16 @@ func (e *PermissionError) Error() string {
 	} else if e.Err != nil {
 		fmt.Fprintf(&b, "%v", e.Err)
 	}
-	fmt.Fprintf(&b, "; the identity of connection %q needs to list and set secrets on the vault (it never gets a value): "+
-		"the Key Vault Secrets Officer role, a custom role with the secrets/readMetadata and secrets/setSecret data actions, "+
-		"or list and set secret permissions in its access policy", e.Connection)
+	if e.Op == opRecover {
+		fmt.Fprintf(&b, "; the secret is rotor's own and was soft-deleted, and bringing it back before the new version is written "+
+			"needs the recover permission: give the identity of connection %q the Key Vault Secrets Officer role, "+
+			"a custom role with the secrets/recover data action, or the recover secret permission in its access policy "+
+			"(or purge the deleted secret, and rotor writes a new one)", e.Connection)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "; the identity of connection %q needs to list, set and recover secrets on the vault (it never gets a value): "+
+		"the Key Vault Secrets Officer role, a custom role with the secrets/readMetadata, secrets/setSecret and secrets/recover data actions, "+
+		"or list, set and recover secret permissions in its access policy", e.Connection)
 	return b.String()
 }
 
@@ -176,6 +234,7 @@ func (e *RequestError) Permanent() bool {
 var (
 	_ sink.Classified = (*NotOwnedError)(nil)
 	_ sink.Classified = (*DisabledError)(nil)
+	_ sink.Classified = (*DeletedError)(nil)
 	_ sink.Classified = (*PermissionError)(nil)
 	_ sink.Classified = (*RequestError)(nil)
 )
@@ -185,6 +244,9 @@ func (e *NotOwnedError) Permanent() bool { return true }
 
 // Permanent is true: a person must enable the version or delete the secret.
 func (e *DisabledError) Permanent() bool { return true }
+
+// Permanent is true: a person must recover, purge or rename.
+func (e *DeletedError) Permanent() bool { return true }
 
 // Permanent is true until someone grants access or fixes the credential.
 func (e *PermissionError) Permanent() bool { return true }
@@ -259,7 +321,8 @@ func (s *Sink) classify(op string, err error, value string) error {
 	}
 	out := &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, StatusCode: se.status, Code: se.code, Message: se.message, Err: err}
 	if se.status == http.StatusConflict {
-		out.Hint = "a deleted secret of this name may be waiting in soft-delete: recover or purge it"
+		out.Hint = "Key Vault is deleting or recovering a secret of this name, or one is waiting in soft delete; " +
+			"rotor recovers its own at the next attempt, anything else must be recovered or purged"
 	}
 	return out
 }

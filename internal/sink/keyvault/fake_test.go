@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 )
 
@@ -46,6 +48,14 @@ type fakeVault struct {
 	listErr     error
 	listErrPage int
 	setErr      error
+
+	// deleted are soft-deleted secrets (their versions, newest last) by
+	// name; recoverFn, when set, runs (with mu held) before a recovery and
+	// its error is returned instead; recovers counts recoveries.
+	deleted   map[string][]fakeVersion
+	deletedAt map[string]time.Time
+	recoverFn func(name string) error
+	recovers  int
 }
 
 type fakeVersion struct {
@@ -62,6 +72,7 @@ var _ SecretsAPI = (*fakeVault)(nil)
 
 func newFakeVault(url string) *fakeVault {
 	return &fakeVault{url: url, versions: map[string][]fakeVersion{},
+		deleted: map[string][]fakeVersion{}, deletedAt: map[string]time.Time{},
 		now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), pageSize: 2}
 }
 
@@ -141,6 +152,10 @@ func (f *fakeVault) SetSecret(_ context.Context, name string, p azsecrets.SetSec
 	if f.setErr != nil {
 		return azsecrets.SetSecretResponse{}, f.setErr
 	}
+	if _, gone := f.deleted[name]; gone {
+		return azsecrets.SetSecretResponse{}, responseErrorBody(http.StatusConflict, "Conflict", fmt.Sprintf(
+			`{"error":{"code":"Conflict","message":"Secret %s is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.","innererror":{"code":"ObjectIsDeletedButRecoverable"}}}`, name))
+	}
 	f.sets++
 	v := f.newVersion(name, *p.Value, nil)
 	if p.ContentType != nil {
@@ -158,6 +173,95 @@ func (f *fakeVault) SetSecret(_ context.Context, name string, p azsecrets.SetSec
 	f.versions[name] = append(f.versions[name], v)
 	id := azsecrets.ID(v.id)
 	return azsecrets.SetSecretResponse{Secret: azsecrets.Secret{ID: &id}}, nil
+}
+
+// NewListDeletedSecretPropertiesPager lists the deleted secrets in name
+// order, one a page (so a sink that stopped at the first page would miss
+// most of them).
+func (f *fakeVault) NewListDeletedSecretPropertiesPager(*azsecrets.ListDeletedSecretPropertiesOptions) *runtime.Pager[azsecrets.ListDeletedSecretPropertiesResponse] {
+	return runtime.NewPager(runtime.PagingHandler[azsecrets.ListDeletedSecretPropertiesResponse]{
+		More: func(page azsecrets.ListDeletedSecretPropertiesResponse) bool {
+			return page.NextLink != nil && len(*page.NextLink) > 0
+		},
+		Fetcher: func(ctx context.Context, page *azsecrets.ListDeletedSecretPropertiesResponse) (azsecrets.ListDeletedSecretPropertiesResponse, error) {
+			if err := ctx.Err(); err != nil {
+				return azsecrets.ListDeletedSecretPropertiesResponse{}, err
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			names := slices.Sorted(maps.Keys(f.deleted))
+			start := 0
+			if page != nil {
+				u, err := url.Parse(*page.NextLink)
+				if err != nil {
+					return azsecrets.ListDeletedSecretPropertiesResponse{}, err
+				}
+				if start, err = strconv.Atoi(u.Query().Get("$skiptoken")); err != nil {
+					return azsecrets.ListDeletedSecretPropertiesResponse{}, err
+				}
+			}
+			var out azsecrets.ListDeletedSecretPropertiesResponse
+			if start < len(names) {
+				name := names[start]
+				vs := f.deleted[name]
+				v := vs[len(vs)-1]
+				tags := map[string]*string{}
+				for k, val := range v.tags {
+					tags[k] = &val
+				}
+				id := azsecrets.ID(f.url + "secrets/" + name)
+				del := f.deletedAt[name]
+				purge := del.Add(90 * 24 * time.Hour)
+				out.Value = append(out.Value, &azsecrets.DeletedSecretProperties{
+					ID: &id, RecoveryID: to.Ptr(f.url + "deletedsecrets/" + name), ContentType: &v.contentType, Tags: tags,
+					Attributes:  &azsecrets.SecretAttributes{Enabled: &v.enabled, Created: &v.created, Updated: &v.updated},
+					DeletedDate: &del, ScheduledPurgeDate: &purge,
+				})
+			}
+			if start+1 < len(names) {
+				next := fmt.Sprintf("%sdeletedsecrets?api-version=7.6&maxresults=1&$skiptoken=%d", f.url, start+1)
+				out.NextLink = &next
+			}
+			return out, nil
+		},
+	})
+}
+
+// RecoverDeletedSecret moves a deleted secret back, every version.
+func (f *fakeVault) RecoverDeletedSecret(_ context.Context, name string, _ *azsecrets.RecoverDeletedSecretOptions) (azsecrets.RecoverDeletedSecretResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.recoverFn != nil {
+		if err := f.recoverFn(name); err != nil {
+			return azsecrets.RecoverDeletedSecretResponse{}, err
+		}
+	}
+	vs, ok := f.deleted[name]
+	if !ok {
+		return azsecrets.RecoverDeletedSecretResponse{}, responseError(http.StatusNotFound, "SecretNotFound", "Deleted Secret not found: "+name)
+	}
+	f.recovers++
+	delete(f.deleted, name)
+	delete(f.deletedAt, name)
+	f.versions[name] = vs
+	v := vs[len(vs)-1]
+	id := azsecrets.ID(v.id)
+	tags := map[string]*string{}
+	for k, val := range v.tags {
+		tags[k] = &val
+	}
+	return azsecrets.RecoverDeletedSecretResponse{Secret: azsecrets.Secret{ID: &id, Tags: tags,
+		Attributes: &azsecrets.SecretAttributes{Enabled: &v.enabled, Created: &v.created, Updated: &v.updated}}}, nil
+}
+
+// softDelete deletes name as someone with the delete permission would.
+func (f *fakeVault) softDelete(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleted[name] = f.versions[name]
+	f.deletedAt[name] = f.now
+	f.now = f.now.Add(time.Second)
+	delete(f.versions, name)
 }
 
 // newVersion stamps a new version of name; f.mu is held.

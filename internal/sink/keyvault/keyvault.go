@@ -19,17 +19,27 @@
 //
 // The sink never reads a secret value: it learns what the secret holds from
 // the versions' properties (list), and the only value it handles is the one
-// it is delivering. Its identity needs secrets list and set, never get.
+// it is delivering. Its identity needs secrets list, set and recover, never
+// get.
+//
+// A soft-deleted secret keeps its name: Key Vault refuses a new version
+// (409 Conflict) until it is recovered or purged. The sink finds it in the
+// vault's deleted-secret list (list permission; reading the one deleted
+// secret would need get) and treats it by its latest version's tags, which
+// Key Vault keeps: rotor's own for this application is recovered by
+// Deliver, right before the new version is written; anything else is
+// refused, and Validate says so before anything is created in Entra.
 //
 // A sink's target id is keyvault:https://<vault host>/secrets/<name>, in
 // lower case (TargetFor). Built for a pinned target, the sink writes there
 // whatever the template renders today, so renaming an application does not
 // move its secret; Builder.Resolve tells what the template renders now.
 //
-// Validate is ready for an absent secret or rotor's own (list works; set
-// cannot be proven without writing), failed for a foreign or disabled one or
-// a refused identity, and unknown when the vault or Entra cannot be asked.
-// Every error is a sink.Classified.
+// Validate is ready for an absent secret or rotor's own, soft-deleted or
+// not (list works; set and recover cannot be proven without writing),
+// failed for a foreign or disabled one, soft-deleted or not, or a refused
+// identity, and unknown when the vault or Entra cannot be asked. Every
+// error is a sink.Classified.
 package keyvault
 
 import (
@@ -76,10 +86,14 @@ const maxTags = 15
 // SecretsAPI is the part of *azsecrets.Client the sink uses. It is the
 // SDK's own signature so production passes the real client unchanged.
 // There is deliberately no GetSecret: the sink reads versions' properties
-// (never a value) and writes new versions.
+// (never a value) and writes new versions. Nor is there GetDeletedSecret:
+// Key Vault wants the get permission for it, so a soft-deleted secret is
+// found in the deleted list, which list allows.
 type SecretsAPI interface {
 	NewListSecretPropertiesVersionsPager(name string, options *azsecrets.ListSecretPropertiesVersionsOptions) *runtime.Pager[azsecrets.ListSecretPropertiesVersionsResponse]
 	SetSecret(ctx context.Context, name string, parameters azsecrets.SetSecretParameters, options *azsecrets.SetSecretOptions) (azsecrets.SetSecretResponse, error)
+	NewListDeletedSecretPropertiesPager(options *azsecrets.ListDeletedSecretPropertiesOptions) *runtime.Pager[azsecrets.ListDeletedSecretPropertiesResponse]
+	RecoverDeletedSecret(ctx context.Context, name string, options *azsecrets.RecoverDeletedSecretOptions) (azsecrets.RecoverDeletedSecretResponse, error)
 }
 
 var _ SecretsAPI = (*azsecrets.Client)(nil)
@@ -285,6 +299,13 @@ type Sink struct {
 	contentType string
 	connection  string
 	app         domain.Application
+
+	// recovered is the note of a recovery made by a delivery that then
+	// failed (Key Vault still restoring, say), for the retry of the same
+	// delivery to report: that retry finds the secret live, and the
+	// journal must still hear that rotor recovered it.
+	mu        sync.Mutex
+	recovered struct{ keyID, note string }
 }
 
 // Target is the secret's target id.
@@ -442,6 +463,14 @@ func (s *Sink) writable(c current) error {
 // case it changes nothing. It never overwrites a secret rotor does not own
 // (see NotOwnedError) nor one whose latest version is disabled (see
 // DisabledError). It reads the secret's version properties, never a value.
+//
+// A secret that is soft-deleted is recovered first when it is rotor's own
+// for this application (Result.Note says so), and refused otherwise (see
+// DeletedError). The rotation journals the write before Deliver runs, so a
+// crash between the recovery and the new version leaves a journal naming
+// the target and a recovered secret that does not hold d's credential:
+// Holds says so, and the crashed run's credential is removed at once.
+//
 // Errors carry the vault and secret name and never the value; each says
 // whether it is permanent (sink.Classified).
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
@@ -460,11 +489,31 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	if err != nil {
 		return sink.Result{}, err
 	}
-	if err := s.writable(cur); err != nil {
+	// note is what the journal should hear beside the write: that a
+	// soft-deleted secret was recovered first, by this call or by an
+	// earlier attempt at the same delivery.
+	var note string
+	if !cur.exists {
+		if cur, note, err = s.recoverOwn(ctx); err != nil {
+			return sink.Result{}, err
+		}
+	}
+	note = s.recoveryNote(d.KeyID, note)
+	fail := func(err error) (sink.Result, error) {
+		s.rememberRecovery(d.KeyID, note)
 		return sink.Result{}, err
+	}
+	if err := s.writable(cur); err != nil {
+		return fail(err)
 	}
 	if cur.exists && cur.enabled && cur.tags[TagManagedBy] == ManagedByRotor &&
 		cur.tags[TagKeyID] == d.KeyID && strings.EqualFold(cur.tags[TagAppID], d.App.AppID) {
+		s.rememberRecovery("", "")
+		if note != "" {
+			// The recovery was the change: consumers can read the
+			// credential again.
+			return sink.Result{Changed: true, Location: cur.id, Note: note + "; its latest version already held this credential"}, nil
+		}
 		return sink.Result{Changed: false, Location: cur.id}, nil
 	}
 
@@ -480,13 +529,47 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 		Tags:             tagsFor(d, cur.tags),
 	}, nil)
 	if err != nil {
-		return sink.Result{}, s.classify("set", err, value)
+		err = s.classify("set", err, value)
+		var re *RequestError
+		if note != "" && errors.As(err, &re) && re.StatusCode == http.StatusConflict {
+			// Key Vault recovers in the background; until it is done the
+			// name still conflicts. The rotation retries (409 is not
+			// permanent), and the next attempt finds the secret live.
+			re.Hint = "the secret was just recovered from soft delete and Key Vault is still restoring it; the write may pass shortly"
+		}
+		return fail(err)
 	}
-	res := sink.Result{Changed: true}
+	s.rememberRecovery("", "")
+	res := sink.Result{Changed: true, Note: note}
 	if resp.ID != nil {
 		res.Location = string(*resp.ID)
 	}
 	return res, nil
+}
+
+// recoveryNote is note, or else the note of a recovery an earlier failed
+// attempt at delivering keyID made.
+func (s *Sink) recoveryNote(keyID, note string) string {
+	if note != "" {
+		return note
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recovered.keyID == keyID {
+		return s.recovered.note
+	}
+	return ""
+}
+
+// rememberRecovery keeps note for a retry of the delivery of keyID; an
+// empty note forgets it.
+func (s *Sink) rememberRecovery(keyID, note string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if note == "" {
+		keyID = ""
+	}
+	s.recovered.keyID, s.recovered.note = keyID, note
 }
 
 // tagsFor returns the tags of the new version: rotor's own, plus the tags
@@ -516,12 +599,16 @@ func tagsFor(d sink.Delivery, previous map[string]string) map[string]*string {
 
 // Validate checks that the vault answers with the sink's identity and that
 // the secret is absent, or rotor's for this application (or adopted) with
-// an enabled latest version. It reads no value.
+// an enabled latest version. An absent secret may be soft-deleted, holding
+// the name: then it must be rotor's for this application with an enabled
+// latest version (Deliver recovers it), or the answer is failed with a
+// *DeletedError that names the fix. It reads no value and writes nothing.
 //
 // Ready means as far as can be told: Key Vault has no "may I set?" query,
 // so Validate proves list permission (which Deliver also needs) and
-// ownership, not set permission. Failed is a foreign or disabled secret, or
-// a denied identity; unknown is a vault (or Entra) that could not be asked.
+// ownership, not set or recover permission. Failed is a foreign or
+// disabled secret, soft-deleted or not, or a denied identity; unknown is a
+// vault (or Entra) that could not be asked.
 func (s *Sink) Validate(ctx context.Context) sink.Validation {
 	cur, err := s.get(ctx)
 	if err != nil {
@@ -529,6 +616,20 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 	}
 	if err := s.writable(cur); err != nil {
 		return sink.Failed("", err)
+	}
+	if !cur.exists {
+		d, err := s.findDeleted(ctx)
+		if err != nil {
+			return sink.FromError(err, "")
+		}
+		if d.found {
+			if err := s.recoverable(d); err != nil {
+				return sink.Failed("", err)
+			}
+			return sink.Ready(fmt.Sprintf("%s is soft-deleted and is rotor's (its latest version holds credential %s); "+
+				"rotor recovers it and then writes the new version, which needs the recover permission besides list and set",
+				s.Describe(), cmp.Or(d.tags[TagKeyID], "(none)")))
+		}
 	}
 	switch {
 	case !cur.exists:
@@ -546,10 +647,21 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 // run's sinks:
 // a credential no sink holds never reached a consumer and can be removed at
 // once instead of living through the overlap.
+//
+// A soft-deleted secret held what its latest version holds (the deleted
+// list shows no older ones): consumers may have read it before the
+// deletion, and recovering it brings it back.
 func (s *Sink) Holds(ctx context.Context, keyID string) (bool, error) {
 	cur, err := s.get(ctx)
 	if err != nil {
 		return false, err
+	}
+	if !cur.exists {
+		d, err := s.findDeleted(ctx)
+		if err != nil {
+			return false, err
+		}
+		return d.found && strings.EqualFold(d.tags[TagKeyID], keyID), nil
 	}
 	// Any version, not only the latest: a version that ever carried the
 	// credential means a consumer may have read it. This also stays right

@@ -31,6 +31,9 @@ type simBundle struct {
 	client   *azsecrets.Client
 	vaultURL string
 	tenantID string
+	// vaultName and rotationOID name the vault and the sinks' identity,
+	// for changing its grants.
+	vaultName, rotationOID string
 	// co is the transport and authority every client of the test shares.
 	co azcore.ClientOptions
 	// clk is the simulator's clock (wall time plus an offset).
@@ -97,7 +100,8 @@ func (c *simCredentials) TokenCredential(_ domain.OrgID, connection string) (sin
 func (b simBundle) tick() { b.clk.Advance(time.Second) }
 
 // setupSim starts a simulator. The sinks' clients use the rotation
-// identity, which the seed lets list and set only, as rotor is deployed.
+// identity, which the seed lets list, set and recover only, as rotor is
+// deployed.
 // The test's own client plays everyone else with a hand in the vault (the
 // team owning a foreign secret, an admin disabling or deleting a version,
 // the application reading its value): it uses the consumer identity,
@@ -122,7 +126,8 @@ func setupSim(t *testing.T) simBundle {
 	}}
 	builder, err := Kind{}.NewBuilder(sink.Deps{Credentials: creds})
 	require.NoError(t, err)
-	return simBundle{srv: srv, client: c, vaultURL: vaultURL, tenantID: tenant.ID, co: co, clk: clk, builder: builder, creds: creds}
+	return simBundle{srv: srv, client: c, vaultURL: vaultURL, tenantID: tenant.ID, co: co, clk: clk, builder: builder, creds: creds,
+		vaultName: tenant.KeyVaults[0].Name, rotationOID: tenant.Rotation.ObjectID}
 }
 
 // build makes a sink for app writing to secret name in the simulator's vault.
@@ -321,21 +326,6 @@ func TestDeliverSim(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, res.Changed)
 		require.Equal(t, string(*b.read(t, "paged-secret").ID), res.Location)
-	})
-
-	t.Run("soft-deleted secret needs recovering or purging", func(t *testing.T) {
-		app := b.app("app-deleted")
-		s := b.build(t, "deleted-secret", app, false)
-		_, err := s.Deliver(ctx, simDelivery(app, "key-1", "v1", end))
-		require.NoError(t, err)
-		_, err = b.client.DeleteSecret(ctx, "deleted-secret", nil)
-		require.NoError(t, err)
-		_, err = s.Deliver(ctx, simDelivery(app, "key-2", "deleted-value-2", end))
-		var re *RequestError
-		require.ErrorAs(t, err, &re)
-		require.Equal(t, http.StatusConflict, re.StatusCode)
-		require.ErrorContains(t, err, "recover or purge")
-		require.NotContains(t, err.Error(), "deleted-value-2")
 	})
 
 	t.Run("a connection whose credential fails is a permission error", func(t *testing.T) {
