@@ -231,7 +231,9 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 		params := make([]river.InsertManyParams, 0, len(batch))
 		for _, d := range batch {
 			opts := RotateArgs{}.InsertOpts()
-			if jit := j.jitter(); jit > 0 {
+			// A rotor secret removed in Entra outside rotor means its
+			// consumers hold a dead secret now: no spreading out.
+			if jit := j.jitter(); jit > 0 && d.Decision.Trigger != domain.TriggerRemoved {
 				opts.ScheduledAt = now.Add(jit)
 			}
 			params = append(params, river.InsertManyParams{
