@@ -96,6 +96,11 @@ type Endpoints struct {
 	// where the hosting environment provides IDENTITY_ENDPOINT itself).
 	ManagedIdentityEndpoint string
 	ManagedIdentityHeader   secret.Value
+	// Observer, when set, is told of every HTTP attempt of every client
+	// built from these endpoints (ClientOptions adds the policy that
+	// tells it): rotor's metrics. The server sets one per connection, so
+	// what it counts is labelled with the connection, not with a URL.
+	Observer RequestObserver
 }
 
 // CloudConfiguration returns the azcore cloud configuration for ep, for SDK

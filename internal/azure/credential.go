@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +66,17 @@ type Connection struct {
 // clearer error than MSAL's.
 var tenantIDPattern = regexp.MustCompile(`^[0-9a-zA-Z-.]+$`)
 
+// retryStatuses are the statuses ClientOptions' retry policy retries (and
+// so, to the observer, an attempt after one of them is a retry).
+var retryStatuses = []int{
+	http.StatusRequestTimeout,
+	http.StatusTooManyRequests,
+	http.StatusInternalServerError,
+	http.StatusBadGateway,
+	http.StatusServiceUnavailable,
+	http.StatusGatewayTimeout,
+}
+
 // ClientOptions are the azcore options every rotor client of ep uses.
 //
 // Retries: up to 6 retries, 800 ms base delay doubling with ±20 % jitter, a
@@ -78,6 +90,9 @@ var tenantIDPattern = regexp.MustCompile(`^[0-9a-zA-Z-.]+$`)
 //
 // Each try is bounded by TryTimeout so a hung connection is retried rather
 // than waited on forever.
+//
+// When ep has an Observer, every attempt (retries included) is reported to
+// it, with the service it went to (ServiceClassifier).
 func ClientOptions(ep Endpoints) azcore.ClientOptions {
 	o := azcore.ClientOptions{
 		Cloud: ep.CloudConfiguration(),
@@ -86,18 +101,14 @@ func ClientOptions(ep Endpoints) azcore.ClientOptions {
 			TryTimeout:    60 * time.Second,
 			RetryDelay:    800 * time.Millisecond,
 			MaxRetryDelay: 60 * time.Second,
-			StatusCodes: []int{
-				http.StatusRequestTimeout,
-				http.StatusTooManyRequests,
-				http.StatusInternalServerError,
-				http.StatusBadGateway,
-				http.StatusServiceUnavailable,
-				http.StatusGatewayTimeout,
-			},
+			StatusCodes:   slices.Clone(retryStatuses),
 		},
 	}
 	if ep.HTTPClient != nil {
 		o.Transport = ep.HTTPClient
+	}
+	if ep.Observer != nil {
+		o.PerRetryPolicies = append(o.PerRetryPolicies, observePolicy{obs: ep.Observer, classify: ServiceClassifier(ep)})
 	}
 	return o
 }

@@ -99,6 +99,7 @@ func (b *builder) build(raw *rawConfig) {
 	b.storage(raw.Database)
 	b.rotation(raw.Rotation)
 	b.log(raw.Log)
+	b.cfg.Metrics.Enabled = raw.Metrics.Enabled == nil || *raw.Metrics.Enabled
 
 	sims := map[string]*simfile.Info{}
 	for i, rc := range raw.Connections {

@@ -76,6 +76,7 @@ type Config struct {
 	Policies []domain.Policy
 	Rotation RotationSettings
 	Log      LogSettings
+	Metrics  MetricsSettings
 	// HostIdentity is rotor's own identity, which reads the Key Vault
 	// secrets connections and sinks refer to ({keyvault: …}); nil when
 	// host_identity is not set.
@@ -127,6 +128,13 @@ type RotationSettings struct {
 	// reason only a human can mend (permission, policy, ownership, a
 	// foreign target); it doubles per failure up to a day.
 	RetryPermanentAfter time.Duration
+}
+
+// MetricsSettings configure rotor's Prometheus endpoint.
+type MetricsSettings struct {
+	// Enabled serves /metrics on the listener (default true). Off, rotor
+	// also counts nothing.
+	Enabled bool
 }
 
 // LogSettings configure rotor's own log.

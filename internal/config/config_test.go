@@ -136,6 +136,7 @@ func TestParseValidBase(t *testing.T) {
 	require.Equal(t, cfg.Database.Path, cfg.DatabasePath())
 	require.Equal(t, RotationSettings{Jitter: 30 * time.Second, ConcurrencyPerTenant: 4, MaxInFlight: 512, VerifyTimeout: 5 * time.Minute, PlanInterval: time.Minute, SyncInterval: 15 * time.Minute, LeaseTTL: 30 * time.Second, RetryAfter: 30 * time.Second, RetryPermanentAfter: time.Hour}, cfg.Rotation)
 	require.Equal(t, "text", cfg.Log.Format)
+	require.True(t, cfg.Metrics.Enabled, "/metrics is on by default")
 	require.Empty(t, cfg.Notes)
 
 	require.Len(t, cfg.Connections, 1)
@@ -912,6 +913,19 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			check: func(t *testing.T, cfg *Config, _ *bundle) {
 				require.Equal(t, azure.Identity{Method: azure.ManagedIdentity, ManagedIdentityClientID: clientID}, cfg.Connections[0].Identity)
 			},
+		},
+		{
+			name:  "MetricsOff",
+			tweak: func(m map[string]any, _ *bundle) { m["metrics"] = map[string]any{"enabled": false} },
+			check: func(t *testing.T, cfg *Config, _ *bundle) { require.False(t, cfg.Metrics.Enabled) },
+		},
+		{
+			name: "MetricsOffByEnv",
+			tweak: func(m map[string]any, b *bundle) {
+				m["metrics"] = map[string]any{"enabled": true}
+				b.env["ROTOR_METRICS_ENABLED"] = "false"
+			},
+			check: func(t *testing.T, cfg *Config, _ *bundle) { require.False(t, cfg.Metrics.Enabled) },
 		},
 		{
 			name:  "EmptyEnvIsUnset",

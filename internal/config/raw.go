@@ -18,6 +18,7 @@ type rawConfig struct {
 	Policies     []rawPolicy     `yaml:"policies"`
 	Rotation     rawRotation     `yaml:"rotation"`
 	Log          rawLog          `yaml:"log"`
+	Metrics      rawMetrics      `yaml:"metrics"`
 	// HostIdentity is rotor's own identity (host.go).
 	HostIdentity *rawHostIdentity `yaml:"host_identity"`
 }
@@ -120,6 +121,10 @@ type rawRotation struct {
 	LeaseTTL             duration `yaml:"lease_ttl"`
 	RetryAfter           duration `yaml:"retry_after"`
 	RetryPermanentAfter  duration `yaml:"retry_permanent_after"`
+}
+
+type rawMetrics struct {
+	Enabled *bool `yaml:"enabled"`
 }
 
 type rawLog struct {

@@ -286,16 +286,18 @@ func (b memBuilder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, 
 
 // bundle is what a test needs.
 type bundle struct {
-	ctx    context.Context
-	store  *sqlite.Store
-	dir    *memDirectory
-	vault  *memVault
-	clock  *clock.Fake
-	logs   *syncBuffer
-	hooks  Hooks
-	org    domain.OrgID
-	app    domain.Application
-	policy domain.Policy
+	ctx   context.Context
+	store *sqlite.Store
+	dir   *memDirectory
+	vault *memVault
+	clock *clock.Fake
+	logs  *syncBuffer
+	hooks Hooks
+	// observer, when set, is the engine's Observer.
+	observer Observer
+	org      domain.OrgID
+	app      domain.Application
+	policy   domain.Policy
 	// retires records ScheduleRetire calls.
 	retiresMu sync.Mutex
 	retires   []string
@@ -365,6 +367,7 @@ func (b *bundle) engine(t *testing.T) *Engine {
 		IsPending:     func(err error) bool { return errors.Is(err, errPending) },
 		IsPermanent:   func(err error) bool { return errors.Is(err, errPolicy) },
 		Hooks:         b.hooks,
+		Observer:      b.observer,
 		ScheduleRetire: func(_ context.Context, _ domain.OrgID, runID string, _ time.Time) error {
 			b.retiresMu.Lock()
 			b.retires = append(b.retires, runID)

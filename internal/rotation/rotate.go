@@ -79,6 +79,7 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 	}
 	if err := e.store.CreateRun(ctx, run); err != nil {
 		if errors.Is(err, store.ErrConflict) {
+			e.observer.Observe(org, policy.Connection, RunOutcomeBusy)
 			return nil, fmt.Errorf("%w (application %s)", ErrBusy, app.ObjectID)
 		}
 		return nil, fmt.Errorf("rotation: journal new run: %w", err)
@@ -576,6 +577,7 @@ func (r *runner) heldBySinks(ctx context.Context) (bool, string) {
 // would race the new holder, which carries on.
 func (r *runner) handedOver(cause error, msg string) (*domain.Run, error) {
 	r.value = secret.Value{}
+	r.e.observer.Observe(r.run.Org, r.run.Connection, RunOutcomeLeaseLost)
 	r.log.Error("this process lost the run's lease (it could not renew it in time); another rotor process has taken the run over, so this one stopped without touching it again",
 		"state", string(r.run.State), "error", msg)
 	return r.run, &RunError{RunID: r.run.ID, Message: msg, LeaseLost: true, Err: cause}

@@ -72,6 +72,85 @@ type Hooks struct {
 	AfterJournal func(run domain.Run, step domain.Step)
 }
 
+// RunOutcome is what one run came to, as the engine's Observer is told.
+// It is a short, fixed set, fit to count by. (Outcome is what handling a
+// Request came to, a different question.)
+type RunOutcome string
+
+// Run outcomes.
+const (
+	// RunOutcomeDone: retirement finished; the run's secret is the
+	// application's current one.
+	RunOutcomeDone RunOutcome = "done"
+	// RunOutcomeFailedTransient: the run failed for a reason a retry may
+	// mend (throttling, 5xx, network, Entra slower than verify_timeout).
+	RunOutcomeFailedTransient RunOutcome = "failed_transient"
+	// RunOutcomeFailedPermanent: the run failed for a reason only a human
+	// can mend (permission, policy, ownership, a foreign sink target).
+	RunOutcomeFailedPermanent RunOutcome = "failed_permanent"
+	// RunOutcomeFailedRemoved: the run's own secret was removed from Entra
+	// before its retirement (domain.FailureRemoved).
+	RunOutcomeFailedRemoved RunOutcome = "failed_removed"
+	// RunOutcomeAbandoned: the run was stopped (shutdown, a job timeout) or
+	// its process died; a fresh run replaces it.
+	RunOutcomeAbandoned RunOutcome = "abandoned"
+	// RunOutcomeBusy: Rotate started no run, because another run holds the
+	// application.
+	RunOutcomeBusy RunOutcome = "busy"
+	// RunOutcomeLeaseLost: this process lost the run to another one (its
+	// lease expired) and stopped; the new holder carries on, and counts
+	// how the run ends.
+	RunOutcomeLeaseLost RunOutcome = "lease_lost"
+)
+
+// RunOutcomes lists every RunOutcome, so a counter of them can start each
+// at zero (an alert on the first failure needs a series that was there
+// before it).
+func RunOutcomes() []RunOutcome {
+	return []RunOutcome{
+		RunOutcomeDone, RunOutcomeFailedTransient, RunOutcomeFailedPermanent, RunOutcomeFailedRemoved,
+		RunOutcomeAbandoned, RunOutcomeBusy, RunOutcomeLeaseLost,
+	}
+}
+
+// Observer is told what runs come to, for rotor's metrics: which outcome,
+// and how long a rotation took to be safe. It is given only what is fit to
+// count by (the organization, the connection, the outcome), never an
+// application's name or id, let alone a secret, so nothing it does can put
+// one in a time series. Each outcome is reported once, by the process
+// that journaled it. Calls are made on the run's goroutine and must be
+// quick.
+type Observer interface {
+	// Observe is called when a run ends (done, failed, abandoned), when
+	// Rotate finds the application busy, and when this process loses a
+	// run to another.
+	Observe(org domain.OrgID, connection string, outcome RunOutcome)
+	// Rotated is called when a run reaches retiring: the new secret is in
+	// every sink and Entra accepts it. d is the time from planned.
+	Rotated(org domain.OrgID, connection string, d time.Duration)
+}
+
+// noObserver is the Observer of an engine configured without one.
+type noObserver struct{}
+
+func (noObserver) Observe(domain.OrgID, string, RunOutcome)    {}
+func (noObserver) Rotated(domain.OrgID, string, time.Duration) {}
+
+// outcomeOf names the outcome of a run that reached a terminal state.
+func outcomeOf(to domain.RunState, failure domain.FailureClass) RunOutcome {
+	switch {
+	case to == domain.RunDone:
+		return RunOutcomeDone
+	case to == domain.RunAbandoned:
+		return RunOutcomeAbandoned
+	case failure == domain.FailurePermanent:
+		return RunOutcomeFailedPermanent
+	case failure == domain.FailureRemoved:
+		return RunOutcomeFailedRemoved
+	}
+	return RunOutcomeFailedTransient
+}
+
 // Config builds an Engine.
 type Config struct {
 	Store  store.Store
@@ -111,6 +190,8 @@ type Config struct {
 	// Lease is this process's lease, under which every run is held; nil
 	// makes one with DefaultLeaseTTL on Store.
 	Lease *Lease
+	// Observer is told what runs come to (rotor's metrics); nil: nobody.
+	Observer Observer
 }
 
 // ScheduleRetireFunc durably schedules Retire of a run at a time.
@@ -131,6 +212,7 @@ type Engine struct {
 	retryFailedAfter time.Duration
 	retryTransient   time.Duration
 	hooks            Hooks
+	observer         Observer
 	scheduleRetire   atomic.Pointer[ScheduleRetireFunc]
 	lease            *Lease
 
@@ -174,6 +256,7 @@ func New(cfg Config) *Engine {
 		retryFailedAfter: cmp.Or(cfg.RetryFailedAfter, time.Hour),
 		retryTransient:   cmp.Or(cfg.RetryTransientAfter, 30*time.Second),
 		hooks:            cfg.Hooks,
+		observer:         cfg.Observer,
 		backoffBase:      500 * time.Millisecond,
 		backoffCap:       10 * time.Second,
 		pendingPoll:      time.Second,
@@ -189,6 +272,9 @@ func New(cfg Config) *Engine {
 	}
 	if e.isPending == nil {
 		e.isPending = never
+	}
+	if e.observer == nil {
+		e.observer = noObserver{}
 	}
 	if e.isPermanent == nil {
 		e.isPermanent = never
@@ -380,6 +466,12 @@ func (e *Engine) transition(ctx context.Context, run *domain.Run, p store.Transi
 		run.Holder = ""
 	}
 	run.Events = append(run.Events, p.Event)
+	switch {
+	case p.To.Terminal():
+		e.observer.Observe(run.Org, run.Connection, outcomeOf(p.To, p.Failure))
+	case p.To == domain.RunRetiring:
+		e.observer.Rotated(run.Org, run.Connection, now.Sub(run.CreatedAt))
+	}
 	e.hook(run, p.Event.Step)
 	return nil
 }

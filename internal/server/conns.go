@@ -80,6 +80,9 @@ type ConnSpec struct {
 	Secret azure.SecretSource
 	// Stamp is the stored connection's UpdatedAt, to notice a change.
 	Stamp time.Time
+	// Observer, when set, is told of the connection's HTTP attempts and
+	// failed sign-ins (rotor's metrics).
+	Observer ConnObserver
 }
 
 // NewConns builds credentials and Graph clients for every connection. No
@@ -154,6 +157,12 @@ func build(spec ConnSpec) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
 	}
+	if spec.Observer != nil {
+		// Every client built from ep below (the credential's token
+		// requests, Graph, the sinks' Key Vault clients) reports its
+		// attempts as this connection's.
+		ep.Observer = spec.Observer.Requests(spec.Org, c.Name)
+	}
 	var cred azcore.TokenCredential
 	if spec.Secret != nil && c.Identity.Method == azure.ClientSecret {
 		cred, err = azure.NewSourcedCredential(c, ep, spec.Secret)
@@ -162,6 +171,9 @@ func build(spec ConnSpec) (*conn, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("organization %s: %w", spec.Org, err)
+	}
+	if spec.Observer != nil {
+		cred = signInCounter{inner: cred, obs: spec.Observer, org: spec.Org, name: c.Name}
 	}
 	g, err := graph.New(cred, ep)
 	if err != nil {

@@ -19,11 +19,18 @@ import (
 // Until sign-in exists the status page, which names applications and shows
 // run journals, is served only when rotor listens on loopback, and only to
 // requests whose Host is a loopback name (so a web page the operator opens
-// cannot read it through DNS rebinding). /healthz is always served.
+// cannot read it through DNS rebinding). /healthz and /readyz are always
+// served, and so is /metrics (unless metrics.enabled is false): Prometheus
+// scrapes from another host, and what it serves names organizations,
+// connections and tenants, as /readyz does, never an application or a
+// secret.
 func (s *Server) handler(loopback bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.metrics != nil {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	if loopback {
 		mux.Handle("GET /{$}", loopbackHostOnly(http.HandlerFunc(s.statusPage)))
 		mux.Handle("GET /runs/{id}", loopbackHostOnly(http.HandlerFunc(s.runPage)))

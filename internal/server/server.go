@@ -26,6 +26,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/jobs"
+	"github.com/rotor-dev/rotor/internal/metrics"
 	"github.com/rotor-dev/rotor/internal/policyset"
 	"github.com/rotor-dev/rotor/internal/provision"
 	"github.com/rotor-dev/rotor/internal/rotation"
@@ -76,10 +77,12 @@ type Server struct {
 	sinks  *sink.Factory
 	engine *rotation.Engine
 	syncer *inventory.Syncer
-	jobsMu sync.Mutex
-	jobs   *jobs.Jobs
-	app    *app.Service
-	opts   Options
+	// metrics is what /metrics serves; nil when metrics.enabled is false.
+	metrics *metrics.Metrics
+	jobsMu  sync.Mutex
+	jobs    *jobs.Jobs
+	app     *app.Service
+	opts    Options
 }
 
 // Open loads the configuration and assembles rotor. Nothing runs yet.
@@ -160,6 +163,8 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		return err
 	}
 	s.log.Info("configuration provisioned", "source", rep.Source, "changes", rep.String())
+	// Before the connections: their clients report to it.
+	s.metrics = s.newMetrics()
 	if _, err = s.loadConns(ctx); err != nil {
 		return err
 	}
@@ -190,6 +195,7 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		Policies:             s,
 		ScheduleRetire:       s.scheduleRetire,
 		Lease:                lease,
+		Observer:             s.runObserver(),
 	})
 	s.app = s.newApp(s.opts)
 	return nil
@@ -236,7 +242,7 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 		spec, err := s.secrets.connSpec(ctx, c)
 		var built *conn
 		if err == nil {
-			spec.Stamp = c.UpdatedAt
+			spec.Stamp, spec.Observer = c.UpdatedAt, s.connObserver()
 			built, err = build(spec)
 		}
 		if err != nil {
@@ -246,11 +252,17 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 			continue
 		}
 		s.conns.put(built)
+		if s.metrics != nil {
+			s.metrics.AddConnection(org, c.Name)
+		}
 	}
 	for _, c := range s.conns.of(org) {
 		if !keep[c.cfg.Name] {
 			s.conns.remove(org, c.cfg.Name)
 			s.health.forget(connKey{org, c.cfg.Name})
+			if s.metrics != nil {
+				s.metrics.ForgetConnection(org, c.cfg.Name)
+			}
 			s.log.Info("connection removed: it is no longer in the store", "org", org, "connection", c.cfg.Name)
 		}
 	}
@@ -414,7 +426,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 		loopback = tcp.IP.IsLoopback()
 	}
 	if !loopback {
-		s.log.Warn("listening beyond loopback: only /healthz is served until sign-in exists (the status page stays on loopback listeners)", "addr", ln.Addr().String())
+		s.log.Warn("listening beyond loopback: only /healthz, /readyz and /metrics are served until sign-in exists (the status page stays on loopback listeners)", "addr", ln.Addr().String())
 	}
 	srv := &http.Server{
 		Handler:           s.handler(loopback),
