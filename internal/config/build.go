@@ -99,6 +99,7 @@ func (b *builder) build(raw *rawConfig) {
 	b.storage(raw.Database)
 	b.rotation(raw.Rotation)
 	b.log(raw.Log)
+	b.graph(raw.Graph)
 
 	sims := map[string]*simfile.Info{}
 	for i, rc := range raw.Connections {

@@ -75,6 +75,9 @@ type Config struct {
 	Policies []domain.Policy
 	Rotation RotationSettings
 	Log      LogSettings
+	// Graph tunes rotor's Graph client: the throttling budgets it paces
+	// itself to.
+	Graph GraphSettings
 	// HostIdentity is rotor's own identity, which reads the Key Vault
 	// secrets connections and sinks refer to ({keyvault: …}); nil when
 	// host_identity is not set.
