@@ -201,7 +201,7 @@ func (p *Pacer) charges(c Cost) []charge {
 	out := make([]charge, 0, 5)
 	add := func(b *bucket, n int) {
 		if n > 0 && b.lim != nil {
-			out = append(out, charge{b, min(n, b.limit.Count)})
+			out = append(out, charge{b, min(n, b.burst)})
 		}
 	}
 	add(p.ru, c.ResourceUnits)
@@ -213,12 +213,13 @@ func (p *Pacer) charges(c Cost) []charge {
 }
 
 // Wait blocks until every bucket c concerns can pay for it, takes the cost,
-// and returns nil; the caller then sends the request at once. It returns
+// and returns nil; the caller then sends the request at once (a bucket
+// holds a little less than Graph's, see headroom). It returns
 // a *WaitError, having taken nothing, when ctx ends first — or at once
 // when ctx's deadline (on the wall clock, which is what the deadline is
 // measured by) comes before the budget allows the request, so a request
 // that cannot be sent in time does not hold budget others could use.
-// A cost above a bucket's whole limit is charged as the limit.
+// A cost above a bucket's whole limit is charged as a full bucket.
 func (p *Pacer) Wait(ctx context.Context, c Cost) error {
 	chs := p.charges(c)
 	if len(chs) == 0 {
@@ -357,7 +358,9 @@ type Budget struct {
 	Bucket string
 	Limit  Limit
 	// Remaining is the tokens the bucket holds now, never below 0 (the
-	// requests waiting have taken the ones it will refill next).
+	// requests waiting have taken the ones it will refill next) and at
+	// most Limit.Count less a small headroom (one second of refill, at
+	// most 1 % of the limit).
 	Remaining float64
 	// PausedUntil is when a pause after a 429 ends (zero when none is
 	// in force).
@@ -387,6 +390,9 @@ func (p *Pacer) Remaining() []Budget {
 type bucket struct {
 	name  string
 	limit Limit
+	// burst is what the bucket holds when full: limit.Count less the
+	// headroom.
+	burst int
 	lim   *rate.Limiter // nil when the bucket is turned off
 
 	mu         sync.Mutex
@@ -397,9 +403,22 @@ type bucket struct {
 func newBucket(name string, l Limit) *bucket {
 	b := &bucket{name: name, limit: l}
 	if l.on() {
-		b.lim = rate.NewLimiter(rate.Limit(l.rate()), l.Count)
+		b.burst = l.Count - headroom(l)
+		b.lim = rate.NewLimiter(rate.Limit(l.rate()), b.burst)
 	}
 	return b
+}
+
+// headroom is how much less than Graph's bucket ours holds when full: one
+// second of refill, but never more than 1 % of the limit. Our bucket
+// starts refilling when we take a request's cost, Graph's only when the
+// request arrives; while Graph's is full (at the start of a wave, after a
+// quiet spell) the refill it misses during one request's latency is
+// budget we would believe in and Graph would not have. A second of refill
+// covers a second of latency; the cap keeps small limits (and a short
+// wave's burst) whole.
+func headroom(l Limit) int {
+	return min(int(math.Ceil(l.rate())), l.Count/100)
 }
 
 func (b *bucket) paused() time.Time {

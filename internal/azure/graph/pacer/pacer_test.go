@@ -365,3 +365,16 @@ func limit(p *pacer.Pacer, bucket string) pacer.Limit {
 	}
 	return pacer.Limit{}
 }
+
+// TestFullBucketKeepsHeadroom: a full bucket holds one second of refill
+// less than Graph's (at most 1 % of the limit), so the refill Graph's full
+// bucket misses while the first requests travel is not spent twice.
+func TestFullBucketKeepsHeadroom(t *testing.T) {
+	t.Parallel()
+	reg := pacer.NewRegistry(pacer.Options{Clock: clock.NewFake(t0), Budgets: pacer.DefaultBudgets(pacer.Small)})
+	p := reg.For(appKey)
+	require.Equal(t, 2980.0, remaining(p, pacer.BucketWrites), "3,000 less 20 (a second at 20/s)")
+	require.Equal(t, 3465.0, remaining(p, pacer.BucketResourceUnits), "3,500 less 35 (1 %, less than a second at 350/s)")
+	require.Equal(t, 17940.0, remaining(p, pacer.BucketTenantWrites))
+	require.Equal(t, pacer.Limit{Count: 3000, Window: 150 * time.Second}, limit(p, pacer.BucketWrites))
+}
