@@ -227,3 +227,33 @@ func TestSim429PausesEveryCallerOfTheIdentity(t *testing.T) {
 		})
 	}
 }
+
+// TestSimPacedWaitBeyondDeadlineIsThrottled: a write the budget allows only
+// after the caller's deadline fails at once as throttled, without being
+// sent, and azcore does not retry it.
+func TestSimPacedWaitBeyondDeadlineIsThrottled(t *testing.T) {
+	t.Parallel()
+	e := setupSim(t, "contoso")
+	app := e.ownedApps(t)[0]
+	// The wall clock, which the deadline check needs; one write an hour.
+	reg := pacer.NewRegistry(pacer.Options{Budgets: pacer.Budgets{Writes: pacer.Limit{Count: 1, Window: time.Hour}}})
+	cred, err := azure.NewCredential(e.connection(e.tenant.Rotation.ClientID, secret.New(e.tenant.Rotation.ClientSecret)), e.ep)
+	require.NoError(t, err)
+	c, err := graph.New(cred, e.ep, graph.WithPacer(reg.For(pacer.Key{TenantID: e.tenant.ID, ClientID: e.tenant.Rotation.ClientID})))
+	require.NoError(t, err)
+	end := time.Now().Add(24 * time.Hour)
+	np, err := c.AddPassword(t.Context(), app.ID, graph.AddPasswordRequest{DisplayName: "rotor:first", EndDateTime: end})
+	require.NoError(t, err)
+
+	before := e.srv.Stats()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = c.RemovePassword(ctx, app.ID, np.KeyID)
+	require.Error(t, err)
+	require.True(t, graph.IsThrottled(err), "%v", err)
+	require.True(t, pacer.IsWaitError(err))
+	require.ErrorIs(t, err, pacer.ErrBeyondDeadline)
+	require.Less(t, time.Since(start), 10*time.Second, "it did not wait for the deadline")
+	require.Equal(t, before.GraphWrites, e.srv.Stats().GraphWrites, "nothing was sent")
+}
