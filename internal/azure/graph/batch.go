@@ -89,8 +89,9 @@ type batchResponseJSON struct {
 // longest Retry-After among them — or a jittered exponential backoff when
 // Graph gave none — a bounded number of times; a Retry-After over a minute
 // is not waited for. With a pacer the wait happens there instead: each
-// throttled item pauses its bucket for every request sharing it. Other item failures are returned as they are; use
-// BatchResponse.Err to classify them.
+// throttled item pauses its bucket for every request sharing it. Other
+// item failures are returned as they are; use BatchResponse.Err to
+// classify them.
 func (c *Client) Batch(ctx context.Context, reqs []BatchRequest) ([]BatchResponse, error) {
 	items, err := c.batchItems(reqs)
 	if err != nil {

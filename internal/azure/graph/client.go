@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,7 @@ func New(cred azcore.TokenCredential, ep azure.Endpoints, opts ...Option) (*Clie
 	}
 	c := &Client{base: base, baseURL: u, pacer: o.pacer}
 	perCall := []policy.Policy{clientRequestIDPolicy{}}
-	perRetry := append(o.perRetry[:len(o.perRetry):len(o.perRetry)],
+	perRetry := append(slices.Clone(o.perRetry),
 		runtime.NewBearerTokenPolicy(cred, []string{ep.GraphScope}, nil),
 		countingPolicy{c: c},
 	)
