@@ -19,10 +19,12 @@ type Real struct{}
 // Now returns time.Now().
 func (Real) Now() time.Time { return time.Now() }
 
-// Fake is a settable clock for tests.
+// Fake is a settable clock for tests. Goroutines sleeping on it (Sleep)
+// wake when Set or Advance moves it past their deadline.
 type Fake struct {
-	mu  sync.Mutex
-	now time.Time
+	mu       sync.Mutex
+	now      time.Time
+	sleepers sleepers
 }
 
 // NewFake returns a Fake set to t.
@@ -39,6 +41,7 @@ func (f *Fake) Now() time.Time {
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
 	f.now = t
+	f.sleepers.wake(t)
 	f.mu.Unlock()
 }
 
@@ -46,6 +49,7 @@ func (f *Fake) Set(t time.Time) {
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
 	f.now = f.now.Add(d)
+	f.sleepers.wake(f.now)
 	f.mu.Unlock()
 }
 

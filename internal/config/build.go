@@ -100,6 +100,7 @@ func (b *builder) build(raw *rawConfig) {
 	b.rotation(raw.Rotation)
 	b.log(raw.Log)
 	b.cfg.Metrics.Enabled = raw.Metrics.Enabled == nil || *raw.Metrics.Enabled
+	b.graph(raw.Graph)
 
 	sims := map[string]*simfile.Info{}
 	for i, rc := range raw.Connections {

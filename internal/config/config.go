@@ -77,6 +77,9 @@ type Config struct {
 	Rotation RotationSettings
 	Log      LogSettings
 	Metrics  MetricsSettings
+	// Graph tunes rotor's Graph client: the throttling budgets it paces
+	// itself to.
+	Graph GraphSettings
 	// HostIdentity is rotor's own identity, which reads the Key Vault
 	// secrets connections and sinks refer to ({keyvault: …}); nil when
 	// host_identity is not set.

@@ -19,6 +19,7 @@ type rawConfig struct {
 	Rotation     rawRotation     `yaml:"rotation"`
 	Log          rawLog          `yaml:"log"`
 	Metrics      rawMetrics      `yaml:"metrics"`
+	Graph        rawGraph        `yaml:"graph"`
 	// HostIdentity is rotor's own identity (host.go).
 	HostIdentity *rawHostIdentity `yaml:"host_identity"`
 }
@@ -125,6 +126,30 @@ type rawRotation struct {
 
 type rawMetrics struct {
 	Enabled *bool `yaml:"enabled"`
+}
+
+type rawGraph struct {
+	Budget rawBudget `yaml:"budget"`
+}
+
+// rawBudget is graph.budget: Graph's throttling budgets for the pacer.
+type rawBudget struct {
+	Enabled          *bool          `yaml:"enabled"`
+	TenantSize       string         `yaml:"tenant_size"`
+	Tenants          rawTenantTiers `yaml:"tenants"`
+	ResourceUnits    *int           `yaml:"resource_units"`
+	Writes           *int           `yaml:"writes"`
+	TenantWrites     *int           `yaml:"tenant_writes"`
+	AppWrites        *int           `yaml:"app_writes"`
+	AppResourceUnits *int           `yaml:"app_resource_units"`
+}
+
+// rawTenantTiers lists tenants by size tier; lists of ids (rather than a
+// map) so that each tier is one environment variable.
+type rawTenantTiers struct {
+	Small  []string `yaml:"small"`
+	Medium []string `yaml:"medium"`
+	Large  []string `yaml:"large"`
 }
 
 type rawLog struct {

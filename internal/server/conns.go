@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
+	"github.com/rotor-dev/rotor/internal/azure/graph/pacer"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/rotation"
@@ -60,6 +62,9 @@ type Conns struct {
 	byKey map[connKey]*conn
 	// order is the connections in the order they were added.
 	order []connKey
+	// pacers give every Graph client of one identity in one tenant the
+	// same throttling budget; nil is no pacing.
+	pacers *pacer.Registry
 }
 
 var (
@@ -108,7 +113,7 @@ func (cs *Conns) add(spec ConnSpec) error {
 	if dup {
 		return fmt.Errorf("organization %s: connection %q twice", spec.Org, spec.Conn.Name)
 	}
-	c, err := build(spec)
+	c, err := build(spec, cs.pacers)
 	if err != nil {
 		return err
 	}
@@ -147,8 +152,9 @@ func (cs *Conns) stamp(org domain.OrgID, name string) (time.Time, bool) {
 	return c.stamp, true
 }
 
-// build makes a connection's credential and clients.
-func build(spec ConnSpec) (*conn, error) {
+// build makes a connection's credential and clients. Its Graph client
+// draws on the pacer of its identity and tenant in pacers (nil: none).
+func build(spec ConnSpec, pacers *pacer.Registry) (*conn, error) {
 	c := spec.Conn
 	if spec.Org == "" {
 		return nil, fmt.Errorf("connection %q: no organization", c.Name)
@@ -175,7 +181,11 @@ func build(spec ConnSpec) (*conn, error) {
 	if spec.Observer != nil {
 		cred = signInCounter{inner: cred, obs: spec.Observer, org: spec.Org, name: c.Name}
 	}
-	g, err := graph.New(cred, ep)
+	var gopts []graph.Option
+	if pacers != nil {
+		gopts = append(gopts, graph.WithPacer(pacers.For(pacerKey(c))))
+	}
+	g, err := graph.New(cred, ep, gopts...)
 	if err != nil {
 		return nil, fmt.Errorf("organization %s: connection %q: %w", spec.Org, c.Name, err)
 	}
@@ -185,6 +195,23 @@ func build(spec ConnSpec) (*conn, error) {
 			return azure.CallerObjectID(ctx, cred, ep.GraphScope)
 		},
 	}, nil
+}
+
+// pacerKey is the identity Graph meters a connection's requests by: its
+// client id in its tenant. A system-assigned managed identity has no
+// configured client id, and a workload identity may take its from
+// AZURE_CLIENT_ID; a host has one of each, so one key stands for it in
+// every connection that uses it.
+func pacerKey(c azure.Connection) pacer.Key {
+	id := c.Identity
+	client := id.ClientID
+	switch {
+	case id.Method == azure.ManagedIdentity:
+		client = cmp.Or(id.ManagedIdentityClientID, "system-assigned managed identity")
+	case client == "":
+		client = "AZURE_CLIENT_ID"
+	}
+	return pacer.Key{TenantID: c.TenantID, ClientID: client}
 }
 
 func (cs *Conns) get(org domain.OrgID, name string) (*conn, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
+	"github.com/rotor-dev/rotor/internal/azure/graph/pacer"
 	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -73,8 +74,11 @@ type Server struct {
 	secrets *secrets
 	// kinds checks sink specs while the configuration loads; sinks builds
 	// them once the connections exist (see sinks.go).
-	kinds  *sink.Registry
-	sinks  *sink.Factory
+	kinds *sink.Registry
+	sinks *sink.Factory
+	// pacers hold every Graph identity's throttling budget (nil when
+	// graph.budget.enabled is false).
+	pacers *pacer.Registry
 	engine *rotation.Engine
 	syncer *inventory.Syncer
 	// metrics is what /metrics serves; nil when metrics.enabled is false.
@@ -144,6 +148,10 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		vault = r
 	}
 	s.secrets = newSecrets(cfg, getenv, vault, s.clock)
+	if b := cfg.Graph.Budget; b.Enabled {
+		s.pacers = pacer.NewRegistry(pacer.Options{Clock: s.clock, Budgets: b.Budgets, TenantSizes: b.TenantSizes})
+	}
+	s.log.Info("graph budget", "pacer", cfg.Graph.Budget.String())
 	// Build the file's own connections before provisioning them: a file
 	// whose connection cannot be built (an unreadable secret) stops rotor
 	// without having changed what the other replicas read from the store.
@@ -152,7 +160,7 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		sc.Provisioned, sc.Source = true, cfg.Source
 		spec, err := s.secrets.connSpec(ctx, sc)
 		if err == nil {
-			_, err = build(spec)
+			_, err = build(spec, nil)
 		}
 		if err != nil {
 			return fmt.Errorf("organization %s: %w", cfg.Organization, err)
@@ -212,6 +220,7 @@ func (s *Server) loadConns(ctx context.Context) (*Conns, error) {
 		return nil, err
 	}
 	s.conns = newConns()
+	s.conns.pacers = s.pacers
 	for _, o := range orgs {
 		err := s.refreshConns(ctx, o.ID)
 		if err != nil && o.ID == s.cfg.Organization {
@@ -243,7 +252,7 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 		var built *conn
 		if err == nil {
 			spec.Stamp, spec.Observer = c.UpdatedAt, s.connObserver()
-			built, err = build(spec)
+			built, err = build(spec, s.conns.pacers)
 		}
 		if err != nil {
 			s.conns.remove(org, c.Name)
@@ -290,6 +299,11 @@ func (s *Server) Clock() clock.Clock { return s.clock }
 
 // Store returns the store.
 func (s *Server) Store() store.Store { return s.store }
+
+// Pacers returns the Graph pacers of this process (nil when
+// graph.budget.enabled is false): what a metrics exporter reads each
+// identity's remaining budget from (Pacer.Remaining).
+func (s *Server) Pacers() *pacer.Registry { return s.pacers }
 
 // Engine returns the rotation engine.
 func (s *Server) Engine() *rotation.Engine { return s.engine }

@@ -88,8 +88,10 @@ type batchResponseJSON struct {
 // because a throttled item they depend on did, 424) are resent after the
 // longest Retry-After among them — or a jittered exponential backoff when
 // Graph gave none — a bounded number of times; a Retry-After over a minute
-// is not waited for. Other item failures are returned as they are; use
-// BatchResponse.Err to classify them.
+// is not waited for. With a pacer the wait happens there instead: each
+// throttled item pauses its bucket for every request sharing it. Other
+// item failures are returned as they are; use BatchResponse.Err to
+// classify them.
 func (c *Client) Batch(ctx context.Context, reqs []BatchRequest) ([]BatchResponse, error) {
 	items, err := c.batchItems(reqs)
 	if err != nil {
@@ -123,12 +125,18 @@ func (c *Client) Batch(ctx context.Context, reqs []BatchRequest) ([]BatchRespons
 		if wait > maxDelay {
 			break
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if c.pacer != nil {
+			// The pacer pauses the throttled buckets, and the resend
+			// (like every other request sharing them) waits there.
+			c.reportThrottledItems(pending, results)
+		} else {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
 		}
 		pending = retry
 	}
@@ -219,7 +227,8 @@ func (c *Client) sendBatch(ctx context.Context, items []batchItemJSON) ([]batchR
 	var resp struct {
 		Responses []batchResponseJSON `json:"responses"`
 	}
-	if err := c.doJSON(ctx, call{method: "POST", url: c.path("/$batch"), body: map[string]any{"requests": send}, ok: []int{200}}, &resp); err != nil {
+	cost := batchCost(send)
+	if err := c.doJSON(ctx, call{method: "POST", url: c.path("/$batch"), body: map[string]any{"requests": send}, ok: []int{200}, cost: &cost}, &resp); err != nil {
 		return nil, err
 	}
 	return resp.Responses, nil

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/azure/graph/pacer"
 )
 
 const (
@@ -50,11 +52,15 @@ type Client struct {
 	// bounds of Batch's per-item 429 retries; zero means the defaults.
 	batchItemRetries  int
 	batchItemMaxDelay time.Duration
+
+	// pacer, when set, holds each request until Graph's budget allows it
+	// (pacing.go).
+	pacer *pacer.Pacer
 }
 
 // New returns a Graph client that authenticates with cred for ep.GraphScope
 // on the transport and retry options of azure.ClientOptions(ep).
-func New(cred azcore.TokenCredential, ep azure.Endpoints) (*Client, error) {
+func New(cred azcore.TokenCredential, ep azure.Endpoints, opts ...Option) (*Client, error) {
 	if cred == nil {
 		return nil, errors.New("graph: credential is nil")
 	}
@@ -66,16 +72,26 @@ func New(cred azcore.TokenCredential, ep azure.Endpoints) (*Client, error) {
 	if ep.GraphScope == "" {
 		return nil, errors.New("graph: endpoints have no Graph scope")
 	}
-	c := &Client{base: base, baseURL: u}
-	opts := azure.ClientOptions(ep)
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	c := &Client{base: base, baseURL: u, pacer: o.pacer}
+	perCall := []policy.Policy{clientRequestIDPolicy{}}
+	perRetry := append(slices.Clone(o.perRetry),
+		runtime.NewBearerTokenPolicy(cred, []string{ep.GraphScope}, nil),
+		countingPolicy{c: c},
+	)
+	if c.pacer != nil {
+		perCall = append(perCall, paceCallPolicy{c: c})
+		perRetry = append(perRetry, paceTryPolicy{c: c})
+	}
+	co := azure.ClientOptions(ep)
 	c.pl = runtime.NewPipeline(moduleName, moduleVersion, runtime.PipelineOptions{
-		PerCall: []policy.Policy{clientRequestIDPolicy{}},
-		PerRetry: []policy.Policy{
-			runtime.NewBearerTokenPolicy(cred, []string{ep.GraphScope}, nil),
-			countingPolicy{c: c},
-		},
+		PerCall:        perCall,
+		PerRetry:       perRetry,
 		AllowedHeaders: []string{HeaderClientRequestID, "request-id", "x-ms-throttle-scope", "Retry-After", "ConsistencyLevel"},
-	}, &opts)
+	}, &co)
 	return c, nil
 }
 
@@ -115,6 +131,9 @@ type call struct {
 	body    any    // marshalled as JSON when non-nil
 	headers map[string]string
 	ok      []int // accepted statuses
+	// cost, when set, is what the pacer charges instead of the price of
+	// method and URL ($batch prices its items).
+	cost *pacer.Cost
 }
 
 // path returns the absolute URL of a Graph path ("/applications/…").
@@ -127,6 +146,9 @@ func (c *Client) do(ctx context.Context, cl call) (*http.Response, error) {
 		return nil, fmt.Errorf("graph: build %s request: %w", cl.method, err)
 	}
 	req.Raw().Header.Set("Accept", "application/json")
+	if cl.cost != nil {
+		req.SetOperationValue(requestCost{cost: *cl.cost})
+	}
 	for k, v := range cl.headers {
 		req.Raw().Header.Set(k, v)
 	}

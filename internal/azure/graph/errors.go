@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/rotor-dev/rotor/internal/azure/graph/pacer"
 )
 
 // Graph error codes rotor reacts to.
@@ -178,8 +180,13 @@ func IsForbidden(err error) bool {
 	return ok && e.StatusCode == http.StatusForbidden
 }
 
-// IsThrottled reports a 429 that outlasted the retry policy.
+// IsThrottled reports a 429 that outlasted the retry policy, or a request
+// the pacer held back for Graph's budget until its context ended (nothing
+// was sent; retrying later is the cure for both).
 func IsThrottled(err error) bool {
+	if pacer.IsWaitError(err) {
+		return true
+	}
 	e, ok := asError(err)
 	return ok && e.StatusCode == http.StatusTooManyRequests
 }
