@@ -44,7 +44,11 @@ func TestCrashSafety(t *testing.T) {
 	}
 	var issued issuedSecrets
 	r := newRig(t, simtest.Options{Seed: "apps=60,tenants=2,expiring=1h,replication=300ms", OnSecretIssued: issued.add}, config.SimulatorConfig{
-		Rotation: config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", ConcurrencyPerTenant: 8, LeaseTTL: "2s"},
+		// 18 rotations at once, as many as this test had workers before
+		// rotation.max_in_flight: with all 120 at once the first rounds
+		// finish the work and the later crash points are never reached
+		// (each then waits out its 45 s).
+		Rotation: config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", ConcurrencyPerTenant: 8, MaxInFlight: 18, LeaseTTL: "2s"},
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "4s"}},
 	})
 	bin, cfgPath, env, info, graphs, dataDir, logDir := r.bin, r.cfgPath, r.env, r.info, r.graphs, r.dataDir, r.logDir

@@ -159,7 +159,11 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		if !ok {
 			continue
 		}
-		if val := v.Validate(ctx); val.Status == sink.StatusFailed {
+		val := v.Validate(ctx)
+		if e.sinkChecks != nil && ctx.Err() == nil {
+			e.sinkChecks.SinkChecked(run.Org, policy.Name, rs.index, rs.sink.Describe(), val.Status != sink.StatusFailed, r.scrub(val.Reason))
+		}
+		if val.Status == sink.StatusFailed {
 			return r.fail(ctx, val.Err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %s", rs.index, rs.sink.Describe(), val.Reason), true)
 		}
 	}

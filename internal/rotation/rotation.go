@@ -130,6 +130,14 @@ type Observer interface {
 	Rotated(org domain.OrgID, connection string, d time.Duration)
 }
 
+// SinkChecker learns each sink's verdict before a rotation writes to it.
+type SinkChecker interface {
+	// SinkChecked reports sink index of policy, at target (its
+	// description, never a secret), as Validate found it; ok is false
+	// with reason when the sink cannot take the new secret.
+	SinkChecked(org domain.OrgID, policy string, index int, target string, ok bool, reason string)
+}
+
 // noObserver is the Observer of an engine configured without one.
 type noObserver struct{}
 
@@ -192,6 +200,10 @@ type Config struct {
 	Lease *Lease
 	// Observer is told what runs come to (rotor's metrics); nil: nobody.
 	Observer Observer
+	// SinkChecks, if set, learns every sink's Validate verdict as runs
+	// reach it (for /readyz: a sink rotor cannot write to is a failing
+	// part until a later run's check passes).
+	SinkChecks SinkChecker
 }
 
 // ScheduleRetireFunc durably schedules Retire of a run at a time.
@@ -213,6 +225,7 @@ type Engine struct {
 	retryTransient   time.Duration
 	hooks            Hooks
 	observer         Observer
+	sinkChecks       SinkChecker
 	scheduleRetire   atomic.Pointer[ScheduleRetireFunc]
 	lease            *Lease
 
@@ -257,6 +270,7 @@ func New(cfg Config) *Engine {
 		retryTransient:   cmp.Or(cfg.RetryTransientAfter, 30*time.Second),
 		hooks:            cfg.Hooks,
 		observer:         cfg.Observer,
+		sinkChecks:       cfg.SinkChecks,
 		backoffBase:      500 * time.Millisecond,
 		backoffCap:       10 * time.Second,
 		pendingPoll:      time.Second,

@@ -41,6 +41,9 @@ type health struct {
 	log   *slog.Logger
 	clock clock.Clock
 	conns map[connKey]*ConnHealth
+	// sinks are the sink targets whose last check before a rotation
+	// failed, until one passes.
+	sinks map[sinkKey]*SinkHealth
 	// record, when set, persists each outcome (store.RecordConnectionHealth)
 	// so other processes — `rotor connections list`, the UI — see what
 	// this one learned. It is called outside mu.
@@ -48,7 +51,60 @@ type health struct {
 }
 
 func newHealth(log *slog.Logger, c clock.Clock, record func(store.ConnectionHealth)) *health {
-	return &health{log: log, clock: c, conns: map[connKey]*ConnHealth{}, record: record}
+	return &health{log: log, clock: c, conns: map[connKey]*ConnHealth{}, sinks: map[sinkKey]*SinkHealth{}, record: record}
+}
+
+// SinkHealth is a sink target whose last check (Validate, before a
+// rotation writes) failed: the rotation failed with nothing created, and
+// every rotation to that target will until a human fixes it.
+type SinkHealth struct {
+	Org    domain.OrgID `json:"org"`
+	Policy string       `json:"policy"`
+	Index  int          `json:"sink"`
+	Target string       `json:"target"`
+	Reason string       `json:"error"`
+	Since  time.Time    `json:"since"`
+}
+
+type sinkKey struct {
+	org    domain.OrgID
+	policy string
+	index  int
+	target string
+}
+
+// SinkChecked records a sink's verdict (rotation.SinkChecker): a failure
+// makes the target a failing part of /readyz, a pass clears it.
+func (h *health) SinkChecked(org domain.OrgID, policy string, index int, target string, ok bool, reason string) {
+	k := sinkKey{org, policy, index, target}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ok {
+		delete(h.sinks, k)
+		return
+	}
+	if e, was := h.sinks[k]; was {
+		e.Reason = reason
+		return
+	}
+	h.sinks[k] = &SinkHealth{Org: org, Policy: policy, Index: index, Target: target, Reason: reason, Since: h.clock.Now()}
+}
+
+// failingSinks returns the failing sink targets, oldest first.
+func (h *health) failingSinks() []SinkHealth {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]SinkHealth, 0, len(h.sinks))
+	for _, e := range h.sinks {
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].Target < out[j].Target
+	})
+	return out
 }
 
 func (h *health) entry(k connKey) *ConnHealth {

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"net"
 	"net/http"
@@ -74,8 +75,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
 }
 
+// maxSinkParts bounds the sink targets /readyz names.
+const maxSinkParts = 20
+
 // readyz answers 503 naming every failing part — the database, each
-// connection that cannot sign in or sync (with Entra's AADSTS code) — and
+// connection that cannot sign in or sync (with Entra's AADSTS code), each
+// sink target whose check before a rotation failed — and
 // 200 when none is; /healthz stays liveness (the process answers). The
 // names it gives are connection and organization names, never a secret.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +90,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Connection string       `json:"connection,omitempty"`
 		Error      string       `json:"error"`
 		AADSTS     int          `json:"aadsts,omitempty"`
+		Policy     string       `json:"policy,omitempty"`
+		Sink       *int         `json:"sink,omitempty"`
+		Target     string       `json:"target,omitempty"`
 		Since      time.Time    `json:"since,omitzero"`
 	}
 	var failing []part
@@ -95,6 +103,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		if c.Failing {
 			failing = append(failing, part{Part: "connection", Org: c.Org, Connection: c.Name, Error: c.Failure, AADSTS: c.AADSTS, Since: c.LastFailure})
 		}
+	}
+	// A sink target rotor cannot write to (a foreign or soft-deleted
+	// secret, a missing permission): the rotations to it fail until a
+	// human acts. At most maxSinkParts are named; the count says how many.
+	sinks := s.health.failingSinks()
+	for i, sh := range sinks {
+		if i == maxSinkParts {
+			failing = append(failing, part{Part: "sink", Error: fmt.Sprintf("and %d more failing sink targets", len(sinks)-maxSinkParts)})
+			break
+		}
+		failing = append(failing, part{Part: "sink", Org: sh.Org, Policy: sh.Policy, Sink: &sh.Index, Target: sh.Target, Error: sh.Reason, Since: sh.Since})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if len(failing) > 0 {

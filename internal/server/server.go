@@ -204,6 +204,7 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		ScheduleRetire:       s.scheduleRetire,
 		Lease:                lease,
 		Observer:             s.runObserver(),
+		SinkChecks:           s.health,
 	})
 	s.app = s.newApp(s.opts)
 	return nil
