@@ -182,9 +182,12 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 
 // laterRuns orders a rotor credential against run by the journal: later
 // when its run has a higher sequence (or holds the application now, so
-// began after run did), unknown when the journal has no such run. A
-// retirement must never remove the secret of a run that began after its
-// own — that secret is the one consumers are switching to.
+// began after run did), unknown when the journal has no such run or
+// either run has no sequence (0: written by a rotor from before migration
+// 0006 still running beside this one, whose runs the store cannot number;
+// start times order those, as before). A retirement must never remove the
+// secret of a run that began after its own — that secret is the one
+// consumers are switching to.
 func (e *Engine) laterRuns(ctx context.Context, run *domain.Run) (func(domain.Credential) (bool, bool), error) {
 	runs, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: run.Org, AppObjectID: run.AppObjectID})
 	if err != nil {
@@ -198,10 +201,15 @@ func (e *Engine) laterRuns(ctx context.Context, run *domain.Run) (func(domain.Cr
 	}
 	return func(c domain.Credential) (bool, bool) {
 		r, ok := byID[c.RunID()]
-		if !ok {
+		switch {
+		case !ok:
+			return false, false
+		case slices.Contains(activeStates, r.State):
+			return true, true
+		case r.Seq == 0 || run.Seq == 0:
 			return false, false
 		}
-		return r.Seq > run.Seq || slices.Contains(activeStates, r.State), true
+		return r.Seq > run.Seq, true
 	}, nil
 }
 

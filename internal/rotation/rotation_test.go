@@ -257,6 +257,37 @@ func TestRetireNeverRemovesALaterRunsSecret(t *testing.T) {
 	b.assertConverged(t)
 }
 
+// TestRetireKeepsALaterRunWithoutSequence: a rotor process started before
+// migration 0006 keeps running beside an upgraded one (a rolling upgrade)
+// and creates its runs with app_seq 0. Such a run is later than the one
+// retiring here, and its secret is the one the vault holds: having no
+// sequence must not make it look like the earliest run of all.
+func TestRetireKeepsALaterRunWithoutSequence(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	first, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	b.clock.Advance(time.Minute)
+	second, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerManual)
+	require.NoError(t, err)
+	// As the older binary writes it: no app_seq column in its INSERT.
+	_, err = b.store.DB().ExecContext(b.ctx, `UPDATE runs SET app_seq = 0 WHERE id = ?`, second.ID)
+	require.NoError(t, err)
+	_, inVault := b.vault.get("kv", b.app.ObjectID)
+	require.Equal(t, second.NewKeyID, inVault)
+
+	b.clock.Advance(2 * time.Hour)
+	require.NoError(t, e.Retire(b.ctx, b.org, first.ID, b.policy))
+	var left []string
+	for _, c := range b.dir.creds(b.app.ObjectID) {
+		left = append(left, c.KeyID)
+	}
+	require.Contains(t, left, second.NewKeyID, "the earlier run's retirement removed the secret of a later run the store gave no sequence")
+	require.NoError(t, e.Retire(b.ctx, b.org, second.ID, b.policy))
+	b.assertConverged(t)
+}
+
 // TestRetireTwiceInOneProcess: a second retire job of the same run in the
 // same process (the run's own and one Recover scheduled) while the first
 // is removing does nothing; the lease cannot tell them apart.
