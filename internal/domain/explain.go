@@ -46,7 +46,7 @@ type DecideInput struct {
 	// secrets from App): what counts against the application's password
 	// limit. Nil means App.Credentials.
 	Held []Credential
-	Now       time.Time
+	Now  time.Time
 }
 
 // Decide runs the chain of checks, in order, until one stops it. It is a

@@ -671,4 +671,3 @@ func TestPasswordLimitCountsAFailedRunsSecret(t *testing.T) {
 	require.False(t, d.Due, d.Message)
 	require.Equal(t, "PasswordLimit", d.Reason)
 }
-
