@@ -110,9 +110,9 @@ func ownersKey(sorted []string) (string, error) {
 // only the applications whose Entra content changed (the row, then its
 // credentials, deleted and inserted again with one statement each), and
 // records the connection's view of every application of the page with
-// one statement per tenant and kind of access. Rows are written in key
-// order, so two processes syncing overlapping pages lock them in the same
-// order instead of deadlocking.
+// one statement per tenant and kind of access. It holds the org's
+// inventory lock (lockInventory): the fingerprints it read stay true until
+// it commits, and overlapping syncs by two processes take their turns.
 func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsParams) (int, error) {
 	if err := codec.ValidateSync(&p); err != nil {
 		return 0, fmt.Errorf("sync applications: %w", err)
@@ -128,6 +128,9 @@ func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsPa
 	})
 	var changed int
 	err := s.inOrg(ctx, p.Org, func(tx pgx.Tx) error {
+		if err := lock(ctx, tx, lockInventory, string(p.Org)); err != nil {
+			return err
+		}
 		var err error
 		changed, err = syncPage(ctx, tx, &p, apps)
 		return err
@@ -254,6 +257,9 @@ func (s *Store) FinishSync(ctx context.Context, p store.FinishSyncParams) (int, 
 	}
 	var n int64
 	err := s.inOrg(ctx, p.Org, func(tx pgx.Tx) error {
+		if err := lock(ctx, tx, lockInventory, string(p.Org)); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM app_access WHERE org_id = $1 AND connection = $2 AND synced_at < $3`,
 			string(p.Org), p.Connection, tz(p.SyncStarted))
 		if err != nil {
@@ -291,6 +297,9 @@ func (s *Store) SetCredentials(ctx context.Context, p store.SetCredentialsParams
 	}
 	org := string(p.Org)
 	err := s.inOrg(ctx, p.Org, func(tx pgx.Tx) error {
+		if err := lock(ctx, tx, lockInventory, org); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE applications SET fingerprint = '\x', min_end = $1
 			WHERE org_id = $2 AND tenant_id = $3 AND object_id = $4`, tz(codec.MinEnd(p.Credentials)), org, p.TenantID, p.ObjectID)
 		if err != nil {

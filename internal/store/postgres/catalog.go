@@ -188,6 +188,9 @@ const (
 func (s *Store) UpsertConnection(ctx context.Context, p store.UpsertConnectionParams) error {
 	now := s.clock.Now()
 	return s.inOrg(ctx, p.Connection.Org, func(tx pgx.Tx) error {
+		if err := lock(ctx, tx, lockCatalog, string(p.Connection.Org)); err != nil {
+			return err
+		}
 		_, err := upsertConn(ctx, tx, now, p)
 		return err
 	})
@@ -241,7 +244,12 @@ func upsertConn(ctx context.Context, tx pgx.Tx, now time.Time, p store.UpsertCon
 
 // DeleteConnection deletes a connection of an org.
 func (s *Store) DeleteConnection(ctx context.Context, p store.DeleteParams) error {
-	return s.inOrg(ctx, p.Org, func(tx pgx.Tx) error { return deleteObj(ctx, tx, "connection", p) })
+	return s.inOrg(ctx, p.Org, func(tx pgx.Tx) error {
+		if err := lock(ctx, tx, lockCatalog, string(p.Org)); err != nil {
+			return err
+		}
+		return deleteObj(ctx, tx, "connection", p)
+	})
 }
 
 func deleteObj(ctx context.Context, tx pgx.Tx, kind string, p store.DeleteParams) error {
@@ -265,6 +273,9 @@ func deleteObj(ctx context.Context, tx pgx.Tx, kind string, p store.DeleteParams
 	if kind == "connection" {
 		// The connection's view of the inventory goes with it, and the
 		// applications no connection sees any more.
+		if err := lock(ctx, tx, lockInventory, string(p.Org)); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM app_access WHERE org_id = $1 AND connection = $2`, string(p.Org), p.Name); err != nil {
 			return fmt.Errorf("delete connection %q of %s: its inventory view: %w", p.Name, p.Org, err)
 		}
@@ -279,6 +290,9 @@ func deleteObj(ctx context.Context, tx pgx.Tx, kind string, p store.DeleteParams
 func (s *Store) UpsertPolicy(ctx context.Context, p store.UpsertPolicyParams) error {
 	now := s.clock.Now()
 	return s.inOrg(ctx, p.Org, func(tx pgx.Tx) error {
+		if err := lock(ctx, tx, lockCatalog, string(p.Org)); err != nil {
+			return err
+		}
 		_, err := upsertPolicy(ctx, tx, now, p)
 		return err
 	})
@@ -338,7 +352,12 @@ func upsertPolicy(ctx context.Context, tx pgx.Tx, now time.Time, p store.UpsertP
 
 // DeletePolicy deletes a policy of an org.
 func (s *Store) DeletePolicy(ctx context.Context, p store.DeleteParams) error {
-	return s.inOrg(ctx, p.Org, func(tx pgx.Tx) error { return deleteObj(ctx, tx, "policy", p) })
+	return s.inOrg(ctx, p.Org, func(tx pgx.Tx) error {
+		if err := lock(ctx, tx, lockCatalog, string(p.Org)); err != nil {
+			return err
+		}
+		return deleteObj(ctx, tx, "policy", p)
+	})
 }
 
 // Provision makes an org's provisioned set exactly p's, in one
@@ -351,6 +370,9 @@ func (s *Store) Provision(ctx context.Context, p store.ProvisionParams) (store.P
 	var res store.ProvisionResult
 	err := s.inOrg(ctx, p.Org, func(tx pgx.Tx) error {
 		res = store.ProvisionResult{Org: p.Org}
+		if err := lock(ctx, tx, lockCatalog, string(p.Org)); err != nil {
+			return err
+		}
 		if err := ensureOrg(ctx, tx, p.Org, cmp.Or(p.Name, string(p.Org)), now); err != nil {
 			return fmt.Errorf("provision org %s: %w", p.Org, err)
 		}

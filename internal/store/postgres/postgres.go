@@ -236,9 +236,8 @@ func (s *Store) Close() error {
 
 // inOrg runs fn in a read-write transaction that sees (and may write) only
 // org's rows, committing when fn returns nil. A transaction that lost a
-// race PostgreSQL detects (a deadlock, a serialization failure, a row a
-// concurrent transaction deleted under a foreign key) is retried whole, a
-// few times: fn must not keep state between attempts.
+// race PostgreSQL detects (a deadlock, a serialization failure) is retried
+// whole, a few times: fn must not keep state between attempts.
 func (s *Store) inOrg(ctx context.Context, org domain.OrgID, fn func(pgx.Tx) error) error {
 	return s.tx(ctx, org, pgx.TxOptions{}, fn)
 }
@@ -271,6 +270,35 @@ func (s *Store) tx(ctx context.Context, org domain.OrgID, opts pgx.TxOptions, fn
 			return err
 		}
 	}
+}
+
+// Classes of the advisory transaction locks the store takes
+// (pg_advisory_xact_lock(class, hashtext(key))); each ends with its
+// transaction.
+const (
+	// lockAppSeq is taken per application by CreateRun, so that two
+	// processes creating runs of one application read and write its
+	// sequence one after the other.
+	lockAppSeq int32 = 0x726f7472 // "rotr"
+	// lockInventory is taken per organization by every write of the
+	// inventory (a sync page, FinishSync, SetCredentials, deleting a
+	// connection). Overlapping syncs by two processes would otherwise lock
+	// applications and their access rows in opposite orders (a page locks
+	// applications, then their views; FinishSync views, then
+	// applications) and deadlock. SQLite has one writer; this is the
+	// same, for the inventory of one organization only.
+	lockInventory int32 = 0x726f7469 // "roti"
+	// lockCatalog is taken per organization by every write of its
+	// connections and policies: replicas starting at once provision the
+	// same file, and the second must see the first's rows rather than
+	// collide with them. Taken before lockInventory when both are.
+	lockCatalog int32 = 0x726f7463 // "rotc"
+)
+
+// lock takes the advisory transaction lock of class for key.
+func lock(ctx context.Context, tx pgx.Tx, class int32, key string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, class, key)
+	return err
 }
 
 // pgCode returns the SQLSTATE of err, or "".
@@ -306,17 +334,13 @@ func isOrgMissing(err error) bool {
 	return false
 }
 
-// retryable reports a transaction that lost a race and may simply run
-// again: a deadlock or serialization failure, or a credential or access
-// row whose application a concurrent FinishSync deleted meanwhile (the
-// retry writes the application again).
+// retryable reports a transaction that lost a race PostgreSQL detects and
+// may simply run again: a deadlock or a serialization failure. (Writes
+// that could race in other ways take an advisory lock instead.)
 func retryable(err error) bool {
 	switch pgCode(err) {
 	case "40001", "40P01":
 		return true
-	case "23503":
-		c := constraint(err)
-		return c == "credentials_app_fk" || c == "app_access_app_fk"
 	}
 	return false
 }

@@ -518,3 +518,108 @@ func TestLeaseExpiryIsTheDatabasesClock(t *testing.T) {
 type offsetClock time.Duration
 
 func (o offsetClock) Now() time.Time { return time.Now().Add(time.Duration(o)) }
+
+// TestOverlappingSyncsAtOnce: processes syncing one connection's tenant at
+// the same moment, with pages in any order and FinishSync between them,
+// neither deadlock nor fail (a transaction that loses a race PostgreSQL
+// detects is retried), and the application every sync saw survives.
+func TestOverlappingSyncsAtOnce(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	s := open(t, db)
+	defer s.Close()
+	ctx := t.Context()
+	require.NoError(t, s.EnsureOrg(ctx, "org-a", "A"))
+	apps := make([]domain.Application, 40)
+	for i := range apps {
+		apps[i] = domain.Application{TenantID: "t", ObjectID: fmt.Sprintf("o%03d", i), DisplayName: fmt.Sprintf("app-%03d", i),
+			Credentials: []domain.Credential{{KeyID: "k", Kind: domain.KindSecret, End: t0.Add(time.Duration(i) * time.Hour)}}}
+	}
+	const workers, rounds = 4, 6
+	errs := make(chan error, workers*rounds)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				page := slices.Clone(apps[w%2*5:]) // app 39 is in every page
+				if (w+r)%2 == 1 {
+					slices.Reverse(page)
+				}
+				for i := range page {
+					page[i].DisplayName = fmt.Sprintf("app-%03d-w%d-r%d", i, w, r) // every sync rewrites content
+				}
+				at := t0.Add(time.Duration(r*workers+w) * time.Second)
+				if _, err := s.SyncApplications(ctx, store.SyncApplicationsParams{Org: "org-a", Connection: "c", SyncStarted: at, Applications: page}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.FinishSync(ctx, store.FinishSyncParams{Org: "org-a", Connection: "c", SyncStarted: at}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got, err := s.GetApplication(ctx, "org-a", "o039")
+	require.NoError(t, err)
+	require.Len(t, got.Credentials, 1)
+}
+
+func TestPrefixSuccessor(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		prefix, want string
+		ok           bool
+	}{
+		{"pay", "paz", true},
+		{"a", "b", true},
+		{"é", "ê", true},
+		{"¿", "À", true}, // U+00BF → U+00C0: the last byte would wrap
+		{"x\uD7FF", "x\uE000", true},
+		{"x\U0010FFFF", "y", true},
+		{"\U0010FFFF", "", false},
+	} {
+		got, ok := prefixSuccessor(tc.prefix)
+		require.Equal(t, tc.ok, ok, "%q", tc.prefix)
+		require.Equal(t, tc.want, got, "%q", tc.prefix)
+	}
+}
+
+// TestReplicasProvisionAtOnce: replicas starting together provision the
+// same new file into one organization; each succeeds, and the set is
+// written once.
+func TestReplicasProvisionAtOnce(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	s := open(t, db)
+	defer s.Close()
+	conn := store.Connection{Name: "c", TenantID: "t", Cloud: "public", Purpose: "rotation",
+		Identity: store.ConnectionIdentity{Method: "client_secret", ClientID: "id", ClientSecret: &store.SecretRef{Kind: store.SecretEnv, Env: "S"}}}
+	pol := domain.Policy{Name: "p", Connection: "c", Selector: domain.Selector{AllOwned: true}, Enabled: true, Kind: domain.KindSecret,
+		Lifetime: 90 * 24 * time.Hour, RenewBefore: 30 * 24 * time.Hour, Overlap: 24 * time.Hour, Verify: true}
+	// The organization exists (an earlier version of the file provisioned
+	// it): creating it is no lock then.
+	require.NoError(t, s.EnsureOrg(t.Context(), "org-new", "New"))
+	const n = 6
+	results := make([]store.ProvisionResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			results[i], errs[i] = s.Provision(t.Context(), store.ProvisionParams{Org: "org-new", Source: "/etc/rotor/rotor.yaml",
+				Connections: []store.Connection{conn}, Policies: []domain.Policy{pol}})
+		})
+	}
+	wg.Wait()
+	created := 0
+	for i := range n {
+		require.NoError(t, errs[i], "replica %d", i)
+		created += len(results[i].ConnectionsCreated)
+	}
+	require.Equal(t, 1, created, "one replica created the connection, the others found it")
+}

@@ -19,12 +19,6 @@ const runColumns = `id, connection, tenant_id, app_object_id, app_id, app_name, 
 	state, new_key_id, new_end, sinks_started, retire_at, error, attempts, replaces, created_at, updated_at, ended_at,
 	lease_holder, failure, app_seq`
 
-// appSeqLock is the class of the advisory transaction lock CreateRun takes
-// per application (pg_advisory_xact_lock(class, hash)), so that two
-// processes creating runs of one application read and write its sequence
-// one after the other.
-const appSeqLock = 0x726f7472 // "rotr"
-
 // CreateRun inserts the run in state planned, with its events if any.
 // The partial unique index runs_one_active_per_app turns a second active
 // run for the same application into ErrConflict; the sequence number is
@@ -36,8 +30,7 @@ func (s *Store) CreateRun(ctx context.Context, run *domain.Run) error {
 	}
 	org := string(run.Org)
 	err := s.inOrg(ctx, run.Org, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, appSeqLock,
-			org+"\x1f"+run.TenantID+"\x1f"+run.AppObjectID); err != nil {
+		if err := lock(ctx, tx, lockAppSeq, org+"\x1f"+run.TenantID+"\x1f"+run.AppObjectID); err != nil {
 			return err
 		}
 		var seq int64
