@@ -121,8 +121,21 @@ func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*
 	if err != nil {
 		return nil, fmt.Errorf("rotation: list recent runs: %w", err)
 	}
-	// Newest first, but do not rely on the store's tie-breaking.
-	sort.SliceStable(finished, func(i, j int) bool { return finished[i].CreatedAt.After(finished[j].CreatedAt) })
+	// Newest first, but do not rely on the store's tie-breaking. Newest
+	// is the journal's order (Seq) within an application: a run started
+	// on a host whose clock is behind carries an earlier timestamp though
+	// it came later. Runs without a sequence (a rotor from before
+	// migration 0006) are ordered by their timestamps.
+	sort.SliceStable(finished, func(i, j int) bool {
+		a, b := &finished[i], &finished[j]
+		if ka, kb := appKey(a.TenantID, a.AppObjectID), appKey(b.TenantID, b.AppObjectID); ka != kb {
+			return ka < kb
+		}
+		if a.Seq != 0 && b.Seq != 0 {
+			return a.Seq > b.Seq
+		}
+		return a.CreatedAt.After(b.CreatedAt)
+	})
 	closed := map[string]bool{} // a success ends the failure streak
 	for i := range finished {
 		r := &finished[i]

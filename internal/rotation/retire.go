@@ -21,7 +21,9 @@ import (
 // already done, failed or abandoned is a no-op. Before RetireAt it returns
 // *ErrTooEarly. If the run's own credential is gone from Entra, it removes
 // nothing and fails the run: something outside rotor changed the
-// application, and a human must look.
+// application, and a human must look — unless a later run of the
+// application reached retiring, whose retirement removes this run's
+// secret anyway; then the run is done.
 func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, policy domain.Policy) error {
 	defer e.track()()
 	run, err := e.store.GetRun(ctx, org, runID)
@@ -110,6 +112,25 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		}
 	}
 	if !found {
+		later, err := e.supersededBy(ctx, run)
+		if err != nil {
+			return err
+		}
+		if later != nil {
+			// A later run got as far as retiring (every sink holds its
+			// secret, and Entra accepts it), and its own retirement may
+			// have removed this run's secret, as it should: nothing of
+			// this run is left to retire, and nobody outside rotor is to
+			// blame.
+			msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application: run %s, which began after this one and whose secret every sink holds, superseded it (its retirement removes older secrets); nothing is left to retire", run.NewKeyID, later.ID)
+			if err := e.transition(ctx, run, store.TransitionRunParams{
+				To: domain.RunDone, Event: domain.RunEvent{Step: domain.StepDone.Step(), Message: msg},
+			}); err != nil {
+				return err
+			}
+			log.Info("retirement superseded by a later run", "state", string(run.State), "later_run", later.ID)
+			return nil
+		}
 		msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application, so rotor removed nothing and rotates the application again; find out who deleted it", run.NewKeyID)
 		log.Error("retirement refused", "state", string(run.State), "error", msg)
 		// Its consumers hold a secret Entra refuses: the planner rotates
@@ -182,9 +203,12 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 
 // laterRuns orders a rotor credential against run by the journal: later
 // when its run has a higher sequence (or holds the application now, so
-// began after run did), unknown when the journal has no such run. A
-// retirement must never remove the secret of a run that began after its
-// own — that secret is the one consumers are switching to.
+// began after run did), unknown when the journal has no such run or
+// either run has no sequence (0: written by a rotor from before migration
+// 0006 still running beside this one, whose runs the store cannot number;
+// start times order those, as before). A retirement must never remove the
+// secret of a run that began after its own — that secret is the one
+// consumers are switching to.
 func (e *Engine) laterRuns(ctx context.Context, run *domain.Run) (func(domain.Credential) (bool, bool), error) {
 	runs, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: run.Org, AppObjectID: run.AppObjectID})
 	if err != nil {
@@ -198,11 +222,40 @@ func (e *Engine) laterRuns(ctx context.Context, run *domain.Run) (func(domain.Cr
 	}
 	return func(c domain.Credential) (bool, bool) {
 		r, ok := byID[c.RunID()]
-		if !ok {
+		switch {
+		case !ok:
+			return false, false
+		case slices.Contains(activeStates, r.State):
+			return true, true
+		case r.Seq == 0 || run.Seq == 0:
 			return false, false
 		}
-		return r.Seq > run.Seq || slices.Contains(activeStates, r.State), true
+		return r.Seq > run.Seq, true
 	}, nil
+}
+
+// supersededBy returns a run of run's application that began after it
+// (by the journal's order, as laterRuns) and reached retiring or done, or
+// nil when there is none.
+func (e *Engine) supersededBy(ctx context.Context, run *domain.Run) (*domain.Run, error) {
+	runs, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: run.Org, AppObjectID: run.AppObjectID, States: []domain.RunState{domain.RunRetiring, domain.RunDone}})
+	if err != nil {
+		return nil, fmt.Errorf("rotation: list the runs of %s: %w", run.AppObjectID, err)
+	}
+	for i := range runs {
+		r := &runs[i]
+		if r.TenantID != run.TenantID || r.ID == run.ID || r.NewKeyID == "" {
+			continue
+		}
+		later := r.Seq > run.Seq
+		if r.Seq == 0 || run.Seq == 0 {
+			later = r.CreatedAt.After(run.CreatedAt)
+		}
+		if later {
+			return r, nil
+		}
+	}
+	return nil, nil
 }
 
 // refreshInventory writes an application's credentials, as a run just left

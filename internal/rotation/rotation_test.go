@@ -257,6 +257,80 @@ func TestRetireNeverRemovesALaterRunsSecret(t *testing.T) {
 	b.assertConverged(t)
 }
 
+// TestRetireKeepsALaterRunWithoutSequence: a rotor process started before
+// migration 0006 keeps running beside an upgraded one (a rolling upgrade)
+// and creates its runs with app_seq 0. Such a run is later than the one
+// retiring here, and its secret is the one the vault holds: having no
+// sequence must not make it look like the earliest run of all.
+func TestRetireKeepsALaterRunWithoutSequence(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	first, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	b.clock.Advance(time.Minute)
+	second, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerManual)
+	require.NoError(t, err)
+	// As the older binary writes it: no app_seq column in its INSERT.
+	_, err = b.store.DB().ExecContext(b.ctx, `UPDATE runs SET app_seq = 0 WHERE id = ?`, second.ID)
+	require.NoError(t, err)
+	_, inVault := b.vault.get("kv", b.app.ObjectID)
+	require.Equal(t, second.NewKeyID, inVault)
+
+	b.clock.Advance(2 * time.Hour)
+	require.NoError(t, e.Retire(b.ctx, b.org, first.ID, b.policy))
+	var left []string
+	for _, c := range b.dir.creds(b.app.ObjectID) {
+		left = append(left, c.KeyID)
+	}
+	require.Contains(t, left, second.NewKeyID, "the earlier run's retirement removed the secret of a later run the store gave no sequence")
+	require.NoError(t, e.Retire(b.ctx, b.org, second.ID, b.policy))
+	b.assertConverged(t)
+}
+
+// TestRetireAfterALaterRunRetiredFirst: a later run's retirement may come
+// first (the earlier run's retire job was retried after transient errors,
+// or both jobs ran at once after a restart) and removes the earlier run's
+// secret, as it should. The earlier run's retirement then finds its secret
+// gone: rotor removed it, not someone outside, and the consumers hold the
+// later run's. It must not fail as "removed" (an ERROR, a failed_removed
+// alert and a rotation at once).
+func TestRetireAfterALaterRunRetiredFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	first, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	b.clock.Advance(time.Minute)
+	second, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerManual)
+	require.NoError(t, err)
+	b.clock.Advance(2 * time.Hour)
+	require.NoError(t, e.Retire(b.ctx, b.org, second.ID, b.policy))
+	require.NotContains(t, keyIDsOf(b.dir.creds(b.app.ObjectID)), first.NewKeyID, "the later run's retirement removes the earlier one's secret")
+
+	require.NoError(t, e.Retire(b.ctx, b.org, first.ID, b.policy))
+	stored, err := b.store.GetRun(b.ctx, b.org, first.ID)
+	require.NoError(t, err)
+	require.Equal(t, domain.RunDone, stored.State, stored.Error)
+	require.Empty(t, stored.Failure)
+	require.NotContains(t, b.logs.String(), "retirement refused")
+	b.assertConverged(t)
+
+	app := b.app
+	app.Credentials = b.dir.creds(b.app.ObjectID)
+	d, err := e.Decide(b.ctx, b.org, app, &b.policy)
+	require.NoError(t, err)
+	require.False(t, d.Due, d.Message)
+}
+
+func keyIDsOf(cs []domain.Credential) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.KeyID)
+	}
+	return out
+}
+
 // TestRetireTwiceInOneProcess: a second retire job of the same run in the
 // same process (the run's own and one Recover scheduled) while the first
 // is removing does nothing; the lease cannot tell them apart.

@@ -182,3 +182,38 @@ func TestTransientFailuresRetrySoonButBeforeExpiry(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, due, 1, "retried in time")
 }
+
+// TestPlannerOrdersRunsByTheJournal: a manual rotation started from a host
+// whose clock is a minute behind creates a run that is later (a higher
+// sequence) but carries an earlier timestamp. Its retirement removes the
+// earlier run's secret, as it should; the planner must then take the
+// later run as the application's newest, not report the earlier run's
+// secret as removed outside rotor and rotate again at once.
+func TestPlannerOrdersRunsByTheJournal(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	pols := onePolicy{&b.policy}
+	first, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	b.clock.Set(b.clock.Now().Add(-time.Minute)) // the other host's clock
+	second, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerManual)
+	require.NoError(t, err)
+	require.Greater(t, second.Seq, first.Seq)
+	require.True(t, second.CreatedAt.Before(first.CreatedAt))
+
+	b.clock.Advance(2 * time.Hour)
+	require.NoError(t, e.Retire(b.ctx, b.org, first.ID, b.policy))
+	require.NoError(t, e.Retire(b.ctx, b.org, second.ID, b.policy))
+	b.assertConverged(t)
+	b.clock.Advance(time.Second)
+	app := b.app
+	app.Credentials = b.dir.creds(b.app.ObjectID)
+	_, err = b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: b.clock.Now(), Applications: []domain.Application{app}})
+	require.NoError(t, err)
+
+	due, err := e.Due(b.ctx, b.org, pols)
+	require.NoError(t, err)
+	require.Empty(t, due, "the later run's secret is the application's current one")
+	require.NotContains(t, b.logs.String(), "removed in Entra outside rotor")
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +16,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
+	"github.com/rotor-dev/rotor/internal/store"
 )
 
 type lockedBuf struct {
@@ -100,4 +104,52 @@ func TestWrongRotationSecretMakesReadyzFail(t *testing.T) {
 	require.Equal(t, 1, strings.Count(out, "connection failing"), out)
 	require.Contains(t, out, "aadsts=7000215")
 	require.NotContains(t, out, wrong)
+}
+
+// TestUnbuildableConnectionMakesReadyzFail: a connection made outside
+// rotor.yaml (as the UI would) that cannot be built — here it asks for
+// rotor's own environment — is left out of syncing and rotation, so it is
+// a failing part of /readyz (and of `rotor connections list`), not
+// absent from it.
+func TestUnbuildableConnectionMakesReadyzFail(t *testing.T) {
+	t.Parallel()
+	b := setupOrgs(t)
+	srv, err := b.open(t, b.yaml("{env: ROTATION_SECRET}", false))
+	require.NoError(t, err)
+	defer srv.Close()
+	require.NoError(t, srv.Store().UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: store.Connection{
+		Org: domain.DefaultOrg, Name: "greedy", TenantID: b.tn.ID, Cloud: "sim", SimFile: b.simFile, Purpose: "read",
+		Identity: store.ConnectionIdentity{Method: "client_secret", ClientID: b.tn.Rotation.ClientID,
+			ClientSecret: &store.SecretRef{Kind: store.SecretEnv, Env: "HOST_SECRET"}},
+	}}))
+	require.ErrorContains(t, srv.Sync(b.ctx, nil), `connection "greedy"`)
+
+	rec := httptest.NewRecorder()
+	srv.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	var body struct {
+		Failing []struct {
+			Part       string `json:"part"`
+			Connection string `json:"connection"`
+			Error      string `json:"error"`
+		} `json:"failing"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	require.Len(t, body.Failing, 1, rec.Body.String())
+	require.Equal(t, "connection", body.Failing[0].Part)
+	require.Equal(t, "greedy", body.Failing[0].Connection)
+	require.NotContains(t, rec.Body.String(), b.tn.Rotation.ClientSecret)
+
+	conns, err := srv.App().ListConnections(b.ctx, app.Scope{Org: domain.DefaultOrg, Actor: app.CLI})
+	require.NoError(t, err)
+	for _, c := range conns {
+		require.Equal(t, c.Name == "greedy", c.Failing, "%s", c.Name)
+	}
+
+	// Deleted, it is no failing part any more.
+	require.NoError(t, srv.Store().DeleteConnection(b.ctx, store.DeleteParams{Org: domain.DefaultOrg, Name: "greedy"}))
+	require.NoError(t, srv.Sync(b.ctx, nil))
+	rec = httptest.NewRecorder()
+	srv.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 }

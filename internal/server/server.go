@@ -258,6 +258,9 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 		if err != nil {
 			s.conns.remove(org, c.Name)
 			s.log.Error("connection left out: it cannot be built", "org", org, "connection", c.Name, "error", err)
+			// It is not probed or synced, so nothing else would say it
+			// fails: /readyz and `rotor connections list` must.
+			s.health.failed(connKey{org, c.Name}, err)
 			errs = append(errs, err)
 			continue
 		}
@@ -274,6 +277,13 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 				s.metrics.ForgetConnection(org, c.cfg.Name)
 			}
 			s.log.Info("connection removed: it is no longer in the store", "org", org, "connection", c.cfg.Name)
+		}
+	}
+	// A deleted connection that could not be built was never in s.conns:
+	// its failing health goes too.
+	for _, h := range s.health.snapshot() {
+		if h.Org == org && !keep[h.Name] {
+			s.health.forget(connKey{org, h.Name})
 		}
 	}
 	return errors.Join(errs...)

@@ -169,8 +169,9 @@ type Store interface {
 	// GetConnection returns one connection of an org; ErrNotFound when the
 	// org has none of that name.
 	GetConnection(ctx context.Context, org domain.OrgID, name string) (*Connection, error)
-	// DeleteConnection deletes a connection of an org; ErrNotFound when
-	// there is none, ErrProvisioned as UpsertConnection.
+	// DeleteConnection deletes a connection of an org, with its view of
+	// the inventory and its recorded health; ErrNotFound when there is
+	// none, ErrProvisioned as UpsertConnection.
 	DeleteConnection(ctx context.Context, p DeleteParams) error
 
 	// RecordConnectionHealth records one outcome of signing a connection

@@ -148,10 +148,21 @@ func testConnectionUpdateAndDelete(t *testing.T, b *bundle) {
 	require.NoError(t, err)
 	sameConn(t, c, *got)
 
+	require.NoError(t, b.s.RecordConnectionHealth(b.ctx, store.ConnectionHealth{Org: b.org, Connection: "contoso", Success: true, At: b.t0, Roles: []string{"Application.ReadWrite.OwnedBy"}}))
+	require.NoError(t, b.s.RecordConnectionHealth(b.ctx, store.ConnectionHealth{Org: b.other, Connection: "contoso", Success: true, At: b.t0}))
 	require.NoError(t, b.s.DeleteConnection(b.ctx, store.DeleteParams{Org: b.org, Name: "contoso"}))
 	_, err = b.s.GetConnection(b.ctx, b.org, "contoso")
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.ErrorIs(t, b.s.DeleteConnection(b.ctx, store.DeleteParams{Org: b.org, Name: "contoso"}), store.ErrNotFound)
+	// Its health goes with it: a connection made again under the name (another
+	// tenant, another identity) must not show the old one's sign-ins and roles.
+	require.NoError(t, b.s.UpsertConnection(b.ctx, store.UpsertConnectionParams{Connection: newConn(b.org, "contoso")}))
+	hs, err := b.s.ListConnectionHealth(b.ctx, b.org)
+	require.NoError(t, err)
+	require.Empty(t, hs, "the deleted connection's health outlived it")
+	hs, err = b.s.ListConnectionHealth(b.ctx, b.other)
+	require.NoError(t, err)
+	require.Len(t, hs, 1, "another org's connection of the same name keeps its health")
 }
 
 // testCatalogOrgsAreIsolated writes objects of the same names into two

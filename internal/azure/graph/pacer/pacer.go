@@ -217,8 +217,9 @@ func (p *Pacer) charges(c Cost) []charge {
 // holds a little less than Graph's, see headroom). It returns
 // a *WaitError, having taken nothing, when ctx ends first — or at once
 // when ctx's deadline (on the wall clock, which is what the deadline is
-// measured by) comes before the budget allows the request, so a request
-// that cannot be sent in time does not hold budget others could use.
+// measured by) comes before the budget allows the request, a bucket's
+// pause after a 429 included, so a request that cannot be sent in time
+// does not hold budget others could use.
 // A cost above a bucket's whole limit is charged as a full bucket.
 func (p *Pacer) Wait(ctx context.Context, c Cost) error {
 	chs := p.charges(c)
@@ -231,6 +232,9 @@ func (p *Pacer) Wait(ctx context.Context, c Cost) error {
 		// A paused bucket takes no reservations: its refill during the
 		// pause is what the requests after it may spend.
 		if until, b := pausedUntil(chs); until.After(now) {
+			if err := p.beyondDeadline(ctx, until.Sub(now), b); err != nil {
+				return err
+			}
 			if err := p.sleep(ctx, until.Sub(now), b); err != nil {
 				return err
 			}
@@ -258,9 +262,9 @@ func (p *Pacer) Wait(ctx context.Context, c Cost) error {
 		// refill by the same float arithmetic, and a request that arrives
 		// a nanosecond early is refused.
 		delay = delay.Truncate(time.Millisecond) + time.Millisecond
-		if dl, ok := ctx.Deadline(); ok && isWall(clk) && time.Until(dl) < delay {
+		if err := p.beyondDeadline(ctx, delay, slowest); err != nil {
 			cancel()
-			return &WaitError{Bucket: slowest.name, Wait: delay, Err: ErrBeyondDeadline}
+			return err
 		}
 		if err := p.sleep(ctx, delay, slowest); err != nil {
 			cancel()
@@ -274,6 +278,10 @@ func (p *Pacer) Wait(ctx context.Context, c Cost) error {
 			if !until.After(now) {
 				return nil
 			}
+			if err := p.beyondDeadline(ctx, until.Sub(now), b); err != nil {
+				cancel()
+				return err
+			}
 			if err := p.sleep(ctx, until.Sub(now), b); err != nil {
 				cancel()
 				return err
@@ -285,6 +293,17 @@ func (p *Pacer) Wait(ctx context.Context, c Cost) error {
 func (p *Pacer) sleep(ctx context.Context, d time.Duration, b *bucket) error {
 	if err := clock.Sleep(ctx, p.reg.clock, d); err != nil {
 		return &WaitError{Bucket: b.name, Wait: d, Err: err}
+	}
+	return nil
+}
+
+// beyondDeadline is a *WaitError when a wait of d for b would outlast
+// ctx's deadline (on the wall clock, which is what the deadline is
+// measured by), nil otherwise: a bucket short of tokens and one paused
+// after a 429 fail such a wait alike, at once.
+func (p *Pacer) beyondDeadline(ctx context.Context, d time.Duration, b *bucket) error {
+	if dl, ok := ctx.Deadline(); ok && isWall(p.reg.clock) && time.Until(dl) < d {
+		return &WaitError{Bucket: b.name, Wait: d, Err: ErrBeyondDeadline}
 	}
 	return nil
 }

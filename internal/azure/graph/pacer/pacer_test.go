@@ -245,6 +245,26 @@ func TestWaitBeyondDeadlineFailsAtOnce(t *testing.T) {
 	require.Greater(t, we.Wait, 59*time.Minute)
 }
 
+// TestPausedBeyondDeadlineFailsAtOnce: a bucket paused by a 429 for longer
+// than the caller's deadline fails the wait at once, as a bucket short of
+// tokens does, instead of holding the caller until its deadline passes.
+func TestPausedBeyondDeadlineFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	reg := pacer.NewRegistry(pacer.Options{Budgets: pacer.Budgets{Writes: pacer.Limit{Count: 10, Window: time.Minute}}})
+	p := reg.For(appKey)
+	p.Throttled(pacer.Throttle{Scope: "Tenant_Application/Write/rotor-app/tenant-1", RetryAfter: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := p.Wait(ctx, write)
+	require.ErrorIs(t, err, pacer.ErrBeyondDeadline)
+	require.Less(t, time.Since(start), time.Second, "the wait held its caller until the deadline")
+	var we *pacer.WaitError
+	require.ErrorAs(t, err, &we)
+	require.Equal(t, pacer.BucketWrites, we.Bucket)
+	require.Greater(t, we.Wait, 59*time.Minute)
+}
+
 func TestSharedBuckets(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(o *pacer.Options) {
