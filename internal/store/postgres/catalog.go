@@ -279,6 +279,11 @@ func deleteObj(ctx context.Context, tx pgx.Tx, kind string, p store.DeleteParams
 		if _, err := tx.Exec(ctx, `DELETE FROM app_access WHERE org_id = $1 AND connection = $2`, string(p.Org), p.Name); err != nil {
 			return fmt.Errorf("delete connection %q of %s: its inventory view: %w", p.Name, p.Org, err)
 		}
+		// And its health: a connection made again under the name may be
+		// another tenant's or another identity's.
+		if _, err := tx.Exec(ctx, `DELETE FROM connection_health WHERE org_id = $1 AND connection = $2`, string(p.Org), p.Name); err != nil {
+			return fmt.Errorf("delete connection %q of %s: its health: %w", p.Name, p.Org, err)
+		}
 		if err := deleteUnseen(ctx, tx, p.Org); err != nil {
 			return fmt.Errorf("delete connection %q of %s: applications no connection sees: %w", p.Name, p.Org, err)
 		}
