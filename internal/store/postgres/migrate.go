@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 //go:embed migrations/*.sql
@@ -75,26 +76,26 @@ func migrationLockKey(database, schema string) int64 {
 // needs. It is a no-op on an up-to-date schema apart from the grants,
 // waits for another process migrating the same schema, and refuses a
 // schema migrated by a newer rotor.
-func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS, appRole string) error {
+func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS, appRole string, also []MigrateFunc) (*place, error) {
 	ms, err := loadMigrations(fsys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
-		return fmt.Errorf("connect for migrations: %w", err)
+		return nil, fmt.Errorf("connect for migrations: %w", err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	var database, schema, owner string
 	if err := conn.QueryRow(ctx, `SELECT current_database(), coalesce(current_schema(), ''), current_user`).Scan(&database, &schema, &owner); err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	if schema == "" {
-		return fmt.Errorf("migrations: no schema of the search_path exists in database %s: create it, or fix search_path in the URL", database)
+		return nil, fmt.Errorf("migrations: no schema of the search_path exists in database %s: create it, or fix search_path in the URL", database)
 	}
 	key := migrationLockKey(database, schema)
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
-		return fmt.Errorf("migrations: take the migration lock: %w", err)
+		return nil, fmt.Errorf("migrations: take the migration lock: %w", err)
 	}
 	// Closing the connection releases the lock too; unlock first so a
 	// connection kept by a pooler would not hold it.
@@ -105,24 +106,52 @@ func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS, appRole string
 		name       text NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now()
 	)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var newest *int64
 	if err := conn.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+		return nil, fmt.Errorf("read schema version: %w", err)
 	}
 	if newest != nil && *newest > int64(ms[len(ms)-1].version) {
-		return fmt.Errorf("database schema version %d is newer than this rotor knows (%d): upgrade rotor", *newest, ms[len(ms)-1].version)
+		return nil, fmt.Errorf("database schema version %d is newer than this rotor knows (%d): upgrade rotor", *newest, ms[len(ms)-1].version)
 	}
 	for _, m := range ms {
 		if err := applyMigration(ctx, conn, schema, m); err != nil {
+			return nil, err
+		}
+	}
+	if len(also) > 0 {
+		if err := migrateAlso(ctx, cc, also); err != nil {
+			return nil, err
+		}
+	}
+	at := &place{database: database, schema: schema}
+	if appRole == "" || appRole == owner {
+		return at, nil // Open refuses an owner as the application role
+	}
+	return at, grant(ctx, conn, schema, appRole)
+}
+
+// migrateAlso runs the other schemas' migrations on a small pool of the
+// owner's (River's driver takes a pool), while the caller holds the lock.
+func migrateAlso(ctx context.Context, cc *pgx.ConnConfig, also []MigrateFunc) error {
+	pc, err := pgxpool.ParseConfig("")
+	if err != nil {
+		return err
+	}
+	pc.ConnConfig = cc.Copy()
+	pc.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return fmt.Errorf("connect for migrations: %w", err)
+	}
+	defer pool.Close()
+	for _, fn := range also {
+		if err := fn(ctx, pool); err != nil {
 			return err
 		}
 	}
-	if appRole == "" || appRole == owner {
-		return nil // Open refuses an owner as the application role
-	}
-	return grant(ctx, conn, schema, appRole)
+	return nil
 }
 
 func applyMigration(ctx context.Context, conn *pgx.Conn, schema string, m migration) error {
@@ -150,19 +179,19 @@ func applyMigration(ctx context.Context, conn *pgx.Conn, schema string, m migrat
 	})
 }
 
-// grant gives the application role what the store needs, and nothing
-// more: the schema, the rows of rotor's tables (row-level security decides
-// which), reading the schema version, and the list of organizations.
+// grant gives the application role what the store (and River) need:
+// the schema, the rows of every table in it (row-level security decides
+// which of rotor's; River's hold every organization's jobs, like leases)
+// and its sequences, reading but not writing the schema version, and the
+// list of organizations. The schema is rotor's alone: whatever else is
+// put in it is granted too.
 func grant(ctx context.Context, conn *pgx.Conn, schema, role string) error {
 	sch, r := pgx.Identifier{schema}.Sanitize(), pgx.Identifier{role}.Sanitize()
-	tables := make([]string, 0, len(orgTables)+1)
-	for _, t := range append(append([]string(nil), orgTables...), "leases") {
-		tables = append(tables, sch+"."+pgx.Identifier{t}.Sanitize())
-	}
 	stmts := []string{
 		`GRANT USAGE ON SCHEMA ` + sch + ` TO ` + r,
-		`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ` + strings.Join(tables, ", ") + ` TO ` + r,
-		`GRANT SELECT ON TABLE ` + sch + `.schema_migrations TO ` + r,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ` + sch + ` TO ` + r,
+		`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE ` + sch + `.schema_migrations FROM ` + r,
+		`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ` + sch + ` TO ` + r,
 		`GRANT EXECUTE ON FUNCTION ` + sch + `.rotor_list_organizations() TO ` + r,
 	}
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {

@@ -60,7 +60,12 @@ type config struct {
 	migrateURL      string
 	migratePassword string
 	migrations      fs.FS
+	also            []MigrateFunc
 }
+
+// MigrateFunc migrates another schema beside rotor's (River's), as the
+// owner role, while Open holds the migration lock.
+type MigrateFunc func(ctx context.Context, owner *pgxpool.Pool) error
 
 // Option changes how Open sets up the store.
 type Option func(*config)
@@ -79,11 +84,12 @@ func WithPassword(p string) Option { return func(cfg *config) { cfg.password = p
 
 // WithMigrations makes Open first bring rotor's schema up to date as the
 // owner role that url names (password, when not empty, as WithPassword),
-// then grant the application role what it needs. url must reach the same
-// database and schema as Open's. Without it Open only checks that the
-// schema is up to date.
-func WithMigrations(url, password string) Option {
-	return func(cfg *config) { cfg.migrateURL, cfg.migratePassword = url, password }
+// run also (River's migrations) under the same lock, then grant the
+// application role what it needs. url must reach the same database and
+// schema as Open's. Without it Open only checks that the schema is up to
+// date.
+func WithMigrations(url, password string, also ...MigrateFunc) Option {
+	return func(cfg *config) { cfg.migrateURL, cfg.migratePassword, cfg.also = url, password, also }
 }
 
 // Open connects to PostgreSQL as the application role that url names (a
@@ -107,6 +113,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
 		pc.ConnConfig.RuntimeParams["application_name"] = "rotor"
 	}
+	var migrated *place
 	if cfg.migrateURL != "" {
 		mc, err := pgx.ParseConfig(cfg.migrateURL)
 		if err != nil {
@@ -118,7 +125,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		if _, ok := mc.RuntimeParams["application_name"]; !ok {
 			mc.RuntimeParams["application_name"] = "rotor migrate"
 		}
-		if err := migrate(ctx, mc, cfg.migrations, pc.ConnConfig.User); err != nil {
+		if migrated, err = migrate(ctx, mc, cfg.migrations, pc.ConnConfig.User, cfg.also); err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
 	}
@@ -127,12 +134,15 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	s := &Store{pool: pool, clock: cfg.clock}
-	if err := s.check(ctx, cfg.migrations); err != nil {
+	if err := s.check(ctx, cfg.migrations, migrated); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	return s, nil
 }
+
+// place is a database and a schema in it.
+type place struct{ database, schema string }
 
 // redactParseError keeps pgx's reason for refusing a connection string
 // without repeating the string, which may hold a password (pgx redacts
@@ -156,16 +166,20 @@ func redactParseError(err error) error {
 // check verifies what Open promises: the schema is this rotor's, the role
 // cannot bypass row-level security, and every organization table has it
 // enabled.
-func (s *Store) check(ctx context.Context, migrations fs.FS) error {
+func (s *Store) check(ctx context.Context, migrations fs.FS, migrated *place) error {
 	ms, err := loadMigrations(migrations)
 	if err != nil {
 		return err
 	}
-	var role, schema string
+	var role, database, schema string
 	var super, bypass bool
-	if err := s.pool.QueryRow(ctx, `SELECT current_user, coalesce(current_schema(), ''), r.rolsuper, r.rolbypassrls
-		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&role, &schema, &super, &bypass); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT current_user, current_database(), coalesce(current_schema(), ''), r.rolsuper, r.rolbypassrls
+		FROM pg_roles r WHERE r.rolname = current_user`).Scan(&role, &database, &schema, &super, &bypass); err != nil {
 		return fmt.Errorf("read the connection's role: %w", err)
+	}
+	if migrated != nil && (migrated.database != database || migrated.schema != schema) {
+		return fmt.Errorf("the migration URL reaches schema %s of database %s, the database URL schema %q of database %s: both must name the same database and search_path",
+			migrated.schema, migrated.database, schema, database)
 	}
 	if schema == "" {
 		return fmt.Errorf("no schema of the search_path exists, or role %s may not use it: fix search_path in the database URL, or open once with the owner role's URL for migrations (database.migrate_url), which grants the application role its use", role)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -622,4 +623,39 @@ func TestReplicasProvisionAtOnce(t *testing.T) {
 		created += len(results[i].ConnectionsCreated)
 	}
 	require.Equal(t, 1, created, "one replica created the connection, the others found it")
+}
+
+// TestMigrationsAlsoMigrateRiverAndGrantIt: what WithMigrations' also
+// creates (River's tables) runs under the lock and is granted to the
+// application role, which still may not write the schema version.
+func TestMigrationsAlsoMigrateRiverAndGrantIt(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := t.Context()
+	calls := 0
+	also := func(ctx context.Context, owner *pgxpool.Pool) error {
+		calls++
+		_, err := owner.Exec(ctx, `CREATE TABLE IF NOT EXISTS river_like (id bigserial PRIMARY KEY, v text NOT NULL)`)
+		return err
+	}
+	for range 2 {
+		s, err := Open(ctx, db.AppURL, WithPassword(db.AppPassword), WithMigrations(db.OwnerURL, db.OwnerPassword, also))
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+	}
+	require.Equal(t, 2, calls, "run at every migration pass: it is the other schema's to be idempotent")
+	app := db.ConnectApp(t)
+	_, err := app.Exec(ctx, `INSERT INTO river_like (v) VALUES ('job')`)
+	require.NoError(t, err, "the application role writes River's tables and sequences")
+	_, err = app.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (99, 'x')`)
+	require.Equal(t, "42501", pgCode(err), "but not the schema version: %v", err)
+}
+
+// TestMigrationURLMustReachTheSameSchema: migrating one schema and
+// running in another is refused.
+func TestMigrationURLMustReachTheSameSchema(t *testing.T) {
+	t.Parallel()
+	a, b := pgtest.New(t), pgtest.New(t)
+	_, err := Open(t.Context(), a.AppURL, WithPassword(a.AppPassword), WithMigrations(b.OwnerURL, b.OwnerPassword))
+	require.ErrorContains(t, err, "both must name the same database and search_path")
 }
