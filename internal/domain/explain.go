@@ -41,6 +41,11 @@ type DecideInput struct {
 	Policy *Policy // the policy governing the app, nil when none matches
 	// ActiveRun is a run that still holds the app, if any.
 	ActiveRun *Run
+	// Held, when not nil, is every credential Entra holds (the
+	// inventory's, before the journal's corrections hide failed runs'
+	// secrets from App): what counts against the application's password
+	// limit. Nil means App.Credentials.
+	Held []Credential
 	Now       time.Time
 }
 
@@ -104,7 +109,11 @@ func Decide(in DecideInput) Decision {
 		if p.Kind != KindSecret || in.App.PasswordLimit() == 0 {
 			return d, true
 		}
-		r := PasswordRoom(in.App, in.App.Credentials, p.RetireUnmanaged, in.Now)
+		held := in.Held
+		if held == nil {
+			held = in.App.Credentials
+		}
+		r := PasswordRoom(in.App, held, p.RetireUnmanaged, in.Now)
 		if !r.OK {
 			d.Due, d.Trigger = false, ""
 			return stop("PasswordLimit", "it is due, but a new secret would not fit: "+r.Why), false

@@ -41,6 +41,11 @@ type RotateArgs struct {
 	// the unique key so that recovery is never swallowed by a job the dead
 	// process left behind.
 	Replaces string `json:"replaces,omitempty" river:"unique"`
+	// Urgent marks a rotation that must not wait (a removed rotor secret:
+	// consumers hold a dead one). It is part of the unique key, so a
+	// renewal already queued for later (jitter) cannot swallow it; that
+	// one finds the application not due when its time comes.
+	Urgent   bool   `json:"urgent,omitempty" river:"unique"`
 	Instance string `json:"instance" river:"unique"`
 }
 
@@ -233,13 +238,14 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 			opts := RotateArgs{}.InsertOpts()
 			// A rotor secret removed in Entra outside rotor means its
 			// consumers hold a dead secret now: no spreading out.
-			if jit := j.jitter(); jit > 0 && d.Decision.Trigger != domain.TriggerRemoved {
+			urgent := d.Decision.Trigger == domain.TriggerRemoved
+			if jit := j.jitter(); jit > 0 && !urgent {
 				opts.ScheduledAt = now.Add(jit)
 			}
 			params = append(params, river.InsertManyParams{
 				Args: RotateArgs{
 					Org: org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
-					Trigger: d.Decision.Trigger, Instance: j.instance,
+					Trigger: d.Decision.Trigger, Urgent: urgent, Instance: j.instance,
 				},
 				InsertOpts: &opts,
 			})

@@ -173,7 +173,7 @@ func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*
 func (rs *runState) decideOne(app domain.Application, pol *domain.Policy, now time.Time) domain.Decision {
 	k := appKey(app.TenantID, app.ObjectID)
 	corrected, removed := rs.overlay(app)
-	d := domain.Decide(domain.DecideInput{App: corrected, Policy: pol, Now: now, ActiveRun: rs.active[k]})
+	d := domain.Decide(domain.DecideInput{App: corrected, Policy: pol, Now: now, ActiveRun: rs.active[k], Held: held(app.Credentials, corrected.Credentials)})
 	var why string
 	switch last := rs.newest[k]; {
 	case removed != nil:
@@ -191,6 +191,22 @@ func (rs *runState) decideOne(app domain.Application, pol *domain.Policy, now ti
 		return removedCheck(d, removed, why, now)
 	}
 	return d
+}
+
+// held is what Entra holds for an application as best rotor knows: the
+// inventory's credentials (failed runs' secrets included — they count
+// against a password limit) and what the journal added since the sync.
+func held(inventory, corrected []domain.Credential) []domain.Credential {
+	out := slices.Clone(inventory)
+	for _, c := range corrected {
+		if !slices.ContainsFunc(out, func(o domain.Credential) bool { return o.KeyID == c.KeyID }) {
+			out = append(out, c)
+		}
+	}
+	if out == nil {
+		out = []domain.Credential{}
+	}
+	return out
 }
 
 // backoff is how the planner waits after failed runs.

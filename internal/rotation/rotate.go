@@ -34,6 +34,11 @@ func Replacing(runID string) RotateOption {
 // removes it (or the failure clean-up does, by display name).
 const addPasswordAttempts = 5
 
+// pendingPollAttempts is how many token attempts, while Entra says a new
+// secret has not replicated, wait at most pendingPoll (about the first
+// 20 s); later ones wait the normal back-off (up to 10 s).
+const pendingPollAttempts = 20
+
 // Rotate runs one rotation of app under policy up to the retiring state and
 // schedules its retirement:
 //
@@ -161,7 +166,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		}
 		val := v.Validate(ctx)
 		if e.sinkChecks != nil && ctx.Err() == nil {
-			e.sinkChecks.SinkChecked(run.Org, policy.Name, rs.index, rs.sink.Describe(), val.Status != sink.StatusFailed, r.scrub(val.Reason))
+			e.sinkChecks.SinkChecked(run.Org, policy.Name, rs.index, run.AppObjectID, rs.sink.Describe(), val.Status != sink.StatusFailed, r.scrub(val.Reason))
 		}
 		if val.Status == sink.StatusFailed {
 			return r.fail(ctx, val.Err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %s", rs.index, rs.sink.Describe(), val.Reason), true)
@@ -467,11 +472,14 @@ func (r *runner) verify(ctx context.Context, ver Verifier) (int, error) {
 			r.log.Warn("verification failed with an unexpected answer; retrying until the deadline", "attempt", n, "error", err)
 		}
 		wait := e.backoff(n - 1)
-		if e.pending(err) {
+		if e.pending(err) && n <= pendingPollAttempts {
 			// Entra has not replicated the secret yet: it will, typically
 			// within 4–18 s, and a token request costs Graph nothing, so
 			// poll at least every pendingPoll instead of letting the
-			// back-off grow past the moment it does.
+			// back-off grow past the moment it does. Only for the first
+			// attempts: many identical token requests in a short time are
+			// what Entra's loop detection (AADSTS50196) refuses, so a slow
+			// replication falls back to the growing back-off.
 			wait = min(wait, e.pendingPoll)
 		}
 		if vctx.Err() != nil || sleep(vctx, wait) != nil {

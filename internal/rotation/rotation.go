@@ -132,10 +132,11 @@ type Observer interface {
 
 // SinkChecker learns each sink's verdict before a rotation writes to it.
 type SinkChecker interface {
-	// SinkChecked reports sink index of policy, at target (its
-	// description, never a secret), as Validate found it; ok is false
-	// with reason when the sink cannot take the new secret.
-	SinkChecked(org domain.OrgID, policy string, index int, target string, ok bool, reason string)
+	// SinkChecked reports sink index of policy for the application
+	// appObjectID, at target (its description, never a secret), as
+	// Validate found it; ok is false with reason when the sink cannot
+	// take the new secret.
+	SinkChecked(org domain.OrgID, policy string, index int, appObjectID, target string, ok bool, reason string)
 }
 
 // noObserver is the Observer of an engine configured without one.

@@ -635,3 +635,40 @@ func TestFailedRunSecretDoesNotPassForCurrent(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, d.Due, "the unverified secret of failed run %s must not postpone the renewal: %s", run.ID, d.Message)
 }
+
+// TestPasswordLimitCountsAFailedRunsSecret: the journal hides a failed
+// run's secret from the decision (it never verified), but Entra still
+// holds it — a sink may hold it too — so on an application limited to two
+// secrets it takes a place: explain says PasswordLimit, as the run would
+// find, rather than "due" and a run that fails.
+func TestPasswordLimitCountsAFailedRunsSecret(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := b.engine(t)
+	b.vault.failures = func(name string, _ int) error {
+		if name == "ado" {
+			return fmt.Errorf("ado: %w", errPolicy)
+		}
+		return nil
+	}
+	_, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.Error(t, err)
+	app := b.app
+	app.SignInAudience = "PersonalMicrosoftAccount"
+	app.Credentials = b.dir.creds(app.ObjectID)
+	// The failed run's secret and one working secret rotor did not make.
+	var kept []domain.Credential
+	for _, c := range app.Credentials {
+		if c.KeyID != "old-rotor" {
+			kept = append(kept, c)
+		}
+	}
+	app.Credentials = kept
+	require.Len(t, app.Credentials, 2, "%+v", app.Credentials)
+	b.clock.Advance(2 * time.Hour)
+	d, err := e.Decide(b.ctx, b.org, app, &b.policy)
+	require.NoError(t, err)
+	require.False(t, d.Due, d.Message)
+	require.Equal(t, "PasswordLimit", d.Reason)
+}
+

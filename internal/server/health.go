@@ -64,38 +64,54 @@ type SinkHealth struct {
 	Target string       `json:"target"`
 	Reason string       `json:"error"`
 	Since  time.Time    `json:"since"`
+	// checked is when a run last found it failing.
+	checked time.Time
 }
 
+// sinkKey is one application's sink of a policy: a fix that points the
+// policy at another target clears it at the application's next check.
 type sinkKey struct {
 	org    domain.OrgID
 	policy string
 	index  int
-	target string
+	app    string
 }
+
+// sinkStale is how long a failing sink target stays a failing part of
+// /readyz without a run confirming it: the planner retries a permanent
+// failure at least daily, so an entry older than that belongs to an
+// application or policy that is gone.
+const sinkStale = 25 * time.Hour
 
 // SinkChecked records a sink's verdict (rotation.SinkChecker): a failure
 // makes the target a failing part of /readyz, a pass clears it.
-func (h *health) SinkChecked(org domain.OrgID, policy string, index int, target string, ok bool, reason string) {
-	k := sinkKey{org, policy, index, target}
+func (h *health) SinkChecked(org domain.OrgID, policy string, index int, appObjectID, target string, ok bool, reason string) {
+	k := sinkKey{org, policy, index, appObjectID}
+	now := h.clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if ok {
 		delete(h.sinks, k)
 		return
 	}
-	if e, was := h.sinks[k]; was {
-		e.Reason = reason
+	if e, was := h.sinks[k]; was && e.Target == target {
+		e.Reason, e.checked = reason, now
 		return
 	}
-	h.sinks[k] = &SinkHealth{Org: org, Policy: policy, Index: index, Target: target, Reason: reason, Since: h.clock.Now()}
+	h.sinks[k] = &SinkHealth{Org: org, Policy: policy, Index: index, Target: target, Reason: reason, Since: now, checked: now}
 }
 
 // failingSinks returns the failing sink targets, oldest first.
 func (h *health) failingSinks() []SinkHealth {
+	now := h.clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]SinkHealth, 0, len(h.sinks))
-	for _, e := range h.sinks {
+	for k, e := range h.sinks {
+		if now.Sub(e.checked) > sinkStale {
+			delete(h.sinks, k)
+			continue
+		}
 		out = append(out, *e)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -173,6 +189,14 @@ func (s *Server) recordHealth(h store.ConnectionHealth) {
 	if err := s.store.RecordConnectionHealth(ctx, h); err != nil {
 		s.log.Debug("recording a connection's health failed", "org", h.Org, "connection", h.Connection, "error", err)
 	}
+}
+
+// isFailing reports whether the connection's last outcome was a failure.
+func (h *health) isFailing(k connKey) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.conns[k]
+	return ok && e.Failing
 }
 
 // forget drops a connection that is no longer configured.

@@ -294,7 +294,11 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 		}
 		if err != nil {
 			s.conns.remove(org, c.Name)
-			s.log.Error("connection left out: it cannot be built", "org", org, "connection", c.Name, "error", err)
+			if !s.health.isFailing(connKey{org, c.Name}) {
+				// Once, not at every sync: health.failed below logs its own
+				// line only when the connection starts failing, too.
+				s.log.Error("connection left out: it cannot be built", "org", org, "connection", c.Name, "error", err)
+			}
 			// It is not probed or synced, so nothing else would say it
 			// fails: /readyz and `rotor connections list` must.
 			s.health.failed(connKey{org, c.Name}, err)
