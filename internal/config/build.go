@@ -165,8 +165,10 @@ func (b *builder) database(raw rawDatabase) {
 	switch {
 	case u == "":
 		b.cfg.Database.Path = filepath.Join(b.cfg.DataDir, DefaultDatabaseFile)
-	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
-		b.bad(scope{}, "database.url", 0, "database.url: PostgreSQL is not supported yet; leave database.url empty to use SQLite at data_dir/%s", DefaultDatabaseFile)
+	case isPostgresURL(u):
+		b.cfg.Database.Driver = "postgres"
+		b.postgres(raw)
+		return
 	case strings.HasPrefix(u, "sqlite://"):
 		p := strings.TrimPrefix(u, "sqlite://")
 		if p == "" {
@@ -179,6 +181,14 @@ func (b *builder) database(raw rawDatabase) {
 		b.bad(scope{}, "database.url", 0, "database.url: scheme %q is not supported: use sqlite:///path/to/rotor.db, a file path, or leave it empty", scheme)
 	default:
 		b.cfg.Database.Path = resolvePath(b.baseDir, u)
+	}
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"database.password", raw.Password != nil}, {"database.migrate_url", raw.MigrateURL != ""}, {"database.migrate_password", raw.MigratePassword != nil}} {
+		if k.set {
+			b.bad(scope{}, k.key, 0, "%s is only for PostgreSQL (database.url: postgres://…); SQLite has no password", k.key)
+		}
 	}
 }
 

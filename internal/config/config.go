@@ -91,10 +91,22 @@ type Config struct {
 
 // Database says where rotor keeps its state.
 type Database struct {
-	// Driver is "sqlite" (PostgreSQL is not supported yet).
+	// Driver is "sqlite" or "postgres".
 	Driver string
-	// Path is the SQLite database file.
+	// Path is the SQLite database file ("" on PostgreSQL).
 	Path string
+	// URL is PostgreSQL's connection URL for the application role, which
+	// row-level security binds. It never carries a password.
+	URL string
+	// Password is the application role's password (nil: none, or what
+	// libpq's PGPASSWORD or ~/.pgpass give).
+	Password *SecretRef
+	// MigrateURL is the owner role's URL, with which rotor migrates the
+	// schema at start and grants the application role its privileges;
+	// empty: rotor only checks the schema is current. MigratePassword is
+	// its password.
+	MigrateURL      string
+	MigratePassword *SecretRef
 }
 
 // RotationSettings tune the rotation engine and its schedule.
@@ -222,7 +234,7 @@ func (c *Config) PolicyFor(app domain.Application) *domain.Policy {
 	}, app)
 }
 
-// DatabasePath is the SQLite database file.
+// DatabasePath is the SQLite database file ("" on PostgreSQL).
 func (c *Config) DatabasePath() string { return c.Database.Path }
 
 // ResolveSecrets resolves the Key Vault secret references of every

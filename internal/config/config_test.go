@@ -499,11 +499,51 @@ func TestParseProblems(t *testing.T) {
 			want: []string{`client_secret: keyvault.vault_url "http://kv" must be the vault's https URL`},
 		},
 		{
-			name: "Postgres",
+			name: "PostgresURLWithAPassword",
 			tweak: func(m map[string]any, _ *bundle) {
-				m["database"] = map[string]any{"url": "postgres://rotor:" + theSecret + "@db/rotor"}
+				m["database"] = map[string]any{"url": "postgres://rotor:" + theSecret + "@db/rotor",
+					"migrate_url": "postgres://owner@db/rotor?password=" + theSecret}
 			},
-			want: []string{`database.url: PostgreSQL is not supported yet`},
+			want: []string{
+				`database.url postgres://rotor:xxxxx@db/rotor carries a password: take it out, and give it as database.password: {env: NAME} or {file: PATH}`,
+				`database.migrate_url postgres://owner@db/rotor?password=xxxxx carries a password|database.migrate_password: {env: NAME}`,
+			},
+		},
+		{
+			name: "PostgresURLProblems",
+			tweak: func(m map[string]any, _ *bundle) {
+				m["database"] = map[string]any{"url": "postgres://db?sslmode=maybe&pool_max_conns=0", "migrate_url": "sqlite://x.db"}
+			},
+			want: []string{
+				`database.url postgres://db?sslmode=maybe&pool_max_conns=0 names no user`,
+				`database.url postgres://db?sslmode=maybe&pool_max_conns=0 names no database`,
+				`database.url: sslmode "maybe" is not known: use disable, allow, prefer, require, verify-ca, verify-full`,
+				`database.url: pool_max_conns "0" must be a number from 1 to 1000`,
+				`database.migrate_url must be a postgres:// URL`,
+			},
+		},
+		{
+			name: "PostgresPasswordReferences",
+			tweak: func(m map[string]any, _ *bundle) {
+				m["database"] = map[string]any{"url": "postgres://rotor@db/rotor",
+					"password":         map[string]any{"keyvault": map[string]any{"vault_url": "https://kv.vault.azure.net", "secret": "db"}},
+					"migrate_password": map[string]any{"env": "NOT_SET_ANYWHERE"}}
+			},
+			want: []string{
+				`database.password: a Key Vault reference is not supported for the database password: use {env: NAME} or {file: PATH}`,
+				`database.migrate_password: environment variable NOT_SET_ANYWHERE is not set`,
+				`database.migrate_password is set without database.migrate_url`,
+			},
+		},
+		{
+			name: "PostgresKeysOnSQLite",
+			tweak: func(m map[string]any, _ *bundle) {
+				m["database"] = map[string]any{"password": map[string]any{"env": secretName}, "migrate_url": "postgres://o@db/rotor"}
+			},
+			want: []string{
+				`database.password is only for PostgreSQL`,
+				`database.migrate_url is only for PostgreSQL`,
+			},
 		},
 		{
 			name: "UnknownDatabaseScheme",
@@ -851,6 +891,43 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			},
 		},
 		{
+			name: "Postgres",
+			tweak: func(m map[string]any, b *bundle) {
+				require.NoError(b.t, os.WriteFile(filepath.Join(b.dir, "owner-pw"), []byte("owner-"+theSecret+"\n"), 0o600))
+				m["database"] = map[string]any{
+					"url":              "postgres://rotor_app@db.example.com:5432/rotor?sslmode=verify-full&pool_max_conns=20",
+					"password":         map[string]any{"env": secretName},
+					"migrate_url":      "postgresql://rotor_owner@db.example.com/rotor?sslmode=verify-full",
+					"migrate_password": map[string]any{"file": "owner-pw"},
+				}
+			},
+			check: func(t *testing.T, cfg *Config, b *bundle) {
+				db := cfg.Database
+				require.Equal(t, "postgres", db.Driver)
+				require.Empty(t, cfg.DatabasePath())
+				require.Equal(t, "postgres://rotor_app@db.example.com:5432/rotor?sslmode=verify-full&pool_max_conns=20", db.URL)
+				require.Equal(t, theSecret, db.Password.Value().Reveal())
+				require.Equal(t, "postgresql://rotor_owner@db.example.com/rotor?sslmode=verify-full", db.MigrateURL)
+				require.Equal(t, "owner-"+theSecret, db.MigratePassword.Value().Reveal())
+				require.Equal(t, "file "+filepath.Join(b.dir, "owner-pw"), db.MigratePassword.String())
+				require.NotContains(t, fmt.Sprintf("%+v", db), theSecret)
+			},
+		},
+		{
+			name: "PostgresFromTheEnvironment",
+			tweak: func(_ map[string]any, b *bundle) {
+				b.env["ROTOR_DATABASE_URL"] = "postgres://rotor_app@db/rotor"
+				b.env["ROTOR_DATABASE_PASSWORD"] = theSecret
+			},
+			check: func(t *testing.T, cfg *Config, _ *bundle) {
+				require.Equal(t, "postgres", cfg.Database.Driver)
+				require.Equal(t, "postgres://rotor_app@db/rotor", cfg.Database.URL)
+				require.Equal(t, theSecret, cfg.Database.Password.Value().Reveal())
+				require.Equal(t, "environment variable ROTOR_DATABASE_PASSWORD", cfg.Database.Password.String())
+				require.Empty(t, cfg.Database.MigrateURL)
+			},
+		},
+		{
 			name: "DatabasePlainPath",
 			tweak: func(m map[string]any, b *bundle) {
 				require.NoError(b.t, os.Mkdir(filepath.Join(b.dir, "state"), 0o700))
@@ -993,7 +1070,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	c3["name"] = "tailspin"
 	c3["client_secret"] = map[string]any{"keyvault": map[string]any{"vault_url": "http://kv", "secret": "s"}}
 	m["connections"] = append(m["connections"].([]any), c2, c3)
-	m["database"] = map[string]any{"url": "postgres://u:" + theSecret + "@h/db"}
+	m["database"] = map[string]any{"url": "postgres://u:" + theSecret + "@h:bad/db", "migrate_url": "postgres://o:" + theSecret + "@h/db"}
 	m["listn"] = theSecret
 	pol(m)["lifetime"] = "999d"
 	b.env["ROTOR_ROTATION_JITTER"] = "x"
@@ -1008,8 +1085,10 @@ func TestSecretsNeverShown(t *testing.T) {
 	// And a valid configuration, printed every way fmt can.
 	m = base()
 	conn(m)["client_secret"] = theSecret
+	m["database"] = map[string]any{"url": "postgres://u@h/db", "password": theSecret}
 	cfg, err := b.parse(t, m)
 	require.NoError(t, err)
+	require.Contains(t, strings.Join(cfg.Notes, "\n"), "database.password is written inline")
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		require.NotContains(t, fmt.Sprintf(verb, cfg), theSecret, verb)
 		require.NotContains(t, fmt.Sprintf(verb, *cfg), theSecret, verb)

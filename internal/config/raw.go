@@ -26,6 +26,10 @@ type rawConfig struct {
 
 type rawDatabase struct {
 	URL string `yaml:"url"`
+	// Password, MigrateURL and MigratePassword are PostgreSQL's.
+	Password        *SecretRef `yaml:"password"`
+	MigrateURL      string     `yaml:"migrate_url"`
+	MigratePassword *SecretRef `yaml:"migrate_password"`
 }
 
 type rawConnection struct {

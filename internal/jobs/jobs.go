@@ -1,8 +1,9 @@
 // Package jobs wires rotor's background work onto River: the periodic
 // planner and inventory sync, one rotate job per due application, and the
 // retire job each rotation schedules at the end of its overlap. River keeps
-// the jobs durable (on SQLite by default); the rotation journal in the
-// store stays the truth about runs, and Start reconciles it first.
+// the jobs durable (on SQLite by default, on PostgreSQL for several
+// replicas); the rotation journal in the store stays the truth about runs,
+// and Start reconciles it first.
 package jobs
 
 import (
@@ -16,7 +17,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -29,9 +33,12 @@ import (
 
 // Config builds the job system.
 type Config struct {
-	// DB is a pool dedicated to River (SetMaxOpenConns(1)), on the same
-	// SQLite file as the store or another.
+	// DB is River's pool on SQLite (SetMaxOpenConns(1)), on the same
+	// SQLite file as the store or another. Pool is River's on PostgreSQL
+	// (riverpgxv5), as the application role; its schema is migrated
+	// beforehand, as the owner (MigratePostgres). Exactly one is set.
 	DB       *sql.DB
+	Pool     *pgxpool.Pool
 	Engine   *rotation.Engine
 	Store    store.Store
 	Policies rotation.PolicySource
@@ -64,10 +71,26 @@ type Config struct {
 	RecoverInterval time.Duration
 }
 
+// riverClient is what rotor uses of a River client, whichever driver (and
+// so transaction type) it runs on.
+type riverClient interface {
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertMany(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+}
+
+var (
+	_ riverClient = (*river.Client[*sql.Tx])(nil)
+	_ riverClient = (*river.Client[pgx.Tx])(nil)
+)
+
 // Jobs is rotor's job system.
 type Jobs struct {
 	cfg    Config
-	client *river.Client[*sql.Tx]
+	client riverClient
 	log    *slog.Logger
 	clock  clock.Clock
 	// instance identifies this process's jobs in their unique keys (see
@@ -96,8 +119,8 @@ const (
 // retire jobs, so a client that is never started still schedules
 // retirements (e.g. `rotor rotate`).
 func New(ctx context.Context, cfg Config) (*Jobs, error) {
-	if cfg.DB == nil || cfg.Engine == nil || cfg.Store == nil || cfg.Policies == nil {
-		return nil, errors.New("jobs: DB, Engine, Store and Policies are required")
+	if (cfg.DB == nil) == (cfg.Pool == nil) || cfg.Engine == nil || cfg.Store == nil || cfg.Policies == nil {
+		return nil, errors.New("jobs: one of DB and Pool, and Engine, Store and Policies are required")
 	}
 	if cfg.Orgs == nil {
 		st := cfg.Store
@@ -130,9 +153,10 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	}
 	j.instance = id.String()
 
-	driver := riversqlite.New(cfg.DB)
-	if err := Migrate(ctx, cfg.DB, j.log); err != nil {
-		return nil, err
+	if cfg.DB != nil {
+		if err := Migrate(ctx, cfg.DB, j.log); err != nil {
+			return nil, err
+		}
 	}
 
 	workers := river.NewWorkers()
@@ -171,7 +195,12 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 		// clock jumps forward).
 		rc.Test.Time = riverTime{j.clock}
 	}
-	if j.client, err = river.NewClient(driver, rc); err != nil {
+	if cfg.DB != nil {
+		j.client, err = river.NewClient(riversqlite.New(cfg.DB), rc)
+	} else {
+		j.client, err = river.NewClient(riverpgxv5.New(cfg.Pool), rc)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("jobs: river client: %w", err)
 	}
 	cfg.Engine.SetScheduleRetire(j.ScheduleRetire)
@@ -184,6 +213,23 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 // once, since River's migrator does not guard against a concurrent one.
 func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	migrator, err := rivermigrate.New(riversqlite.New(db), &rivermigrate.Config{Logger: quiet(cmp.Or(log, slog.Default()))})
+	if err != nil {
+		return fmt.Errorf("jobs: river migrator: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("jobs: migrate river schema: %w", err)
+	}
+	return nil
+}
+
+// MigratePostgres brings River's schema up to date on PostgreSQL, in the
+// first schema of pool's search_path, beside rotor's. pool must be the
+// owner role's (the application role may not create tables): the
+// PostgreSQL store runs it under its migration lock
+// (postgres.WithMigrations), then grants the application role River's
+// tables.
+func MigratePostgres(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: quiet(cmp.Or(log, slog.Default()))})
 	if err != nil {
 		return fmt.Errorf("jobs: river migrator: %w", err)
 	}

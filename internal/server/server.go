@@ -7,6 +7,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/azure"
@@ -33,6 +36,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/postgres"
 	"github.com/rotor-dev/rotor/internal/store/sqlite"
 )
 
@@ -64,8 +68,12 @@ type Server struct {
 	cfg   *config.Config
 	log   *slog.Logger
 	clock clock.Clock
-	store *sqlite.Store
-	conns *Conns
+	store store.Store
+	// riverDB (SQLite: the store's write pool) or riverPool (PostgreSQL:
+	// the store's pool, as the application role) is what River runs on.
+	riverDB   *sql.DB
+	riverPool *pgxpool.Pool
+	conns     *Conns
 	// policies are every organization's, from the store.
 	policies *policyset.Set
 	// health is every connection's, for /readyz and the logs.
@@ -114,12 +122,7 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
 	}
-	dbPath := cfg.DatabasePath()
-	if s.store, err = sqlite.Open(ctx, dbPath, sqlite.WithClock(s.clock)); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
-	}
-	if err := s.store.WithMigrationLock(func() error { return jobs.Migrate(ctx, s.store.DB(), s.log) }); err != nil {
-		s.store.Close()
+	if err := s.openStore(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.assemble(ctx, configPath); err != nil {
@@ -127,6 +130,40 @@ func Open(ctx context.Context, configPath string, opts Options) (*Server, error)
 		return nil, err
 	}
 	return s, nil
+}
+
+// openStore opens the store database.url names, with River's schema
+// migrated beside rotor's.
+func (s *Server) openStore(ctx context.Context) error {
+	db := s.cfg.Database
+	if db.Driver == "postgres" {
+		// Passwords leave their references here, for pgx only; the URLs
+		// carry none (the configuration refuses one that does).
+		opts := []postgres.Option{postgres.WithClock(s.clock)}
+		if db.Password != nil {
+			opts = append(opts, postgres.WithPassword(db.Password.Value().Reveal()))
+		}
+		if db.MigrateURL != "" {
+			opts = append(opts, postgres.WithMigrations(db.MigrateURL, db.MigratePassword.Value().Reveal(),
+				func(ctx context.Context, owner *pgxpool.Pool) error { return jobs.MigratePostgres(ctx, owner, s.log) }))
+		}
+		st, err := postgres.Open(ctx, db.URL, opts...)
+		if err != nil {
+			return fmt.Errorf("database.url: %w", err)
+		}
+		s.store, s.riverPool = st, st.Pool()
+		return nil
+	}
+	st, err := sqlite.Open(ctx, db.Path, sqlite.WithClock(s.clock))
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", db.Path, err)
+	}
+	if err := st.WithMigrationLock(func() error { return jobs.Migrate(ctx, st.DB(), s.log) }); err != nil {
+		st.Close()
+		return err
+	}
+	s.store, s.riverDB = st, st.DB()
+	return nil
 }
 
 // assemble provisions the file's organization into the store, then builds
@@ -402,10 +439,11 @@ func (s *Server) directory(ctx context.Context, c *conn) (inventory.Directory, e
 	return inventory.NewGraphDirectory(c.graph, c.cfg.TenantID, sp), nil
 }
 
-// openJobs creates the job system on the store's write pool: River on
-// SQLite wants a single connection, and sharing it makes River's writes and
-// the journal's queue behind each other instead of fighting over SQLite's
-// write lock.
+// openJobs creates the job system on the store's database: on SQLite the
+// store's write pool (River on SQLite wants a single connection, and
+// sharing it makes River's writes and the journal's queue behind each
+// other instead of fighting over SQLite's write lock); on PostgreSQL the
+// store's pool.
 func (s *Server) openJobs(ctx context.Context, workers int) error {
 	s.jobsMu.Lock()
 	defer s.jobsMu.Unlock()
@@ -413,7 +451,8 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 		return nil
 	}
 	j, err := jobs.New(ctx, jobs.Config{
-		DB:           s.store.DB(),
+		DB:           s.riverDB,
+		Pool:         s.riverPool,
 		Engine:       s.engine,
 		Store:        s.store,
 		Policies:     s,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/codec"
 )
 
 // EnsureOrg creates the organization if it does not exist; an existing
@@ -30,52 +31,6 @@ func (s *Store) EnsureOrg(ctx context.Context, org domain.OrgID, name string) er
 	return nil
 }
 
-func validateSync(p *store.SyncApplicationsParams) error {
-	if p.Org == "" || p.Connection == "" {
-		return errors.New("org and connection must be set")
-	}
-	if p.SyncStarted.IsZero() {
-		return errors.New("SyncStarted must be set")
-	}
-	if err := checkTime("SyncStarted", p.SyncStarted); err != nil {
-		return err
-	}
-	for i := range p.Applications {
-		a := &p.Applications[i]
-		if a.TenantID == "" || a.ObjectID == "" {
-			return fmt.Errorf("application %d (%q): tenant id and object id must be set", i, a.DisplayName)
-		}
-		if a.Org != "" && a.Org != p.Org {
-			return fmt.Errorf("application %s belongs to org %q, not %q", a.ObjectID, a.Org, p.Org)
-		}
-		for _, x := range a.Access {
-			if x.Connection != p.Connection {
-				return fmt.Errorf("application %s carries the view of connection %q, not %q", a.ObjectID, x.Connection, p.Connection)
-			}
-		}
-		if err := checkTime("application "+a.ObjectID+" createdDateTime", a.CreatedAt); err != nil {
-			return err
-		}
-		for j, c := range a.Credentials {
-			if c.KeyID == "" {
-				return fmt.Errorf("application %s: a credential has no key id", a.ObjectID)
-			}
-			for _, prev := range a.Credentials[:j] {
-				if prev.KeyID == c.KeyID {
-					return fmt.Errorf("application %s: key id %s appears twice", a.ObjectID, c.KeyID)
-				}
-			}
-			if err := checkTime("credential "+c.KeyID+" start", c.Start); err != nil {
-				return err
-			}
-			if err := checkTime("credential "+c.KeyID+" end", c.End); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // SyncApplications writes one page in one transaction. It reads the
 // stored fingerprints of the whole page with one query, rewrites only the
 // applications whose Entra content changed (the row, then its credentials,
@@ -83,7 +38,7 @@ func validateSync(p *store.SyncApplicationsParams) error {
 // connection's view of every application of the page (app_access: seen
 // now, may change it or not) with two statements per tenant.
 func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsParams) (int, error) {
-	if err := validateSync(&p); err != nil {
+	if err := codec.ValidateSync(&p); err != nil {
 		return 0, fmt.Errorf("sync applications: %w", err)
 	}
 	if len(p.Applications) == 0 {
@@ -142,7 +97,7 @@ type syncTx struct {
 	tx     *sql.Tx
 	stmts  map[string]*sql.Stmt
 	args   []any
-	fp     fingerprinter
+	fp     codec.Fingerprinter
 	insert map[int]string // credential count → INSERT with that many rows
 }
 
@@ -273,13 +228,13 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		if err != nil {
 			return 0, err
 		}
-		sum := t.fp.sum(a, owners)
+		sum := t.fp.Sum(a, owners)
 		old, exists := stored[key]
 		if exists && bytes.Equal(old, sum) {
 			continue
 		}
 		n, err := t.execN(sqlUpsertApp, org, a.TenantID, a.ObjectID, a.AppID, a.DisplayName,
-			a.SignInAudience, encTime(a.CreatedAt), owners, sum, encTime(minEnd(a.Credentials)), synced)
+			a.SignInAudience, encTime(a.CreatedAt), owners, sum, encTime(codec.MinEnd(a.Credentials)), synced)
 		if err != nil {
 			return 0, err
 		}
@@ -334,7 +289,7 @@ func (s *Store) FinishSync(ctx context.Context, p store.FinishSyncParams) (int, 
 	if p.Org == "" || p.Connection == "" || p.SyncStarted.IsZero() {
 		return 0, errors.New("finish sync: org, connection and SyncStarted must be set")
 	}
-	if err := checkTime("SyncStarted", p.SyncStarted); err != nil {
+	if err := codec.CheckTime("SyncStarted", p.SyncStarted); err != nil {
 		return 0, fmt.Errorf("finish sync: %w", err)
 	}
 	var n int64
@@ -366,14 +321,14 @@ func (s *Store) SetCredentials(ctx context.Context, p store.SetCredentialsParams
 		return errors.New("set credentials: org, tenant and object id must be set")
 	}
 	for _, c := range p.Credentials {
-		if err := checkTimes(namedTime{"start", c.Start}, namedTime{"end", c.End}); err != nil {
+		if err := codec.CheckTimes(codec.NamedTime{Name: "start", T: c.Start}, codec.NamedTime{Name: "end", T: c.End}); err != nil {
 			return fmt.Errorf("set credentials of %s: %w", p.ObjectID, err)
 		}
 	}
 	org := string(p.Org)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE applications SET fingerprint = x'', min_end = ?
-			WHERE org_id = ? AND tenant_id = ? AND object_id = ?`, encTime(minEnd(p.Credentials)), org, p.TenantID, p.ObjectID)
+			WHERE org_id = ? AND tenant_id = ? AND object_id = ?`, encTime(codec.MinEnd(p.Credentials)), org, p.TenantID, p.ObjectID)
 		if err != nil {
 			return err
 		}
@@ -448,7 +403,7 @@ func (s *Store) GetApplication(ctx context.Context, org domain.OrgID, ref string
 
 // ListApplications returns one page with credentials, in one query.
 func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsParams) ([]domain.Application, error) {
-	if err := checkTime("ExpiringBefore", p.ExpiringBefore); err != nil {
+	if err := codec.CheckTime("ExpiringBefore", p.ExpiringBefore); err != nil {
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
 	var where []string

@@ -4,13 +4,13 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/codec"
 )
 
 // querier is what both a pool and a transaction offer.
@@ -89,107 +89,23 @@ func (s *Store) ListOrgs(ctx context.Context) ([]store.Org, error) {
 	return out, rows.Err()
 }
 
-// connRow is a connection's columns as stored.
-type connRow struct {
-	tenant, cloud, purpose, simFile, method string
-	identity, clientSecret, certPassword    string
-	aux                                     string
-}
-
-// identityParams are the JSON of the identity column: non-secret only.
-type identityParams struct {
-	ClientID                string `json:"client_id,omitempty"`
-	CertificateFile         string `json:"certificate_file,omitempty"`
-	SendCertificateChain    bool   `json:"send_certificate_chain,omitempty"`
-	ManagedIdentityClientID string `json:"managed_identity_client_id,omitempty"`
-	FederatedTokenFile      string `json:"federated_token_file,omitempty"`
-}
-
-func encRef(r *store.SecretRef) (string, error) {
-	if r == nil {
-		return "", nil
-	}
-	b, err := json.Marshal(r)
-	return string(b), err
-}
-
-func decRef(s string) (*store.SecretRef, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var r store.SecretRef
-	if err := json.Unmarshal([]byte(s), &r); err != nil {
-		return nil, fmt.Errorf("stored secret reference: %w", err)
-	}
-	return &r, nil
-}
-
-func encConn(c *store.Connection) (connRow, error) {
-	id := c.Identity
-	ip, err := json.Marshal(identityParams{
-		ClientID: id.ClientID, CertificateFile: id.CertificateFile, SendCertificateChain: id.SendCertificateChain,
-		ManagedIdentityClientID: id.ManagedIdentityClientID, FederatedTokenFile: id.FederatedTokenFile,
-	})
-	if err != nil {
-		return connRow{}, err
-	}
-	cs, err := encRef(id.ClientSecret)
-	if err != nil {
-		return connRow{}, err
-	}
-	cp, err := encRef(id.CertificatePassword)
-	if err != nil {
-		return connRow{}, err
-	}
-	aux := c.AuxiliaryTenants
-	if aux == nil {
-		aux = []string{}
-	}
-	ab, err := json.Marshal(aux)
-	if err != nil {
-		return connRow{}, err
-	}
-	return connRow{
-		tenant: c.TenantID, cloud: c.Cloud, purpose: c.Purpose, simFile: c.SimFile, method: id.Method,
-		identity: string(ip), clientSecret: cs, certPassword: cp, aux: string(ab),
-	}, nil
-}
-
 const connCols = `name, tenant_id, cloud, purpose, sim_file, auth_method, identity, client_secret, cert_password,
 	auxiliary_tenants, provisioned, source, created_at, updated_at`
 
 func scanConn(org domain.OrgID, sc rowScanner) (store.Connection, error) {
 	c := store.Connection{Org: org}
-	var r connRow
+	var r codec.ConnRow
 	var prov int
 	var created, updated sql.NullString
-	if err := sc.Scan(&c.Name, &r.tenant, &r.cloud, &r.purpose, &r.simFile, &r.method, &r.identity,
-		&r.clientSecret, &r.certPassword, &r.aux, &prov, &c.Source, &created, &updated); err != nil {
+	if err := sc.Scan(&c.Name, &r.Tenant, &r.Cloud, &r.Purpose, &r.SimFile, &r.Method, &r.Identity,
+		&r.ClientSecret, &r.CertPassword, &r.Aux, &prov, &c.Source, &created, &updated); err != nil {
 		return c, err
 	}
-	c.TenantID, c.Cloud, c.Purpose, c.SimFile, c.Provisioned = r.tenant, r.cloud, r.purpose, r.simFile, prov == 1
-	var ip identityParams
-	if err := json.Unmarshal([]byte(r.identity), &ip); err != nil {
-		return c, fmt.Errorf("stored identity of connection %q: %w", c.Name, err)
-	}
-	c.Identity = store.ConnectionIdentity{
-		Method: r.method, ClientID: ip.ClientID, CertificateFile: ip.CertificateFile,
-		SendCertificateChain: ip.SendCertificateChain, ManagedIdentityClientID: ip.ManagedIdentityClientID,
-		FederatedTokenFile: ip.FederatedTokenFile,
+	c.Provisioned = prov == 1
+	if err := r.Decode(&c); err != nil {
+		return c, err
 	}
 	var err error
-	if c.Identity.ClientSecret, err = decRef(r.clientSecret); err != nil {
-		return c, err
-	}
-	if c.Identity.CertificatePassword, err = decRef(r.certPassword); err != nil {
-		return c, err
-	}
-	if err := json.Unmarshal([]byte(r.aux), &c.AuxiliaryTenants); err != nil {
-		return c, fmt.Errorf("stored auxiliary tenants of connection %q: %w", c.Name, err)
-	}
-	if len(c.AuxiliaryTenants) == 0 {
-		c.AuxiliaryTenants = nil
-	}
 	if c.CreatedAt, err = decTime(created); err != nil {
 		return c, err
 	}
@@ -217,19 +133,6 @@ func getConn(ctx context.Context, q querier, org domain.OrgID, name string) (*st
 	return connKind.get(ctx, q, org, name)
 }
 
-// guard checks whether a write by provisionedBy may touch an existing
-// object (provisioned, from source).
-func guard(kind string, org domain.OrgID, name string, provisioned bool, source, provisionedBy string) error {
-	switch {
-	case provisioned && provisionedBy == "":
-		return &store.ProvisionedError{Kind: kind, Org: org, Name: name, Source: source}
-	case !provisioned && provisionedBy != "":
-		return fmt.Errorf("%s %q of organization %s was made in rotor, not by %s: rename one of them, or delete rotor's (%w)",
-			kind, name, org, provisionedBy, store.ErrConflict)
-	}
-	return nil
-}
-
 // UpsertConnection creates or replaces a connection.
 func (s *Store) UpsertConnection(ctx context.Context, p store.UpsertConnectionParams) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
@@ -252,7 +155,7 @@ func upsertConn(ctx context.Context, tx *sql.Tx, now time.Time, p store.UpsertCo
 	if err := c.Validate(); err != nil {
 		return 0, fmt.Errorf("upsert connection: %w", err)
 	}
-	row, err := encConn(&c)
+	row, err := codec.EncConn(&c)
 	if err != nil {
 		return 0, fmt.Errorf("upsert connection %q: %w", c.Name, err)
 	}
@@ -268,25 +171,25 @@ func upsertConn(ctx context.Context, tx *sql.Tx, now time.Time, p store.UpsertCo
 		prov = 1
 	}
 	if old != nil {
-		if err := guard("connection", c.Org, c.Name, old.Provisioned, old.Source, p.ProvisionedBy); err != nil {
+		if err := codec.Guard("connection", c.Org, c.Name, old.Provisioned, old.Source, p.ProvisionedBy); err != nil {
 			return 0, err
 		}
-		if oldRow, err := encConn(old); err == nil && oldRow == row && old.Source == p.ProvisionedBy {
+		if oldRow, err := codec.EncConn(old); err == nil && oldRow == row && old.Source == p.ProvisionedBy {
 			return unchanged, nil
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE connections SET tenant_id = ?, cloud = ?, purpose = ?, sim_file = ?,
 			auth_method = ?, identity = ?, client_secret = ?, cert_password = ?, auxiliary_tenants = ?,
 			provisioned = ?, source = ?, updated_at = ? WHERE org_id = ? AND name = ?`,
-			row.tenant, row.cloud, row.purpose, row.simFile, row.method, row.identity, row.clientSecret, row.certPassword,
-			row.aux, prov, p.ProvisionedBy, encTime(now), string(c.Org), c.Name)
+			row.Tenant, row.Cloud, row.Purpose, row.SimFile, row.Method, row.Identity, row.ClientSecret, row.CertPassword,
+			row.Aux, prov, p.ProvisionedBy, encTime(now), string(c.Org), c.Name)
 		if err != nil {
 			return 0, fmt.Errorf("update connection %q of %s: %w", c.Name, c.Org, err)
 		}
 		return updated, nil
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO connections (org_id, `+connCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(c.Org), c.Name, row.tenant, row.cloud, row.purpose, row.simFile, row.method, row.identity,
-		row.clientSecret, row.certPassword, row.aux, prov, p.ProvisionedBy, encTime(now), encTime(now))
+		string(c.Org), c.Name, row.Tenant, row.Cloud, row.Purpose, row.SimFile, row.Method, row.Identity,
+		row.ClientSecret, row.CertPassword, row.Aux, prov, p.ProvisionedBy, encTime(now), encTime(now))
 	if err != nil {
 		if isForeignKeyViolation(err) {
 			return 0, fmt.Errorf("upsert connection %q: organization %q: %w", c.Name, c.Org, store.ErrNotFound)
@@ -313,7 +216,7 @@ func deleteObj(ctx context.Context, tx *sql.Tx, kind string, p store.DeleteParam
 	if err != nil {
 		return fmt.Errorf("delete %s %q of %s: %w", kind, p.Name, p.Org, err)
 	}
-	if err := guard(kind, p.Org, p.Name, prov == 1, source, p.ProvisionedBy); err != nil {
+	if err := codec.Guard(kind, p.Org, p.Name, prov == 1, source, p.ProvisionedBy); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE org_id = ? AND name = ?`, string(p.Org), p.Name); err != nil {
@@ -339,81 +242,22 @@ func deleteObj(ctx context.Context, tx *sql.Tx, kind string, p store.DeleteParam
 	return nil
 }
 
-// policyRow is a policy's columns as stored, comparable.
-type policyRow struct {
-	connection       string
-	enabled          bool
-	kind             string
-	selector         string
-	lifetime, renew  int64
-	overlap, notify  int64
-	verify, retireUn bool
-	sinks            string
-	position         int
-}
-
-type selectorJSON struct {
-	NamePrefix string   `json:"name_prefix,omitempty"`
-	IDs        []string `json:"ids,omitempty"`
-	AllOwned   bool     `json:"all_owned,omitempty"`
-}
-
-type sinkJSON struct {
-	Type     string         `json:"type"`
-	Settings map[string]any `json:"settings"`
-}
-
-func encPolicy(p *domain.Policy, position int) (policyRow, error) {
-	sel, err := json.Marshal(selectorJSON{NamePrefix: p.Selector.NamePrefix, IDs: p.Selector.IDs, AllOwned: p.Selector.AllOwned})
-	if err != nil {
-		return policyRow{}, err
-	}
-	sinks := make([]sinkJSON, len(p.Sinks))
-	for i, sp := range p.Sinks {
-		sinks[i] = sinkJSON{Type: sp.Type, Settings: sp.Settings}
-		if sp.Settings == nil {
-			sinks[i].Settings = map[string]any{}
-		}
-	}
-	sb, err := json.Marshal(sinks)
-	if err != nil {
-		return policyRow{}, fmt.Errorf("sink settings: %w", err)
-	}
-	return policyRow{
-		connection: p.Connection, enabled: p.Enabled, kind: string(p.Kind), selector: string(sel),
-		lifetime: int64(p.Lifetime), renew: int64(p.RenewBefore), overlap: int64(p.Overlap), notify: int64(p.NotifyBefore),
-		verify: p.Verify, retireUn: p.RetireUnmanaged, sinks: string(sb), position: position,
-	}, nil
-}
-
 const policyCols = `name, position, connection, enabled, kind, selector, lifetime_ns, renew_before_ns, overlap_ns,
 	notify_before_ns, verify, retire_unmanaged, sinks, provisioned, source, created_at, updated_at`
 
 func scanPolicy(org domain.OrgID, sc rowScanner) (store.Policy, error) {
 	out := store.Policy{Org: org}
 	p := &out.Policy
-	var r policyRow
+	var r codec.PolicyRow
 	var prov int
 	var created, updated sql.NullString
-	if err := sc.Scan(&p.Name, &out.Position, &p.Connection, &p.Enabled, &r.kind, &r.selector, &r.lifetime, &r.renew,
-		&r.overlap, &r.notify, &p.Verify, &p.RetireUnmanaged, &r.sinks, &prov, &out.Source, &created, &updated); err != nil {
+	if err := sc.Scan(&p.Name, &out.Position, &p.Connection, &p.Enabled, &r.Kind, &r.Selector, &r.Lifetime, &r.Renew,
+		&r.Overlap, &r.Notify, &p.Verify, &p.RetireUnmanaged, &r.Sinks, &prov, &out.Source, &created, &updated); err != nil {
 		return out, err
 	}
-	p.Kind = domain.CredentialKind(r.kind)
-	p.Lifetime, p.RenewBefore = time.Duration(r.lifetime), time.Duration(r.renew)
-	p.Overlap, p.NotifyBefore = time.Duration(r.overlap), time.Duration(r.notify)
 	out.Provisioned = prov == 1
-	var sel selectorJSON
-	if err := json.Unmarshal([]byte(r.selector), &sel); err != nil {
-		return out, fmt.Errorf("stored selector of policy %q: %w", p.Name, err)
-	}
-	p.Selector = domain.Selector{NamePrefix: sel.NamePrefix, IDs: sel.IDs, AllOwned: sel.AllOwned}
-	var sinks []sinkJSON
-	if err := json.Unmarshal([]byte(r.sinks), &sinks); err != nil {
-		return out, fmt.Errorf("stored sinks of policy %q: %w", p.Name, err)
-	}
-	for _, sj := range sinks {
-		p.Sinks = append(p.Sinks, domain.SinkSpec{Type: sj.Type, Settings: sj.Settings})
+	if err := r.Decode(p); err != nil {
+		return out, err
 	}
 	var err error
 	if out.CreatedAt, err = decTime(created); err != nil {
@@ -465,7 +309,7 @@ func upsertPolicy(ctx context.Context, tx *sql.Tx, now time.Time, p store.Upsert
 	if _, err := getConn(ctx, tx, p.Org, pol.Connection); err != nil {
 		return 0, fmt.Errorf("upsert policy %q: %w", pol.Name, err)
 	}
-	row, err := encPolicy(&pol, p.Position)
+	row, err := codec.EncPolicy(&pol, p.Position)
 	if err != nil {
 		return 0, fmt.Errorf("upsert policy %q: %w", pol.Name, err)
 	}
@@ -481,25 +325,25 @@ func upsertPolicy(ctx context.Context, tx *sql.Tx, now time.Time, p store.Upsert
 		prov = 1
 	}
 	if old != nil {
-		if err := guard("policy", p.Org, pol.Name, old.Provisioned, old.Source, p.ProvisionedBy); err != nil {
+		if err := codec.Guard("policy", p.Org, pol.Name, old.Provisioned, old.Source, p.ProvisionedBy); err != nil {
 			return 0, err
 		}
-		if oldRow, err := encPolicy(&old.Policy, old.Position); err == nil && oldRow == row && old.Source == p.ProvisionedBy {
+		if oldRow, err := codec.EncPolicy(&old.Policy, old.Position); err == nil && oldRow == row && old.Source == p.ProvisionedBy {
 			return unchanged, nil
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE policies SET position = ?, connection = ?, enabled = ?, kind = ?, selector = ?,
 			lifetime_ns = ?, renew_before_ns = ?, overlap_ns = ?, notify_before_ns = ?, verify = ?, retire_unmanaged = ?,
 			sinks = ?, provisioned = ?, source = ?, updated_at = ? WHERE org_id = ? AND name = ?`,
-			row.position, row.connection, row.enabled, row.kind, row.selector, row.lifetime, row.renew, row.overlap, row.notify,
-			row.verify, row.retireUn, row.sinks, prov, p.ProvisionedBy, encTime(now), string(p.Org), pol.Name)
+			row.Position, row.Connection, row.Enabled, row.Kind, row.Selector, row.Lifetime, row.Renew, row.Overlap, row.Notify,
+			row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, encTime(now), string(p.Org), pol.Name)
 		if err != nil {
 			return 0, fmt.Errorf("update policy %q of %s: %w", pol.Name, p.Org, err)
 		}
 		return updated, nil
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO policies (org_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		string(p.Org), pol.Name, row.position, row.connection, row.enabled, row.kind, row.selector, row.lifetime, row.renew,
-		row.overlap, row.notify, row.verify, row.retireUn, row.sinks, prov, p.ProvisionedBy, encTime(now), encTime(now))
+		string(p.Org), pol.Name, row.Position, row.Connection, row.Enabled, row.Kind, row.Selector, row.Lifetime, row.Renew,
+		row.Overlap, row.Notify, row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, encTime(now), encTime(now))
 	if err != nil {
 		return 0, fmt.Errorf("insert policy %q of %s: %w", pol.Name, p.Org, err)
 	}

@@ -6,22 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/codec"
 )
-
-// maxHealthMessage bounds a recorded failure: an error chain can be long,
-// and the row is read by every `connections list`.
-const maxHealthMessage = 1024
 
 // RecordConnectionHealth upserts one outcome; times only move forward.
 func (s *Store) RecordConnectionHealth(ctx context.Context, p store.ConnectionHealth) error {
 	if p.Org == "" || p.Connection == "" || p.Success == p.Failure || p.At.IsZero() {
 		return errors.New("record connection health: org, connection, a time and exactly one of success and failure must be set")
 	}
-	if err := checkTime("at", p.At); err != nil {
+	if err := codec.CheckTime("at", p.At); err != nil {
 		return fmt.Errorf("record connection health: %w", err)
 	}
 	at := encTime(p.At)
@@ -40,7 +36,7 @@ func (s *Store) RecordConnectionHealth(ctx context.Context, p store.ConnectionHe
 				last_success_at = max(coalesce(last_success_at, ''), excluded.last_success_at)`,
 			string(p.Org), p.Connection, at, nullBytes(roles), nullBytes(roles))
 	} else {
-		msg := truncateUTF8(p.Message, maxHealthMessage)
+		msg := codec.TruncateUTF8(p.Message, codec.MaxHealthMessage)
 		_, err = s.w.ExecContext(ctx, `INSERT INTO connection_health (org_id, connection, last_failure_at, failure, aadsts)
 			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (org_id, connection) DO UPDATE SET
@@ -93,16 +89,4 @@ func nullBytes(b []byte) any {
 		return nil
 	}
 	return string(b)
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -5,27 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/codec"
 )
-
-var knownStates = []domain.RunState{
-	domain.RunPlanned, domain.RunCreated, domain.RunPropagated, domain.RunVerified,
-	domain.RunRetiring, domain.RunDone, domain.RunFailed, domain.RunAbandoned,
-}
-
-func checkState(s domain.RunState) error {
-	if !slices.Contains(knownStates, s) {
-		return fmt.Errorf("unknown run state %q", s)
-	}
-	return nil
-}
 
 const runColumns = `id, connection, tenant_id, app_object_id, app_id, app_name, policy, kind, "trigger",
 	state, new_key_id, new_end, sinks_started, retire_at, error, attempts, replaces, created_at, updated_at, ended_at,
@@ -35,42 +21,8 @@ const runColumns = `id, connection, tenant_id, app_object_id, app_id, app_name, 
 // The partial unique index runs_one_active_per_app turns a second active
 // run for the same application into ErrConflict.
 func (s *Store) CreateRun(ctx context.Context, run *domain.Run) error {
-	if run.Org == "" || run.AppObjectID == "" {
-		return errors.New("create run: org and app object id must be set")
-	}
-	if run.State == "" {
-		run.State = domain.RunPlanned
-	}
-	if run.State != domain.RunPlanned {
-		return fmt.Errorf("create run: a new run is %s, not %s", domain.RunPlanned, run.State)
-	}
-	if run.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return fmt.Errorf("create run: %w", err)
-		}
-		run.ID = id.String()
-	}
-	if run.CreatedAt.IsZero() {
-		run.CreatedAt = s.clock.Now()
-	}
-	if run.UpdatedAt.IsZero() {
-		run.UpdatedAt = run.CreatedAt
-	}
-	if err := checkTimes(namedTime{"created", run.CreatedAt}, namedTime{"updated", run.UpdatedAt},
-		namedTime{"new end", run.NewEnd}, namedTime{"retire at", run.RetireAt}, namedTime{"ended", run.EndedAt}); err != nil {
+	if err := codec.PrepareRun(run, s.clock.Now()); err != nil {
 		return fmt.Errorf("create run: %w", err)
-	}
-	for i := range run.Events {
-		if run.Events[i].At.IsZero() {
-			run.Events[i].At = run.CreatedAt
-		}
-		if run.Events[i].State == "" {
-			run.Events[i].State = run.State
-		}
-		if err := checkTime("event", run.Events[i].At); err != nil {
-			return fmt.Errorf("create run: %w", err)
-		}
 	}
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -125,32 +77,9 @@ func (s *Store) activeRun(ctx context.Context, run *domain.Run) string {
 
 // TransitionRun is one guarded UPDATE plus the event, in one transaction.
 func (s *Store) TransitionRun(ctx context.Context, p store.TransitionRunParams) error {
-	if p.Org == "" || p.RunID == "" {
-		return errors.New("transition run: org and run id must be set")
-	}
-	if len(p.From) == 0 {
-		return fmt.Errorf("transition run %s: no From states", p.RunID)
-	}
-	if err := checkState(p.To); err != nil {
-		return fmt.Errorf("transition run %s: %w", p.RunID, err)
-	}
-	for _, f := range p.From {
-		if err := checkState(f); err != nil {
-			return fmt.Errorf("transition run %s: %w", p.RunID, err)
-		}
-	}
-	if slices.Contains(p.From, p.To) {
-		return fmt.Errorf("transition run %s: %s to %s is not a transition; use AppendRunEvent", p.RunID, p.To, p.To)
-	}
-	ev := p.Event
-	if ev.At.IsZero() {
-		ev.At = s.clock.Now()
-	}
-	if ev.State == "" {
-		ev.State = p.To
-	}
-	if err := checkTimes(namedTime{"event", ev.At}, namedTime{"new end", p.NewEnd}, namedTime{"retire at", p.RetireAt}); err != nil {
-		return fmt.Errorf("transition run %s: %w", p.RunID, err)
+	ev, err := codec.PrepareTransition(&p, s.clock.Now())
+	if err != nil {
+		return err
 	}
 	at := encTime(ev.At)
 
@@ -200,7 +129,7 @@ func (s *Store) TransitionRun(ctx context.Context, p store.TransitionRunParams) 
 	}
 
 	var current string
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -233,20 +162,12 @@ func (s *Store) TransitionRun(ctx context.Context, p store.TransitionRunParams) 
 	case errors.Is(err, store.ErrLeaseLost):
 		return fmt.Errorf("transition run %s to %s: %s does not hold its lease: %w", p.RunID, p.To, p.Holder, store.ErrLeaseLost)
 	case errors.Is(err, store.ErrConflict):
-		return fmt.Errorf("transition run %s to %s: it is %s, not %s: %w", p.RunID, p.To, current, joinStates(p.From), store.ErrConflict)
+		return fmt.Errorf("transition run %s to %s: it is %s, not %s: %w", p.RunID, p.To, current, codec.JoinStates(p.From), store.ErrConflict)
 	case isUniqueViolation(err):
 		return fmt.Errorf("transition run %s to %s: another run is active for its application: %w", p.RunID, p.To, store.ErrConflict)
 	default:
 		return fmt.Errorf("transition run %s to %s: %w", p.RunID, p.To, err)
 	}
-}
-
-func joinStates(states []domain.RunState) string {
-	s := make([]string, len(states))
-	for i, st := range states {
-		s[i] = string(st)
-	}
-	return strings.Join(s, " or ")
 }
 
 // appendEvent adds ev after the run's last event.
@@ -260,23 +181,13 @@ func appendEvent(ctx context.Context, tx *sql.Tx, org domain.OrgID, runID string
 // AppendRunEvent adds a journal line and moves the run's UpdatedAt
 // forward to the event's time (never back), so a live run shows progress.
 func (s *Store) AppendRunEvent(ctx context.Context, p store.AppendRunEventParams) error {
-	org, runID, ev := p.Org, p.RunID, p.Event
-	if org == "" || runID == "" {
-		return errors.New("append run event: org and run id must be set")
-	}
-	if ev.At.IsZero() {
-		ev.At = s.clock.Now()
-	}
-	if err := checkTime("event", ev.At); err != nil {
-		return fmt.Errorf("append run event to %s: %w", runID, err)
-	}
-	if ev.State != "" {
-		if err := checkState(ev.State); err != nil {
-			return fmt.Errorf("append run event to %s: %w", runID, err)
-		}
+	org, runID := p.Org, p.RunID
+	ev, err := codec.PrepareAppend(&p, s.clock.Now())
+	if err != nil {
+		return err
 	}
 	at := encTime(ev.At)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var state, holder string
 		switch err := tx.QueryRowContext(ctx, `UPDATE runs SET updated_at = max(updated_at, ?)
 			WHERE org_id = ? AND id = ? RETURNING state, lease_holder`, at, string(org), runID).Scan(&state, &holder); {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/codec"
 )
 
 // PinnedTargets reads the pinned targets of one application and policy.
@@ -45,7 +46,7 @@ func (s *Store) PinTarget(ctx context.Context, p store.PinTargetParams) error {
 	if t.PinnedAt.IsZero() {
 		t.PinnedAt = s.clock.Now()
 	}
-	if err := checkTimes(namedTime{"pinned at", t.PinnedAt}, namedTime{"retire old at", t.RetireOldAt}); err != nil {
+	if err := codec.CheckTimes(codec.NamedTime{Name: "pinned at", T: t.PinnedAt}, codec.NamedTime{Name: "retire old at", T: t.RetireOldAt}); err != nil {
 		return fmt.Errorf("pin target: %w", err)
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO sink_targets (org_id, tenant_id, app_object_id, policy, sink_index,

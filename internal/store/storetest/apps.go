@@ -32,9 +32,9 @@ func testSyncInserts(t *testing.T, b *bundle) {
 	got := b.list(t, store.ListApplicationsParams{})
 	want := make([]domain.Application, len(apps))
 	for i, a := range apps {
-		want[i] = stored(a, b.org, conn1, b.t0)
+		want[i] = b.stored(a, b.org, conn1, b.t0)
 	}
-	require.Equal(t, want, normApps(got))
+	require.Equal(t, want, b.normApps(got))
 }
 
 func testSyncRewritesChanged(t *testing.T, b *bundle) {
@@ -51,7 +51,7 @@ func testSyncRewritesChanged(t *testing.T, b *bundle) {
 	require.Equal(t, 1, b.sync(t, b.org, conn1, t1, apps))
 
 	got := b.get(t, b.org, objectID(2))
-	requireSameApp(t, stored(apps[1], b.org, conn1, t1), *got)
+	b.requireSameApp(t, b.stored(apps[1], b.org, conn1, t1), *got)
 }
 
 func testSyncSkipsUnchanged(t *testing.T, b *bundle) {
@@ -72,7 +72,7 @@ func testSyncSkipsUnchanged(t *testing.T, b *bundle) {
 	require.Equal(t, 0, b.sync(t, b.org, conn1, t2, reordered), "reordering owners or credentials is not a change")
 
 	for _, a := range b.list(t, store.ListApplicationsParams{}) {
-		require.True(t, t2.Equal(a.SyncedAt), "unchanged %s must still be stamped with the latest sync", a.ObjectID)
+		require.True(t, b.sameTime(t2, a.SyncedAt), "unchanged %s must still be stamped with the latest sync", a.ObjectID)
 	}
 	// And so FinishSync keeps them.
 	removed, err := b.s.FinishSync(b.ctx, store.FinishSyncParams{Org: b.org, Connection: conn1, SyncStarted: t2})
@@ -113,7 +113,7 @@ func testSyncDetectsEachChange(t *testing.T, b *bundle) {
 			b.sync(t, b.org, conn1, at, []domain.Application{base})
 			changed := b.newApp(100, tc.tweak)
 			require.Equal(t, 1, b.sync(t, b.org, conn1, at.Add(time.Minute), []domain.Application{changed}))
-			requireSameApp(t, stored(changed, b.org, conn1, at.Add(time.Minute)), *b.get(t, b.org, objectID(100)))
+			b.requireSameApp(t, b.stored(changed, b.org, conn1, at.Add(time.Minute)), *b.get(t, b.org, objectID(100)))
 			// Back to base for the next case.
 			require.Equal(t, 1, b.sync(t, b.org, conn1, at.Add(2*time.Minute), []domain.Application{base}))
 		})
@@ -160,7 +160,7 @@ func testSyncDuplicateInPage(t *testing.T, b *bundle) {
 	first := b.newApp(1, named("first"))
 	second := b.newApp(1, named("second"), func(a *domain.Application) { a.Credentials = a.Credentials[1:] })
 	b.sync(t, b.org, conn1, b.t0.Add(time.Hour), []domain.Application{first, b.newApp(2), second})
-	requireSameApp(t, stored(second, b.org, conn1, b.t0.Add(time.Hour)), *b.get(t, b.org, objectID(1)))
+	b.requireSameApp(t, b.stored(second, b.org, conn1, b.t0.Add(time.Hour)), *b.get(t, b.org, objectID(1)))
 	n, err := b.s.CountApplications(b.ctx, b.org, "")
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
@@ -177,7 +177,7 @@ func testSyncManyCredentials(t *testing.T, b *bundle) {
 		}
 	})
 	require.Equal(t, 1, b.sync(t, b.org, conn1, b.t0, []domain.Application{app}))
-	requireSameApp(t, stored(app, b.org, conn1, b.t0), *b.get(t, b.org, objectID(1)))
+	b.requireSameApp(t, b.stored(app, b.org, conn1, b.t0), *b.get(t, b.org, objectID(1)))
 	app.Credentials = app.Credentials[:599]
 	require.Equal(t, 1, b.sync(t, b.org, conn1, b.t0.Add(time.Hour), []domain.Application{app}))
 	require.Len(t, b.get(t, b.org, objectID(1)).Credentials, 599)
@@ -301,10 +301,10 @@ func testOrgsApplicationsIsolated(t *testing.T, b *bundle) {
 
 	want := make([]domain.Application, len(aApps))
 	for i, a := range aApps {
-		want[i] = stored(a, b.org, conn1, b.t0)
+		want[i] = b.stored(a, b.org, conn1, b.t0)
 	}
-	require.Equal(t, want, normApps(b.list(t, store.ListApplicationsParams{})), "org A is untouched")
-	requireSameApp(t, want[0], *b.get(t, b.org, objectID(1)))
+	require.Equal(t, want, b.normApps(b.list(t, store.ListApplicationsParams{})), "org A is untouched")
+	b.requireSameApp(t, want[0], *b.get(t, b.org, objectID(1)))
 	got := b.get(t, b.other, objectID(1))
 	require.Equal(t, b.other, got.Org)
 	require.Equal(t, "b-app-001", got.DisplayName)
@@ -328,7 +328,7 @@ func testAppsRoundTrip(t *testing.T, b *bundle) {
 	}
 	b.sync(t, b.org, conn1, b.t0, apps)
 	for _, a := range apps {
-		requireSameApp(t, stored(a, b.org, conn1, b.t0), *b.get(t, b.org, a.ObjectID))
+		b.requireSameApp(t, b.stored(a, b.org, conn1, b.t0), *b.get(t, b.org, a.ObjectID))
 	}
 	got := b.get(t, b.org, objectID(2))
 	require.Nil(t, got.Owners)
@@ -367,10 +367,10 @@ func testTimesRoundTrip(t *testing.T, b *bundle) {
 	objs := []string{objectID(1), objectID(2), objectID(3), objectID(4), objectID(5), objectID(99)}
 	for i, tm := range times {
 		got := b.get(t, b.org, objs[i])
-		require.True(t, tm.Equal(got.CreatedAt), "created %s, got %s", tm, got.CreatedAt)
-		require.True(t, tm.Equal(got.Credentials[0].Start), "start %s, got %s", tm, got.Credentials[0].Start)
-		require.True(t, tm.Equal(got.Credentials[0].End), "end %s, got %s", tm, got.Credentials[0].End)
-		require.True(t, synced.Equal(got.SyncedAt))
+		require.True(t, b.sameTime(tm, got.CreatedAt), "created %s, got %s", tm, got.CreatedAt)
+		require.True(t, b.sameTime(tm, got.Credentials[0].Start), "start %s, got %s", tm, got.Credentials[0].Start)
+		require.True(t, b.sameTime(tm, got.Credentials[0].End), "end %s, got %s", tm, got.Credentials[0].End)
+		require.True(t, b.sameTime(synced, got.SyncedAt))
 	}
 	// Expiring compares instants, not zone-local text.
 	east := time.Date(2026, 6, 30, 23, 59, 59, 999999999, time.FixedZone("PDT", -7*3600)).In(time.FixedZone("E", 14*3600))
@@ -385,9 +385,9 @@ func testTimesRoundTrip(t *testing.T, b *bundle) {
 	require.NoError(t, b.s.CreateRun(b.ctx, run))
 	got, err := b.s.GetRun(b.ctx, b.org, run.ID)
 	require.NoError(t, err)
-	require.True(t, run.CreatedAt.Equal(got.CreatedAt))
-	require.True(t, run.NewEnd.Equal(got.NewEnd))
-	require.True(t, run.RetireAt.Equal(got.RetireAt))
+	require.True(t, b.sameTime(run.CreatedAt, got.CreatedAt))
+	require.True(t, b.sameTime(run.NewEnd, got.NewEnd))
+	require.True(t, b.sameTime(run.RetireAt, got.RetireAt))
 }
 
 func testListExpiring(t *testing.T, b *bundle) {
@@ -502,7 +502,7 @@ func testListPaging(t *testing.T, b *bundle) {
 	for _, size := range []int{1, 4, 7, 25, 26} {
 		got := b.pageAll(t, store.ListApplicationsParams{Limit: size})
 		require.Equal(t, objectIDs(all), objectIDs(got), "page size %d", size)
-		require.Equal(t, normApps(all), normApps(got), "pages carry credentials and owners too")
+		require.Equal(t, b.normApps(all), b.normApps(got), "pages carry credentials and owners too")
 	}
 	require.Len(t, b.list(t, store.ListApplicationsParams{Limit: 3}), 3)
 }
@@ -529,7 +529,7 @@ func testListPagingFiltered(t *testing.T, b *bundle) {
 func testGetByObjectID(t *testing.T, b *bundle) {
 	b.sync(t, b.org, conn1, b.t0, b.newApps(1, 3))
 	got := b.get(t, b.org, objectID(2))
-	requireSameApp(t, stored(b.newApp(2), b.org, conn1, b.t0), *got)
+	b.requireSameApp(t, b.stored(b.newApp(2), b.org, conn1, b.t0), *got)
 	// GUIDs match whatever their case.
 	require.Equal(t, objectID(2), b.get(t, b.org, upper(objectID(2))).ObjectID)
 }

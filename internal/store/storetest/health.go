@@ -33,8 +33,8 @@ func testConnectionHealth(t *testing.T, b *bundle) {
 	require.Len(t, got, 2)
 	c1, c2 := got[0], got[1]
 	require.Equal(t, conn1, c1.Connection)
-	require.True(t, c1.LastSuccess.Equal(t3), "%s", c1.LastSuccess)
-	require.True(t, c1.LastFailure.Equal(t2), "%s", c1.LastFailure)
+	require.True(t, b.sameTime(t3, c1.LastSuccess), "%s", c1.LastSuccess)
+	require.True(t, b.sameTime(t2, c1.LastFailure), "%s", c1.LastFailure)
 	require.Equal(t, "AADSTS7000215: Invalid client secret provided.", c1.Message)
 	require.Equal(t, 7000215, c1.AADSTS)
 	require.Equal(t, []string{"Application.ReadWrite.OwnedBy"}, c1.Roles)

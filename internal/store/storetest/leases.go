@@ -192,7 +192,7 @@ func testSetCredentials(t *testing.T, b *bundle) {
 	require.Equal(t, []domain.Access{{Connection: conn1, CanChange: app.Manageable}}, got.Access, "the views are untouched")
 
 	require.Equal(t, 1, b.sync(t, b.org, conn1, b.t0.Add(time.Minute), []domain.Application{app}), "the next sync rewrites Entra's truth")
-	requireSameApp(t, stored(app, b.org, conn1, b.t0.Add(time.Minute)), *b.get(t, b.org, objectID(1)))
+	b.requireSameApp(t, b.stored(app, b.org, conn1, b.t0.Add(time.Minute)), *b.get(t, b.org, objectID(1)))
 
 	err := b.s.SetCredentials(b.ctx, store.SetCredentialsParams{Org: b.other, TenantID: tenant1, ObjectID: objectID(1)})
 	require.ErrorIs(t, err, store.ErrNotFound, "not across orgs")
@@ -220,7 +220,7 @@ func testPinnedTargets(t *testing.T, b *bundle) {
 	require.Len(t, got, 1)
 	require.Equal(t, "keyvault:https://v/secrets/b", got[0].Target)
 	require.Equal(t, "keyvault:https://v/secrets/a", got[0].Previous)
-	require.True(t, b.t0.Add(25*time.Hour).Equal(got[0].RetireOldAt))
+	require.True(t, b.sameTime(b.t0.Add(25*time.Hour), got[0].RetireOldAt))
 
 	for _, q := range []store.PinnedTargetsParams{
 		{Org: b.other, TenantID: tenant1, AppObjectID: objectID(1), Policy: "web"},
@@ -270,5 +270,5 @@ func testOverlappingSyncsKeepWhatBothSaw(t *testing.T, b *bundle) {
 	require.Zero(t, b.sync(t, b.org, conn1, later, []domain.Application{b.newApp(1)}), "an older listing changes nothing")
 	got := b.get(t, b.org, objectID(1))
 	require.Equal(t, "renamed-in-entra", got.DisplayName)
-	require.True(t, laterStill.Equal(got.SyncedAt), "SyncedAt is the listing the content comes from")
+	require.True(t, b.sameTime(laterStill, got.SyncedAt), "SyncedAt is the listing the content comes from")
 }

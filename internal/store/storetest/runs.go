@@ -63,15 +63,15 @@ func (b *bundle) move(t *testing.T, id string, from, to domain.RunState, at time
 	}))
 }
 
-func normRun(r domain.Run) domain.Run {
-	r.NewEnd, r.RetireAt = utc(r.NewEnd), utc(r.RetireAt)
-	r.CreatedAt, r.UpdatedAt, r.EndedAt = utc(r.CreatedAt), utc(r.UpdatedAt), utc(r.EndedAt)
+func (b *bundle) normRun(r domain.Run) domain.Run {
+	r.NewEnd, r.RetireAt = b.utc(r.NewEnd), b.utc(r.RetireAt)
+	r.CreatedAt, r.UpdatedAt, r.EndedAt = b.utc(r.CreatedAt), b.utc(r.UpdatedAt), b.utc(r.EndedAt)
 	if len(r.Events) == 0 {
 		r.Events = nil
 	} else {
 		evs := make([]domain.RunEvent, len(r.Events))
 		for i, ev := range r.Events {
-			ev.At = utc(ev.At)
+			ev.At = b.utc(ev.At)
 			evs[i] = ev
 		}
 		r.Events = evs
@@ -99,10 +99,10 @@ func testRunRoundTrip(t *testing.T, b *bundle) {
 			{At: r.CreatedAt.Add(time.Nanosecond), State: domain.RunPlanned, Step: domain.StepTakenOver.Step(), Message: "replaces run-dead"},
 		}
 	})
-	want := normRun(*r)
+	want := b.normRun(*r)
 	want.Seq = 1 // the store's, not the caller's
 	b.createRun(t, r)
-	require.Equal(t, want, normRun(*b.getRun(t, b.org, r.ID)))
+	require.Equal(t, want, b.normRun(*b.getRun(t, b.org, r.ID)))
 }
 
 func testRunDefaults(t *testing.T, b *bundle) {
@@ -115,7 +115,7 @@ func testRunDefaults(t *testing.T, b *bundle) {
 	require.False(t, r.CreatedAt.IsZero())
 	require.True(t, r.UpdatedAt.Equal(r.CreatedAt))
 	got := b.getRun(t, b.org, r.ID)
-	require.Equal(t, normRun(*r), normRun(*got))
+	require.Equal(t, b.normRun(*r), b.normRun(*got))
 	require.Nil(t, got.Events)
 
 	other := b.newRun(2, func(r *domain.Run) { r.ID = "" })
@@ -201,13 +201,13 @@ func testTransitionSetsFields(t *testing.T, b *bundle) {
 	got := b.getRun(t, b.org, r.ID)
 	require.Equal(t, domain.RunCreated, got.State)
 	require.Equal(t, "key-new", got.NewKeyID)
-	require.True(t, newEnd.Equal(got.NewEnd))
-	require.True(t, t1.Equal(got.UpdatedAt), "updated at the event's time")
-	require.True(t, r.CreatedAt.Equal(got.CreatedAt))
+	require.True(t, b.sameTime(newEnd, got.NewEnd))
+	require.True(t, b.sameTime(t1, got.UpdatedAt), "updated at the event's time")
+	require.True(t, b.sameTime(r.CreatedAt, got.CreatedAt))
 	require.True(t, got.EndedAt.IsZero())
 	require.False(t, got.SinksStarted)
-	require.Equal(t, []domain.RunEvent{{At: t1.UTC(), State: domain.RunCreated, Step: domain.StepCreated.Step(), Message: "created key-new"}},
-		normRun(*got).Events, "event state defaults to To")
+	require.Equal(t, []domain.RunEvent{{At: b.utc(t1), State: domain.RunCreated, Step: domain.StepCreated.Step(), Message: "created key-new"}},
+		b.normRun(*got).Events, "event state defaults to To")
 
 	t2 := t1.Add(time.Minute)
 	require.NoError(t, b.s.TransitionRun(b.ctx, store.TransitionRunParams{
@@ -217,7 +217,7 @@ func testTransitionSetsFields(t *testing.T, b *bundle) {
 	got = b.getRun(t, b.org, r.ID)
 	require.True(t, got.SinksStarted)
 	require.Equal(t, "key-new", got.NewKeyID, "zero fields leave columns alone")
-	require.True(t, newEnd.Equal(got.NewEnd))
+	require.True(t, b.sameTime(newEnd, got.NewEnd))
 
 	b.move(t, r.ID, domain.RunPropagated, domain.RunVerified, t2.Add(time.Minute))
 	retireAt := t2.Add(24 * time.Hour)
@@ -226,15 +226,15 @@ func testTransitionSetsFields(t *testing.T, b *bundle) {
 		RetireAt: retireAt, Event: domain.RunEvent{At: t2.Add(2 * time.Minute), Step: domain.StepRetiring.Step()},
 	}))
 	got = b.getRun(t, b.org, r.ID)
-	require.True(t, retireAt.Equal(got.RetireAt))
+	require.True(t, b.sameTime(retireAt, got.RetireAt))
 	require.True(t, got.EndedAt.IsZero(), "retiring is not terminal")
 
 	t3 := retireAt.Add(time.Second)
 	b.move(t, r.ID, domain.RunRetiring, domain.RunDone, t3)
 	got = b.getRun(t, b.org, r.ID)
 	require.Equal(t, domain.RunDone, got.State)
-	require.True(t, t3.Equal(got.EndedAt), "terminal states set EndedAt")
-	require.True(t, t3.Equal(got.UpdatedAt))
+	require.True(t, b.sameTime(t3, got.EndedAt), "terminal states set EndedAt")
+	require.True(t, b.sameTime(t3, got.UpdatedAt))
 	require.True(t, got.SinksStarted)
 	require.Len(t, got.Events, 5)
 
@@ -247,7 +247,7 @@ func testTransitionSetsFields(t *testing.T, b *bundle) {
 	got = b.getRun(t, b.org, f.ID)
 	require.Equal(t, domain.RunFailed, got.State)
 	require.Equal(t, "Graph: 403 Authorization_RequestDenied", got.Error)
-	require.True(t, t1.Equal(got.EndedAt))
+	require.True(t, b.sameTime(t1, got.EndedAt))
 }
 
 func testTransitionWrongFrom(t *testing.T, b *bundle) {
@@ -357,7 +357,7 @@ func testEventsOrder(t *testing.T, b *bundle) {
 	require.Len(t, got.Events, 24)
 	e2.State = domain.RunPlanned // an empty state is the run's current one
 	e3.State = domain.RunCreated
-	require.Equal(t, normRun(domain.Run{Events: []domain.RunEvent{e1, e2, e3, e4}}).Events, normRun(*got).Events[:4])
+	require.Equal(t, b.normRun(domain.Run{Events: []domain.RunEvent{e1, e2, e3, e4}}).Events, b.normRun(*got).Events[:4])
 	for i, ev := range got.Events[4:] {
 		require.Equal(t, fmt.Sprint(i), ev.Step.KeyID)
 		require.Equal(t, domain.RunCreated, ev.State)
@@ -413,9 +413,9 @@ func testListRuns(t *testing.T, b *bundle) {
 		require.Nil(t, r.Events, "ListRuns leaves events out")
 		require.Equal(t, b.org, r.Org)
 	}
-	want := normRun(*b.getRun(t, b.org, r4.ID))
+	want := b.normRun(*b.getRun(t, b.org, r4.ID))
 	want.Events = nil
-	require.Equal(t, want, normRun(all[0]), "listed runs carry every field")
+	require.Equal(t, want, b.normRun(all[0]), "listed runs carry every field")
 }
 
 // testOrgsRunsIsolated gives two orgs a run with the same id for the same
@@ -425,7 +425,7 @@ func testOrgsRunsIsolated(t *testing.T, b *bundle) {
 		r.ID = "run-shared"
 		r.Events = []domain.RunEvent{{At: r.CreatedAt, State: domain.RunPlanned, Step: domain.StepPlanned.Step()}}
 	}))
-	wantA := normRun(*b.getRun(t, b.org, a.ID))
+	wantA := b.normRun(*b.getRun(t, b.org, a.ID))
 
 	_, err := b.s.GetRun(b.ctx, b.other, a.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
@@ -445,7 +445,7 @@ func testOrgsRunsIsolated(t *testing.T, b *bundle) {
 		require.NoError(t, err)
 		require.Empty(t, runs)
 	}
-	require.Equal(t, wantA, normRun(*b.getRun(t, b.org, a.ID)), "org A's run is untouched")
+	require.Equal(t, wantA, b.normRun(*b.getRun(t, b.org, a.ID)), "org A's run is untouched")
 
 	// The other org may hold an active run for the same application, even
 	// under the same id, and move it without touching org A's.
@@ -456,7 +456,7 @@ func testOrgsRunsIsolated(t *testing.T, b *bundle) {
 		NewKeyID: "b-key", Event: domain.RunEvent{At: b.t0.Add(time.Hour), Step: domain.StepCreated.Step()},
 	}))
 	require.NoError(t, b.s.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.other, RunID: bRun.ID, Event: domain.RunEvent{At: b.t0.Add(time.Hour), Step: domain.StepVerifying.Step()}}))
-	require.Equal(t, wantA, normRun(*b.getRun(t, b.org, a.ID)), "org A's run is untouched")
+	require.Equal(t, wantA, b.normRun(*b.getRun(t, b.org, a.ID)), "org A's run is untouched")
 	gotB := b.getRun(t, b.other, bRun.ID)
 	require.Equal(t, b.other, gotB.Org)
 	require.Equal(t, "b", gotB.AppName)

@@ -20,8 +20,12 @@ import (
 // Run runs the conformance suite. newStore returns a new, empty store for
 // one test; the suite closes it. Tests run in parallel, so newStore must
 // be safe to call concurrently.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) {
 	t.Helper()
+	o := options{precision: time.Nanosecond}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, b *bundle)
@@ -88,8 +92,30 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, setup(t, newStore))
+			tc.fn(t, setup(t, newStore, o))
 		})
+	}
+}
+
+// Option changes how Run tests a store.
+type Option func(*options)
+
+type options struct {
+	precision time.Duration
+}
+
+// TimePrecision declares the finest step of time the store keeps: every
+// time comes back truncated (never rounded) to a multiple of p since
+// time.Time's zero. PostgreSQL's timestamptz keeps microseconds. The
+// suite then compares each time it wrote, truncated to p, with the time
+// read back, which must be exactly that: a store that rounds, or keeps
+// less than it declares, still fails. The default, time.Nanosecond,
+// demands exact round trips (SQLite keeps nanoseconds).
+func TimePrecision(p time.Duration) Option {
+	return func(o *options) {
+		if p > 0 {
+			o.precision = p
+		}
 	}
 }
 
@@ -104,9 +130,11 @@ type bundle struct {
 	t0 time.Time
 	// runs counts newRun calls, for unique ids and CreatedAt order.
 	runs int
+	// precision is the store's (TimePrecision).
+	precision time.Duration
 }
 
-func setup(t *testing.T, newStore func(t *testing.T) store.Store) *bundle {
+func setup(t *testing.T, newStore func(t *testing.T) store.Store, o options) *bundle {
 	t.Helper()
 	s := newStore(t)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
@@ -116,6 +144,8 @@ func setup(t *testing.T, newStore func(t *testing.T) store.Store) *bundle {
 		org:   "org-a",
 		other: "org-b",
 		t0:    time.Date(2030, 3, 4, 5, 6, 7, 123456789, time.FixedZone("CET", 3600)),
+
+		precision: o.precision,
 	}
 	require.NoError(t, s.EnsureOrg(b.ctx, b.org, "Org A"))
 	require.NoError(t, s.EnsureOrg(b.ctx, b.other, "Org B"))
@@ -213,18 +243,18 @@ func objectIDs(apps []domain.Application) []string {
 
 // stored is what the store should return for app synced into org and
 // connection at syncedAt: owners sorted, credentials by end then key id,
-// empty lists nil, times in UTC.
-func stored(app domain.Application, org domain.OrgID, connection string, syncedAt time.Time) domain.Application {
+// empty lists nil, times in UTC at the store's precision.
+func (b *bundle) stored(app domain.Application, org domain.OrgID, connection string, syncedAt time.Time) domain.Application {
 	app.Org, app.SyncedAt = org, syncedAt
 	app.Access = []domain.Access{{Connection: connection, CanChange: app.Manageable}}
-	return normApp(app)
+	return b.normApp(app)
 }
 
-// normApp puts an application in the store's documented order and UTC,
-// so that require.Equal compares what matters.
-func normApp(a domain.Application) domain.Application {
-	a.CreatedAt = utc(a.CreatedAt)
-	a.SyncedAt = utc(a.SyncedAt)
+// normApp puts an application in the store's documented order, in UTC
+// at the store's precision, so that require.Equal compares what matters.
+func (b *bundle) normApp(a domain.Application) domain.Application {
+	a.CreatedAt = b.utc(a.CreatedAt)
+	a.SyncedAt = b.utc(a.SyncedAt)
 	if len(a.Owners) == 0 {
 		a.Owners = nil
 	} else {
@@ -236,8 +266,8 @@ func normApp(a domain.Application) domain.Application {
 	} else {
 		a.Credentials = slices.Clone(a.Credentials)
 		for i := range a.Credentials {
-			a.Credentials[i].Start = utc(a.Credentials[i].Start)
-			a.Credentials[i].End = utc(a.Credentials[i].End)
+			a.Credentials[i].Start = b.utc(a.Credentials[i].Start)
+			a.Credentials[i].End = b.utc(a.Credentials[i].End)
 		}
 		slices.SortFunc(a.Credentials, func(x, y domain.Credential) int {
 			if c := x.End.Compare(y.End); c != 0 {
@@ -249,24 +279,35 @@ func normApp(a domain.Application) domain.Application {
 	return a
 }
 
-func normApps(apps []domain.Application) []domain.Application {
+func (b *bundle) normApps(apps []domain.Application) []domain.Application {
 	out := make([]domain.Application, len(apps))
 	for i, a := range apps {
-		out[i] = normApp(a)
+		out[i] = b.normApp(a)
 	}
 	return out
 }
 
-func utc(t time.Time) time.Time {
+// utc is t as the store gives it back: the same instant in UTC, without a
+// monotonic reading, truncated to the store's precision (a no-op at the
+// default nanosecond). The zero time stays zero.
+func (b *bundle) utc(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Time{}
 	}
-	return t.UTC().Round(0)
+	return t.UTC().Round(0).Truncate(b.precision)
+}
+
+// sameTime reports whether got is what the store must return for a time
+// written as want: want truncated to the store's precision, as an instant.
+// got is not truncated: a store that rounds, or keeps less than it
+// declares, fails.
+func (b *bundle) sameTime(want, got time.Time) bool {
+	return b.utc(want).Equal(got)
 }
 
 // requireSameApp compares after normalizing both sides. Converting to
 // UTC keeps the instant, so equal normalized times are time.Equal.
-func requireSameApp(t *testing.T, want, got domain.Application) {
+func (b *bundle) requireSameApp(t *testing.T, want, got domain.Application) {
 	t.Helper()
-	require.Equal(t, normApp(want), normApp(got))
+	require.Equal(t, b.normApp(want), b.normApp(got))
 }
