@@ -1,5 +1,6 @@
 // Package graph is the simulated Microsoft Graph v1.0 for applications:
-// list and get with $select/$filter/$top/$count and stable paging,
+// list and get with $select/$filter/$top/$count and stable paging, change
+// tracking (delta) with opaque tokens that expire after seven days,
 // passwords and keys (with proof of possession), owners, service
 // principals, federated credentials, $batch, the tenant's app management
 // policy, permissions from the token's roles, and Graph's per app+tenant
@@ -25,9 +26,10 @@ import (
 
 // This file is the Microsoft Graph v1.0 front door: routing, the caller's
 // permissions, and Graph's response envelope (request ids and error shape).
-// The handlers themselves live in graph_apps.go, graph_sp.go, graph_batch.go;
-// $filter in graph_filter.go; paging and $select in graph_paging.go; app
-// management policy and proof-of-possession in graph_policy.go.
+// The handlers themselves live in graph_apps.go, graph_sp.go, graph_batch.go
+// and graph_delta.go (change tracking); $filter in graph_filter.go; paging
+// and $select in graph_paging.go; app management policy and
+// proof-of-possession in graph_policy.go.
 
 const (
 	// graphBasePath is where graphHandler is mounted.
@@ -141,6 +143,8 @@ func (a access) canCreate() bool { return a.writeAll || a.owned }
 type Service struct {
 	*core.Core
 	buckets bucketSet
+	// delta is the change state behind /applications/delta.
+	delta deltaTracker
 	// onSecretIssued, when set, sees every password addPassword hands out
 	// (see sim.Options.OnSecretIssued).
 	onSecretIssued func(tenantID, appObjectID, keyID, value string)
@@ -160,6 +164,7 @@ func New(onSecretIssued func(tenantID, appObjectID, keyID, value string)) *Servi
 func (s *Service) Register(c *core.Core, r *core.Registrar) error {
 	s.Core = c
 	s.buckets.init()
+	s.delta.init()
 	r.Handle("/graph/", s.countGraph(s.WithFaults(s.writeUnavailable, s.graphHandler())))
 	return nil
 }
@@ -267,6 +272,12 @@ func (g *graphCall) routeApplications(rest []string) {
 		}
 		return
 	case 1:
+		if rest[0] == "delta" {
+			if g.method(m, http.MethodGet) {
+				g.applicationsDelta()
+			}
+			return
+		}
 		if rest[0] == "$count" {
 			if g.method(m, http.MethodGet) {
 				g.countApplications()
