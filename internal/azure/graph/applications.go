@@ -188,7 +188,14 @@ func (c *Client) ListOwners(ctx context.Context, objectID string) ([]DirectoryOb
 // Application.ReadWrite.OwnedBy identity uses it on its own service
 // principal to find the applications it may manage.
 func (c *Client) ListOwnedObjects(spObjectID string) *Pager[OwnedObject] {
-	p := newPager[OwnedObject](c, c.path("/servicePrincipals/"+segment(spObjectID)+"/ownedObjects"), nil)
+	return c.ListOwnedObjectsWith(spObjectID, ListOptions{})
+}
+
+// ListOwnedObjectsWith is ListOwnedObjects with query options: the
+// inventory reads only ids ($select=id) in pages of 999 ($top), so that
+// knowing what rotor owns costs one small request per 999 objects.
+func (c *Client) ListOwnedObjectsWith(spObjectID string, opts ListOptions) *Pager[OwnedObject] {
+	p := newPager[OwnedObject](c, c.path("/servicePrincipals/"+segment(spObjectID)+"/ownedObjects")+opts.query(), opts.headers())
 	if err := requireID("service principal object id", spObjectID); err != nil {
 		p.next, p.err = "", err
 	}
