@@ -109,10 +109,14 @@ const (
 	// than the later one's start, or the later one's FinishSync would
 	// delete an application both saw. The WHERE true is SQLite's way to
 	// tell an upsert's ON CONFLICT from a join's ON.
+	//
+	// With ?7 (KeepCanChange) an existing view keeps its can_change: the
+	// page does not know it yet, and ReconcileManageable settles it.
 	sqlAccess = `INSERT INTO app_access (org_id, tenant_id, object_id, connection, can_change, synced_at)
 		SELECT ?1, ?2, value, ?3, ?5, ?4 FROM json_each(?6) WHERE true
 		ON CONFLICT (org_id, tenant_id, object_id, connection) DO UPDATE SET
-			can_change = excluded.can_change, synced_at = max(app_access.synced_at, excluded.synced_at)`
+			can_change = CASE WHEN ?7 THEN app_access.can_change ELSE excluded.can_change END,
+			synced_at = max(app_access.synced_at, excluded.synced_at)`
 	// sqlUpsertApp writes an application's content unless a sync that
 	// started later already wrote it (content_at) or saw it (an access row
 	// stamped later: that listing found it unchanged): an older listing
@@ -264,7 +268,7 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 			v = &[2][]string{}
 			access[a.TenantID] = v
 		}
-		if a.Manageable {
+		if a.Manageable && !p.KeepCanChange {
 			v[1] = append(v[1], a.ObjectID)
 		} else {
 			v[0] = append(v[0], a.ObjectID)
@@ -315,7 +319,7 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 			if err != nil {
 				return 0, err
 			}
-			if err := t.exec(sqlAccess, org, tenant, p.Connection, synced, canChange, string(ids)); err != nil {
+			if err := t.exec(sqlAccess, org, tenant, p.Connection, synced, canChange, string(ids), p.KeepCanChange); err != nil {
 				return 0, err
 			}
 		}
@@ -502,7 +506,11 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 		where = " AND " + where
 	}
 	// Each application's access comes as one JSON array of
-	// [connection, can_change] pairs, sorted by connection.
+	// [connection, can_change] pairs, sorted by connection. It was last
+	// seen when the latest of its views was: a view is as of its own
+	// stamp or, when later, its connection's last successful sync (an
+	// incremental sync stamps only what changed, and every view it left
+	// alone was unchanged then).
 	q := `WITH page AS (
 			SELECT tenant_id, object_id, app_id, display_name, sign_in_audience, created_at, owners, content_at
 			FROM applications
@@ -515,7 +523,8 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 					(SELECT x.connection, x.can_change FROM app_access x
 					 WHERE x.org_id = ?1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id
 					 ORDER BY x.connection)) AS access,
-				(SELECT max(x.synced_at) FROM app_access x
+				(SELECT max(max(x.synced_at, coalesce(s.synced_at, ''))) FROM app_access x
+				 LEFT JOIN inventory_syncs s ON s.org_id = x.org_id AND s.connection = x.connection
 				 WHERE x.org_id = ?1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id) AS synced_at
 			FROM page p)
 		SELECT p.tenant_id, p.object_id, a.access, p.app_id, p.display_name, p.sign_in_audience,
