@@ -73,7 +73,7 @@ func (d *GraphDirectory) OwnedApplicationIDs(ctx context.Context) (map[string]bo
 		return nil, errors.New("the rotation identity's service principal object id is not known")
 	}
 	ids := map[string]bool{}
-	p := d.client.ListOwnedObjectsWith(d.principal, graph.ListOptions{Select: []string{"id"}, Top: PageSize})
+	p := d.client.ListOwnedDirectoryObjects(d.principal, graph.ListOptions{Select: []string{"id"}, Top: PageSize})
 	for p.More() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

@@ -39,7 +39,8 @@ func setup(t *testing.T) *bundle {
 	t.Cleanup(func() { _ = st.Close() })
 	require.NoError(t, st.EnsureOrg(t.Context(), org, "Acme"))
 	c := clock.NewFake(t0)
-	return &bundle{store: st, clock: c, syncer: inventory.NewSyncer(st, c, inventory.Options{})}
+	// Writes of three applications: the small tenants here take several.
+	return &bundle{store: st, clock: c, syncer: inventory.NewSyncer(st, c, inventory.Options{WriteBatch: 3})}
 }
 
 // directory is a tenant made of pages, the input boundary of a sync.

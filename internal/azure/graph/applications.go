@@ -188,14 +188,19 @@ func (c *Client) ListOwners(ctx context.Context, objectID string) ([]DirectoryOb
 // Application.ReadWrite.OwnedBy identity uses it on its own service
 // principal to find the applications it may manage.
 func (c *Client) ListOwnedObjects(spObjectID string) *Pager[OwnedObject] {
-	return c.ListOwnedObjectsWith(spObjectID, ListOptions{})
+	p := newPager[OwnedObject](c, c.path("/servicePrincipals/"+segment(spObjectID)+"/ownedObjects"), nil)
+	if err := requireID("service principal object id", spObjectID); err != nil {
+		p.next, p.err = "", err
+	}
+	return p
 }
 
-// ListOwnedObjectsWith is ListOwnedObjects with query options: the
-// inventory reads only ids ($select=id) in pages of 999 ($top), so that
-// knowing what rotor owns costs one small request per 999 objects.
-func (c *Client) ListOwnedObjectsWith(spObjectID string, opts ListOptions) *Pager[OwnedObject] {
-	p := newPager[OwnedObject](c, c.path("/servicePrincipals/"+segment(spObjectID)+"/ownedObjects")+opts.query(), opts.headers())
+// ListOwnedDirectoryObjects is ListOwnedObjects with query options, decoded
+// as plain directory objects (type and id, no application properties):
+// the inventory reads what rotor owns at every sync with $select=id in
+// pages of 999 ($top), one small request per 999 objects.
+func (c *Client) ListOwnedDirectoryObjects(spObjectID string, opts ListOptions) *Pager[DirectoryObject] {
+	p := newPager[DirectoryObject](c, c.path("/servicePrincipals/"+segment(spObjectID)+"/ownedObjects")+opts.query(), opts.headers())
 	if err := requireID("service principal object id", spObjectID); err != nil {
 		p.next, p.err = "", err
 	}

@@ -219,3 +219,20 @@ func TestIsDeltaExpired(t *testing.T) {
 	}
 	require.False(t, IsDeltaExpired(errors.New("graph: 400 syncStateNotFound")), "classified by type, never by text")
 }
+
+func TestListOwnedDirectoryObjects(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("GET /v1.0/servicePrincipals/sp1/ownedObjects", func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "$select=id&$top=999", r.URL.RawQuery)
+		writeJSON(w, 200, map[string]any{"value": []map[string]any{
+			{"@odata.type": TypeApplication, "id": "a1"},
+			{"@odata.type": TypeServicePrincipal, "id": "s1"},
+		}})
+	})
+	objs, err := f.client.ListOwnedDirectoryObjects("sp1", ListOptions{Select: []string{"id"}, Top: 999}).Collect(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, []DirectoryObject{{ODataType: TypeApplication, ID: "a1"}, {ODataType: TypeServicePrincipal, ID: "s1"}}, objs)
+	_, err = f.client.ListOwnedDirectoryObjects("", ListOptions{}).Collect(t.Context())
+	require.Error(t, err)
+}

@@ -512,7 +512,10 @@ type kv struct {
 	v any
 }
 
-// MarshalJSON writes the members in order.
+// MarshalJSON writes the members in order. Keys, strings and nulls that
+// need no escaping are written directly: a page of 999 applications is
+// mostly those, and encoding/json's reflection per member was most of a
+// listing's cost in the simulator.
 func (o jsonObj) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
@@ -520,20 +523,46 @@ func (o jsonObj) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, err := json.Marshal(m.k)
-		if err != nil {
+		if err := writeJSONString(&b, m.k); err != nil {
 			return nil, err
 		}
-		v, err := json.Marshal(m.v)
-		if err != nil {
-			return nil, fmt.Errorf("marshal %s: %w", m.k, err)
-		}
-		b.Write(k)
 		b.WriteByte(':')
-		b.Write(v)
+		switch v := m.v.(type) {
+		case nil:
+			b.WriteString("null")
+		case string:
+			if err := writeJSONString(&b, v); err != nil {
+				return nil, err
+			}
+		default:
+			enc, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("marshal %s: %w", m.k, err)
+			}
+			b.Write(enc)
+		}
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// writeJSONString writes s as a JSON string, directly when it holds
+// nothing encoding/json would escape, through it otherwise.
+func writeJSONString(b *bytes.Buffer, s string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			enc, err := json.Marshal(s)
+			if err != nil {
+				return err
+			}
+			b.Write(enc)
+			return nil
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
+	return nil
 }
 
 // reply is a handler's answer, computed while the world lock is held and

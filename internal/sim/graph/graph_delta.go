@@ -412,7 +412,7 @@ func deltaEntry(t *core.Tenant, a *core.Application, e *trackedApp, tok *deltaTo
 		return nil, false // first seen after the round started: the next round has it
 	}
 	if tok.From == 0 || inRound(e.added) {
-		return project(renderApp(t, a, sel.has("keyCredentials")), sel), true
+		return renderSelected(t, a, sel), true
 	}
 	var changed [nDeltaProps]bool
 	anyChanged := false
@@ -425,7 +425,7 @@ func deltaEntry(t *core.Tenant, a *core.Application, e *trackedApp, tok *deltaTo
 		return nil, false
 	}
 	out := jsonObj{{"id", a.ObjectID}}
-	for _, m := range project(renderApp(t, a, sel.has("keyCredentials")), sel) {
+	for _, m := range renderSelected(t, a, sel) {
 		if i := slices.Index(deltaProps, m.k); i >= 0 && changed[i] {
 			out = append(out, m)
 		}

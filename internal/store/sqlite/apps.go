@@ -147,7 +147,7 @@ type syncTx struct {
 	stmts  map[string]*sql.Stmt
 	args   []any
 	fp     fingerprinter
-	insert map[int]string // credential count → INSERT with that many rows
+	insert map[rowsKey]string // INSERTs of many rows, by statement head and row count
 }
 
 func (t *syncTx) stmt(q string) (*sql.Stmt, error) {
@@ -191,24 +191,100 @@ func (t *syncTx) close() {
 }
 
 // insertCredsSQL is the INSERT of n credential rows.
-func (t *syncTx) insertCredsSQL(n int) string {
-	if q, ok := t.insert[n]; ok {
+func (t *syncTx) insertCredsSQL(n int) string { return t.rowsSQL(sqlInsertCreds, 10, n) }
+
+// rowsSQL is the statement head followed by n rows of cols parameters,
+// made once per transaction.
+func (t *syncTx) rowsSQL(head string, cols, n int) string {
+	k := rowsKey{head, n}
+	if q, ok := t.insert[k]; ok {
 		return q
 	}
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
 	var b strings.Builder
-	b.WriteString(sqlInsertCreds)
+	b.WriteString(head)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString(row)
 	}
 	q := b.String()
-	t.insert[n] = q
+	t.insert[k] = q
 	return q
 }
 
+type rowsKey struct {
+	head string
+	n    int
+}
+
 type appKey struct{ tenant, object string }
+
+// newApp is an application the store does not hold yet, with its encoded
+// owners and fingerprint.
+type newApp struct {
+	a      *domain.Application
+	owners string
+	sum    []byte
+}
+
+// Multi-row inserts of new applications: a first sync of 100,000
+// applications would otherwise pay SQLite's per-statement cost 200,000
+// times. 11 parameters a row; rows go in object id order, so that each
+// page of the primary key is visited once.
+const (
+	maxAppsPerInsert = 64
+	sqlInsertApps    = `INSERT INTO applications (org_id, tenant_id, object_id, app_id, display_name,
+			sign_in_audience, created_at, owners, fingerprint, min_end, content_at) VALUES `
+)
+
+// insertNew inserts applications that are new to the store, and their
+// credentials. Nothing can have inserted them since the page's
+// fingerprints were read: that read is in this write transaction.
+func (t *syncTx) insertNew(org string, synced any, fresh []newApp) error {
+	slices.SortFunc(fresh, func(x, y newApp) int {
+		if c := strings.Compare(x.a.TenantID, y.a.TenantID); c != 0 {
+			return c
+		}
+		return strings.Compare(x.a.ObjectID, y.a.ObjectID)
+	})
+	for chunk := range slices.Chunk(fresh, maxAppsPerInsert) {
+		args := t.args[:0]
+		for _, n := range chunk {
+			a := n.a
+			args = append(args, org, a.TenantID, a.ObjectID, a.AppID, a.DisplayName,
+				a.SignInAudience, encTime(a.CreatedAt), n.owners, n.sum, encTime(minEnd(a.Credentials)), synced)
+		}
+		t.args = args
+		if err := t.exec(t.rowsSQL(sqlInsertApps, 11, len(chunk)), args...); err != nil {
+			return err
+		}
+	}
+	var creds []any
+	rows := 0
+	flush := func() error {
+		if rows == 0 {
+			return nil
+		}
+		err := t.exec(t.insertCredsSQL(rows), creds...)
+		creds, rows = creds[:0], 0
+		return err
+	}
+	for _, n := range fresh {
+		a := n.a
+		for _, c := range a.Credentials {
+			creds = append(creds, org, a.TenantID, a.ObjectID, c.KeyID, string(c.Kind),
+				c.DisplayName, c.Hint, c.Thumbprint, encTime(c.Start), encTime(c.End))
+			if rows++; rows == maxCredsPerInsert {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
 
 func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -216,7 +292,7 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	t := &syncTx{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}, insert: map[int]string{}}
+	t := &syncTx{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}, insert: map[rowsKey]string{}}
 	defer t.close()
 
 	org := string(p.Org)
@@ -260,6 +336,8 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 	// The connection's view, by tenant: [0] may not change, [1] may.
 	access := map[string]*[2][]string{}
 	changed := 0
+	var fresh []newApp
+	pending := map[appKey]int{}
 	for i := range p.Applications {
 		a := &p.Applications[i]
 		key := appKey{a.TenantID, a.ObjectID}
@@ -280,6 +358,19 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		sum := t.fp.sum(a, owners)
 		old, exists := stored[key]
 		if exists && bytes.Equal(old, sum) {
+			continue
+		}
+		if !exists {
+			// New to the store: inserted with the page's other new
+			// ones, many rows to a statement. A later copy in the page
+			// replaces an earlier one.
+			if j, ok := pending[key]; ok {
+				fresh[j] = newApp{a, owners, sum}
+				continue
+			}
+			pending[key] = len(fresh)
+			fresh = append(fresh, newApp{a, owners, sum})
+			changed++
 			continue
 		}
 		n, err := t.execN(sqlUpsertApp, org, a.TenantID, a.ObjectID, a.AppID, a.DisplayName,
@@ -309,6 +400,9 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		// A page that lists an application twice: the second sees the first.
 		stored[key] = sum
 		changed++
+	}
+	if err := t.insertNew(org, synced, fresh); err != nil {
+		return 0, err
 	}
 	for tenant, v := range access {
 		for canChange, objects := range v {

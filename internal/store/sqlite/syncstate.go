@@ -74,10 +74,25 @@ func (s *Store) RemoveApplications(ctx context.Context, p store.RemoveApplicatio
 	return n, nil
 }
 
-// ReconcileManageable reads the connection's views (one scan of an index
-// that covers them), compares them with the owned set in memory, and
-// writes only the views whose CanChange differs, so that a sync in which
-// ownership did not change writes nothing.
+// sqlReconcileViews returns, per owned id (deduplicated), its view's
+// can_change (NULL when the connection has none), then the views the
+// connection may change whose application it no longer owns.
+const sqlReconcileViews = `
+	WITH owned(id) AS (SELECT DISTINCT value FROM json_each(?3))
+	SELECT 'owned', o.id, (SELECT max(x.can_change) FROM app_access x
+			WHERE x.org_id = ?1 AND x.connection = ?2 AND x.object_id = o.id)
+		FROM owned o
+	UNION ALL
+	SELECT 'lost', x.object_id, 1 FROM app_access x
+		WHERE x.org_id = ?1 AND x.connection = ?2 AND x.can_change = 1
+			AND x.object_id NOT IN (SELECT id FROM owned)`
+
+// ReconcileManageable lets SQLite compare the views with the owned set
+// (passed as one JSON array) and return only the differences: each owned
+// application is looked up in the connection's index, and the views it
+// may change are walked in it, so nothing crosses into Go per view and a
+// sync in which ownership did not change reads two index ranges and writes
+// nothing.
 func (s *Store) ReconcileManageable(ctx context.Context, p store.ReconcileManageableParams) (store.ReconcileManageableResult, error) {
 	var res store.ReconcileManageableResult
 	if p.Org == "" || p.Connection == "" || p.SyncStarted.IsZero() {
@@ -89,45 +104,43 @@ func (s *Store) ReconcileManageable(ctx context.Context, p store.ReconcileManage
 	fail := func(err error) (store.ReconcileManageableResult, error) {
 		return store.ReconcileManageableResult{}, fmt.Errorf("reconcile manageable of %s/%s: %w", p.Org, p.Connection, err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT object_id, can_change FROM app_access WHERE org_id = ? AND connection = ?`,
-		string(p.Org), p.Connection)
+	owned := p.Owned
+	if owned == nil {
+		owned = []string{}
+	}
+	ids, err := json.Marshal(owned)
 	if err != nil {
 		return fail(err)
 	}
-	views := map[string]bool{}
+	rows, err := s.r.QueryContext(ctx, sqlReconcileViews, string(p.Org), p.Connection, string(ids))
+	if err != nil {
+		return fail(err)
+	}
+	var gained []string
+	seen := 0
 	for rows.Next() {
-		var id string
-		var can bool
-		if err := rows.Scan(&id, &can); err != nil {
+		var kind, id string
+		var can sql.NullBool
+		if err := rows.Scan(&kind, &id, &can); err != nil {
 			_ = rows.Close()
 			return fail(err)
 		}
-		views[id] = can
+		switch {
+		case kind == "lost":
+			res.Lost = append(res.Lost, id)
+		case !can.Valid:
+			res.Missing = append(res.Missing, id)
+		case !can.Bool:
+			gained = append(gained, id)
+			seen++
+		default:
+			seen++
+		}
 	}
 	if err := rows.Close(); err != nil {
 		return fail(err)
 	}
-	owned := make(map[string]bool, len(p.Owned))
-	var gained []string
-	for _, id := range p.Owned {
-		if owned[id] {
-			continue
-		}
-		owned[id] = true
-		can, seen := views[id]
-		switch {
-		case !seen:
-			res.Missing = append(res.Missing, id)
-		case !can:
-			gained = append(gained, id)
-		}
-	}
-	for id, can := range views {
-		if can && !owned[id] {
-			res.Lost = append(res.Lost, id)
-		}
-	}
-	res.Manageable = len(owned) - len(res.Missing)
+	res.Manageable = seen
 	if len(gained) == 0 && len(res.Lost) == 0 {
 		return res, nil
 	}

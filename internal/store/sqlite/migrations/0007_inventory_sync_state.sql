@@ -20,9 +20,10 @@ CREATE TABLE inventory_syncs (
     PRIMARY KEY (org_id, connection)
 ) STRICT, WITHOUT ROWID;
 
--- A connection's views with whether it may change them, in one index: an
--- incremental sync compares them with what the identity owns now at every
--- sync (ReconcileManageable), and reads 100,000 of them from the index
+-- A connection's views by object id, with whether it may change them, in
+-- one index: an incremental sync compares them with what the identity
+-- owns at every sync (ReconcileManageable), looking each owned
+-- application up and walking the views it may change, from the index
 -- alone. It replaces the index on (org_id, connection), its prefix.
 DROP INDEX app_access_by_connection;
-CREATE INDEX app_access_by_connection ON app_access (org_id, connection, can_change);
+CREATE INDEX app_access_by_connection ON app_access (org_id, connection, object_id, can_change);
