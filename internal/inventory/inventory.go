@@ -137,6 +137,9 @@ var _ Store = store.Store(nil)
 // Progress reports a running sync after each page.
 type Progress struct {
 	Connection string
+	// Incremental is set when the sync reads what changed (Seen counts
+	// changes) rather than listing everything.
+	Incremental bool
 	// Seen is how many applications were listed (or, in an incremental
 	// sync, reported changed) so far, Changed how many of them were new
 	// or different from what the store held.
@@ -311,7 +314,7 @@ type syncRun struct {
 
 func (r *syncRun) report(res *Result, now time.Time) {
 	if r.progress != nil {
-		r.progress(Progress{Connection: r.connection, Seen: res.Seen, Changed: res.Changed, Elapsed: now.Sub(r.started)})
+		r.progress(Progress{Connection: r.connection, Incremental: res.Incremental, Seen: res.Seen, Changed: res.Changed, Elapsed: now.Sub(r.started)})
 	}
 }
 
