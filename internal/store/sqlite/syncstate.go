@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
@@ -74,25 +76,28 @@ func (s *Store) RemoveApplications(ctx context.Context, p store.RemoveApplicatio
 	return n, nil
 }
 
-// sqlReconcileViews returns, per owned id (deduplicated), its view's
-// can_change (NULL when the connection has none), then the views the
-// connection may change whose application it no longer owns.
-const sqlReconcileViews = `
-	WITH owned(id) AS (SELECT DISTINCT value FROM json_each(?3))
-	SELECT 'owned', o.id, (SELECT max(x.can_change) FROM app_access x
-			WHERE x.org_id = ?1 AND x.connection = ?2 AND x.object_id = o.id)
-		FROM owned o
-	UNION ALL
-	SELECT 'lost', x.object_id, 1 FROM app_access x
-		WHERE x.org_id = ?1 AND x.connection = ?2 AND x.can_change = 1
-			AND x.object_id NOT IN (SELECT id FROM owned)`
+// Reconciling ownership reads the connection's views from the index on
+// (org_id, connection, object_id, can_change), in object id order, never
+// the table.
+const (
+	// sqlManageableIDs is the views the connection may change, as one
+	// sorted, comma-separated string: one row however many there are, so
+	// that the usual case (ownership unchanged since the last sync) costs
+	// one index scan inside SQLite and a string comparison.
+	sqlManageableIDs = `SELECT coalesce(group_concat(object_id, ',' ORDER BY object_id), '') FROM app_access
+		WHERE org_id = ? AND connection = ? AND can_change = 1`
+	// sqlViews is every view of the connection, for the merge with the
+	// owned set when the two differ.
+	sqlViews = `SELECT object_id, can_change FROM app_access
+		WHERE org_id = ? AND connection = ? ORDER BY object_id`
+)
 
-// ReconcileManageable lets SQLite compare the views with the owned set
-// (passed as one JSON array) and return only the differences: each owned
-// application is looked up in the connection's index, and the views it
-// may change are walked in it, so nothing crosses into Go per view and a
-// sync in which ownership did not change reads two index ranges and writes
-// nothing.
+// ReconcileManageable first compares the sorted owned ids with the sorted
+// ids of the views the connection may change, in one query; when they are
+// equal nothing differs (every owned application is seen and changeable,
+// and nothing else is). Otherwise it merges the owned ids with all the
+// connection's views, both in object id order, and writes only the views
+// whose CanChange differs.
 func (s *Store) ReconcileManageable(ctx context.Context, p store.ReconcileManageableParams) (store.ReconcileManageableResult, error) {
 	var res store.ReconcileManageableResult
 	if p.Org == "" || p.Connection == "" || p.SyncStarted.IsZero() {
@@ -104,42 +109,54 @@ func (s *Store) ReconcileManageable(ctx context.Context, p store.ReconcileManage
 	fail := func(err error) (store.ReconcileManageableResult, error) {
 		return store.ReconcileManageableResult{}, fmt.Errorf("reconcile manageable of %s/%s: %w", p.Org, p.Connection, err)
 	}
-	owned := p.Owned
-	if owned == nil {
-		owned = []string{}
-	}
-	ids, err := json.Marshal(owned)
-	if err != nil {
+	owned := slices.Clone(p.Owned)
+	slices.Sort(owned)
+	owned = slices.Compact(owned)
+
+	var manageable string
+	if err := s.r.QueryRowContext(ctx, sqlManageableIDs, string(p.Org), p.Connection).Scan(&manageable); err != nil {
 		return fail(err)
 	}
-	rows, err := s.r.QueryContext(ctx, sqlReconcileViews, string(p.Org), p.Connection, string(ids))
+	if manageable == strings.Join(owned, ",") {
+		res.Manageable = len(owned)
+		return res, nil
+	}
+
+	rows, err := s.r.QueryContext(ctx, sqlViews, string(p.Org), p.Connection)
 	if err != nil {
 		return fail(err)
 	}
 	var gained []string
-	seen := 0
+	seen, i := 0, 0
 	for rows.Next() {
-		var kind, id string
-		var can sql.NullBool
-		if err := rows.Scan(&kind, &id, &can); err != nil {
+		var id string
+		var can bool
+		if err := rows.Scan(&id, &can); err != nil {
 			_ = rows.Close()
 			return fail(err)
 		}
+		for i < len(owned) && owned[i] < id {
+			res.Missing = append(res.Missing, owned[i])
+			i++
+		}
+		isOwned := i < len(owned) && owned[i] == id
 		switch {
-		case kind == "lost":
-			res.Lost = append(res.Lost, id)
-		case !can.Valid:
-			res.Missing = append(res.Missing, id)
-		case !can.Bool:
+		case isOwned && !can:
 			gained = append(gained, id)
 			seen++
-		default:
+		case isOwned:
 			seen++
+		case can:
+			res.Lost = append(res.Lost, id)
+		}
+		if isOwned {
+			i++
 		}
 	}
 	if err := rows.Close(); err != nil {
 		return fail(err)
 	}
+	res.Missing = append(res.Missing, owned[i:]...)
 	res.Manageable = seen
 	if len(gained) == 0 && len(res.Lost) == 0 {
 		return res, nil
