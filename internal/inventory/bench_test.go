@@ -133,7 +133,7 @@ func BenchmarkInventorySync100k(b *testing.B) {
 	})
 
 	if l := perOp["List"]; l > 0 {
-		b.Logf("FullSync/List = %.2f (goal ≤ 1.2), UnchangedSync/List = %.3f, UnchangedSyncOwned1000/List = %.3f (goal ≤ 0.1)",
+		b.Logf("last samples: FullSync/List = %.2f (goal ≤ 1.2), UnchangedSync/List = %.3f, UnchangedSyncOwned1000/List = %.3f (goal ≤ 0.1)",
 			perOp["FullSync"]/l, perOp["UnchangedSync"]/l, perOp["UnchangedSyncOwned1000"]/l)
 	}
 }
