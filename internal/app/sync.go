@@ -11,6 +11,9 @@ import (
 // SyncProgress reports a running sync after each page of a connection.
 type SyncProgress struct {
 	Connection string `json:"connection"`
+	// Incremental is set when the sync reads only what changed since the
+	// last one; Seen then counts the changes Graph reported.
+	Incremental bool `json:"incremental"`
 	// Seen is how many applications were listed so far, Changed how many
 	// of them were new or different from what the store held.
 	Seen    int           `json:"seen"`
@@ -39,7 +42,7 @@ func (s *Service) Sync(ctx context.Context, scope Scope, progress func(SyncProgr
 	var fn func(inventory.Progress)
 	if progress != nil {
 		fn = func(p inventory.Progress) {
-			progress(SyncProgress{Connection: p.Connection, Seen: p.Seen, Changed: p.Changed, Elapsed: p.Elapsed})
+			progress(SyncProgress{Connection: p.Connection, Incremental: p.Incremental, Seen: p.Seen, Changed: p.Changed, Elapsed: p.Elapsed})
 		}
 	}
 	if err := s.syncer.SyncOrg(ctx, scope.Org, fn); err != nil {

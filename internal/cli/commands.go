@@ -139,10 +139,13 @@ func newSyncCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "sync --config FILE",
 		Short: "Read every connection's applications and credentials into the inventory",
-		Long: `Sync lists every application of every connection through Microsoft Graph,
-with its credentials, and writes what changed into rotor's store. Applications
-that rotor's rotation identity owns are marked manageable. Progress is printed
-as pages arrive; large tenants (100,000 applications) take a few minutes.`,
+		Long: `Sync reads every connection's applications through Microsoft Graph, with
+their credentials, and writes what changed into rotor's store. Applications
+that rotor's rotation identity owns are marked manageable. The first sync of a
+connection, and one at least every rotation.full_sync_interval, lists every
+application; the others read only what changed since (Graph's delta query).
+Progress is printed as pages arrive; a first sync of a large tenant (100,000
+applications) takes a few minutes.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "sync")
@@ -380,6 +383,9 @@ func progressPrinter(w io.Writer) func(app.SyncProgress) {
 	var lastConn string
 	return func(p app.SyncProgress) {
 		line := fmt.Sprintf("%s: %d applications seen, %d changed (%s)", p.Connection, p.Seen, p.Changed, p.Elapsed.Round(100*time.Millisecond))
+		if p.Incremental {
+			line = fmt.Sprintf("%s: %d changes since the last sync, %d written (%s)", p.Connection, p.Seen, p.Changed, p.Elapsed.Round(100*time.Millisecond))
+		}
 		if tty {
 			fmt.Fprintf(w, "\r%s   ", line)
 			return

@@ -37,7 +37,8 @@ Seeds:
   apps=N,tenants=T,expiring=DURATION    N apps per tenant, all owned by the rotation
                                         identity, each with a secret expiring within
                                         DURATION; add replication=DURATION for Entra's
-                                        replication delay (0 by default)
+                                        replication delay (0 by default), owned=M to
+                                        have the rotation identity own only M of them
 
 Key Vault clients must set DisableChallengeResourceVerification: the simulated
 vaults are served on loopback, not under vault.azure.net.

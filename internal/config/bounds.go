@@ -45,6 +45,13 @@ var (
 	syncIntervalSpan = span{time.Minute, day,
 		"each sync reads every application of every tenant from Graph and would spend the tenants' throttling budget",
 		"applications and credentials added outside rotor would be unseen for over a day"}
+	// full_sync_interval's maximum is a day: Graph keeps change state for
+	// seven days, and a listing now and then mends what change tracking
+	// missed (a change Graph did not report, an overlapping sync's late
+	// write).
+	fullSyncIntervalSpan = span{0, day,
+		"0s makes every sync a full listing",
+		"a change Graph's change tracking did not report would stay unseen for over a day"}
 	// verify_timeout's maximum keeps a rotate job inside River's stuck-job
 	// rescue: the job's timeout is verify_timeout + 10m (internal/jobs),
 	// and River runs a job again once it has run for an hour

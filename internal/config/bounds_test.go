@@ -61,6 +61,10 @@ func TestBounds(t *testing.T) {
 		{name: "SyncIntervalOverADay", tweak: rot("sync_interval", "7d"), want: []string{`rotation.sync_interval (7d, line |) is too long: use at most 1d; applications and credentials added outside rotor`}},
 		{name: "SyncIntervalAMinute", tweak: rot("sync_interval", "1m"), check: func(t *testing.T, cfg *Config) { require.Equal(t, time.Minute, cfg.Rotation.SyncInterval) }},
 		{name: "SyncIntervalADay", tweak: rot("sync_interval", "1d"), check: func(t *testing.T, cfg *Config) { require.Equal(t, day, cfg.Rotation.SyncInterval) }},
+		// rotation.full_sync_interval: 0s .. 1d
+		{name: "FullSyncIntervalOverADay", tweak: rot("full_sync_interval", "2d"), want: []string{`rotation.full_sync_interval (2d, line |) is too long: use at most 1d; a change Graph's change tracking did not report`}},
+		{name: "FullSyncIntervalZeroTurnsIncrementalOff", tweak: rot("full_sync_interval", "0s"), check: func(t *testing.T, cfg *Config) { require.Zero(t, cfg.Rotation.FullSyncInterval) }},
+		{name: "FullSyncIntervalAnHour", tweak: rot("full_sync_interval", "1h"), check: func(t *testing.T, cfg *Config) { require.Equal(t, time.Hour, cfg.Rotation.FullSyncInterval) }},
 
 		// rotation.verify_timeout: 10s .. 45m
 		{name: "VerifyTimeoutNegative", tweak: rot("verify_timeout", "-5m"), want: []string{`rotation.verify_timeout (-5m, line |) is too short: use at least 10s; Entra often takes tens of seconds`}},
@@ -262,12 +266,13 @@ func TestBoundsAreDocumented(t *testing.T) {
 		return ""
 	}
 	for key, sp := range map[string]span{
-		"rotation.jitter":         jitterSpan,
-		"rotation.plan_interval":  planIntervalSpan,
-		"rotation.sync_interval":  syncIntervalSpan,
-		"rotation.verify_timeout": verifyTimeoutSpan,
-		"lifetime":                lifetimeSpan,
-		"notify_before":           notifyBeforeSpan,
+		"rotation.jitter":             jitterSpan,
+		"rotation.plan_interval":      planIntervalSpan,
+		"rotation.sync_interval":      syncIntervalSpan,
+		"rotation.full_sync_interval": fullSyncIntervalSpan,
+		"rotation.verify_timeout":     verifyTimeoutSpan,
+		"lifetime":                    lifetimeSpan,
+		"notify_before":               notifyBeforeSpan,
 	} {
 		want := fmt.Sprintf("`%s`–`%s`", domain.FormatDuration(sp.min), domain.FormatDuration(sp.max))
 		require.Contains(t, row(key), want, key)

@@ -222,6 +222,7 @@ func (b *builder) rotation(raw rawRotation) {
 	r.VerifyTimeout, _, verifyOK = b.durIn(s, "rotation.verify_timeout", raw.VerifyTimeout, DefaultVerifyTimeout, verifyTimeoutSpan)
 	r.PlanInterval, _, planOK = b.durIn(s, "rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval, planIntervalSpan)
 	r.SyncInterval, _, _ = b.durIn(s, "rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval, syncIntervalSpan)
+	r.FullSyncInterval, _, _ = b.durIn(s, "rotation.full_sync_interval", raw.FullSyncInterval, DefaultFullSyncInterval, fullSyncIntervalSpan)
 	r.LeaseTTL, _, _ = b.durIn(s, "rotation.lease_ttl", raw.LeaseTTL, DefaultLeaseTTL, leaseTTLSpan)
 	r.RetryAfter, _, _ = b.durIn(s, "rotation.retry_after", raw.RetryAfter, DefaultRetryAfter, retryAfterSpan)
 	r.RetryPermanentAfter, _, _ = b.durIn(s, "rotation.retry_permanent_after", raw.RetryPermanentAfter, DefaultRetryPermanentAfter, retryPermanentAfterSpan)

@@ -40,6 +40,7 @@ const (
 	DefaultVerifyTimeout        = 5 * time.Minute
 	DefaultPlanInterval         = time.Minute
 	DefaultSyncInterval         = 15 * time.Minute
+	DefaultFullSyncInterval     = day
 	DefaultLeaseTTL             = 30 * time.Second
 	DefaultRetryAfter           = 30 * time.Second
 	DefaultRetryPermanentAfter  = time.Hour
@@ -130,6 +131,10 @@ type RotationSettings struct {
 	PlanInterval time.Duration
 	// SyncInterval is how often the inventory is synced from Graph.
 	SyncInterval time.Duration
+	// FullSyncInterval is the longest time between two full listings of
+	// a connection; the syncs between read only what changed (Graph's
+	// delta query). 0 makes every sync a full listing.
+	FullSyncInterval time.Duration
 	// LeaseTTL is how long a rotor process's lease on its runs lasts
 	// without a heartbeat: a run of a process that died is taken over
 	// this long after its last heartbeat, and one side effect (a sink

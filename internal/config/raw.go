@@ -123,6 +123,7 @@ type rawRotation struct {
 	VerifyTimeout        duration `yaml:"verify_timeout"`
 	PlanInterval         duration `yaml:"plan_interval"`
 	SyncInterval         duration `yaml:"sync_interval"`
+	FullSyncInterval     duration `yaml:"full_sync_interval"`
 	LeaseTTL             duration `yaml:"lease_ttl"`
 	RetryAfter           duration `yaml:"retry_after"`
 	RetryPermanentAfter  duration `yaml:"retry_permanent_after"`

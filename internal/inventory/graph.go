@@ -2,7 +2,13 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -27,7 +33,10 @@ type GraphDirectory struct {
 	principal string
 }
 
-var _ Directory = (*GraphDirectory)(nil)
+var (
+	_ Directory     = (*GraphDirectory)(nil)
+	_ ChangeTracker = (*GraphDirectory)(nil)
+)
 
 // NewGraphDirectory returns the Directory of the tenant c is signed in to.
 // rotationSPObjectID is the object id of the rotation identity's service
@@ -55,13 +64,16 @@ func (d *GraphDirectory) ListApplications(ctx context.Context, fn func([]domain.
 	return nil
 }
 
-// OwnedApplicationIDs implements Directory.
+// OwnedApplicationIDs implements Directory. It asks only for ids, 999 to a
+// page: a rotation identity owning 5,000 applications costs five small
+// requests, which every sync can afford (ownership is how rotor knows what
+// it may change, and change tracking does not report it).
 func (d *GraphDirectory) OwnedApplicationIDs(ctx context.Context) (map[string]bool, error) {
 	if d.principal == "" {
 		return nil, errors.New("the rotation identity's service principal object id is not known")
 	}
 	ids := map[string]bool{}
-	p := d.client.ListOwnedObjects(d.principal)
+	p := d.client.ListOwnedDirectoryObjects(d.principal, graph.ListOptions{Select: []string{"id"}, Top: PageSize})
 	for p.More() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -74,6 +86,122 @@ func (d *GraphDirectory) OwnedApplicationIDs(ctx context.Context) (map[string]bo
 		}
 	}
 	return ids, nil
+}
+
+// TrackingScope implements ChangeTracker: a delta link is the tenant's,
+// read by the identity whose service principal this is ("" for a read
+// connection, whose Application.Read.All sees every application).
+func (d *GraphDirectory) TrackingScope() string { return d.tenantID + "/" + d.principal }
+
+// LatestLink implements ChangeTracker with $deltatoken=latest, selecting
+// what the inventory stores (Graph encodes the $select into the link).
+func (d *GraphDirectory) LatestLink(ctx context.Context) (string, error) {
+	p := d.client.ApplicationsDelta(graph.DeltaOptions{Select: applicationSelect, Latest: true})
+	for p.More() {
+		if _, err := p.NextPage(ctx); err != nil {
+			return "", err
+		}
+	}
+	return p.DeltaLink(), nil
+}
+
+// Changes implements ChangeTracker. Graph's refusal of the link
+// (syncStateNotFound, 410, an expired $skiptoken) and a stored link that
+// is not this endpoint's are ErrLinkExpired.
+func (d *GraphDirectory) Changes(ctx context.Context, link string, fn func([]Change) error) (string, error) {
+	p := d.client.ApplicationsDeltaFrom(link)
+	first := true
+	for p.More() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			if graph.IsDeltaExpired(err) || (first && errors.Is(err, graph.ErrNotDeltaLink)) {
+				return "", fmt.Errorf("%w: %w", ErrLinkExpired, err)
+			}
+			return "", err
+		}
+		first = false
+		changes := make([]Change, 0, len(page))
+		for i := range page {
+			changes = append(changes, d.change(&page[i]))
+		}
+		if err := fn(changes); err != nil {
+			return "", err
+		}
+	}
+	return p.DeltaLink(), nil
+}
+
+// change converts one delta entry, noting the properties it left out.
+func (d *GraphDirectory) change(c *graph.ApplicationChange) Change {
+	ch := Change{App: domain.Application{TenantID: d.tenantID, ObjectID: c.ID}}
+	if c.Removed != "" {
+		ch.Removed = true
+		return ch
+	}
+	str := func(v *string, dst *string, f Fields) {
+		if v == nil {
+			ch.Missing |= f
+			return
+		}
+		*dst = *v
+	}
+	str(c.AppID, &ch.App.AppID, FieldAppID)
+	str(c.DisplayName, &ch.App.DisplayName, FieldDisplayName)
+	str(c.SignInAudience, &ch.App.SignInAudience, FieldSignInAudience)
+	if c.CreatedDateTime == nil {
+		ch.Missing |= FieldCreatedAt
+	} else {
+		ch.App.CreatedAt = *c.CreatedDateTime
+	}
+	var a graph.Application
+	if c.PasswordCredentials == nil {
+		ch.Missing |= FieldSecrets
+	} else {
+		a.PasswordCredentials = *c.PasswordCredentials
+	}
+	if c.KeyCredentials == nil {
+		ch.Missing |= FieldCertificates
+	} else {
+		a.KeyCredentials = *c.KeyCredentials
+	}
+	ch.App.Credentials = Credentials(&a)
+	return ch
+}
+
+// GetApplications implements ChangeTracker with $batch, 20 GETs to a
+// request. An application Graph does not have (404) or does not show
+// this identity (403: Application.ReadWrite.OwnedBy alone reads only what
+// it owns) is gone.
+func (d *GraphDirectory) GetApplications(ctx context.Context, ids []string) ([]domain.Application, []string, error) {
+	var found []domain.Application
+	var gone []string
+	sel := "?$select=" + strings.Join(applicationSelect, ",")
+	for chunk := range slices.Chunk(ids, graph.MaxBatchRequests) {
+		reqs := make([]graph.BatchRequest, len(chunk))
+		for i, id := range chunk {
+			reqs[i] = graph.BatchRequest{ID: strconv.Itoa(i), Method: "GET", URL: "/applications/" + url.PathEscape(id) + sel}
+		}
+		resps, err := d.client.Batch(ctx, reqs)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, r := range resps {
+			err := r.Err()
+			switch {
+			case err == nil:
+				var a graph.Application
+				if err := json.Unmarshal(r.Body, &a); err != nil {
+					return nil, nil, fmt.Errorf("application %s: %w", chunk[i], err)
+				}
+				found = append(found, d.application(&a))
+			case graph.IsNotFound(err) || graph.IsForbidden(err):
+				gone = append(gone, chunk[i])
+			default:
+				return nil, nil, fmt.Errorf("application %s: %w", chunk[i], err)
+			}
+		}
+	}
+	return found, gone, nil
 }
 
 func (d *GraphDirectory) application(a *graph.Application) domain.Application {

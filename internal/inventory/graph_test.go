@@ -1,9 +1,11 @@
 package inventory_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/azure"
@@ -11,6 +13,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/secret"
+	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
@@ -68,7 +71,7 @@ func TestSyncFromSimulator(t *testing.T) {
 	require.GreaterOrEqual(t, res.Seen, 2000)
 	require.Equal(t, res.Seen, res.Changed)
 	require.Equal(t, 2000, res.Manageable, "the bulk seed makes the rotation identity own every bulk app")
-	require.GreaterOrEqual(t, len(progress), 3, "2,000+ applications in pages of 999")
+	require.GreaterOrEqual(t, len(progress), 3, "2,000+ applications in pages of 999, written three at a time or more")
 	require.Equal(t, res.Seen, progress[len(progress)-1].Seen)
 
 	n, err := b.store.CountApplications(t.Context(), org, conn)
@@ -96,7 +99,7 @@ func TestSyncFromSimulator(t *testing.T) {
 	b.clock.Advance(15 * time.Minute)
 	res2, err := b.syncer.Sync(t.Context(), org, conn, dir, nil)
 	require.NoError(t, err)
-	require.Equal(t, inventory.Result{Seen: res.Seen, Manageable: 2000}, res2)
+	require.Equal(t, inventory.Result{Incremental: true, Manageable: 2000}, res2)
 }
 
 // TestSyncFromSimulatorDemo: the demo tenant mixes applications rotor owns
@@ -116,4 +119,188 @@ func TestSyncFromSimulatorDemo(t *testing.T) {
 	manageable, err := b.store.ListApplications(t.Context(), store.ListApplicationsParams{Org: org, Connection: conn, ManageableOnly: true})
 	require.NoError(t, err)
 	require.Len(t, manageable, res.Manageable)
+}
+
+// simEnv is a simulator tenant seen through rotor's Graph adapter, with
+// the simulator itself at hand to change the directory behind rotor's back.
+type simEnv struct {
+	sim    *simtest.Sim
+	ten    *simfile.Tenant
+	client *graph.Client
+	dir    inventory.Directory
+}
+
+func startSim(t *testing.T, seed string) *simEnv {
+	t.Helper()
+	s := simtest.Start(t, simtest.Options{Seed: seed})
+	e := &simEnv{sim: s, ten: &s.Info.Tenants[0]}
+	e.signIn(t)
+	return e
+}
+
+// signIn builds a new client and directory, with a new token: after the
+// simulator's clock moved days ahead, the old token has expired there.
+func (e *simEnv) signIn(t testing.TB) {
+	t.Helper()
+	ep, err := azure.ResolveEndpoints(azure.Sim, e.sim.File)
+	require.NoError(t, err)
+	cred, err := azure.NewCredential(azure.Connection{
+		Name: conn, TenantID: e.ten.ID, Cloud: azure.Sim, SimFile: e.sim.File,
+		Identity: azure.Identity{Method: azure.ClientSecret, ClientID: e.ten.Rotation.ClientID, ClientSecret: secret.New(e.ten.Rotation.ClientSecret)},
+	}, ep)
+	require.NoError(t, err)
+	e.client, err = graph.New(cred, ep)
+	require.NoError(t, err)
+	e.dir = inventory.NewGraphDirectory(e.client, e.ten.ID, e.ten.Rotation.ObjectID)
+}
+
+// update changes the simulated tenant in place.
+func (e *simEnv) update(fn func(t *sim.Tenant)) {
+	w := e.sim.Server.World()
+	w.Update(func() { fn(w.TenantLocked(e.ten.ID)) })
+}
+
+func (e *simEnv) appNamed(t *testing.T, name string) *sim.Application {
+	t.Helper()
+	var out *sim.Application
+	e.update(func(tn *sim.Tenant) {
+		for _, a := range tn.Apps {
+			if a.DisplayName == name {
+				out = a
+			}
+		}
+	})
+	require.NotNil(t, out, name)
+	return out
+}
+
+// TestIncrementalSyncFromSimulator: after the first (full) sync of 2,000
+// applications, an unchanged sync costs a delta request and the ownership
+// pages and writes only its sync state; changes made through rotor's
+// client and behind its back arrive through Graph's delta query.
+func TestIncrementalSyncFromSimulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a simulator")
+	}
+	t.Parallel()
+	b := setup(t)
+	e := startSim(t, "apps=2000,tenants=1,expiring=1h")
+	res := b.sync(t, e.dir)
+	require.Equal(t, inventory.FullFirst, res.FullReason)
+	require.Equal(t, 2001, res.Seen, "2,000 bulk applications and rotor's own")
+	require.Equal(t, 2000, res.Manageable)
+
+	b.clock.Advance(15 * time.Minute)
+	before := e.client.Requests()
+	n := b.writes(t, func() { res = b.sync(t, e.dir) })
+	require.Equal(t, inventory.Result{Incremental: true, Manageable: 2000}, res)
+	require.Equal(t, int64(1), n, "an unchanged sync writes its sync state and nothing else")
+	require.Equal(t, int64(1+3), e.client.Requests()-before, "one delta page and ⌈2,000 ÷ 999⌉ ownership pages")
+	got, err := b.store.GetApplication(t.Context(), org, "bulk-app-000010")
+	require.NoError(t, err)
+	require.True(t, b.clock.Now().Equal(got.SyncedAt), "seen by this sync, though not written")
+
+	rekeyed, renamed, deleted, disowned := e.appNamed(t, "bulk-app-000001"), e.appNamed(t, "bulk-app-000002"), e.appNamed(t, "bulk-app-000003"), e.appNamed(t, "bulk-app-000004")
+	pc, err := e.client.AddPassword(t.Context(), rekeyed.ObjectID, graph.AddPasswordRequest{DisplayName: "rotor:run-delta", EndDateTime: time.Now().Add(30 * 24 * time.Hour)})
+	require.NoError(t, err)
+	added := &sim.Application{ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: "created-later", SignInAudience: "AzureADMyOrg",
+		CreatedDateTime: time.Now().UTC().Truncate(time.Second), Owners: []string{e.ten.Rotation.ObjectID}}
+	e.update(func(tn *sim.Tenant) {
+		renamed.DisplayName = "bulk-app-000002-renamed"
+		tn.RemoveApp(deleted.ObjectID)
+		tn.AddApp(added)
+		disowned.Owners = nil
+	})
+
+	b.clock.Advance(15 * time.Minute)
+	res = b.sync(t, e.dir)
+	require.Equal(t, inventory.Result{Incremental: true, Seen: 4, Changed: 3, Removed: 1, Manageable: 1999}, res)
+
+	a, err := b.store.GetApplication(t.Context(), org, rekeyed.ObjectID)
+	require.NoError(t, err)
+	require.Len(t, a.Credentials, 2)
+	require.True(t, slices.ContainsFunc(a.Credentials, func(c domain.Credential) bool { return c.KeyID == pc.KeyID && c.Hint == pc.Hint }))
+	a, err = b.store.GetApplication(t.Context(), org, renamed.ObjectID)
+	require.NoError(t, err)
+	require.Equal(t, "bulk-app-000002-renamed", a.DisplayName)
+	require.Len(t, a.Credentials, 1, "the credentials the change left out are kept")
+	_, err = b.store.GetApplication(t.Context(), org, deleted.ObjectID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	a, err = b.store.GetApplication(t.Context(), org, added.ObjectID)
+	require.NoError(t, err)
+	require.True(t, a.Manageable)
+	a, err = b.store.GetApplication(t.Context(), org, disowned.ObjectID)
+	require.NoError(t, err)
+	require.False(t, a.Manageable, "ownership removed: still seen (Application.Read.All), no longer rotor's to change")
+	count, err := b.store.CountApplications(t.Context(), org, conn)
+	require.NoError(t, err)
+	require.Equal(t, 2001, count)
+
+	// Seven days on, Graph no longer has the link's state: the sync
+	// lists everything again and takes a new link.
+	e.sim.AdvanceClock(7*24*time.Hour + time.Minute)
+	e.signIn(t)
+	b.clock.Advance(time.Hour)
+	res = b.sync(t, e.dir)
+	require.False(t, res.Incremental)
+	require.Equal(t, inventory.FullExpired, res.FullReason)
+	require.Equal(t, 2001, res.Seen)
+	require.Zero(t, res.Changed)
+	require.Zero(t, res.Removed)
+	b.clock.Advance(15 * time.Minute)
+	require.Equal(t, inventory.Result{Incremental: true, Manageable: 1999}, b.sync(t, e.dir))
+}
+
+// TestIncrementalReadConnectionBesideRotationFromSimulator: a read
+// connection's incremental syncs keep the rotation connection's view.
+func TestIncrementalReadConnectionBesideRotationFromSimulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a simulator")
+	}
+	t.Parallel()
+	b := setup(t)
+	e := startSim(t, "demo")
+	const read = "contoso-read"
+	readDir := inventory.ReadOnly(inventory.NewGraphDirectory(e.client, e.ten.ID, ""))
+	syncAs := func(name string, dir inventory.Directory) inventory.Result {
+		res, err := b.syncer.Sync(t.Context(), org, name, dir, nil)
+		require.NoError(t, err)
+		return res
+	}
+	first := syncAs(conn, e.dir)
+	require.Positive(t, first.Manageable)
+	syncAs(read, readDir)
+
+	var owned, foreign *sim.Application
+	e.update(func(tn *sim.Tenant) {
+		for _, a := range tn.Apps {
+			switch {
+			case owned == nil && a.OwnedBy(e.ten.Rotation.ObjectID):
+				owned = a
+			case foreign == nil && !a.OwnedBy(e.ten.Rotation.ObjectID) && a.AppID != e.ten.Rotation.ClientID:
+				foreign = a
+			}
+		}
+		owned.DisplayName = "renamed-in-entra"
+		tn.RemoveApp(foreign.ObjectID)
+	})
+	b.clock.Advance(15 * time.Minute)
+	res := syncAs(read, readDir)
+	require.True(t, res.Incremental)
+	require.Equal(t, 2, res.Seen)
+	require.Zero(t, res.Manageable)
+	a, err := b.store.GetApplication(t.Context(), org, owned.ObjectID)
+	require.NoError(t, err)
+	require.Equal(t, "renamed-in-entra", a.DisplayName)
+	require.True(t, a.CanChange(conn), "the read connection's sync keeps the rotation connection's view")
+	require.False(t, a.CanChange(read))
+	still, err := b.store.GetApplication(t.Context(), org, foreign.ObjectID)
+	require.NoError(t, err, "the rotation connection still sees it until its own sync")
+	require.Equal(t, []domain.Access{{Connection: conn}}, still.Access)
+
+	res = syncAs(conn, e.dir)
+	require.True(t, res.Incremental)
+	require.Equal(t, first.Manageable, res.Manageable)
+	_, err = b.store.GetApplication(t.Context(), org, foreign.ObjectID)
+	require.ErrorIs(t, err, store.ErrNotFound)
 }

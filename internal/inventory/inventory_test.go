@@ -39,7 +39,8 @@ func setup(t *testing.T) *bundle {
 	t.Cleanup(func() { _ = st.Close() })
 	require.NoError(t, st.EnsureOrg(t.Context(), org, "Acme"))
 	c := clock.NewFake(t0)
-	return &bundle{store: st, clock: c, syncer: inventory.NewSyncer(st, c)}
+	// Writes of three applications: the small tenants here take several.
+	return &bundle{store: st, clock: c, syncer: inventory.NewSyncer(st, c, inventory.Options{WriteBatch: 3})}
 }
 
 // directory is a tenant made of pages, the input boundary of a sync.
@@ -111,7 +112,7 @@ func TestSyncWritesPagesAndReportsProgress(t *testing.T) {
 	var progress []inventory.Progress
 	res, err := b.syncer.Sync(t.Context(), org, conn, dir, func(p inventory.Progress) { progress = append(progress, p) })
 	require.NoError(t, err)
-	require.Equal(t, inventory.Result{Seen: 7, Changed: 7, Removed: 0, Manageable: 4}, res)
+	require.Equal(t, inventory.Result{FullReason: inventory.FullNoTracking, Seen: 7, Changed: 7, Removed: 0, Manageable: 4}, res)
 	require.Equal(t, []inventory.Progress{
 		{Connection: conn, Seen: 3, Changed: 3},
 		{Connection: conn, Seen: 6, Changed: 6},
@@ -144,12 +145,12 @@ func TestSyncAgain(t *testing.T) {
 	}{
 		{
 			name: "NothingChanged",
-			want: inventory.Result{Seen: 6, Changed: 0, Removed: 0, Manageable: 3}, wantStored: 6,
+			want: inventory.Result{FullReason: inventory.FullNoTracking, Seen: 6, Changed: 0, Removed: 0, Manageable: 3}, wantStored: 6,
 		},
 		{
 			name:  "AppRemovedFromTenant",
 			tweak: func(d *directory) { d.pages[1] = d.pages[1][:2] },
-			want:  inventory.Result{Seen: 5, Changed: 0, Removed: 1, Manageable: 3}, wantStored: 5,
+			want:  inventory.Result{FullReason: inventory.FullNoTracking, Seen: 5, Changed: 0, Removed: 1, Manageable: 3}, wantStored: 5,
 		},
 		{
 			name: "CredentialAdded",
@@ -157,14 +158,14 @@ func TestSyncAgain(t *testing.T) {
 				a := &d.pages[0][1]
 				a.Credentials = append(a.Credentials, domain.Credential{KeyID: "new", Kind: domain.KindSecret, DisplayName: "rotor:run-1", Start: t0, End: t0.AddDate(0, 3, 0)})
 			},
-			want: inventory.Result{Seen: 6, Changed: 1, Removed: 0, Manageable: 3}, wantStored: 6,
+			want: inventory.Result{FullReason: inventory.FullNoTracking, Seen: 6, Changed: 1, Removed: 0, Manageable: 3}, wantStored: 6,
 		},
 		{
 			name:  "OwnershipGranted",
 			tweak: func(d *directory) { d.owned["obj-001"] = true },
 			// Who may change it is the connection's view, not content:
 			// no row is rewritten, yet it is manageable now.
-			want: inventory.Result{Seen: 6, Changed: 0, Removed: 0, Manageable: 4}, wantStored: 6,
+			want: inventory.Result{FullReason: inventory.FullNoTracking, Seen: 6, Changed: 0, Removed: 0, Manageable: 4}, wantStored: 6,
 		},
 	}
 	for _, tt := range tests {
@@ -245,7 +246,7 @@ func TestEmptyListingRemovesNothing(t *testing.T) {
 	b.clock.Advance(time.Minute)
 	res, err := b.syncer.Sync(t.Context(), org, conn, &directory{owned: map[string]bool{}}, nil)
 	require.NoError(t, err)
-	require.Equal(t, inventory.Result{}, res)
+	require.Equal(t, inventory.Result{FullReason: inventory.FullNoTracking}, res)
 	require.Len(t, b.apps(t), 4)
 }
 
@@ -282,7 +283,7 @@ func TestReadConnectionBesideRotation(t *testing.T) {
 	b.clock.Advance(time.Minute)
 	res, err := b.syncer.Sync(t.Context(), org, read, inventory.ReadOnly(tenantOf(6, 3)), nil)
 	require.NoError(t, err)
-	require.Equal(t, inventory.Result{Seen: 6, Changed: 0, Manageable: 0}, res, "the read view adds no content and may change nothing")
+	require.Equal(t, inventory.Result{FullReason: inventory.FullNoTracking, Seen: 6, Changed: 0, Manageable: 0}, res, "the read view adds no content and may change nothing")
 
 	got, err := b.store.GetApplication(t.Context(), org, "obj-000")
 	require.NoError(t, err)

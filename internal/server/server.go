@@ -221,7 +221,7 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		return err
 	}
 	s.policies = policyset.New(s.store, s.clock, s.log, 0)
-	s.syncer = inventory.NewSyncer(s.store, s.clock)
+	s.syncer = inventory.NewSyncer(s.store, s.clock, syncerOptions(cfg.Rotation))
 	lease := rotation.NewLease(s.store, s.clock, s.log, cfg.Rotation.LeaseTTL, cmp.Or(s.opts.Process, "rotor"))
 
 	s.engine = rotation.New(rotation.Config{
@@ -419,9 +419,19 @@ func (s *Server) SyncOrg(ctx context.Context, org domain.OrgID, progress func(in
 			continue
 		}
 		s.health.ok(k, nil)
-		s.log.Info("inventory synced", "org", org, "connection", c.cfg.Name, "seen", res.Seen, "changed", res.Changed, "removed", res.Removed, "manageable", res.Manageable)
+		s.log.Info("inventory synced", "org", org, "connection", c.cfg.Name, "incremental", res.Incremental, "full_reason", string(res.FullReason),
+			"seen", res.Seen, "changed", res.Changed, "removed", res.Removed, "manageable", res.Manageable)
 	}
 	return errors.Join(errs...)
+}
+
+// syncerOptions maps the configuration onto the syncer's: a
+// full_sync_interval of 0s turns incremental syncs off.
+func syncerOptions(r config.RotationSettings) inventory.Options {
+	if r.FullSyncInterval <= 0 {
+		return inventory.Options{FullSyncInterval: -1}
+	}
+	return inventory.Options{FullSyncInterval: r.FullSyncInterval}
 }
 
 // directory is the inventory's view of a connection: a rotation connection

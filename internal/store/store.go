@@ -77,6 +77,29 @@ type Store interface {
 	// applications no connection sees any more (removed from the tenant).
 	// It returns how many applications the connection no longer sees.
 	FinishSync(ctx context.Context, p FinishSyncParams) (removed int, err error)
+	// RemoveApplications forgets the connection's view of applications
+	// that change tracking reported gone (deleted in Entra, or no longer
+	// visible to the connection), and deletes those no connection sees
+	// any more. A view stamped by a sync that started after SyncStarted
+	// is kept: that sync saw the application. It returns how many views
+	// it removed.
+	RemoveApplications(ctx context.Context, p RemoveApplicationsParams) (removed int, err error)
+	// ReconcileManageable makes the connection's record of which
+	// applications it may change match Owned, the object ids its
+	// identity owns now, writing only the views that differ (a view
+	// stamped after SyncStarted is left alone). It reports the owned
+	// applications the connection does not see and those it no longer
+	// owns, which an incremental sync then reads again.
+	ReconcileManageable(ctx context.Context, p ReconcileManageableParams) (ReconcileManageableResult, error)
+	// GetSyncState returns what the connection's last successful sync
+	// left for the next one; ErrNotFound before the first.
+	GetSyncState(ctx context.Context, org domain.OrgID, connection string) (*SyncState, error)
+	// SaveSyncState records a successful sync of a connection: one row,
+	// so that a sync which found nothing new still says it ran. A state
+	// recorded by a sync that started later is kept (the call is then a
+	// no-op): an older sync's delta link never replaces a newer one. The
+	// org must exist.
+	SaveSyncState(ctx context.Context, p SaveSyncStateParams) error
 	// SetCredentials replaces one application's credentials, as a run just
 	// left them, without touching any connection's view of it; the next
 	// sync rewrites them from Entra. ErrNotFound when there is no such
@@ -218,6 +241,83 @@ type SyncApplicationsParams struct {
 	// stamped seen at this time.
 	SyncStarted  time.Time
 	Applications []domain.Application
+	// KeepCanChange says the page does not yet know which applications
+	// the connection may change (its ownership is still being read): a
+	// view the store holds keeps its CanChange, a new one starts as may
+	// not change, and ReconcileManageable settles it. Manageable is then
+	// ignored.
+	KeepCanChange bool
+}
+
+// RemoveApplicationsParams names applications a connection no longer sees.
+type RemoveApplicationsParams struct {
+	Org        domain.OrgID
+	Connection string
+	// ObjectIDs are application object ids (a connection reaches one
+	// tenant).
+	ObjectIDs []string
+	// SyncStarted is the start of the sync that found them gone.
+	SyncStarted time.Time
+}
+
+// ReconcileManageableParams is what a connection's identity owns now.
+type ReconcileManageableParams struct {
+	Org        domain.OrgID
+	Connection string
+	// Owned are the object ids of the applications the identity owns.
+	Owned []string
+	// SyncStarted is the start of the sync that read Owned; changed
+	// views are stamped with it.
+	SyncStarted time.Time
+}
+
+// ReconcileManageableResult is what ReconcileManageable found.
+type ReconcileManageableResult struct {
+	// Missing are owned applications the connection has no view of (it
+	// was given ownership of an application it could not see before,
+	// or change tracking did not report one).
+	Missing []string
+	// Lost are applications the connection could change and no longer
+	// owns; their views now say so.
+	Lost []string
+	// Gained counts views that now say the connection may change them.
+	Gained int
+	// Manageable counts the connection's views that say it may change
+	// the application, after the reconciliation.
+	Manageable int
+}
+
+// SyncState is what a connection's last successful inventory sync left
+// for the next: where Graph's change tracking resumes, and when the
+// connection last synced. It holds no secret: a delta link is Graph's
+// URL with an opaque state token, worth nothing without a bearer token of
+// an identity that may read the applications.
+type SyncState struct {
+	Org        domain.OrgID
+	Connection string
+	// Scope names what DeltaLink is valid for (the tenant and the
+	// identity that read it); a sync whose scope differs starts over.
+	Scope string
+	// DeltaLink is Graph's @odata.deltaLink; "" when there is none.
+	DeltaLink string
+	// SyncedAt is the SyncStarted of the last successful sync, full or
+	// incremental: every view of the connection is as of then.
+	SyncedAt time.Time
+	// FullAt is the SyncStarted of the last successful full sync (zero
+	// when there has been none).
+	FullAt time.Time
+}
+
+// SaveSyncStateParams records a successful sync.
+type SaveSyncStateParams struct {
+	Org         domain.OrgID
+	Connection  string
+	Scope       string
+	DeltaLink   string
+	SyncStarted time.Time
+	// Full says the sync listed every application; FullAt moves to
+	// SyncStarted.
+	Full bool
 }
 
 // SetCredentialsParams replaces one application's credentials.

@@ -195,6 +195,18 @@ func (c *Client) ListOwnedObjects(spObjectID string) *Pager[OwnedObject] {
 	return p
 }
 
+// ListOwnedDirectoryObjects is ListOwnedObjects with query options, decoded
+// as plain directory objects (type and id, no application properties):
+// the inventory reads what rotor owns at every sync with $select=id in
+// pages of 999 ($top), one small request per 999 objects.
+func (c *Client) ListOwnedDirectoryObjects(spObjectID string, opts ListOptions) *Pager[DirectoryObject] {
+	p := newPager[DirectoryObject](c, c.path("/servicePrincipals/"+segment(spObjectID)+"/ownedObjects")+opts.query(), opts.headers())
+	if err := requireID("service principal object id", spObjectID); err != nil {
+		p.next, p.err = "", err
+	}
+	return p
+}
+
 // GetServicePrincipalByAppID finds the tenant's service principal of appID;
 // a missing one is an *Error with status 404 (IsNotFound).
 func (c *Client) GetServicePrincipalByAppID(ctx context.Context, appID string) (*ServicePrincipal, error) {

@@ -32,6 +32,10 @@ type SeedSpec struct {
 	// Replication is the tenants' replication delay (bulk; 0 by default so
 	// load tests measure rotor, not the wait).
 	Replication time.Duration
+	// Unowned is how many bulk applications per tenant the rotation
+	// identity does not own (nobody does), spread evenly; owned=N in the
+	// spec sets it to apps − N. 0: it owns them all.
+	Unowned int
 }
 
 // Bulk seed bounds: enough for any load test, small enough that a typo
@@ -41,9 +45,9 @@ const (
 	maxBulkTenants = 100
 )
 
-// ParseSeed parses "demo" or "apps=N,tenants=T,expiring=D,replication=D"
+// ParseSeed parses "demo" or "apps=N,tenants=T,expiring=D,replication=D,owned=M"
 // (every key optional; defaults apps=50, tenants=1, expiring=1h,
-// replication=0).
+// replication=0, owned=apps).
 func ParseSeed(spec string) (SeedSpec, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" || spec == "demo" {
@@ -51,21 +55,29 @@ func ParseSeed(spec string) (SeedSpec, error) {
 	}
 	out := SeedSpec{Apps: 50, Tenants: 1, Expiring: time.Hour}
 	seen := map[string]bool{}
+	owned := -1
 	for _, part := range strings.Split(spec, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || k == "" || v == "" {
-			return SeedSpec{}, fmt.Errorf("seed %q: want demo or key=value pairs (apps, tenants, expiring, replication)", spec)
+			return SeedSpec{}, fmt.Errorf("seed %q: want demo or key=value pairs (apps, tenants, expiring, replication, owned)", spec)
 		}
 		if seen[k] {
 			return SeedSpec{}, fmt.Errorf("seed: %s given twice", k)
 		}
 		seen[k] = true
 		switch k {
-		case "apps", "tenants":
+		case "apps", "tenants", "owned":
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return SeedSpec{}, fmt.Errorf("seed: %s: %w", k, err)
+			}
+			if k == "owned" {
+				if n < 0 {
+					return SeedSpec{}, errors.New("seed: owned must not be negative")
+				}
+				owned = n
+				continue
 			}
 			if k == "apps" {
 				if n < 0 || n > maxBulkApps {
@@ -95,8 +107,14 @@ func ParseSeed(spec string) (SeedSpec, error) {
 				out.Replication = d
 			}
 		default:
-			return SeedSpec{}, fmt.Errorf("seed: unknown key %q (want apps, tenants, expiring, replication)", k)
+			return SeedSpec{}, fmt.Errorf("seed: unknown key %q (want apps, tenants, expiring, replication, owned)", k)
 		}
+	}
+	if owned > out.Apps {
+		return SeedSpec{}, fmt.Errorf("seed: owned (%d) must be at most apps (%d)", owned, out.Apps)
+	}
+	if owned >= 0 {
+		out.Unowned = out.Apps - owned
 	}
 	return out, nil
 }
@@ -362,8 +380,9 @@ func addAppWithSP(t *Tenant, ids *uuidSource, name string, created time.Time) *A
 	return app
 }
 
-// seedBulk builds T tenants of N apps, all owned by the rotation identity,
-// each with one password expiring within spec.Expiring, spread evenly. It
+// seedBulk builds T tenants of N apps, owned by the rotation identity
+// (but for spec.Unowned of them, spread evenly), each with one password
+// expiring within spec.Expiring, spread evenly. It
 // must handle N=100000 in seconds: ids and secret hashes come from a
 // ChaCha8 stream seeded from crypto/rand (unpredictable, and cheap), there
 // are no certificates, and no secret values are kept.
@@ -389,7 +408,9 @@ func seedBulk(spec SeedSpec, now time.Time) (*World, error) {
 		start := now.AddDate(0, 0, -30)
 		for i := 0; i < spec.Apps; i++ {
 			app := addAppWithSP(t, &ids, fmt.Sprintf("bulk-app-%06d", i+1), start)
-			app.Owners = []string{rotationSP.ObjectID}
+			if owned := spec.Apps - spec.Unowned; (i+1)*owned/spec.Apps > i*owned/spec.Apps {
+				app.Owners = []string{rotationSP.ObjectID}
+			}
 			end := now.Add(time.Duration(float64(spec.Expiring) * float64(i+1) / float64(spec.Apps)))
 			p := &Password{KeyID: ids.next(), DisplayName: "bulk", Start: start, End: end, AddedAt: start}
 			fillRandom(stream, p.SecretHash[:])

@@ -38,6 +38,11 @@ func TestParseSeed(t *testing.T) {
 		{spec: "apps", err: true},
 		{spec: "apps=", err: true},
 		{spec: "demo,apps=1", err: true},
+		{spec: "apps=100000,owned=1000", want: with(func(s *SeedSpec) { s.Apps, s.Unowned = 100000, 99000 })},
+		{spec: "owned=0", want: with(func(s *SeedSpec) { s.Unowned = 50 })},
+		{spec: "owned=50", want: base},
+		{spec: "owned=51", err: true},
+		{spec: "owned=-1", err: true},
 	}
 	for _, tc := range cases {
 		got, err := ParseSeed(tc.spec)
@@ -59,7 +64,8 @@ func FuzzParseSeed(f *testing.F) {
 		if err != nil || got.Demo {
 			return
 		}
-		if got.Apps < 0 || got.Apps > maxBulkApps || got.Tenants < 1 || got.Tenants > maxBulkTenants || got.Expiring <= 0 || got.Replication < 0 {
+		if got.Apps < 0 || got.Apps > maxBulkApps || got.Tenants < 1 || got.Tenants > maxBulkTenants || got.Expiring <= 0 || got.Replication < 0 ||
+			got.Unowned < 0 || got.Unowned > got.Apps {
 			t.Fatalf("ParseSeed(%q) accepted out-of-range %+v", spec, got)
 		}
 	})
@@ -161,6 +167,29 @@ func TestDemoSeed(t *testing.T) {
 		}
 	}
 	require.NotEqual(t, tenants[0].ID, tenants[1].ID)
+}
+
+// TestBulkSeedOwned: owned=N leaves the others without an owner, spread
+// over the tenant.
+func TestBulkSeedOwned(t *testing.T) {
+	t.Parallel()
+	spec, err := ParseSeed("apps=1000,owned=30")
+	require.NoError(t, err)
+	w, err := SeedWorld(spec, time.Now())
+	require.NoError(t, err)
+	tn := w.Tenants()[0]
+	rotSP := tn.SPByAppID(tn.RotationClientID)
+	var owned []int
+	for i, a := range tn.Apps[1:] { // the rotation app comes first
+		if a.OwnedBy(rotSP.ObjectID) {
+			owned = append(owned, i)
+			continue
+		}
+		require.Empty(t, a.Owners, a.DisplayName)
+	}
+	require.Len(t, owned, 30)
+	require.Greater(t, owned[0], 10, "spread, not the first thirty")
+	require.Greater(t, owned[29], 900)
 }
 
 func TestBulkSeed(t *testing.T) {

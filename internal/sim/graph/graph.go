@@ -1,5 +1,6 @@
 // Package graph is the simulated Microsoft Graph v1.0 for applications:
-// list and get with $select/$filter/$top/$count and stable paging,
+// list and get with $select/$filter/$top/$count and stable paging, change
+// tracking (delta) with opaque tokens that expire after seven days,
 // passwords and keys (with proof of possession), owners, service
 // principals, federated credentials, $batch, the tenant's app management
 // policy, permissions from the token's roles, and Graph's per app+tenant
@@ -26,9 +27,10 @@ import (
 
 // This file is the Microsoft Graph v1.0 front door: routing, the caller's
 // permissions, and Graph's response envelope (request ids and error shape).
-// The handlers themselves live in graph_apps.go, graph_sp.go, graph_batch.go;
-// $filter in graph_filter.go; paging and $select in graph_paging.go; app
-// management policy and proof-of-possession in graph_policy.go.
+// The handlers themselves live in graph_apps.go, graph_sp.go, graph_batch.go
+// and graph_delta.go (change tracking); $filter in graph_filter.go; paging
+// and $select in graph_paging.go; app management policy and
+// proof-of-possession in graph_policy.go.
 
 const (
 	// graphBasePath is where graphHandler is mounted.
@@ -147,6 +149,8 @@ type Service struct {
 	// written, for FaultConfig.ConcurrencyWindow; guarded by the world
 	// lock, under which every write runs.
 	lastWrite map[string]time.Time
+	// delta is the change state behind /applications/delta.
+	delta deltaTracker
 	// onSecretIssued, when set, sees every password addPassword hands out
 	// (see sim.Options.OnSecretIssued).
 	onSecretIssued func(tenantID, appObjectID, keyID, value string)
@@ -166,6 +170,7 @@ func New(onSecretIssued func(tenantID, appObjectID, keyID, value string)) *Servi
 func (s *Service) Register(c *core.Core, r *core.Registrar) error {
 	s.Core = c
 	s.buckets.init()
+	s.delta.init()
 	r.Handle("/graph/", s.countGraph(s.WithFaults(s.writeUnavailable, s.graphHandler())))
 	return nil
 }
@@ -273,6 +278,12 @@ func (g *graphCall) routeApplications(rest []string) {
 		}
 		return
 	case 1:
+		if rest[0] == "delta" {
+			if g.method(m, http.MethodGet) {
+				g.applicationsDelta()
+			}
+			return
+		}
 		if rest[0] == "$count" {
 			if g.method(m, http.MethodGet) {
 				g.countApplications()
@@ -507,7 +518,10 @@ type kv struct {
 	v any
 }
 
-// MarshalJSON writes the members in order.
+// MarshalJSON writes the members in order. Keys, strings and nulls that
+// need no escaping are written directly: a page of 999 applications is
+// mostly those, and encoding/json's reflection per member was most of a
+// listing's cost in the simulator.
 func (o jsonObj) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
@@ -515,20 +529,46 @@ func (o jsonObj) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, err := json.Marshal(m.k)
-		if err != nil {
+		if err := writeJSONString(&b, m.k); err != nil {
 			return nil, err
 		}
-		v, err := json.Marshal(m.v)
-		if err != nil {
-			return nil, fmt.Errorf("marshal %s: %w", m.k, err)
-		}
-		b.Write(k)
 		b.WriteByte(':')
-		b.Write(v)
+		switch v := m.v.(type) {
+		case nil:
+			b.WriteString("null")
+		case string:
+			if err := writeJSONString(&b, v); err != nil {
+				return nil, err
+			}
+		default:
+			enc, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("marshal %s: %w", m.k, err)
+			}
+			b.Write(enc)
+		}
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// writeJSONString writes s as a JSON string, directly when it holds
+// nothing encoding/json would escape, through it otherwise.
+func writeJSONString(b *bytes.Buffer, s string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			enc, err := json.Marshal(s)
+			if err != nil {
+				return err
+			}
+			b.Write(enc)
+			return nil
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
+	return nil
 }
 
 // reply is a handler's answer, computed while the world lock is held and

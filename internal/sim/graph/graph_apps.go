@@ -48,28 +48,61 @@ func nullable(s string) any {
 // renderApp renders an application with every modelled property.
 // keyCredentials[].key is only filled when withKeyData (explicitly selected).
 func renderApp(t *core.Tenant, a *core.Application, withKeyData bool) jsonObj {
-	keys := make([]jsonObj, 0, len(a.Keys))
-	for _, k := range a.Keys {
-		keys = append(keys, renderKey(k, withKeyData))
+	out := make(jsonObj, 0, len(appProps))
+	for _, p := range appProps {
+		out = append(out, kv{p, appMember(t, a, p, withKeyData)})
 	}
-	pwds := make([]jsonObj, 0, len(a.Passwords))
-	for _, p := range a.Passwords {
-		pwds = append(pwds, renderPassword(p, nil))
+	return out
+}
+
+// renderSelected is project(renderApp(…), sel) without rendering what sel
+// leaves out: a listing of 100,000 applications that selects their ids
+// renders only those. keyCredentials[].key is filled when keyCredentials
+// is selected.
+func renderSelected(t *core.Tenant, a *core.Application, sel selection) jsonObj {
+	if sel == nil {
+		return renderApp(t, a, false)
 	}
-	tags := append([]string{}, a.Tags...)
-	return jsonObj{
-		{"id", a.ObjectID},
-		{"deletedDateTime", nil},
-		{"appId", a.AppID},
-		{"createdDateTime", graphTime(a.CreatedDateTime)},
-		{"description", nil},
-		{"displayName", a.DisplayName},
-		{"publisherDomain", t.Domain},
-		{"signInAudience", a.SignInAudience},
-		{"tags", tags},
-		{"keyCredentials", keys},
-		{"passwordCredentials", pwds},
+	out := make(jsonObj, 0, len(sel))
+	for _, p := range appProps {
+		if sel.has(p) {
+			out = append(out, kv{p, appMember(t, a, p, true)})
+		}
 	}
+	return out
+}
+
+// appMember renders one property of an application.
+func appMember(t *core.Tenant, a *core.Application, prop string, withKeyData bool) any {
+	switch prop {
+	case "id":
+		return a.ObjectID
+	case "appId":
+		return a.AppID
+	case "createdDateTime":
+		return graphTime(a.CreatedDateTime)
+	case "displayName":
+		return a.DisplayName
+	case "publisherDomain":
+		return t.Domain
+	case "signInAudience":
+		return a.SignInAudience
+	case "tags":
+		return append([]string{}, a.Tags...)
+	case "keyCredentials":
+		keys := make([]jsonObj, 0, len(a.Keys))
+		for _, k := range a.Keys {
+			keys = append(keys, renderKey(k, withKeyData))
+		}
+		return keys
+	case "passwordCredentials":
+		pwds := make([]jsonObj, 0, len(a.Passwords))
+		for _, p := range a.Passwords {
+			pwds = append(pwds, renderPassword(p, nil))
+		}
+		return pwds
+	}
+	return nil // deletedDateTime, description
 }
 
 // renderPassword renders a passwordCredential; secretText is only ever
@@ -257,7 +290,6 @@ func (g *graphCall) listApps(spec appListSpec) {
 	if !g.admit(cost, false) {
 		return
 	}
-	withKeys := sel.has("keyCredentials")
 	g.read(func(t *core.Tenant) reply {
 		owner := ""
 		if spec.ownerKey != "" {
@@ -306,7 +338,7 @@ func (g *graphCall) listApps(spec appListSpec) {
 		}
 		items := make([]jsonObj, 0, len(page))
 		for _, a := range page {
-			o := project(renderApp(t, a, withKeys), sel)
+			o := renderSelected(t, a, sel)
 			if spec.typed {
 				o = append(jsonObj{{"@odata.type", "#" + appType}}, o...)
 			}
@@ -391,7 +423,7 @@ func (g *graphCall) getApplication(key string) {
 		if sel != nil {
 			ctx = selectContext(graphMetadata+"applications", sel) + "/$entity"
 		}
-		body := append(jsonObj{{"@odata.context", ctx}}, project(renderApp(t, a, sel.has("keyCredentials")), sel)...)
+		body := append(jsonObj{{"@odata.context", ctx}}, renderSelected(t, a, sel)...)
 		return okReply(http.StatusOK, body)
 	})
 }

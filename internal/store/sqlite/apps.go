@@ -64,10 +64,14 @@ const (
 	// than the later one's start, or the later one's FinishSync would
 	// delete an application both saw. The WHERE true is SQLite's way to
 	// tell an upsert's ON CONFLICT from a join's ON.
+	//
+	// With ?7 (KeepCanChange) an existing view keeps its can_change: the
+	// page does not know it yet, and ReconcileManageable settles it.
 	sqlAccess = `INSERT INTO app_access (org_id, tenant_id, object_id, connection, can_change, synced_at)
 		SELECT ?1, ?2, value, ?3, ?5, ?4 FROM json_each(?6) WHERE true
 		ON CONFLICT (org_id, tenant_id, object_id, connection) DO UPDATE SET
-			can_change = excluded.can_change, synced_at = max(app_access.synced_at, excluded.synced_at)`
+			can_change = CASE WHEN ?7 THEN app_access.can_change ELSE excluded.can_change END,
+			synced_at = max(app_access.synced_at, excluded.synced_at)`
 	// sqlUpsertApp writes an application's content unless a sync that
 	// started later already wrote it (content_at) or saw it (an access row
 	// stamped later: that listing found it unchanged): an older listing
@@ -98,7 +102,7 @@ type syncTx struct {
 	stmts  map[string]*sql.Stmt
 	args   []any
 	fp     codec.Fingerprinter
-	insert map[int]string // credential count → INSERT with that many rows
+	insert map[rowsKey]string // INSERTs of many rows, by statement head and row count
 }
 
 func (t *syncTx) stmt(q string) (*sql.Stmt, error) {
@@ -142,24 +146,100 @@ func (t *syncTx) close() {
 }
 
 // insertCredsSQL is the INSERT of n credential rows.
-func (t *syncTx) insertCredsSQL(n int) string {
-	if q, ok := t.insert[n]; ok {
+func (t *syncTx) insertCredsSQL(n int) string { return t.rowsSQL(sqlInsertCreds, 10, n) }
+
+// rowsSQL is the statement head followed by n rows of cols parameters,
+// made once per transaction.
+func (t *syncTx) rowsSQL(head string, cols, n int) string {
+	k := rowsKey{head, n}
+	if q, ok := t.insert[k]; ok {
 		return q
 	}
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
 	var b strings.Builder
-	b.WriteString(sqlInsertCreds)
+	b.WriteString(head)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString(row)
 	}
 	q := b.String()
-	t.insert[n] = q
+	t.insert[k] = q
 	return q
 }
 
+type rowsKey struct {
+	head string
+	n    int
+}
+
 type appKey struct{ tenant, object string }
+
+// newApp is an application the store does not hold yet, with its encoded
+// owners and fingerprint.
+type newApp struct {
+	a      *domain.Application
+	owners string
+	sum    []byte
+}
+
+// Multi-row inserts of new applications: a first sync of 100,000
+// applications would otherwise pay SQLite's per-statement cost 200,000
+// times. 11 parameters a row; rows go in object id order, so that each
+// page of the primary key is visited once.
+const (
+	maxAppsPerInsert = 64
+	sqlInsertApps    = `INSERT INTO applications (org_id, tenant_id, object_id, app_id, display_name,
+			sign_in_audience, created_at, owners, fingerprint, min_end, content_at) VALUES `
+)
+
+// insertNew inserts applications that are new to the store, and their
+// credentials. Nothing can have inserted them since the page's
+// fingerprints were read: that read is in this write transaction.
+func (t *syncTx) insertNew(org string, synced any, fresh []newApp) error {
+	slices.SortFunc(fresh, func(x, y newApp) int {
+		if c := strings.Compare(x.a.TenantID, y.a.TenantID); c != 0 {
+			return c
+		}
+		return strings.Compare(x.a.ObjectID, y.a.ObjectID)
+	})
+	for chunk := range slices.Chunk(fresh, maxAppsPerInsert) {
+		args := t.args[:0]
+		for _, n := range chunk {
+			a := n.a
+			args = append(args, org, a.TenantID, a.ObjectID, a.AppID, a.DisplayName,
+				a.SignInAudience, encTime(a.CreatedAt), n.owners, n.sum, encTime(codec.MinEnd(a.Credentials)), synced)
+		}
+		t.args = args
+		if err := t.exec(t.rowsSQL(sqlInsertApps, 11, len(chunk)), args...); err != nil {
+			return err
+		}
+	}
+	var creds []any
+	rows := 0
+	flush := func() error {
+		if rows == 0 {
+			return nil
+		}
+		err := t.exec(t.insertCredsSQL(rows), creds...)
+		creds, rows = creds[:0], 0
+		return err
+	}
+	for _, n := range fresh {
+		a := n.a
+		for _, c := range a.Credentials {
+			creds = append(creds, org, a.TenantID, a.ObjectID, c.KeyID, string(c.Kind),
+				c.DisplayName, c.Hint, c.Thumbprint, encTime(c.Start), encTime(c.End))
+			if rows++; rows == maxCredsPerInsert {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
 
 func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (int, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -167,7 +247,7 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	t := &syncTx{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}, insert: map[int]string{}}
+	t := &syncTx{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}, insert: map[rowsKey]string{}}
 	defer t.close()
 
 	org := string(p.Org)
@@ -211,6 +291,8 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 	// The connection's view, by tenant: [0] may not change, [1] may.
 	access := map[string]*[2][]string{}
 	changed := 0
+	var fresh []newApp
+	pending := map[appKey]int{}
 	for i := range p.Applications {
 		a := &p.Applications[i]
 		key := appKey{a.TenantID, a.ObjectID}
@@ -219,7 +301,7 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 			v = &[2][]string{}
 			access[a.TenantID] = v
 		}
-		if a.Manageable {
+		if a.Manageable && !p.KeepCanChange {
 			v[1] = append(v[1], a.ObjectID)
 		} else {
 			v[0] = append(v[0], a.ObjectID)
@@ -231,6 +313,19 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		sum := t.fp.Sum(a, owners)
 		old, exists := stored[key]
 		if exists && bytes.Equal(old, sum) {
+			continue
+		}
+		if !exists {
+			// New to the store: inserted with the page's other new
+			// ones, many rows to a statement. A later copy in the page
+			// replaces an earlier one.
+			if j, ok := pending[key]; ok {
+				fresh[j] = newApp{a, owners, sum}
+				continue
+			}
+			pending[key] = len(fresh)
+			fresh = append(fresh, newApp{a, owners, sum})
+			changed++
 			continue
 		}
 		n, err := t.execN(sqlUpsertApp, org, a.TenantID, a.ObjectID, a.AppID, a.DisplayName,
@@ -261,6 +356,9 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 		stored[key] = sum
 		changed++
 	}
+	if err := t.insertNew(org, synced, fresh); err != nil {
+		return 0, err
+	}
 	for tenant, v := range access {
 		for canChange, objects := range v {
 			if len(objects) == 0 {
@@ -270,7 +368,7 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 			if err != nil {
 				return 0, err
 			}
-			if err := t.exec(sqlAccess, org, tenant, p.Connection, synced, canChange, string(ids)); err != nil {
+			if err := t.exec(sqlAccess, org, tenant, p.Connection, synced, canChange, string(ids), p.KeepCanChange); err != nil {
 				return 0, err
 			}
 		}
@@ -457,7 +555,11 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 		where = " AND " + where
 	}
 	// Each application's access comes as one JSON array of
-	// [connection, can_change] pairs, sorted by connection.
+	// [connection, can_change] pairs, sorted by connection. It was last
+	// seen when the latest of its views was: a view is as of its own
+	// stamp or, when later, its connection's last successful sync (an
+	// incremental sync stamps only what changed, and every view it left
+	// alone was unchanged then).
 	q := `WITH page AS (
 			SELECT tenant_id, object_id, app_id, display_name, sign_in_audience, created_at, owners, content_at
 			FROM applications
@@ -470,7 +572,8 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 					(SELECT x.connection, x.can_change FROM app_access x
 					 WHERE x.org_id = ?1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id
 					 ORDER BY x.connection)) AS access,
-				(SELECT max(x.synced_at) FROM app_access x
+				(SELECT max(max(x.synced_at, coalesce(s.synced_at, ''))) FROM app_access x
+				 LEFT JOIN inventory_syncs s ON s.org_id = x.org_id AND s.connection = x.connection
 				 WHERE x.org_id = ?1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id) AS synced_at
 			FROM page p)
 		SELECT p.tenant_id, p.object_id, a.access, p.app_id, p.display_name, p.sign_in_audience,

@@ -233,6 +233,11 @@ func deleteObj(ctx context.Context, tx *sql.Tx, kind string, p store.DeleteParam
 		if _, err := tx.ExecContext(ctx, `DELETE FROM connection_health WHERE org_id = ? AND connection = ?`, string(p.Org), p.Name); err != nil {
 			return fmt.Errorf("delete connection %q of %s: its health: %w", p.Name, p.Org, err)
 		}
+		// And its sync state: a connection made again under the name may
+		// reach another tenant, where the old delta link means nothing.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM inventory_syncs WHERE org_id = ? AND connection = ?`, string(p.Org), p.Name); err != nil {
+			return fmt.Errorf("delete connection %q of %s: its sync state: %w", p.Name, p.Org, err)
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM applications WHERE org_id = ?1 AND NOT EXISTS
 			(SELECT 1 FROM app_access x WHERE x.org_id = ?1 AND x.tenant_id = applications.tenant_id
 				AND x.object_id = applications.object_id)`, string(p.Org)); err != nil {

@@ -211,6 +211,13 @@ func TestPragmas(t *testing.T) {
 			require.Equal(t, 1, fk)
 			require.Equal(t, tc.sync, sync)
 			require.Equal(t, 10000, busy)
+			var cache, ckpt, temp int
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache))
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&ckpt))
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp))
+			require.Equal(t, -65536, cache, "64 MiB of page cache for the writer")
+			require.Equal(t, 10000, ckpt)
+			require.Equal(t, 2, temp, "statement journals in memory")
 			require.Equal(t, 1, s.DB().Stats().MaxOpenConnections, "River's riversqlite wants one connection")
 
 			_, err := s.r.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES ('x', 'x', 'x')`)
@@ -297,6 +304,32 @@ func TestListUsesTheNameIndex(t *testing.T) {
 	joined := strings.Join(plan, "\n")
 	require.Contains(t, joined, "applications_by_name")
 	require.NotContains(t, joined, "TEMP B-TREE", "no sort: the index gives the order")
+}
+
+// TestReconcileReadsOnlyTheConnectionIndex: comparing 100,000 views with
+// the owned set every sync must read the index alone, in its order.
+func TestReconcileReadsOnlyTheConnectionIndex(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	defer s.Close()
+	for _, q := range []string{sqlManageableIDs, sqlViews} {
+		rows, err := s.r.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+q, "o", "c")
+		require.NoError(t, err)
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+			plan = append(plan, detail)
+		}
+		require.NoError(t, rows.Err())
+		require.NoError(t, rows.Close())
+		joined := strings.Join(plan, "\n")
+		require.Contains(t, joined, "USING COVERING INDEX app_access_by_connection", joined)
+		if q == sqlViews {
+			require.NotContains(t, joined, "TEMP B-TREE", "the index gives the order: "+joined)
+		}
+	}
 }
 
 // TestJournalSurvivesSIGKILL journals a transition in a child process,
