@@ -51,10 +51,14 @@ const (
 	// started earlier, writing last, stamp a row older than the later
 	// one's start, or the later one's FinishSync would delete an
 	// application both saw.
+	//
+	// With $7 (KeepCanChange) an existing view keeps its can_change: the
+	// page does not know it yet, and ReconcileManageable settles it.
 	sqlAccess = `INSERT INTO app_access (org_id, tenant_id, object_id, connection, can_change, synced_at)
 		SELECT $1, $2, o, $3, $5, $4 FROM unnest($6::text[]) AS o
 		ON CONFLICT (org_id, tenant_id, object_id, connection) DO UPDATE SET
-			can_change = excluded.can_change, synced_at = greatest(app_access.synced_at, excluded.synced_at)`
+			can_change = CASE WHEN $7::boolean THEN app_access.can_change ELSE excluded.can_change END,
+			synced_at = greatest(app_access.synced_at, excluded.synced_at)`
 	// sqlUpsertApp writes an application's content unless a sync that
 	// started later already wrote it (content_at) or saw it (an access row
 	// stamped later: that listing found it unchanged): an older listing
@@ -226,7 +230,7 @@ func syncPage(ctx context.Context, tx pgx.Tx, p *store.SyncApplicationsParams, a
 				continue
 			}
 			seen[object] = true
-			if last[appKey{tenant, object}] {
+			if last[appKey{tenant, object}] && !p.KeepCanChange {
 				views[1] = append(views[1], object)
 			} else {
 				views[0] = append(views[0], object)
@@ -236,7 +240,7 @@ func syncPage(ctx context.Context, tx pgx.Tx, p *store.SyncApplicationsParams, a
 			if len(objects) == 0 {
 				continue
 			}
-			if _, err := tx.Exec(ctx, sqlAccess, org, tenant, p.Connection, synced, canChange == 1, objects); err != nil {
+			if _, err := tx.Exec(ctx, sqlAccess, org, tenant, p.Connection, synced, canChange == 1, objects, p.KeepCanChange); err != nil {
 				return 0, err
 			}
 		}
@@ -447,6 +451,10 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where []string,
 		limitSQL = " LIMIT $" + strconv.Itoa(len(all))
 	}
 	// Each application's access comes as two arrays ordered by connection.
+	// It was last seen when the latest of its views was: a view is as of
+	// its own stamp or, when later, its connection's last successful sync
+	// (an incremental sync stamps only what changed, and every view it
+	// left alone was unchanged then).
 	q := `WITH page AS (
 			SELECT a.tenant_id, a.object_id, a.app_id, a.display_name, a.sign_in_audience, a.created_at, a.owners
 			FROM applications a
@@ -459,8 +467,10 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where []string,
 		CROSS JOIN LATERAL (
 			SELECT coalesce(array_agg(x.connection ORDER BY x.connection), '{}') AS conns,
 				coalesce(array_agg(x.can_change ORDER BY x.connection), '{}') AS changes,
-				max(x.synced_at) AS synced_at
-			FROM app_access x WHERE x.org_id = $1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id) acc
+				max(greatest(x.synced_at, s.synced_at)) AS synced_at
+			FROM app_access x
+			LEFT JOIN inventory_syncs s ON s.org_id = x.org_id AND s.connection = x.connection
+			WHERE x.org_id = $1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id) acc
 		LEFT JOIN credentials c
 			ON c.org_id = $1 AND c.tenant_id = p.tenant_id AND c.app_object_id = p.object_id
 		ORDER BY p.display_name, p.object_id, p.tenant_id, c.end_at NULLS FIRST, c.key_id`

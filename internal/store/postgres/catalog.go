@@ -284,6 +284,11 @@ func deleteObj(ctx context.Context, tx pgx.Tx, kind string, p store.DeleteParams
 		if _, err := tx.Exec(ctx, `DELETE FROM connection_health WHERE org_id = $1 AND connection = $2`, string(p.Org), p.Name); err != nil {
 			return fmt.Errorf("delete connection %q of %s: its health: %w", p.Name, p.Org, err)
 		}
+		// And its sync state: a connection made again under the name may
+		// reach another tenant, where the old delta link means nothing.
+		if _, err := tx.Exec(ctx, `DELETE FROM inventory_syncs WHERE org_id = $1 AND connection = $2`, string(p.Org), p.Name); err != nil {
+			return fmt.Errorf("delete connection %q of %s: its sync state: %w", p.Name, p.Org, err)
+		}
 		if err := deleteUnseen(ctx, tx, p.Org); err != nil {
 			return fmt.Errorf("delete connection %q of %s: applications no connection sees: %w", p.Name, p.Org, err)
 		}

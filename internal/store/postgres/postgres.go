@@ -234,7 +234,7 @@ func (s *Store) check(ctx context.Context, migrations fs.FS, migrated *place) er
 // row-level security policy on rotor.org.
 var orgTables = []string{
 	"organizations", "applications", "credentials", "app_access", "runs", "run_events",
-	"sink_targets", "connections", "policies", "connection_health",
+	"sink_targets", "connections", "policies", "connection_health", "inventory_syncs",
 }
 
 // Pool returns the store's connection pool, as the application role: for
@@ -295,8 +295,9 @@ const (
 	// sequence one after the other.
 	lockAppSeq int32 = 0x726f7472 // "rotr"
 	// lockInventory is taken per organization by every write of the
-	// inventory (a sync page, FinishSync, SetCredentials, deleting a
-	// connection). Overlapping syncs by two processes would otherwise lock
+	// inventory (a sync page, FinishSync, RemoveApplications,
+	// ReconcileManageable's changes, SaveSyncState, SetCredentials,
+	// deleting a connection). Overlapping syncs by two processes would otherwise lock
 	// applications and their access rows in opposite orders (a page locks
 	// applications, then their views; FinishSync views, then
 	// applications) and deadlock. SQLite has one writer; this is the
@@ -342,7 +343,7 @@ func isOrgMissing(err error) bool {
 	}
 	switch constraint(err) {
 	case "applications_org_fk", "runs_org_fk", "sink_targets_org_fk", "connections_org_fk",
-		"policies_org_fk", "connection_health_org_fk":
+		"policies_org_fk", "connection_health_org_fk", "inventory_syncs_org_fk":
 		return true
 	}
 	return false

@@ -73,6 +73,7 @@ func populate(t *testing.T, s *Store, org domain.OrgID) {
 	require.NoError(t, s.PinTarget(ctx, store.PinTargetParams{Org: org, TenantID: "t", AppObjectID: "o1", Policy: "p",
 		Target: store.PinnedTarget{SinkType: "keyvault", Target: "keyvault:https://v/secrets/s", PinnedByRun: "r1"}}))
 	require.NoError(t, s.RecordConnectionHealth(ctx, store.ConnectionHealth{Org: org, Connection: "c", Success: true, At: t0}))
+	require.NoError(t, s.SaveSyncState(ctx, store.SaveSyncStateParams{Org: org, Connection: "c", Scope: "t/id", SyncStarted: t0, Full: true}))
 }
 
 func count(t *testing.T, q interface {
