@@ -39,7 +39,7 @@ const (
 	DefaultMaxInFlight          = 512
 	DefaultVerifyTimeout        = 5 * time.Minute
 	DefaultPlanInterval         = time.Minute
-	DefaultSyncInterval         = 15 * time.Minute
+	DefaultSyncInterval         = time.Minute
 	DefaultFullSyncInterval     = day
 	DefaultLeaseTTL             = 30 * time.Second
 	DefaultRetryAfter           = 30 * time.Second

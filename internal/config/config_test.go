@@ -134,7 +134,7 @@ func TestParseValidBase(t *testing.T) {
 	require.Equal(t, filepath.Join(b.dir, "rotor-data"), cfg.DataDir)
 	require.Equal(t, Database{Driver: "sqlite", Path: filepath.Join(b.dir, "rotor-data", "rotor.db")}, cfg.Database)
 	require.Equal(t, cfg.Database.Path, cfg.DatabasePath())
-	require.Equal(t, RotationSettings{Jitter: 30 * time.Second, ConcurrencyPerTenant: 4, MaxInFlight: 512, VerifyTimeout: 5 * time.Minute, PlanInterval: time.Minute, SyncInterval: 15 * time.Minute, FullSyncInterval: 24 * time.Hour, LeaseTTL: 30 * time.Second, RetryAfter: 30 * time.Second, RetryPermanentAfter: time.Hour}, cfg.Rotation)
+	require.Equal(t, RotationSettings{Jitter: 30 * time.Second, ConcurrencyPerTenant: 4, MaxInFlight: 512, VerifyTimeout: 5 * time.Minute, PlanInterval: time.Minute, SyncInterval: time.Minute, FullSyncInterval: 24 * time.Hour, LeaseTTL: 30 * time.Second, RetryAfter: 30 * time.Second, RetryPermanentAfter: time.Hour}, cfg.Rotation)
 	require.Equal(t, "text", cfg.Log.Format)
 	require.True(t, cfg.Metrics.Enabled, "/metrics is on by default")
 	require.Empty(t, cfg.Notes)

@@ -2,7 +2,7 @@
 // every application of a connection with its credentials, marks the ones
 // rotor's rotation identity owns (manageable), writes them to the store a
 // page at a time, and removes what the tenant no longer has. After the
-// first sync it reads only what changed (Graph's delta query, ADR 14),
+// first sync it reads only what changed (Graph's delta query, ADR 17),
 // with a full listing at least once per full sync interval.
 //
 // It knows Graph only through the small Directory and ChangeTracker

@@ -50,7 +50,7 @@ type Config struct {
 	// periodic job, so an organization created later is served without a
 	// restart.
 	Orgs func(ctx context.Context) ([]domain.OrgID, error)
-	// PlanInterval (default 1m) and SyncInterval (default 15m) space the
+	// PlanInterval (default 1m) and SyncInterval (default 1m) space the
 	// periodic jobs; both also run at start.
 	PlanInterval, SyncInterval time.Duration
 	// Jitter spreads planned rotations uniformly over [0, Jitter); zero or

@@ -108,6 +108,9 @@ type graphCall struct {
 	acc    access
 	// inBatch is set for a request dispatched from $batch (no nesting).
 	inBatch bool
+	// written are the applications this call's write may change
+	// (writableApp), for change tracking.
+	written []*core.Application
 }
 
 // access is what the token's application permissions allow.
@@ -641,7 +644,12 @@ func (g *graphCall) read(fn func(t *core.Tenant) reply) {
 func (g *graphCall) write(fn func(t *core.Tenant) reply) {
 	w := g.s.World()
 	w.Lock()
-	rp := g.withTenant(fn)
+	rp := g.withTenant(func(t *core.Tenant) reply {
+		rp := fn(t)
+		g.s.delta.touch(t, g.written)
+		g.written = nil
+		return rp
+	})
 	w.Unlock()
 	g.send(rp)
 }

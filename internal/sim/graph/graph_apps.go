@@ -214,6 +214,7 @@ func (g *graphCall) writableApp(t *core.Tenant, key string) (*core.Application, 
 	if rp := g.converged(t, a); rp != nil {
 		return nil, rp
 	}
+	g.written = append(g.written, a)
 	return a, nil
 }
 

@@ -164,6 +164,44 @@ func (d *deltaTracker) refresh(t *core.Tenant, now time.Time) *tenantChanges {
 	return tc
 }
 
+// touch records the changes a Graph write just made to the applications
+// it wrote, at once: refresh compares snapshots at the start of a round,
+// so a change undone before the next round (a secret added, then removed
+// behind rotor's back) would otherwise vanish, where Graph reports every
+// change. Only tenants someone tracks, and applications already tracked
+// (a new one is found by the next refresh). Callers hold the world's lock.
+func (d *deltaTracker) touch(t *core.Tenant, apps []*core.Application) {
+	if len(apps) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tc := d.tenants[t.ID]
+	if tc == nil {
+		return
+	}
+	var h maphash.Hash
+	h.SetSeed(d.seed)
+	var fps [nDeltaProps]uint64
+	for _, a := range apps {
+		e := tc.apps[a.ObjectID]
+		if e == nil {
+			continue
+		}
+		fingerprint(&h, a, &fps)
+		var rev uint64
+		for i := range fps {
+			if e.fps[i] != fps[i] {
+				if rev == 0 {
+					tc.rev++
+					rev = tc.rev
+				}
+				e.fps[i], e.revs[i] = fps[i], rev
+			}
+		}
+	}
+}
+
 // fingerprint hashes each tracked property of a.
 func fingerprint(h *maphash.Hash, a *core.Application, out *[nDeltaProps]uint64) {
 	var b [8]byte

@@ -225,3 +225,25 @@ func TestDeltaIsThrottledLikeAListing(t *testing.T) {
 	requireGraphError(t, r, http.StatusTooManyRequests, "TooManyRequests")
 	require.NotEmpty(t, r.hdr.Get("Retry-After"))
 }
+
+// TestDeltaReportsAChangeUndoneBeforeTheNextRound: Graph logs every
+// change, so an application whose secret was added through Graph and then
+// removed before the next round is reported, although its credentials
+// look as they did at the last round. (Rotor's inventory learned of the
+// added secret from its own run; without the report a removal behind its
+// back would go unseen.)
+func TestDeltaReportsAChangeUndoneBeforeTheNextRound(t *testing.T) {
+	t.Parallel()
+	g := graphSetup(t, "contoso")
+	first := g.walkDelta(t, g.token, "/applications/delta?$select=id,passwordCredentials&$deltatoken=latest")
+	app := g.ownedApp(t)
+	r := g.call(t, g.token, http.MethodPost, "/applications/"+app.ObjectID+"/addPassword",
+		map[string]any{"passwordCredential": map[string]any{"displayName": "x", "endDateTime": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)}})
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.raw)
+	keyID := r.body["keyId"].(string)
+	g.Server.World().Update(func() {
+		app.Passwords = slices.DeleteFunc(app.Passwords, func(p *sim.Password) bool { return p.KeyID == keyID })
+	})
+	next := g.walkDelta(t, g.token, first.deltaLink)
+	require.Contains(t, byID(next.entries), app.ObjectID, "the add and the removal are changes")
+}

@@ -15,7 +15,7 @@ import (
 )
 
 // This file holds what an incremental inventory sync needs beyond a full
-// one's SyncApplications and FinishSync (ADR 14), with the SQLite store's
+// one's SyncApplications and FinishSync (ADR 17), with the SQLite store's
 // semantics: removing the views of applications change tracking reported
 // gone, reconciling who may change what with the identity's ownership,
 // and the per-connection sync state. Every write holds the org's

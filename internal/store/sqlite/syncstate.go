@@ -15,7 +15,7 @@ import (
 )
 
 // This file holds what an incremental inventory sync needs beyond a full
-// one's SyncApplications and FinishSync (ADR 14): removing the views of
+// one's SyncApplications and FinishSync (ADR 17): removing the views of
 // applications change tracking reported gone, reconciling who may change
 // what with the identity's ownership, and the per-connection sync state.
 

@@ -10,7 +10,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/store"
 )
 
-// These test what an incremental sync (ADR 14) needs from the store.
+// These test what an incremental sync (ADR 17) needs from the store.
 
 func (b *bundle) saveState(t *testing.T, org domain.OrgID, connection, link string, at time.Time, full bool) {
 	t.Helper()

@@ -1,4 +1,4 @@
--- Incremental inventory syncs (ADR 14), as SQLite's migration 0007. One
+-- Incremental inventory syncs (ADR 17), as SQLite's migration 0007. One
 -- row per organization and connection: where Graph's change tracking
 -- resumes (the delta link of its last round), and when the connection
 -- last synced, so that a sync which found nothing new writes this one row

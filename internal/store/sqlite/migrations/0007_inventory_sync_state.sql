@@ -1,4 +1,4 @@
--- Issue 7: incremental inventory syncs (ADR 14). One row per connection:
+-- Issue 7: incremental inventory syncs (ADR 17). One row per connection:
 -- where Graph's change tracking resumes (the delta link of its last
 -- round), and when the connection last synced, so that a sync which found
 -- nothing new writes this one row and nothing else.
