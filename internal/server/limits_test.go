@@ -1,26 +1,18 @@
 package server
 
 import (
-	"context"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
-	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
-	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // TestRotationWithinEntrasLimits runs the real engine, Graph client and
@@ -38,26 +30,9 @@ import (
 //     creating anything.
 func TestRotationWithinEntrasLimits(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	st := simtest.Start(t, simtest.Options{Seed: "apps=2,tenants=1,expiring=1h,replication=0s"})
-	simSrv, info := st.Server, st.Info
-	tn := info.Tenants[0]
-	simFile := filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)
-	yaml, err := config.SimulatorYAML(info, config.SimulatorConfig{
-		SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
-		Secret:   func(simfile.Tenant) string { return "{env: ROTATION_SECRET}" },
-		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}},
-	})
-	require.NoError(t, err)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
-	srv, err := Open(ctx, cfgPath, Options{Logger: slog.New(slog.DiscardHandler), Getenv: envMap{"ROTATION_SECRET": tn.Rotation.ClientSecret}.get})
-	require.NoError(t, err)
-	defer srv.Close()
-	require.NoError(t, srv.openJobs(ctx, 0))
-	org := srv.Config().Organization
+	r := newSimRig(t, simtest.Options{Seed: "apps=2,tenants=1,expiring=1h,replication=0s"}, config.SimulatorRotation{})
+	ctx, srv, org, tn, simSrv := r.ctx, r.srv, r.org, r.tn, r.st.Server
+	var err error
 
 	// Both applications admit personal accounts and already hold two
 	// secrets: the seed's working "bulk" one and one rotor made — expired
@@ -138,17 +113,5 @@ func TestRotationWithinEntrasLimits(t *testing.T) {
 	require.Contains(t, keys, run.NewKeyID)
 	require.Positive(t, simSrv.Stats().Conflicts, "the addPassword right after the removal met a 409 and was retried")
 
-	ep, err := azure.ResolveEndpoints(azure.Sim, simFile)
-	require.NoError(t, err)
-	consumer, err := simtest.NewConsumerCredential(info, tn.ID)
-	require.NoError(t, err)
-	kv, err := azure.NewSecretsClient(tn.KeyVaults[0].URL, consumer, ep)
-	require.NoError(t, err)
-	resp, err := kv.GetSecret(ctx, app.DisplayName+"-secret", "", nil)
-	require.NoError(t, err)
-	cred, err := azure.NewCredential(azure.Connection{Name: "consumer", TenantID: tn.ID, Cloud: azure.Sim, SimFile: simFile,
-		Identity: azure.Identity{Method: azure.ClientSecret, ClientID: app.AppID, ClientSecret: secret.New(*resp.Value)}}, ep)
-	require.NoError(t, err)
-	_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.GraphAudience + "/.default"}})
-	require.NoError(t, err, "the vault's secret gets a token")
+	require.NoError(t, r.consumerSignsIn(r.vault(), app.DisplayName, app.AppID), "the vault's secret gets a token")
 }

@@ -1,25 +1,19 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
-	"github.com/rotor-dev/rotor/internal/simfile"
 )
 
 // TestReadyzNamesAFailingSink (issue 7, item 4): a sink target rotor may
@@ -29,29 +23,9 @@ import (
 // that target passes again.
 func TestReadyzNamesAFailingSink(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	st := simtest.Start(t, simtest.Options{Seed: "apps=1,tenants=1,expiring=1h,replication=0s"})
-	info := st.Info
-	tn := info.Tenants[0]
-	simFile := filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)
-	yaml, err := config.SimulatorYAML(info, config.SimulatorConfig{
-		SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
-		Secret:   func(simfile.Tenant) string { return "{env: ROTATION_SECRET}" },
-		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}},
-	})
-	require.NoError(t, err)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
-	srv, err := Open(ctx, cfgPath, Options{Logger: slog.New(slog.DiscardHandler), Getenv: envMap{"ROTATION_SECRET": tn.Rotation.ClientSecret}.get})
-	require.NoError(t, err)
-	defer srv.Close()
-	require.NoError(t, srv.openJobs(ctx, 0))
-	require.NoError(t, srv.Sync(ctx, nil))
-	org := srv.Config().Organization
-	apps, err := srv.Store().ListApplications(ctx, storeListOwned(org))
-	require.NoError(t, err)
+	r := newSimRig(t, simtest.Options{Seed: "apps=1,tenants=1,expiring=1h,replication=0s"}, config.SimulatorRotation{})
+	ctx, srv, org, st, tn := r.ctx, r.srv, r.org, r.st, r.tn
+	apps := r.owned()
 	require.Len(t, apps, 1)
 	app := apps[0]
 	pol := srv.PolicyFor(app)
@@ -60,14 +34,9 @@ func TestReadyzNamesAFailingSink(t *testing.T) {
 	// Someone else's secret under the name the policy writes.
 	vault := tn.KeyVaults[0]
 	st.GrantSecrets(t, tn.ID, vault.Name, tn.Consumer.PrincipalID, sim.SecretGet, sim.SecretList, sim.SecretSet, sim.SecretDelete, sim.SecretPurge)
-	ep, err := azure.ResolveEndpoints(azure.Sim, simFile)
-	require.NoError(t, err)
-	consumer, err := simtest.NewConsumerCredential(info, tn.ID)
-	require.NoError(t, err)
-	kv, err := azure.NewSecretsClient(vault.URL, consumer, ep)
-	require.NoError(t, err)
+	kv := r.vault()
 	foreign := "a value someone else keeps here"
-	_, err = kv.SetSecret(ctx, name, azsecrets.SetSecretParameters{Value: &foreign}, nil)
+	_, err := kv.SetSecret(ctx, name, azsecrets.SetSecretParameters{Value: &foreign}, nil)
 	require.NoError(t, err)
 
 	readyz := func() (int, map[string]any) {

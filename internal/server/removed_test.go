@@ -1,26 +1,50 @@
 package server
 
 import (
-	"context"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
-	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
 )
+
+// removedRig is one owned application rotated once by hand, on a rotor
+// whose planner spreads renewals over an hour (jitter) and looks every
+// second.
+func removedRig(t *testing.T) (*simRig, domain.Application, *domain.Run) {
+	t.Helper()
+	r := newSimRig(t, simtest.Options{Seed: "apps=1,tenants=1,expiring=1h,replication=0s"},
+		config.SimulatorRotation{Jitter: "1h", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m"})
+	apps := r.owned()
+	require.Len(t, apps, 1)
+	first, err := r.srv.Engine().Rotate(r.ctx, r.org, apps[0], *r.srv.PolicyFor(apps[0]), domain.TriggerManual)
+	require.NoError(t, err)
+	return r, apps[0], first
+}
+
+// removeInEntra removes keyID from the application behind rotor's back.
+func (r *simRig) removeInEntra(objectID, keyID string) {
+	a := r.st.Server.World().Tenant(r.tn.ID).AppByObjectID(objectID)
+	r.st.Server.World().Update(func() {
+		a.Passwords = slices.DeleteFunc(a.Passwords, func(p *sim.Password) bool { return p.KeyID == keyID })
+	})
+}
+
+// serve runs rotor serve until the test ends.
+func (r *simRig) serve() {
+	served := make(chan error, 1)
+	go func() { served <- r.srv.Serve(r.ctx, nil) }()
+	r.t.Cleanup(func() {
+		r.cancel()
+		<-served
+	})
+}
 
 // TestRemovedRotorSecretIsReplacedAtOnce is issue 7's first judgement:
 // a rotor secret removed in Entra behind rotor's back — the one the vault
@@ -30,156 +54,65 @@ import (
 // with the value it reads).
 func TestRemovedRotorSecretIsReplacedAtOnce(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	st := simtest.Start(t, simtest.Options{Seed: "apps=1,tenants=1,expiring=1h,replication=0s"})
-	simSrv, info := st.Server, st.Info
-	tn := info.Tenants[0]
-	simFile := filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)
-	yaml, err := config.SimulatorYAML(info, config.SimulatorConfig{
-		SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
-		Secret:   func(simfile.Tenant) string { return "{env: ROTATION_SECRET}" },
-		Rotation: config.SimulatorRotation{Jitter: "1h", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m"},
-		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}},
-	})
-	require.NoError(t, err)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
-	srv, err := Open(ctx, cfgPath, Options{Logger: slog.New(slog.DiscardHandler), Getenv: envMap{"ROTATION_SECRET": tn.Rotation.ClientSecret}.get})
-	require.NoError(t, err)
-	defer srv.Close()
-	require.NoError(t, srv.openJobs(ctx, 0))
-	require.NoError(t, srv.Sync(ctx, nil))
-	org := srv.Config().Organization
-	apps, err := srv.Store().ListApplications(ctx, storeListOwned(org))
-	require.NoError(t, err)
-	require.Len(t, apps, 1)
-	app := apps[0]
-	first, err := srv.Engine().Rotate(ctx, org, app, *srv.PolicyFor(app), domain.TriggerManual)
-	require.NoError(t, err)
+	r, app, first := removedRig(t)
+	kv := r.vault()
+	require.NoError(t, r.consumerSignsIn(kv, app.DisplayName, app.AppID))
 
-	ep, err := azure.ResolveEndpoints(azure.Sim, simFile)
-	require.NoError(t, err)
-	consumer, err := simtest.NewConsumerCredential(info, tn.ID)
-	require.NoError(t, err)
-	kv, err := azure.NewSecretsClient(tn.KeyVaults[0].URL, consumer, ep)
-	require.NoError(t, err)
-	consumerSignsIn := func() error {
-		resp, err := kv.GetSecret(ctx, app.DisplayName+"-secret", "", nil)
-		if err != nil {
-			return err
-		}
-		cred, err := azure.NewCredential(azure.Connection{Name: "consumer", TenantID: tn.ID, Cloud: azure.Sim, SimFile: simFile,
-			Identity: azure.Identity{Method: azure.ClientSecret, ClientID: app.AppID, ClientSecret: secret.New(*resp.Value)}}, ep)
-		if err != nil {
-			return err
-		}
-		_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.GraphAudience + "/.default"}})
-		return err
-	}
-	require.NoError(t, consumerSignsIn())
-
-	// Someone removes rotor's secret in Entra: the consumer is refused.
-	simApp := simSrv.World().Tenant(tn.ID).AppByObjectID(app.ObjectID)
-	simSrv.World().Update(func() {
-		simApp.Passwords = slices.DeleteFunc(simApp.Passwords, func(p *sim.Password) bool { return p.KeyID == first.NewKeyID })
-	})
-	require.Error(t, consumerSignsIn())
+	r.removeInEntra(app.ObjectID, first.NewKeyID)
+	require.Error(t, r.consumerSignsIn(kv, app.DisplayName, app.AppID))
 
 	// serve's first sync sees it; the planner rotates at once.
 	removedAt := time.Now()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, nil) }()
+	r.serve()
 	deadline := time.Now().Add(time.Minute)
-	for consumerSignsIn() != nil {
+	for r.consumerSignsIn(kv, app.DisplayName, app.AppID) != nil {
 		require.True(t, time.Now().Before(deadline), "the consumer still fails a minute after rotor saw its secret removed")
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("replaced %s after serve started", time.Since(removedAt).Round(time.Millisecond))
-	runs, err := srv.Store().ListRuns(ctx, storeRunsOf(org, app.ObjectID))
-	require.NoError(t, err)
-	var triggers []domain.Trigger
-	for _, r := range runs {
-		triggers = append(triggers, r.Trigger)
-	}
-	require.Contains(t, triggers, domain.TriggerRemoved)
-	cancel()
-	<-served
+	require.True(t, r.hasRun(app.ObjectID, domain.TriggerRemoved, domain.RunRetiring))
 }
 
 // TestRemovedSecretIsNotSwallowedByAQueuedRenewal: the application was
 // already due for renewal, so a rotation sits in the queue for up to the
 // jitter (an hour); then its secret is removed in Entra. The urgent
 // rotation is its own job (the queued one cannot swallow it as a
-// duplicate), and the consumer works again within the minute.
+// duplicate), and it is verified within the minute.
 func TestRemovedSecretIsNotSwallowedByAQueuedRenewal(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	st := simtest.Start(t, simtest.Options{Seed: "apps=1,tenants=1,expiring=1h,replication=0s"})
-	simSrv, info := st.Server, st.Info
-	tn := info.Tenants[0]
-	simFile := filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)
-	yaml, err := config.SimulatorYAML(info, config.SimulatorConfig{
-		SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
-		Secret:   func(simfile.Tenant) string { return "{env: ROTATION_SECRET}" },
-		Rotation: config.SimulatorRotation{Jitter: "1h", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m"},
-		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}},
-	})
-	require.NoError(t, err)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
-	srv, err := Open(ctx, cfgPath, Options{Logger: slog.New(slog.DiscardHandler), Getenv: envMap{"ROTATION_SECRET": tn.Rotation.ClientSecret}.get})
-	require.NoError(t, err)
-	defer srv.Close()
-	require.NoError(t, srv.openJobs(ctx, 0))
-	require.NoError(t, srv.Sync(ctx, nil))
-	org := srv.Config().Organization
-	apps, err := srv.Store().ListApplications(ctx, storeListOwned(org))
-	require.NoError(t, err)
-	require.Len(t, apps, 1)
-	app := apps[0]
-	first, err := srv.Engine().Rotate(ctx, org, app, *srv.PolicyFor(app), domain.TriggerManual)
-	require.NoError(t, err)
+	r, app, first := removedRig(t)
 	// Its secret now ends in a day, well inside renew_before: due.
-	simApp := simSrv.World().Tenant(tn.ID).AppByObjectID(app.ObjectID)
-	simSrv.World().Update(func() {
+	simApp := r.st.Server.World().Tenant(r.tn.ID).AppByObjectID(app.ObjectID)
+	r.st.Server.World().Update(func() {
 		for _, p := range simApp.Passwords {
 			if p.KeyID == first.NewKeyID {
 				p.End = time.Now().Add(24 * time.Hour)
 			}
 		}
 	})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, nil) }()
+	r.serve()
 	// Serve's first sync sees it due; the planner queues the renewal an
 	// hour out at most. Wait for the plan to have run.
 	require.Eventually(t, func() bool {
-		d, err := srv.Engine().Due(ctx, org, srv)
+		d, err := r.srv.Engine().Due(r.ctx, r.org, r.srv)
 		return err == nil && len(d) == 1 && d[0].Decision.Trigger == domain.TriggerDue
 	}, 20*time.Second, 100*time.Millisecond)
 	time.Sleep(2 * time.Second) // a plan (every second) queued it
 
-	simSrv.World().Update(func() {
-		simApp.Passwords = slices.DeleteFunc(simApp.Passwords, func(p *sim.Password) bool { return p.KeyID == first.NewKeyID })
-	})
-	require.NoError(t, srv.Sync(ctx, nil))
-	require.Eventually(t, func() bool {
-		runs, err := srv.Store().ListRuns(ctx, storeRunsOf(org, app.ObjectID))
-		require.NoError(t, err)
-		for _, r := range runs {
-			if r.Trigger == domain.TriggerRemoved && r.State == domain.RunRetiring {
-				return true
-			}
-		}
-		return false
-	}, time.Minute, 200*time.Millisecond, "the removed secret's rotation waited behind the queued renewal")
-	cancel()
-	<-served
+	r.removeInEntra(app.ObjectID, first.NewKeyID)
+	require.NoError(t, r.srv.Sync(r.ctx, nil))
+	require.Eventually(t, func() bool { return r.hasRun(app.ObjectID, domain.TriggerRemoved, domain.RunRetiring) },
+		time.Minute, 200*time.Millisecond, "the removed secret's rotation waited behind the queued renewal")
 }
 
-func storeRunsOf(org domain.OrgID, objectID string) store.ListRunsParams {
-	return store.ListRunsParams{Org: org, AppObjectID: objectID}
+// hasRun reports whether the application has a run of trigger in state.
+func (r *simRig) hasRun(objectID string, trigger domain.Trigger, state domain.RunState) bool {
+	runs, err := r.srv.Store().ListRuns(r.ctx, store.ListRunsParams{Org: r.org, AppObjectID: objectID})
+	require.NoError(r.t, err)
+	for _, run := range runs {
+		if run.Trigger == trigger && run.State == state {
+			return true
+		}
+	}
+	return false
 }
