@@ -95,6 +95,7 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newPoliciesCmd(),
 		newConnectionsCmd(),
 		newTargetsCmd(),
+		newMigrateCmd(),
 	)
 	return root
 }

@@ -212,14 +212,77 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 // (sqlite.Store.WithMigrationLock) when several processes may start at
 // once, since River's migrator does not guard against a concurrent one.
 func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	_, err := MigrateApplied(ctx, db, log)
+	return err
+}
+
+// MigrateApplied is Migrate, returning the River schema versions it
+// applied (none when the schema was up to date).
+func MigrateApplied(ctx context.Context, db *sql.DB, log *slog.Logger) ([]int, error) {
 	migrator, err := rivermigrate.New(riversqlite.New(db), &rivermigrate.Config{Logger: quiet(cmp.Or(log, slog.Default()))})
 	if err != nil {
-		return fmt.Errorf("jobs: river migrator: %w", err)
+		return nil, fmt.Errorf("jobs: river migrator: %w", err)
 	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("jobs: migrate river schema: %w", err)
+	return migrateUp(ctx, migrator)
+}
+
+// RiverVersions reads the River schema version db has (0 when none) and
+// the newest this rotor knows, changing nothing.
+func RiverVersions(ctx context.Context, db *sql.DB) (have, latest int, err error) {
+	migrator, err := rivermigrate.New(riversqlite.New(db), &rivermigrate.Config{Logger: quiet(slog.Default())})
+	if err != nil {
+		return 0, 0, fmt.Errorf("jobs: river migrator: %w", err)
 	}
-	return nil
+	return versions(ctx, migrator)
+}
+
+// RiverVersionsPostgres is RiverVersions on PostgreSQL, in the first
+// schema of pool's search_path.
+func RiverVersionsPostgres(ctx context.Context, pool *pgxpool.Pool) (have, latest int, err error) {
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: quiet(slog.Default())})
+	if err != nil {
+		return 0, 0, fmt.Errorf("jobs: river migrator: %w", err)
+	}
+	return versions(ctx, migrator)
+}
+
+// RiverLatest is the newest River schema version this rotor knows.
+func RiverLatest() int {
+	migrator, err := rivermigrate.New(riversqlite.New(nil), &rivermigrate.Config{Logger: quiet(slog.Default())})
+	if err != nil {
+		return 0
+	}
+	all := migrator.AllVersions()
+	if len(all) == 0 {
+		return 0
+	}
+	return all[len(all)-1].Version
+}
+
+func versions[TTx any](ctx context.Context, m *rivermigrate.Migrator[TTx]) (have, latest int, err error) {
+	existing, err := m.ExistingVersions(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("jobs: read river schema version: %w", err)
+	}
+	if len(existing) > 0 {
+		have = existing[len(existing)-1].Version
+	}
+	if all := m.AllVersions(); len(all) > 0 {
+		latest = all[len(all)-1].Version
+	}
+	return have, latest, nil
+}
+
+func migrateUp[TTx any](ctx context.Context, m *rivermigrate.Migrator[TTx]) ([]int, error) {
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: migrate river schema: %w", err)
+	}
+	var out []int
+	for _, v := range res.Versions {
+		out = append(out, v.Version)
+	}
+	return out, nil
 }
 
 // MigratePostgres brings River's schema up to date on PostgreSQL, in the
@@ -229,14 +292,18 @@ func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 // (postgres.WithMigrations), then grants the application role River's
 // tables.
 func MigratePostgres(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	_, err := MigratePostgresApplied(ctx, pool, log)
+	return err
+}
+
+// MigratePostgresApplied is MigratePostgres, returning the River schema
+// versions it applied.
+func MigratePostgresApplied(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]int, error) {
 	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: quiet(cmp.Or(log, slog.Default()))})
 	if err != nil {
-		return fmt.Errorf("jobs: river migrator: %w", err)
+		return nil, fmt.Errorf("jobs: river migrator: %w", err)
 	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("jobs: migrate river schema: %w", err)
-	}
-	return nil
+	return migrateUp(ctx, migrator)
 }
 
 // Start takes over what dead processes left (recoverAndEnqueue), then

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -76,7 +77,7 @@ func migrationLockKey(database, schema string) int64 {
 // needs. It is a no-op on an up-to-date schema apart from the grants,
 // waits for another process migrating the same schema, and refuses a
 // schema migrated by a newer rotor.
-func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS, appRole string, also []MigrateFunc) (*place, error) {
+func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS, appRole string, also []MigrateFunc, report func(version int, name string)) (*place, error) {
 	ms, err := loadMigrations(fsys)
 	if err != nil {
 		return nil, err
@@ -116,8 +117,12 @@ func migrate(ctx context.Context, cc *pgx.ConnConfig, fsys fs.FS, appRole string
 		return nil, fmt.Errorf("database schema version %d is newer than this rotor knows (%d): upgrade rotor", *newest, ms[len(ms)-1].version)
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, conn, schema, m); err != nil {
+		applied, err := applyMigration(ctx, conn, schema, m)
+		if err != nil {
 			return nil, err
+		}
+		if applied && report != nil {
+			report(m.version, m.name)
 		}
 	}
 	if len(also) > 0 {
@@ -154,8 +159,11 @@ func migrateAlso(ctx context.Context, cc *pgx.ConnConfig, also []MigrateFunc) er
 	return nil
 }
 
-func applyMigration(ctx context.Context, conn *pgx.Conn, schema string, m migration) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+// applyMigration applies m unless the schema has it, and says whether it
+// did.
+func applyMigration(ctx context.Context, conn *pgx.Conn, schema string, m migration) (bool, error) {
+	applied := false
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.version).Scan(&n); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
@@ -175,8 +183,78 @@ func applyMigration(ctx context.Context, conn *pgx.Conn, schema string, m migrat
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
+		applied = true
 		return nil
 	})
+	return applied, err
+}
+
+// Migration is one of rotor's schema migrations and whether a schema has
+// it.
+type Migration struct {
+	Version   int
+	Name      string
+	Applied   bool
+	AppliedAt time.Time // zero when pending
+}
+
+// MigrationStatus lists every migration this rotor knows, in order, with
+// whether the schema that url (and password, when not empty) reaches has
+// it. It only reads: the owner's or the application role's URL will do.
+func MigrationStatus(ctx context.Context, url, password string) ([]Migration, error) {
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Migration, len(ms))
+	for i, m := range ms {
+		out[i] = Migration{Version: m.version, Name: m.name}
+	}
+	cc, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", redactParseError(err))
+	}
+	if password != "" {
+		cc.Password = password
+	}
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = "rotor migrate status"
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	rows, err := conn.Query(ctx, `SELECT version, applied_at FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	have := map[int]time.Time{}
+	for rows.Next() {
+		var v int
+		var at time.Time
+		if err := rows.Scan(&v, &at); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read schema version: %w", err)
+		}
+		have[v] = at
+	}
+	rows.Close()
+	if err := rows.Err(); pgCode(err) == "42P01" { // undefined_table: nothing applied yet
+		return out, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read schema version: %w", err)
+	}
+	for i := range out {
+		if at, ok := have[out[i].Version]; ok {
+			out[i].Applied, out[i].AppliedAt = true, at
+		}
+		delete(have, out[i].Version)
+	}
+	if len(have) > 0 {
+		return out, fmt.Errorf("the schema has migrations this rotor does not know: upgrade rotor")
+	}
+	return out, nil
 }
 
 // grant gives the application role what the store (and River) need:

@@ -61,6 +61,7 @@ type config struct {
 	migratePassword string
 	migrations      fs.FS
 	also            []MigrateFunc
+	report          func(version int, name string)
 }
 
 // MigrateFunc migrates another schema beside rotor's (River's), as the
@@ -90,6 +91,13 @@ func WithPassword(p string) Option { return func(cfg *config) { cfg.password = p
 // date.
 func WithMigrations(url, password string, also ...MigrateFunc) Option {
 	return func(cfg *config) { cfg.migrateURL, cfg.migratePassword, cfg.also = url, password, also }
+}
+
+// WithMigrationReport makes Open tell fn each of rotor's migrations it
+// applied (with WithMigrations; none when the schema was up to date, or
+// another process migrated it first).
+func WithMigrationReport(fn func(version int, name string)) Option {
+	return func(cfg *config) { cfg.report = fn }
 }
 
 // Open connects to PostgreSQL as the application role that url names (a
@@ -125,7 +133,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		if _, ok := mc.RuntimeParams["application_name"]; !ok {
 			mc.RuntimeParams["application_name"] = "rotor migrate"
 		}
-		if migrated, err = migrate(ctx, mc, cfg.migrations, pc.ConnConfig.User, cfg.also); err != nil {
+		if migrated, err = migrate(ctx, mc, cfg.migrations, pc.ConnConfig.User, cfg.also, cfg.report); err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
 	}

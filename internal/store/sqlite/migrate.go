@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,7 +62,8 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // on an up-to-date database, safe against another process migrating the
 // same file at once (transactions begin IMMEDIATE and re-check), and
 // refuses a database migrated by a newer rotor.
-func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, now time.Time) error {
+// report, when not nil, is told each migration this call applied.
+func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, now time.Time, report func(version int, name string)) error {
 	ms, err := loadMigrations(fsys)
 	if err != nil {
 		return err
@@ -79,35 +83,131 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, now time.Time) error {
 		return fmt.Errorf("database schema version %d is newer than this rotor knows (%d): upgrade rotor", newest.Int64, ms[len(ms)-1].version)
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, db, m, now); err != nil {
+		applied, err := applyMigration(ctx, db, m, now)
+		if err != nil {
 			return err
+		}
+		if applied && report != nil {
+			report(m.version, m.name)
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration, now time.Time) error {
+// applyMigration applies m unless the database has it, and says whether
+// it did.
+func applyMigration(ctx context.Context, db *sql.DB, m migration, now time.Time) (bool, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: %w", m.name, err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: %w", m.name, err)
 	}
 	if n > 0 {
-		return nil
+		return false, nil
 	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: %w", m.name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		m.version, m.name, encTime(now)); err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: %w", m.name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", m.name, err)
+		return false, fmt.Errorf("migration %s: commit: %w", m.name, err)
 	}
-	return nil
+	return true, nil
+}
+
+// Migration is one of rotor's schema migrations and whether a database
+// has it.
+type Migration struct {
+	Version   int
+	Name      string
+	Applied   bool
+	AppliedAt time.Time // zero when pending
+}
+
+// MigrationStatus lists every migration this rotor knows, in order, with
+// whether the database at path has it. It changes nothing: a missing
+// file is reported as all pending without being created, and an existing
+// one is read on a query-only connection.
+func MigrationStatus(ctx context.Context, path string) ([]Migration, error) {
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Migration, len(ms))
+	for i, m := range ms {
+		out[i] = Migration{Version: m.version, Name: m.name}
+	}
+	db, err := OpenReadOnly(ctx, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read schema version of %s: %w", path, err)
+	}
+	if n == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT version, applied_at FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema version of %s: %w", path, err)
+	}
+	defer rows.Close()
+	have := map[int]string{}
+	for rows.Next() {
+		var v int
+		var at string
+		if err := rows.Scan(&v, &at); err != nil {
+			return nil, fmt.Errorf("read schema version of %s: %w", path, err)
+		}
+		have[v] = at
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema version of %s: %w", path, err)
+	}
+	for i := range out {
+		if at, ok := have[out[i].Version]; ok {
+			out[i].Applied = true
+			out[i].AppliedAt, _ = time.Parse(timeLayout, at)
+		}
+		delete(have, out[i].Version)
+	}
+	if len(have) > 0 {
+		return out, fmt.Errorf("database %s has migrations this rotor does not know: upgrade rotor", path)
+	}
+	return out, nil
+}
+
+// OpenReadOnly opens the existing database file at path on query-only
+// connections, for reading its schema versions (rotor's and River's)
+// without changing anything. It returns an error wrapping fs.ErrNotExist
+// when there is no file.
+func OpenReadOnly(ctx context.Context, path string) (*sql.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	return db, nil
 }

@@ -39,6 +39,7 @@ type config struct {
 	clock     clock.Clock
 	syncFull  bool
 	readConns int
+	report    func(version int, name string)
 }
 
 // Option changes how Open sets up the store.
@@ -54,6 +55,13 @@ func WithClock(c clock.Clock) Option { return func(cfg *config) { cfg.clock = c 
 // committed transaction, at the cost of write throughput. The default,
 // NORMAL, already survives a crash or SIGKILL of the process.
 func WithSynchronousFull() Option { return func(cfg *config) { cfg.syncFull = true } }
+
+// WithMigrationReport makes Open tell fn each migration it applied (none
+// when the database was up to date, or another process migrated it
+// first).
+func WithMigrationReport(fn func(version int, name string)) Option {
+	return func(cfg *config) { cfg.report = fn }
+}
 
 // WithReadConns caps the read pool (default: GOMAXPROCS, at least 4).
 func WithReadConns(n int) Option { return func(cfg *config) { cfg.readConns = n } }
@@ -120,7 +128,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	err = migrate(ctx, w, migrationFS, cfg.clock.Now())
+	err = migrate(ctx, w, migrationFS, cfg.clock.Now(), cfg.report)
 	unlock()
 	if err != nil {
 		_ = w.Close()

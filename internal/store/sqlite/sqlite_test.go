@@ -179,7 +179,7 @@ func TestFailedMigrationLeavesNoTrace(t *testing.T) {
 		"migrations/0099_bad.sql":                   {Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")},
 	}
 	before := versions(t, s)
-	err := migrate(t.Context(), s.DB(), bad, t0)
+	err := migrate(t.Context(), s.DB(), bad, t0, nil)
 	require.ErrorContains(t, err, "0099_bad.sql")
 	require.Equal(t, before, versions(t, s))
 	var n int
