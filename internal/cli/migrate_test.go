@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/rotor-dev/rotor/internal/store/postgres/pgtest"
 )
 
 type migrationRow struct {
@@ -108,4 +111,45 @@ func TestMigrateBadPostgresURL(t *testing.T) {
 		require.Contains(t, stderr, "rotor: ")
 		require.NotContains(t, stderr, "goroutine")
 	}
+}
+
+// TestMigratePostgres: the same on PostgreSQL (runs when
+// ROTOR_TEST_DATABASE_URL names a throwaway cluster, as in CI): status on
+// an empty schema shows every migration pending and changes nothing, up
+// applies rotor's and River's as the owner role, status then shows them
+// applied, and up again is a no-op. The passwords, passed by {file:}
+// reference, never appear in the output.
+func TestMigratePostgres(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	e := newEnv(t, "demo", 0)
+	appPw, ownerPw := filepath.Join(e.dir, "db-app"), filepath.Join(e.dir, "db-owner")
+	require.NoError(t, os.WriteFile(appPw, []byte(db.AppPassword), 0o600))
+	require.NoError(t, os.WriteFile(ownerPw, []byte(db.OwnerPassword), 0o600))
+	cfg, err := os.ReadFile(e.cfg)
+	require.NoError(t, err)
+	cfg = append(cfg, fmt.Sprintf(`
+database:
+  url: %q
+  password: {file: %s}
+  migrate_url: %q
+  migrate_password: {file: %s}
+`, db.AppURL, appPw, db.OwnerURL, ownerPw)...)
+	require.NoError(t, os.WriteFile(e.cfg, cfg, 0o600))
+
+	var rows []migrationRow
+	e.mustJSON(&rows, "migrate", "status")
+	st := states(rows, "rotor")
+	require.Zero(t, st["applied"])
+	require.Positive(t, st["pending"])
+	nRotor := st["pending"]
+
+	out, _ := e.mustRun("migrate", "up")
+	require.NotContains(t, out, db.AppPassword)
+	require.NotContains(t, out, db.OwnerPassword)
+	e.mustJSON(&rows, "migrate", "status")
+	require.Equal(t, map[string]int{"applied": nRotor}, states(rows, "rotor"))
+	require.Equal(t, map[string]int{"applied": 1}, states(rows, "river"))
+	out, _ = e.mustRun("migrate", "up")
+	require.Equal(t, "The database is up to date: nothing to apply.\n", out)
 }

@@ -226,6 +226,9 @@ func MigrationStatus(ctx context.Context, url, password string) ([]Migration, er
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	rows, err := conn.Query(ctx, `SELECT version, applied_at FROM schema_migrations`)
+	if pgCode(err) == "42P01" { // undefined_table: nothing applied yet
+		return out, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read schema version: %w", err)
 	}
