@@ -55,6 +55,7 @@ func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySourc
 				continue
 			}
 			d, ok := rs.decide(app, pol, now, e.backoffs())
+			e.notePasswordLimit(org, app, d)
 			if !ok {
 				continue
 			}
@@ -74,6 +75,31 @@ func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySourc
 		}
 	}
 	return out, nil
+}
+
+// notePasswordLimit logs, once per application while it lasts, that a due
+// application cannot be rotated because Entra would refuse a third secret:
+// a human must act, and explain alone would not tell the team. The planner
+// looks every plan_interval, so it remembers what it said.
+func (e *Engine) notePasswordLimit(org domain.OrgID, app domain.Application, d domain.Decision) {
+	k := string(org) + "/" + appKey(app.TenantID, app.ObjectID)
+	blocked := d.Reason == "PasswordLimit"
+	e.mu.Lock()
+	was := e.limited[k]
+	switch {
+	case blocked && !was:
+		if e.limited == nil {
+			e.limited = map[string]bool{}
+		}
+		e.limited[k] = true
+	case !blocked && was:
+		delete(e.limited, k)
+	}
+	e.mu.Unlock()
+	if blocked && !was {
+		e.log.Warn("an application is due but cannot be rotated: Entra lets it hold only two secrets and neither may go yet; a human must remove one",
+			"org", string(org), "tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName, "detail", d.Message)
+	}
 }
 
 // Decide answers "is app due now, and why?" for one application, with the

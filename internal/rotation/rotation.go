@@ -243,6 +243,9 @@ type Engine struct {
 	// the process's, so a claim cannot keep two retire jobs of one run
 	// (the run's own and one Recover scheduled) in this process apart.
 	retiring map[string]bool
+	// limited holds the applications the planner found blocked by their
+	// two-secret limit, so it warns once each (notePasswordLimit).
+	limited map[string]bool
 
 	// inflight counts Rotate, Retire and Recover calls under way, so that
 	// Close releases the lease only once none can still write.

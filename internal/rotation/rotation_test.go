@@ -670,4 +670,14 @@ func TestPasswordLimitCountsAFailedRunsSecret(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, d.Due, d.Message)
 	require.Equal(t, "PasswordLimit", d.Reason)
+
+	// The planner says so once, at WARN, however often it looks.
+	_, err = b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: b.clock.Now(), Applications: []domain.Application{app}})
+	require.NoError(t, err)
+	for range 3 {
+		due, err := e.Due(b.ctx, b.org, onePolicy{&b.policy})
+		require.NoError(t, err)
+		require.Empty(t, due)
+	}
+	require.Equal(t, 1, strings.Count(b.logs.String(), "cannot be rotated: Entra lets it hold only two secrets"), b.logs.String())
 }
