@@ -85,19 +85,26 @@ func (r *simRig) vault() *azsecrets.Client {
 // consumerSignsIn reads the application's vault secret as its consumer
 // would (azsecrets) and gets a token with it (azidentity).
 func (r *simRig) consumerSignsIn(kv *azsecrets.Client, appName, appID string) error {
-	resp, err := kv.GetSecret(r.ctx, appName+"-secret", "", nil)
+	return consumerSignsIn(r.ctx, r.info, r.simFile, r.tn.ID, kv, appName, appID)
+}
+
+// consumerSignsIn is simRig.consumerSignsIn for scenes without a rig (the
+// benchmarks): the "<app>-secret" the policy writes, read from kv, gets a
+// Graph token for appID in tenantID.
+func consumerSignsIn(ctx context.Context, info *simfile.Info, simFile, tenantID string, kv *azsecrets.Client, appName, appID string) error {
+	resp, err := kv.GetSecret(ctx, appName+"-secret", "", nil)
 	if err != nil {
 		return err
 	}
-	ep, err := azure.ResolveEndpoints(azure.Sim, r.simFile)
+	ep, err := azure.ResolveEndpoints(azure.Sim, simFile)
 	if err != nil {
 		return err
 	}
-	cred, err := azure.NewCredential(azure.Connection{Name: "consumer", TenantID: r.tn.ID, Cloud: azure.Sim, SimFile: r.simFile,
+	cred, err := azure.NewCredential(azure.Connection{Name: "consumer", TenantID: tenantID, Cloud: azure.Sim, SimFile: simFile,
 		Identity: azure.Identity{Method: azure.ClientSecret, ClientID: appID, ClientSecret: secret.New(*resp.Value)}}, ep)
 	if err != nil {
 		return err
 	}
-	_, err = cred.GetToken(r.ctx, policy.TokenRequestOptions{Scopes: []string{r.info.GraphAudience + "/.default"}})
+	_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.GraphAudience + "/.default"}})
 	return err
 }

@@ -10,13 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
@@ -135,12 +133,6 @@ func checkVaultSecretsWork(b *testing.B, ctx context.Context, info *simfile.Info
 	require.NoError(b, err)
 	require.Len(b, apps, waveApps)
 	for _, app := range apps {
-		resp, err := kv.GetSecret(ctx, app.DisplayName+"-secret", "", nil)
-		require.NoError(b, err, app.DisplayName)
-		cred, err := azure.NewCredential(azure.Connection{Name: "consumer-of-" + app.DisplayName, TenantID: tn.ID, Cloud: azure.Sim, SimFile: simFile,
-			Identity: azure.Identity{Method: azure.ClientSecret, ClientID: app.AppID, ClientSecret: secret.New(*resp.Value)}}, ep)
-		require.NoError(b, err)
-		_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.GraphAudience + "/.default"}})
-		require.NoError(b, err, "%s: the vault's secret gets a token", app.DisplayName)
+		require.NoError(b, consumerSignsIn(ctx, info, simFile, tn.ID, kv, app.DisplayName, app.AppID), "%s: the vault's secret gets a token", app.DisplayName)
 	}
 }
