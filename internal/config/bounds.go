@@ -52,6 +52,13 @@ var (
 	fullSyncIntervalSpan = span{0, day,
 		"0s makes every sync a full listing",
 		"a change Graph's change tracking did not report would stay unseen for over a day"}
+	// ownership_interval's maximum is a day, as the full sync's: change
+	// tracking does not report owners, so an application rotor was made
+	// an owner of, or stopped owning, and that nothing else changed on,
+	// is known only at the next reading.
+	ownershipIntervalSpan = span{0, day,
+		"0s reads the ownership at every sync",
+		"an application rotor was made an owner of would wait over a day to be rotated"}
 	// verify_timeout's maximum keeps a rotate job inside River's stuck-job
 	// rescue: the job's timeout is verify_timeout + 10m (internal/jobs),
 	// and River runs a job again once it has run for an hour

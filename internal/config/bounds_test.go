@@ -64,6 +64,9 @@ func TestBounds(t *testing.T) {
 		// rotation.full_sync_interval: 0s .. 1d
 		{name: "FullSyncIntervalOverADay", tweak: rot("full_sync_interval", "2d"), want: []string{`rotation.full_sync_interval (2d, line |) is too long: use at most 1d; a change Graph's change tracking did not report`}},
 		{name: "FullSyncIntervalZeroTurnsIncrementalOff", tweak: rot("full_sync_interval", "0s"), check: func(t *testing.T, cfg *Config) { require.Zero(t, cfg.Rotation.FullSyncInterval) }},
+		// rotation.ownership_interval: 0s .. 1d
+		{name: "OwnershipIntervalOverADay", tweak: rot("ownership_interval", "25h"), want: []string{`rotation.ownership_interval (25h, line |) is too long: use at most 1d; an application rotor was made an owner of`}},
+		{name: "OwnershipIntervalZeroReadsEverySync", tweak: rot("ownership_interval", "0s"), check: func(t *testing.T, cfg *Config) { require.Zero(t, cfg.Rotation.OwnershipInterval) }},
 		{name: "FullSyncIntervalAnHour", tweak: rot("full_sync_interval", "1h"), check: func(t *testing.T, cfg *Config) { require.Equal(t, time.Hour, cfg.Rotation.FullSyncInterval) }},
 
 		// rotation.verify_timeout: 10s .. 45m

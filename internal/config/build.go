@@ -223,6 +223,7 @@ func (b *builder) rotation(raw rawRotation) {
 	r.PlanInterval, _, planOK = b.durIn(s, "rotation.plan_interval", raw.PlanInterval, DefaultPlanInterval, planIntervalSpan)
 	r.SyncInterval, _, _ = b.durIn(s, "rotation.sync_interval", raw.SyncInterval, DefaultSyncInterval, syncIntervalSpan)
 	r.FullSyncInterval, _, _ = b.durIn(s, "rotation.full_sync_interval", raw.FullSyncInterval, DefaultFullSyncInterval, fullSyncIntervalSpan)
+	r.OwnershipInterval, _, _ = b.durIn(s, "rotation.ownership_interval", raw.OwnershipInterval, DefaultOwnershipInterval, ownershipIntervalSpan)
 	r.LeaseTTL, _, _ = b.durIn(s, "rotation.lease_ttl", raw.LeaseTTL, DefaultLeaseTTL, leaseTTLSpan)
 	r.RetryAfter, _, _ = b.durIn(s, "rotation.retry_after", raw.RetryAfter, DefaultRetryAfter, retryAfterSpan)
 	r.RetryPermanentAfter, _, _ = b.durIn(s, "rotation.retry_permanent_after", raw.RetryPermanentAfter, DefaultRetryPermanentAfter, retryPermanentAfterSpan)

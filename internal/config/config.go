@@ -41,6 +41,7 @@ const (
 	DefaultPlanInterval         = time.Minute
 	DefaultSyncInterval         = time.Minute
 	DefaultFullSyncInterval     = day
+	DefaultOwnershipInterval    = time.Hour
 	DefaultLeaseTTL             = 30 * time.Second
 	DefaultRetryAfter           = 30 * time.Second
 	DefaultRetryPermanentAfter  = time.Hour
@@ -135,6 +136,11 @@ type RotationSettings struct {
 	// a connection; the syncs between read only what changed (Graph's
 	// delta query). 0 makes every sync a full listing.
 	FullSyncInterval time.Duration
+	// OwnershipInterval is the longest time between two full readings of
+	// what the rotation identity owns; the incremental syncs between ask
+	// only about the applications change tracking reported. 0 reads it
+	// at every sync.
+	OwnershipInterval time.Duration
 	// LeaseTTL is how long a rotor process's lease on its runs lasts
 	// without a heartbeat: a run of a process that died is taken over
 	// this long after its last heartbeat, and one side effect (a sink

@@ -134,7 +134,7 @@ func TestParseValidBase(t *testing.T) {
 	require.Equal(t, filepath.Join(b.dir, "rotor-data"), cfg.DataDir)
 	require.Equal(t, Database{Driver: "sqlite", Path: filepath.Join(b.dir, "rotor-data", "rotor.db")}, cfg.Database)
 	require.Equal(t, cfg.Database.Path, cfg.DatabasePath())
-	require.Equal(t, RotationSettings{Jitter: 30 * time.Second, ConcurrencyPerTenant: 4, MaxInFlight: 512, VerifyTimeout: 5 * time.Minute, PlanInterval: time.Minute, SyncInterval: time.Minute, FullSyncInterval: 24 * time.Hour, LeaseTTL: 30 * time.Second, RetryAfter: 30 * time.Second, RetryPermanentAfter: time.Hour}, cfg.Rotation)
+	require.Equal(t, RotationSettings{Jitter: 30 * time.Second, ConcurrencyPerTenant: 4, MaxInFlight: 512, VerifyTimeout: 5 * time.Minute, PlanInterval: time.Minute, SyncInterval: time.Minute, FullSyncInterval: 24 * time.Hour, OwnershipInterval: time.Hour, LeaseTTL: 30 * time.Second, RetryAfter: 30 * time.Second, RetryPermanentAfter: time.Hour}, cfg.Rotation)
 	require.Equal(t, "text", cfg.Log.Format)
 	require.True(t, cfg.Metrics.Enabled, "/metrics is on by default")
 	require.Empty(t, cfg.Notes)
@@ -884,7 +884,7 @@ func TestParseDefaultsAndShapes(t *testing.T) {
 			check: func(t *testing.T, cfg *Config, b *bundle) {
 				require.Equal(t, domain.OrgID("acme"), cfg.Organization)
 				require.Equal(t, filepath.Join(b.dir, "rotor.db"), cfg.DatabasePath())
-				require.Equal(t, RotationSettings{ConcurrencyPerTenant: 8, MaxInFlight: 512, VerifyTimeout: 10 * time.Minute, PlanInterval: 30 * time.Second, SyncInterval: time.Hour, FullSyncInterval: 24 * time.Hour, LeaseTTL: time.Minute, RetryAfter: 30 * time.Second, RetryPermanentAfter: time.Hour}, cfg.Rotation)
+				require.Equal(t, RotationSettings{ConcurrencyPerTenant: 8, MaxInFlight: 512, VerifyTimeout: 10 * time.Minute, PlanInterval: 30 * time.Second, SyncInterval: time.Hour, FullSyncInterval: 24 * time.Hour, OwnershipInterval: time.Hour, LeaseTTL: time.Minute, RetryAfter: 30 * time.Second, RetryPermanentAfter: time.Hour}, cfg.Rotation)
 				require.Equal(t, LogSettings{Level: -4, Format: "json"}, cfg.Log)
 				require.Equal(t, []string{"fabrikam.onmicrosoft.com"}, cfg.Connections[0].AuxiliaryTenants)
 				require.Equal(t, PurposeRead, cfg.Connections[0].Purpose)

@@ -124,6 +124,7 @@ type rawRotation struct {
 	PlanInterval         duration `yaml:"plan_interval"`
 	SyncInterval         duration `yaml:"sync_interval"`
 	FullSyncInterval     duration `yaml:"full_sync_interval"`
+	OwnershipInterval    duration `yaml:"ownership_interval"`
 	LeaseTTL             duration `yaml:"lease_ttl"`
 	RetryAfter           duration `yaml:"retry_after"`
 	RetryPermanentAfter  duration `yaml:"retry_permanent_after"`

@@ -14,6 +14,8 @@ import (
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
+	"github.com/rotor-dev/rotor/internal/store/postgres"
+	"github.com/rotor-dev/rotor/internal/store/postgres/pgtest"
 	"github.com/rotor-dev/rotor/internal/store/sqlite"
 )
 
@@ -25,9 +27,13 @@ import (
 //     inventory's $select), the yardstick;
 //   - FullSync: the first sync of a connection into an empty SQLite store
 //     (delta link, listing, ownership, FinishSync);
-//   - UnchangedSync: a sync after it with nothing changed (one delta round
-//     and the ownership pages; the store writes one row);
-//   - UnchangedSyncOwned1000: the same against a tenant where the rotation
+//   - FullSyncPostgres: the same into PostgreSQL (ROTOR_TEST_DATABASE_URL);
+//   - UnchangedSync: a sync after it with nothing changed, between two
+//     readings of the ownership (one delta round; the store writes one
+//     row);
+//   - UnchangedSyncReadingOwnership: the same when the ownership is read
+//     in full (once per ownership_interval): 101 pages more;
+//   - UnchangedSyncOwned1000: that against a tenant where the rotation
 //     identity owns 1,000 of the 100,000 applications.
 //
 // Each reports requests/op and the peak heap while it ran (the simulator
@@ -60,12 +66,12 @@ func BenchmarkInventorySync100k(b *testing.B) {
 		perOp["List"] = b.Elapsed().Seconds() / float64(b.N)
 	})
 
-	openStore := func(b *testing.B) (*sqlite.Store, *inventory.Syncer, *clock.Fake) {
+	openStore := func(b *testing.B, opts inventory.Options) (*sqlite.Store, *inventory.Syncer, *clock.Fake) {
 		st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "rotor.db"))
 		require.NoError(b, err)
 		require.NoError(b, st.EnsureOrg(ctx, org, "Acme"))
 		c := clock.NewFake(t0)
-		return st, inventory.NewSyncer(st, c, inventory.Options{}), c
+		return st, inventory.NewSyncer(st, c, opts), c
 	}
 
 	b.Run("FullSync", func(b *testing.B) {
@@ -73,7 +79,7 @@ func BenchmarkInventorySync100k(b *testing.B) {
 		var requests int64
 		for b.Loop() {
 			b.StopTimer()
-			st, syncer, _ := openStore(b)
+			st, syncer, _ := openStore(b, inventory.Options{})
 			before := e.client.Requests()
 			b.StartTimer()
 			res, err := syncer.Sync(ctx, org, conn, e.dir, nil)
@@ -90,8 +96,35 @@ func BenchmarkInventorySync100k(b *testing.B) {
 		perOp["FullSync"] = b.Elapsed().Seconds() / float64(b.N)
 	})
 
-	unchanged := func(b *testing.B, e *simEnv, manageable int) {
-		st, syncer, c := openStore(b)
+	// The same first sync into PostgreSQL (when ROTOR_TEST_DATABASE_URL
+	// names a cluster; skipped otherwise, loudly).
+	b.Run("FullSyncPostgres", func(b *testing.B) {
+		mem := startMemSampler()
+		var requests int64
+		for b.Loop() {
+			b.StopTimer()
+			db := pgtest.New(b)
+			st, err := postgres.Open(ctx, db.AppURL, postgres.WithPassword(db.AppPassword), postgres.WithMigrations(db.OwnerURL, db.OwnerPassword))
+			require.NoError(b, err)
+			require.NoError(b, st.EnsureOrg(ctx, org, "Acme"))
+			syncer := inventory.NewSyncer(st, clock.NewFake(t0), inventory.Options{})
+			before := e.client.Requests()
+			b.StartTimer()
+			res, err := syncer.Sync(ctx, org, conn, e.dir, nil)
+			b.StopTimer()
+			require.NoError(b, err)
+			require.Equal(b, 100_001, res.Seen)
+			requests += e.client.Requests() - before
+			require.NoError(b, st.Close())
+			b.StartTimer()
+		}
+		mem.report(b)
+		b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+		perOp["FullSyncPostgres"] = b.Elapsed().Seconds() / float64(b.N)
+	})
+
+	unchanged := func(b *testing.B, e *simEnv, manageable int, opts inventory.Options) {
+		st, syncer, c := openStore(b, opts)
 		defer st.Close()
 		_, err := syncer.Sync(ctx, org, conn, e.dir, nil)
 		require.NoError(b, err)
@@ -104,7 +137,7 @@ func BenchmarkInventorySync100k(b *testing.B) {
 			require.NoError(b, err)
 			res, err := syncer.Sync(ctx, org, conn, e.dir, nil)
 			require.NoError(b, err)
-			require.Equal(b, inventory.Result{Incremental: true, Manageable: manageable}, res)
+			require.Equal(b, inventory.Result{Incremental: true, Manageable: manageable}, sansAt(res))
 			w1, err := st.RowsWritten(ctx)
 			require.NoError(b, err)
 			requests += e.client.Requests() - before
@@ -115,8 +148,14 @@ func BenchmarkInventorySync100k(b *testing.B) {
 		b.ReportMetric(float64(rows)/float64(b.N), "rows-written/op")
 	}
 	b.Run("UnchangedSync", func(b *testing.B) {
-		unchanged(b, e, 100_000)
+		unchanged(b, e, 100_000, inventory.Options{})
 		perOp["UnchangedSync"] = b.Elapsed().Seconds() / float64(b.N)
+	})
+	// The same with the ownership read in full (as once per
+	// ownership_interval, an hour by default): 101 pages of ids.
+	b.Run("UnchangedSyncReadingOwnership", func(b *testing.B) {
+		unchanged(b, e, 100_000, inventory.Options{OwnershipInterval: -1})
+		perOp["UnchangedSyncReadingOwnership"] = b.Elapsed().Seconds() / float64(b.N)
 	})
 	// The same tenant where the rotation identity owns 1,000 of the
 	// applications (it still reads all of them with Application.Read.All):
@@ -128,13 +167,14 @@ func BenchmarkInventorySync100k(b *testing.B) {
 		})
 		e := &simEnv{sim: s, ten: &s.Info.Tenants[0]}
 		e.signIn(b)
-		unchanged(b, e, 1000)
+		unchanged(b, e, 1000, inventory.Options{OwnershipInterval: -1})
 		perOp["UnchangedSyncOwned1000"] = b.Elapsed().Seconds() / float64(b.N)
 	})
 
 	if l := perOp["List"]; l > 0 {
-		b.Logf("last samples: FullSync/List = %.2f (goal ≤ 1.2), UnchangedSync/List = %.3f, UnchangedSyncOwned1000/List = %.3f (goal ≤ 0.1)",
-			perOp["FullSync"]/l, perOp["UnchangedSync"]/l, perOp["UnchangedSyncOwned1000"]/l)
+		b.Logf("last samples: FullSync/List = %.2f, FullSyncPostgres/List = %.2f (goal ≤ 1.2), UnchangedSync/List = %.3f (goal ≤ 0.1), "+
+			"UnchangedSyncReadingOwnership/List = %.3f, UnchangedSyncOwned1000/List = %.3f",
+			perOp["FullSync"]/l, perOp["FullSyncPostgres"]/l, perOp["UnchangedSync"]/l, perOp["UnchangedSyncReadingOwnership"]/l, perOp["UnchangedSyncOwned1000"]/l)
 	}
 }
 

@@ -225,7 +225,7 @@ func TestIncrementalSyncAppliesChanges(t *testing.T) {
 	b := setup(t)
 	d := trackedOf(6)
 	res := b.sync(t, d)
-	require.Equal(t, inventory.Result{FullReason: inventory.FullFirst, Seen: 6, Changed: 6, Manageable: 3}, res)
+	require.Equal(t, inventory.Result{FullReason: inventory.FullFirst, Seen: 6, Changed: 6, Manageable: 3}, sansAt(res))
 	require.Equal(t, 1, d.listings)
 
 	b.clock.Advance(15 * time.Minute)
@@ -243,7 +243,7 @@ func TestIncrementalSyncAppliesChanges(t *testing.T) {
 	d.change(5, 0, func(a *domain.Application) { a.DisplayName = "last wins" })
 	res = b.sync(t, d)
 	// Pages of three: obj-005 changes in two pages, and is written twice.
-	require.Equal(t, inventory.Result{Incremental: true, Seen: 7, Changed: 5, Removed: 2, Manageable: 2}, res)
+	require.Equal(t, inventory.Result{Incremental: true, Seen: 7, Changed: 5, Removed: 2, Manageable: 2}, sansAt(res))
 	require.Equal(t, 1, d.listings, "no second listing")
 
 	one := b.app(t, 1)
@@ -268,7 +268,7 @@ func TestIncrementalSyncAppliesChanges(t *testing.T) {
 	b.clock.Advance(15 * time.Minute)
 	var res2 inventory.Result
 	n := b.writes(t, func() { res2 = b.sync(t, d) })
-	require.Equal(t, inventory.Result{Incremental: true, Manageable: 2}, res2)
+	require.Equal(t, inventory.Result{Incremental: true, Manageable: 2}, sansAt(res2))
 	require.Equal(t, int64(1), n, "an unchanged sync writes its sync state and nothing else")
 	require.True(t, b.clock.Now().Equal(b.app(t, 0).SyncedAt))
 	st, err := b.store.GetSyncState(t.Context(), org, conn)
@@ -358,7 +358,7 @@ func TestIncrementalSyncFollowsOwnership(t *testing.T) {
 
 	b.clock.Advance(15 * time.Minute)
 	res := b.sync(t, d)
-	require.Equal(t, inventory.Result{Incremental: true, Changed: 1, Removed: 1, Manageable: 3}, res)
+	require.Equal(t, inventory.Result{Incremental: true, Changed: 1, Removed: 1, Manageable: 3}, sansAt(res))
 	require.Equal(t, 3, d.gets, "the two that lost ownership and the new one")
 	require.True(t, b.app(t, 1).Manageable)
 	require.False(t, b.app(t, 2).Manageable)
@@ -367,9 +367,110 @@ func TestIncrementalSyncFollowsOwnership(t *testing.T) {
 
 	b.clock.Advance(15 * time.Minute)
 	n := b.writes(t, func() { res = b.sync(t, d) })
-	require.Equal(t, inventory.Result{Incremental: true, Manageable: 3}, res)
+	require.Equal(t, inventory.Result{Incremental: true, Manageable: 3, OwnershipAt: b.clock.Now()}, res,
+		"a directory that cannot ask about single applications has its ownership read at every sync")
 	require.Equal(t, int64(1), n)
 	require.Equal(t, 3, d.gets, "nothing read one by one once ownership is steady")
+}
+
+// checking is a tracked tenant that can also say who owns single
+// applications (inventory.OwnershipChecker, as Graph's per-application
+// owners), counting full readings of the ownership and applications
+// asked about.
+type checking struct {
+	*tracked
+	reads, asked int
+}
+
+var _ inventory.OwnershipChecker = (*checking)(nil)
+
+func (c *checking) OwnedApplicationIDs(ctx context.Context) (map[string]bool, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.tracked.OwnedApplicationIDs(ctx)
+}
+
+func (c *checking) OwnsApplications(_ context.Context, ids []string) (map[string]bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.asked += len(ids)
+	out := map[string]bool{}
+	for _, id := range ids {
+		if _, ok := c.apps[id]; ok && c.owned[id] {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// TestOwnershipIsReadInFullOnlyEveryInterval: between two full readings
+// of what the identity owns (an hour by default), an unchanged round
+// costs nothing more, the applications a round reports are asked about
+// one by one, a round reporting more than a reading costs reads it in
+// full, and an ownership change nothing else reported waits for the next
+// reading.
+func TestOwnershipIsReadInFullOnlyEveryInterval(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	d := &checking{tracked: trackedOf(6)} // 0, 2, 4 owned
+	first := b.sync(t, d)
+	require.Equal(t, 1, d.reads)
+	require.Equal(t, t0, first.OwnershipAt)
+
+	b.clock.Advance(15 * time.Minute)
+	n := b.writes(t, func() {
+		require.Equal(t, inventory.Result{Incremental: true, Manageable: 3, OwnershipAt: t0}, b.sync(t, d))
+	})
+	require.Equal(t, int64(1), n, "the sync state, nothing else")
+	require.Equal(t, 1, d.reads, "the reading of 15 minutes ago stands")
+	require.Zero(t, d.asked)
+
+	// Reported: a new owned application and a changed one rotor now owns.
+	// Not reported: application 2 lost its owner.
+	d.add(7)
+	d.setOwned(7, true)
+	d.setOwned(1, true)
+	d.change(1, 0, func(a *domain.Application) { a.DisplayName = "renamed" })
+	d.setOwned(2, false)
+	b.clock.Advance(15 * time.Minute)
+	res := b.sync(t, d)
+	require.Equal(t, 1, d.reads)
+	require.Equal(t, 2, d.asked, "only the two reported")
+	require.Equal(t, 2, res.Changed)
+	require.True(t, b.app(t, 7).Manageable)
+	require.True(t, b.app(t, 1).Manageable)
+	require.True(t, b.app(t, 2).Manageable, "an unreported ownership change waits for the next reading")
+
+	// An hour after the first reading: read in full again.
+	b.clock.Advance(31 * time.Minute)
+	res = b.sync(t, d)
+	require.Equal(t, 2, d.reads)
+	require.Equal(t, b.clock.Now(), res.OwnershipAt)
+	require.False(t, b.app(t, 2).Manageable)
+	require.Equal(t, 4, res.Manageable, "0, 1, 4 and 7")
+
+	// More changes than one reading's page costs to ask about (twenty
+	// to a request): read in full instead.
+	for i := 10; i < 40; i++ {
+		d.add(i)
+		d.setOwned(i, i%2 == 0)
+	}
+	b.clock.Advance(time.Minute)
+	b.sync(t, d)
+	require.Equal(t, 3, d.reads)
+	require.Equal(t, 2+3, d.asked, "the first page of three (one request), then a reading for the other 27")
+	require.True(t, b.app(t, 10).Manageable)
+	require.False(t, b.app(t, 11).Manageable)
+
+	// A negative interval reads it at every sync.
+	every := inventory.NewSyncer(b.store, b.clock, inventory.Options{OwnershipInterval: -1})
+	for range 2 {
+		b.clock.Advance(time.Minute)
+		_, err := every.Sync(t.Context(), org, conn, d, nil)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 5, d.reads)
 }
 
 // TestFailedIncrementalSyncKeepsTheLink: what a round that failed
@@ -396,7 +497,7 @@ func TestFailedIncrementalSyncKeepsTheLink(t *testing.T) {
 	d.failAfterPages = 0
 	b.clock.Advance(time.Minute)
 	res := b.sync(t, d)
-	require.Equal(t, inventory.Result{Incremental: true, Seen: 6, Changed: 2, Removed: 1, Manageable: 3}, res,
+	require.Equal(t, inventory.Result{Incremental: true, Seen: 6, Changed: 2, Removed: 1, Manageable: 3}, sansAt(res),
 		"the page applied before the failure is read again and changes nothing")
 	for _, a := range b.apps(t) {
 		require.Equal(t, "v2", a.DisplayName)
@@ -425,7 +526,7 @@ func TestIncrementalReadConnectionBesideRotation(t *testing.T) {
 	rot.remove(5) // deleted in Entra: each connection hears of it in turn
 	rd.remove(5)
 	rot.change(0, 0, func(a *domain.Application) { a.DisplayName = "renamed" })
-	require.Equal(t, inventory.Result{Incremental: true, Seen: 2, Changed: 1, Removed: 1, Manageable: 3}, syncAs(conn, rot))
+	require.Equal(t, inventory.Result{Incremental: true, Seen: 2, Changed: 1, Removed: 1, Manageable: 3}, sansAt(syncAs(conn, rot)))
 	still := b.app(t, 5)
 	require.Equal(t, []domain.Access{{Connection: read}}, still.Access, "the read connection has not synced yet")
 

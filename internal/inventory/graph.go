@@ -34,8 +34,9 @@ type GraphDirectory struct {
 }
 
 var (
-	_ Directory     = (*GraphDirectory)(nil)
-	_ ChangeTracker = (*GraphDirectory)(nil)
+	_ Directory        = (*GraphDirectory)(nil)
+	_ ChangeTracker    = (*GraphDirectory)(nil)
+	_ OwnershipChecker = (*GraphDirectory)(nil)
 )
 
 // NewGraphDirectory returns the Directory of the tenant c is signed in to.
@@ -202,6 +203,48 @@ func (d *GraphDirectory) GetApplications(ctx context.Context, ids []string) ([]d
 		}
 	}
 	return found, gone, nil
+}
+
+// OwnsApplications implements OwnershipChecker: each application's
+// owners (ids only, up to 999), twenty applications to a $batch. One
+// Graph does not have (404) or does not show this identity (403) is not
+// owned.
+func (d *GraphDirectory) OwnsApplications(ctx context.Context, ids []string) (map[string]bool, error) {
+	if d.principal == "" {
+		return nil, errors.New("the rotation identity's service principal object id is not known")
+	}
+	owned := make(map[string]bool, len(ids))
+	for chunk := range slices.Chunk(ids, graph.MaxBatchRequests) {
+		reqs := make([]graph.BatchRequest, len(chunk))
+		for i, id := range chunk {
+			reqs[i] = graph.BatchRequest{ID: strconv.Itoa(i), Method: "GET", URL: "/applications/" + url.PathEscape(id) + "/owners?$select=id&$top=999"}
+		}
+		resps, err := d.client.Batch(ctx, reqs)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range resps {
+			err := r.Err()
+			switch {
+			case err == nil:
+				var page struct {
+					Value []graph.DirectoryObject `json:"value"`
+				}
+				if err := json.Unmarshal(r.Body, &page); err != nil {
+					return nil, fmt.Errorf("owners of application %s: %w", chunk[i], err)
+				}
+				for _, o := range page.Value {
+					if o.ID == d.principal {
+						owned[chunk[i]] = true
+					}
+				}
+			case graph.IsNotFound(err) || graph.IsForbidden(err):
+			default:
+				return nil, fmt.Errorf("owners of application %s: %w", chunk[i], err)
+			}
+		}
+	}
+	return owned, nil
 }
 
 func (d *GraphDirectory) application(a *graph.Application) domain.Application {

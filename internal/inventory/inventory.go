@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/clock"
@@ -58,6 +59,17 @@ type ChangeTracker interface {
 	// ownership changed). The ones the directory does not have, or does
 	// not show this identity, come back in gone.
 	GetApplications(ctx context.Context, objectIDs []string) (found []domain.Application, gone []string, err error)
+}
+
+// OwnershipChecker is a Directory that can say which of a few
+// applications the rotation identity owns without reading everything it
+// owns (each application's owners, twenty to a Graph $batch). An
+// incremental sync uses it, between two full readings of the ownership,
+// for the applications a round of change tracking reported.
+type OwnershipChecker interface {
+	// OwnsApplications returns the subset of objectIDs the identity owns;
+	// an application the directory no longer has is not owned.
+	OwnsApplications(ctx context.Context, objectIDs []string) (map[string]bool, error)
 }
 
 // ErrLinkExpired is a change tracking link the directory no longer
@@ -177,8 +189,13 @@ type Result struct {
 	// connection no longer sees.
 	Removed int
 	// Manageable is how many of the connection's applications rotor can
-	// rotate.
+	// rotate, as of OwnershipAt.
 	Manageable int
+	// OwnershipAt is when what the rotation identity owns was last read
+	// in full: this sync's start, or, for an incremental sync between two
+	// readings (Options.OwnershipInterval), an earlier sync's. Zero for a
+	// connection that may change nothing.
+	OwnershipAt time.Time
 }
 
 // DefaultFullSyncInterval is the longest time between two full syncs of
@@ -215,14 +232,46 @@ type Options struct {
 	// WriteBatch is how many listed applications a full sync writes in
 	// one transaction; zero is DefaultWriteBatch.
 	WriteBatch int
+	// OwnershipInterval is the longest time between two full readings of
+	// what the rotation identity owns (its ownedObjects, a page per 999
+	// applications): zero is DefaultOwnershipInterval, a negative value
+	// reads it at every sync. Between readings an incremental sync asks
+	// only about the applications change tracking reported; an ownership
+	// change on an application nothing else changed on waits for the
+	// next reading.
+	OwnershipInterval time.Duration
 }
+
+// DefaultOwnershipInterval is Options.OwnershipInterval's default. Change
+// tracking does not report owners, so rotor reads them in full at least
+// this often; a rotation identity owning 100,000 applications costs 101
+// requests per reading, which a sync every minute could not afford.
+const DefaultOwnershipInterval = time.Hour
 
 // Syncer copies directories into the store.
 type Syncer struct {
 	store      Store
 	clock      clock.Clock
 	fullEvery  time.Duration
+	ownEvery   time.Duration
 	writeBatch int
+
+	mu sync.Mutex
+	// owned remembers, per organization, connection and tracking scope,
+	// the last full reading of the identity's ownership. It is the
+	// process's own: a new process reads the ownership at its first sync.
+	owned map[ownedKey]ownedMemo
+}
+
+type ownedKey struct {
+	org               domain.OrgID
+	connection, scope string
+}
+
+type ownedMemo struct {
+	at         time.Time // the start of the sync that read it
+	manageable int       // the connection's manageable applications then
+	pages      int       // the Graph pages the reading took (999 ids each)
 }
 
 // NewSyncer returns a Syncer writing to st; c stamps each sync.
@@ -231,7 +280,10 @@ func NewSyncer(st Store, c clock.Clock, opts Options) *Syncer {
 	if every == 0 {
 		every = DefaultFullSyncInterval
 	}
-	return &Syncer{store: st, clock: c, fullEvery: every, writeBatch: cmp.Or(opts.WriteBatch, DefaultWriteBatch)}
+	return &Syncer{
+		store: st, clock: c, fullEvery: every, ownEvery: cmp.Or(opts.OwnershipInterval, DefaultOwnershipInterval),
+		writeBatch: cmp.Or(opts.WriteBatch, DefaultWriteBatch), owned: map[ownedKey]ownedMemo{},
+	}
 }
 
 // Sync copies one connection's directory into the store.
@@ -493,9 +545,13 @@ func (s *Syncer) full(ctx context.Context, r syncRun, reason FullReason) (Result
 		if err != nil {
 			return res, fmt.Errorf("inventory %s: record which applications rotor may change: %w", r.connection, err)
 		}
-		res.Manageable = rr.Manageable
+		res.Manageable, res.OwnershipAt = rr.Manageable, r.started
 	}
-	return res, s.save(ctx, r, link, true)
+	if err := s.save(ctx, r, link, true); err != nil {
+		return res, err
+	}
+	s.remember(r, owned, res.Manageable)
+	return res, nil
 }
 
 // save records the finished sync and, when the directory tracks changes,
@@ -514,23 +570,50 @@ func (s *Syncer) save(ctx context.Context, r syncRun, link string, full bool) er
 // incremental applies the changes since st's link. A refused link, or
 // too many ownership changes to read one by one, return a fallBack: the
 // caller then syncs in full, in the same call.
+//
+// What the rotation identity owns is read in full (beside the changes)
+// when the last reading is older than the ownership interval; between
+// readings only the applications the round reports are asked about, and
+// an unchanged round costs one request.
 func (s *Syncer) incremental(ctx context.Context, r syncRun, st *store.SyncState) (Result, error) {
 	res := Result{Incremental: true}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	own := readOwnership(ctx, r.dir)
+	memo, checker, cached := s.recall(r)
+	var own *ownership // the full reading, when this sync makes one
+	if !cached {
+		own = readOwnership(ctx, r.dir)
+	}
 	ownedErr := func(err error) error {
 		return fmt.Errorf("inventory %s: list the applications rotor owns: %w", r.connection, err)
+	}
+	// owns says which of the changed applications ids the identity owns:
+	// asked one by one while that costs fewer requests over the round than
+	// a full reading would, from a full reading beyond.
+	asked := 0 // requests so far
+	owns := func(ctx context.Context, ids []string) (map[string]bool, error) {
+		if need := (len(ids) + ownersPerRequest - 1) / ownersPerRequest; own == nil && asked+need <= memo.pages {
+			asked += need
+			m, err := checker.OwnsApplications(ctx, ids)
+			if err != nil {
+				return nil, fmt.Errorf("inventory %s: ask which changed applications rotor owns: %w", r.connection, err)
+			}
+			return m, nil
+		}
+		if own == nil { // more to ask about than a full reading costs
+			own = readOwnership(ctx, r.dir)
+		}
+		m, err := own.wait(ctx)
+		if err != nil {
+			return nil, ownedErr(err)
+		}
+		return m, nil
 	}
 
 	next, err := r.tr.Changes(ctx, st.DeltaLink, func(page []Change) error {
 		res.Seen += len(page)
 		if len(page) > 0 {
-			owned, err := own.wait(ctx)
-			if err != nil {
-				return ownedErr(err)
-			}
-			changed, removed, err := s.apply(ctx, r, owned, page)
+			changed, removed, err := s.apply(ctx, r, owns, page)
 			res.Changed += changed
 			res.Removed += removed
 			if err != nil {
@@ -544,10 +627,15 @@ func (s *Syncer) incremental(ctx context.Context, r syncRun, st *store.SyncState
 	case errors.Is(err, ErrLinkExpired):
 		return res, fallBack{FullExpired}
 	case err != nil:
-		if own.ready() && own.err != nil {
+		if own != nil && own.ready() && own.err != nil {
 			return res, ownedErr(own.err)
 		}
 		return res, fmt.Errorf("inventory %s: after %d changes: %w", r.connection, res.Seen, err)
+	}
+	if own == nil {
+		// Between two readings: the count is the last reading's.
+		res.Manageable, res.OwnershipAt = memo.manageable, memo.at
+		return res, s.save(ctx, r, next, false)
 	}
 	owned, err := own.wait(ctx)
 	if err != nil {
@@ -591,15 +679,61 @@ func (s *Syncer) incremental(ctx context.Context, r syncRun, st *store.SyncState
 				return res, err
 			}
 		}
+		res.OwnershipAt = r.started
 	}
-	return res, s.save(ctx, r, next, false)
+	if err := s.save(ctx, r, next, false); err != nil {
+		return res, err
+	}
+	s.remember(r, owned, res.Manageable)
+	return res, nil
+}
+
+// ownersPerRequest is how many applications' owners one request asks
+// for (a Graph $batch holds twenty).
+const ownersPerRequest = 20
+
+// key is what the Syncer remembers a connection's ownership reading by.
+func (r *syncRun) key() ownedKey {
+	k := ownedKey{org: r.org, connection: r.connection}
+	if r.tr != nil {
+		k.scope = r.tr.TrackingScope()
+	}
+	return k
+}
+
+// remember records a full reading of the ownership (none for a
+// connection that may change nothing).
+func (s *Syncer) remember(r syncRun, owned map[string]bool, manageable int) {
+	if owned == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.owned[r.key()] = ownedMemo{at: r.started, manageable: manageable, pages: max(1, (len(owned)+PageSize-1)/PageSize)}
+}
+
+// recall returns the last full reading of the connection's ownership
+// when it is recent enough to sync without reading it again, and the
+// directory can ask about single applications.
+func (s *Syncer) recall(r syncRun) (ownedMemo, OwnershipChecker, bool) {
+	checker, ok := r.dir.(OwnershipChecker)
+	if !ok || s.ownEvery < 0 {
+		return ownedMemo{}, nil, false
+	}
+	s.mu.Lock()
+	m, ok := s.owned[r.key()]
+	s.mu.Unlock()
+	if !ok || r.started.Before(m.at) || r.started.Sub(m.at) >= s.ownEvery {
+		return ownedMemo{}, nil, false
+	}
+	return m, checker, true
 }
 
 // apply writes one page of changes: the last report of each application
 // wins, a removed one leaves the connection's view, and one reported with
 // only some properties is completed from the store (or, if the store does
 // not have it, read from the directory).
-func (s *Syncer) apply(ctx context.Context, r syncRun, owned map[string]bool, page []Change) (changed, removed int, err error) {
+func (s *Syncer) apply(ctx context.Context, r syncRun, owns func(context.Context, []string) (map[string]bool, error), page []Change) (changed, removed int, err error) {
 	last := make(map[string]int, len(page))
 	for i := range page {
 		last[page[i].App.ObjectID] = i
@@ -638,6 +772,16 @@ func (s *Syncer) apply(ctx context.Context, r syncRun, owned map[string]bool, pa
 		}
 		upserts = append(upserts, found...)
 		gone = append(gone, missing...)
+	}
+	var owned map[string]bool
+	if len(upserts) > 0 {
+		ids := make([]string, len(upserts))
+		for i := range upserts {
+			ids[i] = upserts[i].ObjectID
+		}
+		if owned, err = owns(ctx, ids); err != nil {
+			return 0, 0, err
+		}
 	}
 	return s.write(ctx, r, owned, upserts, gone)
 }

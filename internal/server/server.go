@@ -426,12 +426,17 @@ func (s *Server) SyncOrg(ctx context.Context, org domain.OrgID, progress func(in
 }
 
 // syncerOptions maps the configuration onto the syncer's: a
-// full_sync_interval of 0s turns incremental syncs off.
+// full_sync_interval of 0s turns incremental syncs off, an
+// ownership_interval of 0s reads the ownership at every sync.
 func syncerOptions(r config.RotationSettings) inventory.Options {
+	o := inventory.Options{FullSyncInterval: r.FullSyncInterval, OwnershipInterval: r.OwnershipInterval}
 	if r.FullSyncInterval <= 0 {
-		return inventory.Options{FullSyncInterval: -1}
+		o.FullSyncInterval = -1
 	}
-	return inventory.Options{FullSyncInterval: r.FullSyncInterval}
+	if r.OwnershipInterval <= 0 {
+		o.OwnershipInterval = -1
+	}
+	return o
 }
 
 // directory is the inventory's view of a connection: a rotation connection

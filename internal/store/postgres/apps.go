@@ -43,8 +43,13 @@ func ensureOrg(ctx context.Context, tx pgx.Tx, org domain.OrgID, name string, no
 }
 
 const (
-	sqlPageFingerprints = `SELECT object_id, fingerprint FROM applications
-		WHERE org_id = $1 AND tenant_id = $2 AND object_id = ANY($3::text[])`
+	// sqlPageFingerprints reads the stored fingerprints of a page. A join
+	// with the page, not object_id = ANY($3): with statistics of a table
+	// that was empty when the sync began (a first sync), PostgreSQL's
+	// generic plan for ANY scans the whole table and compares each row
+	// with each of the page's thousands of ids.
+	sqlPageFingerprints = `SELECT a.object_id, a.fingerprint FROM unnest($3::text[]) AS p (object_id)
+		JOIN applications a ON a.org_id = $1 AND a.tenant_id = $2 AND a.object_id = p.object_id`
 	// sqlAccess records that a connection saw these applications now
 	// ($5: may change them or not). The stamp only moves forward: two
 	// overlapping syncs of one connection must not let the one that
@@ -59,13 +64,18 @@ const (
 		ON CONFLICT (org_id, tenant_id, object_id, connection) DO UPDATE SET
 			can_change = CASE WHEN $7::boolean THEN app_access.can_change ELSE excluded.can_change END,
 			synced_at = greatest(app_access.synced_at, excluded.synced_at)`
-	// sqlUpsertApp writes an application's content unless a sync that
-	// started later already wrote it (content_at) or saw it (an access row
-	// stamped later: that listing found it unchanged): an older listing
-	// never replaces a newer one.
-	sqlUpsertApp = `INSERT INTO applications (org_id, tenant_id, object_id, app_id, display_name,
+	// sqlUpsertApps writes applications' content (one array per column,
+	// each application once) unless a sync that started later already
+	// wrote it (content_at) or saw it (an access row stamped later: that
+	// listing found it unchanged): an older listing never replaces a newer
+	// one. It returns the applications it wrote.
+	sqlUpsertApps = `INSERT INTO applications (org_id, tenant_id, object_id, app_id, display_name,
 			sign_in_audience, created_at, owners, fingerprint, min_end, content_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		SELECT $1, a.tenant_id, a.object_id, a.app_id, a.display_name, a.sign_in_audience, a.created_at,
+				ARRAY(SELECT jsonb_array_elements_text(a.owners::jsonb)), a.fingerprint, a.min_end, $2
+			FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
+				$9::text[], $10::bytea[], $11::timestamptz[])
+				AS a (tenant_id, object_id, app_id, display_name, sign_in_audience, created_at, owners, fingerprint, min_end)
 		ON CONFLICT (org_id, tenant_id, object_id) DO UPDATE SET
 			app_id = excluded.app_id, display_name = excluded.display_name,
 			sign_in_audience = excluded.sign_in_audience, created_at = excluded.created_at,
@@ -73,7 +83,16 @@ const (
 			content_at = excluded.content_at
 		WHERE (applications.content_at IS NULL OR applications.content_at <= excluded.content_at)
 			AND excluded.content_at >= coalesce((SELECT max(x.synced_at) FROM app_access x
-				WHERE x.org_id = excluded.org_id AND x.tenant_id = excluded.tenant_id AND x.object_id = excluded.object_id), '-infinity')`
+				WHERE x.org_id = excluded.org_id AND x.tenant_id = excluded.tenant_id AND x.object_id = excluded.object_id), '-infinity')
+		RETURNING tenant_id, object_id`
+	// sqlDeleteAppsCreds deletes the credentials of many applications.
+	sqlDeleteAppsCreds = `DELETE FROM credentials c USING unnest($2::text[], $3::text[]) AS a (tenant_id, object_id)
+		WHERE c.org_id = $1 AND c.tenant_id = a.tenant_id AND c.app_object_id = a.object_id`
+	// sqlInsertAppsCreds inserts the credentials of many applications.
+	sqlInsertAppsCreds = `INSERT INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name,
+			hint, thumbprint, start_at, end_at)
+		SELECT $1, c.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+			$9::timestamptz[], $10::timestamptz[]) AS c`
 	sqlDeleteCreds = `DELETE FROM credentials WHERE org_id = $1 AND tenant_id = $2 AND app_object_id = $3`
 	// sqlInsertCreds writes any number of an application's credentials
 	// in one statement, one array per column.
@@ -97,6 +116,33 @@ func insertCreds(ctx context.Context, tx pgx.Tx, org domain.OrgID, tenant, objec
 	}
 	_, err := tx.Exec(ctx, sqlInsertCreds, string(org), tenant, object, keys, kinds, names, hints, thumbs, starts, ends)
 	return err
+}
+
+// upsertRows are applications to write, one slice per column.
+type upsertRows struct {
+	tenant, object, appID, name, audience, owners []string
+	created, minEnd                               []pgtype.Timestamptz
+	sum                                           [][]byte
+}
+
+// add adds an application; owners is the JSON of its sorted owners.
+func (u *upsertRows) add(a *domain.Application, owners string, sum []byte) {
+	u.tenant, u.object, u.appID = append(u.tenant, a.TenantID), append(u.object, a.ObjectID), append(u.appID, a.AppID)
+	u.name, u.audience = append(u.name, a.DisplayName), append(u.audience, a.SignInAudience)
+	u.owners, u.sum = append(u.owners, owners), append(u.sum, sum)
+	u.created, u.minEnd = append(u.created, tz(a.CreatedAt)), append(u.minEnd, tz(codec.MinEnd(a.Credentials)))
+}
+
+// credRows are credentials to insert, one slice per column.
+type credRows struct {
+	tenant, object, key, kind, name, hint, thumb []string
+	start, end                                   []pgtype.Timestamptz
+}
+
+func (r *credRows) add(tenant, object string, c domain.Credential) {
+	r.tenant, r.object, r.key = append(r.tenant, tenant), append(r.object, object), append(r.key, c.KeyID)
+	r.kind, r.name, r.hint, r.thumb = append(r.kind, string(c.Kind)), append(r.name, c.DisplayName), append(r.hint, c.Hint), append(r.thumb, c.Thumbprint)
+	r.start, r.end = append(r.start, tz(c.Start)), append(r.end, tz(c.End))
 }
 
 // ownersKey is the owners' form the fingerprint covers: the JSON of the
@@ -184,42 +230,75 @@ func syncPage(ctx context.Context, tx pgx.Tx, p *store.SyncApplicationsParams, a
 		}
 	}
 
-	var f codec.Fingerprinter
-	changed := 0
+	// Only the applications whose Entra content changed are written: the
+	// page's last copy of each (apps is in key order with later copies
+	// after earlier ones), all of them with one statement, then their old
+	// credentials deleted and the new ones inserted with one statement
+	// each. One round trip per application would make a first sync of
+	// 100,000 applications cost 200,000 of them.
+	var (
+		f       codec.Fingerprinter
+		up      upsertRows
+		written = map[appKey]bool{}
+	)
 	for i := range apps {
 		a := &apps[i]
 		key := appKey{a.TenantID, a.ObjectID}
-		owners := codec.SortedOwners(a.Owners)
-		ok, err := ownersKey(owners)
+		if i+1 < len(apps) && apps[i+1].TenantID == a.TenantID && apps[i+1].ObjectID == a.ObjectID {
+			continue // a later copy in the page wins
+		}
+		ok, err := ownersKey(codec.SortedOwners(a.Owners))
 		if err != nil {
 			return 0, err
 		}
 		sum := f.Sum(a, ok)
-		old, exists := stored[key]
-		if exists && bytes.Equal(old, sum) {
+		if old, exists := stored[key]; exists && bytes.Equal(old, sum) {
 			continue
 		}
-		tag, err := tx.Exec(ctx, sqlUpsertApp, org, a.TenantID, a.ObjectID, a.AppID, a.DisplayName,
-			a.SignInAudience, tz(a.CreatedAt), owners, sum, tz(codec.MinEnd(a.Credentials)), synced)
+		up.add(a, ok, sum)
+	}
+	if len(up.tenant) > 0 {
+		rows, err := tx.Query(ctx, sqlUpsertApps, org, synced, up.tenant, up.object, up.appID, up.name,
+			up.audience, up.created, up.owners, up.sum, up.minEnd)
 		if err != nil {
 			return 0, err
 		}
-		if tag.RowsAffected() == 0 {
-			continue // a later sync's listing is already stored
+		var tenant, object string
+		if _, err := pgx.ForEachRow(rows, []any{&tenant, &object}, func() error {
+			written[appKey{tenant, object}] = true
+			return nil
+		}); err != nil {
+			return 0, err
 		}
-		if exists {
-			if _, err := tx.Exec(ctx, sqlDeleteCreds, org, a.TenantID, a.ObjectID); err != nil {
+	}
+	if len(written) > 0 {
+		var del, creds credRows
+		for i := range apps {
+			a := &apps[i]
+			key := appKey{a.TenantID, a.ObjectID}
+			if !written[key] || (i+1 < len(apps) && apps[i+1].TenantID == a.TenantID && apps[i+1].ObjectID == a.ObjectID) {
+				continue
+			}
+			if _, exists := stored[key]; exists {
+				del.tenant, del.object = append(del.tenant, a.TenantID), append(del.object, a.ObjectID)
+			}
+			for _, c := range a.Credentials {
+				creds.add(a.TenantID, a.ObjectID, c)
+			}
+		}
+		if len(del.tenant) > 0 {
+			if _, err := tx.Exec(ctx, sqlDeleteAppsCreds, org, del.tenant, del.object); err != nil {
 				return 0, err
 			}
 		}
-		if err := insertCreds(ctx, tx, p.Org, a.TenantID, a.ObjectID, a.Credentials); err != nil {
-			return 0, err
+		if len(creds.tenant) > 0 {
+			if _, err := tx.Exec(ctx, sqlInsertAppsCreds, org, creds.tenant, creds.object, creds.key, creds.kind,
+				creds.name, creds.hint, creds.thumb, creds.start, creds.end); err != nil {
+				return 0, err
+			}
 		}
-		// A page that lists an application twice: the second sees the first.
-		stored[key] = sum
-		changed++
 	}
-
+	changed := len(written)
 	// The connection's view, by tenant and access, each application once
 	// (an upsert may not touch a row twice), in key order.
 	for _, tenant := range tenants {
@@ -280,10 +359,15 @@ func (s *Store) FinishSync(ctx context.Context, p store.FinishSyncParams) (int, 
 	return int(n), nil
 }
 
-// deleteUnseen deletes the org's applications no connection sees.
+// deleteUnseen deletes the org's applications no connection sees, and
+// their credentials (no foreign key cascades: migration 0004).
 func deleteUnseen(ctx context.Context, tx pgx.Tx, org domain.OrgID) error {
-	_, err := tx.Exec(ctx, `DELETE FROM applications a WHERE a.org_id = $1 AND NOT EXISTS
-		(SELECT 1 FROM app_access x WHERE x.org_id = $1 AND x.tenant_id = a.tenant_id AND x.object_id = a.object_id)`, string(org))
+	_, err := tx.Exec(ctx, `WITH gone AS (
+			DELETE FROM applications a WHERE a.org_id = $1 AND NOT EXISTS
+				(SELECT 1 FROM app_access x WHERE x.org_id = $1 AND x.tenant_id = a.tenant_id AND x.object_id = a.object_id)
+			RETURNING a.tenant_id, a.object_id)
+		DELETE FROM credentials c USING gone g
+			WHERE c.org_id = $1 AND c.tenant_id = g.tenant_id AND c.app_object_id = g.object_id`, string(org))
 	return err
 }
 

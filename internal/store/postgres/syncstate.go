@@ -24,7 +24,7 @@ import (
 // RemoveApplications deletes the connection's views of the applications
 // (unless a later sync stamped them) and then, by primary key, those of
 // the applications that no connection sees any more; their credentials go
-// with them (ON DELETE CASCADE).
+// with them.
 func (s *Store) RemoveApplications(ctx context.Context, p store.RemoveApplicationsParams) (int, error) {
 	if p.Org == "" || p.Connection == "" || p.SyncStarted.IsZero() {
 		return 0, errors.New("remove applications: org, connection and SyncStarted must be set")
@@ -62,11 +62,17 @@ func (s *Store) RemoveApplications(ctx context.Context, p store.RemoveApplicatio
 		}
 		// A second statement: a data-modifying CTE's deletions are not
 		// visible to the rest of its statement.
-		_, err = tx.Exec(ctx, `DELETE FROM applications a
-			USING unnest($2::text[], $3::text[]) AS g (tenant_id, object_id)
-			WHERE a.org_id = $1 AND a.tenant_id = g.tenant_id AND a.object_id = g.object_id
-				AND NOT EXISTS (SELECT 1 FROM app_access x
-					WHERE x.org_id = $1 AND x.tenant_id = a.tenant_id AND x.object_id = a.object_id)`,
+		// The applications and their credentials (no foreign key
+		// cascades: migration 0004).
+		_, err = tx.Exec(ctx, `WITH gone AS (
+				DELETE FROM applications a
+				USING unnest($2::text[], $3::text[]) AS g (tenant_id, object_id)
+				WHERE a.org_id = $1 AND a.tenant_id = g.tenant_id AND a.object_id = g.object_id
+					AND NOT EXISTS (SELECT 1 FROM app_access x
+						WHERE x.org_id = $1 AND x.tenant_id = a.tenant_id AND x.object_id = a.object_id)
+				RETURNING a.tenant_id, a.object_id)
+			DELETE FROM credentials c USING gone g
+				WHERE c.org_id = $1 AND c.tenant_id = g.tenant_id AND c.app_object_id = g.object_id`,
 			string(p.Org), tenants, objects)
 		return err
 	})

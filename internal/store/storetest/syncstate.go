@@ -89,6 +89,14 @@ func testRemoveApplications(t *testing.T, b *bundle) {
 	_, err = b.s.GetApplication(b.ctx, b.org, objectID(1))
 	require.ErrorIs(t, err, store.ErrNotFound, "nobody sees it: gone with its credentials")
 	require.Equal(t, []domain.Access{{Connection: conn2, CanChange: true}}, b.get(t, b.org, objectID(2)).Access)
+	// Listed again without credentials: none of the old ones survived.
+	b.sync(t, b.org, conn2, b.t0.Add(30*time.Second), []domain.Application{b.newApp(1, noCredentials)})
+	require.Empty(t, b.get(t, b.org, objectID(1)).Credentials)
+	n, err = b.s.RemoveApplications(b.ctx, store.RemoveApplicationsParams{
+		Org: b.org, Connection: conn2, ObjectIDs: []string{objectID(1)}, SyncStarted: b.t0.Add(time.Minute),
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 
 	// A sync that started after the removal's sync saw it: it stays.
 	b.sync(t, b.org, conn1, b.t0.Add(2*time.Minute), b.newApps(3, 3))
