@@ -24,6 +24,7 @@ const DefaultLeaseTTL = 30 * time.Second
 type LeaseStore interface {
 	RenewLease(ctx context.Context, p store.RenewLeaseParams) (time.Time, error)
 	ReleaseLease(ctx context.Context, holder string) error
+	CountLiveLeases(ctx context.Context) (int, error)
 }
 
 // Lease is this process's lease: every run it starts or takes over is
@@ -45,6 +46,31 @@ type Lease struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	failing bool
+	onLive  func(n int)
+}
+
+// OnLiveLeases makes the lease count the live leases (the rotor processes
+// sharing the database, this one included) after each renewal, every
+// TTL/3, and tell fn: the Graph pacer divides its budget between them
+// (pacer.Registry.SetShare). Call it before Acquire.
+func (l *Lease) OnLiveLeases(fn func(n int)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onLive = fn
+}
+
+// countLive tells onLive how many leases are live. A failed count keeps
+// the last share: the next heartbeat tries again.
+func (l *Lease) countLive(ctx context.Context) {
+	l.mu.Lock()
+	fn := l.onLive
+	l.mu.Unlock()
+	if fn == nil {
+		return
+	}
+	if n, err := l.store.CountLiveLeases(ctx); err == nil {
+		fn(max(n, 1))
+	}
 }
 
 // NewLease makes the lease of one process; nothing is written until
@@ -90,6 +116,16 @@ func (l *Lease) Acquire(ctx context.Context) error {
 	hctx, cancel := context.WithCancel(context.Background())
 	l.stop, l.done, l.started = cancel, make(chan struct{}), true
 	go l.heartbeat(hctx)
+	fn := l.onLive
+	if fn != nil {
+		go func() {
+			cctx, cancel := context.WithTimeout(hctx, l.ttl/3)
+			defer cancel()
+			if n, err := l.store.CountLiveLeases(cctx); err == nil {
+				fn(max(n, 1))
+			}
+		}()
+	}
 	return nil
 }
 
@@ -105,6 +141,9 @@ func (l *Lease) heartbeat(ctx context.Context) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, l.ttl/3)
 		until, err := l.store.RenewLease(rctx, store.RenewLeaseParams{Holder: l.id, TTL: l.ttl})
+		if err == nil {
+			l.countLive(rctx)
+		}
 		cancel()
 		l.mu.Lock()
 		switch {

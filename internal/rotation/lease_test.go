@@ -2,7 +2,9 @@ package rotation
 
 import (
 	"errors"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -137,4 +139,39 @@ func TestUnfinishedRetirementGivesTheRunBack(t *testing.T) {
 	second := b.engine(t)
 	require.NoError(t, second.Retire(b.ctx, b.org, run.ID, b.policy), "another live process finishes it")
 	b.assertConverged(t)
+}
+
+// TestLeaseCountsTheLiveProcesses: each process's lease tells it how many
+// rotor processes share the database (the Graph pacer's share), at once
+// when acquired and after each renewal, so a process that dies or stops
+// cleanly gives its share back.
+func TestLeaseCountsTheLiveProcesses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seen := func() (func(int), func() int) {
+		var mu sync.Mutex
+		last := 0
+		return func(n int) { mu.Lock(); last = n; mu.Unlock() }, func() int { mu.Lock(); defer mu.Unlock(); return last }
+	}
+	setA, gotA := seen()
+	setB, gotB := seen()
+	// The heartbeat ticks on the wall clock (every TTL/3); the fake clock
+	// stands still, so no lease expires unless released.
+	a := NewLease(b.store, b.clock, nil, 300*time.Millisecond, "a")
+	a.OnLiveLeases(setA)
+	require.NoError(t, a.Acquire(b.ctx))
+	require.Eventually(t, func() bool { return gotA() == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	lb := NewLease(b.store, b.clock, nil, 300*time.Millisecond, "b")
+	lb.OnLiveLeases(setB)
+	require.NoError(t, lb.Acquire(b.ctx))
+	require.Eventually(t, func() bool { return gotB() == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	// a learns of b at its next heartbeat.
+	require.Eventually(t, func() bool { return gotA() == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	// b stops: a is alone again after its next heartbeat.
+	require.NoError(t, lb.Close(b.ctx))
+	require.Eventually(t, func() bool { return gotA() == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, a.Close(b.ctx))
 }

@@ -223,6 +223,16 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 	s.policies = policyset.New(s.store, s.clock, s.log, 0)
 	s.syncer = inventory.NewSyncer(s.store, s.clock, syncerOptions(cfg.Rotation))
 	lease := rotation.NewLease(s.store, s.clock, s.log, cfg.Rotation.LeaseTTL, cmp.Or(s.opts.Process, "rotor"))
+	if s.pacers != nil {
+		// Replicas on one database share each identity's Graph budget:
+		// each keeps to its share of the live processes.
+		lease.OnLiveLeases(func(n int) {
+			if prev := s.pacers.Share(); prev != n {
+				s.pacers.SetShare(n)
+				s.log.Info("graph budget shared", "processes", n, "was", prev)
+			}
+		})
+	}
 
 	s.engine = rotation.New(rotation.Config{
 		Store:                s.store,

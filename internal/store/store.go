@@ -149,6 +149,10 @@ type Store interface {
 	// ReleaseLease ends a holder's lease at once (a clean shutdown), so
 	// its runs can be taken over without waiting for the expiry.
 	ReleaseLease(ctx context.Context, holder string) error
+	// CountLiveLeases counts the holders whose lease is live now: the
+	// rotor processes sharing the database (replicas that divide Graph's
+	// budget between them).
+	CountLiveLeases(ctx context.Context) (int, error)
 	// ClaimRun makes Holder the run's lease holder when the run has none,
 	// already is Holder's, or its holder's lease has expired, renewing
 	// Holder's lease to now + TTL in the same transaction; it returns the

@@ -61,6 +61,18 @@ func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	return nil
 }
 
+// CountLiveLeases implements store.Store, by the database's clock.
+func (s *Store) CountLiveLeases(ctx context.Context) (int, error) {
+	var n int
+	err := s.tx(ctx, "", pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM leases WHERE expires_at > now()`).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count live leases: %w", err)
+	}
+	return n, nil
+}
+
 // ClaimRun locks the run's row, checks that nobody live holds it, renews
 // the claimant's lease and moves the run to it, in one transaction. The
 // row lock serialises it with FenceRun and with other claims: a fence that

@@ -49,6 +49,15 @@ func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	return nil
 }
 
+// CountLiveLeases implements store.Store.
+func (s *Store) CountLiveLeases(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM leases WHERE expires_at > ?`, encTime(s.clock.Now())).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count live leases: %w", err)
+	}
+	return n, nil
+}
+
 // ClaimRun is one guarded UPDATE in a transaction that also renews the
 // claimant's lease: the run moves to Holder only if nobody live holds it.
 func (s *Store) ClaimRun(ctx context.Context, p store.ClaimRunParams) (string, error) {

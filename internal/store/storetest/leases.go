@@ -272,3 +272,20 @@ func testOverlappingSyncsKeepWhatBothSaw(t *testing.T, b *bundle) {
 	require.Equal(t, "renamed-in-entra", got.DisplayName)
 	require.True(t, b.sameTime(laterStill, got.SyncedAt), "SyncedAt is the listing the content comes from")
 }
+
+// testLeaseCountLive: the live leases are the processes sharing the
+// store; a released one no longer counts.
+func testLeaseCountLive(t *testing.T, b *bundle) {
+	count := func() int {
+		n, err := b.s.CountLiveLeases(b.ctx)
+		require.NoError(t, err)
+		return n
+	}
+	require.Zero(t, count())
+	b.lease(t, "p1")
+	b.lease(t, "p2")
+	b.lease(t, "p2")
+	require.Equal(t, 2, count())
+	require.NoError(t, b.s.ReleaseLease(b.ctx, "p1"))
+	require.Equal(t, 1, count())
+}

@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"Runs/ListNewestFirstWithFilters", testListRuns},
 		{"Leases/FenceEveryWrite", testLeaseFencesEveryWrite},
 		{"Leases/ClaimOnlyWhenTheHolderIsGone", testLeaseClaim},
+		{"Leases/CountLive", testLeaseCountLive},
 		{"Access/OneViewPerConnection", testAccessPerConnection},
 		{"Applications/SetCredentialsBetweenSyncs", testSetCredentials},
 		{"Targets/PinnedPerOrgAppPolicyAndSink", testPinnedTargets},

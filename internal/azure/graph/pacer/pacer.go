@@ -97,6 +97,7 @@ type Registry struct {
 	pacers  map[Key]*Pacer
 	tenants map[string]*bucket // tenant-wide writes
 	apps    map[string]*appBuckets
+	share   int // the processes the budgets are divided between (SetShare)
 }
 
 type appBuckets struct{ writes, ru *bucket }
@@ -105,7 +106,7 @@ type appBuckets struct{ writes, ru *bucket }
 func NewRegistry(opts Options) *Registry {
 	r := &Registry{
 		clock: opts.Clock, opts: opts, jitter: opts.Jitter,
-		pacers: map[Key]*Pacer{}, tenants: map[string]*bucket{}, apps: map[string]*appBuckets{},
+		pacers: map[Key]*Pacer{}, tenants: map[string]*bucket{}, apps: map[string]*appBuckets{}, share: 1,
 	}
 	if r.clock == nil {
 		r.clock = clock.Real{}
@@ -136,24 +137,63 @@ func (r *Registry) For(k Key) *Pacer {
 	if s, ok := r.opts.TenantSizes[k.TenantID]; ok {
 		ru = Limit{s.ResourceUnits(), cmpOr(ru.Window, ResourceUnitWindow)}
 	}
+	now := r.clock.Now()
 	tw, ok := r.tenants[k.TenantID]
 	if !ok {
-		tw = newBucket(BucketTenantWrites, b.TenantWrites)
+		tw = newBucket(BucketTenantWrites, b.TenantWrites, r.share, now)
 		r.tenants[k.TenantID] = tw
 	}
 	ab, ok := r.apps[k.ClientID]
 	if !ok {
-		ab = &appBuckets{writes: newBucket(BucketAppWrites, b.AppWrites), ru: newBucket(BucketAppResourceUnits, b.AppResourceUnits)}
+		ab = &appBuckets{writes: newBucket(BucketAppWrites, b.AppWrites, r.share, now), ru: newBucket(BucketAppResourceUnits, b.AppResourceUnits, r.share, now)}
 		r.apps[k.ClientID] = ab
 	}
 	p := &Pacer{
 		key: k, reg: r,
-		ru:     newBucket(BucketResourceUnits, ru),
-		writes: newBucket(BucketWrites, b.Writes),
+		ru:     newBucket(BucketResourceUnits, ru, r.share, now),
+		writes: newBucket(BucketWrites, b.Writes, r.share, now),
 		tenant: tw, appW: ab.writes, appRU: ab.ru,
 	}
 	r.pacers[k] = p
 	return p
+}
+
+// SetShare divides every budget between n processes (at least one): the
+// replicas sharing one database, each pacing its own requests. Graph
+// meters an identity in a tenant however many processes call it, so n
+// replicas each keeping to the whole budget would together spend n
+// times it. Each bucket's rate and size become 1/n of the limit; a
+// bucket holding more than its new size keeps only that. rotor calls it
+// with the number of live process leases, renewed every few seconds
+// (rotation.Lease), so a replica that dies gives its share back within
+// a lease's time to live.
+func (r *Registry) SetShare(n int) {
+	n = max(n, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n == r.share {
+		return
+	}
+	r.share = n
+	now := r.clock.Now()
+	for _, p := range r.pacers {
+		p.ru.setShare(n, now)
+		p.writes.setShare(n, now)
+	}
+	for _, b := range r.tenants {
+		b.setShare(n, now)
+	}
+	for _, ab := range r.apps {
+		ab.writes.setShare(n, now)
+		ab.ru.setShare(n, now)
+	}
+}
+
+// Share is the number of processes the budgets are divided between.
+func (r *Registry) Share() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.share
 }
 
 // Pacers returns every pacer made so far, by tenant then client id: what a
@@ -201,7 +241,7 @@ func (p *Pacer) charges(c Cost) []charge {
 	out := make([]charge, 0, 5)
 	add := func(b *bucket, n int) {
 		if n > 0 && b.lim != nil {
-			out = append(out, charge{b, min(n, b.burst)})
+			out = append(out, charge{b, min(n, b.size())})
 		}
 	}
 	add(p.ru, c.ResourceUnits)
@@ -375,7 +415,9 @@ func (p *Pacer) bucketFor(s Scope) *bucket {
 type Budget struct {
 	// Bucket is one of the Bucket… names.
 	Bucket string
-	Limit  Limit
+	// Limit is this process's share of Graph's limit (all of it unless
+	// Registry.SetShare divided it).
+	Limit Limit
 	// Remaining is the tokens the bucket holds now, never below 0 (the
 	// requests waiting have taken the ones it will refill next) and at
 	// most Limit.Count less a small headroom (one second of refill, at
@@ -396,7 +438,7 @@ func (p *Pacer) Remaining() []Budget {
 		if b.lim == nil {
 			continue
 		}
-		bg := Budget{Bucket: b.name, Limit: b.limit, Remaining: max(0, b.lim.TokensAt(now))}
+		bg := Budget{Bucket: b.name, Limit: b.shareLimit(), Remaining: max(0, b.lim.TokensAt(now))}
 		if u := b.paused(); u.After(now) {
 			bg.PausedUntil = u
 		}
@@ -417,15 +459,44 @@ type bucket struct {
 	mu         sync.Mutex
 	pausedTill time.Time
 	strikes    int // consecutive 429s without Retry-After
+	share      int // the processes the limit is divided between
 }
 
-func newBucket(name string, l Limit) *bucket {
-	b := &bucket{name: name, limit: l}
+func newBucket(name string, l Limit, share int, now time.Time) *bucket {
+	b := &bucket{name: name, limit: l, share: 1}
 	if l.on() {
 		b.burst = l.Count - headroom(l)
 		b.lim = rate.NewLimiter(rate.Limit(l.rate()), b.burst)
 	}
+	b.setShare(share, now)
 	return b
+}
+
+// setShare makes the bucket 1/n of the limit: its rate, and its size
+// (the tokens it holds are cut to the new size).
+func (b *bucket) setShare(n int, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lim == nil || n == b.share {
+		return
+	}
+	b.share = n
+	b.lim.SetLimitAt(now, rate.Limit(b.limit.rate()/float64(n)))
+	b.lim.SetBurstAt(now, max(1, b.burst/n))
+}
+
+// size is what the bucket holds when full: this process's share.
+func (b *bucket) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return max(1, b.burst/b.share)
+}
+
+// shareLimit is this process's share of the limit.
+func (b *bucket) shareLimit() Limit {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return Limit{Count: b.limit.Count / b.share, Window: b.limit.Window}
 }
 
 // headroom is how much less than Graph's bucket ours holds when full: one

@@ -398,3 +398,50 @@ func TestFullBucketKeepsHeadroom(t *testing.T) {
 	require.Equal(t, 17940.0, remaining(p, pacer.BucketTenantWrites))
 	require.Equal(t, pacer.Limit{Count: 3000, Window: 150 * time.Second}, limit(p, pacer.BucketWrites))
 }
+
+// TestShareDividesTheBudget: three replicas share one Graph budget, so
+// each keeps a third of it — a third of the size and a third of the
+// refill — and takes the whole back when the others are gone.
+func TestShareDividesTheBudget(t *testing.T) {
+	b := setup(t, func(o *pacer.Options) {
+		o.Budgets.Writes = pacer.Limit{Count: 30, Window: 30 * time.Second} // one a second
+		o.Budgets.ResourceUnits = pacer.Limit{}
+	})
+	b.reg.SetShare(3)
+	require.Equal(t, 3, b.reg.Share())
+	writes := func(p *pacer.Pacer) pacer.Budget {
+		for _, bg := range p.Remaining() {
+			if bg.Bucket == pacer.BucketWrites {
+				return bg
+			}
+		}
+		t.Fatal("no writes bucket")
+		return pacer.Budget{}
+	}
+	require.Equal(t, 10, writes(b.p).Limit.Count)
+	for range 10 {
+		require.NoError(t, b.p.Wait(t.Context(), pacer.Cost{Writes: 1}))
+	}
+	done := waitAsync(t.Context(), b.p, pacer.Cost{Writes: 1})
+	requireBlocked(t, b, 1, done)
+	// A third of the refill: one write every three seconds.
+	b.clk.Advance(2 * time.Second)
+	requireBlocked(t, b, 1, done)
+	b.clk.Advance(1100 * time.Millisecond)
+	requireDone(t, done)
+
+	// A pacer made after the share was set gets its share too.
+	other := b.reg.For(pacer.Key{TenantID: "tenant-2", ClientID: "rotor-app"})
+	require.Equal(t, 10, writes(other).Limit.Count)
+
+	// The other replicas are gone: the whole budget again, refilling
+	// at the full rate (a full bucket only after its window).
+	b.reg.SetShare(1)
+	require.Equal(t, 30, writes(b.p).Limit.Count)
+	b.clk.Advance(30 * time.Second)
+	for range 29 {
+		require.NoError(t, b.p.Wait(t.Context(), pacer.Cost{Writes: 1}))
+	}
+	b.reg.SetShare(0)
+	require.Equal(t, 1, b.reg.Share(), "at least this process")
+}
