@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 // open opens a store on db as its application role, migrating first as its
 // owner; the test closes it.
-func open(t *testing.T, db *pgtest.DB, opts ...Option) *Store {
+func open(t testing.TB, db *pgtest.DB, opts ...Option) *Store {
 	t.Helper()
 	opts = append([]Option{WithPassword(db.AppPassword), WithMigrations(db.OwnerURL, db.OwnerPassword)}, opts...)
 	s, err := Open(t.Context(), db.AppURL, opts...)
@@ -659,4 +659,13 @@ func TestMigrationURLMustReachTheSameSchema(t *testing.T) {
 	a, b := pgtest.New(t), pgtest.New(t)
 	_, err := Open(t.Context(), a.AppURL, WithPassword(a.AppPassword), WithMigrations(b.OwnerURL, b.OwnerPassword))
 	require.ErrorContains(t, err, "both must name the same database and search_path")
+}
+
+// BenchmarkStoreOps100k is the store operation latency at 100,000
+// applications (storetest.Bench; the same benchmark runs on SQLite). The
+// store runs as the application role, under row-level security.
+//
+//	go test -run '^$' -bench BenchmarkStoreOps100k -count=3 ./internal/store/sqlite/ ./internal/store/postgres/
+func BenchmarkStoreOps100k(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store { return open(b, pgtest.New(b)) })
 }

@@ -471,15 +471,16 @@ func (s *Store) GetApplication(ctx context.Context, org domain.OrgID, ref string
 	}
 	lookups := []struct {
 		field string
+		index string
 		where string
 		args  []any
 	}{
-		{"object id", "object_id IN (?, ?)", ids},
-		{"app id", "app_id IN (?, ?)", ids},
-		{"display name", "display_name = ?", []any{ref}},
+		{"object id", "applications_by_object_id", "object_id IN (?, ?)", ids},
+		{"app id", "applications_by_app_id", "app_id IN (?, ?)", ids},
+		{"display name", "applications_by_name", "display_name = ?", []any{ref}},
 	}
 	for _, l := range lookups {
-		apps, err := s.queryApps(ctx, org, l.where, l.args, -1)
+		apps, err := s.lookupApps(ctx, org, l.index, l.where, l.args)
 		if err != nil {
 			return nil, fmt.Errorf("get application %q: %w", ref, err)
 		}
@@ -551,6 +552,23 @@ func prefixSuccessor(prefix string) string {
 // ordered by display name and object id, at most limit (-1: all), each
 // with its credentials.
 func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, args []any, limit int) ([]domain.Application, error) {
+	return s.selectApps(ctx, org, "", where, args, limit, "display_name, object_id, tenant_id")
+}
+
+// lookupApps is queryApps for a condition that index narrows to a few
+// rows (an object id, an app id, a name), named so: the few are sorted
+// after the lookup. Left to itself, SQLite's planner walks the org's
+// whole name index instead (0.9 s at 100,000 applications): without
+// statistics it takes org_id = ? for a narrow condition, when every row
+// of an organization matches it, and prefers the index that covers the
+// query in name order.
+func (s *Store) lookupApps(ctx context.Context, org domain.OrgID, index, where string, args []any) ([]domain.Application, error) {
+	return s.selectApps(ctx, org, " INDEXED BY "+index, where, args, -1, "+display_name, +object_id, +tenant_id")
+}
+
+// selectApps reads the applications matching where, ordered by order;
+// indexedBy, if not empty, is the INDEXED BY clause the lookup uses.
+func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, where string, args []any, limit int, order string) ([]domain.Application, error) {
 	if where != "" {
 		where = " AND " + where
 	}
@@ -562,9 +580,9 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, a
 	// alone was unchanged then).
 	q := `WITH page AS (
 			SELECT tenant_id, object_id, app_id, display_name, sign_in_audience, created_at, owners, content_at
-			FROM applications
+			FROM applications` + indexedBy + `
 			WHERE org_id = ?` + where + `
-			ORDER BY display_name, object_id, tenant_id
+			ORDER BY ` + order + `
 			LIMIT ?),
 		acc AS (
 			SELECT p.tenant_id, p.object_id,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/storetest"
 )
 
 const (
@@ -121,4 +122,12 @@ func BenchmarkSyncApplications(b *testing.B) {
 		}
 		b.ReportMetric(float64(benchApps)*float64(b.N)/b.Elapsed().Seconds(), "apps/s")
 	})
+}
+
+// BenchmarkStoreOps100k is the store operation latency at 100,000
+// applications (storetest.Bench; the same benchmark runs on PostgreSQL).
+//
+//	go test -run '^$' -bench BenchmarkStoreOps100k -count=3 ./internal/store/sqlite/ ./internal/store/postgres/
+func BenchmarkStoreOps100k(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store { return openBench(b) })
 }
