@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -20,15 +22,13 @@ import (
 	"github.com/rotor-dev/rotor/internal/server"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/simfile"
+	"github.com/rotor-dev/rotor/internal/store/postgres"
 )
 
 func newDemoCmd() *cobra.Command {
-	var (
-		addr string
-		keep bool
-	)
+	var o demoOptions
 	c := &cobra.Command{
-		Use:   "demo [--addr 127.0.0.1:8080]",
+		Use:   "demo [--addr 127.0.0.1:8080] [--postgres URL]",
 		Short: "Watch rotor rotate secrets against the built-in Azure simulator",
 		Long: `Demo starts the Azure simulator with two realistic tenants (contoso and
 fabrikam, ~40 applications each, secrets expired, expiring within the hour,
@@ -39,24 +39,92 @@ secret, stores it in the tenant's Key Vault, proves Entra accepts it, and
 after a 45-second overlap (a day in production) retires the older rotor secrets. Each step is narrated
 here and shown on the status page.
 
-Nothing leaves this machine: the simulator listens on loopback only.`,
+With --postgres URL the same demo runs on PostgreSQL. URL names a superuser,
+or a role with CREATEROLE that may create schemas in its database (GRANT
+CREATE ON DATABASE). Give the role's password in the URL
+(postgres://ROLE:PASSWORD@HOST:5432/DATABASE), in an environment variable
+named by --postgres-password-env, or through libpq's PGPASSWORD or
+~/.pgpass; rotor never prints it. The demo creates a schema of its own
+(rotor_demo_…), which URL's role owns and migrates, and an application role
+with a random password, which rotor runs as; it drops both when it stops
+(unless --keep). One URL is for the demo only: in production you create the
+two roles, and rotor runs as the application role (database.url) and
+migrates as the owner (database.migrate_url); see docs/configuration.md.
+
+Nothing leaves this machine but the database connection: the simulator
+listens on loopback only.`,
+		Example: `  rotor demo
+  rotor demo --postgres 'postgres://postgres:secret@127.0.0.1:5432/postgres?sslmode=disable'
+  PGADMIN_PASSWORD=secret rotor demo --postgres postgres://postgres@db:5432/rotor --postgres-password-env PGADMIN_PASSWORD`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), addr, keep)
+			switch {
+			case o.postgresPasswordEnv != "" && o.postgres == "":
+				return &usageError{cmd: cmd.CommandPath(), err: errors.New("--postgres-password-env needs --postgres")}
+			case o.postgresPasswordEnv != "" && !envName.MatchString(o.postgresPasswordEnv):
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--postgres-password-env: %q is not an environment variable's name (letters, digits and _)", o.postgresPasswordEnv)}
+			}
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
-	c.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "where rotor's status page listens (a free port is picked if this one is taken)")
-	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (data, logs, rotor.yaml) after exit")
+	c.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8080", "where rotor's status page listens (a free port is picked if this one is taken)")
+	c.Flags().BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, logs, rotor.yaml), and with --postgres the demo's schema and role, after exit")
+	c.Flags().StringVar(&o.postgres, "postgres", "", "run on the PostgreSQL at `URL` instead of SQLite, as a superuser or a role with CREATEROLE and CREATE on the database (demo only: production uses two roles, see docs/configuration.md)")
+	c.Flags().StringVar(&o.postgresPasswordEnv, "postgres-password-env", "", "the environment variable `NAME` holding the password of --postgres's role, instead of the URL")
 	return c
 }
 
-func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bool) error {
+// envName is what --postgres-password-env may name: it goes into
+// rotor.yaml as an {env: …} reference.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	addr string
+	keep bool
+	// postgres is the URL --postgres gives ("": SQLite), and
+	// postgresPasswordEnv the variable holding its role's password.
+	postgres, postgresPasswordEnv string
+}
+
+func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 	dir, err := os.MkdirTemp("", "rotor-demo-")
 	if err != nil {
 		return err
 	}
-	if !keep {
+	if !o.keep {
 		defer os.RemoveAll(dir)
+	}
+	secrets := filepath.Join(dir, "secrets")
+	if err := os.MkdirAll(secrets, 0o700); err != nil {
+		return err
+	}
+	// The database first: a URL that is wrong, or a role that may not
+	// make the demo's schema, stops the demo before anything starts.
+	var database []byte
+	if o.postgres != "" {
+		sb, yaml, err := demoPostgres(ctx, stdout, secrets, o)
+		if err != nil {
+			return err
+		}
+		database = yaml
+		// Deferred first, so it runs last: after rotor has closed its
+		// connections.
+		defer func() {
+			if o.keep {
+				fmt.Fprintf(stdout, "The demo's schema %s and role %s are kept; drop them with: DROP SCHEMA %s CASCADE; DROP ROLE %s;\n",
+					sb.Schema, sb.AppRole, sb.Schema, sb.AppRole)
+				return
+			}
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := sb.Drop(dctx); err != nil {
+				fmt.Fprintf(stdout, "The demo's schema and role could not be dropped (%v); drop them with: DROP SCHEMA %s CASCADE; DROP ROLE %s;\n",
+					err, sb.Schema, sb.AppRole)
+				return
+			}
+			fmt.Fprintf(stdout, "The demo's schema %s and role %s are dropped.\n", sb.Schema, sb.AppRole)
+		}()
 	}
 	logFile, err := os.OpenFile(filepath.Join(dir, "rotor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -82,16 +150,12 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 	defer srv.Close()
 	info := srv.Info()
 
-	secrets := filepath.Join(dir, "secrets")
-	if err := os.MkdirAll(secrets, 0o700); err != nil {
-		return err
-	}
 	for _, t := range info.Tenants {
 		if err := os.WriteFile(filepath.Join(secrets, t.Name+"-rotation-secret"), []byte(t.Rotation.ClientSecret), 0o600); err != nil {
 			return err
 		}
 	}
-	listen := freeAddr(addr)
+	listen := freeAddr(o.addr)
 	cfgYAML, err := config.SimulatorYAML(info, config.SimulatorConfig{
 		SimFile: filepath.Join(simDir, simfile.FileName), Listen: listen, DataDir: filepath.Join(dir, "data"),
 		Secret: func(t simfile.Tenant) string {
@@ -109,6 +173,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 	if err != nil {
 		return err
 	}
+	cfgYAML = append(cfgYAML, database...)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	if err := os.WriteFile(cfgPath, cfgYAML, 0o600); err != nil {
 		return err
@@ -157,12 +222,61 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, keep bo
 	})
 	if err == nil {
 		where := "its temporary directory is removed (run with --keep to keep it)"
-		if keep {
+		if o.keep {
 			where = "everything is kept in " + dir
 		}
 		fmt.Fprintf(stdout, "\nrotor stopped cleanly; %s.\n", where)
 	}
 	return err
+}
+
+// demoPostgres makes the demo's schema and application role on the
+// PostgreSQL o.postgres names (postgres.NewSandbox) and returns the
+// database section of rotor.yaml for them: passwords by reference, the
+// application role's and a password the URL carried in files under
+// secrets, one from o.postgresPasswordEnv as an {env: …} reference.
+func demoPostgres(ctx context.Context, stdout io.Writer, secrets string, o demoOptions) (*postgres.Sandbox, []byte, error) {
+	clean, urlPassword, err := postgres.SplitPassword(o.postgres)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--postgres: %w", err)
+	}
+	p := postgres.SandboxParams{URL: o.postgres}
+	if o.postgresPasswordEnv != "" {
+		if p.Password = os.Getenv(o.postgresPasswordEnv); p.Password == "" {
+			return nil, nil, fmt.Errorf("--postgres-password-env: the environment variable %s is empty or not set", o.postgresPasswordEnv)
+		}
+	}
+	fmt.Fprintln(stdout, "Making the demo's schema and application role in PostgreSQL…")
+	sb, err := postgres.NewSandbox(ctx, p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--postgres: %w", err)
+	}
+	appPassword := filepath.Join(secrets, "database-app-password")
+	if err := os.WriteFile(appPassword, []byte(sb.AppPassword), 0o600); err != nil {
+		return nil, nil, errors.Join(err, sb.Drop(context.WithoutCancel(ctx)))
+	}
+	var ownerPassword string
+	switch {
+	case urlPassword != "":
+		path := filepath.Join(secrets, "database-owner-password")
+		if err := os.WriteFile(path, []byte(urlPassword), 0o600); err != nil {
+			return nil, nil, errors.Join(err, sb.Drop(context.WithoutCancel(ctx)))
+		}
+		ownerPassword = "\n  migrate_password: {file: " + path + "}"
+	case o.postgresPasswordEnv != "":
+		ownerPassword = "\n  migrate_password: {env: " + o.postgresPasswordEnv + "}"
+	}
+	fmt.Fprintf(stdout, "  database  %s\n            schema %s, owned by %s (which migrates it); rotor runs as role %s\n", clean, sb.Schema, sb.OwnerRole, sb.AppRole)
+	yaml := fmt.Sprintf(`
+# rotor demo --postgres: one URL, for the demo only. In production rotor
+# runs as an application role and migrates as an owner role that you
+# create (docs/configuration.md).
+database:
+  url: %q
+  password: {file: %s}
+  migrate_url: %q%s
+`, sb.AppURL, appPassword, sb.OwnerURL, ownerPassword)
+	return sb, []byte(yaml), nil
 }
 
 // demoExample is how to name web-storefront on the command line: both demo

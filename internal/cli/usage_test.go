@@ -30,7 +30,7 @@ func TestHelpTeaches(t *testing.T) {
 			"sim ", "serve ", "demo ", "sync ", "apps ", "explain ", "rotate ", "runs "}},
 		{[]string{"sim"}, []string{"Azure simulator", "sim.json", "apps=N,tenants=T", "--state", "Examples:", "rotor sim --state ./sim"}},
 		{[]string{"serve"}, []string{"Run rotor as a service", "/healthz", "SIGTERM", "--config"}},
-		{[]string{"demo"}, []string{"Azure simulator", "loopback", "--addr", "--keep"}},
+		{[]string{"demo"}, []string{"Azure simulator", "loopback", "--addr", "--keep", "--postgres URL", "--postgres-password-env", "docs/configuration.md", "demo only"}},
 		{[]string{"sync"}, []string{"Microsoft Graph", "manageable", "--config"}},
 		{[]string{"apps"}, []string{"applications rotor knows", "list"}},
 		{[]string{"apps", "list"}, []string{"STATUS says what rotor will do", "rotor explain", "--expiring", "--manageable", "--connection", "--output", "Examples:", "rotor apps list --expiring 30d"}},

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
@@ -33,12 +34,11 @@ import (
 
 // Config builds the job system.
 type Config struct {
-	// DB is River's pool on SQLite (SetMaxOpenConns(1)), on the same
-	// SQLite file as the store or another. Pool is River's on PostgreSQL
-	// (riverpgxv5), as the application role; its schema is migrated
-	// beforehand, as the owner (MigratePostgres). Exactly one is set.
-	DB       *sql.DB
-	Pool     *pgxpool.Pool
+	// River is the database River keeps its jobs in (SQLite or
+	// Postgres), its schema migrated beforehand (Driver.Migrate: on
+	// PostgreSQL as the owner role, while River then runs as the
+	// application role).
+	River    Driver
 	Engine   *rotation.Engine
 	Store    store.Store
 	Policies rotation.PolicySource
@@ -114,13 +114,13 @@ const (
 	KindRecover = "recover"
 )
 
-// New migrates River's schema on cfg.DB and builds the client; it does not
-// start working until Start. It wires the engine's ScheduleRetire to insert
-// retire jobs, so a client that is never started still schedules
-// retirements (e.g. `rotor rotate`).
+// New builds the client on cfg.River, whose schema must be up to date
+// (Driver.Migrate); it does not start working until Start. It wires the
+// engine's ScheduleRetire to insert retire jobs, so a client that is never
+// started still schedules retirements (e.g. `rotor rotate`).
 func New(ctx context.Context, cfg Config) (*Jobs, error) {
-	if (cfg.DB == nil) == (cfg.Pool == nil) || cfg.Engine == nil || cfg.Store == nil || cfg.Policies == nil {
-		return nil, errors.New("jobs: one of DB and Pool, and Engine, Store and Policies are required")
+	if cfg.River.client == nil || cfg.Engine == nil || cfg.Store == nil || cfg.Policies == nil {
+		return nil, errors.New("jobs: River, Engine, Store and Policies are required")
 	}
 	if cfg.Orgs == nil {
 		st := cfg.Store
@@ -152,12 +152,6 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 		return nil, err
 	}
 	j.instance = id.String()
-
-	if cfg.DB != nil {
-		if err := Migrate(ctx, cfg.DB, j.log); err != nil {
-			return nil, err
-		}
-	}
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &rotateWorker{j: j})
@@ -195,71 +189,98 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 		// clock jumps forward).
 		rc.Test.Time = riverTime{j.clock}
 	}
-	if cfg.DB != nil {
-		j.client, err = river.NewClient(riversqlite.New(cfg.DB), rc)
-	} else {
-		j.client, err = river.NewClient(riverpgxv5.New(cfg.Pool), rc)
-	}
-	if err != nil {
+	if j.client, err = cfg.River.client(rc); err != nil {
 		return nil, fmt.Errorf("jobs: river client: %w", err)
 	}
 	cfg.Engine.SetScheduleRetire(j.ScheduleRetire)
 	return j, nil
 }
 
-// Migrate brings River's schema on db up to date. It is a no-op on an
-// up-to-date database; run it under the store's migration lock
-// (sqlite.Store.WithMigrationLock) when several processes may start at
-// once, since River's migrator does not guard against a concurrent one.
-func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
-	_, err := MigrateApplied(ctx, db, log)
-	return err
+// Driver is the database River keeps its jobs in: SQLite or PostgreSQL
+// (SQLite and Postgres make one). The rest of the package does not know
+// which; River's drivers differ in their transaction type only, which
+// rotor never handles.
+type Driver struct {
+	name     string
+	client   func(*river.Config) (riverClient, error)
+	migrator func(*slog.Logger) (migrator, error)
 }
 
-// MigrateApplied is Migrate, returning the River schema versions it
-// applied (none when the schema was up to date).
-func MigrateApplied(ctx context.Context, db *sql.DB, log *slog.Logger) ([]int, error) {
-	migrator, err := rivermigrate.New(riversqlite.New(db), &rivermigrate.Config{Logger: quiet(cmp.Or(log, slog.Default()))})
+// migrator is what rotor uses of a River migrator, whichever driver it
+// runs on.
+type migrator interface {
+	Migrate(ctx context.Context, direction rivermigrate.Direction, opts *rivermigrate.MigrateOpts) (*rivermigrate.MigrateResult, error)
+	ExistingVersions(ctx context.Context) ([]rivermigrate.Migration, error)
+	AllVersions() []rivermigrate.Migration
+}
+
+var (
+	_ migrator = (*rivermigrate.Migrator[*sql.Tx])(nil)
+	_ migrator = (*rivermigrate.Migrator[pgx.Tx])(nil)
+)
+
+// SQLite is River on db: a single-connection pool (SetMaxOpenConns(1))
+// on the store's SQLite file or another.
+func SQLite(db *sql.DB) Driver { return newDriver("sqlite", riversqlite.New(db)) }
+
+// Postgres is River on pool, in the first schema of its search_path,
+// beside rotor's: the store's pool (postgres.Store.Pool), as the
+// application role, to run jobs; the owner role's to migrate.
+func Postgres(pool *pgxpool.Pool) Driver { return newDriver("postgres", riverpgxv5.New(pool)) }
+
+func newDriver[TTx any](name string, d riverdriver.Driver[TTx]) Driver {
+	return Driver{
+		name: name,
+		client: func(rc *river.Config) (riverClient, error) {
+			c, err := river.NewClient(d, rc)
+			if err != nil {
+				return nil, err // not a typed nil in the interface
+			}
+			return c, nil
+		},
+		migrator: func(log *slog.Logger) (migrator, error) {
+			m, err := rivermigrate.New(d, &rivermigrate.Config{Logger: quiet(cmp.Or(log, slog.Default()))})
+			if err != nil {
+				return nil, fmt.Errorf("jobs: river migrator: %w", err)
+			}
+			return m, nil
+		},
+	}
+}
+
+// Name is "sqlite" or "postgres".
+func (d Driver) Name() string { return d.name }
+
+// Migrate brings River's schema up to date and returns the versions it
+// applied (none when it was up to date). River's migrator does not guard
+// against a concurrent one, so run it under the store's migration lock
+// when several processes may start at once: sqlite.Store.WithMigrationLock,
+// or on PostgreSQL as a postgres.MigrateFunc (postgres.WithMigrations),
+// as the owner role, which then grants the application role River's
+// tables.
+func (d Driver) Migrate(ctx context.Context, log *slog.Logger) ([]int, error) {
+	m, err := d.migrator(log)
 	if err != nil {
-		return nil, fmt.Errorf("jobs: river migrator: %w", err)
+		return nil, err
 	}
-	return migrateUp(ctx, migrator)
-}
-
-// RiverVersions reads the River schema version db has (0 when none) and
-// the newest this rotor knows, changing nothing.
-func RiverVersions(ctx context.Context, db *sql.DB) (have, latest int, err error) {
-	migrator, err := rivermigrate.New(riversqlite.New(db), &rivermigrate.Config{Logger: quiet(slog.Default())})
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
 	if err != nil {
-		return 0, 0, fmt.Errorf("jobs: river migrator: %w", err)
+		return nil, fmt.Errorf("jobs: migrate river schema: %w", err)
 	}
-	return versions(ctx, migrator)
+	var out []int
+	for _, v := range res.Versions {
+		out = append(out, v.Version)
+	}
+	return out, nil
 }
 
-// RiverVersionsPostgres is RiverVersions on PostgreSQL, in the first
-// schema of pool's search_path.
-func RiverVersionsPostgres(ctx context.Context, pool *pgxpool.Pool) (have, latest int, err error) {
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: quiet(slog.Default())})
+// Versions reads the River schema version the database has (0 when none)
+// and the newest this rotor knows, changing nothing.
+func (d Driver) Versions(ctx context.Context) (have, latest int, err error) {
+	m, err := d.migrator(nil)
 	if err != nil {
-		return 0, 0, fmt.Errorf("jobs: river migrator: %w", err)
+		return 0, 0, err
 	}
-	return versions(ctx, migrator)
-}
-
-// RiverLatest is the newest River schema version this rotor knows.
-func RiverLatest() int {
-	migrator, err := rivermigrate.New(riversqlite.New(nil), &rivermigrate.Config{Logger: quiet(slog.Default())})
-	if err != nil {
-		return 0
-	}
-	all := migrator.AllVersions()
-	if len(all) == 0 {
-		return 0
-	}
-	return all[len(all)-1].Version
-}
-
-func versions[TTx any](ctx context.Context, m *rivermigrate.Migrator[TTx]) (have, latest int, err error) {
 	existing, err := m.ExistingVersions(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("jobs: read river schema version: %w", err)
@@ -273,37 +294,17 @@ func versions[TTx any](ctx context.Context, m *rivermigrate.Migrator[TTx]) (have
 	return have, latest, nil
 }
 
-func migrateUp[TTx any](ctx context.Context, m *rivermigrate.Migrator[TTx]) ([]int, error) {
-	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+// RiverLatest is the newest River schema version this rotor knows.
+func RiverLatest() int {
+	m, err := SQLite(nil).migrator(nil)
 	if err != nil {
-		return nil, fmt.Errorf("jobs: migrate river schema: %w", err)
+		return 0
 	}
-	var out []int
-	for _, v := range res.Versions {
-		out = append(out, v.Version)
+	all := m.AllVersions()
+	if len(all) == 0 {
+		return 0
 	}
-	return out, nil
-}
-
-// MigratePostgres brings River's schema up to date on PostgreSQL, in the
-// first schema of pool's search_path, beside rotor's. pool must be the
-// owner role's (the application role may not create tables): the
-// PostgreSQL store runs it under its migration lock
-// (postgres.WithMigrations), then grants the application role River's
-// tables.
-func MigratePostgres(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
-	_, err := MigratePostgresApplied(ctx, pool, log)
-	return err
-}
-
-// MigratePostgresApplied is MigratePostgres, returning the River schema
-// versions it applied.
-func MigratePostgresApplied(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) ([]int, error) {
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: quiet(cmp.Or(log, slog.Default()))})
-	if err != nil {
-		return nil, fmt.Errorf("jobs: river migrator: %w", err)
-	}
-	return migrateUp(ctx, migrator)
+	return all[len(all)-1].Version
 }
 
 // Start takes over what dead processes left (recoverAndEnqueue), then

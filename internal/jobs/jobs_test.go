@@ -3,11 +3,9 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -24,11 +22,10 @@ import (
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/store"
-	"github.com/rotor-dev/rotor/internal/store/sqlite"
 )
 
-// Real River on a real SQLite file, the real store and the real engine;
-// Entra and the sink are in-test maps.
+// Real River on a real store (SQLite, and PostgreSQL: stores_test.go) and
+// the real engine; Entra and the sink are in-test maps.
 
 var (
 	_ rotation.Connections = (*entra)(nil)
@@ -126,7 +123,8 @@ func (p policies) PolicyFor(domain.Application) *domain.Policy { return &p.p }
 
 type bundle struct {
 	ctx    context.Context
-	store  *sqlite.Store
+	store  store.Store
+	rig    storeRig
 	entra  *entra
 	vault  *vault
 	engine *rotation.Engine
@@ -144,16 +142,15 @@ type event struct {
 
 const tenant = "22222222-2222-2222-2222-222222222222"
 
-func setup(t *testing.T, napps int) *bundle {
+func setup(t *testing.T, kind storeKind, napps int) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "rotor.db")
-	st, err := sqlite.Open(ctx, path)
-	require.NoError(t, err)
+	rig := openStore(t, kind)
+	st := rig.store
 	org := domain.OrgID("acme")
 	require.NoError(t, st.EnsureOrg(ctx, org, "Acme"))
 	b := &bundle{
-		ctx: ctx, store: st, org: org, events: make(chan event, 1000),
+		ctx: ctx, store: st, rig: rig, org: org, events: make(chan event, 1000),
 		entra: &entra{apps: map[string][]domain.Credential{}, values: map[string]string{}},
 		vault: &vault{values: map[string]string{}},
 	}
@@ -165,7 +162,7 @@ func setup(t *testing.T, napps int) *bundle {
 		b.apps = append(b.apps, app)
 		b.entra.apps[app.ObjectID] = []domain.Credential{foreign}
 	}
-	_, err = st.SyncApplications(ctx, store.SyncApplicationsParams{Org: org, Connection: "main", SyncStarted: now, Applications: b.apps})
+	_, err := st.SyncApplications(ctx, store.SyncApplicationsParams{Org: org, Connection: "main", SyncStarted: now, Applications: b.apps})
 	require.NoError(t, err)
 
 	pol := domain.Policy{Name: "all", Connection: "main", Selector: domain.Selector{AllOwned: true}, Enabled: true, Kind: domain.KindSecret,
@@ -176,12 +173,8 @@ func setup(t *testing.T, napps int) *bundle {
 	require.NoError(t, err)
 	b.engine = rotation.New(rotation.Config{Store: st, Conns: b.entra, Sinks: sinks, Clock: clock.Real{}, VerifyTimeout: 5 * time.Second})
 
-	// River gets its own single-connection pool on the same file.
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate")
-	require.NoError(t, err)
-	db.SetMaxOpenConns(1)
 	b.jobs, err = New(ctx, Config{
-		DB: db, Engine: b.engine, Store: st, Policies: policies{pol},
+		River: rig.river, Engine: b.engine, Store: st, Policies: policies{pol},
 		PlanInterval: time.Hour, Jitter: 50 * time.Millisecond,
 		OnEvent: func(kind string, err error) { b.events <- event{kind, err} },
 	})
@@ -190,8 +183,6 @@ func setup(t *testing.T, napps int) *bundle {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = b.jobs.Stop(ctx)
-		_ = db.Close()
-		_ = st.Close()
 	})
 	return b
 }
@@ -215,114 +206,122 @@ func (b *bundle) waitFor(t *testing.T, kind string, n int) {
 
 func TestPlanRotateRetire(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 3)
-	require.NoError(t, b.jobs.Start(b.ctx))
-	b.waitFor(t, KindPlan, 1)
-	b.waitFor(t, KindRetire, 3)
+	eachStore(t, func(t *testing.T, kind storeKind) {
+		b := setup(t, kind, 3)
+		require.NoError(t, b.jobs.Start(b.ctx))
+		b.waitFor(t, KindPlan, 1)
+		b.waitFor(t, KindRetire, 3)
 
-	runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
-	require.NoError(t, err)
-	require.Len(t, runs, 3)
-	for _, r := range runs {
-		require.Equal(t, domain.RunDone, r.State, r.Error)
-		require.Equal(t, domain.TriggerAdoption, r.Trigger)
-		creds, _ := b.entra.Credentials(b.ctx, r.AppObjectID)
-		require.Len(t, creds, 2, "the new secret and the foreign one")
-		require.Contains(t, creds, domain.Credential{KeyID: "foreign-" + r.AppObjectID[len("app-"):], Kind: domain.KindSecret, DisplayName: "ops", Start: creds[0].Start, End: creds[0].End})
-		require.Equal(t, r.NewKeyID, b.vault.values[r.AppObjectID])
-	}
+		runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+		require.NoError(t, err)
+		require.Len(t, runs, 3)
+		for _, r := range runs {
+			require.Equal(t, domain.RunDone, r.State, r.Error)
+			require.Equal(t, domain.TriggerAdoption, r.Trigger)
+			creds, _ := b.entra.Credentials(b.ctx, r.AppObjectID)
+			require.Len(t, creds, 2, "the new secret and the foreign one")
+			require.Contains(t, creds, domain.Credential{KeyID: "foreign-" + r.AppObjectID[len("app-"):], Kind: domain.KindSecret, DisplayName: "ops", Start: creds[0].Start, End: creds[0].End})
+			require.Equal(t, r.NewKeyID, b.vault.values[r.AppObjectID])
+		}
 
-	// Nothing is due any more, although the inventory was not synced.
-	due, err := b.engine.Due(b.ctx, b.org, b.jobs.cfg.Policies)
-	require.NoError(t, err)
-	require.Empty(t, due)
+		// Nothing is due any more, although the inventory was not synced.
+		due, err := b.engine.Due(b.ctx, b.org, b.jobs.cfg.Policies)
+		require.NoError(t, err)
+		require.Empty(t, due)
+	})
 }
 
 func TestOneRotateJobPerApplication(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 2)
-	// Before Start: jobs are only queued.
-	require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
-	require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
-	require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[1]))
-	// The planner finds both due; its jobs are duplicates.
-	w := &planWorker{j: b.jobs}
-	require.NoError(t, w.Work(b.ctx, &river.Job[PlanArgs]{Args: PlanArgs{Org: b.org}}))
-	res, err := b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRotate).First(100))
-	require.NoError(t, err)
-	require.Len(t, res.Jobs, 2)
+	eachStore(t, func(t *testing.T, kind storeKind) {
+		b := setup(t, kind, 2)
+		// Before Start: jobs are only queued.
+		require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
+		require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
+		require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[1]))
+		// The planner finds both due; its jobs are duplicates.
+		w := &planWorker{j: b.jobs}
+		require.NoError(t, w.Work(b.ctx, &river.Job[PlanArgs]{Args: PlanArgs{Org: b.org}}))
+		res, err := b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRotate).First(100))
+		require.NoError(t, err)
+		require.Len(t, res.Jobs, 2)
 
-	// A retirement scheduled twice is one job.
-	at := time.Now().Add(time.Hour)
-	require.NoError(t, b.jobs.ScheduleRetire(b.ctx, b.org, "run-1", at))
-	require.NoError(t, b.jobs.ScheduleRetire(b.ctx, b.org, "run-1", at))
-	res, err = b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRetire).States(rivertype.JobStateScheduled))
-	require.NoError(t, err)
-	require.Len(t, res.Jobs, 1)
+		// A retirement scheduled twice is one job.
+		at := time.Now().Add(time.Hour)
+		require.NoError(t, b.jobs.ScheduleRetire(b.ctx, b.org, "run-1", at))
+		require.NoError(t, b.jobs.ScheduleRetire(b.ctx, b.org, "run-1", at))
+		res, err = b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRetire).States(rivertype.JobStateScheduled))
+		require.NoError(t, err)
+		require.Len(t, res.Jobs, 1)
+	})
 }
 
 func TestStopCancelsStuckRotationAndJournalsIt(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 1)
-	b.entra.block = true // Entra never answers: the run waits for replication
-	require.NoError(t, b.jobs.Start(b.ctx))
-	require.Eventually(t, func() bool {
-		runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunCreated}})
-		return err == nil && len(runs) == 1
-	}, 20*time.Second, 20*time.Millisecond)
+	eachStore(t, func(t *testing.T, kind storeKind) {
+		b := setup(t, kind, 1)
+		b.entra.block = true // Entra never answers: the run waits for replication
+		require.NoError(t, b.jobs.Start(b.ctx))
+		require.Eventually(t, func() bool {
+			runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunCreated}})
+			return err == nil && len(runs) == 1
+		}, 20*time.Second, 20*time.Millisecond)
 
-	ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
-	defer cancel()
-	// Stop must return although the rotation never finishes by itself: its
-	// context is cancelled once ctx ends. (A hang fails the test by its
-	// guard; how fast Stop is belongs in a benchmark, not here.)
-	stopped := make(chan struct{})
-	go func() {
-		_ = b.jobs.Stop(ctx)
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(time.Minute):
-		t.Fatal("Stop did not return after its deadline: the stuck rotation was not cancelled")
-	}
+		ctx, cancel := context.WithTimeout(b.ctx, 200*time.Millisecond)
+		defer cancel()
+		// Stop must return although the rotation never finishes by itself: its
+		// context is cancelled once ctx ends. (A hang fails the test by its
+		// guard; how fast Stop is belongs in a benchmark, not here.)
+		stopped := make(chan struct{})
+		go func() {
+			_ = b.jobs.Stop(ctx)
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(time.Minute):
+			t.Fatal("Stop did not return after its deadline: the stuck rotation was not cancelled")
+		}
 
-	runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
-	require.NoError(t, err)
-	require.Len(t, runs, 1)
-	require.Equal(t, domain.RunAbandoned, runs[0].State, "a cancelled run is journaled, not left active")
+		runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+		require.NoError(t, err)
+		require.Len(t, runs, 1)
+		require.Equal(t, domain.RunAbandoned, runs[0].State, "a cancelled run is journaled, not left active")
+	})
 }
 
 func TestStartRecoversAbandonedRuns(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 1)
-	// A dead process left a run that had created a secret and written a sink.
-	dead := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: b.apps[0].ObjectID,
-		AppID: b.apps[0].AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue}
-	require.NoError(t, b.store.CreateRun(b.ctx, dead))
-	np, err := b.entra.AddPassword(b.ctx, dead.AppObjectID, domain.DisplayNameFor(dead.ID), time.Now().Add(24*time.Hour))
-	require.NoError(t, err)
-	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
-		To: domain.RunCreated, NewKeyID: np.KeyID, SinksStarted: true, Event: domain.RunEvent{Step: domain.StepCreated.Step()}}))
-	require.NoError(t, b.store.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: dead.ID, Event: domain.RunEvent{Step: domain.SinkStep(0, domain.PhaseWriting), Target: "memory sink", Message: "memory sink"}}))
+	eachStore(t, func(t *testing.T, kind storeKind) {
+		b := setup(t, kind, 1)
+		// A dead process left a run that had created a secret and written a sink.
+		dead := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: b.apps[0].ObjectID,
+			AppID: b.apps[0].AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue}
+		require.NoError(t, b.store.CreateRun(b.ctx, dead))
+		np, err := b.entra.AddPassword(b.ctx, dead.AppObjectID, domain.DisplayNameFor(dead.ID), time.Now().Add(24*time.Hour))
+		require.NoError(t, err)
+		require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
+			To: domain.RunCreated, NewKeyID: np.KeyID, SinksStarted: true, Event: domain.RunEvent{Step: domain.StepCreated.Step()}}))
+		require.NoError(t, b.store.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: dead.ID, Event: domain.RunEvent{Step: domain.SinkStep(0, domain.PhaseWriting), Target: "memory sink", Message: "memory sink"}}))
 
-	require.NoError(t, b.jobs.Start(b.ctx))
-	b.waitFor(t, KindRecover, 1)
-	b.waitFor(t, KindRetire, 1)
+		require.NoError(t, b.jobs.Start(b.ctx))
+		b.waitFor(t, KindRecover, 1)
+		b.waitFor(t, KindRetire, 1)
 
-	old, err := b.store.GetRun(b.ctx, b.org, dead.ID)
-	require.NoError(t, err)
-	require.Equal(t, domain.RunAbandoned, old.State)
-	runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunDone}})
-	require.NoError(t, err)
-	require.Len(t, runs, 1)
-	require.Equal(t, dead.ID, runs[0].Replaces)
-	require.Equal(t, domain.TriggerRecovery, runs[0].Trigger)
-	creds, _ := b.entra.Credentials(b.ctx, dead.AppObjectID)
-	require.Len(t, creds, 2, "the abandoned run's secret is retired by the fresh run: %v", creds)
-	for _, c := range creds {
-		require.NotEqual(t, np.KeyID, c.KeyID)
-	}
+		old, err := b.store.GetRun(b.ctx, b.org, dead.ID)
+		require.NoError(t, err)
+		require.Equal(t, domain.RunAbandoned, old.State)
+		runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunDone}})
+		require.NoError(t, err)
+		require.Len(t, runs, 1)
+		require.Equal(t, dead.ID, runs[0].Replaces)
+		require.Equal(t, domain.TriggerRecovery, runs[0].Trigger)
+		creds, _ := b.entra.Credentials(b.ctx, dead.AppObjectID)
+		require.Len(t, creds, 2, "the abandoned run's secret is retired by the fresh run: %v", creds)
+		for _, c := range creds {
+			require.NotEqual(t, np.KeyID, c.KeyID)
+		}
+	})
 }
 
 // TestRecoverySupersededByNewerRun: when a run started after the abandoned
@@ -330,28 +329,30 @@ func TestStartRecoversAbandonedRuns(t *testing.T) {
 // newer run's retirement removes the abandoned secret).
 func TestRecoverySupersededByNewerRun(t *testing.T) {
 	t.Parallel()
-	b := setup(t, 1)
-	app := b.apps[0]
-	dead := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: app.ObjectID,
-		AppID: app.AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue}
-	require.NoError(t, b.store.CreateRun(b.ctx, dead))
-	require.NoError(t, b.store.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: dead.ID, Event: domain.RunEvent{Step: domain.SinkStep(0, domain.PhaseWriting)}}))
-	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
-		To: domain.RunAbandoned, Event: domain.RunEvent{Step: domain.StepAbandoned.Step()}}))
-	newer := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: app.ObjectID,
-		AppID: app.AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue, CreatedAt: time.Now().Add(time.Second)}
-	require.NoError(t, b.store.CreateRun(b.ctx, newer))
-	require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: newer.ID, From: []domain.RunState{domain.RunPlanned},
-		To: domain.RunRetiring, NewKeyID: "k", RetireAt: time.Now().Add(time.Hour), Event: domain.RunEvent{Step: domain.StepRetiring.Step()}}))
+	eachStore(t, func(t *testing.T, kind storeKind) {
+		b := setup(t, kind, 1)
+		app := b.apps[0]
+		dead := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: app.ObjectID,
+			AppID: app.AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue}
+		require.NoError(t, b.store.CreateRun(b.ctx, dead))
+		require.NoError(t, b.store.AppendRunEvent(b.ctx, store.AppendRunEventParams{Org: b.org, RunID: dead.ID, Event: domain.RunEvent{Step: domain.SinkStep(0, domain.PhaseWriting)}}))
+		require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: dead.ID, From: []domain.RunState{domain.RunPlanned},
+			To: domain.RunAbandoned, Event: domain.RunEvent{Step: domain.StepAbandoned.Step()}}))
+		newer := &domain.Run{Org: b.org, ID: uuid.Must(uuid.NewV7()).String(), Connection: "main", TenantID: tenant, AppObjectID: app.ObjectID,
+			AppID: app.AppID, Kind: domain.KindSecret, Trigger: domain.TriggerDue, CreatedAt: time.Now().Add(time.Second)}
+		require.NoError(t, b.store.CreateRun(b.ctx, newer))
+		require.NoError(t, b.store.TransitionRun(b.ctx, store.TransitionRunParams{Org: b.org, RunID: newer.ID, From: []domain.RunState{domain.RunPlanned},
+			To: domain.RunRetiring, NewKeyID: "k", RetireAt: time.Now().Add(time.Hour), Event: domain.RunEvent{Step: domain.StepRetiring.Step()}}))
 
-	out, run, err := b.engine.Handle(b.ctx, rotation.Request{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery,
-		Replaces: dead.ID, RequestedAt: time.Now()}, policies{b.pol})
-	require.NoError(t, err)
-	require.Equal(t, rotation.OutcomeSuperseded, out, "the newer run's retirement removes the abandoned secret")
-	require.Nil(t, run)
+		out, run, err := b.engine.Handle(b.ctx, rotation.Request{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery,
+			Replaces: dead.ID, RequestedAt: time.Now()}, policies{b.pol})
+		require.NoError(t, err)
+		require.Equal(t, rotation.OutcomeSuperseded, out, "the newer run's retirement removes the abandoned secret")
+		require.Nil(t, run)
 
-	out, _, err = b.engine.Handle(b.ctx, rotation.Request{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery,
-		Replaces: newer.ID, RequestedAt: time.Now()}, policies{b.pol})
-	require.NoError(t, err)
-	require.NotEqual(t, rotation.OutcomeSuperseded, out, "nothing newer than the newest run")
+		out, _, err = b.engine.Handle(b.ctx, rotation.Request{Org: b.org, TenantID: tenant, AppObjectID: app.ObjectID, Trigger: domain.TriggerRecovery,
+			Replaces: newer.ID, RequestedAt: time.Now()}, policies{b.pol})
+		require.NoError(t, err)
+		require.NotEqual(t, rotation.OutcomeSuperseded, out, "nothing newer than the newest run")
+	})
 }

@@ -82,7 +82,7 @@ func MigrationStatus(ctx context.Context, configPath string, opts Options) (*Mig
 			if err != nil {
 				return nil, err
 			}
-			riverHave, riverLatest, err = jobs.RiverVersions(ctx, rdb)
+			riverHave, riverLatest, err = jobs.SQLite(rdb).Versions(ctx)
 			_ = rdb.Close()
 			if err != nil {
 				return nil, err
@@ -124,7 +124,7 @@ func postgresRiverVersions(ctx context.Context, url, password string) (int, int,
 		return 0, 0, err
 	}
 	defer pool.Close()
-	return jobs.RiverVersionsPostgres(ctx, pool)
+	return jobs.Postgres(pool).Versions(ctx)
 }
 
 // Migrate brings the configured database up to date, rotor's schema and
@@ -150,7 +150,7 @@ func Migrate(ctx context.Context, configPath string, opts Options) (*MigrationRe
 		popts := []postgres.Option{postgres.WithMigrationReport(report),
 			postgres.WithMigrations(db.MigrateURL, db.MigratePassword.Value().Reveal(),
 				func(ctx context.Context, owner *pgxpool.Pool) error {
-					river, err = jobs.MigratePostgresApplied(ctx, owner, log)
+					river, err = jobs.Postgres(owner).Migrate(ctx, log)
 					return err
 				})}
 		if db.Password != nil {
@@ -171,7 +171,7 @@ func Migrate(ctx context.Context, configPath string, opts Options) (*MigrationRe
 		}
 		err = st.WithMigrationLock(func() error {
 			var err error
-			river, err = jobs.MigrateApplied(ctx, st.DB(), log)
+			river, err = jobs.SQLite(st.DB()).Migrate(ctx, log)
 			return err
 		})
 		if cerr := st.Close(); err == nil {

@@ -7,7 +7,6 @@ package server
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -69,11 +68,10 @@ type Server struct {
 	log   *slog.Logger
 	clock clock.Clock
 	store store.Store
-	// riverDB (SQLite: the store's write pool) or riverPool (PostgreSQL:
-	// the store's pool, as the application role) is what River runs on.
-	riverDB   *sql.DB
-	riverPool *pgxpool.Pool
-	conns     *Conns
+	// river is what River runs on: on SQLite the store's write pool, on
+	// PostgreSQL the store's pool, as the application role.
+	river jobs.Driver
+	conns *Conns
 	// policies are every organization's, from the store.
 	policies *policyset.Set
 	// health is every connection's, for /readyz and the logs.
@@ -145,24 +143,28 @@ func (s *Server) openStore(ctx context.Context) error {
 		}
 		if db.MigrateURL != "" {
 			opts = append(opts, postgres.WithMigrations(db.MigrateURL, db.MigratePassword.Value().Reveal(),
-				func(ctx context.Context, owner *pgxpool.Pool) error { return jobs.MigratePostgres(ctx, owner, s.log) }))
+				func(ctx context.Context, owner *pgxpool.Pool) error {
+					_, err := jobs.Postgres(owner).Migrate(ctx, s.log)
+					return err
+				}))
 		}
 		st, err := postgres.Open(ctx, db.URL, opts...)
 		if err != nil {
 			return fmt.Errorf("database.url: %w", err)
 		}
-		s.store, s.riverPool = st, st.Pool()
+		s.store, s.river = st, jobs.Postgres(st.Pool())
 		return nil
 	}
 	st, err := sqlite.Open(ctx, db.Path, sqlite.WithClock(s.clock))
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", db.Path, err)
 	}
-	if err := st.WithMigrationLock(func() error { return jobs.Migrate(ctx, st.DB(), s.log) }); err != nil {
+	river := jobs.SQLite(st.DB())
+	if err := st.WithMigrationLock(func() error { _, err := river.Migrate(ctx, s.log); return err }); err != nil {
 		st.Close()
 		return err
 	}
-	s.store, s.riverDB = st, st.DB()
+	s.store, s.river = st, river
 	return nil
 }
 
@@ -476,8 +478,7 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 		return nil
 	}
 	j, err := jobs.New(ctx, jobs.Config{
-		DB:           s.riverDB,
-		Pool:         s.riverPool,
+		River:        s.river,
 		Engine:       s.engine,
 		Store:        s.store,
 		Policies:     s,
