@@ -130,10 +130,10 @@ func TestPartitionedReplicaNeverWritesASink(t *testing.T) {
 		lg := slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		e := New(Config{
 			Store: st, Conns: b.dir, Sinks: sinks, Clock: b.clock, Logger: lg, VerifyTimeout: 2 * time.Second,
-			IsPending:   func(err error) bool { return errors.Is(err, errPending) },
-			IsPermanent: func(err error) bool { return errors.Is(err, errPolicy) },
-			Hooks:       hooks,
-			Lease:       NewLease(st, b.clock, lg, 2*time.Second, "replica"),
+			IsPending:      func(err error) bool { return errors.Is(err, errPending) },
+			IsPermanent:    func(err error) bool { return errors.Is(err, errPolicy) },
+			Hooks:          hooks,
+			Lease:          NewLease(st, b.clock, lg, 2*time.Second, "replica"),
 			ScheduleRetire: func(context.Context, domain.OrgID, string, time.Time) error { return nil },
 		})
 		e.backoffBase, e.backoffCap = time.Millisecond, 5*time.Millisecond
