@@ -74,12 +74,14 @@ func BenchmarkInventorySync100k(b *testing.B) {
 		return st, inventory.NewSyncer(st, c, opts), c
 	}
 
-	b.Run("FullSync", func(b *testing.B) {
+	// fullSync times first syncs into stores open makes, each new.
+	fullSync := func(b *testing.B, name string, open func(b *testing.B) (inventory.Store, func() error)) {
 		mem := startMemSampler()
 		var requests int64
 		for b.Loop() {
 			b.StopTimer()
-			st, syncer, _ := openStore(b, inventory.Options{})
+			st, closeStore := open(b)
+			syncer := inventory.NewSyncer(st, clock.NewFake(t0), inventory.Options{})
 			before := e.client.Requests()
 			b.StartTimer()
 			res, err := syncer.Sync(ctx, org, conn, e.dir, nil)
@@ -88,39 +90,29 @@ func BenchmarkInventorySync100k(b *testing.B) {
 			require.Equal(b, inventory.FullFirst, res.FullReason)
 			require.Equal(b, 100_001, res.Seen)
 			requests += e.client.Requests() - before
-			require.NoError(b, st.Close())
+			require.NoError(b, closeStore())
 			b.StartTimer()
 		}
 		mem.report(b)
 		b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
-		perOp["FullSync"] = b.Elapsed().Seconds() / float64(b.N)
+		perOp[name] = b.Elapsed().Seconds() / float64(b.N)
+	}
+	b.Run("FullSync", func(b *testing.B) {
+		fullSync(b, "FullSync", func(b *testing.B) (inventory.Store, func() error) {
+			st, _, _ := openStore(b, inventory.Options{})
+			return st, st.Close
+		})
 	})
-
 	// The same first sync into PostgreSQL (when ROTOR_TEST_DATABASE_URL
 	// names a cluster; skipped otherwise, loudly).
 	b.Run("FullSyncPostgres", func(b *testing.B) {
-		mem := startMemSampler()
-		var requests int64
-		for b.Loop() {
-			b.StopTimer()
+		fullSync(b, "FullSyncPostgres", func(b *testing.B) (inventory.Store, func() error) {
 			db := pgtest.New(b)
 			st, err := postgres.Open(ctx, db.AppURL, postgres.WithPassword(db.AppPassword), postgres.WithMigrations(db.OwnerURL, db.OwnerPassword))
 			require.NoError(b, err)
 			require.NoError(b, st.EnsureOrg(ctx, org, "Acme"))
-			syncer := inventory.NewSyncer(st, clock.NewFake(t0), inventory.Options{})
-			before := e.client.Requests()
-			b.StartTimer()
-			res, err := syncer.Sync(ctx, org, conn, e.dir, nil)
-			b.StopTimer()
-			require.NoError(b, err)
-			require.Equal(b, 100_001, res.Seen)
-			requests += e.client.Requests() - before
-			require.NoError(b, st.Close())
-			b.StartTimer()
-		}
-		mem.report(b)
-		b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
-		perOp["FullSyncPostgres"] = b.Elapsed().Seconds() / float64(b.N)
+			return st, st.Close
+		})
 	})
 
 	unchanged := func(b *testing.B, e *simEnv, manageable int, opts inventory.Options) {

@@ -51,19 +51,7 @@ func benchWave(b *testing.B, inflight int) {
 		b.StopTimer()
 		ctx, cancel := context.WithCancel(b.Context())
 		dir := b.TempDir()
-		st := simtest.Start(b, simtest.Options{
-			StateDir: filepath.Join(dir, "sim"),
-			Seed:     fmt.Sprintf("apps=%d,tenants=1,expiring=1h,replication=%s", waveApps, waveDelay),
-		})
-		info := st.Info
-		simFile := filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)
-		cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
-			SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
-			Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
-			Rotation: config.SimulatorRotation{Jitter: "0s", PlanInterval: "1s", VerifyTimeout: "1m", MaxInFlight: inflight},
-			Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "7d"}},
-		})
-		require.NoError(b, err)
+		info, simFile, cfg := waveSetup(b, dir, inflight)
 		cfgPath := filepath.Join(dir, "rotor.yaml")
 		require.NoError(b, os.WriteFile(cfgPath, cfg, 0o600))
 		tn := info.Tenants[0]
@@ -115,6 +103,26 @@ func benchWave(b *testing.B, inflight int) {
 	b.ReportMetric(mean/waveDelay.Seconds(), "x-delay")
 	b.ReportMetric(float64(peakHeap)/1e6, "peak-heap-MB")
 	b.ReportMetric(float64(peakSys)/1e6, "peak-sys-MB")
+}
+
+// waveSetup starts the wave's simulator (waveApps due applications, a
+// waveDelay replication delay) and writes its rotor.yaml: jitter off, the
+// planner every second, inflight rotate workers (0: the default).
+func waveSetup(b *testing.B, dir string, inflight int) (*simfile.Info, string, []byte) {
+	st := simtest.Start(b, simtest.Options{
+		StateDir: filepath.Join(dir, "sim"),
+		Seed:     fmt.Sprintf("apps=%d,tenants=1,expiring=1h,replication=%s", waveApps, waveDelay),
+	})
+	info := st.Info
+	simFile := filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)
+	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
+		SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
+		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
+		Rotation: config.SimulatorRotation{Jitter: "0s", PlanInterval: "1s", VerifyTimeout: "1m", MaxInFlight: inflight},
+		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "7d"}},
+	})
+	require.NoError(b, err)
+	return info, simFile, cfg
 }
 
 // checkVaultSecretsWork reads every application's vault secret as the

@@ -12,10 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/sim/simtest"
-	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/store/postgres/pgtest"
 )
@@ -46,19 +43,8 @@ func benchWavePostgres(b *testing.B, replicas int) {
 		ctx, cancel := context.WithCancel(b.Context())
 		db := pgtest.New(b)
 		dir := b.TempDir()
-		st := simtest.Start(b, simtest.Options{
-			StateDir: filepath.Join(dir, "sim"),
-			Seed:     fmt.Sprintf("apps=%d,tenants=1,expiring=1h,replication=%s", waveApps, waveDelay),
-		})
-		info := st.Info
-		simFile := filepath.Join(filepath.Dir(info.CAFile), simfile.FileName)
-		yaml, err := config.SimulatorYAML(info, config.SimulatorConfig{
-			SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
-			Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
-			Rotation: config.SimulatorRotation{Jitter: "0s", PlanInterval: "1s", VerifyTimeout: "1m"},
-			Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "7d"}},
-		})
-		require.NoError(b, err)
+		info, simFile, yaml := waveSetup(b, dir, 0)
+		var err error
 		yaml = append(yaml, fmt.Sprintf(`
 database:
   url: %q
