@@ -164,4 +164,3 @@ func latestVersion(t *testing.T) int {
 	require.NoError(t, err)
 	return ms[len(ms)-1].version
 }
-
