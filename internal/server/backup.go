@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 
 	"github.com/rotor-dev/rotor/internal/jobs"
 	"github.com/rotor-dev/rotor/internal/store/postgres"
@@ -92,7 +92,7 @@ func Backup(ctx context.Context, configPath string, opts Options, p BackupParams
 		if err != nil {
 			return nil, err
 		}
-		if sameFile(src, to) || strings.HasPrefix(to, src+"-") || to == src+".migrate-lock" {
+		if sameFile(src, to) || slices.Contains([]string{src + "-wal", src + "-shm", src + "-journal", src + ".migrate-lock"}, to) {
 			return nil, fmt.Errorf("%s is the database itself (or one of its files): write the backup elsewhere", to)
 		}
 		if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
