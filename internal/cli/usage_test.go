@@ -27,7 +27,7 @@ func TestHelpTeaches(t *testing.T) {
 		want []string // what the help must say
 	}{
 		{nil, []string{"rotates Microsoft Entra ID application client secrets", "rotor demo", "docs/configuration.md",
-			"sim ", "serve ", "demo ", "sync ", "apps ", "explain ", "rotate ", "runs "}},
+			"sim ", "serve ", "demo ", "sync ", "apps ", "explain ", "rotate ", "runs ", "backup "}},
 		{[]string{"sim"}, []string{"Azure simulator", "sim.json", "apps=N,tenants=T", "--state", "Examples:", "rotor sim --state ./sim"}},
 		{[]string{"serve"}, []string{"Run rotor as a service", "/healthz", "SIGTERM", "--config"}},
 		{[]string{"demo"}, []string{"Azure simulator", "loopback", "--addr", "--keep", "--postgres URL", "--postgres-password-env", "docs/configuration.md", "demo only"}},
@@ -39,6 +39,7 @@ func TestHelpTeaches(t *testing.T) {
 		{[]string{"runs"}, []string{"rotation runs", "list", "show"}},
 		{[]string{"runs", "list"}, []string{"newest first", "--state", "--app", "Examples:", "rotor runs list --state failed"}},
 		{[]string{"runs", "show"}, []string{"journal", "RUN"}},
+		{[]string{"backup"}, []string{"while 'rotor serve' runs", "VACUUM INTO", "pg_dump", "owner role", "no\nsecret value", "mode 0600", "--force", "--to", "--pg-dump", "docs/backup.md", "Examples:"}},
 	}
 	for _, c := range cases {
 		name := "rotor " + strings.Join(c.path, " ")
@@ -137,7 +138,7 @@ func TestOutputFormatIsChecked(t *testing.T) {
 func TestMissingConfigPointsAtDemo(t *testing.T) {
 	t.Parallel()
 	missing := filepath.Join(t.TempDir(), "nope", "rotor.yaml")
-	for _, args := range [][]string{{"serve"}, {"sync"}, {"apps", "list"}, {"explain", "web-storefront"}, {"rotate", "web-storefront"}, {"runs", "list"}, {"runs", "show", "r1"}} {
+	for _, args := range [][]string{{"serve"}, {"sync"}, {"apps", "list"}, {"explain", "web-storefront"}, {"rotate", "web-storefront"}, {"runs", "list"}, {"runs", "show", "r1"}, {"backup", "--to", "b.db"}} {
 		code, out, errOut := execute(append(args, "--config", missing)...)
 		require.Equal(t, 1, code, "%v: %s", args, errOut)
 		require.Empty(t, out, args)

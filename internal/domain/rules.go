@@ -22,6 +22,29 @@ func NewestRotorCredential(creds []Credential, kind CredentialKind) (Credential,
 	return best, found
 }
 
+// UnjournaledRotorCredential returns a credential of kind in creds that
+// rotor made (display name rotor:<run id>) in a run the journal does not
+// know (known reports whether it knows a run id), started after after. It
+// is the trace a lost journal leaves: a database restored from a backup
+// holds no run begun after the backup was taken, while Entra holds what
+// those runs created and did not retire. Its presence explains a newer
+// journaled secret's absence (that run's retirement removed it) without
+// anyone outside rotor having removed it. The newest such credential is
+// returned.
+func UnjournaledRotorCredential(creds []Credential, kind CredentialKind, after time.Time, known func(runID string) bool) (Credential, bool) {
+	var best Credential
+	found := false
+	for _, c := range creds {
+		if c.Kind != kind || !c.RotorCreated() || !c.Start.After(after) || known(c.RunID()) {
+			continue
+		}
+		if !found || c.Start.After(best.Start) {
+			best, found = c, true
+		}
+	}
+	return best, found
+}
+
 // RenewalTime is when a credential ending at end must be replaced: end −
 // renewBefore, never later than end.
 func RenewalTime(end time.Time, renewBefore time.Duration) time.Time {

@@ -258,3 +258,32 @@ func TestHumanDuration(t *testing.T) {
 	require.Equal(t, "42s", HumanDuration(42*time.Second))
 	require.Equal(t, "1h", HumanDuration(-time.Hour))
 }
+
+func TestUnjournaledRotorCredential(t *testing.T) {
+	t.Parallel()
+	known := map[string]bool{"run-journaled": true}
+	isKnown := func(id string) bool { return known[id] }
+	journaled := cred("journaled", true, t0.Add(time.Hour), t0.AddDate(0, 0, 30))
+	lost := cred("lost", true, t0.Add(2*time.Hour), t0.AddDate(0, 0, 30))
+	lostNewer := cred("lost-newer", true, t0.Add(3*time.Hour), t0.AddDate(0, 0, 30))
+	lostOlder := cred("lost-older", true, t0.Add(-time.Hour), t0.AddDate(0, 0, 30)) // before the run it would explain
+	foreign := cred("foreign", false, t0.Add(4*time.Hour), t0.AddDate(0, 0, 30))
+	lostCert := Credential{KeyID: "cert", Kind: KindCertificate, DisplayName: DisplayNameFor("run-cert"), Start: t0.Add(5 * time.Hour), End: t0.AddDate(0, 0, 30)}
+	for _, tc := range []struct {
+		name  string
+		creds []Credential
+		want  string // "" when none
+	}{
+		{"none", nil, ""},
+		{"only journaled, foreign, older or other kinds", []Credential{journaled, foreign, lostOlder, lostCert}, ""},
+		{"a lost run's secret", []Credential{journaled, lost, foreign}, "lost"},
+		{"the newest of several", []Credential{lost, lostNewer, lostOlder}, "lost-newer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := UnjournaledRotorCredential(tc.creds, KindSecret, t0, isKnown)
+			require.Equal(t, tc.want != "", ok)
+			require.Equal(t, tc.want, got.KeyID)
+		})
+	}
+}

@@ -125,12 +125,14 @@ type runState struct {
 	// (left in place when a sink may hold them) never count as the
 	// application's current one.
 	unfinished map[string]bool
+	// known holds the id of every run read.
+	known map[string]bool
 }
 
 func appKey(tenantID, objectID string) string { return tenantID + "/" + objectID }
 
 func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*runState, error) {
-	rs := &runState{active: map[string]*domain.Run{}, newest: map[string]*domain.Run{}, newestGood: map[string]*domain.Run{}, unfinished: map[string]bool{}, failStreak: map[string]int{}}
+	rs := &runState{active: map[string]*domain.Run{}, newest: map[string]*domain.Run{}, newestGood: map[string]*domain.Run{}, unfinished: map[string]bool{}, failStreak: map[string]int{}, known: map[string]bool{}}
 	p := base
 	p.States = activeStates
 	active, err := e.store.ListRuns(ctx, p)
@@ -139,6 +141,7 @@ func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*
 	}
 	for i := range active {
 		rs.active[appKey(active[i].TenantID, active[i].AppObjectID)] = &active[i]
+		rs.known[active[i].ID] = true
 	}
 	p = base
 	p.States = []domain.RunState{domain.RunRetiring, domain.RunDone, domain.RunFailed, domain.RunAbandoned}
@@ -166,6 +169,7 @@ func (e *Engine) loadRunState(ctx context.Context, base store.ListRunsParams) (*
 	for i := range finished {
 		r := &finished[i]
 		k := appKey(r.TenantID, r.AppObjectID)
+		rs.known[r.ID] = true
 		if r.State == domain.RunAbandoned {
 			rs.unfinished[r.ID] = true
 			continue
@@ -344,7 +348,10 @@ func failureBackoff(base time.Duration, n int) time.Duration {
 // until the next one. It never keeps what Entra no longer has: once a sync
 // that started after the run had certainly created its secret (the run's
 // last update) still does not list it, the secret was removed outside
-// rotor, and the overlay reports it (removed) instead of adding it. And it
+// rotor, and the overlay reports it (removed) instead of adding it —
+// unless Entra lists a newer rotor secret of a run the journal does not
+// know, which is what a database restored from an older backup sees (see
+// domain.UnjournaledRotorCredential). And it
 // hides the secrets of failed and abandoned runs: one that never verified
 // must not pass for the application's current secret and push its renewal
 // months away.
@@ -360,6 +367,14 @@ func (rs *runState) overlay(app domain.Application) (_ domain.Application, remov
 		return app, nil
 	}
 	if app.SyncedAt.After(r.UpdatedAt) {
+		if _, ok := domain.UnjournaledRotorCredential(app.Credentials, r.Kind, r.CreatedAt, func(id string) bool { return rs.known[id] }); ok {
+			// Entra has a newer rotor secret than the journal knows of: a
+			// run the journal lost (the database was restored from a
+			// backup taken before it) made it, and its retirement removed
+			// this one. Nobody removed it outside rotor; the newer secret
+			// is the application's current one.
+			return app, nil
+		}
 		return app, r
 	}
 	app.Credentials = append(slices.Clone(app.Credentials), domain.Credential{

@@ -14,18 +14,21 @@ type onePolicy struct{ p *domain.Policy }
 func (o onePolicy) PolicyFor(domain.Application) *domain.Policy { return o.p }
 
 // TestRecoverAsksSinksWhatTheyHold: a crashed run whose secret no sink
-// holds is removed at once; one that a sink holds stays for the overlap.
+// holds is removed at once; one that a sink holds stays for the overlap;
+// one that every sink holds is not replaced but goes on to retirement.
 func TestRecoverAsksSinksWhatTheyHold(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name      string
-		crashAt   string
-		crashN    int
-		removedAt bool
+		name    string
+		crashAt string
+		crashN  int
+		want    string // "removed", "kept" or "resumed"
 	}{
-		{"before the first sink write landed", "sink:0:writing", 1, true},
-		{"after the first sink holds it", "sink:0:written", 1, false},
-		{"after every sink holds it", "propagated", 1, false},
+		{"before the first sink write landed", "sink:0:writing", 1, "removed"},
+		{"after the first sink holds it", "sink:0:written", 1, "kept"},
+		{"after every sink holds it, unjournaled", "sink:1:written", 1, "resumed"},
+		{"after every sink holds it", "propagated", 1, "resumed"},
+		{"verified", "verified", 1, "resumed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,15 +59,29 @@ func TestRecoverAsksSinksWhatTheyHold(t *testing.T) {
 			before := len(b.dir.removed)
 			abandoned, err := e.Recover(b.ctx, b.org)
 			require.NoError(t, err)
-			require.Len(t, abandoned, 1)
 			run, err := b.store.GetRun(b.ctx, b.org, crashed.ID)
 			require.NoError(t, err)
-			if tc.removedAt {
+			switch tc.want {
+			case "removed":
+				require.Len(t, abandoned, 1)
 				require.Len(t, b.dir.removed, before+1, "no sink holds it: removed at once")
 				require.Contains(t, run.Error, "no sink holds its secret")
-			} else {
+			case "kept":
+				require.Len(t, abandoned, 1)
 				require.Len(t, b.dir.removed, before, "a sink holds it: it stays for the overlap")
 				require.Contains(t, run.Error, "holds it")
+			case "resumed":
+				require.Empty(t, abandoned, "no fresh run: it would only rotate again")
+				require.Equal(t, domain.RunRetiring, run.State)
+				require.Equal(t, crashed.NewKeyID, run.NewKeyID)
+				require.Equal(t, b.clock.Now().Add(b.policy.Overlap), run.RetireAt, "a whole overlap from the takeover")
+				require.Empty(t, run.Holder, "a retiring run belongs to nobody")
+				require.Contains(t, run.Events[len(run.Events)-1].Message, "every sink holds it")
+				require.Len(t, b.dir.removed, before, "nothing removed before the overlap")
+				require.Contains(t, b.retires, run.ID, "its retirement is scheduled")
+				b.clock.Advance(b.policy.Overlap)
+				require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+				b.assertConverged(t)
 			}
 		})
 	}

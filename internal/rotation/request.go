@@ -49,7 +49,8 @@ const requestFreshFor = 15 * time.Minute
 // afresh, decides whether to rotate (a recovery whose abandoned run a newer
 // run superseded does nothing; one whose secret may be in a consumer's
 // hands rotates at once; anything else rotates only if Decide still says
-// due, since the request may be minutes old), and rotates. A failed run is
+// due, since the request may be minutes old, and still says so on the
+// credentials Entra lists now), and rotates. A failed run is
 // an outcome, not an error: its journal says why, and the planner's
 // failure back-off decides when to try again. The error is for what
 // should be retried (the store, a cancelled context).
@@ -96,6 +97,25 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 		if !d.Due {
 			return OutcomeNotDue, nil, nil
 		}
+		// The inventory may be older than Entra in a way the journal
+		// cannot correct: a database restored from a backup knows nothing
+		// of the rotations made since, and the planner may run before the
+		// first sync after the restore. Entra is the truth: ask it, and
+		// rotate only if its credentials still make the application due.
+		if cur, ok := e.entraCredentials(ctx, req.Org, pol.Connection, app.ObjectID); ok && !sameCredentials(app.Credentials, cur) {
+			fresher := *app
+			fresher.Credentials = cur
+			e.refreshInventory(ctx, req.Org, app.TenantID, app.ObjectID, cur, e.log.With("org", string(req.Org), "app", app.ObjectID))
+			if d, err = e.Decide(ctx, req.Org, fresher, pol); err != nil {
+				return "", nil, err
+			}
+			if !d.Due {
+				e.log.Info("not rotated: Entra's credentials, newer than the inventory's, make the application not due", "org", string(req.Org),
+					"tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName, "reason", d.Reason, "detail", d.Message)
+				return OutcomeNotDue, nil, nil
+			}
+			app = &fresher
+		}
 		trigger = d.Trigger
 	}
 	run, err := e.Rotate(ctx, req.Org, *app, *pol, trigger, opts...)
@@ -114,9 +134,10 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 }
 
 // recoveryState looks at the run a recovery request replaces: whether a
-// run started after it has since succeeded (superseded), and whether any
-// sink write of it was ever attempted (held: a consumer may have its
-// secret).
+// run started after it has since succeeded (superseded), and whether a
+// consumer may hold its secret (held). Recover removed the secret unless a
+// sink held it or could not say, so held is whether Entra still has it;
+// when Entra cannot be asked, whether its journal shows a sink write.
 func (e *Engine) recoveryState(ctx context.Context, req Request) (superseded, held bool, err error) {
 	old, err := e.store.GetRun(ctx, req.Org, req.Replaces)
 	if errors.Is(err, store.ErrNotFound) {
@@ -125,10 +146,13 @@ func (e *Engine) recoveryState(ctx context.Context, req Request) (superseded, he
 	if err != nil {
 		return false, false, err
 	}
-	for _, ev := range old.Events {
-		if ev.Step.IsSinkWrite() {
-			held = true
-			break
+	held, known := e.inEntra(ctx, old)
+	if !known {
+		for _, ev := range old.Events {
+			if ev.Step.IsSinkWrite() {
+				held = true
+				break
+			}
 		}
 	}
 	good, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: req.Org, AppObjectID: req.AppObjectID, States: []domain.RunState{domain.RunRetiring, domain.RunDone}, Limit: 1})
@@ -137,6 +161,59 @@ func (e *Engine) recoveryState(ctx context.Context, req Request) (superseded, he
 	}
 	superseded = len(good) > 0 && good[0].CreatedAt.After(old.CreatedAt)
 	return superseded, held, nil
+}
+
+// entraCredentials reads an application's credentials from Entra, or
+// reports that it could not (the rotation that follows then finds out
+// what is wrong).
+func (e *Engine) entraCredentials(ctx context.Context, org domain.OrgID, connection, objectID string) ([]domain.Credential, bool) {
+	dir, err := e.conns.Directory(org, connection)
+	if err != nil {
+		return nil, false
+	}
+	creds, err := dir.Credentials(ctx, objectID)
+	if err != nil {
+		e.log.Debug("reading the application's credentials before rotating failed", "org", string(org), "app", objectID, "error", err)
+		return nil, false
+	}
+	return creds, true
+}
+
+// sameCredentials reports whether a and b hold the same credentials (key
+// ids and ends), in any order.
+func sameCredentials(a, b []domain.Credential) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	ends := make(map[string]time.Time, len(a))
+	for _, c := range a {
+		ends[c.KeyID] = c.End
+	}
+	for _, c := range b {
+		if end, ok := ends[c.KeyID]; !ok || !end.Equal(c.End) {
+			return false
+		}
+	}
+	return true
+}
+
+// inEntra reports whether Entra still lists a secret of run (by its key
+// id, or by its display name when it has none), and whether it could ask.
+func (e *Engine) inEntra(ctx context.Context, run *domain.Run) (present, known bool) {
+	dir, err := e.conns.Directory(run.Org, run.Connection)
+	if err != nil {
+		return false, false
+	}
+	creds, err := dir.Credentials(ctx, run.AppObjectID)
+	if err != nil {
+		return false, false
+	}
+	for _, c := range creds {
+		if (run.NewKeyID != "" && c.KeyID == run.NewKeyID) || c.DisplayName == domain.DisplayNameFor(run.ID) {
+			return true, true
+		}
+	}
+	return false, true
 }
 
 // RetireRun is Retire under the current policy of the run's application

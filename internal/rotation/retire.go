@@ -23,7 +23,9 @@ import (
 // nothing and fails the run: something outside rotor changed the
 // application, and a human must look — unless a later run of the
 // application reached retiring, whose retirement removes this run's
-// secret anyway; then the run is done.
+// secret anyway, or Entra has a newer rotor secret of a run the journal
+// does not know (a database restored from a backup taken before it); then
+// the run is done.
 func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, policy domain.Policy) error {
 	defer e.track()()
 	run, err := e.store.GetRun(ctx, org, runID)
@@ -129,6 +131,21 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 				return err
 			}
 			log.Info("retirement superseded by a later run", "state", string(run.State), "later_run", later.ID)
+			return nil
+		}
+		if newer, ok, err := e.unjournaled(ctx, run, creds); err != nil {
+			return err
+		} else if ok {
+			// The journal lost the run that superseded this one: the
+			// database was restored from a backup taken before it. Entra
+			// shows what it did; rotating again would be for nothing.
+			msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application, and Entra has a newer rotor secret, %s (%q), of a run this database's journal does not know — it was restored from a backup taken before that run, whose retirement removed this secret; nothing is left to retire", run.NewKeyID, newer.KeyID, newer.DisplayName)
+			if err := e.transition(ctx, run, store.TransitionRunParams{
+				To: domain.RunDone, Event: domain.RunEvent{Step: domain.StepDone.Step(), Message: msg},
+			}); err != nil {
+				return err
+			}
+			log.Warn("retirement superseded by a run the journal does not know (restored database?)", "state", string(run.State), "newer_key_id", newer.KeyID, "newer_display_name", newer.DisplayName)
 			return nil
 		}
 		msg := fmt.Sprintf("the secret this run created (%s) is no longer on the application, so rotor removed nothing and rotates the application again; find out who deleted it", run.NewKeyID)
@@ -256,6 +273,22 @@ func (e *Engine) supersededBy(ctx context.Context, run *domain.Run) (*domain.Run
 		}
 	}
 	return nil, nil
+}
+
+// unjournaled returns the newest rotor credential in creds that started
+// after run and whose run the journal does not know
+// (domain.UnjournaledRotorCredential).
+func (e *Engine) unjournaled(ctx context.Context, run *domain.Run, creds []domain.Credential) (domain.Credential, bool, error) {
+	runs, err := e.store.ListRuns(ctx, store.ListRunsParams{Org: run.Org, AppObjectID: run.AppObjectID})
+	if err != nil {
+		return domain.Credential{}, false, fmt.Errorf("rotation: list the runs of %s: %w", run.AppObjectID, err)
+	}
+	known := make(map[string]bool, len(runs))
+	for _, r := range runs {
+		known[r.ID] = true
+	}
+	c, ok := domain.UnjournaledRotorCredential(creds, run.Kind, run.CreatedAt, func(id string) bool { return known[id] })
+	return c, ok, nil
 }
 
 // refreshInventory writes an application's credentials, as a run just left

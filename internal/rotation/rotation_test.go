@@ -420,7 +420,10 @@ func runUntilCrash(fn func()) (crashed bool) {
 // TestCrashAtEveryStep kills the engine right after each journal write of
 // a rotation and its retirement (and once inside addPassword, after Entra
 // created the secret but before rotor heard back), then restarts: Recover,
-// a fresh run for every abandoned one, retirement. Whatever the moment,
+// a fresh run for every abandoned one, retirement. Recovery runs as in
+// rotor (knowing the policy, so it asks the sinks what they hold, and
+// resumes a run every sink holds) and without the policy (the journal
+// alone decides). Whatever the moment,
 // the end state is the same: one rotor credential, the newest, in every
 // sink and accepted by Entra; the foreign credential untouched; no secret
 // value in the journal or the logs.
@@ -449,90 +452,107 @@ func TestCrashAtEveryStep(t *testing.T) {
 	require.Greater(t, len(points), 12)
 	points = append(points, point{"inside-addPassword", 1})
 
-	for _, sinks := range []int{2, 0} {
-		for _, p := range points {
-			t.Run(fmt.Sprintf("sinks=%d/%s#%d", sinks, p.step, p.n), func(t *testing.T) {
-				t.Parallel()
-				b := setup(t)
-				if sinks == 0 {
-					b.policy.Sinks = nil
-				}
-				seen := map[string]int{}
-				var crashedRun domain.Run
-				b.hooks.AfterJournal = func(r domain.Run, st domain.Step) {
-					step := st.String()
-					seen[step]++
-					if step == p.step && seen[step] == p.n {
-						crashedRun = r
-						panic(crash{step})
+	for _, knows := range []bool{true, false} {
+		for _, sinks := range []int{2, 0} {
+			for _, p := range points {
+				t.Run(fmt.Sprintf("policy=%v/sinks=%d/%s#%d", knows, sinks, p.step, p.n), func(t *testing.T) {
+					t.Parallel()
+					b := setup(t)
+					if sinks == 0 {
+						b.policy.Sinks = nil
 					}
-				}
-				if p.step == "inside-addPassword" {
-					b.dir.afterAdd = func() { panic(crash{p.step}) }
-				}
-				e := b.engine(t)
-				crashed := runUntilCrash(func() {
-					run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
-					require.NoError(t, err)
-					b.clock.Advance(b.policy.Overlap)
-					require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
-				})
-				if p.step == "done" && sinks == 0 {
-					require.True(t, crashed)
-				}
-				if !crashed {
-					// The step does not happen in this variant (sink steps
-					// without sinks).
-					require.True(t, sinks == 0 && (strings.HasPrefix(p.step, "sink:") || p.step == domain.StepReplicating.Step().String()), "step %s never reached", p.step)
-					return
-				}
+					if knows {
+						_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: t0, Applications: []domain.Application{b.app}})
+						require.NoError(t, err)
+					}
+					seen := map[string]int{}
+					var crashedRun domain.Run
+					b.hooks.AfterJournal = func(r domain.Run, st domain.Step) {
+						step := st.String()
+						seen[step]++
+						if step == p.step && seen[step] == p.n {
+							crashedRun = r
+							panic(crash{step})
+						}
+					}
+					if p.step == "inside-addPassword" {
+						b.dir.afterAdd = func() { panic(crash{p.step}) }
+					}
+					e := b.engine(t)
+					crashed := runUntilCrash(func() {
+						run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+						require.NoError(t, err)
+						b.clock.Advance(b.policy.Overlap)
+						require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+					})
+					if p.step == "done" && sinks == 0 {
+						require.True(t, crashed)
+					}
+					if !crashed {
+						// The step does not happen in this variant (sink steps
+						// without sinks).
+						require.True(t, sinks == 0 && (strings.HasPrefix(p.step, "sink:") || p.step == domain.StepReplicating.Step().String()), "step %s never reached", p.step)
+						return
+					}
 
-				// Restart: a new engine (new process) on the same store and
-				// Entra, once the dead one's lease has expired.
-				b.die(e)
-				b.hooks = Hooks{}
-				b.dir.afterAdd = nil
-				e = b.engine(t)
-				before := len(b.dir.removed)
-				abandoned, err := e.Recover(b.ctx, b.org)
-				require.NoError(t, err)
-				if crashedRun.ID != "" && crashedRun.State.Active() {
-					require.Len(t, abandoned, 1)
-					require.Equal(t, domain.RunAbandoned, abandoned[0].State)
-				}
-				if p.step == "inside-addPassword" || (sinks == 0 && p.step == "created") {
-					require.Len(t, b.dir.removed, before+1, "the secret nobody received is removed at once")
-				}
-				for _, a := range abandoned {
-					_, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerRecovery, Replacing(a.ID))
-					require.NoError(t, err)
-				}
-				// Every retiring run's retirement was (re)scheduled.
-				retiring, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunRetiring}})
-				require.NoError(t, err)
-				for _, r := range retiring {
-					require.Contains(t, b.retires, r.ID)
-				}
-				b.clock.Advance(b.policy.Overlap)
-				for _, r := range retiring {
-					require.NoError(t, e.Retire(b.ctx, b.org, r.ID, b.policy))
-				}
-				if sinks == 0 {
-					creds := b.dir.creds(b.app.ObjectID)
-					require.Len(t, creds, 2, "%v", creds)
-				} else {
-					b.assertConverged(t)
-				}
-				b.assertNoSecretAtRest(t)
-				runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
-				require.NoError(t, err)
-				for _, r := range runs {
-					require.Contains(t, []domain.RunState{domain.RunDone, domain.RunAbandoned}, r.State, "run %s", r.ID)
-					if r.Trigger == domain.TriggerRecovery {
-						require.NotEmpty(t, r.Replaces)
+					// Restart: a new engine (new process) on the same store and
+					// Entra, once the dead one's lease has expired.
+					b.die(e)
+					b.hooks = Hooks{}
+					b.dir.afterAdd = nil
+					e = b.engine(t)
+					if knows {
+						e.policies = onePolicy{&b.policy}
 					}
-				}
-			})
+					before := len(b.dir.removed)
+					abandoned, err := e.Recover(b.ctx, b.org)
+					require.NoError(t, err)
+					if crashedRun.ID != "" && crashedRun.State.Active() {
+						if len(abandoned) == 0 {
+							// Resumed: every sink held its secret.
+							require.True(t, knows && sinks > 0, "only a run whose sinks can be asked is resumed")
+							got, err := b.store.GetRun(b.ctx, b.org, crashedRun.ID)
+							require.NoError(t, err)
+							require.Equal(t, domain.RunRetiring, got.State)
+						} else {
+							require.Len(t, abandoned, 1)
+							require.Equal(t, domain.RunAbandoned, abandoned[0].State)
+						}
+					}
+					if p.step == "inside-addPassword" || (sinks == 0 && p.step == "created") {
+						require.Len(t, b.dir.removed, before+1, "the secret nobody received is removed at once")
+					}
+					for _, a := range abandoned {
+						_, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerRecovery, Replacing(a.ID))
+						require.NoError(t, err)
+					}
+					// Every retiring run's retirement was (re)scheduled.
+					retiring, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, States: []domain.RunState{domain.RunRetiring}})
+					require.NoError(t, err)
+					for _, r := range retiring {
+						require.Contains(t, b.retires, r.ID)
+					}
+					b.clock.Advance(b.policy.Overlap)
+					for _, r := range retiring {
+						require.NoError(t, e.Retire(b.ctx, b.org, r.ID, b.policy))
+					}
+					if sinks == 0 {
+						creds := b.dir.creds(b.app.ObjectID)
+						require.Len(t, creds, 2, "%v", creds)
+					} else {
+						b.assertConverged(t)
+					}
+					b.assertNoSecretAtRest(t)
+					runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+					require.NoError(t, err)
+					for _, r := range runs {
+						require.Contains(t, []domain.RunState{domain.RunDone, domain.RunAbandoned}, r.State, "run %s", r.ID)
+						if r.Trigger == domain.TriggerRecovery {
+							require.NotEmpty(t, r.Replaces)
+						}
+					}
+				})
+			}
 		}
 	}
 }

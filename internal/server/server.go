@@ -46,6 +46,10 @@ type Options struct {
 	Logger    *slog.Logger
 	LogOutput io.Writer
 	Clock     clock.Clock
+	// JobEvents, if set, is told the kind ("recover", "plan", "sync",
+	// "rotate", "retire") and error of every job the job system ran: a
+	// test signal (jobs.Config.OnEvent).
+	JobEvents func(kind string, err error)
 	// Hooks observe the rotation journal from the moment rotor is
 	// assembled. Commands observe it through the application layer
 	// instead (App().Observe, app.RotateObserver); these are for tests
@@ -489,6 +493,7 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 		Workers:      workers,
 		Logger:       s.log,
 		Clock:        s.clock,
+		OnEvent:      s.opts.JobEvents,
 	})
 	if err != nil {
 		return err
