@@ -50,7 +50,7 @@ func (e *BackupExistsError) Error() string { return e.Path + " already exists" }
 // Backup writes a consistent backup of the database the configuration
 // names to p.To while rotor may be running: SQLite's VACUUM INTO on the
 // database file, or pg_dump's custom format of rotor's PostgreSQL schema,
-// taken as the owner role (docs/backup.md, ADR 18). The backup holds the
+// taken as the owner role (docs/backup.md, ADR 19). The backup holds the
 // inventory, the run journal, leases, policies, connections and River's
 // jobs, and never a secret value: rotor stores none, only references.
 //
@@ -140,7 +140,7 @@ func Backup(ctx context.Context, configPath string, opts Options, p BackupParams
 		if err != nil {
 			return nil, err
 		}
-		rep.RiverVersion, _, err = jobs.RiverVersions(ctx, rdb)
+		rep.RiverVersion, _, err = jobs.SQLite(rdb).Versions(ctx)
 		_ = rdb.Close()
 		if err != nil {
 			return nil, err

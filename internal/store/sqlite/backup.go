@@ -21,7 +21,7 @@ import (
 // The copy is SQLite's VACUUM INTO on a connection of its own: one read
 // transaction, so it is the database as of one commit, WAL included, and
 // in WAL mode it neither waits for writers nor makes them wait (see
-// docs/adr/0018-backup-and-restore.md). The connection never creates the
+// docs/adr/0019-backup-and-restore.md). The connection never creates the
 // database: a missing file is an error wrapping fs.ErrNotExist.
 func BackupInto(ctx context.Context, path, dest string) error {
 	if _, err := os.Stat(path); err != nil {
