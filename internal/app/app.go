@@ -37,6 +37,7 @@ type Store interface {
 	PinnedTargets(ctx context.Context, p store.PinnedTargetsParams) ([]store.PinnedTarget, error)
 	ListAudit(ctx context.Context, p store.ListAuditParams) ([]audit.Record, error)
 	AuditHead(ctx context.Context, org domain.OrgID) (audit.Head, error)
+	ListOrgs(ctx context.Context) ([]store.Org, error)
 }
 
 var _ Store = store.Store(nil)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/audit"
+	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
 )
 
@@ -65,6 +66,9 @@ func (s *Service) AuditList(ctx context.Context, scope Scope, f AuditFilter) ([]
 	case f.ActorKind != "" && !slices.Contains([]ActorKind{ActorUser, ActorToken, ActorSystem}, f.ActorKind):
 		return nil, &InvalidError{Field: "actor_kind", Message: fmt.Sprintf("%q is not user, token or system", f.ActorKind)}
 	}
+	if err := s.knownOrg(ctx, scope.Org); err != nil {
+		return nil, err
+	}
 	p := store.ListAuditParams{
 		Org: scope.Org, AfterSeq: f.After, BeforeSeq: f.Before, Descending: f.Newest, Since: f.Since, Until: f.Until,
 		ActorKind: string(f.ActorKind), ActorID: f.Actor, Action: f.Action, Object: f.Object, Run: f.Run, Limit: f.Limit,
@@ -82,6 +86,22 @@ func (s *Service) AuditList(ctx context.Context, scope Scope, f AuditFilter) ([]
 	return recs, nil
 }
 
+// knownOrg fails with a NotFoundError (kind "organization") when org is
+// not in the store: an empty trail of a mistyped organization would read
+// as an intact one.
+func (s *Service) knownOrg(ctx context.Context, org domain.OrgID) error {
+	orgs, err := s.store.ListOrgs(ctx)
+	if err != nil {
+		return fmt.Errorf("list organizations: %w", err)
+	}
+	for _, o := range orgs {
+		if o.ID == org {
+			return nil
+		}
+	}
+	return &NotFoundError{Kind: "organization", Ref: string(org), Err: store.ErrNotFound}
+}
+
 // AuditVerifyOptions tune AuditVerify.
 type AuditVerifyOptions struct {
 	// Anchors are heads recorded earlier (SEQ:HASH, as AuditVerify's
@@ -96,6 +116,9 @@ type AuditVerifyOptions struct {
 // result, not an error: the error is for a trail that could not be read.
 func (s *Service) AuditVerify(ctx context.Context, scope Scope, opts AuditVerifyOptions) (audit.Result, error) {
 	if err := s.begin(ctx, scope, ActionRead, ObjectAudit); err != nil {
+		return audit.Result{}, err
+	}
+	if err := s.knownOrg(ctx, scope.Org); err != nil {
 		return audit.Result{}, err
 	}
 	res, err := audit.Verify(ctx, scope.Org, store.AuditSource(s.store, scope.Org), audit.VerifyOptions{Anchors: opts.Anchors})

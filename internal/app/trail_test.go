@@ -72,6 +72,13 @@ func TestAuditTrailIsWrittenAndReadThroughTheApplicationLayer(t *testing.T) {
 		require.ErrorAs(t, err, new(*app.InvalidError), name)
 	}
 
+	_, err = b.app.AuditVerify(ctx, app.Scope{Org: "no-such-org", Actor: app.CLI}, app.AuditVerifyOptions{})
+	var nf *app.NotFoundError
+	require.ErrorAs(t, err, &nf, "a mistyped organization is not an empty, intact trail")
+	require.Equal(t, "organization", nf.Kind)
+	_, err = b.app.AuditList(ctx, app.Scope{Org: "no-such-org", Actor: app.CLI}, app.AuditFilter{})
+	require.ErrorAs(t, err, &nf)
+
 	user := app.Scope{Org: b.cli.Org, Actor: app.Actor{Kind: app.ActorUser, ID: "u-1"}}
 	var asked []string
 	b.mu.Lock()
