@@ -198,6 +198,8 @@ type fakeAppender struct {
 	got  []audit.Record
 }
 
+var _ audit.Appender = (*fakeAppender)(nil)
+
 func (f *fakeAppender) AppendAudit(_ context.Context, r audit.Record) (audit.Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

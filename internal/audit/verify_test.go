@@ -23,6 +23,8 @@ type memTrail struct {
 	failing bool
 }
 
+var _ audit.Source = (*memTrail)(nil)
+
 func newTrail(t *testing.T, n int) *memTrail {
 	t.Helper()
 	m := &memTrail{}

@@ -8,6 +8,12 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 )
 
+var (
+	_ audit.Appender = Store(nil)
+	_ AuditReader    = Store(nil)
+	_ audit.Source   = auditSource{}
+)
+
 // AuditReader is the part of Store that reads an audit trail.
 type AuditReader interface {
 	ListAudit(ctx context.Context, p ListAuditParams) ([]audit.Record, error)

@@ -20,6 +20,8 @@ import (
 // privilege on the tables it owns.
 type ownerTamperer struct{ conn *pgx.Conn }
 
+var _ storetest.Tamperer = ownerTamperer{}
+
 func (o ownerTamperer) exec(t *testing.T, q string, args ...any) {
 	t.Helper()
 	_, err := o.conn.Exec(t.Context(), q, args...)

@@ -20,6 +20,8 @@ import (
 // opens the file itself, drops the append-only triggers, and edits.
 type fileTamperer struct{ db *sql.DB }
 
+var _ storetest.Tamperer = (*fileTamperer)(nil)
+
 func newFileTamperer(t *testing.T, path string) *fileTamperer {
 	t.Helper()
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
