@@ -1,6 +1,6 @@
 // Package app is rotor's application layer: the organization-scoped use
 // cases (sync, list, explain, plan, rotate, retire, runs, policies,
-// connections) that the CLI uses now and the REST API and web UI will use,
+// connections, the audit trail) that the CLI uses now and the REST API and web UI will use,
 // each behind one authorization check and, when it changes something, one
 // audit event.
 //
@@ -17,6 +17,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
@@ -34,6 +35,9 @@ type Store interface {
 	GetRun(ctx context.Context, org domain.OrgID, id string) (*domain.Run, error)
 	ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.Run, error)
 	PinnedTargets(ctx context.Context, p store.PinnedTargetsParams) ([]store.PinnedTarget, error)
+	ListAudit(ctx context.Context, p store.ListAuditParams) ([]audit.Record, error)
+	AuditHead(ctx context.Context, org domain.OrgID) (audit.Head, error)
+	ListOrgs(ctx context.Context) ([]store.Org, error)
 }
 
 var _ Store = store.Store(nil)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/domain"
 )
 
@@ -36,16 +37,59 @@ type Event struct {
 }
 
 // Auditor records events. Every mutating use case (sync, rotate, enqueue,
-// retire) records exactly one per call, denied calls included; reads
-// record none. Record must not fail the call: an auditor that cannot write
-// logs and carries on (internal/audit, with its hash chain, decides what a
-// lost record means).
+// retire, move-target) records exactly one per call, denied calls
+// included; reads record none. Record must not fail the call: an auditor
+// that cannot write logs and carries on (TrailAuditor: internal/audit's
+// Writer logs an ERROR per failure streak).
 type Auditor interface {
 	Record(ctx context.Context, e Event)
 }
 
-// LogAuditor writes each event to a logger at info level: the audit trail
-// until internal/audit exists.
+// TrailAuditor records each event in the organization's hash-chained
+// audit trail (internal/audit), through a Writer that never fails the
+// call and logs each record at debug level. It is the auditor the server
+// wires.
+type TrailAuditor struct{ Trail AuditTrail }
+
+// AuditTrail appends records to the audit trail without failing
+// (*audit.Writer).
+type AuditTrail interface {
+	Write(ctx context.Context, r audit.Record)
+}
+
+var (
+	_ Auditor    = TrailAuditor{}
+	_ AuditTrail = (*audit.Writer)(nil)
+)
+
+// Record implements Auditor.
+func (a TrailAuditor) Record(ctx context.Context, e Event) { a.Trail.Write(ctx, EventRecord(e)) }
+
+// EventRecord is the audit record of an event: the same fields, in the
+// trail's vocabulary (the store numbers and chains it).
+func EventRecord(e Event) audit.Record {
+	return audit.Record{
+		Org: e.Org, At: e.At,
+		Actor:  audit.Actor{Kind: string(e.Actor.Kind), ID: e.Actor.ID, Name: e.Actor.Name},
+		Action: string(e.Action), Object: e.Object, Outcome: string(e.Outcome), Error: string(e.Error),
+		RequestID: e.RequestID, Runs: e.Runs,
+	}
+}
+
+// Auditors is an Auditor that tells each of its auditors every event, in
+// order.
+type Auditors []Auditor
+
+// Record implements Auditor.
+func (as Auditors) Record(ctx context.Context, e Event) {
+	for _, a := range as {
+		a.Record(ctx, e)
+	}
+}
+
+// LogAuditor writes each event to a logger at info level: the auditor of a
+// Service built without one (tests, tools); the server records in the
+// audit trail (TrailAuditor).
 type LogAuditor struct{ Logger *slog.Logger }
 
 var _ Auditor = LogAuditor{}

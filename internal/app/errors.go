@@ -16,9 +16,10 @@ import (
 // the text. Each carries its HTTP status (HTTPStatus).
 
 // NotFoundError is a reference that names nothing in the organization:
-// an application or a run. It wraps store.ErrNotFound.
+// an application or a run (or an organization that does not exist). It
+// wraps store.ErrNotFound.
 type NotFoundError struct {
-	// Kind is "application" or "run".
+	// Kind is "application", "run" or "organization".
 	Kind string
 	Ref  string
 	Err  error

@@ -31,6 +31,11 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "rotor: %v\nRun '%s --help' for usage.\n", err, ue.cmd)
 			return 2
 		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			fmt.Fprintf(stderr, "rotor: %v\n", err)
+			return ee.code
+		}
 		fmt.Fprintf(stderr, "rotor: %v\n", err)
 		return 1
 	}
@@ -63,6 +68,17 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
+
+// exitError is a failure that exits with its own code ('rotor audit
+// verify' exits 3 on a trail that is not intact, so that a script tells
+// it from 1, "could not check").
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
@@ -97,6 +113,7 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newTargetsCmd(),
 		newMigrateCmd(),
 		newBackupCmd(),
+		newAuditCmd(),
 	)
 	return root
 }

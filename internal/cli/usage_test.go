@@ -27,7 +27,7 @@ func TestHelpTeaches(t *testing.T) {
 		want []string // what the help must say
 	}{
 		{nil, []string{"rotates Microsoft Entra ID application client secrets", "rotor demo", "docs/configuration.md",
-			"sim ", "serve ", "demo ", "sync ", "apps ", "explain ", "rotate ", "runs ", "backup "}},
+			"sim ", "serve ", "demo ", "sync ", "apps ", "explain ", "rotate ", "runs ", "backup ", "audit "}},
 		{[]string{"sim"}, []string{"Azure simulator", "sim.json", "apps=N,tenants=T", "--state", "Examples:", "rotor sim --state ./sim"}},
 		{[]string{"serve"}, []string{"Run rotor as a service", "/healthz", "SIGTERM", "--config"}},
 		{[]string{"demo"}, []string{"Azure simulator", "loopback", "--addr", "--keep", "--postgres URL", "--postgres-password-env", "docs/configuration.md", "demo only"}},
@@ -40,6 +40,9 @@ func TestHelpTeaches(t *testing.T) {
 		{[]string{"runs", "list"}, []string{"newest first", "--state", "--app", "Examples:", "rotor runs list --state failed"}},
 		{[]string{"runs", "show"}, []string{"journal", "RUN"}},
 		{[]string{"backup"}, []string{"while 'rotor serve' runs", "VACUUM INTO", "pg_dump", "owner role", "no\nsecret value", "mode 0600", "--force", "--to", "--pg-dump", "docs/backup.md", "Examples:"}},
+		{[]string{"audit"}, []string{"append-only and hash-chained", "No secret value", "verify", "export", "docs/audit.md"}},
+		{[]string{"audit", "verify"}, []string{"the head\nrotor keeps", "SEQ:HASH", "--anchor", "exits 3", "edited", "missing", "inserted", "--org", "--output", "Examples:", "rotor audit verify --org contoso --anchor"}},
+		{[]string{"audit", "export"}, []string{"one JSON object", "hash", "--since", "--until", "--out", "7d", "Examples:", "rotor audit export --since 7d -o audit-week.jsonl"}},
 	}
 	for _, c := range cases {
 		name := "rotor " + strings.Join(c.path, " ")
@@ -60,7 +63,7 @@ func TestHelpTeaches(t *testing.T) {
 
 func TestUnknownFlagIsAUsageError(t *testing.T) {
 	t.Parallel()
-	for _, path := range [][]string{nil, {"sim"}, {"serve"}, {"demo"}, {"sync"}, {"apps", "list"}, {"explain", "x"}, {"rotate", "x"}, {"runs", "list"}, {"runs", "show", "x"}} {
+	for _, path := range [][]string{nil, {"sim"}, {"serve"}, {"demo"}, {"sync"}, {"apps", "list"}, {"explain", "x"}, {"rotate", "x"}, {"runs", "list"}, {"runs", "show", "x"}, {"audit", "verify"}, {"audit", "export"}} {
 		args := append(append([]string{}, path...), "--no-such-flag")
 		code, out, errOut := execute(args...)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)
@@ -122,7 +125,7 @@ func TestOutputFormatIsChecked(t *testing.T) {
 	t.Parallel()
 	// --output is checked before the configuration is read: the missing
 	// file is not what the user hears about.
-	for _, args := range [][]string{{"apps", "list"}, {"explain", "x"}, {"runs", "list"}, {"runs", "show", "x"}} {
+	for _, args := range [][]string{{"apps", "list"}, {"explain", "x"}, {"runs", "list"}, {"runs", "show", "x"}, {"audit", "verify"}} {
 		for _, flag := range []string{"--output", "-o"} {
 			a := append(append([]string{}, args...), flag, "yaml", "--config", "/nonexistent/rotor.yaml")
 			code, out, errOut := execute(a...)
@@ -138,7 +141,7 @@ func TestOutputFormatIsChecked(t *testing.T) {
 func TestMissingConfigPointsAtDemo(t *testing.T) {
 	t.Parallel()
 	missing := filepath.Join(t.TempDir(), "nope", "rotor.yaml")
-	for _, args := range [][]string{{"serve"}, {"sync"}, {"apps", "list"}, {"explain", "web-storefront"}, {"rotate", "web-storefront"}, {"runs", "list"}, {"runs", "show", "r1"}, {"backup", "--to", "b.db"}} {
+	for _, args := range [][]string{{"serve"}, {"sync"}, {"apps", "list"}, {"explain", "web-storefront"}, {"rotate", "web-storefront"}, {"runs", "list"}, {"runs", "show", "r1"}, {"backup", "--to", "b.db"}, {"audit", "verify"}, {"audit", "export"}} {
 		code, out, errOut := execute(append(args, "--config", missing)...)
 		require.Equal(t, 1, code, "%v: %s", args, errOut)
 		require.Empty(t, out, args)

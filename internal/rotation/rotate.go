@@ -355,8 +355,10 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		r.log.Error("scheduling retirement failed; it is rescheduled at the next start-up", "error", err)
 		// The run belongs to no process once retiring, so this line is
 		// not fenced.
-		_ = e.store.AppendRunEvent(context.WithoutCancel(ctx), store.AppendRunEventParams{Org: run.Org, RunID: run.ID,
-			Event: domain.RunEvent{At: e.now(), Step: domain.StepRetireScheduleFailed.Step(), Message: "scheduling retirement failed; rotor reschedules it at its next start: " + err.Error()}})
+		if e.store.AppendRunEvent(context.WithoutCancel(ctx), store.AppendRunEventParams{Org: run.Org, RunID: run.ID,
+			Event: domain.RunEvent{At: e.now(), Step: domain.StepRetireScheduleFailed.Step(), Message: "scheduling retirement failed; rotor reschedules it at its next start: " + err.Error()}}) == nil {
+			e.hook(run, domain.StepRetireScheduleFailed.Step())
+		}
 	}
 	return run, nil
 }

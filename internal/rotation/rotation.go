@@ -477,6 +477,9 @@ func (e *Engine) transition(ctx context.Context, run *domain.Run, p store.Transi
 	if p.Error != "" {
 		run.Error = p.Error
 	}
+	if p.Failure != "" {
+		run.Failure = p.Failure
+	}
 	if p.To.Terminal() {
 		run.EndedAt = now
 	}

@@ -18,6 +18,10 @@ import (
 
 // newApp builds the application layer on this Server.
 func (s *Server) newApp(opts Options) *app.Service {
+	var auditor app.Auditor = app.TrailAuditor{Trail: s.trail}
+	if opts.Auditor != nil {
+		auditor = app.Auditors{auditor, opts.Auditor}
+	}
 	return app.New(app.Deps{
 		Store:       s.store,
 		Engine:      s.engine,
@@ -28,7 +32,7 @@ func (s *Server) newApp(opts Options) *app.Service {
 		Clock:       s.clock,
 		Logger:      s.log,
 		Authorizer:  opts.Authorizer,
-		Auditor:     opts.Auditor,
+		Auditor:     auditor,
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -99,6 +100,14 @@ database:
 	got, err := srvs[2].Store().GetRun(ctx, org, run.ID)
 	require.NoError(t, err)
 	require.Equal(t, domain.RunRetiring, got.State, "another replica reads the journal")
+	// Each of the run's steps is in the audit trail in PostgreSQL, which
+	// another replica finds intact.
+	steps, err := srvs[2].Store().ListAudit(ctx, store.ListAuditParams{Org: org, Run: run.ID})
+	require.NoError(t, err)
+	require.Len(t, steps, len(got.Events))
+	trail, err := audit.Verify(ctx, org, store.AuditSource(srvs[2].Store(), org), audit.VerifyOptions{})
+	require.NoError(t, err)
+	require.True(t, trail.Intact, "%+v", trail.Problem)
 	var retires int
 	require.NoError(t, db.ConnectApp(t).QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'retire' AND state = 'scheduled'`).Scan(&retires))
 	require.Equal(t, 1, retires, "the retirement is a River job in PostgreSQL")

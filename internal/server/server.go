@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/azure/graph/pacer"
@@ -60,10 +61,12 @@ type Options struct {
 	// Process names the command this rotor runs as ("serve", "rotate", …),
 	// recorded with its lease for people reading who holds what.
 	Process string
-	// Authorizer and Auditor are the application layer's hooks (nil:
-	// app.AllowSystem, and an app.LogAuditor on the logger).
+	// Authorizer is the application layer's (nil: app.AllowSystem).
 	Authorizer app.Authorizer
-	Auditor    app.Auditor
+	// Auditor, when set, is told every event of the application layer
+	// too. The audit trail in the store records them whatever it is:
+	// nothing a caller passes here can turn the trail off.
+	Auditor app.Auditor
 }
 
 // Server is an assembled rotor.
@@ -75,6 +78,9 @@ type Server struct {
 	// river is what River runs on: on SQLite the store's write pool, on
 	// PostgreSQL the store's pool, as the application role.
 	river jobs.Driver
+	// trail appends to the store's hash-chained audit trail: every
+	// mutating call of the application layer, every rotation step.
+	trail *audit.Writer
 	conns *Conns
 	// policies are every organization's, from the store.
 	policies *policyset.Set
@@ -177,6 +183,7 @@ func (s *Server) openStore(ctx context.Context) error {
 // engine.
 func (s *Server) assemble(ctx context.Context, configPath string) error {
 	cfg := s.cfg
+	s.trail = audit.NewWriter(s.store, s.log, s.clock)
 	s.health = newHealth(s.log, s.clock, s.recordHealth)
 	getenv := s.opts.Getenv
 	if getenv == nil {
@@ -346,9 +353,14 @@ func (s *Server) refreshConns(ctx context.Context, org domain.OrgID) error {
 	return errors.Join(errs...)
 }
 
-// afterJournal is the engine's journal hook: the caller's hooks, then the
-// application layer's observers.
+// afterJournal is the engine's journal hook: the step's audit record
+// first (the step is committed: a hook that stops the process must not
+// lose its record), then the caller's hooks, then the application layer's
+// observers.
 func (s *Server) afterJournal(run domain.Run, step domain.Step) {
+	rec := audit.StepRecord(run, step)
+	rec.Actor.Name = s.engine.Lease().Holder()
+	s.trail.Write(context.Background(), rec)
 	if h := s.opts.Hooks.AfterJournal; h != nil {
 		h(run, step)
 	}

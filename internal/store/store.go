@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/domain"
 )
 
@@ -233,8 +234,51 @@ type Store interface {
 	// object of p fails the whole call with ErrConflict.
 	Provision(ctx context.Context, p ProvisionParams) (ProvisionResult, error)
 
+	// AppendAudit appends r to its organization's audit trail and returns
+	// it as stored: Normalized (audit.Normalize; a zero At is the store's
+	// clock's now), numbered one past the organization's head, and its
+	// Hash chained to the head's (audit.Link), whatever Seq and Hash the
+	// caller set. Numbering, insert and moving the head happen in one
+	// transaction under a lock per organization, so processes appending
+	// to one organization at once keep its chain whole. There is no way
+	// to change or delete a record. ErrNotFound when the org does not
+	// exist; ErrConflict when the number past the head is taken (the head
+	// was moved back or deleted behind rotor's back: the trail then
+	// stops growing rather than hide it).
+	AppendAudit(ctx context.Context, r audit.Record) (audit.Record, error)
+	// ListAudit lists an organization's audit records by Seq (ascending,
+	// or descending when asked), filtered and keyset-paged.
+	ListAudit(ctx context.Context, p ListAuditParams) ([]audit.Record, error)
+	// AuditHead returns an organization's audit head: the Seq and Hash of
+	// its newest record. ErrNotFound before the first record.
+	AuditHead(ctx context.Context, org domain.OrgID) (audit.Head, error)
+
 	// Close releases the store.
 	Close() error
+}
+
+// ListAuditParams filters and pages an organization's audit records.
+// Zero fields do not filter.
+type ListAuditParams struct {
+	Org domain.OrgID
+	// AfterSeq and BeforeSeq keep records with Seq greater than AfterSeq
+	// and less than BeforeSeq: the cursor of the next page, ascending or
+	// descending.
+	AfterSeq, BeforeSeq int64
+	// Descending lists the newest first.
+	Descending bool
+	// Since and Until keep records with Since <= At < Until.
+	Since, Until time.Time
+	// ActorKind and ActorID keep one kind of actor, or one actor.
+	ActorKind, ActorID string
+	// Action and Object keep records of one action, or on one object
+	// (exactly as recorded: "application:REF", "run:ID", …).
+	Action, Object string
+	// Run keeps records that name the run: a step of it, or a call that
+	// started or acted on it.
+	Run string
+	// Limit caps the records returned (0: no cap).
+	Limit int
 }
 
 // SyncApplicationsParams is one page of applications from a connection.

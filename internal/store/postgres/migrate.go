@@ -263,8 +263,8 @@ func MigrationStatus(ctx context.Context, url, password string) ([]Migration, er
 // grant gives the application role what the store (and River) need:
 // the schema, the rows of every table in it (row-level security decides
 // which of rotor's; River's hold every organization's jobs, like leases)
-// and its sequences, reading but not writing the schema version, and the
-// list of organizations. The schema is rotor's alone: whatever else is
+// and its sequences, reading but not writing the schema version, adding
+// to but not changing the audit trail, and the list of organizations. The schema is rotor's alone: whatever else is
 // put in it is granted too.
 func grant(ctx context.Context, conn *pgx.Conn, schema, role string) error {
 	sch, r := pgx.Identifier{schema}.Sanitize(), pgx.Identifier{role}.Sanitize()
@@ -272,6 +272,11 @@ func grant(ctx context.Context, conn *pgx.Conn, schema, role string) error {
 		`GRANT USAGE ON SCHEMA ` + sch + ` TO ` + r,
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ` + sch + ` TO ` + r,
 		`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE ` + sch + `.schema_migrations FROM ` + r,
+		// The audit trail is append-only for the role rotor runs as
+		// (ADR 20): records are added, never changed or removed; the head
+		// is moved, never removed.
+		`REVOKE UPDATE, DELETE, TRUNCATE ON TABLE ` + sch + `.audit_events FROM ` + r,
+		`REVOKE DELETE, TRUNCATE ON TABLE ` + sch + `.audit_heads FROM ` + r,
 		`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ` + sch + ` TO ` + r,
 		`GRANT EXECUTE ON FUNCTION ` + sch + `.rotor_list_organizations() TO ` + r,
 	}

@@ -243,6 +243,7 @@ func (s *Store) check(ctx context.Context, migrations fs.FS, migrated *place) er
 var orgTables = []string{
 	"organizations", "applications", "credentials", "app_access", "runs", "run_events",
 	"sink_targets", "connections", "policies", "connection_health", "inventory_syncs",
+	"audit_events", "audit_heads",
 }
 
 // Pool returns the store's connection pool, as the application role: for
@@ -316,6 +317,12 @@ const (
 	// same file, and the second must see the first's rows rather than
 	// collide with them. Taken before lockInventory when both are.
 	lockCatalog int32 = 0x726f7463 // "rotc"
+	// lockAudit is taken per organization by AppendAudit: the head is
+	// read, the record numbered and chained, inserted and the head moved
+	// by one process at a time, so replicas appending at once extend one
+	// chain. (SELECT … FOR UPDATE on the head row would not cover an
+	// organization's first record, which has no head row yet.)
+	lockAudit int32 = 0x726f7461 // "rota"
 )
 
 // lock takes the advisory transaction lock of class for key.
@@ -351,7 +358,8 @@ func isOrgMissing(err error) bool {
 	}
 	switch constraint(err) {
 	case "applications_org_fk", "runs_org_fk", "sink_targets_org_fk", "connections_org_fk",
-		"policies_org_fk", "connection_health_org_fk", "inventory_syncs_org_fk":
+		"policies_org_fk", "connection_health_org_fk", "inventory_syncs_org_fk",
+		"audit_events_org_fk", "audit_heads_org_fk":
 		return true
 	}
 	return false

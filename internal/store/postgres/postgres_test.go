@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/store/postgres/pgtest"
@@ -74,6 +75,8 @@ func populate(t *testing.T, s *Store, org domain.OrgID) {
 		Target: store.PinnedTarget{SinkType: "keyvault", Target: "keyvault:https://v/secrets/s", PinnedByRun: "r1"}}))
 	require.NoError(t, s.RecordConnectionHealth(ctx, store.ConnectionHealth{Org: org, Connection: "c", Success: true, At: t0}))
 	require.NoError(t, s.SaveSyncState(ctx, store.SaveSyncStateParams{Org: org, Connection: "c", Scope: "t/id", SyncStarted: t0, Full: true}))
+	_, err = s.AppendAudit(ctx, audit.Record{Org: org, At: t0, Actor: audit.Rotor, Action: "sync", Object: "inventory", Outcome: audit.OutcomeOK})
+	require.NoError(t, err)
 }
 
 func count(t *testing.T, q interface {

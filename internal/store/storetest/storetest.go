@@ -96,6 +96,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"Catalog/ProvisionedAreReadOnlyElsewhere", testProvisionedAreReadOnlyElsewhere},
 		{"Catalog/ProvisionIsDeclarativeAndIdempotent", testProvisionIsDeclarativeAndIdempotent},
 		{"Catalog/ProvisionCreatesTheOrg", testProvisionCreatesTheOrg},
+		{"Audit/AppendNumbersAndChains", testAuditAppendNumbersAndChains},
+		{"Audit/RoundTripsEveryField", testAuditRoundTripsEveryField},
+		{"Audit/OrgsAreIsolated", testAuditOrgsAreIsolated},
+		{"Audit/ListFiltersAndPages", testAuditListFiltersAndPages},
+		{"Audit/ConcurrentAppendsKeepOneChain", testAuditConcurrentAppendsKeepOneChain},
+		{"Audit/RejectsIncompleteRecords", testAuditRejectsIncompleteRecords},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
