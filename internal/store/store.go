@@ -233,6 +233,9 @@ type Store interface {
 	// object of p fails the whole call with ErrConflict.
 	Provision(ctx context.Context, p ProvisionParams) (ProvisionResult, error)
 
+	// APIKeyStore keeps rotor-issued API keys (as hashes).
+	APIKeyStore
+
 	// Close releases the store.
 	Close() error
 }

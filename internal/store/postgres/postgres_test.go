@@ -74,6 +74,8 @@ func populate(t *testing.T, s *Store, org domain.OrgID) {
 		Target: store.PinnedTarget{SinkType: "keyvault", Target: "keyvault:https://v/secrets/s", PinnedByRun: "r1"}}))
 	require.NoError(t, s.RecordConnectionHealth(ctx, store.ConnectionHealth{Org: org, Connection: "c", Success: true, At: t0}))
 	require.NoError(t, s.SaveSyncState(ctx, store.SaveSyncStateParams{Org: org, Connection: "c", Scope: "t/id", SyncStarted: t0, Full: true}))
+	require.NoError(t, s.CreateAPIKey(ctx, store.APIKey{Org: org, ID: "k1", Name: "ci", Role: "viewer",
+		Hash: make([]byte, 32), CreatedAt: t0}))
 }
 
 func count(t *testing.T, q interface {

@@ -96,6 +96,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"Catalog/ProvisionedAreReadOnlyElsewhere", testProvisionedAreReadOnlyElsewhere},
 		{"Catalog/ProvisionIsDeclarativeAndIdempotent", testProvisionIsDeclarativeAndIdempotent},
 		{"Catalog/ProvisionCreatesTheOrg", testProvisionCreatesTheOrg},
+		{"APIKeys/RoundTrip", testAPIKeysRoundTrip},
+		{"APIKeys/AreIsolated", testAPIKeysAreIsolated},
+		{"APIKeys/RevokeAndRefuse", testAPIKeysRevokeAndRefuse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
