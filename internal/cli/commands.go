@@ -80,6 +80,8 @@ func explainError(err error) error {
 		return fmt.Errorf("no application %q in the inventory: check the name, or run 'rotor sync' first", nf.Ref)
 	case errors.As(err, &nf) && nf.Kind == "run":
 		return fmt.Errorf("no run %q: list them with 'rotor runs list'", nf.Ref)
+	case errors.As(err, &nf) && nf.Kind == "api key":
+		return fmt.Errorf("no API key %q in this organization: list them with 'rotor apikey list'", nf.Ref)
 	case errors.As(err, &np):
 		return fmt.Errorf("no policy selects %s: add one to the configuration (policies[].applications)", np.App.Name)
 	case errors.As(err, &nm):

@@ -96,6 +96,7 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newConnectionsCmd(),
 		newTargetsCmd(),
 		newMigrateCmd(),
+		newAPIKeyCmd(),
 	)
 	return root
 }

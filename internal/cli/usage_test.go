@@ -39,6 +39,8 @@ func TestHelpTeaches(t *testing.T) {
 		{[]string{"runs"}, []string{"rotation runs", "list", "show"}},
 		{[]string{"runs", "list"}, []string{"newest first", "--state", "--app", "Examples:", "rotor runs list --state failed"}},
 		{[]string{"runs", "show"}, []string{"journal", "RUN"}},
+		{[]string{"apikey"}, []string{"one organization and one role", "shown once", "create", "list", "revoke"}},
+		{[]string{"apikey", "create"}, []string{"printed once", "--role", "--name", "--expires", "Examples:"}},
 	}
 	for _, c := range cases {
 		name := "rotor " + strings.Join(c.path, " ")

@@ -29,6 +29,7 @@ func (s *Server) newApp(opts Options) *app.Service {
 		Logger:      s.log,
 		Authorizer:  opts.Authorizer,
 		Auditor:     opts.Auditor,
+		APIKeys:     s.store,
 	})
 }
 
