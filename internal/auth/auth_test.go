@@ -66,7 +66,7 @@ type bundle struct {
 	cfg     auth.EntraConfig
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	s := simtest.Start(t, simtest.Options{})
 	b := &bundle{sim: s, tenant: s.Tenant(t, "contoso"), other: s.Tenant(t, "fabrikam"), clients: map[string]*sim.Client{}, logs: &syncBuffer{}}
@@ -101,7 +101,7 @@ func setup(t *testing.T) *bundle {
 	return b
 }
 
-func (b *bundle) validator(t *testing.T, cfg auth.EntraConfig) *auth.Validator {
+func (b *bundle) validator(t testing.TB, cfg auth.EntraConfig) *auth.Validator {
 	t.Helper()
 	v, err := auth.NewValidator(t.Context(), cfg, auth.WithHTTPClient(b.sim.HTTP), auth.WithClock(b.sim.Clock),
 		auth.WithLogger(slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
@@ -110,7 +110,7 @@ func (b *bundle) validator(t *testing.T, cfg auth.EntraConfig) *auth.Validator {
 }
 
 // token gets a client credentials token for scope with Microsoft's SDK.
-func (b *bundle) token(t *testing.T, tenantID string, c *sim.Client, scope string) string {
+func (b *bundle) token(t testing.TB, tenantID string, c *sim.Client, scope string) string {
 	t.Helper()
 	cred, err := azidentity.NewClientSecretCredential(tenantID, c.AppID, c.Secret, &azidentity.ClientSecretCredentialOptions{
 		ClientOptions: b.sim.ClientOptions, DisableInstanceDiscovery: true,
@@ -121,7 +121,7 @@ func (b *bundle) token(t *testing.T, tenantID string, c *sim.Client, scope strin
 	return tok.Token
 }
 
-func (b *bundle) adminToken(t *testing.T) string {
+func (b *bundle) adminToken(t testing.TB) string {
 	return b.token(t, b.tenant.ID, b.clients["admin"], b.uri+"/.default")
 }
 
