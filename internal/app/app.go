@@ -102,6 +102,8 @@ type Deps struct {
 	Logger      *slog.Logger
 	Authorizer  Authorizer
 	Auditor     Auditor
+	// APIKeys keeps API keys; nil: the API key use cases are unavailable.
+	APIKeys APIKeyStore
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -116,6 +118,7 @@ type Service struct {
 	log      *slog.Logger
 	authz    Authorizer
 	audit    Auditor
+	apiKeys  APIKeyStore
 	relay    relay
 }
 
@@ -128,7 +131,7 @@ func New(d Deps) *Service {
 	s := &Service{
 		store: d.Store, engine: d.Engine, syncer: d.Syncer, policies: d.Policies,
 		conns: d.Connections, jobs: d.Jobs, clock: d.Clock,
-		log: cmp.Or(d.Logger, slog.Default()), authz: d.Authorizer, audit: d.Auditor,
+		log: cmp.Or(d.Logger, slog.Default()), authz: d.Authorizer, audit: d.Auditor, apiKeys: d.APIKeys,
 	}
 	if s.clock == nil {
 		s.clock = clock.Real{}

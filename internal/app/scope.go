@@ -76,6 +76,8 @@ const (
 	ActionRetire Action = "retire"
 	// ActionMoveTarget moves a sink's pinned target (after a rename).
 	ActionMoveTarget Action = "move-target"
+	// ActionManageAPIKeys lists, creates and revokes API keys.
+	ActionManageAPIKeys Action = "manage-api-keys"
 )
 
 // Objects the actions are on, as the Authorizer and the audit trail see
@@ -86,7 +88,11 @@ const (
 	ObjectRuns         = "runs"
 	ObjectPolicies     = "policies"
 	ObjectConnections  = "connections"
+	ObjectAPIKeys      = "api-keys"
 )
+
+// APIKeyObject names one API key (by id) as an object.
+func APIKeyObject(id string) string { return "api-key:" + id }
 
 // ApplicationObject names one application (by the reference the caller
 // gave) as an object.

@@ -82,6 +82,8 @@ func explainError(err error) error {
 		return fmt.Errorf("no run %q: list them with 'rotor runs list'", nf.Ref)
 	case errors.As(err, &nf) && nf.Kind == "organization":
 		return fmt.Errorf("no organization %q in rotor's store: check --org (without it, rotor.yaml's organization is used)", nf.Ref)
+	case errors.As(err, &nf) && nf.Kind == "api key":
+		return fmt.Errorf("no API key %q in this organization: list them with 'rotor apikey list'", nf.Ref)
 	case errors.As(err, &np):
 		return fmt.Errorf("no policy selects %s: add one to the configuration (policies[].applications)", np.App.Name)
 	case errors.As(err, &nm):

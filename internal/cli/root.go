@@ -114,6 +114,7 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newMigrateCmd(),
 		newBackupCmd(),
 		newAuditCmd(),
+		newAPIKeyCmd(),
 	)
 	return root
 }

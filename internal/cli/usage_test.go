@@ -43,6 +43,8 @@ func TestHelpTeaches(t *testing.T) {
 		{[]string{"audit"}, []string{"append-only and hash-chained", "No secret value", "verify", "export", "docs/audit.md"}},
 		{[]string{"audit", "verify"}, []string{"the head\nrotor keeps", "SEQ:HASH", "--anchor", "exits 3", "edited", "missing", "inserted", "--org", "--output", "Examples:", "rotor audit verify --org contoso --anchor"}},
 		{[]string{"audit", "export"}, []string{"one JSON object", "hash", "--since", "--until", "--out", "7d", "Examples:", "rotor audit export --since 7d -o audit-week.jsonl"}},
+		{[]string{"apikey"}, []string{"one organization and one role", "shown once", "create", "list", "revoke"}},
+		{[]string{"apikey", "create"}, []string{"printed once", "--role", "--name", "--expires", "Examples:"}},
 	}
 	for _, c := range cases {
 		name := "rotor " + strings.Join(c.path, " ")

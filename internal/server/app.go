@@ -33,6 +33,7 @@ func (s *Server) newApp(opts Options) *app.Service {
 		Logger:      s.log,
 		Authorizer:  opts.Authorizer,
 		Auditor:     auditor,
+		APIKeys:     s.store,
 	})
 }
 

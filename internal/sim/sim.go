@@ -150,3 +150,25 @@ func ParseFaults(latency string, errorRate, dropRate float64, throttle bool) (Fa
 
 // ParseSeed parses a seed spec.
 func ParseSeed(spec string) (SeedSpec, error) { return core.ParseSeed(spec) }
+
+// Web APIs and their clients, for tests of a resource validating Entra
+// access tokens (rotor's own API).
+type (
+	// APISpec describes a web API's app registration (see core.APISpec).
+	APISpec = core.APISpec
+	// API is a registered web API.
+	API = core.API
+	// ClientSpec describes a client application of an API.
+	ClientSpec = core.ClientSpec
+	// Client is a registered client application with its secret.
+	Client = core.Client
+	// AppRole is an app role an application defines.
+	AppRole = core.AppRole
+	// AppRoleAssignment assigns an app role to a service principal.
+	AppRoleAssignment = core.AppRoleAssignment
+	// PublishedKey is a token signing key as the JWKS lists it.
+	PublishedKey = core.PublishedKey
+)
+
+// StsIssuer is the v1.0 issuer of a tenant's access tokens.
+func StsIssuer(tenantID string) string { return core.StsIssuer(tenantID) }

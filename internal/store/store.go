@@ -252,6 +252,8 @@ type Store interface {
 	// AuditHead returns an organization's audit head: the Seq and Hash of
 	// its newest record. ErrNotFound before the first record.
 	AuditHead(ctx context.Context, org domain.OrgID) (audit.Head, error)
+	// APIKeyStore keeps rotor-issued API keys (as hashes).
+	APIKeyStore
 
 	// Close releases the store.
 	Close() error

@@ -152,10 +152,14 @@ type Core struct {
 	caPEM   []byte
 	tlsCert tls.Certificate
 
-	// Token signing key with its self-signed certificate (JWKS x5c).
+	// Token signing key with its self-signed certificate (JWKS x5c), and
+	// the keys it replaced, still published (RotateSigningKey). keyMu
+	// guards all four.
+	keyMu    sync.RWMutex
 	signKey  *rsa.PrivateKey
 	signCert *x509.Certificate
 	kid      string // == x5t, as Entra does
+	retired  []PublishedKey
 
 	faults   faultState
 	counters Counters
@@ -259,15 +263,79 @@ func (c *Core) Logger() *slog.Logger { return c.logger }
 // Counters are the request counters services add to (behind /_sim/stats).
 func (c *Core) Counters() *Counters { return &c.counters }
 
-// SigningKey is the key every access token is signed with, SigningCert its
+// SigningKey is the key access tokens are signed with now, SigningCert its
 // self-signed certificate (the JWKS's x5c), and KeyID its kid (== x5t).
-func (c *Core) SigningKey() *rsa.PrivateKey { return c.signKey }
+func (c *Core) SigningKey() *rsa.PrivateKey {
+	c.keyMu.RLock()
+	defer c.keyMu.RUnlock()
+	return c.signKey
+}
 
 // SigningCert is the signing key's certificate.
-func (c *Core) SigningCert() *x509.Certificate { return c.signCert }
+func (c *Core) SigningCert() *x509.Certificate {
+	c.keyMu.RLock()
+	defer c.keyMu.RUnlock()
+	return c.signCert
+}
 
 // KeyID is the signing key's kid and x5t.
-func (c *Core) KeyID() string { return c.kid }
+func (c *Core) KeyID() string {
+	c.keyMu.RLock()
+	defer c.keyMu.RUnlock()
+	return c.kid
+}
+
+// PublishedKey is a token signing key as the JWKS publishes it.
+type PublishedKey struct {
+	KeyID  string
+	Public *rsa.PublicKey
+	Cert   *x509.Certificate
+}
+
+// maxRetiredKeys is how many replaced signing keys stay published: Entra
+// publishes a few keys at once, so tokens signed before a rollover
+// validate until they expire.
+const maxRetiredKeys = 2
+
+// PublishedKeys are the keys the JWKS lists: the current signing key
+// first, then the ones it replaced, newest first.
+func (c *Core) PublishedKeys() []PublishedKey {
+	c.keyMu.RLock()
+	defer c.keyMu.RUnlock()
+	out := []PublishedKey{{KeyID: c.kid, Public: &c.signKey.PublicKey, Cert: c.signCert}}
+	return append(out, c.retired...)
+}
+
+// PublicKey returns the published key with the given kid, or nil.
+func (c *Core) PublicKey(kid string) *rsa.PublicKey {
+	for _, k := range c.PublishedKeys() {
+		if k.KeyID == kid {
+			return k.Public
+		}
+	}
+	return nil
+}
+
+// RotateSigningKey rolls the token signing key over, as Entra does every
+// few weeks: tokens are signed with a new key (a new kid) from now on, and
+// the old key stays published beside it (up to maxRetiredKeys of them), so
+// a resource that cached the JWKS meets an unknown kid and must fetch the
+// keys again. It returns the new kid.
+func (c *Core) RotateSigningKey() (string, error) {
+	key, cert, kid, err := newSigningKey(c.wall.Now())
+	if err != nil {
+		return "", fmt.Errorf("sim: new signing key: %w", err)
+	}
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	c.retired = append([]PublishedKey{{KeyID: c.kid, Public: &c.signKey.PublicKey, Cert: c.signCert}}, c.retired...)
+	if len(c.retired) > maxRetiredKeys {
+		c.retired = c.retired[:maxRetiredKeys]
+	}
+	c.signKey, c.signCert, c.kid = key, cert, kid
+	c.logger.Info("simulator signing key rotated", "kid", kid)
+	return kid, nil
+}
 
 // AdminToken returns the bearer token of the /_sim/ control API.
 func (c *Core) AdminToken() string { return c.adminToken }
@@ -604,11 +672,21 @@ func (c *Core) buildTLS() error {
 // buildSigningKey makes the RSA key that signs every access token, with a
 // self-signed certificate so the JWKS can publish x5c and x5t like Entra.
 func (c *Core) buildSigningKey() error {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, cert, kid, err := newSigningKey(c.wall.Now())
 	if err != nil {
 		return err
 	}
-	now := c.wall.Now()
+	c.signKey, c.signCert, c.kid = key, cert, kid
+	return nil
+}
+
+// newSigningKey makes an RSA key with a self-signed certificate valid
+// around now, and its kid (the certificate's SHA-1 thumbprint).
+func newSigningKey(now time.Time) (*rsa.PrivateKey, *x509.Certificate, string, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, "", err
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: "rotor simulator token signing"},
@@ -618,16 +696,14 @@ func (c *Core) buildSigningKey() error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return fmt.Errorf("certificate: %w", err)
+		return nil, nil, "", fmt.Errorf("certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return fmt.Errorf("parse certificate: %w", err)
+		return nil, nil, "", fmt.Errorf("parse certificate: %w", err)
 	}
 	sum := sha1.Sum(der) //nolint:gosec // x5t is SHA-1 by definition.
-	c.signKey, c.signCert = key, cert
-	c.kid = base64.RawURLEncoding.EncodeToString(sum[:])
-	return nil
+	return key, cert, base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
 
 // ReachableHostPort turns a listener address into one a client can dial:

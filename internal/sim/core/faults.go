@@ -232,6 +232,7 @@ type Counters struct {
 	GraphRequests, GraphReads, GraphWrites atomic.Int64
 	Throttled, Vault, Injected, Dropped    atomic.Int64
 	Conflicts                              atomic.Int64
+	JWKSRequests                           atomic.Int64
 }
 
 // Stats is a snapshot of what the simulator has served, for tests,
@@ -259,6 +260,9 @@ type Stats struct {
 	// Conflicts counts 409 Directory_ConcurrencyViolation answers
 	// (FaultConfig.ConcurrencyWindow).
 	Conflicts int64 `json:"conflicts"`
+	// JWKSRequests counts fetches of a tenant's signing keys (JWKS): how
+	// often a resource validating tokens went back for the keys.
+	JWKSRequests int64 `json:"jwks_requests"`
 }
 
 // Stats returns the request counters.
@@ -270,7 +274,7 @@ func (c *Core) Stats() Stats {
 		GraphRequests:         n.GraphRequests.Load(), GraphReads: n.GraphReads.Load(), GraphWrites: n.GraphWrites.Load(),
 		Throttled: n.Throttled.Load(), Vault: n.Vault.Load(),
 		InjectedErrors: n.Injected.Load(), DroppedConnections: n.Dropped.Load(),
-		Conflicts: n.Conflicts.Load(),
+		Conflicts: n.Conflicts.Load(), JWKSRequests: n.JWKSRequests.Load(),
 	}
 }
 
@@ -322,6 +326,14 @@ func (c *Core) controlHandler() http.Handler {
 		adv.Advance(d)
 		c.logger.Info("simulator clock advanced", "by", d)
 		WriteJSON(w, http.StatusOK, PlainJSON, map[string]string{"now": c.clock.Now().UTC().Format(time.RFC3339Nano)})
+	})
+	mux.HandleFunc("POST /_sim/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
+		kid, err := c.RotateSigningKey()
+		if err != nil {
+			controlError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		WriteJSON(w, http.StatusOK, PlainJSON, map[string]string{"kid": kid})
 	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, PlainJSON, c.Stats())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -166,6 +167,38 @@ func (t *Tenant) AppByObjectID(id string) *Application { return t.appsByOID[id] 
 // AppByAppID looks an application up by its client (app) id.
 func (t *Tenant) AppByAppID(id string) *Application { return t.appsByAppID[id] }
 
+// ResourceApp finds the application a token request's resource names: its
+// app id, "api://<app id>", or one of its identifier URIs (trailing slash
+// ignored). Nil when the resource is no application of the tenant.
+func (t *Tenant) ResourceApp(resource string) *Application {
+	if a := t.AppByAppID(strings.TrimPrefix(resource, "api://")); a != nil {
+		return a
+	}
+	for _, a := range t.Apps {
+		for _, u := range a.IdentifierURIs {
+			if SameResource(u, resource) {
+				return a
+			}
+		}
+	}
+	return nil
+}
+
+// RolesOn returns the values of the app roles of resource assigned to sp,
+// in assignment order: what a token for resource carries in roles.
+func (sp *ServicePrincipal) RolesOn(resource *Application) []string {
+	roles := []string{}
+	for _, as := range sp.Assignments {
+		if as.ResourceAppID != resource.AppID {
+			continue
+		}
+		if r := resource.RoleByID(as.RoleID); r != nil && !slices.Contains(roles, r.Value) {
+			roles = append(roles, r.Value)
+		}
+	}
+	return roles
+}
+
 // AddSP registers a service principal.
 func (t *Tenant) AddSP(sp *ServicePrincipal) {
 	t.SPs[sp.ObjectID] = sp
@@ -189,6 +222,17 @@ type Application struct {
 	FICs      []*FederatedCredential
 	// Tags as Graph's application.tags.
 	Tags []string
+	// IdentifierURIs are the application ID URIs of an app that exposes
+	// an API (identifierUris, e.g. "api://rotor-prod"): a client asks for
+	// a token with scope "<uri>/.default".
+	IdentifierURIs []string
+	// AppRoles are the app roles the application defines (appRoles), the
+	// values its tokens carry in the roles claim once assigned.
+	AppRoles []AppRole
+	// AccessTokenVersion is the manifest's accessTokenAcceptedVersion: 2
+	// for v2.0 access tokens, 0 (null) or 1 for v1.0 ones. It shapes the
+	// tokens issued for this application as a resource.
+	AccessTokenVersion int
 
 	// seq is the app's position in creation order (set by AddApp).
 	seq uint64
@@ -197,6 +241,24 @@ type Application struct {
 // Seq is the app's position in creation order (set by AddApp): Graph's
 // page cursor, stable while apps are added and removed.
 func (a *Application) Seq() uint64 { return a.seq }
+
+// AppRole is one role an application defines for callers (appRoles[]):
+// ID is the role's id (appRoleAssignments name it), Value what tokens
+// carry.
+type AppRole struct {
+	ID    string
+	Value string
+}
+
+// RoleByID returns the app role with the given id, or nil.
+func (a *Application) RoleByID(id string) *AppRole {
+	for i := range a.AppRoles {
+		if a.AppRoles[i].ID == id {
+			return &a.AppRoles[i]
+		}
+	}
+	return nil
+}
 
 // OwnedBy reports whether the directory object id is an owner.
 func (a *Application) OwnedBy(objectID string) bool {
@@ -258,8 +320,20 @@ type ServicePrincipal struct {
 	AppID       string
 	DisplayName string
 	AppRoles    []string
+	// Assignments are the app roles of other applications of the tenant
+	// (APIs) assigned to this service principal (appRoleAssignments, as
+	// an admin grants them): a token for such an API carries their values
+	// in its roles claim.
+	Assignments []AppRoleAssignment
 	// ManagedIdentity marks the tenant's managed identity.
 	ManagedIdentity bool
+}
+
+// AppRoleAssignment assigns the app role RoleID of the application
+// ResourceAppID to a service principal.
+type AppRoleAssignment struct {
+	ResourceAppID string
+	RoleID        string
 }
 
 // HasRole reports whether the role is granted.

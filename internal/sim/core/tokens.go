@@ -36,9 +36,20 @@ func SameResource(a, b string) bool {
 	return a != "" && strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 
-// MintAccessToken signs a v1-shaped app-only access token for sp. Roles are
-// only placed in Graph tokens: the other simulated services authorize by
-// other means.
+// V2Issuer is the v2.0 issuer of a tenant's tokens on this simulator's
+// authority ("https://127.0.0.1:PORT/{tid}/v2.0"), as the tenant's v2.0
+// discovery document names it.
+func (s *Core) V2Issuer(tenantID string) string { return s.AuthorityHost() + tenantID + "/v2.0" }
+
+// MintAccessToken signs an app-only access token for sp. Tokens for
+// Microsoft's APIs are v1-shaped, and only Graph tokens carry roles (the
+// other simulated services authorize by other means). A token for an
+// application of the tenant that exposes an API (Tenant.ResourceApp) is
+// shaped by that application's accessTokenAcceptedVersion, as Entra shapes
+// it: v1.0 with aud the resource as requested (identifier URI or app id),
+// iss https://sts.windows.net/{tid}/, appid and appidacr; v2.0 with aud the
+// API's app id, iss {authority}/{tid}/v2.0, azp and azpacr. Either carries
+// the API's app roles assigned to sp in roles.
 func (s *Core) MintAccessToken(tenantID string, sp *ServicePrincipal, resource, acr string) (string, time.Time, error) {
 	now := s.clock.Now()
 	exp := now.Add(AccessTokenLifetime)
@@ -62,10 +73,25 @@ func (s *Core) MintAccessToken(tenantID string, sp *ServicePrincipal, resource, 
 		"ver":      "1.0",
 		"idtyp":    "app",
 	}
-	if SameResource(resource, GraphResource) {
+	switch {
+	case SameResource(resource, GraphResource):
 		roles := make([]string, len(sp.AppRoles))
 		copy(roles, sp.AppRoles)
 		claims["roles"] = roles
+	case SameResource(resource, ARMResource), SameResource(resource, KeyVaultResource):
+	default:
+		if api, roles, ok := s.apiResource(tenantID, sp, resource); ok {
+			claims["roles"] = roles
+			if api.AccessTokenVersion == 2 {
+				claims["aud"] = api.AppID
+				claims["iss"] = s.V2Issuer(tenantID)
+				claims["azp"], claims["azpacr"] = sp.AppID, acr
+				claims["ver"] = "2.0"
+				delete(claims, "appid")
+				delete(claims, "appidacr")
+				delete(claims, "idp")
+			}
+		}
 	}
 	tok, err := s.Sign(claims)
 	if err != nil {
@@ -74,13 +100,37 @@ func (s *Core) MintAccessToken(tenantID string, sp *ServicePrincipal, resource, 
 	return tok, exp, nil
 }
 
+// apiResource finds the tenant's application that resource names and the
+// values of its app roles assigned to sp (by its app id: sp may be a copy).
+// It takes the world's read lock: callers must not hold it.
+func (s *Core) apiResource(tenantID string, sp *ServicePrincipal, resource string) (Application, []string, bool) {
+	s.world.RLock()
+	defer s.world.RUnlock()
+	t := s.world.TenantLocked(tenantID)
+	if t == nil {
+		return Application{}, nil, false
+	}
+	api := t.ResourceApp(resource)
+	if api == nil {
+		return Application{}, nil, false
+	}
+	holder := t.SPByAppID(sp.AppID)
+	if holder == nil {
+		holder = sp
+	}
+	return *api, holder.RolesOn(api), true
+}
+
 // Sign signs claims with the simulator's key, with kid and x5t in the
 // header so clients can find the key in the JWKS.
 func (s *Core) Sign(claims jwt.MapClaims) (string, error) {
+	s.keyMu.RLock()
+	key, kid := s.signKey, s.kid
+	s.keyMu.RUnlock()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["kid"] = s.kid
-	t.Header["x5t"] = s.kid
-	out, err := t.SignedString(s.signKey)
+	t.Header["kid"] = kid
+	t.Header["x5t"] = kid
+	out, err := t.SignedString(key)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
@@ -160,10 +210,11 @@ func (s *Core) Authenticate(r *http.Request, resource string) (*Caller, error) {
 		if !ok {
 			return nil, errKidNotString
 		}
-		if kid != s.kid {
+		pub := s.PublicKey(kid)
+		if pub == nil {
 			return nil, errUnknownKid
 		}
-		return &s.signKey.PublicKey, nil
+		return pub, nil
 	})
 	switch {
 	case err == nil:

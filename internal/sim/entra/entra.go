@@ -90,6 +90,7 @@ func (s *Service) entraHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.serveToken)
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.serveDiscovery)
+	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.serveDiscoveryV1)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.serveJWKS)
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.serveJWKS)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -385,10 +386,13 @@ func (s *Service) checkFederatedAssertion(app *core.Application, a *assertion, n
 	if a.headerString("alg") != jwt.SigningMethodRS256.Alg() {
 		return errBadAssertion("The signing algorithm is not supported.")
 	}
-	if kid := a.headerString("kid"); kid != "" && kid != s.KeyID() {
-		return errBadAssertion("The key was not found.")
+	pub := &s.SigningKey().PublicKey
+	if kid := a.headerString("kid"); kid != "" {
+		if pub = s.PublicKey(kid); pub == nil {
+			return errBadAssertion("The key was not found.")
+		}
 	}
-	if err := a.verify(&s.SigningKey().PublicKey); err != nil {
+	if err := a.verify(pub); err != nil {
 		return errBadAssertion("The provided signature value did not match the expected signature value.")
 	}
 	if !s.assertionTimeValid(a, now) {
@@ -538,15 +542,15 @@ func resourceFromScope(scope string) (string, bool) {
 
 // knownResource reports whether the tenant can issue tokens for resource:
 // the Microsoft APIs the simulator serves, the token exchange audience, or
-// an application of the tenant by app id or "api://<app id>".
+// an application of the tenant by app id, "api://<app id>" or one of its
+// identifier URIs.
 func knownResource(t *core.Tenant, resource string) bool {
 	for _, r := range []string{core.GraphResource, core.ARMResource, core.KeyVaultResource, TokenExchangeAudience} {
 		if core.SameResource(resource, r) {
 			return true
 		}
 	}
-	id := strings.TrimPrefix(resource, "api://")
-	return t.AppByAppID(id) != nil
+	return t.ResourceApp(resource) != nil
 }
 
 // entraError writes e in Entra's error shape: the description carries the
@@ -603,26 +607,62 @@ func (s *Service) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// serveJWKS publishes the simulator's signing key (the same key for every
-// tenant).
+// serveDiscoveryV1 is the tenant's v1.0 OpenID configuration
+// ({authority}/{tenant}/.well-known/openid-configuration). Its issuer is
+// https://sts.windows.net/{tid}/, the issuer of v1.0 access tokens, which
+// is not the URL the document is served under: a validator must take the
+// issuer from the document rather than derive it (go-oidc's discovery
+// refuses the mismatch unless told otherwise).
+func (s *Service) serveDiscoveryV1(w http.ResponseWriter, r *http.Request) {
+	t := s.World().Tenant(r.PathValue("tenant"))
+	if t == nil {
+		s.entraError(w, r, errTenantNotFound(r.PathValue("tenant")))
+		return
+	}
+	base := s.AuthorityHost() + t.ID
+	core.WriteJSON(w, http.StatusOK, core.PlainJSON, map[string]any{
+		"issuer":                                core.StsIssuer(t.ID),
+		"authorization_endpoint":                base + "/oauth2/authorize",
+		"token_endpoint":                        base + "/oauth2/token",
+		"end_session_endpoint":                  base + "/oauth2/logout",
+		"jwks_uri":                              base + "/discovery/keys",
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
+		"response_modes_supported":              []string{"query", "fragment", "form_post"},
+		"response_types_supported":              []string{"code", "id_token", "code id_token", "token id_token", "token"},
+		"subject_types_supported":               []string{"pairwise"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"claims_supported":                      []string{"sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid", "roles", "name", "upn", "appid"},
+		"tenant_region_scope":                   "NA",
+		"cloud_instance_name":                   "microsoftonline.com",
+		"msgraph_host":                          "graph.microsoft.com",
+	})
+}
+
+// serveJWKS publishes the simulator's signing keys (the same for every
+// tenant): the current one and those a rollover replaced
+// (core.RotateSigningKey), as Entra lists several keys at once.
 func (s *Service) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	t := s.World().Tenant(r.PathValue("tenant"))
 	if t == nil {
 		s.entraError(w, r, errTenantNotFound(r.PathValue("tenant")))
 		return
 	}
-	pub := s.SigningKey().PublicKey
+	s.Counters().JWKSRequests.Add(1)
+	var keys []map[string]any
+	for _, k := range s.PublishedKeys() {
+		keys = append(keys, map[string]any{
+			"kty":    "RSA",
+			"use":    "sig",
+			"kid":    k.KeyID,
+			"x5t":    k.KeyID,
+			"n":      base64.RawURLEncoding.EncodeToString(k.Public.N.Bytes()),
+			"e":      base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.Public.E)).Bytes()),
+			"x5c":    []string{base64.StdEncoding.EncodeToString(k.Cert.Raw)},
+			"issuer": s.AuthorityHost() + t.ID + "/v2.0",
+		})
+	}
 	w.Header().Set("Cache-Control", "max-age=86400")
-	core.WriteJSON(w, http.StatusOK, core.PlainJSON, map[string]any{"keys": []map[string]any{{
-		"kty":    "RSA",
-		"use":    "sig",
-		"kid":    s.KeyID(),
-		"x5t":    s.KeyID(),
-		"n":      base64.RawURLEncoding.EncodeToString(pub.N.Bytes()),
-		"e":      base64.RawURLEncoding.EncodeToString(big.NewInt(int64(pub.E)).Bytes()),
-		"x5c":    []string{base64.StdEncoding.EncodeToString(s.SigningCert().Raw)},
-		"issuer": s.AuthorityHost() + t.ID + "/v2.0",
-	}}})
+	core.WriteJSON(w, http.StatusOK, core.PlainJSON, map[string]any{"keys": keys})
 }
 
 // miHandler is the App Service managed identity endpoint (plain HTTP, as

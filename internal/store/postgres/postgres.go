@@ -244,6 +244,7 @@ var orgTables = []string{
 	"organizations", "applications", "credentials", "app_access", "runs", "run_events",
 	"sink_targets", "connections", "policies", "connection_health", "inventory_syncs",
 	"audit_events", "audit_heads",
+	"api_keys",
 }
 
 // Pool returns the store's connection pool, as the application role: for
@@ -359,7 +360,7 @@ func isOrgMissing(err error) bool {
 	switch constraint(err) {
 	case "applications_org_fk", "runs_org_fk", "sink_targets_org_fk", "connections_org_fk",
 		"policies_org_fk", "connection_health_org_fk", "inventory_syncs_org_fk",
-		"audit_events_org_fk", "audit_heads_org_fk":
+		"audit_events_org_fk", "audit_heads_org_fk", "api_keys_org_fk":
 		return true
 	}
 	return false

@@ -77,6 +77,8 @@ func populate(t *testing.T, s *Store, org domain.OrgID) {
 	require.NoError(t, s.SaveSyncState(ctx, store.SaveSyncStateParams{Org: org, Connection: "c", Scope: "t/id", SyncStarted: t0, Full: true}))
 	_, err = s.AppendAudit(ctx, audit.Record{Org: org, At: t0, Actor: audit.Rotor, Action: "sync", Object: "inventory", Outcome: audit.OutcomeOK})
 	require.NoError(t, err)
+	require.NoError(t, s.CreateAPIKey(ctx, store.APIKey{Org: org, ID: "k1", Name: "ci", Role: "viewer",
+		Hash: make([]byte, 32), CreatedAt: t0}))
 }
 
 func count(t *testing.T, q interface {

@@ -102,6 +102,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"Audit/ListFiltersAndPages", testAuditListFiltersAndPages},
 		{"Audit/ConcurrentAppendsKeepOneChain", testAuditConcurrentAppendsKeepOneChain},
 		{"Audit/RejectsIncompleteRecords", testAuditRejectsIncompleteRecords},
+		{"APIKeys/RoundTrip", testAPIKeysRoundTrip},
+		{"APIKeys/AreIsolated", testAPIKeysAreIsolated},
+		{"APIKeys/RevokeAndRefuse", testAPIKeysRevokeAndRefuse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
