@@ -32,6 +32,16 @@ type SimulatorConfig struct {
 	// set-up); it signs in as the same identity, which also holds
 	// Application.Read.All in the simulator.
 	ReadConnections bool
+	// Database, when set, puts rotor's state in PostgreSQL instead of
+	// SQLite in DataDir.
+	Database *SimulatorDatabase
+}
+
+// SimulatorDatabase is a database block for PostgreSQL: the application
+// role's URL and the owner's, each without a password; the passwords are
+// secret references written as given, e.g. "{env: ROTOR_DB_PASSWORD}".
+type SimulatorDatabase struct {
+	URL, Password, MigrateURL, MigratePassword string
 }
 
 // SimulatorRotation holds the rotation: keys to set; empty ones keep their
@@ -81,6 +91,19 @@ rotation:
   lease_ttl: {{q .LeaseTTL}}
 {{- end}}
 {{- end}}
+{{- with .C.Database}}
+database:
+  url: {{q .URL}}
+{{- if .Password}}
+  password: {{.Password}}
+{{- end}}
+{{- if .MigrateURL}}
+  migrate_url: {{q .MigrateURL}}
+{{- end}}
+{{- if .MigratePassword}}
+  migrate_password: {{.MigratePassword}}
+{{- end}}
+{{- end}}
 connections:
 {{- range $i, $t := .Info.Tenants}}
   - name: {{q $t.Name}}
@@ -125,8 +148,9 @@ policies:
 
 // Every value is written as a YAML double-quoted string (strconv.Quote's
 // escapes are YAML's), so a path or tenant name with ':', '#', '{' or '"'
-// cannot break the file or add keys. Secret is the caller's YAML and
-// Applications a selector, written as given.
+// cannot break the file or add keys. Secret and the database passwords
+// are the caller's YAML (secret references) and Applications a selector,
+// written as given.
 
 // SimulatorYAML renders the rotor.yaml that c describes for the simulator
 // that wrote info.

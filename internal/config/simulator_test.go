@@ -51,6 +51,34 @@ func TestSimulatorYAMLLoads(t *testing.T) {
 	require.ErrorContains(t, err, "required")
 }
 
+// TestSimulatorYAMLPostgres: a Database puts rotor's state in PostgreSQL,
+// the passwords by reference.
+func TestSimulatorYAMLPostgres(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.env["DB_PW"], b.env["DB_OWNER_PW"] = "app-pw", "owner-pw"
+	simPath := filepath.Join(b.dir, "sim", simfile.FileName)
+	info, err := simfile.Load(simPath)
+	require.NoError(t, err)
+	const appURL, ownerURL = "postgres://rotor_app@db:5432/rotor?sslmode=disable&search_path=s", "postgres://rotor_owner@db:5432/rotor?sslmode=disable"
+	out, err := SimulatorYAML(info, SimulatorConfig{
+		SimFile: simPath, DataDir: filepath.Join(b.dir, "data"),
+		Secret:   func(simfile.Tenant) string { return "{env: " + secretName + "}" },
+		Database: &SimulatorDatabase{URL: appURL, Password: "{env: DB_PW}", MigrateURL: ownerURL, MigratePassword: "{env: DB_OWNER_PW}"},
+	})
+	require.NoError(t, err)
+	path := filepath.Join(b.dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(path, out, 0o600))
+
+	cfg, err := Load(path, b.opts)
+	require.NoError(t, err, string(out))
+	require.Equal(t, "postgres", cfg.Database.Driver)
+	require.Equal(t, appURL, cfg.Database.URL)
+	require.Equal(t, ownerURL, cfg.Database.MigrateURL)
+	require.Equal(t, "environment variable DB_PW", cfg.Database.Password.String())
+	require.Equal(t, "environment variable DB_OWNER_PW", cfg.Database.MigratePassword.String())
+}
+
 // TestSimulatorYAMLQuotes: a data directory with YAML's special characters
 // stays one value.
 func TestSimulatorYAMLQuotes(t *testing.T) {

@@ -37,13 +37,29 @@ type credSnapshot struct {
 // time, and then checks what DESIGN.md promises: every application's Key
 // Vault secret gets a token, no rotor: credential but the newest remains,
 // nothing rotor did not create was touched, and no issued secret value is
-// anywhere in the data directory or the logs.
+// anywhere in the data directory or the logs. rotor keeps its state in
+// SQLite here, in PostgreSQL in TestCrashSafetyPostgres.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end crash test; run without -short")
 	}
+	testCrashSafety(t, onSQLite)
+}
+
+// TestCrashSafetyPostgres is TestCrashSafety with rotor's state in
+// PostgreSQL (and River's jobs on riverpgxv5); no value at rest also
+// means in no row of the schema. It skips, loudly, when
+// ROTOR_TEST_DATABASE_URL is not set.
+func TestCrashSafetyPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end crash test; run without -short")
+	}
+	testCrashSafety(t, onPostgres)
+}
+
+func testCrashSafety(t *testing.T, kind storeKind) {
 	var issued issuedSecrets
-	r := newRig(t, simtest.Options{Seed: "apps=60,tenants=2,expiring=1h,replication=300ms", OnSecretIssued: issued.add}, config.SimulatorConfig{
+	r := newRigOn(t, kind, simtest.Options{Seed: "apps=60,tenants=2,expiring=1h,replication=300ms", OnSecretIssued: issued.add}, config.SimulatorConfig{
 		// 18 rotations at once, as many as this test had workers before
 		// rotation.max_in_flight: with all 120 at once the first rounds
 		// finish the work and the later crash points are never reached
@@ -51,7 +67,7 @@ func TestCrashSafety(t *testing.T) {
 		Rotation: config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", ConcurrencyPerTenant: 8, MaxInFlight: 18, LeaseTTL: "2s"},
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "4s"}},
 	})
-	bin, cfgPath, env, info, graphs, dataDir, logDir := r.bin, r.cfgPath, r.env, r.info, r.graphs, r.dataDir, r.logDir
+	bin, cfgPath, env, info, graphs, logDir := r.bin, r.cfgPath, r.env, r.info, r.graphs, r.logDir
 	ctx := context.Background()
 	before := snapshot(ctx, t, info, graphs)
 
@@ -74,8 +90,20 @@ func TestCrashSafety(t *testing.T) {
 	after := snapshot(ctx, t, info, graphs)
 	requireOneRotorCredentialForeignUntouched(t, before, after)
 
-	// Every vault secret holds the one remaining rotor credential, and that
-	// value gets a token — checked with Microsoft's SDKs.
+	requireConsumersWork(ctx, t, info, graphs, after)
+
+	// No issued secret value at rest outside the vault: not in the data
+	// directory (database, WAL, journal), not in PostgreSQL's rows and
+	// not in any log.
+	r.requireNoValueAtRest(t, issued.all())
+}
+
+// requireConsumersWork checks every application of after from its
+// consumer's side: its vault secret is rotor's, holds the one remaining
+// rotor credential, and that value gets a token — checked with
+// Microsoft's SDKs.
+func requireConsumersWork(ctx context.Context, t *testing.T, info *simfile.Info, graphs map[string]*graph.Client, after map[string]map[string]credSnapshot) {
+	t.Helper()
 	for _, tn := range info.Tenants {
 		kv := vaultClient(t, info, tn)
 		for oid, app := range after[tn.ID] {
@@ -90,10 +118,6 @@ func TestCrashSafety(t *testing.T) {
 			require.NoError(t, getToken(ctx, t, info, tn.ID, appIDOf(ctx, t, graphs[tn.ID], oid), *resp.Value), "%s: the vault's secret must get a token", app.name)
 		}
 	}
-
-	// No issued secret value at rest outside the vault: not in the data
-	// directory (database, WAL, journal) and not in any log.
-	requireNoValueAtRest(t, issued.all(), dataDir, logDir)
 }
 
 func tag(tags map[string]*string, k string) string {
@@ -103,22 +127,43 @@ func tag(tags map[string]*string, k string) string {
 	return ""
 }
 
-// issuedSecrets records every secret value the simulator hands out.
+// issuedSecrets records every secret the simulator hands out: to which
+// application, and when (by the test's clock, which is rotor's: the same
+// machine's).
 type issuedSecrets struct {
-	mu     sync.Mutex
-	values []string
+	mu      sync.Mutex
+	secrets []issuedSecret
 }
 
-func (s *issuedSecrets) add(_, _, _ string, value string) {
+// issuedSecret is one password addPassword handed out.
+type issuedSecret struct {
+	tenantID, appObjectID, keyID, value string
+	at                                  time.Time
+}
+
+func (s *issuedSecrets) add(tenantID, appObjectID, keyID, value string) {
+	at := time.Now()
 	s.mu.Lock()
-	s.values = append(s.values, value)
+	s.secrets = append(s.secrets, issuedSecret{tenantID: tenantID, appObjectID: appObjectID, keyID: keyID, value: value, at: at})
 	s.mu.Unlock()
 }
 
+// all is every value issued.
 func (s *issuedSecrets) all() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.values...)
+	out := make([]string, len(s.secrets))
+	for i, x := range s.secrets {
+		out[i] = x.value
+	}
+	return out
+}
+
+// list is every secret issued, in order.
+func (s *issuedSecrets) list() []issuedSecret {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]issuedSecret(nil), s.secrets...)
 }
 
 func graphClient(t *testing.T, info *simfile.Info, tn simfile.Tenant) *graph.Client {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/azure/graph"
@@ -28,6 +30,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
+	"github.com/rotor-dev/rotor/internal/store/postgres/pgtest"
 )
 
 var (
@@ -125,19 +128,53 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 
 // rig is one end-to-end scene: a simulator, the rotor binary, a rotor.yaml
 // for it (secrets passed as environment variables), where data and logs go,
-// and a Graph client per tenant to check Entra with.
+// and a Graph client per tenant to check Entra with. db is the PostgreSQL
+// schema rotor keeps its state in, nil on SQLite (in dataDir).
 type rig struct {
 	bin, cfgPath, dataDir, logDir string
 	info                          *simfile.Info
 	env                           []string
 	graphs                        map[string]*graph.Client
+	db                            *pgtest.DB
 }
 
+// storeKind is where a rig's rotor keeps its state.
+type storeKind string
+
+const (
+	onSQLite   storeKind = "sqlite"
+	onPostgres storeKind = "postgres"
+)
+
 // newRig starts the simulator with opts and writes rotor.yaml with cfg
-// (SimFile, DataDir, LogLevel and Secret are filled in).
+// (SimFile, DataDir, LogLevel and Secret are filled in), rotor's state in
+// SQLite in the data directory.
 func newRig(t *testing.T, opts simtest.Options, cfg config.SimulatorConfig) *rig {
 	t.Helper()
-	r := &rig{bin: rotorBinary(t)}
+	return newRigOn(t, onSQLite, opts, cfg)
+}
+
+// newRigOn is newRig with rotor's state where kind says: on PostgreSQL, in
+// a schema of its own (pgtest.New, which skips the test loudly when no
+// cluster is configured), the application role in database.url and the
+// owner in migrate_url, both passwords by {env: …} reference.
+func newRigOn(t *testing.T, kind storeKind, opts simtest.Options, cfg config.SimulatorConfig) *rig {
+	t.Helper()
+	r := &rig{}
+	r.env = os.Environ()
+	switch kind {
+	case onSQLite:
+	case onPostgres:
+		r.db = pgtest.New(t)
+		cfg.Database = &config.SimulatorDatabase{
+			URL: r.db.AppURL, Password: "{env: ROTOR_DB_PASSWORD}",
+			MigrateURL: r.db.OwnerURL, MigratePassword: "{env: ROTOR_DB_OWNER_PASSWORD}",
+		}
+		r.env = append(r.env, "ROTOR_DB_PASSWORD="+r.db.AppPassword, "ROTOR_DB_OWNER_PASSWORD="+r.db.OwnerPassword)
+	default:
+		t.Fatalf("unknown store kind %q", kind)
+	}
+	r.bin = rotorBinary(t)
 	_, r.info = startSim(t, opts)
 	dir := t.TempDir()
 	r.dataDir, r.logDir = filepath.Join(dir, "data"), filepath.Join(dir, "logs")
@@ -154,13 +191,65 @@ func newRig(t *testing.T, opts simtest.Options, cfg config.SimulatorConfig) *rig
 	require.NoError(t, err)
 	r.cfgPath = filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(r.cfgPath, yaml, 0o600))
-	r.env = os.Environ()
 	r.graphs = map[string]*graph.Client{}
 	for _, tn := range r.info.Tenants {
 		r.env = append(r.env, "SECRET_"+tn.Name+"="+tn.Rotation.ClientSecret)
 		r.graphs[tn.ID] = graphClient(t, r.info, tn)
 	}
 	return r
+}
+
+// requireNoValueAtRest fails the test if any of values (every secret the
+// simulator issued) is anywhere rotor keeps state or writes: the data
+// directory (the SQLite database, its WAL and journal), the logs, and on
+// PostgreSQL every row of the rig's schema. The database passwords must
+// not be in the logs either.
+func (r *rig) requireNoValueAtRest(t *testing.T, values []string) {
+	t.Helper()
+	roots := []string{r.logDir}
+	if _, err := os.Stat(r.dataDir); err == nil {
+		roots = append(roots, r.dataDir)
+	}
+	requireNoValueAtRest(t, values, roots...)
+	if r.db != nil {
+		requireNoValueInSchema(t, r.db, values)
+		requireNoValueAtRest(t, []string{r.db.AppPassword, r.db.OwnerPassword}, r.logDir)
+	}
+}
+
+// requireNoValueInSchema fails the test if any of values is in a row of
+// any table of db's schema, read as the superuser (past row-level
+// security), each row as its text form, where a bytea column shows as hex.
+func requireNoValueInSchema(t *testing.T, db *pgtest.DB, values []string) {
+	t.Helper()
+	require.NotEmpty(t, values)
+	ctx := t.Context()
+	admin := pgtest.Admin(t)
+	rows, err := admin.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'`, db.Schema)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Contains(t, tables, "runs", "the schema rotor migrated")
+	needles := make([]string, 0, 2*len(values))
+	for _, v := range values {
+		needles = append(needles, v, hex.EncodeToString([]byte(v)))
+	}
+	n := 0
+	for _, table := range tables {
+		rows, err := admin.Query(ctx, `SELECT t::text FROM `+pgx.Identifier{db.Schema, table}.Sanitize()+` t`)
+		require.NoError(t, err)
+		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err, table)
+		for _, row := range texts {
+			n++
+			for _, v := range needles {
+				if strings.Contains(row, v) {
+					t.Fatalf("an issued secret value was found in a row of table %s", table)
+				}
+			}
+		}
+	}
+	t.Logf("no issued secret value in %d rows of %d tables of schema %s", n, len(tables), db.Schema)
 }
 
 // dumpLogs prints what a failed scene's processes said that a human would
