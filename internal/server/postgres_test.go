@@ -46,15 +46,9 @@ func TestRotationOnPostgres(t *testing.T) {
 		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
 		Secret:   func(simfile.Tenant) string { return "{env: ROTATION_SECRET}" },
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}},
+		Database: pgDatabase(db),
 	})
 	require.NoError(t, err)
-	yaml = append(yaml, fmt.Sprintf(`
-database:
-  url: %q
-  password: {env: ROTOR_DB_PASSWORD}
-  migrate_url: %q
-  migrate_password: {env: ROTOR_DB_OWNER_PASSWORD}
-`, db.AppURL, db.OwnerURL)...)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
 	env := envMap{"ROTATION_SECRET": tn.Rotation.ClientSecret, "ROTOR_DB_PASSWORD": db.AppPassword, "ROTOR_DB_OWNER_PASSWORD": db.OwnerPassword}
@@ -131,6 +125,12 @@ database:
 	graph := srv.conns.byKey[connKey{app.Org, pol.Connection}]
 	require.NoError(t, azure.VerifySecret(ctx, graph.ep, tn.ID, app.AppID, rsecret.New(*secret.Value)),
 		"the consumer's secret is one Entra accepts")
+}
+
+// pgDatabase is the database block of rotor.yaml for db, the passwords by
+// reference to ROTOR_DB_PASSWORD and ROTOR_DB_OWNER_PASSWORD.
+func pgDatabase(db *pgtest.DB) *config.SimulatorDatabase {
+	return &config.SimulatorDatabase{URL: db.AppURL, Password: "{env: ROTOR_DB_PASSWORD}", MigrateURL: db.OwnerURL, MigratePassword: "{env: ROTOR_DB_OWNER_PASSWORD}"}
 }
 
 // TestOpenRefusesAnOwnerAsTheApplicationRole: a database.url naming the

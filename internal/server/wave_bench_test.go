@@ -51,7 +51,7 @@ func benchWave(b *testing.B, inflight int) {
 		b.StopTimer()
 		ctx, cancel := context.WithCancel(b.Context())
 		dir := b.TempDir()
-		info, simFile, cfg := waveSetup(b, dir, inflight)
+		info, simFile, cfg := waveSetup(b, dir, inflight, nil)
 		cfgPath := filepath.Join(dir, "rotor.yaml")
 		require.NoError(b, os.WriteFile(cfgPath, cfg, 0o600))
 		tn := info.Tenants[0]
@@ -107,8 +107,9 @@ func benchWave(b *testing.B, inflight int) {
 
 // waveSetup starts the wave's simulator (waveApps due applications, a
 // waveDelay replication delay) and writes its rotor.yaml: jitter off, the
-// planner every second, inflight rotate workers (0: the default).
-func waveSetup(b *testing.B, dir string, inflight int) (*simfile.Info, string, []byte) {
+// planner every second, inflight rotate workers (0: the default), state in
+// db (nil: SQLite in dir).
+func waveSetup(b *testing.B, dir string, inflight int, db *config.SimulatorDatabase) (*simfile.Info, string, []byte) {
 	st := simtest.Start(b, simtest.Options{
 		StateDir: filepath.Join(dir, "sim"),
 		Seed:     fmt.Sprintf("apps=%d,tenants=1,expiring=1h,replication=%s", waveApps, waveDelay),
@@ -120,6 +121,7 @@ func waveSetup(b *testing.B, dir string, inflight int) (*simfile.Info, string, [
 		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
 		Rotation: config.SimulatorRotation{Jitter: "0s", PlanInterval: "1s", VerifyTimeout: "1m", MaxInFlight: inflight},
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "7d"}},
+		Database: db,
 	})
 	require.NoError(b, err)
 	return info, simFile, cfg

@@ -43,15 +43,8 @@ func benchWavePostgres(b *testing.B, replicas int) {
 		ctx, cancel := context.WithCancel(b.Context())
 		db := pgtest.New(b)
 		dir := b.TempDir()
-		info, simFile, yaml := waveSetup(b, dir, 0)
+		info, simFile, yaml := waveSetup(b, dir, 0, pgDatabase(db))
 		var err error
-		yaml = append(yaml, fmt.Sprintf(`
-database:
-  url: %q
-  password: {env: ROTOR_DB_PASSWORD}
-  migrate_url: %q
-  migrate_password: {env: ROTOR_DB_OWNER_PASSWORD}
-`, db.AppURL, db.OwnerURL)...)
 		cfgPath := filepath.Join(dir, "rotor.yaml")
 		require.NoError(b, os.WriteFile(cfgPath, yaml, 0o600))
 		tn := info.Tenants[0]
