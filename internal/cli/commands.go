@@ -106,6 +106,14 @@ or are recovered at the next start.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := cf.openForServe(cmd)
 			if err != nil {
+				if cmd.Context().Err() != nil {
+					// SIGINT or SIGTERM while opening (a migration,
+					// the first connection): what failed is the
+					// stop the operator asked for, and Open left
+					// nothing running.
+					fmt.Fprintln(cmd.ErrOrStderr(), "rotor: stopped before serving (signal received while starting)")
+					return nil
+				}
 				return err
 			}
 			defer srv.Close()

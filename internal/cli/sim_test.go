@@ -629,3 +629,19 @@ func httpGetBody(t *testing.T, url string) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// TestServeStoppedWhileStartingExitsCleanly: a SIGTERM (a cancelled
+// context) that reaches serve while it is still opening its store and
+// connections is the stop the operator asked for: exit 0 and say so, not
+// "context canceled" and exit 1.
+func TestServeStoppedWhileStartingExitsCleanly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "apps=1,tenants=1,expiring=1h,replication=0s", 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out, errOut := e.newBuffer(), e.newBuffer()
+	code := runExecute(ctx, []string{"serve", "--config", e.cfg}, out, errOut)
+	require.Equal(t, 0, code, "%s", errOut.String())
+	require.Contains(t, errOut.String(), "stopped before serving")
+	require.NotContains(t, errOut.String(), "context canceled")
+}
