@@ -8,6 +8,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/store/codec"
 )
 
 // ApplicationRef identifies an application in results: enough to name it
@@ -35,6 +36,25 @@ type ApplicationFilter struct {
 	// ExpiringWithin keeps applications with a credential ending within
 	// this long from now (expired ones included); zero: no filter.
 	ExpiringWithin time.Duration `json:"expiring_within,omitempty"`
+	// ExpiringBefore keeps applications with a credential ending before
+	// it (expired ones included); zero: no filter. With ExpiringWithin
+	// too, the earlier of the two applies.
+	ExpiringBefore time.Time `json:"expiring_before,omitzero"`
+}
+
+// params is the store query of f at now, in org.
+func (f ApplicationFilter) params(org domain.OrgID, now time.Time) (store.ListApplicationsParams, error) {
+	if f.ExpiringWithin < 0 {
+		return store.ListApplicationsParams{}, &InvalidError{Field: "expiring_within", Message: "must not be negative"}
+	}
+	p := store.ListApplicationsParams{Org: org, Connection: f.Connection, ManageableOnly: f.ManageableOnly, NamePrefix: f.NamePrefix,
+		ExpiringBefore: f.ExpiringBefore}
+	if f.ExpiringWithin > 0 {
+		if at := now.Add(f.ExpiringWithin); p.ExpiringBefore.IsZero() || at.Before(p.ExpiringBefore) {
+			p.ExpiringBefore = at
+		}
+	}
+	return p, nil
 }
 
 // ApplicationRow is one line of an application listing: what the
@@ -49,9 +69,12 @@ type ApplicationRow struct {
 	Manageable bool   `json:"manageable"`
 	Secrets    int    `json:"secrets"`
 	Certs      int    `json:"certificates"`
-	// NextExpiry is the earliest end of a credential still valid.
-	NextExpiry time.Time `json:"next_expiry,omitzero"`
-	Policy     string    `json:"policy,omitempty"`
+	// NextExpiry is the earliest end of a credential still valid;
+	// EarliestEnd the earliest end of any, expired ones included (what
+	// SortByExpiry orders by).
+	NextExpiry  time.Time `json:"next_expiry,omitzero"`
+	EarliestEnd time.Time `json:"earliest_end,omitzero"`
+	Policy      string    `json:"policy,omitempty"`
 	// Status says, for people, what rotor will do ("due now (adoption)",
 	// "due in 19d 23h", "not manageable"); Reason is the decision's stable
 	// reason for machines.
@@ -70,17 +93,15 @@ func (s *Service) ListApplications(ctx context.Context, scope Scope, f Applicati
 	if err := s.begin(ctx, scope, ActionRead, ObjectApplications); err != nil {
 		return nil, err
 	}
-	if f.ExpiringWithin < 0 {
-		return nil, &InvalidError{Field: "expiring_within", Message: "must not be negative"}
+	now := s.clock.Now()
+	p, err := f.params(scope.Org, now)
+	if err != nil {
+		return nil, err
 	}
+	p.Limit = listPage
 	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
-	}
-	now := s.clock.Now()
-	p := store.ListApplicationsParams{Org: scope.Org, Connection: f.Connection, ManageableOnly: f.ManageableOnly, NamePrefix: f.NamePrefix, Limit: listPage}
-	if f.ExpiringWithin > 0 {
-		p.ExpiringBefore = now.Add(f.ExpiringWithin)
 	}
 	rows := []ApplicationRow{}
 	for {
@@ -112,6 +133,7 @@ func rowOf(a *domain.Application, dec domain.Decision, pol *domain.Policy, now t
 	if pol != nil {
 		r.Policy = pol.Name
 	}
+	r.EarliestEnd = codec.MinEnd(a.Credentials)
 	for _, c := range a.Credentials {
 		if c.Kind == domain.KindSecret {
 			r.Secrets++
@@ -306,4 +328,18 @@ func (s *Service) lookup(ctx context.Context, org domain.OrgID, pols Policies, r
 		return nil, nil, &NotManageableError{App: refOf(a), Policy: pol.Name, Connection: pol.Connection}
 	}
 	return a, pol, nil
+}
+
+// GetApplication finds one application by reference (object id, app id
+// or display name) and returns it with its credentials.
+func (s *Service) GetApplication(ctx context.Context, scope Scope, ref string) (*ApplicationDetail, error) {
+	if err := s.begin(ctx, scope, ActionRead, ApplicationObject(ref)); err != nil {
+		return nil, err
+	}
+	a, err := s.store.GetApplication(ctx, scope.Org, ref)
+	if err != nil {
+		return nil, lookupError("application", ref, err)
+	}
+	d := detailOf(a)
+	return &d, nil
 }

@@ -41,18 +41,40 @@ func (s *Service) ListPolicies(ctx context.Context, scope Scope) ([]PolicyRow, e
 	list := pols.List()
 	rows := make([]PolicyRow, 0, len(list))
 	for _, p := range list {
-		r := PolicyRow{
-			Name: p.Name, Connection: p.Connection, Selector: p.Selector.String(), Enabled: p.Enabled, Kind: p.Kind,
-			Lifetime: domain.FormatDuration(p.Lifetime), RenewBefore: domain.FormatDuration(p.RenewBefore),
-			Overlap: domain.FormatDuration(p.Overlap), NotifyBefore: domain.FormatDuration(p.NotifyBefore),
-			Verify: p.Verify, RetireUnmanaged: p.RetireUnmanaged, Sinks: make([]string, 0, len(p.Sinks)),
-		}
-		for _, sk := range p.Sinks {
-			r.Sinks = append(r.Sinks, sk.Type)
-		}
-		rows = append(rows, r)
+		rows = append(rows, policyRow(p))
 	}
 	return rows, nil
+}
+
+// GetPolicy returns one of the organization's policies by name.
+func (s *Service) GetPolicy(ctx context.Context, scope Scope, name string) (*PolicyRow, error) {
+	if err := s.begin(ctx, scope, ActionRead, ObjectPolicies+":"+name); err != nil {
+		return nil, err
+	}
+	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	for _, p := range pols.List() {
+		if p.Name == name {
+			r := policyRow(p)
+			return &r, nil
+		}
+	}
+	return nil, &NotFoundError{Kind: "policy", Ref: name}
+}
+
+func policyRow(p domain.Policy) PolicyRow {
+	r := PolicyRow{
+		Name: p.Name, Connection: p.Connection, Selector: p.Selector.String(), Enabled: p.Enabled, Kind: p.Kind,
+		Lifetime: domain.FormatDuration(p.Lifetime), RenewBefore: domain.FormatDuration(p.RenewBefore),
+		Overlap: domain.FormatDuration(p.Overlap), NotifyBefore: domain.FormatDuration(p.NotifyBefore),
+		Verify: p.Verify, RetireUnmanaged: p.RetireUnmanaged, Sinks: make([]string, 0, len(p.Sinks)),
+	}
+	for _, sk := range p.Sinks {
+		r.Sinks = append(r.Sinks, sk.Type)
+	}
+	return r
 }
 
 // Connection is how rotor reaches one tenant for one purpose, as the
@@ -105,6 +127,26 @@ func (s *Service) ListConnections(ctx context.Context, scope Scope) ([]Connectio
 		list = []Connection{}
 	}
 	return list, nil
+}
+
+// GetConnection returns one of the organization's connections by name,
+// with its health.
+func (s *Service) GetConnection(ctx context.Context, scope Scope, name string) (*Connection, error) {
+	if err := s.begin(ctx, scope, ActionRead, ObjectConnections+":"+name); err != nil {
+		return nil, err
+	}
+	if s.conns != nil {
+		list, err := s.conns.OrgConnections(ctx, scope.Org)
+		if err != nil {
+			return nil, fmt.Errorf("list connections: %w", err)
+		}
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i], nil
+			}
+		}
+	}
+	return nil, &NotFoundError{Kind: "connection", Ref: name}
 }
 
 // SignIn is what signing a connection in proved: who it is, in which

@@ -52,32 +52,47 @@ func (s *Service) ListRuns(ctx context.Context, scope Scope, f RunFilter) ([]Run
 	if f.Limit < 0 {
 		return nil, &InvalidError{Field: "limit", Message: "must not be negative"}
 	}
-	for _, st := range f.States {
-		if !slices.Contains(allStates, st) {
-			return nil, &InvalidError{Field: "state", Message: fmt.Sprintf("%q is not a run state (use %s)", st, joinStates())}
-		}
+	p, err := s.runParams(ctx, scope, f)
+	if err != nil {
+		return nil, err
 	}
-	p := store.ListRunsParams{Org: scope.Org, States: f.States, Limit: f.Limit}
+	p.Limit = f.Limit
 	if p.Limit == 0 {
 		p.Limit = DefaultRunLimit
-	}
-	if f.App != "" {
-		a, err := s.store.GetApplication(ctx, scope.Org, f.App)
-		if err != nil {
-			return nil, lookupError("application", f.App, err)
-		}
-		p.AppObjectID = a.ObjectID
 	}
 	list, err := s.store.ListRuns(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
+	return runRows(list), nil
+}
+
+// runParams is the store query of f (its Limit aside): the states
+// checked, the application looked up in the organization.
+func (s *Service) runParams(ctx context.Context, scope Scope, f RunFilter) (store.ListRunsParams, error) {
+	for _, st := range f.States {
+		if !slices.Contains(allStates, st) {
+			return store.ListRunsParams{}, &InvalidError{Field: "state", Message: fmt.Sprintf("%q is not a run state (use %s)", st, joinStates())}
+		}
+	}
+	p := store.ListRunsParams{Org: scope.Org, States: f.States}
+	if f.App != "" {
+		a, err := s.store.GetApplication(ctx, scope.Org, f.App)
+		if err != nil {
+			return p, lookupError("application", f.App, err)
+		}
+		p.AppObjectID = a.ObjectID
+	}
+	return p, nil
+}
+
+func runRows(list []domain.Run) []RunRow {
 	rows := make([]RunRow, 0, len(list))
 	for _, r := range list {
 		rows = append(rows, RunRow{ID: r.ID, App: r.AppName, AppID: r.AppID, ObjectID: r.AppObjectID, Policy: r.Policy, Trigger: r.Trigger, State: r.State,
 			NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces})
 	}
-	return rows, nil
+	return rows
 }
 
 func joinStates() string {

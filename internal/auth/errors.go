@@ -102,8 +102,12 @@ func refuse(r Reason, err error) *Error { return &Error{Reason: r, Err: err} }
 const Realm = "rotor"
 
 // WriteError answers a refused request: the status the error carries, a
-// WWW-Authenticate challenge (RFC 6750) on 401 and 403, and a JSON body in
-// rotor's error shape. Neither says anything the client sent.
+// WWW-Authenticate challenge (RFC 6750) on 401, 403 and 400, and an RFC
+// 9457 problem (application/problem+json) in the shape of every other
+// answer of rotor's API: type, title, status, detail, and code, rotor's
+// machine-readable class (the RFC 6750 error code, or the reason where
+// RFC 6750 has none), with the reason beside it. None of it says
+// anything the client sent.
 func WriteError(w http.ResponseWriter, err *Error) {
 	status := err.HTTPStatus()
 	if status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusBadRequest {
@@ -114,13 +118,25 @@ func WriteError(w http.ResponseWriter, err *Error) {
 		w.Header().Set("WWW-Authenticate", ch)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	code := err.oauthError()
 	if code == "" || status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		code = string(err.Reason)
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{
-		"code": code, "reason": string(err.Reason), "message": descriptions[err.Reason],
-	}})
+	_ = json.NewEncoder(w).Encode(problem{
+		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: descriptions[err.Reason],
+		Code: code, Reason: string(err.Reason),
+	})
+}
+
+// problem is an RFC 9457 problem with rotor's code and the refusal's
+// reason.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
 }

@@ -183,6 +183,7 @@ func newAppsCmd() *cobra.Command {
 	apps := &cobra.Command{Use: "apps", Short: "Look at the applications rotor knows", Args: groupArgs, RunE: showHelp}
 	var (
 		cf         configFlag
+		rf         remoteFlag
 		out        outputFlag
 		expiring   string
 		connection string
@@ -197,7 +198,8 @@ first). STATUS says what rotor will do: due, not due yet (with the time),
 or why it will not rotate (no policy, not owned by rotor, …); 'rotor explain
 APP' gives the full chain of checks.`,
 		Example: `  rotor apps list --expiring 30d
-  rotor apps list --connection contoso --manageable -o json`,
+  rotor apps list --connection contoso --manageable -o json
+  ROTOR_TOKEN=rtr_… rotor apps list --server https://rotor.example.com`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.validate(cmd); err != nil {
@@ -211,16 +213,26 @@ APP' gives the full chain of checks.`,
 				}
 				f.ExpiringWithin = d
 			}
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "reader")
-			if err != nil {
-				return err
+			var rows []app.ApplicationRow
+			if rf.set() {
+				r, err := rf.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if rows, err = r.applications(cmd.Context(), f); err != nil {
+					return err
+				}
+			} else {
+				srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "reader")
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				if rows, err = srv.App().ListApplications(cmd.Context(), scope(srv), f); err != nil {
+					return explainError(err)
+				}
 			}
-			defer srv.Close()
-			rows, err := srv.App().ListApplications(cmd.Context(), scope(srv), f)
-			if err != nil {
-				return explainError(err)
-			}
-			err = printRows(cmd, &out, rows, "NAME\tCONNECTION\tMANAGEABLE\tSECRETS\tCERTS\tNEXT EXPIRY\tPOLICY\tSTATUS", func(r app.ApplicationRow) string {
+			err := printRows(cmd, &out, rows, "NAME\tCONNECTION\tMANAGEABLE\tSECRETS\tCERTS\tNEXT EXPIRY\tPOLICY\tSTATUS", func(r app.ApplicationRow) string {
 				return fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s", r.Name, r.Connection, yesNo(r.Manageable), r.Secrets, r.Certs,
 					orDash(r.NextExpiry, "2006-01-02 15:04"), cmp.Or(r.Policy, "-"), r.Status)
 			})
@@ -234,6 +246,7 @@ APP' gives the full chain of checks.`,
 		},
 	}
 	cf.register(list)
+	rf.register(list)
 	out.register(list)
 	list.Flags().StringVar(&expiring, "expiring", "", "only applications with a credential ending within this long (e.g. 30d, 12h)")
 	list.Flags().StringVar(&connection, "connection", "", "only this connection's applications")

@@ -269,13 +269,16 @@ func TestBoundsAreDocumented(t *testing.T) {
 		return ""
 	}
 	for key, sp := range map[string]span{
-		"rotation.jitter":             jitterSpan,
-		"rotation.plan_interval":      planIntervalSpan,
-		"rotation.sync_interval":      syncIntervalSpan,
-		"rotation.full_sync_interval": fullSyncIntervalSpan,
-		"rotation.verify_timeout":     verifyTimeoutSpan,
-		"lifetime":                    lifetimeSpan,
-		"notify_before":               notifyBeforeSpan,
+		"rotation.jitter":                     jitterSpan,
+		"rotation.plan_interval":              planIntervalSpan,
+		"rotation.sync_interval":              syncIntervalSpan,
+		"rotation.full_sync_interval":         fullSyncIntervalSpan,
+		"rotation.verify_timeout":             verifyTimeoutSpan,
+		"lifetime":                            lifetimeSpan,
+		"notify_before":                       notifyBeforeSpan,
+		"api_auth.entra.clock_skew":           clockSkewSpan,
+		"api_auth.entra.key_max_age":          keyMaxAgeSpan,
+		"api_auth.entra.key_refresh_interval": keyRefreshSpan,
 	} {
 		want := fmt.Sprintf("`%s`–`%s`", domain.FormatDuration(sp.min), domain.FormatDuration(sp.max))
 		require.Contains(t, row(key), want, key)

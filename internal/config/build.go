@@ -127,6 +127,7 @@ func (b *builder) build(raw *rawConfig) {
 	b.unique("policies", len(raw.Policies), func(i int) string { return raw.Policies[i].Name })
 
 	b.hostIdentity(raw.HostIdentity)
+	b.apiAuth(raw.APIAuth)
 
 	if len(raw.Connections) == 0 {
 		b.note("no connections are configured: rotor has no tenant to watch; add one under connections")

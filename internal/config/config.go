@@ -86,6 +86,8 @@ type Config struct {
 	// secrets connections and sinks refer to ({keyvault: …}); nil when
 	// host_identity is not set.
 	HostIdentity *Connection
+	// APIAuth says who may call the REST API.
+	APIAuth APIAuthSettings
 	// Notes are things worth telling the operator at startup that are not
 	// errors, such as a default lifetime clamped to a tenant's limit.
 	Notes []string

@@ -219,7 +219,11 @@ func EnvVars() []string {
 			case ft.Kind() == reflect.Slice && ft.Elem() == yamlNodeType:
 				// sinks: not overridable
 			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-				walk(ft.Elem(), name+"_<NAME>", true)
+				if _, named := findKey(yamlKeys(ft.Elem()), "name"); named {
+					walk(ft.Elem(), name+"_<NAME>", true)
+				}
+				// Items without a name (api_auth.entra.roles) have no
+				// address: not overridable.
 			case ft.Kind() == reflect.Struct:
 				walk(ft, name, false)
 			case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct:

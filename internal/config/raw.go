@@ -22,6 +22,43 @@ type rawConfig struct {
 	Graph        rawGraph        `yaml:"graph"`
 	// HostIdentity is rotor's own identity (host.go).
 	HostIdentity *rawHostIdentity `yaml:"host_identity"`
+	// APIAuth is who may call the REST API (apiauth.go).
+	APIAuth rawAPIAuth `yaml:"api_auth"`
+}
+
+type rawAPIAuth struct {
+	APIKeys   *bool        `yaml:"api_keys"`
+	Entra     *rawEntra    `yaml:"entra"`
+	RateLimit rawRateLimit `yaml:"rate_limit"`
+}
+
+// rawEntra is api_auth.entra: the Entra access tokens rotor accepts
+// (internal/auth.EntraConfig, which the server builds from it).
+type rawEntra struct {
+	Cloud              string   `yaml:"cloud"`
+	SimFile            string   `yaml:"sim_file"`
+	Authority          string   `yaml:"authority"`
+	Tenants            []string `yaml:"tenants"`
+	AppIDURI           string   `yaml:"app_id_uri"`
+	ClientID           string   `yaml:"client_id"`
+	TokenVersions      []string `yaml:"token_versions"`
+	ClockSkew          duration `yaml:"clock_skew"`
+	KeyRefreshInterval duration `yaml:"key_refresh_interval"`
+	KeyMaxAge          duration `yaml:"key_max_age"`
+	// Roles have no name to address them by: like sinks, they are not
+	// overridable one by one.
+	Roles []rawRoleBinding `yaml:"roles"`
+}
+
+type rawRoleBinding struct {
+	AppRole      string `yaml:"app_role"`
+	Organization string `yaml:"organization"`
+	Role         string `yaml:"role"`
+}
+
+type rawRateLimit struct {
+	RequestsPerSecond *int `yaml:"requests_per_second"`
+	Burst             *int `yaml:"burst"`
 }
 
 type rawDatabase struct {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/auth"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/store"
@@ -22,6 +23,10 @@ func (s *Server) newApp(opts Options) *app.Service {
 	if opts.Auditor != nil {
 		auditor = app.Auditors{auditor, opts.Auditor}
 	}
+	authz := opts.Authorizer
+	if authz == nil {
+		authz = auth.Authorizer{}
+	}
 	return app.New(app.Deps{
 		Store:       s.store,
 		Engine:      s.engine,
@@ -31,7 +36,7 @@ func (s *Server) newApp(opts Options) *app.Service {
 		Jobs:        appJobs{s},
 		Clock:       s.clock,
 		Logger:      s.log,
-		Authorizer:  opts.Authorizer,
+		Authorizer:  authz,
 		Auditor:     auditor,
 		APIKeys:     s.store,
 	})

@@ -14,8 +14,9 @@ import (
 	"github.com/rotor-dev/rotor/internal/store"
 )
 
-// handler serves the health endpoint and a read-only status page. The full
-// API and UI, with Entra sign-in, come later (internal/api, internal/web).
+// handler serves the health endpoint and a read-only status page;
+// HTTPHandler adds the REST API (internal/api), which authenticates every
+// request itself. The UI, with Entra sign-in, comes later (internal/web).
 //
 // Until sign-in exists the status page, which names applications and shows
 // run journals, is served only when rotor listens on loopback, and only to
@@ -25,7 +26,7 @@ import (
 // scrapes from another host, and what it serves names organizations,
 // connections and tenants, as /readyz does, never an application or a
 // secret.
-func (s *Server) handler(loopback bool) http.Handler {
+func (s *Server) handler(loopback bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)

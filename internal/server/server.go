@@ -61,7 +61,9 @@ type Options struct {
 	// Process names the command this rotor runs as ("serve", "rotate", …),
 	// recorded with its lease for people reading who holds what.
 	Process string
-	// Authorizer is the application layer's (nil: app.AllowSystem).
+	// Authorizer is the application layer's (nil: auth.Authorizer, which
+	// lets rotor's own actors do everything and an API caller what its
+	// role in the organization permits).
 	Authorizer app.Authorizer
 	// Auditor, when set, is told every event of the application layer
 	// too. The audit trail in the store records them whatever it is:
@@ -537,10 +539,15 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 		loopback = tcp.IP.IsLoopback()
 	}
 	if !loopback {
-		s.log.Warn("listening beyond loopback: only /healthz, /readyz and /metrics are served until sign-in exists (the status page stays on loopback listeners)", "addr", ln.Addr().String())
+		s.log.Warn("listening beyond loopback: /healthz, /readyz, /metrics and the REST API (bearer tokens and API keys only) are served; the status page stays on loopback listeners until sign-in exists", "addr", ln.Addr().String())
+	}
+	h, err := s.HTTPHandler(ctx, loopback)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	srv := &http.Server{
-		Handler:           s.handler(loopback),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

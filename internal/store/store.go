@@ -466,12 +466,32 @@ type ListApplicationsParams struct {
 	ManageableOnly bool
 	// NamePrefix keeps applications whose display name starts with it.
 	NamePrefix string
-	// AfterName and AfterObjectID continue after the last row of a page.
+	// Order is the order of the rows (OrderByName when empty).
+	Order AppOrder
+	// AfterName and AfterObjectID continue after the last row of a page;
+	// with OrderByExpiry AfterMinEnd is that row's earliest credential end
+	// (codec.MinEnd of its credentials; zero when it has none).
 	AfterName     string
 	AfterObjectID string
+	AfterMinEnd   time.Time
 	// Limit caps the rows returned (0: no cap).
 	Limit int
 }
+
+// AppOrder is the order ListApplications returns applications in. Each is
+// total (it ends with the object id), so keyset pages neither skip nor
+// repeat a row.
+type AppOrder string
+
+// Application orders.
+const (
+	// OrderByName is display name, then object id.
+	OrderByName AppOrder = ""
+	// OrderByExpiry is the earliest credential end first (expired ones
+	// included: they are the most urgent), then display name and object
+	// id; applications without credentials come last.
+	OrderByExpiry AppOrder = "expiry"
+)
 
 // TransitionRunParams describes one guarded state change of a run. Zero
 // fields leave the run's column unchanged. The run's UpdatedAt becomes
@@ -508,6 +528,10 @@ type ListRunsParams struct {
 	// Orphaned keeps runs whose lease holder is gone: none, or one whose
 	// lease has expired.
 	Orphaned bool
+	// BeforeCreatedAt and BeforeID continue after the last run of a page
+	// (runs are newest first: created_at, then id, both descending).
+	BeforeCreatedAt time.Time
+	BeforeID        string
 	// Limit caps the runs returned (0: no cap).
 	Limit int
 }

@@ -481,10 +481,25 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 			add("a.display_name >= $%d", p.NamePrefix)
 		}
 	}
-	if p.AfterName != "" || p.AfterObjectID != "" {
-		add("(a.display_name, a.object_id) > ($%d, $%d)", p.AfterName, p.AfterObjectID)
+	after := p.AfterName != "" || p.AfterObjectID != ""
+	order := "a.display_name, a.object_id, a.tenant_id"
+	switch p.Order {
+	case store.OrderByName:
+		if after {
+			add("(a.display_name, a.object_id) > ($%d, $%d)", p.AfterName, p.AfterObjectID)
+		}
+	case store.OrderByExpiry:
+		order = "a.min_end NULLS LAST, a.display_name, a.object_id, a.tenant_id"
+		switch {
+		case after && p.AfterMinEnd.IsZero():
+			add("a.min_end IS NULL AND (a.display_name, a.object_id) > ($%d, $%d)", p.AfterName, p.AfterObjectID)
+		case after:
+			add("(a.min_end IS NULL OR (a.min_end, a.display_name, a.object_id) > ($%d, $%d, $%d))", tz(p.AfterMinEnd), p.AfterName, p.AfterObjectID)
+		}
+	default:
+		return nil, fmt.Errorf("list applications: unknown order %q", p.Order)
 	}
-	apps, err := s.queryApps(ctx, p.Org, where, args, p.Limit)
+	apps, err := s.selectApps(ctx, p.Org, where, args, p.Limit, order)
 	if err != nil {
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
@@ -517,6 +532,11 @@ func prefixSuccessor(prefix string) (string, bool) {
 // display name and object id, at most limit (0: all), each with its
 // access and credentials.
 func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where []string, args []any, limit int) ([]domain.Application, error) {
+	return s.selectApps(ctx, org, where, args, limit, "a.display_name, a.object_id, a.tenant_id")
+}
+
+// selectApps is queryApps in order: columns of applications a.
+func (s *Store) selectApps(ctx context.Context, org domain.OrgID, where []string, args []any, limit int, order string) ([]domain.Application, error) {
 	all := []any{string(org)}
 	conds := []string{"a.org_id = $1"}
 	for _, w := range where {
@@ -540,10 +560,10 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where []string,
 	// (an incremental sync stamps only what changed, and every view it
 	// left alone was unchanged then).
 	q := `WITH page AS (
-			SELECT a.tenant_id, a.object_id, a.app_id, a.display_name, a.sign_in_audience, a.created_at, a.owners
+			SELECT a.tenant_id, a.object_id, a.app_id, a.display_name, a.sign_in_audience, a.created_at, a.owners, a.min_end
 			FROM applications a
 			WHERE ` + strings.Join(conds, " AND ") + `
-			ORDER BY a.display_name, a.object_id, a.tenant_id` + limitSQL + `)
+			ORDER BY ` + order + limitSQL + `)
 		SELECT p.tenant_id, p.object_id, p.app_id, p.display_name, p.sign_in_audience, p.created_at, p.owners,
 			acc.conns, acc.changes, acc.synced_at,
 			c.key_id, c.kind, c.display_name, c.hint, c.thumbprint, c.start_at, c.end_at
@@ -557,7 +577,7 @@ func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where []string,
 			WHERE x.org_id = $1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id) acc
 		LEFT JOIN credentials c
 			ON c.org_id = $1 AND c.tenant_id = p.tenant_id AND c.app_object_id = p.object_id
-		ORDER BY p.display_name, p.object_id, p.tenant_id, c.end_at NULLS FIRST, c.key_id`
+		ORDER BY ` + strings.ReplaceAll(order, "a.", "p.") + `, c.end_at NULLS FIRST, c.key_id`
 
 	var out []domain.Application
 	err := s.readOrg(ctx, org, func(tx pgx.Tx) error {

@@ -284,6 +284,10 @@ func (s *Store) ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.
 	if p.Orphaned {
 		q += ` AND NOT ` + liveLease
 	}
+	if !p.BeforeCreatedAt.IsZero() || p.BeforeID != "" {
+		args = append(args, tz(p.BeforeCreatedAt), p.BeforeID)
+		q += ` AND (created_at, id) < ($` + strconv.Itoa(len(args)-1) + `, $` + strconv.Itoa(len(args)) + `)`
+	}
 	q += ` ORDER BY created_at DESC, id DESC`
 	if p.Limit > 0 {
 		args = append(args, p.Limit)

@@ -524,19 +524,55 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 		where = append(where, "display_name >= ? AND display_name < ?")
 		args = append(args, p.NamePrefix, prefixSuccessor(p.NamePrefix))
 	}
-	if p.AfterName != "" || p.AfterObjectID != "" {
-		where = append(where, "(display_name, object_id) > (?, ?)")
-		args = append(args, p.AfterName, p.AfterObjectID)
+	if err := codec.CheckTime("AfterMinEnd", p.AfterMinEnd); err != nil {
+		return nil, fmt.Errorf("list applications: %w", err)
+	}
+	after := p.AfterName != "" || p.AfterObjectID != ""
+	order := "display_name, object_id, tenant_id"
+	switch p.Order {
+	case store.OrderByName:
+		if after {
+			where = append(where, "(display_name, object_id) > (?, ?)")
+			args = append(args, p.AfterName, p.AfterObjectID)
+		}
+	case store.OrderByExpiry:
+		// NULL (no credentials) sorts last: after every end.
+		order = "(min_end IS NULL), min_end, display_name, object_id, tenant_id"
+		switch {
+		case after && p.AfterMinEnd.IsZero():
+			where = append(where, "min_end IS NULL AND (display_name, object_id) > (?, ?)")
+			args = append(args, p.AfterName, p.AfterObjectID)
+		case after:
+			where = append(where, "(min_end IS NULL OR (min_end, display_name, object_id) > (?, ?, ?))")
+			args = append(args, encTime(p.AfterMinEnd), p.AfterName, p.AfterObjectID)
+		}
+	default:
+		return nil, fmt.Errorf("list applications: unknown order %q", p.Order)
 	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = -1
 	}
-	apps, err := s.queryApps(ctx, p.Org, strings.Join(where, " AND "), args, limit)
+	apps, err := s.selectApps(ctx, p.Org, "", strings.Join(where, " AND "), args, limit, order)
 	if err != nil {
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
 	return apps, nil
+}
+
+// pageOrder is order applied to the page's columns: p.display_name for
+// display_name or +display_name.
+func pageOrder(order string) string {
+	cols := strings.Split(order, ", ")
+	for i, c := range cols {
+		c = strings.TrimPrefix(c, "+")
+		if strings.HasPrefix(c, "(") {
+			cols[i] = "(p." + c[1:]
+		} else {
+			cols[i] = "p." + c
+		}
+	}
+	return strings.Join(cols, ", ")
 }
 
 // prefixSuccessor returns the smallest string greater than every string
@@ -548,14 +584,7 @@ func prefixSuccessor(prefix string) string {
 	return string(b)
 }
 
-// queryApps selects applications of org matching where (may be empty),
-// ordered by display name and object id, at most limit (-1: all), each
-// with its credentials.
-func (s *Store) queryApps(ctx context.Context, org domain.OrgID, where string, args []any, limit int) ([]domain.Application, error) {
-	return s.selectApps(ctx, org, "", where, args, limit, "display_name, object_id, tenant_id")
-}
-
-// lookupApps is queryApps for a condition that index narrows to a few
+// lookupApps is ListApplications' query for a condition that index narrows to a few
 // rows (an object id, an app id, a name), named so: the few are sorted
 // after the lookup. Left to itself, SQLite's planner walks the org's
 // whole name index instead (0.9 s at 100,000 applications): without
@@ -566,8 +595,11 @@ func (s *Store) lookupApps(ctx context.Context, org domain.OrgID, index, where s
 	return s.selectApps(ctx, org, " INDEXED BY "+index, where, args, -1, "+display_name, +object_id, +tenant_id")
 }
 
-// selectApps reads the applications matching where, ordered by order;
-// indexedBy, if not empty, is the INDEXED BY clause the lookup uses.
+// selectApps reads the applications of org matching where (may be
+// empty), ordered by order (columns of applications, a "+" before one
+// keeping it from choosing an index), at most limit (-1: all), each with
+// its access and credentials; indexedBy, if not empty, is the INDEXED BY
+// clause the lookup uses.
 func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, where string, args []any, limit int, order string) ([]domain.Application, error) {
 	if where != "" {
 		where = " AND " + where
@@ -579,7 +611,7 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, whe
 	// incremental sync stamps only what changed, and every view it left
 	// alone was unchanged then).
 	q := `WITH page AS (
-			SELECT tenant_id, object_id, app_id, display_name, sign_in_audience, created_at, owners, content_at
+			SELECT tenant_id, object_id, app_id, display_name, sign_in_audience, created_at, owners, content_at, min_end
 			FROM applications` + indexedBy + `
 			WHERE org_id = ?` + where + `
 			ORDER BY ` + order + `
@@ -601,7 +633,7 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, whe
 		JOIN acc a ON a.tenant_id = p.tenant_id AND a.object_id = p.object_id
 		LEFT JOIN credentials c
 			ON c.org_id = ? AND c.tenant_id = p.tenant_id AND c.app_object_id = p.object_id
-		ORDER BY p.display_name, p.object_id, p.tenant_id, c.end_at, c.key_id`
+		ORDER BY ` + pageOrder(order) + `, c.end_at, c.key_id`
 	all := make([]any, 0, len(args)+3)
 	all = append(all, string(org))
 	all = append(all, args...)

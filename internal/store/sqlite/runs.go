@@ -277,6 +277,13 @@ func (s *Store) ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.
 		q += ` AND NOT ` + fmt.Sprintf(liveLease, "runs.lease_holder", "?")
 		args = append(args, encTime(s.clock.Now()))
 	}
+	if !p.BeforeCreatedAt.IsZero() || p.BeforeID != "" {
+		if err := codec.CheckTime("BeforeCreatedAt", p.BeforeCreatedAt); err != nil {
+			return nil, fmt.Errorf("list runs of %s: %w", p.Org, err)
+		}
+		q += ` AND (created_at, id) < (?, ?)`
+		args = append(args, encTime(p.BeforeCreatedAt), p.BeforeID)
+	}
 	q += ` ORDER BY created_at DESC, id DESC`
 	if p.Limit > 0 {
 		q += ` LIMIT ?`

@@ -599,3 +599,77 @@ func upper(s string) string {
 	}
 	return string(b)
 }
+
+// minEnd is the earliest end of a's credentials (zero without any): the
+// key OrderByExpiry sorts on.
+func minEnd(a domain.Application) time.Time {
+	var m time.Time
+	for _, c := range a.Credentials {
+		if !c.End.IsZero() && (m.IsZero() || c.End.Before(m)) {
+			m = c.End
+		}
+	}
+	return m
+}
+
+// pageAllByExpiry walks every page of p in OrderByExpiry and returns the
+// rows in order.
+func (b *bundle) pageAllByExpiry(t *testing.T, p store.ListApplicationsParams) []domain.Application {
+	t.Helper()
+	p.Order = store.OrderByExpiry
+	var all []domain.Application
+	for range 1000 {
+		page := b.list(t, p)
+		require.LessOrEqual(t, len(page), p.Limit)
+		all = append(all, page...)
+		if len(page) < p.Limit {
+			return all
+		}
+		last := page[len(page)-1]
+		p.AfterName, p.AfterObjectID, p.AfterMinEnd = last.DisplayName, last.ObjectID, minEnd(last)
+	}
+	t.Fatal("paging does not end")
+	return nil
+}
+
+// testListByExpiry: soonest earliest end first, expired ones first of
+// all, ties by name and object id, applications without credentials last;
+// pages of every size give the same rows, filters included.
+func testListByExpiry(t *testing.T, b *bundle) {
+	var apps []domain.Application
+	for n := 1; n <= 24; n++ {
+		apps = append(apps, b.newApp(n, named([]string{"web", "api", "batch"}[n%3]), func(a *domain.Application) {
+			// Four apps share each end, so names and object ids break ties.
+			a.Credentials[0].End = b.t0.Add(time.Duration(n%6) * 24 * time.Hour)
+		}))
+	}
+	apps = append(apps, b.newApp(25, noCredentials), b.newApp(26, noCredentials, named("api")),
+		b.newApp(27, func(a *domain.Application) { a.Credentials[0].End = b.t0.Add(-time.Hour) }))
+	b.sync(t, b.org, conn1, b.t0, apps)
+
+	all := b.list(t, store.ListApplicationsParams{Order: store.OrderByExpiry})
+	require.Len(t, all, len(apps))
+	require.Equal(t, objectID(27), all[0].ObjectID, "the expired one first")
+	require.Equal(t, []string{objectID(26), objectID(25)}, objectIDs(all[len(all)-2:]), "no credentials last, by name")
+	for i := 1; i < len(all)-2; i++ {
+		prev, cur := all[i-1], all[i]
+		pe, ce := minEnd(prev), minEnd(cur)
+		require.True(t, pe.Before(ce) || (pe.Equal(ce) && (prev.DisplayName < cur.DisplayName ||
+			(prev.DisplayName == cur.DisplayName && prev.ObjectID < cur.ObjectID))), "ordered by earliest end, name, object id at %d", i)
+	}
+	for _, size := range []int{1, 3, 4, 5, 27, 28} {
+		got := b.pageAllByExpiry(t, store.ListApplicationsParams{Limit: size})
+		require.Equal(t, objectIDs(all), objectIDs(got), "page size %d", size)
+	}
+	require.Equal(t, b.normApps(all[:5]), b.normApps(b.list(t, store.ListApplicationsParams{Order: store.OrderByExpiry, Limit: 5})),
+		"pages carry credentials and owners too")
+
+	p := store.ListApplicationsParams{NamePrefix: "a", ManageableOnly: true, ExpiringBefore: b.t0.Add(5 * 24 * time.Hour)}
+	filtered := b.list(t, store.ListApplicationsParams{Order: store.OrderByExpiry, NamePrefix: p.NamePrefix, ManageableOnly: true, ExpiringBefore: p.ExpiringBefore})
+	require.Len(t, filtered, 4)
+	p.Limit = 3
+	require.Equal(t, objectIDs(filtered), objectIDs(b.pageAllByExpiry(t, p)))
+
+	_, err := b.s.ListApplications(b.ctx, store.ListApplicationsParams{Org: b.org, Order: "size"})
+	require.Error(t, err, "an unknown order is refused")
+}

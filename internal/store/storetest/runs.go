@@ -468,3 +468,43 @@ func testOrgsRunsIsolated(t *testing.T, b *bundle) {
 	require.Equal(t, []string{a.ID}, runIDs(runs))
 	require.Equal(t, domain.RunPlanned, runs[0].State)
 }
+
+// testListRunsPages: Before* continues after the last run of a page, with
+// filters, and runs created at the same instant are told apart by id.
+func testListRunsPages(t *testing.T, b *bundle) {
+	var want []string
+	for n := 1; n <= 9; n++ {
+		r := b.newRun(n%3 + 1)
+		if n > 6 {
+			// Three runs at one instant: the id decides.
+			r.CreatedAt, r.UpdatedAt = b.t0.Add(time.Hour), b.t0.Add(time.Hour)
+		}
+		b.createRun(t, r)
+		b.move(t, r.ID, domain.RunPlanned, domain.RunDone, r.CreatedAt.Add(time.Second))
+	}
+	all, err := b.s.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+	require.NoError(t, err)
+	want = runIDs(all)
+	require.Len(t, want, 9)
+	for _, size := range []int{1, 2, 4, 9, 10} {
+		var got []string
+		p := store.ListRunsParams{Org: b.org, Limit: size}
+		for range 100 {
+			page, err := b.s.ListRuns(b.ctx, p)
+			require.NoError(t, err)
+			got = append(got, runIDs(page)...)
+			if len(page) < size {
+				break
+			}
+			last := page[len(page)-1]
+			p.BeforeCreatedAt, p.BeforeID = last.CreatedAt, last.ID
+		}
+		require.Equal(t, want, got, "page size %d", size)
+	}
+	one, err := b.s.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, AppObjectID: objectID(2)})
+	require.NoError(t, err)
+	require.NotEmpty(t, one)
+	page, err := b.s.ListRuns(b.ctx, store.ListRunsParams{Org: b.org, AppObjectID: objectID(2), BeforeCreatedAt: one[0].CreatedAt, BeforeID: one[0].ID})
+	require.NoError(t, err)
+	require.Equal(t, runIDs(one[1:]), runIDs(page), "the cursor keeps the filter")
+}

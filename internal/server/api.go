@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/api"
+	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/auth"
+	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
+)
+
+// discoveryTimeout bounds each request for an Entra discovery document or
+// key set: rotor must not hang at start, nor while a request waits for
+// keys.
+const discoveryTimeout = 30 * time.Second
+
+// authenticator builds the API's bearer check from api_auth: an Entra
+// validator, which reads every configured tenant's discovery documents
+// now (rotor does not start unable to check the tokens it was told to
+// accept), and rotor's API keys from the store.
+func (s *Server) authenticator(ctx context.Context) (*auth.Authenticator, error) {
+	a := s.cfg.APIAuth
+	authn := &auth.Authenticator{Logger: s.log}
+	if a.APIKeys {
+		authn.APIKeys = auth.NewAPIKeys(s.store, auth.WithClock(s.clock))
+	}
+	if e := a.Entra; e != nil {
+		ec, client, err := entraConfig(e)
+		if err != nil {
+			return nil, err
+		}
+		v, err := auth.NewValidator(ctx, ec, auth.WithHTTPClient(client), auth.WithClock(s.clock), auth.WithLogger(s.log))
+		if err != nil {
+			return nil, fmt.Errorf("api_auth.entra: %w", err)
+		}
+		authn.Entra = v
+		s.log.Info("api accepts Entra access tokens", "issuers", v.Issuers(), "audiences", v.Audiences())
+	}
+	return authn, nil
+}
+
+// entraConfig is internal/auth's EntraConfig of api_auth.entra, and the
+// HTTP client that reaches its authority (the simulator's trusts its CA).
+func entraConfig(e *config.EntraSettings) (auth.EntraConfig, *http.Client, error) {
+	client := &http.Client{Timeout: discoveryTimeout}
+	authority := e.Authority
+	if e.Cloud == azure.Sim {
+		ep, err := azure.ResolveEndpoints(azure.Sim, e.SimFile)
+		if err != nil {
+			return auth.EntraConfig{}, nil, fmt.Errorf("api_auth.entra.sim_file: %w", err)
+		}
+		hc := *ep.HTTPClient
+		hc.Timeout = discoveryTimeout
+		client = &hc
+		if authority == "" {
+			authority = ep.AuthorityHost
+		}
+	}
+	ec := auth.EntraConfig{
+		Authority: authority, Tenants: e.Tenants, AppIDURI: e.AppIDURI, ClientID: e.ClientID, TokenVersions: e.TokenVersions,
+		ClockSkew: e.ClockSkew, KeyRefreshInterval: e.KeyRefreshInterval, KeyMaxAge: e.KeyMaxAge,
+	}
+	for _, r := range e.Roles {
+		ec.Roles = append(ec.Roles, auth.RoleBinding{AppRole: r.AppRole, Organization: domain.OrgID(r.Organization), Role: app.Role(r.Role)})
+	}
+	return ec, client, nil
+}
+
+// HTTPHandler is everything rotor serves on its listener: /healthz,
+// /readyz, /metrics, the status page (on a loopback listener only) and
+// the REST API under /api/v1, behind the bearer check and the rate limit
+// of api_auth. Building it reads the Entra discovery documents api_auth
+// names; Serve calls it, tests serve it with httptest.
+func (s *Server) HTTPHandler(ctx context.Context, loopback bool) (http.Handler, error) {
+	authn, err := s.authenticator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a := api.New(api.Options{
+		App: s.app, Auth: authn, Logger: s.log,
+		Limiter: auth.NewLimiter(float64(s.cfg.APIAuth.RequestsPerSecond), s.cfg.APIAuth.Burst, s.clock),
+	})
+	mux := s.handler(loopback)
+	mux.Handle(api.Prefix+"/", a.Handler())
+	return mux, nil
+}
