@@ -29,6 +29,10 @@ const (
 	MethodEntra Method = "entra"
 	// MethodAPIKey is a rotor-issued API key.
 	MethodAPIKey Method = "apikey"
+	// MethodSession is the session of a person signed in to the UI
+	// (internal/web/session): through Entra, or the local break-glass
+	// admin.
+	MethodSession Method = "session"
 )
 
 // Principal is an authenticated machine caller.

@@ -170,5 +170,35 @@ type (
 	PublishedKey = core.PublishedKey
 )
 
+// People who sign in with the authorization code flow, and the web
+// applications they sign in to.
+type (
+	// User is a user of a tenant.
+	User = core.User
+	// Group is a security group.
+	Group = core.Group
+	// UserSpec describes a user to add (Server.AddUser).
+	UserSpec = core.UserSpec
+	// WebAppSpec describes a web application (Server.RegisterWebApp).
+	WebAppSpec = core.WebAppSpec
+	// WebApp is a registered web application with its client secret.
+	WebApp = core.WebApp
+)
+
+// GroupOverageLimit is the most groups an ID token lists before it carries
+// the overage claims instead.
+const GroupOverageLimit = core.GroupOverageLimit
+
+// The demo seed's groups and the app roles of its sign-in application
+// (Server.RegisterDemoSignIn).
+const (
+	DemoAdminGroup    = core.DemoAdminGroup
+	DemoOperatorGroup = core.DemoOperatorGroup
+	DemoViewerGroup   = core.DemoViewerGroup
+)
+
+// DemoSignInAppRoles are the app roles of the demo's sign-in application.
+var DemoSignInAppRoles = core.DemoSignInAppRoles
+
 // StsIssuer is the v1.0 issuer of a tenant's access tokens.
 func StsIssuer(tenantID string) string { return core.StsIssuer(tenantID) }

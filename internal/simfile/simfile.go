@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // FileName is the name of the contract file inside the simulator's state dir.
@@ -68,6 +69,29 @@ type Tenant struct {
 	// PasswordLifetimeLimit is the tenant's app management policy cap on
 	// password lifetimes (Go duration), empty when there is none.
 	PasswordLifetimeLimit string `json:"password_lifetime_limit,omitempty"`
+	// Users are the seeded people who can sign in on the authorize page,
+	// with their passwords (the demo seed's; bulk seeds have none).
+	Users []User `json:"users,omitempty"`
+}
+
+// User is a seeded user who signs in interactively.
+type User struct {
+	ObjectID          string `json:"object_id"`
+	UserPrincipalName string `json:"user_principal_name"`
+	DisplayName       string `json:"display_name"`
+	Password          string `json:"password,omitempty"`
+}
+
+// User returns the seeded user whose user principal name or its part
+// before the "@" is name.
+func (t *Tenant) User(name string) (*User, bool) {
+	for k := range t.Users {
+		u := &t.Users[k]
+		if strings.EqualFold(u.UserPrincipalName, name) || strings.EqualFold(strings.SplitN(u.UserPrincipalName, "@", 2)[0], name) {
+			return u, true
+		}
+	}
+	return nil, false
 }
 
 // Identity is an app registration with a client secret.

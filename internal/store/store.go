@@ -254,6 +254,10 @@ type Store interface {
 	AuditHead(ctx context.Context, org domain.OrgID) (audit.Head, error)
 	// APIKeyStore keeps rotor-issued API keys (as hashes).
 	APIKeyStore
+	// SessionStore keeps people's sign-in sessions (as hashes).
+	SessionStore
+	// LocalAdminStore keeps the break-glass admins (password hashes).
+	LocalAdminStore
 
 	// Close releases the store.
 	Close() error

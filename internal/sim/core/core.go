@@ -615,6 +615,10 @@ func (c *Core) addTenants(info *simfile.Info) {
 		if t.Policy != nil && t.Policy.MaxPasswordLifetime > 0 {
 			st.PasswordLifetimeLimit = t.Policy.MaxPasswordLifetime.String()
 		}
+		for _, u := range t.UsersInOrder() {
+			st.Users = append(st.Users, simfile.User{ObjectID: u.ObjectID, UserPrincipalName: u.UserPrincipalName,
+				DisplayName: u.DisplayName, Password: t.UserPasswords[u.UserPrincipalName]})
+		}
 		info.Tenants = append(info.Tenants, st)
 	}
 }

@@ -233,6 +233,7 @@ type Counters struct {
 	Throttled, Vault, Injected, Dropped    atomic.Int64
 	Conflicts                              atomic.Int64
 	JWKSRequests                           atomic.Int64
+	SignIns                                atomic.Int64
 }
 
 // Stats is a snapshot of what the simulator has served, for tests,
@@ -263,6 +264,8 @@ type Stats struct {
 	// JWKSRequests counts fetches of a tenant's signing keys (JWKS): how
 	// often a resource validating tokens went back for the keys.
 	JWKSRequests int64 `json:"jwks_requests"`
+	// SignIns counts users signed in on the authorize page (codes issued).
+	SignIns int64 `json:"sign_ins"`
 }
 
 // Stats returns the request counters.
@@ -275,6 +278,7 @@ func (c *Core) Stats() Stats {
 		Throttled: n.Throttled.Load(), Vault: n.Vault.Load(),
 		InjectedErrors: n.Injected.Load(), DroppedConnections: n.Dropped.Load(),
 		Conflicts: n.Conflicts.Load(), JWKSRequests: n.JWKSRequests.Load(),
+		SignIns: n.SignIns.Load(),
 	}
 }
 

@@ -194,6 +194,9 @@ func seedDemoTenant(ti int, name string, now time.Time) (*Tenant, error) {
 	deployerSP := t.SPByAppID(deployer.AppID)
 	consumerSP := addConsumerIdentity(t, &ids)
 	addVault(t, rotationSP, miSP, consumerSP)
+	if t.UserPasswords, err = seedDemoPeople(t, &ids, now); err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
 
 	certs := 0
 	for i, appName := range demoAppNames {

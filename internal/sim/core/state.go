@@ -124,6 +124,15 @@ type Tenant struct {
 	// so tests can check what a consumer would get without giving rotor's
 	// own identity the right to read values.
 	ConsumerClientID string
+
+	// Users by object id, in userOrder as added; Groups by object id
+	// (users.go).
+	Users     map[string]*User
+	userOrder []string
+	Groups    map[string]*Group
+	// UserPasswords are the seeded users' passwords by user principal
+	// name, for sim.json (the users keep only hashes).
+	UserPasswords map[string]string
 }
 
 // NewTenant returns an empty tenant.
@@ -133,6 +142,7 @@ func NewTenant(id, name string) *Tenant {
 		appsByOID: map[string]*Application{}, appsByAppID: map[string]*Application{},
 		SPs: map[string]*ServicePrincipal{}, spsByAppID: map[string]*ServicePrincipal{},
 		Vaults: map[string]*Vault{},
+		Users:  map[string]*User{}, Groups: map[string]*Group{},
 	}
 }
 
@@ -233,6 +243,13 @@ type Application struct {
 	// for v2.0 access tokens, 0 (null) or 1 for v1.0 ones. It shapes the
 	// tokens issued for this application as a resource.
 	AccessTokenVersion int
+	// RedirectURIs are the Web platform's redirect URIs (web.redirectUris)
+	// of an application people sign in to.
+	RedirectURIs []string
+	// GroupMembershipClaims is the manifest's groupMembershipClaims:
+	// "SecurityGroup" or "All" put the user's groups in ID tokens; "" or
+	// "None" do not.
+	GroupMembershipClaims string
 
 	// seq is the app's position in creation order (set by AddApp).
 	seq uint64

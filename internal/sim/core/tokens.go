@@ -260,6 +260,9 @@ func (s *Core) Authenticate(r *http.Request, resource string) (*Caller, error) {
 	if c.AppID == "" || c.ObjectID == "" {
 		return nil, authErr("Access token validation failure. Missing appid or oid.")
 	}
+	if scp, ok := claims["scp"].(string); ok {
+		c.Scopes = append([]string{}, strings.Fields(scp)...)
+	}
 	if roles, ok := claims["roles"].([]any); ok {
 		for _, v := range roles {
 			if s, ok := v.(string); ok {

@@ -32,6 +32,8 @@ import (
 
 const (
 	grantClientCredentials = "client_credentials"
+	grantAuthorizationCode = "authorization_code"
+	grantRefreshToken      = "refresh_token"
 	assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	// TokenExchangeAudience is the audience of tokens used as federated
 	// credentials (a managed identity token for it can sign an app in).
@@ -48,6 +50,9 @@ type Service struct {
 	// secret, published in sim.json.
 	miHeader string
 	mi       *core.Listener
+	// flows are the authorization codes and refresh tokens issued to
+	// signed-in users (authorize.go).
+	flows userFlows
 }
 
 var (
@@ -61,6 +66,7 @@ var (
 // can always get a token to repair what it broke.
 func (s *Service) Register(c *core.Core, r *core.Registrar) error {
 	s.Core = c
+	s.flows.init()
 	var err error
 	if s.miHeader, err = core.RandomToken(24); err != nil {
 		return fmt.Errorf("identity header: %w", err)
@@ -89,6 +95,8 @@ func (s *Service) writeUnavailable(w http.ResponseWriter, r *http.Request) {
 func (s *Service) entraHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.serveToken)
+	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/authorize", s.serveAuthorize)
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/authorize", s.serveAuthorize)
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.serveDiscovery)
 	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.serveDiscoveryV1)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.serveJWKS)
@@ -156,6 +164,10 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	req := tokenRequest{tenant: r.PathValue("tenant"), host: r.Host, form: r.PostForm}
 	req.basicUser, req.basicPass, req.basic = r.BasicAuth()
+	if gt := req.form.Get("grant_type"); gt == grantAuthorizationCode || gt == grantRefreshToken {
+		s.serveUserToken(w, r, req)
+		return
+	}
 	tok, exp, e := s.issueToken(req)
 	if e != nil {
 		s.Logger().Info("token request refused", "tenant", clip(req.tenant), "client_id", clip(req.form.Get("client_id")), "aadsts", e.aadsts)
@@ -231,64 +243,9 @@ func (s *Service) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
 		return nil, errInvalidScope(scope)
 	}
 
-	clientID := req.form.Get("client_id")
-	secret := req.form.Get("client_secret")
-	if req.basic {
-		user, err1 := url.QueryUnescape(req.basicUser)
-		pass, err2 := url.QueryUnescape(req.basicPass)
-		if err1 != nil || err2 != nil || (clientID != "" && clientID != user) {
-			return nil, &entraError{http.StatusUnauthorized, "invalid_client", 7000218, "The client credentials in the Authorization header are malformed or do not match 'client_id'."}
-		}
-		clientID, secret = user, pass
-	}
-	assertion := req.form.Get("client_assertion")
-
-	now := s.Clock().Now()
-	var (
-		app *core.Application
-		acr string
-	)
-	switch {
-	case assertion != "":
-		if at := req.form.Get("client_assertion_type"); at != assertionTypeJWTBearer {
-			return nil, &entraError{http.StatusBadRequest, "invalid_request", 50027, "client_assertion_type must be '" + assertionTypeJWTBearer + "'."}
-		}
-		a, err := parseAssertion(assertion)
-		if err != nil {
-			return nil, errMalformedAssertion()
-		}
-		iss := a.claimString("iss")
-		if clientID == "" { // MSAL sends no client_id with a certificate assertion
-			clientID = iss
-		}
-		if clientID == "" {
-			return nil, errMissingParam("client_id")
-		}
-		if app = t.AppByAppID(clientID); app == nil {
-			return nil, errUnknownClient(clientID, t.ID)
-		}
-		if iss == clientID && a.claimString("sub") == clientID {
-			e := s.checkCertificateAssertion(t, app, a, req.host, now)
-			if e != nil {
-				return nil, e
-			}
-		} else if e := s.checkFederatedAssertion(app, a, now); e != nil {
-			return nil, e
-		}
-		acr = core.AcrAssertion
-	case secret != "":
-		if clientID == "" {
-			return nil, errMissingParam("client_id")
-		}
-		if app = t.AppByAppID(clientID); app == nil {
-			return nil, errUnknownClient(clientID, t.ID)
-		}
-		if e := checkSecret(t, app, secret, now); e != nil {
-			return nil, e
-		}
-		acr = core.AcrSecret
-	default:
-		return nil, &entraError{http.StatusUnauthorized, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."}
+	app, acr, e := s.authenticateClient(t, req, s.Clock().Now())
+	if e != nil {
+		return nil, e
 	}
 	sp := t.SPByAppID(app.AppID)
 	if sp == nil {
@@ -297,6 +254,72 @@ func (s *Service) grantFor(req tokenRequest) (*tokenGrant, *entraError) {
 	g := &tokenGrant{tenantID: t.ID, sp: *sp, resource: resource, acr: acr}
 	g.sp.AppRoles = append([]string(nil), sp.AppRoles...)
 	return g, nil
+}
+
+// authenticateClient checks the client's credential of a token request:
+// a client secret (form or HTTP Basic), a certificate assertion or a
+// federated assertion. Callers hold the world's read lock. It returns the
+// client application and its appidacr.
+func (s *Service) authenticateClient(t *core.Tenant, req tokenRequest, now time.Time) (*core.Application, string, *entraError) {
+	clientID := req.form.Get("client_id")
+	secret := req.form.Get("client_secret")
+	if req.basic {
+		user, err1 := url.QueryUnescape(req.basicUser)
+		pass, err2 := url.QueryUnescape(req.basicPass)
+		if err1 != nil || err2 != nil || (clientID != "" && clientID != user) {
+			return nil, "", &entraError{http.StatusUnauthorized, "invalid_client", 7000218, "The client credentials in the Authorization header are malformed or do not match 'client_id'."}
+		}
+		clientID, secret = user, pass
+	}
+	assertion := req.form.Get("client_assertion")
+
+	var (
+		app *core.Application
+		acr string
+	)
+	switch {
+	case assertion != "":
+		if at := req.form.Get("client_assertion_type"); at != assertionTypeJWTBearer {
+			return nil, "", &entraError{http.StatusBadRequest, "invalid_request", 50027, "client_assertion_type must be '" + assertionTypeJWTBearer + "'."}
+		}
+		a, err := parseAssertion(assertion)
+		if err != nil {
+			return nil, "", errMalformedAssertion()
+		}
+		iss := a.claimString("iss")
+		if clientID == "" { // MSAL sends no client_id with a certificate assertion
+			clientID = iss
+		}
+		if clientID == "" {
+			return nil, "", errMissingParam("client_id")
+		}
+		if app = t.AppByAppID(clientID); app == nil {
+			return nil, "", errUnknownClient(clientID, t.ID)
+		}
+		if iss == clientID && a.claimString("sub") == clientID {
+			e := s.checkCertificateAssertion(t, app, a, req.host, now)
+			if e != nil {
+				return nil, "", e
+			}
+		} else if e := s.checkFederatedAssertion(app, a, now); e != nil {
+			return nil, "", e
+		}
+		acr = core.AcrAssertion
+	case secret != "":
+		if clientID == "" {
+			return nil, "", errMissingParam("client_id")
+		}
+		if app = t.AppByAppID(clientID); app == nil {
+			return nil, "", errUnknownClient(clientID, t.ID)
+		}
+		if e := checkSecret(t, app, secret, now); e != nil {
+			return nil, "", e
+		}
+		acr = core.AcrSecret
+	default:
+		return nil, "", &entraError{http.StatusUnauthorized, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."}
+	}
+	return app, acr, nil
 }
 
 // checkSecret finds the password whose hash matches. A match that has not

@@ -263,6 +263,9 @@ func (g *graphCall) route() {
 	case "servicePrincipals":
 		g.routeServicePrincipals(segs[1:])
 		return
+	case "me":
+		g.routeMe(segs[1:])
+		return
 	}
 	g.fail(http.StatusBadRequest, codeBadRequest, fmt.Sprintf("Resource not found for the segment '%s'.", segs[0]))
 }

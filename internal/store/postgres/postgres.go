@@ -245,6 +245,7 @@ var orgTables = []string{
 	"sink_targets", "connections", "policies", "connection_health", "inventory_syncs",
 	"audit_events", "audit_heads",
 	"api_keys",
+	"sessions", "local_admins",
 }
 
 // Pool returns the store's connection pool, as the application role: for
@@ -360,7 +361,8 @@ func isOrgMissing(err error) bool {
 	switch constraint(err) {
 	case "applications_org_fk", "runs_org_fk", "sink_targets_org_fk", "connections_org_fk",
 		"policies_org_fk", "connection_health_org_fk", "inventory_syncs_org_fk",
-		"audit_events_org_fk", "audit_heads_org_fk", "api_keys_org_fk":
+		"audit_events_org_fk", "audit_heads_org_fk", "api_keys_org_fk",
+		"sessions_org_fk", "local_admins_org_fk":
 		return true
 	}
 	return false

@@ -79,6 +79,10 @@ func populate(t *testing.T, s *Store, org domain.OrgID) {
 	require.NoError(t, err)
 	require.NoError(t, s.CreateAPIKey(ctx, store.APIKey{Org: org, ID: "k1", Name: "ci", Role: "viewer",
 		Hash: make([]byte, 32), CreatedAt: t0}))
+	require.NoError(t, s.CreateSession(ctx, store.Session{Org: org, IDHash: make([]byte, 32), Method: "entra",
+		Subject: "u1", Role: "viewer", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	require.NoError(t, s.CreateLocalAdmin(ctx, store.LocalAdmin{Org: org, Name: "breakglass",
+		PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", CreatedAt: t0}))
 }
 
 func count(t *testing.T, q interface {

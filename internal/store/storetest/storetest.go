@@ -107,6 +107,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"APIKeys/RoundTrip", testAPIKeysRoundTrip},
 		{"APIKeys/AreIsolated", testAPIKeysAreIsolated},
 		{"APIKeys/RevokeAndRefuse", testAPIKeysRevokeAndRefuse},
+		{"Sessions/RoundTrip", testSessionsRoundTrip},
+		{"Sessions/AreIsolated", testSessionsAreIsolated},
+		{"Sessions/Expire", testSessionsExpire},
+		{"LocalAdmins/CreateGetAndLockOut", testLocalAdmins},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
