@@ -35,3 +35,29 @@ func PrepareListAudit(p *store.ListAuditParams) error {
 	}
 	return CheckTimes(NamedTime{"since", p.Since}, NamedTime{"until", p.Until})
 }
+
+// AuditConditions calls add with the SQL condition ("?" for its value) and
+// the value of every filter p sets, in a fixed order, except Run, whose
+// condition differs by dialect (the runs column is JSON in SQLite, an
+// array in PostgreSQL). enc encodes times as the store keeps them.
+func AuditConditions(p store.ListAuditParams, enc func(time.Time) any, add func(cond string, v any)) {
+	if p.AfterSeq > 0 {
+		add("seq > ?", p.AfterSeq)
+	}
+	if p.BeforeSeq > 0 {
+		add("seq < ?", p.BeforeSeq)
+	}
+	if !p.Since.IsZero() {
+		add("at >= ?", enc(p.Since))
+	}
+	if !p.Until.IsZero() {
+		add("at < ?", enc(p.Until))
+	}
+	for _, f := range []struct{ cond, v string }{
+		{"actor_kind = ?", p.ActorKind}, {"actor_id = ?", p.ActorID}, {"action = ?", p.Action}, {"object = ?", p.Object},
+	} {
+		if f.v != "" {
+			add(f.cond, f.v)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -90,30 +92,7 @@ func (s *Store) ListAudit(ctx context.Context, p store.ListAuditParams) ([]audit
 		args = append(args, v)
 		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
 	}
-	if p.AfterSeq > 0 {
-		add("seq > ?", p.AfterSeq)
-	}
-	if p.BeforeSeq > 0 {
-		add("seq < ?", p.BeforeSeq)
-	}
-	if !p.Since.IsZero() {
-		add("at >= ?", tz(p.Since))
-	}
-	if !p.Until.IsZero() {
-		add("at < ?", tz(p.Until))
-	}
-	if p.ActorKind != "" {
-		add("actor_kind = ?", p.ActorKind)
-	}
-	if p.ActorID != "" {
-		add("actor_id = ?", p.ActorID)
-	}
-	if p.Action != "" {
-		add("action = ?", p.Action)
-	}
-	if p.Object != "" {
-		add("object = ?", p.Object)
-	}
+	codec.AuditConditions(p, func(t time.Time) any { return tz(t) }, add)
 	if p.Run != "" {
 		add("(run_id = ? OR ? = ANY (runs))", p.Run)
 	}

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"time"
+
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -84,30 +86,7 @@ func (s *Store) ListAudit(ctx context.Context, p store.ListAuditParams) ([]audit
 		where = append(where, cond)
 		args = append(args, v)
 	}
-	if p.AfterSeq > 0 {
-		add("seq > ?", p.AfterSeq)
-	}
-	if p.BeforeSeq > 0 {
-		add("seq < ?", p.BeforeSeq)
-	}
-	if !p.Since.IsZero() {
-		add("at >= ?", encTime(p.Since))
-	}
-	if !p.Until.IsZero() {
-		add("at < ?", encTime(p.Until))
-	}
-	if p.ActorKind != "" {
-		add("actor_kind = ?", p.ActorKind)
-	}
-	if p.ActorID != "" {
-		add("actor_id = ?", p.ActorID)
-	}
-	if p.Action != "" {
-		add("action = ?", p.Action)
-	}
-	if p.Object != "" {
-		add("object = ?", p.Object)
-	}
+	codec.AuditConditions(p, func(t time.Time) any { return encTime(t) }, add)
 	if p.Run != "" {
 		where = append(where, "(run_id = ? OR EXISTS (SELECT 1 FROM json_each(runs) WHERE value = ?))")
 		args = append(args, p.Run, p.Run)
