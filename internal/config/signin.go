@@ -202,6 +202,9 @@ func redirectURLProblem(raw string) string {
 	if err != nil || u.Host == "" || u.Fragment != "" || u.RawQuery != "" || u.Path == "" || u.Path == "/" || u.User != nil {
 		return fmt.Sprintf("redirect_url %q must be an absolute URL with a path and no query, such as https://rotor.example.com/auth/callback", raw)
 	}
+	if reserved := reservedPath(u.Path); reserved != "" {
+		return fmt.Sprintf("redirect_url %q: its path %s is %s, one of rotor's own routes; use /auth/callback", raw, u.Path, reserved)
+	}
 	switch h := u.Hostname(); {
 	case u.Scheme == "https":
 		return ""
@@ -209,4 +212,21 @@ func redirectURLProblem(raw string) string {
 		return ""
 	}
 	return fmt.Sprintf("redirect_url %q must be https (plain http only on a loopback address: 127.0.0.1, ::1 or localhost)", raw)
+}
+
+// reservedPath says which of rotor's own routes the callback path p would
+// take ("" when none): the server serves the callback on the same
+// listener.
+func reservedPath(p string) string {
+	switch {
+	case p == "/login" || p == "/login/local" || p == "/logout":
+		return "a sign-in route"
+	case p == "/ui" || strings.HasPrefix(p, "/ui/"):
+		return "under the UI (/ui/)"
+	case p == "/api" || strings.HasPrefix(p, "/api/"):
+		return "under the API (/api/)"
+	case p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/runs/"):
+		return "served by rotor already"
+	}
+	return ""
 }

@@ -129,6 +129,7 @@ func TestSignInProblems(t *testing.T) {
 		{"HTTPRedirectOffLoopback", func(e map[string]any) { e["redirect_url"] = "http://rotor.example.com/auth/callback" }, nil,
 			`sign_in.entra: redirect_url "http://rotor.example.com/auth/callback" must be https (plain http only on a loopback address`},
 		{"RedirectWithoutPath", func(e map[string]any) { e["redirect_url"] = "https://rotor.example.com" }, nil, "must be an absolute URL with a path"},
+		{"RedirectOnARotorRoute", func(e map[string]any) { e["redirect_url"] = "https://rotor.example.com/ui/callback" }, nil, "one of rotor's own routes"},
 		{"NoRedirect", func(e map[string]any) { delete(e, "redirect_url") }, nil, "sign_in.entra: redirect_url is missing"},
 		{"HTTPGraph", func(e map[string]any) { e["graph_url"] = "http://graph.example.com/v1.0" }, nil, `sign_in.entra: graph_url "http://graph.example.com/v1.0" must be an https URL`},
 		{"HTTPAuthority", func(e map[string]any) { e["authority"] = "http://login.example.com/" }, nil, "sign_in.entra: authority"},
