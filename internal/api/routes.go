@@ -429,7 +429,7 @@ type listAuditInput struct {
 	Until     time.Time `query:"until" doc:"Keep records before this time (RFC 3339)."`
 	ActorKind string    `query:"actor_kind" enum:"user,token,system" doc:"Keep one kind of actor."`
 	Actor     string    `query:"actor" maxLength:"256" doc:"Keep one actor, by id (cli, rotor, an app id, apikey:ID)."`
-	Action    string    `query:"action" maxLength:"64" doc:"Keep one action: sync, rotate, retire, move-target, manage-api-keys, rotation.step."`
+	Action    string    `query:"action" maxLength:"64" doc:"Keep one action: sync, rotate, retire, move-target, manage-api-keys, sign-in, sign-out, rotation.step."`
 	Object    string    `query:"object" maxLength:"512" doc:"Keep one object as recorded: application:REF, run:ID, inventory, api-key:ID."`
 	Run       string    `query:"run" maxLength:"128" doc:"Keep the records of one run (its steps and the calls that named it)."`
 }

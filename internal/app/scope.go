@@ -78,6 +78,11 @@ const (
 	ActionMoveTarget Action = "move-target"
 	// ActionManageAPIKeys lists, creates and revokes API keys.
 	ActionManageAPIKeys Action = "manage-api-keys"
+	// ActionSignIn and ActionSignOut are a person starting and ending a
+	// session in the UI (internal/web/signin records them; no role
+	// permits them: they are not use cases).
+	ActionSignIn  Action = "sign-in"
+	ActionSignOut Action = "sign-out"
 )
 
 // Objects the actions are on, as the Authorizer and the audit trail see
@@ -89,6 +94,9 @@ const (
 	ObjectPolicies     = "policies"
 	ObjectConnections  = "connections"
 	ObjectAPIKeys      = "api-keys"
+	// ObjectSession is what sign-in and sign-out act on: the person's
+	// session (never its id).
+	ObjectSession = "session"
 )
 
 // APIKeyObject names one API key (by id) as an object.

@@ -37,7 +37,9 @@ directory, and runs rotor on it with SQLite. Within the first minute rotor
 adopts every application its rotation identity owns: it creates a new
 secret, stores it in the tenant's Key Vault, proves Entra accepts it, and
 after a 45-second overlap (a day in production) retires the older rotor secrets. Each step is narrated
-here and shown on the status page.
+here and shown on the status page. People sign in at /ui/ with the
+simulator's Entra: ada (admin), oscar (operator) or vera (viewer) of the
+first tenant, registered as rotor-web in it (docs/sign-in.md).
 
 With --postgres URL the same demo runs on PostgreSQL. URL names a superuser,
 or a role with CREATEROLE that may create schemas in its database (GRANT
@@ -156,6 +158,12 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 		}
 	}
 	listen := freeAddr(o.addr)
+	// People sign in with the first tenant's demo users: rotor-web is
+	// registered with rotor's callback on the demo's listener.
+	signIn, err := demoSignIn(srv, info, filepath.Join(simDir, simfile.FileName), listen, secrets)
+	if err != nil {
+		return err
+	}
 	cfgYAML, err := config.SimulatorYAML(info, config.SimulatorConfig{
 		SimFile: filepath.Join(simDir, simfile.FileName), Listen: listen, DataDir: filepath.Join(dir, "data"),
 		Secret: func(t simfile.Tenant) string {
@@ -174,6 +182,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 		return err
 	}
 	cfgYAML = append(cfgYAML, database...)
+	cfgYAML = append(cfgYAML, signIn.yaml...)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	if err := os.WriteFile(cfgPath, cfgYAML, 0o600); err != nil {
 		return err
@@ -217,6 +226,10 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 	fmt.Fprintf(stdout, "                          go run ./cmd/rotor explain %s --config %s\n\n", demoExample(rows), cfgPath)
 
 	err = rotor.Serve(ctx, func(a string) {
+		fmt.Fprintf(stdout, "Sign in:     http://%s%s   as ada (admin), oscar (operator) or vera (viewer) of tenant %s, one click on the simulator's page\n", a, server.UIPath, signIn.tenant)
+		fmt.Fprintf(stdout, "             (your browser will not know the simulator's certificate authority: %s).\n", info.CAFile)
+		fmt.Fprintln(stdout, "             An organization no Entra role makes anyone admin of gets a break-glass admin instead,")
+		fmt.Fprintln(stdout, "             whose password rotor prints once, on stderr, at its first start (here ada is admin: none).")
 		fmt.Fprintf(stdout, "Status page: http://%s/   (Ctrl-C to stop)\n\n", a)
 		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
 	})
@@ -333,11 +346,76 @@ func trimTo(s string, n int) string {
 	return s[:n-1] + "…"
 }
 
-// freeAddr returns addr if it can be listened on, else a free loopback port.
+// freeAddr returns addr if it can be listened on, else a free loopback
+// port; a port 0 is resolved to the free port it picks, because sign-in's
+// redirect URL must name the port before rotor listens.
 func freeAddr(addr string) string {
-	if ln, err := net.Listen("tcp", addr); err == nil {
-		ln.Close()
-		return addr
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return "127.0.0.1:0"
+		}
 	}
-	return "127.0.0.1:0"
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// demoSignInConfig is the demo's sign_in: its rotor.yaml section, and the
+// tenant whose people sign in.
+type demoSignInConfig struct {
+	yaml   []byte
+	tenant string
+}
+
+// demoSignIn registers rotor's sign-in application (rotor-web) in the
+// simulator's first tenant, its redirect URI on listen, keeps its client
+// secret in a file beside the rotation secrets and writes the sign_in
+// section docs/sign-in.md describes: the demo's app roles and groups
+// bound to rotor's roles in the default organization.
+func demoSignIn(srv *sim.Server, info *simfile.Info, simFile, listen, secrets string) (demoSignInConfig, error) {
+	t := info.Tenants[0]
+	redirect := "http://" + listen + "/auth/callback"
+	web, err := srv.RegisterDemoSignIn(t.ID, redirect)
+	if err != nil {
+		return demoSignInConfig{}, fmt.Errorf("register the demo's sign-in application: %w", err)
+	}
+	secretFile := filepath.Join(secrets, "signin-secret")
+	if err := os.WriteFile(secretFile, []byte(web.Secret), 0o600); err != nil {
+		return demoSignInConfig{}, err
+	}
+	world := srv.World().Tenant(t.ID)
+	group := func(name string) (string, error) {
+		g := world.GroupByName(name)
+		if g == nil {
+			return "", fmt.Errorf("the simulator's tenant %s has no group %s", t.Name, name)
+		}
+		return g.ObjectID, nil
+	}
+	viewers, err := group(sim.DemoViewerGroup)
+	if err != nil {
+		return demoSignInConfig{}, err
+	}
+	operators, err := group(sim.DemoOperatorGroup)
+	if err != nil {
+		return demoSignInConfig{}, err
+	}
+	yaml := fmt.Sprintf(`
+# People sign in to the UI with the simulator's Entra (docs/sign-in.md).
+sign_in:
+  entra:
+    cloud: sim
+    sim_file: %q
+    tenant: %s
+    client_id: %s
+    client_secret: {file: %q}
+    redirect_url: %s
+    roles:
+      - {app_role: Rotor.Admin,    organization: %s, role: admin}
+      - {app_role: Rotor.Operator, organization: %s, role: operator}
+      - {group: %s, organization: %s, role: viewer}     # %s
+      - {group: %s, organization: %s, role: operator}   # %s
+  session_lifetime: 8h
+`, simFile, t.ID, web.AppID, secretFile, redirect,
+		domain.DefaultOrg, domain.DefaultOrg, viewers, domain.DefaultOrg, sim.DemoViewerGroup, operators, domain.DefaultOrg, sim.DemoOperatorGroup)
+	return demoSignInConfig{yaml: []byte(yaml), tenant: t.Name}, nil
 }

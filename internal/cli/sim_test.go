@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -567,6 +568,7 @@ func TestServeStopsCleanly(t *testing.T) {
 var (
 	demoStatusLine  = regexp.MustCompile(`Status page: http://(127\.0\.0\.1:\d+)/`)
 	demoExplainLine = regexp.MustCompile(`go run \./cmd/rotor explain (\S+) --config (\S+)\n`)
+	demoSignInLine  = regexp.MustCompile(`Sign in: +http://(127\.0\.0\.1:\d+)/ui/ `)
 	demoAppsLine    = regexp.MustCompile(`go run \./cmd/rotor apps list --config (\S+)\n`)
 )
 
@@ -596,8 +598,34 @@ func TestDemoSuggestionsWork(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
+	// Sign-in is wired: /ui/ sends a stranger to /login, which sends them
+	// to the simulator's Entra with rotor's callback on the demo's port.
+	addr := demoStatusLine.FindStringSubmatch(s)[1]
+	sm := demoSignInLine.FindStringSubmatch(s)
+	require.NotNil(t, sm, s)
+	require.Equal(t, addr, sm[1])
+	require.Contains(t, s, "as ada (admin)")
+	require.Contains(t, s, "break-glass admin")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.Get("http://" + addr + "/ui/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, "/login?return_to=%2Fui%2F", resp.Header.Get("Location"))
+	resp, err = noFollow.Get("http://" + addr + "/login")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	authorize, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(authorize.Path, "/oauth2/v2.0/authorize"), authorize.String())
+	require.Equal(t, "http://"+addr+"/auth/callback", authorize.Query().Get("redirect_uri"))
+
 	m := demoAppsLine.FindStringSubmatch(s)
 	require.NotNil(t, m, s)
+	cfgYAML, err := os.ReadFile(m[1])
+	require.NoError(t, err)
+	require.Contains(t, string(cfgYAML), "sign_in:\n  entra:\n    cloud: sim\n")
 	code, appsOut, appsErr := execute("apps", "list", "--config", m[1])
 	require.Equal(t, 0, code, appsErr)
 	require.Contains(t, appsOut, "web-storefront")

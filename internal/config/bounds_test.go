@@ -279,6 +279,7 @@ func TestBoundsAreDocumented(t *testing.T) {
 		"api_auth.entra.clock_skew":           clockSkewSpan,
 		"api_auth.entra.key_max_age":          keyMaxAgeSpan,
 		"api_auth.entra.key_refresh_interval": keyRefreshSpan,
+		"sign_in.session_lifetime":            sessionLifetimeSpan,
 	} {
 		want := fmt.Sprintf("`%s`–`%s`", domain.FormatDuration(sp.min), domain.FormatDuration(sp.max))
 		require.Contains(t, row(key), want, key)

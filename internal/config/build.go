@@ -128,6 +128,9 @@ func (b *builder) build(raw *rawConfig) {
 
 	b.hostIdentity(raw.HostIdentity)
 	b.apiAuth(raw.APIAuth)
+	if raw.SignIn != nil {
+		b.cfg.SignIn = b.signIn(*raw.SignIn)
+	}
 
 	if len(raw.Connections) == 0 {
 		b.note("no connections are configured: rotor has no tenant to watch; add one under connections")

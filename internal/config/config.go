@@ -88,6 +88,9 @@ type Config struct {
 	HostIdentity *Connection
 	// APIAuth says who may call the REST API.
 	APIAuth APIAuthSettings
+	// SignIn is how people sign in to the UI; nil when sign_in is not
+	// set (no sign-in routes are served).
+	SignIn *SignInSettings
 	// Notes are things worth telling the operator at startup that are not
 	// errors, such as a default lifetime clamped to a tenant's limit.
 	Notes []string

@@ -24,6 +24,37 @@ type rawConfig struct {
 	HostIdentity *rawHostIdentity `yaml:"host_identity"`
 	// APIAuth is who may call the REST API (apiauth.go).
 	APIAuth rawAPIAuth `yaml:"api_auth"`
+	// SignIn is how people sign in to the UI (signin.go).
+	SignIn *rawSignIn `yaml:"sign_in"`
+}
+
+// rawSignIn is sign_in: people's sign-in with Entra ID and their
+// sessions (docs/sign-in.md).
+type rawSignIn struct {
+	Entra           *rawSignInEntra `yaml:"entra"`
+	SessionLifetime duration        `yaml:"session_lifetime"`
+}
+
+// rawSignInEntra is sign_in.entra: rotor's sign-in registration
+// (internal/web/signin.EntraConfig, which the server builds from it).
+type rawSignInEntra struct {
+	Cloud        string     `yaml:"cloud"`
+	SimFile      string     `yaml:"sim_file"`
+	Authority    string     `yaml:"authority"`
+	Tenant       string     `yaml:"tenant"`
+	ClientID     string     `yaml:"client_id"`
+	ClientSecret *SecretRef `yaml:"client_secret"`
+	RedirectURL  string     `yaml:"redirect_url"`
+	GraphURL     string     `yaml:"graph_url"`
+	// Roles have no name to address them by: not overridable one by one.
+	Roles []rawSignInRole `yaml:"roles"`
+}
+
+type rawSignInRole struct {
+	AppRole      string `yaml:"app_role"`
+	Group        string `yaml:"group"`
+	Organization string `yaml:"organization"`
+	Role         string `yaml:"role"`
 }
 
 type rawAPIAuth struct {

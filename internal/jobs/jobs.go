@@ -69,6 +69,14 @@ type Config struct {
 	// runs of processes whose lease expired (default: the engine's lease
 	// TTL).
 	RecoverInterval time.Duration
+	// SweepSessions deletes one organization's expired UI sessions
+	// (session.Manager.Sweep) and says how many; nil (sign-in not
+	// configured) disables the sweep job.
+	SweepSessions func(ctx context.Context, org domain.OrgID) (int, error)
+	// SweepInterval spaces the sweep (default 1h). An expired session is
+	// refused whether or not it was swept: the sweep only keeps the table
+	// small.
+	SweepInterval time.Duration
 }
 
 // riverClient is what rotor uses of a River client, whichever driver (and
@@ -112,6 +120,8 @@ const (
 	// KindRecover takes over the runs of dead processes: at start-up and
 	// periodically.
 	KindRecover = "recover"
+	// KindSweepSessions deletes expired UI sessions, periodically.
+	KindSweepSessions = "sweep-sessions"
 )
 
 // New builds the client on cfg.River, whose schema must be up to date
@@ -140,6 +150,7 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	cfg.SyncInterval = cmp.Or(cfg.SyncInterval, 15*time.Minute)
 	cfg.Workers = cmp.Or(cfg.Workers, 10)
 	cfg.RecoverInterval = cmp.Or(cfg.RecoverInterval, cfg.Engine.Lease().TTL())
+	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, time.Hour)
 	if cfg.Workers < 0 {
 		cfg.Workers = 10
 	}
@@ -159,6 +170,7 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 	river.AddWorker(workers, &planWorker{j: j})
 	river.AddWorker(workers, &syncWorker{j: j})
 	river.AddWorker(workers, &recoverWorker{j: j})
+	river.AddWorker(workers, &sweepWorker{j: j})
 
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(cfg.PlanInterval), func() (river.JobArgs, *river.InsertOpts) {
@@ -172,6 +184,11 @@ func New(ctx context.Context, cfg Config) (*Jobs, error) {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.SyncInterval), func() (river.JobArgs, *river.InsertOpts) {
 			return SyncArgs{Instance: j.instance}, nil
 		}, &river.PeriodicJobOpts{ID: KindSync, RunOnStart: true}))
+	}
+	if cfg.SweepSessions != nil {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return SweepSessionsArgs{}, nil
+		}, &river.PeriodicJobOpts{ID: KindSweepSessions}))
 	}
 
 	rc := &river.Config{

@@ -356,3 +356,42 @@ func TestRecoverySupersededByNewerRun(t *testing.T) {
 		require.NotEqual(t, rotation.OutcomeSuperseded, out, "nothing newer than the newest run")
 	})
 }
+
+// TestSweepSessionsIsPeriodic: with SweepSessions set, River runs the
+// sweep periodically for every organization, and it deletes the expired
+// sessions only.
+func TestSweepSessionsIsPeriodic(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, kind storeKind) {
+		b := setup(t, kind, 0)
+		now := time.Now().UTC()
+		for i, exp := range []time.Time{now.Add(-time.Minute), now.Add(time.Hour)} {
+			require.NoError(t, b.store.CreateSession(b.ctx, store.Session{
+				Org: b.org, IDHash: []byte(fmt.Sprintf("%032d", i)), Method: "entra", Subject: "someone", Role: "viewer",
+				CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: exp,
+			}))
+		}
+		swept := make(chan int, 10)
+		j, err := New(b.ctx, Config{
+			River: b.rig.river, Engine: b.engine, Store: b.store, Policies: policies{b.pol}, PlanInterval: time.Hour,
+			OnEvent: func(kind string, err error) { b.events <- event{kind, err} },
+			SweepSessions: func(ctx context.Context, org domain.OrgID) (int, error) {
+				n, err := b.store.DeleteExpiredSessions(ctx, org, time.Now())
+				swept <- n
+				return n, err
+			},
+			SweepInterval: time.Second,
+		})
+		require.NoError(t, err)
+		require.NoError(t, j.Start(b.ctx))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = j.Stop(ctx)
+		})
+		b.waitFor(t, KindSweepSessions, 1)
+		require.Equal(t, 1, <-swept, "the expired session, not the live one")
+		_, err = b.store.GetSession(b.ctx, b.org, []byte(fmt.Sprintf("%032d", 1)))
+		require.NoError(t, err, "the live session stays")
+	})
+}

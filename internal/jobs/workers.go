@@ -196,6 +196,47 @@ func (w *recoverWorker) Work(ctx context.Context, job *river.Job[RecoverArgs]) (
 	return w.j.recoverAll(ctx, job.Args.Org)
 }
 
+// SweepSessionsArgs deletes the expired UI sessions of every
+// organization. It has no instance: any replica's sweep serves all.
+type SweepSessionsArgs struct{}
+
+// Kind implements river.JobArgs.
+func (SweepSessionsArgs) Kind() string { return KindSweepSessions }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one pending at a
+// time, no retries (the next period is the retry).
+func (SweepSessionsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueControl, MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
+}
+
+type sweepWorker struct {
+	river.WorkerDefaults[SweepSessionsArgs]
+	j *Jobs
+}
+
+func (w *sweepWorker) Timeout(*river.Job[SweepSessionsArgs]) time.Duration { return 5 * time.Minute }
+
+func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepSessionsArgs]) (err error) {
+	defer func() { w.j.emit(KindSweepSessions, err) }()
+	j := w.j
+	if j.cfg.SweepSessions == nil {
+		return nil
+	}
+	return j.eachOrg(ctx, "", "session sweep", func(org domain.OrgID) error {
+		n, err := j.cfg.SweepSessions(ctx, org)
+		if n > 0 {
+			j.log.Info("expired sessions deleted", "org", org, "sessions", n)
+		}
+		return err
+	})
+}
+
+// SweepSessions runs the session sweep now, in this process, outside
+// River: for tests and tools.
+func (j *Jobs) SweepSessions(ctx context.Context) error {
+	return (&sweepWorker{j: j}).Work(ctx, nil)
+}
+
 type planWorker struct {
 	river.WorkerDefaults[PlanArgs]
 	j *Jobs

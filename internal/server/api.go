@@ -72,10 +72,12 @@ func entraConfig(e *config.EntraSettings) (auth.EntraConfig, *http.Client, error
 }
 
 // HTTPHandler is everything rotor serves on its listener: /healthz,
-// /readyz, /metrics, the status page (on a loopback listener only) and
-// the REST API under /api/v1, behind the bearer check and the rate limit
-// of api_auth. Building it reads the Entra discovery documents api_auth
-// names; Serve calls it, tests serve it with httptest.
+// /readyz, /metrics, the status page (on a loopback listener only), the
+// REST API under /api/v1, behind the bearer check and the rate limit of
+// api_auth, and with sign_in the sign-in routes and the signed-in page
+// /ui/ (signin.go). Building it reads the Entra discovery documents
+// api_auth and sign_in name, and makes the break-glass admins sign_in
+// calls for; Serve calls it, tests serve it with httptest.
 func (s *Server) HTTPHandler(ctx context.Context, loopback bool) (http.Handler, error) {
 	authn, err := s.authenticator(ctx)
 	if err != nil {
@@ -87,5 +89,18 @@ func (s *Server) HTTPHandler(ctx context.Context, loopback bool) (http.Handler, 
 	})
 	mux := s.handler(loopback)
 	mux.Handle(api.Prefix+"/", a.Handler())
+	if s.cfg.SignIn != nil {
+		web, paths, err := s.signInHandler(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range paths {
+			mux.Handle(p, web)
+		}
+		if !loopback {
+			// The status page is loopback's; elsewhere / is the UI.
+			mux.Handle("GET /{$}", http.RedirectHandler(UIPath, http.StatusSeeOther))
+		}
+	}
 	return mux, nil
 }

@@ -19,10 +19,7 @@ import (
 
 // newApp builds the application layer on this Server.
 func (s *Server) newApp(opts Options) *app.Service {
-	var auditor app.Auditor = app.TrailAuditor{Trail: s.trail}
-	if opts.Auditor != nil {
-		auditor = app.Auditors{auditor, opts.Auditor}
-	}
+	auditor := s.auditor()
 	authz := opts.Authorizer
 	if authz == nil {
 		authz = auth.Authorizer{}
@@ -40,6 +37,16 @@ func (s *Server) newApp(opts Options) *app.Service {
 		Auditor:     auditor,
 		APIKeys:     s.store,
 	})
+}
+
+// auditor records in the store's audit trail, and tells Options.Auditor
+// too when one is set: the application layer's and sign-in's.
+func (s *Server) auditor() app.Auditor {
+	var a app.Auditor = app.TrailAuditor{Trail: s.trail}
+	if s.opts.Auditor != nil {
+		a = app.Auditors{a, s.opts.Auditor}
+	}
+	return a
 }
 
 // storePolicies serves an organization's policies, read from the store

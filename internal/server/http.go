@@ -16,10 +16,11 @@ import (
 
 // handler serves the health endpoint and a read-only status page;
 // HTTPHandler adds the REST API (internal/api), which authenticates every
-// request itself. The UI, with Entra sign-in, comes later (internal/web).
+// request itself, and with sign_in the sign-in routes and the signed-in
+// placeholder page /ui/ (signin.go). The UI proper comes later.
 //
-// Until sign-in exists the status page, which names applications and shows
-// run journals, is served only when rotor listens on loopback, and only to
+// The status page, which names applications and shows run journals and
+// predates sign-in, is served only when rotor listens on loopback, and only to
 // requests whose Host is a loopback name (so a web page the operator opens
 // cannot read it through DNS rebinding). /healthz and /readyz are always
 // served, and so is /metrics (unless metrics.enabled is false): Prometheus

@@ -38,6 +38,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/store/postgres"
 	"github.com/rotor-dev/rotor/internal/store/sqlite"
+	"github.com/rotor-dev/rotor/internal/web/session"
 )
 
 // Options tune how a Server is assembled.
@@ -48,7 +49,7 @@ type Options struct {
 	LogOutput io.Writer
 	Clock     clock.Clock
 	// JobEvents, if set, is told the kind ("recover", "plan", "sync",
-	// "rotate", "retire") and error of every job the job system ran: a
+	// "rotate", "retire", "sweep-sessions") and error of every job the job system ran: a
 	// test signal (jobs.Config.OnEvent).
 	JobEvents func(kind string, err error)
 	// Hooks observe the rotation journal from the moment rotor is
@@ -66,9 +67,14 @@ type Options struct {
 	// role in the organization permits).
 	Authorizer app.Authorizer
 	// Auditor, when set, is told every event of the application layer
-	// too. The audit trail in the store records them whatever it is:
-	// nothing a caller passes here can turn the trail off.
+	// (and every sign-in and sign-out) too. The audit trail in the store
+	// records them whatever it is: nothing a caller passes here can turn
+	// the trail off.
 	Auditor app.Auditor
+	// Console receives what is for the operator's eyes only and must not
+	// reach the log: the break-glass admin's password, printed once
+	// (default stderr).
+	Console io.Writer
 }
 
 // Server is an assembled rotor.
@@ -104,7 +110,9 @@ type Server struct {
 	jobsMu  sync.Mutex
 	jobs    *jobs.Jobs
 	app     *app.Service
-	opts    Options
+	// sessions are the UI's people's sessions; nil without sign_in.
+	sessions *session.Manager
+	opts     Options
 }
 
 // Open loads the configuration and assembles rotor. Nothing runs yet.
@@ -269,6 +277,9 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		SinkChecks:           s.health,
 	})
 	s.app = s.newApp(s.opts)
+	if s.sessions, err = s.newSessions(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -496,24 +507,34 @@ func (s *Server) openJobs(ctx context.Context, workers int) error {
 		return nil
 	}
 	j, err := jobs.New(ctx, jobs.Config{
-		River:        s.river,
-		Engine:       s.engine,
-		Store:        s.store,
-		Policies:     s,
-		Sync:         func(ctx context.Context, org domain.OrgID) error { return s.SyncOrg(ctx, org, nil) },
-		PlanInterval: s.cfg.Rotation.PlanInterval,
-		SyncInterval: s.cfg.Rotation.SyncInterval,
-		Jitter:       s.cfg.Rotation.Jitter,
-		Workers:      workers,
-		Logger:       s.log,
-		Clock:        s.clock,
-		OnEvent:      s.opts.JobEvents,
+		River:         s.river,
+		Engine:        s.engine,
+		Store:         s.store,
+		Policies:      s,
+		Sync:          func(ctx context.Context, org domain.OrgID) error { return s.SyncOrg(ctx, org, nil) },
+		PlanInterval:  s.cfg.Rotation.PlanInterval,
+		SyncInterval:  s.cfg.Rotation.SyncInterval,
+		Jitter:        s.cfg.Rotation.Jitter,
+		Workers:       workers,
+		Logger:        s.log,
+		Clock:         s.clock,
+		OnEvent:       s.opts.JobEvents,
+		SweepSessions: s.sweepSessions(),
 	})
 	if err != nil {
 		return err
 	}
 	s.jobs = j
 	return nil
+}
+
+// sweepSessions is the job system's sweep of expired sessions (nil
+// without sign_in: no sweep job).
+func (s *Server) sweepSessions() func(context.Context, domain.OrgID) (int, error) {
+	if s.sessions == nil {
+		return nil
+	}
+	return s.sessions.Sweep
 }
 
 func (s *Server) scheduleRetire(ctx context.Context, org domain.OrgID, runID string, at time.Time) error {
@@ -539,7 +560,7 @@ func (s *Server) Serve(ctx context.Context, ready func(addr string)) error {
 		loopback = tcp.IP.IsLoopback()
 	}
 	if !loopback {
-		s.log.Warn("listening beyond loopback: /healthz, /readyz, /metrics and the REST API (bearer tokens and API keys only) are served; the status page stays on loopback listeners until sign-in exists", "addr", ln.Addr().String())
+		s.log.Warn("listening beyond loopback: /healthz, /readyz, /metrics, the REST API (bearer tokens and API keys only) and, with sign_in, the sign-in routes and /ui/ are served; the status page stays on loopback listeners", "addr", ln.Addr().String())
 	}
 	h, err := s.HTTPHandler(ctx, loopback)
 	if err != nil {

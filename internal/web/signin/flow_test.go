@@ -2,6 +2,7 @@ package signin_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
@@ -15,7 +16,9 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +55,25 @@ type rotor struct {
 	dbPath   string
 	sessions *session.Manager
 	roots    *tls.Config
+	audit    *eventLog
+}
+
+// eventLog is an app.Auditor that keeps what it is told.
+type eventLog struct {
+	mu     sync.Mutex
+	events []app.Event
+}
+
+func (l *eventLog) Record(_ context.Context, e app.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *eventLog) all() []app.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
 }
 
 func setup(t *testing.T) *rotor {
@@ -59,7 +81,7 @@ func setup(t *testing.T) *rotor {
 	clk := &clock.Offset{}
 	s := simtest.Start(t, simtest.Options{Clock: clk})
 	tn := s.Tenant(t, "contoso")
-	r := &rotor{sim: s, clock: clk, tn: tn}
+	r := &rotor{sim: s, clock: clk, tn: tn, audit: &eventLog{}}
 
 	r.dbPath = filepath.Join(t.TempDir(), "rotor.db")
 	st, err := sqlite.Open(t.Context(), r.dbPath)
@@ -92,7 +114,7 @@ func setup(t *testing.T) *rotor {
 	r.sessions, err = session.New(session.Config{Store: st, Clock: clk})
 	require.NoError(t, err)
 	h, err := signin.NewHandler(signin.Options{Entra: rp, Sessions: r.sessions, DefaultOrg: org,
-		Local: &breakglass.Authenticator{Store: st, Clock: clk}})
+		Local: &breakglass.Authenticator{Store: st, Clock: clk}, Auditor: r.audit, Clock: clk})
 	require.NoError(t, err)
 	h.Register(mux)
 	mux.Handle("GET /whoami", session.Require(app.RoleViewer, signin.LoginPath, http.HandlerFunc(whoami)))
@@ -396,6 +418,15 @@ func TestSignOutEndsTheSessionForGood(t *testing.T) {
 	require.Contains(t, body(t, resp), "Signed out")
 	require.Equal(t, signin.LoginPath, resp.Request.URL.Path)
 	require.Nil(t, b.cookie("__Host-rotor_session"), "the browser is told to forget it")
+	oscar, _ := r.tn.User("oscar")
+	var audited []string
+	for _, e := range r.audit.all() {
+		require.Equal(t, org, e.Org)
+		require.Equal(t, oscar.ObjectID, e.Actor.ID, "the person is the actor")
+		require.Equal(t, app.ObjectSession, e.Object)
+		audited = append(audited, string(e.Action)+" "+string(e.Outcome))
+	}
+	require.Equal(t, []string{"sign-in ok", "sign-out ok"}, audited)
 
 	// The copied cookie is worthless: its row is gone.
 	thief := r.browser(t)
@@ -555,6 +586,10 @@ func TestBreakGlassAdminSignsInThroughItsForm(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, body(t, resp), "Wrong password")
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	ev := r.audit.all()
+	require.Len(t, ev, 1)
+	require.Equal(t, app.Event{At: ev[0].At, Org: org, Actor: app.Actor{Kind: app.ActorUser, ID: "local:breakglass", Name: ev[0].Actor.Name},
+		Action: app.ActionSignIn, Object: app.ObjectSession, Outcome: app.OutcomeDenied, Error: app.ClassDenied}, ev[0], "a wrong password is audited")
 
 	form.Set("password", password)
 	resp, err = b.c.PostForm(r.srv.URL+signin.LocalLoginPath, form)

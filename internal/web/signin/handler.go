@@ -2,6 +2,7 @@ package signin
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/web/breakglass"
 	"github.com/rotor-dev/rotor/internal/web/csrf"
@@ -39,6 +41,12 @@ type Options struct {
 	// Logger receives one line per sign-in, refusal and sign-out (who,
 	// how, the reason; never a token, code or password).
 	Logger *slog.Logger
+	// Auditor is told every sign-in and sign-out, and every refused
+	// break-glass password, with the person as the actor: the server
+	// passes the audit trail's. Nil: the log only.
+	Auditor app.Auditor
+	// Clock stamps the audit events (default the real clock).
+	Clock clock.Clock
 }
 
 // Handler serves sign-in and sign-out. Mount it inside the session
@@ -60,7 +68,22 @@ func NewHandler(o Options) (*Handler, error) {
 	if o.Entra == nil && o.Local == nil {
 		return nil, errors.New("signin: neither Entra sign-in nor the break-glass admin is set up")
 	}
+	o.Clock = cmp.Or[clock.Clock](o.Clock, clock.Real{})
 	return &Handler{o: o, log: cmp.Or(o.Logger, slog.New(slog.DiscardHandler))}, nil
+}
+
+// audit records a sign-in or sign-out of actor in org. It never fails the
+// request: the auditor logs its own failures.
+func (h *Handler) audit(r *http.Request, org domain.OrgID, actor app.Actor, action app.Action, outcome app.Outcome) {
+	if h.o.Auditor == nil || org == "" {
+		return
+	}
+	e := app.Event{At: h.o.Clock.Now().UTC(), Org: org, Actor: actor, Action: action, Object: app.ObjectSession,
+		Outcome: outcome, RequestID: r.Header.Get("X-Request-ID")}
+	if outcome == app.OutcomeDenied {
+		e.Error = app.ClassDenied
+	}
+	h.o.Auditor.Record(context.WithoutCancel(r.Context()), e)
 }
 
 // Register adds the routes: GET /login (starts Entra's sign-in, or shows
@@ -139,7 +162,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusForbidden, pageData{Title: "No access", Error: msg + ". Ask an administrator to assign you an app role or a group."})
 		return
 	}
-	_, err = h.o.Sessions.Start(w, r, session.Identity{Org: org, Method: session.MethodEntra, Subject: person.ObjectID,
+	s, err := h.o.Sessions.Start(w, r, session.Identity{Org: org, Method: session.MethodEntra, Subject: person.ObjectID,
 		TenantID: person.TenantID, Name: person.Name, Username: person.Username, Role: role})
 	if err != nil {
 		h.refuse(w, r, &CallbackError{Reason: ReasonUnavailable, Status: http.StatusServiceUnavailable,
@@ -148,6 +171,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("signed in", "method", session.MethodEntra, "user", person.ObjectID, "tenant", person.TenantID,
 		"org", org, "role", role, "groups_from_graph", person.Overage)
+	h.audit(r, org, s.Actor(), app.ActionSignIn, app.OutcomeOK)
 	// A page, not a redirect: the navigation it starts is same-site, so
 	// it carries the new SameSite=Strict session cookie.
 	session.WriteContinue(w, person.ReturnTo, "Signed in.")
@@ -224,6 +248,7 @@ func (h *Handler) localLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, breakglass.ErrRefused):
 		h.log.Warn("break-glass sign-in refused", "reason", "wrong_password", "org", org, "addr", addr)
+		h.audit(r, org, breakglassActor, app.ActionSignIn, app.OutcomeDenied)
 		data.Error = "Wrong password."
 		h.page(w, r, http.StatusUnauthorized, data)
 		return
@@ -233,7 +258,7 @@ func (h *Handler) localLogin(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusServiceUnavailable, data)
 		return
 	}
-	_, err = h.o.Sessions.Start(w, r, session.Identity{Org: org, Method: session.MethodLocal, Subject: breakglass.Name,
+	s, err := h.o.Sessions.Start(w, r, session.Identity{Org: org, Method: session.MethodLocal, Subject: breakglass.Name,
 		Name: "break-glass admin", Username: breakglass.Name, Role: app.RoleAdmin})
 	if err != nil {
 		h.log.Error("break-glass session could not start", "org", org, "err", err)
@@ -242,6 +267,7 @@ func (h *Handler) localLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Warn("signed in", "method", session.MethodLocal, "org", org, "addr", addr)
+	h.audit(r, org, s.Actor(), app.ActionSignIn, app.OutcomeOK)
 	http.Redirect(w, r, data.ReturnTo, http.StatusSeeOther)
 }
 
@@ -257,6 +283,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	if had {
 		h.log.Info("signed out", "actor", s.Actor().String(), "org", s.Org)
+		h.audit(r, s.Org, s.Actor(), app.ActionSignOut, app.OutcomeOK)
 	}
 	http.Redirect(w, r, LoginPath+"?signed_out=1", http.StatusSeeOther)
 }
@@ -305,3 +332,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, status int, d pag
 	w.WriteHeader(status)
 	_ = pageTemplate.Execute(w, d)
 }
+
+// breakglassActor is the break-glass admin as the audit trail names it
+// (session.Session.Actor's), for refused passwords: no session exists.
+var breakglassActor = (&session.Session{Identity: session.Identity{Method: session.MethodLocal, Subject: breakglass.Name}}).Actor()

@@ -1,0 +1,174 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"html/template"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/web/breakglass"
+	"github.com/rotor-dev/rotor/internal/web/csrf"
+	"github.com/rotor-dev/rotor/internal/web/session"
+	"github.com/rotor-dev/rotor/internal/web/signin"
+)
+
+// UIPath is the signed-in landing page: a placeholder that says who is
+// signed in, until the UI is built.
+const UIPath = "/ui/"
+
+// newSessions builds the session manager of sign_in (nil without it). It
+// needs no network, so it is built with the rest of rotor: the job
+// system's sweep uses it before the listener opens.
+func (s *Server) newSessions() (*session.Manager, error) {
+	si := s.cfg.SignIn
+	if si == nil {
+		return nil, nil
+	}
+	m, err := session.New(session.Config{
+		Store: s.store, Clock: s.clock, Lifetime: si.SessionLifetime, Insecure: si.Entra.Insecure(), Logger: s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign_in: %w", err)
+	}
+	return m, nil
+}
+
+// roleMap is sign_in.entra.roles as internal/web/signin's bindings.
+func roleMap(roles []config.SignInRole) signin.RoleMap {
+	m := make(signin.RoleMap, 0, len(roles))
+	for _, r := range roles {
+		m = append(m, signin.RoleBinding{AppRole: r.AppRole, Group: r.Group, Organization: domain.OrgID(r.Organization), Role: app.Role(r.Role)})
+	}
+	return m
+}
+
+// relyingParty builds the Entra relying party of sign_in.entra: the client
+// secret resolved (a Key Vault reference with the host identity), the
+// tenant's discovery document read now (rotor does not start with a
+// sign-in that cannot work).
+func (s *Server) relyingParty(ctx context.Context, e config.SignInEntra) (*signin.RelyingParty, error) {
+	client := &http.Client{Timeout: discoveryTimeout}
+	authority, graphURL := e.Authority, e.GraphURL
+	if e.Cloud == azure.Sim {
+		ep, err := azure.ResolveEndpoints(azure.Sim, e.SimFile)
+		if err != nil {
+			return nil, fmt.Errorf("sign_in.entra.sim_file: %w", err)
+		}
+		hc := *ep.HTTPClient
+		hc.Timeout = discoveryTimeout
+		client = &hc
+		authority, graphURL = cmp.Or(authority, ep.AuthorityHost), cmp.Or(graphURL, ep.GraphURL)
+	}
+	secret, err := e.ClientSecret.Resolve(ctx, s.secrets)
+	if err != nil {
+		return nil, fmt.Errorf("sign_in.entra.client_secret: %w", err)
+	}
+	rp, err := signin.NewRelyingParty(ctx, signin.EntraConfig{
+		Authority: authority, Tenant: e.Tenant, ClientID: e.ClientID, ClientSecret: secret,
+		RedirectURL: e.RedirectURL, GraphURL: graphURL, Roles: roleMap(e.Roles),
+	}, signin.WithHTTPClient(client), signin.WithClock(s.clock), signin.WithLogger(s.log))
+	if err != nil {
+		return nil, fmt.Errorf("sign_in: %w", err)
+	}
+	return rp, nil
+}
+
+// signInHandler is people's half of the listener (docs/sign-in.md): the
+// sign-in routes (/login, the callback, /login/local, POST /logout) and
+// the signed-in page /ui/, inside the session and CSRF middlewares. It
+// reads Entra's discovery document, and gives every organization that no
+// binding makes anyone admin of its break-glass admin, printing the
+// password once to the console. It returns the paths to route to it.
+func (s *Server) signInHandler(ctx context.Context) (http.Handler, []string, error) {
+	si := s.cfg.SignIn
+	rp, err := s.relyingParty(ctx, si.Entra)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := signin.NewHandler(signin.Options{
+		Entra: rp, Sessions: s.sessions, DefaultOrg: s.cfg.Organization, Logger: s.log,
+		Local:   &breakglass.Authenticator{Store: s.store, Clock: s.clock},
+		Auditor: s.auditor(), Clock: s.clock,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign_in: %w", err)
+	}
+	if err := s.ensureBreakGlass(ctx, rp.Roles(), si.Entra.PublicURL()+signin.LocalLoginPath); err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	mux.Handle("GET "+UIPath+"{$}", session.Require(app.RoleViewer, signin.LoginPath, http.HandlerFunc(landingPage)))
+	protector := csrf.New(csrf.Options{Binding: session.Binding, Insecure: si.Entra.Insecure()})
+	paths := []string{signin.LoginPath, signin.LocalLoginPath, signin.LogoutPath, rp.CallbackPath(), UIPath}
+	return s.sessions.Middleware(protector.Handler(mux)), paths, nil
+}
+
+// ensureBreakGlass makes the break-glass admin of every organization no
+// binding makes anyone admin of (breakglass.Ensure prints its password
+// once, to the console: Options.Console, stderr by default).
+func (s *Server) ensureBreakGlass(ctx context.Context, roles signin.RoleMap, loginURL string) error {
+	orgs, err := s.store.ListOrgs(ctx)
+	if err != nil {
+		return fmt.Errorf("sign_in: break-glass admins: %w", err)
+	}
+	out := s.opts.Console
+	if out == nil {
+		out = os.Stderr
+	}
+	for _, o := range orgs {
+		if roles.GrantsAdmin(o.ID) {
+			continue
+		}
+		made, err := breakglass.Ensure(ctx, s.store, o.ID, s.clock, out, loginURL)
+		if err != nil {
+			return fmt.Errorf("sign_in: organization %s: %w", o.ID, err)
+		}
+		if made {
+			// The log says it happened, never the password.
+			s.log.Warn("break-glass admin made: its password was printed to the console once", "org", o.ID, "login", loginURL)
+		}
+	}
+	return nil
+}
+
+var landingTmpl = template.Must(template.New("ui").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rotor</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}code{font-size:12px}</style></head>
+<body><main><h1>rotor</h1>
+<p>Signed in as <b id="name">{{.Name}}</b> (<code id="actor">{{.Actor}}</code>),
+<b id="role">{{.Role}}</b> in organization <b id="org">{{.Org}}</b>, until {{.Until}}.</p>
+<form method="post" action="{{.Logout}}" id="logout">
+{{.CSRFField}}
+<button type="submit">Sign out</button></form>
+<p>rotor's UI is not built yet: this page only shows that sign-in works. The REST API is at <a href="/api/v1/openapi.json">/api/v1</a>.</p>
+</main></body></html>
+`))
+
+// landingPage is GET /ui/: who is signed in, their role in the session's
+// organization, and a sign-out form (with its CSRF token).
+func landingPage(w http.ResponseWriter, r *http.Request) {
+	sess, ok := session.FromContext(r.Context())
+	if !ok { // session.Require lets no one through without one
+		http.Error(w, "Sign in first.", http.StatusUnauthorized)
+		return
+	}
+	a := sess.Actor()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = landingTmpl.Execute(w, struct {
+		Name, Actor, Role, Org, Until, Logout string
+		CSRFField                             template.HTML
+	}{
+		Name: a.Name, Actor: a.String(), Role: string(sess.Role), Org: string(sess.Org),
+		Until: sess.ExpiresAt.UTC().Format(time.RFC3339), Logout: signin.LogoutPath, CSRFField: csrf.Field(r),
+	})
+}
