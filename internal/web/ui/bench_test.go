@@ -44,7 +44,9 @@ const (
 //   - first: the first page by name;
 //   - filtered: name prefix, manageable only, expiring within 30 days;
 //   - deep: a cursor 90,000 applications into the name order;
-//   - expiry: the first page by soonest expiry.
+//   - expiry: the first page by soonest expiry;
+//   - expiry-filtered: a name prefix, expiring within 90 days, by expiry;
+//   - expiry-no-match: by expiry, a name prefix no application has.
 //
 // Loading the applications (written to the store as a sync writes them)
 // is not timed. Each variant reports p50 and p99 in ms; the benchmark
@@ -60,6 +62,10 @@ func BenchmarkUIApplicationsList100k(b *testing.B) {
 		{"filtered", "/applications?q=team-042-&manageable=1&expiring=30"},
 		{"deep", "/applications?cursor=" + url.QueryEscape(deep)},
 		{"expiry", "/applications?sort=expiry"},
+		{"expiry-filtered", "/applications?q=team-042-&expiring=90&sort=expiry"},
+		// The worst case of the expiry order: a prefix nothing matches
+		// walks the organization's whole expiry index.
+		{"expiry-no-match", "/applications?q=zzz&sort=expiry"},
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
