@@ -573,8 +573,17 @@ func (s *Store) listByExpiry(ctx context.Context, p store.ListApplicationsParams
 			a = append(a, encTime(p.AfterMinEnd), p.AfterName, p.AfterObjectID)
 		}
 		// Left to itself, SQLite's planner (without statistics) reads
-		// the covering name index and sorts every row.
-		got, err := s.selectApps(ctx, p.Org, " INDEXED BY applications_by_min_end", strings.Join(w, " AND "), a, limit, "min_end, display_name, object_id, tenant_id")
+		// the covering name index and sorts every row. Without a name
+		// prefix the min_end index gives the order and the page stops
+		// early; with one, the name index's range narrows the rows
+		// first (walking the min_end index instead would test every
+		// application's name: 0.8 s at 100,000 for a prefix none has),
+		// and only those are sorted.
+		index := " INDEXED BY applications_by_min_end"
+		if p.NamePrefix != "" {
+			index = " INDEXED BY applications_by_name"
+		}
+		got, err := s.selectApps(ctx, p.Org, index, strings.Join(w, " AND "), a, limit, "min_end, display_name, object_id, tenant_id")
 		if err != nil {
 			return nil, fmt.Errorf("list applications: %w", err)
 		}
