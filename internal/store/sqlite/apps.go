@@ -536,16 +536,7 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 			args = append(args, p.AfterName, p.AfterObjectID)
 		}
 	case store.OrderByExpiry:
-		// NULL (no credentials) sorts last: after every end.
-		order = "(min_end IS NULL), min_end, display_name, object_id, tenant_id"
-		switch {
-		case after && p.AfterMinEnd.IsZero():
-			where = append(where, "min_end IS NULL AND (display_name, object_id) > (?, ?)")
-			args = append(args, p.AfterName, p.AfterObjectID)
-		case after:
-			where = append(where, "(min_end IS NULL OR (min_end, display_name, object_id) > (?, ?, ?))")
-			args = append(args, encTime(p.AfterMinEnd), p.AfterName, p.AfterObjectID)
-		}
+		return s.listByExpiry(ctx, p, where, args, after)
 	default:
 		return nil, fmt.Errorf("list applications: unknown order %q", p.Order)
 	}
@@ -558,6 +549,63 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
 	return apps, nil
+}
+
+// listByExpiry is ListApplications in expiry order: applications with
+// credentials by earliest end (then name), those without (NULL min_end)
+// last, by name. It reads the two parts with two queries, each in an
+// order the (org_id, min_end) and name indexes give, so a page stops
+// after limit rows: one ORDER BY "(min_end IS NULL), min_end, …" sorted
+// every application of the organization for every page (130 ms at
+// 100,000). A page that ends the first part and begins the second reads
+// both; each part is keyset-paged on its own key, so the walk still
+// neither skips nor repeats.
+func (s *Store) listByExpiry(ctx context.Context, p store.ListApplicationsParams, where []string, args []any, after bool) ([]domain.Application, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	var apps []domain.Application
+	if !after || !p.AfterMinEnd.IsZero() {
+		w, a := append(slices.Clip(where), "min_end IS NOT NULL"), slices.Clip(args)
+		if after {
+			w = append(w, "(min_end, display_name, object_id) > (?, ?, ?)")
+			a = append(a, encTime(p.AfterMinEnd), p.AfterName, p.AfterObjectID)
+		}
+		// Left to itself, SQLite's planner (without statistics) reads
+		// the covering name index and sorts every row. Without a name
+		// prefix the min_end index gives the order and the page stops
+		// early; with one, the name index's range narrows the rows
+		// first (walking the min_end index instead would test every
+		// application's name: 0.8 s at 100,000 for a prefix none has),
+		// and only those are sorted.
+		index := " INDEXED BY applications_by_min_end"
+		if p.NamePrefix != "" {
+			index = " INDEXED BY applications_by_name"
+		}
+		got, err := s.selectApps(ctx, p.Org, index, strings.Join(w, " AND "), a, limit, "min_end, display_name, object_id, tenant_id")
+		if err != nil {
+			return nil, fmt.Errorf("list applications: %w", err)
+		}
+		if limit > 0 && len(got) >= limit {
+			return got, nil
+		}
+		apps = got
+	}
+	w, a := append(slices.Clip(where), "min_end IS NULL"), slices.Clip(args)
+	if after && p.AfterMinEnd.IsZero() {
+		w = append(w, "(display_name, object_id) > (?, ?)")
+		a = append(a, p.AfterName, p.AfterObjectID)
+	}
+	rest := limit
+	if limit > 0 {
+		rest = limit - len(apps)
+	}
+	got, err := s.selectApps(ctx, p.Org, "", strings.Join(w, " AND "), a, rest, "display_name, object_id, tenant_id")
+	if err != nil {
+		return nil, fmt.Errorf("list applications: %w", err)
+	}
+	return append(apps, got...), nil
 }
 
 // pageOrder is order applied to the page's columns: p.display_name for

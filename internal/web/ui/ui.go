@@ -1,0 +1,259 @@
+// Package ui owns rotor's web pages: server-rendered html/template pages
+// and their static files (a stylesheet and a vendored htmx), embedded in
+// the binary, that read and act only through the application layer
+// (internal/app). Every page reads without JavaScript; htmx, when it runs,
+// only swaps parts of a page for the same server-rendered HTML
+// (ADR 24).
+//
+// The package does not sign anyone in: it is given a function that says
+// which app.Scope a request acts in (internal/web/session's, once mounted)
+// and answers 401 when there is none.
+package ui
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/clock"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Service is the part of the application layer the pages call.
+// *app.Service implements it.
+type Service interface {
+	ListApplicationsPage(ctx context.Context, scope app.Scope, f app.ApplicationFilter, req app.ApplicationPageRequest) (*app.ApplicationPage, error)
+	ListConnections(ctx context.Context, scope app.Scope) ([]app.Connection, error)
+	Explain(ctx context.Context, scope app.Scope, ref string) (*app.Explanation, error)
+	ListRuns(ctx context.Context, scope app.Scope, f app.RunFilter) ([]app.RunRow, error)
+}
+
+var _ Service = (*app.Service)(nil)
+
+// ScopeFunc says which organization and actor a request acts as; false:
+// the request is not signed in (the page answers 401).
+type ScopeFunc func(*http.Request) (app.Scope, bool)
+
+// Deps are what the UI is built from. App and Scope are required.
+type Deps struct {
+	App   Service
+	Scope ScopeFunc
+	// Base is the path the UI is mounted under ("" or "/ui"); every link
+	// and route starts with it.
+	Base   string
+	Clock  clock.Clock
+	Logger *slog.Logger
+}
+
+// UI serves the pages. It is an http.Handler, safe for concurrent use.
+type UI struct {
+	app   Service
+	scope ScopeFunc
+	base  string
+	clock clock.Clock
+	log   *slog.Logger
+	mux   *http.ServeMux
+	pages map[string]*template.Template
+	// assets are the static files by name, with the URL that names their
+	// content (so they can be cached for a year).
+	assets map[string]asset
+	urls   map[string]string
+}
+
+type asset struct {
+	body        []byte
+	hash        string
+	contentType string
+}
+
+// ContentSecurityPolicy is sent with every answer: scripts and styles only
+// from rotor itself (no inline script, no eval), no frames, forms posting
+// only back to rotor.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// New builds the UI. A missing App or Scope is a wiring mistake and
+// panics.
+func New(d Deps) *UI {
+	if d.App == nil || d.Scope == nil {
+		panic("ui.New: App and Scope are required")
+	}
+	u := &UI{
+		app: d.App, scope: d.Scope, base: strings.TrimRight(d.Base, "/"),
+		clock: cmp.Or[clock.Clock](d.Clock, clock.Real{}), log: cmp.Or(d.Logger, slog.Default()),
+		mux: http.NewServeMux(), assets: map[string]asset{}, urls: map[string]string{},
+	}
+	u.loadAssets()
+	u.pages = u.parsePages()
+	u.mux.HandleFunc("GET "+u.base+"/static/{hash}/{name}", u.static)
+	u.mux.HandleFunc("GET "+u.base+"/applications", u.withScope(u.applications))
+	u.mux.HandleFunc("GET "+u.base+"/applications/{ref}", u.withScope(u.application))
+	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
+	})
+	return u
+}
+
+// ServeHTTP implements http.Handler.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", ContentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	u.mux.ServeHTTP(w, r)
+}
+
+func (u *UI) loadAssets() {
+	err := fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		name := path.Base(p)
+		ct := ""
+		switch path.Ext(name) {
+		case ".js":
+			ct = "text/javascript; charset=utf-8"
+		case ".css":
+			ct = "text/css; charset=utf-8"
+		default:
+			return nil // licences and notes are in the source, not served
+		}
+		b, err := staticFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		a := asset{body: b, hash: hex.EncodeToString(sum[:8]), contentType: ct}
+		u.assets[name] = a
+		u.urls[name] = u.base + "/static/" + a.hash + "/" + name
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Sprintf("ui: embedded static files: %v", err)) // they are compiled in
+	}
+}
+
+// static serves an embedded file. Its URL names its content's hash, so it
+// may be cached for a year: a new build's file has a new URL.
+func (u *UI) static(w http.ResponseWriter, r *http.Request) {
+	a, ok := u.assets[r.PathValue("name")]
+	if !ok || a.hash != r.PathValue("hash") {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", a.contentType)
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Header().Set("ETag", `"`+a.hash+`"`)
+	if r.Header.Get("If-None-Match") == `"`+a.hash+`"` {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	_, _ = w.Write(a.body)
+}
+
+// withScope answers 401 to a request with no scope, and hands the scope on.
+func (u *UI) withScope(h func(http.ResponseWriter, *http.Request, app.Scope)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		scope, ok := u.scope(r)
+		if !ok {
+			u.errorPage(w, r, http.StatusUnauthorized, "Sign in to see this page.")
+			return
+		}
+		// Pages hold an organization's inventory: never cached, and the
+		// fragment htmx asks for differs from the page at the same URL.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Vary", "HX-Request")
+		h(w, r, scope)
+	}
+}
+
+// layout is what every full page's frame needs.
+type layout struct {
+	Title  string
+	Base   string
+	Assets map[string]string
+}
+
+func (u *UI) frame(title string) layout {
+	return layout{Title: title, Base: u.base, Assets: u.urls}
+}
+
+func (u *UI) parsePages() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"date":   func(t time.Time) string { return fmtDate(t) },
+		"expiry": func(t, now time.Time) string { return expiry(t, now) },
+	}
+	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	pages := map[string]*template.Template{}
+	for _, p := range []string{"applications", "application", "error"} {
+		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
+		pages[p] = t
+	}
+	return pages
+}
+
+// render executes a page's template (or one of its named blocks) into a
+// buffer first, so that a template error is a clean 500, not half a page.
+func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, page, block string, data any) {
+	var b strings.Builder
+	if err := u.pages[page].ExecuteTemplate(&b, block, data); err != nil {
+		u.log.ErrorContext(r.Context(), "ui: render", "page", page, "err", err)
+		http.Error(w, "rotor could not render this page", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+type errorView struct {
+	layout
+	Status  int
+	Message string
+}
+
+func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	u.render(w, r, status, "error", "layout.html", errorView{layout: u.frame(http.StatusText(status)), Status: status, Message: msg})
+}
+
+// fail answers an app-layer error with its status: its message for a 4xx
+// (it is about what the caller asked), only the request's failure for a
+// 5xx (the error is logged).
+func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := app.HTTPStatus(err)
+	if status >= 500 {
+		u.log.ErrorContext(r.Context(), "ui: request failed", "path", r.URL.Path, "err", err)
+		u.errorPage(w, r, status, "rotor could not answer this request; the error is in rotor's log.")
+		return
+	}
+	msg := err.Error()
+	var denied *app.DeniedError
+	if errors.As(err, &denied) {
+		msg = "Your role does not allow this."
+	}
+	u.errorPage(w, r, status, msg)
+}
+
+// fragment reports whether htmx asks for part of a page (and not for a
+// whole page to restore its history).
+func fragment(r *http.Request) bool {
+	return r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-History-Restore-Request") != "true"
+}
