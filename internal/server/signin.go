@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/app"
@@ -17,10 +18,11 @@ import (
 	"github.com/rotor-dev/rotor/internal/web/csrf"
 	"github.com/rotor-dev/rotor/internal/web/session"
 	"github.com/rotor-dev/rotor/internal/web/signin"
+	"github.com/rotor-dev/rotor/internal/web/ui"
 )
 
-// UIPath is the signed-in landing page: a placeholder that says who is
-// signed in, until the UI is built.
+// UIPath is where the UI lives: the signed-in landing page (who is signed
+// in, sign-out) at UIPath itself, and internal/web/ui's pages below it.
 const UIPath = "/ui/"
 
 // newSessions builds the session manager of sign_in (nil without it). It
@@ -106,6 +108,12 @@ func (s *Server) signInHandler(ctx context.Context) (http.Handler, []string, err
 	mux := http.NewServeMux()
 	h.Register(mux)
 	mux.Handle("GET "+UIPath+"{$}", session.Require(app.RoleViewer, signin.LoginPath, http.HandlerFunc(landingPage)))
+	// The pages (internal/web/ui) read through the application layer as
+	// the signed-in person, in the session's organization.
+	pages := session.Require(app.RoleViewer, signin.LoginPath, ui.New(ui.Deps{
+		App: s.app, Scope: sessionScope, Base: strings.TrimSuffix(UIPath, "/"), Clock: s.clock, Logger: s.log,
+	}))
+	mux.Handle("GET "+UIPath, pages)
 	protector := csrf.New(csrf.Options{Binding: session.Binding, Insecure: si.Entra.Insecure()})
 	paths := []string{signin.LoginPath, signin.LocalLoginPath, signin.LogoutPath, rp.CallbackPath(), UIPath}
 	return s.sessions.Middleware(protector.Handler(mux)), paths, nil
@@ -149,9 +157,20 @@ var landingTmpl = template.Must(template.New("ui").Parse(`<!doctype html>
 <form method="post" action="{{.Logout}}" id="logout">
 {{.CSRFField}}
 <button type="submit">Sign out</button></form>
-<p>rotor's UI is not built yet: this page only shows that sign-in works. The REST API is at <a href="/api/v1/openapi.json">/api/v1</a>.</p>
+<p><a href="/ui/applications" id="applications">Applications</a> — every credential rotor sees, searchable and sortable.
+The REST API is at <a href="/api/v1/openapi.json">/api/v1</a>.</p>
 </main></body></html>
 `))
+
+// sessionScope is the request's use-case scope: the signed-in person in
+// the session's organization (false without a session).
+func sessionScope(r *http.Request) (app.Scope, bool) {
+	sess, ok := session.FromContext(r.Context())
+	if !ok {
+		return app.Scope{}, false
+	}
+	return app.Scope{Org: sess.Org, Actor: sess.Actor(), RequestID: r.Header.Get("X-Request-Id")}, true
+}
 
 // landingPage is GET /ui/: who is signed in, their role in the session's
 // organization, and a sign-out form (with its CSRF token).

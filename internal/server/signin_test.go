@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"database/sql"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net"
@@ -27,6 +28,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
+	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/web/csrf"
 	"github.com/rotor-dev/rotor/internal/web/session"
 )
@@ -77,7 +79,7 @@ func newSignInRig(t *testing.T) *signInRig {
 	simFile := filepath.Join(filepath.Dir(st.Info.CAFile), simfile.FileName)
 	yaml, err := config.SimulatorYAML(st.Info, config.SimulatorConfig{
 		SimFile: simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn", Listen: addr,
-		Secret: func(simfile.Tenant) string { return "{env: S}" },
+		Secret: func(tn simfile.Tenant) string { return "{env: S_" + tn.Name + "}" },
 	})
 	require.NoError(t, err)
 	viewers := st.Server.World().Tenant(tn.ID).GroupByName(sim.DemoViewerGroup).ObjectID
@@ -99,7 +101,10 @@ func newSignInRig(t *testing.T) *signInRig {
 `, simFile, tn.ID, web.AppID, r.base, viewers)...)
 	r.path = filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(r.path, yaml, 0o600))
-	r.env = envMap{"S": st.Info.Tenants[0].Rotation.ClientSecret, "SIGNIN_SECRET": web.Secret}
+	r.env = envMap{"SIGNIN_SECRET": web.Secret}
+	for _, tn := range st.Info.Tenants {
+		r.env["S_"+tn.Name] = tn.Rotation.ClientSecret
+	}
 	r.db = filepath.Join(dir, "data", "rotor.db")
 	return r
 }
@@ -253,7 +258,24 @@ func TestServeSignsPeopleIn(t *testing.T) {
 	}
 	require.NotEmpty(t, token, "the sign-out form carries its CSRF token:\n%s", page)
 
-	resp, _ := b.post(r.base+"/logout", url.Values{})
+	// The pages read the inventory as oscar, in his session's organization.
+	require.Contains(t, page, `href="/ui/applications"`)
+	require.NoError(t, srv.Sync(context.Background(), nil))
+	resp, list := b.get(r.base + "/ui/applications")
+	require.Equal(t, http.StatusOK, resp.StatusCode, list)
+	apps, err := srv.Store().ListApplications(context.Background(), store.ListApplicationsParams{Org: "default", Limit: 1})
+	require.NoError(t, err)
+	require.NotEmpty(t, apps)
+	require.Contains(t, list, template.HTMLEscapeString(apps[0].DisplayName), "the list shows the inventory")
+	resp, detail := b.get(r.base + "/ui/applications/" + apps[0].ObjectID)
+	require.Equal(t, http.StatusOK, resp.StatusCode, detail)
+	require.Contains(t, detail, apps[0].AppID)
+	anon := r.browser(t)
+	resp, anonPage := anon.get(r.base + "/ui/applications")
+	require.NotEqual(t, "/ui/applications", resp.Request.URL.Path, "the pages need a session: sent to sign in")
+	require.NotContains(t, anonPage, template.HTMLEscapeString(apps[0].DisplayName))
+
+	resp, _ = b.post(r.base+"/logout", url.Values{})
 	require.Equal(t, http.StatusForbidden, resp.StatusCode, "sign-out without the CSRF token is refused")
 	resp, _ = b.get(r.base + "/ui/")
 	require.Equal(t, "/ui/", resp.Request.URL.Path, "still signed in")
