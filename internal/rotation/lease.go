@@ -116,14 +116,13 @@ func (l *Lease) Acquire(ctx context.Context) error {
 	hctx, cancel := context.WithCancel(context.Background())
 	l.stop, l.done, l.started = cancel, make(chan struct{}), true
 	go l.heartbeat(hctx)
-	fn := l.onLive
-	if fn != nil {
+	if l.onLive != nil {
+		// At once, not at the first heartbeat (countLive takes l.mu,
+		// which Acquire holds: in the background).
 		go func() {
 			cctx, cancel := context.WithTimeout(hctx, l.ttl/3)
 			defer cancel()
-			if n, err := l.store.CountLiveLeases(cctx); err == nil {
-				fn(max(n, 1))
-			}
+			l.countLive(cctx)
 		}()
 	}
 	return nil

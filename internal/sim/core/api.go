@@ -99,26 +99,16 @@ func (c *Core) RegisterAPI(tenant string, spec APISpec) (*API, error) {
 // principal and one client secret (valid for a year, already replicated)
 // to the tenant, and assigns it the named app roles of spec.API.
 func (c *Core) AddClient(tenant string, spec ClientSpec) (*Client, error) {
-	secret, err := NewSecretText()
+	app, secret, err := newConfidentialApp(spec.Name, "client", c.clock.Now())
 	if err != nil {
-		return nil, fmt.Errorf("sim: client secret: %w", err)
+		return nil, err
 	}
-	now := c.clock.Now()
 	c.world.mu.Lock()
 	defer c.world.mu.Unlock()
 	t := c.world.TenantLocked(tenant)
 	if t == nil {
 		return nil, fmt.Errorf("sim: tenant %q not found", tenant)
 	}
-	app := &Application{
-		ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: spec.Name,
-		SignInAudience: "AzureADMyOrg", CreatedDateTime: now.UTC(),
-	}
-	start := now.Add(-24 * time.Hour)
-	app.Passwords = []*Password{{
-		KeyID: uuid.NewString(), DisplayName: "client", Hint: secret[:3], Start: start, End: start.AddDate(1, 0, 0),
-		SecretHash: HashSecret(secret), AddedAt: start.Add(-time.Hour),
-	}}
 	sp := &ServicePrincipal{ObjectID: uuid.NewString(), AppID: app.AppID, DisplayName: spec.Name}
 	if err := assign(t, sp, spec.API, spec.Roles); err != nil {
 		return nil, err
@@ -126,6 +116,25 @@ func (c *Core) AddClient(tenant string, spec ClientSpec) (*Client, error) {
 	t.AddApp(app)
 	t.AddSP(sp)
 	return &Client{AppID: app.AppID, ObjectID: sp.ObjectID, Secret: secret}, nil
+}
+
+// newConfidentialApp is a single-tenant application named name with one
+// client secret (its display name secretName), valid for a year from a day
+// ago and already replicated, and that secret's text.
+func newConfidentialApp(name, secretName string, now time.Time) (*Application, string, error) {
+	secret, err := NewSecretText()
+	if err != nil {
+		return nil, "", fmt.Errorf("sim: client secret: %w", err)
+	}
+	start := now.Add(-24 * time.Hour)
+	return &Application{
+		ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: name,
+		SignInAudience: "AzureADMyOrg", CreatedDateTime: now.UTC(),
+		Passwords: []*Password{{
+			KeyID: uuid.NewString(), DisplayName: secretName, Hint: secret[:3], Start: start, End: start.AddDate(1, 0, 0),
+			SecretHash: HashSecret(secret), AddedAt: start.Add(-time.Hour),
+		}},
+	}, secret, nil
 }
 
 // AssignAppRoles assigns more app roles of the API apiAppID to the service

@@ -275,30 +275,20 @@ func (c *Core) RegisterWebApp(tenant string, spec WebAppSpec) (*WebApp, error) {
 			return nil, err
 		}
 	}
-	secret, err := NewSecretText()
+	app, secret, err := newConfidentialApp(spec.Name, "sign-in", c.clock.Now())
 	if err != nil {
-		return nil, fmt.Errorf("sim: client secret: %w", err)
+		return nil, err
 	}
-	now := c.clock.Now()
+	app.RedirectURIs = slices.Clone(spec.RedirectURIs)
+	if spec.GroupClaims {
+		app.GroupMembershipClaims = "SecurityGroup"
+	}
 	c.world.mu.Lock()
 	defer c.world.mu.Unlock()
 	t := c.world.TenantLocked(tenant)
 	if t == nil {
 		return nil, fmt.Errorf("sim: tenant %q not found", tenant)
 	}
-	app := &Application{
-		ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: spec.Name,
-		SignInAudience: "AzureADMyOrg", CreatedDateTime: now.UTC(),
-		RedirectURIs: slices.Clone(spec.RedirectURIs),
-	}
-	if spec.GroupClaims {
-		app.GroupMembershipClaims = "SecurityGroup"
-	}
-	start := now.Add(-24 * time.Hour)
-	app.Passwords = []*Password{{
-		KeyID: uuid.NewString(), DisplayName: "sign-in", Hint: secret[:3], Start: start, End: start.AddDate(1, 0, 0),
-		SecretHash: HashSecret(secret), AddedAt: start.Add(-time.Hour),
-	}}
 	wa := &WebApp{AppID: app.AppID, ObjectID: app.ObjectID, Secret: secret, RoleIDs: map[string]string{}}
 	for _, v := range spec.Roles {
 		id := uuid.NewString()
