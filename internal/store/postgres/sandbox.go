@@ -2,7 +2,11 @@ package postgres
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -134,9 +138,15 @@ func NewSandbox(ctx context.Context, p SandboxParams) (*Sandbox, error) {
 			}
 			return fmt.Errorf("create schema %s: %w", name, err)
 		}
-		// Random hex: safe to quote literally (utility statements take no
-		// parameters).
-		if _, err := tx.Exec(ctx, `CREATE ROLE `+app+` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '`+s.AppPassword+`'`); err != nil {
+		// A SCRAM verifier, not the password: utility statements take no
+		// parameters, and PostgreSQL logs a statement that fails
+		// (log_min_error_statement), so the password itself never goes
+		// into one.
+		verifier, err := scramVerifier(s.AppPassword)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE ROLE `+app+` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD '`+verifier+`'`); err != nil {
 			if pgCode(err) == "42501" {
 				return fmt.Errorf("role %s may not create roles, and rotor runs as an application role of its own (never as the owner of its tables or a superuser, which row-level security does not bind): give a superuser's URL, or one of a role with CREATEROLE", cc.User)
 			}
@@ -179,4 +189,27 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// scramVerifier is the SCRAM-SHA-256 verifier PostgreSQL stores for
+// password (RFC 5802, RFC 7677; PostgreSQL's own format and iteration
+// count), which CREATE ROLE … PASSWORD accepts in place of the password.
+func scramVerifier(password string) (string, error) {
+	const iterations = 4096
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("scram salt: %w", err)
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		return "", fmt.Errorf("scram: %w", err)
+	}
+	mac := func(key []byte, msg string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
+	stored := sha256.Sum256(mac(salted, "Client Key"))
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(stored[:]), b64(mac(salted, "Server Key"))), nil
 }
