@@ -112,8 +112,10 @@ func (s *Server) signInHandler(ctx context.Context) (http.Handler, []string, err
 	// the signed-in person, in the session's organization.
 	pages := session.Require(app.RoleViewer, signin.LoginPath, ui.New(ui.Deps{
 		App: s.app, Scope: sessionScope, Base: strings.TrimSuffix(UIPath, "/"), Clock: s.clock, Logger: s.log,
+		Who: sessionWho, LogoutPath: signin.LogoutPath, CSRFField: csrf.Field,
 	}))
 	mux.Handle("GET "+UIPath, pages)
+	mux.Handle("POST "+UIPath, pages)
 	protector := csrf.New(csrf.Options{Binding: session.Binding, Insecure: si.Entra.Insecure()})
 	paths := []string{signin.LoginPath, signin.LocalLoginPath, signin.LogoutPath, rp.CallbackPath(), UIPath}
 	return s.sessions.Middleware(protector.Handler(mux)), paths, nil
@@ -170,6 +172,16 @@ func sessionScope(r *http.Request) (app.Scope, bool) {
 		return app.Scope{}, false
 	}
 	return app.Scope{Org: sess.Org, Actor: sess.Actor(), RequestID: r.Header.Get("X-Request-Id")}, true
+}
+
+// sessionWho is the signed-in person as the pages' header shows them.
+func sessionWho(r *http.Request) (ui.Who, bool) {
+	sess, ok := session.FromContext(r.Context())
+	if !ok {
+		return ui.Who{}, false
+	}
+	a := sess.Actor()
+	return ui.Who{Name: a.Name, Actor: a.String(), Role: sess.Role, Org: string(sess.Org), Until: sess.ExpiresAt}, true
 }
 
 // landingPage is GET /ui/: who is signed in, their role in the session's

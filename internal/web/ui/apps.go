@@ -131,7 +131,7 @@ func (u *UI) applications(w http.ResponseWriter, r *http.Request, scope app.Scop
 		u.fail(w, r, err)
 		return
 	}
-	v := listView{layout: u.frame("Applications"), Query: q, Expiring: expiringChoices, Now: u.clock.Now(), Rows: make([]rowView, 0, len(page.Rows))}
+	v := listView{layout: u.frame(r, "applications", "Applications"), Query: q, Expiring: expiringChoices, Now: u.clock.Now(), Rows: make([]rowView, 0, len(page.Rows))}
 	for _, row := range page.Rows {
 		v.Rows = append(v.Rows, rowView{ApplicationRow: row, URL: u.appURL(row.ObjectID), Soonest: row.EarliestEnd})
 	}
@@ -182,7 +182,7 @@ func (u *UI) application(w http.ResponseWriter, r *http.Request, scope app.Scope
 		return
 	}
 	u.render(w, r, http.StatusOK, "application", "layout.html", appView{
-		layout: u.frame(ex.Application.Name), Ex: ex, Runs: runs, Now: ex.At, ListURL: u.listURL(nil),
+		layout: u.frame(r, "applications", ex.Application.Name), Ex: ex, Runs: runs, Now: ex.At, ListURL: u.listURL(nil),
 	})
 }
 

@@ -57,17 +57,37 @@ type Deps struct {
 	Scope ScopeFunc
 	// Base is the path the UI is mounted under ("" or "/ui"); every link
 	// and route starts with it.
-	Base   string
-	Clock  clock.Clock
-	Logger *slog.Logger
+	Base string
+	// Who says who is signed in, for every page's header (nil: the
+	// header names no one). LogoutPath is where its sign-out form posts.
+	Who        func(*http.Request) (Who, bool)
+	LogoutPath string
+	// CSRFField returns the hidden input every form carries
+	// (internal/web/csrf.Field); nil renders none (tests of reading).
+	CSRFField func(*http.Request) template.HTML
+	Clock     clock.Clock
+	Logger    *slog.Logger
+}
+
+// Who is the signed-in person as the header shows them.
+type Who struct {
+	Name string
+	// Actor is how the audit trail names them (user:<object id>).
+	Actor string
+	Role  app.Role
+	Org   string
+	Until time.Time
 }
 
 // UI serves the pages. It is an http.Handler, safe for concurrent use.
 type UI struct {
-	app   Service
-	scope ScopeFunc
-	base  string
-	clock clock.Clock
+	app    Service
+	scope  ScopeFunc
+	who    func(*http.Request) (Who, bool)
+	logout string
+	csrf   func(*http.Request) template.HTML
+	base   string
+	clock  clock.Clock
 	log   *slog.Logger
 	mux   *http.ServeMux
 	pages map[string]*template.Template
@@ -96,7 +116,7 @@ func New(d Deps) *UI {
 		panic("ui.New: App and Scope are required")
 	}
 	u := &UI{
-		app: d.App, scope: d.Scope, base: strings.TrimRight(d.Base, "/"),
+		app: d.App, scope: d.Scope, who: d.Who, logout: d.LogoutPath, csrf: d.CSRFField, base: strings.TrimRight(d.Base, "/"),
 		clock: cmp.Or[clock.Clock](d.Clock, clock.Real{}), log: cmp.Or(d.Logger, slog.Default()),
 		mux: http.NewServeMux(), assets: map[string]asset{}, urls: map[string]string{},
 	}
@@ -190,10 +210,48 @@ type layout struct {
 	Title  string
 	Base   string
 	Assets map[string]string
+	// Section is the navigation entry the page belongs to (Sections'
+	// keys); Nav the entries, in order.
+	Section string
+	Nav     []navItem
+	// Who is the signed-in person (zero Name: none known); Logout and
+	// CSRF the sign-out form's action and token field. CSRF is also the
+	// field every other form on the page carries.
+	Who    Who
+	Logout string
+	CSRF   template.HTML
 }
 
-func (u *UI) frame(title string) layout {
-	return layout{Title: title, Base: u.base, Assets: u.urls}
+type navItem struct {
+	Key, Label, URL string
+}
+
+// Sections are the navigation's entries: key, label, path under the base.
+var Sections = []struct{ Key, Label, Path string }{
+	{"dashboard", "Dashboard", "/"},
+	{"applications", "Applications", "/applications"},
+	{"runs", "Rotations", "/runs"},
+	{"audit", "Audit log", "/audit"},
+	{"connections", "Connections", "/connections"},
+	{"settings", "Settings", "/settings"},
+}
+
+// frame is the layout of a page of section for r: the navigation, who is
+// signed in and the form token.
+func (u *UI) frame(r *http.Request, section, title string) layout {
+	l := layout{Title: title, Base: u.base, Assets: u.urls, Section: section, Logout: u.logout}
+	for _, s := range Sections {
+		l.Nav = append(l.Nav, navItem{Key: s.Key, Label: s.Label, URL: u.base + s.Path})
+	}
+	if u.who != nil {
+		if w, ok := u.who(r); ok {
+			l.Who = w
+		}
+	}
+	if u.csrf != nil {
+		l.CSRF = u.csrf(r)
+	}
+	return l
 }
 
 func (u *UI) parsePages() map[string]*template.Template {
@@ -231,7 +289,7 @@ type errorView struct {
 }
 
 func (u *UI) errorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	u.render(w, r, status, "error", "layout.html", errorView{layout: u.frame(http.StatusText(status)), Status: status, Message: msg})
+	u.render(w, r, status, "error", "layout.html", errorView{layout: u.frame(r, "", http.StatusText(status)), Status: status, Message: msg})
 }
 
 // fail answers an app-layer error with its status: its message for a 4xx
