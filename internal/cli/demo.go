@@ -37,7 +37,7 @@ directory, and runs rotor on it with SQLite. Within the first minute rotor
 adopts every application its rotation identity owns: it creates a new
 secret, stores it in the tenant's Key Vault, proves Entra accepts it, and
 after a 45-second overlap (a day in production) retires the older rotor secrets. Each step is narrated
-here and shown on the status page. People sign in at /ui/ with the
+here and shown in the web UI, where people sign in (/ui/) with the
 simulator's Entra: ada (admin), oscar (operator) or vera (viewer) of the
 first tenant, registered as rotor-web in it (docs/sign-in.md).
 
@@ -69,7 +69,7 @@ listens on loopback only.`,
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
-	c.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8080", "where rotor's status page listens (a free port is picked if this one is taken)")
+	c.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8080", "where rotor listens: the web UI, the API, /healthz (a free port is picked if this one is taken)")
 	c.Flags().BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, logs, rotor.yaml), and with --postgres the demo's schema and role, after exit")
 	c.Flags().StringVar(&o.postgres, "postgres", "", "run on the PostgreSQL at `URL` instead of SQLite, as a superuser or a role with CREATEROLE and CREATE on the database (demo only: production uses two roles, see docs/configuration.md)")
 	c.Flags().StringVar(&o.postgresPasswordEnv, "postgres-password-env", "", "the environment variable `NAME` holding the password of --postgres's role, instead of the URL")
@@ -230,7 +230,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 		fmt.Fprintf(stdout, "             (your browser will not know the simulator's certificate authority: %s).\n", info.CAFile)
 		fmt.Fprintln(stdout, "             An organization no Entra role makes anyone admin of gets a break-glass admin instead,")
 		fmt.Fprintln(stdout, "             whose password rotor prints once, on stderr, at its first start (here ada is admin: none).")
-		fmt.Fprintf(stdout, "Status page: http://%s/   (Ctrl-C to stop)\n\n", a)
+		fmt.Fprintf(stdout, "             The dashboard, every credential, each rotation live and the audit log are there.   (Ctrl-C to stop)\n\n")
 		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
 	})
 	if err == nil {

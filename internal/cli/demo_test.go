@@ -134,7 +134,7 @@ func runDemoOnPostgres(t *testing.T, admin *pgxpool.Pool, pw string, rotations b
 			}
 		}
 	}
-	wait(demoStatusLine, "its status page")
+	wait(demoStatusLine, "where it serves")
 	m := demoSchemaLine.FindStringSubmatch(out.String())
 	require.NotNil(t, m, out.String())
 	schema, appRole := m[1], m[3]

@@ -566,7 +566,8 @@ func TestServeStopsCleanly(t *testing.T) {
 }
 
 var (
-	demoStatusLine  = regexp.MustCompile(`Status page: http://(127\.0\.0\.1:\d+)/`)
+	// demoStatusLine is the line that says where the demo serves: its UI.
+	demoStatusLine  = regexp.MustCompile(`Sign in: +http://(127\.0\.0\.1:\d+)/ui/ `)
 	demoExplainLine = regexp.MustCompile(`go run \./cmd/rotor explain (\S+) --config (\S+)\n`)
 	demoSignInLine  = regexp.MustCompile(`Sign in: +http://(127\.0\.0\.1:\d+)/ui/ `)
 	demoAppsLine    = regexp.MustCompile(`go run \./cmd/rotor apps list --config (\S+)\n`)
@@ -588,7 +589,7 @@ func TestDemoSuggestionsWork(t *testing.T) {
 		default:
 		}
 		return demoStatusLine.MatchString(out.String())
-	}, 60*time.Second, 20*time.Millisecond, "the demo must print its status page")
+	}, 60*time.Second, 20*time.Millisecond, "the demo must print where it serves")
 	s := out.String()
 	require.Contains(t, s, "Starting the Azure simulator")
 	require.Regexp(t, `\d+ applications\. Owned by rotor's rotation identity: \d+ never rotated by rotor`, s)
@@ -607,6 +608,11 @@ func TestDemoSuggestionsWork(t *testing.T) {
 	require.Contains(t, s, "as ada (admin)")
 	require.Contains(t, s, "break-glass admin")
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.Get("http://" + addr + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "the demo opens on the UI")
+	require.Equal(t, "/ui/", resp.Header.Get("Location"))
 	resp, err = noFollow.Get("http://" + addr + "/ui/")
 	require.NoError(t, err)
 	resp.Body.Close()

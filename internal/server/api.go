@@ -72,7 +72,8 @@ func entraConfig(e *config.EntraSettings) (auth.EntraConfig, *http.Client, error
 }
 
 // HTTPHandler is everything rotor serves on its listener: /healthz,
-// /readyz, /metrics, the status page (on a loopback listener only), the
+// /readyz, /metrics, the status page (on a loopback listener without
+// sign_in only; with it / is the UI), the
 // REST API under /api/v1, behind the bearer check and the rate limit of
 // api_auth, and with sign_in the sign-in routes and the signed-in page
 // /ui/ (signin.go). Building it reads the Entra discovery documents
@@ -87,7 +88,9 @@ func (s *Server) HTTPHandler(ctx context.Context, loopback bool) (http.Handler, 
 		App: s.app, Auth: authn, Logger: s.log,
 		Limiter: auth.NewLimiter(float64(s.cfg.APIAuth.RequestsPerSecond), s.cfg.APIAuth.Burst, s.clock),
 	})
-	mux := s.handler(loopback)
+	// With sign_in the UI is the status page's successor: nothing about
+	// the inventory is served without a session, on loopback or not.
+	mux := s.handler(loopback && s.cfg.SignIn == nil)
 	mux.Handle(api.Prefix+"/", a.Handler())
 	if s.cfg.SignIn != nil {
 		web, paths, err := s.signInHandler(ctx)
@@ -97,10 +100,7 @@ func (s *Server) HTTPHandler(ctx context.Context, loopback bool) (http.Handler, 
 		for _, p := range paths {
 			mux.Handle(p, web)
 		}
-		if !loopback {
-			// The status page is loopback's; elsewhere / is the UI.
-			mux.Handle("GET /{$}", http.RedirectHandler(UIPath, http.StatusSeeOther))
-		}
+		mux.Handle("GET /{$}", http.RedirectHandler(UIPath, http.StatusSeeOther))
 	}
 	return mux, nil
 }

@@ -330,3 +330,23 @@ func countSessions(t *testing.T, path string) int {
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM sessions`).Scan(&n))
 	return n
 }
+
+// TestSignInReplacesStatusPage: with sign_in, nothing about the inventory
+// is served without a session, even on loopback: / sends to the UI, and
+// the status page's run pages are not served (the UI has its own).
+func TestSignInReplacesStatusPage(t *testing.T) {
+	t.Parallel()
+	r := newSignInRig(t)
+	srv, _ := r.serve(t, &syncBuffer{})
+	require.NoError(t, srv.Sync(context.Background(), nil))
+	anon := r.browser(t)
+	anon.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, _ := anon.get(r.base + "/")
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, UIPath, resp.Header.Get("Location"))
+	resp, page := anon.get(r.base + "/runs/any")
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, page)
+	require.NotContains(t, page, "How a rotation goes")
+	resp, _ = anon.get(r.base + "/healthz")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "probes stay open")
+}
