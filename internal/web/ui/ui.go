@@ -88,9 +88,9 @@ type UI struct {
 	csrf   func(*http.Request) template.HTML
 	base   string
 	clock  clock.Clock
-	log   *slog.Logger
-	mux   *http.ServeMux
-	pages map[string]*template.Template
+	log    *slog.Logger
+	mux    *http.ServeMux
+	pages  map[string]*template.Template
 	// assets are the static files by name, with the URL that names their
 	// content (so they can be cached for a year).
 	assets map[string]asset
