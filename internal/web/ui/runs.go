@@ -102,8 +102,8 @@ type runsView struct {
 type runRowView struct {
 	app.RunRow
 	URL, AppURL string
-	// Step is what an unfinished run is doing now (its last journal
-	// line); empty for a finished one.
+	// Step is what an active run is doing now (its last journal line);
+	// empty for any other.
 	Step string
 }
 
@@ -127,9 +127,10 @@ func (u *UI) runs(w http.ResponseWriter, r *http.Request, scope app.Scope) {
 	}
 	for _, row := range page.Rows {
 		rv := runRowView{RunRow: row, URL: u.runURL(row.ID), AppURL: u.appURL(row.ObjectID)}
-		// Only unfinished runs are read whole: at most one per
-		// application, so a page costs few reads however long the history.
-		if !row.State.Terminal() {
+		// Only active runs are read whole (a retiring one is only waiting
+		// for its overlap): at most one per application, so a page costs
+		// few reads however long the history.
+		if row.State.Active() {
 			if run, err := u.app.GetRun(r.Context(), scope, row.ID); err == nil && len(run.Events) > 0 {
 				rv.Step = stepLabel(run.Events[len(run.Events)-1].Step)
 			}
