@@ -17,6 +17,8 @@ type RunFilter struct {
 	App string `json:"app,omitempty"`
 	// States keeps runs in these states (empty: all).
 	States []domain.RunState `json:"states,omitempty"`
+	// Triggers keeps runs started for these reasons (empty: all).
+	Triggers []domain.Trigger `json:"triggers,omitempty"`
 	// Limit caps the runs returned (0: 50).
 	Limit int `json:"limit,omitempty"`
 }
@@ -28,20 +30,34 @@ const DefaultRunLimit = 50
 // allStates are the states a run filter may name.
 var allStates = []domain.RunState{domain.RunPlanned, domain.RunCreated, domain.RunPropagated, domain.RunVerified, domain.RunRetiring, domain.RunDone, domain.RunFailed, domain.RunAbandoned}
 
+// RunTriggers are the reasons a run filter may name, in the order a
+// listing's form offers them.
+var RunTriggers = []domain.Trigger{domain.TriggerDue, domain.TriggerAdoption, domain.TriggerManual, domain.TriggerRecovery, domain.TriggerRemoved}
+
+// RunStates are the states a run filter may name, in the state machine's
+// order (a copy: callers may not change the filter's list).
+func RunStates() []domain.RunState { return slices.Clone(allStates) }
+
 // RunRow is one line of a run listing (the journal is in GetRun).
 type RunRow struct {
-	ID        string          `json:"id"`
-	App       string          `json:"application"`
-	AppID     string          `json:"app_id"`
-	ObjectID  string          `json:"app_object_id"`
-	Policy    string          `json:"policy"`
-	Trigger   domain.Trigger  `json:"trigger"`
-	State     domain.RunState `json:"state"`
-	NewKeyID  string          `json:"new_key_id,omitempty"`
-	Error     string          `json:"error,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	RetireAt  time.Time       `json:"retire_at,omitzero"`
-	Replaces  string          `json:"replaces,omitempty"`
+	ID       string          `json:"id"`
+	App      string          `json:"application"`
+	AppID    string          `json:"app_id"`
+	ObjectID string          `json:"app_object_id"`
+	Policy   string          `json:"policy"`
+	Trigger  domain.Trigger  `json:"trigger"`
+	State    domain.RunState `json:"state"`
+	NewKeyID string          `json:"new_key_id,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	// Failure classifies a failed run's error (transient, permanent,
+	// removed).
+	Failure   domain.FailureClass `json:"failure,omitempty"`
+	CreatedAt time.Time           `json:"created_at"`
+	RetireAt  time.Time           `json:"retire_at,omitzero"`
+	Replaces  string              `json:"replaces,omitempty"`
+	// Seq is the run's place among its application's runs: a later run
+	// has a higher one, whatever the clocks of the hosts said.
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // ListRuns lists the organization's rotation runs, newest first.
@@ -75,7 +91,12 @@ func (s *Service) runParams(ctx context.Context, scope Scope, f RunFilter) (stor
 			return store.ListRunsParams{}, &InvalidError{Field: "state", Message: fmt.Sprintf("%q is not a run state (use %s)", st, joinStates())}
 		}
 	}
-	p := store.ListRunsParams{Org: scope.Org, States: f.States}
+	for _, tr := range f.Triggers {
+		if !slices.Contains(RunTriggers, tr) {
+			return store.ListRunsParams{}, &InvalidError{Field: "trigger", Message: fmt.Sprintf("%q is not a run trigger", tr)}
+		}
+	}
+	p := store.ListRunsParams{Org: scope.Org, States: f.States, Triggers: f.Triggers}
 	if f.App != "" {
 		a, err := s.store.GetApplication(ctx, scope.Org, f.App)
 		if err != nil {
@@ -90,7 +111,7 @@ func runRows(list []domain.Run) []RunRow {
 	rows := make([]RunRow, 0, len(list))
 	for _, r := range list {
 		rows = append(rows, RunRow{ID: r.ID, App: r.AppName, AppID: r.AppID, ObjectID: r.AppObjectID, Policy: r.Policy, Trigger: r.Trigger, State: r.State,
-			NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces})
+			NewKeyID: r.NewKeyID, Error: r.Error, Failure: r.Failure, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces, Seq: r.Seq})
 	}
 	return rows
 }

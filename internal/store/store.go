@@ -529,6 +529,8 @@ type ListRunsParams struct {
 	AppObjectID string
 	// States keeps runs in these states (empty: all).
 	States []domain.RunState
+	// Triggers keeps runs started for these reasons (empty: all).
+	Triggers []domain.Trigger
 	// Orphaned keeps runs whose lease holder is gone: none, or one whose
 	// lease has expired.
 	Orphaned bool

@@ -281,6 +281,14 @@ func (s *Store) ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.
 		args = append(args, states)
 		q += ` AND state = ANY($` + strconv.Itoa(len(args)) + `::text[])`
 	}
+	if len(p.Triggers) > 0 {
+		triggers := make([]string, len(p.Triggers))
+		for i, tr := range p.Triggers {
+			triggers[i] = string(tr)
+		}
+		args = append(args, triggers)
+		q += ` AND "trigger" = ANY($` + strconv.Itoa(len(args)) + `::text[])`
+	}
 	if p.Orphaned {
 		q += ` AND NOT ` + liveLease
 	}

@@ -273,6 +273,12 @@ func (s *Store) ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.
 			args = append(args, string(st))
 		}
 	}
+	if len(p.Triggers) > 0 {
+		q += ` AND "trigger" IN (?` + strings.Repeat(", ?", len(p.Triggers)-1) + `)`
+		for _, tr := range p.Triggers {
+			args = append(args, string(tr))
+		}
+	}
 	if p.Orphaned {
 		q += ` AND NOT ` + fmt.Sprintf(liveLease, "runs.lease_holder", "?")
 		args = append(args, encTime(s.clock.Now()))

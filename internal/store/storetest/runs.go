@@ -378,7 +378,7 @@ func testListRuns(t *testing.T, b *bundle) {
 	r2 := b.createRun(t, b.newRun(1, withEvent))
 	r3 := b.createRun(t, b.newRun(2, withEvent))
 	b.move(t, r3.ID, domain.RunPlanned, domain.RunFailed, b.t0.Add(time.Hour))
-	r4 := b.createRun(t, b.newRun(3, withEvent))
+	r4 := b.createRun(t, b.newRun(3, withEvent, func(r *domain.Run) { r.Trigger = domain.TriggerManual }))
 	b.move(t, r4.ID, domain.RunPlanned, domain.RunCreated, b.t0.Add(time.Hour))
 	// Created earliest of all, but written last: order is by CreatedAt.
 	r0 := b.createRun(t, b.newRun(4, func(r *domain.Run) { r.CreatedAt, r.UpdatedAt = b.t0, b.t0 }))
@@ -401,6 +401,9 @@ func testListRuns(t *testing.T, b *bundle) {
 		{"Terminal", store.ListRunsParams{States: []domain.RunState{domain.RunDone, domain.RunFailed, domain.RunAbandoned}}, []string{r3.ID, r1.ID}},
 		{"AppAndState", store.ListRunsParams{AppObjectID: objectID(1), States: []domain.RunState{domain.RunDone}}, []string{r1.ID}},
 		{"Limit", store.ListRunsParams{Limit: 2}, []string{r4.ID, r3.ID}},
+		{"Trigger", store.ListRunsParams{Triggers: []domain.Trigger{domain.TriggerManual}}, []string{r4.ID}},
+		{"Triggers", store.ListRunsParams{Triggers: []domain.Trigger{domain.TriggerManual, domain.TriggerDue}}, []string{r4.ID, r3.ID, r2.ID, r1.ID, r0.ID}},
+		{"TriggerAndState", store.ListRunsParams{Triggers: []domain.Trigger{domain.TriggerDue}, States: []domain.RunState{domain.RunPlanned, domain.RunCreated}}, []string{r2.ID, r0.ID}},
 		{"NoMatch", store.ListRunsParams{AppObjectID: objectID(9)}, []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

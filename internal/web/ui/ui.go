@@ -28,6 +28,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/domain"
 )
 
 //go:embed templates/*.html
@@ -43,6 +44,13 @@ type Service interface {
 	ListConnections(ctx context.Context, scope app.Scope) ([]app.Connection, error)
 	Explain(ctx context.Context, scope app.Scope, ref string) (*app.Explanation, error)
 	ListRuns(ctx context.Context, scope app.Scope, f app.RunFilter) ([]app.RunRow, error)
+	// The rotation pages (runs.go).
+	ListRunsPage(ctx context.Context, scope app.Scope, f app.RunFilter, req app.RunPageRequest) (*app.RunPage, error)
+	GetRun(ctx context.Context, scope app.Scope, id string) (*domain.Run, error)
+	Enqueue(ctx context.Context, scope app.Scope, ref string) (app.EnqueueResult, error)
+	LastRunSeq(ctx context.Context, scope app.Scope, ref string) (int64, error)
+	NextRun(ctx context.Context, scope app.Scope, ref string, afterSeq int64) (*app.RunRow, error)
+	Observe(fn func(run domain.Run, step domain.Step)) (stop func())
 }
 
 var _ Service = (*app.Service)(nil)
@@ -95,6 +103,8 @@ type UI struct {
 	// content (so they can be cached for a year).
 	assets map[string]asset
 	urls   map[string]string
+	// live paces the run pages' event streams (runs.go).
+	live liveTimings
 }
 
 type asset struct {
@@ -119,12 +129,14 @@ func New(d Deps) *UI {
 		app: d.App, scope: d.Scope, who: d.Who, logout: d.LogoutPath, csrf: d.CSRFField, base: strings.TrimRight(d.Base, "/"),
 		clock: cmp.Or[clock.Clock](d.Clock, clock.Real{}), log: cmp.Or(d.Logger, slog.Default()),
 		mux: http.NewServeMux(), assets: map[string]asset{}, urls: map[string]string{},
+		live: defaultLive,
 	}
 	u.loadAssets()
 	u.pages = u.parsePages()
 	u.mux.HandleFunc("GET "+u.base+"/static/{hash}/{name}", u.static)
 	u.mux.HandleFunc("GET "+u.base+"/applications", u.withScope(u.applications))
 	u.mux.HandleFunc("GET "+u.base+"/applications/{ref}", u.withScope(u.application))
+	u.runRoutes()
 	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
 	})
@@ -261,7 +273,7 @@ func (u *UI) parsePages() map[string]*template.Template {
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"applications", "application", "error"} {
+	for _, p := range []string{"applications", "application", "error", "runs", "run", "live"} {
 		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 		pages[p] = t
 	}
