@@ -99,8 +99,17 @@ func (e *AzureError) Error() string {
 // Unwrap returns the client's error.
 func (e *AzureError) Unwrap() error { return e.Err }
 
-// HTTPStatus is 502: Azure, not rotor, refused or failed.
-func (e *AzureError) HTTPStatus() int { return http.StatusBadGateway }
+// HTTPStatus is 424 when Azure refused the identity (401, 403) or did not
+// find what was listed (404): the request depends on a right or an object
+// the person can fix, and the message says which. Anything else Azure
+// answered is 502.
+func (e *AzureError) HTTPStatus() int {
+	switch e.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return http.StatusFailedDependency
+	}
+	return http.StatusBadGateway
+}
 
 // ListVaults lists the Key Vaults the named connection's identity can see,
 // by name. Operators choose where secrets go, so it takes the operator

@@ -211,7 +211,7 @@ func TestListVaultsClassifiesAzureRefusals(t *testing.T) {
 	var ae *app.AzureError
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, "prod", ae.Connection)
-	require.Equal(t, http.StatusBadGateway, app.HTTPStatus(err))
+	require.Equal(t, http.StatusFailedDependency, app.HTTPStatus(err))
 	require.Contains(t, err.Error(), `the identity of connection "prod" cannot list vaults: give it Reader on the subscription`)
 	require.Contains(t, err.Error(), "AuthorizationFailed")
 
