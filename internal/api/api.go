@@ -62,6 +62,8 @@ type Service interface {
 	ListAPIKeys(ctx context.Context, scope app.Scope) ([]app.APIKeyRow, error)
 	RevokeAPIKey(ctx context.Context, scope app.Scope, id string) error
 	MoveTarget(ctx context.Context, scope app.Scope, ref string, index int) (rotation.TargetView, error)
+	ListVaults(ctx context.Context, scope app.Scope, connection string) ([]app.Vault, error)
+	ListVaultSecrets(ctx context.Context, scope app.Scope, connection, vaultURL string) ([]app.VaultSecret, error)
 }
 
 var _ Service = (*app.Service)(nil)

@@ -475,6 +475,25 @@ func TestAPI(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.status, string(r.body))
 	})
 
+	t.Run("VaultPickerIsAnOperators", func(t *testing.T) {
+		base := "/api/v1/orgs/org-a/connections/a-conn/vaults"
+		requireProblem(t, b.do(t, b.token(t, "viewer"), http.MethodGet, base, nil), http.StatusForbidden, "denied")
+		r := b.do(t, b.token(t, "operator"), http.MethodGet, base, nil)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		items := r.json(t)["items"].([]any)
+		require.Len(t, items, 1)
+		v := items[0].(map[string]any)
+		require.Equal(t, b.tenantA.KeyVaults[0].URL, v["url"])
+		require.Equal(t, "rg-rotor", v["resource_group"])
+		r = b.do(t, b.token(t, "operator"), http.MethodGet, base+"/secrets?vault="+url.QueryEscape(b.tenantA.KeyVaults[0].URL), nil)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Equal(t, []any{}, r.json(t)["items"])
+		// A URL the identity does not see is never called: 404.
+		requireProblem(t, b.do(t, b.token(t, "operator"), http.MethodGet, base+"/secrets?vault="+url.QueryEscape("https://169.254.169.254/"), nil),
+			http.StatusNotFound, "not_found")
+		requireProblem(t, b.do(t, b.token(t, "operator"), http.MethodGet, base+"/secrets", nil), http.StatusUnprocessableEntity, "")
+	})
+
 	t.Run("OrganizationsAreIsolated", func(t *testing.T) { b.walkIsolation(t, admin) })
 }
 
@@ -571,6 +590,9 @@ func (b *bundle) walkIsolation(t *testing.T, admin string) {
 		path = strings.ReplaceAll(path, "{org}", string(org))
 		for k, v := range vals {
 			path = strings.ReplaceAll(path, "{"+k+"}", url.PathEscape(v))
+		}
+		if strings.HasSuffix(path, "/vaults/secrets") { // its required query names org-b's vault
+			path += "?vault=" + url.QueryEscape(b.tenantB.KeyVaults[0].URL)
 		}
 		return path
 	}

@@ -71,6 +71,12 @@ func (a *API) routes() {
 	huma.Register(a.huma, a.op(http.MethodGet, "/orgs/{org}/connections/{name}", "getConnection", "Get a connection", "One connection with its health. Viewer.", cfg), a.getConnection)
 	huma.Register(a.huma, a.op(http.MethodPost, "/orgs/{org}/connections/{name}/test", "testConnection", "Sign a connection in now",
 		"Signs the connection in with its identity, as rotor would: who it is and the Graph roles its token carries, or Entra's refusal (ok false). Viewer.", cfg, http.StatusNotImplemented), a.testConnection)
+	huma.Register(a.huma, a.op(http.MethodGet, "/orgs/{org}/connections/{name}/vaults", "listConnectionVaults", "Key Vaults a connection sees",
+		"The Key Vaults the connection's identity can see through Azure Resource Manager (a role on the vault, its resource group or its subscription), by name; cached 60 s. "+
+			"Azure's refusal is 424 saying which right the identity lacks. Operator.", cfg, http.StatusFailedDependency, http.StatusBadGateway, http.StatusNotImplemented), a.listVaults)
+	huma.Register(a.huma, a.op(http.MethodGet, "/orgs/{org}/connections/{name}/vaults/secrets", "listConnectionVaultSecrets", "Secrets of a Key Vault a connection sees",
+		"The names of a vault's secrets, with whether each is rotor's (its managed-by tag), never a value; the vault must be one the vaults route lists for the connection. Cached 60 s. Operator.",
+		cfg, http.StatusFailedDependency, http.StatusBadGateway, http.StatusNotImplemented), a.listVaultSecrets)
 
 	huma.Register(a.huma, a.op(http.MethodGet, "/orgs/{org}/audit", "listAudit", "List audit records",
 		"The organization's hash-chained audit trail, oldest first (or newest first), a page at a time, filtered. Viewer.", aud), a.listAudit)

@@ -104,6 +104,9 @@ type Deps struct {
 	Auditor     Auditor
 	// APIKeys keeps API keys; nil: the API key use cases are unavailable.
 	APIKeys APIKeyStore
+	// Vaults finds the Key Vaults a connection's identity sees (the vault
+	// picker); nil: unavailable.
+	Vaults VaultFinder
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -120,6 +123,9 @@ type Service struct {
 	audit    Auditor
 	apiKeys  APIKeyStore
 	relay    relay
+	// vaultFinder and vaultCache serve the vault picker (vaults.go).
+	vaultFinder VaultFinder
+	vaultCache  vaultCache
 }
 
 // New builds a Service. A missing Store, Engine or Policies is a wiring
@@ -132,6 +138,7 @@ func New(d Deps) *Service {
 		store: d.Store, engine: d.Engine, syncer: d.Syncer, policies: d.Policies,
 		conns: d.Connections, jobs: d.Jobs, clock: d.Clock,
 		log: cmp.Or(d.Logger, slog.Default()), authz: d.Authorizer, audit: d.Auditor, apiKeys: d.APIKeys,
+		vaultFinder: d.Vaults,
 	}
 	if s.clock == nil {
 		s.clock = clock.Real{}

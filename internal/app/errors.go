@@ -122,6 +122,9 @@ const (
 	ClassRunFailed     ErrorClass = "run_failed"
 	ClassCanceled      ErrorClass = "canceled"
 	ClassInternal      ErrorClass = "internal"
+	// ClassAzure is Azure refusing or failing a call made as a
+	// connection's identity (*AzureError).
+	ClassAzure ErrorClass = "azure"
 )
 
 // Classify names the class of err; "" for nil.
@@ -136,6 +139,7 @@ func Classify(err error) ErrorClass {
 		unavail  *UnavailableError
 		early    *rotation.ErrTooEarly
 		runErr   *rotation.RunError
+		azureErr *AzureError
 	)
 	switch {
 	case err == nil:
@@ -160,6 +164,8 @@ func Classify(err error) ErrorClass {
 		return ClassTooEarly
 	case errors.As(err, &runErr):
 		return ClassRunFailed
+	case errors.As(err, &azureErr):
+		return ClassAzure
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return ClassCanceled
 	}

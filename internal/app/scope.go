@@ -76,6 +76,10 @@ const (
 	ActionRetire Action = "retire"
 	// ActionMoveTarget moves a sink's pinned target (after a rename).
 	ActionMoveTarget Action = "move-target"
+	// ActionListVaults lists the Key Vaults a connection's identity sees
+	// and their secrets' names (the vault picker): an operator's, who
+	// chooses where secrets go.
+	ActionListVaults Action = "list-vaults"
 	// ActionManageAPIKeys lists, creates and revokes API keys.
 	ActionManageAPIKeys Action = "manage-api-keys"
 	// ActionSignIn and ActionSignOut are a person starting and ending a

@@ -115,6 +115,7 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newBackupCmd(),
 		newAuditCmd(),
 		newAPIKeyCmd(),
+		newVaultsCmd(),
 	)
 	return root
 }

@@ -36,6 +36,7 @@ func (s *Server) newApp(opts Options) *app.Service {
 		Authorizer:  authz,
 		Auditor:     auditor,
 		APIKeys:     s.store,
+		Vaults:      vaultFinder{s},
 	})
 }
 

@@ -65,7 +65,7 @@ func TestStartWritesSimJSON(t *testing.T) {
 		require.NotEmpty(t, tn.Rotation.AppObjectID)
 		require.NotEqual(t, tn.Rotation.ObjectID, tn.Rotation.AppObjectID)
 		require.NotNil(t, tn.ManagedIdentity)
-		require.Len(t, tn.KeyVaults, 1)
+		require.Len(t, tn.KeyVaults, 2) // rotor's vault and one it cannot see
 		require.Equal(t, "kv-"+tn.Name, tn.KeyVaults[0].Name)
 		u, err := url.Parse(tn.KeyVaults[0].URL)
 		require.NoError(t, err)

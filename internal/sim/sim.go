@@ -202,3 +202,19 @@ var DemoSignInAppRoles = core.DemoSignInAppRoles
 
 // StsIssuer is the v1.0 issuer of a tenant's access tokens.
 func StsIssuer(tenantID string) string { return core.StsIssuer(tenantID) }
+
+// Resource Manager's view of the world (subscriptions and role
+// assignments; see core's arm.go).
+type (
+	// Subscription is an Azure subscription.
+	Subscription = core.Subscription
+	// RoleAssignment grants a role on a scope.
+	RoleAssignment = core.RoleAssignment
+	// VaultSecret is a Key Vault secret with its versions.
+	VaultSecret = core.VaultSecret
+	// SecretVersion is one version of a secret.
+	SecretVersion = core.SecretVersion
+)
+
+// RoleReader is the built-in Reader role.
+const RoleReader = core.RoleReader

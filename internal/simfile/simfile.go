@@ -60,6 +60,9 @@ type Tenant struct {
 	// the managed identity endpoint issues tokens for, if any.
 	ManagedIdentity *ManagedIdentity `json:"managed_identity,omitempty"`
 	KeyVaults       []KeyVault       `json:"key_vaults"`
+	// Subscriptions are the tenant's Azure subscriptions, as Resource
+	// Manager lists them to a caller with a role in them.
+	Subscriptions []Subscription `json:"subscriptions,omitempty"`
 	// Consumer is a user-assigned managed identity standing for the
 	// service that reads the secrets rotor delivers: it holds get and list
 	// on the tenant's vaults, where the rotation identity holds only list
@@ -119,6 +122,22 @@ type KeyVault struct {
 	// "delete", "recover", "purge") by principal object id. It tells a
 	// client author which identity may do what; the vault enforces it.
 	SecretPermissions map[string][]string `json:"secret_permissions,omitempty"`
+	// ResourceID is the vault's Resource Manager id
+	// (/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/…);
+	// SubscriptionID and ResourceGroup are its parts. Empty for a vault
+	// ARM does not list.
+	ResourceID     string `json:"resource_id,omitempty"`
+	SubscriptionID string `json:"subscription_id,omitempty"`
+	ResourceGroup  string `json:"resource_group,omitempty"`
+	// ReadableBy are the object ids of the principals holding a role on
+	// the vault (or above it), to whom ARM lists it.
+	ReadableBy []string `json:"readable_by,omitempty"`
+}
+
+// Subscription is one Azure subscription of a tenant.
+type Subscription struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"display_name"`
 }
 
 // Load reads and validates a sim.json file.

@@ -610,7 +610,14 @@ func (c *Core) addTenants(info *simfile.Info) {
 					}
 				}
 			}
+			if id := v.VaultResourceID(); id != "" {
+				kv.ResourceID, kv.SubscriptionID, kv.ResourceGroup = id, v.SubscriptionID, v.ResourceGroup
+				kv.ReadableBy = t.readersOf(id)
+			}
 			st.KeyVaults = append(st.KeyVaults, kv)
+		}
+		for _, sub := range t.Subscriptions {
+			st.Subscriptions = append(st.Subscriptions, simfile.Subscription{ID: sub.ID, DisplayName: sub.DisplayName})
 		}
 		if t.Policy != nil && t.Policy.MaxPasswordLifetime > 0 {
 			st.PasswordLifetimeLimit = t.Policy.MaxPasswordLifetime.String()

@@ -193,7 +193,7 @@ func seedDemoTenant(ti int, name string, now time.Time) (*Tenant, error) {
 	deployer := addAppWithSP(t, &ids, "ci-deployer", now.AddDate(-2, 0, 0))
 	deployerSP := t.SPByAppID(deployer.AppID)
 	consumerSP := addConsumerIdentity(t, &ids)
-	addVault(t, rotationSP, miSP, consumerSP)
+	addHiddenVault(t, addVault(t, &ids, rotationSP, miSP, consumerSP))
 	if t.UserPasswords, err = seedDemoPeople(t, &ids, now); err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
@@ -362,13 +362,35 @@ var (
 	consumerSecretPermissions = []SecretPermission{SecretGet, SecretList}
 )
 
-func addVault(t *Tenant, rotation, mi, consumer *ServicePrincipal) {
+// addVault seeds the tenant's subscription and rotor's vault in it:
+// kv-<tenant> in resource group rg-rotor, on which rotor's identities hold
+// Reader (so ARM lists it to them) besides their secret permissions. It
+// returns the subscription, for more vaults.
+func addVault(t *Tenant, ids *uuidSource, rotation, mi, consumer *ServicePrincipal) *Subscription {
+	sub := &Subscription{ID: ids.next(), DisplayName: "rotor-" + t.Name, TenantID: t.ID, State: "Enabled"}
+	t.Subscriptions = append(t.Subscriptions, sub)
 	name := "kv-" + t.Name
-	v := &Vault{Name: name, TenantID: t.ID, Secrets: map[string]*VaultSecret{}}
+	v := &Vault{Name: name, TenantID: t.ID, Secrets: map[string]*VaultSecret{},
+		SubscriptionID: sub.ID, ResourceGroup: "rg-rotor", Location: demoLocation, Tags: map[string]string{"env": "demo"}}
 	v.Grant(rotation.ObjectID, rotorSecretPermissions...)
 	v.Grant(mi.ObjectID, rotorSecretPermissions...)
 	v.Grant(consumer.ObjectID, consumerSecretPermissions...)
 	t.Vaults[name] = v
+	t.AssignRole(rotation.ObjectID, RoleReader, v.VaultResourceID())
+	t.AssignRole(mi.ObjectID, RoleReader, v.VaultResourceID())
+	return sub
+}
+
+// demoLocation is the region the seeded vaults are in.
+const demoLocation = "westeurope"
+
+// addHiddenVault seeds kv-<tenant>-finance in the same subscription, in
+// resource group rg-finance: nobody holds a role on it or any secret
+// permission, so ARM must leave it out of what rotor's identities see.
+func addHiddenVault(t *Tenant, sub *Subscription) {
+	name := "kv-" + t.Name + "-finance"
+	t.Vaults[name] = &Vault{Name: name, TenantID: t.ID, Secrets: map[string]*VaultSecret{},
+		SubscriptionID: sub.ID, ResourceGroup: "rg-finance", Location: demoLocation, Tags: map[string]string{"team": "finance"}}
 }
 
 // addAppWithSP registers an application and its service principal (every
@@ -407,7 +429,7 @@ func seedBulk(spec SeedSpec, now time.Time) (*World, error) {
 		}
 		miSP := addManagedIdentity(t, &ids)
 		consumerSP := addConsumerIdentity(t, &ids)
-		addVault(t, rotationSP, miSP, consumerSP)
+		addVault(t, &ids, rotationSP, miSP, consumerSP)
 		start := now.AddDate(0, 0, -30)
 		for i := 0; i < spec.Apps; i++ {
 			app := addAppWithSP(t, &ids, fmt.Sprintf("bulk-app-%06d", i+1), start)

@@ -109,6 +109,11 @@ type Tenant struct {
 	// Vaults by name.
 	Vaults map[string]*Vault
 
+	// Subscriptions are the tenant's Azure subscriptions, in seed order,
+	// and RoleAssignments who holds which role where in them (arm.go).
+	Subscriptions   []*Subscription
+	RoleAssignments []RoleAssignment
+
 	// ReplicationDelay is how long a new password or key is refused at the
 	// token endpoint (AADSTS7000215) after it was added.
 	ReplicationDelay time.Duration
@@ -416,6 +421,14 @@ type Vault struct {
 	// that is not here can authenticate to the vault but do nothing, as
 	// in Azure. Change it with Grant and Revoke under World.Update.
 	Access map[string][]SecretPermission
+
+	// SubscriptionID, ResourceGroup, Location and Tags are where the vault
+	// lives as Resource Manager lists it (arm.go); a vault without a
+	// subscription is invisible to ARM.
+	SubscriptionID string
+	ResourceGroup  string
+	Location       string
+	Tags           map[string]string
 }
 
 // Grant adds permissions for the principal with the given object id.

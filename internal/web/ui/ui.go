@@ -51,6 +51,8 @@ type Service interface {
 	LastRunSeq(ctx context.Context, scope app.Scope, ref string) (int64, error)
 	NextRun(ctx context.Context, scope app.Scope, ref string, afterSeq int64) (*app.RunRow, error)
 	Observe(fn func(run domain.Run, step domain.Step)) (stop func())
+	ListVaults(ctx context.Context, scope app.Scope, connection string) ([]app.Vault, error)
+	ListVaultSecrets(ctx context.Context, scope app.Scope, connection, vaultURL string) ([]app.VaultSecret, error)
 }
 
 var _ Service = (*app.Service)(nil)
@@ -137,6 +139,9 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("GET "+u.base+"/applications", u.withScope(u.applications))
 	u.mux.HandleFunc("GET "+u.base+"/applications/{ref}", u.withScope(u.application))
 	u.runRoutes()
+	u.mux.HandleFunc("GET "+u.base+"/keyvault", u.withScope(u.kvPage))
+	u.mux.HandleFunc("GET "+u.base+"/keyvault/vaults", u.withScope(u.kvVaults))
+	u.mux.HandleFunc("GET "+u.base+"/keyvault/secrets", u.withScope(u.kvSecrets))
 	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
 	})
@@ -270,10 +275,13 @@ func (u *UI) parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"date":   func(t time.Time) string { return fmtDate(t) },
 		"expiry": func(t, now time.Time) string { return expiry(t, now) },
+		// The Key Vault picker's labels (keyvault.go).
+		"vaultLabel":  VaultLabel,
+		"secretLabel": SecretLabel,
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"applications", "application", "error", "runs", "run", "live"} {
+	for _, p := range []string{"applications", "application", "error", "runs", "run", "live", "keyvault"} {
 		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 		pages[p] = t
 	}
