@@ -32,6 +32,7 @@ type Store interface {
 	GetApplication(ctx context.Context, org domain.OrgID, ref string) (*domain.Application, error)
 	ListApplications(ctx context.Context, p store.ListApplicationsParams) ([]domain.Application, error)
 	CountApplications(ctx context.Context, org domain.OrgID, connection string) (int, error)
+	CountOwnedApplications(ctx context.Context, org domain.OrgID, connection string) (int, error)
 	GetRun(ctx context.Context, org domain.OrgID, id string) (*domain.Run, error)
 	ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.Run, error)
 	PinnedTargets(ctx context.Context, p store.PinnedTargetsParams) ([]store.PinnedTarget, error)
@@ -104,6 +105,9 @@ type Deps struct {
 	Auditor     Auditor
 	// APIKeys keeps API keys; nil: the API key use cases are unavailable.
 	APIKeys APIKeyStore
+	// BreakGlass says whether an organization has a break-glass admin;
+	// nil: OrgSettings cannot tell.
+	BreakGlass BreakGlassSource
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -120,6 +124,8 @@ type Service struct {
 	audit    Auditor
 	apiKeys  APIKeyStore
 	relay    relay
+	// breakGlass is Deps.BreakGlass.
+	breakGlass BreakGlassSource
 }
 
 // New builds a Service. A missing Store, Engine or Policies is a wiring
@@ -132,6 +138,7 @@ func New(d Deps) *Service {
 		store: d.Store, engine: d.Engine, syncer: d.Syncer, policies: d.Policies,
 		conns: d.Connections, jobs: d.Jobs, clock: d.Clock,
 		log: cmp.Or(d.Logger, slog.Default()), authz: d.Authorizer, audit: d.Auditor, apiKeys: d.APIKeys,
+		breakGlass: d.BreakGlass,
 	}
 	if s.clock == nil {
 		s.clock = clock.Real{}
