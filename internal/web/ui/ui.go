@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/clock"
 )
 
@@ -43,6 +45,16 @@ type Service interface {
 	ListConnections(ctx context.Context, scope app.Scope) ([]app.Connection, error)
 	Explain(ctx context.Context, scope app.Scope, ref string) (*app.Explanation, error)
 	ListRuns(ctx context.Context, scope app.Scope, f app.RunFilter) ([]app.RunRow, error)
+	// The audit log, connections and settings pages (audit.go,
+	// connections.go, settings.go).
+	AuditList(ctx context.Context, scope app.Scope, f app.AuditFilter) ([]audit.Record, error)
+	AuditVerify(ctx context.Context, scope app.Scope, opts app.AuditVerifyOptions) (audit.Result, error)
+	AuditExport(ctx context.Context, scope app.Scope, f app.AuditFilter, w io.Writer) (app.AuditExported, error)
+	TestConnection(ctx context.Context, scope app.Scope, name string) (app.SignIn, error)
+	OrgSettings(ctx context.Context, scope app.Scope) (*app.OrgSettings, error)
+	ListAPIKeys(ctx context.Context, scope app.Scope) ([]app.APIKeyRow, error)
+	CreateAPIKey(ctx context.Context, scope app.Scope, req app.NewAPIKey) (*app.CreatedAPIKey, error)
+	RevokeAPIKey(ctx context.Context, scope app.Scope, id string) error
 }
 
 var _ Service = (*app.Service)(nil)
@@ -65,7 +77,10 @@ type Deps struct {
 	// CSRFField returns the hidden input every form carries
 	// (internal/web/csrf.Field); nil renders none (tests of reading).
 	CSRFField func(*http.Request) template.HTML
-	Clock     clock.Clock
+	// RoleMappings are sign-in's role bindings, every organization's; the
+	// settings page shows the session's organization's.
+	RoleMappings []RoleMapping
+	Clock        clock.Clock
 	Logger    *slog.Logger
 }
 
@@ -87,7 +102,9 @@ type UI struct {
 	logout string
 	csrf   func(*http.Request) template.HTML
 	base   string
-	clock  clock.Clock
+	// roleMappings is Deps.RoleMappings.
+	roleMappings []RoleMapping
+	clock        clock.Clock
 	log   *slog.Logger
 	mux   *http.ServeMux
 	pages map[string]*template.Template
@@ -117,6 +134,7 @@ func New(d Deps) *UI {
 	}
 	u := &UI{
 		app: d.App, scope: d.Scope, who: d.Who, logout: d.LogoutPath, csrf: d.CSRFField, base: strings.TrimRight(d.Base, "/"),
+		roleMappings: d.RoleMappings,
 		clock: cmp.Or[clock.Clock](d.Clock, clock.Real{}), log: cmp.Or(d.Logger, slog.Default()),
 		mux: http.NewServeMux(), assets: map[string]asset{}, urls: map[string]string{},
 	}
@@ -125,6 +143,13 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("GET "+u.base+"/static/{hash}/{name}", u.static)
 	u.mux.HandleFunc("GET "+u.base+"/applications", u.withScope(u.applications))
 	u.mux.HandleFunc("GET "+u.base+"/applications/{ref}", u.withScope(u.application))
+	u.mux.HandleFunc("GET "+u.base+"/audit", u.withScope(u.audit))
+	u.mux.HandleFunc("GET "+u.base+"/audit/export", u.withScope(u.auditExport))
+	u.mux.HandleFunc("GET "+u.base+"/connections", u.withScope(u.connections))
+	u.mux.HandleFunc("POST "+u.base+"/connections/{name}/test", u.withScope(u.testConnection))
+	u.mux.HandleFunc("GET "+u.base+"/settings", u.withScope(u.settings))
+	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys", u.withScope(u.createAPIKey))
+	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys/{id}/revoke", u.withScope(u.revokeAPIKey))
 	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
 	})
@@ -261,7 +286,7 @@ func (u *UI) parsePages() map[string]*template.Template {
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"applications", "application", "error"} {
+	for _, p := range []string{"applications", "application", "error", "audit", "connections", "settings"} {
 		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 		pages[p] = t
 	}
