@@ -32,6 +32,7 @@ type Store interface {
 	GetApplication(ctx context.Context, org domain.OrgID, ref string) (*domain.Application, error)
 	ListApplications(ctx context.Context, p store.ListApplicationsParams) ([]domain.Application, error)
 	CountApplications(ctx context.Context, org domain.OrgID, connection string) (int, error)
+	CountOwnedApplications(ctx context.Context, org domain.OrgID, connection string) (int, error)
 	GetRun(ctx context.Context, org domain.OrgID, id string) (*domain.Run, error)
 	ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.Run, error)
 	PinnedTargets(ctx context.Context, p store.PinnedTargetsParams) ([]store.PinnedTarget, error)
@@ -107,6 +108,9 @@ type Deps struct {
 	// Vaults finds the Key Vaults a connection's identity sees (the vault
 	// picker); nil: unavailable.
 	Vaults VaultFinder
+	// BreakGlass says whether an organization has a break-glass admin;
+	// nil: OrgSettings cannot tell.
+	BreakGlass BreakGlassSource
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -126,6 +130,8 @@ type Service struct {
 	// vaultFinder and vaultCache serve the vault picker (vaults.go).
 	vaultFinder VaultFinder
 	vaultCache  vaultCache
+	// breakGlass is Deps.BreakGlass.
+	breakGlass BreakGlassSource
 }
 
 // New builds a Service. A missing Store, Engine or Policies is a wiring
@@ -139,6 +145,7 @@ func New(d Deps) *Service {
 		conns: d.Connections, jobs: d.Jobs, clock: d.Clock,
 		log: cmp.Or(d.Logger, slog.Default()), authz: d.Authorizer, audit: d.Auditor, apiKeys: d.APIKeys,
 		vaultFinder: d.Vaults,
+		breakGlass:  d.BreakGlass,
 	}
 	if s.clock == nil {
 		s.clock = clock.Real{}

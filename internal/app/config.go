@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -157,6 +158,10 @@ type SignIn struct {
 	AppID      string   `json:"app_id,omitempty"`
 	ObjectID   string   `json:"object_id,omitempty"`
 	Roles      []string `json:"roles"`
+	// Owned counts the applications the connection may change (its
+	// identity owns them) as of its last sync: what a rotation connection
+	// can rotate. Reported whether or not the sign-in worked.
+	Owned int `json:"owned"`
 }
 
 // TestConnection signs the named connection in now (the UI's Test
@@ -185,5 +190,10 @@ func (s *Service) TestConnection(ctx context.Context, scope Scope, name string) 
 		in.Roles = []string{}
 	}
 	in.Connection = name
+	owned, cerr := s.store.CountOwnedApplications(ctx, scope.Org, name)
+	if cerr != nil {
+		return in, errors.Join(err, fmt.Errorf("count the applications %s owns: %w", name, cerr))
+	}
+	in.Owned = owned
 	return in, err
 }

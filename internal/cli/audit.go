@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -215,7 +213,8 @@ and renamed to FILE once complete, so a FILE is never half an export.`,
 					return err
 				}
 			}
-			n, first, last, err := exportRecords(cmd, srv, sc, f, dest)
+			exp, err := srv.App().AuditExport(cmd.Context(), sc, f, dest)
+			n, first, last := exp.Records, exp.First, exp.Last
 			if done != nil {
 				if derr := done(err == nil); err == nil {
 					err = derr
@@ -246,37 +245,6 @@ and renamed to FILE once complete, so a FILE is never half an export.`,
 	c.Flags().StringVar(&until, "until", "", "only records before this time (same forms as --since)")
 	c.Flags().StringVarP(&file, "out", "o", "", "write to FILE instead of standard output")
 	return c
-}
-
-// exportRecords pages through the trail, writing one line per record.
-func exportRecords(cmd *cobra.Command, srv *server.Server, sc app.Scope, f app.AuditFilter, w io.Writer) (n, first, last int64, err error) {
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	f.Limit = 1000
-	for {
-		recs, err := srv.App().AuditList(cmd.Context(), sc, f)
-		if err != nil {
-			return n, first, last, err
-		}
-		for _, r := range recs {
-			if err := enc.Encode(r); err != nil {
-				return n, first, last, fmt.Errorf("write: %w", err)
-			}
-			if n == 0 {
-				first = r.Seq
-			}
-			n++
-			last = r.Seq
-		}
-		if len(recs) < f.Limit {
-			break
-		}
-		f.After = recs[len(recs)-1].Seq
-	}
-	if err := bw.Flush(); err != nil {
-		return n, first, last, fmt.Errorf("write: %w", err)
-	}
-	return n, first, last, nil
 }
 
 // createAtomically opens FILE.tmp beside file; done(true) syncs it and

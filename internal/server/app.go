@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/rotor-dev/rotor/internal/app"
@@ -10,6 +11,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/store"
+	"github.com/rotor-dev/rotor/internal/web/breakglass"
 )
 
 // The adapters below give internal/app what it declares, from this
@@ -37,6 +39,7 @@ func (s *Server) newApp(opts Options) *app.Service {
 		Auditor:     auditor,
 		APIKeys:     s.store,
 		Vaults:      vaultFinder{s},
+		BreakGlass:  storeBreakGlass{s},
 	})
 }
 
@@ -126,4 +129,21 @@ func (a appJobs) EnqueueRotation(ctx context.Context, org domain.OrgID, ap domai
 func (c storeConnections) TestConnection(ctx context.Context, org domain.OrgID, name string) (app.SignIn, error) {
 	in, err := c.s.TestConnection(ctx, org, name)
 	return app.SignIn{TenantID: in.TenantID, AppID: in.AppID, ObjectID: in.ObjectID, Roles: in.Roles}, err
+}
+
+// storeBreakGlass tells the application layer whether an organization has
+// its break-glass admin, from the store (never the password's hash).
+type storeBreakGlass struct{ s *Server }
+
+var _ app.BreakGlassSource = storeBreakGlass{}
+
+func (b storeBreakGlass) BreakGlassAdmin(ctx context.Context, org domain.OrgID) (*app.BreakGlassAdmin, error) {
+	a, err := b.s.store.GetLocalAdmin(ctx, org, breakglass.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &app.BreakGlassAdmin{Name: a.Name, CreatedAt: a.CreatedAt, LastLoginAt: a.LastLoginAt, LockedUntil: a.LockedUntil}, nil
 }

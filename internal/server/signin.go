@@ -112,13 +112,22 @@ func (s *Server) signInHandler(ctx context.Context) (http.Handler, []string, err
 	// the signed-in person, in the session's organization.
 	pages := session.Require(app.RoleViewer, signin.LoginPath, ui.New(ui.Deps{
 		App: s.app, Scope: sessionScope, Base: strings.TrimSuffix(UIPath, "/"), Clock: s.clock, Logger: s.log,
-		Who: sessionWho, LogoutPath: signin.LogoutPath, CSRFField: csrf.Field,
+		Who: sessionWho, LogoutPath: signin.LogoutPath, CSRFField: csrf.Field, RoleMappings: uiRoleMappings(si.Entra.Roles),
 	}))
 	mux.Handle("GET "+UIPath, pages)
 	mux.Handle("POST "+UIPath, pages)
 	protector := csrf.New(csrf.Options{Binding: session.Binding, Insecure: si.Entra.Insecure()})
 	paths := []string{signin.LoginPath, signin.LocalLoginPath, signin.LogoutPath, rp.CallbackPath(), UIPath}
 	return s.sessions.Middleware(protector.Handler(mux)), paths, nil
+}
+
+// uiRoleMappings is sign_in.entra.roles as the settings page shows them.
+func uiRoleMappings(roles []config.SignInRole) []ui.RoleMapping {
+	out := make([]ui.RoleMapping, 0, len(roles))
+	for _, r := range roles {
+		out = append(out, ui.RoleMapping{AppRole: r.AppRole, Group: r.Group, Organization: r.Organization, Role: app.Role(r.Role)})
+	}
+	return out
 }
 
 // ensureBreakGlass makes the break-glass admin of every organization no

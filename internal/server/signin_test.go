@@ -270,6 +270,18 @@ func TestServeSignsPeopleIn(t *testing.T) {
 	resp, detail := b.get(r.base + "/ui/applications/" + apps[0].ObjectID)
 	require.Equal(t, http.StatusOK, resp.StatusCode, detail)
 	require.Contains(t, detail, apps[0].AppID)
+	// The settings page shows the role mappings of oscar's organization
+	// only (sign_in.entra.roles, passed in by signInHandler) and that its
+	// break-glass admin exists; an operator manages no API keys.
+	resp, settings := b.get(r.base + "/ui/settings")
+	require.Equal(t, http.StatusOK, resp.StatusCode, settings)
+	require.Contains(t, settings, "<td>Rotor.Operator</td>")
+	viewers := r.sim.Server.World().Tenant(r.tn.ID).GroupByName(sim.DemoViewerGroup).ObjectID
+	require.Contains(t, settings, `<td class="id">`+strings.ToLower(viewers)+`</td><td>viewer</td>`)
+	require.NotContains(t, settings, "Rotor.Admin", "another organization's mapping")
+	require.Contains(t, settings, `<dd id="break-glass">yes: `)
+	require.Contains(t, settings, `id="api-keys-admins-only"`)
+	require.NotContains(t, settings, `id="create-api-key"`)
 	anon := r.browser(t)
 	resp, anonPage := anon.get(r.base + "/ui/applications")
 	require.NotEqual(t, "/ui/applications", resp.Request.URL.Path, "the pages need a session: sent to sign in")

@@ -119,6 +119,10 @@ type Store interface {
 	// CountApplications counts the applications of an org (per connection
 	// when connection is not empty).
 	CountApplications(ctx context.Context, org domain.OrgID, connection string) (int, error)
+	// CountOwnedApplications counts the applications the connection's
+	// view says it may change (its identity owns them, as of its last
+	// sync).
+	CountOwnedApplications(ctx context.Context, org domain.OrgID, connection string) (int, error)
 
 	// CreateRun journals a new run in state planned, with run.Events if
 	// any. It fills in an empty ID, State, CreatedAt and UpdatedAt. It
@@ -277,6 +281,11 @@ type ListAuditParams struct {
 	Since, Until time.Time
 	// ActorKind and ActorID keep one kind of actor, or one actor.
 	ActorKind, ActorID string
+	// Outcome keeps records of one outcome (ok, denied, failed).
+	Outcome string
+	// ActorMatch keeps records whose actor's id or name contains it,
+	// ignoring ASCII case (the UI's "who" search: part of a UPN).
+	ActorMatch string
 	// Action and Object keep records of one action, or on one object
 	// (exactly as recorded: "application:REF", "run:ID", …).
 	Action, Object string

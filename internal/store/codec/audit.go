@@ -3,6 +3,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/audit"
@@ -55,9 +56,23 @@ func AuditConditions(p store.ListAuditParams, enc func(time.Time) any, add func(
 	}
 	for _, f := range []struct{ cond, v string }{
 		{"actor_kind = ?", p.ActorKind}, {"actor_id = ?", p.ActorID}, {"action = ?", p.Action}, {"object = ?", p.Object},
+		{"outcome = ?", p.Outcome},
 	} {
 		if f.v != "" {
 			add(f.cond, f.v)
 		}
 	}
 }
+
+// LikeContains is the LIKE pattern (ESCAPE '\') that matches any
+// string containing s, lowercased: ActorMatch's, so that "%" and "_"
+// are themselves.
+func LikeContains(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(s)) + "%"
+}
+
+// ActorMatchCondition is ActorMatch's condition; both "?" take the same
+// LikeContains pattern. lower() on both sides: PostgreSQL's LIKE is case
+// sensitive, SQLite's is not (ASCII only in both, then).
+const ActorMatchCondition = `(lower(actor_id) LIKE ? ESCAPE '\' OR lower(actor_name) LIKE ? ESCAPE '\')`

@@ -632,6 +632,20 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, where []string
 	return out, nil
 }
 
+// CountOwnedApplications counts the connection's views that may change
+// their application.
+func (s *Store) CountOwnedApplications(ctx context.Context, org domain.OrgID, connection string) (int, error) {
+	var n int
+	err := s.readOrg(ctx, org, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM app_access WHERE org_id = $1 AND connection = $2 AND can_change`,
+			string(org), connection).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count applications %s owns in %s: %w", connection, org, err)
+	}
+	return n, nil
+}
+
 // CountApplications counts an org's applications, per connection when
 // connection is not empty.
 func (s *Store) CountApplications(ctx context.Context, org domain.OrgID, connection string) (int, error) {

@@ -96,6 +96,9 @@ func (s *Store) ListAudit(ctx context.Context, p store.ListAuditParams) ([]audit
 	if p.Run != "" {
 		add("(run_id = ? OR ? = ANY (runs))", p.Run)
 	}
+	if p.ActorMatch != "" {
+		add(codec.ActorMatchCondition, codec.LikeContains(p.ActorMatch))
+	}
 	q := `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq`
 	if p.Descending {
 		q += ` DESC`

@@ -750,6 +750,18 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, whe
 	return out, nil
 }
 
+// CountOwnedApplications counts the connection's views that may change
+// their application (the index on org, connection, object, can_change).
+func (s *Store) CountOwnedApplications(ctx context.Context, org domain.OrgID, connection string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM app_access WHERE org_id = ? AND connection = ? AND can_change = 1`,
+		string(org), connection).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count applications %s owns in %s: %w", connection, org, err)
+	}
+	return n, nil
+}
+
 // CountApplications counts an org's applications, per connection when
 // connection is not empty.
 func (s *Store) CountApplications(ctx context.Context, org domain.OrgID, connection string) (int, error) {

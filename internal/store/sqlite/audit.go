@@ -91,6 +91,11 @@ func (s *Store) ListAudit(ctx context.Context, p store.ListAuditParams) ([]audit
 		where = append(where, "(run_id = ? OR EXISTS (SELECT 1 FROM json_each(runs) WHERE value = ?))")
 		args = append(args, p.Run, p.Run)
 	}
+	if p.ActorMatch != "" {
+		pat := codec.LikeContains(p.ActorMatch)
+		where = append(where, codec.ActorMatchCondition)
+		args = append(args, pat, pat)
+	}
 	q := `SELECT ` + auditColumns + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq`
 	if p.Descending {
 		q += ` DESC`

@@ -145,6 +145,9 @@ func testAuditListFiltersAndPages(t *testing.T, b *bundle) {
 			if n == 7 {
 				r.Runs = []string{"run-y", "run-x"}
 			}
+			if n == 6 {
+				r.Outcome, r.Error = audit.OutcomeDenied, "denied"
+			}
 		}))
 	}
 	b.appendAudit(t, b.auditRec(b.other, 1, func(r *audit.Record) { r.RunID = "run-x" }))
@@ -167,6 +170,12 @@ func testAuditListFiltersAndPages(t *testing.T, b *bundle) {
 		{"Object", store.ListAuditParams{Object: "application:app-3"}, []int64{3, 7, 11}},
 		{"RunAsStepOrNamed", store.ListAuditParams{Run: "run-x"}, []int64{5, 7, 10}},
 		{"Combined", store.ListAuditParams{Object: "application:app-3", Action: "rotate", Since: at(4)}, []int64{}},
+		{"Outcome", store.ListAuditParams{Outcome: audit.OutcomeDenied}, []int64{6}},
+		{"ActorMatchName", store.ListAuditParams{ActorMatch: "USER2@contoso"}, []int64{2, 8, 11}},
+		{"ActorMatchID", store.ListAuditParams{ActorMatch: "rotor"}, []int64{5, 10}},
+		{"ActorMatchUnderscoreIsItself", store.ListAuditParams{ActorMatch: "user_"}, []int64{}},
+		{"ActorMatchPercentIsItself", store.ListAuditParams{ActorMatch: "%"}, []int64{}},
+		{"ActorMatchNewestFirst", store.ListAuditParams{ActorMatch: "user-1", Descending: true, Limit: 2}, []int64{7, 4}},
 	} {
 		got := seqs(b.listAudit(t, tc.p))
 		require.Equal(t, tc.want, got, tc.name)

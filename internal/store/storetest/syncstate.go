@@ -129,6 +129,12 @@ func testReconcileManageable(t *testing.T, b *bundle) {
 	require.Equal(t, []string{objectID(4)}, res.Lost)
 	require.Equal(t, 1, res.Gained)
 	require.Equal(t, 2, res.Manageable)
+	owned, err := b.s.CountOwnedApplications(b.ctx, b.org, conn1)
+	require.NoError(t, err)
+	require.Equal(t, 2, owned, "the views that say conn1 may change them")
+	owned, err = b.s.CountOwnedApplications(b.ctx, b.other, conn1)
+	require.NoError(t, err)
+	require.Zero(t, owned, "another organization's")
 	for n, want := range map[int]bool{1: false, 2: true, 3: true, 4: false} {
 		require.Equal(t, want, b.get(t, b.org, objectID(n)).CanChange(conn1), "app %d", n)
 	}

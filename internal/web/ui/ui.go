@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
 )
@@ -53,6 +55,16 @@ type Service interface {
 	Observe(fn func(run domain.Run, step domain.Step)) (stop func())
 	ListVaults(ctx context.Context, scope app.Scope, connection string) ([]app.Vault, error)
 	ListVaultSecrets(ctx context.Context, scope app.Scope, connection, vaultURL string) ([]app.VaultSecret, error)
+	// The audit log, connections and settings pages (audit.go,
+	// connections.go, settings.go).
+	AuditList(ctx context.Context, scope app.Scope, f app.AuditFilter) ([]audit.Record, error)
+	AuditVerify(ctx context.Context, scope app.Scope, opts app.AuditVerifyOptions) (audit.Result, error)
+	AuditExport(ctx context.Context, scope app.Scope, f app.AuditFilter, w io.Writer) (app.AuditExported, error)
+	TestConnection(ctx context.Context, scope app.Scope, name string) (app.SignIn, error)
+	OrgSettings(ctx context.Context, scope app.Scope) (*app.OrgSettings, error)
+	ListAPIKeys(ctx context.Context, scope app.Scope) ([]app.APIKeyRow, error)
+	CreateAPIKey(ctx context.Context, scope app.Scope, req app.NewAPIKey) (*app.CreatedAPIKey, error)
+	RevokeAPIKey(ctx context.Context, scope app.Scope, id string) error
 }
 
 var _ Service = (*app.Service)(nil)
@@ -75,8 +87,11 @@ type Deps struct {
 	// CSRFField returns the hidden input every form carries
 	// (internal/web/csrf.Field); nil renders none (tests of reading).
 	CSRFField func(*http.Request) template.HTML
-	Clock     clock.Clock
-	Logger    *slog.Logger
+	// RoleMappings are sign-in's role bindings, every organization's; the
+	// settings page shows the session's organization's.
+	RoleMappings []RoleMapping
+	Clock        clock.Clock
+	Logger       *slog.Logger
 }
 
 // Who is the signed-in person as the header shows them.
@@ -101,6 +116,8 @@ type UI struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	pages  map[string]*template.Template
+	// roleMappings is Deps.RoleMappings.
+	roleMappings []RoleMapping
 	// assets are the static files by name, with the URL that names their
 	// content (so they can be cached for a year).
 	assets map[string]asset
@@ -129,7 +146,8 @@ func New(d Deps) *UI {
 	}
 	u := &UI{
 		app: d.App, scope: d.Scope, who: d.Who, logout: d.LogoutPath, csrf: d.CSRFField, base: strings.TrimRight(d.Base, "/"),
-		clock: cmp.Or[clock.Clock](d.Clock, clock.Real{}), log: cmp.Or(d.Logger, slog.Default()),
+		roleMappings: d.RoleMappings,
+		clock:        cmp.Or[clock.Clock](d.Clock, clock.Real{}), log: cmp.Or(d.Logger, slog.Default()),
 		mux: http.NewServeMux(), assets: map[string]asset{}, urls: map[string]string{},
 		live: defaultLive,
 	}
@@ -142,6 +160,13 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("GET "+u.base+"/keyvault", u.withScope(u.kvPage))
 	u.mux.HandleFunc("GET "+u.base+"/keyvault/vaults", u.withScope(u.kvVaults))
 	u.mux.HandleFunc("GET "+u.base+"/keyvault/secrets", u.withScope(u.kvSecrets))
+	u.mux.HandleFunc("GET "+u.base+"/audit", u.withScope(u.audit))
+	u.mux.HandleFunc("GET "+u.base+"/audit/export", u.withScope(u.auditExport))
+	u.mux.HandleFunc("GET "+u.base+"/connections", u.withScope(u.connections))
+	u.mux.HandleFunc("POST "+u.base+"/connections/{name}/test", u.withScope(u.testConnection))
+	u.mux.HandleFunc("GET "+u.base+"/settings", u.withScope(u.settings))
+	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys", u.withScope(u.createAPIKey))
+	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys/{id}/revoke", u.withScope(u.revokeAPIKey))
 	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
 	})
@@ -281,7 +306,7 @@ func (u *UI) parsePages() map[string]*template.Template {
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"applications", "application", "error", "runs", "run", "live", "keyvault"} {
+	for _, p := range []string{"applications", "application", "error", "runs", "run", "live", "keyvault", "audit", "connections", "settings"} {
 		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 		pages[p] = t
 	}
