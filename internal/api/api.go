@@ -62,6 +62,9 @@ type Service interface {
 	ListAPIKeys(ctx context.Context, scope app.Scope) ([]app.APIKeyRow, error)
 	RevokeAPIKey(ctx context.Context, scope app.Scope, id string) error
 	MoveTarget(ctx context.Context, scope app.Scope, ref string, index int) (rotation.TargetView, error)
+	GetApplicationSettings(ctx context.Context, scope app.Scope, ref string) (*app.SettingsView, error)
+	UpdateApplicationSettings(ctx context.Context, scope app.Scope, ref string, in app.ApplicationSettings) (*app.SettingsView, error)
+	TestSinks(ctx context.Context, scope app.Scope, ref string) (*app.SinkTests, error)
 }
 
 var _ Service = (*app.Service)(nil)

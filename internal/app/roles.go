@@ -13,7 +13,8 @@ type Role string
 const (
 	// RoleViewer reads the inventory, runs, policies and connections.
 	RoleViewer Role = "viewer"
-	// RoleOperator also syncs, rotates, retires and moves targets.
+	// RoleOperator also syncs, rotates, retires, moves targets, changes
+	// applications' settings and tests their sinks.
 	RoleOperator Role = "operator"
 	// RoleAdmin also manages API keys.
 	RoleAdmin Role = "admin"
@@ -51,7 +52,7 @@ func (r Role) Permits(action Action) bool {
 	switch action {
 	case ActionRead:
 		return r.AtLeast(RoleViewer)
-	case ActionSync, ActionRotate, ActionRetire, ActionMoveTarget:
+	case ActionSync, ActionRotate, ActionRetire, ActionMoveTarget, ActionUpdateSettings, ActionTestSinks:
 		return r.AtLeast(RoleOperator)
 	case ActionManageAPIKeys:
 		return r.AtLeast(RoleAdmin)
