@@ -102,8 +102,10 @@ type SettingsView struct {
 	LifetimeLimit string `json:"lifetime_limit"`
 	// Editable says the caller may change them (Operator).
 	Editable bool `json:"editable"`
-	// Stored are the application's own settings, as set (nil: inherit).
+	// Stored are the application's own settings, as set (nil: inherit);
+	// Inherited the governing policy's values (all nil without one).
 	Stored    ApplicationSettings `json:"-"`
+	Inherited ApplicationSettings `json:"-"`
 	UpdatedAt time.Time           `json:"updated_at,omitzero"`
 	UpdatedBy string              `json:"updated_by,omitempty"`
 }
@@ -153,6 +155,10 @@ func (s *Service) settingsView(ctx context.Context, scope Scope, a *domain.Appli
 	var eff domain.Policy
 	if base != nil {
 		v.Policy = base.Name
+		u, n := base.KeyVaultTarget()
+		notify := base.NotifyBefore > 0
+		v.Inherited = ApplicationSettings{Enabled: &base.Enabled, Notify: &notify, Lifetime: &base.Lifetime, RenewBefore: &base.RenewBefore,
+			Overlap: &base.Overlap, KeyVaultURL: &u, KeyVaultSecret: &n}
 		eff = set.Apply(*base)
 		_, v.KeyVaultSink = base.KeyVaultSink()
 		for _, o := range eff.Overrides {

@@ -43,6 +43,9 @@ type Service interface {
 	ListConnections(ctx context.Context, scope app.Scope) ([]app.Connection, error)
 	Explain(ctx context.Context, scope app.Scope, ref string) (*app.Explanation, error)
 	ListRuns(ctx context.Context, scope app.Scope, f app.RunFilter) ([]app.RunRow, error)
+	GetApplicationSettings(ctx context.Context, scope app.Scope, ref string) (*app.SettingsView, error)
+	UpdateApplicationSettings(ctx context.Context, scope app.Scope, ref string, in app.ApplicationSettings) (*app.SettingsView, error)
+	TestSinks(ctx context.Context, scope app.Scope, ref string) (*app.SinkTests, error)
 }
 
 var _ Service = (*app.Service)(nil)
@@ -125,6 +128,8 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("GET "+u.base+"/static/{hash}/{name}", u.static)
 	u.mux.HandleFunc("GET "+u.base+"/applications", u.withScope(u.applications))
 	u.mux.HandleFunc("GET "+u.base+"/applications/{ref}", u.withScope(u.application))
+	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/settings", u.withScope(u.saveSettings))
+	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/sinks/test", u.withScope(u.testSinks))
 	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
 	})
