@@ -64,6 +64,9 @@ type Service interface {
 	MoveTarget(ctx context.Context, scope app.Scope, ref string, index int) (rotation.TargetView, error)
 	ListVaults(ctx context.Context, scope app.Scope, connection string) ([]app.Vault, error)
 	ListVaultSecrets(ctx context.Context, scope app.Scope, connection, vaultURL string) ([]app.VaultSecret, error)
+	GetApplicationSettings(ctx context.Context, scope app.Scope, ref string) (*app.SettingsView, error)
+	UpdateApplicationSettings(ctx context.Context, scope app.Scope, ref string, in app.ApplicationSettings) (*app.SettingsView, error)
+	TestSinks(ctx context.Context, scope app.Scope, ref string) (*app.SinkTests, error)
 }
 
 var _ Service = (*app.Service)(nil)

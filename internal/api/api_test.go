@@ -494,6 +494,44 @@ func TestAPI(t *testing.T) {
 		requireProblem(t, b.do(t, b.token(t, "operator"), http.MethodGet, base+"/secrets", nil), http.StatusUnprocessableEntity, "")
 	})
 
+	t.Run("ApplicationSettings", func(t *testing.T) {
+		sys := app.Scope{Org: orgA, Actor: app.CLI}
+		ref := b.runsApp(t, sys)
+		path := "/api/v1/orgs/org-a/applications/" + ref + "/settings"
+		operator, viewer := b.token(t, "operator"), b.token(t, "viewer")
+
+		r := b.do(t, viewer, http.MethodGet, path, nil)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		got := r.json(t)
+		require.Equal(t, "a-policy", got["policy"])
+		require.Equal(t, map[string]any{"value": "30d", "source": "policy", "policy": "30d"}, got["lifetime"])
+
+		requireProblem(t, b.do(t, viewer, http.MethodPut, path, map[string]any{"lifetime": "7d"}), http.StatusForbidden, "denied")
+		requireProblem(t, b.do(t, operator, http.MethodPut, path, map[string]any{"lifetime": "soon"}), http.StatusBadRequest, "invalid")
+		p := requireProblem(t, b.do(t, operator, http.MethodPut, path, map[string]any{"lifetime": "7d"}), http.StatusBadRequest, "invalid")
+		require.Contains(t, p["detail"], "renew_before", "the policy's 10d is not shorter than 7d")
+
+		r = b.do(t, operator, http.MethodPut, path, map[string]any{"lifetime": "7d", "renew_before": "36h", "enabled": false})
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		got = r.json(t)
+		require.Equal(t, map[string]any{"value": "7d", "source": "application", "policy": "30d"}, got["lifetime"])
+		require.Equal(t, "false", got["enabled"].(map[string]any)["value"])
+		require.Equal(t, "policy", got["overlap"].(map[string]any)["source"])
+
+		ex := b.do(t, viewer, http.MethodGet, "/api/v1/orgs/org-a/applications/"+ref+"/explain", nil)
+		require.Contains(t, string(ex.body), "lifetime 7d (this application's setting; policy says 30d)")
+
+		// Clear: everything inherits again.
+		r = b.do(t, operator, http.MethodPut, path, map[string]any{})
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Equal(t, "policy", r.json(t)["lifetime"].(map[string]any)["source"])
+
+		r = b.do(t, operator, http.MethodPost, "/api/v1/orgs/org-a/applications/"+ref+"/sinks/test", nil)
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		require.Equal(t, []any{}, r.json(t)["sinks"], "a-policy has no sinks")
+		requireProblem(t, b.do(t, viewer, http.MethodPost, "/api/v1/orgs/org-a/applications/"+ref+"/sinks/test", nil), http.StatusForbidden, "denied")
+	})
+
 	t.Run("OrganizationsAreIsolated", func(t *testing.T) { b.walkIsolation(t, admin) })
 }
 
@@ -597,6 +635,9 @@ func (b *bundle) walkIsolation(t *testing.T, admin string) {
 		return path
 	}
 	body := func(op operation) any {
+		if op.hasBody && strings.HasSuffix(op.path, "/settings") {
+			return map[string]any{"lifetime": "30d"}
+		}
 		if op.hasBody {
 			return map[string]any{"name": "walk", "role": "viewer"}
 		}

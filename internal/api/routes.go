@@ -53,6 +53,7 @@ func (a *API) routes() {
 			"202, and the run appears in runs. A rotation already queued stands. Operator; audited.", apps, http.StatusConflict, http.StatusUnprocessableEntity, http.StatusNotImplemented)
 	op.DefaultStatus = http.StatusAccepted
 	huma.Register(a.huma, op, a.rotate)
+	a.settingsRoutes(apps)
 	huma.Register(a.huma, a.op(http.MethodGet, "/orgs/{org}/plan", "getPlan", "What would rotate now",
 		"The applications the planner would rotate now, with the decision behind each: a dry run, nothing is changed. Viewer.", apps), a.plan)
 

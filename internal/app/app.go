@@ -39,6 +39,8 @@ type Store interface {
 	ListAudit(ctx context.Context, p store.ListAuditParams) ([]audit.Record, error)
 	AuditHead(ctx context.Context, org domain.OrgID) (audit.Head, error)
 	ListOrgs(ctx context.Context) ([]store.Org, error)
+	GetApplicationSettings(ctx context.Context, org domain.OrgID, objectID string) (*store.ApplicationSettings, error)
+	PutApplicationSettings(ctx context.Context, s store.ApplicationSettings) error
 }
 
 var _ Store = store.Store(nil)
@@ -51,6 +53,7 @@ type Engine interface {
 	Retire(ctx context.Context, org domain.OrgID, runID string, policy domain.Policy) error
 	Targets(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.TargetView, error)
 	MoveTarget(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy, index int) (rotation.TargetView, error)
+	CheckSinks(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.SinkCheck, error)
 }
 
 var _ Engine = (*rotation.Engine)(nil)
@@ -71,7 +74,11 @@ type PolicySource interface {
 // Policies is one organization's policies at one moment: the list, and
 // the rule that picks the one governing an application.
 type Policies interface {
+	// PolicyFor is the policy governing an application with the
+	// application's own settings applied (Policy.Overrides).
 	rotation.PolicySource
+	// GoverningPolicy is that policy as configured, without them.
+	GoverningPolicy(app domain.Application) *domain.Policy
 	List() []domain.Policy
 }
 

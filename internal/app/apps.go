@@ -197,8 +197,10 @@ type ApplicationDetail struct {
 	Credentials []CredentialInfo `json:"credentials"`
 	// CreatedAt is when Entra created the application.
 	CreatedAt time.Time `json:"created_at,omitzero"`
-	// Owners is how many directory objects own it.
-	Owners int `json:"owners"`
+	// Owners is how many directory objects own it; OwnerIDs are their
+	// directory object ids (sorted).
+	Owners   int      `json:"owners"`
+	OwnerIDs []string `json:"owner_ids"`
 	// SyncedAt is when a sync last saw it.
 	SyncedAt time.Time `json:"synced_at"`
 }
@@ -207,7 +209,7 @@ func detailOf(a *domain.Application) ApplicationDetail {
 	d := ApplicationDetail{
 		Name: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID, TenantID: a.TenantID,
 		Access: a.Access, Manageable: a.Manageable, SyncedAt: a.SyncedAt,
-		CreatedAt: a.CreatedAt, Owners: len(a.Owners),
+		CreatedAt: a.CreatedAt, Owners: len(a.Owners), OwnerIDs: append([]string{}, a.Owners...),
 		Credentials: make([]CredentialInfo, 0, len(a.Credentials)),
 	}
 	for _, c := range a.Credentials {

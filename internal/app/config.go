@@ -110,6 +110,11 @@ type Connection struct {
 	Failing bool `json:"failing"`
 	// Roles are the Graph application roles its last token carried.
 	Roles []string `json:"roles"`
+	// PasswordLifetimeLimit is the tenant's app management policy cap on
+	// client secret lifetimes, when rotor knows it (the simulator's
+	// sim.json says it; for real clouds it is learnt only when Entra
+	// refuses a secret); 0 when unknown.
+	PasswordLifetimeLimit time.Duration `json:"password_lifetime_limit,omitempty"`
 }
 
 // ListConnections lists the organization's connections.

@@ -13,8 +13,9 @@ type Role string
 const (
 	// RoleViewer reads the inventory, runs, policies and connections.
 	RoleViewer Role = "viewer"
-	// RoleOperator also syncs, rotates, retires, moves targets and lists
-	// the Key Vaults its connections see.
+	// RoleOperator also syncs, rotates, retires, moves targets, changes
+	// applications' settings, tests their sinks and lists the Key Vaults
+	// its connections see.
 	RoleOperator Role = "operator"
 	// RoleAdmin also manages API keys.
 	RoleAdmin Role = "admin"
@@ -52,7 +53,7 @@ func (r Role) Permits(action Action) bool {
 	switch action {
 	case ActionRead:
 		return r.AtLeast(RoleViewer)
-	case ActionSync, ActionRotate, ActionRetire, ActionMoveTarget, ActionListVaults:
+	case ActionSync, ActionRotate, ActionRetire, ActionMoveTarget, ActionListVaults, ActionUpdateSettings, ActionTestSinks:
 		return r.AtLeast(RoleOperator)
 	case ActionManageAPIKeys:
 		return r.AtLeast(RoleAdmin)

@@ -80,6 +80,13 @@ const (
 	// and their secrets' names (the vault picker): an operator's, who
 	// chooses where secrets go.
 	ActionListVaults Action = "list-vaults"
+	// ActionUpdateSettings changes an application's own settings
+	// (lifetime, threshold, overlap, enabled, notifications, Key Vault
+	// destination), layered over its policy.
+	ActionUpdateSettings Action = "update-settings"
+	// ActionTestSinks asks an application's sinks whether a delivery
+	// would work (read-only, but it reaches out to each target).
+	ActionTestSinks Action = "test-sinks"
 	// ActionManageAPIKeys lists, creates and revokes API keys.
 	ActionManageAPIKeys Action = "manage-api-keys"
 	// ActionSignIn and ActionSignOut are a person starting and ending a

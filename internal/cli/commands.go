@@ -252,7 +252,7 @@ APP' gives the full chain of checks.`,
 	list.Flags().StringVar(&connection, "connection", "", "only this connection's applications")
 	list.Flags().BoolVar(&manageable, "manageable", false, "only applications rotor's rotation identity owns")
 	list.Flags().StringVar(&prefix, "prefix", "", "only applications whose display name starts with this")
-	apps.AddCommand(list)
+	apps.AddCommand(list, newAppsSettingsCmd())
 	return apps
 }
 

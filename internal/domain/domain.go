@@ -190,6 +190,21 @@ type Policy struct {
 	// the overlap. Off by default: they stay until they expire.
 	RetireUnmanaged bool
 	Sinks           []SinkSpec
+	// Overrides lists what the application's own settings changed in
+	// this copy of the policy (AppSettings.Apply); empty for the policy as
+	// configured. Name stays the policy's.
+	Overrides []Override
+}
+
+// Overridden returns the override of field, if the application's
+// settings changed it.
+func (p Policy) Overridden(field string) (Override, bool) {
+	for _, o := range p.Overrides {
+		if o.Field == field {
+			return o, true
+		}
+	}
+	return Override{}, false
 }
 
 // Policy defaults, used when a policy leaves a value out.

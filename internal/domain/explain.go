@@ -71,7 +71,13 @@ func Decide(in DecideInput) Decision {
 	}
 	p := in.Policy
 	pass("PolicyMatched", "PolicyMatched", fmt.Sprintf("policy %q selects it (%s)", p.Name, p.Selector))
+	for _, o := range p.Overrides {
+		info("ApplicationSetting", "SetOnApplication", o.Message())
+	}
 	if !p.Enabled {
+		if _, ok := p.Overridden("enabled"); ok {
+			return stop("PolicyDisabled", fmt.Sprintf("this application's setting turns rotation off (policy %q would rotate it)", p.Name))
+		}
 		return stop("PolicyDisabled", fmt.Sprintf("policy %q is disabled", p.Name))
 	}
 	if !in.App.CanChange(p.Connection) {

@@ -23,6 +23,7 @@ import (
 type Store interface {
 	ListPolicies(ctx context.Context, org domain.OrgID) ([]store.Policy, error)
 	ListConnections(ctx context.Context, org domain.OrgID) ([]store.Connection, error)
+	ListApplicationSettings(ctx context.Context, org domain.OrgID) ([]store.ApplicationSettings, error)
 }
 
 // DefaultTTL is how long an organization's policies are used before they
@@ -48,7 +49,10 @@ type orgPolicies struct {
 	policies []domain.Policy
 	// tenants maps each connection to its tenant.
 	tenants map[string]string
-	read    time.Time
+	// settings are the applications' own settings, by object id: read
+	// with the policies, so they are cached as long.
+	settings map[string]domain.AppSettings
+	read     time.Time
 }
 
 // New returns a set reading st. A zero ttl is DefaultTTL.
@@ -100,7 +104,14 @@ func (s *Set) load(ctx context.Context, org domain.OrgID) (*orgPolicies, error) 
 	if err != nil {
 		return nil, fmt.Errorf("connections of organization %s: %w", org, err)
 	}
-	op := &orgPolicies{tenants: make(map[string]string, len(conns)), read: s.clock.Now()}
+	sets, err := s.st.ListApplicationSettings(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("application settings of organization %s: %w", org, err)
+	}
+	op := &orgPolicies{tenants: make(map[string]string, len(conns)), settings: make(map[string]domain.AppSettings, len(sets)), read: s.clock.Now()}
+	for _, a := range sets {
+		op.settings[a.ObjectID] = a.Settings
+	}
 	for _, p := range pols {
 		op.policies = append(op.policies, p.Policy)
 	}
@@ -120,20 +131,43 @@ func (s *Set) load(ctx context.Context, org domain.OrgID) (*orgPolicies, error) 
 }
 
 // PolicyFor implements rotation.PolicySource: the policy of app's
-// organization that governs it (Select), or nil. An application without
-// an organization is governed by nothing.
+// organization that governs it (Select), with the application's own
+// settings applied to a copy of it (domain.AppSettings.Apply: Name stays
+// the policy's, Overrides says what changed), or nil. Settings never make
+// an application governed: one no policy selects gets none. An
+// application without an organization is governed by nothing.
 func (s *Set) PolicyFor(app domain.Application) *domain.Policy {
-	if app.Org == "" {
+	p, op := s.governing(app)
+	if p == nil {
 		return nil
+	}
+	if st, ok := op.settings[app.ObjectID]; ok && !st.IsZero() {
+		q := st.Apply(*p)
+		return &q
+	}
+	return p
+}
+
+// GoverningPolicy is the policy that governs app as configured, without
+// the application's own settings: what the settings are layered over,
+// and what a page shows as "the policy says". Nil when none.
+func (s *Set) GoverningPolicy(app domain.Application) *domain.Policy {
+	p, _ := s.governing(app)
+	return p
+}
+
+func (s *Set) governing(app domain.Application) (*domain.Policy, *orgPolicies) {
+	if app.Org == "" {
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	op, err := s.get(ctx, app.Org)
 	if err != nil {
 		s.log.Error("no policy can be chosen: reading policies failed", "org", app.Org, "app", app.ObjectID, "error", err)
-		return nil
+		return nil, nil
 	}
-	return Select(op.policies, func(c string) (string, bool) { t, ok := op.tenants[c]; return t, ok }, app)
+	return Select(op.policies, func(c string) (string, bool) { t, ok := op.tenants[c]; return t, ok }, app), op
 }
 
 // Select is the rule that picks an application's policy: the first policy

@@ -88,3 +88,70 @@ func TestCachedUntilRefreshOrTTL(t *testing.T) {
 	b.clock.Advance(time.Minute)
 	require.Nil(t, b.set.PolicyFor(a), "read again after the TTL")
 }
+
+func ptr[T any](v T) *T { return &v }
+
+func TestApplicationSettingsAreLayeredOverThePolicy(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	web := policy("web", "main", domain.Selector{NamePrefix: "web-"})
+	web.Sinks = []domain.SinkSpec{{Type: "keyvault", Settings: map[string]any{"vault_url": "https://kv.vault.azure.net/", "secret": "{{ .App.DisplayName | slug }}"}}}
+	b.provision(t, "org-a", tenantA, web)
+	a := app("org-a", tenantA, "web-1")
+	month := 30 * 24 * time.Hour
+	require.NoError(t, b.st.PutApplicationSettings(t.Context(), store.ApplicationSettings{Org: "org-a", ObjectID: a.ObjectID,
+		Settings: domain.AppSettings{Lifetime: &month, Enabled: ptr(false), KeyVaultSecret: ptr("web-1-override")}}))
+	// Org B has settings for the same object id: they are B's alone.
+	b.provision(t, "org-b", tenantA, web)
+	require.NoError(t, b.st.PutApplicationSettings(t.Context(), store.ApplicationSettings{Org: "org-b", ObjectID: a.ObjectID,
+		Settings: domain.AppSettings{Overlap: ptr(time.Hour)}}))
+
+	got := b.set.PolicyFor(a)
+	require.NotNil(t, got)
+	require.Equal(t, "web", got.Name, "the name stays the policy's")
+	require.Equal(t, month, got.Lifetime)
+	require.False(t, got.Enabled)
+	require.Equal(t, domain.DefaultOverlap, got.Overlap, "org B's setting does not reach org A")
+	require.Equal(t, "web-1-override", got.Sinks[0].Settings["secret"])
+	require.Equal(t, "https://kv.vault.azure.net/", got.Sinks[0].Settings["vault_url"], "an unset field is the policy's")
+	o, ok := got.Overridden("lifetime")
+	require.True(t, ok)
+	require.Equal(t, "lifetime 30d (this application's setting; policy says 90d)", o.Message())
+
+	base := b.set.GoverningPolicy(a)
+	require.Equal(t, domain.DefaultLifetime, base.Lifetime, "the governing policy itself is untouched")
+	require.Empty(t, base.Overrides)
+	require.Equal(t, "{{ .App.DisplayName | slug }}", base.Sinks[0].Settings["secret"], "the cached policy's sink settings are not changed")
+	other := app("org-a", tenantA, "web-2")
+	require.Equal(t, domain.DefaultLifetime, b.set.PolicyFor(other).Lifetime, "another application of the policy is not changed")
+
+	bApp := a
+	bApp.Org = "org-b"
+	require.Equal(t, time.Hour, b.set.PolicyFor(bApp).Overlap)
+	require.Equal(t, domain.DefaultLifetime, b.set.PolicyFor(bApp).Lifetime)
+}
+
+func TestSettingsDoNotMakeAnApplicationGoverned(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.provision(t, "org-a", tenantA, policy("web", "main", domain.Selector{NamePrefix: "web-"}))
+	a := app("org-a", tenantA, "api")
+	require.NoError(t, b.st.PutApplicationSettings(t.Context(), store.ApplicationSettings{Org: "org-a", ObjectID: a.ObjectID,
+		Settings: domain.AppSettings{Enabled: ptr(true), Lifetime: ptr(24 * time.Hour)}}))
+	require.Nil(t, b.set.PolicyFor(a))
+	require.Nil(t, b.set.GoverningPolicy(a))
+}
+
+func TestSettingsAreCachedWithThePolicies(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.provision(t, "org-a", tenantA, policy("web", "main", domain.Selector{NamePrefix: "web-"}))
+	a := app("org-a", tenantA, "web-1")
+	require.Equal(t, domain.DefaultLifetime, b.set.PolicyFor(a).Lifetime)
+	week := 7 * 24 * time.Hour
+	require.NoError(t, b.st.PutApplicationSettings(t.Context(), store.ApplicationSettings{Org: "org-a", ObjectID: a.ObjectID,
+		Settings: domain.AppSettings{Lifetime: &week}}))
+	require.Equal(t, domain.DefaultLifetime, b.set.PolicyFor(a).Lifetime, "cached")
+	b.clock.Advance(time.Minute)
+	require.Equal(t, week, b.set.PolicyFor(a).Lifetime, "read again after the TTL")
+}

@@ -5,11 +5,15 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/auth"
+	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
-	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/policyset"
+	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/web/breakglass"
 )
@@ -71,12 +75,15 @@ func (p storePolicies) OrgPolicies(ctx context.Context, org domain.OrgID) (app.P
 }
 
 type orgPolicySet struct {
-	set  rotation.PolicySource
+	set  *policyset.Set
 	list []domain.Policy
 }
 
 func (o orgPolicySet) PolicyFor(a domain.Application) *domain.Policy { return o.set.PolicyFor(a) }
-func (o orgPolicySet) List() []domain.Policy                         { return slices.Clone(o.list) }
+func (o orgPolicySet) GoverningPolicy(a domain.Application) *domain.Policy {
+	return o.set.GoverningPolicy(a)
+}
+func (o orgPolicySet) List() []domain.Policy { return slices.Clone(o.list) }
 
 // storeConnections lists an organization's connections from the store,
 // never with a secret: only the form of the reference is stored anyway.
@@ -111,9 +118,33 @@ func (c storeConnections) OrgConnections(ctx context.Context, org domain.OrgID) 
 			Provisioned: cc.Provisioned,
 			LastSuccess: h.LastSuccess, LastFailure: h.LastFailure, Failure: h.Message, AADSTS: h.AADSTS,
 			Failing: h.LastFailure.After(h.LastSuccess), Roles: h.Roles,
+			PasswordLifetimeLimit: passwordLifetimeLimit(cc),
 		})
 	}
 	return out, nil
+}
+
+// passwordLifetimeLimit is the tenant's cap on client secret lifetimes
+// when rotor can know it before Entra refuses a secret: a simulator's
+// sim.json says it (config.Connection.PasswordLifetimeLimit is learnt the
+// same way, for rotor.yaml's connections). 0 when unknown.
+func passwordLifetimeLimit(c store.Connection) time.Duration {
+	if c.Cloud != string(azure.Sim) || c.SimFile == "" {
+		return 0
+	}
+	info, err := simfile.Load(c.SimFile)
+	if err != nil {
+		return 0
+	}
+	t, ok := info.Tenant(c.TenantID)
+	if !ok || t.PasswordLifetimeLimit == "" {
+		return 0
+	}
+	d, err := config.ParseDuration(t.PasswordLifetimeLimit)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d
 }
 
 // appJobs enqueues on this Server's job system.

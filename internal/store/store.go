@@ -187,6 +187,17 @@ type Store interface {
 	// an application. Pinning the target already pinned is a no-op.
 	PinTarget(ctx context.Context, p PinTargetParams) error
 
+	// GetApplicationSettings returns one application's own settings
+	// (by object id); ErrNotFound when it has none.
+	GetApplicationSettings(ctx context.Context, org domain.OrgID, objectID string) (*ApplicationSettings, error)
+	// PutApplicationSettings replaces an application's settings, every
+	// field (nil: inherit the policy's); settings that set nothing delete
+	// the row. ErrNotFound when the org does not exist.
+	PutApplicationSettings(ctx context.Context, s ApplicationSettings) error
+	// ListApplicationSettings lists an org's application settings by
+	// object id.
+	ListApplicationSettings(ctx context.Context, org domain.OrgID) ([]ApplicationSettings, error)
+
 	// ListOrgs lists every organization, ordered by id.
 	ListOrgs(ctx context.Context) ([]Org, error)
 
@@ -265,6 +276,22 @@ type Store interface {
 
 	// Close releases the store.
 	Close() error
+}
+
+// ApplicationSettings are one application's own settings, as stored: by
+// organization and application object id (not tenant: an object id is
+// unique), whether or not the application is in the inventory now, so a
+// setting survives the application's disappearing from a sync and coming
+// back. They hold no secret: a Key Vault URL and secret name say where a
+// value goes, not what it is.
+type ApplicationSettings struct {
+	Org      domain.OrgID
+	ObjectID string
+	Settings domain.AppSettings
+	// UpdatedAt and UpdatedBy ("kind:id", the actor) say who set them
+	// last; a zero UpdatedAt is the store's clock's now.
+	UpdatedAt time.Time
+	UpdatedBy string
 }
 
 // ListAuditParams filters and pages an organization's audit records.

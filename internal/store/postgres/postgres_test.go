@@ -83,6 +83,9 @@ func populate(t *testing.T, s *Store, org domain.OrgID) {
 		Subject: "u1", Role: "viewer", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
 	require.NoError(t, s.CreateLocalAdmin(ctx, store.LocalAdmin{Org: org, Name: "breakglass",
 		PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", CreatedAt: t0}))
+	lifetime := 30 * 24 * time.Hour
+	require.NoError(t, s.PutApplicationSettings(ctx, store.ApplicationSettings{Org: org, ObjectID: "o1",
+		Settings: domain.AppSettings{Lifetime: &lifetime}, UpdatedAt: t0}))
 }
 
 func count(t *testing.T, q interface {

@@ -111,6 +111,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"Sessions/AreIsolated", testSessionsAreIsolated},
 		{"Sessions/Expire", testSessionsExpire},
 		{"LocalAdmins/CreateGetAndLockOut", testLocalAdmins},
+		{"ApplicationSettings/RoundTrip", testApplicationSettingsRoundTrip},
+		{"ApplicationSettings/AreIsolated", testApplicationSettingsAreIsolated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/domain"
 )
 
 // PageSize is how many applications one list page shows.
@@ -165,11 +166,23 @@ type appView struct {
 	Runs    []app.RunRow
 	Now     time.Time
 	ListURL string
+	// LastSecret is the newest start among the application's client
+	// secrets ("secret last updated"); zero without one.
+	LastSecret time.Time
+	// Settings is the application's settings section (settings.go).
+	Settings appSettingsView
 }
 
 // application is one application: its ids, credentials (hints only, as
-// Entra shows them), the planner's chain of checks, its recent runs.
+// Entra shows them), the planner's chain of checks, its settings, its
+// recent runs.
 func (u *UI) application(w http.ResponseWriter, r *http.Request, scope app.Scope) {
+	u.applicationPage(w, r, scope, http.StatusOK, func(v *appView) { v.Settings.Saved = r.URL.Query().Get("saved") == "1" })
+}
+
+// applicationPage renders the application page with status; tweak, when
+// set, adds what a POST found (a form's errors, sink tests).
+func (u *UI) applicationPage(w http.ResponseWriter, r *http.Request, scope app.Scope, status int, tweak func(*appView)) {
 	ref := r.PathValue("ref")
 	ex, err := u.app.Explain(r.Context(), scope, ref)
 	if err != nil {
@@ -181,9 +194,25 @@ func (u *UI) application(w http.ResponseWriter, r *http.Request, scope app.Scope
 		u.fail(w, r, err)
 		return
 	}
-	u.render(w, r, http.StatusOK, "application", "layout.html", appView{
+	set, err := u.app.GetApplicationSettings(r.Context(), scope, ex.Application.ObjectID)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	v := appView{
 		layout: u.frame(r, "applications", ex.Application.Name), Ex: ex, Runs: runs, Now: ex.At, ListURL: u.listURL(nil),
-	})
+		Settings: u.newSettingsView(set, ex.Application.ObjectID),
+	}
+	v.Settings.CSRFField = v.CSRF
+	for _, c := range ex.Application.Credentials {
+		if c.Kind == domain.KindSecret && c.Start.After(v.LastSecret) {
+			v.LastSecret = c.Start
+		}
+	}
+	if tweak != nil {
+		tweak(&v)
+	}
+	u.render(w, r, status, "application", "layout.html", v)
 }
 
 // fmtDate is how pages show an instant: UTC to the minute.

@@ -65,6 +65,9 @@ type Service interface {
 	ListAPIKeys(ctx context.Context, scope app.Scope) ([]app.APIKeyRow, error)
 	CreateAPIKey(ctx context.Context, scope app.Scope, req app.NewAPIKey) (*app.CreatedAPIKey, error)
 	RevokeAPIKey(ctx context.Context, scope app.Scope, id string) error
+	GetApplicationSettings(ctx context.Context, scope app.Scope, ref string) (*app.SettingsView, error)
+	UpdateApplicationSettings(ctx context.Context, scope app.Scope, ref string, in app.ApplicationSettings) (*app.SettingsView, error)
+	TestSinks(ctx context.Context, scope app.Scope, ref string) (*app.SinkTests, error)
 }
 
 var _ Service = (*app.Service)(nil)
@@ -167,6 +170,8 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("GET "+u.base+"/settings", u.withScope(u.settings))
 	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys", u.withScope(u.createAPIKey))
 	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys/{id}/revoke", u.withScope(u.revokeAPIKey))
+	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/settings", u.withScope(u.saveSettings))
+	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/sinks/test", u.withScope(u.testSinks))
 	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
 	})
