@@ -115,6 +115,9 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newBackupCmd(),
 		newAuditCmd(),
 		newAPIKeyCmd(),
+		newPlanCmd(),
+		newLoginCmd(),
+		newLogoutCmd(),
 	)
 	return root
 }
