@@ -84,6 +84,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is rotor's version, the document's info.version.
 	Version string
+	// Login is how the CLI signs people in (LoginConfigPath); nil: it
+	// cannot, and the route says so.
+	Login *LoginConfig
 }
 
 // API is rotor's REST API: a handler for everything under Prefix.
@@ -115,6 +118,7 @@ func New(o Options) *API {
 	cfg.Security = []map[string][]string{{"bearer": {}}}
 	a.huma = humago.New(a.mux, cfg)
 	a.routes()
+	a.loginRoute(o.Login)
 	// Anything else under the prefix: a problem, not the mux's text.
 	a.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, "not_found", "no such route: see "+DocumentPath)
@@ -128,7 +132,7 @@ func New(o Options) *API {
 	a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = withRequestID(w, r)
 		w.Header().Set("Cache-Control", "no-store")
-		if r.URL.Path == DocumentPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if (r.URL.Path == DocumentPath || r.URL.Path == LoginConfigPath) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			a.mux.ServeHTTP(w, r)
 			return
 		}

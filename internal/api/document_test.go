@@ -43,6 +43,10 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 					require.Contains(t, resp.Content, "application/problem+json", "%s %s %s", op.Method, path, code)
 				}
 			}
+			if path == api.LoginConfigPath {
+				require.Empty(t, op.Security, "the CLI reads it before it holds a token")
+				continue
+			}
 			require.Contains(t, op.Responses, "401", "%s %s: every route is behind the bearer check", op.Method, path)
 		}
 	}

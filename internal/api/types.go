@@ -84,6 +84,8 @@ type ApplicationDetail struct {
 	Access      []Access     `json:"access" doc:"Which connections see it and which may change it."`
 	Manageable  bool         `json:"manageable"`
 	Credentials []Credential `json:"credentials"`
+	CreatedAt   time.Time    `json:"created_at,omitzero" doc:"When Entra created the application."`
+	Owners      int          `json:"owners" doc:"How many directory objects own it."`
 	SyncedAt    time.Time    `json:"synced_at" doc:"When a sync last saw it."`
 }
 
@@ -91,6 +93,7 @@ func detailOf(d app.ApplicationDetail) ApplicationDetail {
 	out := ApplicationDetail{
 		ApplicationRef: ApplicationRef{Name: d.Name, AppID: d.AppID, ObjectID: d.ObjectID, TenantID: d.TenantID},
 		Access:         make([]Access, 0, len(d.Access)), Manageable: d.Manageable, SyncedAt: d.SyncedAt,
+		CreatedAt: d.CreatedAt, Owners: d.Owners,
 		Credentials: make([]Credential, 0, len(d.Credentials)),
 	}
 	for _, a := range d.Access {
@@ -244,19 +247,25 @@ type RunEvent struct {
 // RunDetail is one run with its journal.
 type RunDetail struct {
 	Run
-	Kind     string     `json:"kind"`
-	TenantID string     `json:"tenant_id"`
-	Failure  string     `json:"failure,omitempty" doc:"For a failed run: transient, permanent or removed."`
-	Attempts int        `json:"attempts"`
-	NewEnd   time.Time  `json:"new_end,omitzero" doc:"When the new credential ends."`
-	EndedAt  time.Time  `json:"ended_at,omitzero"`
-	Events   []RunEvent `json:"events"`
+	Connection   string     `json:"connection" doc:"The connection it rotates through."`
+	SinksStarted bool       `json:"sinks_started" doc:"A sink write was attempted: a consumer may hold the new credential."`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	Seq          int64      `json:"seq,omitempty" doc:"Its place among its application's runs (1, 2, …)."`
+	Holder       string     `json:"holder,omitempty" doc:"The rotor process holding it while it is active or retiring."`
+	Kind         string     `json:"kind"`
+	TenantID     string     `json:"tenant_id"`
+	Failure      string     `json:"failure,omitempty" doc:"For a failed run: transient, permanent or removed."`
+	Attempts     int        `json:"attempts"`
+	NewEnd       time.Time  `json:"new_end,omitzero" doc:"When the new credential ends."`
+	EndedAt      time.Time  `json:"ended_at,omitzero"`
+	Events       []RunEvent `json:"events"`
 }
 
 func runDetailOf(r *domain.Run) RunDetail {
 	out := RunDetail{
 		Run: Run{ID: r.ID, Application: r.AppName, AppID: r.AppID, ObjectID: r.AppObjectID, Policy: r.Policy, Trigger: string(r.Trigger), State: string(r.State),
 			NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces},
+		Connection: r.Connection, SinksStarted: r.SinksStarted, UpdatedAt: r.UpdatedAt, Seq: r.Seq, Holder: r.Holder,
 		Kind: string(r.Kind), TenantID: r.TenantID, Failure: string(r.Failure), Attempts: r.Attempts, NewEnd: r.NewEnd, EndedAt: r.EndedAt,
 		Events: make([]RunEvent, 0, len(r.Events)),
 	}

@@ -583,3 +583,71 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCLIUserTokens: a person's delegated token issued to rotor's CLI
+// (cli_client_id) with its scope is accepted as that person, with the
+// app roles assigned to them; the same token shape from any other client,
+// without the scope, without a bound role, or for another audience is
+// refused; and a rotor that names no CLI refuses every delegated token.
+func TestCLIUserTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	cliID, userID := uuid.NewString(), uuid.NewString()
+	cfg := b.cfg
+	cfg.CLIClientID = cliID
+	v := b.validator(t, cfg)
+	genuine := b.adminToken(t)
+	user := func(tweak func(jwt.MapClaims)) string {
+		return b.forge(t, genuine, func(c jwt.MapClaims) {
+			c["appid"], c["appidacr"], c["oid"], c["sub"], c["idtyp"] = cliID, "0", userID, "pairwise", "user"
+			c["scp"], c["roles"] = "user_impersonation", []string{roleOperator}
+			c["name"], c["upn"] = "Ada Admin", "ada@contoso.example"
+			if tweak != nil {
+				tweak(c)
+			}
+		})
+	}
+
+	p, err := v.Validate(ctx, user(nil))
+	require.NoError(t, err)
+	require.Equal(t, app.Actor{Kind: app.ActorUser, ID: userID, Name: "Ada Admin <ada@contoso.example>"}, p.Actor, "the person, as the UI names them")
+	require.Equal(t, map[domain.OrgID]app.Role{orgA: app.RoleOperator}, p.Roles)
+	require.Equal(t, userID, p.ObjectID)
+	require.Equal(t, "entra-user:"+b.tenant.ID+"/"+userID, p.RateKey, "a person's own budget")
+
+	for name, tc := range map[string]struct {
+		v      *auth.Validator
+		token  string
+		reason auth.Reason
+		status int
+	}{
+		"NoCLIConfigured":   {b.v, user(nil), auth.ReasonClaims, 401},
+		"AnotherClient":     {v, user(func(c jwt.MapClaims) { c["appid"] = b.clients["admin"].AppID }), auth.ReasonClaims, 401},
+		"WithoutTheScope":   {v, user(func(c jwt.MapClaims) { c["scp"] = "User.Read" }), auth.ReasonClaims, 401},
+		"NoUser":            {v, user(func(c jwt.MapClaims) { delete(c, "oid") }), auth.ReasonClaims, 401},
+		"NoRoleAssigned":    {v, user(func(c jwt.MapClaims) { delete(c, "roles") }), auth.ReasonNoRole, 403},
+		"OnlyAnUnboundRole": {v, user(func(c jwt.MapClaims) { c["roles"] = []string{roleUnbound} }), auth.ReasonNoRole, 403},
+		"GraphAudience":     {v, user(func(c jwt.MapClaims) { c["aud"] = "https://graph.microsoft.com" }), auth.ReasonAudience, 401},
+		"Expired": {v, user(func(c jwt.MapClaims) {
+			c["nbf"], c["exp"] = b.sim.Now().Add(-2*time.Hour).Unix(), b.sim.Now().Add(-6*time.Minute).Unix()
+		}), auth.ReasonExpired, 401},
+	} {
+		_, err := tc.v.Validate(ctx, tc.token)
+		requireRefused(t, err, tc.reason, tc.status, name)
+	}
+
+	t.Run("ConfigChecks", func(t *testing.T) {
+		for _, bad := range []auth.EntraConfig{
+			func() auth.EntraConfig { c := b.cfg; c.CLIClientID = "rotor-cli"; return c }(),
+			func() auth.EntraConfig {
+				c := b.cfg
+				c.CLIClientID, c.CLIScope = cliID, "api://x/user_impersonation"
+				return c
+			}(),
+		} {
+			_, err := auth.NewValidator(ctx, bad, auth.WithHTTPClient(b.sim.HTTP))
+			require.Error(t, err)
+		}
+	})
+}

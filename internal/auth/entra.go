@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -30,6 +31,9 @@ const (
 	MaxClockSkew     = 5 * time.Minute
 	// maxTokenLen bounds a presented JWT (Entra's are 1-4 KB).
 	maxTokenLen = 16 << 10
+	// DefaultCLIScope is the delegated permission the CLI asks for: the
+	// name Entra's portal suggests for an API's first scope.
+	DefaultCLIScope = "user_impersonation"
 )
 
 // EntraConfig says which Entra access tokens rotor accepts: from which
@@ -57,8 +61,18 @@ type EntraConfig struct {
 	// ClockSkew is the leeway on exp and nbf, at most 5 minutes. Default
 	// 5 minutes.
 	ClockSkew time.Duration `yaml:"clock_skew"`
-	// Roles bind the API's app roles to rotor roles per organization.
+	// Roles bind the API's app roles to rotor roles per organization:
+	// the roles assigned to a calling application, and those assigned
+	// to a person signing in through the CLI.
 	Roles RoleMap `yaml:"roles"`
+	// CLIClientID is the app id of rotor's CLI registration, a public
+	// client ('rotor login'). Delegated (user) tokens are accepted only
+	// when issued to it: a token some other application obtained for
+	// the user is refused. Empty: every delegated token is refused.
+	CLIClientID string `yaml:"cli_client_id"`
+	// CLIScope is the delegated permission of rotor's API the CLI asks
+	// for; a user token must carry it in scp. Default DefaultCLIScope.
+	CLIScope string `yaml:"cli_scope"`
 	// KeyRefreshInterval and KeyMaxAge tune the JWKS cache (defaults
 	// DefaultKeyRefreshInterval and DefaultKeyMaxAge).
 	KeyRefreshInterval time.Duration `yaml:"key_refresh_interval"`
@@ -91,6 +105,14 @@ func (c EntraConfig) normalized() (EntraConfig, error) {
 	}
 	if c.ClientID != "" && !guidPattern.MatchString(c.ClientID) {
 		errs = append(errs, fmt.Errorf("client_id %q is not an app id (a GUID)", c.ClientID))
+	}
+	if c.CLIClientID != "" && !guidPattern.MatchString(c.CLIClientID) {
+		errs = append(errs, fmt.Errorf("cli_client_id %q is not an app id (a GUID)", c.CLIClientID))
+	}
+	if c.CLIScope == "" {
+		c.CLIScope = DefaultCLIScope
+	} else if strings.ContainsAny(c.CLIScope, " /") {
+		errs = append(errs, fmt.Errorf("cli_scope %q must be a scope's name (user_impersonation), without the API's URI", c.CLIScope))
 	}
 	if len(c.TokenVersions) == 0 {
 		c.TokenVersions = []int{1, 2}
@@ -246,8 +268,9 @@ func discover(ctx context.Context, client *http.Client, authority, tenant string
 	return doc.Issuer, doc.JWKSURI, nil
 }
 
-// accessClaims are the claims of an app-only Entra access token rotor
-// reads.
+// accessClaims are the claims of an Entra access token rotor reads: an
+// app-only token's, and a delegated (user) token's name, upn and
+// preferred_username.
 type accessClaims struct {
 	Issuer   string   `json:"iss"`
 	TenantID string   `json:"tid"`
@@ -261,15 +284,19 @@ type accessClaims struct {
 	Expiry   *float64 `json:"exp"`
 	NotBef   *float64 `json:"nbf"`
 	Name     string   `json:"app_displayname"`
+	UserName string   `json:"name"`
+	UPN      string   `json:"upn"`                // v1.0
+	Username string   `json:"preferred_username"` // v2.0
 }
 
 // Validate checks a presented access token and returns its principal, or
 // an *Error saying why not. In order: the header (RS256 and a kid), the
 // issuer (one of the configured tenants' discovery documents), the
 // signature (that issuer's JWKS), then the claims: token version, tenant,
-// audience, exp and nbf within the skew, an app-only token (appid/azp
-// and oid, no scp), and at least one app role bound to a rotor role
-// (ReasonNoRole, 403, otherwise).
+// audience, exp and nbf within the skew, then for an app-only token
+// appid/azp and oid, for a delegated one (scp) what delegated checks,
+// and at least one app role bound to a rotor role (ReasonNoRole, 403,
+// otherwise).
 func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
 	if raw == "" {
 		return nil, refuse(ReasonMissing, nil)
@@ -337,10 +364,10 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 	if nbf := unixTime(*c.NotBef); now.Before(nbf.Add(-skew)) {
 		return nil, refuse(ReasonNotYetValid, nil)
 	}
-	switch {
-	case c.Scope != nil:
-		return nil, refuse(ReasonClaims, errors.New("a delegated (user) token: only app-only tokens are accepted"))
-	case clientID == "" || c.ObjectID == "":
+	if c.Scope != nil {
+		return v.delegated(iss, clientID, &c)
+	}
+	if clientID == "" || c.ObjectID == "" {
 		return nil, refuse(ReasonClaims, errors.New("appid/azp and oid are required"))
 	}
 	roles := v.cfg.Roles.Resolve(c.Roles)
@@ -357,6 +384,43 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 		TenantID: iss.tenant, ClientID: clientID, ObjectID: c.ObjectID,
 		AppRoles: slices.Clone(c.Roles), Roles: roles,
 		RateKey:   "entra:" + iss.tenant + "/" + clientID,
+		ExpiresAt: unixTime(*c.Expiry),
+	}, nil
+}
+
+// delegated judges a delegated (user) token, whose signature, issuer,
+// audience and times Validate has checked: it must have been issued to
+// rotor's CLI (cli_client_id), carry the CLI's scope, name the user
+// (oid), and the API's app roles assigned to the user must grant a
+// rotor role. The principal is the person, named in the audit trail as
+// the UI names them (object id, "Name <upn>"): a person acts as the same
+// actor through the UI and through the CLI (ADR 21).
+func (v *Validator) delegated(iss *issuer, clientID string, c *accessClaims) (*Principal, error) {
+	switch {
+	case v.cfg.CLIClientID == "":
+		return nil, refuse(ReasonClaims, errors.New("a delegated (user) token, and no cli_client_id is configured: only app-only tokens are accepted"))
+	case !strings.EqualFold(clientID, v.cfg.CLIClientID):
+		return nil, refuse(ReasonClaims, errors.New("a delegated (user) token issued to another client than rotor's CLI"))
+	case !slices.Contains(strings.Fields(*c.Scope), v.cfg.CLIScope):
+		return nil, refuse(ReasonClaims, errors.New("a delegated (user) token without the CLI's scope"))
+	case c.ObjectID == "":
+		return nil, refuse(ReasonClaims, errors.New("oid is required"))
+	}
+	roles := v.cfg.Roles.Resolve(c.Roles)
+	if len(roles) == 0 {
+		return nil, refuse(ReasonNoRole, nil)
+	}
+	username := cmp.Or(c.UPN, c.Username)
+	name := username
+	if c.UserName != "" && c.UserName != username {
+		name = c.UserName + " <" + username + ">"
+	}
+	return &Principal{
+		Actor:    app.Actor{Kind: app.ActorUser, ID: c.ObjectID, Name: name},
+		Method:   MethodEntra,
+		TenantID: iss.tenant, ClientID: clientID, ObjectID: c.ObjectID,
+		AppRoles: slices.Clone(c.Roles), Roles: roles,
+		RateKey:   "entra-user:" + iss.tenant + "/" + c.ObjectID,
 		ExpiresAt: unixTime(*c.Expiry),
 	}, nil
 }

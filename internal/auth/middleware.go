@@ -131,6 +131,12 @@ func (Authorizer) Authorize(ctx context.Context, scope app.Scope, action app.Act
 		return deny("no role in organization " + string(scope.Org))
 	}
 	if !role.Permits(action) {
+		// The role that would: what to ask an admin for.
+		for _, r := range []app.Role{app.RoleViewer, app.RoleOperator, app.RoleAdmin} {
+			if r.Permits(action) {
+				return deny("role " + string(role) + " does not permit it; it needs " + string(r))
+			}
+		}
 		return deny("role " + string(role) + " does not permit it")
 	}
 	return nil

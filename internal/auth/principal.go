@@ -37,14 +37,16 @@ const (
 
 // Principal is an authenticated machine caller.
 type Principal struct {
-	// Actor is who the audit trail names: for an Entra token the
-	// client's app id (appid or azp) with its service principal's object
-	// id (oid) and tenant in Name; for an API key "apikey:<id>" and the
-	// key's name.
+	// Actor is who the audit trail names: for an app-only Entra token
+	// the client's app id (appid or azp) with its service principal's
+	// object id (oid) and tenant in Name; for a delegated token ('rotor
+	// login') the user (kind user, their object id, "Name <upn>"); for
+	// an API key "apikey:<id>" and the key's name.
 	Actor  app.Actor
 	Method Method
 	// TenantID, ClientID and ObjectID are the token's tid, appid/azp and
-	// oid (empty for an API key).
+	// oid (empty for an API key; ObjectID is the user's for a delegated
+	// token).
 	TenantID string
 	ClientID string
 	ObjectID string

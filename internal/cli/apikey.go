@@ -10,6 +10,8 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/server"
 )
 
 func newAPIKeyCmd() *cobra.Command {
@@ -30,6 +32,7 @@ shown once, when it is made. docs/api-auth.md says how callers present one.`,
 func newAPIKeyCreateCmd() *cobra.Command {
 	var (
 		cf      configFlag
+		rf      remoteFlag
 		role    string
 		name    string
 		expires string
@@ -43,7 +46,8 @@ The key is printed once on standard output; store it where its user will read
 it (a pipeline secret, a Key Vault secret). rotor keeps only its hash and
 cannot show it again: a lost key is revoked and replaced.`,
 		Example: `  rotor apikey create --role operator --name ci-deploy
-  rotor apikey create --role viewer --name dashboards --expires 30d`,
+  rotor apikey create --role viewer --name dashboards --expires 30d
+  rotor apikey create --role operator --name ci-deploy --server https://rotor.example.com   # as a signed-in admin`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if name == "" {
@@ -62,22 +66,41 @@ cannot show it again: a lost key is revoked and replaced.`,
 					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--expires must be positive")}
 				}
 			}
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "apikey")
-			if err != nil {
-				return err
+			var (
+				row app.APIKeyRow
+				key string
+				org domain.OrgID
+			)
+			if rf.set() {
+				c, err := rf.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if row, key, err = c.createAPIKey(cmd.Context(), name, r, expires); err != nil {
+					return err
+				}
+				org = domain.OrgID(c.org)
+			} else {
+				srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "apikey")
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				sc := rf.localScope(srv)
+				made, err := srv.App().CreateAPIKey(cmd.Context(), sc, app.NewAPIKey{Name: name, Role: r, Lifetime: life})
+				if err != nil {
+					return explainError(err)
+				}
+				row, key, org = made.APIKeyRow, made.Key.Reveal(), sc.Org
 			}
-			defer srv.Close()
-			made, err := srv.App().CreateAPIKey(cmd.Context(), scope(srv), app.NewAPIKey{Name: name, Role: r, Lifetime: life})
-			if err != nil {
-				return explainError(err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), made.Key.Reveal())
+			fmt.Fprintln(cmd.OutOrStdout(), key)
 			fmt.Fprintf(cmd.ErrOrStderr(), "API key %s (%s, role %s in %s) expires %s.\nThis is the only time it is shown: store it now.\n",
-				made.ID, made.Name, made.Role, scope(srv).Org, made.ExpiresAt.Local().Format("2006-01-02 15:04"))
+				row.ID, row.Name, row.Role, org, row.ExpiresAt.Local().Format("2006-01-02 15:04"))
 			return nil
 		},
 	}
 	cf.register(c)
+	rf.register(c)
 	c.Flags().StringVar(&role, "role", "", "viewer, operator or admin (required)")
 	c.Flags().StringVar(&name, "name", "", "what the key is for, e.g. ci-deploy (required)")
 	c.Flags().StringVar(&expires, "expires", "", "how long the key works, e.g. 30d or 12h (default 90d, at most 730d)")
@@ -87,6 +110,7 @@ cannot show it again: a lost key is revoked and replaced.`,
 func newAPIKeyListCmd() *cobra.Command {
 	var (
 		cf  configFlag
+		rf  remoteFlag
 		out outputFlag
 	)
 	c := &cobra.Command{
@@ -96,17 +120,15 @@ func newAPIKeyListCmd() *cobra.Command {
 was made and by whom, when it expires, and its status (active, expired or
 revoked). The keys themselves are not kept, so they are never shown.`,
 		Example: `  rotor apikey list
-  rotor apikey list -o json`,
+  rotor apikey list -o json
+  rotor apikey list --server https://rotor.example.com`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := cf.openReading(cmd, &out)
+			rows, err := readWith(cmd, &cf, &rf, &out, (*remote).apiKeys, func(srv *server.Server, sc app.Scope) ([]app.APIKeyRow, error) {
+				return srv.App().ListAPIKeys(cmd.Context(), sc)
+			})
 			if err != nil {
 				return err
-			}
-			defer srv.Close()
-			rows, err := srv.App().ListAPIKeys(cmd.Context(), scope(srv))
-			if err != nil {
-				return explainError(err)
 			}
 			return printRows(cmd, &out, rows, "ID\tNAME\tROLE\tSTATUS\tCREATED\tEXPIRES\tCREATED BY", func(k app.APIKeyRow) string {
 				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", k.ID, k.Name, k.Role, k.Status,
@@ -115,32 +137,51 @@ revoked). The keys themselves are not kept, so they are never shown.`,
 		},
 	}
 	cf.register(c)
+	rf.register(c)
 	out.register(c)
 	return c
 }
 
 func newAPIKeyRevokeCmd() *cobra.Command {
-	var cf configFlag
+	var (
+		cf configFlag
+		rf remoteFlag
+	)
 	c := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke an API key at once",
 		Long: `Revoke an API key by its id (as 'rotor apikey list' shows it): every rotor
 process refuses it from its next request on. Revoking a revoked key succeeds.`,
-		Example: `  rotor apikey revoke 7hq2m4c5d6e7f2ab`,
-		Args:    exactArgs(1, "ID (a key id, as 'rotor apikey list' shows it)"),
+		Example: `  rotor apikey revoke 7hq2m4c5d6e7f2ab
+  rotor apikey revoke 7hq2m4c5d6e7f2ab --server https://rotor.example.com`,
+		Args: exactArgs(1, "ID (a key id, as 'rotor apikey list' shows it)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "apikey")
-			if err != nil {
-				return err
-			}
-			defer srv.Close()
-			if err := srv.App().RevokeAPIKey(cmd.Context(), scope(srv), args[0]); err != nil {
-				return explainError(err)
+			if rf.set() {
+				c, err := rf.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := c.revokeAPIKey(cmd.Context(), args[0]); err != nil {
+					if isNotFound(err) {
+						return fmt.Errorf("no API key %q in organization %s: list them with 'rotor apikey list --server %s'", args[0], c.org, c.server)
+					}
+					return err
+				}
+			} else {
+				srv, err := cf.open(cmd.Context(), cmd.ErrOrStderr(), slog.LevelWarn, "apikey")
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				if err := srv.App().RevokeAPIKey(cmd.Context(), rf.localScope(srv), args[0]); err != nil {
+					return explainError(err)
+				}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "API key %s revoked\n", args[0])
 			return nil
 		},
 	}
 	cf.register(c)
+	rf.register(c)
 	return c
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,14 +52,14 @@ in it. See docs/audit.md.`,
 		Args: groupArgs,
 		RunE: showHelp,
 	}
-	group.AddCommand(newAuditVerifyCmd(), newAuditExportCmd())
+	group.AddCommand(newAuditVerifyCmd(), newAuditListCmd(), newAuditExportCmd())
 	return group
 }
 
 func newAuditVerifyCmd() *cobra.Command {
 	var (
 		cf      configFlag
-		of      orgFlag
+		rf      remoteFlag
 		out     outputFlag
 		anchors []string
 	)
@@ -83,7 +84,8 @@ record the chain does not account for), or head-missing. Exit 1 means the
 trail could not be read at all.`,
 		Example: `  rotor audit verify
   rotor audit verify --org contoso --anchor 1834:5e0c…9a1f
-  rotor audit verify -o json`,
+  rotor audit verify -o json
+  rotor audit verify --server https://rotor.example.com --anchor 1834:5e0c…9a1f`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.validate(cmd); err != nil {
@@ -97,15 +99,12 @@ trail could not be read at all.`,
 				}
 				opts.Anchors = append(opts.Anchors, h)
 			}
-			srv, err := cf.openReading(cmd, &out)
+			res, err := readWith(cmd, &cf, &rf, &out, func(r *remote, ctx context.Context) (audit.Result, error) { return r.auditVerify(ctx, opts.Anchors) },
+				func(srv *server.Server, sc app.Scope) (audit.Result, error) {
+					return srv.App().AuditVerify(cmd.Context(), sc, opts)
+				})
 			if err != nil {
 				return err
-			}
-			defer srv.Close()
-			sc := of.scope(srv)
-			res, err := srv.App().AuditVerify(cmd.Context(), sc, opts)
-			if err != nil {
-				return explainError(err)
 			}
 			if out.json() {
 				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
@@ -121,9 +120,86 @@ trail could not be read at all.`,
 		},
 	}
 	cf.register(c)
-	of.register(c)
+	rf.register(c)
 	out.register(c)
 	c.Flags().StringArrayVar(&anchors, "anchor", nil, "a head printed earlier, SEQ:HASH, that the trail must still contain (repeatable)")
+	return c
+}
+
+func newAuditListCmd() *cobra.Command {
+	var (
+		cf                 configFlag
+		rf                 remoteFlag
+		out                outputFlag
+		since, until       string
+		action, actor, run string
+		object             string
+		limit              int
+		newest             bool
+	)
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List audit records: who did what, when, with what outcome",
+		Long: `List the organization's audit records, oldest first (--newest: newest first),
+at most --limit of them, filtered by time, actor, action, object or run.
+--since and --until take what 'rotor audit export' takes: an RFC 3339 time,
+a date, or a duration back from now (7d). For the whole trail as JSON lines,
+use 'rotor audit export'.`,
+		Example: `  rotor audit list --newest --limit 20
+  rotor audit list --action rotate --since 7d -o json
+  rotor audit list --run 01J… --server https://rotor.example.com`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := app.AuditFilter{Action: action, Actor: actor, Object: object, Run: run, Newest: newest, Limit: limit}
+			if limit < 1 || limit > app.MaxAuditLimit {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--limit must be between 1 and %d", app.MaxAuditLimit)}
+			}
+			for flag, v := range map[string]string{"--since": since, "--until": until} {
+				if _, err := parseWhen(v, time.Now()); err != nil {
+					return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("%s: %w", flag, err)}
+				}
+			}
+			recs, err := readWith(cmd, &cf, &rf, &out, func(r *remote, ctx context.Context) ([]audit.Record, error) {
+				f.Since, _ = parseWhen(since, time.Now())
+				f.Until, _ = parseWhen(until, time.Now())
+				return r.auditList(ctx, f)
+			}, func(srv *server.Server, sc app.Scope) ([]audit.Record, error) {
+				// Durations back are counted on rotor's clock, as export's.
+				f.Since, _ = parseWhen(since, srv.Clock().Now())
+				f.Until, _ = parseWhen(until, srv.Clock().Now())
+				return srv.App().AuditList(cmd.Context(), sc, f)
+			})
+			if err != nil {
+				var inv *app.InvalidError
+				if errors.As(err, &inv) {
+					return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--%s: %s", inv.Field, inv.Message)}
+				}
+				return err
+			}
+			return printRows(cmd, &out, recs, "SEQ\tAT\tACTOR\tACTION\tOBJECT\tOUTCOME", func(r audit.Record) string {
+				outcome := r.Outcome
+				if r.Error != "" {
+					outcome += " (" + r.Error + ")"
+				}
+				who := r.Actor.String()
+				if r.Actor.Name != "" {
+					who += " " + r.Actor.Name
+				}
+				return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s", r.Seq, r.At.UTC().Format("2006-01-02 15:04:05Z"), who, r.Action, r.Object, outcome)
+			})
+		},
+	}
+	cf.register(c)
+	rf.register(c)
+	out.register(c)
+	c.Flags().StringVar(&since, "since", "", "only records at or after this time (RFC 3339, a date, or a duration back: 7d)")
+	c.Flags().StringVar(&until, "until", "", "only records before this time (same forms as --since)")
+	c.Flags().StringVar(&action, "action", "", "only this action (sync, rotate, retire, move-target, manage-api-keys, sign-in, sign-out, rotation.step)")
+	c.Flags().StringVar(&actor, "actor", "", "only this actor, by id (cli, rotor, an app id, a user's object id, apikey:ID)")
+	c.Flags().StringVar(&object, "object", "", "only this object, as recorded (application:REF, run:ID, inventory, api-key:ID)")
+	c.Flags().StringVar(&run, "run", "", "only the records of this run")
+	c.Flags().IntVar(&limit, "limit", 50, "at most this many records")
+	c.Flags().BoolVar(&newest, "newest", false, "newest first")
 	return c
 }
 

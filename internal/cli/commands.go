@@ -199,7 +199,8 @@ or why it will not rotate (no policy, not owned by rotor, …); 'rotor explain
 APP' gives the full chain of checks.`,
 		Example: `  rotor apps list --expiring 30d
   rotor apps list --connection contoso --manageable -o json
-  ROTOR_TOKEN=rtr_… rotor apps list --server https://rotor.example.com`,
+  rotor login --server https://rotor.example.com && rotor apps list --server https://rotor.example.com
+  ROTOR_TOKEN=rtr_… rotor apps list --server https://rotor.example.com --org contoso`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := out.validate(cmd); err != nil {
@@ -228,7 +229,7 @@ APP' gives the full chain of checks.`,
 					return err
 				}
 				defer srv.Close()
-				if rows, err = srv.App().ListApplications(cmd.Context(), scope(srv), f); err != nil {
+				if rows, err = srv.App().ListApplications(cmd.Context(), rf.localScope(srv), f); err != nil {
 					return explainError(err)
 				}
 			}
@@ -252,8 +253,63 @@ APP' gives the full chain of checks.`,
 	list.Flags().StringVar(&connection, "connection", "", "only this connection's applications")
 	list.Flags().BoolVar(&manageable, "manageable", false, "only applications rotor's rotation identity owns")
 	list.Flags().StringVar(&prefix, "prefix", "", "only applications whose display name starts with this")
-	apps.AddCommand(list, newAppsSettingsCmd())
+	apps.AddCommand(list, newAppsShowCmd(), newAppsSettingsCmd())
 	return apps
+}
+
+func newAppsShowCmd() *cobra.Command {
+	var (
+		cf  configFlag
+		rf  remoteFlag
+		out outputFlag
+	)
+	c := &cobra.Command{
+		Use:   "show APP",
+		Short: "Show one application with its credentials (hints only, never a value)",
+		Long: `Show one application (by display name, app id or object id): its ids, which
+connections see it and which may change it, and its credentials as the last
+sync saw them, newest end first, with the hint Entra shows of a secret and
+whether rotor made it. 'rotor explain APP' adds what rotor will do about it.`,
+		Example: `  rotor apps show web-storefront
+  rotor apps show 3f2a9c1e-… -o json --server https://rotor.example.com`,
+		Args: exactArgs(1, "APP (a display name, app id or object id)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.validate(cmd); err != nil {
+				return err
+			}
+			var d *app.ApplicationDetail
+			if rf.set() {
+				r, err := rf.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if d, err = r.application(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+			} else {
+				srv, err := cf.openReading(cmd, &out)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				if d, err = srv.App().GetApplication(cmd.Context(), rf.localScope(srv), args[0]); err != nil {
+					return explainError(err)
+				}
+			}
+			if out.json() {
+				return writeJSON(cmd.OutOrStdout(), d)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%s (app id %s, object id %s, tenant %s)\n  %s; %d %s\n\n", d.Name, d.AppID, d.ObjectID, d.TenantID,
+				describeAccess(d.Access), d.Owners, plural(int64(d.Owners), "owner", "owners"))
+			printCredentials(w, *d, time.Now())
+			return nil
+		},
+	}
+	cf.register(c)
+	rf.register(c)
+	out.register(c)
+	return c
 }
 
 func yesNo(b bool) string {
@@ -266,6 +322,7 @@ func yesNo(b bool) string {
 func newExplainCmd() *cobra.Command {
 	var (
 		cf  configFlag
+		rf  remoteFlag
 		out outputFlag
 	)
 	c := &cobra.Command{
@@ -276,17 +333,31 @@ application (by display name, app id or object id) and prints each with its
 outcome: which policy selects it, whether rotor owns it, whether a run is in
 progress, which credential rotor made last and when it is due.`,
 		Example: `  rotor explain web-storefront
-  rotor explain 3f2a9c1e-… -o json`,
+  rotor explain 3f2a9c1e-… -o json
+  rotor explain web-storefront --server https://rotor.example.com`,
 		Args: exactArgs(1, "APP (a display name, app id or object id)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srv, err := cf.openReading(cmd, &out)
-			if err != nil {
+			if err := out.validate(cmd); err != nil {
 				return err
 			}
-			defer srv.Close()
-			ex, err := srv.App().Explain(cmd.Context(), scope(srv), args[0])
-			if err != nil {
-				return explainError(err)
+			var ex *app.Explanation
+			if rf.set() {
+				r, err := rf.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if ex, err = r.explain(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+			} else {
+				srv, err := cf.openReading(cmd, &out)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				if ex, err = srv.App().Explain(cmd.Context(), rf.localScope(srv), args[0]); err != nil {
+					return explainError(err)
+				}
 			}
 			if out.json() {
 				return writeJSON(cmd.OutOrStdout(), ex)
@@ -313,6 +384,7 @@ progress, which credential rotor made last and when it is due.`,
 		},
 	}
 	cf.register(c)
+	rf.register(c)
 	out.register(c)
 	return c
 }

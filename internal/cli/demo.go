@@ -183,6 +183,11 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 	}
 	cfgYAML = append(cfgYAML, database...)
 	cfgYAML = append(cfgYAML, signIn.yaml...)
+	cliAuth, err := demoCLI(srv, info, filepath.Join(simDir, simfile.FileName))
+	if err != nil {
+		return err
+	}
+	cfgYAML = append(cfgYAML, cliAuth...)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	if err := os.WriteFile(cfgPath, cfgYAML, 0o600); err != nil {
 		return err
@@ -230,6 +235,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 		fmt.Fprintf(stdout, "             (your browser will not know the simulator's certificate authority: %s).\n", info.CAFile)
 		fmt.Fprintln(stdout, "             An organization no Entra role makes anyone admin of gets a break-glass admin instead,")
 		fmt.Fprintln(stdout, "             whose password rotor prints once, on stderr, at its first start (here ada is admin: none).")
+		fmt.Fprintf(stdout, "CLI:         rotor login --server http://%s --ca-file %s   then   rotor apps list --server http://%s\n", a, info.CAFile, a)
 		fmt.Fprintf(stdout, "             The dashboard, every credential, each rotation live and the audit log are there.   (Ctrl-C to stop)\n\n")
 		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
 	})
@@ -418,4 +424,33 @@ sign_in:
 `, simFile, t.ID, web.AppID, secretFile, redirect,
 		domain.DefaultOrg, domain.DefaultOrg, viewers, domain.DefaultOrg, sim.DemoViewerGroup, operators, domain.DefaultOrg, sim.DemoOperatorGroup)
 	return demoSignInConfig{yaml: []byte(yaml), tenant: t.Name}, nil
+}
+
+// demoCLI registers rotor's API and rotor's CLI (a public client) in the
+// simulator's first tenant, with the demo users' app roles on the API
+// (sim.RegisterDemoCLI), and returns the api_auth section that accepts
+// their tokens: 'rotor login --server' against the demo signs ada, oscar
+// or vera in through the browser, and the CLI's --server commands act as
+// them.
+func demoCLI(srv *sim.Server, info *simfile.Info, simFile string) ([]byte, error) {
+	t := info.Tenants[0]
+	reg, err := srv.RegisterDemoCLI(t.ID)
+	if err != nil {
+		return nil, fmt.Errorf("register the demo's CLI: %w", err)
+	}
+	return []byte(fmt.Sprintf(`
+# The CLI signs people in with 'rotor login' (docs/api-auth.md#people-on-the-command-line).
+api_auth:
+  entra:
+    cloud: sim
+    sim_file: %q
+    tenants: [%s]
+    app_id_uri: %s
+    client_id: %s
+    cli_client_id: %s
+    roles:
+      - {app_role: Rotor.Admin,    organization: %s, role: admin}
+      - {app_role: Rotor.Operator, organization: %s, role: operator}
+      - {app_role: Rotor.Viewer,   organization: %s, role: viewer}
+`, simFile, t.ID, reg.API.IdentifierURI, reg.API.AppID, reg.CLI.AppID, domain.DefaultOrg, domain.DefaultOrg, domain.DefaultOrg)), nil
 }

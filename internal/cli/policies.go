@@ -2,20 +2,24 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rotor-dev/rotor/internal/app"
+	"github.com/rotor-dev/rotor/internal/server"
 )
 
 func newPoliciesCmd() *cobra.Command {
 	pols := &cobra.Command{Use: "policies", Short: "Look at the rotation policies", Args: groupArgs, RunE: showHelp}
 	var (
 		cf  configFlag
+		rf  remoteFlag
 		out outputFlag
 	)
 	list := &cobra.Command{
@@ -26,17 +30,15 @@ connection it rotates, the lifetimes and thresholds, and the sinks (by type)
 each new secret is delivered to. An application is governed by the first
 policy that selects it; 'rotor explain APP' says which one that is.`,
 		Example: `  rotor policies list
-  rotor policies list -o json`,
+  rotor policies list -o json
+  rotor policies list --server https://rotor.example.com`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := cf.openReading(cmd, &out)
+			rows, err := readWith(cmd, &cf, &rf, &out, (*remote).policies, func(srv *server.Server, sc app.Scope) ([]app.PolicyRow, error) {
+				return srv.App().ListPolicies(cmd.Context(), sc)
+			})
 			if err != nil {
 				return err
-			}
-			defer srv.Close()
-			rows, err := srv.App().ListPolicies(cmd.Context(), scope(srv))
-			if err != nil {
-				return explainError(err)
 			}
 			return printRows(cmd, &out, rows, "NAME\tCONNECTION\tAPPLICATIONS\tENABLED\tKIND\tLIFETIME\tRENEW BEFORE\tOVERLAP\tSINKS", func(p app.PolicyRow) string {
 				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", p.Name, p.Connection, p.Selector, yesNo(p.Enabled), p.Kind,
@@ -45,15 +47,81 @@ policy that selects it; 'rotor explain APP' says which one that is.`,
 		},
 	}
 	cf.register(list)
+	rf.register(list)
 	out.register(list)
-	pols.AddCommand(list)
+
+	var (
+		scf  configFlag
+		srf  remoteFlag
+		sout outputFlag
+	)
+	show := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one policy",
+		Example: `  rotor policies show owned
+  rotor policies show owned -o json --server https://rotor.example.com`,
+		Args: exactArgs(1, "NAME (a policy's name)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := readWith(cmd, &scf, &srf, &sout, func(r *remote, ctx context.Context) (*app.PolicyRow, error) { return r.policy(ctx, args[0]) },
+				func(srv *server.Server, sc app.Scope) (*app.PolicyRow, error) {
+					return srv.App().GetPolicy(cmd.Context(), sc, args[0])
+				})
+			if err != nil {
+				return err
+			}
+			if sout.json() {
+				return writeJSON(cmd.OutOrStdout(), p)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			for _, kv := range [][2]string{{"name", p.Name}, {"connection", p.Connection}, {"applications", p.Selector}, {"enabled", yesNo(p.Enabled)},
+				{"kind", string(p.Kind)}, {"lifetime", p.Lifetime}, {"renew before", p.RenewBefore}, {"overlap", p.Overlap},
+				{"notify before", cmp.Or(p.NotifyBefore, "-")}, {"verify", yesNo(p.Verify)}, {"retire unmanaged", yesNo(p.RetireUnmanaged)},
+				{"sinks", cmp.Or(strings.Join(p.Sinks, ", "), "-")}} {
+				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
+			}
+			return tw.Flush()
+		},
+	}
+	scf.register(show)
+	srf.register(show)
+	sout.register(show)
+	pols.AddCommand(list, show)
 	return pols
+}
+
+// readWith runs a reading command's use case: remote's with --server,
+// else local's on the store, the errors of each said for the command
+// line.
+func readWith[T any](cmd *cobra.Command, cf *configFlag, rf *remoteFlag, out *outputFlag, remoteRead func(*remote, context.Context) (T, error),
+	localRead func(*server.Server, app.Scope) (T, error)) (T, error) {
+	var zero T
+	if err := out.validate(cmd); err != nil {
+		return zero, err
+	}
+	if rf.set() {
+		r, err := rf.client(cmd.Context())
+		if err != nil {
+			return zero, err
+		}
+		return remoteRead(r, cmd.Context())
+	}
+	srv, err := cf.openReading(cmd, out)
+	if err != nil {
+		return zero, err
+	}
+	defer srv.Close()
+	v, err := localRead(srv, rf.localScope(srv))
+	if err != nil {
+		return zero, explainError(err)
+	}
+	return v, nil
 }
 
 func newConnectionsCmd() *cobra.Command {
 	conns := &cobra.Command{Use: "connections", Short: "Look at the connections to Entra tenants", Args: groupArgs, RunE: showHelp}
 	var (
 		cf  configFlag
+		rf  remoteFlag
 		out outputFlag
 	)
 	list := &cobra.Command{
@@ -67,17 +135,15 @@ Entra's AADSTS code; FAILING when no success came after it). -o json adds
 the failure's text and the Graph roles the last token carried. Secrets, and
 where they are kept, are never shown.`,
 		Example: `  rotor connections list
-  rotor connections list -o json`,
+  rotor connections list -o json
+  rotor connections list --server https://rotor.example.com`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := cf.openReading(cmd, &out)
+			rows, err := readWith(cmd, &cf, &rf, &out, (*remote).connections, func(srv *server.Server, sc app.Scope) ([]app.Connection, error) {
+				return srv.App().ListConnections(cmd.Context(), sc)
+			})
 			if err != nil {
 				return err
-			}
-			defer srv.Close()
-			rows, err := srv.App().ListConnections(cmd.Context(), scope(srv))
-			if err != nil {
-				return explainError(err)
 			}
 			return printRows(cmd, &out, rows, "NAME\tTENANT\tPURPOSE\tCLOUD\tIDENTITY\tCLIENT ID\tLAST OK\tLAST FAILURE", func(c app.Connection) string {
 				failure := whenOrDash(c.LastFailure)
@@ -93,10 +159,56 @@ where they are kept, are never shown.`,
 		},
 	}
 	cf.register(list)
+	rf.register(list)
 	out.register(list)
 
 	var (
+		scf  configFlag
+		srf  remoteFlag
+		sout outputFlag
+	)
+	show := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one connection with its health (never a secret)",
+		Example: `  rotor connections show contoso
+  rotor connections show contoso -o json --server https://rotor.example.com`,
+		Args: exactArgs(1, "NAME (a connection's name)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := readWith(cmd, &scf, &srf, &sout, func(r *remote, ctx context.Context) (*app.Connection, error) { return r.connection(ctx, args[0]) },
+				func(srv *server.Server, sc app.Scope) (*app.Connection, error) {
+					return srv.App().GetConnection(cmd.Context(), sc, args[0])
+				})
+			if err != nil {
+				var nf *app.NotFoundError
+				if errors.As(err, &nf) || isNotFound(err) {
+					return fmt.Errorf("no connection %q: list them with 'rotor connections list'", args[0])
+				}
+				return err
+			}
+			if sout.json() {
+				return writeJSON(cmd.OutOrStdout(), c)
+			}
+			failure := whenOrDash(c.LastFailure)
+			if c.Failure != "" {
+				failure += " (" + c.Failure + ")"
+			}
+			tw := newTable(cmd.OutOrStdout())
+			for _, kv := range [][2]string{{"name", c.Name}, {"tenant", c.TenantID}, {"purpose", c.Purpose}, {"cloud", c.Cloud},
+				{"identity", c.Identity}, {"client id", cmp.Or(c.ClientID, "-")}, {"auxiliary tenants", cmp.Or(strings.Join(c.AuxiliaryTenants, ", "), "-")},
+				{"provisioned", yesNo(c.Provisioned)}, {"last ok", whenOrDash(c.LastSuccess)}, {"last failure", failure}, {"failing", yesNo(c.Failing)},
+				{"roles", cmp.Or(strings.Join(c.Roles, ", "), "-")}} {
+				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
+			}
+			return tw.Flush()
+		},
+	}
+	scf.register(show)
+	srf.register(show)
+	sout.register(show)
+
+	var (
 		tcf  configFlag
+		trf  remoteFlag
 		tout outputFlag
 	)
 	test := &cobra.Command{
@@ -108,18 +220,36 @@ its token carries (a rotation connection needs Application.ReadWrite.OwnedBy,
 a read connection Application.Read.All). A refusal shows Entra's AADSTS code
 and exits 1. Secrets are never shown.`,
 		Example: `  rotor connections test contoso
-  rotor connections test contoso -o json`,
+  rotor connections test contoso -o json
+  rotor connections test contoso --server https://rotor.example.com`,
 		Args: exactArgs(1, "NAME (a connection's name)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srv, err := tcf.openReading(cmd, &tout)
-			if err != nil {
+			if err := tout.validate(cmd); err != nil {
 				return err
 			}
-			defer srv.Close()
-			in, err := srv.App().TestConnection(cmd.Context(), scope(srv), args[0])
+			var in app.SignIn
+			var err error
+			if trf.set() {
+				r, cerr := trf.client(cmd.Context())
+				if cerr != nil {
+					return cerr
+				}
+				in, err = r.testConnection(cmd.Context(), args[0])
+				var re *remoteError
+				if errors.As(err, &re) && re.status != http.StatusNotFound {
+					return err
+				}
+			} else {
+				srv, oerr := tcf.openReading(cmd, &tout)
+				if oerr != nil {
+					return oerr
+				}
+				defer srv.Close()
+				in, err = srv.App().TestConnection(cmd.Context(), trf.localScope(srv), args[0])
+			}
 			if err != nil {
 				var nf *app.NotFoundError
-				if errors.As(err, &nf) {
+				if errors.As(err, &nf) || isNotFound(err) {
 					return fmt.Errorf("no connection %q: list them with 'rotor connections list'", args[0])
 				}
 				return fmt.Errorf("connection %s cannot sign in: %w", args[0], err)
@@ -134,8 +264,9 @@ and exits 1. Secrets are never shown.`,
 		},
 	}
 	tcf.register(test)
+	trf.register(test)
 	tout.register(test)
-	conns.AddCommand(list, test)
+	conns.AddCommand(list, show, test)
 	return conns
 }
 

@@ -116,6 +116,9 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newAuditCmd(),
 		newAPIKeyCmd(),
 		newVaultsCmd(),
+		newPlanCmd(),
+		newLoginCmd(),
+		newLogoutCmd(),
 	)
 	return root
 }

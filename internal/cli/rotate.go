@@ -131,6 +131,7 @@ func newRunsCmd() *cobra.Command {
 	runs := &cobra.Command{Use: "runs", Short: "Look at rotation runs and their journals", Args: groupArgs, RunE: showHelp}
 	var (
 		cf     configFlag
+		rf     remoteFlag
 		out    outputFlag
 		appRef string
 		state  string
@@ -139,21 +140,39 @@ func newRunsCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List rotation runs, newest first",
-		Example: "  rotor runs list --state failed\n  rotor runs list --app web-storefront -o json",
+		Example: "  rotor runs list --state failed\n  rotor runs list --app web-storefront -o json\n  rotor runs list --server https://rotor.example.com --state failed",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := cf.openReading(cmd, &out)
-			if err != nil {
+			if err := out.validate(cmd); err != nil {
 				return err
 			}
-			defer srv.Close()
 			f := app.RunFilter{App: appRef, Limit: limit}
 			if state != "" {
 				for _, s := range strings.Split(state, ",") {
 					f.States = append(f.States, domain.RunState(strings.TrimSpace(s)))
 				}
 			}
-			rows, err := srv.App().ListRuns(cmd.Context(), scope(srv), f)
+			var rows []app.RunRow
+			var err error
+			if rf.set() {
+				if limit < 1 {
+					return &usageError{cmd: cmd.CommandPath(), err: errors.New("--limit must be positive")}
+				}
+				r, cerr := rf.client(cmd.Context())
+				if cerr != nil {
+					return cerr
+				}
+				if rows, err = r.runs(cmd.Context(), f); err != nil {
+					return err
+				}
+			} else {
+				srv, oerr := cf.openReading(cmd, &out)
+				if oerr != nil {
+					return oerr
+				}
+				defer srv.Close()
+				rows, err = srv.App().ListRuns(cmd.Context(), rf.localScope(srv), f)
+			}
 			if err != nil {
 				var inv *app.InvalidError
 				if errors.As(err, &inv) {
@@ -171,6 +190,7 @@ func newRunsCmd() *cobra.Command {
 		},
 	}
 	cf.register(list)
+	rf.register(list)
 	out.register(list)
 	list.Flags().StringVar(&appRef, "app", "", "only this application's runs")
 	list.Flags().StringVar(&state, "state", "", "only runs in these states (comma-separated: planned,created,propagated,verified,retiring,done,failed,abandoned)")
@@ -178,19 +198,34 @@ func newRunsCmd() *cobra.Command {
 
 	var showOut outputFlag
 	var showCf configFlag
+	var showRf remoteFlag
 	show := &cobra.Command{
-		Use:   "show RUN",
-		Short: "Show one run with its journal",
-		Args:  exactArgs(1, "RUN (a run id from 'rotor runs list')"),
+		Use:     "show RUN",
+		Short:   "Show one run with its journal",
+		Example: "  rotor runs show 01J…\n  rotor runs show 01J… -o json --server https://rotor.example.com",
+		Args:    exactArgs(1, "RUN (a run id from 'rotor runs list')"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srv, err := showCf.openReading(cmd, &showOut)
-			if err != nil {
+			if err := showOut.validate(cmd); err != nil {
 				return err
 			}
-			defer srv.Close()
-			r, err := srv.App().GetRun(cmd.Context(), scope(srv), args[0])
-			if err != nil {
-				return explainError(err)
+			var r *domain.Run
+			if showRf.set() {
+				c, err := showRf.client(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if r, err = c.run(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+			} else {
+				srv, err := showCf.openReading(cmd, &showOut)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				if r, err = srv.App().GetRun(cmd.Context(), showRf.localScope(srv), args[0]); err != nil {
+					return explainError(err)
+				}
 			}
 			if showOut.json() {
 				return writeJSON(cmd.OutOrStdout(), r)
@@ -213,6 +248,7 @@ func newRunsCmd() *cobra.Command {
 		},
 	}
 	showCf.register(show)
+	showRf.register(show)
 	showOut.register(show)
 	runs.AddCommand(list, show)
 	return runs

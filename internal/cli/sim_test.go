@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -571,6 +572,7 @@ var (
 	demoExplainLine = regexp.MustCompile(`go run \./cmd/rotor explain (\S+) --config (\S+)\n`)
 	demoSignInLine  = regexp.MustCompile(`Sign in: +http://(127\.0\.0\.1:\d+)/ui/ `)
 	demoAppsLine    = regexp.MustCompile(`go run \./cmd/rotor apps list --config (\S+)\n`)
+	demoCLILine     = regexp.MustCompile(`CLI: +rotor login --server (http://127\.0\.0\.1:\d+) --ca-file (\S+) `)
 )
 
 // TestDemoSuggestionsWork runs `rotor demo` and, while it serves, the
@@ -626,6 +628,30 @@ func TestDemoSuggestionsWork(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasSuffix(authorize.Path, "/oauth2/v2.0/authorize"), authorize.String())
 	require.Equal(t, "http://"+addr+"/auth/callback", authorize.Query().Get("redirect_uri"))
+
+	// The CLI signs the demo's people in: vera logs in through the
+	// simulator's page and lists the applications as a viewer.
+	cm := demoCLILine.FindStringSubmatch(s)
+	require.NotNil(t, cm, s)
+	require.Equal(t, "http://"+addr, cm[1])
+	cache := filepath.Join(t.TempDir(), "tokens.json")
+	env := &env{t: t}
+	authorizeURL, loggedIn, loginOut, loginErr := startLogin(t, env, "--server", cm[1], "--ca-file", cm[2], "--token-cache", cache, "--timeout", "1m")
+	b := browser(t, cm[2])
+	back := signIn(t, b, authorizeURL, "Vera Viewer")
+	resp, err = b.Get(back.String())
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, 0, <-loggedIn, loginErr.String())
+	require.Contains(t, loginOut.String(), "as Vera Viewer <vera@")
+	require.Contains(t, loginOut.String(), "(viewer in default)")
+	code, remoteApps, remoteErr := execute("apps", "list", "--server", cm[1], "--token-cache", cache, "--token-env", "ROTOR_TEST_DEMO_NO_TOKEN")
+	require.Equal(t, 0, code, remoteErr)
+	require.Contains(t, remoteApps, "web-storefront")
+	code, _, remoteErr = execute("apikey", "list", "--server", cm[1], "--token-cache", cache, "--token-env", "ROTOR_TEST_DEMO_NO_TOKEN")
+	require.NotZero(t, code)
+	require.Contains(t, remoteErr, "it needs admin")
 
 	m := demoAppsLine.FindStringSubmatch(s)
 	require.NotNil(t, m, s)

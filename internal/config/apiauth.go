@@ -51,7 +51,19 @@ type EntraSettings struct {
 	KeyRefreshInterval time.Duration
 	KeyMaxAge          time.Duration
 	Roles              []RoleBinding
+	// CLIClientID is rotor's CLI registration (a public client): people
+	// signed in with 'rotor login' present delegated tokens issued to it,
+	// and only to it. Empty: delegated tokens are refused, and the
+	// server offers no sign-in to the CLI.
+	CLIClientID string
+	// CLIScope is the delegated permission of rotor's API the CLI asks
+	// for (default user_impersonation).
+	CLIScope string
 }
+
+// DefaultCLIScope is api_auth.entra.cli_scope's default: the name Entra's
+// portal suggests for an API's first delegated permission.
+const DefaultCLIScope = "user_impersonation"
 
 // RoleBinding grants the rotor role Role (viewer, operator, admin) in
 // Organization to tokens whose roles claim carries AppRole.
@@ -158,6 +170,18 @@ func (b *builder) entra(raw rawEntra) *EntraSettings {
 		b.bad(s, "app_id_uri", 0, "app_id_uri or client_id is required: rotor's API registration, the audience its tokens carry")
 	case raw.ClientID != "" && !guidPattern.MatchString(raw.ClientID):
 		b.bad(s, "client_id", 0, "client_id %q is not an app id (a GUID)", raw.ClientID)
+	}
+	switch {
+	case raw.CLIClientID != "" && !guidPattern.MatchString(raw.CLIClientID):
+		b.bad(s, "cli_client_id", 0, "cli_client_id %q is not an app id (a GUID): rotor's CLI registration, a public client", raw.CLIClientID)
+	case raw.CLIScope != "" && (strings.ContainsAny(raw.CLIScope, " /") || raw.CLIScope == ".default"):
+		b.bad(s, "cli_scope", 0, "cli_scope %q must be the name of one of the API's delegated permissions (user_impersonation), without the API's URI", raw.CLIScope)
+	case raw.CLIScope != "" && raw.CLIClientID == "":
+		b.bad(s, "cli_scope", 0, "cli_scope is only used with cli_client_id; set cli_client_id (rotor's CLI registration) or remove cli_scope")
+	}
+	e.CLIClientID, e.CLIScope = strings.ToLower(raw.CLIClientID), raw.CLIScope
+	if e.CLIScope == "" {
+		e.CLIScope = DefaultCLIScope
 	}
 	for _, v := range raw.TokenVersions {
 		n, err := strconv.Atoi(strings.TrimSpace(v))

@@ -42,7 +42,8 @@ func TestAPIAuthDefaults(t *testing.T) {
 		Cloud: azure.Public, Authority: "https://login.microsoftonline.com/", Tenants: []string{tenantID},
 		AppIDURI: "api://rotor-prod", ClientID: clientID, TokenVersions: []int{1, 2},
 		ClockSkew: 5 * time.Minute, KeyRefreshInterval: time.Minute, KeyMaxAge: 24 * time.Hour,
-		Roles: []RoleBinding{{"Rotor.Admin", "default", "admin"}, {"Rotor.Viewer", "other", "viewer"}},
+		Roles:    []RoleBinding{{"Rotor.Admin", "default", "admin"}, {"Rotor.Viewer", "other", "viewer"}},
+		CLIScope: "user_impersonation",
 	}, cfg.APIAuth.Entra)
 }
 
@@ -72,6 +73,12 @@ func TestAPIAuthSettings(t *testing.T) {
 			require.Equal(t, "https://login.microsoftonline.us/", a.Entra.Authority)
 			require.Equal(t, []int{2}, a.Entra.TokenVersions)
 			require.Equal(t, 30*time.Second, a.Entra.ClockSkew)
+		}},
+		{"CLI", map[string]any{"entra": entraBase(func(e map[string]any) {
+			e["cli_client_id"], e["cli_scope"] = strings.ToUpper(clientID), "access_as_user"
+		})}, nil, func(t *testing.T, a APIAuthSettings) {
+			require.Equal(t, clientID, a.Entra.CLIClientID, "lower case, as tokens carry it")
+			require.Equal(t, "access_as_user", a.Entra.CLIScope)
 		}},
 		{"AuthorityGetsItsSlash", map[string]any{"entra": entraBase(func(e map[string]any) { e["authority"] = "https://login.example.com" })},
 			nil, func(t *testing.T, a APIAuthSettings) {
@@ -136,6 +143,11 @@ func TestAPIAuthProblems(t *testing.T) {
 		{"NoAppRole", func(e map[string]any) {
 			e["roles"] = []any{map[string]any{"organization": "default", "role": "admin"}}
 		}, nil, "app_role is missing"},
+		{"CLIClientIDNotGUID", func(e map[string]any) { e["cli_client_id"] = "rotor-cli" }, nil, `cli_client_id "rotor-cli" is not an app id`},
+		{"CLIScopeWithURI", func(e map[string]any) {
+			e["cli_client_id"], e["cli_scope"] = clientID, "api://rotor-prod/user_impersonation"
+		}, nil, "without the API's URI"},
+		{"CLIScopeWithoutClient", func(e map[string]any) { e["cli_scope"] = "user_impersonation" }, nil, "cli_scope is only used with cli_client_id"},
 		{"UnknownKey", func(e map[string]any) { e["audience"] = "x" }, nil, `unknown key "audience"`},
 		{"ZeroRate", nil, map[string]any{"rate_limit": map[string]any{"requests_per_second": 0}}, "api_auth.rate_limit.requests_per_second (0) must be between 1 and 10000"},
 		{"HugeBurst", nil, map[string]any{"rate_limit": map[string]any{"burst": 1000000}}, "api_auth.rate_limit.burst (1000000) must be between 1 and 100000"},

@@ -76,6 +76,8 @@ type rawEntra struct {
 	ClockSkew          duration `yaml:"clock_skew"`
 	KeyRefreshInterval duration `yaml:"key_refresh_interval"`
 	KeyMaxAge          duration `yaml:"key_max_age"`
+	CLIClientID        string   `yaml:"cli_client_id"`
+	CLIScope           string   `yaml:"cli_scope"`
 	// Roles have no name to address them by: like sinks, they are not
 	// overridable one by one.
 	Roles []rawRoleBinding `yaml:"roles"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/api"
@@ -64,11 +65,39 @@ func entraConfig(e *config.EntraSettings) (auth.EntraConfig, *http.Client, error
 	ec := auth.EntraConfig{
 		Authority: authority, Tenants: e.Tenants, AppIDURI: e.AppIDURI, ClientID: e.ClientID, TokenVersions: e.TokenVersions,
 		ClockSkew: e.ClockSkew, KeyRefreshInterval: e.KeyRefreshInterval, KeyMaxAge: e.KeyMaxAge,
+		CLIClientID: e.CLIClientID, CLIScope: e.CLIScope,
 	}
 	for _, r := range e.Roles {
 		ec.Roles = append(ec.Roles, auth.RoleBinding{AppRole: r.AppRole, Organization: domain.OrgID(r.Organization), Role: app.Role(r.Role)})
 	}
 	return ec, client, nil
+}
+
+// loginConfig is how 'rotor login' signs people in to this rotor: through
+// api_auth.entra's first tenant, as its cli_client_id, for its cli_scope
+// of the API (its application ID URI, else its app id). Nil without a
+// cli_client_id: the API accepts no user tokens.
+func (s *Server) loginConfig() (*api.LoginConfig, error) {
+	e := s.cfg.APIAuth.Entra
+	if e == nil || e.CLIClientID == "" {
+		return nil, nil
+	}
+	ec, _, err := entraConfig(e)
+	if err != nil {
+		return nil, err
+	}
+	authority := ec.Authority
+	if authority == "" {
+		authority = auth.PublicAuthority
+	}
+	if !strings.HasSuffix(authority, "/") {
+		authority += "/"
+	}
+	audience := e.AppIDURI
+	if audience == "" {
+		audience = e.ClientID
+	}
+	return api.NewLoginConfig(authority, e.Tenants[0], e.CLIClientID, audience, e.CLIScope), nil
 }
 
 // HTTPHandler is everything rotor serves on its listener: /healthz,
@@ -84,8 +113,12 @@ func (s *Server) HTTPHandler(ctx context.Context, loopback bool) (http.Handler, 
 	if err != nil {
 		return nil, err
 	}
+	login, err := s.loginConfig()
+	if err != nil {
+		return nil, err
+	}
 	a := api.New(api.Options{
-		App: s.app, Auth: authn, Logger: s.log,
+		App: s.app, Auth: authn, Logger: s.log, Login: login,
 		Limiter: auth.NewLimiter(float64(s.cfg.APIAuth.RequestsPerSecond), s.cfg.APIAuth.Burst, s.clock),
 	})
 	// With sign_in the UI is the status page's successor: nothing about

@@ -183,7 +183,18 @@ type (
 	WebAppSpec = core.WebAppSpec
 	// WebApp is a registered web application with its client secret.
 	WebApp = core.WebApp
+	// PublicClientSpec describes a public client (Server.RegisterPublicClient).
+	PublicClientSpec = core.PublicClientSpec
+	// PublicClient is a registered public client application.
+	PublicClient = core.PublicClient
+	// DemoCLI is rotor's API and CLI registrations in a demo tenant
+	// (Server.RegisterDemoCLI).
+	DemoCLI = core.DemoCLI
 )
+
+// DemoAPIIdentifierURI is the demo's rotor API registration's
+// application ID URI.
+const DemoAPIIdentifierURI = core.DemoAPIIdentifierURI
 
 // GroupOverageLimit is the most groups an ID token lists before it carries
 // the overage claims instead.

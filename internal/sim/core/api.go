@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +24,11 @@ type APISpec struct {
 	// TokenVersion is accessTokenAcceptedVersion: 2 for v2.0 tokens,
 	// 0 or 1 for v1.0.
 	TokenVersion int
+	// Scopes are the delegated permissions the API exposes
+	// ("user_impersonation"): a client asks a token for a signed-in user
+	// with "<identifier URI>/<scope>", and the token carries the API's app
+	// roles assigned to the user (AssignUserAppRoles).
+	Scopes []string
 }
 
 // API is a registered web API.
@@ -75,6 +81,7 @@ func (c *Core) RegisterAPI(tenant string, spec APISpec) (*API, error) {
 	app := &Application{
 		ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: spec.Name,
 		SignInAudience: "AzureADMyOrg", CreatedDateTime: now.UTC(), AccessTokenVersion: spec.TokenVersion,
+		Scopes: slices.Clone(spec.Scopes),
 	}
 	uri := spec.IdentifierURI
 	if uri == "" {
@@ -176,4 +183,53 @@ func assign(t *Tenant, sp *ServicePrincipal, apiAppID string, roles []string) er
 		sp.Assignments = append(sp.Assignments, AppRoleAssignment{ResourceAppID: api.AppID, RoleID: id})
 	}
 	return nil
+}
+
+// PublicClientSpec describes a public client application: a native
+// program (rotor's CLI) that signs people in through their browser with
+// a loopback redirect and keeps no secret.
+type PublicClientSpec struct {
+	Name string
+	// RedirectURIs are the mobile and desktop platform's redirect URIs;
+	// default "http://localhost" and "http://127.0.0.1", which match any
+	// port.
+	RedirectURIs []string
+}
+
+// PublicClient is a registered public client application.
+type PublicClient struct {
+	AppID    string
+	ObjectID string
+}
+
+// RegisterPublicClient adds a public client application (no secret,
+// isFallbackPublicClient) and its service principal to the tenant.
+func (c *Core) RegisterPublicClient(tenant string, spec PublicClientSpec) (*PublicClient, error) {
+	if spec.Name == "" {
+		return nil, errors.New("sim: a public client needs a name")
+	}
+	uris := spec.RedirectURIs
+	if len(uris) == 0 {
+		uris = []string{"http://localhost", "http://127.0.0.1"}
+	}
+	for _, u := range uris {
+		if err := checkRedirectURI(u); err != nil {
+			return nil, err
+		}
+	}
+	now := c.clock.Now()
+	app := &Application{
+		ObjectID: uuid.NewString(), AppID: uuid.NewString(), DisplayName: spec.Name,
+		SignInAudience: "AzureADMyOrg", CreatedDateTime: now.UTC(),
+		PublicClient: true, PublicRedirectURIs: slices.Clone(uris),
+	}
+	c.world.mu.Lock()
+	defer c.world.mu.Unlock()
+	t := c.world.TenantLocked(tenant)
+	if t == nil {
+		return nil, fmt.Errorf("sim: tenant %q not found", tenant)
+	}
+	t.AddApp(app)
+	t.AddSP(&ServicePrincipal{ObjectID: uuid.NewString(), AppID: app.AppID, DisplayName: spec.Name})
+	return &PublicClient{AppID: app.AppID, ObjectID: app.ObjectID}, nil
 }

@@ -255,6 +255,20 @@ type Application struct {
 	// "SecurityGroup" or "All" put the user's groups in ID tokens; "" or
 	// "None" do not.
 	GroupMembershipClaims string
+	// PublicClient is the manifest's isFallbackPublicClient with the
+	// mobile and desktop platform: a client that keeps no secret (a
+	// command line), signs people in with a loopback redirect
+	// (PublicRedirectURIs) and redeems codes without a credential, with
+	// PKCE.
+	PublicClient bool
+	// PublicRedirectURIs are the mobile and desktop platform's redirect
+	// URIs (publicClient.redirectUris). A loopback one matches a
+	// request's on any port, as RFC 8252 §7.3 asks and Entra does.
+	PublicRedirectURIs []string
+	// Scopes are the delegated permissions the application exposes as an
+	// API (api.oauth2PermissionScopes[].value, e.g. "user_impersonation"):
+	// what a client asks a user's token for ("<uri>/user_impersonation").
+	Scopes []string
 
 	// seq is the app's position in creation order (set by AddApp).
 	seq uint64

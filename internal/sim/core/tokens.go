@@ -24,6 +24,7 @@ const (
 const (
 	AcrSecret    = "1"
 	AcrAssertion = "2" // certificate, federated assertion or managed identity
+	AcrPublic    = "0" // a public client: no credential
 )
 
 // StsIssuer is the v1 issuer of a tenant's access tokens.

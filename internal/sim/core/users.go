@@ -493,3 +493,52 @@ func (c *Core) RegisterDemoSignIn(tenant string, redirectURIs ...string) (*WebAp
 		Name: "rotor-web", RedirectURIs: redirectURIs, Roles: DemoSignInAppRoles, GroupClaims: true, Assign: assign,
 	})
 }
+
+// DemoAPIIdentifierURI is the application ID URI of the demo's rotor API
+// registration (RegisterDemoCLI).
+const DemoAPIIdentifierURI = "api://rotor-demo"
+
+// DemoCLI is what RegisterDemoCLI registered: rotor's API (the audience
+// of the tokens the CLI presents) and rotor's CLI, a public client.
+type DemoCLI struct {
+	// API is rotor's API registration: app roles DemoSignInAppRoles,
+	// the delegated permission user_impersonation.
+	API *API
+	// CLI is rotor's CLI registration: a public client with loopback
+	// redirect URIs ('rotor login').
+	CLI *PublicClient
+}
+
+// demoAPIRoles are the API's app roles RegisterDemoCLI assigns to the
+// demo users: the roles each holds in the UI (vera's there come from a
+// group; the simulator's tokens carry direct assignments only).
+var demoAPIRoles = map[string]string{"ada": "Rotor.Admin", "oscar": "Rotor.Operator", "vera": "Rotor.Viewer"}
+
+// RegisterDemoCLI registers rotor's API ("rotor-api", DemoAPIIdentifierURI,
+// v1.0 tokens) and rotor's CLI ("rotor-cli", a public client) in a demo
+// tenant, and assigns the API's app roles to ada (admin), oscar
+// (operator) and vera (viewer): 'rotor login' against the demo signs
+// them in with the authorization code flow and a loopback redirect.
+func (c *Core) RegisterDemoCLI(tenant string) (*DemoCLI, error) {
+	api, err := c.RegisterAPI(tenant, APISpec{Name: "rotor-api", IdentifierURI: DemoAPIIdentifierURI,
+		Roles: DemoSignInAppRoles, Scopes: []string{"user_impersonation"}})
+	if err != nil {
+		return nil, err
+	}
+	cli, err := c.RegisterPublicClient(tenant, PublicClientSpec{Name: "rotor-cli"})
+	if err != nil {
+		return nil, err
+	}
+	c.world.mu.RLock()
+	t := c.world.TenantLocked(tenant)
+	domain := t.Domain
+	c.world.mu.RUnlock()
+	for _, du := range demoUsers {
+		if role, ok := demoAPIRoles[du.user]; ok {
+			if err := c.AssignUserAppRoles(tenant, du.user+"@"+domain, api.AppID, role); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &DemoCLI{API: api, CLI: cli}, nil
+}

@@ -30,9 +30,15 @@ type UserGrant struct {
 	Scopes []string
 	// Nonce goes into the ID token when the request carried one.
 	Nonce string
-	// ACR is appidacr: how the client authenticated (AcrSecret or
-	// AcrAssertion).
+	// ACR is appidacr: how the client authenticated (AcrSecret,
+	// AcrAssertion, or AcrPublic for a public client).
 	ACR string
+	// API, when set, is a copy of the web API the access token is for
+	// (Scopes then holds its delegated permissions, not Graph's), and
+	// Resource is that API as the client named it (identifier URI or
+	// app id): a v1.0 token's aud.
+	API      *Application
+	Resource string
 }
 
 // HasScope reports whether the grant includes scope.
@@ -44,6 +50,20 @@ func (g *UserGrant) GraphScopes() []string {
 	var out []string
 	for _, s := range g.Scopes {
 		if s != "offline_access" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// APIScopes are the grant's permissions of its web API (OpenID Connect's
+// scopes left out): what an API token's scp lists.
+func (g *UserGrant) APIScopes() []string {
+	var out []string
+	for _, s := range g.Scopes {
+		switch s {
+		case "openid", "profile", "email", "offline_access":
+		default:
 			out = append(out, s)
 		}
 	}
@@ -120,9 +140,15 @@ func (s *Core) MintIDToken(g *UserGrant) (string, error) {
 
 // MintDelegatedToken signs a v1.0 access token for Microsoft Graph on
 // behalf of the grant's user: appid the client, oid the user, scp the
-// Graph permissions granted, no roles. It returns the token and its
-// expiry.
+// Graph permissions granted, no roles; or, when the grant is for a web
+// API (g.API), a token for that API shaped by its
+// accessTokenAcceptedVersion as MintAccessToken shapes app-only ones, with
+// scp the API's permissions granted and roles the API's app roles
+// assigned to the user. It returns the token and its expiry.
 func (s *Core) MintDelegatedToken(g *UserGrant) (string, time.Time, error) {
+	if g.API != nil {
+		return s.mintDelegatedAPIToken(g)
+	}
 	now := s.clock.Now()
 	exp := now.Add(IDTokenLifetime)
 	uti, err := randomUTI()
@@ -150,6 +176,50 @@ func (s *Core) MintDelegatedToken(g *UserGrant) (string, time.Time, error) {
 		"ver":         "1.0",
 		"idtyp":       "user",
 	})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return tok, exp, nil
+}
+
+// mintDelegatedAPIToken signs a user's access token for the web API
+// g.API: v1.0 (aud the resource as asked for, appid, upn) or v2.0 (aud
+// the API's app id, the v2.0 issuer, azp, preferred_username).
+func (s *Core) mintDelegatedAPIToken(g *UserGrant) (string, time.Time, error) {
+	now := s.clock.Now()
+	exp := now.Add(IDTokenLifetime)
+	uti, err := randomUTI()
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	u := &g.User
+	claims := jwt.MapClaims{
+		"aud":   g.Resource,
+		"iss":   StsIssuer(g.TenantID),
+		"iat":   now.Unix(),
+		"nbf":   now.Add(-ClockSkew).Unix(),
+		"exp":   exp.Unix(),
+		"oid":   u.ObjectID,
+		"sub":   pairwiseSubject(g.API.AppID, u.ObjectID),
+		"tid":   g.TenantID,
+		"scp":   strings.Join(g.APIScopes(), " "),
+		"name":  u.DisplayName,
+		"uti":   uti,
+		"idtyp": "user",
+	}
+	if roles := u.RolesOn(g.API); len(roles) > 0 {
+		claims["roles"] = roles
+	}
+	if g.API.AccessTokenVersion == 2 {
+		claims["aud"], claims["iss"], claims["ver"] = g.API.AppID, s.V2Issuer(g.TenantID), "2.0"
+		claims["azp"], claims["azpacr"] = g.App.AppID, g.ACR
+		claims["preferred_username"] = u.UserPrincipalName
+	} else {
+		claims["ver"], claims["idp"] = "1.0", StsIssuer(g.TenantID)
+		claims["appid"], claims["appidacr"] = g.App.AppID, g.ACR
+		claims["upn"], claims["unique_name"] = u.UserPrincipalName, u.UserPrincipalName
+	}
+	tok, err := s.Sign(claims)
 	if err != nil {
 		return "", time.Time{}, err
 	}

@@ -64,9 +64,12 @@ type authCode struct {
 	method      string // "S256", "plain" or "" (no PKCE)
 	userID      string
 	scopes      []string
-	nonce       string
-	issued      time.Time
-	used        bool
+	// resource is the web API the code's access token is for, as the
+	// client named it; "" for Graph.
+	resource string
+	nonce    string
+	issued   time.Time
+	used     bool
 	// family ties the refresh tokens of this sign-in together, so a code
 	// redeemed twice revokes what its first redemption issued.
 	family string
@@ -78,6 +81,7 @@ type refreshGrant struct {
 	clientID string
 	userID   string
 	scopes   []string
+	resource string
 	expires  time.Time
 	family   string
 }
@@ -150,6 +154,7 @@ type authRequest struct {
 	challenge   string
 	method      string
 	scopes      []string
+	resource    string
 	prompt      string
 	loginHint   string
 	// params are the request's parameters, carried through the sign-in
@@ -191,9 +196,9 @@ func (s *Service) checkAuthRequest(tenant string, q url.Values) (*authRequest, *
 	}
 	redirect := q.Get("redirect_uri")
 	switch {
-	case len(app.RedirectURIs) == 0:
+	case len(app.RedirectURIs) == 0 && len(app.PublicRedirectURIs) == 0:
 		return nil, &authPageError{500113, "No reply address is registered for the application."}, nil
-	case redirect == "" || !slices.Contains(app.RedirectURIs, redirect):
+	case redirect == "" || !redirectAllowed(app, redirect):
 		return nil, &authPageError{50011, fmt.Sprintf("The redirect URI '%s' specified in the request does not match the redirect URIs configured for the application '%s'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal.", clip(redirect), app.AppID)}, nil
 	}
 	ar := &authRequest{tenant: t, app: app, redirectURI: redirect, state: q.Get("state"), nonce: q.Get("nonce"),
@@ -208,11 +213,11 @@ func (s *Service) checkAuthRequest(tenant string, q url.Values) (*authRequest, *
 	if scope == "" {
 		return ar, nil, &authRedirectError{"invalid_request", 900144, "The request body must contain the following parameter: 'scope'."}
 	}
-	scopes, ok := parseUserScopes(scope)
+	scopes, resource, ok := parseUserScopes(t, scope)
 	if !ok {
 		return ar, nil, &authRedirectError{"invalid_scope", 70011, fmt.Sprintf("The provided value for the input parameter 'scope' is not valid. The scope '%s' is not valid.", clip(scope))}
 	}
-	ar.scopes = scopes
+	ar.scopes, ar.resource = scopes, resource
 	ar.challenge = q.Get("code_challenge")
 	ar.method = q.Get("code_challenge_method")
 	switch {
@@ -223,6 +228,11 @@ func (s *Service) checkAuthRequest(tenant string, q url.Values) (*authRequest, *
 		ar.method = "plain" // RFC 7636: plain when the method is left out
 	case ar.method != "S256" && ar.method != "plain":
 		return ar, nil, &authRedirectError{"invalid_request", 50149, "Invalid Code_Challenge_method parameter."}
+	}
+	if app.PublicClient && (ar.challenge == "" || ar.method != "S256") {
+		// A public client has no secret: only PKCE binds the code to the
+		// program that asked for it (RFC 8252 §8.1).
+		return ar, nil, &authRedirectError{"invalid_request", 9002325, "Proof Key for Code Exchange (S256) is required for a public client's authorization code flow."}
 	}
 	if ar.challenge != "" && !pkceRE.MatchString(ar.challenge) {
 		return ar, nil, &authRedirectError{"invalid_request", 501491, "Invalid size of Code_Challenge parameter."}
@@ -236,40 +246,91 @@ func (s *Service) checkAuthRequest(tenant string, q url.Values) (*authRequest, *
 }
 
 // parseUserScopes reads an authorization request's scope: OpenID
-// Connect's scopes and Graph's delegated permissions, bare or as
+// Connect's scopes and either Graph's delegated permissions, bare or as
 // "https://graph.microsoft.com/<permission>" (".default" grants
-// User.Read). A request for no Graph permission is granted User.Read,
-// as Entra issues a Graph token for sign-in alone.
-func parseUserScopes(scope string) ([]string, bool) {
+// User.Read), or the delegated permissions of one web API of the tenant,
+// "<identifier URI or app id>/<permission>" (".default" grants every
+// permission it exposes). It returns the permissions granted and the API
+// as named ("" for Graph). A request for no permission is granted
+// User.Read, as Entra issues a Graph token for sign-in alone; one asking
+// for two resources is refused, as Entra issues one access token per
+// resource. Callers hold the world's read lock.
+func parseUserScopes(t *core.Tenant, scope string) ([]string, string, bool) {
 	var out []string
-	graph := false
+	graph, resource := false, ""
+	add := func(sc string) {
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
 	for _, sc := range strings.Fields(scope) {
 		if slices.Contains(oidcScopes, sc) {
-			if !slices.Contains(out, sc) {
-				out = append(out, sc)
-			}
+			add(sc)
 			continue
 		}
 		p := sc
 		if rest, ok := strings.CutPrefix(sc, core.GraphResource+"/"); ok {
 			p = rest
+		} else if i := strings.LastIndexByte(sc, '/'); i > 0 && t != nil {
+			res, perm := sc[:i], sc[i+1:]
+			api := t.ResourceApp(res)
+			if api == nil || graph || (resource != "" && resource != res) {
+				return nil, "", false
+			}
+			switch {
+			case perm == ".default" && len(api.Scopes) > 0:
+				for _, s := range api.Scopes {
+					add(s)
+				}
+			case slices.Contains(api.Scopes, perm):
+				add(perm)
+			default:
+				return nil, "", false
+			}
+			resource = res
+			continue
+		}
+		if resource != "" {
+			return nil, "", false
 		}
 		if p == ".default" {
 			p = "User.Read"
 		}
 		i := slices.IndexFunc(delegatedGraphScopes, func(d string) bool { return strings.EqualFold(d, p) })
 		if i < 0 {
-			return nil, false
+			return nil, "", false
 		}
-		if !slices.Contains(out, delegatedGraphScopes[i]) {
-			out = append(out, delegatedGraphScopes[i])
-		}
+		add(delegatedGraphScopes[i])
 		graph = true
 	}
-	if !graph {
+	if !graph && resource == "" {
 		out = append(out, "User.Read")
 	}
-	return out, len(out) > 0
+	return out, resource, len(out) > 0
+}
+
+// redirectAllowed reports whether the request's redirect URI is one the
+// application registered: exactly, or for a public client's loopback
+// URI on any port (RFC 8252 §7.3: the port is the program's, picked when
+// it runs) and any path below the registered one.
+func redirectAllowed(app *core.Application, redirect string) bool {
+	if slices.Contains(app.RedirectURIs, redirect) || slices.Contains(app.PublicRedirectURIs, redirect) {
+		return true
+	}
+	u, err := url.Parse(redirect)
+	if err != nil || u.Scheme != "http" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return false
+	}
+	for _, reg := range app.PublicRedirectURIs {
+		r, err := url.Parse(reg)
+		if err != nil || r.Scheme != "http" || !isLoopbackName(r.Hostname()) {
+			continue
+		}
+		if r.Hostname() == u.Hostname() && strings.HasPrefix(u.EscapedPath(), strings.TrimSuffix(r.EscapedPath(), "/")) {
+			return true
+		}
+	}
+	return false
 }
 
 // serveAuthorize is GET and POST /{tenant}/oauth2/v2.0/authorize. GET
@@ -313,7 +374,7 @@ func (s *Service) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	code, err := s.flows.putCode(s.Clock().Now(), &authCode{
 		tenantID: ar.tenant.ID, clientID: ar.app.AppID, redirectURI: ar.redirectURI,
-		challenge: ar.challenge, method: ar.method, userID: user.ObjectID, scopes: ar.scopes, nonce: ar.nonce,
+		challenge: ar.challenge, method: ar.method, userID: user.ObjectID, scopes: ar.scopes, resource: ar.resource, nonce: ar.nonce,
 		issued: s.Clock().Now(), family: uuid.NewString(),
 	})
 	if err != nil {
@@ -521,8 +582,8 @@ func (s *Service) redeem(req tokenRequest) (*userTokens, *entraError) {
 	s.World().RUnlock()
 
 	var (
-		userID, nonce, family string
-		scopes                []string
+		userID, nonce, family, resource string
+		scopes                          []string
 	)
 	switch req.form.Get("grant_type") {
 	case grantAuthorizationCode:
@@ -530,16 +591,18 @@ func (s *Service) redeem(req tokenRequest) (*userTokens, *entraError) {
 		if e != nil {
 			return nil, e
 		}
-		userID, scopes, nonce, family = c.userID, c.scopes, c.nonce, c.family
+		userID, scopes, nonce, family, resource = c.userID, c.scopes, c.nonce, c.family, c.resource
 	default: // refresh_token
 		g, e := s.takeRefresh(req, tenantID, clientID, now)
 		if e != nil {
 			return nil, e
 		}
-		userID, scopes, family = g.userID, g.scopes, g.family
+		userID, scopes, family, resource = g.userID, g.scopes, g.family, g.resource
 		if sc := req.form.Get("scope"); sc != "" {
-			asked, ok := parseUserScopes(sc)
-			if !ok {
+			s.World().RLock()
+			asked, res, ok := parseUserScopes(s.World().TenantLocked(tenantID), sc)
+			s.World().RUnlock()
+			if !ok || res != resource {
 				return nil, errInvalidScope(sc)
 			}
 			// A refresh may narrow the grant, never widen it.
@@ -553,7 +616,7 @@ func (s *Service) redeem(req tokenRequest) (*userTokens, *entraError) {
 	}
 
 	s.World().RLock()
-	grant, e := userGrant(s.World().TenantLocked(tenantID), clientID, userID)
+	grant, e := userGrant(s.World().TenantLocked(tenantID), clientID, userID, resource)
 	s.World().RUnlock()
 	if e != nil {
 		return nil, e
@@ -571,17 +634,21 @@ func (s *Service) redeem(req tokenRequest) (*userTokens, *entraError) {
 	}
 	if grant.HasScope("offline_access") {
 		out.refreshToken, err = s.flows.putRefresh(now, &refreshGrant{tenantID: tenantID, clientID: clientID, userID: userID,
-			scopes: scopes, expires: now.Add(RefreshTokenLifetime), family: family})
+			scopes: scopes, resource: resource, expires: now.Add(RefreshTokenLifetime), family: family})
 		if err != nil {
 			return nil, errServer(s, err)
 		}
 	}
 	var scope []string
+	prefix := core.GraphResource
+	if resource != "" {
+		prefix = resource
+	}
 	for _, sc := range scopes {
 		if slices.Contains(oidcScopes, sc) {
 			scope = append(scope, sc)
 		} else {
-			scope = append(scope, core.GraphResource+"/"+sc)
+			scope = append(scope, prefix+"/"+sc)
 		}
 	}
 	out.scope = strings.Join(scope, " ")
@@ -593,9 +660,10 @@ func errServer(s *Service, err error) *entraError {
 	return &entraError{http.StatusInternalServerError, "server_error", 50000, "There was an error issuing a token."}
 }
 
-// userGrant builds the grant's directory part: copies of the client and
-// the user. Callers hold the world's read lock.
-func userGrant(t *core.Tenant, clientID, userID string) (*core.UserGrant, *entraError) {
+// userGrant builds the grant's directory part: copies of the client, the
+// user and, for a token for a web API (resource), the API. Callers hold
+// the world's read lock.
+func userGrant(t *core.Tenant, clientID, userID, resource string) (*core.UserGrant, *entraError) {
 	if t == nil {
 		return nil, errGrantInvalid
 	}
@@ -609,6 +677,15 @@ func userGrant(t *core.Tenant, clientID, userID string) (*core.UserGrant, *entra
 	g.App.AppRoles = slices.Clone(app.AppRoles)
 	g.User.Groups = slices.Clone(u.Groups)
 	g.User.Assignments = slices.Clone(u.Assignments)
+	if resource != "" {
+		api := t.ResourceApp(resource)
+		if api == nil {
+			return nil, errGrantInvalid // the API was deleted since the sign-in
+		}
+		cp := *api
+		cp.AppRoles = slices.Clone(api.AppRoles)
+		g.API, g.Resource = &cp, resource
+	}
 	return g, nil
 }
 

@@ -316,11 +316,17 @@ func (s *Service) authenticateClient(t *core.Tenant, req tokenRequest, now time.
 			return nil, "", e
 		}
 		acr = core.AcrSecret
+	case clientID != "" && isUserGrant(req.form.Get("grant_type")) && t.AppByAppID(clientID) != nil && t.AppByAppID(clientID).PublicClient:
+		// A public client proves nothing about itself: the code's PKCE
+		// verifier, or the refresh token, is the proof.
+		app, acr = t.AppByAppID(clientID), core.AcrPublic
 	default:
 		return nil, "", &entraError{http.StatusUnauthorized, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."}
 	}
 	return app, acr, nil
 }
+
+func isUserGrant(gt string) bool { return gt == grantAuthorizationCode || gt == grantRefreshToken }
 
 // checkSecret finds the password whose hash matches. A match that has not
 // yet replicated is refused exactly like a wrong secret, as Entra does.
