@@ -77,6 +77,7 @@ var demos demoSet
 // by the first test that needs it).
 func sharedDemo(t *testing.T) *rotorDemo {
 	t.Helper()
+	browserPath(t) // no browser: skip (or fail) before starting anything
 	demos.mu.Lock()
 	defer demos.mu.Unlock()
 	if demos.shared == nil && demos.err == nil {
@@ -92,6 +93,7 @@ func sharedDemo(t *testing.T) *rotorDemo {
 // ownDemo starts a demo for one test, with o, stopped when the test ends.
 func ownDemo(t *testing.T, o cli.DemoOptions) *rotorDemo {
 	t.Helper()
+	browserPath(t)
 	d, err := startDemo(o)
 	require.NoError(t, err, "the demo did not start")
 	t.Cleanup(d.close)
