@@ -90,30 +90,127 @@ type demoOptions struct {
 }
 
 func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
-	dir, err := os.MkdirTemp("", "rotor-demo-")
+	d, err := StartDemo(ctx, DemoOptions{
+		Addr: o.addr, Keep: o.keep, Postgres: o.postgres, PostgresPasswordEnv: o.postgresPasswordEnv, Stdout: stdout,
+	})
 	if err != nil {
 		return err
 	}
-	if !o.keep {
-		defer os.RemoveAll(dir)
+	defer d.Close()
+	fmt.Fprintf(stdout, "\nConfiguration: %s\nLogs:          %s\n", d.Config, filepath.Join(d.Dir, "rotor.log"))
+	fmt.Fprintf(stdout, "Try in another terminal:  go run ./cmd/rotor apps list --config %s\n", d.Config)
+	fmt.Fprintf(stdout, "                          go run ./cmd/rotor explain %s --config %s\n\n", demoExample(d.Rows), d.Config)
+
+	err = d.Rotor.Serve(ctx, func(a string) {
+		fmt.Fprintf(stdout, "Sign in:     http://%s%s   as ada (admin), oscar (operator) or vera (viewer) of tenant %s, one click on the simulator's page\n", a, server.UIPath, d.Tenant)
+		fmt.Fprintf(stdout, "             (your browser will not know the simulator's certificate authority: %s).\n", d.Sim.Info().CAFile)
+		fmt.Fprintln(stdout, "             An organization no Entra role makes anyone admin of gets a break-glass admin instead,")
+		fmt.Fprintln(stdout, "             whose password rotor prints once, on stderr, at its first start (here ada is admin: none).")
+		fmt.Fprintf(stdout, "CLI:         rotor login --server http://%s --ca-file %s   then   rotor apps list --server http://%s\n", a, d.Sim.Info().CAFile, a)
+		fmt.Fprintf(stdout, "             The dashboard, every credential, each rotation live and the audit log are there.   (Ctrl-C to stop)\n\n")
+		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
+	})
+	if err == nil {
+		where := "its temporary directory is removed (run with --keep to keep it)"
+		if o.keep {
+			where = "everything is kept in " + d.Dir
+		}
+		fmt.Fprintf(stdout, "\nrotor stopped cleanly; %s.\n", where)
+	}
+	return err
+}
+
+// DemoOptions say how StartDemo builds the demo: `rotor demo`'s flags,
+// where it narrates, and what tests of the browser need to differ.
+type DemoOptions struct {
+	// Addr is where rotor listens (a free loopback port if it is taken;
+	// "127.0.0.1:0" for any).
+	Addr string
+	// Keep keeps the temporary directory (and the PostgreSQL schema and
+	// role) after Close.
+	Keep bool
+	// Postgres is --postgres's URL ("": SQLite), PostgresPasswordEnv
+	// --postgres-password-env.
+	Postgres, PostgresPasswordEnv string
+	// Stdout receives the narration (nil: discarded).
+	Stdout io.Writer
+	// Console receives what rotor prints once to the console, the
+	// break-glass admin's password (nil: stderr, as in `rotor demo`).
+	Console io.Writer
+	// NoEntraAdmin leaves the Rotor.Admin binding out of sign_in, so that
+	// the default organization gets a break-glass admin, as one does
+	// until an Entra role makes someone admin. `rotor demo` keeps it.
+	NoEntraAdmin bool
+}
+
+// Demo is a started demo: the simulator running, rotor opened on its
+// rotor.yaml and its inventory read, not yet serving (Rotor.Serve does).
+type Demo struct {
+	// Dir is the demo's temporary directory; Config its rotor.yaml.
+	Dir, Config string
+	// Listen is the address rotor serves on (resolved: never port 0).
+	Listen string
+	// Tenant is the simulator tenant whose people sign in.
+	Tenant string
+	Sim    *sim.Server
+	Rotor  *server.Server
+	// Rows are the applications of the first sync.
+	Rows []app.ApplicationRow
+	// closers undo what StartDemo did, run in reverse by Close.
+	closers []func()
+}
+
+// Close stops rotor, then the simulator, and removes what the demo made
+// (unless Keep). It is safe to call once.
+func (d *Demo) Close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
+}
+
+// onClose has Close undo f, after what was done after it.
+func (d *Demo) onClose(f func()) { d.closers = append(d.closers, f) }
+
+// StartDemo builds what `rotor demo` runs: the simulator's two tenants on
+// loopback, a rotor.yaml for them (with sign-in through the simulator's
+// Entra), rotor opened on it and a first sync, narrated to o.Stdout. The
+// caller serves (d.Rotor.Serve) and Closes.
+func StartDemo(ctx context.Context, o DemoOptions) (_ *Demo, err error) {
+	stdout := o.Stdout
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	d := &Demo{}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	dir, err := os.MkdirTemp("", "rotor-demo-")
+	if err != nil {
+		return nil, err
+	}
+	d.Dir = dir
+	if !o.Keep {
+		d.onClose(func() { os.RemoveAll(dir) })
 	}
 	secrets := filepath.Join(dir, "secrets")
 	if err := os.MkdirAll(secrets, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	// The database first: a URL that is wrong, or a role that may not
 	// make the demo's schema, stops the demo before anything starts.
 	var database []byte
-	if o.postgres != "" {
-		sb, yaml, err := demoPostgres(ctx, stdout, secrets, o)
+	if o.Postgres != "" {
+		sb, yaml, err := demoPostgres(ctx, stdout, secrets, demoOptions{postgres: o.Postgres, postgresPasswordEnv: o.PostgresPasswordEnv})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		database = yaml
-		// Deferred first, so it runs last: after rotor has closed its
-		// connections.
-		defer func() {
-			if o.keep {
+		// Undone after rotor has closed its connections.
+		d.onClose(func() {
+			if o.Keep {
 				fmt.Fprintf(stdout, "The demo's schema %s and role %s are kept; drop them with: DROP SCHEMA %s CASCADE; DROP ROLE %s;\n",
 					sb.Schema, sb.AppRole, sb.Schema, sb.AppRole)
 				return
@@ -126,46 +223,48 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 				return
 			}
 			fmt.Fprintf(stdout, "The demo's schema %s and role %s are dropped.\n", sb.Schema, sb.AppRole)
-		}()
+		})
 	}
 	logFile, err := os.OpenFile(filepath.Join(dir, "rotor.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer logFile.Close()
+	d.onClose(func() { logFile.Close() })
 	logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	fmt.Fprintln(stdout, "Starting the Azure simulator (Entra ID, Microsoft Graph, Key Vault) on loopback…")
 	simDir := filepath.Join(dir, "sim")
 	if err := os.MkdirAll(simDir, 0o700); err != nil {
-		return err
+		return nil, err
 	}
 	srv, err := sim.New(sim.Options{StateDir: simDir, Seed: "demo", Logger: logger.With("component", "sim")})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// The simulator outlives rotor's clean shutdown (Ctrl-C lets running
-	// rotations finish against it); the deferred Close stops it last.
+	// rotations finish against it); Close stops it after rotor.
 	if err := srv.Start(context.WithoutCancel(ctx)); err != nil {
-		return err
+		return nil, err
 	}
-	defer srv.Close()
+	d.onClose(func() { srv.Close() })
+	d.Sim = srv
 	info := srv.Info()
 
 	for _, t := range info.Tenants {
 		if err := os.WriteFile(filepath.Join(secrets, t.Name+"-rotation-secret"), []byte(t.Rotation.ClientSecret), 0o600); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	listen := freeAddr(o.addr)
+	d.Listen = freeAddr(o.Addr)
 	// People sign in with the first tenant's demo users: rotor-web is
 	// registered with rotor's callback on the demo's listener.
-	signIn, err := demoSignIn(srv, info, filepath.Join(simDir, simfile.FileName), listen, secrets)
+	signIn, err := demoSignIn(srv, info, filepath.Join(simDir, simfile.FileName), d.Listen, secrets, !o.NoEntraAdmin)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	d.Tenant = signIn.tenant
 	cfgYAML, err := config.SimulatorYAML(info, config.SimulatorConfig{
-		SimFile: filepath.Join(simDir, simfile.FileName), Listen: listen, DataDir: filepath.Join(dir, "data"),
+		SimFile: filepath.Join(simDir, simfile.FileName), Listen: d.Listen, DataDir: filepath.Join(dir, "data"),
 		Secret: func(t simfile.Tenant) string {
 			return "{file: " + filepath.Join(secrets, t.Name+"-rotation-secret") + "}"
 		},
@@ -179,39 +278,41 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 		ReadConnections: true,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfgYAML = append(cfgYAML, database...)
 	cfgYAML = append(cfgYAML, signIn.yaml...)
 	cliAuth, err := demoCLI(srv, info, filepath.Join(simDir, simfile.FileName))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfgYAML = append(cfgYAML, cliAuth...)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	if err := os.WriteFile(cfgPath, cfgYAML, 0o600); err != nil {
-		return err
+	d.Config = filepath.Join(dir, "rotor.yaml")
+	if err := os.WriteFile(d.Config, cfgYAML, 0o600); err != nil {
+		return nil, err
 	}
 	for _, t := range info.Tenants {
 		fmt.Fprintf(stdout, "  tenant %-9s %s  vault %s\n", t.Name, t.ID, t.KeyVaults[0].URL)
 	}
 
-	rotor, err := server.Open(ctx, cfgPath, server.Options{Logger: logger.With("component", "rotor")})
+	rotor, err := server.Open(ctx, d.Config, server.Options{Logger: logger.With("component", "rotor"), Console: o.Console})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer rotor.Close()
+	d.onClose(func() { rotor.Close() })
+	d.Rotor = rotor
 	n := &narrator{w: stdout}
-	defer rotor.App().Observe(n.step)()
+	d.onClose(rotor.App().Observe(n.step))
 
 	fmt.Fprintln(stdout, "Reading both tenants' applications into the inventory…")
 	if _, err := rotor.App().Sync(ctx, scope(rotor), nil); err != nil {
-		return err
+		return nil, err
 	}
 	rows, err := rotor.App().ListApplications(ctx, scope(rotor), app.ApplicationFilter{})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	d.Rows = rows
 	adopt, renew, later, watched := 0, 0, 0, 0
 	for _, r := range rows {
 		switch {
@@ -226,27 +327,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 		}
 	}
 	fmt.Fprintf(stdout, "  %d applications. Owned by rotor's rotation identity: %d never rotated by rotor (due now: adoption), %d with a rotor secret past its renewal time (due now), %d not due yet.\n  %d rotor may only watch (not owned, or no policy).\n", len(rows), adopt, renew, later, watched)
-	fmt.Fprintf(stdout, "\nConfiguration: %s\nLogs:          %s\n", cfgPath, filepath.Join(dir, "rotor.log"))
-	fmt.Fprintf(stdout, "Try in another terminal:  go run ./cmd/rotor apps list --config %s\n", cfgPath)
-	fmt.Fprintf(stdout, "                          go run ./cmd/rotor explain %s --config %s\n\n", demoExample(rows), cfgPath)
-
-	err = rotor.Serve(ctx, func(a string) {
-		fmt.Fprintf(stdout, "Sign in:     http://%s%s   as ada (admin), oscar (operator) or vera (viewer) of tenant %s, one click on the simulator's page\n", a, server.UIPath, signIn.tenant)
-		fmt.Fprintf(stdout, "             (your browser will not know the simulator's certificate authority: %s).\n", info.CAFile)
-		fmt.Fprintln(stdout, "             An organization no Entra role makes anyone admin of gets a break-glass admin instead,")
-		fmt.Fprintln(stdout, "             whose password rotor prints once, on stderr, at its first start (here ada is admin: none).")
-		fmt.Fprintf(stdout, "CLI:         rotor login --server http://%s --ca-file %s   then   rotor apps list --server http://%s\n", a, info.CAFile, a)
-		fmt.Fprintf(stdout, "             The dashboard, every credential, each rotation live and the audit log are there.   (Ctrl-C to stop)\n\n")
-		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
-	})
-	if err == nil {
-		where := "its temporary directory is removed (run with --keep to keep it)"
-		if o.keep {
-			where = "everything is kept in " + dir
-		}
-		fmt.Fprintf(stdout, "\nrotor stopped cleanly; %s.\n", where)
-	}
-	return err
+	return d, nil
 }
 
 // demoPostgres makes the demo's schema and application role on the
@@ -378,7 +459,7 @@ type demoSignInConfig struct {
 // secret in a file beside the rotation secrets and writes the sign_in
 // section docs/sign-in.md describes: the demo's app roles and groups
 // bound to rotor's roles in the default organization.
-func demoSignIn(srv *sim.Server, info *simfile.Info, simFile, listen, secrets string) (demoSignInConfig, error) {
+func demoSignIn(srv *sim.Server, info *simfile.Info, simFile, listen, secrets string, entraAdmin bool) (demoSignInConfig, error) {
 	t := info.Tenants[0]
 	redirect := "http://" + listen + "/auth/callback"
 	web, err := srv.RegisterDemoSignIn(t.ID, redirect)
@@ -405,6 +486,10 @@ func demoSignIn(srv *sim.Server, info *simfile.Info, simFile, listen, secrets st
 	if err != nil {
 		return demoSignInConfig{}, err
 	}
+	admin := fmt.Sprintf("\n      - {app_role: Rotor.Admin,    organization: %s, role: admin}", domain.DefaultOrg)
+	if !entraAdmin {
+		admin = ""
+	}
 	yaml := fmt.Sprintf(`
 # People sign in to the UI with the simulator's Entra (docs/sign-in.md).
 sign_in:
@@ -415,17 +500,15 @@ sign_in:
     client_id: %s
     client_secret: {file: %q}
     redirect_url: %s
-    roles:
-      - {app_role: Rotor.Admin,    organization: %s, role: admin}
+    roles:%s
       - {app_role: Rotor.Operator, organization: %s, role: operator}
       - {group: %s, organization: %s, role: viewer}     # %s
       - {group: %s, organization: %s, role: operator}   # %s
   session_lifetime: 8h
 `, simFile, t.ID, web.AppID, secretFile, redirect,
-		domain.DefaultOrg, domain.DefaultOrg, viewers, domain.DefaultOrg, sim.DemoViewerGroup, operators, domain.DefaultOrg, sim.DemoOperatorGroup)
+		admin, domain.DefaultOrg, viewers, domain.DefaultOrg, sim.DemoViewerGroup, operators, domain.DefaultOrg, sim.DemoOperatorGroup)
 	return demoSignInConfig{yaml: []byte(yaml), tenant: t.Name}, nil
 }
-
 // demoCLI registers rotor's API and rotor's CLI (a public client) in the
 // simulator's first tenant, with the demo users' app roles on the API
 // (sim.RegisterDemoCLI), and returns the api_auth section that accepts

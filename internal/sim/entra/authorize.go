@@ -507,10 +507,29 @@ func (s *Service) authPage(w http.ResponseWriter, status int, page *signInPage, 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction(page))
 	w.WriteHeader(status)
 	_ = signInTemplate.Execute(w, data)
 }
+
+// formAction is the sign-in page's CSP form-action: the page itself and
+// the origin of the request's (registered, checked) redirect URI.
+// Browsers apply form-action to the redirects that follow a form's
+// submission too, so 'self' alone would block the redirect that takes the
+// code to the application.
+func formAction(page *signInPage) string {
+	if page == nil {
+		return "'self'"
+	}
+	u, err := url.Parse(page.req.redirectURI)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !cspHost.MatchString(u.Host) {
+		return "'self'"
+	}
+	return "'self' " + u.Scheme + "://" + u.Host
+}
+
+// cspHost is a host[:port] that is safe inside a CSP source expression.
+var cspHost = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](:[0-9]+)?$`)
 
 // userTokens is what a code or refresh token redemption returns.
 type userTokens struct {

@@ -124,6 +124,11 @@ func TestAuthorizeShowsSignInPageWithSeededUsers(t *testing.T) {
 	}
 	require.Contains(t, body, `name="code_challenge" value="`+challenge+`"`)
 	require.Contains(t, body, "rotor-web")
+	// The form's submission ends in a redirect to the application:
+	// browsers hold that redirect to form-action too (the browser test
+	// TestNewcomerFlow caught 'self' alone blocking sign-in).
+	require.Equal(t, "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https://rotor.example.com",
+		resp.Header.Get("Content-Security-Policy"))
 }
 
 func TestAuthorizationCodeFlowIssuesIDTokenWithRolesAndGroups(t *testing.T) {
