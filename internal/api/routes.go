@@ -412,7 +412,7 @@ func (a *API) testConnection(ctx context.Context, in *nameInput) (*connectionTes
 	if errors.As(err, &denied) || errors.As(err, &nf) || errors.As(err, &unavail) {
 		return nil, a.fail(ctx, err)
 	}
-	out := ConnectionTest{Connection: in.Name, OK: err == nil, TenantID: res.TenantID, AppID: res.AppID, ObjectID: res.ObjectID, Roles: res.Roles}
+	out := ConnectionTest{Connection: in.Name, OK: err == nil, TenantID: res.TenantID, AppID: res.AppID, ObjectID: res.ObjectID, Roles: res.Roles, Owned: res.Owned}
 	if out.Roles == nil {
 		out.Roles = []string{}
 	}

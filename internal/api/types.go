@@ -86,6 +86,7 @@ type ApplicationDetail struct {
 	Credentials []Credential `json:"credentials"`
 	CreatedAt   time.Time    `json:"created_at,omitzero" doc:"When Entra created the application."`
 	Owners      int          `json:"owners" doc:"How many directory objects own it."`
+	OwnerIDs    []string     `json:"owner_ids" doc:"The object ids of its owners."`
 	SyncedAt    time.Time    `json:"synced_at" doc:"When a sync last saw it."`
 }
 
@@ -93,7 +94,7 @@ func detailOf(d app.ApplicationDetail) ApplicationDetail {
 	out := ApplicationDetail{
 		ApplicationRef: ApplicationRef{Name: d.Name, AppID: d.AppID, ObjectID: d.ObjectID, TenantID: d.TenantID},
 		Access:         make([]Access, 0, len(d.Access)), Manageable: d.Manageable, SyncedAt: d.SyncedAt,
-		CreatedAt: d.CreatedAt, Owners: d.Owners,
+		CreatedAt: d.CreatedAt, Owners: d.Owners, OwnerIDs: d.OwnerIDs,
 		Credentials: make([]Credential, 0, len(d.Credentials)),
 	}
 	for _, a := range d.Access {
@@ -222,11 +223,14 @@ type Run struct {
 	CreatedAt   time.Time `json:"created_at"`
 	RetireAt    time.Time `json:"retire_at,omitzero" doc:"When the credentials it replaced may be removed."`
 	Replaces    string    `json:"replaces,omitempty" doc:"The run it recovers from."`
+	Failure     string    `json:"failure,omitempty" doc:"For a failed run: transient, permanent or removed."`
+	Seq         int64     `json:"seq,omitempty" doc:"Its place among its application's runs (1, 2, …)."`
 }
 
 func runOf(r app.RunRow) Run {
 	return Run{ID: r.ID, Application: r.App, AppID: r.AppID, ObjectID: r.ObjectID, Policy: r.Policy, Trigger: string(r.Trigger), State: string(r.State),
-		NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces}
+		NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces,
+		Failure: string(r.Failure), Seq: r.Seq}
 }
 
 // RunList is a page of runs, newest first.
@@ -250,11 +254,9 @@ type RunDetail struct {
 	Connection   string     `json:"connection" doc:"The connection it rotates through."`
 	SinksStarted bool       `json:"sinks_started" doc:"A sink write was attempted: a consumer may hold the new credential."`
 	UpdatedAt    time.Time  `json:"updated_at"`
-	Seq          int64      `json:"seq,omitempty" doc:"Its place among its application's runs (1, 2, …)."`
 	Holder       string     `json:"holder,omitempty" doc:"The rotor process holding it while it is active or retiring."`
 	Kind         string     `json:"kind"`
 	TenantID     string     `json:"tenant_id"`
-	Failure      string     `json:"failure,omitempty" doc:"For a failed run: transient, permanent or removed."`
 	Attempts     int        `json:"attempts"`
 	NewEnd       time.Time  `json:"new_end,omitzero" doc:"When the new credential ends."`
 	EndedAt      time.Time  `json:"ended_at,omitzero"`
@@ -264,9 +266,10 @@ type RunDetail struct {
 func runDetailOf(r *domain.Run) RunDetail {
 	out := RunDetail{
 		Run: Run{ID: r.ID, Application: r.AppName, AppID: r.AppID, ObjectID: r.AppObjectID, Policy: r.Policy, Trigger: string(r.Trigger), State: string(r.State),
-			NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces},
-		Connection: r.Connection, SinksStarted: r.SinksStarted, UpdatedAt: r.UpdatedAt, Seq: r.Seq, Holder: r.Holder,
-		Kind: string(r.Kind), TenantID: r.TenantID, Failure: string(r.Failure), Attempts: r.Attempts, NewEnd: r.NewEnd, EndedAt: r.EndedAt,
+			NewKeyID: r.NewKeyID, Error: r.Error, CreatedAt: r.CreatedAt, RetireAt: r.RetireAt, Replaces: r.Replaces,
+			Failure: string(r.Failure), Seq: r.Seq},
+		Connection: r.Connection, SinksStarted: r.SinksStarted, UpdatedAt: r.UpdatedAt, Holder: r.Holder,
+		Kind: string(r.Kind), TenantID: r.TenantID, Attempts: r.Attempts, NewEnd: r.NewEnd, EndedAt: r.EndedAt,
 		Events: make([]RunEvent, 0, len(r.Events)),
 	}
 	for _, e := range r.Events {
@@ -348,6 +351,7 @@ type ConnectionTest struct {
 	AppID      string   `json:"app_id,omitempty"`
 	ObjectID   string   `json:"object_id,omitempty"`
 	Roles      []string `json:"roles" doc:"The Graph application roles its token carries."`
+	Owned      int      `json:"owned" doc:"How many applications it owns, as of its last sync."`
 	Error      string   `json:"error,omitempty" doc:"Why it could not sign in (Entra's AADSTS code and message); never a secret."`
 }
 

@@ -114,7 +114,7 @@ type Connection struct {
 	// client secret lifetimes, when rotor knows it (the simulator's
 	// sim.json says it; for real clouds it is learnt only when Entra
 	// refuses a secret); 0 when unknown.
-	PasswordLifetimeLimit time.Duration `json:"password_lifetime_limit,omitempty"`
+	PasswordLifetimeLimit time.Duration `json:"-"`
 }
 
 // ListConnections lists the organization's connections.

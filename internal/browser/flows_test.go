@@ -60,6 +60,8 @@ func TestNewcomerFlow(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`select[name="sort"]`), "expiry"),
 		chromedp.Click(chromedp.CSS(`#filters button[type="submit"]`), chromedp.NodeVisible))
 	p.waitFor("the filtered list", `location.search.includes("expiring=30") && location.search.includes("sort=expiry")`)
+	// The URL moves before the swap lands: wait for the rows themselves.
+	p.waitFor("the filtered rows", `!document.querySelector(".htmx-request") && (document.querySelector("#rows tr:first-child td:first-child")?.innerText.trim() ?? "") !== ""`)
 	require.Equal(t, loads, p.loadCount(), "the filters loaded a page")
 	q := p.query()
 	require.Equal(t, "30", q.Get("expiring"), p.location())

@@ -61,7 +61,7 @@ func (r *remote) applications(ctx context.Context, f app.ApplicationFilter) ([]a
 
 func detailFrom(d api.ApplicationDetail) app.ApplicationDetail {
 	out := app.ApplicationDetail{Name: d.Name, AppID: d.AppID, ObjectID: d.ObjectID, TenantID: d.TenantID, Manageable: d.Manageable,
-		CreatedAt: d.CreatedAt, Owners: d.Owners, SyncedAt: d.SyncedAt,
+		CreatedAt: d.CreatedAt, Owners: d.Owners, OwnerIDs: append([]string{}, d.OwnerIDs...), SyncedAt: d.SyncedAt,
 		Access: make([]domain.Access, 0, len(d.Access)), Credentials: make([]app.CredentialInfo, 0, len(d.Credentials))}
 	for _, a := range d.Access {
 		out.Access = append(out.Access, domain.Access{Connection: a.Connection, CanChange: a.CanChange})
@@ -150,7 +150,7 @@ func (r *remote) runs(ctx context.Context, f app.RunFilter) ([]app.RunRow, error
 		for _, x := range page.Items {
 			rows = append(rows, app.RunRow{ID: x.ID, App: x.Application, AppID: x.AppID, ObjectID: x.ObjectID, Policy: x.Policy,
 				Trigger: domain.Trigger(x.Trigger), State: domain.RunState(x.State), NewKeyID: x.NewKeyID, Error: x.Error,
-				CreatedAt: x.CreatedAt, RetireAt: x.RetireAt, Replaces: x.Replaces})
+				CreatedAt: x.CreatedAt, RetireAt: x.RetireAt, Replaces: x.Replaces, Failure: domain.FailureClass(x.Failure), Seq: x.Seq})
 		}
 		if page.NextCursor == "" || len(rows) >= limit {
 			return rows, nil
@@ -242,7 +242,7 @@ func (r *remote) testConnection(ctx context.Context, name string) (app.SignIn, e
 	if err := r.do(ctx, http.MethodPost, r.orgPath("connections", name, "test"), nil, nil, &t); err != nil {
 		return app.SignIn{}, err
 	}
-	in := app.SignIn{Connection: t.Connection, TenantID: t.TenantID, AppID: t.AppID, ObjectID: t.ObjectID, Roles: t.Roles}
+	in := app.SignIn{Connection: t.Connection, TenantID: t.TenantID, AppID: t.AppID, ObjectID: t.ObjectID, Roles: t.Roles, Owned: t.Owned}
 	if !t.OK {
 		return in, errors.New(t.Error)
 	}
