@@ -82,7 +82,10 @@ type SettingsView struct {
 	Application ApplicationRef `json:"application"`
 	// Policy names the governing policy; "" when none selects the
 	// application (then its settings take effect once one does).
-	Policy         string  `json:"policy,omitempty"`
+	Policy string `json:"policy,omitempty"`
+	// Connection is the governing policy's connection: the identity whose
+	// Key Vaults the picker lists.
+	Connection     string  `json:"connection,omitempty"`
 	Enabled        Setting `json:"enabled"`
 	Notify         Setting `json:"notify"`
 	Lifetime       Setting `json:"lifetime"`
@@ -154,7 +157,7 @@ func (s *Service) settingsView(ctx context.Context, scope Scope, a *domain.Appli
 	set := stored.Settings
 	var eff domain.Policy
 	if base != nil {
-		v.Policy = base.Name
+		v.Policy, v.Connection = base.Name, base.Connection
 		u, n := base.KeyVaultTarget()
 		notify := base.NotifyBefore > 0
 		v.Inherited = ApplicationSettings{Enabled: &base.Enabled, Notify: &notify, Lifetime: &base.Lifetime, RenewBefore: &base.RenewBefore,
@@ -290,8 +293,9 @@ func validateSettings(set domain.AppSettings, base *domain.Policy, limit time.Du
 		return &InvalidError{Field: field, Message: fmt.Sprintf(format, args...)}
 	}
 	pol := domain.Policy{Lifetime: domain.DefaultLifetime, RenewBefore: domain.DefaultRenewBefore(domain.DefaultLifetime), Overlap: domain.DefaultOverlap}
+	whose := "the default"
 	if base != nil {
-		pol = *base
+		pol, whose = *base, "policy "+strconv.Quote(base.Name)+"'s"
 	}
 	lifetime := pol.Lifetime
 	if set.Lifetime != nil {
@@ -312,7 +316,7 @@ func validateSettings(set domain.AppSettings, base *domain.Policy, limit time.Du
 			return bad("renew_before", "%s must be shorter than lifetime %s: a credential would be due the moment it is made", domain.FormatDuration(*set.RenewBefore), domain.FormatDuration(lifetime))
 		}
 	} else if set.Lifetime != nil && pol.RenewBefore >= lifetime {
-		return bad("renew_before", "the policy's %s is not shorter than lifetime %s: set renew_before too", domain.FormatDuration(pol.RenewBefore), domain.FormatDuration(lifetime))
+		return bad("renew_before", "%s %s is not shorter than lifetime %s: set renew_before too", whose, domain.FormatDuration(pol.RenewBefore), domain.FormatDuration(lifetime))
 	}
 	if set.Overlap != nil {
 		if *set.Overlap < 0 {
@@ -322,7 +326,7 @@ func validateSettings(set domain.AppSettings, base *domain.Policy, limit time.Du
 			return bad("overlap", "%s must be shorter than lifetime %s", domain.FormatDuration(*set.Overlap), domain.FormatDuration(lifetime))
 		}
 	} else if set.Lifetime != nil && pol.Overlap >= lifetime {
-		return bad("overlap", "the policy's %s is not shorter than lifetime %s: set overlap too", domain.FormatDuration(pol.Overlap), domain.FormatDuration(lifetime))
+		return bad("overlap", "%s %s is not shorter than lifetime %s: set overlap too", whose, domain.FormatDuration(pol.Overlap), domain.FormatDuration(lifetime))
 	}
 	if base != nil && (set.KeyVaultURL != nil || set.KeyVaultSecret != nil) {
 		if _, ok := base.KeyVaultSink(); !ok {

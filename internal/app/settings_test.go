@@ -31,7 +31,7 @@ func TestApplicationSettingsAreValidatedAgainstThePolicyAndTheTenant(t *testing.
 		"LifetimeUnderADay":         {app.ApplicationSettings{Lifetime: hours(12)}, "lifetime", "outside 1d"},
 		"LifetimeOverTheTenantsCap": {app.ApplicationSettings{Lifetime: days(91)}, "lifetime", "app management policy allows at most 90d"},
 		"RenewBeforeNotShorter":     {app.ApplicationSettings{Lifetime: days(5), RenewBefore: days(5)}, "renew_before", "shorter than lifetime 5d"},
-		"PolicysRenewBeforeTooLong": {app.ApplicationSettings{Lifetime: days(7)}, "renew_before", "the policy's 10d"},
+		"PolicysRenewBeforeTooLong": {app.ApplicationSettings{Lifetime: days(7)}, "renew_before", `policy "contoso-web"'s 10d`},
 		"RenewBeforeZero":           {app.ApplicationSettings{RenewBefore: hours(0)}, "renew_before", "positive"},
 		"OverlapNegative":           {app.ApplicationSettings{Overlap: hours(-1)}, "overlap", "negative"},
 		"OverlapNotShorter":         {app.ApplicationSettings{Overlap: days(30)}, "overlap", "shorter than lifetime 30d"},

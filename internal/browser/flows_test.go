@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -53,13 +54,17 @@ func TestNewcomerFlow(t *testing.T) {
 	p.shot("applications-search.png")
 
 	// The credential that expires first: the expiring filter, soonest
-	// first, then its application.
+	// first, manageable only, then its application.
 	p.do(chromedp.SendKeys(chromedp.CSS("#q"), strings.Repeat(kb.Backspace, len("web-"))))
 	p.waitFor("the whole list again", `!location.search.includes("q=web-") && document.querySelectorAll("#rows tr").length === `+itoa(all))
 	p.do(chromedp.SetValue(chromedp.CSS(`select[name="expiring"]`), "30"),
 		chromedp.SetValue(chromedp.CSS(`select[name="sort"]`), "expiry"),
 		chromedp.Click(chromedp.CSS(`#filters button[type="submit"]`), chromedp.NodeVisible))
 	p.waitFor("the filtered list", `location.search.includes("expiring=30") && location.search.includes("sort=expiry")`)
+	// ... of an application rotor may change (the others it only watches).
+	p.do(chromedp.Click(chromedp.CSS(`input[name="manageable"]`), chromedp.NodeVisible),
+		chromedp.Click(chromedp.CSS(`#filters button[type="submit"]`), chromedp.NodeVisible))
+	p.waitFor("the manageable ones", `location.search.includes("manageable=1")`)
 	// The URL moves before the swap lands: wait for the rows themselves.
 	p.waitFor("the filtered rows", `!document.querySelector(".htmx-request") && (document.querySelector("#rows tr:first-child td:first-child")?.innerText.trim() ?? "") !== ""`)
 	require.Equal(t, loads, p.loadCount(), "the filters loaded a page")
@@ -74,17 +79,61 @@ func TestNewcomerFlow(t *testing.T) {
 	require.Equal(t, first, p.text("main h1"))
 	p.shot("application.png")
 
-	// TODO(app settings form): on the application's page set its policy
-	// (the settings form: pick a policy, save → 303 back, the page shows
-	// the policy), as oscar (operator).
-	// TODO(rotate now + live run page): press "Rotate now", land on the
-	// run's page, wait for its steps to reach done (htmx or a reload), and
-	// with JavaScript off see the same steps after reloads.
-	// TODO(audit page): open "Audit log" from the nav and see the policy
-	// change and the rotation by Oscar Operator (user:<oid>).
-	// TODO(dashboard /ui/): when /ui/ is the dashboard, start the flow
-	// there: click the soonest-expiring credential it lists instead of the
-	// list's filter.
+	// Set this application's own lifetime over its policy's 30 days:
+	// the form posts, the page comes back saying so.
+	p.do(chromedp.SetValue(chromedp.CSS("#lifetime_days"), "20"))
+	status := p.click("#save-settings")
+	require.EqualValues(t, 200, status, "saving the settings: %s", p.text("main"))
+	require.True(t, p.exists("#settings-saved"), "the page confirms the save")
+	require.Equal(t, "20", p.value("#lifetime_days"))
+	require.Contains(t, p.text("form#settings"), "set here")
+	p.shot("application-settings.png")
+
+	// The Key Vault fields suggest the vaults the policy's connection
+	// sees (ARM, through htmx), once the field has the focus.
+	p.do(chromedp.Click(chromedp.CSS("#keyvault_url"), chromedp.NodeVisible))
+	p.waitFor("the vault picker's suggestions", `document.querySelectorAll("#kv-vaults option").length > 0`)
+	require.True(t, strings.HasPrefix(eval[string](p, `document.querySelector("#kv-vaults option").value`), "https://"), "a vault's URL")
+	require.Contains(t, p.textContent("#kv-vaults"), "kv-contoso", "named as ARM names it")
+
+	// Rotate now: the waiting page moves on to the run's page once a
+	// rotor process has started the job, whose timeline fills in live
+	// (server-sent events) until the new secret is delivered, verified
+	// and the old ones wait to retire.
+	require.EqualValues(t, 200, p.click("#rotate-now-button"))
+	runPath := p.waitLocation("the run's page", func(path string) bool {
+		return strings.HasPrefix(path, "/ui/runs/") && path != "/ui/runs/live"
+	}, 45*time.Second)
+	p.waitTrue("the run to be delivered and verified", `["retiring", "done"].includes(document.querySelector("#run-state")?.textContent.trim())`, 60*time.Second)
+	require.GreaterOrEqual(t, p.count("#timeline li"), 4, "the timeline shows the steps")
+	timeline := p.text("#timeline")
+	require.Contains(t, timeline, "Verified")
+	// The new secret lives the application's 20 days, not the policy's 30.
+	require.Contains(t, timeline, "valid until "+time.Now().UTC().Add(20*24*time.Hour).Format("2006-01-02"), timeline)
+	p.shot("run.png")
+	// The page as reloaded (what JavaScript-off readers see) has the same
+	// steps the stream added.
+	steps := p.count("#timeline li")
+	require.EqualValues(t, 200, p.open(runPath))
+	require.Equal(t, steps, p.count("#timeline li"))
+
+	// Who did it: the audit log names oscar for the settings and the
+	// rotation.
+	require.EqualValues(t, 200, p.click(`header nav a[href="/ui/audit"]`))
+	// rotor's own steps fill the newest page: ask for oscar's records.
+	p.do(chromedp.SendKeys(chromedp.CSS(`form#audit-filter input[name="actor"]`), "oscar"))
+	p.do(chromedp.Click(chromedp.CSS(`form#audit-filter button[type="submit"]`), chromedp.NodeVisible))
+	p.waitFor("oscar's records, swapped in", `location.search.includes("actor=oscar") && document.querySelector('tr.audit-row[data-action="update-settings"]') !== null`)
+	actors := map[string]string{}
+	for _, a := range []string{"update-settings", "rotate"} {
+		sel := `tr.audit-row[data-action="` + a + `"]`
+		require.True(t, p.exists(sel), "the audit log has a %s record", a)
+		actors[a] = eval[string](p, `document.querySelector('`+sel+`').dataset.actor`)
+	}
+	require.Equal(t, actors["update-settings"], actors["rotate"])
+	require.True(t, strings.HasPrefix(actors["rotate"], "user:"), actors["rotate"])
+	require.Contains(t, p.text(`tr.audit-row[data-action="update-settings"]`), "Oscar")
+	p.shot("audit.png")
 
 	// Sign out, and the pages want a sign-in again.
 	require.EqualValues(t, 200, p.click("form#logout button"))

@@ -409,6 +409,13 @@ func (p *page) text(sel string) string {
 	return strings.TrimSpace(s)
 }
 
+// textContent is the text of the first element sel matches, hidden or
+// not (a datalist's options are never visible).
+func (p *page) textContent(sel string) string {
+	p.t.Helper()
+	return eval[string](p, fmt.Sprintf("document.querySelector(%q).textContent", sel))
+}
+
 // count is how many elements sel matches now.
 func (p *page) count(sel string) int {
 	p.t.Helper()
@@ -442,8 +449,49 @@ func (p *page) tryLocation() (string, error) {
 // must be on).
 func (p *page) waitFor(what, js string) {
 	p.t.Helper()
-	_, err := chromedp.Run(p.ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+	p.waitForWithin(what, js, 15*time.Second)
+}
+
+// waitForWithin is waitFor with its own limit (a rotation takes longer
+// than a swap).
+func (p *page) waitForWithin(what, js string, limit time.Duration) {
+	p.t.Helper()
+	_, err := chromedp.Run(p.ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(limit)))
 	require.NoError(p.t, err, "waiting for %s (%s)", what, js)
+}
+
+// waitLocation waits until the tab is at a path at accepts, across the
+// page loads it takes to get there (a page that reloads itself).
+func (p *page) waitLocation(what string, at func(path string) bool, limit time.Duration) string {
+	p.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if loc, err := p.tryLocation(); err == nil && at(loc) {
+			return loc
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("waited %s for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitTrue evaluates js (a boolean expression) until it is true, in
+// whatever page the tab has loaded by then: a page that moves on by
+// itself does not break it, as it does a poll inside one page.
+func (p *page) waitTrue(what, js string, limit time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		ok, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](js))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("waited %s for %s (%s): %v", limit, what, js, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // eval evaluates js in the page (JavaScript on).

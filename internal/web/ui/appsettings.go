@@ -54,11 +54,13 @@ type appSettingsView struct {
 	Tests *app.SinkTests
 	// CSRFField is the page's form token field.
 	CSRFField template.HTML
+	// Base is the UI's base path (the vault picker's fragments).
+	Base string
 }
 
 func (u *UI) newSettingsView(s *app.SettingsView, objectID string) appSettingsView {
 	base := u.appURL(objectID)
-	v := appSettingsView{SettingsView: s, Action: base + "/settings", TestAction: base + "/sinks/test",
+	v := appSettingsView{SettingsView: s, Action: base + "/settings", TestAction: base + "/sinks/test", Base: u.base,
 		Form: map[string]string{}, Placeholder: map[string]string{}, Errors: map[string]string{},
 		Enabled: s.Enabled.Value == "true", Notify: s.Notify.Value == "true"}
 	st := s.Stored

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"cmp"
 	"errors"
 	"html/template"
 	"net/http"
@@ -92,7 +93,9 @@ func (u *UI) kvVaults(w http.ResponseWriter, r *http.Request, scope app.Scope) {
 // kvSecrets serves the secret datalist of a vault a connection sees.
 func (u *UI) kvSecrets(w http.ResponseWriter, r *http.Request, scope app.Scope) {
 	v := u.kvFrame(r)
-	v.Vault = strings.TrimSpace(r.URL.Query().Get("vault"))
+	// The application page's secret field sends the vault field with it
+	// (hx-include), under its own name.
+	v.Vault = strings.TrimSpace(cmp.Or(r.URL.Query().Get("vault"), r.URL.Query().Get("keyvault_url")))
 	if v.Connection == "" {
 		u.kvFragmentError(w, r, &app.InvalidError{Field: "connection", Message: "name the connection whose vault to list"})
 		return
