@@ -509,6 +509,7 @@ sign_in:
 		admin, domain.DefaultOrg, viewers, domain.DefaultOrg, sim.DemoViewerGroup, operators, domain.DefaultOrg, sim.DemoOperatorGroup)
 	return demoSignInConfig{yaml: []byte(yaml), tenant: t.Name}, nil
 }
+
 // demoCLI registers rotor's API and rotor's CLI (a public client) in the
 // simulator's first tenant, with the demo users' app roles on the API
 // (sim.RegisterDemoCLI), and returns the api_auth section that accepts
