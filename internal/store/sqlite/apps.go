@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -524,6 +525,16 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 		where = append(where, "display_name >= ? AND display_name < ?")
 		args = append(args, p.NamePrefix, prefixSuccessor(p.NamePrefix))
 	}
+	if !p.RenewableBefore.IsZero() {
+		if err := codec.CheckTime("RenewableBefore", p.RenewableBefore); err != nil {
+			return nil, fmt.Errorf("list applications: %w", err)
+		}
+		// One lookup in the credentials' primary key per application.
+		where = append(where, `NOT EXISTS (SELECT 1 FROM credentials c WHERE c.org_id = applications.org_id
+			AND c.tenant_id = applications.tenant_id AND c.app_object_id = applications.object_id
+			AND substr(c.display_name, 1, ?) = ? AND c.end_at > ?)`)
+		args = append(args, len(domain.RotorPrefix), domain.RotorPrefix, encTime(p.RenewableBefore))
+	}
 	if err := codec.CheckTime("AfterMinEnd", p.AfterMinEnd); err != nil {
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
@@ -746,6 +757,37 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, whe
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// CountCredentialsByExpiry counts with one aggregate per bound, in one
+// pass over the organization's credentials (their primary key's range).
+func (s *Store) CountCredentialsByExpiry(ctx context.Context, p store.CountCredentialsByExpiryParams) ([]int, error) {
+	if len(p.Bounds) == 0 {
+		return []int{}, nil
+	}
+	if len(p.Bounds) > store.MaxExpiryBounds {
+		return nil, fmt.Errorf("count credentials by expiry: %d bounds, at most %d", len(p.Bounds), store.MaxExpiryBounds)
+	}
+	cols := make([]string, len(p.Bounds))
+	args := make([]any, 0, len(p.Bounds)+1)
+	for i, b := range p.Bounds {
+		if err := codec.CheckTime("Bounds", b); err != nil || b.IsZero() {
+			return nil, fmt.Errorf("count credentials by expiry: bound %d: %v", i, cmp.Or(err, errors.New("zero time")))
+		}
+		cols[i] = "count(*) FILTER (WHERE end_at <= ?)"
+		args = append(args, encTime(b))
+	}
+	args = append(args, string(p.Org))
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM credentials WHERE org_id = ? AND end_at IS NOT NULL"
+	out := make([]int, len(p.Bounds))
+	dest := make([]any, len(out))
+	for i := range out {
+		dest[i] = &out[i]
+	}
+	if err := s.r.QueryRowContext(ctx, q, args...).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("count credentials of %s by expiry: %w", p.Org, err)
 	}
 	return out, nil
 }
