@@ -658,7 +658,10 @@ func (s *Store) CountCredentialsByExpiry(ctx context.Context, p store.CountCrede
 		args = append(args, tz(b))
 		cols[i] = "count(*) FILTER (WHERE end_at <= $" + strconv.Itoa(len(args)) + ")"
 	}
-	q := "SELECT " + strings.Join(cols, ", ") + " FROM credentials WHERE org_id = $1 AND end_at IS NOT NULL"
+	// Only credentials ending by the last bound count at all: a range of
+	// the (org_id, end_at) index.
+	args = append(args, tz(slices.MaxFunc(p.Bounds, time.Time.Compare)))
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM credentials WHERE org_id = $1 AND end_at <= $" + strconv.Itoa(len(args))
 	counts := make([]int64, len(p.Bounds))
 	dest := make([]any, len(counts))
 	for i := range counts {

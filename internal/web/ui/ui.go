@@ -43,6 +43,7 @@ type Service interface {
 	ListConnections(ctx context.Context, scope app.Scope) ([]app.Connection, error)
 	Explain(ctx context.Context, scope app.Scope, ref string) (*app.Explanation, error)
 	ListRuns(ctx context.Context, scope app.Scope, f app.RunFilter) ([]app.RunRow, error)
+	Dashboard(ctx context.Context, scope app.Scope) (*app.Dashboard, error)
 }
 
 var _ Service = (*app.Service)(nil)
@@ -125,9 +126,7 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("GET "+u.base+"/static/{hash}/{name}", u.static)
 	u.mux.HandleFunc("GET "+u.base+"/applications", u.withScope(u.applications))
 	u.mux.HandleFunc("GET "+u.base+"/applications/{ref}", u.withScope(u.application))
-	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
-	})
+	u.mux.HandleFunc("GET "+u.base+"/{$}", u.withScope(u.dashboard))
 	return u
 }
 
@@ -261,7 +260,7 @@ func (u *UI) parsePages() map[string]*template.Template {
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"applications", "application", "error"} {
+	for _, p := range []string{"applications", "application", "error", "dashboard"} {
 		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 		pages[p] = t
 	}
