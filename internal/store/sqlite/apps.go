@@ -530,10 +530,13 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 		if err := codec.CheckTime("RenewableBefore", p.RenewableBefore); err != nil {
 			return nil, fmt.Errorf("list applications: %w", err)
 		}
-		// One lookup in the credentials' primary key per application.
+		// One lookup in the credentials' primary key per application. The
+		// unary + keeps SQLite off the (org_id, end_at) index, which would
+		// walk every credential ending after the bound for each
+		// application.
 		where = append(where, `NOT EXISTS (SELECT 1 FROM credentials c WHERE c.org_id = applications.org_id
 			AND c.tenant_id = applications.tenant_id AND c.app_object_id = applications.object_id
-			AND substr(c.display_name, 1, ?) = ? AND c.end_at > ?)`)
+			AND substr(c.display_name, 1, ?) = ? AND +c.end_at > ?)`)
 		args = append(args, len(domain.RotorPrefix), domain.RotorPrefix, encTime(p.RenewableBefore))
 	}
 	if err := codec.CheckTime("AfterMinEnd", p.AfterMinEnd); err != nil {
