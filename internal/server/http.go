@@ -16,8 +16,8 @@ import (
 
 // handler serves the health endpoint and a read-only status page;
 // HTTPHandler adds the REST API (internal/api), which authenticates every
-// request itself, and with sign_in the sign-in routes and the signed-in
-// placeholder page /ui/ (signin.go). The UI proper comes later.
+// request itself, and with sign_in the sign-in routes and the UI's pages
+// under /ui/ (signin.go; /ui/ itself is the dashboard).
 //
 // The status page, which names applications and shows run journals and
 // predates sign-in, is served only when rotor listens on loopback, and only to

@@ -4,11 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"html/template"
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/azure"
@@ -21,8 +19,8 @@ import (
 	"github.com/rotor-dev/rotor/internal/web/ui"
 )
 
-// UIPath is where the UI lives: the signed-in landing page (who is signed
-// in, sign-out) at UIPath itself, and internal/web/ui's pages below it.
+// UIPath is where the UI lives: internal/web/ui's pages, the dashboard at
+// UIPath itself.
 const UIPath = "/ui/"
 
 // newSessions builds the session manager of sign_in (nil without it). It
@@ -84,7 +82,7 @@ func (s *Server) relyingParty(ctx context.Context, e config.SignInEntra) (*signi
 
 // signInHandler is people's half of the listener (docs/sign-in.md): the
 // sign-in routes (/login, the callback, /login/local, POST /logout) and
-// the signed-in page /ui/, inside the session and CSRF middlewares. It
+// the pages under /ui/, inside the session and CSRF middlewares. It
 // reads Entra's discovery document, and gives every organization that no
 // binding makes anyone admin of its break-glass admin, printing the
 // password once to the console. It returns the paths to route to it.
@@ -107,8 +105,7 @@ func (s *Server) signInHandler(ctx context.Context) (http.Handler, []string, err
 	}
 	mux := http.NewServeMux()
 	h.Register(mux)
-	mux.Handle("GET "+UIPath+"{$}", session.Require(app.RoleViewer, signin.LoginPath, http.HandlerFunc(landingPage)))
-	// The pages (internal/web/ui) read through the application layer as
+	// The pages (internal/web/ui; /ui/ itself is the dashboard) read through the application layer as
 	// the signed-in person, in the session's organization.
 	pages := session.Require(app.RoleViewer, signin.LoginPath, ui.New(ui.Deps{
 		App: s.app, Scope: sessionScope, Base: strings.TrimSuffix(UIPath, "/"), Clock: s.clock, Logger: s.log,
@@ -158,21 +155,6 @@ func (s *Server) ensureBreakGlass(ctx context.Context, roles signin.RoleMap, log
 	return nil
 }
 
-var landingTmpl = template.Must(template.New("ui").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>rotor</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}code{font-size:12px}</style></head>
-<body><main><h1>rotor</h1>
-<p>Signed in as <b id="name">{{.Name}}</b> (<code id="actor">{{.Actor}}</code>),
-<b id="role">{{.Role}}</b> in organization <b id="org">{{.Org}}</b>, until {{.Until}}.</p>
-<form method="post" action="{{.Logout}}" id="logout">
-{{.CSRFField}}
-<button type="submit">Sign out</button></form>
-<p><a href="/ui/applications" id="applications">Applications</a> — every credential rotor sees, searchable and sortable.
-The REST API is at <a href="/api/v1/openapi.json">/api/v1</a>.</p>
-</main></body></html>
-`))
-
 // sessionScope is the request's use-case scope: the signed-in person in
 // the session's organization (false without a session).
 func sessionScope(r *http.Request) (app.Scope, bool) {
@@ -191,24 +173,4 @@ func sessionWho(r *http.Request) (ui.Who, bool) {
 	}
 	a := sess.Actor()
 	return ui.Who{Name: a.Name, Actor: a.String(), Role: sess.Role, Org: string(sess.Org), Until: sess.ExpiresAt}, true
-}
-
-// landingPage is GET /ui/: who is signed in, their role in the session's
-// organization, and a sign-out form (with its CSRF token).
-func landingPage(w http.ResponseWriter, r *http.Request) {
-	sess, ok := session.FromContext(r.Context())
-	if !ok { // session.Require lets no one through without one
-		http.Error(w, "Sign in first.", http.StatusUnauthorized)
-		return
-	}
-	a := sess.Actor()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = landingTmpl.Execute(w, struct {
-		Name, Actor, Role, Org, Until, Logout string
-		CSRFField                             template.HTML
-	}{
-		Name: a.Name, Actor: a.String(), Role: string(sess.Role), Org: string(sess.Org),
-		Until: sess.ExpiresAt.UTC().Format(time.RFC3339), Logout: signin.LogoutPath, CSRFField: csrf.Field(r),
-	})
 }

@@ -183,6 +183,7 @@ func (b *signInBrowser) post(u string, form url.Values) (*http.Response, string)
 var (
 	hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 	breakGlass  = regexp.MustCompile(`\n      ([a-z2-7]{24})\n`)
+	logoutForm  = regexp.MustCompile(`<form method="post" action="/logout" id="logout">.*?</form>`)
 )
 
 func unescapeHTML(s string) string {
@@ -247,11 +248,16 @@ func TestServeSignsPeopleIn(t *testing.T) {
 	b := r.browser(t)
 	page := b.signIn("oscar")
 	oscar, _ := r.tn.User("oscar")
-	require.Contains(t, page, `<b id="name">Oscar Operator &lt;`+oscar.UserPrincipalName+`&gt;</b>`)
-	require.Contains(t, page, `<code id="actor">user:`+oscar.ObjectID+`</code>`)
-	require.Contains(t, page, `<b id="role">operator</b> in organization <b id="org">default</b>`)
+	// /ui/ is the dashboard; its header (every page's) says who is
+	// signed in, as what, where.
+	require.Contains(t, page, "<h1>Dashboard</h1>")
+	require.Contains(t, page, `<span id="name">Oscar Operator &lt;`+oscar.UserPrincipalName+`&gt;</span>`)
+	require.Contains(t, page, `<span class="id" id="actor" hidden>user:`+oscar.ObjectID+`</span>`)
+	require.Contains(t, page, `<span id="role">operator</span> in <span id="org">default</span>`)
+	logout := logoutForm.FindString(page)
+	require.NotEmpty(t, logout, "a sign-out form:\n%s", page)
 	token := ""
-	for _, m := range hiddenInput.FindAllStringSubmatch(page, -1) {
+	for _, m := range hiddenInput.FindAllStringSubmatch(logout, -1) {
 		if m[1] == csrf.FieldName {
 			token = unescapeHTML(m[2])
 		}
@@ -322,7 +328,7 @@ func TestServeSignsPeopleIn(t *testing.T) {
 	// expired the sweep job deletes its row.
 	vera := r.browser(t)
 	page = vera.signIn("vera")
-	require.Contains(t, page, `<b id="role">viewer</b>`)
+	require.Contains(t, page, `<span id="role">viewer</span>`)
 	require.Equal(t, 1, countSessions(t, r.db))
 	r.clock.Advance(time.Hour)
 	require.NoError(t, srv.jobs.SweepSessions(context.Background()))

@@ -123,6 +123,12 @@ type Store interface {
 	// view says it may change (its identity owns them, as of its last
 	// sync).
 	CountOwnedApplications(ctx context.Context, org domain.OrgID, connection string) (int, error)
+	// CountCredentialsByExpiry counts the org's credentials that end at or
+	// before each of p.Bounds: one count per bound, in the bounds' order
+	// (cumulative: a credential counts for every bound it ends by). It
+	// reads no credential, only counts them, in one query (the
+	// dashboard's expiry figures at 100,000 applications).
+	CountCredentialsByExpiry(ctx context.Context, p CountCredentialsByExpiryParams) ([]int, error)
 
 	// CreateRun journals a new run in state planned, with run.Events if
 	// any. It fills in an empty ID, State, CreatedAt and UpdatedAt. It
@@ -514,9 +520,26 @@ type ListApplicationsParams struct {
 	AfterName     string
 	AfterObjectID string
 	AfterMinEnd   time.Time
+	// RenewableBefore keeps applications that may be due for renewal
+	// before it: those with no rotor-made credential (display name
+	// rotor:<run id>) ending after it, which includes those with none
+	// (adoption). Zero: no filter. The plan decides only these.
+	RenewableBefore time.Time
 	// Limit caps the rows returned (0: no cap).
 	Limit int
 }
+
+// CountCredentialsByExpiry's parameters.
+type CountCredentialsByExpiryParams struct {
+	Org domain.OrgID
+	// Bounds are the times to count up to (inclusive), in any order; at
+	// most 64.
+	Bounds []time.Time
+}
+
+// MaxExpiryBounds caps CountCredentialsByExpiryParams.Bounds: each is one
+// aggregate of the single query.
+const MaxExpiryBounds = 64
 
 // AppOrder is the order ListApplications returns applications in. Each is
 // total (it ends with the object id), so keyset pages neither skip nor

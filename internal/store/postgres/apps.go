@@ -481,6 +481,14 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 			add("a.display_name >= $%d", p.NamePrefix)
 		}
 	}
+	if !p.RenewableBefore.IsZero() {
+		if err := codec.CheckTime("RenewableBefore", p.RenewableBefore); err != nil {
+			return nil, fmt.Errorf("list applications: %w", err)
+		}
+		add(`NOT EXISTS (SELECT 1 FROM credentials c WHERE c.org_id = a.org_id AND c.tenant_id = a.tenant_id
+			AND c.app_object_id = a.object_id AND starts_with(c.display_name, $%d) AND c.end_at > $%d)`,
+			domain.RotorPrefix, tz(p.RenewableBefore))
+	}
 	after := p.AfterName != "" || p.AfterObjectID != ""
 	order := "a.display_name, a.object_id, a.tenant_id"
 	switch p.Order {
@@ -644,6 +652,44 @@ func (s *Store) CountOwnedApplications(ctx context.Context, org domain.OrgID, co
 		return 0, fmt.Errorf("count applications %s owns in %s: %w", connection, org, err)
 	}
 	return n, nil
+}
+
+// CountCredentialsByExpiry counts with one aggregate per bound, in one
+// pass over the organization's credentials.
+func (s *Store) CountCredentialsByExpiry(ctx context.Context, p store.CountCredentialsByExpiryParams) ([]int, error) {
+	if len(p.Bounds) == 0 {
+		return []int{}, nil
+	}
+	if len(p.Bounds) > store.MaxExpiryBounds {
+		return nil, fmt.Errorf("count credentials by expiry: %d bounds, at most %d", len(p.Bounds), store.MaxExpiryBounds)
+	}
+	cols := make([]string, len(p.Bounds))
+	args := []any{string(p.Org)}
+	for i, b := range p.Bounds {
+		if err := codec.CheckTime("Bounds", b); err != nil || b.IsZero() {
+			return nil, fmt.Errorf("count credentials by expiry: bound %d: %v", i, cmp.Or(err, errors.New("zero time")))
+		}
+		args = append(args, tz(b))
+		cols[i] = "count(*) FILTER (WHERE end_at <= $" + strconv.Itoa(len(args)) + ")"
+	}
+	// Only credentials ending by the last bound count at all: a range of
+	// the (org_id, end_at) index.
+	args = append(args, tz(slices.MaxFunc(p.Bounds, time.Time.Compare)))
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM credentials WHERE org_id = $1 AND end_at <= $" + strconv.Itoa(len(args))
+	counts := make([]int64, len(p.Bounds))
+	dest := make([]any, len(counts))
+	for i := range counts {
+		dest[i] = &counts[i]
+	}
+	err := s.readOrg(ctx, p.Org, func(tx pgx.Tx) error { return tx.QueryRow(ctx, q, args...).Scan(dest...) })
+	if err != nil {
+		return nil, fmt.Errorf("count credentials of %s by expiry: %w", p.Org, err)
+	}
+	out := make([]int, len(counts))
+	for i, n := range counts {
+		out[i] = int(n)
+	}
+	return out, nil
 }
 
 // CountApplications counts an org's applications, per connection when

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -524,6 +526,19 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 		where = append(where, "display_name >= ? AND display_name < ?")
 		args = append(args, p.NamePrefix, prefixSuccessor(p.NamePrefix))
 	}
+	if !p.RenewableBefore.IsZero() {
+		if err := codec.CheckTime("RenewableBefore", p.RenewableBefore); err != nil {
+			return nil, fmt.Errorf("list applications: %w", err)
+		}
+		// One lookup in the credentials' primary key per application. The
+		// unary + keeps SQLite off the (org_id, end_at) index, which would
+		// walk every credential ending after the bound for each
+		// application.
+		where = append(where, `NOT EXISTS (SELECT 1 FROM credentials c WHERE c.org_id = applications.org_id
+			AND c.tenant_id = applications.tenant_id AND c.app_object_id = applications.object_id
+			AND substr(c.display_name, 1, ?) = ? AND +c.end_at > ?)`)
+		args = append(args, len(domain.RotorPrefix), domain.RotorPrefix, encTime(p.RenewableBefore))
+	}
 	if err := codec.CheckTime("AfterMinEnd", p.AfterMinEnd); err != nil {
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
@@ -760,6 +775,39 @@ func (s *Store) CountOwnedApplications(ctx context.Context, org domain.OrgID, co
 		return 0, fmt.Errorf("count applications %s owns in %s: %w", connection, org, err)
 	}
 	return n, nil
+}
+
+// CountCredentialsByExpiry counts with one aggregate per bound, in one
+// pass over the organization's credentials (their primary key's range).
+func (s *Store) CountCredentialsByExpiry(ctx context.Context, p store.CountCredentialsByExpiryParams) ([]int, error) {
+	if len(p.Bounds) == 0 {
+		return []int{}, nil
+	}
+	if len(p.Bounds) > store.MaxExpiryBounds {
+		return nil, fmt.Errorf("count credentials by expiry: %d bounds, at most %d", len(p.Bounds), store.MaxExpiryBounds)
+	}
+	cols := make([]string, len(p.Bounds))
+	args := make([]any, 0, len(p.Bounds)+1)
+	for i, b := range p.Bounds {
+		if err := codec.CheckTime("Bounds", b); err != nil || b.IsZero() {
+			return nil, fmt.Errorf("count credentials by expiry: bound %d: %v", i, cmp.Or(err, errors.New("zero time")))
+		}
+		cols[i] = "count(*) FILTER (WHERE end_at <= ?)"
+		args = append(args, encTime(b))
+	}
+	// Only credentials ending by the last bound count at all: a range of
+	// the (org_id, end_at) index.
+	args = append(args, string(p.Org), encTime(slices.MaxFunc(p.Bounds, time.Time.Compare)))
+	q := "SELECT " + strings.Join(cols, ", ") + " FROM credentials INDEXED BY credentials_by_end WHERE org_id = ? AND end_at <= ?"
+	out := make([]int, len(p.Bounds))
+	dest := make([]any, len(out))
+	for i := range out {
+		dest[i] = &out[i]
+	}
+	if err := s.r.QueryRowContext(ctx, q, args...).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("count credentials of %s by expiry: %w", p.Org, err)
+	}
+	return out, nil
 }
 
 // CountApplications counts an org's applications, per connection when

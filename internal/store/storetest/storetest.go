@@ -53,6 +53,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"List/PagesWithoutGapsOrRepeats", testListPaging},
 		{"List/PagesWithFilters", testListPagingFiltered},
 		{"List/OrderByExpiry", testListByExpiry},
+		{"List/RenewableBefore", testListRenewableBefore},
+		{"Credentials/CountByExpiry", testCountCredentialsByExpiry},
 		{"Get/ByObjectID", testGetByObjectID},
 		{"Get/ByAppID", testGetByAppID},
 		{"Get/ByDisplayName", testGetByName},

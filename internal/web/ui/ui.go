@@ -68,6 +68,7 @@ type Service interface {
 	GetApplicationSettings(ctx context.Context, scope app.Scope, ref string) (*app.SettingsView, error)
 	UpdateApplicationSettings(ctx context.Context, scope app.Scope, ref string, in app.ApplicationSettings) (*app.SettingsView, error)
 	TestSinks(ctx context.Context, scope app.Scope, ref string) (*app.SinkTests, error)
+	Dashboard(ctx context.Context, scope app.Scope) (*app.Dashboard, error)
 }
 
 var _ Service = (*app.Service)(nil)
@@ -172,9 +173,7 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys/{id}/revoke", u.withScope(u.revokeAPIKey))
 	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/settings", u.withScope(u.saveSettings))
 	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/sinks/test", u.withScope(u.testSinks))
-	u.mux.HandleFunc("GET "+u.base+"/{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, u.base+"/applications", http.StatusSeeOther)
-	})
+	u.mux.HandleFunc("GET "+u.base+"/{$}", u.withScope(u.dashboard))
 	return u
 }
 
@@ -311,7 +310,7 @@ func (u *UI) parsePages() map[string]*template.Template {
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"applications", "application", "error", "runs", "run", "live", "keyvault", "audit", "connections", "settings"} {
+	for _, p := range []string{"applications", "application", "error", "runs", "run", "live", "keyvault", "audit", "connections", "settings", "dashboard"} {
 		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 		pages[p] = t
 	}

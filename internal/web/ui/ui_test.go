@@ -311,7 +311,7 @@ func (b *bundle) isTarget(u string) bool {
 func TestPagesAreSelfContained(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	for _, path := range []string{"/applications", "/applications?sort=expiry&expiring=30", "/applications/" + b.runApp, "/applications/no-such-app"} {
+	for _, path := range []string{"/", "/applications", "/applications?sort=expiry&expiring=30", "/applications/" + b.runApp, "/applications/no-such-app"} {
 		res := b.get(path)
 		require.Equal(t, ui.ContentSecurityPolicy, res.header.Get("Content-Security-Policy"), path)
 		require.Contains(t, res.header.Get("Content-Security-Policy"), "script-src 'self'")
@@ -430,6 +430,7 @@ func TestSignInRequired(t *testing.T) {
 	css := html.UnescapeString(styleHref.FindStringSubmatch(res.body)[1])
 	require.Equal(t, http.StatusOK, b.get(css, "X-Test-Anonymous", "1").status)
 	root := b.get("/")
-	require.Equal(t, http.StatusOK, root.status, "/ redirects to the list")
-	require.Contains(t, root.body, "<h1>Applications</h1>")
+	require.Equal(t, http.StatusOK, root.status, "/ is the dashboard")
+	require.Contains(t, root.body, "<h1>Dashboard</h1>")
+	require.Equal(t, http.StatusUnauthorized, b.get("/", "X-Test-Anonymous", "1").status)
 }
