@@ -8,6 +8,7 @@ package browser_test
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,17 +20,30 @@ import (
 	"github.com/rotor-dev/rotor/internal/cli"
 )
 
-// TestNewcomerFlow is the issue's judged-by, as far as the pages exist:
-// oscar signs in through the simulator's Entra, finds applications by
-// name (htmx swaps the results in, no reload), finds the credential that
-// expires first and opens its application, and signs out.
+// TestNewcomerFlow is the issue's judged-by, in a real browser on the
+// demo: oscar (an operator) signs in through the simulator's Entra, reads
+// the dashboard, finds applications by name (htmx swaps the results in,
+// no reload), finds the manageable credential that expires first, sets
+// its application's own lifetime, sees the Key Vault picker's
+// suggestions, presses Rotate now and watches the run reach verified live,
+// finds himself in the audit log for both, and signs out.
 func TestNewcomerFlow(t *testing.T) {
 	p := newPage(t, sharedDemo(t).URL)
 
 	require.EqualValues(t, 200, p.signIn("oscar"))
 	require.Equal(t, "/ui/", p.location(), "sign-in returns to the page asked for")
 	require.Contains(t, p.text("#name"), "Oscar", "the header names who signed in")
+	// The dashboard: what expires when, what failed, what rotor will do.
+	require.Equal(t, "Dashboard", p.text("main h1"))
+	require.True(t, p.exists("svg#timeline"), "the expiry timeline is drawn")
+	require.True(t, p.exists("#plan"), "the plan for the next day and week")
+	within30 := p.text("#count-30d .n")
+	require.NotEqual(t, "0", within30, "the demo has credentials expiring within 30 days")
 	p.shot("dashboard.png")
+	// Its count is a link to the applications list, filtered.
+	require.EqualValues(t, 200, p.click("#count-30d"))
+	require.Equal(t, "30", p.query().Get("expiring"), p.location())
+	p.open("/ui/")
 
 	require.EqualValues(t, 200, p.click(`a[href="/ui/applications"]`))
 	require.Equal(t, "/ui/applications", p.location())
@@ -99,15 +113,36 @@ func TestNewcomerFlow(t *testing.T) {
 	// Rotate now: the waiting page moves on to the run's page once a
 	// rotor process has started the job, whose timeline fills in live
 	// (server-sent events) until the new secret is delivered, verified
-	// and the old ones wait to retire.
-	require.EqualValues(t, 200, p.click("#rotate-now-button"))
-	runPath := p.waitLocation("the run's page", func(path string) bool {
-		return strings.HasPrefix(path, "/ui/runs/") && path != "/ui/runs/live"
-	}, 45*time.Second)
-	p.waitTrue("the run to be delivered and verified", `["retiring", "done"].includes(document.querySelector("#run-state")?.textContent.trim())`, 60*time.Second)
-	require.GreaterOrEqual(t, p.count("#timeline li"), 4, "the timeline shows the steps")
-	timeline := p.text("#timeline")
-	require.Contains(t, timeline, "Verified")
+	// and the old ones wait to retire. The demo adopts its applications
+	// in its first minute: when the planner's run of this one was already
+	// under way, Rotate now shows that run (decided before the setting),
+	// and pressing it again once that one is done rotates by hand.
+	appPath := p.location()
+	var runPath, timeline string
+	for attempt := 1; ; attempt++ {
+		require.EqualValues(t, 200, p.click("#rotate-now-button"))
+		runPath = p.waitLocation("the run's page", func(path string) bool {
+			return strings.HasPrefix(path, "/ui/runs/") && !strings.HasPrefix(path, "/ui/runs/live")
+		}, 45*time.Second)
+		final := func() bool {
+			st, err := p.tryText("#run-state")
+			return err == nil && slices.Contains([]string{"retiring", "done", "failed", "abandoned"}, st)
+		}
+		for deadline := time.Now().Add(90 * time.Second); !final(); time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the run at %s did not finish within 90s:\n%s", runPath, p.text("main"))
+			}
+		}
+		require.Contains(t, []string{"retiring", "done"}, p.text("#run-state"), "the run at %s: %s", runPath, p.text("main"))
+		require.GreaterOrEqual(t, p.count("#timeline li"), 4, "the timeline shows the steps")
+		timeline = p.text("#timeline")
+		require.Contains(t, timeline, "Verified")
+		if strings.Contains(timeline, "trigger manual") {
+			break
+		}
+		require.Less(t, attempt, 2, "a second Rotate now rotates by hand:\n%s", timeline)
+		require.EqualValues(t, 200, p.open(appPath))
+	}
 	// The new secret lives the application's 20 days, not the policy's 30.
 	require.Contains(t, timeline, "valid until "+time.Now().UTC().Add(20*24*time.Hour).Format("2006-01-02"), timeline)
 	p.shot("run.png")

@@ -42,7 +42,7 @@ import (
 )
 
 // pageTimeout bounds each test's browser: a flow that hangs fails.
-const pageTimeout = 60 * time.Second
+const pageTimeout = 150 * time.Second
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -407,6 +407,11 @@ func (p *page) text(sel string) string {
 	s, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
 	require.NoError(p.t, err, "text of %s", sel)
 	return strings.TrimSpace(s)
+}
+
+// tryText is the text of sel when the page has it (no waiting).
+func (p *page) tryText(sel string) (string, error) {
+	return chromedp.Run(p.ctx, chromedp.Evaluate[string](fmt.Sprintf("document.querySelector(%q)?.textContent.trim() ?? ''", sel)))
 }
 
 // textContent is the text of the first element sel matches, hidden or

@@ -121,6 +121,15 @@ func (w *rotateWorker) Work(ctx context.Context, job *river.Job[RotateArgs]) (er
 	defer func() { w.j.emit(KindRotate, err) }()
 	a := job.Args
 	log := w.j.log.With("job", job.ID, "app", a.AppObjectID, "tenant", a.TenantID, "trigger", string(a.Trigger))
+	// A person asked for this rotation, perhaps a moment after changing
+	// the application's settings on another replica: decide with the
+	// policies and settings as they are now, not as cached (a plan's jobs
+	// use the set their plan read).
+	if r, ok := w.j.cfg.Policies.(PolicyRefresher); ok && a.Trigger == domain.TriggerManual {
+		if err := r.Refresh(ctx, a.Org); err != nil {
+			return fmt.Errorf("read policies: %w", err)
+		}
+	}
 	out, run, err := w.j.cfg.Engine.Handle(ctx, rotation.Request{
 		Org: a.Org, TenantID: a.TenantID, AppObjectID: a.AppObjectID, Trigger: a.Trigger, Replaces: a.Replaces, RequestedAt: job.CreatedAt,
 	}, w.j.cfg.Policies)

@@ -37,6 +37,8 @@ type dashView struct {
 }
 
 type countLink struct {
+	// ID names the link for tests and styles: count-expired, count-7d.
+	ID    string
 	Label string
 	Count int
 	URL   string
@@ -89,9 +91,9 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, scope app.Scope) 
 		return
 	}
 	v := dashView{layout: u.frame(r, "dashboard", "Dashboard"), D: d, RunsURL: u.base + "/runs", Timeline: app.TimelineWeeks,
-		Expired: countLink{Label: "expired", Count: d.Expired, URL: u.listURL(url.Values{"sort": {"expiry"}})}}
+		Expired: countLink{ID: "count-expired", Label: "expired", Count: d.Expired, URL: u.listURL(url.Values{"sort": {"expiry"}})}}
 	for _, c := range d.Expiring {
-		v.Windows = append(v.Windows, countLink{Label: fmt.Sprintf("within %d days", c.Days), Count: c.Count,
+		v.Windows = append(v.Windows, countLink{ID: fmt.Sprintf("count-%dd", c.Days), Label: fmt.Sprintf("within %d days", c.Days), Count: c.Count,
 			URL: u.listURL(url.Values{"expiring": {strconv.Itoa(c.Days)}, "sort": {"expiry"}})})
 	}
 	v.Chart = chart(d.Weeks)

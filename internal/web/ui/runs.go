@@ -314,6 +314,22 @@ func (u *UI) rotateNow(w http.ResponseWriter, r *http.Request, scope app.Scope) 
 		u.fail(w, r, err)
 		return
 	}
+	// A rotation of the application already under way is the one the
+	// person asked for: a job queued now would find it and start nothing,
+	// leaving the waiting page to wait for a run that never comes.
+	if after > 0 {
+		recent, err := u.app.ListRuns(r.Context(), scope, app.RunFilter{App: ref, Limit: 5})
+		if err != nil {
+			u.fail(w, r, err)
+			return
+		}
+		for _, run := range recent {
+			if run.Seq == after && run.State.Active() {
+				http.Redirect(w, r, u.runURL(run.ID), http.StatusSeeOther)
+				return
+			}
+		}
+	}
 	res, err := u.app.Enqueue(r.Context(), scope, ref)
 	if err != nil {
 		u.fail(w, r, err)

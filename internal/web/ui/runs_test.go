@@ -392,6 +392,21 @@ func TestRotateNow(t *testing.T) {
 		require.Empty(t, gaveUp.header.Get("Refresh"))
 		require.Contains(t, gaveUp.body, "No rotation of this application has started")
 	})
+	t.Run("LeadsToTheRunUnderWay", func(t *testing.T) {
+		// A run of the application already under way (another process's,
+		// or the planner's): Rotate now shows it rather than queueing a job
+		// that would find it and start nothing.
+		rows, err := b.app.ListRuns(ctx, b.scope, app.RunFilter{App: b.runApp, Limit: 1})
+		require.NoError(t, err)
+		prev, err := b.app.GetRun(ctx, b.scope, rows[0].ID)
+		require.NoError(t, err)
+		active := domain.Run{Org: prev.Org, AppObjectID: prev.AppObjectID, AppID: prev.AppID, AppName: prev.AppName, TenantID: prev.TenantID,
+			Policy: prev.Policy, Connection: prev.Connection, Kind: prev.Kind, Trigger: domain.TriggerManual}
+		require.NoError(t, b.srv.Store().CreateRun(ctx, &active))
+		res := g.do(http.MethodPost, action, url.Values{csrf.FieldName: {token}}, operator...)
+		require.Equal(t, http.StatusSeeOther, res.status, res.body)
+		require.Equal(t, "/runs/"+active.ID, res.header.Get("Location"))
+	})
 	t.Run("UnknownApplication", func(t *testing.T) {
 		res := g.do(http.MethodPost, "/applications/no-such-app/rotate", url.Values{csrf.FieldName: {token}}, operator...)
 		require.Equal(t, http.StatusNotFound, res.status)
