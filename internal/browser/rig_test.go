@@ -404,7 +404,20 @@ func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
 // text is the visible text of the first element sel matches.
 func (p *page) text(sel string) string {
 	p.t.Helper()
-	s, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
+	var (
+		s   string
+		err error
+	)
+	// A page that has just loaded may still replace its document (the
+	// sign-in callback's page moves on by itself): a node found in the
+	// old one is gone by the time its text is asked for. Ask again.
+	for range 5 {
+		s, err = chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err == nil || !strings.Contains(err.Error(), "No node with given id") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	require.NoError(p.t, err, "text of %s", sel)
 	return strings.TrimSpace(s)
 }
