@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -276,11 +277,37 @@ func (s *Service) UpdateApplicationSettings(ctx context.Context, scope Scope, re
 	if err := validateSettings(set, base, limit); err != nil {
 		return nil, err
 	}
+	if err := s.checkVault(ctx, scope.Org, set, base); err != nil {
+		return nil, err
+	}
 	if err := s.store.PutApplicationSettings(ctx, store.ApplicationSettings{Org: scope.Org, ObjectID: a.ObjectID, Settings: set,
 		UpdatedAt: s.clock.Now(), UpdatedBy: scope.Actor.String()}); err != nil {
 		return nil, fmt.Errorf("save settings of %s: %w", a.DisplayName, err)
 	}
 	return s.settingsView(ctx, scope, a)
+}
+
+// checkVault refuses a Key Vault URL that is not one of the vaults the
+// policy's connection's identity sees through ARM (the picker's list):
+// an operator chooses among the organization's vaults, and cannot point
+// rotor, acting as the connection, at any other address. The URL is
+// stored as Azure gives it. Without vault discovery (tests of the layer
+// alone) the URL's form is all that is checked.
+func (s *Service) checkVault(ctx context.Context, org domain.OrgID, set domain.AppSettings, base *domain.Policy) error {
+	if set.KeyVaultURL == nil || base == nil || s.vaultFinder == nil {
+		return nil
+	}
+	vaults, err := s.vaultsOf(ctx, org, base.Connection)
+	if err != nil {
+		return &InvalidError{Field: "keyvault_url", Message: fmt.Sprintf("rotor cannot tell which vaults connection %q sees, so it cannot accept one: %v", base.Connection, err)}
+	}
+	want := normalVaultURL(*set.KeyVaultURL)
+	i := slices.IndexFunc(vaults, func(v Vault) bool { return normalVaultURL(v.URL) == want })
+	if i < 0 {
+		return &InvalidError{Field: "keyvault_url", Message: fmt.Sprintf("is not a vault connection %q sees through Azure Resource Manager; pick one it lists (its identity needs Reader on the vault, its resource group or subscription)", base.Connection)}
+	}
+	*set.KeyVaultURL = vaults[i].URL
+	return nil
 }
 
 var vaultSecretName = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)

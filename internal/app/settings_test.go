@@ -180,3 +180,39 @@ func TestRotationUsesTheApplicationsLifetime(t *testing.T) {
 	require.Equal(t, "PolicyDisabled", ex.Decision.Reason)
 	require.Contains(t, ex.Decision.Message, "this application's setting")
 }
+
+// TestApplicationVaultIsOneTheConnectionSees: an operator picks the Key
+// Vault an application's secret goes to among the vaults the policy's
+// connection's identity sees through ARM; any other address (a vault in
+// the same subscription it has no role on, a host of the attacker's
+// choosing) is refused before anything is saved, so rotor, acting as the
+// connection, is never sent there.
+func TestApplicationVaultIsOneTheConnectionSees(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.sync()
+	storefront := b.simApp("contoso", "web-storefront")
+	tn, ok := b.info.Tenant("contoso")
+	require.True(t, ok)
+	for name, u := range map[string]string{
+		"AVaultWithoutARole": tn.KeyVaults[1].URL,
+		"AnyOtherHost":       "https://169.254.169.254/",
+	} {
+		_, err := b.app.UpdateApplicationSettings(ctx, b.cli, storefront.ObjectID, app.ApplicationSettings{KeyVaultURL: ptr(u)})
+		var inv *app.InvalidError
+		require.ErrorAs(t, err, &inv, name)
+		require.Equal(t, "keyvault_url", inv.Field, name)
+		require.Contains(t, inv.Message, "is not a vault connection \"contoso\" sees", name)
+	}
+	v, err := b.app.GetApplicationSettings(ctx, b.cli, storefront.ObjectID)
+	require.NoError(t, err)
+	require.Equal(t, app.SourcePolicy, v.KeyVaultURL.Source, "nothing was saved")
+
+	// The vault it sees, typed without its trailing slash and in capitals,
+	// is stored as Azure gives it.
+	typed := strings.ToUpper(strings.TrimSuffix(tn.KeyVaults[0].URL, "/"))
+	v, err = b.app.UpdateApplicationSettings(ctx, b.cli, storefront.ObjectID, app.ApplicationSettings{KeyVaultURL: ptr(typed)})
+	require.NoError(t, err)
+	require.Equal(t, tn.KeyVaults[0].URL, v.KeyVaultURL.Value)
+}

@@ -197,7 +197,7 @@ func login(ctx context.Context, o loginOptions) error {
 	}
 	// Ask the server who that is: it proves the token works there before
 	// it is kept.
-	r := &remote{server: server, base: server + api.Prefix, token: tok.AccessToken, http: &http.Client{Timeout: time.Minute}}
+	r := &remote{server: server, base: server + api.Prefix, token: tok.AccessToken, http: noRedirects(time.Minute)}
 	var who api.Whoami
 	if err := r.get(ctx, "/whoami", nil, &who); err != nil {
 		return fmt.Errorf("signed in to Entra, but %w", err)
@@ -213,7 +213,7 @@ func login(ctx context.Context, o loginOptions) error {
 
 // readLoginConfig asks the server how to sign in; it needs no token.
 func readLoginConfig(ctx context.Context, server string) (*api.LoginConfig, error) {
-	r := &remote{server: server, base: server + api.Prefix, http: &http.Client{Timeout: time.Minute}}
+	r := &remote{server: server, base: server + api.Prefix, http: noRedirects(time.Minute)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/login-config", nil)
 	if err != nil {
 		return nil, err

@@ -107,7 +107,7 @@ func (f *remoteFlag) client(ctx context.Context) (*remote, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &remote{server: server, base: server + api.Prefix, org: f.org, http: &http.Client{Timeout: time.Minute}}
+	r := &remote{server: server, base: server + api.Prefix, org: f.org, http: noRedirects(time.Minute)}
 	if r.org == "" {
 		r.org = string(domain.DefaultOrg)
 	}
@@ -205,6 +205,14 @@ func (r *remote) do(ctx context.Context, method, path string, q url.Values, in, 
 	if err != nil {
 		return fmt.Errorf("read the answer of %s: %w", r.server, err)
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		loc := resp.Header.Get("Location")
+		if u, err := url.Parse(loc); err == nil {
+			u.RawQuery, u.Fragment = "", "" // a redirect's query may carry anything
+			loc = u.String()
+		}
+		return fmt.Errorf("%s answered %d, a redirect to %q: the CLI does not follow redirects with your token; if that is rotor, give its address as --server", r.server, resp.StatusCode, loc)
+	}
 	if resp.StatusCode >= 300 {
 		e := &remoteError{r: r, status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
 		if json.Unmarshal(raw, &e.p) != nil || e.p.Detail == "" {
@@ -248,4 +256,12 @@ func redactURLError(err error) error {
 func isNotFound(err error) bool {
 	var re *remoteError
 	return errors.As(err, &re) && re.status == http.StatusNotFound
+}
+
+// noRedirects is the HTTP client the CLI reaches rotor and Entra with: it
+// follows no redirect, since Go would send the bearer token on to the
+// redirect's target, an http:// one included, past the refusal of plain
+// HTTP; a redirect is answered as the error it is.
+func noRedirects(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,6 +248,23 @@ func TestRemoteErrors(t *testing.T) {
 	code, _, stderr = r.runCtx(context.Background(), "login", "--server", "http://10.0.0.1:8080", "--token-cache", r.cache)
 	require.NotZero(t, code)
 	require.Contains(t, stderr, "plain http is refused")
+
+	// A server that redirects (to plain http, say) is not followed with
+	// the token: the answer says where it points, without its query.
+	var sawToken atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("Authorization") != "" {
+			sawToken.Store(true)
+		}
+	}))
+	defer target.Close()
+	redirector := httptest.NewServer(http.RedirectHandler(target.URL+"/api/v1/orgs/default/applications?leak=1", http.StatusTemporaryRedirect))
+	defer redirector.Close()
+	code, _, stderr = r.runCtx(context.Background(), "apps", "list", "--server", redirector.URL, "--token-env", r.admin)
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "answered 307, a redirect to \""+target.URL+"/api/v1/orgs/default/applications\"")
+	require.Contains(t, stderr, "does not follow redirects with your token")
+	require.False(t, sawToken.Load(), "the token never reaches the redirect's target")
 }
 
 // browser plays the person at the browser: it trusts the simulator's CA,

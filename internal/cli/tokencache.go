@@ -194,7 +194,7 @@ func indexLineBreak(s string) int {
 // httpClientWithCA is an HTTP client that trusts caFile's certificates
 // besides the system's ("": the system's only).
 func httpClientWithCA(caFile string) (*http.Client, error) {
-	c := &http.Client{Timeout: time.Minute}
+	c := noRedirects(time.Minute)
 	if caFile == "" {
 		return c, nil
 	}

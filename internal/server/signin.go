@@ -109,7 +109,8 @@ func (s *Server) signInHandler(ctx context.Context) (http.Handler, []string, err
 	// the signed-in person, in the session's organization.
 	pages := session.Require(app.RoleViewer, signin.LoginPath, ui.New(ui.Deps{
 		App: s.app, Scope: sessionScope, Base: strings.TrimSuffix(UIPath, "/"), Clock: s.clock, Logger: s.log,
-		Who: sessionWho, LogoutPath: signin.LogoutPath, CSRFField: csrf.Field, RoleMappings: uiRoleMappings(si.Entra.Roles),
+		Who: sessionWho, LogoutPath: signin.LogoutPath, CSRFField: csrf.Field,
+		Alive: func(r *http.Request) bool { _, err := s.sessions.Load(r); return err == nil }, RoleMappings: uiRoleMappings(si.Entra.Roles),
 	}))
 	mux.Handle("GET "+UIPath, pages)
 	mux.Handle("POST "+UIPath, pages)

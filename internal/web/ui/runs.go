@@ -498,6 +498,14 @@ func (u *UI) runEvents(w http.ResponseWriter, r *http.Request, scope app.Scope) 
 		case <-wake:
 		case <-poll.C:
 		}
+		// The scope was the session's when the stream began: a person who
+		// has signed out since (or whose session expired or was ended)
+		// stops receiving the run.
+		if u.alive != nil && !u.alive(r) {
+			st.event("", "stopped", "You are signed out; sign in again to follow this run.")
+			st.flush()
+			return
+		}
 		next, err := u.app.GetRun(ctx, scope, id)
 		if err != nil {
 			if ctx.Err() == nil {

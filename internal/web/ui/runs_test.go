@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -674,10 +675,15 @@ func (f *fakeRuns) journal(s domain.Step, state domain.RunState, wake bool) {
 
 func fakeRig(t *testing.T, timings func(*ui.UI)) (*fakeRuns, *httptest.Server) {
 	t.Helper()
+	return fakeRigAlive(t, timings, nil)
+}
+
+func fakeRigAlive(t *testing.T, timings func(*ui.UI), alive func(*http.Request) bool) (*fakeRuns, *httptest.Server) {
+	t.Helper()
 	f := &fakeRuns{run: domain.Run{Org: "org-1", ID: "run-1", AppName: "web-1", AppObjectID: "obj-1", State: domain.RunPlanned,
 		RetireAt: time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC),
 		Events:   []domain.RunEvent{{At: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), State: domain.RunPlanned, Step: domain.StepPlanned.Step(), Message: "planned"}}}}
-	u := ui.New(ui.Deps{App: f, Logger: slog.New(slog.DiscardHandler),
+	u := ui.New(ui.Deps{App: f, Logger: slog.New(slog.DiscardHandler), Alive: alive,
 		Scope: func(*http.Request) (app.Scope, bool) { return app.Scope{Org: "org-1", Actor: app.CLI}, true }})
 	timings(u)
 	hs := httptest.NewUnstartedServer(u)
@@ -767,4 +773,23 @@ func TestRunEventsOutliveServerTimeouts(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 1500*time.Millisecond)
 	_, open := <-events
 	require.False(t, open)
+}
+
+// A person who signs out stops receiving the run they were watching: the
+// stream reads the session again as it goes.
+func TestRunEventsEndAtSignOut(t *testing.T) {
+	t.Parallel()
+	var signedOut atomic.Bool
+	f, hs := fakeRigAlive(t, func(u *ui.UI) { ui.SetLiveTimings(u, 20*time.Millisecond, 0, 0) },
+		func(*http.Request) bool { return !signedOut.Load() })
+	hs.Start()
+	t.Cleanup(hs.Close)
+	events, _, _ := openStream(t, hs.Client(), hs.URL+"/runs/run-1/events")
+	require.Equal(t, "step", nextEvent(t, events, 5*time.Second).Name)
+	require.Equal(t, "state", nextEvent(t, events, 5*time.Second).Name)
+	signedOut.Store(true)
+	f.journal(domain.StepCreated.Step(), domain.RunCreated, true)
+	require.Equal(t, sseEvent{Name: "stopped", Data: "You are signed out; sign in again to follow this run."}, nextEvent(t, events, 5*time.Second))
+	_, open := <-events
+	require.False(t, open, "the stream ends")
 }

@@ -94,8 +94,12 @@ type Deps struct {
 	// RoleMappings are sign-in's role bindings, every organization's; the
 	// settings page shows the session's organization's.
 	RoleMappings []RoleMapping
-	Clock        clock.Clock
-	Logger       *slog.Logger
+	// Alive says whether the request's session still holds (read again
+	// from the store): a long event stream checks it as it goes, so that
+	// signing out ends it. Nil: not checked.
+	Alive  func(*http.Request) bool
+	Clock  clock.Clock
+	Logger *slog.Logger
 }
 
 // Who is the signed-in person as the header shows them.
@@ -115,6 +119,7 @@ type UI struct {
 	who    func(*http.Request) (Who, bool)
 	logout string
 	csrf   func(*http.Request) template.HTML
+	alive  func(*http.Request) bool
 	base   string
 	clock  clock.Clock
 	log    *slog.Logger
@@ -149,7 +154,7 @@ func New(d Deps) *UI {
 		panic("ui.New: App and Scope are required")
 	}
 	u := &UI{
-		app: d.App, scope: d.Scope, who: d.Who, logout: d.LogoutPath, csrf: d.CSRFField, base: strings.TrimRight(d.Base, "/"),
+		app: d.App, scope: d.Scope, who: d.Who, logout: d.LogoutPath, csrf: d.CSRFField, alive: d.Alive, base: strings.TrimRight(d.Base, "/"),
 		roleMappings: d.RoleMappings,
 		clock:        cmp.Or[clock.Clock](d.Clock, clock.Real{}), log: cmp.Or(d.Logger, slog.Default()),
 		mux: http.NewServeMux(), assets: map[string]asset{}, urls: map[string]string{},
