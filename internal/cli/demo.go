@@ -106,7 +106,7 @@ func runDemo(ctx context.Context, stdout io.Writer, o demoOptions) error {
 		fmt.Fprintf(stdout, "             (your browser will not know the simulator's certificate authority: %s).\n", d.Sim.Info().CAFile)
 		fmt.Fprintln(stdout, "             An organization no Entra role makes anyone admin of gets a break-glass admin instead,")
 		fmt.Fprintln(stdout, "             whose password rotor prints once, on stderr, at its first start (here ada is admin: none).")
-		fmt.Fprintf(stdout, "CLI:         rotor login --server http://%s --ca-file %s   then   rotor apps list --server http://%s\n", a, d.Sim.Info().CAFile, a)
+		fmt.Fprintf(stdout, "CLI:         go run ./cmd/rotor login --server http://%s --ca-file %s   then   go run ./cmd/rotor apps list --server http://%s\n", a, d.Sim.Info().CAFile, a)
 		fmt.Fprintf(stdout, "             The dashboard, every credential, each rotation live and the audit log are there.   (Ctrl-C to stop)\n\n")
 		fmt.Fprintln(stdout, "Rotations (spread over 20 s of jitter, at most 4 at a time per tenant):")
 	})

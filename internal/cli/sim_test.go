@@ -572,7 +572,7 @@ var (
 	demoExplainLine = regexp.MustCompile(`go run \./cmd/rotor explain (\S+) --config (\S+)\n`)
 	demoSignInLine  = regexp.MustCompile(`Sign in: +http://(127\.0\.0\.1:\d+)/ui/ `)
 	demoAppsLine    = regexp.MustCompile(`go run \./cmd/rotor apps list --config (\S+)\n`)
-	demoCLILine     = regexp.MustCompile(`CLI: +rotor login --server (http://127\.0\.0\.1:\d+) --ca-file (\S+) `)
+	demoCLILine     = regexp.MustCompile(`CLI: +go run ./cmd/rotor login --server (http://127\.0\.0\.1:\d+) --ca-file (\S+) `)
 )
 
 // TestDemoSuggestionsWork runs `rotor demo` and, while it serves, the
