@@ -403,17 +403,9 @@ func (s *Service) TestSinks(ctx context.Context, scope Scope, ref string) (*Sink
 	if err := s.begin(ctx, scope, ActionTestSinks, ApplicationObject(ref)); err != nil {
 		return nil, err
 	}
-	a, err := s.store.GetApplication(ctx, scope.Org, ref)
+	a, pol, err := s.governed(ctx, scope, ref)
 	if err != nil {
-		return nil, lookupError("application", ref, err)
-	}
-	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
-	if err != nil {
-		return nil, fmt.Errorf("load policies: %w", err)
-	}
-	pol := pols.PolicyFor(*a)
-	if pol == nil {
-		return nil, &NoPolicyError{App: refOf(a)}
+		return nil, err
 	}
 	checks, err := s.engine.CheckSinks(ctx, scope.Org, *a, *pol)
 	if err != nil {
