@@ -179,6 +179,11 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/settings", u.withScope(u.saveSettings))
 	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/sinks/test", u.withScope(u.testSinks))
 	u.mux.HandleFunc("GET "+u.base+"/{$}", u.withScope(u.dashboard))
+	// Any other path is the UI's own 404 page, with its navigation (not
+	// the mux's plain text), for a mistyped or stale link.
+	u.mux.HandleFunc("GET "+u.base+"/", u.withScope(func(w http.ResponseWriter, r *http.Request, _ app.Scope) {
+		u.errorPage(w, r, http.StatusNotFound, "rotor has no page here. The navigation above leads to every page.")
+	}))
 	return u
 }
 

@@ -434,3 +434,25 @@ func TestSignInRequired(t *testing.T) {
 	require.Contains(t, root.body, "<h1>Dashboard</h1>")
 	require.Equal(t, http.StatusUnauthorized, b.get("/", "X-Test-Anonymous", "1").status)
 }
+
+// TestUnknownPathIsTheUIsNotFoundPage: a mistyped or stale link gets the
+// UI's own 404 page, navigation and all, and only once signed in.
+func TestUnknownPathIsTheUIsNotFoundPage(t *testing.T) {
+	t.Parallel()
+	u := ui.New(ui.Deps{App: &app.Service{}, Logger: slog.New(slog.DiscardHandler),
+		Scope: func(r *http.Request) (app.Scope, bool) {
+			return app.Scope{Org: "org-1", Actor: app.CLI}, r.Header.Get("X-Signed-In") == "1"
+		}})
+	req := httptest.NewRequest(http.MethodGet, "/no/such/page", nil)
+	req.Header.Set("X-Signed-In", "1")
+	rec := httptest.NewRecorder()
+	u.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusNotFound, rec.Code)
+	require.Contains(t, rec.Body.String(), "rotor has no page here.")
+	require.Contains(t, rec.Body.String(), `href="/applications"`, "with the navigation")
+	require.Equal(t, ui.ContentSecurityPolicy, rec.Header().Get("Content-Security-Policy"))
+
+	rec = httptest.NewRecorder()
+	u.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/no/such/page", nil))
+	require.Equal(t, http.StatusUnauthorized, rec.Code, "not signed in: no page at all")
+}
