@@ -274,27 +274,12 @@ whether rotor made it. 'rotor explain APP' adds what rotor will do about it.`,
   rotor apps show 3f2a9c1e-… -o json --server https://rotor.example.com`,
 		Args: exactArgs(1, "APP (a display name, app id or object id)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(cmd); err != nil {
+			d, err := readWith(cmd, &cf, &rf, &out, func(r *remote, ctx context.Context) (*app.ApplicationDetail, error) { return r.application(ctx, args[0]) },
+				func(srv *server.Server, sc app.Scope) (*app.ApplicationDetail, error) {
+					return srv.App().GetApplication(cmd.Context(), sc, args[0])
+				})
+			if err != nil {
 				return err
-			}
-			var d *app.ApplicationDetail
-			if rf.set() {
-				r, err := rf.client(cmd.Context())
-				if err != nil {
-					return err
-				}
-				if d, err = r.application(cmd.Context(), args[0]); err != nil {
-					return err
-				}
-			} else {
-				srv, err := cf.openReading(cmd, &out)
-				if err != nil {
-					return err
-				}
-				defer srv.Close()
-				if d, err = srv.App().GetApplication(cmd.Context(), rf.localScope(srv), args[0]); err != nil {
-					return explainError(err)
-				}
 			}
 			if out.json() {
 				return writeJSON(cmd.OutOrStdout(), d)
@@ -337,27 +322,12 @@ progress, which credential rotor made last and when it is due.`,
   rotor explain web-storefront --server https://rotor.example.com`,
 		Args: exactArgs(1, "APP (a display name, app id or object id)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := out.validate(cmd); err != nil {
+			ex, err := readWith(cmd, &cf, &rf, &out, func(r *remote, ctx context.Context) (*app.Explanation, error) { return r.explain(ctx, args[0]) },
+				func(srv *server.Server, sc app.Scope) (*app.Explanation, error) {
+					return srv.App().Explain(cmd.Context(), sc, args[0])
+				})
+			if err != nil {
 				return err
-			}
-			var ex *app.Explanation
-			if rf.set() {
-				r, err := rf.client(cmd.Context())
-				if err != nil {
-					return err
-				}
-				if ex, err = r.explain(cmd.Context(), args[0]); err != nil {
-					return err
-				}
-			} else {
-				srv, err := cf.openReading(cmd, &out)
-				if err != nil {
-					return err
-				}
-				defer srv.Close()
-				if ex, err = srv.App().Explain(cmd.Context(), rf.localScope(srv), args[0]); err != nil {
-					return explainError(err)
-				}
 			}
 			if out.json() {
 				return writeJSON(cmd.OutOrStdout(), ex)
