@@ -203,7 +203,7 @@ var libpqParams = map[string]bool{
 	"application_name": true, "fallback_application_name": true, "keepalives": true,
 	"keepalives_idle": true, "keepalives_interval": true, "keepalives_count": true, "tcp_user_timeout": true,
 	"sslmode": true, "sslnegotiation": true, "sslcompression": true, "sslcert": true, "sslkey": true,
-	"sslpassword": true, "sslcertmode": true, "sslrootcert": true, "sslcrl": true, "sslcrldir": true, "sslsni": true,
+	"sslcertmode": true, "sslrootcert": true, "sslcrl": true, "sslcrldir": true, "sslsni": true,
 	"requirepeer": true, "ssl_min_protocol_version": true, "ssl_max_protocol_version": true,
 	"gssencmode": true, "krbsrvname": true, "gsslib": true, "gssdelegation": true, "service": true,
 	"target_session_attrs": true, "load_balance_hosts": true,
@@ -220,6 +220,13 @@ func libpqURL(rawURL string) (string, error) {
 		u.User = url.User(u.User.Username())
 	}
 	q := u.Query()
+	if q.Has("sslpassword") {
+		// libpq takes the client key's passphrase from the connection
+		// string only: pg_dump would carry it on its command line, where
+		// every user of the machine sees it, and rotor would print it.
+		return "", errors.New("database.migrate_url has sslpassword, which pg_dump could only be given on its command line: " +
+			"give rotor an unencrypted client key (sslkey) readable by it alone, or back up with pg_dump yourself")
+	}
 	for k := range q {
 		if !libpqParams[k] {
 			q.Del(k)
