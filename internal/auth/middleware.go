@@ -3,6 +3,7 @@ package auth
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -94,7 +95,7 @@ func (a *Authenticator) authenticate(r *http.Request) (*Principal, *Error) {
 		p, err = a.Entra.Validate(r.Context(), cred)
 	}
 	if err != nil {
-		if ae, ok := err.(*Error); ok {
+		if ae := (*Error)(nil); errors.As(err, &ae) {
 			return nil, ae
 		}
 		return nil, refuse(ReasonUnavailable, err)

@@ -252,10 +252,12 @@ func redactURLError(err error) error {
 	return err
 }
 
-// isNotFound reports whether err is the API's 404.
+// isNotFound reports whether err is the API's 404 for the object asked
+// about: not its 404 for the organization (a mistyped --org), whose own
+// message (remoteError.Error) says so.
 func isNotFound(err error) bool {
 	var re *remoteError
-	return errors.As(err, &re) && re.status == http.StatusNotFound
+	return errors.As(err, &re) && re.status == http.StatusNotFound && !strings.HasPrefix(re.p.Detail, "no organization")
 }
 
 // noRedirects is the HTTP client the CLI reaches rotor and Entra with: it

@@ -234,9 +234,15 @@ func TestRemoteErrors(t *testing.T) {
 		require.Equal(t, 1, countLines(stderr), "%s: one line: %s", tc.name, stderr)
 		noStack(t, stderr)
 	}
+	// A show command's 404 for the organization is not "no such object".
+	time.Sleep(2 * time.Second) // the rate limit's bucket, emptied above, refills
+	code, _, stderr := r.remote(r.admin, "connections", "show", "anything", "--org", "elsewhere")
+	require.NotZero(t, code)
+	require.Contains(t, stderr, `no organization "elsewhere", or you hold no role in it: name yours with --org`)
+	require.NotContains(t, stderr, `no connection "anything"`)
 
 	bad := r.setEnv(t, "bad", "rtr_default_aaaaaaaaaaaaaaaa_"+strings.Repeat("a", 52))
-	code, _, stderr := r.remote(bad, "apps", "list")
+	code, _, stderr = r.remote(bad, "apps", "list")
 	require.NotZero(t, code)
 	require.Contains(t, stderr, "not signed in to "+r.url+" (the server answered 401 invalid_token: signature): the token in $"+bad+" was refused")
 	require.NotContains(t, stderr, strings.Repeat("a", 52), "the key is never printed")
