@@ -127,7 +127,13 @@ func parseSettings(r *http.Request, current *app.SettingsView) (app.ApplicationS
 	}
 	check := func(field string, set app.Setting) *bool {
 		on := r.PostFormValue(field) != ""
-		if current.Policy != "" && strconv.FormatBool(on) == set.Policy {
+		switch {
+		case current.Policy != "" && strconv.FormatBool(on) == set.Policy:
+			return nil // as the policy has it: inherit
+		case current.Policy == "" && set.Source != app.SourceApplication && !on:
+			// No policy to inherit from: the box showed unchecked because
+			// nothing is set, and left so it sets nothing (not "off",
+			// which would disable the application once a policy selects it).
 			return nil
 		}
 		return &on

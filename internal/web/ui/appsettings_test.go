@@ -186,3 +186,38 @@ func TestApplicationSettingsForm(t *testing.T) {
 		}
 	})
 }
+
+// An application no policy selects shows its boxes unchecked because
+// nothing is set: saving another field with them left so sets neither
+// (it does not turn rotation off for when a policy selects it), while a
+// box checked there is set.
+func TestSettingsFormWithoutAPolicySetsOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
+	s := newSettingsRig(t)
+	ctx := context.Background()
+	rows, err := s.app.ListApplications(ctx, s.scope, app.ApplicationFilter{})
+	require.NoError(t, err)
+	ref := ""
+	for _, row := range rows {
+		if v, err := s.app.GetApplicationSettings(ctx, s.scope, row.ObjectID); err == nil && v.Policy == "" {
+			ref = row.ObjectID
+			break
+		}
+	}
+	require.NotEmpty(t, ref, "the rig has an application no policy selects")
+	page := "/applications/" + url.PathEscape(ref)
+	res := s.do(t, http.MethodPost, page+"/settings", url.Values{csrf.FieldName: {s.token(t, page)}, "lifetime_days": {"60"}}, "")
+	require.Equal(t, http.StatusSeeOther, res.status, res.body)
+	v, err := s.app.GetApplicationSettings(ctx, s.scope, ref)
+	require.NoError(t, err)
+	require.NotNil(t, v.Stored.Lifetime)
+	require.Nil(t, v.Stored.Enabled, "unchecked and unset: not set to off")
+	require.Nil(t, v.Stored.Notify)
+
+	res = s.do(t, http.MethodPost, page+"/settings", url.Values{csrf.FieldName: {s.token(t, page)}, "lifetime_days": {"60"}, "notify": {"1"}}, "")
+	require.Equal(t, http.StatusSeeOther, res.status, res.body)
+	v, err = s.app.GetApplicationSettings(ctx, s.scope, ref)
+	require.NoError(t, err)
+	require.NotNil(t, v.Stored.Notify)
+	require.True(t, *v.Stored.Notify, "a box checked is set")
+}
