@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/app"
@@ -14,8 +15,9 @@ import (
 // PageSize is how many applications one list page shows.
 const PageSize = 50
 
-// expiringChoices are the "expiring within" filter's values, in days.
-var expiringChoices = []int{7, 30, 90}
+// expiringChoices are the "expiring within" filter's values, in days:
+// the dashboard's windows, whose counts link to the list filtered so.
+var expiringChoices = app.ExpiryWindows
 
 // listQuery is the applications list's query string, parsed: what the
 // form shows and what every link carries on.
@@ -39,8 +41,8 @@ func parseListQuery(v url.Values) (listQuery, error) {
 		return q, &app.InvalidError{Field: "manageable", Message: "must be 1 or absent"}
 	}
 	if e := v.Get("expiring"); e != "" {
-		n := 0
-		if _, err := fmt.Sscanf(e, "%d", &n); err != nil || !slices.Contains(expiringChoices, n) || fmt.Sprint(n) != e {
+		n, err := strconv.Atoi(e)
+		if err != nil || !slices.Contains(expiringChoices, n) || strconv.Itoa(n) != e {
 			return q, &app.InvalidError{Field: "expiring", Message: "must be 7, 30 or 90 (days)"}
 		}
 		q.Expiring = n
@@ -102,9 +104,6 @@ type listView struct {
 type rowView struct {
 	app.ApplicationRow
 	URL string
-	// Soonest is the earliest end of any credential (what the expiry sort
-	// orders by); zero without credentials.
-	Soonest time.Time
 }
 
 func (u *UI) listURL(v url.Values) string {
@@ -134,7 +133,7 @@ func (u *UI) applications(w http.ResponseWriter, r *http.Request, scope app.Scop
 	}
 	v := listView{layout: u.frame(r, "applications", "Applications"), Query: q, Expiring: expiringChoices, Now: u.clock.Now(), Rows: make([]rowView, 0, len(page.Rows))}
 	for _, row := range page.Rows {
-		v.Rows = append(v.Rows, rowView{ApplicationRow: row, URL: u.appURL(row.ObjectID), Soonest: row.EarliestEnd})
+		v.Rows = append(v.Rows, rowView{ApplicationRow: row, URL: u.appURL(row.ObjectID)})
 	}
 	if page.Next != "" {
 		v.NextURL = u.listURL(q.values(page.Next))
