@@ -274,7 +274,9 @@ whether rotor made it. 'rotor explain APP' adds what rotor will do about it.`,
   rotor apps show 3f2a9c1e-… -o json --server https://rotor.example.com`,
 		Args: exactArgs(1, "APP (a display name, app id or object id)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := readWith(cmd, &cf, &rf, &out, func(r *remote, ctx context.Context) (*app.ApplicationDetail, error) { return r.application(ctx, args[0]) },
+			d, err := readWith(cmd, &cf, &rf, &out, func(r *remote, ctx context.Context) (*app.ApplicationDetail, error) {
+				return r.application(ctx, args[0])
+			},
 				func(srv *server.Server, sc app.Scope) (*app.ApplicationDetail, error) {
 					return srv.App().GetApplication(cmd.Context(), sc, args[0])
 				})

@@ -325,6 +325,8 @@ func (cs *Conns) TokenCredential(org domain.OrgID, connection string) (sink.Azur
 		Credential:    liveCredential{cs: cs, org: org, name: connection},
 		ClientOptions: azure.ClientOptions(c.ep),
 		Simulator:     c.ep.Cloud == azure.Sim,
+		// The connection's as configured (tenant ids or domains).
+		AuxiliaryTenants: slices.Clone(c.cfg.AuxiliaryTenants),
 	}, nil
 }
 

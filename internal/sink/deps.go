@@ -68,4 +68,9 @@ type AzureIdentity struct {
 	// names: checks that assume those names (azsecrets' challenge resource
 	// verification) must be relaxed.
 	Simulator bool
+	// AuxiliaryTenants are the connection's other tenants (at most three):
+	// a Resource Manager client given them in arm.ClientOptions sends
+	// x-ms-authorization-auxiliary tokens for them, which ARM needs when a
+	// request touches resources linked in another tenant.
+	AuxiliaryTenants []string
 }

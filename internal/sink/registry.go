@@ -21,6 +21,11 @@ type BuildRequest struct {
 	// rename does not move its secret. Resolve says what the spec resolves
 	// to today, so a rename can be reported.
 	Pinned TargetID
+	// Last is what rotor last delivered to the target this request builds
+	// for, from the store; nil when rotor never did. A sink whose target
+	// carries no ownership marker treats an existing target without a
+	// Last as foreign (see Delivered).
+	Last *Delivered
 }
 
 // Kind is one type of sink as the registry knows it. It is split from
@@ -88,7 +93,10 @@ func (r *Registry) CheckSpec(spec domain.SinkSpec) error {
 	if !ok {
 		return fmt.Errorf("%w %q (known: %v)", ErrUnknownType, spec.Type, r.Types())
 	}
-	return k.CheckSpec(spec)
+	if err := checkCommon(spec); err != nil {
+		return err
+	}
+	return k.CheckSpec(KindSpec(spec))
 }
 
 // SharedTargets is the optional ability of a Kind to say, without any I/O,
@@ -108,7 +116,7 @@ func (r *Registry) SharesTarget(spec domain.SinkSpec) bool {
 		return false
 	}
 	st, ok := k.(SharedTargets)
-	return ok && st.SharesTarget(spec)
+	return ok && st.SharesTarget(KindSpec(spec))
 }
 
 // Bind makes every kind's builder on deps.
@@ -154,6 +162,7 @@ func (f *Factory) Resolve(req BuildRequest) (TargetID, error) {
 	if err != nil {
 		return TargetID{}, err
 	}
+	req.Spec = KindSpec(req.Spec)
 	t, err := b.Resolve(req)
 	if err != nil {
 		return TargetID{}, err
@@ -175,6 +184,7 @@ func (f *Factory) Build(ctx context.Context, req BuildRequest) (Sink, error) {
 	if !req.Pinned.IsZero() && req.Pinned.Kind() != req.Spec.Type {
 		return nil, fmt.Errorf("sink %s cannot write to pinned target %s of another kind", req.Spec.Type, req.Pinned)
 	}
+	req.Spec = KindSpec(req.Spec)
 	s, err := b.Build(ctx, req)
 	if err != nil {
 		return nil, err

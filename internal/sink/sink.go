@@ -43,6 +43,11 @@ type Result struct {
 	// should record (e.g. "recovered rotor's soft-deleted secret first");
 	// empty when it only wrote. Never a value.
 	Note string
+	// Version is the target's version after the delivery, changed or not
+	// (see VersionReader); empty for a sink whose target has none. The
+	// rotation records it with the delivery (Delivered), for ownership and
+	// drift.
+	Version string
 }
 
 // Sink writes a credential to one place. Deliver must be idempotent: the

@@ -161,8 +161,9 @@ type Core struct {
 	kid      string // == x5t, as Entra does
 	retired  []PublishedKey
 
-	faults   faultState
-	counters Counters
+	faults    faultState
+	counters  Counters
+	consumers consumerLog
 
 	services []Service
 	routes   []route

@@ -339,6 +339,9 @@ func (c *Core) controlHandler() http.Handler {
 		}
 		WriteJSON(w, http.StatusOK, PlainJSON, map[string]string{"kid": kid})
 	})
+	mux.HandleFunc("GET /_sim/consumers", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, PlainJSON, map[string]any{"value": c.Consumers()})
+	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, PlainJSON, c.Stats())
 	})

@@ -596,6 +596,7 @@ func (c *kvCall) setSecret(name string) {
 		}
 		applyAttrs(v, in.Attributes)
 		s.Versions = append(s.Versions, v)
+		c.s.RecordConsumer("keyvault", strings.TrimSuffix(c.vault.URL, "/")+"/secrets/"+s.Name, "", v.Value)
 		c.s.Logger().Debug("keyvault: secret set", "vault", c.vault.Name, "name", s.Name, "version", v.Version)
 		return kvOK(http.StatusOK, c.bundle(s, v, true))
 	})

@@ -95,3 +95,17 @@ func (h *simHarness) Unreachable(t *testing.T, req sink.BuildRequest) sink.Build
 }
 
 func (h *simHarness) Tick() { h.b.tick() }
+
+var _ sinktest.Tamperer = (*simHarness)(nil)
+
+// Tamper writes a new version by hand, keeping rotor's tags, as a person
+// pasting a value into the portal would.
+func (h *simHarness) Tamper(t *testing.T, target sink.TargetID) {
+	_, name, err := ParseTarget(target)
+	require.NoError(t, err)
+	ctx := context.Background()
+	cur, err := h.b.client.GetSecret(ctx, name, "", nil)
+	require.NoError(t, err)
+	_, err = h.b.client.SetSecret(ctx, name, azsecrets.SetSecretParameters{Value: to.Ptr("pasted-by-hand"), Tags: cur.Tags}, nil)
+	require.NoError(t, err)
+}

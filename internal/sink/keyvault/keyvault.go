@@ -102,11 +102,12 @@ var _ SecretsAPI = (*azsecrets.Client)(nil)
 type Kind struct{}
 
 var (
-	_ sink.Kind      = Kind{}
-	_ sink.Builder   = (*Builder)(nil)
-	_ sink.Sink      = (*Sink)(nil)
-	_ sink.Validator = (*Sink)(nil)
-	_ sink.Holder    = (*Sink)(nil)
+	_ sink.Kind          = Kind{}
+	_ sink.Builder       = (*Builder)(nil)
+	_ sink.Sink          = (*Sink)(nil)
+	_ sink.Validator     = (*Sink)(nil)
+	_ sink.Holder        = (*Sink)(nil)
+	_ sink.VersionReader = (*Sink)(nil)
 )
 
 // Type returns "keyvault".
@@ -512,9 +513,9 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 		if note != "" {
 			// The recovery was the change: consumers can read the
 			// credential again.
-			return sink.Result{Changed: true, Location: cur.id, Note: note + "; its latest version already held this credential"}, nil
+			return sink.Result{Changed: true, Location: cur.id, Note: note + "; its latest version already held this credential", Version: cur.id}, nil
 		}
-		return sink.Result{Changed: false, Location: cur.id}, nil
+		return sink.Result{Changed: false, Location: cur.id, Version: cur.id}, nil
 	}
 
 	attrs := &azsecrets.SecretAttributes{Enabled: to.Ptr(true)}
@@ -543,8 +544,21 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	res := sink.Result{Changed: true, Note: note}
 	if resp.ID != nil {
 		res.Location = string(*resp.ID)
+		res.Version = res.Location
 	}
 	return res, nil
+}
+
+// Version is the id of the secret's latest version (its URL with the
+// version), read from the version list, which carries no value; "" when
+// the secret does not exist (a soft-deleted one included). A new version
+// written by anyone but rotor shows as drift.
+func (s *Sink) Version(ctx context.Context) (string, error) {
+	cur, err := s.get(ctx)
+	if err != nil {
+		return "", err
+	}
+	return cur.id, nil
 }
 
 // recoveryNote is note, or else the note of a recovery an earlier failed

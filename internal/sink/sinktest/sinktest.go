@@ -49,6 +49,29 @@ type Harness interface {
 	Unreachable(t *testing.T, req sink.BuildRequest) sink.BuildRequest
 }
 
+// Tamperer is the optional ability of a harness to change a target behind
+// rotor's back, as a person with their own access would (a new value, a new
+// version), keeping whatever marks it as rotor's. With it, a sink that
+// reads versions (sink.VersionReader) must show the change as drift.
+type Tamperer interface {
+	Tamper(t *testing.T, target sink.TargetID)
+}
+
+// NotApplicable is the optional ability of a harness to say that one of
+// the suite's promises means nothing for its kind (a webhook holds no
+// state to be foreign), by the subtest's name. The reason is logged; the
+// promise is not checked. Every other promise still is.
+type NotApplicable interface {
+	NotApplicable(subtest string) (reason string)
+}
+
+// Subtest names, for NotApplicable.
+const (
+	SubtestForeign = "foreign"
+	SubtestAdopt   = "adopt"
+	SubtestDrift   = "drift"
+)
+
 // Ticker is the optional ability of a harness to move its target's clock
 // forward between two writes, for targets that order versions by a coarse
 // timestamp (Key Vault's whole seconds). The suite never sleeps.
@@ -76,12 +99,56 @@ func Run(t *testing.T, h Harness) {
 	t.Run("denied permission fails validation and delivery permanently", s.denied)
 	t.Run("an unreachable target is unknown and retryable", s.unreachable)
 	t.Run("target is stable across builds and pinned across renames", s.target)
+	t.Run("adopts a foreign target only when told to", s.adopt)
+	t.Run("reports its version, and drift when the target changes behind its back", s.drift)
 }
 
 type suite struct {
 	h   Harness
 	ctx context.Context
 	n   int
+	// last is what the suite, playing the rotation, recorded of its
+	// deliveries, by target: builds get it as BuildRequest.Last.
+	last map[sink.TargetID]*sink.Delivered
+}
+
+// applies reports whether the harness keeps promise name; when not, it
+// logs why.
+func (s *suite) applies(t *testing.T, name string) bool {
+	if na, ok := s.h.(NotApplicable); ok {
+		if why := na.NotApplicable(name); why != "" {
+			t.Logf("not applicable to this kind: %s", why)
+			return false
+		}
+	}
+	return true
+}
+
+// deliver delivers d as the rotation does: when rotor has no record of the
+// target and the sink can read versions, a target found absent is claimed
+// (recorded without a version) before the write, so that a write whose
+// answer was lost still counts as rotor's; a successful delivery is
+// recorded with the version the sink reports.
+func (s *suite) deliver(t *testing.T, sk sink.Sink, d sink.Delivery) (sink.Result, error) {
+	t.Helper()
+	if s.last == nil {
+		s.last = map[sink.TargetID]*sink.Delivered{}
+	}
+	tid := sk.Target()
+	if vr, ok := sk.(sink.VersionReader); ok && s.last[tid] == nil {
+		v, err := vr.Version(s.ctx)
+		if err == nil && v == "" {
+			s.last[tid] = &sink.Delivered{KeyID: d.KeyID, RunID: d.RunID, At: d.Start}
+		}
+	}
+	res, err := sk.Deliver(s.ctx, d)
+	if err == nil {
+		s.last[tid] = &sink.Delivered{KeyID: d.KeyID, Version: res.Version, RunID: d.RunID, At: d.Start}
+		if _, ok := sk.(sink.VersionReader); ok {
+			require.NotEmpty(t, res.Version, "a sink that reads versions reports the version its delivery left")
+		}
+	}
+	return res, err
 }
 
 func (s *suite) tick() {
@@ -112,8 +179,17 @@ func (s *suite) delivery(t *testing.T, req sink.BuildRequest, value string) sink
 	}
 }
 
+// build builds req's sink with what the suite recorded of its target, as
+// the rotation does.
 func (s *suite) build(t *testing.T, req sink.BuildRequest) sink.Sink {
 	t.Helper()
+	tid := req.Pinned
+	if tid.IsZero() {
+		var err error
+		tid, err = s.h.Builder(t).Resolve(req)
+		require.NoError(t, err)
+	}
+	req.Last = s.last[tid]
 	sk, err := s.h.Builder(t).Build(s.ctx, req)
 	require.NoError(t, err)
 	return sk
@@ -164,7 +240,7 @@ func (s *suite) delivers(t *testing.T) {
 
 	v := s.value(t)
 	d := s.delivery(t, req, v)
-	res, err := sk.Deliver(s.ctx, d)
+	res, err := s.deliver(t, sk, d)
 	require.NoError(t, err)
 	require.True(t, res.Changed)
 	require.NotContains(t, res.Location, v)
@@ -182,14 +258,14 @@ func (s *suite) idempotent(t *testing.T) {
 	sk := s.build(t, req)
 	v := s.value(t)
 	d := s.delivery(t, req, v)
-	first, err := sk.Deliver(s.ctx, d)
+	first, err := s.deliver(t, sk, d)
 	require.NoError(t, err)
 	require.True(t, first.Changed)
 	before := s.h.Read(t, sk.Target())
 	s.tick()
 
 	// Again, through a fresh build, as a retried or recovered run would.
-	again, err := s.build(t, req).Deliver(s.ctx, d)
+	again, err := s.deliver(t, s.build(t, req), d)
 	require.NoError(t, err)
 	require.False(t, again.Changed, "the second delivery of the same material changes nothing")
 	requireSame(t, before, s.h.Read(t, sk.Target()))
@@ -200,14 +276,14 @@ func (s *suite) idempotent(t *testing.T) {
 func (s *suite) replaces(t *testing.T) {
 	req := s.h.Request(t)
 	sk := s.build(t, req)
-	_, err := sk.Deliver(s.ctx, s.delivery(t, req, s.value(t)))
+	_, err := s.deliver(t, sk, s.delivery(t, req, s.value(t)))
 	require.NoError(t, err)
 	before := s.h.Read(t, sk.Target())
 	s.tick()
 
 	v2 := s.value(t)
 	d2 := s.delivery(t, req, v2)
-	res, err := sk.Deliver(s.ctx, d2)
+	res, err := s.deliver(t, sk, d2)
 	require.NoError(t, err)
 	require.True(t, res.Changed)
 	after := s.h.Read(t, sk.Target())
@@ -217,6 +293,9 @@ func (s *suite) replaces(t *testing.T) {
 }
 
 func (s *suite) foreign(t *testing.T) {
+	if !s.applies(t, SubtestForeign) {
+		return
+	}
 	req := s.h.Request(t)
 	sk := s.build(t, req)
 	s.h.Foreign(t, sk.Target())
@@ -227,7 +306,7 @@ func (s *suite) foreign(t *testing.T) {
 	v := s.value(t)
 	s.requireStatus(t, sk, sink.StatusFailed, v)
 	d := s.delivery(t, req, v)
-	_, err := sk.Deliver(s.ctx, d)
+	_, err := s.deliver(t, sk, d)
 	require.Error(t, err, "a foreign target is refused")
 	require.True(t, sink.IsPermanent(err), "refusing a foreign target is permanent: %v", err)
 	NoSecret(t, err, v)
@@ -240,7 +319,7 @@ func (s *suite) denied(t *testing.T) {
 	sk := s.build(t, req)
 	v := s.value(t)
 	s.requireStatus(t, sk, sink.StatusFailed, v)
-	_, err := sk.Deliver(s.ctx, s.delivery(t, req, v))
+	_, err := s.deliver(t, sk, s.delivery(t, req, v))
 	require.Error(t, err)
 	require.True(t, sink.IsPermanent(err), "denied permission is permanent: %v", err)
 	NoSecret(t, err, v)
@@ -257,7 +336,7 @@ func (s *suite) unreachable(t *testing.T) {
 	sk := s.build(t, req)
 	v := s.value(t)
 	s.requireStatus(t, sk, sink.StatusUnknown, v)
-	_, err := sk.Deliver(s.ctx, s.delivery(t, req, v))
+	_, err := s.deliver(t, sk, s.delivery(t, req, v))
 	require.Error(t, err)
 	require.False(t, sink.IsPermanent(err), "an unreachable target may come back: %v", err)
 	NoSecret(t, err, v)
@@ -281,7 +360,7 @@ func (s *suite) target(t *testing.T) {
 
 	// Deliver, then rename the application: the pinned sink keeps the
 	// target, and Resolve reports where the template points now.
-	_, err = first.Deliver(s.ctx, s.delivery(t, req, s.value(t)))
+	_, err = s.deliver(t, first, s.delivery(t, req, s.value(t)))
 	require.NoError(t, err)
 	s.tick()
 	renamed := req
@@ -300,13 +379,85 @@ func (s *suite) target(t *testing.T) {
 	}
 	v := s.value(t)
 	d := s.delivery(t, renamed, v)
-	res, err := pinned.Deliver(s.ctx, d)
+	res, err := s.deliver(t, pinned, d)
 	require.NoError(t, err)
 	require.True(t, res.Changed)
 	require.Equal(t, v, s.h.Read(t, tid).Secret.Reveal(), "the pinned target got the delivery")
 	if moved != tid {
 		require.False(t, s.h.Read(t, moved).Exists, "nothing went to the renamed target")
 	}
+}
+
+func (s *suite) adopt(t *testing.T) {
+	if !s.applies(t, SubtestAdopt) {
+		return
+	}
+	req := s.h.Request(t)
+	tid, err := s.h.Builder(t).Resolve(req)
+	require.NoError(t, err)
+	s.h.Foreign(t, tid)
+	require.True(t, s.h.Read(t, tid).Exists, "Foreign must put something at the target")
+	s.tick()
+
+	adopting := req
+	adopting.Spec = domain.SinkSpec{Type: req.Spec.Type, Settings: map[string]any{}}
+	for k, v := range req.Spec.Settings {
+		adopting.Spec.Settings[k] = v
+	}
+	adopting.Spec.Settings[sink.KeyAdopt] = true
+	sk := s.build(t, adopting)
+	v := s.value(t)
+	if val, ok := sk.(sink.Validator); ok {
+		got := val.Validate(s.ctx)
+		require.Equal(t, sink.StatusReady, got.Status, "with adopt, a foreign target is writable: %s", got.Reason)
+	}
+	d := s.delivery(t, adopting, v)
+	res, err := s.deliver(t, sk, d)
+	require.NoError(t, err, "adopt: true takes a foreign target over")
+	require.True(t, res.Changed)
+	require.Equal(t, v, s.h.Read(t, tid).Secret.Reveal(), "the adopted target holds the delivered value")
+	s.requireHolds(t, sk, d.KeyID, true)
+	s.tick()
+
+	// Adopted once, it is rotor's: the next delivery needs no adopt.
+	v2 := s.value(t)
+	_, err = s.deliver(t, s.build(t, req), s.delivery(t, req, v2))
+	require.NoError(t, err, "an adopted target is rotor's from then on")
+	require.Equal(t, v2, s.h.Read(t, tid).Secret.Reveal())
+}
+
+func (s *suite) drift(t *testing.T) {
+	if !s.applies(t, SubtestDrift) {
+		return
+	}
+	req := s.h.Request(t)
+	sk := s.build(t, req)
+	vr, ok := sk.(sink.VersionReader)
+	if !ok {
+		t.Logf("the sink reads no versions (sink.VersionReader): its drift cannot be reported")
+		return
+	}
+	absent, err := vr.Version(s.ctx)
+	require.NoError(t, err)
+	require.Empty(t, absent, "an absent target has no version")
+	res, err := s.deliver(t, sk, s.delivery(t, req, s.value(t)))
+	require.NoError(t, err)
+	now, err := vr.Version(s.ctx)
+	require.NoError(t, err)
+	require.Equal(t, res.Version, now, "the version read back is the one the delivery reported")
+	last := s.last[sk.Target()]
+	require.False(t, sink.CompareDrift(last, now).Drifted, "no drift right after rotor's own delivery")
+	tm, ok := s.h.(Tamperer)
+	if !ok {
+		t.Logf("the harness cannot change the target behind rotor's back (Tamperer)")
+		return
+	}
+	s.tick()
+	tm.Tamper(t, sk.Target())
+	after, err := vr.Version(s.ctx)
+	require.NoError(t, err)
+	d := sink.CompareDrift(last, after)
+	require.True(t, d.Drifted, "a change behind rotor's back is drift: %s", d.Reason)
 }
 
 // NoSecret fails t if err, any error in its chain (errors.Unwrap and
