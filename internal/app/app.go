@@ -55,6 +55,7 @@ type Engine interface {
 	Targets(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.TargetView, error)
 	MoveTarget(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy, index int) (rotation.TargetView, error)
 	CheckSinks(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.SinkCheck, error)
+	Drifts(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.TargetDrift, error)
 }
 
 var _ Engine = (*rotation.Engine)(nil)
