@@ -451,6 +451,15 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 	}
 }
 
+func rangeArgs(lo, hi int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("expected %s", what)}
+		}
+		return nil
+	}
+}
+
 // progressPrinter reports sync progress: rewriting one line on a terminal,
 // and a line every two seconds (plus the last) when stderr is a file or a
 // pipe, so CI logs stay readable.

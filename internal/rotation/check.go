@@ -116,3 +116,17 @@ func (e *Engine) Drifts(ctx context.Context, org domain.OrgID, app domain.Applic
 	}
 	return out, nil
 }
+
+// DiscoverSink lists the choices of one setting of a typ sink (the
+// pickers); see sink.Discoverer. It reads and never writes.
+func (e *Engine) DiscoverSink(ctx context.Context, typ string, q sink.DiscoverQuery) ([]sink.Choice, []string, error) {
+	keys, err := e.sinks.DiscoverKeys(typ)
+	if err != nil {
+		return nil, nil, err
+	}
+	if q.Key == "" {
+		return nil, keys, nil
+	}
+	got, err := e.sinks.Discover(ctx, typ, q)
+	return got, keys, err
+}
