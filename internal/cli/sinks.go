@@ -104,4 +104,3 @@ func (r *remote) discoverSink(ctx context.Context, req app.DiscoverSinkRequest) 
 	}
 	return out, nil
 }
-

@@ -197,9 +197,9 @@ type memSink struct {
 }
 
 type memVault struct {
-	mu       sync.Mutex
-	values   map[string]secret.Value // "<sink>/<object id>" → value
-	keyIDs   map[string]string
+	mu     sync.Mutex
+	values map[string]secret.Value // "<sink>/<object id>" → value
+	keyIDs map[string]string
 	// versions counts writes per slot, for versioned sinks (drift).
 	versions map[string]int
 	calls    int
