@@ -417,8 +417,8 @@ type envWrite struct {
 // Deliver writes d's secret to the variable, unless the variable's
 // comment already names d's credential (and its type and targets are the
 // spec's), in which case it changes nothing. An absent variable is
-// created with POST …/env?upsert=true (so a concurrent creation is
-// updated rather than duplicated); rotor's own, or an adopted one, is
+// created with POST …/env (without upsert, so that a variable someone
+// else created meanwhile is refused, not overwritten); rotor's own, or an adopted one, is
 // edited in place with PATCH …/env/{id}, keeping its id. It never reads a
 // value. Errors never hold the value.
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
@@ -466,9 +466,12 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 				} `json:"error"`
 			} `json:"failed"`
 		}
-		q := url.Values{"upsert": {"true"}}
-		if err := s.c.call(ctx, "create variable "+s.loc.Key+" in project "+s.loc.Project, http.MethodPost, s.envPath(), q, body, &resp, value); err != nil {
-			return sink.Result{}, err
+		// No ?upsert=true: with it, a variable someone else created since
+		// the list would be overwritten unseen. Without it Vercel refuses
+		// (ENV_ALREADY_EXISTS), and the retry reads the variable again
+		// and decides by its comment.
+		if err := s.c.call(ctx, "create variable "+s.loc.Key+" in project "+s.loc.Project, http.MethodPost, s.envPath(), nil, body, &resp, value); err != nil {
+			return sink.Result{}, createdMeanwhile(err)
 		}
 		if len(resp.Failed) > 0 {
 			f := resp.Failed[0].Error
@@ -490,6 +493,19 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 		}
 	}
 	return sink.Result{Changed: true, Location: s.location(&written), Note: note, Version: version(&written)}, nil
+}
+
+// createdMeanwhile makes Vercel's refusal to create a variable that
+// exists (which the list just before did not show) retryable: the retry
+// lists again and finds it, rotor's (a write whose answer was lost) or
+// foreign (refused then).
+func createdMeanwhile(err error) error {
+	var ae *APIError
+	if errors.As(err, &ae) && (ae.Code == "ENV_ALREADY_EXISTS" || ae.Code == "ENV_CONFLICT") {
+		ae.Hint = "the variable was created by someone else after rotor looked; the retry looks again"
+		return sink.Transient(err)
+	}
+	return err
 }
 
 // decodeCreated reads "created": one variable or a list.
