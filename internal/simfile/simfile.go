@@ -67,6 +67,9 @@ type Vercel struct {
 	DeniedToken string `json:"denied_token"`
 	// OtherTeamID is a team Token may not act for.
 	OtherTeamID string `json:"other_team_id"`
+	// TokenFile is the absolute path of a file holding Token (mode 0600),
+	// for a sink's token: {file: …}.
+	TokenFile string `json:"token_file,omitempty"`
 }
 
 // Tenant is one seeded Entra tenant.

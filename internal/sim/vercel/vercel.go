@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -150,11 +151,23 @@ func (s *Service) Register(c *core.Core, r *core.Registrar) error {
 	return nil
 }
 
-// Started writes the service's address and the demo's names into sim.json.
+// TokenFile is the file beside sim.json holding the demo token, for a
+// sink's token: {file: …} (as the admin token has its own file).
+const TokenFile = "vercel-token"
+
+// Started writes the service's address and the demo's names into sim.json,
+// and the demo token into the state dir (TokenFile).
 func (s *Service) Started(info *simfile.Info) error {
 	info.Vercel = &simfile.Vercel{
 		URL: "https://" + s.listener.HostPort(), Token: s.token, TeamID: DemoTeamID, TeamSlug: DemoTeamSlug,
 		Project: DemoProjectName, ProjectID: DemoProjectID, DeniedToken: s.denied, OtherTeamID: OtherTeamID,
+	}
+	if info.CAFile != "" {
+		path := filepath.Join(filepath.Dir(info.CAFile), TokenFile)
+		if err := simfile.WriteFileAtomic(path, []byte(s.token+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", TokenFile, err)
+		}
+		info.Vercel.TokenFile = path
 	}
 	return nil
 }

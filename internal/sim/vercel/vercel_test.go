@@ -2,6 +2,7 @@ package vercel_test
 
 import (
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -19,6 +20,9 @@ func setup(t *testing.T) bundle {
 	t.Helper()
 	s := simtest.Start(t, simtest.Options{})
 	require.NotNil(t, s.Info.Vercel)
+	tok, err := os.ReadFile(s.Info.Vercel.TokenFile)
+	require.NoError(t, err)
+	require.Equal(t, s.Info.Vercel.Token+"\n", string(tok), "the demo token's file")
 	return bundle{s: s}
 }
 
