@@ -245,6 +245,9 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 		s.token = ref
 	}
 	s.redeploy = boolean(KeyRedeploy)
+	if s.redeploy && !slices.Contains(s.targets, "production") {
+		bad(KeyRedeploy, "redeploys production, but the variable's targets do not include production: add it to targets, or turn redeploy off")
+	}
 	if v, ok := str(KeyRedeployTimeout, false); ok {
 		d, err := time.ParseDuration(v)
 		switch {

@@ -49,6 +49,7 @@ func TestCheckSpec(t *testing.T) {
 		"key template range":          {map[string]any{KeyKey: "{{ range 3 }}A{{ end }}"}, []string{"must not use range"}},
 		"http api url":                {map[string]any{KeyAPIURL: "http://api.vercel.com"}, []string{"must be an https URL"}},
 		"api url with path":           {map[string]any{KeyAPIURL: "https://api.vercel.com/v10"}, []string{"base URL only"}},
+		"redeploy without production": {map[string]any{KeyRedeploy: true, KeyTargets: []any{"preview"}}, []string{"do not include production"}},
 		"timeout without redeploy":    {map[string]any{KeyRedeployTimeout: "5m"}, []string{"without redeploy: true"}},
 		"timeout too short":           {map[string]any{KeyRedeploy: true, KeyRedeployTimeout: "1s"}, []string{"between 10s and 2h"}},
 		"adopt not a bool":            {map[string]any{KeyAdopt: "yes"}, []string{"adopt: must be true or false"}},
