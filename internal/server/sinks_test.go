@@ -25,7 +25,10 @@ import (
 func TestSinkKindsBindToConnections(t *testing.T) {
 	t.Parallel()
 	r := sink.NewRegistry(sinkKinds()...)
-	require.Equal(t, []string{keyvault.Type}, r.Types())
+	require.Contains(t, r.Types(), keyvault.Type)
+	for _, k := range sinkKinds() {
+		require.Contains(t, r.Types(), k.Type(), "every listed kind is registered")
+	}
 	conns, err := NewConns(nil)
 	require.NoError(t, err)
 	_, err = r.Bind(newSinkDeps(sinkDepsParams{conns: conns}))
