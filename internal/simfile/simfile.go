@@ -45,6 +45,26 @@ type Info struct {
 	ControlURL string `json:"control_url"`
 	// Tenants lists the seeded tenants.
 	Tenants []Tenant `json:"tenants"`
+	// Webhook is the simulated webhook receiver; absent in files of older
+	// simulators.
+	Webhook *Webhook `json:"webhook,omitempty"`
+}
+
+// Webhook is the simulator's webhook receiver (internal/sim/webhook).
+type Webhook struct {
+	// URL is the base of its hooks, "https://127.0.0.1:PORT/hooks/": any
+	// name under it receives (POST URL+name).
+	URL string `json:"url"`
+	// DemoURL is the hook the demo's rotor.yaml points at (URL + "demo").
+	DemoURL string `json:"demo_url"`
+	// SigningKey is the Standard Webhooks secret (whsec_…) it verifies
+	// signatures with; SigningKeyFile is the same in a file (mode 0600),
+	// for rotor.yaml's signing_key: {file: …}.
+	SigningKey     string `json:"signing_key"`
+	SigningKeyFile string `json:"signing_key_file"`
+	// AgeRecipient is the public half of its age identity: secrets
+	// encrypted to it are decrypted and reported as consumers.
+	AgeRecipient string `json:"age_recipient"`
 }
 
 // Tenant is one seeded Entra tenant.
