@@ -212,3 +212,35 @@ func TestStatusClassification(t *testing.T) {
 		require.True(t, strings.Contains(err.Error(), "HTTP"))
 	}
 }
+
+// Validate tells a person what to fix: a URL nothing receives at is
+// failed (404), a receiver that cannot be reached is unknown.
+func TestValidateReasons(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	nothing := b.spec("", false)
+	nothing.Settings[webhook.KeyURL] = b.sim.Info.Webhook.URL + "Not_A_Hook"
+	v := b.build(t, nothing, nil).(sink.Validator).Validate(context.Background())
+	require.Equal(t, sink.StatusFailed, v.Status)
+	require.Contains(t, v.Reason, "HTTP 404")
+	require.Contains(t, v.Reason, "check url")
+
+	denied := b.spec("denied", false)
+	denied.Settings[webhook.KeySigningKey] = map[string]any{"env": envWrong}
+	v = b.build(t, denied, nil).(sink.Validator).Validate(context.Background())
+	require.Equal(t, sink.StatusFailed, v.Status)
+	require.Contains(t, v.Reason, "refused rotor's signature")
+	require.Contains(t, v.Reason, "environment variable "+envWrong, "names where the key comes from")
+	require.NotContains(t, v.Reason, b.secrets[envWrong])
+
+	unset := b.spec("unset", false)
+	unset.Settings[webhook.KeySigningKey] = map[string]any{"env": "NOT_SET"}
+	v = b.build(t, unset, nil).(sink.Validator).Validate(context.Background())
+	require.Equal(t, sink.StatusFailed, v.Status, v.Reason)
+
+	v = b.build(t, b.spec("fine", false), nil).(sink.Validator).Validate(context.Background())
+	require.Equal(t, sink.StatusReady, v.Status, v.Reason)
+	got := b.events(t, b.sim.Info.Webhook.URL+"fine")
+	require.Len(t, got.Events, 1)
+	require.Equal(t, webhook.EventPing, got.Events[0].Type)
+}
