@@ -22,6 +22,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/graph"
 	"github.com/rotor-dev/rotor/internal/sim/keyvault"
 	"github.com/rotor-dev/rotor/internal/sim/vercel"
+	"github.com/rotor-dev/rotor/internal/sim/webhook"
 )
 
 // Options configure a simulator.
@@ -80,6 +81,7 @@ func services(opts Options) []core.Service {
 		&keyvault.Service{},
 		&arm.Service{},
 		&vercel.Service{},
+		&webhook.Service{},
 	}
 }
 

@@ -48,6 +48,9 @@ type Info struct {
 	// Vercel is the simulated Vercel REST API and its demo seed; absent in
 	// files of older simulators.
 	Vercel *Vercel `json:"vercel,omitempty"`
+	// Webhook is the simulated webhook receiver; absent in files of older
+	// simulators.
+	Webhook *Webhook `json:"webhook,omitempty"`
 }
 
 // Vercel is the simulated Vercel API (internal/sim/vercel): its base URL
@@ -70,6 +73,23 @@ type Vercel struct {
 	// TokenFile is the absolute path of a file holding Token (mode 0600),
 	// for a sink's token: {file: …}.
 	TokenFile string `json:"token_file,omitempty"`
+}
+
+// Webhook is the simulator's webhook receiver (internal/sim/webhook).
+type Webhook struct {
+	// URL is the base of its hooks, "https://127.0.0.1:PORT/hooks/": any
+	// name under it receives (POST URL+name).
+	URL string `json:"url"`
+	// DemoURL is the hook the demo's rotor.yaml points at (URL + "demo").
+	DemoURL string `json:"demo_url"`
+	// SigningKey is the Standard Webhooks secret (whsec_…) it verifies
+	// signatures with; SigningKeyFile is the same in a file (mode 0600),
+	// for rotor.yaml's signing_key: {file: …}.
+	SigningKey     string `json:"signing_key"`
+	SigningKeyFile string `json:"signing_key_file"`
+	// AgeRecipient is the public half of its age identity: secrets
+	// encrypted to it are decrypted and reported as consumers.
+	AgeRecipient string `json:"age_recipient"`
 }
 
 // Tenant is one seeded Entra tenant.
