@@ -266,6 +266,9 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 	if err := errors.Join(errs...); err != nil {
 		return settings{}, err
 	}
+	if _, err := s.resolve(sampleApp); err != nil {
+		return settings{}, err
+	}
 	return s, nil
 }
 
