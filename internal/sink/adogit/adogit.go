@@ -8,19 +8,19 @@
 // A spec looks like:
 //
 //	sinks:
-//	  - type: adogit
-//	    organization_url: https://dev.azure.com/contoso
-//	    project: payments
-//	    repository: deploy
-//	    branch: main                       # the default
-//	    path: /charts/payments/values.yaml
-//	    key: azure.clientSecret            # a YAML key path; templates allowed
-//	    metadata_key: azure.rotor          # default: the key's sibling "rotor"
-//	    recipients: [age1…]                # empty: metadata only, never the secret
-//	    pat: {env: ADO_PAT}                # or nothing: act as the connection (Entra)
-//	    connection: ado-writer             # default: the policy's connection
-//	    commit_message: "rotor: rotate {{ .App.DisplayName }}"
-//	    adopt: false
+//	  - adogit:
+//	      organization_url: https://dev.azure.com/contoso
+//	      project: payments
+//	      repository: deploy
+//	      branch: main                       # the default
+//	      path: /charts/payments/values.yaml
+//	      key: azure.clientSecret            # a YAML key path; templates allowed
+//	      metadata_key: azure.rotor          # default: the key's sibling "rotor"
+//	      recipients: [age1…]                # empty: metadata only, never the secret
+//	      pat: {env: ADO_PAT}                # or nothing: act as the connection (Entra)
+//	      connection: ado-writer             # default: the policy's connection
+//	      commit_message: "rotor: rotate {{ .App.DisplayName }}"
+//	      adopt: false
 //
 // The secret reaches Git only encrypted to the spec's age recipients (an
 // age file, base64 on one line); with no recipients the sink commits the
@@ -98,6 +98,22 @@ func (Kind) Type() string { return Type }
 func (Kind) CheckSpec(spec domain.SinkSpec) error {
 	_, err := parseSpec(spec)
 	return err
+}
+
+var _ sink.SharedTargets = Kind{}
+
+// SharesTarget implements sink.SharedTargets: the spec renders the same
+// target for two applications that share nothing.
+func (Kind) SharesTarget(spec domain.SinkSpec) bool {
+	st, err := parseSpec(spec)
+	if err != nil {
+		return false
+	}
+	a, errA := st.resolve(domain.Application{TenantID: "aaaaaaaa-0000-4000-8000-000000000001", ObjectID: "aaaaaaaa-0000-4000-8000-000000000002",
+		AppID: "aaaaaaaa-0000-4000-8000-000000000003", DisplayName: "first-app"})
+	b, errB := st.resolve(domain.Application{TenantID: "bbbbbbbb-0000-4000-8000-000000000001", ObjectID: "bbbbbbbb-0000-4000-8000-000000000002",
+		AppID: "bbbbbbbb-0000-4000-8000-000000000003", DisplayName: "second-app"})
+	return errA == nil && errB == nil && a == b
 }
 
 // NewBuilder returns the builder. It needs either rotor's secret resolver

@@ -58,6 +58,9 @@ func (e *APIError) Error() string {
 	if e.Hint != "" {
 		fmt.Fprintf(&b, " (%s)", e.Hint)
 	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, "; Azure DevOps asks to retry after %s", e.RetryAfter)
+	}
 	return b.String()
 }
 

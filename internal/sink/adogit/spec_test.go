@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sink"
@@ -96,6 +97,15 @@ func TestTargetRoundTripAndDefaults(t *testing.T) {
 	require.True(t, strings.HasSuffix(id.String(), "key=clientSecret&meta=rotor"), id.String())
 }
 
+func TestSharesTarget(t *testing.T) {
+	t.Parallel()
+	require.False(t, Kind{}.SharesTarget(validSpec()), "the path names the application")
+	spec := validSpec()
+	spec.Settings = maps.Clone(spec.Settings)
+	spec.Settings[KeyPath] = "/values.yaml"
+	require.True(t, Kind{}.SharesTarget(spec), "one key of one file for every application")
+}
+
 func TestSpliceRefusals(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, src, path, want string }{
@@ -123,6 +133,19 @@ func TestSpliceRefusals(t *testing.T) {
 	}
 }
 
+func TestInsertionKeepsLineEnds(t *testing.T) {
+	t.Parallel()
+	d, err := parseYAML([]byte("a:\r\n  t: 1\r\nb: 2\r\n"))
+	require.NoError(t, err)
+	l, err := d.lookup("a.s", "f")
+	require.NoError(t, err)
+	e, err := d.insertion(l, "a.s", "f", `"NEW"`)
+	require.NoError(t, err)
+	out, err := apply(d.src, []edit{e})
+	require.NoError(t, err)
+	require.Equal(t, "a:\r\n  t: 1\r\n  s: \"NEW\"\r\nb: 2\r\n", string(out))
+}
+
 func TestSpliceStyles(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, src, want string }{
@@ -133,6 +156,7 @@ func TestSpliceStyles(t *testing.T) {
 		{"implicit null", "a:\n  s:   # c\n", "a:\n  s: \"NEW\"   # c\n"},
 		{"empty plain becomes quoted", "a:\n  s: ''\n", "a:\n  s: 'NEW'\n"},
 		{"unicode before", "ä: ö\na:\n  s: \"x\"\n", "ä: ö\na:\n  s: \"NEW\"\n"},
+		{"crlf", "a:\r\n  s: \"x\"\r\n  t: 1\r\n", "a:\r\n  s: \"NEW\"\r\n  t: 1\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := parseYAML([]byte(tc.src))
@@ -196,4 +220,28 @@ func FuzzSplice(f *testing.F) {
 		require.NotNil(t, bl.value)
 		require.Equal(t, "NEW", bl.value.Value, "%q → %q", src, out)
 	})
+}
+
+// TestSpecFromYAML checks the settings as the configuration decodes them
+// (yaml.v3 into map[string]any): lists are []any, references maps.
+func TestSpecFromYAML(t *testing.T) {
+	t.Parallel()
+	const src = `
+organization_url: https://dev.azure.com/contoso
+project: payments
+repository: deploy
+path: /charts/payments/values.yaml
+key: azure.clientSecret
+recipients:
+  - ` + sampleRecipient + `
+pat: {env: ADO_PAT}
+adopt: false
+`
+	var n yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte(src), &n))
+	settings := map[string]any{}
+	require.NoError(t, n.Content[0].Decode(&settings))
+	require.NoError(t, Kind{}.CheckSpec(domain.SinkSpec{Type: Type, Settings: settings}))
+	reg := sink.NewRegistry(Kind{})
+	require.NoError(t, reg.CheckSpec(domain.SinkSpec{Type: Type, Settings: settings}))
 }

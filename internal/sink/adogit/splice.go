@@ -205,12 +205,16 @@ func (d *yamlDoc) insertion(l located, path, file, text string) (edit, error) {
 		return edit{}, &PathError{path, file, "does not exist, and its parent is a flow mapping ({…}) or empty; add the key by hand (an empty string will do)"}
 	}
 	indent := strings.Repeat(" ", p.Content[0].Column-1)
-	line := indent + l.leaf + ": " + text + "\n"
+	eol := "\n"
+	if bytes.Contains(d.src, []byte("\r\n")) {
+		eol = "\r\n" // a file with Windows line ends keeps them
+	}
+	line := indent + l.leaf + ": " + text + eol
 	lastKey, lastVal := p.Content[len(p.Content)-2], p.Content[len(p.Content)-1]
 	if _, end, err := d.span(lastVal, path, file); err == nil && lastVal.Line == lastKey.Line {
 		nl := bytes.IndexByte(d.src[end:], '\n')
 		if nl < 0 {
-			return edit{start: len(d.src), end: len(d.src), text: "\n" + line}, nil
+			return edit{start: len(d.src), end: len(d.src), text: eol + line}, nil
 		}
 		at := end + nl + 1
 		return edit{start: at, end: at, text: line}, nil
