@@ -332,7 +332,7 @@ func metaText(appID, keyID string, end time.Time) string {
 // mode) at the key and d's metadata at metadata_key.
 func (s *Sink) edited(snap snapshot, sealed string, d sink.Delivery) ([]byte, error) {
 	var edits []edit
-	add := func(l located, path, text string, n *yaml.Node) error {
+	add := func(l located, path, text string) error {
 		if l.value == nil {
 			e, err := snap.doc.insertion(l, path, s.t.Path, text)
 			if err != nil {
@@ -352,11 +352,11 @@ func (s *Sink) edited(snap snapshot, sealed string, d sink.Delivery) ([]byte, er
 		return nil
 	}
 	if sealed != "" {
-		if err := add(snap.key, s.t.Key, quoteLike(snap.key.value, sealed), snap.key.value); err != nil {
+		if err := add(snap.key, s.t.Key, quoteLike(snap.key.value, sealed)); err != nil {
 			return nil, err
 		}
 	}
-	if err := add(snap.meta, s.t.MetadataKey, metaText(d.App.AppID, d.KeyID, d.End), snap.meta.value); err != nil {
+	if err := add(snap.meta, s.t.MetadataKey, metaText(d.App.AppID, d.KeyID, d.End)); err != nil {
 		return nil, err
 	}
 	out, err := apply(snap.doc.src, edits)
