@@ -579,5 +579,5 @@ func (b *Builder) Discover(ctx context.Context, q sink.DiscoverQuery) ([]sink.Ch
 		}
 		return choices, nil
 	}
-	return nil, fmt.Errorf("adogit sink: cannot list %q (known: %s)", q.Key, strings.Join(b.DiscoverKeys(), ", "))
+	return nil, fmt.Errorf("%w: adogit sink lists %s, not %q", sink.ErrNoDiscovery, strings.Join(b.DiscoverKeys(), ", "), q.Key)
 }

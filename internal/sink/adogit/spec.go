@@ -3,6 +3,7 @@ package adogit
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -286,8 +287,23 @@ func checkOrgURL(raw string) (string, error) {
 		return "", fmt.Errorf("%q must not carry user information, a query or a fragment", raw)
 	case !nameSegment.MatchString(org):
 		return "", fmt.Errorf("%q must name the organization in its path, e.g. https://dev.azure.com/contoso", raw)
+	case !azureDevOpsHost(u.Hostname()):
+		return "", fmt.Errorf("%q is not an Azure DevOps Services host: rotor sends its PAT or token only to dev.azure.com, *.visualstudio.com or loopback (the simulator)", raw)
 	}
 	return "https://" + strings.ToLower(u.Host) + "/" + org, nil
+}
+
+// azureDevOpsHost reports whether host is where Azure DevOps Services
+// lives, or loopback (rotor's simulator). A sink sends its credential (a
+// PAT, an Entra token for Azure DevOps) to organization_url: a spec, or a
+// picker's query, must not be able to send it anywhere else.
+func azureDevOpsHost(host string) bool {
+	host = strings.ToLower(host)
+	if host == "dev.azure.com" || strings.HasSuffix(host, ".visualstudio.com") || host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkPath(p string) error {

@@ -39,6 +39,8 @@ func TestCheckSpec(t *testing.T) {
 			s[KeyOrganizationURL] = "http://dev.azure.com/contoso"
 			s[KeyKey] = "azure..secret"
 		}, []string{"project: is required", "organization_url:", "must be an https URL", "key:"}},
+		{"a foreign host never gets the credential", func(s map[string]any) { s[KeyOrganizationURL] = "https://evil.example/contoso" }, []string{"not an Azure DevOps Services host"}},
+		{"visualstudio.com is Azure DevOps", func(s map[string]any) { s[KeyOrganizationURL] = "https://contoso.visualstudio.com/DefaultCollection" }, nil},
 		{"a literal pat is refused", func(s map[string]any) { s[KeyPAT] = "abc123" }, []string{"pat: must be a reference"}},
 		{"a bad recipient names its entry, not its text", func(s map[string]any) {
 			s[KeyRecipients] = []any{sampleRecipient, "AGE-SECRET-KEY-1NOTARECIPIENT"}
