@@ -18,6 +18,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/sink/adogit"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 	"github.com/rotor-dev/rotor/internal/sink/vercel"
 	"github.com/rotor-dev/rotor/internal/sink/webhook"
@@ -30,6 +31,7 @@ func sinkKinds() []sink.Kind {
 		keyvault.Kind{},
 		vercel.Kind{},
 		webhook.Kind{},
+		adogit.Kind{},
 	}
 }
 

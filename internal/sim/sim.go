@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/sim/adogit"
 	"github.com/rotor-dev/rotor/internal/sim/arm"
 	"github.com/rotor-dev/rotor/internal/sim/core"
 	"github.com/rotor-dev/rotor/internal/sim/entra"
@@ -82,6 +83,7 @@ func services(opts Options) []core.Service {
 		&arm.Service{},
 		&vercel.Service{},
 		&webhook.Service{},
+		&adogit.Service{},
 	}
 }
 

@@ -51,6 +51,33 @@ type Info struct {
 	// Webhook is the simulated webhook receiver; absent in files of older
 	// simulators.
 	Webhook *Webhook `json:"webhook,omitempty"`
+	// AzureDevOpsGit is the simulated Azure DevOps Git service (pushes,
+	// refs, items) and its demo repository; absent in files of older
+	// simulators.
+	AzureDevOpsGit *AzureDevOpsGit `json:"azure_devops_git,omitempty"`
+}
+
+// AzureDevOpsGit is the simulated Azure DevOps Git service: its
+// organization URL (what an adogit sink's organization_url is set to), the
+// demo repository's coordinates, a PAT it accepts, and the age recipient
+// whose identity it holds (values encrypted to it are decrypted, so
+// /_sim/consumers can say which credential the repository holds).
+type AzureDevOpsGit struct {
+	// URL is the organization's base URL, e.g.
+	// "https://127.0.0.1:PORT/contoso" (https://dev.azure.com/contoso in
+	// Azure DevOps).
+	URL          string `json:"url"`
+	Organization string `json:"organization"`
+	Project      string `json:"project"`
+	Repository   string `json:"repository"`
+	Branch       string `json:"branch"`
+	// Path is the demo Helm values file, e.g. "/charts/payments/values.yaml".
+	Path string `json:"path"`
+	// PAT is a personal access token the service accepts (Basic auth with
+	// an empty user name). A test double's credential, not a secret.
+	PAT string `json:"pat"`
+	// AgeRecipient is the simulator's age X25519 recipient ("age1…").
+	AgeRecipient string `json:"age_recipient"`
 }
 
 // Vercel is the simulated Vercel API (internal/sim/vercel): its base URL
