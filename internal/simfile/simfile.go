@@ -45,6 +45,29 @@ type Info struct {
 	ControlURL string `json:"control_url"`
 	// Tenants lists the seeded tenants.
 	Tenants []Tenant `json:"tenants"`
+	// ARMResources are the seeded Resource Manager resources beyond
+	// subscriptions and vaults: Automation accounts (with their runbooks
+	// and hybrid worker groups) and Logic Apps API connections, under
+	// ARMURL. Absent in files of older simulators.
+	ARMResources []ARMResource `json:"arm_resources,omitempty"`
+}
+
+// ARMResource is one seeded Resource Manager resource.
+type ARMResource struct {
+	// Type is the resource type, e.g. "Microsoft.Automation/automationAccounts"
+	// or "Microsoft.Web/connections".
+	Type     string `json:"type"`
+	TenantID string `json:"tenant_id"`
+	// ID is the resource id, "/subscriptions/…/providers/…/{name}".
+	ID string `json:"id"`
+	// Runbooks and WorkerGroups are an Automation account's.
+	Runbooks     []string `json:"runbooks,omitempty"`
+	WorkerGroups []string `json:"worker_groups,omitempty"`
+	// API is an API connection's managed API (keyvault, azureblob …).
+	API string `json:"api,omitempty"`
+	// LinkedTenant is the other tenant an API connection is linked to: a
+	// request on it needs an x-ms-authorization-auxiliary token for it.
+	LinkedTenant string `json:"linked_tenant,omitempty"`
 }
 
 // Tenant is one seeded Entra tenant.
