@@ -20,6 +20,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/automation"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/sink/logicapp"
 )
 
 // sinkKinds is every kind of sink rotor delivers to. It is the only list:
@@ -28,6 +29,7 @@ func sinkKinds() []sink.Kind {
 	return []sink.Kind{
 		keyvault.Kind{},
 		automation.Kind{},
+		logicapp.Kind{},
 	}
 }
 
