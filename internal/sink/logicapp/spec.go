@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"text/template/parse"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sink"
@@ -200,6 +201,8 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 			bad(KeyConnectionName, "template %q does not parse: %v", v, err)
 		case len(t.Templates()) > 1:
 			bad(KeyConnectionName, "template %q must not define templates", v)
+		case noLoops(t) != nil:
+			bad(KeyConnectionName, "template %q %v", v, noLoops(t))
 		default:
 			if name, err := render(t, sampleApp); err != nil {
 				bad(KeyConnectionName, "template %q fails: %v (fields: .App.DisplayName, .App.AppID, .App.ObjectID, .TenantID, .ClientID; functions: slug, lower)", v, err)
@@ -241,4 +244,37 @@ func (st settings) namesFor(app domain.Application) ([]string, error) {
 		return nil, &SpecError{Key: KeyConnectionName, Msg: fmt.Sprintf("%q (rendered from %q for application %q) is not an API connection name; pipe names through slug", name, st.nameSrc, app.DisplayName)}
 	}
 	return []string{name}, nil
+}
+
+// noLoops refuses range and template calls: a name needs neither, and
+// without them rendering a configured template always ends quickly (Go
+// templates can range over an integer).
+func noLoops(t *template.Template) error {
+	var walk func(n parse.Node) error
+	walk = func(n parse.Node) error {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n == nil {
+				return nil
+			}
+			for _, c := range n.Nodes {
+				if err := walk(c); err != nil {
+					return err
+				}
+			}
+		case *parse.IfNode:
+			return errors.Join(walk(n.List), walk(n.ElseList))
+		case *parse.WithNode:
+			return errors.Join(walk(n.List), walk(n.ElseList))
+		case *parse.RangeNode:
+			return errors.New("must not use range: a name needs no loop")
+		case *parse.TemplateNode:
+			return errors.New("must not call templates")
+		}
+		return nil
+	}
+	if t.Tree == nil {
+		return nil
+	}
+	return walk(t.Tree.Root)
 }
