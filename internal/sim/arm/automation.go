@@ -53,6 +53,9 @@ const (
 	// application of the account's tenant, within its validity and past
 	// replication); otherwise it fails as the sign-in would.
 	OutcomeVerify Outcome = "verify"
+	// OutcomeHang: every job stays Running (a runbook waiting on something
+	// that never comes), for clients' timeouts.
+	OutcomeHang Outcome = "hang"
 )
 
 // ParamClientSecret is the runbook parameter the rotated secret goes in.
@@ -187,6 +190,7 @@ func (s *Service) seedAutomation(t *core.Tenant) {
 			Exception: "The term 'Connect-Legacy' is not recognized as the name of a cmdlet, function, script file, or operable program."},
 		{Name: "Approve-AppSecret", Parameters: []RunbookParameter{secretParam}, Outcome: OutcomeSuspend,
 			Exception: "The job was suspended: it is waiting for an approval (Suspend-Job)."},
+		{Name: "Wait-AppSecret", Parameters: []RunbookParameter{secretParam}, Outcome: OutcomeHang},
 		{Name: "Cleanup-Logs", Parameters: []RunbookParameter{{Name: "Days", Type: "System.Int32"}}},
 	} {
 		_ = s.AddRunbook(a.ResourceID(), rb)
@@ -453,6 +457,8 @@ func (c *call) serveJobs(a *AutomationAccount, rest []string) {
 		j.final, j.finalExc = JobFailed, rb.Exception
 	case OutcomeSuspend:
 		j.final, j.finalExc = JobSuspended, rb.Exception
+	case OutcomeHang:
+		j.final = JobRunning
 	case OutcomeVerify:
 		// Decided below, without this lock: Entra's state is the world's,
 		// whose lock is taken before this one.

@@ -304,3 +304,23 @@ func TestDiscover(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, got, sink.Choice{Value: arm.DemoWorkerGroup, Label: arm.DemoWorkerGroup, Detail: "hybrid worker group"})
 }
+
+// TestTimeoutIsRetryableAndTheRetryWaitsForTheSameJob: a job that does not
+// end within the timeout is a retryable failure; the retry (a fresh sink,
+// the same delivery) waits for that job rather than starting another.
+func TestTimeoutIsRetryableAndTheRetryWaitsForTheSameJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	req := b.request("Wait-AppSecret", map[string]any{KeyTimeout: "1s"})
+	d := delivery(req, "run-wait", "key-wait", "value-waiting")
+	for range 2 {
+		_, err := b.build(t, req).Deliver(context.Background(), d)
+		require.Error(t, err)
+		require.False(t, sink.IsPermanent(err), "%v", err)
+		require.Contains(t, err.Error(), "is still Running after 1s")
+		sinktest.NoSecret(t, err, "value-waiting")
+	}
+	jobs := b.arm.Jobs(b.account, "Wait-AppSecret")
+	require.Len(t, jobs, 1, "the retry started no second job")
+	require.Equal(t, JobName(d), jobs[0].Name)
+}
