@@ -313,7 +313,7 @@ func (c *call) serveWorkerGroups(a *AutomationAccount, rest []string) {
 	res := &c.s.res
 	groupJSON := func(g string) map[string]any {
 		return map[string]any{"id": a.ResourceID() + "/hybridRunbookWorkerGroups/" + g, "name": g,
-			"type": "Microsoft.Automation/AutomationAccounts/HybridRunbookWorkerGroups",
+			"type":       "Microsoft.Automation/AutomationAccounts/HybridRunbookWorkerGroups",
 			"properties": map[string]any{"groupType": "User", "credential": nil}}
 	}
 	if len(rest) == 1 {
