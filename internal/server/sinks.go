@@ -21,6 +21,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink/automation"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 	"github.com/rotor-dev/rotor/internal/sink/logicapp"
+	"github.com/rotor-dev/rotor/internal/sink/vercel"
 )
 
 // sinkKinds is every kind of sink rotor delivers to. It is the only list:
@@ -28,6 +29,7 @@ import (
 func sinkKinds() []sink.Kind {
 	return []sink.Kind{
 		keyvault.Kind{},
+		vercel.Kind{},
 		automation.Kind{},
 		logicapp.Kind{},
 	}

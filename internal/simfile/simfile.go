@@ -45,11 +45,36 @@ type Info struct {
 	ControlURL string `json:"control_url"`
 	// Tenants lists the seeded tenants.
 	Tenants []Tenant `json:"tenants"`
+	// Vercel is the simulated Vercel REST API and its demo seed; absent in
+	// files of older simulators.
+	Vercel *Vercel `json:"vercel,omitempty"`
 	// ARMResources are the seeded Resource Manager resources beyond
 	// subscriptions and vaults: Automation accounts (with their runbooks
 	// and hybrid worker groups) and Logic Apps API connections, under
 	// ARMURL. Absent in files of older simulators.
 	ARMResources []ARMResource `json:"arm_resources,omitempty"`
+}
+
+// Vercel is the simulated Vercel API (internal/sim/vercel): its base URL
+// (a sink's api_url), a token that may act for the demo team, the demo
+// team and project, and a token of another user that may not.
+type Vercel struct {
+	URL string `json:"url"`
+	// Token acts for TeamID (Authorization: Bearer).
+	Token    string `json:"token"`
+	TeamID   string `json:"team_id"`
+	TeamSlug string `json:"team_slug"`
+	// Project and ProjectID name the demo project, which has a READY
+	// production deployment to redeploy.
+	Project   string `json:"project"`
+	ProjectID string `json:"project_id"`
+	// DeniedToken is valid but may not act for TeamID (403 forbidden).
+	DeniedToken string `json:"denied_token"`
+	// OtherTeamID is a team Token may not act for.
+	OtherTeamID string `json:"other_team_id"`
+	// TokenFile is the absolute path of a file holding Token (mode 0600),
+	// for a sink's token: {file: …}.
+	TokenFile string `json:"token_file,omitempty"`
 }
 
 // ARMResource is one seeded Resource Manager resource.
