@@ -19,7 +19,9 @@ import (
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/adogit"
+	"github.com/rotor-dev/rotor/internal/sink/automation"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/sink/logicapp"
 	"github.com/rotor-dev/rotor/internal/sink/vercel"
 	"github.com/rotor-dev/rotor/internal/sink/webhook"
 )
@@ -32,6 +34,8 @@ func sinkKinds() []sink.Kind {
 		vercel.Kind{},
 		webhook.Kind{},
 		adogit.Kind{},
+		automation.Kind{},
+		logicapp.Kind{},
 	}
 }
 
