@@ -718,4 +718,3 @@ func (s *Store) CountApplications(ctx context.Context, org domain.OrgID, connect
 	}
 	return n, nil
 }
-
