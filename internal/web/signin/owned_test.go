@@ -161,10 +161,11 @@ func TestSignInKeepsTheApplicationsTheUserOwns(t *testing.T) {
 
 	t.Run("OwnsNothingIsRestrictedToNothing", func(t *testing.T) {
 		b := r.browser(t)
-		resp, page := b.signIn("vera", "?return_to=/whoami")
+		resp, page := b.signIn("gus", "?return_to=/whoami") // an Operator by group, owning nothing
 		require.Equal(t, http.StatusOK, resp.StatusCode, page)
 		s := b.storedSession()
 		require.True(t, s.OwnedOnly)
+		require.NotNil(t, s.OwnedObjectIDs)
 		require.Empty(t, s.OwnedObjectIDs)
 	})
 
