@@ -190,7 +190,7 @@ func TestRedeploy(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	id := body["id"].(string)
 	require.Equal(t, "BUILDING", body["readyState"])
-	b.s.AdvanceClock(vercel.BuildTime)
+	b.s.AdvanceClock(vercel.BuildTime + 10*time.Millisecond)
 	code, body = b.do(t, v.Token, v.TeamID, http.MethodGet, "/v13/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "READY", body["readyState"])
