@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/sim/ado"
 	"github.com/rotor-dev/rotor/internal/sim/arm"
 	"github.com/rotor-dev/rotor/internal/sim/core"
 	"github.com/rotor-dev/rotor/internal/sim/entra"
@@ -78,6 +79,7 @@ func services(opts Options) []core.Service {
 		graph.New(opts.OnSecretIssued),
 		&keyvault.Service{},
 		&arm.Service{},
+		&ado.Service{},
 	}
 }
 

@@ -20,6 +20,9 @@ const (
 	GraphResource      = "https://graph.microsoft.com"
 	ARMResource        = "https://management.azure.com"
 	KeyVaultResource   = "https://vault.azure.net"
+	// AzureDevOpsResource is Azure DevOps' application id: tokens for it
+	// ("499b84ac-…/.default") authenticate to the simulated Azure DevOps.
+	AzureDevOpsResource = "499b84ac-1321-427f-aa17-267ca6975798"
 	RoleReadWriteOwned = "Application.ReadWrite.OwnedBy"
 	RoleReadWriteAll   = "Application.ReadWrite.All"
 	RoleReadAll        = "Application.Read.All"
