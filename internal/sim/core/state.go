@@ -15,17 +15,17 @@ import (
 const (
 	// GraphAppID is Microsoft Graph's application id; a Graph proof-of-possession
 	// token's audience (00000002-… is the legacy AAD Graph id Graph requires).
-	GraphAppID         = "00000003-0000-0000-c000-000000000000"
-	ProofAudience      = "00000002-0000-0000-c000-000000000000"
-	GraphResource      = "https://graph.microsoft.com"
-	ARMResource        = "https://management.azure.com"
-	KeyVaultResource   = "https://vault.azure.net"
+	GraphAppID       = "00000003-0000-0000-c000-000000000000"
+	ProofAudience    = "00000002-0000-0000-c000-000000000000"
+	GraphResource    = "https://graph.microsoft.com"
+	ARMResource      = "https://management.azure.com"
+	KeyVaultResource = "https://vault.azure.net"
 	// AzureDevOpsResource is Azure DevOps' application id: tokens for it
 	// ("499b84ac-…/.default") authenticate to the simulated Azure DevOps.
 	AzureDevOpsResource = "499b84ac-1321-427f-aa17-267ca6975798"
-	RoleReadWriteOwned = "Application.ReadWrite.OwnedBy"
-	RoleReadWriteAll   = "Application.ReadWrite.All"
-	RoleReadAll        = "Application.Read.All"
+	RoleReadWriteOwned  = "Application.ReadWrite.OwnedBy"
+	RoleReadWriteAll    = "Application.ReadWrite.All"
+	RoleReadAll         = "Application.Read.All"
 )
 
 // World is the simulator's whole state: every tenant and everything in it.
