@@ -19,6 +19,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/adoconnection"
+	"github.com/rotor-dev/rotor/internal/sink/adovariables"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 )
 
@@ -28,6 +29,7 @@ func sinkKinds() []sink.Kind {
 	return []sink.Kind{
 		keyvault.Kind{},
 		adoconnection.Kind{},
+		adovariables.Kind{},
 	}
 }
 
