@@ -65,7 +65,7 @@ const (
 
 func setup(t *testing.T) bundle {
 	t.Helper()
-	s := simtest.Start(t, simtest.Options{Seed: "apps=3,tenants=1,expiring=1h"})
+	s := simtest.Start(t, simtest.Options{Seed: "demo"})
 	a := s.Info.AzureDevOps
 	require.NotNil(t, a, "sim.json has azure_devops")
 	tn := s.Tenant(t, a.TenantID)
