@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -404,6 +405,10 @@ func (e *endpoint) masked() map[string]any {
 
 func (s *Service) listEndpoints(w http.ResponseWriter, r *http.Request, p *project) {
 	typ := r.URL.Query().Get("type")
+	var names []string
+	if n := r.URL.Query().Get("endpointNames"); n != "" {
+		names = strings.Split(n, ",")
+	}
 	s.mu.Lock()
 	var out []any
 	for _, id := range core.SortedKeys(s.endpoints) {
@@ -412,6 +417,9 @@ func (s *Service) listEndpoints(w http.ResponseWriter, r *http.Request, p *proje
 			continue
 		}
 		if t, _ := e.raw["type"].(string); typ != "" && !strings.EqualFold(t, typ) {
+			continue
+		}
+		if n, _ := e.raw["name"].(string); names != nil && !slices.ContainsFunc(names, func(x string) bool { return strings.EqualFold(x, n) }) {
 			continue
 		}
 		out = append(out, e.masked())

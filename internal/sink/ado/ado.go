@@ -116,8 +116,17 @@ func (p *Spec) String(key string, required bool) (string, bool) {
 	s, ok := v.(string)
 	if !ok {
 		// An id written without quotes in YAML arrives as a number.
-		if n, isInt := v.(int); isInt {
+		switch n := v.(type) {
+		case int:
 			return strconv.Itoa(n), true
+		case int64:
+			return strconv.FormatInt(n, 10), true
+		case uint64:
+			return strconv.FormatUint(n, 10), true
+		case float64:
+			if n == float64(int64(n)) {
+				return strconv.FormatInt(int64(n), 10), true
+			}
 		}
 		p.Bad(key, "must be a string, got %T", v)
 		return "", false

@@ -199,11 +199,15 @@ func ParseTarget(t sink.TargetID) (orgURL, project string, groupID int, groupNam
 	}
 	s := t.Ref()
 	i := strings.Index(s, "/variablegroup/")
-	j := strings.LastIndex(s, "/variables/")
-	if i < 0 || j < i {
-		return "", "", 0, "", "", bad("no /variablegroup/…/variables/ in the locator")
+	if i < 0 {
+		return "", "", 0, "", "", bad("no /variablegroup/ in the locator")
 	}
-	base, g, variable := s[:i], s[i+len("/variablegroup/"):j], s[j+len("/variables/"):]
+	base, rest := s[:i], s[i+len("/variablegroup/"):]
+	j := strings.LastIndex(rest, "/variables/")
+	if j < 0 {
+		return "", "", 0, "", "", bad("no /variables/ after the group in the locator")
+	}
+	g, variable := rest[:j], rest[j+len("/variables/"):]
 	k := strings.LastIndex(base, "/")
 	if k < 0 {
 		return "", "", 0, "", "", bad("no project")
