@@ -20,6 +20,8 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/adogit"
 	"github.com/rotor-dev/rotor/internal/sink/automation"
+	"github.com/rotor-dev/rotor/internal/sink/adoconnection"
+	"github.com/rotor-dev/rotor/internal/sink/adovariables"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 	"github.com/rotor-dev/rotor/internal/sink/logicapp"
 	"github.com/rotor-dev/rotor/internal/sink/vercel"
@@ -36,6 +38,8 @@ func sinkKinds() []sink.Kind {
 		adogit.Kind{},
 		automation.Kind{},
 		logicapp.Kind{},
+		adoconnection.Kind{},
+		adovariables.Kind{},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/sim/adogit"
+	"github.com/rotor-dev/rotor/internal/sim/ado"
 	"github.com/rotor-dev/rotor/internal/sim/arm"
 	"github.com/rotor-dev/rotor/internal/sim/core"
 	"github.com/rotor-dev/rotor/internal/sim/entra"
@@ -84,6 +85,7 @@ func services(opts Options) []core.Service {
 		&vercel.Service{},
 		&webhook.Service{},
 		&adogit.Service{},
+		&ado.Service{},
 	}
 }
 

@@ -60,6 +60,10 @@ type Info struct {
 	// and hybrid worker groups) and Logic Apps API connections, under
 	// ARMURL. Absent in files of older simulators.
 	ARMResources []ARMResource `json:"arm_resources,omitempty"`
+	// AzureDevOps is the simulated Azure DevOps organization (service
+	// connections and variable groups), absent in files of older
+	// simulators.
+	AzureDevOps *AzureDevOps `json:"azure_devops,omitempty"`
 }
 
 // AzureDevOpsGit is the simulated Azure DevOps Git service: its
@@ -101,6 +105,40 @@ type ARMResource struct {
 	// LinkedTenant is the other tenant an API connection is linked to: a
 	// request on it needs an x-ms-authorization-auxiliary token for it.
 	LinkedTenant string `json:"linked_tenant,omitempty"`
+}
+
+// AzureDevOps describes the simulated Azure DevOps organization and what
+// the demo seeded in it.
+type AzureDevOps struct {
+	// URL is the organization's base URL, "https://127.0.0.1:PORT/{org}"
+	// (the simulator's https://dev.azure.com/{org}).
+	URL          string `json:"url"`
+	Organization string `json:"organization"`
+	Project      string `json:"project"`
+	// TenantID is the Entra tenant backing the organization: bearer
+	// tokens for Resource from it are accepted for its members.
+	TenantID string `json:"tenant_id"`
+	// Resource is the application id Entra tokens are asked for
+	// (Resource + "/.default").
+	Resource string `json:"resource"`
+	// PAT is a full-scope personal access token of a project
+	// administrator; ReadOnlyPAT may read but not change anything; and
+	// NoAccessPAT belongs to someone who is not a member of the project
+	// (every call is 401).
+	PAT         string `json:"pat"`
+	ReadOnlyPAT string `json:"read_only_pat"`
+	NoAccessPAT string `json:"no_access_pat"`
+	// EndpointID and EndpointName are the seeded azurerm service
+	// connection (ServicePrincipal, spnKey) of application AppID.
+	EndpointID   string `json:"endpoint_id"`
+	EndpointName string `json:"endpoint_name"`
+	AppID        string `json:"app_id"`
+	AppName      string `json:"app_name"`
+	// VariableGroupID and VariableGroupName are the seeded variable group;
+	// Variable is the secret variable in it meant for rotor.
+	VariableGroupID   int    `json:"variable_group_id"`
+	VariableGroupName string `json:"variable_group_name"`
+	Variable          string `json:"variable"`
 }
 
 // Vercel is the simulated Vercel API (internal/sim/vercel): its base URL

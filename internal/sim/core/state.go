@@ -15,14 +15,17 @@ import (
 const (
 	// GraphAppID is Microsoft Graph's application id; a Graph proof-of-possession
 	// token's audience (00000002-… is the legacy AAD Graph id Graph requires).
-	GraphAppID         = "00000003-0000-0000-c000-000000000000"
-	ProofAudience      = "00000002-0000-0000-c000-000000000000"
-	GraphResource      = "https://graph.microsoft.com"
-	ARMResource        = "https://management.azure.com"
-	KeyVaultResource   = "https://vault.azure.net"
-	RoleReadWriteOwned = "Application.ReadWrite.OwnedBy"
-	RoleReadWriteAll   = "Application.ReadWrite.All"
-	RoleReadAll        = "Application.Read.All"
+	GraphAppID       = "00000003-0000-0000-c000-000000000000"
+	ProofAudience    = "00000002-0000-0000-c000-000000000000"
+	GraphResource    = "https://graph.microsoft.com"
+	ARMResource      = "https://management.azure.com"
+	KeyVaultResource = "https://vault.azure.net"
+	// AzureDevOpsResource is Azure DevOps' application id: tokens for it
+	// ("499b84ac-…/.default") authenticate to the simulated Azure DevOps.
+	AzureDevOpsResource = "499b84ac-1321-427f-aa17-267ca6975798"
+	RoleReadWriteOwned  = "Application.ReadWrite.OwnedBy"
+	RoleReadWriteAll    = "Application.ReadWrite.All"
+	RoleReadAll         = "Application.Read.All"
 )
 
 // World is the simulator's whole state: every tenant and everything in it.
@@ -554,6 +557,3 @@ func (w *World) SetSecretPermissions(tenant, vault, objectID string, perms ...Se
 	return nil
 }
 
-// AzureDevOpsResource is Azure DevOps' application id: the resource of the
-// Entra tokens Azure DevOps accepts (scope "499b84ac-…/.default").
-const AzureDevOpsResource = "499b84ac-1321-427f-aa17-267ca6975798"
