@@ -19,6 +19,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/arm"
 	"github.com/rotor-dev/rotor/internal/sim/core"
 	"github.com/rotor-dev/rotor/internal/sim/entra"
+	"github.com/rotor-dev/rotor/internal/sim/github"
 	"github.com/rotor-dev/rotor/internal/sim/graph"
 	"github.com/rotor-dev/rotor/internal/sim/keyvault"
 )
@@ -78,6 +79,7 @@ func services(opts Options) []core.Service {
 		graph.New(opts.OnSecretIssued),
 		&keyvault.Service{},
 		&arm.Service{},
+		&github.Service{},
 	}
 }
 

@@ -45,6 +45,33 @@ type Info struct {
 	ControlURL string `json:"control_url"`
 	// Tenants lists the seeded tenants.
 	Tenants []Tenant `json:"tenants"`
+	// GitHub is the simulated GitHub REST API; absent in files of older
+	// simulators.
+	GitHub *GitHub `json:"github,omitempty"`
+}
+
+// GitHub is the simulated GitHub API (internal/sim/github): where it
+// listens, its seeded tokens, and the demo targets a github sink can
+// deliver to.
+type GitHub struct {
+	// URL is the API base, e.g. "https://127.0.0.1:PORT/" (the
+	// api_url of a github sink; api.github.com's equivalent).
+	URL string `json:"url"`
+	// Token may read and write every Actions secret (a PAT with repo and
+	// admin:org).
+	Token string `json:"token"`
+	// ReadOnlyToken reads repositories and environments but is refused
+	// (403) on every secrets endpoint.
+	ReadOnlyToken string `json:"read_only_token"`
+	// ThrottledToken is answered with GitHub's secondary rate limit (403,
+	// Retry-After) on every request.
+	ThrottledToken string `json:"throttled_token"`
+	// Owner and Repo are the demo repository, Environment one of its
+	// environments, Org the demo organization.
+	Owner       string `json:"owner"`
+	Repo        string `json:"repo"`
+	Environment string `json:"environment"`
+	Org         string `json:"org"`
 }
 
 // Tenant is one seeded Entra tenant.
