@@ -18,6 +18,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/sink/github"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 )
 
@@ -26,6 +27,7 @@ import (
 func sinkKinds() []sink.Kind {
 	return []sink.Kind{
 		keyvault.Kind{},
+		github.Kind{},
 	}
 }
 
