@@ -155,7 +155,9 @@ func (h *harness) write(t *testing.T, target sink.TargetID, value string) {
 	require.NoError(t, err)
 }
 
-func (h *harness) Foreign(t *testing.T, target sink.TargetID) { h.write(t, target, "someone-elses-value") }
+func (h *harness) Foreign(t *testing.T, target sink.TargetID) {
+	h.write(t, target, "someone-elses-value")
+}
 
 func (h *harness) Tamper(t *testing.T, target sink.TargetID) { h.write(t, target, "pasted-by-hand") }
 
