@@ -29,6 +29,7 @@ const (
 	envAdmin     = "GH_ADMIN"
 	envReadOnly  = "GH_READONLY"
 	envThrottled = "GH_THROTTLED"
+	envBad       = "GH_BAD"
 )
 
 // envResolver resolves {env: NAME} from a map: the tokens sim.json gives.
@@ -55,7 +56,7 @@ func setup(t *testing.T) bundle {
 	gi := s.Info.GitHub
 	require.NotNil(t, gi)
 	b, err := Kind{}.NewBuilder(sink.Deps{
-		Secrets:    envResolver{envAdmin: gi.Token, envReadOnly: gi.ReadOnlyToken, envThrottled: gi.ThrottledToken},
+		Secrets:    envResolver{envAdmin: gi.Token, envReadOnly: gi.ReadOnlyToken, envThrottled: gi.ThrottledToken, envBad: "ghp_not_a_token"},
 		HTTPClient: s.HTTP,
 		Clock:      s.Clock,
 	})
