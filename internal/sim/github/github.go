@@ -61,6 +61,10 @@ const docsURL = "https://docs.github.com/rest"
 // rate limit; clients (go-github) recognise the limit by its suffix.
 const secondaryDocsURL = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
 
+// APIVersion is the X-GitHub-Api-Version the simulator serves; a request
+// without the header gets it too, as on GitHub.
+const APIVersion = "2022-11-28"
+
 // RetryAfterSeconds is the Retry-After of the simulated secondary limit.
 const RetryAfterSeconds = 60
 
@@ -325,6 +329,10 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{s: s, w: w, r: r}
 	c.rateHeaders()
+	if v := r.Header.Get("X-GitHub-Api-Version"); v != "" && v != APIVersion {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("API version %s is not supported. Supported: %s.", v, APIVersion), docsURL)
+		return
+	}
 	if !c.auth() {
 		return
 	}

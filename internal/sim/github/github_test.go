@@ -154,6 +154,12 @@ func TestAuth(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, er.Response.StatusCode)
 	require.Equal(t, "Resource not accessible by personal access token", er.Message)
 
+	st, _ := b.sim.Do(t, http.MethodGet, gi.URL+"repos/contoso/storefront", nil,
+		map[string]string{"Authorization": "Bearer " + gi.Token, "X-GitHub-Api-Version": "1999-01-01"})
+	require.Equal(t, http.StatusBadRequest, st, "an unknown API version is refused")
+	st, _ = b.sim.Do(t, http.MethodGet, gi.URL+"repos/contoso/storefront", nil, nil)
+	require.Equal(t, http.StatusUnauthorized, st, "no token: Requires authentication")
+
 	bad := client(t, b.sim, "ghp_wrong")
 	_, _, err = bad.Repositories.Get(b.ctx, gi.Owner, gi.Repo)
 	require.ErrorAs(t, err, &er)
