@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -98,8 +99,7 @@ func newKeyPair() (keyPair, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return keyPair{}, err
 	}
-	id := strconv.FormatUint(uint64(b[0])<<56|uint64(b[1])<<48|uint64(b[2])<<40|uint64(b[3])<<32|uint64(b[4])<<24|uint64(b[5])<<16|uint64(b[6])<<8|uint64(b[7]), 10)
-	return keyPair{id: id, pub: pub, priv: priv}, nil
+	return keyPair{id: strconv.FormatUint(binary.BigEndian.Uint64(b[:]), 10), pub: pub, priv: priv}, nil
 }
 
 // secretRec is one stored secret.

@@ -1,7 +1,6 @@
 package github
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,9 +100,8 @@ func classify(op string, err error) error {
 			e.RateLimited = true
 		}
 		return e
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return &TransportError{Op: op, Err: err}
 	}
+	// No answer: refused, timed out (context deadline included), TLS.
 	return &TransportError{Op: op, Err: err}
 }
 
