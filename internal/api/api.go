@@ -67,6 +67,7 @@ type Service interface {
 	GetApplicationSettings(ctx context.Context, scope app.Scope, ref string) (*app.SettingsView, error)
 	UpdateApplicationSettings(ctx context.Context, scope app.Scope, ref string, in app.ApplicationSettings) (*app.SettingsView, error)
 	TestSinks(ctx context.Context, scope app.Scope, ref string) (*app.SinkTests, error)
+	DiscoverSink(ctx context.Context, scope app.Scope, req app.DiscoverSinkRequest) (*app.SinkChoices, error)
 }
 
 var _ Service = (*app.Service)(nil)

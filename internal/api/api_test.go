@@ -615,6 +615,9 @@ func (b *bundle) walkIsolation(t *testing.T, admin string) {
 				vals[name] = "b-policy"
 			case name == "name" && strings.Contains(op.path, "/connections/"):
 				vals[name] = "b-conn"
+			case name == "type" && strings.Contains(op.path, "/sinks/"):
+				vals[name] = "keyvault" // a sink type: no organization's object
+				continue
 			case params[name] != "":
 				vals[name] = params[name]
 			default:
@@ -637,6 +640,9 @@ func (b *bundle) walkIsolation(t *testing.T, admin string) {
 	body := func(op operation) any {
 		if op.hasBody && strings.HasSuffix(op.path, "/settings") {
 			return map[string]any{"lifetime": "30d"}
+		}
+		if op.hasBody && strings.HasSuffix(op.path, "/discover") {
+			return map[string]any{}
 		}
 		if op.hasBody {
 			return map[string]any{"name": "walk", "role": "viewer"}
@@ -686,7 +692,11 @@ func (b *bundle) walkIsolation(t *testing.T, admin string) {
 		}
 		walked[name] = true
 	}
-	r := b.do(t, admin, http.MethodGet, "/api/v1/orgs/org-a/audit?run="+b.runs[orgB], nil)
+	// A picker acting as org-b's connection, asked for in org-a: 404.
+	r := b.do(t, admin, http.MethodPost, "/api/v1/orgs/org-a/sinks/keyvault/discover", map[string]any{"connection": "b-conn", "key": "vault_url"})
+	requireProblem(t, r, http.StatusNotFound, "not_found", "discover as org-b's connection")
+
+	r = b.do(t, admin, http.MethodGet, "/api/v1/orgs/org-a/audit?run="+b.runs[orgB], nil)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	require.Equal(t, []any{}, r.json(t)["items"], "org-a's trail has nothing of org-b's run")
 

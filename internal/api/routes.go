@@ -54,6 +54,7 @@ func (a *API) routes() {
 	op.DefaultStatus = http.StatusAccepted
 	huma.Register(a.huma, op, a.rotate)
 	a.settingsRoutes(apps)
+	a.discoverRoutes([]string{"Sinks"})
 	huma.Register(a.huma, a.op(http.MethodGet, "/orgs/{org}/plan", "getPlan", "What would rotate now",
 		"The applications the planner would rotate now, with the decision behind each: a dry run, nothing is changed. Viewer.", apps), a.plan)
 

@@ -127,6 +127,25 @@ type SinkTest struct {
 	Target string `json:"target" doc:"Where it delivers, for people."`
 	Status string `json:"status" enum:"ready,unknown,failed" doc:"ready: a delivery would work; unknown: the target could not be asked; failed: a delivery would fail until someone changes something."`
 	Reason string `json:"reason" doc:"Why."`
+	// LastDelivery is what rotor last delivered there.
+	LastDelivery *SinkDelivery `json:"last_delivery,omitempty" doc:"What rotor last delivered to this target; absent when it never did."`
+	// Drift says whether the target changed since.
+	Drift *SinkDrift `json:"drift,omitempty" doc:"Whether the target changed since rotor's last delivery; absent when the sink cannot tell (it reads no versions, or none was recorded)."`
+}
+
+// SinkDelivery is what rotor last delivered to a target; never a value.
+type SinkDelivery struct {
+	KeyID   string    `json:"key_id" doc:"The credential's key id."`
+	Version string    `json:"version,omitempty" doc:"The target's version after the write (a Key Vault version id, a resourceVersion, a timestamp)."`
+	RunID   string    `json:"run_id,omitempty" doc:"The run that delivered it."`
+	At      time.Time `json:"at" doc:"When."`
+}
+
+// SinkDrift is a target's drift since rotor's last delivery.
+type SinkDrift struct {
+	Drifted bool   `json:"drifted" doc:"True when the target's version is no longer the one rotor's last delivery left, or the target is gone."`
+	Reason  string `json:"reason" doc:"What changed, for people."`
+	Current string `json:"current,omitempty" doc:"The version read now."`
 }
 
 // SinkTests is what testing an application's sinks found.
@@ -150,7 +169,9 @@ func (a *API) testSinks(ctx context.Context, in *appInput) (*sinkTestsOutput, er
 	}
 	out := &sinkTestsOutput{Body: SinkTests{Application: refOf(r.Application), Policy: r.Policy, Sinks: make([]SinkTest, 0, len(r.Sinks)), At: r.At}}
 	for _, s := range r.Sinks {
-		out.Body.Sinks = append(out.Body.Sinks, SinkTest{Index: s.Index, Type: s.Type, Target: s.Target, Status: string(s.Status), Reason: s.Reason})
+		t := SinkTest{Index: s.Index, Type: s.Type, Target: s.Target, Status: string(s.Status), Reason: s.Reason}
+		t.LastDelivery, t.Drift = sinkDeliveryOf(s.LastDelivery), sinkDriftOf(s.Drift)
+		out.Body.Sinks = append(out.Body.Sinks, t)
 	}
 	return out, nil
 }

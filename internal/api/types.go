@@ -8,6 +8,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/sink"
 )
 
 // The API's own types: what the wire carries, documented field by field,
@@ -143,6 +144,10 @@ type PinnedTarget struct {
 	PinnedByRun string    `json:"pinned_by_run,omitempty"`
 	Previous    string    `json:"previous,omitempty" doc:"The target a move replaced, still written until retire_old_at."`
 	RetireOldAt time.Time `json:"retire_old_at,omitzero"`
+	// LastDelivery is what rotor last delivered there.
+	LastDelivery *SinkDelivery `json:"last_delivery,omitempty" doc:"What rotor last delivered to this target; absent when nothing was recorded."`
+	// Drift says whether the target changed since.
+	Drift *SinkDrift `json:"drift,omitempty" doc:"Whether the target changed since rotor's last delivery; absent when the sink cannot tell."`
 }
 
 // Explanation answers "why is this application (not) due?".
@@ -160,9 +165,24 @@ func explanationOf(e *app.Explanation) Explanation {
 		Targets: make([]PinnedTarget, 0, len(e.Targets))}
 	for _, t := range e.Targets {
 		out.Targets = append(out.Targets, PinnedTarget{Sink: t.Sink, Type: t.Type, Target: t.Target, PinnedAt: t.PinnedAt,
-			PinnedByRun: t.PinnedByRun, Previous: t.Previous, RetireOldAt: t.RetireOldAt})
+			PinnedByRun: t.PinnedByRun, Previous: t.Previous, RetireOldAt: t.RetireOldAt,
+			LastDelivery: sinkDeliveryOf(t.LastDelivery), Drift: sinkDriftOf(t.Drift)})
 	}
 	return out
+}
+
+func sinkDeliveryOf(d *sink.Delivered) *SinkDelivery {
+	if d == nil {
+		return nil
+	}
+	return &SinkDelivery{KeyID: d.KeyID, Version: d.Version, RunID: d.RunID, At: d.At}
+}
+
+func sinkDriftOf(d *sink.Drift) *SinkDrift {
+	if d == nil {
+		return nil
+	}
+	return &SinkDrift{Drifted: d.Drifted, Reason: d.Reason, Current: d.Current}
 }
 
 // Target is where one sink of an application's policy delivers today.

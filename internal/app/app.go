@@ -22,6 +22,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/store"
 )
 
@@ -55,6 +56,8 @@ type Engine interface {
 	Targets(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.TargetView, error)
 	MoveTarget(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy, index int) (rotation.TargetView, error)
 	CheckSinks(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.SinkCheck, error)
+	Drifts(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.TargetDrift, error)
+	DiscoverSink(ctx context.Context, typ string, q sink.DiscoverQuery) ([]sink.Choice, []string, error)
 }
 
 var _ Engine = (*rotation.Engine)(nil)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/store/codec"
 )
@@ -248,6 +250,12 @@ type PinnedTarget struct {
 	PinnedByRun string    `json:"pinned_by_run,omitempty"`
 	Previous    string    `json:"previous,omitempty"`
 	RetireOldAt time.Time `json:"retire_old_at,omitzero"`
+	// LastDelivery is what rotor last delivered there; nil when nothing
+	// was recorded.
+	LastDelivery *sink.Delivered `json:"last_delivery,omitempty"`
+	// Drift says whether the target changed since; nil when the sink
+	// cannot tell.
+	Drift *sink.Drift `json:"drift,omitempty"`
 }
 
 // Explain finds one application by reference (object id, app id or
@@ -275,8 +283,21 @@ func (s *Service) Explain(ctx context.Context, scope Scope, ref string) (*Explan
 		if err != nil {
 			return nil, fmt.Errorf("pinned targets: %w", err)
 		}
+		// Drift reads each delivered target's version (never a value); a
+		// failure to read leaves the drift unknown rather than failing
+		// the explanation.
+		drifts := map[string]rotation.TargetDrift{}
+		if len(pins) > 0 {
+			if ds, err := s.engine.Drifts(ctx, scope.Org, *a, *pol); err == nil {
+				for _, d := range ds {
+					drifts[d.Target.String()] = d
+				}
+			}
+		}
 		for _, p := range pins {
-			ex.Targets = append(ex.Targets, PinnedTarget{Sink: p.SinkIndex, Type: p.SinkType, Target: p.Target, PinnedAt: p.PinnedAt, PinnedByRun: p.PinnedByRun, Previous: p.Previous, RetireOldAt: p.RetireOldAt})
+			d := drifts[p.Target]
+			ex.Targets = append(ex.Targets, PinnedTarget{Sink: p.SinkIndex, Type: p.SinkType, Target: p.Target, PinnedAt: p.PinnedAt, PinnedByRun: p.PinnedByRun, Previous: p.Previous, RetireOldAt: p.RetireOldAt,
+				LastDelivery: d.Last, Drift: d.Drift})
 		}
 	}
 	return ex, nil

@@ -53,7 +53,7 @@ func (r Role) Permits(action Action) bool {
 	switch action {
 	case ActionRead:
 		return r.AtLeast(RoleViewer)
-	case ActionSync, ActionRotate, ActionRetire, ActionMoveTarget, ActionListVaults, ActionUpdateSettings, ActionTestSinks:
+	case ActionSync, ActionRotate, ActionRetire, ActionMoveTarget, ActionListVaults, ActionUpdateSettings, ActionTestSinks, ActionDiscoverSinks:
 		return r.AtLeast(RoleOperator)
 	case ActionManageAPIKeys:
 		return r.AtLeast(RoleAdmin)

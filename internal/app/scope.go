@@ -87,6 +87,11 @@ const (
 	// ActionTestSinks asks an application's sinks whether a delivery
 	// would work (read-only, but it reaches out to each target).
 	ActionTestSinks Action = "test-sinks"
+	// ActionDiscoverSinks lists what a sink's setting could be (the
+	// pickers: service connections, repositories, projects) as a
+	// connection's identity or a sink's own token: read-only, but it
+	// reaches out to each service.
+	ActionDiscoverSinks Action = "discover-sinks"
 	// ActionManageAPIKeys lists, creates and revokes API keys.
 	ActionManageAPIKeys Action = "manage-api-keys"
 	// ActionSignIn and ActionSignOut are a person starting and ending a

@@ -385,6 +385,13 @@ type SinkTest struct {
 	// Status is ready, unknown or failed (sink.Status); Reason says why.
 	Status sink.Status `json:"status"`
 	Reason string      `json:"reason"`
+	// LastDelivery is what rotor last delivered there; absent when it
+	// never did.
+	LastDelivery *sink.Delivered `json:"last_delivery,omitempty"`
+	// Drift says whether the target changed since that delivery; absent
+	// when the sink cannot tell (it reads no versions, or none was
+	// recorded).
+	Drift *sink.Drift `json:"drift,omitempty"`
 }
 
 // SinkTests is what TestSinks found for an application.
@@ -413,7 +420,8 @@ func (s *Service) TestSinks(ctx context.Context, scope Scope, ref string) (*Sink
 	}
 	out := &SinkTests{Application: refOf(a), Policy: pol.Name, Sinks: make([]SinkTest, 0, len(checks)), At: s.clock.Now()}
 	for _, c := range checks {
-		out.Sinks = append(out.Sinks, SinkTest{Index: c.Index, Type: c.Type, Target: c.Describe, Status: c.Validation.Status, Reason: c.Validation.Reason})
+		out.Sinks = append(out.Sinks, SinkTest{Index: c.Index, Type: c.Type, Target: c.Describe, Status: c.Validation.Status, Reason: c.Validation.Reason,
+			LastDelivery: c.Last, Drift: c.Drift})
 	}
 	return out, nil
 }

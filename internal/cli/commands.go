@@ -404,6 +404,14 @@ func printTargets(w io.Writer, targets []app.PinnedTarget) {
 			line += fmt.Sprintf(" (moved from %s, still updated until %s)", t.Previous, t.RetireOldAt.Local().Format("2006-01-02 15:04"))
 		}
 		fmt.Fprintln(w, line)
+		switch {
+		case t.Drift != nil && t.Drift.Drifted:
+			fmt.Fprintf(w, "     DRIFT: %s\n", t.Drift.Reason)
+		case t.Drift != nil:
+			fmt.Fprintf(w, "     %s\n", t.Drift.Reason)
+		case t.LastDelivery != nil:
+			fmt.Fprintf(w, "     rotor delivered credential %s at %s (this target reports no version to compare)\n", t.LastDelivery.KeyID, t.LastDelivery.At.Local().Format("2006-01-02 15:04"))
+		}
 	}
 	fmt.Fprintln(w)
 }
@@ -437,6 +445,15 @@ func noArgs(cmd *cobra.Command, args []string) error {
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
+			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("expected %s", what)}
+		}
+		return nil
+	}
+}
+
+func rangeArgs(lo, hi int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
 			return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("expected %s", what)}
 		}
 		return nil

@@ -409,7 +409,9 @@ func (n *narrator) step(r domain.Run, step domain.Step) {
 	switch step.Kind {
 	case domain.StepPlanned, domain.StepCreated, domain.StepPropagated, domain.StepVerified, domain.StepRetiring, domain.StepDone, domain.StepAbandoned, domain.StepTakenOver:
 	case domain.StepRetire, domain.StepSink:
-		if step.Phase != domain.PhaseRemoved && step.Phase != domain.PhaseWritten {
+		switch step.Phase {
+		case domain.PhaseRemoved, domain.PhaseWritten, domain.PhaseFailed, domain.PhaseSkipped, domain.PhaseDrifted:
+		default:
 			return
 		}
 	default:

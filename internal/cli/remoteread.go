@@ -12,6 +12,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/audit"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/sink"
 )
 
 // The remote use cases: each asks the API and returns what the local
@@ -107,8 +108,15 @@ func (r *remote) explain(ctx context.Context, ref string) (*app.Explanation, err
 	out := &app.Explanation{Application: detailFrom(e.Application), Policy: e.Policy, Decision: decisionFrom(e.Decision), Ref: e.Ref, At: e.At,
 		Targets: make([]app.PinnedTarget, 0, len(e.Targets))}
 	for _, t := range e.Targets {
-		out.Targets = append(out.Targets, app.PinnedTarget{Sink: t.Sink, Type: t.Type, Target: t.Target, PinnedAt: t.PinnedAt,
-			PinnedByRun: t.PinnedByRun, Previous: t.Previous, RetireOldAt: t.RetireOldAt})
+		pt := app.PinnedTarget{Sink: t.Sink, Type: t.Type, Target: t.Target, PinnedAt: t.PinnedAt,
+			PinnedByRun: t.PinnedByRun, Previous: t.Previous, RetireOldAt: t.RetireOldAt}
+		if d := t.LastDelivery; d != nil {
+			pt.LastDelivery = &sink.Delivered{KeyID: d.KeyID, Version: d.Version, RunID: d.RunID, At: d.At}
+		}
+		if d := t.Drift; d != nil {
+			pt.Drift = &sink.Drift{Drifted: d.Drifted, Reason: d.Reason, Current: d.Current}
+		}
+		out.Targets = append(out.Targets, pt)
 	}
 	return out, nil
 }

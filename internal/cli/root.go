@@ -116,6 +116,7 @@ simulator, then write a rotor.yaml (docs/configuration.md) and run
 		newAuditCmd(),
 		newAPIKeyCmd(),
 		newVaultsCmd(),
+		newSinksCmd(),
 		newPlanCmd(),
 		newLoginCmd(),
 		newLogoutCmd(),

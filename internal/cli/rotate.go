@@ -93,8 +93,15 @@ func describeStep(r domain.Run, step domain.Step) string {
 	case domain.StepCreated:
 		return fmt.Sprintf("created secret %s in Entra (ends %s)", short(r.NewKeyID), r.NewEnd.Local().Format("2006-01-02"))
 	case domain.StepSink:
-		if step.Phase == domain.PhaseWriting {
+		switch step.Phase {
+		case domain.PhaseWriting:
 			return fmt.Sprintf("delivering the new secret to sink #%d", step.Index+1)
+		case domain.PhaseFailed:
+			return fmt.Sprintf("sink #%d failed; the run goes on without it (on_failure: continue)", step.Index+1)
+		case domain.PhaseSkipped:
+			return fmt.Sprintf("sink #%d cannot take the new secret and is left out (on_failure: continue)", step.Index+1)
+		case domain.PhaseDrifted:
+			return fmt.Sprintf("sink #%d's target changed since rotor's last delivery (drift); rotor's write replaces it", step.Index+1)
 		}
 		return fmt.Sprintf("sink #%d holds the new secret", step.Index+1)
 	case domain.StepPropagated:

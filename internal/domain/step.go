@@ -68,6 +68,16 @@ const (
 	PhaseUnchanged Phase = "unchanged"
 	PhaseRemoving  Phase = "removing"
 	PhaseRemoved   Phase = "removed"
+	// PhaseFailed: a sink under on_failure: continue could not take the
+	// new credential; the run went on without it.
+	PhaseFailed Phase = "failed"
+	// PhaseSkipped: a sink under on_failure: continue said before the run
+	// created anything that it could not take the new credential
+	// (Validate failed); it was left out of the run.
+	PhaseSkipped Phase = "skipped"
+	// PhaseDrifted: before writing, the sink found its target changed
+	// since rotor's last delivery (a note; the write follows).
+	PhaseDrifted Phase = "drifted"
 )
 
 // Step is one journal line's place in the rotation protocol.
@@ -100,8 +110,12 @@ func MakeRoomStep(keyID string, p Phase) Step {
 func CleanupStep(keyID string, p Phase) Step { return Step{Kind: StepCleanup, KeyID: keyID, Phase: p} }
 
 // IsSinkWrite reports whether the step is any phase of a sink write: from
-// the first one on, a consumer may hold the run's secret.
-func (s Step) IsSinkWrite() bool { return s.Kind == StepSink }
+// the first one on, a consumer may hold the run's secret. A skipped sink
+// (journaled before anything was created) and a drift note are not
+// writes.
+func (s Step) IsSinkWrite() bool {
+	return s.Kind == StepSink && s.Phase != PhaseSkipped && s.Phase != PhaseDrifted
+}
 
 // String is the journal's spelling: "created", "sink:0:writing",
 // "retire:<key id>:removed", … (the spelling journals have always used, so
@@ -143,7 +157,7 @@ func ParseStep(s string) (Step, error) {
 		}
 		i, err := strconv.Atoi(parts[1])
 		p := Phase(parts[2])
-		if err != nil || i < 0 || (p != PhaseWriting && p != PhaseWritten && p != PhaseUnchanged) {
+		if err != nil || i < 0 || !sinkPhase(StepKind(parts[0]), p) {
 			return Step{}, bad
 		}
 		return Step{Kind: StepKind(parts[0]), Index: i, Phase: p}, nil
@@ -167,6 +181,17 @@ func ParseStep(s string) (Step, error) {
 		return Step{Kind: StepKind(parts[0]), KeyID: parts[1], Phase: p}, nil
 	}
 	return Step{}, bad
+}
+
+// sinkPhase reports whether p is a phase a step of kind k is written in.
+func sinkPhase(k StepKind, p Phase) bool {
+	switch p {
+	case PhaseWriting, PhaseWritten, PhaseUnchanged:
+		return true
+	case PhaseFailed, PhaseSkipped, PhaseDrifted:
+		return k == StepSink
+	}
+	return false
 }
 
 // MarshalText writes String, so JSON shows the journal's spelling.

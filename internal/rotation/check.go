@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sink"
@@ -21,6 +22,12 @@ type SinkCheck struct {
 	// Validation is the sink's answer; a sink without the Validator
 	// ability answers unknown, and one that cannot be built failed.
 	Validation sink.Validation `json:"-"`
+	// Last is what rotor last delivered to the target; nil when it never
+	// did.
+	Last *sink.Delivered `json:"last,omitempty"`
+	// Drift compares the target now with Last, for a sink that reads
+	// versions; nil when it cannot tell.
+	Drift *sink.Drift `json:"drift,omitempty"`
 }
 
 // CheckSinks builds each sink of policy for app where a run would deliver
@@ -34,9 +41,10 @@ func (e *Engine) CheckSinks(ctx context.Context, org domain.OrgID, app domain.Ap
 		return nil, err
 	}
 	out := make([]SinkCheck, 0, len(views))
+	ds := e.deliveries(ctx, org, app.TenantID, app.ObjectID)
 	for _, v := range views {
-		c := SinkCheck{Index: v.Index, Type: v.Type, Target: v.Target, Describe: v.Target.String()}
-		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Connection: policy.Connection, App: app, Pinned: v.Target})
+		c := SinkCheck{Index: v.Index, Type: v.Type, Target: v.Target, Describe: v.Target.String(), Last: lastOf(ds, v.Target)}
+		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Connection: policy.Connection, App: app, Pinned: v.Target, Last: c.Last})
 		if err != nil {
 			c.Validation = sink.Failed(fmt.Sprintf("the sink cannot be built: %v", err), err)
 			out = append(out, c)
@@ -48,7 +56,77 @@ func (e *Engine) CheckSinks(ctx context.Context, org domain.OrgID, app domain.Ap
 		} else {
 			c.Validation = sink.Unknown(fmt.Sprintf("a %s sink cannot check a delivery before making one", v.Type), nil)
 		}
+		c.Drift = e.drift(ctx, org, app, s, c.Last)
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// drift compares the sink's target now with rotor's last delivery there;
+// nil when the sink reads no versions, rotor recorded no version, or the
+// version cannot be read now. A drifted target is logged at WARN, the line
+// a team alerts on: what consumers read is no longer what rotor wrote.
+func (e *Engine) drift(ctx context.Context, org domain.OrgID, app domain.Application, s sink.Sink, last *sink.Delivered) *sink.Drift {
+	vr, ok := s.(sink.VersionReader)
+	if !ok || last == nil || last.Version == "" {
+		return nil
+	}
+	cur, err := vr.Version(ctx)
+	if err != nil {
+		return nil
+	}
+	d := sink.CompareDrift(last, cur)
+	if d.Drifted {
+		e.log.Warn("sink target drifted since rotor's last delivery", "org", string(org), "app", app.ObjectID, "target", s.Target().String(), "reason", d.Reason)
+	}
+	return &d
+}
+
+// TargetDrift is one sink target's drift since rotor's last delivery.
+type TargetDrift struct {
+	Index  int             `json:"index"`
+	Target sink.TargetID   `json:"target"`
+	Last   *sink.Delivered `json:"last,omitempty"`
+	// Drift is nil when the sink cannot tell (it reads no versions, no
+	// version was recorded, or the target could not be read now).
+	Drift *sink.Drift `json:"drift,omitempty"`
+}
+
+// Drifts reads, for each sink of policy for app, what rotor last
+// delivered there and whether the target has changed since: explain's
+// view. It reads versions only, never a value, and writes nothing; each
+// target gets a few seconds.
+func (e *Engine) Drifts(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]TargetDrift, error) {
+	views, err := e.Targets(ctx, org, app, policy)
+	if err != nil {
+		return nil, err
+	}
+	ds := e.deliveries(ctx, org, app.TenantID, app.ObjectID)
+	out := make([]TargetDrift, 0, len(views))
+	for _, v := range views {
+		td := TargetDrift{Index: v.Index, Target: v.Target, Last: lastOf(ds, v.Target)}
+		if td.Last != nil {
+			if s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Connection: policy.Connection, App: app, Pinned: v.Target, Last: td.Last}); err == nil {
+				dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				td.Drift = e.drift(dctx, org, app, s, td.Last)
+				cancel()
+			}
+		}
+		out = append(out, td)
+	}
+	return out, nil
+}
+
+// DiscoverSink lists the choices of one setting of a typ sink (the
+// pickers); see sink.Discoverer. It reads and never writes.
+func (e *Engine) DiscoverSink(ctx context.Context, typ string, q sink.DiscoverQuery) ([]sink.Choice, []string, error) {
+	keys, err := e.sinks.DiscoverKeys(typ)
+	if err != nil {
+		return nil, nil, err
+	}
+	if q.Key == "" {
+		return nil, keys, nil
+	}
+	got, err := e.sinks.Discover(ctx, typ, q)
+	return got, keys, err
 }

@@ -197,9 +197,11 @@ type memSink struct {
 }
 
 type memVault struct {
-	mu       sync.Mutex
-	values   map[string]secret.Value // "<sink>/<object id>" → value
-	keyIDs   map[string]string
+	mu     sync.Mutex
+	values map[string]secret.Value // "<sink>/<object id>" → value
+	keyIDs map[string]string
+	// versions counts writes per slot, for versioned sinks (drift).
+	versions map[string]int
 	calls    int
 	failures func(sinkName string, n int) error
 }
@@ -232,7 +234,43 @@ func (s *memSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, erro
 		return sink.Result{Changed: false, Location: k + "@" + d.KeyID}, nil
 	}
 	v.values[k], v.keyIDs[k] = d.Material.Secret, d.KeyID
+	if v.versions == nil {
+		v.versions = map[string]int{}
+	}
+	v.versions[k]++
 	return sink.Result{Changed: true, Location: k + "@" + d.KeyID}, nil
+}
+
+// versionedSink is a memory sink that reports versions (drift).
+type versionedSink struct{ *memSink }
+
+func (s versionedSink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
+	res, err := s.memSink.Deliver(ctx, d)
+	if err != nil {
+		return res, err
+	}
+	res.Version, _ = s.Version(ctx)
+	return res, nil
+}
+
+func (s versionedSink) Version(context.Context) (string, error) {
+	v := s.vault
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := v.versions[s.name+"/"+s.app]
+	if n == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("v%d", n), nil
+}
+
+// tamper writes slot's value behind rotor's back.
+func (v *memVault) tamper(sinkName, objectID string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k := sinkName + "/" + objectID
+	v.values[k] = secret.New("pasted-by-hand")
+	v.versions[k]++
 }
 
 // Validate implements sink.Validator.
@@ -280,6 +318,9 @@ func (b memBuilder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, 
 	ms := &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo, refuse: refuse}
 	if finish, ok := spec.Settings["finish"].(*finishLog); ok {
 		return &finishingSink{memSink: ms, log: finish}, nil
+	}
+	if versioned, _ := spec.Settings["versioned"].(bool); versioned {
+		return versionedSink{ms}, nil
 	}
 	return ms, nil
 }

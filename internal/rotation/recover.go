@@ -255,11 +255,12 @@ func (e *Engine) assess(ctx context.Context, org domain.OrgID, run *domain.Run, 
 	}
 	var sinks []runSink
 	at := map[string]bool{}
+	ds := e.deliveries(ctx, org, run.TenantID, run.AppObjectID)
 	build := func(i int, target sink.TargetID, old bool) error {
 		if at[target.String()] {
 			return nil
 		}
-		sk, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: pol.Sinks[i], Connection: run.Connection, App: *app, Pinned: target})
+		sk, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: pol.Sinks[i], Connection: run.Connection, App: *app, Pinned: target, Last: lastOf(ds, target)})
 		if err != nil {
 			return fmt.Errorf("sink #%d could not be built for %s", i+1, target)
 		}

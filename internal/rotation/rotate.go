@@ -128,6 +128,10 @@ type runner struct {
 	sinkTouched bool
 	// sinks are the run's sinks, once built.
 	sinks []runSink
+	// skipped counts sinks left out before creation, and failedSinks names
+	// those that failed during delivery, both under on_failure: continue.
+	skipped     int
+	failedSinks []string
 }
 
 func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
@@ -159,19 +163,35 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// anything is created: a sink rotor may not write (a foreign Key Vault
 	// secret, no permission) then fails the run with nothing left behind
 	// in Entra, instead of after a new secret exists.
+	kept := sinks[:0:0]
 	for _, rs := range sinks {
 		v, ok := rs.sink.(sink.Validator)
 		if !ok {
+			kept = append(kept, rs)
 			continue
 		}
 		val := v.Validate(ctx)
 		if e.sinkChecks != nil && ctx.Err() == nil {
 			e.sinkChecks.SinkChecked(run.Org, policy.Name, rs.index, run.AppObjectID, rs.sink.Describe(), val.Status != sink.StatusFailed, r.scrub(val.Reason))
 		}
-		if val.Status == sink.StatusFailed {
+		if val.Status != sink.StatusFailed {
+			kept = append(kept, rs)
+			continue
+		}
+		if rs.onFailure != sink.OnFailureContinue {
 			return r.fail(ctx, val.Err, fmt.Sprintf("sink %d (%s) cannot take the new secret: %s", rs.index, rs.sink.Describe(), val.Reason), true)
 		}
+		// on_failure: continue — this consumer is left out of the run,
+		// said in the journal and in an ERROR line a team can alert on.
+		msg := fmt.Sprintf("%s cannot take the new secret, so this run leaves it out (on_failure: continue); it keeps the credential it holds: %s", rs.sink.Describe(), r.scrub(val.Reason))
+		if err := e.eventAt(ctx, run, domain.SinkStep(rs.index, domain.PhaseSkipped), rs.sink.Target().String(), msg); err != nil {
+			return r.fail(ctx, err, "journaling a skipped sink failed: "+err.Error(), false)
+		}
+		r.log.Error("sink left out of the rotation: it cannot take the new secret (on_failure: continue)", "sink", rs.index, "target", rs.sink.Target().String(), "reason", r.scrub(val.Reason))
+		r.skipped++
 	}
+	sinks = kept
+	r.sinks = sinks
 
 	release, err := e.acquire(ctx, run.TenantID)
 	if err != nil {
@@ -237,7 +257,8 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		Org: run.Org, RunID: run.ID, App: r.app, TenantID: run.TenantID, ClientID: run.AppID,
 		KeyID: np.KeyID, Kind: run.Kind, Material: sink.SecretMaterial(np.Value), Start: np.Start, End: np.End,
 	}
-	for _, rs := range sinks {
+	for k := range sinks {
+		rs := &sinks[k]
 		i, s := rs.index, rs.sink
 		r.sinkTouched = true
 		what := s.Describe()
@@ -249,10 +270,25 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		if err := e.eventAt(ctx, run, domain.SinkStep(i, domain.PhaseWriting), s.Target().String(), what); err != nil {
 			return r.fail(ctx, err, "journaling a sink write failed: "+err.Error(), false)
 		}
+		r.noteDrift(ctx, rs)
+		r.claim(ctx, rs)
 		res, err := r.deliver(ctx, i, s, delivery)
 		if err != nil {
-			return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) failed: %v", i, s.Describe(), err), e.permanent(err))
+			if leaseLost(err) || ctx.Err() != nil || rs.onFailure != sink.OnFailureContinue {
+				return r.fail(ctx, err, fmt.Sprintf("sink %d (%s) failed: %v", i, s.Describe(), err), e.permanent(err))
+			}
+			// on_failure: continue — record the failure and go on; the
+			// consumer keeps its older credential.
+			rs.failed = true
+			r.failedSinks = append(r.failedSinks, fmt.Sprintf("#%d (%s)", i+1, s.Describe()))
+			msg := r.scrub(fmt.Sprintf("%s failed and the run goes on without it (on_failure: continue): %v", s.Describe(), err))
+			if jerr := e.eventAt(ctx, run, domain.SinkStep(i, domain.PhaseFailed), s.Target().String(), msg); jerr != nil {
+				return r.fail(ctx, jerr, "journaling a sink failure failed: "+jerr.Error(), false)
+			}
+			r.log.Error("sink failed; the rotation goes on without it (on_failure: continue)", "sink", i, "target", s.Target().String(), "error", r.scrub(err.Error()))
+			continue
 		}
+		r.recordDelivery(ctx, rs, res.Version)
 		outcome := domain.PhaseWritten
 		if !res.Changed {
 			outcome = domain.PhaseUnchanged
@@ -276,7 +312,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	for _, rs := range sinks {
 		i, s := rs.index, rs.sink
 		f, ok := s.(sink.Finisher)
-		if !ok {
+		if !ok || rs.failed {
 			continue
 		}
 		if err := e.eventAt(ctx, run, domain.FinishStep(i, domain.PhaseWriting), s.Target().String(), s.Describe()); err != nil {
@@ -295,7 +331,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	}
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To:    domain.RunPropagated,
-		Event: domain.RunEvent{Step: domain.StepPropagated.Step(), Message: fmt.Sprintf("%d sink(s) hold the new secret", len(sinks))},
+		Event: domain.RunEvent{Step: domain.StepPropagated.Step(), Message: r.propagatedMessage(sinks)},
 	}); err != nil {
 		return r.fail(ctx, err, "journaling propagation failed: "+err.Error(), false)
 	}

@@ -30,6 +30,36 @@ type runSink struct {
 	// old is true for the previous target of a moved sink, kept updated
 	// until its RetireOldAt.
 	old bool
+	// onFailure is the spec's on_failure.
+	onFailure sink.OnFailure
+	// last is what rotor last delivered to the target (the store's
+	// record), nil when it never did.
+	last *sink.Delivered
+	// failed is set when the sink failed under on_failure: continue; the
+	// run passes it over from then on.
+	failed bool
+}
+
+// deliveries reads what rotor last delivered to each target of app, by
+// target id. A failure reads as "nothing recorded", which only makes
+// marker-less sinks more careful (an existing target then looks foreign)
+// and drift unreported, so it is logged and not fatal.
+func (e *Engine) deliveries(ctx context.Context, org domain.OrgID, tenantID, objectID string) map[string]store.SinkDelivery {
+	got, err := e.store.SinkDeliveries(ctx, store.SinkDeliveriesParams{Org: org, TenantID: tenantID, AppObjectID: objectID})
+	if err != nil {
+		e.log.Warn("reading rotor's past sink deliveries failed; sinks see no record of them", "org", string(org), "app", objectID, "error", err)
+		return nil
+	}
+	return got
+}
+
+// lastOf is target's record in ds as the sink package sees it.
+func lastOf(ds map[string]store.SinkDelivery, target sink.TargetID) *sink.Delivered {
+	d, ok := ds[target.String()]
+	if !ok {
+		return nil
+	}
+	return &sink.Delivered{KeyID: d.KeyID, Version: d.Version, RunID: d.RunID, At: d.DeliveredAt}
 }
 
 // TargetView says where one sink of a policy delivers for an application.
@@ -107,13 +137,15 @@ func (r *runner) planSinks(ctx context.Context) (_ []runSink, permanent bool, _ 
 		return nil, !errors.Is(err, errStore), err
 	}
 	var out []runSink
+	ds := e.deliveries(ctx, run.Org, run.TenantID, run.AppObjectID)
 	for _, v := range views {
 		spec := policy.Sinks[v.Index]
-		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: r.app, Pinned: v.Target})
+		last := lastOf(ds, v.Target)
+		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: r.app, Pinned: v.Target, Last: last})
 		if err != nil {
 			return nil, true, fmt.Errorf("sink %d (%s) cannot be built: %w", v.Index, spec.Type, err)
 		}
-		out = append(out, runSink{index: v.Index, sink: s})
+		out = append(out, runSink{index: v.Index, sink: s, onFailure: sink.OnFailureOf(spec), last: last})
 		if !v.Pinned {
 			// Pin before the first write: the place a consumer will read
 			// must not move with the next rename, whatever happens to
@@ -134,11 +166,12 @@ func (r *runner) planSinks(ctx context.Context) (_ []runSink, permanent bool, _ 
 			r.log.Warn("sink target renamed; delivering to the pinned target", "sink", v.Index, "pinned", v.Target.String(), "configured", v.Today.String())
 		}
 		if !v.Previous.IsZero() {
-			old, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: r.app, Pinned: v.Previous})
+			prevLast := lastOf(ds, v.Previous)
+			old, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: r.app, Pinned: v.Previous, Last: prevLast})
 			if err != nil {
 				return nil, true, fmt.Errorf("sink %d (%s): previous target %s cannot be built: %w", v.Index, spec.Type, v.Previous, err)
 			}
-			out = append(out, runSink{index: v.Index, sink: old, old: true})
+			out = append(out, runSink{index: v.Index, sink: old, old: true, onFailure: sink.OnFailureOf(spec), last: prevLast})
 		}
 	}
 	return out, false, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/github"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/sink/vercel"
 )
 
 // sinkKinds is every kind of sink rotor delivers to. It is the only list:
@@ -27,6 +28,7 @@ import (
 func sinkKinds() []sink.Kind {
 	return []sink.Kind{
 		keyvault.Kind{},
+		vercel.Kind{},
 		github.Kind{},
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/github"
 	"github.com/rotor-dev/rotor/internal/sim/graph"
 	"github.com/rotor-dev/rotor/internal/sim/keyvault"
+	"github.com/rotor-dev/rotor/internal/sim/vercel"
 )
 
 // Options configure a simulator.
@@ -79,6 +80,7 @@ func services(opts Options) []core.Service {
 		graph.New(opts.OnSecretIssued),
 		&keyvault.Service{},
 		&arm.Service{},
+		&vercel.Service{},
 		&github.Service{},
 	}
 }

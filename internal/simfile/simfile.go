@@ -45,9 +45,34 @@ type Info struct {
 	ControlURL string `json:"control_url"`
 	// Tenants lists the seeded tenants.
 	Tenants []Tenant `json:"tenants"`
+	// Vercel is the simulated Vercel REST API and its demo seed; absent in
+	// files of older simulators.
+	Vercel *Vercel `json:"vercel,omitempty"`
 	// GitHub is the simulated GitHub REST API; absent in files of older
 	// simulators.
 	GitHub *GitHub `json:"github,omitempty"`
+}
+
+// Vercel is the simulated Vercel API (internal/sim/vercel): its base URL
+// (a sink's api_url), a token that may act for the demo team, the demo
+// team and project, and a token of another user that may not.
+type Vercel struct {
+	URL string `json:"url"`
+	// Token acts for TeamID (Authorization: Bearer).
+	Token    string `json:"token"`
+	TeamID   string `json:"team_id"`
+	TeamSlug string `json:"team_slug"`
+	// Project and ProjectID name the demo project, which has a READY
+	// production deployment to redeploy.
+	Project   string `json:"project"`
+	ProjectID string `json:"project_id"`
+	// DeniedToken is valid but may not act for TeamID (403 forbidden).
+	DeniedToken string `json:"denied_token"`
+	// OtherTeamID is a team Token may not act for.
+	OtherTeamID string `json:"other_team_id"`
+	// TokenFile is the absolute path of a file holding Token (mode 0600),
+	// for a sink's token: {file: …}.
+	TokenFile string `json:"token_file,omitempty"`
 }
 
 // GitHub is the simulated GitHub API (internal/sim/github): where it
@@ -72,6 +97,9 @@ type GitHub struct {
 	Repo        string `json:"repo"`
 	Environment string `json:"environment"`
 	Org         string `json:"org"`
+	// TokenFile is the absolute path of a file holding Token (mode 0600),
+	// for a sink's token: {file: …}.
+	TokenFile string `json:"token_file,omitempty"`
 }
 
 // Tenant is one seeded Entra tenant.

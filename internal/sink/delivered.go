@@ -18,10 +18,10 @@ import (
 // someone else, and is overwritten only when the spec says adopt. And it
 // is what drift is measured against (VersionReader).
 type Delivered struct {
-	KeyID   string
-	Version string
-	RunID   string
-	At      time.Time
+	KeyID   string    `json:"key_id"`
+	Version string    `json:"version,omitempty"`
+	RunID   string    `json:"run_id,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // VersionReader is the optional ability of a sink to read its target's

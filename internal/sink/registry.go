@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -196,4 +197,43 @@ func (f *Factory) Build(ctx context.Context, req BuildRequest) (Sink, error) {
 		return nil, fmt.Errorf("sink %s has a %q target %s", req.Spec.Type, t.Kind(), t)
 	}
 	return s, nil
+}
+
+// ErrNoDiscovery is returned for a kind that lists no choices, or for a
+// setting it lists none for.
+var ErrNoDiscovery = errors.New("no choices to list")
+
+// DiscoverKeys are the settings typ's builder can list choices for; none
+// for a kind without the ability.
+func (f *Factory) DiscoverKeys(typ string) ([]string, error) {
+	b, err := f.builder(typ)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := b.(Discoverer)
+	if !ok {
+		return nil, nil
+	}
+	return d.DiscoverKeys(), nil
+}
+
+// Discover lists the choices of q.Key for a typ sink (see Discoverer).
+func (f *Factory) Discover(ctx context.Context, typ string, q DiscoverQuery) ([]Choice, error) {
+	b, err := f.builder(typ)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := b.(Discoverer)
+	if !ok {
+		return nil, fmt.Errorf("%w: a %s sink cannot list choices for its settings", ErrNoDiscovery, typ)
+	}
+	keys := d.DiscoverKeys()
+	if !slices.Contains(keys, q.Key) {
+		return nil, fmt.Errorf("%w: a %s sink lists choices for %v, not %q", ErrNoDiscovery, typ, keys, q.Key)
+	}
+	q.Spec = KindSpec(domain.SinkSpec{Type: typ, Settings: q.Spec.Settings})
+	if q.Spec.Settings == nil {
+		q.Spec.Settings = map[string]any{}
+	}
+	return d.Discover(ctx, q)
 }

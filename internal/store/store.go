@@ -192,6 +192,12 @@ type Store interface {
 	// PinTarget records (or moves) the target of one sink of a policy for
 	// an application. Pinning the target already pinned is a no-op.
 	PinTarget(ctx context.Context, p PinTargetParams) error
+	// SinkDeliveries returns what rotor last delivered to each sink target
+	// of an application, by target id.
+	SinkDeliveries(ctx context.Context, p SinkDeliveriesParams) (map[string]SinkDelivery, error)
+	// RecordSinkDelivery records (replaces) what rotor last delivered to
+	// one target of an application.
+	RecordSinkDelivery(ctx context.Context, p RecordSinkDeliveryParams) error
 
 	// GetApplicationSettings returns one application's own settings
 	// (by object id); ErrNotFound when it has none.
@@ -475,6 +481,34 @@ type PinnedTarget struct {
 	// keeps receiving new credentials until RetireOldAt.
 	Previous    string
 	RetireOldAt time.Time
+}
+
+// SinkDelivery is what rotor last delivered to one sink target (see
+// sink.Delivered): never a value.
+type SinkDelivery struct {
+	// Target is the sink's target id (sink.TargetID's spelling).
+	Target string
+	KeyID  string
+	// Version is what the target reported after the write; empty for a
+	// claim recorded before writing to an absent target.
+	Version     string
+	RunID       string
+	DeliveredAt time.Time
+}
+
+// SinkDeliveriesParams names an application.
+type SinkDeliveriesParams struct {
+	Org         domain.OrgID
+	TenantID    string
+	AppObjectID string
+}
+
+// RecordSinkDeliveryParams records one delivery.
+type RecordSinkDeliveryParams struct {
+	Org         domain.OrgID
+	TenantID    string
+	AppObjectID string
+	Delivery    SinkDelivery
 }
 
 // PinnedTargetsParams names an application and a policy.

@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -208,8 +209,19 @@ func (s *Service) Started(info *simfile.Info) error {
 		Environment:    DemoEnvironment,
 		Org:            DemoOrg,
 	}
+	if info.CAFile != "" {
+		path := filepath.Join(filepath.Dir(info.CAFile), TokenFile)
+		if err := simfile.WriteFileAtomic(path, []byte(s.adminToken+"\n"), 0o600); err != nil {
+			return fmt.Errorf("github: write %s: %w", TokenFile, err)
+		}
+		info.GitHub.TokenFile = path
+	}
 	return nil
 }
+
+// TokenFile is the file beside sim.json holding the demo token (Token),
+// for a sink's token: {file: …}.
+const TokenFile = "github-token"
 
 func (s *Service) seed() error {
 	now := s.Clock().Now().UTC().Truncate(time.Second)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -29,6 +30,9 @@ func setup(t *testing.T) bundle {
 	t.Helper()
 	s := simtest.Start(t, simtest.Options{Seed: "demo"})
 	require.NotNil(t, s.Info.GitHub, "sim.json describes the GitHub API")
+	tok, err := os.ReadFile(s.Info.GitHub.TokenFile)
+	require.NoError(t, err)
+	require.Equal(t, s.Info.GitHub.Token+"\n", string(tok), "the token file holds the demo token")
 	return bundle{sim: s, admin: client(t, s, s.Info.GitHub.Token), read: client(t, s, s.Info.GitHub.ReadOnlyToken), ctx: context.Background()}
 }
 

@@ -247,6 +247,7 @@ var orgTables = []string{
 	"api_keys",
 	"sessions", "local_admins",
 	"application_settings",
+	"sink_deliveries",
 }
 
 // Pool returns the store's connection pool, as the application role: for
@@ -363,7 +364,8 @@ func isOrgMissing(err error) bool {
 	case "applications_org_fk", "runs_org_fk", "sink_targets_org_fk", "connections_org_fk",
 		"policies_org_fk", "connection_health_org_fk", "inventory_syncs_org_fk",
 		"audit_events_org_fk", "audit_heads_org_fk", "api_keys_org_fk",
-		"sessions_org_fk", "local_admins_org_fk", "application_settings_org_fk":
+		"sessions_org_fk", "local_admins_org_fk", "application_settings_org_fk",
+		"sink_deliveries_org_fk":
 		return true
 	}
 	return false

@@ -83,6 +83,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"Access/OneViewPerConnection", testAccessPerConnection},
 		{"Applications/SetCredentialsBetweenSyncs", testSetCredentials},
 		{"Targets/PinnedPerOrgAppPolicyAndSink", testPinnedTargets},
+		{"Targets/DeliveriesPerOrgAppAndTarget", testSinkDeliveries},
 		{"Access/DeletedConnectionTakesItsView", testDeletedConnectionTakesItsView},
 		{"Access/OverlappingSyncsKeepWhatBothSaw", testOverlappingSyncsKeepWhatBothSaw},
 		{"SyncState/OnlyMovesForward", testSyncStateOnlyMovesForward},
