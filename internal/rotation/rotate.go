@@ -456,7 +456,9 @@ func (r *runner) deliver(ctx context.Context, i int, s sink.Sink, d sink.Deliver
 	var err error
 	for attempt := range e.sinkAttempts {
 		if attempt > 0 {
-			if serr := sleep(ctx, e.backoff(attempt-1)); serr != nil {
+			// A target that said how long to wait (429/503 Retry-After,
+			// RetryAfterHint on the error) is waited for, capped.
+			if serr := sleep(ctx, e.retryWait(err, attempt-1)); serr != nil {
 				return sink.Result{}, errors.Join(err, serr)
 			}
 		}

@@ -18,9 +18,11 @@ import (
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/sink/adogit"
 	"github.com/rotor-dev/rotor/internal/sink/github"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 	"github.com/rotor-dev/rotor/internal/sink/vercel"
+	"github.com/rotor-dev/rotor/internal/sink/webhook"
 )
 
 // sinkKinds is every kind of sink rotor delivers to. It is the only list:
@@ -29,6 +31,8 @@ func sinkKinds() []sink.Kind {
 	return []sink.Kind{
 		keyvault.Kind{},
 		vercel.Kind{},
+		webhook.Kind{},
+		adogit.Kind{},
 		github.Kind{},
 	}
 }

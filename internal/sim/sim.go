@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/clock"
+	"github.com/rotor-dev/rotor/internal/sim/adogit"
 	"github.com/rotor-dev/rotor/internal/sim/arm"
 	"github.com/rotor-dev/rotor/internal/sim/core"
 	"github.com/rotor-dev/rotor/internal/sim/entra"
@@ -23,6 +24,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/graph"
 	"github.com/rotor-dev/rotor/internal/sim/keyvault"
 	"github.com/rotor-dev/rotor/internal/sim/vercel"
+	"github.com/rotor-dev/rotor/internal/sim/webhook"
 )
 
 // Options configure a simulator.
@@ -81,6 +83,8 @@ func services(opts Options) []core.Service {
 		&keyvault.Service{},
 		&arm.Service{},
 		&vercel.Service{},
+		&webhook.Service{},
+		&adogit.Service{},
 		&github.Service{},
 	}
 }

@@ -48,9 +48,39 @@ type Info struct {
 	// Vercel is the simulated Vercel REST API and its demo seed; absent in
 	// files of older simulators.
 	Vercel *Vercel `json:"vercel,omitempty"`
+	// Webhook is the simulated webhook receiver; absent in files of older
+	// simulators.
+	Webhook *Webhook `json:"webhook,omitempty"`
+	// AzureDevOpsGit is the simulated Azure DevOps Git service (pushes,
+	// refs, items) and its demo repository; absent in files of older
+	// simulators.
+	AzureDevOpsGit *AzureDevOpsGit `json:"azure_devops_git,omitempty"`
 	// GitHub is the simulated GitHub REST API; absent in files of older
 	// simulators.
 	GitHub *GitHub `json:"github,omitempty"`
+}
+
+// AzureDevOpsGit is the simulated Azure DevOps Git service: its
+// organization URL (what an adogit sink's organization_url is set to), the
+// demo repository's coordinates, a PAT it accepts, and the age recipient
+// whose identity it holds (values encrypted to it are decrypted, so
+// /_sim/consumers can say which credential the repository holds).
+type AzureDevOpsGit struct {
+	// URL is the organization's base URL, e.g.
+	// "https://127.0.0.1:PORT/contoso" (https://dev.azure.com/contoso in
+	// Azure DevOps).
+	URL          string `json:"url"`
+	Organization string `json:"organization"`
+	Project      string `json:"project"`
+	Repository   string `json:"repository"`
+	Branch       string `json:"branch"`
+	// Path is the demo Helm values file, e.g. "/charts/payments/values.yaml".
+	Path string `json:"path"`
+	// PAT is a personal access token the service accepts (Basic auth with
+	// an empty user name). A test double's credential, not a secret.
+	PAT string `json:"pat"`
+	// AgeRecipient is the simulator's age X25519 recipient ("age1…").
+	AgeRecipient string `json:"age_recipient"`
 }
 
 // Vercel is the simulated Vercel API (internal/sim/vercel): its base URL
@@ -75,31 +105,21 @@ type Vercel struct {
 	TokenFile string `json:"token_file,omitempty"`
 }
 
-// GitHub is the simulated GitHub API (internal/sim/github): where it
-// listens, its seeded tokens, and the demo targets a github sink can
-// deliver to.
-type GitHub struct {
-	// URL is the API base, e.g. "https://127.0.0.1:PORT/" (the
-	// api_url of a github sink; api.github.com's equivalent).
+// Webhook is the simulator's webhook receiver (internal/sim/webhook).
+type Webhook struct {
+	// URL is the base of its hooks, "https://127.0.0.1:PORT/hooks/": any
+	// name under it receives (POST URL+name).
 	URL string `json:"url"`
-	// Token may read and write every Actions secret (a PAT with repo and
-	// admin:org).
-	Token string `json:"token"`
-	// ReadOnlyToken reads repositories and environments but is refused
-	// (403) on every secrets endpoint.
-	ReadOnlyToken string `json:"read_only_token"`
-	// ThrottledToken is answered with GitHub's secondary rate limit (403,
-	// Retry-After) on every request.
-	ThrottledToken string `json:"throttled_token"`
-	// Owner and Repo are the demo repository, Environment one of its
-	// environments, Org the demo organization.
-	Owner       string `json:"owner"`
-	Repo        string `json:"repo"`
-	Environment string `json:"environment"`
-	Org         string `json:"org"`
-	// TokenFile is the absolute path of a file holding Token (mode 0600),
-	// for a sink's token: {file: …}.
-	TokenFile string `json:"token_file,omitempty"`
+	// DemoURL is the hook the demo's rotor.yaml points at (URL + "demo").
+	DemoURL string `json:"demo_url"`
+	// SigningKey is the Standard Webhooks secret (whsec_…) it verifies
+	// signatures with; SigningKeyFile is the same in a file (mode 0600),
+	// for rotor.yaml's signing_key: {file: …}.
+	SigningKey     string `json:"signing_key"`
+	SigningKeyFile string `json:"signing_key_file"`
+	// AgeRecipient is the public half of its age identity: secrets
+	// encrypted to it are decrypted and reported as consumers.
+	AgeRecipient string `json:"age_recipient"`
 }
 
 // Tenant is one seeded Entra tenant.
@@ -255,4 +275,31 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// GitHub is the simulated GitHub API (internal/sim/github): where it
+// listens, its seeded tokens, and the demo targets a github sink can
+// deliver to.
+type GitHub struct {
+	// URL is the API base, e.g. "https://127.0.0.1:PORT/" (the
+	// api_url of a github sink; api.github.com's equivalent).
+	URL string `json:"url"`
+	// Token may read and write every Actions secret (a PAT with repo and
+	// admin:org).
+	Token string `json:"token"`
+	// ReadOnlyToken reads repositories and environments but is refused
+	// (403) on every secrets endpoint.
+	ReadOnlyToken string `json:"read_only_token"`
+	// ThrottledToken is answered with GitHub's secondary rate limit (403,
+	// Retry-After) on every request.
+	ThrottledToken string `json:"throttled_token"`
+	// Owner and Repo are the demo repository, Environment one of its
+	// environments, Org the demo organization.
+	Owner       string `json:"owner"`
+	Repo        string `json:"repo"`
+	Environment string `json:"environment"`
+	Org         string `json:"org"`
+	// TokenFile is the absolute path of a file holding Token (mode 0600),
+	// for a sink's token: {file: …}.
+	TokenFile string `json:"token_file,omitempty"`
 }

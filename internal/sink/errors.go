@@ -1,6 +1,17 @@
 package sink
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
+
+// RetryAfterHinter is an error that says how long the target asked to be
+// left alone (a 429 or 503 with Retry-After). The rotation waits that
+// long (capped) before retrying the delivery, instead of its own back-off.
+type RetryAfterHinter interface {
+	error
+	RetryAfterHint() time.Duration
+}
 
 // Classified is an error that knows whether retrying can help. Every
 // sink's errors implement it (or wrap one that does); the rotation asks

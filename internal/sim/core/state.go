@@ -553,3 +553,7 @@ func (w *World) SetSecretPermissions(tenant, vault, objectID string, perms ...Se
 	v.Grant(objectID, perms...)
 	return nil
 }
+
+// AzureDevOpsResource is Azure DevOps' application id: the resource of the
+// Entra tokens Azure DevOps accepts (scope "499b84ac-…/.default").
+const AzureDevOpsResource = "499b84ac-1321-427f-aa17-267ca6975798"

@@ -574,7 +574,7 @@ func resourceFromScope(scope string) (string, bool) {
 // an application of the tenant by app id, "api://<app id>" or one of its
 // identifier URIs.
 func knownResource(t *core.Tenant, resource string) bool {
-	for _, r := range []string{core.GraphResource, core.ARMResource, core.KeyVaultResource, TokenExchangeAudience} {
+	for _, r := range []string{core.GraphResource, core.ARMResource, core.KeyVaultResource, core.AzureDevOpsResource, TokenExchangeAudience} {
 		if core.SameResource(resource, r) {
 			return true
 		}
