@@ -43,6 +43,8 @@ type Store interface {
 	ListOrgs(ctx context.Context) ([]store.Org, error)
 	GetApplicationSettings(ctx context.Context, org domain.OrgID, objectID string) (*store.ApplicationSettings, error)
 	PutApplicationSettings(ctx context.Context, s store.ApplicationSettings) error
+	GetOrgSettings(ctx context.Context, org domain.OrgID) (*store.OrgSettings, error)
+	PutOrgSettings(ctx context.Context, s store.OrgSettings) error
 }
 
 var _ Store = store.Store(nil)

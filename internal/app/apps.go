@@ -44,13 +44,14 @@ type ApplicationFilter struct {
 	ExpiringBefore time.Time `json:"expiring_before,omitzero"`
 }
 
-// params is the store query of f at now, in org.
-func (f ApplicationFilter) params(org domain.OrgID, now time.Time) (store.ListApplicationsParams, error) {
+// params is the store query of f at now, in scope's organization and
+// restricted to what scope may see.
+func (f ApplicationFilter) params(scope Scope, now time.Time) (store.ListApplicationsParams, error) {
 	if f.ExpiringWithin < 0 {
 		return store.ListApplicationsParams{}, &InvalidError{Field: "expiring_within", Message: "must not be negative"}
 	}
-	p := store.ListApplicationsParams{Org: org, Connection: f.Connection, ManageableOnly: f.ManageableOnly, NamePrefix: f.NamePrefix,
-		ExpiringBefore: f.ExpiringBefore}
+	p := store.ListApplicationsParams{Org: scope.Org, Connection: f.Connection, ManageableOnly: f.ManageableOnly, NamePrefix: f.NamePrefix,
+		ExpiringBefore: f.ExpiringBefore, ObjectIDs: scope.Owned.IDs()}
 	if f.ExpiringWithin > 0 {
 		if at := now.Add(f.ExpiringWithin); p.ExpiringBefore.IsZero() || at.Before(p.ExpiringBefore) {
 			p.ExpiringBefore = at
@@ -96,7 +97,7 @@ func (s *Service) ListApplications(ctx context.Context, scope Scope, f Applicati
 		return nil, err
 	}
 	now := s.clock.Now()
-	p, err := f.params(scope.Org, now)
+	p, err := f.params(scope, now)
 	if err != nil {
 		return nil, err
 	}
@@ -264,9 +265,9 @@ func (s *Service) Explain(ctx context.Context, scope Scope, ref string) (*Explan
 	if err := s.begin(ctx, scope, ActionRead, ApplicationObject(ref)); err != nil {
 		return nil, err
 	}
-	a, err := s.store.GetApplication(ctx, scope.Org, ref)
+	a, err := s.getApp(ctx, scope, ref)
 	if err != nil {
-		return nil, lookupError("application", ref, err)
+		return nil, err
 	}
 	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
 	if err != nil {
@@ -335,6 +336,9 @@ func (s *Service) Due(ctx context.Context, scope Scope) ([]DueApplication, error
 	}
 	out := make([]DueApplication, 0, len(due))
 	for i := range due {
+		if !scope.Owned.Has(due[i].App.ObjectID) {
+			continue
+		}
 		out = append(out, DueApplication{Application: refOf(&due[i].App), Policy: due[i].Policy.Name, Decision: due[i].Decision})
 	}
 	return out, nil
@@ -343,10 +347,10 @@ func (s *Service) Due(ctx context.Context, scope Scope) ([]DueApplication, error
 // lookup finds the application ref names in the organization, with the
 // policy that governs it, and checks rotor may rotate it: what every
 // rotate use case needs before it touches anything.
-func (s *Service) lookup(ctx context.Context, org domain.OrgID, pols Policies, ref string) (*domain.Application, *domain.Policy, error) {
-	a, err := s.store.GetApplication(ctx, org, ref)
+func (s *Service) lookup(ctx context.Context, scope Scope, pols Policies, ref string) (*domain.Application, *domain.Policy, error) {
+	a, err := s.getApp(ctx, scope, ref)
 	if err != nil {
-		return nil, nil, lookupError("application", ref, err)
+		return nil, nil, err
 	}
 	pol := pols.PolicyFor(*a)
 	if pol == nil {
@@ -364,9 +368,9 @@ func (s *Service) GetApplication(ctx context.Context, scope Scope, ref string) (
 	if err := s.begin(ctx, scope, ActionRead, ApplicationObject(ref)); err != nil {
 		return nil, err
 	}
-	a, err := s.store.GetApplication(ctx, scope.Org, ref)
+	a, err := s.getApp(ctx, scope, ref)
 	if err != nil {
-		return nil, lookupError("application", ref, err)
+		return nil, err
 	}
 	d := detailOf(a)
 	return &d, nil

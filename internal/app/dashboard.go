@@ -130,7 +130,7 @@ func (s *Service) Plan(ctx context.Context, scope Scope, horizon time.Duration) 
 		return nil, &InvalidError{Field: "horizon", Message: "must be more than 0 and at most a year"}
 	}
 	now := s.clock.Now()
-	plans, _, err := s.plan(ctx, scope.Org, now, horizon)
+	plans, _, err := s.plan(ctx, scope, now, horizon)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,8 @@ func (s *Service) Plan(ctx context.Context, scope Scope, horizon time.Duration) 
 // time lies beyond the horizon. Candidates are read by earliest
 // credential end, so when there are more than planMaxCandidates, those
 // decided are the most urgent.
-func (s *Service) plan(ctx context.Context, org domain.OrgID, now time.Time, horizons ...time.Duration) ([]Plan, []PlanItem, error) {
+func (s *Service) plan(ctx context.Context, scope Scope, now time.Time, horizons ...time.Duration) ([]Plan, []PlanItem, error) {
+	org := scope.Org
 	longest := slices.Max(horizons)
 	plans := make([]Plan, len(horizons))
 	for i, h := range horizons {
@@ -170,7 +171,7 @@ func (s *Service) plan(ctx context.Context, org domain.OrgID, now time.Time, hor
 		return plans, blocked, nil
 	}
 	p := store.ListApplicationsParams{Org: org, ManageableOnly: true, RenewableBefore: now.Add(longest + renew),
-		Order: store.OrderByExpiry, Limit: planPage}
+		Order: store.OrderByExpiry, Limit: planPage, ObjectIDs: scope.Owned.IDs()}
 	var due []PlanItem
 	decided := 0
 	partial := false
@@ -243,13 +244,13 @@ func (s *Service) Dashboard(ctx context.Context, scope Scope) (*Dashboard, error
 	}
 	now := s.clock.Now()
 	d := &Dashboard{At: now, Expiring: []WindowCount{}, Weeks: []WeekCount{}, Failing: []FailingRun{}, FailingConnections: []Connection{}}
-	if err := s.expiry(ctx, scope.Org, now, d); err != nil {
+	if err := s.expiry(ctx, scope, now, d); err != nil {
 		return nil, err
 	}
-	if err := s.failing(ctx, scope.Org, d); err != nil {
+	if err := s.failing(ctx, scope, d); err != nil {
 		return nil, err
 	}
-	plans, blocked, err := s.plan(ctx, scope.Org, now, day, 7*day)
+	plans, blocked, err := s.plan(ctx, scope, now, day, 7*day)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +270,7 @@ func (s *Service) Dashboard(ctx context.Context, scope Scope) (*Dashboard, error
 }
 
 // expiry fills the counts and the weekly timeline with one store query.
-func (s *Service) expiry(ctx context.Context, org domain.OrgID, now time.Time, d *Dashboard) error {
+func (s *Service) expiry(ctx context.Context, scope Scope, now time.Time, d *Dashboard) error {
 	bounds := []time.Time{now}
 	for _, n := range ExpiryWindows {
 		bounds = append(bounds, now.Add(time.Duration(n)*day))
@@ -278,7 +279,7 @@ func (s *Service) expiry(ctx context.Context, org domain.OrgID, now time.Time, d
 	for w := 1; w <= TimelineWeeks; w++ {
 		bounds = append(bounds, now.Add(time.Duration(w)*7*day))
 	}
-	counts, err := s.store.CountCredentialsByExpiry(ctx, store.CountCredentialsByExpiryParams{Org: org, Bounds: bounds})
+	counts, err := s.store.CountCredentialsByExpiry(ctx, store.CountCredentialsByExpiryParams{Org: scope.Org, Bounds: bounds, ObjectIDs: scope.Owned.IDs()})
 	if err != nil {
 		return fmt.Errorf("count credentials by expiry: %w", err)
 	}
@@ -298,8 +299,9 @@ func (s *Service) expiry(ctx context.Context, org domain.OrgID, now time.Time, d
 // failing finds the applications whose newest failed run is newer than
 // their newest successful one (retiring or done). Abandoned runs are left
 // out: recovery replaces each at once.
-func (s *Service) failing(ctx context.Context, org domain.OrgID, d *Dashboard) error {
-	failed, err := s.store.ListRuns(ctx, store.ListRunsParams{Org: org, States: []domain.RunState{domain.RunFailed}, Limit: failedRunsRead})
+func (s *Service) failing(ctx context.Context, scope Scope, d *Dashboard) error {
+	org := scope.Org
+	failed, err := s.store.ListRuns(ctx, store.ListRunsParams{Org: org, States: []domain.RunState{domain.RunFailed}, Limit: failedRunsRead, AppObjectIDs: scope.Owned.IDs()})
 	if err != nil {
 		return fmt.Errorf("list failed runs: %w", err)
 	}

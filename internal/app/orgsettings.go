@@ -23,6 +23,16 @@ type OrgSettings struct {
 	// break-glass admin, nil when it has none.
 	BreakGlassKnown bool             `json:"break_glass_known"`
 	BreakGlass      *BreakGlassAdmin `json:"break_glass,omitempty"`
+	// OwnedAppsOnly says members who are not Admins, signed in with
+	// Entra, see only the applications they own in Entra
+	// (docs/adr/0030). It applies from each person's next sign-in.
+	OwnedAppsOnly bool `json:"owned_apps_only"`
+}
+
+// OrgSettingsUpdate is a change to an organization's settings: a nil
+// field is left as it is.
+type OrgSettingsUpdate struct {
+	OwnedAppsOnly *bool `json:"owned_apps_only,omitempty"`
 }
 
 // BreakGlassAdmin is the facts of an organization's local break-glass
@@ -64,6 +74,11 @@ func (s *Service) OrgSettings(ctx context.Context, scope Scope) (*OrgSettings, e
 	if out == nil {
 		return nil, &NotFoundError{Kind: "organization", Ref: string(scope.Org)}
 	}
+	set, err := s.store.GetOrgSettings(ctx, scope.Org)
+	if err != nil {
+		return nil, lookupError("organization", string(scope.Org), err)
+	}
+	out.OwnedAppsOnly = set.OwnedAppsOnly
 	if s.breakGlass != nil {
 		bg, err := s.breakGlass.BreakGlassAdmin(ctx, scope.Org)
 		if err != nil {
@@ -72,4 +87,27 @@ func (s *Service) OrgSettings(ctx context.Context, scope Scope) (*OrgSettings, e
 		out.BreakGlassKnown, out.BreakGlass = true, bg
 	}
 	return out, nil
+}
+
+// UpdateOrgSettings changes the scope's organization's settings and
+// returns them as they are now. Admin only; audited (the event names the
+// organization; what changed is in the request, and nothing here is a
+// secret). Turning OwnedAppsOnly on or off takes effect at each person's
+// next sign-in: a session keeps what it was given (docs/adr/0030).
+func (s *Service) UpdateOrgSettings(ctx context.Context, scope Scope, in OrgSettingsUpdate) (_ *OrgSettings, err error) {
+	defer func() { s.record(ctx, scope, ActionUpdateOrgSettings, ObjectOrganization, err, nil) }()
+	if err := s.begin(ctx, scope, ActionUpdateOrgSettings, ObjectOrganization); err != nil {
+		return nil, err
+	}
+	set, err := s.store.GetOrgSettings(ctx, scope.Org)
+	if err != nil {
+		return nil, lookupError("organization", string(scope.Org), err)
+	}
+	if in.OwnedAppsOnly != nil {
+		set.OwnedAppsOnly = *in.OwnedAppsOnly
+	}
+	if err := s.store.PutOrgSettings(ctx, *set); err != nil {
+		return nil, lookupError("organization", string(scope.Org), err)
+	}
+	return s.OrgSettings(ctx, scope)
 }

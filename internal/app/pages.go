@@ -81,7 +81,7 @@ func (s *Service) ListApplicationsPage(ctx context.Context, scope Scope, f Appli
 		return nil, err
 	}
 	now := s.clock.Now()
-	p, err := f.params(scope.Org, now)
+	p, err := f.params(scope, now)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,9 @@ const (
 	// applications' settings, tests their sinks and lists the Key Vaults
 	// its connections see.
 	RoleOperator Role = "operator"
-	// RoleAdmin also manages API keys.
+	// RoleAdmin also manages API keys and the organization's settings,
+	// and always sees every application (OrgSettings.OwnedAppsOnly does
+	// not restrict it).
 	RoleAdmin Role = "admin"
 )
 
@@ -55,7 +57,7 @@ func (r Role) Permits(action Action) bool {
 		return r.AtLeast(RoleViewer)
 	case ActionSync, ActionRotate, ActionRetire, ActionMoveTarget, ActionListVaults, ActionUpdateSettings, ActionTestSinks, ActionDiscoverSinks:
 		return r.AtLeast(RoleOperator)
-	case ActionManageAPIKeys:
+	case ActionManageAPIKeys, ActionUpdateOrgSettings:
 		return r.AtLeast(RoleAdmin)
 	}
 	return false

@@ -71,7 +71,7 @@ func (s *Service) Rotate(ctx context.Context, scope Scope, refs []string, obs Ro
 	}
 	jobs := make([]job, len(refs))
 	for i, ref := range refs {
-		a, pol, err := s.lookup(ctx, scope.Org, pols, ref)
+		a, pol, err := s.lookup(ctx, scope, pols, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func (s *Service) Enqueue(ctx context.Context, scope Scope, ref string) (res Enq
 	if err != nil {
 		return res, fmt.Errorf("load policies: %w", err)
 	}
-	a, pol, err := s.lookup(ctx, scope.Org, pols, ref)
+	a, pol, err := s.lookup(ctx, scope, pols, ref)
 	if err != nil {
 		return res, err
 	}
@@ -164,6 +164,9 @@ func (s *Service) Retire(ctx context.Context, scope Scope, runID string) (err er
 	run, err := s.store.GetRun(ctx, scope.Org, runID)
 	if err != nil {
 		return lookupError("run", runID, err)
+	}
+	if err := visibleRun(scope, run, runID); err != nil {
+		return err
 	}
 	var pol domain.Policy
 	a, err := s.store.GetApplication(ctx, scope.Org, run.AppObjectID)

@@ -96,11 +96,11 @@ func (s *Service) runParams(ctx context.Context, scope Scope, f RunFilter) (stor
 			return store.ListRunsParams{}, &InvalidError{Field: "trigger", Message: fmt.Sprintf("%q is not a run trigger", tr)}
 		}
 	}
-	p := store.ListRunsParams{Org: scope.Org, States: f.States, Triggers: f.Triggers}
+	p := store.ListRunsParams{Org: scope.Org, States: f.States, Triggers: f.Triggers, AppObjectIDs: scope.Owned.IDs()}
 	if f.App != "" {
-		a, err := s.store.GetApplication(ctx, scope.Org, f.App)
+		a, err := s.getApp(ctx, scope, f.App)
 		if err != nil {
-			return p, lookupError("application", f.App, err)
+			return p, err
 		}
 		p.AppObjectID = a.ObjectID
 	}
@@ -135,6 +135,9 @@ func (s *Service) GetRun(ctx context.Context, scope Scope, id string) (*domain.R
 	r, err := s.store.GetRun(ctx, scope.Org, id)
 	if err != nil {
 		return nil, lookupError("run", id, err)
+	}
+	if err := visibleRun(scope, r, id); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -48,6 +48,12 @@ type Scope struct {
 	// RequestID ties the call to an API request, for the audit trail;
 	// empty for the CLI.
 	RequestID string `json:"request_id,omitempty"`
+	// Owned, when not nil, restricts every application read to the
+	// applications the person owns in Entra (docs/adr/0030): the UI sets
+	// it from a session its organization's OwnedAppsOnly restricted. An
+	// application outside it is not found (404), never forbidden. Nil:
+	// unrestricted (Admins, API keys, bearer tokens, the CLI).
+	Owned *OwnedSet `json:"-"`
 }
 
 func (s Scope) check() error {
@@ -94,6 +100,9 @@ const (
 	ActionDiscoverSinks Action = "discover-sinks"
 	// ActionManageAPIKeys lists, creates and revokes API keys.
 	ActionManageAPIKeys Action = "manage-api-keys"
+	// ActionUpdateOrgSettings changes the organization's own settings
+	// (OwnedAppsOnly): an admin's.
+	ActionUpdateOrgSettings Action = "update-org-settings"
 	// ActionSignIn and ActionSignOut are a person starting and ending a
 	// session in the UI (internal/web/signin records them; no role
 	// permits them: they are not use cases).

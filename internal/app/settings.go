@@ -128,9 +128,9 @@ func (s *Service) GetApplicationSettings(ctx context.Context, scope Scope, ref s
 	if err := s.begin(ctx, scope, ActionRead, ApplicationObject(ref)); err != nil {
 		return nil, err
 	}
-	a, err := s.store.GetApplication(ctx, scope.Org, ref)
+	a, err := s.getApp(ctx, scope, ref)
 	if err != nil {
-		return nil, lookupError("application", ref, err)
+		return nil, err
 	}
 	return s.settingsView(ctx, scope, a)
 }
@@ -260,9 +260,9 @@ func (s *Service) UpdateApplicationSettings(ctx context.Context, scope Scope, re
 	if err := s.begin(ctx, scope, ActionUpdateSettings, object); err != nil {
 		return nil, err
 	}
-	a, err := s.store.GetApplication(ctx, scope.Org, ref)
+	a, err := s.getApp(ctx, scope, ref)
 	if err != nil {
-		return nil, lookupError("application", ref, err)
+		return nil, err
 	}
 	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
 	if err != nil {

@@ -56,9 +56,9 @@ func (s *Service) MoveTarget(ctx context.Context, scope Scope, ref string, index
 }
 
 func (s *Service) governed(ctx context.Context, scope Scope, ref string) (*domain.Application, *domain.Policy, error) {
-	a, err := s.store.GetApplication(ctx, scope.Org, ref)
+	a, err := s.getApp(ctx, scope, ref)
 	if err != nil {
-		return nil, nil, lookupError("application", ref, err)
+		return nil, nil, err
 	}
 	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
 	if err != nil {

@@ -59,6 +59,10 @@ type Principal struct {
 	RateKey string
 	// ExpiresAt is when the token or key stops working.
 	ExpiresAt time.Time
+	// Owned restricts a person's session to the applications they own in
+	// Entra (app.Scope.Owned, docs/adr/0030); nil for every machine
+	// caller (bearer tokens, API keys), which are never restricted.
+	Owned *app.OwnedSet
 }
 
 // Role returns the principal's role in org; false when it has none.
@@ -70,7 +74,7 @@ func (p *Principal) Role(org domain.OrgID) (app.Role, bool) {
 // Scope is the scope a use case called on behalf of the principal in org
 // takes: the Authorizer checks that its actor is the principal's.
 func (p *Principal) Scope(org domain.OrgID, requestID string) app.Scope {
-	return app.Scope{Org: org, Actor: p.Actor, RequestID: requestID}
+	return app.Scope{Org: org, Actor: p.Actor, RequestID: requestID, Owned: p.Owned}
 }
 
 type principalKey struct{}

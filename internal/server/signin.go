@@ -96,6 +96,13 @@ func (s *Server) signInHandler(ctx context.Context) (http.Handler, []string, err
 		Entra: rp, Sessions: s.sessions, DefaultOrg: s.cfg.Organization, Logger: s.log,
 		Local:   &breakglass.Authenticator{Store: s.store, Clock: s.clock},
 		Auditor: s.auditor(), Clock: s.clock,
+		OwnedAppsOnly: func(ctx context.Context, org domain.OrgID) (bool, error) {
+			set, err := s.store.GetOrgSettings(ctx, org)
+			if err != nil {
+				return false, err
+			}
+			return set.OwnedAppsOnly, nil
+		},
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign_in: %w", err)
@@ -157,13 +164,14 @@ func (s *Server) ensureBreakGlass(ctx context.Context, roles signin.RoleMap, log
 }
 
 // sessionScope is the request's use-case scope: the signed-in person in
-// the session's organization (false without a session).
+// the session's organization, restricted to the applications they own
+// when the session is (false without a session).
 func sessionScope(r *http.Request) (app.Scope, bool) {
 	sess, ok := session.FromContext(r.Context())
 	if !ok {
 		return app.Scope{}, false
 	}
-	return app.Scope{Org: sess.Org, Actor: sess.Actor(), RequestID: r.Header.Get("X-Request-Id")}, true
+	return app.Scope{Org: sess.Org, Actor: sess.Actor(), RequestID: r.Header.Get("X-Request-Id"), Owned: sess.OwnedSet()}, true
 }
 
 // sessionWho is the signed-in person as the pages' header shows them.

@@ -19,8 +19,10 @@ import (
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/adogit"
+	"github.com/rotor-dev/rotor/internal/sink/automation"
 	"github.com/rotor-dev/rotor/internal/sink/github"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/sink/logicapp"
 	"github.com/rotor-dev/rotor/internal/sink/vercel"
 	"github.com/rotor-dev/rotor/internal/sink/webhook"
 )
@@ -33,6 +35,8 @@ func sinkKinds() []sink.Kind {
 		vercel.Kind{},
 		webhook.Kind{},
 		adogit.Kind{},
+		automation.Kind{},
+		logicapp.Kind{},
 		github.Kind{},
 	}
 }

@@ -55,6 +55,11 @@ type Info struct {
 	// refs, items) and its demo repository; absent in files of older
 	// simulators.
 	AzureDevOpsGit *AzureDevOpsGit `json:"azure_devops_git,omitempty"`
+	// ARMResources are the seeded Resource Manager resources beyond
+	// subscriptions and vaults: Automation accounts (with their runbooks
+	// and hybrid worker groups) and Logic Apps API connections, under
+	// ARMURL. Absent in files of older simulators.
+	ARMResources []ARMResource `json:"arm_resources,omitempty"`
 	// GitHub is the simulated GitHub REST API; absent in files of older
 	// simulators.
 	GitHub *GitHub `json:"github,omitempty"`
@@ -81,6 +86,24 @@ type AzureDevOpsGit struct {
 	PAT string `json:"pat"`
 	// AgeRecipient is the simulator's age X25519 recipient ("age1…").
 	AgeRecipient string `json:"age_recipient"`
+}
+
+// ARMResource is one seeded Resource Manager resource.
+type ARMResource struct {
+	// Type is the resource type, e.g. "Microsoft.Automation/automationAccounts"
+	// or "Microsoft.Web/connections".
+	Type     string `json:"type"`
+	TenantID string `json:"tenant_id"`
+	// ID is the resource id, "/subscriptions/…/providers/…/{name}".
+	ID string `json:"id"`
+	// Runbooks and WorkerGroups are an Automation account's.
+	Runbooks     []string `json:"runbooks,omitempty"`
+	WorkerGroups []string `json:"worker_groups,omitempty"`
+	// API is an API connection's managed API (keyvault, azureblob …).
+	API string `json:"api,omitempty"`
+	// LinkedTenant is the other tenant an API connection is linked to: a
+	// request on it needs an x-ms-authorization-auxiliary token for it.
+	LinkedTenant string `json:"linked_tenant,omitempty"`
 }
 
 // Vercel is the simulated Vercel API (internal/sim/vercel): its base URL

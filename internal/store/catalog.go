@@ -42,6 +42,16 @@ type Org struct {
 	CreatedAt time.Time
 }
 
+// OrgSettings are an organization's own switches, changed by its
+// admins (app.Service.UpdateOrgSettings).
+type OrgSettings struct {
+	Org domain.OrgID
+	// OwnedAppsOnly restricts the organization's members who are not
+	// Admins, signed in with Entra, to the applications they own in Entra
+	// (docs/sign-in.md, docs/adr/0030).
+	OwnedAppsOnly bool
+}
+
 // SecretRefKind says where a connection's secret lives.
 type SecretRefKind string
 

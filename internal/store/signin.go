@@ -50,7 +50,18 @@ type Session struct {
 	Role      string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// OwnedOnly says the session sees only the applications with the
+	// object ids OwnedObjectIDs: those the person owned in Entra when
+	// they signed in (/me/ownedObjects, read with their own delegated
+	// token, which is never stored). False: unrestricted, and
+	// OwnedObjectIDs is nil.
+	OwnedOnly      bool
+	OwnedObjectIDs []string
 }
+
+// MaxOwnedObjectIDs bounds the owned applications a session keeps (the
+// sign-in's Graph walk is bounded to as many).
+const MaxOwnedObjectIDs = 50 * 999
 
 // LocalAdminStore keeps the break-glass admin of each organization: a
 // local account for when sign-in with Entra is not set up or not working.

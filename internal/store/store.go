@@ -212,6 +212,12 @@ type Store interface {
 
 	// ListOrgs lists every organization, ordered by id.
 	ListOrgs(ctx context.Context) ([]Org, error)
+	// GetOrgSettings returns one organization's settings; ErrNotFound
+	// when there is no such organization.
+	GetOrgSettings(ctx context.Context, org domain.OrgID) (*OrgSettings, error)
+	// PutOrgSettings replaces an organization's settings; ErrNotFound
+	// when there is no such organization.
+	PutOrgSettings(ctx context.Context, s OrgSettings) error
 
 	// UpsertConnection creates or replaces a connection of an org. It
 	// fails with *ProvisionedError (ErrProvisioned) when the connection
@@ -561,6 +567,12 @@ type ListApplicationsParams struct {
 	RenewableBefore time.Time
 	// Limit caps the rows returned (0: no cap).
 	Limit int
+	// ObjectIDs, when not nil, keeps only the applications with these
+	// object ids (an empty, non-nil list keeps none): a person who may see
+	// only the applications they own in Entra (app.OwnedSet). The
+	// restriction is in the query, so pages stay full and keyset paging
+	// stays exact.
+	ObjectIDs []string
 }
 
 // CountCredentialsByExpiry's parameters.
@@ -569,6 +581,10 @@ type CountCredentialsByExpiryParams struct {
 	// Bounds are the times to count up to (inclusive), in any order; at
 	// most 64.
 	Bounds []time.Time
+	// ObjectIDs, when not nil, counts only the credentials of these
+	// applications (by object id; empty and non-nil: none), as
+	// ListApplicationsParams.ObjectIDs.
+	ObjectIDs []string
 }
 
 // MaxExpiryBounds caps CountCredentialsByExpiryParams.Bounds: each is one
@@ -633,6 +649,10 @@ type ListRunsParams struct {
 	BeforeID        string
 	// Limit caps the runs returned (0: no cap).
 	Limit int
+	// AppObjectIDs, when not nil, keeps only the runs of these
+	// applications (by object id; empty and non-nil: none), as
+	// ListApplicationsParams.ObjectIDs.
+	AppObjectIDs []string
 }
 
 // ConnectionHealth is a connection's last sign-in or sync outcomes. For

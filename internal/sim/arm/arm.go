@@ -28,6 +28,9 @@ import (
 // Service is the simulated Resource Manager.
 type Service struct {
 	*core.Core
+	// res holds the Automation accounts and API connections
+	// (resources.go).
+	res resources
 }
 
 var (
@@ -41,6 +44,8 @@ const prefix = "/arm/"
 // Register serves ARM under /arm/ on the main listener.
 func (s *Service) Register(c *core.Core, r *core.Registrar) error {
 	s.Core = c
+	s.seedResources()
+	services.Store(c, s)
 	r.Handle(prefix, s.WithFaults(nil, http.HandlerFunc(s.serveARM)))
 	return nil
 }
@@ -49,6 +54,7 @@ func (s *Service) Register(c *core.Core, r *core.Registrar) error {
 func (s *Service) Started(info *simfile.Info) error {
 	info.ARMURL = info.AuthorityHost + "arm/"
 	info.ARMAudience = core.ARMResource
+	info.ARMResources = s.publishedResources()
 	return nil
 }
 
@@ -96,6 +102,9 @@ func (s *Service) serveARM(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{s: s, w: w, r: r, caller: caller}
 	segs := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, prefix), "/"), "/")
+	if c.serveResource(segs) {
+		return
+	}
 	switch {
 	case r.Method != http.MethodGet:
 		c.notImplemented()

@@ -240,7 +240,31 @@ func seedDemoTenant(ti int, name string, now time.Time) (*Tenant, error) {
 			app.Keys = append(app.Keys, k)
 		}
 	}
+	demoOwners(t)
 	return t, nil
+}
+
+// demoAppOwners are the demo applications people own (besides the
+// service principals that do), so that an organization showing members
+// only the applications they own in Entra (owned_apps_only) has something
+// to show: oscar (an Operator) owns two applications rotor manages, vera
+// (a Viewer) one; ada, gus and nia own none.
+var demoAppOwners = map[string][]string{
+	"oscar": {"web-checkout", "web-customer-portal"},
+	"vera":  {"api-catalog"},
+}
+
+func demoOwners(t *Tenant) {
+	for _, u := range t.UsersInOrder() {
+		name, _, _ := strings.Cut(u.UserPrincipalName, "@")
+		for _, appName := range demoAppOwners[name] {
+			for _, a := range t.Apps {
+				if a.DisplayName == appName && !a.OwnedBy(u.ObjectID) {
+					a.Owners = append(a.Owners, u.ObjectID)
+				}
+			}
+		}
+	}
 }
 
 // demoPassword is a password in band whose value nobody knows: seeded

@@ -152,6 +152,21 @@ func TestDemoSeed(t *testing.T) {
 				require.Len(t, k.ThumbprintS256, 32)
 			}
 		}
+		// People own a few applications (owned_apps_only has something
+		// to show): oscar two, vera one, each also owned by rotor's
+		// identity, so rotor manages them.
+		for user, apps := range demoAppOwners {
+			u := tn.UserByName(user + "@" + strings.SplitN(tn.UsersInOrder()[0].UserPrincipalName, "@", 2)[1])
+			require.NotNil(t, u, user)
+			var mine []string
+			for _, a := range tn.Apps {
+				if a.OwnedBy(u.ObjectID) {
+					require.True(t, a.OwnedBy(rotSP.ObjectID), "%s owns %s, which rotor can change", user, a.DisplayName)
+					mine = append(mine, a.DisplayName)
+				}
+			}
+			require.ElementsMatch(t, apps, mine, user)
+		}
 		require.Equal(t, len(demoAppNames), owned+other+none)
 		require.GreaterOrEqual(t, len(demoAppNames), 35)
 		require.Greater(t, owned, 10)

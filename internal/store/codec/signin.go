@@ -2,6 +2,7 @@ package codec
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,8 +23,46 @@ func CheckSession(s store.Session) error {
 		return errors.New("method, subject and role are required")
 	case s.CreatedAt.IsZero() || !s.ExpiresAt.After(s.CreatedAt):
 		return errors.New("a creation time before the expiry is required")
+	case !s.OwnedOnly && s.OwnedObjectIDs != nil:
+		return errors.New("owned object ids are only kept for a session restricted to them (OwnedOnly)")
+	case len(s.OwnedObjectIDs) > store.MaxOwnedObjectIDs:
+		return fmt.Errorf("%d owned object ids, at most %d", len(s.OwnedObjectIDs), store.MaxOwnedObjectIDs)
 	}
 	return CheckTimes(NamedTime{"created_at", s.CreatedAt}, NamedTime{"expires_at", s.ExpiresAt})
+}
+
+// EncodeOwned is a session's owned_object_ids column: NULL (nil) for an
+// unrestricted session, else a JSON array of object ids ("[]" when the
+// person owns nothing: restricted to nothing, not unrestricted).
+func EncodeOwned(s store.Session) (*string, error) {
+	if !s.OwnedOnly {
+		return nil, nil
+	}
+	ids := s.OwnedObjectIDs
+	if ids == nil {
+		ids = []string{}
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	v := string(b)
+	return &v, nil
+}
+
+// DecodeOwned reads the owned_object_ids column into s (EncodeOwned's
+// inverse).
+func DecodeOwned(col *string, s *store.Session) error {
+	if col == nil {
+		s.OwnedOnly, s.OwnedObjectIDs = false, nil
+		return nil
+	}
+	ids := []string{}
+	if err := json.Unmarshal([]byte(*col), &ids); err != nil {
+		return fmt.Errorf("owned object ids: %w", err)
+	}
+	s.OwnedOnly, s.OwnedObjectIDs = true, ids
+	return nil
 }
 
 // CheckLocalAdmin checks a new local admin: an org, a name, a PHC-format

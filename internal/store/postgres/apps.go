@@ -489,6 +489,12 @@ func (s *Store) ListApplications(ctx context.Context, p store.ListApplicationsPa
 			AND c.app_object_id = a.object_id AND starts_with(c.display_name, $%d) AND c.end_at > $%d)`,
 			domain.RotorPrefix, tz(p.RenewableBefore))
 	}
+	if p.ObjectIDs != nil {
+		if len(p.ObjectIDs) == 0 {
+			return nil, nil
+		}
+		add("a.object_id = ANY($%d::text[])", p.ObjectIDs)
+	}
 	after := p.AfterName != "" || p.AfterObjectID != ""
 	order := "a.display_name, a.object_id, a.tenant_id"
 	switch p.Order {
@@ -676,6 +682,10 @@ func (s *Store) CountCredentialsByExpiry(ctx context.Context, p store.CountCrede
 	// the (org_id, end_at) index.
 	args = append(args, tz(slices.MaxFunc(p.Bounds, time.Time.Compare)))
 	q := "SELECT " + strings.Join(cols, ", ") + " FROM credentials WHERE org_id = $1 AND end_at <= $" + strconv.Itoa(len(args))
+	if p.ObjectIDs != nil {
+		args = append(args, nonNil(p.ObjectIDs))
+		q += " AND app_object_id = ANY($" + strconv.Itoa(len(args)) + "::text[])"
+	}
 	counts := make([]int64, len(p.Bounds))
 	dest := make([]any, len(counts))
 	for i := range counts {

@@ -289,6 +289,10 @@ func (s *Store) ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.
 		args = append(args, triggers)
 		q += ` AND "trigger" = ANY($` + strconv.Itoa(len(args)) + `::text[])`
 	}
+	if p.AppObjectIDs != nil {
+		args = append(args, nonNil(p.AppObjectIDs))
+		q += ` AND app_object_id = ANY($` + strconv.Itoa(len(args)) + `::text[])`
+	}
 	if p.Orphaned {
 		q += ` AND NOT ` + liveLease
 	}

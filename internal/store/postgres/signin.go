@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,16 +15,20 @@ import (
 	"github.com/rotor-dev/rotor/internal/store/codec"
 )
 
-const sessionCols = `method, subject, tenant_id, name, username, role, created_at, expires_at`
+const sessionCols = `method, subject, tenant_id, name, username, role, created_at, expires_at, owned_object_ids`
 
 // CreateSession stores a new session's hash.
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	if err := codec.CheckSession(ss); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
-	err := s.inOrg(ctx, ss.Org, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO sessions (org_id, id_hash, `+sessionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			string(ss.Org), ss.IDHash, ss.Method, ss.Subject, ss.TenantID, ss.Name, ss.Username, ss.Role, tz(ss.CreatedAt), tz(ss.ExpiresAt))
+	owned, err := codec.EncodeOwned(ss)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	err = s.inOrg(ctx, ss.Org, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO sessions (org_id, id_hash, `+sessionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)`,
+			string(ss.Org), ss.IDHash, ss.Method, ss.Subject, ss.TenantID, ss.Name, ss.Username, ss.Role, tz(ss.CreatedAt), tz(ss.ExpiresAt), owned)
 		return err
 	})
 	switch {
@@ -42,10 +47,14 @@ func (s *Store) GetSession(ctx context.Context, org domain.OrgID, idHash []byte)
 	ss := store.Session{Org: org, IDHash: append([]byte(nil), idHash...)}
 	err := s.readOrg(ctx, org, func(tx pgx.Tx) error {
 		var created, expires pgtype.Timestamptz
-		err := tx.QueryRow(ctx, `SELECT `+sessionCols+` FROM sessions WHERE org_id = $1 AND id_hash = $2`, string(org), idHash).
-			Scan(&ss.Method, &ss.Subject, &ss.TenantID, &ss.Name, &ss.Username, &ss.Role, &created, &expires)
+		var owned *string
+		err := tx.QueryRow(ctx, `SELECT `+strings.Replace(sessionCols, "owned_object_ids", "owned_object_ids::text", 1)+` FROM sessions WHERE org_id = $1 AND id_hash = $2`, string(org), idHash).
+			Scan(&ss.Method, &ss.Subject, &ss.TenantID, &ss.Name, &ss.Username, &ss.Role, &created, &expires, &owned)
 		ss.CreatedAt, ss.ExpiresAt = fromTZ(created), fromTZ(expires)
-		return err
+		if err != nil {
+			return err
+		}
+		return codec.DecodeOwned(owned, &ss)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("session of %s: %w", org, store.ErrNotFound)

@@ -279,6 +279,14 @@ func (s *Store) ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.
 			args = append(args, string(tr))
 		}
 	}
+	if p.AppObjectIDs != nil {
+		ids, err := idsJSON(p.AppObjectIDs)
+		if err != nil {
+			return nil, fmt.Errorf("list runs of %s: %w", p.Org, err)
+		}
+		q += ` AND app_object_id IN (SELECT value FROM json_each(?))`
+		args = append(args, ids)
+	}
 	if p.Orphaned {
 		q += ` AND NOT ` + fmt.Sprintf(liveLease, "runs.lease_holder", "?")
 		args = append(args, encTime(s.clock.Now()))

@@ -12,16 +12,20 @@ import (
 	"github.com/rotor-dev/rotor/internal/store/codec"
 )
 
-const sessionCols = `method, subject, tenant_id, name, username, role, created_at, expires_at`
+const sessionCols = `method, subject, tenant_id, name, username, role, created_at, expires_at, owned_object_ids`
 
 // CreateSession stores a new session's hash.
 func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	if err := codec.CheckSession(ss); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO sessions (org_id, id_hash, `+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	owned, err := codec.EncodeOwned(ss)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO sessions (org_id, id_hash, `+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		string(ss.Org), ss.IDHash, ss.Method, ss.Subject, ss.TenantID, ss.Name, ss.Username, ss.Role,
-		encTime(ss.CreatedAt), encTime(ss.ExpiresAt))
+		encTime(ss.CreatedAt), encTime(ss.ExpiresAt), owned)
 	switch {
 	case isForeignKeyViolation(err):
 		return fmt.Errorf("create session: org %s: %w", ss.Org, store.ErrNotFound)
@@ -37,8 +41,9 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 func (s *Store) GetSession(ctx context.Context, org domain.OrgID, idHash []byte) (*store.Session, error) {
 	ss := store.Session{Org: org, IDHash: append([]byte(nil), idHash...)}
 	var created, expires sql.NullString
+	var owned *string
 	err := s.r.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE org_id = ? AND id_hash = ?`, string(org), idHash).
-		Scan(&ss.Method, &ss.Subject, &ss.TenantID, &ss.Name, &ss.Username, &ss.Role, &created, &expires)
+		Scan(&ss.Method, &ss.Subject, &ss.TenantID, &ss.Name, &ss.Username, &ss.Role, &created, &expires, &owned)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("session of %s: %w", org, store.ErrNotFound)
 	}
@@ -50,6 +55,9 @@ func (s *Store) GetSession(ctx context.Context, org domain.OrgID, idHash []byte)
 	}
 	if ss.ExpiresAt, err = decTime(expires); err != nil {
 		return nil, err
+	}
+	if err := codec.DecodeOwned(owned, &ss); err != nil {
+		return nil, fmt.Errorf("get session of %s: %w", org, err)
 	}
 	return &ss, nil
 }

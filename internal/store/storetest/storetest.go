@@ -116,6 +116,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"LocalAdmins/CreateGetAndLockOut", testLocalAdmins},
 		{"ApplicationSettings/RoundTrip", testApplicationSettingsRoundTrip},
 		{"ApplicationSettings/AreIsolated", testApplicationSettingsAreIsolated},
+		{"Owned/ListApplicationsByObjectIDs", testListObjectIDs},
+		{"Owned/CountCredentialsByExpiryObjectIDs", testCountCredentialsByExpiryObjectIDs},
+		{"Owned/ListRunsByAppObjectIDs", testListRunsAppObjectIDs},
+		{"Owned/OrgSettings", testOrgSettings},
+		{"Owned/SessionsKeepOwnedObjectIDs", testSessionsOwned},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -74,6 +74,23 @@ type Identity struct {
 	Username string
 	// Role is the rotor role held in Org.
 	Role app.Role
+	// OwnedOnly restricts the session to the applications with the
+	// object ids OwnedApps: those the person owned in Entra at sign-in,
+	// when their organization lets members see only those
+	// (docs/adr/0030). They are read at sign-in only: a change of
+	// ownership in Entra is seen at the next sign-in, at most the
+	// session's lifetime later. False: unrestricted (OwnedApps nil).
+	OwnedOnly bool
+	OwnedApps []string
+}
+
+// OwnedSet is the restriction the session's use cases run under: nil
+// (none) unless OwnedOnly.
+func (id Identity) OwnedSet() *app.OwnedSet {
+	if !id.OwnedOnly {
+		return nil
+	}
+	return app.NewOwnedSet(id.OwnedApps)
 }
 
 // Session is a live session.
@@ -113,6 +130,7 @@ func (s *Session) Principal() *auth.Principal {
 	if s.Method == MethodEntra {
 		p.ObjectID = s.Subject
 	}
+	p.Owned = s.OwnedSet()
 	return p
 }
 
@@ -197,6 +215,12 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, id Identity) (*S
 	if _, err := app.ParseRole(string(id.Role)); err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}
+	if !id.OwnedOnly && id.OwnedApps != nil {
+		return nil, errors.New("session: owned applications are kept only for a session restricted to them")
+	}
+	if id.OwnedOnly && id.OwnedApps == nil {
+		id.OwnedApps = []string{} // restricted to nothing, which is not unrestricted
+	}
 	if old, ok := m.cookie(r); ok {
 		_ = m.store.DeleteSession(r.Context(), old.org, hash(old.token))
 	}
@@ -210,6 +234,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, id Identity) (*S
 	err := m.store.CreateSession(r.Context(), store.Session{
 		Org: id.Org, IDHash: hash(token), Method: id.Method, Subject: id.Subject, TenantID: id.TenantID,
 		Name: id.Name, Username: id.Username, Role: string(id.Role), CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt,
+		OwnedOnly: id.OwnedOnly, OwnedObjectIDs: id.OwnedApps,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", err)
@@ -270,7 +295,7 @@ func (m *Manager) Load(r *http.Request) (*Session, error) {
 	}
 	return &Session{
 		Identity: Identity{Org: row.Org, Method: row.Method, Subject: row.Subject, TenantID: row.TenantID,
-			Name: row.Name, Username: row.Username, Role: role},
+			Name: row.Name, Username: row.Username, Role: role, OwnedOnly: row.OwnedOnly, OwnedApps: row.OwnedObjectIDs},
 		CreatedAt: row.CreatedAt, ExpiresAt: row.ExpiresAt, token: cv.token,
 	}, nil
 }

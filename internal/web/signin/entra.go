@@ -2,10 +2,12 @@
 // relying party for Microsoft Entra ID (authorization code flow with PKCE
 // as a confidential client, the ID token validated fully, the groups
 // overage answered from Graph's /me/memberOf, app roles and groups mapped
-// to rotor roles per organization), the break-glass admin's form, and
-// sign-out. Sessions are internal/web/session's, CSRF tokens
+// to rotor roles per organization, and the applications the person owns
+// read from Graph's /me/ownedObjects with their own token when their
+// organization shows members only those), the break-glass admin's form,
+// and sign-out. Sessions are internal/web/session's, CSRF tokens
 // internal/web/csrf's; the UI mounts Handler's routes inside both
-// middlewares (docs/sign-in.md, docs/adr/0023).
+// middlewares (docs/sign-in.md, docs/adr/0023, docs/adr/0030).
 package signin
 
 import (
@@ -45,6 +47,9 @@ const (
 	pendingLifetime = 10 * time.Minute
 	// maxGroupPages bounds the /me/memberOf walk (999 a page).
 	maxGroupPages = 50
+	// maxOwnedPages bounds the /me/ownedObjects walk (999 a page): a
+	// session keeps at most store.MaxOwnedObjectIDs.
+	maxOwnedPages = 50
 )
 
 // EntraConfig is rotor's sign-in registration in Entra. Its yaml keys are
@@ -180,7 +185,10 @@ func NewRelyingParty(ctx context.Context, cfg EntraConfig, opts ...Option) (*Rel
 	}
 	ep := p.Endpoint()
 	ep.AuthStyle = oauth2.AuthStyleInParams // client_secret in the form, as Entra documents
-	scopes := []string{oidc.ScopeOpenID, "profile", "email"}
+	// User.Read: the delegated token may read the person's own
+	// ownedObjects, for an organization that shows members only the
+	// applications they own (docs/adr/0030).
+	scopes := []string{oidc.ScopeOpenID, "profile", "email", "https://graph.microsoft.com/User.Read"}
 	if cfg.Roles.UsesGroups() {
 		// For the overage: the delegated token must read the user's groups.
 		scopes = append(scopes, "https://graph.microsoft.com/GroupMember.Read.All")
@@ -270,6 +278,7 @@ const (
 	ReasonNonce       = "nonce"
 	ReasonGroups      = "groups"
 	ReasonNoRole      = "no_role"
+	ReasonOwnedApps   = "owned_applications"
 	ReasonUnavailable = "unavailable"
 )
 
@@ -310,6 +319,10 @@ type Person struct {
 	// Pending is the sign-in's organization and return path.
 	Org      domain.OrgID
 	ReturnTo string
+	// ownedApps reads the applications the person owns from Graph with
+	// their delegated token, which it holds only for this request: the
+	// token is never stored, logged or put in a field anything prints.
+	ownedApps func(ctx context.Context) ([]string, error)
 }
 
 // idClaims are the ID token claims rotor reads.
@@ -370,6 +383,10 @@ func (rp *RelyingParty) finish(w http.ResponseWriter, r *http.Request) (*Person,
 	}
 	person.Roles = rp.cfg.Roles.Resolve(person.AppRoles, person.Groups)
 	person.Org, person.ReturnTo = p.Org, p.ReturnTo
+	access := tok.AccessToken
+	person.ownedApps = func(ctx context.Context) ([]string, error) {
+		return rp.ownedApplications(ctx, access)
+	}
 	return person, nil
 }
 
@@ -427,28 +444,73 @@ func (rp *RelyingParty) verify(ctx context.Context, raw, nonce string) (*Person,
 }
 
 // memberOf reads the user's groups from Graph with the delegated token:
-// GET /me/memberOf, every page, group ids only. It follows only next links
-// under the configured Graph URL: a URL from an answer never sends
-// rotor's token elsewhere.
+// GET /me/memberOf, every page, group ids only.
 func (rp *RelyingParty) memberOf(ctx context.Context, accessToken string) ([]string, error) {
-	next := rp.cfg.GraphURL + "/me/memberOf?$select=id&$top=999"
 	var groups []string
+	err := rp.walk(ctx, accessToken, "/me/memberOf?$select=id&$top=999", maxGroupPages, func(typ, id string) {
+		if typ == "#microsoft.graph.group" {
+			groups = append(groups, id)
+		}
+	})
+	return groups, err
+}
+
+// ownedApplications reads the object ids of the applications the user
+// owns from Graph with the user's own delegated token (User.Read is the
+// least privilege "List ownedObjects" documents): GET
+// /me/ownedObjects/microsoft.graph.application, every page, ids only.
+// rotor's own identity is never used for it: what a person may see is
+// what Entra says they own, asked as them.
+func (rp *RelyingParty) ownedApplications(ctx context.Context, accessToken string) ([]string, error) {
+	ids := []string{}
+	err := rp.walk(ctx, accessToken, "/me/ownedObjects/microsoft.graph.application?$select=id,appId&$top=999", maxOwnedPages, func(typ, id string) {
+		// The type cast returns applications only; a missing @odata.type
+		// is one too (Graph may leave it out of a cast's items).
+		if typ == "" || typ == "#microsoft.graph.application" {
+			ids = append(ids, id)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// GraphError is Graph's refusal of a sign-in's read (its HTTP status),
+// for the log; it holds nothing of the token.
+type GraphError struct {
+	Path   string
+	Status int
+}
+
+func (e *GraphError) Error() string {
+	return fmt.Sprintf("GET %s: %d %s", e.Path, e.Status, http.StatusText(e.Status))
+}
+
+// walk GETs path under the configured Graph URL with the delegated token
+// and every page after it, calling each with every item's @odata.type
+// and id (lower-cased), at most maxPages pages. It follows only next
+// links under the configured Graph URL: a URL from an answer never sends
+// the person's token elsewhere.
+func (rp *RelyingParty) walk(ctx context.Context, accessToken, path string, maxPages int, each func(typ, id string)) error {
+	op, _, _ := strings.Cut(path, "?")
+	next := rp.cfg.GraphURL + path
 	for page := 0; next != ""; page++ {
-		if page == maxGroupPages {
-			return nil, fmt.Errorf("more than %d pages of groups", maxGroupPages)
+		if page == maxPages {
+			return fmt.Errorf("GET %s: more than %d pages", op, maxPages)
 		}
 		if !strings.HasPrefix(next, rp.cfg.GraphURL+"/") {
-			return nil, errors.New("a next link outside the configured Graph URL")
+			return fmt.Errorf("GET %s: a next link outside the configured Graph URL", op)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+accessToken)
 		req.Header.Set("Accept", "application/json")
 		resp, err := rp.client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("GET /me/memberOf: %w", err)
+			return fmt.Errorf("GET %s: %w", op, err)
 		}
 		var body struct {
 			Value []struct {
@@ -460,19 +522,19 @@ func (rp *RelyingParty) memberOf(ctx context.Context, accessToken string) ([]str
 		err = json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET /me/memberOf: %s", resp.Status)
+			return &GraphError{Path: op, Status: resp.StatusCode}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("GET /me/memberOf: %w", err)
+			return fmt.Errorf("GET %s: %w", op, err)
 		}
 		for _, v := range body.Value {
-			if v.Type == "#microsoft.graph.group" && v.ID != "" {
-				groups = append(groups, strings.ToLower(v.ID))
+			if v.ID != "" {
+				each(v.Type, strings.ToLower(v.ID))
 			}
 		}
 		next = body.NextLink
 	}
-	return groups, nil
+	return nil
 }
 
 // entraCode names Entra's OAuth error and AADSTS code of a refused code

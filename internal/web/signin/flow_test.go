@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +58,11 @@ type rotor struct {
 	sessions *session.Manager
 	roots    *tls.Config
 	audit    *eventLog
+	// graph sees (and may fail) rotor's requests to Graph (owned_test.go);
+	// ownedOnly is org's owned_apps_only setting.
+	graph     *graphTap
+	ownedOnly atomic.Bool
+	logs      *lockedBuffer
 }
 
 // eventLog is an app.Auditor that keeps what it is told.
@@ -81,7 +88,7 @@ func setup(t *testing.T) *rotor {
 	clk := &clock.Offset{}
 	s := simtest.Start(t, simtest.Options{Clock: clk})
 	tn := s.Tenant(t, "contoso")
-	r := &rotor{sim: s, clock: clk, tn: tn, audit: &eventLog{}}
+	r := &rotor{sim: s, clock: clk, tn: tn, audit: &eventLog{}, graph: &graphTap{}, logs: &lockedBuffer{}}
 
 	r.dbPath = filepath.Join(t.TempDir(), "rotor.db")
 	st, err := sqlite.Open(t.Context(), r.dbPath)
@@ -109,12 +116,14 @@ func setup(t *testing.T) *rotor {
 	rp, err := signin.NewRelyingParty(t.Context(), signin.EntraConfig{
 		Authority: s.Info.AuthorityHost, Tenant: tn.ID, ClientID: r.app.AppID, ClientSecret: secret.New(r.app.Secret),
 		RedirectURL: r.srv.URL + "/auth/callback", GraphURL: s.Info.GraphURL, Roles: roles,
-	}, signin.WithHTTPClient(s.HTTP), signin.WithClock(clk))
+	}, signin.WithHTTPClient(r.graph.client(s.HTTP)), signin.WithClock(clk))
 	require.NoError(t, err)
 	r.sessions, err = session.New(session.Config{Store: st, Clock: clk})
 	require.NoError(t, err)
 	h, err := signin.NewHandler(signin.Options{Entra: rp, Sessions: r.sessions, DefaultOrg: org,
-		Local: &breakglass.Authenticator{Store: st, Clock: clk}, Auditor: r.audit, Clock: clk})
+		Local: &breakglass.Authenticator{Store: st, Clock: clk}, Auditor: r.audit, Clock: clk,
+		Logger: slog.New(slog.NewTextHandler(r.logs, nil)),
+		OwnedAppsOnly: func(_ context.Context, o domain.OrgID) (bool, error) { return o == org && r.ownedOnly.Load(), nil }})
 	require.NoError(t, err)
 	h.Register(mux)
 	mux.Handle("GET /whoami", session.Require(app.RoleViewer, signin.LoginPath, http.HandlerFunc(whoami)))

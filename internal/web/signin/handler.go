@@ -15,6 +15,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/app"
 	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/web/breakglass"
 	"github.com/rotor-dev/rotor/internal/web/csrf"
 	"github.com/rotor-dev/rotor/internal/web/session"
@@ -47,6 +48,13 @@ type Options struct {
 	Auditor app.Auditor
 	// Clock stamps the audit events (default the real clock).
 	Clock clock.Clock
+	// OwnedAppsOnly says whether an organization shows its members only
+	// the applications they own in Entra (its owned_apps_only setting,
+	// read at each sign-in). When it does, an Entra sign-in of anyone but
+	// an Admin reads their owned applications from Graph with their own
+	// token and the session keeps the ids (docs/adr/0030). Nil: no
+	// organization does.
+	OwnedAppsOnly func(ctx context.Context, org domain.OrgID) (bool, error)
 }
 
 // Handler serves sign-in and sign-out. Mount it inside the session
@@ -162,19 +170,62 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusForbidden, pageData{Title: "No access", Error: msg + ". Ask an administrator to assign you an app role or a group."})
 		return
 	}
-	s, err := h.o.Sessions.Start(w, r, session.Identity{Org: org, Method: session.MethodEntra, Subject: person.ObjectID,
-		TenantID: person.TenantID, Name: person.Name, Username: person.Username, Role: role})
+	id := session.Identity{Org: org, Method: session.MethodEntra, Subject: person.ObjectID,
+		TenantID: person.TenantID, Name: person.Name, Username: person.Username, Role: role}
+	if !h.restrict(w, r, person, &id) {
+		return
+	}
+	s, err := h.o.Sessions.Start(w, r, id)
 	if err != nil {
 		h.refuse(w, r, &CallbackError{Reason: ReasonUnavailable, Status: http.StatusServiceUnavailable,
 			Message: "rotor could not start your session. Try again shortly.", Err: err})
 		return
 	}
 	h.log.Info("signed in", "method", session.MethodEntra, "user", person.ObjectID, "tenant", person.TenantID,
-		"org", org, "role", role, "groups_from_graph", person.Overage)
+		"org", org, "role", role, "groups_from_graph", person.Overage, "owned_apps_only", id.OwnedOnly, "owned_apps", len(id.OwnedApps))
 	h.audit(r, org, s.Actor(), app.ActionSignIn, app.OutcomeOK)
 	// A page, not a redirect: the navigation it starts is same-site, so
 	// it carries the new SameSite=Strict session cookie.
 	session.WriteContinue(w, person.ReturnTo, "Signed in.")
+}
+
+// restrict applies the organization's owned_apps_only setting to a
+// sign-in: for anyone but an Admin, when the setting is on, the
+// applications the person owns are read from Graph with their delegated
+// token and kept with the session (the ids, never the token). When Graph
+// cannot say, the sign-in fails with a page that says so: "owns
+// nothing" would be a silent lie, and "sees everything" a leak. It
+// reports whether the sign-in may go on (false: the page is written).
+func (h *Handler) restrict(w http.ResponseWriter, r *http.Request, p *Person, id *session.Identity) bool {
+	if h.o.OwnedAppsOnly == nil || id.Role == app.RoleAdmin {
+		return true
+	}
+	only, err := h.o.OwnedAppsOnly(r.Context(), id.Org)
+	if err != nil {
+		h.refuse(w, r, &CallbackError{Reason: ReasonUnavailable, Status: http.StatusServiceUnavailable,
+			Message: "rotor could not read your organization's settings. Try again shortly.", Err: err})
+		return false
+	}
+	if !only {
+		return true
+	}
+	ids, err := p.ownedApps(r.Context())
+	if err != nil {
+		attrs := []any{"reason", ReasonOwnedApps, "user", p.ObjectID, "tenant", p.TenantID, "org", id.Org, "err", err}
+		var ge *GraphError
+		if errors.As(err, &ge) {
+			attrs = append(attrs, "graph_status", ge.Status)
+		}
+		h.log.Warn("sign-in refused", attrs...)
+		h.page(w, r, http.StatusBadGateway, pageData{Title: "Sign-in failed", Retry: true,
+			Error: "Organization " + string(id.Org) + " shows you only the applications you own in Entra ID, and rotor could not read them from Microsoft Graph. Try again shortly; if it keeps failing, ask an administrator."})
+		return false
+	}
+	if len(ids) > store.MaxOwnedObjectIDs {
+		ids = ids[:store.MaxOwnedObjectIDs]
+	}
+	id.OwnedOnly, id.OwnedApps = true, ids
+	return true
 }
 
 // pickOrg chooses the session's organization: the one the sign-in asked

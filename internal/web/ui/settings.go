@@ -44,6 +44,13 @@ type settingsView struct {
 	// Created is the key just made, shown this once (nil otherwise).
 	Created *createdKey
 	Now     time.Time
+	// CanEditOrg says the signed-in role may change the organization's
+	// settings (Admin): the form is shown; others read the values.
+	CanEditOrg bool
+	// OwnedOnly says this session sees only the applications the person
+	// owns in Entra, Owned how many (as of the sign-in).
+	OwnedOnly bool
+	Owned     int
 }
 
 type keyRow struct {
@@ -74,7 +81,9 @@ func (u *UI) renderSettings(w http.ResponseWriter, r *http.Request, scope app.Sc
 	v := settingsView{
 		layout: u.frame(r, "settings", "Settings"), Org: org, Roles: app.Roles, Lifetimes: apiKeyLifetimes,
 		Default: defaultKeyDays, Created: created, Now: u.clock.Now(), Mappings: []RoleMapping{},
+		OwnedOnly: scope.Owned != nil, Owned: scope.Owned.Len(),
 	}
+	v.CanEditOrg = v.Who.Role == app.RoleAdmin
 	for _, m := range u.roleMappings {
 		if m.Organization == string(scope.Org) {
 			v.Mappings = append(v.Mappings, m)
@@ -131,4 +140,20 @@ func (u *UI) revokeAPIKey(w http.ResponseWriter, r *http.Request, scope app.Scop
 		return
 	}
 	http.Redirect(w, r, u.base+"/settings#api-keys", http.StatusSeeOther)
+}
+
+// saveOrgSettings changes the organization's settings (app.UpdateOrgSettings;
+// Admin) from the organization form and redirects to the settings page.
+// The form has one checkbox, so its absence is "off".
+func (u *UI) saveOrgSettings(w http.ResponseWriter, r *http.Request, scope app.Scope) {
+	if err := r.ParseForm(); err != nil {
+		u.fail(w, r, &app.InvalidError{Field: "form", Message: "could not be read"})
+		return
+	}
+	owned := r.PostForm.Get("owned_apps_only") == "on"
+	if _, err := u.app.UpdateOrgSettings(r.Context(), scope, app.OrgSettingsUpdate{OwnedAppsOnly: &owned}); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, u.base+"/settings#organization", http.StatusSeeOther)
 }

@@ -62,6 +62,7 @@ type Service interface {
 	AuditExport(ctx context.Context, scope app.Scope, f app.AuditFilter, w io.Writer) (app.AuditExported, error)
 	TestConnection(ctx context.Context, scope app.Scope, name string) (app.SignIn, error)
 	OrgSettings(ctx context.Context, scope app.Scope) (*app.OrgSettings, error)
+	UpdateOrgSettings(ctx context.Context, scope app.Scope, in app.OrgSettingsUpdate) (*app.OrgSettings, error)
 	ListAPIKeys(ctx context.Context, scope app.Scope) ([]app.APIKeyRow, error)
 	CreateAPIKey(ctx context.Context, scope app.Scope, req app.NewAPIKey) (*app.CreatedAPIKey, error)
 	RevokeAPIKey(ctx context.Context, scope app.Scope, id string) error
@@ -175,6 +176,7 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("POST "+u.base+"/connections/{name}/test", u.withScope(u.testConnection))
 	u.mux.HandleFunc("GET "+u.base+"/settings", u.withScope(u.settings))
 	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys", u.withScope(u.createAPIKey))
+	u.mux.HandleFunc("POST "+u.base+"/settings/organization", u.withScope(u.saveOrgSettings))
 	u.mux.HandleFunc("POST "+u.base+"/settings/api-keys/{id}/revoke", u.withScope(u.revokeAPIKey))
 	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/settings", u.withScope(u.saveSettings))
 	u.mux.HandleFunc("POST "+u.base+"/applications/{ref}/sinks/test", u.withScope(u.testSinks))

@@ -110,6 +110,11 @@ func setup(t *testing.T) *bundle {
 			if r.Header.Get("X-Test-Anonymous") != "" {
 				return app.Scope{}, false
 			}
+			if owned, ok := r.Header["X-Test-Owned"]; ok { // a session restricted to these object ids (owned_test.go)
+				sc := b.scope
+				sc.Owned = app.NewOwnedSet(strings.Split(owned[0], ","))
+				return sc, true
+			}
 			return b.scope, true
 		},
 	})
