@@ -22,6 +22,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink/automation"
 	"github.com/rotor-dev/rotor/internal/sink/adoconnection"
 	"github.com/rotor-dev/rotor/internal/sink/adovariables"
+	"github.com/rotor-dev/rotor/internal/sink/github"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
 	"github.com/rotor-dev/rotor/internal/sink/logicapp"
 	"github.com/rotor-dev/rotor/internal/sink/vercel"
@@ -40,6 +41,7 @@ func sinkKinds() []sink.Kind {
 		logicapp.Kind{},
 		adoconnection.Kind{},
 		adovariables.Kind{},
+		github.Kind{},
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/arm"
 	"github.com/rotor-dev/rotor/internal/sim/core"
 	"github.com/rotor-dev/rotor/internal/sim/entra"
+	"github.com/rotor-dev/rotor/internal/sim/github"
 	"github.com/rotor-dev/rotor/internal/sim/graph"
 	"github.com/rotor-dev/rotor/internal/sim/keyvault"
 	"github.com/rotor-dev/rotor/internal/sim/vercel"
@@ -86,6 +87,7 @@ func services(opts Options) []core.Service {
 		&webhook.Service{},
 		&adogit.Service{},
 		&ado.Service{},
+		&github.Service{},
 	}
 }
 

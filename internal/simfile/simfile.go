@@ -64,6 +64,9 @@ type Info struct {
 	// connections and variable groups), absent in files of older
 	// simulators.
 	AzureDevOps *AzureDevOps `json:"azure_devops,omitempty"`
+	// GitHub is the simulated GitHub REST API; absent in files of older
+	// simulators.
+	GitHub *GitHub `json:"github,omitempty"`
 }
 
 // AzureDevOpsGit is the simulated Azure DevOps Git service: its
@@ -139,6 +142,33 @@ type AzureDevOps struct {
 	VariableGroupID   int    `json:"variable_group_id"`
 	VariableGroupName string `json:"variable_group_name"`
 	Variable          string `json:"variable"`
+}
+
+// GitHub is the simulated GitHub API (internal/sim/github): where it
+// listens, its seeded tokens, and the demo targets a github sink can
+// deliver to.
+type GitHub struct {
+	// URL is the API base, e.g. "https://127.0.0.1:PORT/" (the
+	// api_url of a github sink; api.github.com's equivalent).
+	URL string `json:"url"`
+	// Token may read and write every Actions secret (a PAT with repo and
+	// admin:org).
+	Token string `json:"token"`
+	// ReadOnlyToken reads repositories and environments but is refused
+	// (403) on every secrets endpoint.
+	ReadOnlyToken string `json:"read_only_token"`
+	// ThrottledToken is answered with GitHub's secondary rate limit (403,
+	// Retry-After) on every request.
+	ThrottledToken string `json:"throttled_token"`
+	// Owner and Repo are the demo repository, Environment one of its
+	// environments, Org the demo organization.
+	Owner       string `json:"owner"`
+	Repo        string `json:"repo"`
+	Environment string `json:"environment"`
+	Org         string `json:"org"`
+	// TokenFile is the absolute path of a file holding Token (mode 0600),
+	// for a sink's token: {file: …}.
+	TokenFile string `json:"token_file,omitempty"`
 }
 
 // Vercel is the simulated Vercel API (internal/sim/vercel): its base URL
