@@ -21,6 +21,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/entra"
 	"github.com/rotor-dev/rotor/internal/sim/graph"
 	"github.com/rotor-dev/rotor/internal/sim/keyvault"
+	"github.com/rotor-dev/rotor/internal/sim/kube"
 )
 
 // Options configure a simulator.
@@ -78,6 +79,7 @@ func services(opts Options) []core.Service {
 		graph.New(opts.OnSecretIssued),
 		&keyvault.Service{},
 		&arm.Service{},
+		&kube.Service{},
 	}
 }
 
