@@ -19,6 +19,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/sink/kubernetes"
 )
 
 // sinkKinds is every kind of sink rotor delivers to. It is the only list:
@@ -26,6 +27,7 @@ import (
 func sinkKinds() []sink.Kind {
 	return []sink.Kind{
 		keyvault.Kind{},
+		kubernetes.Kind{},
 	}
 }
 
