@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -517,7 +518,62 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 		}
 		reason += "; it may restart " + strings.Join(ws, ", ")
 	}
+	if missed := s.unrestartedReaders(ctx); len(missed) > 0 {
+		reason += "; note: " + strings.Join(missed, ", ") + " read this Secret but are not in restart, so their pods keep the old credential until they restart"
+	}
 	return sink.Ready(reason)
+}
+
+// unrestartedReaders lists the namespace's workloads whose pods read the
+// Secret (env secretKeyRef, envFrom, secret volumes) and that restart does
+// not name. It is advice: a refused or failed listing lists nothing.
+func (s *Sink) unrestartedReaders(ctx context.Context) []string {
+	var out []string
+	check := func(kind, name string, t *corev1.PodTemplateSpec) {
+		w := Workload{Kind: kind, Name: name}
+		if readsSecret(&t.Spec, s.name) && !slices.Contains(s.st.restart, w) {
+			out = append(out, w.String())
+		}
+	}
+	apps := s.cs.AppsV1()
+	if l, err := apps.Deployments(s.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for i := range l.Items {
+			check("Deployment", l.Items[i].Name, &l.Items[i].Spec.Template)
+		}
+	}
+	if l, err := apps.StatefulSets(s.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for i := range l.Items {
+			check("StatefulSet", l.Items[i].Name, &l.Items[i].Spec.Template)
+		}
+	}
+	if l, err := apps.DaemonSets(s.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for i := range l.Items {
+			check("DaemonSet", l.Items[i].Name, &l.Items[i].Spec.Template)
+		}
+	}
+	return out
+}
+
+// readsSecret reports whether a pod spec reads Secret name.
+func readsSecret(p *corev1.PodSpec, name string) bool {
+	for _, c := range slices.Concat(p.InitContainers, p.Containers) {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == name {
+				return true
+			}
+		}
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil && e.SecretRef.Name == name {
+				return true
+			}
+		}
+	}
+	for _, v := range p.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == name {
+			return true
+		}
+	}
+	return false
 }
 
 // review asks the API server whether the identity may verb the resource;

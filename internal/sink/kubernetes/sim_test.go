@@ -346,6 +346,15 @@ func TestValidate(t *testing.T) {
 		require.Equal(t, sink.StatusFailed, v.Status, v.Reason)
 		require.Contains(t, v.Reason, "StatefulSet/nope does not exist")
 	})
+	t.Run("names the workloads that read the Secret but are not restarted", func(t *testing.T) {
+		v := b.build(t, sink.BuildRequest{Spec: b.spec(map[string]any{KeySecret: kube.DemoSecret, KeyAdopt: true}), App: a}).Validate(ctx)
+		require.Equal(t, sink.StatusReady, v.Status, v.Reason)
+		require.Contains(t, v.Reason, "Deployment/payments-api read this Secret but are not in restart")
+		v = b.build(t, sink.BuildRequest{Spec: b.spec(map[string]any{KeySecret: kube.DemoSecret, KeyAdopt: true,
+			KeyRestart: []any{map[string]any{"kind": "Deployment", "name": kube.DemoDeployment}}}), App: a}).Validate(ctx)
+		require.Equal(t, sink.StatusReady, v.Status, v.Reason)
+		require.NotContains(t, v.Reason, "note:")
+	})
 	t.Run("the demo Secret is foreign until adopted", func(t *testing.T) {
 		v := b.build(t, sink.BuildRequest{Spec: b.spec(map[string]any{KeySecret: kube.DemoSecret}), App: a}).Validate(ctx)
 		require.Equal(t, sink.StatusFailed, v.Status, v.Reason)

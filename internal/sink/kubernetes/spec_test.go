@@ -88,3 +88,25 @@ func TestTargetRoundTripsAndDefaults(t *testing.T) {
 	require.Equal(t, inCluster, st.cluster())
 	require.Equal(t, 90*time.Second, st.rolloutTimeout)
 }
+
+// FuzzParseTarget: a stored target id is outside input; parsing never
+// panics, and what parses builds the same id back.
+func FuzzParseTarget(f *testing.F) {
+	f.Add("kubernetes:namespaces/payments/secrets/x@in-cluster")
+	f.Add("kubernetes:namespaces/p/secrets/x@kubeconfig=/a/b,context=-")
+	f.Add("kubernetes:namespaces//secrets/@")
+	f.Fuzz(func(t *testing.T, s string) {
+		tid, err := sink.ParseTargetID(s)
+		if err != nil || tid.IsZero() {
+			return
+		}
+		cluster, ns, name, err := ParseTarget(tid)
+		if err != nil {
+			return
+		}
+		again, err := TargetFor(cluster, ns, name)
+		require.NoError(t, err)
+		require.Equal(t, tid, again)
+		_, _, _ = parseCluster(cluster)
+	})
+}
