@@ -27,6 +27,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink/logicapp"
 	"github.com/rotor-dev/rotor/internal/sink/vercel"
 	"github.com/rotor-dev/rotor/internal/sink/webhook"
+	"github.com/rotor-dev/rotor/internal/sink/kubernetes"
 )
 
 // sinkKinds is every kind of sink rotor delivers to. It is the only list:
@@ -42,6 +43,7 @@ func sinkKinds() []sink.Kind {
 		adoconnection.Kind{},
 		adovariables.Kind{},
 		github.Kind{},
+		kubernetes.Kind{},
 	}
 }
 

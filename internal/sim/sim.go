@@ -26,6 +26,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/keyvault"
 	"github.com/rotor-dev/rotor/internal/sim/vercel"
 	"github.com/rotor-dev/rotor/internal/sim/webhook"
+	"github.com/rotor-dev/rotor/internal/sim/kube"
 )
 
 // Options configure a simulator.
@@ -88,6 +89,7 @@ func services(opts Options) []core.Service {
 		&adogit.Service{},
 		&ado.Service{},
 		&github.Service{},
+		&kube.Service{},
 	}
 }
 

@@ -67,6 +67,9 @@ type Info struct {
 	// GitHub is the simulated GitHub REST API; absent in files of older
 	// simulators.
 	GitHub *GitHub `json:"github,omitempty"`
+	// Kubernetes is the simulated Kubernetes API server (internal/sim/kube);
+	// absent in files of older simulators.
+	Kubernetes *Kubernetes `json:"kubernetes,omitempty"`
 }
 
 // AzureDevOpsGit is the simulated Azure DevOps Git service: its
@@ -169,6 +172,38 @@ type GitHub struct {
 	// TokenFile is the absolute path of a file holding Token (mode 0600),
 	// for a sink's token: {file: …}.
 	TokenFile string `json:"token_file,omitempty"`
+}
+
+// Kubernetes is how to reach the simulated Kubernetes API server: its own
+// HTTPS listener, trusting CAFile, with bearer tokens as service account
+// tokens are.
+type Kubernetes struct {
+	// Server is the API server's base URL, e.g. "https://127.0.0.1:PORT".
+	Server string `json:"server"`
+	// CAFile is the PEM CA the server's certificate chains to (the
+	// simulator's CA).
+	CAFile string `json:"ca_file"`
+	// Kubeconfig is the path of a kubeconfig the simulator wrote into its
+	// state dir. Its current context (Context) authenticates through an
+	// exec credential plugin (client.authentication.k8s.io/v1), as AKS
+	// clusters do with kubelogin; ReadOnlyContext uses ReadOnlyToken.
+	Kubeconfig      string `json:"kubeconfig"`
+	Context         string `json:"context"`
+	ReadOnlyContext string `json:"read_only_context"`
+	// Token is rotor's service-account-like token: get, list, create,
+	// update and patch on Secrets and workloads in every namespace but
+	// kube-system.
+	Token string `json:"token"`
+	// ReadOnlyToken may get and list, nothing else.
+	ReadOnlyToken string `json:"read_only_token"`
+	// NoAccessToken authenticates but holds no role: every request but a
+	// SelfSubjectAccessReview is 403 Forbidden.
+	NoAccessToken string `json:"no_access_token"`
+	// Namespace, Secret and Deployment are the demo's seeded target: a
+	// Secret the Deployment reads through env (secretKeyRef).
+	Namespace  string `json:"namespace"`
+	Secret     string `json:"secret"`
+	Deployment string `json:"deployment"`
 }
 
 // Vercel is the simulated Vercel API (internal/sim/vercel): its base URL
