@@ -84,6 +84,8 @@ func populate(t *testing.T, s *Store, org domain.OrgID) {
 	require.NoError(t, s.CreateLocalAdmin(ctx, store.LocalAdmin{Org: org, Name: "breakglass",
 		PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", CreatedAt: t0}))
 	lifetime := 30 * 24 * time.Hour
+	require.NoError(t, s.RecordSinkDelivery(ctx, store.RecordSinkDeliveryParams{Org: org, TenantID: "t", AppObjectID: "o1",
+		Delivery: store.SinkDelivery{Target: "keyvault:https://v/secrets/a", KeyID: "k1", Version: "v1", RunID: "r1"}}))
 	require.NoError(t, s.PutApplicationSettings(ctx, store.ApplicationSettings{Org: org, ObjectID: "o1",
 		Settings: domain.AppSettings{Lifetime: &lifetime}, UpdatedAt: t0}))
 }
