@@ -18,16 +18,16 @@ import (
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
-	"github.com/rotor-dev/rotor/internal/sink/adogit"
-	"github.com/rotor-dev/rotor/internal/sink/automation"
 	"github.com/rotor-dev/rotor/internal/sink/adoconnection"
+	"github.com/rotor-dev/rotor/internal/sink/adogit"
 	"github.com/rotor-dev/rotor/internal/sink/adovariables"
+	"github.com/rotor-dev/rotor/internal/sink/automation"
 	"github.com/rotor-dev/rotor/internal/sink/github"
 	"github.com/rotor-dev/rotor/internal/sink/keyvault"
+	"github.com/rotor-dev/rotor/internal/sink/kubernetes"
 	"github.com/rotor-dev/rotor/internal/sink/logicapp"
 	"github.com/rotor-dev/rotor/internal/sink/vercel"
 	"github.com/rotor-dev/rotor/internal/sink/webhook"
-	"github.com/rotor-dev/rotor/internal/sink/kubernetes"
 )
 
 // sinkKinds is every kind of sink rotor delivers to. It is the only list:

@@ -16,17 +16,17 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/clock"
-	"github.com/rotor-dev/rotor/internal/sim/adogit"
 	"github.com/rotor-dev/rotor/internal/sim/ado"
+	"github.com/rotor-dev/rotor/internal/sim/adogit"
 	"github.com/rotor-dev/rotor/internal/sim/arm"
 	"github.com/rotor-dev/rotor/internal/sim/core"
 	"github.com/rotor-dev/rotor/internal/sim/entra"
 	"github.com/rotor-dev/rotor/internal/sim/github"
 	"github.com/rotor-dev/rotor/internal/sim/graph"
 	"github.com/rotor-dev/rotor/internal/sim/keyvault"
+	"github.com/rotor-dev/rotor/internal/sim/kube"
 	"github.com/rotor-dev/rotor/internal/sim/vercel"
 	"github.com/rotor-dev/rotor/internal/sim/webhook"
-	"github.com/rotor-dev/rotor/internal/sim/kube"
 )
 
 // Options configure a simulator.

@@ -556,4 +556,3 @@ func (w *World) SetSecretPermissions(tenant, vault, objectID string, perms ...Se
 	v.Grant(objectID, perms...)
 	return nil
 }
-

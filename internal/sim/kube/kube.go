@@ -105,7 +105,9 @@ type resource struct {
 	workload                   bool
 }
 
-func (r resource) gr() schema.GroupResource { return schema.GroupResource{Group: r.group, Resource: r.name} }
+func (r resource) gr() schema.GroupResource {
+	return schema.GroupResource{Group: r.group, Resource: r.name}
+}
 
 func (r resource) apiVersion() string {
 	if r.group == "" {

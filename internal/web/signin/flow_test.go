@@ -122,7 +122,7 @@ func setup(t *testing.T) *rotor {
 	require.NoError(t, err)
 	h, err := signin.NewHandler(signin.Options{Entra: rp, Sessions: r.sessions, DefaultOrg: org,
 		Local: &breakglass.Authenticator{Store: st, Clock: clk}, Auditor: r.audit, Clock: clk,
-		Logger: slog.New(slog.NewTextHandler(r.logs, nil)),
+		Logger:        slog.New(slog.NewTextHandler(r.logs, nil)),
 		OwnedAppsOnly: func(_ context.Context, o domain.OrgID) (bool, error) { return o == org && r.ownedOnly.Load(), nil }})
 	require.NoError(t, err)
 	h.Register(mux)
