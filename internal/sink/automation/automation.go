@@ -257,7 +257,7 @@ type jobJSON struct {
 
 func (s *Sink) getRunbook(ctx context.Context) (runbookJSON, error) {
 	var rb runbookJSON
-	_, err := s.api.do(ctx, http.MethodGet, s.accountPath()+"/runbooks/"+s.runbook, APIVersion, nil, &rb)
+	_, err := s.api.Do(ctx, http.MethodGet, s.accountPath()+"/runbooks/"+s.runbook, APIVersion, nil, &rb)
 	if statusOf(err) == http.StatusNotFound {
 		return rb, sink.Permanent(fmt.Errorf("runbook %q or account %s not found in resource group %s: %w", s.runbook, s.st.account, s.st.resourceGroup, err))
 	}
@@ -314,7 +314,7 @@ func (s *Sink) listJobs(ctx context.Context) ([]jobJSON, error) {
 			Value    []jobJSON `json:"value"`
 			NextLink string    `json:"nextLink"`
 		}
-		if _, err := s.api.do(ctx, http.MethodGet, path, APIVersion, nil, &body); err != nil {
+		if _, err := s.api.Do(ctx, http.MethodGet, path, APIVersion, nil, &body); err != nil {
 			if statusOf(err) == http.StatusNotFound {
 				return nil, sink.Permanent(fmt.Errorf("automation account %s not found in resource group %s: %w", s.st.account, s.st.resourceGroup, err))
 			}
@@ -330,7 +330,7 @@ func (s *Sink) listJobs(ctx context.Context) ([]jobJSON, error) {
 		}
 		// nextLink is absolute; the pipeline takes a path relative to the
 		// endpoint, so keep the path and its query but the api-version.
-		path = nextPath(body.NextLink, s.api.endpoint)
+		path = nextPath(body.NextLink, s.api.Endpoint())
 	}
 	return out, nil
 }
@@ -426,7 +426,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 			params[ParamClientSecret] = value
 		}
 		body := map[string]any{"properties": map[string]any{"runbook": map[string]string{"name": s.runbook}, "parameters": params, "runOn": s.st.runOn}}
-		_, err := s.api.do(ctx, http.MethodPut, s.accountPath()+"/jobs/"+name, APIVersion, body, nil)
+		_, err := s.api.Do(ctx, http.MethodPut, s.accountPath()+"/jobs/"+name, APIVersion, body, nil)
 		switch {
 		case statusOf(err) == http.StatusConflict:
 			note = "job " + name + " existed already (an earlier attempt's answer was lost)"
@@ -448,7 +448,7 @@ func (s *Sink) wait(ctx context.Context, name, value string) (jobJSON, error) {
 	delay := firstPoll
 	for {
 		var j jobJSON
-		if _, err := s.api.do(ctx, http.MethodGet, s.accountPath()+"/jobs/"+name, APIVersion, nil, &j); err != nil {
+		if _, err := s.api.Do(ctx, http.MethodGet, s.accountPath()+"/jobs/"+name, APIVersion, nil, &j); err != nil {
 			return j, fmt.Errorf("reading job %s: %w", name, scrub(err, value))
 		}
 		switch st := j.Properties.Status; {
@@ -520,22 +520,22 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 		}
 		return sink.Unknown(fmt.Sprintf("could not read %s: %v", what, err), err)
 	}
-	if _, err := s.api.do(ctx, http.MethodGet, s.accountPath(), APIVersion, nil, nil); err != nil {
+	if _, err := s.api.Do(ctx, http.MethodGet, s.accountPath(), APIVersion, nil, nil); err != nil {
 		return explain(fmt.Sprintf("Automation account %s in resource group %s", s.st.account, s.st.resourceGroup), err)
 	}
 	var rb runbookJSON
-	if _, err := s.api.do(ctx, http.MethodGet, s.accountPath()+"/runbooks/"+s.runbook, APIVersion, nil, &rb); err != nil {
+	if _, err := s.api.Do(ctx, http.MethodGet, s.accountPath()+"/runbooks/"+s.runbook, APIVersion, nil, &rb); err != nil {
 		return explain(fmt.Sprintf("runbook %q of account %s", s.runbook, s.st.account), err)
 	}
 	if err := s.declares(rb); err != nil {
 		return sink.Failed(err.Error(), err)
 	}
 	if s.st.runOn != "" {
-		if _, err := s.api.do(ctx, http.MethodGet, s.accountPath()+"/hybridRunbookWorkerGroups/"+s.st.runOn, APIVersion, nil, nil); err != nil {
+		if _, err := s.api.Do(ctx, http.MethodGet, s.accountPath()+"/hybridRunbookWorkerGroups/"+s.st.runOn, APIVersion, nil, nil); err != nil {
 			return explain(fmt.Sprintf("hybrid worker group %q of account %s", s.st.runOn, s.st.account), err)
 		}
 	}
-	if _, err := s.api.do(ctx, http.MethodGet, s.accountPath()+"/jobs", APIVersion, nil, nil); err != nil {
+	if _, err := s.api.Do(ctx, http.MethodGet, s.accountPath()+"/jobs", APIVersion, nil, nil); err != nil {
 		return explain(fmt.Sprintf("the jobs of account %s", s.st.account), err)
 	}
 	what := "takes the secret in " + ParamClientSecret
@@ -572,7 +572,7 @@ func (b *Builder) Discover(ctx context.Context, q sink.DiscoverQuery) ([]sink.Ch
 		var body struct {
 			Value []runbookJSON `json:"value"`
 		}
-		if _, err := c.do(ctx, http.MethodGet, st.accountPath()+"/runbooks", APIVersion, nil, &body); err != nil {
+		if _, err := c.Do(ctx, http.MethodGet, st.accountPath()+"/runbooks", APIVersion, nil, &body); err != nil {
 			return nil, err
 		}
 		for _, rb := range body.Value {
@@ -590,7 +590,7 @@ func (b *Builder) Discover(ctx context.Context, q sink.DiscoverQuery) ([]sink.Ch
 				Name string `json:"name"`
 			} `json:"value"`
 		}
-		if _, err := c.do(ctx, http.MethodGet, st.accountPath()+"/hybridRunbookWorkerGroups", APIVersion, nil, &body); err != nil {
+		if _, err := c.Do(ctx, http.MethodGet, st.accountPath()+"/hybridRunbookWorkerGroups", APIVersion, nil, &body); err != nil {
 			return nil, err
 		}
 		out = append(out, sink.Choice{Value: "", Label: "Azure", Detail: "run in Azure's sandbox"})

@@ -286,7 +286,7 @@ func (c conn) api() string {
 
 func (s *Sink) get(ctx context.Context, name string) (conn, error) {
 	c := conn{name: name, raw: map[string]any{}}
-	_, err := s.api.do(ctx, http.MethodGet, s.path(name), APIVersion, nil, &c.raw)
+	_, err := s.api.Do(ctx, http.MethodGet, s.path(name), APIVersion, nil, &c.raw)
 	if statusOf(err) == http.StatusNotFound {
 		return c, sink.Permanent(fmt.Errorf("API connection %s not found in resource group %s: create it (any credential; rotor fills in the client-credentials parameters): %w", name, s.rg, err))
 	}
@@ -398,7 +398,7 @@ func (s *Sink) put(ctx context.Context, c conn, d sink.Delivery, value string) (
 	s.wrote[strings.ToLower(c.name)] = true
 	s.mu.Unlock()
 	out := conn{name: c.name, raw: map[string]any{}}
-	if _, err := s.api.do(ctx, http.MethodPut, s.path(c.name), APIVersion, body, &out.raw); err != nil {
+	if _, err := s.api.Do(ctx, http.MethodPut, s.path(c.name), APIVersion, body, &out.raw); err != nil {
 		var e *APIError
 		if errors.As(err, &e) {
 			e.Message = redact(e.Message, value)
@@ -504,7 +504,7 @@ func (b *Builder) Discover(ctx context.Context, q sink.DiscoverQuery) ([]sink.Ch
 	var body struct {
 		Value []map[string]any `json:"value"`
 	}
-	if _, err := c.do(ctx, http.MethodGet, fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Web/connections", sub, rg), APIVersion, nil, &body); err != nil {
+	if _, err := c.Do(ctx, http.MethodGet, fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Web/connections", sub, rg), APIVersion, nil, &body); err != nil {
 		return nil, err
 	}
 	var out []sink.Choice
