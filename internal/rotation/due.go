@@ -34,6 +34,10 @@ const (
 // are left out, so a permanent problem makes one failed run an hour, not
 // one a minute.
 //
+// The list is earliest deadline first (sortByDeadline): under throttling
+// the application whose consumers lose their credential soonest is
+// rotated first.
+//
 // It reads the inventory a page at a time and the runs in three queries,
 // whatever the number of applications.
 func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySource) ([]DueApp, error) {
@@ -74,6 +78,7 @@ func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySourc
 			return nil, err
 		}
 	}
+	sortByDeadline(out, now)
 	return out, nil
 }
 

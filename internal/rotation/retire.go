@@ -84,7 +84,10 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		return fmt.Errorf("rotation: load run %s: %w", runID, err)
 	}
 	run.Events = nil
-	release, err := e.acquire(ctx, run.TenantID)
+	// A retirement is never urgent for consumers (they hold the new
+	// credential): it waits behind every rotation whose consumers'
+	// credential ends before this run's new one does.
+	release, err := e.acquire(ctx, run.TenantID, run.NewEnd)
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,21 @@ import (
 // RotateOption adjusts one Rotate call.
 type RotateOption func(*rotateOptions)
 
-type rotateOptions struct{ replaces string }
+type rotateOptions struct {
+	replaces string
+	release  func()
+}
 
 // Replacing records that the new run replaces an abandoned one (Run.Replaces).
 func Replacing(runID string) RotateOption {
 	return func(o *rotateOptions) { o.replaces = runID }
+}
+
+// holdingSlot hands Rotate the tenant's concurrency slot the caller
+// already holds (Handle takes it before it asks Entra anything); release
+// gives it back and may be called more than once.
+func holdingSlot(release func()) RotateOption {
+	return func(o *rotateOptions) { o.release = release }
 }
 
 // addPasswordAttempts bounds retries of a transient addPassword failure. A
@@ -90,7 +100,7 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 		return nil, fmt.Errorf("rotation: journal new run: %w", err)
 	}
 	r := &runner{
-		e: e, run: run, app: app, policy: policy,
+		e: e, run: run, app: app, policy: policy, release: o.release,
 		log: e.log.With("run", run.ID, "org", string(org), "tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName),
 	}
 	r.log.Info("rotation planned", "trigger", string(trigger), "policy", policy.Name, "replaces", o.replaces)
@@ -114,6 +124,10 @@ type runner struct {
 	app    domain.Application
 	policy domain.Policy
 	log    *slog.Logger
+
+	// release gives back the tenant's concurrency slot: the caller's
+	// (holdingSlot), or the one rotate takes.
+	release func()
 
 	dir Directory
 	// addCalled is true once AddPassword was called: a credential named
@@ -193,11 +207,14 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	sinks = kept
 	r.sinks = sinks
 
-	release, err := e.acquire(ctx, run.TenantID)
-	if err != nil {
-		return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
+	if r.release == nil {
+		release, err := e.acquire(ctx, run.TenantID, deadlineOf(r.app, run.Kind, e.now()))
+		if err != nil {
+			return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
+		}
+		r.release = release
 	}
-	defer release()
+	defer r.release()
 
 	if done, err := r.makeRoom(ctx); done != nil || err != nil {
 		return done, err
@@ -229,7 +246,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	r.log.Info("secret created", "state", string(run.State), "key_id", np.KeyID, "end", np.End)
 	// The tenant's concurrency slot guards Graph; nothing below writes to
 	// Graph, so give it back before waiting on Entra's replication.
-	release()
+	r.release()
 
 	// Wait until Entra accepts the new secret before any sink, and so any
 	// consumer, can see it: a consumer that picked up a secret Entra still
@@ -360,7 +377,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	}); err != nil {
 		return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
 	}
-	release()
+	r.release()
 	// Entra's own hint (the first three characters) is all the inventory
 	// may keep of the value; take it before the value goes.
 	hint := r.value.Hint()

@@ -238,7 +238,7 @@ type Engine struct {
 	sinkAttempts int
 
 	mu   sync.Mutex
-	sems map[string]chan struct{}
+	sems map[string]*slots
 	// retiring holds the runs this process is retiring now: the lease is
 	// the process's, so a claim cannot keep two retire jobs of one run
 	// (the run's own and one Recover scheduled) in this process apart.
@@ -279,7 +279,7 @@ func New(cfg Config) *Engine {
 		backoffCap:       10 * time.Second,
 		pendingPoll:      time.Second,
 		sinkAttempts:     4,
-		sems:             map[string]chan struct{}{},
+		sems:             map[string]*slots{},
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -425,22 +425,17 @@ func (e *Engine) hook(run *domain.Run, step domain.Step) {
 	}
 }
 
-// acquire takes a slot of the tenant's semaphore.
-func (e *Engine) acquire(ctx context.Context, tenantID string) (release func(), err error) {
+// acquire takes a slot of the tenant's concurrency limit, ahead of every
+// waiter whose deadline is later (see slots).
+func (e *Engine) acquire(ctx context.Context, tenantID string, deadline time.Time) (release func(), err error) {
 	e.mu.Lock()
 	sem, ok := e.sems[tenantID]
 	if !ok {
-		sem = make(chan struct{}, e.perTenant)
+		sem = newSlots(e.perTenant)
 		e.sems[tenantID] = sem
 	}
 	e.mu.Unlock()
-	select {
-	case sem <- struct{}{}:
-		var once sync.Once
-		return func() { once.Do(func() { <-sem }) }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return sem.acquire(ctx, deadline)
 }
 
 // transition journals a state change and updates run to match. It is

@@ -52,7 +52,7 @@ func newSimRig(t *testing.T, opts simtest.Options, rot config.SimulatorRotation)
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
-	r.srv, err = Open(ctx, cfgPath, Options{Logger: slog.New(slog.DiscardHandler), Getenv: envMap{"ROTATION_SECRET": r.tn.Rotation.ClientSecret}.get})
+	r.srv, err = Open(ctx, cfgPath, Options{Logger: rigLogger(), Getenv: envMap{"ROTATION_SECRET": r.tn.Rotation.ClientSecret}.get})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.srv.Close() })
 	// The job system opens with the first retirement a rotation schedules,
@@ -107,4 +107,14 @@ func consumerSignsIn(ctx context.Context, info *simfile.Info, simFile, tenantID 
 	}
 	_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.GraphAudience + "/.default"}})
 	return err
+}
+
+// rigLogger discards rotor's log unless ROTOR_TEST_LOG names a file.
+func rigLogger() *slog.Logger {
+	if p := os.Getenv("ROTOR_TEST_LOG"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+	}
+	return slog.New(slog.DiscardHandler)
 }
