@@ -508,24 +508,73 @@ func (e *Engine) eventAt(ctx context.Context, run *domain.Run, step domain.Step,
 	return nil
 }
 
-// fenced runs one side effect of run (a Graph write, a sink write) only
-// while this process holds the run, and bounds it so it ends before anyone
-// else could take the run over: it renews the lease and checks the run is
-// still this process's (store.FenceRun), then runs fn with a deadline a
-// third of the lease's TTL before the lease's new expiry. The margin
-// covers a request still in flight when its context is cancelled.
+// fenced runs one side effect of run (a Graph write, a sink write, a
+// sink's rollout or job it waits for) only while this process holds the
+// run, and ends it before anyone else could take the run over: it renews
+// the lease and checks the run is still this process's (store.FenceRun),
+// then runs fn, fencing again each third of the lease's TTL for as long as
+// fn runs. When a renewal finds the run taken over, or cannot be made
+// before a third of the TTL is left, fn's context is cancelled (the
+// margin covers a request still in flight when that happens) and the
+// error says why (store.ErrLeaseLost when the run was taken over).
+//
+// A single bound for the whole call would cut short what legitimately
+// takes longer than a lease: a Kubernetes rollout, an Automation job, a
+// Vercel redeploy wait for minutes.
 func (e *Engine) fenced(ctx context.Context, run *domain.Run, fn func(ctx context.Context) error) error {
-	until, err := e.store.FenceRun(ctx, store.FenceRunParams{Org: run.Org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()})
+	p := store.FenceRunParams{Org: run.Org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()}
+	until, err := e.store.FenceRun(ctx, p)
 	if err != nil {
 		return err
 	}
-	// The bound is a span, measured by the context on the wall clock: the
-	// store's and the engine's clock (the same one) may be a fake or an
-	// offset clock, so an absolute deadline from it would mean nothing
-	// to the context.
-	fctx, cancel := context.WithTimeout(ctx, until.Sub(e.now())-e.lease.TTL()/3)
-	defer cancel()
-	return fn(fctx)
+	// Spans, not deadlines: the store's and the engine's clock (the same
+	// one) may be a fake or an offset clock, so an absolute time from it
+	// means nothing to a timer or a context.
+	margin := e.lease.TTL() / 3
+	left := until.Sub(e.now())
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		expiry := time.Now().Add(left)
+		for {
+			// Renew when two thirds of what is left have passed.
+			wait := time.Until(expiry) - 2*margin
+			if wait < margin/4 {
+				wait = margin / 4
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-done:
+				t.Stop()
+				return
+			case <-fctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			u, err := e.store.FenceRun(fctx, p)
+			switch {
+			case err == nil:
+				expiry = time.Now().Add(u.Sub(e.now()))
+			case leaseLost(err):
+				cancel(fmt.Errorf("the run was taken over while this side effect ran: %w", err))
+				return
+			case time.Until(expiry) <= margin:
+				cancel(fmt.Errorf("the run's lease could not be renewed in time: %w", err))
+				return
+			}
+		}
+	}()
+	err = fn(fctx)
+	close(done)
+	<-renewed
+	if cause := context.Cause(fctx); cause != nil && ctx.Err() == nil && fctx.Err() != nil {
+		return errors.Join(err, cause)
+	}
+	return err
 }
 
 // leaseLost reports whether err says this process no longer holds a run.
