@@ -28,9 +28,10 @@ import (
 // Kubernetes Secret existed before rotor, so the policy adopts them: that
 // is what a user taking over existing consumers writes.
 //
-// Every credential of a sink is a file reference to what the simulator
+// Its lifetime, renew_before and overlap are times' (the caller's first
+// policy's). Every credential of a sink is a file reference to what the simulator
 // wrote beside sim.json (tokens, PATs, the webhook's signing key).
-func everySinkPolicy(info *simfile.Info, tenant simfile.Tenant) (string, error) {
+func everySinkPolicy(info *simfile.Info, tenant simfile.Tenant, times SimulatorPolicy) (string, error) {
 	ado, git, vc, gh, kube, wh := info.AzureDevOps, info.AzureDevOpsGit, info.Vercel, info.GitHub, info.Kubernetes, info.Webhook
 	if ado == nil || git == nil || vc == nil || gh == nil || kube == nil || wh == nil {
 		return "", errors.New("simulator config: the every-sink policy needs the simulator's Azure DevOps, Git, Vercel, GitHub, Kubernetes and webhook services (a sim.json from an older rotor?)")
@@ -68,6 +69,11 @@ func everySinkPolicy(info *simfile.Info, tenant simfile.Tenant) (string, error) 
 	line("    connection: %s", q(tenant.Name))
 	line("    applications: {ids: [%s]}", q(ado.AppID))
 	line("    kind: secret")
+	for k, v := range map[string]string{"lifetime": times.Lifetime, "renew_before": times.RenewBefore, "overlap": times.Overlap} {
+		if v != "" {
+			line("    %s: %s", k, q(v))
+		}
+	}
 	line("    sinks:")
 	line("      - keyvault: {vault_url: %s, secret: %s}", q(tenant.KeyVaults[0].URL), q("{{ .App.DisplayName }}-secret"))
 	line("      - adoconnection: {organization_url: %s, project: %s, endpoint: %s, pat: %s, adopt: true}", q(ado.URL), q(ado.Project), q(ado.EndpointID), file(ado.PATFile))

@@ -184,7 +184,7 @@ func SimulatorYAML(info *simfile.Info, c SimulatorConfig) ([]byte, error) {
 		}
 		secrets[i] = c.Secret(t)
 		if c.EverySink && info.AzureDevOps != nil && info.AzureDevOps.TenantID == t.ID {
-			p, err := everySinkPolicy(info, t)
+			p, err := everySinkPolicy(info, t, pols[0])
 			if err != nil {
 				return nil, err
 			}
