@@ -283,11 +283,15 @@ func (u *UI) renderPick(w http.ResponseWriter, r *http.Request, scope app.Scope,
 		return
 	}
 	// The form's refusal is the answer's status; a listing's failure
-	// is only when nothing else went wrong.
+	// is only when nothing else went wrong. A listing the settings do
+	// not allow yet (one missing, a token refused: the application
+	// layer's InvalidError) is no failure of the page, which says what
+	// to set: 200, as a step of a form is.
 	fail := func(key string, err error) {
 		st, msg := u.sinkErrorText(r, key, err)
 		v.Error = msg
-		if status == http.StatusOK {
+		var invalid *app.InvalidError
+		if status == http.StatusOK && !errors.As(err, &invalid) {
 			status = st
 		}
 	}
