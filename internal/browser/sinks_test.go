@@ -75,3 +75,22 @@ func jsString(s string) string { return fmt.Sprintf("%q", s) }
 
 // xpathString is s as an XPath string literal (s holds no quote here).
 func xpathString(s string) string { return `"` + s + `"` }
+
+// TestSinksViewerWithoutJavaScript: vera (a viewer), JavaScript off, is
+// told on the Sinks page that listing is the operator's; a kind's page
+// answers 403 saying the same, and offers no form.
+func TestSinksViewerWithoutJavaScript(t *testing.T) {
+	p := newPage(t, sharedDemo(t).URL, withoutJavaScript())
+	require.EqualValues(t, 200, p.signIn("vera"))
+	require.EqualValues(t, 200, p.open("/ui/sinks"))
+	require.Contains(t, p.text("#sinks-denied"), "operator role")
+	require.True(t, p.exists("#kind-kubernetes a"), "the kinds are named")
+
+	full := p.url("/ui/sinks/kubernetes")
+	p.allow(func(m chromedp.ConsoleMessage) bool {
+		return m.Source == "network" && m.URL == full && strings.Contains(m.Text, "status of 403")
+	})
+	require.EqualValues(t, 403, p.click(`#kind-kubernetes a`))
+	require.Contains(t, p.text("#sinks-denied"), "operator role")
+	require.False(t, p.exists("#sink-add"), "no form for a role that may not list")
+}
