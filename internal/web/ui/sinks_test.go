@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/sink"
 	"github.com/rotor-dev/rotor/internal/sink/adovariables"
 	"github.com/rotor-dev/rotor/internal/sink/kubernetes"
@@ -318,6 +319,39 @@ func TestSinksConnectionOfTheOrganization(t *testing.T) {
 	conns, err := b.app.ListConnections(b.t.Context(), b.scope)
 	require.NoError(t, err)
 	require.Contains(t, res.body, `<option value="`+conns[0].Name+`">`)
+
+	// The organization's own connection is used: an Automation account's
+	// runbooks, listed through Resource Manager as the connection of its
+	// tenant.
+	var acct *simfile.ARMResource
+	for i := range b.info.ARMResources {
+		if r := &b.info.ARMResources[i]; r.Type == "Microsoft.Automation/automationAccounts" && acct == nil {
+			acct = r
+		}
+	}
+	require.NotNil(t, acct, "the demo seeds an Automation account")
+	var conn string
+	for _, c := range conns {
+		if c.TenantID == acct.TenantID && c.Purpose == "rotation" {
+			conn = c.Name
+		}
+	}
+	require.NotEmpty(t, conn)
+	parts := strings.Split(acct.ID, "/") // /subscriptions/S/resourceGroups/RG/providers/Microsoft.Automation/automationAccounts/NAME
+	require.Len(t, parts, 9, acct.ID)
+	autoSets := []string{"subscription_id=" + parts[2], "resource_group=" + parts[4], "account=" + parts[8]}
+	res = b.do(http.MethodGet, "/sinks/automation?"+url.Values{"connection": {conn}, "set": autoSets}.Encode(), "operator", nil)
+	require.Equal(t, http.StatusOK, res.status, res.body)
+	require.NotContains(t, res.body, `id="sink-error"`)
+	runbooks := choices(t, res.body)
+	require.NotEmpty(t, acct.Runbooks)
+	require.Contains(t, runbooks, acct.Runbooks[0], "%v", runbooks)
+	res = b.do(http.MethodGet, runbooks[acct.Runbooks[0]], "operator", nil)
+	require.Equal(t, "run_on", currentStep(res.body))
+	require.True(t, strings.HasPrefix(snippetOf(t, res.body), "# under a policy with connection: "+conn+"\nsinks:\n  - automation:\n"), snippetOf(t, res.body))
+	// The same as a connection of another organization: not found.
+	res = b.do(http.MethodGet, "/sinks/automation?"+url.Values{"connection": {b.otherConn}, "set": autoSets}.Encode(), "operator", nil)
+	require.Equal(t, http.StatusNotFound, res.status, res.body)
 
 	// With a PAT (a file reference) the variable groups are listed.
 	pat := filepath.Join(t.TempDir(), "ado-pat")
