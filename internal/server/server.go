@@ -390,6 +390,10 @@ func (s *Server) Config() *config.Config { return s.cfg }
 // Clock returns the clock every decision of this rotor is made with.
 func (s *Server) Clock() clock.Clock { return s.clock }
 
+// SinkTypes are the sink kinds this rotor delivers to (its registry's),
+// sorted: the UI's Sinks page lists them.
+func (s *Server) SinkTypes() []string { return s.kinds.Types() }
+
 // Store returns the store.
 func (s *Server) Store() store.Store { return s.store }
 
