@@ -77,9 +77,9 @@ func (k KeyType) RSA() bool { return strings.HasPrefix(string(k), "rsa-") }
 type Request struct {
 	// KeyType is the key to generate; "" is DefaultKeyType.
 	KeyType KeyType
-	// CommonName is the subject's CN (rotor uses the application's display
-	// name when the policy sets no subject). Required.
-	CommonName string
+	// Subject is the certificate's subject (and, self-signed, issuer);
+	// ParseSubject reads one from configuration. It needs a CommonName.
+	Subject pkix.Name
 	// DNSNames become subject alternative names; none by default.
 	DNSNames []string
 	// NotBefore and NotAfter bound the validity. NotAfter must be later.
@@ -95,7 +95,7 @@ type Request struct {
 // random bits. The result's PKCS12 is the certificate and key in a
 // password-less PKCS#12 (see PKCS12).
 func Generate(req Request) (*sink.Certificate, error) {
-	if strings.TrimSpace(req.CommonName) == "" {
+	if strings.TrimSpace(req.Subject.CommonName) == "" {
 		return nil, errors.New("certgen: the certificate needs a subject common name")
 	}
 	if req.NotBefore.IsZero() || !req.NotAfter.After(req.NotBefore) {
@@ -128,7 +128,7 @@ func Generate(req Request) (*sink.Certificate, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: req.CommonName},
+		Subject:               req.Subject,
 		DNSNames:              append([]string(nil), req.DNSNames...),
 		NotBefore:             req.NotBefore.UTC(),
 		NotAfter:              req.NotAfter.UTC(),
@@ -187,4 +187,55 @@ func newKey(kt KeyType, rnd io.Reader) (crypto.Signer, error) {
 	}
 	_, err := ParseKeyType(string(kt))
 	return nil, fmt.Errorf("certgen: %w", err)
+}
+
+// ParseSubject reads a subject written as RFC 4514 attributes separated by
+// commas — "CN=payroll-api, O=Contoso, OU=Platform, L=Oslo, ST=Oslo, C=NO"
+// — the attributes a certificate's subject commonly carries, each at most
+// once. An empty s is CN=defaultCN (rotor passes the application's display
+// name). Escaped commas and other attribute types are refused rather than
+// guessed at.
+func ParseSubject(s, defaultCN string) (pkix.Name, error) {
+	if strings.TrimSpace(s) == "" {
+		if strings.TrimSpace(defaultCN) == "" {
+			return pkix.Name{}, errors.New("certgen: the subject needs a common name")
+		}
+		return pkix.Name{CommonName: defaultCN}, nil
+	}
+	if strings.Contains(s, `\`) || strings.Contains(s, "+") {
+		return pkix.Name{}, fmt.Errorf("certgen: subject %q: escapes and multi-valued attributes are not supported", s)
+	}
+	var n pkix.Name
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		k, v = strings.ToUpper(strings.TrimSpace(k)), strings.TrimSpace(v)
+		if !ok || v == "" {
+			return pkix.Name{}, fmt.Errorf("certgen: subject %q: %q is not ATTRIBUTE=value", s, strings.TrimSpace(part))
+		}
+		if seen[k] {
+			return pkix.Name{}, fmt.Errorf("certgen: subject %q: %s appears twice", s, k)
+		}
+		seen[k] = true
+		switch k {
+		case "CN":
+			n.CommonName = v
+		case "O":
+			n.Organization = []string{v}
+		case "OU":
+			n.OrganizationalUnit = []string{v}
+		case "L":
+			n.Locality = []string{v}
+		case "ST":
+			n.Province = []string{v}
+		case "C":
+			n.Country = []string{v}
+		default:
+			return pkix.Name{}, fmt.Errorf("certgen: subject %q: attribute %s is not supported (use CN, O, OU, L, ST, C)", s, k)
+		}
+	}
+	if n.CommonName == "" {
+		return pkix.Name{}, fmt.Errorf("certgen: subject %q has no CN", s)
+	}
+	return n, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestGenerate(t *testing.T) {
 	}{{"", 2048}, {certgen.RSA3072, 3072}, {certgen.RSA4096, 4096}, {certgen.ECP256, 256}} {
 		t.Run(string(tc.kt), func(t *testing.T) {
 			t.Parallel()
-			c, err := certgen.Generate(certgen.Request{KeyType: tc.kt, CommonName: "payroll-api", DNSNames: []string{"payroll.example.com"}, NotBefore: nb, NotAfter: na})
+			c, err := certgen.Generate(certgen.Request{KeyType: tc.kt, Subject: pkix.Name{CommonName: "payroll-api"}, DNSNames: []string{"payroll.example.com"}, NotBefore: nb, NotAfter: na})
 			require.NoError(t, err)
 			require.Len(t, c.Chain, 1)
 			leaf := c.Chain[0]
@@ -58,11 +59,11 @@ func TestGenerate(t *testing.T) {
 func TestGenerateRefuses(t *testing.T) {
 	t.Parallel()
 	nb := time.Now()
-	_, err := certgen.Generate(certgen.Request{CommonName: "", NotBefore: nb, NotAfter: nb.Add(time.Hour)})
+	_, err := certgen.Generate(certgen.Request{Subject: pkix.Name{}, NotBefore: nb, NotAfter: nb.Add(time.Hour)})
 	require.ErrorContains(t, err, "common name")
-	_, err = certgen.Generate(certgen.Request{CommonName: "x", NotBefore: nb, NotAfter: nb})
+	_, err = certgen.Generate(certgen.Request{Subject: pkix.Name{CommonName: "x"}, NotBefore: nb, NotAfter: nb})
 	require.ErrorContains(t, err, "empty")
-	_, err = certgen.Generate(certgen.Request{KeyType: "dsa-1024", CommonName: "x", NotBefore: nb, NotAfter: nb.Add(time.Hour)})
+	_, err = certgen.Generate(certgen.Request{KeyType: "dsa-1024", Subject: pkix.Name{CommonName: "x"}, NotBefore: nb, NotAfter: nb.Add(time.Hour)})
 	require.ErrorContains(t, err, "not known")
 }
 
@@ -82,7 +83,7 @@ func TestParseKeyType(t *testing.T) {
 // through fmt.
 func TestCertificateNeverPrints(t *testing.T) {
 	t.Parallel()
-	c, err := certgen.Generate(certgen.Request{CommonName: "x", NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)})
+	c, err := certgen.Generate(certgen.Request{Subject: pkix.Name{CommonName: "x"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	s := fmtAll(c)
 	require.NotContains(t, s, c.Key.Signer().(*rsa.PrivateKey).D.String())
@@ -91,4 +92,22 @@ func TestCertificateNeverPrints(t *testing.T) {
 
 func fmtAll(v any) string {
 	return fmt.Sprintf("%v %+v %#v %s", v, v, v, v)
+}
+
+func TestParseSubject(t *testing.T) {
+	t.Parallel()
+	n, err := certgen.ParseSubject("", "payroll")
+	require.NoError(t, err)
+	require.Equal(t, "CN=payroll", n.String())
+	n, err = certgen.ParseSubject("CN=payroll-api, O=Contoso, OU=Platform, C=NO", "ignored")
+	require.NoError(t, err)
+	require.Equal(t, "payroll-api", n.CommonName)
+	require.Equal(t, []string{"Contoso"}, n.Organization)
+	require.Equal(t, []string{"NO"}, n.Country)
+	for _, bad := range []string{"O=Contoso", "CN=a, CN=b", "CN=a, E=x@y", "CN", `CN=a\, b`, "CN=a+O=b"} {
+		_, err := certgen.ParseSubject(bad, "x")
+		require.Error(t, err, bad)
+	}
+	_, err = certgen.ParseSubject("", " ")
+	require.Error(t, err)
 }
