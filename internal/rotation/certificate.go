@@ -30,7 +30,7 @@ import (
 // handle certificates: a wiring gap, not something a retry mends.
 type errNoCertificates struct{ what string }
 
-func (e *errNoCertificates) Error() string  { return e.what }
+func (e *errNoCertificates) Error() string   { return e.what }
 func (e *errNoCertificates) Permanent() bool { return true }
 
 // certDirectory returns dir's certificate operations.
