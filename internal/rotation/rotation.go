@@ -1,17 +1,20 @@
 // Package rotation owns the crash-safe rotation state machine: it creates a
-// new client secret, delivers it to every sink, verifies Entra accepts it,
-// and only then retires older credentials; it recovers the runs a dead
-// process left behind and tells the planner which applications are due.
+// new client secret or certificate, delivers it to every sink, verifies
+// Entra accepts it, and only then retires older credentials; it recovers
+// the runs a dead process left behind and tells the planner which
+// applications are due.
 //
 // Every step is journaled in the store before the side effect that follows
-// it (docs/adr/0003). The secret value lives only in memory for the length
-// of one Rotate call: it is never stored, logged, journaled or put in an
-// error.
+// it (docs/adr/0003). The secret value, or the certificate's private key,
+// lives only in memory for the length of one Rotate call: it is never
+// stored, logged, journaled or put in an error (docs/adr/0033 for
+// certificates).
 package rotation
 
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +53,44 @@ type Directory interface {
 // Verifier proves a client secret works by getting a token with it.
 type Verifier interface {
 	Verify(ctx context.Context, tenantID, clientID string, v secret.Value) error
+}
+
+// NewKey is a certificate Entra just registered on an application.
+type NewKey struct {
+	KeyID      string
+	Start, End time.Time
+}
+
+// Prover is a certificate registered on an application together with its
+// private key, held in memory: what signs Graph's proof of possession, so
+// that addKey and removeKey (atomic on Graph's side) can be used instead
+// of a read-modify-write of the whole keyCredentials collection.
+type Prover struct {
+	Cert *x509.Certificate
+	Key  sink.PrivateKey
+}
+
+// CertificateDirectory is what a Directory that can also change an
+// application's certificates offers (an optional interface: a Directory
+// without it fails runs of kind certificate, permanently).
+type CertificateDirectory interface {
+	// AddCertificate registers cert (its public part only) on the
+	// application under displayName. With a prover that is a currently
+	// valid certificate of the application it uses addKey; otherwise a
+	// keyCredentials update that keeps every existing key. A certificate
+	// already registered is returned as it is.
+	AddCertificate(ctx context.Context, objectID, displayName string, cert *x509.Certificate, prover *Prover) (NewKey, error)
+	// RemoveCertificate removes a certificate, by removeKey when prover
+	// can sign a proof, else by a keyCredentials update that keeps every
+	// other key; one already gone is success.
+	RemoveCertificate(ctx context.Context, objectID, keyID string, prover *Prover) error
+}
+
+// CertificateVerifier proves a certificate works by getting a token with
+// it through the client-assertion flow, the way MSAL signs one (an
+// optional interface of a Verifier).
+type CertificateVerifier interface {
+	VerifyCertificate(ctx context.Context, tenantID, clientID string, cert *sink.Certificate) error
 }
 
 // Connections hands out the Directory and Verifier of a connection, by
@@ -205,6 +246,10 @@ type Config struct {
 	// reach it (for /readyz: a sink rotor cannot write to is a failing
 	// part until a later run's check passes).
 	SinkChecks SinkChecker
+	// Secrets resolves a certificate policy's bootstrap certificate
+	// reference ({env}, {file}, {keyvault}) when a run needs it; nil: a
+	// policy that names one fails its runs.
+	Secrets sink.SecretResolver
 }
 
 // ScheduleRetireFunc durably schedules Retire of a run at a time.
@@ -227,6 +272,7 @@ type Engine struct {
 	hooks            Hooks
 	observer         Observer
 	sinkChecks       SinkChecker
+	secrets          sink.SecretResolver
 	scheduleRetire   atomic.Pointer[ScheduleRetireFunc]
 	lease            *Lease
 
@@ -275,6 +321,7 @@ func New(cfg Config) *Engine {
 		hooks:            cfg.Hooks,
 		observer:         cfg.Observer,
 		sinkChecks:       cfg.SinkChecks,
+		secrets:          cfg.Secrets,
 		backoffBase:      500 * time.Millisecond,
 		backoffCap:       10 * time.Second,
 		pendingPoll:      time.Second,

@@ -143,9 +143,12 @@ func TestRotateFailures(t *testing.T) {
 			want:  outcome{permanent: true, message: "sink 2 (nope) cannot be built"},
 		},
 		{
-			name:  "certificates are not rotated yet",
-			tweak: func(b *bundle, _ *Engine) { b.policy.Kind = domain.KindCertificate },
-			want:  outcome{permanent: true, message: "rotates client secrets only"},
+			name: "a certificate policy whose bootstrap reference is malformed fails before anything is created",
+			tweak: func(b *bundle, _ *Engine) {
+				b.policy.Kind = domain.KindCertificate
+				b.policy.Certificate.Bootstrap = map[string]any{"bogus": "x"}
+			},
+			want: outcome{permanent: true, message: "reading the bootstrap certificate failed"},
 		},
 	}
 	for _, tc := range cases {

@@ -275,6 +275,9 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		Lease:                lease,
 		Observer:             s.runObserver(),
 		SinkChecks:           s.health,
+		// A certificate policy's bootstrap reference resolves as a sink's
+		// own credential does: at use, relative to rotor.yaml.
+		Secrets: &secretResolver{getenv: getenv, baseDir: filepath.Dir(configPath), keyVault: s.secrets},
 	})
 	s.app = s.newApp(s.opts)
 	if s.sessions, err = s.newSessions(); err != nil {
@@ -295,6 +298,7 @@ func (s *Server) loadConns(ctx context.Context) (*Conns, error) {
 	}
 	s.conns = newConns()
 	s.conns.pacers = s.pacers
+	s.conns.clock = s.clock
 	for _, o := range orgs {
 		err := s.refreshConns(ctx, o.ID)
 		if err != nil && o.ID == s.cfg.Organization {

@@ -62,12 +62,17 @@ func newSimRig(t *testing.T, opts simtest.Options, rot config.SimulatorRotation,
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
-	r.srv, err = Open(ctx, cfgPath, Options{Logger: rigLogger(), Getenv: envMap{"ROTATION_SECRET": r.tn.Rotation.ClientSecret}.get,
+	srvOpts := Options{Logger: rigLogger(), Getenv: envMap{"ROTATION_SECRET": r.tn.Rotation.ClientSecret}.get,
 		Hooks: rotation.Hooks{AfterJournal: func(run domain.Run, step domain.Step) {
 			if f := r.onJournal.Load(); f != nil {
 				(*f)(run, step)
 			}
-		}}})
+		}}}
+	if opts.Clock != nil {
+		// A test that moves the simulator's clock moves rotor's with it.
+		srvOpts.Clock = opts.Clock
+	}
+	r.srv, err = Open(ctx, cfgPath, srvOpts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.srv.Close() })
 	// The job system opens with the first retirement a rotation schedules,
