@@ -382,9 +382,10 @@ func addConsumerIdentity(t *Tenant, ids *uuidSource) *ServicePrincipal {
 // own secret needs. Nobody gets delete or purge: a test that needs them
 // grants them explicitly.
 //
-// For certificates rotor gets get, list, create, import and update (it
-// imports the certificates it rotates, reads their public part and tags to
-// know what it owns, and may have Key Vault issue them), and for keys get,
+// For certificates rotor gets get, list, create, import, update and
+// recover (it imports the certificates it rotates, reads their public part
+// and tags to know what it owns, may have Key Vault issue them, and
+// recovers its own soft-deleted certificate as it does secrets), and for keys get,
 // list, create and sign (a key that never leaves the vault signs the
 // certificate rotor registers). Neither lets it read a private key: that
 // takes secrets get on the certificate's backing secret, which only the
@@ -394,7 +395,7 @@ var (
 	consumerSecretPermissions   = []SecretPermission{SecretGet, SecretList}
 	rotorKeyPermissions         = []KeyPermission{KeyGet, KeyList, KeyCreate, KeySign}
 	rotorCertificatePermissions = []CertificatePermission{CertificateGet, CertificateList, CertificateCreate,
-		CertificateImport, CertificateUpdate}
+		CertificateImport, CertificateUpdate, CertificateRecover}
 	consumerCertificatePermissions = []CertificatePermission{CertificateGet, CertificateList}
 )
 

@@ -75,7 +75,7 @@ func TestKeyVaultSeedsKeyAndCertificateGrants(t *testing.T) {
 	kv := tn.KeyVaults[0]
 	require.Equal(t, "standard", kv.SKU)
 	require.ElementsMatch(t, []string{"get", "list", "create", "sign"}, kv.KeyPermissions[tn.Rotation.ObjectID])
-	require.ElementsMatch(t, []string{"get", "list", "create", "import", "update"}, kv.CertificatePermissions[tn.Rotation.ObjectID])
+	require.ElementsMatch(t, []string{"get", "list", "create", "import", "update", "recover"}, kv.CertificatePermissions[tn.Rotation.ObjectID])
 	require.ElementsMatch(t, []string{"get", "list"}, kv.CertificatePermissions[tn.Consumer.PrincipalID])
 	require.Empty(t, kv.KeyPermissions[tn.Consumer.PrincipalID])
 }
