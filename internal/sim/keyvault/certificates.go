@@ -704,8 +704,8 @@ func importedPolicy(in *core.CertificatePolicy, leaf *x509.Certificate, signer c
 func intPtr(i int) *int       { return &i }
 func strPtr(s string) *string { return &s }
 
-// parsePEMBundle reads certificates and exactly one private key (PKCS#8,
-// PKCS#1 or SEC 1) that matches the first certificate.
+// parsePEMBundle reads certificates and exactly one PKCS#8 private key
+// that matches the first certificate.
 func parsePEMBundle(b []byte) ([]*x509.Certificate, crypto.Signer, error) {
 	var chain []*x509.Certificate
 	var signer crypto.Signer
@@ -722,23 +722,18 @@ func parsePEMBundle(b []byte) ([]*x509.Certificate, crypto.Signer, error) {
 				return nil, nil, errors.New("a CERTIFICATE block is not an X.509 certificate")
 			}
 			chain = append(chain, cert)
-		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
+		case "RSA PRIVATE KEY", "EC PRIVATE KEY":
+			// Key Vault's import reference: "Key Vault will only accept a
+			// key in PKCS#8 format".
+			return nil, nil, errors.New("the private key is " + blk.Type + "; Key Vault only accepts a PEM key in PKCS#8 format (PRIVATE KEY)")
+		case "PRIVATE KEY":
 			if signer != nil {
 				return nil, nil, errors.New("the PEM holds more than one private key")
 			}
-			var k any
-			var err error
-			switch blk.Type {
-			case "PRIVATE KEY":
-				k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-			case "RSA PRIVATE KEY":
-				k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-			default:
-				k, err = x509.ParseECPrivateKey(blk.Bytes)
-			}
+			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 			s, ok := k.(crypto.Signer)
 			if err != nil || !ok {
-				return nil, nil, errors.New("the private key could not be parsed")
+				return nil, nil, errors.New("the private key could not be parsed as PKCS#8")
 			}
 			signer = s
 		}

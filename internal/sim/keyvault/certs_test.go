@@ -375,6 +375,11 @@ func TestKeyVaultImportsCertificates(t *testing.T) {
 	_, err = e.certs.ImportCertificate(ctx, "no-key", azcertificates.ImportCertificateParameters{Base64EncodedCertificate: to.Ptr(certOnly)}, nil)
 	requireKVError(t, err, http.StatusBadRequest, "BadParameter")
 	require.NotContains(t, err.Error(), "BEGIN", "the refusal never echoes the value")
+	pkcs1 := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})) +
+		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	_, err = e.certs.ImportCertificate(ctx, "pkcs1", azcertificates.ImportCertificateParameters{Base64EncodedCertificate: to.Ptr(pkcs1)}, nil)
+	requireKVError(t, err, http.StatusBadRequest, "BadParameter")
+	require.Contains(t, err.Error(), "PKCS#8", "Key Vault takes a PEM key in PKCS#8 only")
 	_, err = e.certs.ImportCertificate(ctx, "wrong-pwd", azcertificates.ImportCertificateParameters{
 		Base64EncodedCertificate: to.Ptr(base64.StdEncoding.EncodeToString(pfx)), Password: to.Ptr("nope")}, nil)
 	requireKVError(t, err, http.StatusBadRequest, "BadParameter")
