@@ -1,7 +1,8 @@
-// Package keyvault is the simulated Key Vault secrets data plane
-// (api-version 7.5): each vault on an HTTPS listener of its own, the bearer
-// challenge flow, soft delete, and per-identity, per-operation access
-// policies.
+// Package keyvault is the simulated Key Vault data plane (secrets,
+// api-version 7.5; keys and certificates, as azkeys and azcertificates send
+// them, in keys.go and certificates.go): each vault on an HTTPS listener of
+// its own, the bearer challenge flow, soft delete, and per-identity,
+// per-operation access policies.
 package keyvault
 
 import (

@@ -1,7 +1,11 @@
 // Package keyvault is the "keyvault" sink: it writes a rotated client secret
 // into an Azure Key Vault secret through Microsoft's azsecrets client, and
 // only ever overwrites a secret rotor owns (tag managed-by=rotor) unless the
-// spec says adopt: true.
+// spec says adopt: true. A certificate credential goes into the secret as
+// Key Vault stores its own certificates' secrets (PEM by default, PKCS#12
+// with certificate_format: pkcs12), or, with as: certificate, is imported
+// as a Key Vault certificate through azcertificates (certificate.go;
+// docs/sinks/keyvault.md).
 //
 // A spec looks like:
 //
