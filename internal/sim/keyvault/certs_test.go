@@ -190,6 +190,46 @@ func TestKeyVaultKeysThroughTheSDK(t *testing.T) {
 	require.Equal(t, []string{"ec-signer", "hsm", "signer"}, names)
 }
 
+// TestKeyVaultImportsKeys imports an RSA and an EC private key as JSON Web
+// Keys through azkeys and signs with them; the public halves are the ones
+// imported, so the signatures verify against the test's own keys.
+func TestKeyVaultImportsKeys(t *testing.T) {
+	t.Parallel()
+	e := objectsSetup(t)
+	ctx := t.Context()
+	digest := sha256.Sum256([]byte("imported"))
+
+	rk := simtest.RSAKey(1)
+	rsaJWK := &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeRSA), N: rk.N.Bytes(), E: big.NewInt(int64(rk.E)).Bytes(),
+		D: rk.D.Bytes(), P: rk.Primes[0].Bytes(), Q: rk.Primes[1].Bytes()}
+	imp, err := e.keys.ImportKey(ctx, "imported-rsa", azkeys.ImportKeyParameters{Key: rsaJWK, Tags: map[string]*string{"src": to.Ptr("test")}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, rk.N.Bytes(), imp.Key.N)
+	require.Nil(t, imp.Key.D)
+	sig, err := e.keys.Sign(ctx, "imported-rsa", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmPS256), Value: digest[:]}, nil)
+	require.NoError(t, err)
+	require.NoError(t, rsa.VerifyPSS(&rk.PublicKey, crypto.SHA256, digest[:], sig.Result, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}))
+
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	ecJWK := &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP256),
+		X: ek.X.FillBytes(make([]byte, 32)), Y: ek.Y.FillBytes(make([]byte, 32)), D: ek.D.FillBytes(make([]byte, 32))}
+	_, err = e.keys.ImportKey(ctx, "imported-ec", azkeys.ImportKeyParameters{Key: ecJWK}, nil)
+	require.NoError(t, err)
+	es, err := e.keys.Sign(ctx, "imported-ec", "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmES256), Value: digest[:]}, nil)
+	require.NoError(t, err)
+	require.True(t, ecdsa.Verify(&ek.PublicKey, digest[:], new(big.Int).SetBytes(es.Result[:32]), new(big.Int).SetBytes(es.Result[32:])))
+
+	// No private part; HSM protection in a standard vault.
+	_, err = e.keys.ImportKey(ctx, "public-only", azkeys.ImportKeyParameters{Key: &azkeys.JSONWebKey{Kty: to.Ptr(azkeys.KeyTypeRSA), N: rk.N.Bytes(), E: rsaJWK.E}}, nil)
+	requireKVError(t, err, http.StatusBadRequest, "BadParameter")
+	_, err = e.keys.ImportKey(ctx, "hsm", azkeys.ImportKeyParameters{Key: rsaJWK, HSM: to.Ptr(true)}, nil)
+	requireKVError(t, err, http.StatusBadRequest, "BadParameter")
+	// The consumer holds no keys import.
+	_, err = e.consumerKeys.ImportKey(ctx, "nope", azkeys.ImportKeyParameters{Key: rsaJWK}, nil)
+	requireKVError(t, err, http.StatusForbidden, "Forbidden")
+}
+
 // selfSignedPolicy asks Key Vault to issue a certificate itself.
 func selfSignedPolicy(contentType string) *azcertificates.CertificatePolicy {
 	return &azcertificates.CertificatePolicy{

@@ -93,6 +93,8 @@ func (c *kvCall) routeKeys(segs []string) {
 			op, need = func() { c.deleteKey(segs[1]) }, core.KeyDelete
 		case http.MethodPatch:
 			op, need = func() { c.updateKey(segs[1], "") }, core.KeyUpdate
+		case http.MethodPut:
+			op, need = func() { c.importKey(segs[1]) }, core.KeyImport
 		}
 	case segs[0] == "keys" && n == 3 && segs[2] == "create":
 		if m == http.MethodPost {
@@ -433,6 +435,142 @@ func (c *kvCall) createKey(name string) {
 		applyKeyAttrs(v, in.Attrs)
 		k.Versions = append(k.Versions, v)
 		c.s.Logger().Debug("keyvault: key created", "vault", c.vault.Name, "name", k.Name, "kty", v.Kty, "version", v.Version)
+		return kvOK(http.StatusOK, c.keyBundle(k, v))
+	})
+}
+
+// kvJWKIn is a JSON Web Key with its private part, as import sends it.
+type kvJWKIn struct {
+	Kty    string   `json:"kty"`
+	KeyOps []string `json:"key_ops"`
+	N      string   `json:"n"`
+	E      string   `json:"e"`
+	D      string   `json:"d"`
+	P      string   `json:"p"`
+	Q      string   `json:"q"`
+	Crv    string   `json:"crv"`
+	X      string   `json:"x"`
+	Y      string   `json:"y"`
+}
+
+// privateFromJWK rebuilds the private key of an imported JWK; the error
+// is the message of Key Vault's 400.
+func privateFromJWK(j kvJWKIn) (crypto.Signer, string) {
+	num := func(s string) (*big.Int, bool) {
+		b, err := decodeB64u(s)
+		if err != nil || len(b) == 0 {
+			return nil, false
+		}
+		return new(big.Int).SetBytes(b), true
+	}
+	switch strings.TrimSuffix(j.Kty, "-HSM") {
+	case "RSA":
+		n, ok1 := num(j.N)
+		e, ok2 := num(j.E)
+		d, ok3 := num(j.D)
+		p, ok4 := num(j.P)
+		q, ok5 := num(j.Q)
+		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !e.IsInt64() {
+			return nil, "An RSA key to import needs n, e, d, p and q."
+		}
+		k := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: n, E: int(e.Int64())}, D: d, Primes: []*big.Int{p, q}}
+		if err := k.Validate(); err != nil {
+			return nil, "The RSA key to import is not consistent."
+		}
+		k.Precompute()
+		return k, ""
+	case "EC":
+		var curve elliptic.Curve
+		switch j.Crv {
+		case "P-256":
+			curve = elliptic.P256()
+		case "P-384":
+			curve = elliptic.P384()
+		case "P-521":
+			curve = elliptic.P521()
+		default:
+			return nil, fmt.Sprintf("The curve %q is not supported by the simulated Key Vault (P-256, P-384, P-521).", j.Crv)
+		}
+		d, ok := num(j.D)
+		if !ok {
+			return nil, "An EC key to import needs d."
+		}
+		size := (curve.Params().BitSize + 7) / 8
+		k, err := ecdsa.ParseRawPrivateKey(curve, d.FillBytes(make([]byte, size)))
+		if err != nil {
+			return nil, "The EC key to import is not valid."
+		}
+		if x, ok := num(j.X); ok && x.Cmp(k.X) != 0 {
+			return nil, "The EC key's x does not match d."
+		}
+		return k, ""
+	}
+	return nil, fmt.Sprintf("The key type %q cannot be imported; use RSA, RSA-HSM, EC or EC-HSM.", j.Kty)
+}
+
+// importKey serves PUT /keys/{name}: a new version from a private JWK.
+// "Hsm": true (or an -HSM kty) asks for HSM protection, which needs a
+// premium vault.
+func (c *kvCall) importKey(name string) {
+	if !c.validObjectName("key", name) {
+		return
+	}
+	var in struct {
+		Key   *kvJWKIn          `json:"key"`
+		HSM   *bool             `json:"Hsm"`
+		Attrs *kvKeyAttrsIn     `json:"attributes"`
+		Tags  map[string]string `json:"tags"`
+	}
+	if !c.decode(&in) {
+		return
+	}
+	if in.Key == nil {
+		c.fail(http.StatusBadRequest, "BadParameter", "Property 'key' is required.", "")
+		return
+	}
+	kty := strings.TrimSuffix(in.Key.Kty, "-HSM")
+	if (in.HSM != nil && *in.HSM) || strings.HasSuffix(in.Key.Kty, "-HSM") {
+		kty += "-HSM"
+	}
+	if msg := c.hsmRefusal(kty); msg != "" {
+		c.fail(http.StatusBadRequest, "BadParameter", msg, "")
+		return
+	}
+	signer, msg := privateFromJWK(*in.Key)
+	if msg != "" {
+		// Never echo the key: it is private.
+		c.fail(http.StatusBadRequest, "BadParameter", msg, "")
+		return
+	}
+	ops := in.Key.KeyOps
+	if len(ops) == 0 {
+		ops = defaultKeyOps(kty)
+	}
+	c.write(func(now time.Time) kvReply {
+		now = now.UTC()
+		k := lookupFold(c.vault.Keys, name)
+		if k != nil && k.Deleted && c.deletedKey(name, now) != nil {
+			return kvErr(http.StatusConflict, "Conflict", fmt.Sprintf("Key %s is currently in a deleted but recoverable state, "+
+				"and its name cannot be reused; in this state, the key can only be recovered or purged.", k.Name), "ObjectIsDeletedButRecoverable")
+		}
+		if k != nil && k.Deleted {
+			delete(c.vault.Keys, k.Name)
+			k = nil
+		}
+		if k != nil && k.Managed {
+			return kvErr(http.StatusConflict, "Conflict", fmt.Sprintf("Key %s is managed by the certificate of the same name.", k.Name), "")
+		}
+		if k == nil {
+			k = &core.VaultKey{Name: name}
+			if c.vault.Keys == nil {
+				c.vault.Keys = map[string]*core.VaultKey{}
+			}
+			c.vault.Keys[name] = k
+		}
+		v := &core.KeyVersion{Version: newSecretVersion(), Kty: kty, Signer: signer, KeyOps: ops,
+			Tags: copyTags(in.Tags), Enabled: true, Created: now, Updated: now}
+		applyKeyAttrs(v, in.Attrs)
+		k.Versions = append(k.Versions, v)
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
 	})
 }
