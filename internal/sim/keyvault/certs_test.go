@@ -1,6 +1,7 @@
 package keyvault_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,18 +12,22 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"software.sslmate.com/src/go-pkcs12"
 
@@ -453,4 +458,78 @@ func TestKeyVaultImportsCertificates(t *testing.T) {
 	_, err = consumerCerts.ImportCertificate(ctx, "x", azcertificates.ImportCertificateParameters{Base64EncodedCertificate: to.Ptr(pemBundle)}, nil)
 	requireKVError(t, err, http.StatusForbidden, "Forbidden")
 	require.Contains(t, err.Error(), "does not have certificates import permission")
+}
+
+// vaultSigner is a crypto.Signer whose private key stays in the vault:
+// every signature is Key Vault's sign operation (RS256), as rotor's
+// Key-Vault-held certificates are made.
+type vaultSigner struct {
+	t      *testing.T
+	client *azkeys.Client
+	name   string
+	pub    *rsa.PublicKey
+}
+
+func (s vaultSigner) Public() crypto.PublicKey { return s.pub }
+
+func (s vaultSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	require.Equal(s.t, crypto.SHA256, opts.HashFunc())
+	resp, err := s.client.Sign(s.t.Context(), s.name, "", azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmRS256), Value: digest}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Result, nil
+}
+
+// TestKeyVaultKeySignsCertificateAndClientAssertion makes a certificate
+// whose private key never leaves the vault: the vault creates the key,
+// crypto/x509 self-signs the certificate through Key Vault's sign, the
+// certificate is registered on an application, and a client assertion
+// signed by Key Vault gets a token from the simulated Entra.
+func TestKeyVaultKeySignsCertificateAndClientAssertion(t *testing.T) {
+	t.Parallel()
+	e := objectsSetup(t)
+	ctx := t.Context()
+	k, err := e.keys.CreateKey(ctx, "app-signing", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048)}, nil)
+	require.NoError(t, err)
+	signer := vaultSigner{t: t, client: e.keys, name: "app-signing",
+		pub: &rsa.PublicKey{N: new(big.Int).SetBytes(k.Key.N), E: int(new(big.Int).SetBytes(k.Key.E).Int64())}}
+
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "api-orders"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature, SignatureAlgorithm: x509.SHA256WithRSA}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.pub, signer)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	require.NoError(t, cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature), "Key Vault's signature verifies")
+
+	fab := e.Tenant(t, "fabrikam")
+	app := e.AppNamed(t, "fabrikam", "api-orders")
+	e.Server.World().Update(func() {
+		app.Keys = append(app.Keys, sim.NewKey(uuid.NewString(), "rotor:kv", cert, e.Now().Add(-time.Hour)))
+	})
+
+	assertion := func(ctx context.Context) (string, error) {
+		b64 := base64.RawURLEncoding
+		hdr, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "x5t": b64.EncodeToString(x5t(cert))})
+		claims, _ := json.Marshal(map[string]any{
+			"aud": e.Info.AuthorityHost + fab.ID + "/oauth2/v2.0/token", "iss": app.AppID, "sub": app.AppID,
+			"jti": uuid.NewString(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		})
+		signing := b64.EncodeToString(hdr) + "." + b64.EncodeToString(claims)
+		digest := sha256.Sum256([]byte(signing))
+		sig, err := signer.Sign(nil, digest[:], crypto.SHA256)
+		if err != nil {
+			return "", err
+		}
+		return signing + "." + b64.EncodeToString(sig), nil
+	}
+	cred, err := azidentity.NewClientAssertionCredential(fab.ID, app.AppID, assertion,
+		&azidentity.ClientAssertionCredentialOptions{ClientOptions: e.NoRetry, DisableInstanceDiscovery: true})
+	require.NoError(t, err)
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+	require.NoError(t, err)
+	require.Equal(t, app.AppID, simtest.ClaimsOf(t, tok.Token)["appid"])
 }
