@@ -203,9 +203,9 @@ func certVersion(x *core.VaultCertificate, version string) *core.CertificateVers
 	return nil
 }
 
-// Thumbprint is a certificate's SHA-1 thumbprint as Key Vault's x5t
+// thumbprintOf is a certificate's SHA-1 thumbprint as Key Vault's x5t
 // carries it (base64url, no padding).
-func Thumbprint(cert *x509.Certificate) string {
+func thumbprintOf(cert *x509.Certificate) string {
 	sum := sha1.Sum(cert.Raw) //nolint:gosec // x5t is SHA-1 by definition
 	return b64u.EncodeToString(sum[:])
 }
@@ -238,7 +238,7 @@ func (c *kvCall) certBundle(x *core.VaultCertificate, v *core.CertificateVersion
 	return kvCertBundle{
 		ID:  c.base + "/certificates/" + x.Name + "/" + v.Version,
 		KID: c.base + "/keys/" + x.Name + "/" + v.Version, SID: c.base + "/secrets/" + x.Name + "/" + v.Version,
-		X5T: Thumbprint(v.Chain[0]), CER: base64.StdEncoding.EncodeToString(v.Chain[0].Raw),
+		X5T: thumbprintOf(v.Chain[0]), CER: base64.StdEncoding.EncodeToString(v.Chain[0].Raw),
 		ContentType: secretContentType(x.Policy), Attributes: c.certAttrs(v), Tags: copyTags(v.Tags),
 		Policy: c.policyOut(x),
 	}
@@ -249,7 +249,7 @@ func (c *kvCall) certItem(x *core.VaultCertificate, v *core.CertificateVersion, 
 	if withVersion {
 		id += "/" + v.Version
 	}
-	return kvCertBundle{ID: id, X5T: Thumbprint(v.Chain[0]), Attributes: c.certAttrs(v), Tags: copyTags(v.Tags)}
+	return kvCertBundle{ID: id, X5T: thumbprintOf(v.Chain[0]), Attributes: c.certAttrs(v), Tags: copyTags(v.Tags)}
 }
 
 func (c *kvCall) deletedCertBundle(x *core.VaultCertificate, item bool) kvCertBundle {
