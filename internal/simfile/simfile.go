@@ -326,6 +326,12 @@ type KeyVault struct {
 	// "delete", "recover", "purge") by principal object id. It tells a
 	// client author which identity may do what; the vault enforces it.
 	SecretPermissions map[string][]string `json:"secret_permissions,omitempty"`
+	// KeyPermissions and CertificatePermissions are the access policy's
+	// keys and certificates lists, likewise.
+	KeyPermissions         map[string][]string `json:"key_permissions,omitempty"`
+	CertificatePermissions map[string][]string `json:"certificate_permissions,omitempty"`
+	// SKU is "standard" or "premium" (only premium holds HSM keys).
+	SKU string `json:"sku,omitempty"`
 	// ResourceID is the vault's Resource Manager id
 	// (/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/…);
 	// SubscriptionID and ResourceGroup are its parts. Empty for a vault
