@@ -153,8 +153,13 @@ func Generate(req Request) (*sink.Certificate, error) {
 }
 
 // PKCS12 encodes cert and key as a PKCS#12 blob (its DER bytes, not
-// base64: a sink encodes them as its target wants) with go-pkcs12's Modern
-// encoder (AES-256-CBC with PBKDF2, HMAC-SHA-256) and an empty password.
+// base64: a sink encodes them as its target wants) with go-pkcs12's
+// LegacyDES encoder (3DES, SHA-1 MAC) and an empty password.
+//
+// Why legacy: it is what consumers can open. azidentity.ParseCertificates
+// (Go's golang.org/x/crypto/pkcs12) refuses the Modern encoding (AES,
+// PBKDF2), and Key Vault's own PFX secrets, Windows and older OpenSSL take
+// 3DES; with an empty password the cipher protects nothing anyway.
 //
 // Why no password: the blob is exactly as secret as the key it wraps, it
 // travels only to a sink whose own access control protects it, and a
@@ -162,7 +167,7 @@ func Generate(req Request) (*sink.Certificate, error) {
 // own certificates' PFX secrets password-less for the same reason). A
 // sink whose target demands a password re-encodes with its own.
 func PKCS12(cert *x509.Certificate, key crypto.Signer) (secret.Value, error) {
-	pfx, err := pkcs12.Modern.Encode(key, cert, nil, "")
+	pfx, err := pkcs12.LegacyDES.Encode(key, cert, nil, "")
 	if err != nil {
 		return secret.Value{}, fmt.Errorf("certgen: PKCS#12: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/stretchr/testify/require"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
@@ -110,4 +111,19 @@ func TestParseSubject(t *testing.T) {
 	}
 	_, err = certgen.ParseSubject("", " ")
 	require.Error(t, err)
+}
+
+// The PKCS#12 blob opens where consumers open it: azidentity's
+// ParseCertificates (what a client building a ClientCertificateCredential
+// from a vault's PFX calls), with an empty password.
+func TestPKCS12OpensInAzidentity(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	c, err := certgen.Generate(certgen.Request{Subject: pkix.Name{CommonName: "payroll-api"}, NotBefore: now, NotAfter: now.Add(time.Hour)})
+	require.NoError(t, err)
+	certs, key, err := azidentity.ParseCertificates([]byte(c.PKCS12.Reveal()), nil)
+	require.NoError(t, err)
+	require.Len(t, certs, 1)
+	require.Equal(t, c.Chain[0].Raw, certs[0].Raw)
+	require.NotNil(t, key)
 }
