@@ -67,6 +67,8 @@ type SimulatorPolicy struct {
 	// default `{all_owned: true}`.
 	Applications                   string
 	Lifetime, RenewBefore, Overlap string
+	// Kind is the credential kind; default secret.
+	Kind string
 }
 
 var simulatorTmpl = template.Must(template.New("rotor.yaml").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(`# rotor.yaml for the simulator at {{.Info.AuthorityHost}}
@@ -140,7 +142,7 @@ policies:
   - name: {{q (printf "%s-%s" $t.Name .Name)}}
     connection: {{q $t.Name}}
     applications: {{.Applications}}
-    kind: secret
+    kind: {{if .Kind}}{{q .Kind}}{{else}}secret{{end}}
 {{- if .Lifetime}}
     lifetime: {{q .Lifetime}}
 {{- end}}

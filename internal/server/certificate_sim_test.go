@@ -127,7 +127,7 @@ func TestSimCertificateRotation(t *testing.T) {
 	factory, err := sink.NewRegistry(pemKind{held}).Bind(sink.Deps{})
 	require.NoError(t, err)
 	e := rotation.New(rotation.Config{
-		Store: r.srv.store, Conns: certConns{r.srv.conns, off}, Sinks: factory, Clock: off,
+		Store: r.srv.store, Conns: certConns{r.srv.conns, off}, Sinks: factory, Clock: off, Logger: slog.New(slog.DiscardHandler),
 		VerifyTimeout: 30 * time.Second, IsPending: azure.IsReplicationPending, IsPermanent: isPermanent,
 		ScheduleRetire: func(context.Context, domain.OrgID, string, time.Time) error { return nil },
 		Secrets:        &secretResolver{getenv: os.Getenv, baseDir: t.TempDir()},
@@ -246,4 +246,53 @@ func passwordIDs(t *testing.T, g *graph.Client, objectID string) []string {
 		out = append(out, p.KeyID)
 	}
 	return out
+}
+
+// TestCertificatePolicyThroughKeyVault is issue 11's judgement on the
+// server as configured: a rotor.yaml policy of kind certificate over every
+// owned application with the Key Vault sink. A client elsewhere reads only
+// the PEM secret from the vault (azsecrets, as the consumer identity) and
+// gets a token as each application with azidentity's
+// ClientCertificateCredential; a certificate a person added, and every
+// client secret, are untouched.
+func TestCertificatePolicyThroughKeyVault(t *testing.T) {
+	t.Parallel()
+	r := newSimRig(t, simtest.Options{Seed: "apps=3,tenants=1,expiring=1h,replication=2s"}, config.SimulatorRotation{VerifyTimeout: "1m"},
+		func(c *config.SimulatorConfig) {
+			c.Policies = []config.SimulatorPolicy{{Name: "certs", Kind: "certificate", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}}
+		})
+	apps := r.owned()
+	require.Len(t, apps, 3)
+	g, err := r.srv.conns.Graph(r.org, r.tn.Name)
+	require.NoError(t, err)
+	_, human := humanCert(t, time.Now())
+	require.NoError(t, g.UpdateKeyCredentials(r.ctx, apps[0].ObjectID, []graph.KeyCredential{{Type: "AsymmetricX509Cert", Usage: "Verify", Key: human.Raw, DisplayName: "added by ops"}}))
+	secrets := map[string][]string{}
+	for _, a := range apps {
+		secrets[a.ObjectID] = passwordIDs(t, g, a.ObjectID)
+	}
+	require.NoError(t, r.srv.Sync(r.ctx, nil))
+	apps = r.owned()
+
+	kv := r.vault()
+	for _, a := range apps {
+		pol := r.srv.PolicyFor(a)
+		require.NotNil(t, pol)
+		require.Equal(t, domain.KindCertificate, pol.Kind)
+		run, err := r.srv.Engine().Rotate(r.ctx, r.org, a, *pol, domain.TriggerManual)
+		require.NoError(t, err)
+		require.Equal(t, domain.RunRetiring, run.State, run.Error)
+
+		got, err := kv.GetSecret(r.ctx, a.DisplayName+"-secret", "", nil)
+		require.NoError(t, err)
+		require.NotNil(t, got.ContentType)
+		require.Equal(t, "application/x-pem-file", *got.ContentType, "stored as Key Vault stores its certificates' secrets")
+		consumerSignsInWithPEM(t, r, a.AppID, *got.Value)
+		require.Equal(t, secrets[a.ObjectID], passwordIDs(t, g, a.ObjectID), "%s: a certificate policy touches no secret", a.DisplayName)
+		keys := keyNames(t, g, a.ObjectID)
+		require.Contains(t, keys, domain.DisplayNameFor(run.ID))
+		if a.ObjectID == apps[0].ObjectID {
+			require.Contains(t, keys, "added by ops", "the person's certificate stays")
+		}
+	}
 }
