@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
+	"slices"
 
+	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
@@ -61,6 +64,11 @@ func (s *Service) DiscoverSink(ctx context.Context, scope Scope, req DiscoverSin
 			return nil, &NotFoundError{Kind: "connection", Ref: req.Connection}
 		}
 	}
+	if scope.Actor.Kind != ActorSystem {
+		if err := s.configuredSettings(ctx, scope, req); err != nil {
+			return nil, err
+		}
+	}
 	q := sink.DiscoverQuery{Org: scope.Org, Connection: req.Connection, Key: req.Key}
 	q.Spec.Type, q.Spec.Settings = req.Type, maps.Clone(req.Settings)
 	choices, keys, err := s.engine.DiscoverSink(ctx, req.Type, q)
@@ -83,4 +91,102 @@ func (s *Service) DiscoverSink(ctx context.Context, scope Scope, req DiscoverSin
 		keys = []string{}
 	}
 	return &SinkChoices{Type: req.Type, Keys: keys, Key: req.Key, Choices: choices}, nil
+}
+
+// configuredSettings refuses, for a caller over the API or the UI, every
+// setting that says where to connect or with which credential (reachesOut)
+// unless a sink of the same kind in the organization's policies
+// (rotor.yaml, which only the host's operator writes) has that setting
+// with that value.
+//
+// Why: discovery acts on rotor's host. An API URL, an organization URL, a
+// vault URL, a kubeconfig path (whose exec plugin runs a command) or a
+// {file: …} / {env: …} reference to a token, taken from a caller, would
+// let an operator send any file or variable on rotor's host — or the
+// connection's Azure token — to any server, or run a command there. The
+// other settings (a project, a namespace, a subscription, a team) only
+// choose among what the configured service lists for the organization's
+// own connection. rotor's own CLI on the host (a system actor) may name
+// anything: whoever runs it can read those files already.
+func (s *Service) configuredSettings(ctx context.Context, scope Scope, req DiscoverSinkRequest) error {
+	if len(req.Settings) == 0 {
+		return nil
+	}
+	_, listable, err := s.engine.DiscoverSink(ctx, req.Type, sink.DiscoverQuery{Org: scope.Org, Spec: domain.SinkSpec{Type: req.Type}})
+	if err != nil && !errors.Is(err, sink.ErrNoDiscovery) {
+		if errors.Is(err, sink.ErrUnknownType) {
+			return &InvalidError{Field: "type", Message: err.Error()}
+		}
+		return fmt.Errorf("list %s settings: %w", req.Type, err)
+	}
+	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
+	if err != nil {
+		return fmt.Errorf("load policies: %w", err)
+	}
+	for key, v := range req.Settings {
+		if slices.Contains(listable, key) || !reachesOut(key, v) {
+			continue
+		}
+		found := false
+		for _, p := range pols.List() {
+			for _, sp := range p.Sinks {
+				if cv, ok := sp.Settings[key]; ok && sp.Type == req.Type && reflect.DeepEqual(normalize(cv), normalize(v)) {
+					found = true
+				}
+			}
+		}
+		if !found {
+			return &InvalidError{Field: "settings." + key, Message: fmt.Sprintf(
+				"%s says where to connect or with which credential, and no %s sink in this organization's policies sets it to this value: "+
+					"over the API and the UI, discovery takes those only from rotor.yaml "+
+					"(run `rotor sinks discover` on rotor's host to explore a new one)", key, req.Type)}
+		}
+	}
+	return nil
+}
+
+// hostKeys are the sink settings, across kinds, that name a server or a
+// file on rotor's host (docs/sinks/*.md).
+var hostKeys = []string{"vault_url", "organization_url", "api_url", "url", "kubeconfig"}
+
+// reachesOut reports whether a setting names where a sink connects or
+// with what: a host key, or any secret reference (a map: {env}, {file},
+// {keyvault}).
+func reachesOut(key string, v any) bool {
+	if slices.Contains(hostKeys, key) {
+		return true
+	}
+	switch v.(type) {
+	case map[string]any, map[any]any:
+		return true
+	}
+	return false
+}
+
+// normalize makes a setting comparable whatever decoded it: YAML and JSON
+// give maps of different types and numbers of different kinds.
+func normalize(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[k] = normalize(x)
+		}
+		return out
+	case map[any]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[fmt.Sprint(k)] = normalize(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = normalize(x)
+		}
+		return out
+	case int, int64, float64, uint64, bool, string:
+		return fmt.Sprint(t)
+	}
+	return fmt.Sprint(v)
 }

@@ -3,6 +3,7 @@ package ui_test
 import (
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -354,8 +355,7 @@ func TestSinksConnectionOfTheOrganization(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, res.status, res.body)
 
 	// With a PAT (a file reference) the variable groups are listed.
-	pat := filepath.Join(t.TempDir(), "ado-pat")
-	require.NoError(t, os.WriteFile(pat, []byte(ado.PAT), 0o600))
+	pat := ado.PATFile // the one rotor.yaml's Azure DevOps sinks name
 	res = b.do(http.MethodGet, "/sinks/adovariables?"+url.Values{"set": {"organization_url=" + ado.URL, "project=" + ado.Project, "pat={file: " + pat + "}"}}.Encode(), "operator", nil)
 	require.Equal(t, http.StatusOK, res.status, res.body)
 	groups := choicesByLabel(t, res.body)
@@ -367,12 +367,43 @@ func TestSinksConnectionOfTheOrganization(t *testing.T) {
 	require.NotContains(t, res.body, ado.PAT)
 	parseSnippet(t, strings.Replace(snip, "  - adovariables:\n", "  - adovariables:\n      variable: CLIENT_SECRET\n", 1))
 
-	// A refused PAT is said in rotor's words.
+	// A PAT file rotor.yaml does not name is refused before anything is
+	// read: over the UI, discovery connects only where and as rotor.yaml
+	// says (else an operator could send any file on rotor's host to any
+	// server).
 	bad := filepath.Join(t.TempDir(), "ado-pat-none")
 	require.NoError(t, os.WriteFile(bad, []byte(ado.NoAccessPAT), 0o600))
 	res = b.do(http.MethodGet, "/sinks/adovariables?"+url.Values{"set": {"organization_url=" + ado.URL, "project=" + ado.Project, "pat={file: " + bad + "}"}}.Encode(), "operator", nil)
 	require.Equal(t, http.StatusOK, res.status, "a refusal is the person's to fix, not a failure of the page: %s", res.body)
 	require.Contains(t, res.body, `id="sink-error"`)
-	require.Contains(t, res.body, "Azure DevOps answered 401", "Azure DevOps' refusal, in rotor's words")
+	require.Contains(t, res.body, "pat says where to connect or with which credential")
 	require.NotContains(t, res.body, ado.NoAccessPAT)
+}
+
+// TestSinksDiscoveryConnectsOnlyAsConfigured: an operator cannot make
+// rotor read a file on its host and send it to a server of their choosing
+// (a token reference and an api_url not in rotor.yaml), nor load a
+// kubeconfig rotor.yaml does not name (its exec plugin would run a
+// command on rotor's host).
+func TestSinksDiscoveryConnectsOnlyAsConfigured(t *testing.T) {
+	t.Parallel()
+	b := setupAdmin(t)
+	hostFile := filepath.Join(t.TempDir(), "host-secret")
+	require.NoError(t, os.WriteFile(hostFile, []byte("host-only-value"), 0o600))
+	got := 0
+	catcher := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got++ }))
+	defer catcher.Close()
+	for _, sets := range [][]string{
+		{"token={file: " + hostFile + "}", "api_url=" + catcher.URL},
+		{"token={file: " + b.info.Vercel.TokenFile + "}", "api_url=" + catcher.URL},
+		{"token={file: " + hostFile + "}", "api_url=" + b.info.Vercel.URL},
+	} {
+		res := b.do(http.MethodGet, "/sinks/vercel?"+url.Values{"key": {"team_id"}, "set": sets}.Encode(), "operator", nil)
+		require.Equal(t, http.StatusOK, res.status, res.body)
+		require.Contains(t, res.body, "says where to connect or with which credential", "%v", sets)
+		require.NotContains(t, res.body, "host-only-value")
+	}
+	res := b.do(http.MethodGet, "/sinks/kubernetes?"+url.Values{"key": {"namespace"}, "set": {"kubeconfig=" + hostFile}}.Encode(), "operator", nil)
+	require.Contains(t, res.body, "kubeconfig says where to connect or with which credential")
+	require.Zero(t, got, "nothing reached the server the operator named")
 }

@@ -83,6 +83,9 @@ func setup(t *testing.T) *bundle {
 			{Name: "web", Applications: `{name_prefix: "web-"}`, Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"},
 			{Name: "owned", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"},
 		},
+		// A sink of every kind configured: the Sinks page discovers with
+		// the servers and credentials rotor.yaml names, and only those.
+		EverySink: true,
 	})
 	require.NoError(t, err)
 	path := filepath.Join(dir, "rotor.yaml")
