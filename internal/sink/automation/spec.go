@@ -73,7 +73,7 @@ func (e *SpecError) Error() string {
 // settings is a checked spec.
 type settings struct {
 	// certFormat is what of a certificate credential the parameter holds.
-	certFormat sink.CertificateFormat
+	certFormat                             sink.CertificateFormat
 	subscriptionID, resourceGroup, account string
 	runbookTmpl                            *template.Template
 	runbookSrc                             string

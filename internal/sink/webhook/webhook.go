@@ -81,13 +81,13 @@ type Event struct {
 	// KeyID is the new credential's key id in Entra; empty in a ping.
 	KeyID string `json:"key_id,omitempty"`
 	// CredentialKind is "secret" or "certificate".
-	CredentialKind string     `json:"credential_kind,omitempty"`
+	CredentialKind string `json:"credential_kind,omitempty"`
 	// Certificate describes a certificate credential (public facts only,
 	// the chain included); nil for a secret.
 	Certificate *EventCertificate `json:"certificate,omitempty"`
-	Start          *time.Time `json:"start,omitempty"`
-	End            *time.Time `json:"end,omitempty"`
-	RunID          string     `json:"run_id,omitempty"`
+	Start       *time.Time        `json:"start,omitempty"`
+	End         *time.Time        `json:"end,omitempty"`
+	RunID       string            `json:"run_id,omitempty"`
 	// OccurredAt is when the credential became valid (a ping: when it was
 	// sent); stable across retries.
 	OccurredAt time.Time `json:"occurred_at"`
