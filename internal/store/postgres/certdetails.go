@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/store"
 	"github.com/rotor-dev/rotor/internal/store/codec"
 )
@@ -65,10 +64,10 @@ func (s *Store) CertificatesWithoutDetails(ctx context.Context, p store.Certific
 	err := s.readOrg(ctx, p.Org, func(tx pgx.Tx) error {
 		out = nil
 		rows, err := tx.Query(ctx, `SELECT c.app_object_id, c.key_id FROM credentials c
-			WHERE c.org_id = $1 AND c.tenant_id = $2 AND c.kind = $3
+			WHERE c.org_id = $1 AND c.tenant_id = $2 AND c.kind = 'certificate'
 				AND NOT EXISTS (SELECT 1 FROM certificate_details d WHERE d.org_id = c.org_id AND d.tenant_id = c.tenant_id
 					AND d.app_object_id = c.app_object_id AND d.key_id = c.key_id)
-			ORDER BY c.app_object_id, c.key_id LIMIT $4`, string(p.Org), p.TenantID, string(domain.KindCertificate), limit)
+			ORDER BY c.app_object_id, c.key_id LIMIT $3`, string(p.Org), p.TenantID, limit)
 		if err != nil {
 			return err
 		}

@@ -25,3 +25,8 @@ CREATE TABLE certificate_details (
     FOREIGN KEY (org_id, tenant_id, app_object_id)
         REFERENCES applications (org_id, tenant_id, object_id) ON DELETE CASCADE
 ) STRICT, WITHOUT ROWID;
+
+-- The inventory's backlog query (certificates without details, after every
+-- sync) visits certificate credentials only, not a tenant's every secret.
+CREATE INDEX credentials_certificates ON credentials (org_id, tenant_id, app_object_id, key_id)
+    WHERE kind = 'certificate';
