@@ -70,13 +70,27 @@ type Access struct {
 // Credential is one client secret or certificate, as the inventory last
 // saw it: never a value (Entra shows only the hint).
 type Credential struct {
-	KeyID          string    `json:"key_id"`
-	Kind           string    `json:"kind" enum:"secret,certificate"`
-	DisplayName    string    `json:"display_name"`
-	Hint           string    `json:"hint" doc:"The first characters Entra shows of a secret."`
-	Start          time.Time `json:"start"`
-	End            time.Time `json:"end"`
-	CreatedByRotor bool      `json:"created_by_rotor"`
+	KeyID             string             `json:"key_id"`
+	Kind              string             `json:"kind" enum:"secret,certificate"`
+	DisplayName       string             `json:"display_name"`
+	Hint              string             `json:"hint" doc:"The first characters Entra shows of a secret."`
+	Start             time.Time          `json:"start"`
+	End               time.Time          `json:"end"`
+	CreatedByRotor    bool               `json:"created_by_rotor"`
+	Thumbprint        string             `json:"thumbprint,omitempty" doc:"A certificate's SHA-1 thumbprint, upper-case hex (Entra's customKeyIdentifier)."`
+	Certificate       *CertificateDetail `json:"certificate,omitempty" doc:"What the certificate says, once the inventory has read it (Graph lists no certificate bodies)."`
+	PrivateKeyUnknown bool               `json:"private_key_unknown,omitempty" doc:"A certificate rotor created whose private key no sink holds: usable by no consumer rotor knows. Rotate the application, or remove the certificate."`
+}
+
+// CertificateDetail is a certificate credential's public certificate.
+type CertificateDetail struct {
+	ThumbprintSHA256 string    `json:"thumbprint_sha256" doc:"SHA-256 of the DER certificate, upper-case hex."`
+	Subject          string    `json:"subject"`
+	Issuer           string    `json:"issuer"`
+	KeyAlgorithm     string    `json:"key_algorithm" doc:"RSA, EC P-256, EC P-384, Ed25519, or unreadable."`
+	KeySize          int       `json:"key_size" doc:"Bits."`
+	NotBefore        time.Time `json:"not_before,omitzero"`
+	NotAfter         time.Time `json:"not_after,omitzero"`
 }
 
 // ApplicationDetail is one application with its credentials.
@@ -102,8 +116,13 @@ func detailOf(d app.ApplicationDetail) ApplicationDetail {
 		out.Access = append(out.Access, Access{Connection: a.Connection, CanChange: a.CanChange})
 	}
 	for _, c := range d.Credentials {
-		out.Credentials = append(out.Credentials, Credential{KeyID: c.KeyID, Kind: string(c.Kind), DisplayName: c.DisplayName, Hint: c.Hint,
-			Start: c.Start, End: c.End, CreatedByRotor: c.CreatedByRotor})
+		cr := Credential{KeyID: c.KeyID, Kind: string(c.Kind), DisplayName: c.DisplayName, Hint: c.Hint,
+			Start: c.Start, End: c.End, CreatedByRotor: c.CreatedByRotor, Thumbprint: c.Thumbprint, PrivateKeyUnknown: c.PrivateKeyUnknown}
+		if x := c.Certificate; x != nil {
+			cr.Certificate = &CertificateDetail{ThumbprintSHA256: x.ThumbprintSHA256, Subject: x.Subject, Issuer: x.Issuer,
+				KeyAlgorithm: x.KeyAlgorithm, KeySize: x.KeySize, NotBefore: x.NotBefore, NotAfter: x.NotAfter}
+		}
+		out.Credentials = append(out.Credentials, cr)
 	}
 	return out
 }

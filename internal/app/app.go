@@ -38,6 +38,7 @@ type Store interface {
 	GetRun(ctx context.Context, org domain.OrgID, id string) (*domain.Run, error)
 	ListRuns(ctx context.Context, p store.ListRunsParams) ([]domain.Run, error)
 	PinnedTargets(ctx context.Context, p store.PinnedTargetsParams) ([]store.PinnedTarget, error)
+	SinkDeliveries(ctx context.Context, p store.SinkDeliveriesParams) (map[string]store.SinkDelivery, error)
 	ListAudit(ctx context.Context, p store.ListAuditParams) ([]audit.Record, error)
 	AuditHead(ctx context.Context, org domain.OrgID) (audit.Head, error)
 	ListOrgs(ctx context.Context) ([]store.Org, error)

@@ -186,7 +186,35 @@ type CredentialInfo struct {
 	Start          time.Time             `json:"start"`
 	End            time.Time             `json:"end"`
 	CreatedByRotor bool                  `json:"created_by_rotor"`
+	// Thumbprint is a certificate's SHA-1 thumbprint, upper-case hex
+	// (Entra's customKeyIdentifier); empty for a secret.
+	Thumbprint string `json:"thumbprint,omitempty"`
+	// Certificate is what the certificate itself says, once the inventory
+	// has read it; nil for a secret or a certificate not read yet.
+	Certificate *CertificateDetail `json:"certificate,omitempty"`
+	// PrivateKeyUnknown flags a certificate rotor created whose private
+	// key no sink holds (domain.UnheldCertificates): valid in Entra, usable
+	// by no consumer rotor knows. Set only where the sink delivery records
+	// were read (an application's page, explain).
+	PrivateKeyUnknown bool `json:"private_key_unknown,omitempty"`
 }
+
+// CertificateDetail is a certificate credential's public certificate.
+type CertificateDetail struct {
+	ThumbprintSHA256 string    `json:"thumbprint_sha256"`
+	Subject          string    `json:"subject"`
+	Issuer           string    `json:"issuer"`
+	KeyAlgorithm     string    `json:"key_algorithm"`
+	KeySize          int       `json:"key_size"`
+	NotBefore        time.Time `json:"not_before,omitzero"`
+	NotAfter         time.Time `json:"not_after,omitzero"`
+}
+
+// PrivateKeyUnknownAdvice says what the PrivateKeyUnknown flag means and
+// what to do, for every surface that shows it.
+const PrivateKeyUnknownAdvice = "rotor created this certificate, but no sink holds its private key (rotor keeps none at rest): " +
+	"no consumer rotor knows of can use it. Rotate the application (rotate now) so a new certificate reaches the sinks and this one is retired after the overlap, " +
+	"or remove it in Entra if nothing uses it"
 
 // ApplicationDetail is one application with its credentials and which
 // connections see it.
@@ -216,9 +244,45 @@ func detailOf(a *domain.Application) ApplicationDetail {
 		Credentials: make([]CredentialInfo, 0, len(a.Credentials)),
 	}
 	for _, c := range a.Credentials {
-		d.Credentials = append(d.Credentials, CredentialInfo{KeyID: c.KeyID, Kind: c.Kind, DisplayName: c.DisplayName, Hint: c.Hint, Start: c.Start, End: c.End, CreatedByRotor: c.RotorCreated()})
+		ci := CredentialInfo{KeyID: c.KeyID, Kind: c.Kind, DisplayName: c.DisplayName, Hint: c.Hint, Start: c.Start, End: c.End, CreatedByRotor: c.RotorCreated()}
+		if c.Kind == domain.KindCertificate {
+			ci.Thumbprint = c.ThumbprintHex()
+		}
+		if x := c.Certificate; x != nil {
+			ci.Certificate = &CertificateDetail{ThumbprintSHA256: x.ThumbprintSHA256, Subject: x.Subject, Issuer: x.Issuer,
+				KeyAlgorithm: x.KeyAlgorithm, KeySize: x.KeySize, NotBefore: x.NotBefore, NotAfter: x.NotAfter}
+		}
+		d.Credentials = append(d.Credentials, ci)
 	}
 	return d
+}
+
+// flagUnheldCertificates sets PrivateKeyUnknown on d's certificates that
+// rotor made and no sink delivery record holds. A failure to read the
+// records leaves every flag unset: posture advice, not a reason to fail.
+func (s *Service) flagUnheldCertificates(ctx context.Context, org domain.OrgID, a *domain.Application, d *ApplicationDetail) {
+	rotorCert := false
+	for _, c := range a.Credentials {
+		rotorCert = rotorCert || (c.Kind == domain.KindCertificate && c.RotorCreated())
+	}
+	if !rotorCert {
+		return
+	}
+	ds, err := s.store.SinkDeliveries(ctx, store.SinkDeliveriesParams{Org: org, TenantID: a.TenantID, AppObjectID: a.ObjectID})
+	if err != nil {
+		return
+	}
+	held := map[string]bool{}
+	for _, x := range ds {
+		held[x.KeyID] = true
+	}
+	unheld := map[string]bool{}
+	for _, k := range domain.UnheldCertificates(a.Credentials, held, s.clock.Now()) {
+		unheld[k] = true
+	}
+	for i := range d.Credentials {
+		d.Credentials[i].PrivateKeyUnknown = unheld[d.Credentials[i].KeyID]
+	}
 }
 
 // Explanation answers "why is this application (not) due?": the
@@ -278,6 +342,7 @@ func (s *Service) Explain(ctx context.Context, scope Scope, ref string) (*Explan
 		return nil, fmt.Errorf("decide: %w", err)
 	}
 	ex := &Explanation{Application: detailOf(a), Decision: decs[0], Ref: s.uniqueRef(ctx, scope.Org, a), Targets: []PinnedTarget{}, At: s.clock.Now()}
+	s.flagUnheldCertificates(ctx, scope.Org, a, &ex.Application)
 	if pol := pols.PolicyFor(*a); pol != nil {
 		ex.Policy = pol.Name
 		pins, err := s.store.PinnedTargets(ctx, store.PinnedTargetsParams{Org: scope.Org, TenantID: a.TenantID, AppObjectID: a.ObjectID, Policy: pol.Name})
@@ -373,5 +438,6 @@ func (s *Service) GetApplication(ctx context.Context, scope Scope, ref string) (
 		return nil, err
 	}
 	d := detailOf(a)
+	s.flagUnheldCertificates(ctx, scope.Org, a, &d)
 	return &d, nil
 }

@@ -382,12 +382,53 @@ func printCredentials(w io.Writer, a app.ApplicationDetail, now time.Time) {
 			ends += " (in " + domain.HumanDuration(c.End.Sub(now)) + ")"
 		}
 		hint := c.Hint
+		if c.Kind == domain.KindCertificate && c.Thumbprint != "" {
+			hint = short(c.Thumbprint) // a certificate's hint is its thumbprint
+		}
 		if hint == "" {
 			hint = "-"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, short(c.KeyID), c.DisplayName, hint, ends, yesNo(c.CreatedByRotor))
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w)
+	printCertificates(w, creds)
+}
+
+// printCertificates describes each certificate credential beside the
+// table: thumbprints, names, key, and the posture flag with its advice.
+func printCertificates(w io.Writer, creds []app.CredentialInfo) {
+	var certs []app.CredentialInfo
+	for _, c := range creds {
+		if c.Kind == domain.KindCertificate {
+			certs = append(certs, c)
+		}
+	}
+	if len(certs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Certificates:")
+	for _, c := range certs {
+		tp := c.Thumbprint
+		if tp == "" {
+			tp = "unknown"
+		}
+		fmt.Fprintf(w, "  %s thumbprint %s\n", short(c.KeyID), tp)
+		if x := c.Certificate; x != nil {
+			issuer := x.Issuer
+			if x.Issuer == x.Subject {
+				issuer += " (self-signed)"
+			}
+			fmt.Fprintf(w, "     SHA-256 %s\n     subject %s, issuer %s\n     key %s %d bits, valid %s to %s\n",
+				x.ThumbprintSHA256, x.Subject, issuer, x.KeyAlgorithm, x.KeySize,
+				x.NotBefore.UTC().Format("2006-01-02"), x.NotAfter.UTC().Format("2006-01-02"))
+		} else {
+			fmt.Fprintln(w, "     certificate not read yet (the next sync reads it)")
+		}
+		if c.PrivateKeyUnknown {
+			fmt.Fprintf(w, "     PRIVATE KEY UNKNOWN: %s.\n", app.PrivateKeyUnknownAdvice)
+		}
+	}
 	fmt.Fprintln(w)
 }
 

@@ -68,8 +68,13 @@ func detailFrom(d api.ApplicationDetail) app.ApplicationDetail {
 		out.Access = append(out.Access, domain.Access{Connection: a.Connection, CanChange: a.CanChange})
 	}
 	for _, c := range d.Credentials {
-		out.Credentials = append(out.Credentials, app.CredentialInfo{KeyID: c.KeyID, Kind: domain.CredentialKind(c.Kind), DisplayName: c.DisplayName,
-			Hint: c.Hint, Start: c.Start, End: c.End, CreatedByRotor: c.CreatedByRotor})
+		ci := app.CredentialInfo{KeyID: c.KeyID, Kind: domain.CredentialKind(c.Kind), DisplayName: c.DisplayName,
+			Hint: c.Hint, Start: c.Start, End: c.End, CreatedByRotor: c.CreatedByRotor, Thumbprint: c.Thumbprint, PrivateKeyUnknown: c.PrivateKeyUnknown}
+		if x := c.Certificate; x != nil {
+			ci.Certificate = &app.CertificateDetail{ThumbprintSHA256: x.ThumbprintSHA256, Subject: x.Subject, Issuer: x.Issuer,
+				KeyAlgorithm: x.KeyAlgorithm, KeySize: x.KeySize, NotBefore: x.NotBefore, NotAfter: x.NotAfter}
+		}
+		out.Credentials = append(out.Credentials, ci)
 	}
 	return out
 }

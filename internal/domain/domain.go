@@ -5,6 +5,8 @@
 package domain
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"strings"
 	"time"
 )
@@ -106,6 +108,49 @@ type Credential struct {
 	Thumbprint string
 	Start      time.Time
 	End        time.Time
+	// Certificate is what the inventory parsed from a certificate
+	// credential's public certificate; nil for a secret, and for a
+	// certificate not read yet (Graph lists no certificate bodies; see
+	// docs/adr/0035).
+	Certificate *CertificateInfo
+}
+
+// CertificateInfo is what a certificate credential's public certificate
+// says. All of it is public.
+type CertificateInfo struct {
+	// ThumbprintSHA1 is the SHA-1 of the DER certificate in upper-case hex:
+	// the portal's "Thumbprint", and what customKeyIdentifier holds (in
+	// base64) for certificates uploaded without a custom identifier.
+	ThumbprintSHA1 string
+	// ThumbprintSHA256 is its SHA-256, upper-case hex (x5t#S256).
+	ThumbprintSHA256 string
+	Subject          string
+	Issuer           string
+	// KeyAlgorithm is "RSA" or "EC" (with Curve in KeyAlgorithm's detail:
+	// "EC P-256"), or "Ed25519".
+	KeyAlgorithm string
+	// KeySize is the key's size in bits (RSA modulus, EC curve size).
+	KeySize   int
+	NotBefore time.Time
+	NotAfter  time.Time
+}
+
+// SelfSigned reports whether the certificate names itself as its issuer.
+func (c CertificateInfo) SelfSigned() bool { return c.Subject != "" && c.Subject == c.Issuer }
+
+// ThumbprintHex is the credential's SHA-1 thumbprint in upper-case hex:
+// from the parsed certificate when there is one, else from
+// customKeyIdentifier when that is 20 bytes of base64 (a thumbprint);
+// empty when neither says.
+func (c Credential) ThumbprintHex() string {
+	if c.Certificate != nil && c.Certificate.ThumbprintSHA1 != "" {
+		return c.Certificate.ThumbprintSHA1
+	}
+	b, err := base64.StdEncoding.DecodeString(c.Thumbprint)
+	if err != nil || len(b) != 20 {
+		return ""
+	}
+	return strings.ToUpper(hex.EncodeToString(b))
 }
 
 // RotorCreated reports whether rotor made this credential.

@@ -196,6 +196,13 @@ type Result struct {
 	// readings (Options.OwnershipInterval), an earlier sync's. Zero for a
 	// connection that may change nothing.
 	OwnershipAt time.Time
+	// CertificatesRead is how many certificate credentials' certificates
+	// the sync read and recorded (subject, issuer, key; see
+	// Options.CertificateReads).
+	CertificatesRead int
+	// CertificatesErr is why reading them failed, if it did: the sync
+	// itself succeeded, and the next one tries again.
+	CertificatesErr error
 }
 
 // DefaultFullSyncInterval is the longest time between two full syncs of
@@ -240,6 +247,11 @@ type Options struct {
 	// change on an application nothing else changed on waits for the
 	// next reading.
 	OwnershipInterval time.Duration
+	// CertificateReads is the most unread certificate credentials one sync
+	// reads the certificates of (Graph lists none: each costs part of a
+	// $batch GET, once). Zero is DefaultCertificateReads; negative reads
+	// none.
+	CertificateReads int
 }
 
 // DefaultOwnershipInterval is Options.OwnershipInterval's default. Change
@@ -255,6 +267,8 @@ type Syncer struct {
 	fullEvery  time.Duration
 	ownEvery   time.Duration
 	writeBatch int
+	// certReads is Options.CertificateReads.
+	certReads int
 
 	mu sync.Mutex
 	// owned remembers, per organization, connection and tracking scope,
@@ -283,6 +297,7 @@ func NewSyncer(st Store, c clock.Clock, opts Options) *Syncer {
 	return &Syncer{
 		store: st, clock: c, fullEvery: every, ownEvery: cmp.Or(opts.OwnershipInterval, DefaultOwnershipInterval),
 		writeBatch: cmp.Or(opts.WriteBatch, DefaultWriteBatch), owned: map[ownedKey]ownedMemo{},
+		certReads: cmp.Or(opts.CertificateReads, DefaultCertificateReads),
 	}
 }
 
@@ -318,15 +333,26 @@ func (s *Syncer) Sync(ctx context.Context, org domain.OrgID, connection string, 
 	if err != nil {
 		return Result{}, fmt.Errorf("inventory %s: %w", connection, err)
 	}
+	var res Result
 	if reason == "" {
-		res, err := s.incremental(ctx, syncRun{org, connection, dir, tr, started, progress}, st)
+		res, err = s.incremental(ctx, syncRun{org, connection, dir, tr, started, progress}, st)
 		var fb fallBack
 		if !errors.As(err, &fb) {
-			return res, err
+			return s.withCertificates(ctx, org, dir, res, err)
 		}
 		reason = fb.reason
 	}
-	return s.full(ctx, syncRun{org, connection, dir, tr, started, progress}, reason)
+	res, err = s.full(ctx, syncRun{org, connection, dir, tr, started, progress}, reason)
+	return s.withCertificates(ctx, org, dir, res, err)
+}
+
+// withCertificates reads unread certificates after a successful sync.
+func (s *Syncer) withCertificates(ctx context.Context, org domain.OrgID, dir Directory, res Result, err error) (Result, error) {
+	if err != nil {
+		return res, err
+	}
+	res.CertificatesRead, res.CertificatesErr = s.readCertificates(ctx, org, dir)
+	return res, nil
 }
 
 // mode decides between a full and an incremental sync: it returns the

@@ -27,7 +27,15 @@ type BuildRequest struct {
 	// carries no ownership marker treats an existing target without a
 	// Last as foreign (see Delivered).
 	Last *Delivered
+	// Kind is what the policy rotates (domain.KindSecret when empty), so a
+	// sink's Validate can say before anything is created that it cannot
+	// take a certificate, or that its target's form would not hold one.
+	// Deliver decides on the material itself.
+	Kind domain.CredentialKind
 }
+
+// Certificates reports whether the request is for a certificate policy.
+func (r BuildRequest) Certificates() bool { return r.Kind == domain.KindCertificate }
 
 // Kind is one type of sink as the registry knows it. It is split from
 // Builder because the two are needed at different times: specs are checked

@@ -199,6 +199,16 @@ type Store interface {
 	// one target of an application.
 	RecordSinkDelivery(ctx context.Context, p RecordSinkDeliveryParams) error
 
+	// PutCertificateDetails records (replaces) what the inventory parsed
+	// from certificate credentials' public certificates. Credentials read
+	// back carry it (Credential.Certificate) for as long as they exist; a
+	// sync that rewrites an application's credentials keeps it.
+	PutCertificateDetails(ctx context.Context, p PutCertificateDetailsParams) error
+	// CertificatesWithoutDetails lists certificate credentials of a
+	// tenant whose certificate has not been read yet, at most Limit, in
+	// application order: the inventory's bounded backlog of GETs.
+	CertificatesWithoutDetails(ctx context.Context, p CertificatesWithoutDetailsParams) ([]CredentialRef, error)
+
 	// GetApplicationSettings returns one application's own settings
 	// (by object id); ErrNotFound when it has none.
 	GetApplicationSettings(ctx context.Context, org domain.OrgID, objectID string) (*ApplicationSettings, error)
@@ -500,6 +510,34 @@ type SinkDelivery struct {
 	Version     string
 	RunID       string
 	DeliveredAt time.Time
+}
+
+// PutCertificateDetailsParams records the details of certificates of
+// one tenant.
+type PutCertificateDetailsParams struct {
+	Org      domain.OrgID
+	TenantID string
+	Details  []CertificateDetails
+}
+
+// CertificateDetails is one certificate credential's parsed certificate.
+type CertificateDetails struct {
+	AppObjectID string
+	KeyID       string
+	Info        domain.CertificateInfo
+}
+
+// CertificatesWithoutDetailsParams bounds the backlog listing.
+type CertificatesWithoutDetailsParams struct {
+	Org      domain.OrgID
+	TenantID string
+	Limit    int
+}
+
+// CredentialRef names one credential of one application.
+type CredentialRef struct {
+	AppObjectID string
+	KeyID       string
 }
 
 // SinkDeliveriesParams names an application.

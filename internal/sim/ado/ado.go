@@ -403,12 +403,15 @@ func inProject(refs any, p *project) bool {
 	return false
 }
 
-// masked is the endpoint as GET shows it: the key is never returned.
+// masked is the endpoint as GET shows it: the key (or, for
+// authenticationType spnCertificate, the PEM certificate with its private
+// key) is never returned.
 func (e *endpoint) masked() map[string]any {
 	out := deepCopy(e.raw)
 	if a, ok := out["authorization"].(map[string]any); ok {
 		if ps, ok := a["parameters"].(map[string]any); ok {
 			delete(ps, "serviceprincipalkey")
+			delete(ps, "servicePrincipalCertificate")
 		}
 	}
 	return out
@@ -519,7 +522,13 @@ func (s *Service) putEndpoint(w http.ResponseWriter, r *http.Request, id string)
 		if k, _ := ps["serviceprincipalkey"].(string); k != "" {
 			key = k
 		}
+		if at, _ := ps["authenticationType"].(string); strings.EqualFold(at, "spnCertificate") {
+			if c, _ := ps["servicePrincipalCertificate"].(string); c != "" {
+				key = c
+			}
+		}
 		delete(ps, "serviceprincipalkey")
+		delete(ps, "servicePrincipalCertificate")
 	}
 	body["id"] = id
 	e.raw, e.key = body, key

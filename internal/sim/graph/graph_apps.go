@@ -58,15 +58,18 @@ func renderApp(t *core.Tenant, a *core.Application, withKeyData bool) jsonObj {
 // renderSelected is project(renderApp(…), sel) without rendering what sel
 // leaves out: a listing of 100,000 applications that selects their ids
 // renders only those. keyCredentials[].key is filled when keyCredentials
-// is selected.
-func renderSelected(t *core.Tenant, a *core.Application, sel selection) jsonObj {
+// is selected and withKeyData: Graph returns the certificate only to a GET
+// of one application with $select=keyCredentials, and null in listings
+// and delta pages ("Returned only on $select for a single object … otherwise,
+// it is always null", the keyCredential resource's documentation).
+func renderSelected(t *core.Tenant, a *core.Application, sel selection, withKeyData bool) jsonObj {
 	if sel == nil {
 		return renderApp(t, a, false)
 	}
 	out := make(jsonObj, 0, len(sel))
 	for _, p := range appProps {
 		if sel.has(p) {
-			out = append(out, kv{p, appMember(t, a, p, true)})
+			out = append(out, kv{p, appMember(t, a, p, withKeyData)})
 		}
 	}
 	return out
@@ -352,7 +355,7 @@ func (g *graphCall) listApps(spec appListSpec) {
 		}
 		items := make([]jsonObj, 0, len(page))
 		for _, a := range page {
-			o := renderSelected(t, a, sel)
+			o := renderSelected(t, a, sel, false)
 			if spec.typed {
 				o = append(jsonObj{{"@odata.type", "#" + appType}}, o...)
 			}
@@ -437,7 +440,7 @@ func (g *graphCall) getApplication(key string) {
 		if sel != nil {
 			ctx = selectContext(graphMetadata+"applications", sel) + "/$entity"
 		}
-		body := append(jsonObj{{"@odata.context", ctx}}, renderSelected(t, a, sel)...)
+		body := append(jsonObj{{"@odata.context", ctx}}, renderSelected(t, a, sel, true)...)
 		return okReply(http.StatusOK, body)
 	})
 }

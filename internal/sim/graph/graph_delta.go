@@ -450,7 +450,7 @@ func deltaEntry(t *core.Tenant, a *core.Application, e *trackedApp, tok *deltaTo
 		return nil, false // first seen after the round started: the next round has it
 	}
 	if tok.From == 0 || inRound(e.added) {
-		return renderSelected(t, a, sel), true
+		return renderSelected(t, a, sel, false), true
 	}
 	var changed [nDeltaProps]bool
 	anyChanged := false
@@ -463,7 +463,7 @@ func deltaEntry(t *core.Tenant, a *core.Application, e *trackedApp, tok *deltaTo
 		return nil, false
 	}
 	out := jsonObj{{"id", a.ObjectID}}
-	for _, m := range renderSelected(t, a, sel) {
+	for _, m := range renderSelected(t, a, sel, false) {
 		if i := slices.Index(deltaProps, m.k); i >= 0 && changed[i] {
 			out = append(out, m)
 		}

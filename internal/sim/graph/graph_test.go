@@ -799,3 +799,22 @@ func TestGraphBatchItemsAreThrottledOneByOne(t *testing.T) {
 	require.Positive(t, throttled)
 	require.Equal(t, 10, ok+throttled)
 }
+
+// A listing never carries certificate bodies, even with keyCredentials
+// selected: only a GET of one application does.
+func TestListingsCarryNoCertificateBodies(t *testing.T) {
+	t.Parallel()
+	g := graphSetup(t, "contoso")
+	r := g.call(t, g.token, http.MethodGet, "/applications?$select=id,keyCredentials&$top=999", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	seen := 0
+	for _, v := range r.body["value"].([]any) {
+		for _, k := range v.(map[string]any)["keyCredentials"].([]any) {
+			km := k.(map[string]any)
+			require.Nil(t, km["key"], "no key in a listing")
+			require.NotEmpty(t, km["customKeyIdentifier"], "the thumbprint is listed")
+			seen++
+		}
+	}
+	require.NotZero(t, seen, "the demo seed has certificates")
+}

@@ -31,6 +31,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/rotor-dev/rotor/internal/sim/core"
 	"github.com/rotor-dev/rotor/internal/simfile"
@@ -727,6 +728,15 @@ func normalize(res resource, body map[string]any) *apierrors.StatusError {
 	if t, _ := body["type"].(string); t == "" {
 		body["type"] = "Opaque"
 	}
+	// The API server's ValidateSecret: a kubernetes.io/tls Secret carries
+	// both tls.crt and tls.key (their content is not parsed).
+	if body["type"] == "kubernetes.io/tls" {
+		for _, k := range []string{"tls.crt", "tls.key"} {
+			if _, ok := data[k]; !ok {
+				return apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, name, field.ErrorList{field.Required(field.NewPath("data").Key(k), "")})
+			}
+		}
+	}
 	return nil
 }
 
@@ -780,6 +790,10 @@ func (s *Service) update(res resource, ns, name string, body map[string]any) (*o
 	}
 	if rv, _ := md["resourceVersion"].(string); rv != "" && rv != rvOf(o.m) {
 		return nil, apierrors.NewConflict(res.gr(), name, errors.New(registryConflictMsg))
+	}
+	if res.name == "secrets" && body["type"] != o.m["type"] {
+		// ValidateSecretUpdate: a Secret's type never changes.
+		return nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, name, field.ErrorList{field.Invalid(field.NewPath("type"), body["type"], "field is immutable")})
 	}
 	old := o.m["metadata"].(map[string]any)
 	for _, f := range []string{"uid", "creationTimestamp", "generation"} {

@@ -2,6 +2,10 @@
 // client secret into an Azure DevOps service connection of type azurerm
 // (scheme ServicePrincipal, authenticationType spnKey), in place, by
 // PUTting the connection back exactly as it read it with only the key set.
+// A certificate credential goes in as authenticationType spnCertificate
+// with servicePrincipalCertificate, the PEM private key and chain (a key
+// connection is switched to it; a secret never goes into a certificate
+// connection).
 // It never deletes and recreates a connection: pipelines refer to its id.
 //
 //	sinks:
@@ -234,7 +238,7 @@ func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, er
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{c: cl, ref: r, tid: tid, adopt: st.Adopt, app: req.App, last: req.Last}, nil
+	return &Sink{c: cl, ref: r, tid: tid, adopt: st.Adopt, app: req.App, last: req.Last, certs: req.Certificates()}, nil
 }
 
 // DiscoverKeys: the connections of the spec's project.
@@ -319,6 +323,8 @@ type Sink struct {
 	ref   ref
 	tid   sink.TargetID
 	adopt bool
+	// certs: the policy rotates certificates (BuildRequest.Kind).
+	certs bool
 	app   domain.Application
 	last  *sink.Delivered
 
@@ -402,9 +408,22 @@ func (s *Sink) missing() error {
 		s.Describe(), s.c.Who())}
 }
 
+// Authentication types of an azurerm ServicePrincipal connection, as the
+// service connection API names them (the Azure DevOps Terraform provider,
+// Microsoft's own, sends the same).
+const (
+	authKey         = "spnKey"
+	authCertificate = "spnCertificate"
+	// paramCertificate is the write-only parameter of spnCertificate: the
+	// PEM private key and certificate.
+	paramCertificate = "servicePrincipalCertificate"
+)
+
 // check says whether rotor may write e for d's application: the right
-// kind of connection, and the application's own (or adopt).
-func (s *Sink) check(e endpoint, clientID, tenantID string) (takeover bool, err error) {
+// kind of connection, and the application's own (or adopt). cert: the
+// delivery is a certificate, which a key connection may switch to; a
+// client secret never goes into a certificate connection.
+func (s *Sink) check(e endpoint, clientID, tenantID string, cert bool) (takeover bool, err error) {
 	name := fmt.Sprintf("service connection %q (%s)", e.str("name"), e.id())
 	if t := e.str("type"); !strings.EqualFold(t, "azurerm") {
 		return false, &FailedError{Msg: fmt.Sprintf("%s is of type %q: rotor writes only azurerm connections", name, t)}
@@ -412,8 +431,13 @@ func (s *Sink) check(e endpoint, clientID, tenantID string) (takeover bool, err 
 	if sc := e.scheme(); !strings.EqualFold(sc, "ServicePrincipal") {
 		return false, &FailedError{Msg: fmt.Sprintf("%s uses scheme %q: only a ServicePrincipal connection holds a client secret (workload identity federation needs none)", name, sc)}
 	}
-	if at := e.param("authenticationType"); at != "" && !strings.EqualFold(at, "spnKey") {
-		return false, &FailedError{Msg: fmt.Sprintf("%s authenticates with %q, not a key (spnKey): rotor delivers client secrets", name, at)}
+	switch at := e.param("authenticationType"); {
+	case at == "" || strings.EqualFold(at, authKey):
+	case strings.EqualFold(at, authCertificate) && cert:
+	case strings.EqualFold(at, authCertificate):
+		return false, &FailedError{Msg: fmt.Sprintf("%s authenticates with a certificate (%s), and this policy rotates client secrets: give the application a certificate policy, or switch the connection to a key", name, authCertificate)}
+	default:
+		return false, &FailedError{Msg: fmt.Sprintf("%s authenticates with %q, neither a key (%s) nor a certificate (%s)", name, at, authKey, authCertificate)}
 	}
 	sp, tenant := e.param("serviceprincipalid"), e.param("tenantid")
 	if strings.EqualFold(sp, clientID) && strings.EqualFold(tenant, tenantID) {
@@ -429,10 +453,24 @@ func (s *Sink) check(e endpoint, clientID, tenantID string) (takeover bool, err 
 		name, sp, tenant, s.app.DisplayName, clientID, tenantID)}}
 }
 
-// Deliver sets the connection's key to d's secret.
+// Deliver sets the connection's key to d's secret, or — for a certificate
+// — sets authenticationType spnCertificate and servicePrincipalCertificate
+// to the PEM private key and chain (and drops any key), which is how Azure
+// DevOps keeps a certificate connection.
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
-	if d.Material.Secret.IsZero() {
-		return sink.Result{}, sink.Permanent(errors.New("adoconnection delivers client secrets; this credential has none"))
+	cert := d.Material.Certificate != nil
+	var value string
+	switch {
+	case cert:
+		v, err := d.Material.Certificate.PEM()
+		if err != nil {
+			return sink.Result{}, fmt.Errorf("adoconnection: a certificate connection needs the private key as PEM: %w", err)
+		}
+		value = v.Reveal()
+	case d.Material.Secret.IsZero():
+		return sink.Result{}, sink.Permanent(errors.New("adoconnection: the delivery carries no credential"))
+	default:
+		value = d.Material.Secret.Reveal()
 	}
 	e, err := s.read(ctx)
 	if err != nil {
@@ -441,7 +479,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	if e == nil {
 		return sink.Result{}, s.missing()
 	}
-	takeover, err := s.check(e, d.ClientID, d.TenantID)
+	takeover, err := s.check(e, d.ClientID, d.TenantID, cert)
 	if err != nil {
 		return sink.Result{}, err
 	}
@@ -452,17 +490,25 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	}
 	body := deepCopy(e)
 	ps := body.params()
-	ps["serviceprincipalkey"] = d.Material.Secret.Reveal()
 	note := ""
+	if cert {
+		if !strings.EqualFold(e.param("authenticationType"), authCertificate) {
+			note = "switched the connection from a key (spnKey) to a certificate (spnCertificate)"
+		}
+		delete(ps, "serviceprincipalkey")
+		ps["authenticationType"], ps[paramCertificate] = authCertificate, value
+	} else {
+		ps["serviceprincipalkey"] = value
+	}
 	if takeover {
-		note = fmt.Sprintf("adopted the connection: it signed in as %s of tenant %s, now as the application", e.param("serviceprincipalid"), e.param("tenantid"))
+		note = strings.TrimPrefix(note+"; ", "; ") + fmt.Sprintf("adopted the connection: it signed in as %s of tenant %s, now as the application", e.param("serviceprincipalid"), e.param("tenantid"))
 		ps["serviceprincipalid"], ps["tenantid"] = d.ClientID, d.TenantID
 	}
 	s.mu.Lock()
 	s.attempted = true
 	s.mu.Unlock()
 	if _, err := s.c.Do(ctx, ado.Call{Op: "update service connection " + e.id(), Method: http.MethodPut,
-		Path: "/_apis/serviceendpoint/endpoints/" + url.PathEscape(e.id()), In: map[string]any(body), Secret: d.Material.Secret.Reveal()}); err != nil {
+		Path: "/_apis/serviceendpoint/endpoints/" + url.PathEscape(e.id()), In: map[string]any(body), Secret: value}); err != nil {
 		return sink.Result{}, err
 	}
 	after, err := s.read(ctx)
@@ -541,7 +587,7 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 		err := s.missing()
 		return sink.Failed(err.Error(), err)
 	}
-	takeover, err := s.check(e, s.app.AppID, s.app.TenantID)
+	takeover, err := s.check(e, s.app.AppID, s.app.TenantID, s.certs)
 	if err != nil {
 		return sink.Failed(err.Error(), err)
 	}

@@ -139,9 +139,17 @@ func TestConformance(t *testing.T) {
 	sinktest.Run(t, &harness{b: setup(t)})
 }
 
+// TestConformanceCertificates runs it with certificates: each delivery
+// makes the connection an spnCertificate one holding the PEM.
+func TestConformanceCertificates(t *testing.T) {
+	t.Parallel()
+	sinktest.Run(t, &harness{b: setup(t), certs: true}, sinktest.WithCertificates())
+}
+
 type harness struct {
-	b bundle
-	n atomic.Int64
+	b     bundle
+	n     atomic.Int64
+	certs bool
 }
 
 var (
@@ -158,7 +166,11 @@ func (h *harness) Request(t *testing.T) sink.BuildRequest {
 	app := domain.Application{Org: domain.DefaultOrg, TenantID: h.b.ado.TenantID, ObjectID: uuid.NewString(), AppID: uuid.NewString(),
 		DisplayName: fmt.Sprintf("Conformance App %d", n)}
 	h.b.newConnection(t, keyvault.Slug(app.DisplayName)+"-conn", app.AppID)
-	return sink.BuildRequest{Spec: h.b.spec("{{ .App.DisplayName | slug }}-conn", pat(envPAT)), Connection: connSim, App: app}
+	req := sink.BuildRequest{Spec: h.b.spec("{{ .App.DisplayName | slug }}-conn", pat(envPAT)), Connection: connSim, App: app}
+	if h.certs {
+		req.Kind = domain.KindCertificate
+	}
+	return req
 }
 
 func (h *harness) name(t *testing.T, target sink.TargetID) (string, bool) {

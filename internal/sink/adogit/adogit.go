@@ -389,13 +389,16 @@ func (s *Sink) edited(snap snapshot, sealed string, d sink.Delivery) ([]byte, er
 // Deliver commits the credential (encrypted, or its metadata alone) on the
 // branch, retrying on a moved tip.
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
-	if d.Material.Secret.IsZero() {
-		return sink.Result{}, sink.Permanent(errors.New("adogit: the sink delivers client secrets; this delivery holds none"))
+	if d.Material.IsZero() {
+		return sink.Result{}, sink.Permanent(errors.New("adogit: the delivery carries no credential"))
 	}
 	sealed := ""
 	if len(s.st.recipients) > 0 {
-		var err error
-		if sealed, err = s.encrypt(d.Material.Secret.Reveal()); err != nil {
+		cred, err := sink.SecretOrEncoded("adogit", d.Material, s.st.certFormat)
+		if err != nil {
+			return sink.Result{}, err
+		}
+		if sealed, err = s.encrypt(cred.Reveal()); err != nil {
 			return sink.Result{}, err
 		}
 	}

@@ -34,7 +34,7 @@ const (
 	KeyAdopt           = sink.KeyAdopt
 )
 
-var knownKeys = []string{KeyAdopt, KeyBranch, KeyCommitMessage, KeyConnection, KeyKey, KeyMetadataKey,
+var knownKeys = []string{KeyAdopt, KeyBranch, sink.KeyCertificateFormat, KeyCommitMessage, KeyConnection, KeyKey, KeyMetadataKey,
 	KeyOrganizationURL, KeyPAT, KeyPath, KeyProject, KeyRecipients, KeyRepository}
 
 // DefaultBranch is the branch a spec without one writes to.
@@ -110,6 +110,8 @@ func Slug(s string) string {
 
 // settings is a checked spec.
 type settings struct {
+	// certFormat is what of a certificate credential the value is.
+	certFormat sink.CertificateFormat
 	orgURL     string // https://host/org, no trailing slash
 	project    string
 	repository string
@@ -171,6 +173,11 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 		return strings.TrimSpace(sv), true
 	}
 	s := settings{branch: DefaultBranch}
+	if f, err := sink.CertificateFormatOf(spec); err != nil {
+		bad(sink.KeyCertificateFormat, "%s", strings.TrimPrefix(err.Error(), sink.KeyCertificateFormat+": "))
+	} else {
+		s.certFormat = f
+	}
 	if v, ok := str(KeyOrganizationURL, true); ok {
 		u, err := checkOrgURL(v)
 		if err != nil {

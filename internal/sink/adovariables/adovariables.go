@@ -58,7 +58,7 @@ const (
 	KeyVariable = "variable"
 )
 
-var knownKeys = append([]string{KeyGroup, KeyVariable}, ado.CommonKeys...)
+var knownKeys = append([]string{KeyGroup, KeyVariable, sink.KeyCertificateFormat}, ado.CommonKeys...)
 
 // variableNameRE is what Azure DevOps accepts as a variable name: letters,
 // digits, '.', '_' and '-' (no spaces), not starting with "system.".
@@ -113,6 +113,8 @@ type settings struct {
 	groupName string
 	varTmpl   *template.Template
 	varSrc    string
+	// certFormat is what of a certificate credential the variable holds.
+	certFormat sink.CertificateFormat
 }
 
 func parseSpec(spec domain.SinkSpec) (settings, error) {
@@ -122,6 +124,11 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 	}
 	p.Unknown(knownKeys)
 	st := settings{Common: p.Common()}
+	if f, err := sink.CertificateFormatOf(spec); err != nil {
+		p.Bad(sink.KeyCertificateFormat, "%s", strings.TrimPrefix(err.Error(), sink.KeyCertificateFormat+": "))
+	} else {
+		st.certFormat = f
+	}
 	if v, ok := p.String(KeyGroup, true); ok {
 		if n, err := strconv.Atoi(v); err == nil {
 			if n <= 0 {
@@ -271,7 +278,7 @@ func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, er
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{c: cl, ref: r, tid: tid, adopt: st.Adopt, last: req.Last}, nil
+	return &Sink{c: cl, ref: r, tid: tid, adopt: st.Adopt, last: req.Last, certFormat: st.certFormat}, nil
 }
 
 // DiscoverKeys: the variable groups of the spec's project.
@@ -340,6 +347,8 @@ type Sink struct {
 	tid   sink.TargetID
 	adopt bool
 	last  *sink.Delivered
+	// certFormat is what of a certificate credential the variable holds.
+	certFormat sink.CertificateFormat
 
 	mu      sync.Mutex
 	groupID int
@@ -443,8 +452,9 @@ func (s *Sink) owned(g *group) error {
 
 // Deliver sets the variable to d's secret, keeping every other variable.
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
-	if d.Material.Secret.IsZero() {
-		return sink.Result{}, sink.Permanent(errors.New("adovariables delivers client secrets; this credential has none"))
+	cred, err := sink.SecretOrEncoded("adovariables", d.Material, s.certFormat)
+	if err != nil {
+		return sink.Result{}, err
 	}
 	g, err := s.read(ctx)
 	if err != nil {
@@ -479,7 +489,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	for k, v := range cur {
 		mine[k] = v
 	}
-	mine["value"], mine["isSecret"] = d.Material.Secret.Reveal(), true
+	mine["value"], mine["isSecret"] = cred.Reveal(), true
 	vars[name] = mine
 	body := map[string]any{
 		"name": g.Name, "type": g.Type, "description": g.Description, "providerData": g.ProviderData,
@@ -490,7 +500,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	s.mu.Unlock()
 	var after group
 	if _, err := s.c.Do(ctx, ado.Call{Op: fmt.Sprintf("update variable group %d", g.ID), Method: http.MethodPut,
-		Path: fmt.Sprintf("/_apis/distributedtask/variablegroups/%d", g.ID), In: body, Out: &after, Secret: d.Material.Secret.Reveal()}); err != nil {
+		Path: fmt.Sprintf("/_apis/distributedtask/variablegroups/%d", g.ID), In: body, Out: &after, Secret: cred.Reveal()}); err != nil {
 		return sink.Result{}, err
 	}
 	v := after.ModifiedOn

@@ -379,10 +379,11 @@ func terminalFailure(status string) bool {
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
 	value := ""
 	if s.st.passSecret {
-		if d.Material.Secret.IsZero() {
-			return sink.Result{}, sink.Permanent(errors.New("automation sink: the credential is not a client secret; a runbook's ClientSecret parameter takes only one"))
+		cred, err := sink.SecretOrEncoded("automation", d.Material, s.st.certFormat)
+		if err != nil {
+			return sink.Result{}, err
 		}
-		value = d.Material.Secret.Reveal()
+		value = cred.Reveal()
 	}
 	fail := func(err error) (sink.Result, error) {
 		return sink.Result{}, fmt.Errorf("automation sink: %s: %w", s.Describe(), err)

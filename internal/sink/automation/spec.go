@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/sink"
 )
 
 // Setting keys of an "automation" sink spec.
@@ -27,7 +28,7 @@ const (
 	KeyConnection     = "connection"
 )
 
-var knownKeys = []string{KeyAccount, KeyConnection, KeyParameters, KeyPassSecret, KeyResourceGroup, KeyRunOn, KeyRunbook, KeySubscriptionID, KeyTimeout}
+var knownKeys = []string{KeyAccount, KeyConnection, KeyParameters, KeyPassSecret, KeyResourceGroup, KeyRunOn, KeyRunbook, KeySubscriptionID, KeyTimeout, sink.KeyCertificateFormat}
 
 // DefaultTimeout is how long a delivery waits for its job by default;
 // MaxTimeout bounds the setting (Automation's fair share stops a cloud job
@@ -71,6 +72,8 @@ func (e *SpecError) Error() string {
 
 // settings is a checked spec.
 type settings struct {
+	// certFormat is what of a certificate credential the parameter holds.
+	certFormat                             sink.CertificateFormat
 	subscriptionID, resourceGroup, account string
 	runbookTmpl                            *template.Template
 	runbookSrc                             string
@@ -156,6 +159,11 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 		errs = append(errs, &SpecError{Msg: msg})
 	}
 	s := settings{passSecret: true, timeout: DefaultTimeout}
+	if f, err := sink.CertificateFormatOf(spec); err != nil {
+		bad(sink.KeyCertificateFormat, "%s", strings.TrimPrefix(err.Error(), sink.KeyCertificateFormat+": "))
+	} else {
+		s.certFormat = f
+	}
 	str := func(key string, required bool) (string, bool) {
 		v, ok := spec.Settings[key]
 		if !ok || v == nil {

@@ -324,8 +324,9 @@ func (s *Sink) selectedIDs(ctx context.Context, c *gh.Client) (gh.SelectedRepoID
 // Deliver writes the secret unless it already holds d (idempotent), and
 // refuses a secret rotor never wrote unless adopt is set.
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
-	if d.Material.Certificate != nil || d.Material.Secret.IsZero() {
-		return sink.Result{}, sink.Permanent(fmt.Errorf("github sink: %s: only a client secret can be delivered to an Actions secret", s.t.Describe()))
+	cred, err := sink.SecretOrEncoded("github", d.Material, s.s.certFormat)
+	if err != nil {
+		return sink.Result{}, fmt.Errorf("%s: %w", s.t.Describe(), err)
 	}
 	c, err := s.client(ctx)
 	if err != nil {
@@ -363,7 +364,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 		}
 	}
 	// The one place the value leaves rotor, sealed.
-	if es.EncryptedValue, err = seal(pk, []byte(d.Material.Secret.Reveal())); err != nil {
+	if es.EncryptedValue, err = seal(pk, []byte(cred.Reveal())); err != nil {
 		return sink.Result{}, err
 	}
 	s.mu.Lock()

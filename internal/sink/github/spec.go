@@ -46,7 +46,7 @@ const DefaultAPIURL = "https://api.github.com/"
 // Visibilities of an organization secret.
 var visibilities = []string{"all", "private", "selected"}
 
-var knownKeys = []string{KeyAdopt, KeyAPIURL, KeyEnvironment, KeyName, KeyOrg, KeyOwner, KeyRepo, KeyScope, KeySelectedRepositories, KeyToken, KeyVisibility}
+var knownKeys = []string{KeyAdopt, KeyAPIURL, KeyEnvironment, KeyName, KeyOrg, KeyOwner, KeyRepo, KeyScope, KeySelectedRepositories, KeyToken, KeyVisibility, sink.KeyCertificateFormat}
 
 // SpecError is a problem with one setting of a sink spec.
 type SpecError struct {
@@ -123,6 +123,8 @@ var (
 
 // settings is a checked spec.
 type settings struct {
+	// certFormat is what of a certificate credential the secret holds.
+	certFormat sink.CertificateFormat
 	scope      Scope
 	owner      string
 	repo       string
@@ -180,6 +182,11 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 		return strings.TrimSpace(sv), true
 	}
 	s := settings{apiURL: DefaultAPIURL}
+	if f, err := sink.CertificateFormatOf(spec); err != nil {
+		bad(sink.KeyCertificateFormat, "%s", strings.TrimPrefix(err.Error(), sink.KeyCertificateFormat+": "))
+	} else {
+		s.certFormat = f
+	}
 	owner, hasOwner := str(KeyOwner)
 	repo, hasRepo := str(KeyRepo)
 	env, hasEnv := str(KeyEnvironment)

@@ -203,7 +203,7 @@ func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, er
 		return nil, err
 	}
 	return &Sink{cs: cs, clock: b.clock, log: b.log, st: st, target: target, ns: ns, name: name, app: req.App,
-		where: describeCluster(kubeconfig, kctx)}, nil
+		where: describeCluster(kubeconfig, kctx), certs: req.Certificates()}, nil
 }
 
 func describeCluster(kubeconfig, kctx string) string {
@@ -268,6 +268,9 @@ type Sink struct {
 	name   string
 	app    domain.Application
 	where  string
+	// certs is set for a certificate policy (BuildRequest.Kind): Validate
+	// then also checks the Secret's type.
+	certs bool
 	// claimed is set once this sink has written, or tried to write, the
 	// Secret: from then on it is this sink's own, so a retried write
 	// whose first answer was lost does not call rotor's Secret foreign.
@@ -321,20 +324,66 @@ func (e *ForeignError) Error() string {
 // Permanent: only a person can resolve whose Secret it is.
 func (e *ForeignError) Permanent() bool { return true }
 
-// Deliver writes the credential into the Secret's key (and the ids beside
-// it), creating the Secret when it is absent. Idempotent through
-// rotor.dev/key-id.
-func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
-	if d.Material.Secret.IsZero() {
-		return sink.Result{}, sink.Permanent(errors.New("kubernetes sink: the delivery carries no client secret (certificates are not delivered to Secrets by this sink)"))
+// TypeError refuses to put a certificate into an existing Secret of
+// another type: a certificate is delivered as a kubernetes.io/tls Secret
+// (what Ingress controllers, cert-manager's consumers and
+// `kubectl create secret tls` use), and the API server never changes a
+// Secret's type. Permanent.
+type TypeError struct {
+	Namespace, Name string
+	// Type is the Secret's type now.
+	Type corev1.SecretType
+}
+
+func (e *TypeError) Error() string {
+	return fmt.Sprintf("kubernetes sink: Secret %s/%s is of type %s, and a certificate is delivered as a %s Secret (tls.crt, tls.key) whose type Kubernetes never lets change: delete the Secret so rotor creates it as %s, or choose another secret name",
+		e.Namespace, e.Name, e.Type, corev1.SecretTypeTLS, corev1.SecretTypeTLS)
+}
+
+// Permanent: a person must delete or rename the Secret.
+func (e *TypeError) Permanent() bool { return true }
+
+// secretType is the type the Secret must have for d's material; "" for a
+// client secret, which goes into any type (an Opaque Secret, or a key
+// beside tls.crt in a TLS one).
+func secretType(d sink.Delivery) corev1.SecretType {
+	if d.Material.Certificate != nil {
+		return corev1.SecretTypeTLS
 	}
+	return ""
+}
+
+// typeOf is sec's type as the API server defaults it.
+func typeOf(sec *corev1.Secret) corev1.SecretType {
+	if sec.Type == "" {
+		return corev1.SecretTypeOpaque
+	}
+	return sec.Type
+}
+
+// Deliver writes the credential, creating the Secret when it is absent: a
+// client secret into the spec's key, a certificate as a kubernetes.io/tls
+// Secret's tls.crt (the chain, PEM) and tls.key (PKCS#8 PEM); the ids
+// beside it either way. Idempotent through rotor.dev/key-id.
+func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
+	if d.Material.IsZero() {
+		return sink.Result{}, sink.Permanent(errors.New("kubernetes sink: the delivery carries no credential"))
+	}
+	data, err := s.data(d)
+	if err != nil {
+		return sink.Result{}, err
+	}
+	want := secretType(d)
 	secrets := s.secrets()
 	for attempt := 1; ; attempt++ {
 		cur, err := secrets.Get(ctx, s.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			s.claimed.Store(true)
 			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.ns}, Type: corev1.SecretTypeOpaque}
-			s.apply(sec, d)
+			if want != "" {
+				sec.Type = want
+			}
+			s.apply(sec, d, data)
 			created, err := secrets.Create(ctx, sec, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) && attempt < maxWriteAttempts {
 				continue // created meanwhile (by a retry of ours, or someone else): look again
@@ -342,7 +391,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 			if err != nil {
 				return sink.Result{}, s.classify("create", err)
 			}
-			return sink.Result{Changed: true, Location: s.location(created), Version: created.ResourceVersion}, nil
+			return sink.Result{Changed: true, Location: s.location(created, d), Version: created.ResourceVersion}, nil
 		}
 		if err != nil {
 			return sink.Result{}, s.classify("read", err)
@@ -350,12 +399,15 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 		if !s.mayWrite(cur) {
 			return sink.Result{}, &ForeignError{Namespace: s.ns, Name: s.name, ManagedBy: cur.Labels[LabelManagedBy]}
 		}
+		if want != "" && typeOf(cur) != want {
+			return sink.Result{}, &TypeError{Namespace: s.ns, Name: s.name, Type: typeOf(cur)}
+		}
 		if s.owned(cur) && cur.Annotations[AnnotationKeyID] == d.KeyID {
-			return sink.Result{Changed: false, Location: s.location(cur), Version: cur.ResourceVersion}, nil
+			return sink.Result{Changed: false, Location: s.location(cur, d), Version: cur.ResourceVersion}, nil
 		}
 		adopted := !s.owned(cur)
 		s.claimed.Store(true)
-		s.apply(cur, d)
+		s.apply(cur, d, data)
 		upd, err := secrets.Update(ctx, cur, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			if attempt < maxWriteAttempts {
@@ -373,17 +425,34 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 		if adopted {
 			note = "took over a Secret rotor did not create (adopt), and marked it rotor's"
 		}
-		return sink.Result{Changed: true, Location: s.location(upd), Version: upd.ResourceVersion, Note: note}, nil
+		return sink.Result{Changed: true, Location: s.location(upd, d), Version: upd.ResourceVersion, Note: note}, nil
 	}
 }
 
-// apply sets the credential, the ids and rotor's marks on sec.
-func (s *Sink) apply(sec *corev1.Secret, d sink.Delivery) {
+// data is what d puts into the Secret's data, by key.
+func (s *Sink) data(d sink.Delivery) (map[string][]byte, error) {
+	c := d.Material.Certificate
+	if c == nil {
+		// The one place a client secret leaves rotor.
+		return map[string][]byte{s.st.key: []byte(d.Material.Secret.Reveal())}, nil
+	}
+	if c.Leaf() == nil {
+		return nil, sink.Permanent(errors.New("kubernetes sink: the certificate credential has no certificate"))
+	}
+	key, err := c.KeyPEM()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes sink: a TLS Secret needs the private key: %w", err)
+	}
+	// The one place a certificate's private key leaves rotor.
+	return map[string][]byte{corev1.TLSCertKey: c.ChainPEM(), corev1.TLSPrivateKeyKey: []byte(key.Reveal())}, nil
+}
+
+// apply sets the credential's data, the ids and rotor's marks on sec.
+func (s *Sink) apply(sec *corev1.Secret, d sink.Delivery, data map[string][]byte) {
 	if sec.Data == nil {
 		sec.Data = map[string][]byte{}
 	}
-	// The one place the value leaves rotor.
-	sec.Data[s.st.key] = []byte(d.Material.Secret.Reveal())
+	maps.Copy(sec.Data, data)
 	if s.st.clientIDKey != "" {
 		sec.Data[s.st.clientIDKey] = []byte(d.ClientID)
 	}
@@ -402,7 +471,10 @@ func (s *Sink) apply(sec *corev1.Secret, d sink.Delivery) {
 	})
 }
 
-func (s *Sink) location(sec *corev1.Secret) string {
+func (s *Sink) location(sec *corev1.Secret, d sink.Delivery) string {
+	if d.Material.Certificate != nil {
+		return fmt.Sprintf("Secret %s/%s (%s) resourceVersion %s (%s)", s.ns, s.name, corev1.SecretTypeTLS, sec.ResourceVersion, s.where)
+	}
 	return fmt.Sprintf("Secret %s/%s key %s resourceVersion %s (%s)", s.ns, s.name, s.st.key, sec.ResourceVersion, s.where)
 }
 
@@ -488,6 +560,9 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 	case !s.mayWrite(cur):
 		ferr := &ForeignError{Namespace: s.ns, Name: s.name, ManagedBy: cur.Labels[LabelManagedBy]}
 		return sink.Failed(ferr.Error(), ferr)
+	case s.certs && typeOf(cur) != corev1.SecretTypeTLS:
+		terr := &TypeError{Namespace: s.ns, Name: s.name, Type: typeOf(cur)}
+		return sink.Failed(terr.Error(), terr)
 	}
 	if v := s.review(ctx, verb, "", "secrets", s.name); v != nil {
 		return *v

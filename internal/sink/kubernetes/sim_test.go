@@ -113,6 +113,9 @@ func TestConformance(t *testing.T) {
 type simHarness struct {
 	b simBundle
 	n atomic.Int64
+	// certs: the suite delivers certificates (sinktest.WithCertificates),
+	// so a foreign Secret is a TLS one and Read returns tls.key + tls.crt.
+	certs bool
 }
 
 var (
@@ -123,7 +126,11 @@ var (
 func (h *simHarness) Builder(*testing.T) sink.Builder { return h.b.builder }
 
 func (h *simHarness) Request(*testing.T) sink.BuildRequest {
-	return sink.BuildRequest{Spec: h.b.spec(nil), App: app(h.n.Add(1))}
+	req := sink.BuildRequest{Spec: h.b.spec(nil), App: app(h.n.Add(1))}
+	if h.certs {
+		req.Kind = domain.KindCertificate
+	}
+	return req
 }
 
 func (h *simHarness) secretOf(t *testing.T, target sink.TargetID) (ns, name string) {
@@ -135,9 +142,17 @@ func (h *simHarness) secretOf(t *testing.T, target sink.TargetID) (ns, name stri
 
 func (h *simHarness) Foreign(t *testing.T, target sink.TargetID) {
 	ns, name := h.secretOf(t, target)
-	_, err := h.b.admin.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"team": "x"}},
-		Data:       map[string][]byte{DefaultKey: []byte("someone-elses-value")}}, metav1.CreateOptions{})
+		Data:       map[string][]byte{DefaultKey: []byte("someone-elses-value")}}
+	if h.certs {
+		theirs := sinktest.NewCertificate(t, "someone-else")
+		key, err := theirs.KeyPEM()
+		require.NoError(t, err)
+		sec.Type = corev1.SecretTypeTLS
+		sec.Data = map[string][]byte{corev1.TLSCertKey: theirs.ChainPEM(), corev1.TLSPrivateKeyKey: []byte(key.Reveal())}
+	}
+	_, err := h.b.admin.CoreV1().Secrets(ns).Create(context.Background(), sec, metav1.CreateOptions{})
 	require.NoError(t, err)
 }
 
@@ -148,6 +163,10 @@ func (h *simHarness) Read(t *testing.T, target sink.TargetID) sinktest.Held {
 		return sinktest.Held{}
 	}
 	require.NoError(t, err)
+	if h.certs {
+		return sinktest.Held{Exists: true, Version: sec.ResourceVersion,
+			Secret: secret.New(string(sec.Data[corev1.TLSPrivateKeyKey]) + string(sec.Data[corev1.TLSCertKey]))}
+	}
 	return sinktest.Held{Exists: true, Version: sec.ResourceVersion, Secret: secret.New(string(sec.Data[DefaultKey]))}
 }
 

@@ -207,7 +207,7 @@ func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, er
 	if err != nil {
 		return nil, fmt.Errorf("logicapp sink: client for connection %q: %w", connection, err)
 	}
-	return &Sink{api: c, sub: sub, rg: rg, names: names, adopt: st.adopt, app: req.App, target: target, wrote: map[string]bool{}}, nil
+	return &Sink{api: c, sub: sub, rg: rg, names: names, adopt: st.adopt, app: req.App, target: target, wrote: map[string]bool{}, certs: req.Certificates()}, nil
 }
 
 // Sink keeps one application's client secret in API connections.
@@ -218,6 +218,9 @@ type Sink struct {
 	adopt   bool
 	app     domain.Application
 	target  sink.TargetID
+	// certs: built for a certificate policy (BuildRequest.Kind), which
+	// this kind cannot serve.
+	certs bool
 
 	// wrote are the connections this sink has written (or tried to): its
 	// own for its lifetime, whatever a lost answer left in their tags.
@@ -330,14 +333,23 @@ func (s *Sink) holdsKey(c conn, keyID string) bool {
 	return t[TagManagedBy] == ManagedByRotor && strings.EqualFold(t[TagAppID], s.app.AppID) && t[TagKeyID] == keyID
 }
 
+// errCertificate refuses certificate credentials: a Logic Apps API
+// connection's OAuth parameters (token:clientId, token:clientSecret,
+// token:grantType client_credentials) take a client secret, and ARM offers
+// no certificate parameter for them to put one in.
+var errCertificate = sink.Permanent(errors.New("an API connection signs in with a client secret (token:clientSecret) and cannot take a certificate: keep this application on a secret policy, or give the Logic App a managed identity (or a Key Vault reference) instead of an API connection"))
+
 // Deliver reads every connection first (all of them must be writable),
 // then writes those that do not hold the key yet.
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
 	fail := func(err error) (sink.Result, error) {
 		return sink.Result{}, fmt.Errorf("logicapp sink: %s: %w", s.Describe(), err)
 	}
+	if d.Material.Certificate != nil {
+		return fail(errCertificate)
+	}
 	if d.Material.Secret.IsZero() {
-		return fail(sink.Permanent(errors.New("the credential is not a client secret; an API connection's token:clientSecret takes only one")))
+		return fail(sink.Permanent(errors.New("the delivery carries no client secret")))
 	}
 	conns := make([]conn, 0, len(s.names))
 	for _, n := range s.names {
@@ -447,6 +459,9 @@ func (s *Sink) Version(ctx context.Context) (string, error) {
 // its managed API signs in with client credentials, and that it is rotor's
 // (or adopt is set). Writing cannot be proven without writing.
 func (s *Sink) Validate(ctx context.Context) sink.Validation {
+	if s.certs {
+		return sink.Failed("logicapp sink: "+errCertificate.Error(), errCertificate)
+	}
 	var notes []string
 	for _, n := range s.names {
 		c, err := s.get(ctx, n)

@@ -295,3 +295,26 @@ func TestDiscover(t *testing.T) {
 	require.Equal(t, "keyvault: takes client credentials", byName[arm.DemoConnection])
 	require.Equal(t, "office365: signs in as a user, not usable", byName[arm.DemoConnectionOffice])
 }
+
+// A certificate policy's Logic Apps sink says at Validate, and again at
+// delivery, that an API connection cannot take a certificate, and writes
+// nothing.
+func TestACertificateIsRefusedWithAReason(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := app(b, 1)
+	sk, err := b.builder.Build(context.Background(), sink.BuildRequest{Spec: b.spec(map[string]any{KeyConnections: []any{arm.DemoConnection}}),
+		Connection: connSim, App: a, Kind: domain.KindCertificate})
+	require.NoError(t, err)
+	v := sk.(sink.Validator).Validate(context.Background())
+	require.Equal(t, sink.StatusFailed, v.Status)
+	require.Contains(t, v.Reason, "cannot take a certificate")
+	before, ok := b.arm.Connection(b.connID(arm.DemoConnection))
+	require.True(t, ok)
+	d := delivery(a, "r", "k", "unused")
+	d.Kind, d.Material = domain.KindCertificate, sink.Material{Certificate: sinktest.NewCertificate(t, "la")}
+	_, err = sk.Deliver(context.Background(), d)
+	require.True(t, sink.IsPermanent(err))
+	after, _ := b.arm.Connection(b.connID(arm.DemoConnection))
+	require.Equal(t, before.ParameterValues, after.ParameterValues, "nothing was written")
+}

@@ -89,9 +89,26 @@ type Held struct {
 	Secret secret.Value
 }
 
+// Option changes what the suite delivers.
+type Option func(*suite)
+
+// WithCertificates makes every delivery a certificate credential (a fresh
+// self-signed EC P-256 certificate and its key, Kind certificate) instead of
+// a client secret. The harness's Read then returns, in Held.Secret, what the
+// target holds as PEM — the private key and the chain, in any order and
+// concatenated as the target keeps them (a Kubernetes TLS Secret's tls.key
+// and tls.crt) — and the suite checks that it is the delivered leaf with
+// its own key. Every promise of the contract holds for certificates too; a
+// harness whose Foreign puts something a certificate could never replace
+// (an Opaque Secret for a TLS one) must put the certificate form there.
+func WithCertificates() Option { return func(s *suite) { s.certs = map[string]*sink.Certificate{} } }
+
 // Run runs the suite. Subtests share the harness and run one after another.
-func Run(t *testing.T, h Harness) {
+func Run(t *testing.T, h Harness, opts ...Option) {
 	s := &suite{h: h, ctx: context.Background()}
+	for _, o := range opts {
+		o(s)
+	}
 	t.Run("delivers, then holds what it delivered", s.delivers)
 	t.Run("delivering the same material twice changes nothing", s.idempotent)
 	t.Run("a newer credential replaces the older one", s.replaces)
@@ -110,6 +127,9 @@ type suite struct {
 	// last is what the suite, playing the rotation, recorded of its
 	// deliveries, by target: builds get it as BuildRequest.Last.
 	last map[sink.TargetID]*sink.Delivered
+	// certs, when not nil, makes deliveries certificates: each by the
+	// marker value returns (WithCertificates).
+	certs map[string]*sink.Certificate
 }
 
 // applies reports whether the harness keeps promise name; when not, it
@@ -159,24 +179,47 @@ func (s *suite) tick() {
 
 // value makes a secret no system would invent, so finding it in an error
 // means it leaked.
+//
+// With certificates, the value is a line of the new private key's PEM
+// (inside the key's secret bytes): any leak of the key as PEM contains it.
 func (s *suite) value(t *testing.T) string {
 	t.Helper()
 	b := make([]byte, 12)
 	_, err := rand.Read(b)
 	require.NoError(t, err)
-	return "sinktest-value-" + hex.EncodeToString(b)
+	if s.certs == nil {
+		return "sinktest-value-" + hex.EncodeToString(b)
+	}
+	c := NewCertificate(t, "sinktest-"+hex.EncodeToString(b))
+	marker := KeyMarker(t, c)
+	s.certs[marker] = c
+	return marker
+}
+
+// requireValue checks that held is what was delivered as value.
+func (s *suite) requireValue(t *testing.T, value string, held Held, msg string) {
+	t.Helper()
+	if s.certs == nil {
+		require.Equal(t, value, held.Secret.Reveal(), msg)
+		return
+	}
+	RequireHoldsCertificate(t, s.certs[value], held.Secret.Reveal(), msg)
 }
 
 func (s *suite) delivery(t *testing.T, req sink.BuildRequest, value string) sink.Delivery {
 	t.Helper()
 	s.n++
 	now := time.Now().UTC().Truncate(time.Second)
-	return sink.Delivery{
+	d := sink.Delivery{
 		Org: req.App.Org, RunID: fmt.Sprintf("sinktest-run-%d", s.n), App: req.App,
 		TenantID: req.App.TenantID, ClientID: req.App.AppID, KeyID: fmt.Sprintf("sinktest-key-%d", s.n),
 		Kind: domain.KindSecret, Material: sink.SecretMaterial(secret.New(value)),
 		Start: now, End: now.Add(90 * 24 * time.Hour),
 	}
+	if c, ok := s.certs[value]; ok {
+		d.Kind, d.Material = domain.KindCertificate, sink.Material{Certificate: c}
+	}
+	return d
 }
 
 // build builds req's sink with what the suite recorded of its target, as
@@ -247,7 +290,7 @@ func (s *suite) delivers(t *testing.T) {
 
 	got := s.h.Read(t, sk.Target())
 	require.True(t, got.Exists)
-	require.Equal(t, v, got.Secret.Reveal(), "the target holds the delivered value")
+	s.requireValue(t, v, got, "the target holds the delivered value")
 	s.requireHolds(t, sk, d.KeyID, true)
 	s.requireHolds(t, sk, "sinktest-key-never-delivered", false)
 	s.requireStatus(t, sk, sink.StatusReady, v)
@@ -269,7 +312,7 @@ func (s *suite) idempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, again.Changed, "the second delivery of the same material changes nothing")
 	requireSame(t, before, s.h.Read(t, sk.Target()))
-	require.Equal(t, v, s.h.Read(t, sk.Target()).Secret.Reveal())
+	s.requireValue(t, v, s.h.Read(t, sk.Target()), "the target still holds the value")
 	s.requireHolds(t, sk, d.KeyID, true)
 }
 
@@ -288,7 +331,7 @@ func (s *suite) replaces(t *testing.T) {
 	require.True(t, res.Changed)
 	after := s.h.Read(t, sk.Target())
 	require.NotEqual(t, before.Version, after.Version)
-	require.Equal(t, v2, after.Secret.Reveal())
+	s.requireValue(t, v2, after, "the target holds the newer value")
 	s.requireHolds(t, sk, d2.KeyID, true)
 }
 
@@ -382,7 +425,7 @@ func (s *suite) target(t *testing.T) {
 	res, err := s.deliver(t, pinned, d)
 	require.NoError(t, err)
 	require.True(t, res.Changed)
-	require.Equal(t, v, s.h.Read(t, tid).Secret.Reveal(), "the pinned target got the delivery")
+	s.requireValue(t, v, s.h.Read(t, tid), "the pinned target got the delivery")
 	if moved != tid {
 		require.False(t, s.h.Read(t, moved).Exists, "nothing went to the renamed target")
 	}
@@ -415,7 +458,7 @@ func (s *suite) adopt(t *testing.T) {
 	res, err := s.deliver(t, sk, d)
 	require.NoError(t, err, "adopt: true takes a foreign target over")
 	require.True(t, res.Changed)
-	require.Equal(t, v, s.h.Read(t, tid).Secret.Reveal(), "the adopted target holds the delivered value")
+	s.requireValue(t, v, s.h.Read(t, tid), "the adopted target holds the delivered value")
 	s.requireHolds(t, sk, d.KeyID, true)
 	s.tick()
 
@@ -423,7 +466,7 @@ func (s *suite) adopt(t *testing.T) {
 	v2 := s.value(t)
 	_, err = s.deliver(t, s.build(t, req), s.delivery(t, req, v2))
 	require.NoError(t, err, "an adopted target is rotor's from then on")
-	require.Equal(t, v2, s.h.Read(t, tid).Secret.Reveal())
+	s.requireValue(t, v2, s.h.Read(t, tid), "the adopted target is updated")
 }
 
 func (s *suite) drift(t *testing.T) {

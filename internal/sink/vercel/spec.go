@@ -30,7 +30,7 @@ const (
 	KeyAdopt           = sink.KeyAdopt
 )
 
-var knownKeys = []string{KeyAdopt, KeyAPIURL, KeyGitBranch, KeyKey, KeyProject, KeyRedeploy, KeyRedeployTimeout, KeyTargets, KeyTeamID, KeyToken, KeyType}
+var knownKeys = []string{KeyAdopt, KeyAPIURL, KeyGitBranch, KeyKey, KeyProject, KeyRedeploy, KeyRedeployTimeout, KeyTargets, KeyTeamID, KeyToken, KeyType, sink.KeyCertificateFormat}
 
 // DefaultAPIURL is Vercel's REST API.
 const DefaultAPIURL = "https://api.vercel.com"
@@ -125,6 +125,8 @@ type settings struct {
 	redeployTimeout time.Duration
 	apiURL          string
 	adopt           bool
+	// certFormat is what of a certificate credential the variable holds.
+	certFormat sink.CertificateFormat
 }
 
 var sampleApp = TemplateData{
@@ -184,6 +186,11 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 	}
 
 	s := settings{typ: TypeEncrypted, targets: DefaultTargets, apiURL: DefaultAPIURL, redeployTimeout: DefaultRedeployTimeout}
+	if f, err := sink.CertificateFormatOf(spec); err != nil {
+		bad(sink.KeyCertificateFormat, "%s", strings.TrimPrefix(err.Error(), sink.KeyCertificateFormat+": "))
+	} else {
+		s.certFormat = f
+	}
 	if v, ok := str(KeyProject, true); ok {
 		if !projectRE.MatchString(v) {
 			bad(KeyProject, "%q is not a Vercel project id (prj_…) or name (letters, digits, '.', '_', '-', at most 100)", v)

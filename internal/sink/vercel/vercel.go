@@ -422,11 +422,10 @@ type envWrite struct {
 // edited in place with PATCH …/env/{id}, keeping its id. It never reads a
 // value. Errors never hold the value.
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
+	cred, err := sink.SecretOrEncoded("vercel", d.Material, s.st.certFormat)
 	switch {
-	case d.Material.Certificate != nil:
-		return sink.Result{}, sink.Permanent(fmt.Errorf("vercel sink %s: delivery of key %s is a certificate; this sink writes client secrets only", s.Describe(), d.KeyID))
-	case d.Material.Secret.IsZero():
-		return sink.Result{}, sink.Permanent(fmt.Errorf("vercel sink %s: delivery of key %s has no value", s.Describe(), d.KeyID))
+	case err != nil:
+		return sink.Result{}, fmt.Errorf("%s, key %s: %w", s.Describe(), d.KeyID, err)
 	case d.KeyID == "" || strings.ContainsAny(d.KeyID, " \t\n;"):
 		return sink.Result{}, sink.Permanent(fmt.Errorf("vercel sink %s: delivery has no usable key id", s.Describe()))
 	case !strings.EqualFold(d.App.AppID, s.app.AppID):
@@ -445,7 +444,7 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 			return sink.Result{Changed: false, Location: s.location(cur), Version: version(cur)}, nil
 		}
 	}
-	value := d.Material.Secret.Reveal() // the one place the value leaves rotor
+	value := cred.Reveal() // the one place the value leaves rotor
 	body := envWrite{Value: value, Type: s.st.typ, Target: s.loc.Targets, Comment: marker(s.app.AppID, d.KeyID)}
 	if s.loc.GitBranch != "" {
 		body.GitBranch = &s.loc.GitBranch

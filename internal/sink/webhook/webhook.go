@@ -80,12 +80,14 @@ type Event struct {
 	Application EventApplication `json:"application"`
 	// KeyID is the new credential's key id in Entra; empty in a ping.
 	KeyID string `json:"key_id,omitempty"`
-	// CredentialKind is "secret" (or "certificate", once rotor rotates
-	// them).
-	CredentialKind string     `json:"credential_kind,omitempty"`
-	Start          *time.Time `json:"start,omitempty"`
-	End            *time.Time `json:"end,omitempty"`
-	RunID          string     `json:"run_id,omitempty"`
+	// CredentialKind is "secret" or "certificate".
+	CredentialKind string `json:"credential_kind,omitempty"`
+	// Certificate describes a certificate credential (public facts only,
+	// the chain included); nil for a secret.
+	Certificate *EventCertificate `json:"certificate,omitempty"`
+	Start       *time.Time        `json:"start,omitempty"`
+	End         *time.Time        `json:"end,omitempty"`
+	RunID       string            `json:"run_id,omitempty"`
 	// OccurredAt is when the credential became valid (a ping: when it was
 	// sent); stable across retries.
 	OccurredAt time.Time `json:"occurred_at"`
@@ -100,6 +102,25 @@ type EventApplication struct {
 	AppID       string `json:"app_id"`
 	ObjectID    string `json:"object_id"`
 	DisplayName string `json:"display_name"`
+}
+
+// EventCertificate is what a receiver needs to recognise a new
+// certificate without its private key: the thumbprints Azure and Windows
+// name it by, its names and validity, and the public chain as PEM (which
+// a receiver can install, or compare with what it fetched from Key
+// Vault).
+type EventCertificate struct {
+	// Thumbprint is the SHA-1 thumbprint, upper-case hex (Entra's
+	// customKeyIdentifier, the portal's "Thumbprint").
+	Thumbprint       string    `json:"thumbprint"`
+	ThumbprintSHA256 string    `json:"thumbprint_sha256"`
+	Subject          string    `json:"subject"`
+	Issuer           string    `json:"issuer"`
+	SerialNumber     string    `json:"serial_number"`
+	NotBefore        time.Time `json:"not_before"`
+	NotAfter         time.Time `json:"not_after"`
+	// ChainPEM is the public chain, leaf first.
+	ChainPEM string `json:"chain_pem"`
 }
 
 // EventSecret is an age-encrypted value.
@@ -240,17 +261,25 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 		Application: EventApplication{TenantID: d.TenantID, AppID: d.ClientID, ObjectID: d.App.ObjectID, DisplayName: d.App.DisplayName},
 		KeyID:       d.KeyID, CredentialKind: string(d.Kind), Start: &start, End: &end, RunID: d.RunID, OccurredAt: start,
 	}
+	if c := d.Material.Certificate; c != nil && c.Leaf() != nil {
+		l := c.Leaf()
+		ev.Certificate = &EventCertificate{Thumbprint: sink.Thumbprint(l), ThumbprintSHA256: sink.ThumbprintSHA256(l),
+			Subject: l.Subject.String(), Issuer: l.Issuer.String(), SerialNumber: l.SerialNumber.Text(16),
+			NotBefore: l.NotBefore.UTC(), NotAfter: l.NotAfter.UTC(), ChainPEM: string(c.ChainPEM())}
+	}
 	var redact []string
 	if s.st.includeSecret {
-		if d.Material.Secret.IsZero() {
-			return sink.Result{}, sink.Permanent(errors.New("webhook sink: include_secret: the delivery carries no client secret to send"))
+		// A certificate travels as its PEM private key and chain.
+		v, err := sink.SecretOrEncoded("webhook", d.Material, sink.FormatPEM)
+		if err != nil {
+			return sink.Result{}, fmt.Errorf("include_secret: %w", err)
 		}
-		ct, err := s.seal(d.Material.Secret)
+		ct, err := s.seal(v)
 		if err != nil {
 			return sink.Result{}, err
 		}
 		ev.Secret = &EventSecret{Age: ct}
-		redact = append(redact, d.Material.Secret.Reveal())
+		redact = append(redact, v.Reveal())
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {

@@ -580,7 +580,9 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, where []string
 			ORDER BY ` + order + limitSQL + `)
 		SELECT p.tenant_id, p.object_id, p.app_id, p.display_name, p.sign_in_audience, p.created_at, p.owners,
 			acc.conns, acc.changes, acc.synced_at,
-			c.key_id, c.kind, c.display_name, c.hint, c.thumbprint, c.start_at, c.end_at
+			c.key_id, c.kind, c.display_name, c.hint, c.thumbprint, c.start_at, c.end_at,
+			d.thumbprint_sha1, d.thumbprint_sha256, d.subject, d.issuer, d.key_algorithm, d.key_size,
+			d.not_before, d.not_after
 		FROM page p
 		CROSS JOIN LATERAL (
 			SELECT coalesce(array_agg(x.connection ORDER BY x.connection), '{}') AS conns,
@@ -591,6 +593,8 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, where []string
 			WHERE x.org_id = $1 AND x.tenant_id = p.tenant_id AND x.object_id = p.object_id) acc
 		LEFT JOIN credentials c
 			ON c.org_id = $1 AND c.tenant_id = p.tenant_id AND c.app_object_id = p.object_id
+		LEFT JOIN certificate_details d
+			ON d.org_id = c.org_id AND d.tenant_id = c.tenant_id AND d.app_object_id = c.app_object_id AND d.key_id = c.key_id
 		ORDER BY ` + strings.ReplaceAll(order, "a.", "p.") + `, c.end_at NULLS FIRST, c.key_id`
 
 	var out []domain.Application
@@ -606,9 +610,14 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, where []string
 			owners, conns                         []string
 			changes                               []bool
 			keyID, kind, cname, hint, thumb       pgtype.Text
+			dSHA1, dSHA256, dSubject, dIssuer     pgtype.Text
+			dAlg                                  pgtype.Text
+			dSize                                 pgtype.Int4
+			dNotBefore, dNotAfter                 pgtype.Timestamptz
 		)
 		_, err = pgx.ForEachRow(rows, []any{&tenant, &object, &appID, &name, &audience, &createdAt, &owners,
-			&conns, &changes, &syncedAt, &keyID, &kind, &cname, &hint, &thumb, &startAt, &endAt}, func() error {
+			&conns, &changes, &syncedAt, &keyID, &kind, &cname, &hint, &thumb, &startAt, &endAt,
+			&dSHA1, &dSHA256, &dSubject, &dIssuer, &dAlg, &dSize, &dNotBefore, &dNotAfter}, func() error {
 			if n := len(out); n == 0 || out[n-1].TenantID != tenant || out[n-1].ObjectID != object {
 				a := domain.Application{
 					Org: org, TenantID: tenant, ObjectID: object, AppID: appID,
@@ -632,10 +641,16 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, where []string
 				return nil
 			}
 			a := &out[len(out)-1]
-			a.Credentials = append(a.Credentials, domain.Credential{
+			c := domain.Credential{
 				KeyID: keyID.String, Kind: domain.CredentialKind(kind.String), DisplayName: cname.String,
 				Hint: hint.String, Thumbprint: thumb.String, Start: fromTZ(startAt), End: fromTZ(endAt),
-			})
+			}
+			if dSHA1.Valid {
+				c.Certificate = &domain.CertificateInfo{ThumbprintSHA1: dSHA1.String, ThumbprintSHA256: dSHA256.String,
+					Subject: dSubject.String, Issuer: dIssuer.String, KeyAlgorithm: dAlg.String, KeySize: int(dSize.Int32),
+					NotBefore: fromTZ(dNotBefore), NotAfter: fromTZ(dNotAfter)}
+			}
+			a.Credentials = append(a.Credentials, c)
 			return nil
 		})
 		return err

@@ -248,6 +248,7 @@ var orgTables = []string{
 	"sessions", "local_admins",
 	"application_settings",
 	"sink_deliveries",
+	"certificate_details",
 }
 
 // Pool returns the store's connection pool, as the application role: for
@@ -365,7 +366,7 @@ func isOrgMissing(err error) bool {
 		"policies_org_fk", "connection_health_org_fk", "inventory_syncs_org_fk",
 		"audit_events_org_fk", "audit_heads_org_fk", "api_keys_org_fk",
 		"sessions_org_fk", "local_admins_org_fk", "application_settings_org_fk",
-		"sink_deliveries_org_fk":
+		"sink_deliveries_org_fk", "certificate_details_app_fk":
 		return true
 	}
 	return false

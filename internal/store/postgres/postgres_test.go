@@ -86,6 +86,8 @@ func populate(t *testing.T, s *Store, org domain.OrgID) {
 	lifetime := 30 * 24 * time.Hour
 	require.NoError(t, s.RecordSinkDelivery(ctx, store.RecordSinkDeliveryParams{Org: org, TenantID: "t", AppObjectID: "o1",
 		Delivery: store.SinkDelivery{Target: "keyvault:https://v/secrets/a", KeyID: "k1", Version: "v1", RunID: "r1"}}))
+	require.NoError(t, s.PutCertificateDetails(ctx, store.PutCertificateDetailsParams{Org: org, TenantID: "t",
+		Details: []store.CertificateDetails{{AppObjectID: "o1", KeyID: "c1", Info: domain.CertificateInfo{ThumbprintSHA1: "AB", Subject: "CN=x"}}}}))
 	require.NoError(t, s.PutApplicationSettings(ctx, store.ApplicationSettings{Org: org, ObjectID: "o1",
 		Settings: domain.AppSettings{Lifetime: &lifetime}, UpdatedAt: t0}))
 }

@@ -714,11 +714,15 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, whe
 			FROM page p)
 		SELECT p.tenant_id, p.object_id, a.access, p.app_id, p.display_name, p.sign_in_audience,
 			p.created_at, p.owners, a.synced_at,
-			c.key_id, c.kind, c.display_name, c.hint, c.thumbprint, c.start_at, c.end_at
+			c.key_id, c.kind, c.display_name, c.hint, c.thumbprint, c.start_at, c.end_at,
+			d.thumbprint_sha1, d.thumbprint_sha256, d.subject, d.issuer, d.key_algorithm, d.key_size,
+			d.not_before, d.not_after
 		FROM page p
 		JOIN acc a ON a.tenant_id = p.tenant_id AND a.object_id = p.object_id
 		LEFT JOIN credentials c
 			ON c.org_id = ? AND c.tenant_id = p.tenant_id AND c.app_object_id = p.object_id
+		LEFT JOIN certificate_details d
+			ON d.org_id = c.org_id AND d.tenant_id = c.tenant_id AND d.app_object_id = c.app_object_id AND d.key_id = c.key_id
 		ORDER BY ` + pageOrder(order) + `, c.end_at, c.key_id`
 	all := make([]any, 0, len(args)+3)
 	all = append(all, string(org))
@@ -740,10 +744,12 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, whe
 		keyID, kind, cname, hint      sql.NullString
 		thumb, startAt, endAt         sql.NullString
 		access, appID, name, audience string
+		cert                          certRow
 	)
 	for rows.Next() {
 		if err := rows.Scan(&tenant, &object, &access, &appID, &name, &audience, &createdAt,
-			&owners, &syncedAt, &keyID, &kind, &cname, &hint, &thumb, &startAt, &endAt); err != nil {
+			&owners, &syncedAt, &keyID, &kind, &cname, &hint, &thumb, &startAt, &endAt,
+			&cert.sha1, &cert.sha256, &cert.subject, &cert.issuer, &cert.alg, &cert.size, &cert.notBefore, &cert.notAfter); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].TenantID != tenant || out[n-1].ObjectID != object {
@@ -777,6 +783,9 @@ func (s *Store) selectApps(ctx context.Context, org domain.OrgID, indexedBy, whe
 			return nil, err
 		}
 		if c.End, err = decTime(endAt); err != nil {
+			return nil, err
+		}
+		if c.Certificate, err = cert.info(); err != nil {
 			return nil, err
 		}
 		a := &out[len(out)-1]

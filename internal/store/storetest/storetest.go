@@ -84,6 +84,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Option) 
 		{"Applications/SetCredentialsBetweenSyncs", testSetCredentials},
 		{"Targets/PinnedPerOrgAppPolicyAndSink", testPinnedTargets},
 		{"Targets/DeliveriesPerOrgAppAndTarget", testSinkDeliveries},
+		{"Applications/CertificateDetails", testCertificateDetails},
 		{"Access/DeletedConnectionTakesItsView", testDeletedConnectionTakesItsView},
 		{"Access/OverlappingSyncsKeepWhatBothSaw", testOverlappingSyncsKeepWhatBothSaw},
 		{"SyncState/OnlyMovesForward", testSyncStateOnlyMovesForward},

@@ -172,6 +172,10 @@ type appView struct {
 	Settings appSettingsView
 }
 
+// PrivateKeyAdvice is what the "private key unknown" flag means and what
+// to do about it.
+func (appView) PrivateKeyAdvice() string { return app.PrivateKeyUnknownAdvice }
+
 // application is one application: its ids, credentials (hints only, as
 // Entra shows them), the planner's chain of checks, its settings, its
 // recent runs.
