@@ -44,7 +44,7 @@ func (e *Engine) CheckSinks(ctx context.Context, org domain.OrgID, app domain.Ap
 	ds := e.deliveries(ctx, org, app.TenantID, app.ObjectID)
 	for _, v := range views {
 		c := SinkCheck{Index: v.Index, Type: v.Type, Target: v.Target, Describe: v.Target.String(), Last: lastOf(ds, v.Target)}
-		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Connection: policy.Connection, App: app, Pinned: v.Target, Last: c.Last})
+		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Kind: policy.Kind, Connection: policy.Connection, App: app, Pinned: v.Target, Last: c.Last})
 		if err != nil {
 			c.Validation = sink.Failed(fmt.Sprintf("the sink cannot be built: %v", err), err)
 			out = append(out, c)
@@ -106,7 +106,7 @@ func (e *Engine) Drifts(ctx context.Context, org domain.OrgID, app domain.Applic
 	for _, v := range views {
 		td := TargetDrift{Index: v.Index, Target: v.Target, Last: lastOf(ds, v.Target)}
 		if td.Last != nil {
-			if s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Connection: policy.Connection, App: app, Pinned: v.Target, Last: td.Last}); err == nil {
+			if s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Kind: policy.Kind, Connection: policy.Connection, App: app, Pinned: v.Target, Last: td.Last}); err == nil {
 				dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				td.Drift = e.drift(dctx, org, app, s, td.Last)
 				cancel()

@@ -262,7 +262,7 @@ func (e *Engine) assess(ctx context.Context, org domain.OrgID, run *domain.Run, 
 		if at[target.String()] {
 			return nil
 		}
-		sk, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: pol.Sinks[i], Connection: run.Connection, App: *app, Pinned: target, Last: lastOf(ds, target)})
+		sk, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: pol.Sinks[i], Kind: run.Kind, Connection: run.Connection, App: *app, Pinned: target, Last: lastOf(ds, target)})
 		if err != nil {
 			return fmt.Errorf("sink #%d could not be built for %s", i+1, target)
 		}

@@ -90,7 +90,7 @@ func (e *Engine) Targets(ctx context.Context, org domain.OrgID, app domain.Appli
 	}
 	out := make([]TargetView, 0, len(policy.Sinks))
 	for i, spec := range policy.Sinks {
-		today, err := e.sinks.Resolve(sink.BuildRequest{Spec: spec, Connection: policy.Connection, App: app})
+		today, err := e.sinks.Resolve(sink.BuildRequest{Spec: spec, Kind: policy.Kind, Connection: policy.Connection, App: app})
 		if err != nil {
 			return nil, fmt.Errorf("sink %d (%s) cannot be built: %w", i, spec.Type, err)
 		}
@@ -141,7 +141,7 @@ func (r *runner) planSinks(ctx context.Context) (_ []runSink, permanent bool, _ 
 	for _, v := range views {
 		spec := policy.Sinks[v.Index]
 		last := lastOf(ds, v.Target)
-		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: r.app, Pinned: v.Target, Last: last})
+		s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Kind: run.Kind, Connection: run.Connection, App: r.app, Pinned: v.Target, Last: last})
 		if err != nil {
 			return nil, true, fmt.Errorf("sink %d (%s) cannot be built: %w", v.Index, spec.Type, err)
 		}
@@ -167,7 +167,7 @@ func (r *runner) planSinks(ctx context.Context) (_ []runSink, permanent bool, _ 
 		}
 		if !v.Previous.IsZero() {
 			prevLast := lastOf(ds, v.Previous)
-			old, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Connection: run.Connection, App: r.app, Pinned: v.Previous, Last: prevLast})
+			old, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: spec, Kind: run.Kind, Connection: run.Connection, App: r.app, Pinned: v.Previous, Last: prevLast})
 			if err != nil {
 				return nil, true, fmt.Errorf("sink %d (%s): previous target %s cannot be built: %w", v.Index, spec.Type, v.Previous, err)
 			}
