@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -94,28 +95,52 @@ type TargetDrift struct {
 
 // Drifts reads, for each sink of policy for app, what rotor last
 // delivered there and whether the target has changed since: explain's
-// view. It reads versions only, never a value, and writes nothing; each
-// target gets a few seconds.
+// view (the API, the CLI and the application's page). It reads versions
+// only, never a value, and writes nothing. The targets are read at once,
+// a few at a time, all within a budget (five seconds): a page that shows ten sinks
+// waits for the slowest, not for their sum, and a target that hangs
+// leaves its drift unknown.
 func (e *Engine) Drifts(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]TargetDrift, error) {
 	views, err := e.Targets(ctx, org, app, policy)
 	if err != nil {
 		return nil, err
 	}
 	ds := e.deliveries(ctx, org, app.TenantID, app.ObjectID)
-	out := make([]TargetDrift, 0, len(views))
-	for _, v := range views {
-		td := TargetDrift{Index: v.Index, Target: v.Target, Last: lastOf(ds, v.Target)}
-		if td.Last != nil {
-			if s, err := e.sinks.Build(ctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Kind: policy.Kind, Connection: policy.Connection, App: app, Pinned: v.Target, Last: td.Last}); err == nil {
-				dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				td.Drift = e.drift(dctx, org, app, s, td.Last)
-				cancel()
-			}
+	out := make([]TargetDrift, len(views))
+	dctx, cancel := context.WithTimeout(ctx, e.driftBudget)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, driftParallel)
+	for i, v := range views {
+		out[i] = TargetDrift{Index: v.Index, Target: v.Target, Last: lastOf(ds, v.Target)}
+		if out[i].Last == nil {
+			continue
 		}
-		out = append(out, td)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-dctx.Done():
+				return
+			}
+			s, err := e.sinks.Build(dctx, sink.BuildRequest{Spec: policy.Sinks[v.Index], Kind: policy.Kind, Connection: policy.Connection, App: app, Pinned: v.Target, Last: out[i].Last})
+			if err == nil {
+				out[i].Drift = e.drift(dctx, org, app, s, out[i].Last)
+			}
+		}()
 	}
+	wg.Wait()
 	return out, nil
 }
+
+// defaultDriftBudget bounds one Drifts call (Engine.driftBudget);
+// driftParallel is how many targets it reads at once.
+const (
+	defaultDriftBudget = 5 * time.Second
+	driftParallel      = 4
+)
 
 // DiscoverSink lists the choices of one setting of a typ sink (the
 // pickers); see sink.Discoverer. It reads and never writes.

@@ -273,6 +273,26 @@ func (s versionedSink) Version(context.Context) (string, error) {
 	return fmt.Sprintf("v%d", n), nil
 }
 
+// hangingSink is a versioned sink whose target stops answering version
+// reads (a hung service) once it holds something.
+type hangingSink struct{ versionedSink }
+
+func (s hangingSink) Version(ctx context.Context) (string, error) {
+	if v, _ := s.versionedSink.Version(ctx); v == "" {
+		return "", nil
+	}
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+func (s hangingSink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
+	res, err := s.memSink.Deliver(ctx, d)
+	if err == nil {
+		res.Version, _ = s.versionedSink.Version(ctx)
+	}
+	return res, err
+}
+
 // tamper writes slot's value behind rotor's back.
 func (v *memVault) tamper(sinkName, objectID string) {
 	v.mu.Lock()
@@ -327,6 +347,9 @@ func (b memBuilder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, 
 	ms := &memSink{name: name, app: app.ObjectID, vault: b.vault, echo: echo, refuse: refuse}
 	if finish, ok := spec.Settings["finish"].(*finishLog); ok {
 		return &finishingSink{memSink: ms, log: finish}, nil
+	}
+	if hang, _ := spec.Settings["hang"].(bool); hang {
+		return hangingSink{versionedSink{ms}}, nil
 	}
 	if versioned, _ := spec.Settings["versioned"].(bool); versioned {
 		return versionedSink{ms}, nil

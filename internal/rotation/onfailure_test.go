@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -131,6 +132,31 @@ func TestDriftIsRecordedAndReported(t *testing.T) {
 	drifts, err = e.Drifts(b.ctx, b.org, b.app, b.policy)
 	require.NoError(t, err)
 	require.False(t, drifts[0].Drift.Drifted, "rotor's own write is not drift")
+}
+
+// Explain's drift view reads every target at once within one budget: two
+// hung targets leave their drift unknown and do not hold up the answer,
+// and the target that answers is compared.
+func TestDriftsOfHungTargetsAreUnknown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.policy.Sinks = []domain.SinkSpec{
+		{Type: "memory", Settings: map[string]any{"name": "hung-a", "hang": true}},
+		{Type: "memory", Settings: map[string]any{"name": "kv", "versioned": true}},
+		{Type: "memory", Settings: map[string]any{"name": "hung-b", "hang": true}},
+	}
+	e := b.engine(t)
+	_, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)
+	require.NoError(t, err)
+	e.driftBudget = 200 * time.Millisecond
+	drifts, err := e.Drifts(b.ctx, b.org, b.app, b.policy)
+	require.NoError(t, err)
+	require.Len(t, drifts, 3)
+	require.Nil(t, drifts[0].Drift, "a hung target's drift is unknown")
+	require.NotNil(t, drifts[0].Last, "what rotor delivered is still shown")
+	require.NotNil(t, drifts[1].Drift, "the target that answers is compared")
+	require.False(t, drifts[1].Drift.Drifted)
+	require.Nil(t, drifts[2].Drift)
 }
 
 // on_failure takes only stop or continue, and no kind ever sees it.

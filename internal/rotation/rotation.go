@@ -285,6 +285,8 @@ type Engine struct {
 
 	mu   sync.Mutex
 	sems map[string]*slots
+	// driftBudget bounds one Drifts call (defaultDriftBudget).
+	driftBudget time.Duration
 	// retiring holds the runs this process is retiring now: the lease is
 	// the process's, so a claim cannot keep two retire jobs of one run
 	// (the run's own and one Recover scheduled) in this process apart.
@@ -327,6 +329,7 @@ func New(cfg Config) *Engine {
 		pendingPoll:      time.Second,
 		sinkAttempts:     4,
 		sems:             map[string]*slots{},
+		driftBudget:      defaultDriftBudget,
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
