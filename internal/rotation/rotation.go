@@ -280,7 +280,11 @@ type Engine struct {
 	backoffBase, backoffCap time.Duration
 	// pendingPoll caps the wait between token attempts while Entra
 	// answers that a new secret has not replicated yet.
-	pendingPoll  time.Duration
+	pendingPoll time.Duration
+	// sinkAttempts bounds one sink write's tries after transient errors
+	// (8: about half a minute of back-off): by then a credential exists
+	// and earlier sinks hold it, so a consumer's brief outage (a deploy,
+	// a burst of 503s) should not fail the run.
 	sinkAttempts int
 
 	mu   sync.Mutex
@@ -327,7 +331,7 @@ func New(cfg Config) *Engine {
 		backoffBase:      500 * time.Millisecond,
 		backoffCap:       10 * time.Second,
 		pendingPoll:      time.Second,
-		sinkAttempts:     4,
+		sinkAttempts:     8,
 		sems:             map[string]*slots{},
 		driftBudget:      defaultDriftBudget,
 	}

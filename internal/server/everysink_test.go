@@ -34,7 +34,7 @@ var everySinkKinds = []string{"keyvault", "adoconnection", "adovariables", "adog
 //     holds the new credential and Entra accepts it (/_sim/consumers says
 //     valid; the Key Vault consumer gets a token with it).
 //  2. Rotated again while every simulated service fails one request in
-//     five (so sinks and Graph retry): every consumer switches again, no
+//     ten (so sinks and Graph retry): every consumer switches again, no
 //     target is duplicated (the same consumer places, no new Azure DevOps
 //     endpoint, variable or Git file) and nothing else in a target is
 //     lost (the variable group's other variables, the values file's other
@@ -86,8 +86,8 @@ func TestEverySinkKindAtOnce(t *testing.T) {
 	require.NoError(t, r.consumerSignsIn(r.vault(), app.DisplayName, app.AppID), "the vault's consumer gets a token with the new secret")
 	before := targetState(t, r)
 
-	// 2. Again, with one request in five to every service failing.
-	require.NoError(t, st.Server.SetFaults(sim.FaultConfig{ErrorRate: 0.2}))
+	// 2. Again, with one request in ten to every service failing.
+	require.NoError(t, st.Server.SetFaults(sim.FaultConfig{ErrorRate: 0.1}))
 	second := rotateOK(t, r, app, *pol)
 	require.NoError(t, st.Server.SetFaults(sim.FaultConfig{}))
 	require.NotEqual(t, first.NewKeyID, second.NewKeyID)
