@@ -275,43 +275,50 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 			return fmt.Errorf("read policies: %w", err)
 		}
 	}
-	due, err := j.cfg.Engine.Due(ctx, org, j.cfg.Policies)
+	// A page of due applications at a time: an organization being
+	// adopted has every application due, and holding them all (each with
+	// its credentials and its decision) cost more memory than the rest of
+	// rotor together.
+	now := j.clock.Now()
+	due, inserted := 0, 0
+	err := j.cfg.Engine.EachDue(ctx, org, j.cfg.Policies, func(page []rotation.DueApp) error {
+		due += len(page)
+		for start := 0; start < len(page); start += planBatch {
+			batch := page[start:min(start+planBatch, len(page))]
+			params := make([]river.InsertManyParams, 0, len(batch))
+			for _, d := range batch {
+				opts := RotateArgs{}.InsertOpts()
+				// A rotor secret removed in Entra outside rotor means its
+				// consumers hold a dead secret now: no spreading out.
+				urgent := d.Decision.Trigger == domain.TriggerRemoved
+				if jit := j.jitter(); jit > 0 && !urgent {
+					opts.ScheduledAt = now.Add(jit)
+				}
+				params = append(params, river.InsertManyParams{
+					Args: RotateArgs{
+						Org: org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
+						Trigger: d.Decision.Trigger, Urgent: urgent, Instance: j.instance,
+					},
+					InsertOpts: &opts,
+				})
+			}
+			res, err := j.client.InsertMany(ctx, params)
+			if err != nil {
+				return fmt.Errorf("enqueue rotations: %w", err)
+			}
+			for _, r := range res {
+				if !r.UniqueSkippedAsDuplicate {
+					inserted++
+				}
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	now := j.clock.Now()
-	inserted := 0
-	for start := 0; start < len(due); start += planBatch {
-		batch := due[start:min(start+planBatch, len(due))]
-		params := make([]river.InsertManyParams, 0, len(batch))
-		for _, d := range batch {
-			opts := RotateArgs{}.InsertOpts()
-			// A rotor secret removed in Entra outside rotor means its
-			// consumers hold a dead secret now: no spreading out.
-			urgent := d.Decision.Trigger == domain.TriggerRemoved
-			if jit := j.jitter(); jit > 0 && !urgent {
-				opts.ScheduledAt = now.Add(jit)
-			}
-			params = append(params, river.InsertManyParams{
-				Args: RotateArgs{
-					Org: org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
-					Trigger: d.Decision.Trigger, Urgent: urgent, Instance: j.instance,
-				},
-				InsertOpts: &opts,
-			})
-		}
-		res, err := j.client.InsertMany(ctx, params)
-		if err != nil {
-			return fmt.Errorf("enqueue rotations: %w", err)
-		}
-		for _, r := range res {
-			if !r.UniqueSkippedAsDuplicate {
-				inserted++
-			}
-		}
-	}
-	if len(due) > 0 {
-		j.log.Info("planned rotations", "org", org, "due", len(due), "enqueued", inserted)
+	if due > 0 {
+		j.log.Info("planned rotations", "org", org, "due", due, "enqueued", inserted)
 	}
 	return nil
 }
