@@ -2,6 +2,8 @@ package azure
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,4 +183,29 @@ func NewSecretsClient(vaultURL string, cred azcore.TokenCredential, ep Endpoints
 		return nil, fmt.Errorf("key vault client for %s: %w", vaultURL, err)
 	}
 	return c, nil
+}
+
+// VerifyCertificate proves that a certificate credential works: it
+// requests a Graph token for clientID in tenantID through the
+// client-assertion flow with a fresh azidentity ClientCertificateCredential,
+// so the assertion is exactly what MSAL sends (RS256, x5t, no cached token
+// for another credential). chain is the leaf first; key is its RSA private
+// key (MSAL refuses others). The returned error is a *TokenError.
+func VerifyCertificate(ctx context.Context, ep Endpoints, tenantID, clientID string, chain []*x509.Certificate, key crypto.PrivateKey) error {
+	if len(chain) == 0 || key == nil {
+		return &TokenError{TenantID: tenantID, ClientID: clientID, Err: errors.New("certificate or key is missing")}
+	}
+	cred, err := azidentity.NewClientCertificateCredential(tenantID, clientID, chain, key, &azidentity.ClientCertificateCredentialOptions{
+		ClientOptions:            ClientOptions(ep),
+		DisableInstanceDiscovery: ep.DisableInstanceDiscovery || ep.Cloud == Sim,
+	})
+	if err != nil {
+		// azidentity's message names the problem (key type, mismatch),
+		// never the key.
+		return &TokenError{TenantID: tenantID, ClientID: clientID, Err: err}
+	}
+	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{ep.GraphScope}}); err != nil {
+		return classifyTokenError(tenantID, clientID, err)
+	}
+	return nil
 }

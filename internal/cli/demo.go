@@ -36,8 +36,14 @@ within days, and healthy), writes a rotor.yaml for them in a temporary
 directory, and runs rotor on it with SQLite. Within the first minute rotor
 adopts every application its rotation identity owns: it creates a new
 secret, stores it in the tenant's Key Vault, proves Entra accepts it, and
-after a 45-second overlap (a day in production) retires the older rotor secrets. Each step is narrated
-here and shown in the web UI, where people sign in (/ui/) with the
+after a 45-second overlap (a day in production) retires the older rotor secrets.
+contoso's api-payments goes further: its new secret reaches every kind of
+consumer rotor writes to, in order, each one simulated — the Key Vault, an
+Azure DevOps service connection and variable group, a Helm values file in
+Git (age-encrypted), an Automation runbook, a Logic Apps connection, Vercel,
+a GitHub environment secret, a Kubernetes Secret (then a rollout restart)
+and a signed webhook; the simulator's GET /_sim/consumers lists what each
+holds. Each step is narrated here and shown in the web UI, where people sign in (/ui/) with the
 simulator's Entra: ada (admin), oscar (operator) or vera (viewer) of the
 first tenant, registered as rotor-web in it (docs/sign-in.md).
 
@@ -276,6 +282,9 @@ func StartDemo(ctx context.Context, o DemoOptions) (_ *Demo, err error) {
 		// every application beside the rotation connection that may change
 		// the ones it owns.
 		ReadConnections: true,
+		// contoso's api-payments goes to every kind of consumer the
+		// simulator serves, so the demo shows each one switch.
+		EverySink: true,
 	})
 	if err != nil {
 		return nil, err
@@ -301,7 +310,12 @@ func StartDemo(ctx context.Context, o DemoOptions) (_ *Demo, err error) {
 	}
 	d.onClose(func() { rotor.Close() })
 	d.Rotor = rotor
-	n := &narrator{w: stdout}
+	n := &narrator{w: stdout, sinkKinds: map[string][]string{}}
+	for _, p := range rotor.Config().Policies {
+		for _, sp := range p.Sinks {
+			n.sinkKinds[p.Name] = append(n.sinkKinds[p.Name], sp.Type)
+		}
+	}
 	d.onClose(rotor.App().Observe(n.step))
 
 	fmt.Fprintln(stdout, "Reading both tenants' applications into the inventory…")
@@ -403,6 +417,9 @@ func demoExample(rows []app.ApplicationRow) string {
 type narrator struct {
 	mu sync.Mutex
 	w  io.Writer
+	// sinkKinds are each policy's sinks' kinds, in order, so a sink step
+	// says which kind of consumer it reached.
+	sinkKinds map[string][]string
 }
 
 func (n *narrator) step(r domain.Run, step domain.Step) {
@@ -422,6 +439,9 @@ func (n *narrator) step(r domain.Run, step domain.Step) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	msg := describeStep(r, step)
+	if kinds := n.sinkKinds[r.Policy]; step.Kind == domain.StepSink && step.Index < len(kinds) && len(kinds) > 1 {
+		msg += " (" + kinds[step.Index] + ")"
+	}
 	if r.State == domain.RunFailed {
 		msg = "failed: " + r.Error
 	}

@@ -13,8 +13,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rotor-dev/rotor/internal/azure"
+	"github.com/rotor-dev/rotor/internal/certgen"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/simfile"
+	"github.com/rotor-dev/rotor/internal/sink"
 )
 
 var (
@@ -518,6 +520,9 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 	if p.Kind == "" {
 		p.Kind = domain.KindSecret
 	}
+	if rc := rp.Certificate; rc != nil {
+		p.Certificate = b.certificate(s, rc)
+	}
 	if sel := rp.Applications; sel != nil {
 		p.Selector = domain.Selector{NamePrefix: sel.NamePrefix, AllOwned: sel.AllOwned}
 		for j, id := range sel.IDs {
@@ -622,10 +627,41 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 	case len(p.Sinks) == 0 && p.Enabled && len(b.ps.list) == before:
 		b.note("policy %q has no sinks: new credentials it creates reach no consumer", p.Name)
 	}
-	if p.Kind == domain.KindCertificate && len(b.ps.list) == before {
-		b.note("policy %q: kind certificate is accepted, but certificate rotation is not built yet; its applications are watched, not rotated", p.Name)
-	}
 	return p, len(b.ps.list) == before
+}
+
+// certificate reads a policy's certificate settings. The key type and DNS
+// names are checked with the rest of the policy (domain.Policy.Validate);
+// the subject and the bootstrap reference here, where their syntax is
+// known. A relative {file} bootstrap is made relative to rotor.yaml.
+func (b *builder) certificate(s scope, rc *rawPolicyCertificate) domain.CertificateSpec {
+	spec := domain.CertificateSpec{KeyType: strings.TrimSpace(rc.KeyType), Subject: strings.TrimSpace(rc.Subject)}
+	for _, n := range rc.DNSNames {
+		spec.DNSNames = append(spec.DNSNames, strings.TrimSpace(n))
+	}
+	if spec.Subject != "" {
+		if _, err := certgen.ParseSubject(spec.Subject, ""); err != nil {
+			b.bad(s, "certificate.subject", 0, "certificate.subject: %s", strings.TrimPrefix(err.Error(), "certgen: "))
+		}
+	}
+	if n := &rc.Bootstrap; n.Kind != 0 && n.ShortTag() != "!!null" {
+		var v any
+		if err := n.Decode(&v); err != nil {
+			b.bad(s, "certificate.bootstrap", n.Line, "certificate.bootstrap cannot be read (line %d)", n.Line)
+			return spec
+		}
+		ref, err := sink.ParseSecretRef(v)
+		if err != nil {
+			b.bad(s, "certificate.bootstrap", n.Line, "certificate.bootstrap: %v (a PEM certificate and its private key)", err)
+			return spec
+		}
+		m, _ := v.(map[string]any)
+		if ref.File != "" {
+			m["file"] = resolvePath(b.baseDir, ref.File)
+		}
+		spec.Bootstrap = m
+	}
+	return spec
 }
 
 // sinks turns `- {<type>: {settings…}}` items into specs and has the sink

@@ -405,6 +405,22 @@ func TestParseProblems(t *testing.T) {
 			want: []string{`sinks[0] must be a map with one key, the sink type`},
 		},
 		{
+			name: "CertificateSettingsOnASecretPolicy",
+			tweak: func(m map[string]any, _ *bundle) {
+				pol(m)["certificate"] = map[string]any{"key_type": "rsa-3072"}
+			},
+			want: []string{`certificate is set but kind is "secret"`},
+		},
+		{
+			name: "CertificateBadSettings",
+			tweak: func(m map[string]any, _ *bundle) {
+				pol(m)["kind"] = "certificate"
+				pol(m)["lifetime"] = "365d"
+				pol(m)["certificate"] = map[string]any{"key_type": "ec-p256", "subject": "O=Contoso", "bootstrap": map[string]any{"url": "x"}}
+			},
+			want: []string{`certificate.subject: subject "O=Contoso" has no CN`, `certificate.bootstrap: unknown key "url"`, `certificate.key_type ec-p256 cannot sign in to Entra`},
+		},
+		{
 			name: "RetireUnmanagedWithoutSinks",
 			tweak: func(m map[string]any, _ *bundle) {
 				delete(pol(m), "sinks")
@@ -691,8 +707,23 @@ func TestParseNotes(t *testing.T) {
 		cfg, err := b.parse(t, m)
 		require.NoError(t, err)
 		require.Equal(t, domain.KindCertificate, cfg.Policies[0].Kind)
-		require.Len(t, cfg.Notes, 1)
-		require.Contains(t, cfg.Notes[0], "certificate rotation is not built yet")
+		require.Empty(t, cfg.Notes)
+		require.True(t, cfg.Policies[0].Certificate.IsZero(), "every default")
+	})
+	t.Run("CertificateSettings", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		m := base()
+		pol(m)["kind"] = "certificate"
+		pol(m)["certificate"] = map[string]any{"key_type": "rsa-4096", "subject": "CN=payroll, O=Contoso",
+			"dns_names": []any{"payroll.example.com"}, "bootstrap": map[string]any{"file": "boot.pem"}}
+		cfg, err := b.parse(t, m)
+		require.NoError(t, err)
+		c := cfg.Policies[0].Certificate
+		require.Equal(t, "rsa-4096", c.KeyType)
+		require.Equal(t, "CN=payroll, O=Contoso", c.Subject)
+		require.Equal(t, []string{"payroll.example.com"}, c.DNSNames)
+		require.True(t, filepath.IsAbs(c.Bootstrap["file"].(string)), "relative to rotor.yaml: %v", c.Bootstrap)
 	})
 	t.Run("InlineSecrets", func(t *testing.T) {
 		t.Parallel()

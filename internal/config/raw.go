@@ -175,9 +175,20 @@ type rawPolicy struct {
 	NotifyBefore    duration     `yaml:"notify_before"`
 	Verify          *bool        `yaml:"verify"`
 	RetireUnmanaged *bool        `yaml:"retire_unmanaged"`
+	// Certificate shapes the certificates of kind: certificate.
+	Certificate *rawPolicyCertificate `yaml:"certificate"`
 	// Sinks are single-key maps {<type>: {settings…}}; their settings
 	// belong to the sink kinds and are checked by the sink registry.
 	Sinks []yaml.Node `yaml:"sinks"`
+}
+
+type rawPolicyCertificate struct {
+	KeyType  string   `yaml:"key_type"`
+	Subject  string   `yaml:"subject"`
+	DNSNames []string `yaml:"dns_names"`
+	// Bootstrap is a secret reference ({env}, {file}, {keyvault}) to a PEM
+	// certificate and its private key.
+	Bootstrap yaml.Node `yaml:"bootstrap"`
 }
 
 type rawSelector struct {

@@ -3,8 +3,11 @@ package config
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"text/template"
 
 	"github.com/rotor-dev/rotor/internal/simfile"
@@ -35,6 +38,11 @@ type SimulatorConfig struct {
 	// Database, when set, puts rotor's state in PostgreSQL instead of
 	// SQLite in DataDir.
 	Database *SimulatorDatabase
+	// EverySink adds, first among the policies of the tenant that holds
+	// the simulated Azure DevOps organization, "<tenant>-every-sink": the
+	// application that organization's service connection is for, delivered
+	// to every sink kind the simulator serves (see everySinkPolicy).
+	EverySink bool
 }
 
 // SimulatorDatabase is a database block for PostgreSQL: the application
@@ -59,6 +67,8 @@ type SimulatorPolicy struct {
 	// default `{all_owned: true}`.
 	Applications                   string
 	Lifetime, RenewBefore, Overlap string
+	// Kind is the credential kind; default secret.
+	Kind string
 }
 
 var simulatorTmpl = template.Must(template.New("rotor.yaml").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(`# rotor.yaml for the simulator at {{.Info.AuthorityHost}}
@@ -124,13 +134,15 @@ connections:
 {{- end}}
 {{- end}}
 policies:
-{{- range .Info.Tenants}}
-{{- $t := .}}
+{{- range $i, $t := .Info.Tenants}}
+{{- with index $.Extra $i}}
+{{.}}
+{{- end}}
 {{- range $.Policies}}
   - name: {{q (printf "%s-%s" $t.Name .Name)}}
     connection: {{q $t.Name}}
     applications: {{.Applications}}
-    kind: secret
+    kind: {{if .Kind}}{{q .Kind}}{{else}}secret{{end}}
 {{- if .Lifetime}}
     lifetime: {{q .Lifetime}}
 {{- end}}
@@ -167,14 +179,25 @@ func SimulatorYAML(info *simfile.Info, c SimulatorConfig) ([]byte, error) {
 		pols[i].Applications = cmp.Or(pols[i].Applications, "{all_owned: true}")
 	}
 	secrets := make([]string, len(info.Tenants))
+	extra := make([]string, len(info.Tenants))
 	for i, t := range info.Tenants {
 		if len(t.KeyVaults) == 0 {
 			return nil, fmt.Errorf("simulator config: tenant %s has no key vault", t.Name)
 		}
 		secrets[i] = c.Secret(t)
+		if c.EverySink && info.AzureDevOps != nil && info.AzureDevOps.TenantID == t.ID {
+			p, err := everySinkPolicy(info, t, pols[0])
+			if err != nil {
+				return nil, err
+			}
+			extra[i] = strings.TrimRight(p, "\n")
+		}
+	}
+	if c.EverySink && !slices.ContainsFunc(extra, func(s string) bool { return s != "" }) {
+		return nil, errors.New("simulator config: EverySink needs the simulated Azure DevOps organization's tenant among sim.json's tenants")
 	}
 	var b bytes.Buffer
-	if err := simulatorTmpl.Execute(&b, map[string]any{"Info": info, "C": c, "Policies": pols, "Secrets": secrets}); err != nil {
+	if err := simulatorTmpl.Execute(&b, map[string]any{"Info": info, "C": c, "Policies": pols, "Secrets": secrets, "Extra": extra}); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil

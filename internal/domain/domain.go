@@ -189,11 +189,38 @@ type Policy struct {
 	// RetireUnmanaged also retires credentials rotor did not create, after
 	// the overlap. Off by default: they stay until they expire.
 	RetireUnmanaged bool
-	Sinks           []SinkSpec
+	// Certificate shapes the certificates of a policy of kind certificate;
+	// its zero value is every default.
+	Certificate CertificateSpec
+	Sinks       []SinkSpec
 	// Overrides lists what the application's own settings changed in
 	// this copy of the policy (AppSettings.Apply); empty for the policy as
 	// configured. Name stays the policy's.
 	Overrides []Override
+}
+
+// CertificateSpec says what certificate a policy of kind certificate makes
+// and how rotor may prove possession to Graph.
+type CertificateSpec struct {
+	// KeyType is rsa-2048 (the default, ""), rsa-3072, rsa-4096 or
+	// ec-p256 (refused by Validate: Entra's client assertions are RSA).
+	KeyType string
+	// Subject is the certificate's subject as an RFC 4514 string
+	// ("CN=payroll, O=Contoso"); "" is CN=<the application's display name>.
+	Subject string
+	// DNSNames are subject alternative names; none by default.
+	DNSNames []string
+	// Bootstrap is where a PEM certificate and its RSA private key live
+	// that are registered on the applications of the policy: a secret
+	// reference as a sink's settings decode it ({env}, {file} or
+	// {keyvault}); nil for none. rotor signs addKey and removeKey proofs
+	// with it, and falls back to a keyCredentials update without it.
+	Bootstrap map[string]any
+}
+
+// IsZero reports whether the spec is all defaults.
+func (c CertificateSpec) IsZero() bool {
+	return c.KeyType == "" && c.Subject == "" && len(c.DNSNames) == 0 && c.Bootstrap == nil
 }
 
 // Overridden returns the override of field, if the application's

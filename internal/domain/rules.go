@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -130,6 +131,29 @@ func (p Policy) Validate() error {
 	}
 	if n != 1 {
 		return fmt.Errorf("applications must set exactly one of name_prefix, ids or all_owned")
+	}
+	return p.Certificate.validate(p.Kind)
+}
+
+// validate checks a certificate spec against the policy's kind.
+func (c CertificateSpec) validate(kind CredentialKind) error {
+	if kind != KindCertificate {
+		if !c.IsZero() {
+			return fmt.Errorf("certificate is set but kind is %q: certificate settings are for kind: certificate", kind)
+		}
+		return nil
+	}
+	switch strings.ToLower(c.KeyType) {
+	case "", "rsa-2048", "rsa-3072", "rsa-4096":
+	case "ec-p256":
+		return fmt.Errorf("certificate.key_type ec-p256 cannot sign in to Entra: its client assertions are RS256/PS256 and MSAL (azidentity) refuses non-RSA keys; use rsa-2048, rsa-3072 or rsa-4096")
+	default:
+		return fmt.Errorf("certificate.key_type %q is not known: use rsa-2048 (the default), rsa-3072 or rsa-4096", c.KeyType)
+	}
+	for i, n := range c.DNSNames {
+		if strings.TrimSpace(n) == "" || strings.ContainsAny(n, " /:@") {
+			return fmt.Errorf("certificate.dns_names[%d] %q is not a DNS name", i, n)
+		}
 	}
 	return nil
 }

@@ -71,7 +71,20 @@ const (
 	KeyVaultSinkType   = "keyvault"
 	KeyVaultSettingURL = "vault_url"
 	KeyVaultSettingKey = "secret"
+	// A sink with as: certificate names its target with "certificate"
+	// instead of "secret" (KeyAs, AsCertificate, KeyCertificate there).
+	KeyVaultSettingAs          = "as"
+	KeyVaultAsCertificate      = "certificate"
+	KeyVaultSettingCertificate = "certificate"
 )
+
+// keyVaultNameKey is the setting that names a Key Vault sink's target.
+func keyVaultNameKey(spec SinkSpec) string {
+	if as, _ := spec.Settings[KeyVaultSettingAs].(string); as == KeyVaultAsCertificate {
+		return KeyVaultSettingCertificate
+	}
+	return KeyVaultSettingKey
+}
 
 // KeyVaultSink returns the index of the policy's first Key Vault sink: the
 // one an application's Key Vault settings replace; false when it has none.
@@ -85,14 +98,15 @@ func (p Policy) KeyVaultSink() (int, bool) {
 }
 
 // KeyVaultTarget is what the policy's first Key Vault sink names: its vault
-// URL and secret (a name or a name template); empty when it has none.
+// URL and secret (or, for an as: certificate sink, certificate: a name or
+// a name template); empty when it has none.
 func (p Policy) KeyVaultTarget() (vaultURL, secret string) {
 	i, ok := p.KeyVaultSink()
 	if !ok {
 		return "", ""
 	}
 	u, _ := p.Sinks[i].Settings[KeyVaultSettingURL].(string)
-	s, _ := p.Sinks[i].Settings[KeyVaultSettingKey].(string)
+	s, _ := p.Sinks[i].Settings[keyVaultNameKey(p.Sinks[i])].(string)
 	return u, s
 }
 
@@ -158,7 +172,7 @@ func (s AppSettings) Apply(p Policy) Policy {
 			add("keyvault_url", *s.KeyVaultURL, u)
 		}
 		if s.KeyVaultSecret != nil {
-			spec.Settings[KeyVaultSettingKey] = *s.KeyVaultSecret
+			spec.Settings[keyVaultNameKey(spec)] = *s.KeyVaultSecret
 			add("keyvault_secret", *s.KeyVaultSecret, n)
 		}
 		out.Sinks[i] = spec

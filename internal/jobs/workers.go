@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -275,47 +276,56 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 			return fmt.Errorf("read policies: %w", err)
 		}
 	}
-	// A page of due applications at a time: an organization being
-	// adopted has every application due, and holding them all (each with
-	// its credentials and its decision) cost more memory than the rest of
-	// rotor together.
-	now := j.clock.Now()
-	due, inserted := 0, 0
+	// The due applications come a page at a time and only their job
+	// arguments are kept: an organization being adopted has every
+	// application due, and holding them all (each with its credentials
+	// and its decision) cost more memory than the rest of rotor together.
+	// The arguments are then enqueued earliest deadline first, as Due
+	// orders them: the job queue hands them out in that order, so under
+	// throttling the consumers who lose their credential soonest come
+	// first.
+	type pending struct {
+		deadline time.Time
+		args     RotateArgs
+	}
+	var todo []pending
 	err := j.cfg.Engine.EachDue(ctx, org, j.cfg.Policies, func(page []rotation.DueApp) error {
-		due += len(page)
-		for start := 0; start < len(page); start += planBatch {
-			batch := page[start:min(start+planBatch, len(page))]
-			params := make([]river.InsertManyParams, 0, len(batch))
-			for _, d := range batch {
-				opts := RotateArgs{}.InsertOpts()
-				// A rotor secret removed in Entra outside rotor means its
-				// consumers hold a dead secret now: no spreading out.
-				urgent := d.Decision.Trigger == domain.TriggerRemoved
-				if jit := j.jitter(); jit > 0 && !urgent {
-					opts.ScheduledAt = now.Add(jit)
-				}
-				params = append(params, river.InsertManyParams{
-					Args: RotateArgs{
-						Org: org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
-						Trigger: d.Decision.Trigger, Urgent: urgent, Instance: j.instance,
-					},
-					InsertOpts: &opts,
-				})
-			}
-			res, err := j.client.InsertMany(ctx, params)
-			if err != nil {
-				return fmt.Errorf("enqueue rotations: %w", err)
-			}
-			for _, r := range res {
-				if !r.UniqueSkippedAsDuplicate {
-					inserted++
-				}
-			}
+		for _, d := range page {
+			// A rotor secret removed in Entra outside rotor means its
+			// consumers hold a dead secret now: no spreading out.
+			urgent := d.Decision.Trigger == domain.TriggerRemoved
+			todo = append(todo, pending{d.Deadline, RotateArgs{
+				Org: org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
+				Trigger: d.Decision.Trigger, Urgent: urgent, Instance: j.instance,
+			}})
 		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	slices.SortStableFunc(todo, func(a, b pending) int { return a.deadline.Compare(b.deadline) })
+	now := j.clock.Now()
+	due, inserted := len(todo), 0
+	for start := 0; start < len(todo); start += planBatch {
+		batch := todo[start:min(start+planBatch, len(todo))]
+		params := make([]river.InsertManyParams, 0, len(batch))
+		for _, p := range batch {
+			opts := RotateArgs{}.InsertOpts()
+			if jit := j.jitter(); jit > 0 && !p.args.Urgent {
+				opts.ScheduledAt = now.Add(jit)
+			}
+			params = append(params, river.InsertManyParams{Args: p.args, InsertOpts: &opts})
+		}
+		res, err := j.client.InsertMany(ctx, params)
+		if err != nil {
+			return fmt.Errorf("enqueue rotations: %w", err)
+		}
+		for _, r := range res {
+			if !r.UniqueSkippedAsDuplicate {
+				inserted++
+			}
+		}
 	}
 	if due > 0 {
 		j.log.Info("planned rotations", "org", org, "due", due, "enqueued", inserted)

@@ -42,6 +42,8 @@ var errPolicy = errors.New("CredentialInvalidLifetimeAsPerAppPolicy: lifetime to
 type memCred struct {
 	domain.Credential
 	value string
+	// der is a certificate's DER (kind certificate).
+	der []byte
 	// verifiesAfter counts Verify calls that answer pending first.
 	pendingLeft int
 }
@@ -63,6 +65,9 @@ type memDirectory struct {
 	slowAdd      time.Duration
 	verifyErr    error
 	removeErrFor map[string]error
+	// certOps records how certificates were added and removed: "addKey",
+	// "removeKey" (with a valid proof) or "patch".
+	certOps []string
 }
 
 func newMemDirectory(c clock.Clock) *memDirectory {
@@ -233,7 +238,11 @@ func (s *memSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, erro
 	if v.keyIDs[k] == d.KeyID {
 		return sink.Result{Changed: false, Location: k + "@" + d.KeyID}, nil
 	}
-	v.values[k], v.keyIDs[k] = d.Material.Secret, d.KeyID
+	val := d.Material.Secret
+	if c := d.Material.Certificate; c != nil {
+		val = secret.New(pemOf(c))
+	}
+	v.values[k], v.keyIDs[k] = val, d.KeyID
 	if v.versions == nil {
 		v.versions = map[string]int{}
 	}

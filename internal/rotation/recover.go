@@ -97,19 +97,21 @@ func (e *Engine) Recover(ctx context.Context, org domain.OrgID) ([]domain.Run, e
 		}
 		msg := fmt.Sprintf("the rotor process running it stopped while this run was %s; a fresh run replaces it", from)
 		if a.held {
-			msg += fmt.Sprintf("; its secret %s may have reached a consumer (%s), so it stays until the fresh run retires it after the overlap", cmp.Or(a.key.KeyID, run.NewKeyID), a.why)
+			msg += fmt.Sprintf("; its %s %s may have reached a consumer (%s), so it stays until the fresh run retires it after the overlap", kindWord(run.Kind), cmp.Or(a.key.KeyID, run.NewKeyID), a.why)
 		} else {
 			dir, err := e.conns.Directory(run.Org, run.Connection)
 			note := ""
 			if err != nil {
-				note = fmt.Sprintf("a secret named %q may exist and connection %q is unavailable (%v); the fresh run's retirement removes it", domain.DisplayNameFor(run.ID), run.Connection, err)
+				note = fmt.Sprintf("a %s named %q may exist and connection %q is unavailable (%v); the fresh run's retirement removes it", kindWord(run.Kind), domain.DisplayNameFor(run.ID), run.Connection, err)
 			} else {
-				note = e.removeUnheld(ctx, dir, run, "", log)
+				// No prover: the crashed run's key died with its process,
+				// so a certificate goes by a keyCredentials update.
+				note = e.removeUnheld(ctx, dir, run, "", nil, log)
 			}
 			if note != "" {
 				msg += "; " + note
 			} else {
-				msg += "; no sink holds its secret, so any it created was removed"
+				msg += "; no sink holds its " + kindWord(run.Kind) + ", so any it created was removed"
 			}
 		}
 		if err := e.transition(ctx, run, store.TransitionRunParams{

@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,8 +67,17 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 	if pol == nil || !pol.Enabled {
 		return OutcomeNoPolicy, nil, nil
 	}
+	// Take the tenant's slot before asking Entra anything, so that when
+	// Graph is throttled the application whose credential ends first is
+	// the first to be read and rotated (slots are earliest deadline
+	// first; Rotate then keeps this slot).
+	release, err := e.acquire(ctx, app.TenantID, deadlineOf(*app, cmp.Or(pol.Kind, domain.KindSecret), e.now()))
+	if err != nil {
+		return "", nil, err
+	}
+	defer release()
 	trigger := req.Trigger
-	var opts []RotateOption
+	opts := []RotateOption{holdingSlot(release)}
 	fresh := e.now().Sub(req.RequestedAt) < requestFreshFor
 	force := false
 	if trigger == domain.TriggerRecovery && fresh {

@@ -84,7 +84,10 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		return fmt.Errorf("rotation: load run %s: %w", runID, err)
 	}
 	run.Events = nil
-	release, err := e.acquire(ctx, run.TenantID)
+	// A retirement is never urgent for consumers (they hold the new
+	// credential): it waits behind every rotation whose consumers'
+	// credential ends before this run's new one does.
+	release, err := e.acquire(ctx, run.TenantID, run.NewEnd)
 	if err != nil {
 		return err
 	}
@@ -165,6 +168,14 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	if err != nil {
 		return err
 	}
+	// A certificate goes by removeKey when the policy's bootstrap
+	// certificate can sign the proof, else by a keyCredentials update that
+	// keeps every other key; the run's own key died with its Rotate call.
+	prover, err := e.bootstrapProver(ctx, policy)
+	if err != nil {
+		log.Warn("the bootstrap certificate cannot be read; certificates are retired by a keyCredentials update instead", "error", err)
+		prover = nil
+	}
 	removed := 0
 	gone := map[string]bool{}
 	for _, c := range domain.ToRetire(creds, keep, policy.RetireUnmanaged, later) {
@@ -180,7 +191,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		if err := e.event(ctx, run, domain.RetireStep(c.KeyID, domain.PhaseRemoving), fmt.Sprintf("removing %s %s %q (%s), ending %s", c.Kind, c.KeyID, c.DisplayName, owner, c.End.UTC().Format(time.RFC3339))); err != nil {
 			return err
 		}
-		if err := e.removeCredential(ctx, dir, run, c.KeyID); err != nil {
+		if err := e.removeCredential(ctx, dir, run, c.Kind, c.KeyID, prover); err != nil {
 			if e.permanent(err) {
 				msg := fmt.Sprintf("removing %s was refused: %v", c.KeyID, err)
 				if terr := e.transition(ctx, run, store.TransitionRunParams{
@@ -201,7 +212,7 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	}
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To:    domain.RunDone,
-		Event: domain.RunEvent{Step: domain.StepDone.Step(), Message: fmt.Sprintf("removed %d older credential(s); %s is the application's current secret", removed, keep.KeyID)},
+		Event: domain.RunEvent{Step: domain.StepDone.Step(), Message: fmt.Sprintf("removed %d older credential(s); %s is the application's current %s", removed, keep.KeyID, kindWord(run.Kind))},
 	}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			// A second retire job for the run (one per process start may

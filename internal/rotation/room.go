@@ -37,7 +37,7 @@ func (e *Engine) retryWait(err error, n int) time.Duration {
 // removeCredential removes keyID from the run's application, fenced, and
 // tries again after transient answers (409 concurrency violations, 429,
 // 5xx). A permanent answer or a lost lease ends it at once.
-func (e *Engine) removeCredential(ctx context.Context, dir Directory, run *domain.Run, keyID string) error {
+func (e *Engine) removeCredential(ctx context.Context, dir Directory, run *domain.Run, kind domain.CredentialKind, keyID string, prover *Prover) error {
 	var err error
 	for attempt := range removeAttempts {
 		if attempt > 0 {
@@ -45,7 +45,7 @@ func (e *Engine) removeCredential(ctx context.Context, dir Directory, run *domai
 				return errors.Join(err, serr)
 			}
 		}
-		err = e.fenced(ctx, run, func(ctx context.Context) error { return dir.RemovePassword(ctx, run.AppObjectID, keyID) })
+		err = e.fenced(ctx, run, func(ctx context.Context) error { return e.removeKind(ctx, dir, run, kind, keyID, prover) })
 		if err == nil || leaseLost(err) || e.permanent(err) || ctx.Err() != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func (r *runner) makeRoom(ctx context.Context) (*domain.Run, error) {
 			c.Kind, c.KeyID, c.DisplayName, owner, c.End.UTC().Format(time.RFC3339), r.app.PasswordLimit())); err != nil {
 			return r.fail(ctx, err, "journaling a removal failed: "+err.Error(), false)
 		}
-		if err := e.removeCredential(ctx, r.dir, run, c.KeyID); err != nil {
+		if err := e.removeCredential(ctx, r.dir, run, c.Kind, c.KeyID, nil); err != nil {
 			return r.fail(ctx, err, fmt.Sprintf("removing the expired %s to make room failed: %v", c.KeyID, err), e.permanent(err))
 		}
 		if err := e.event(ctx, run, domain.MakeRoomStep(c.KeyID, domain.PhaseRemoved), "removed "+c.KeyID); err != nil {

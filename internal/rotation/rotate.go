@@ -21,11 +21,21 @@ import (
 // RotateOption adjusts one Rotate call.
 type RotateOption func(*rotateOptions)
 
-type rotateOptions struct{ replaces string }
+type rotateOptions struct {
+	replaces string
+	release  func()
+}
 
 // Replacing records that the new run replaces an abandoned one (Run.Replaces).
 func Replacing(runID string) RotateOption {
 	return func(o *rotateOptions) { o.replaces = runID }
+}
+
+// holdingSlot hands Rotate the tenant's concurrency slot the caller
+// already holds (Handle takes it before it asks Entra anything); release
+// gives it back and may be called more than once.
+func holdingSlot(release func()) RotateOption {
+	return func(o *rotateOptions) { o.release = release }
 }
 
 // addPasswordAttempts bounds retries of a transient addPassword failure. A
@@ -90,7 +100,7 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 		return nil, fmt.Errorf("rotation: journal new run: %w", err)
 	}
 	r := &runner{
-		e: e, run: run, app: app, policy: policy,
+		e: e, run: run, app: app, policy: policy, release: o.release,
 		log: e.log.With("run", run.ID, "org", string(org), "tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName),
 	}
 	r.log.Info("rotation planned", "trigger", string(trigger), "policy", policy.Name, "replaces", o.replaces)
@@ -106,8 +116,9 @@ func plannedMessage(trigger domain.Trigger, policy domain.Policy, replaces strin
 	return msg
 }
 
-// runner is one Rotate call. value is the new secret: it lives here, and
-// nowhere else, until Rotate returns.
+// runner is one Rotate call. value is the new secret, cert the new
+// certificate with its private key: they live here, and nowhere else,
+// until Rotate returns.
 type runner struct {
 	e      *Engine
 	run    *domain.Run
@@ -115,13 +126,21 @@ type runner struct {
 	policy domain.Policy
 	log    *slog.Logger
 
+	// release gives back the tenant's concurrency slot: the caller's
+	// (holdingSlot), or the one rotate takes.
+	release func()
+
 	dir Directory
 	// addCalled is true once AddPassword was called: a credential named
 	// after the run may exist even if no key id was journaled.
 	addCalled bool
 	keyID     string
 	value     secret.Value
-	start     time.Time
+	cert      *sink.Certificate
+	// prover is the policy's bootstrap certificate (kind certificate), nil
+	// when it names none.
+	prover *Prover
+	start  time.Time
 	// sinkTouched is true once a sink write was journaled: from then on a
 	// consumer may hold the value, so a failure removes it only when every
 	// sink says it does not hold it.
@@ -137,9 +156,10 @@ type runner struct {
 func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	e, run, policy := r.e, r.run, r.policy
 
-	if run.Kind != domain.KindSecret {
-		return r.fail(ctx, nil, fmt.Sprintf("policy %q asks for kind %s, but rotor rotates client secrets only; set kind: secret", policy.Name, run.Kind), true)
+	if run.Kind != domain.KindSecret && run.Kind != domain.KindCertificate {
+		return r.fail(ctx, nil, fmt.Sprintf("policy %q asks for kind %s, which rotor does not know; set kind: secret or kind: certificate", policy.Name, run.Kind), true)
 	}
+	what := r.what()
 	// Build every sink, at its pinned target, before touching Azure: a
 	// configuration mistake fails the run with nothing created.
 	sinks, permanent, err := r.planSinks(ctx)
@@ -156,6 +176,18 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	if policy.Verify {
 		if ver, err = e.conns.Verifier(run.Org, run.Connection); err != nil {
 			return r.fail(ctx, err, fmt.Sprintf("connection %q cannot verify credentials: %v", run.Connection, err), true)
+		}
+	}
+	if run.Kind == domain.KindCertificate {
+		if _, err := certDirectory(dir); err != nil {
+			return r.fail(ctx, err, fmt.Sprintf("connection %q cannot rotate certificates: %v", run.Connection, err), true)
+		}
+		if _, ok := ver.(CertificateVerifier); policy.Verify && !ok {
+			return r.fail(ctx, nil, fmt.Sprintf("connection %q cannot verify certificates", run.Connection), true)
+		}
+		if r.prover, err = e.bootstrapProver(ctx, policy); err != nil {
+			_, permanent := errors.AsType[*errNoCertificates](err)
+			return r.fail(ctx, err, "reading the bootstrap certificate failed: "+err.Error(), permanent)
 		}
 	}
 
@@ -193,11 +225,14 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	sinks = kept
 	r.sinks = sinks
 
-	release, err := e.acquire(ctx, run.TenantID)
-	if err != nil {
-		return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
+	if r.release == nil {
+		release, err := e.acquire(ctx, run.TenantID, deadlineOf(r.app, run.Kind, e.now()))
+		if err != nil {
+			return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
+		}
+		r.release = release
 	}
-	defer release()
+	defer r.release()
 
 	if done, err := r.makeRoom(ctx); done != nil || err != nil {
 		return done, err
@@ -205,12 +240,12 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 
 	// Create.
 	lifetime := cmp.Or(policy.Lifetime, domain.DefaultLifetime)
-	np, err := r.addPassword(ctx, e.now().Add(lifetime))
+	np, err := r.create(ctx, lifetime)
 	if err != nil {
-		if e.permanent(err) {
-			return r.fail(ctx, err, fmt.Sprintf("Entra refused to create the new secret: %v. If the tenant's app management policy limits secret lifetimes, make the policy's lifetime (%s) shorter; if access is denied, make rotor's rotation identity an owner of the application", err, domain.FormatDuration(lifetime)), true)
+		if _, ok := errors.AsType[*errNoCertificates](err); ok || e.permanent(err) {
+			return r.fail(ctx, err, fmt.Sprintf("Entra refused to create the new %s: %v. If the tenant's app management policy limits %s lifetimes, make the policy's lifetime (%s) shorter; if access is denied, make rotor's rotation identity an owner of the application", what, err, what, domain.FormatDuration(lifetime)), true)
 		}
-		return r.fail(ctx, err, "creating the new secret failed: "+err.Error(), false)
+		return r.fail(ctx, err, fmt.Sprintf("creating the new %s failed: %v", what, err), false)
 	}
 	r.keyID, r.value, r.start = np.KeyID, np.Value, np.Start
 	// SinksStarted is journaled with the key id, before the first sink
@@ -221,15 +256,15 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// retirement instead of removing it at once.)
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To: domain.RunCreated, NewKeyID: np.KeyID, NewEnd: np.End, SinksStarted: len(sinks) > 0,
-		Event: domain.RunEvent{Step: domain.StepCreated.Step(), Message: fmt.Sprintf("created secret %s (%q) valid until %s",
-			np.KeyID, domain.DisplayNameFor(run.ID), np.End.UTC().Format(time.RFC3339))},
+		Event: domain.RunEvent{Step: domain.StepCreated.Step(), Message: fmt.Sprintf("created %s %s (%q)%s valid until %s",
+			what, np.KeyID, domain.DisplayNameFor(run.ID), r.createdNote(), np.End.UTC().Format(time.RFC3339))},
 	}); err != nil {
-		return r.fail(ctx, err, "journaling the new secret failed: "+err.Error(), false)
+		return r.fail(ctx, err, "journaling the new "+what+" failed: "+err.Error(), false)
 	}
-	r.log.Info("secret created", "state", string(run.State), "key_id", np.KeyID, "end", np.End)
+	r.log.Info(what+" created", "state", string(run.State), "key_id", np.KeyID, "end", np.End)
 	// The tenant's concurrency slot guards Graph; nothing below writes to
 	// Graph, so give it back before waiting on Entra's replication.
-	release()
+	r.release()
 
 	// Wait until Entra accepts the new secret before any sink, and so any
 	// consumer, can see it: a consumer that picked up a secret Entra still
@@ -238,24 +273,24 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// behind down to the sink writes themselves. Step 4 (verified) still
 	// runs after delivery, as the protocol says; it then passes at once.
 	if policy.Verify && len(sinks) > 0 {
-		if err := e.event(ctx, run, domain.StepReplicating.Step(), fmt.Sprintf("waiting until Entra accepts the new secret, for up to %s, before any sink receives it", e.verifyTimeout)); err != nil {
+		if err := e.event(ctx, run, domain.StepReplicating.Step(), fmt.Sprintf("waiting until Entra accepts the new %s, for up to %s, before any sink receives it", what, e.verifyTimeout)); err != nil {
 			return r.fail(ctx, err, "journaling the replication wait failed: "+err.Error(), false)
 		}
 		started := e.now()
 		attempts, err := r.verify(ctx, ver)
 		if err != nil {
 			if ctx.Err() != nil {
-				return r.fail(ctx, err, "stopped while waiting for Entra to accept the new secret: "+err.Error(), false)
+				return r.fail(ctx, err, "stopped while waiting for Entra to accept the new "+what+": "+err.Error(), false)
 			}
-			return r.fail(ctx, err, fmt.Sprintf("Entra did not accept the new secret within %s (%d attempts): %v; no sink received it, so it was removed", e.verifyTimeout, attempts, err), e.permanent(err))
+			return r.fail(ctx, err, fmt.Sprintf("Entra did not accept the new %s within %s (%d attempts): %v; no sink received it, so it was removed", what, e.verifyTimeout, attempts, err), e.permanent(err))
 		}
-		r.log.Info("secret replicated", "attempts", attempts, "after", e.now().Sub(started))
+		r.log.Info(what+" replicated", "attempts", attempts, "after", e.now().Sub(started))
 	}
 
 	// Deliver, in order, journaling each write before making it.
 	delivery := sink.Delivery{
 		Org: run.Org, RunID: run.ID, App: r.app, TenantID: run.TenantID, ClientID: run.AppID,
-		KeyID: np.KeyID, Kind: run.Kind, Material: sink.SecretMaterial(np.Value), Start: np.Start, End: np.End,
+		KeyID: np.KeyID, Kind: run.Kind, Material: r.material(), Start: np.Start, End: np.End,
 	}
 	for k := range sinks {
 		rs := &sinks[k]
@@ -339,32 +374,32 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// Verify.
 	verifiedMsg := "verification is off in the policy"
 	if policy.Verify {
-		if err := e.event(ctx, run, domain.StepVerifying.Step(), fmt.Sprintf("getting a token with the new secret, for up to %s", e.verifyTimeout)); err != nil {
+		if err := e.event(ctx, run, domain.StepVerifying.Step(), fmt.Sprintf("getting a token with the new %s, for up to %s", what, e.verifyTimeout)); err != nil {
 			return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
 		}
 		started := e.now()
 		attempts, err := r.verify(ctx, ver)
 		if err != nil {
 			if ctx.Err() != nil {
-				return r.fail(ctx, err, "stopped while verifying the new secret: "+err.Error(), false)
+				return r.fail(ctx, err, "stopped while verifying the new "+what+": "+err.Error(), false)
 			}
 			if e.permanent(err) {
-				return r.fail(ctx, err, "verifying the new secret failed: "+err.Error(), true)
+				return r.fail(ctx, err, "verifying the new "+what+" failed: "+err.Error(), true)
 			}
-			return r.fail(ctx, err, fmt.Sprintf("the new secret was not accepted by Entra within %s (%d attempts): %v", e.verifyTimeout, attempts, err), false)
+			return r.fail(ctx, err, fmt.Sprintf("the new %s was not accepted by Entra within %s (%d attempts): %v", what, e.verifyTimeout, attempts, err), false)
 		}
-		verifiedMsg = fmt.Sprintf("Entra issued a token for the new secret after %d attempt(s) in %s", attempts, e.now().Sub(started).Round(time.Millisecond))
+		verifiedMsg = fmt.Sprintf("Entra issued a token for the new %s after %d attempt(s) in %s", what, attempts, e.now().Sub(started).Round(time.Millisecond))
 	}
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		To: domain.RunVerified, Event: domain.RunEvent{Step: domain.StepVerified.Step(), Message: verifiedMsg},
 	}); err != nil {
 		return r.fail(ctx, err, "journaling verification failed: "+err.Error(), false)
 	}
-	release()
+	r.release()
 	// Entra's own hint (the first three characters) is all the inventory
 	// may keep of the value; take it before the value goes.
-	hint := r.value.Hint()
-	r.value = secret.Value{}
+	hint, thumb := r.value.Hint(), r.thumbprint()
+	r.forget()
 
 	// Schedule retirement. From here the run no longer fails: the new
 	// secret is everywhere and works.
@@ -382,7 +417,7 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	// The inventory learns of the new secret now, not at the next sync.
 	// Its hint (first three characters) is what Entra itself shows.
 	creds := append(slices.Clone(r.app.Credentials), domain.Credential{
-		KeyID: r.keyID, Kind: run.Kind, DisplayName: domain.DisplayNameFor(run.ID), Hint: hint,
+		KeyID: r.keyID, Kind: run.Kind, DisplayName: domain.DisplayNameFor(run.ID), Hint: hint, Thumbprint: thumb,
 		Start: r.start, End: run.NewEnd,
 	})
 	e.refreshInventory(ctx, run.Org, run.TenantID, run.AppObjectID, creds, r.log)
@@ -493,7 +528,7 @@ func (r *runner) verify(ctx context.Context, ver Verifier) (int, error) {
 	var last error
 	n := 0
 	for {
-		err := ver.Verify(vctx, r.run.TenantID, r.run.AppID, r.value)
+		err := r.verifyOnce(vctx, ver)
 		n++
 		if err == nil {
 			return n, nil
@@ -561,7 +596,7 @@ func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bo
 	}
 	switch {
 	case r.addCalled && !r.sinkTouched && r.dir != nil:
-		if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.log); note != "" {
+		if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.ownProver(), r.log); note != "" {
 			msg += "; " + note
 		}
 	case r.sinkTouched && r.dir != nil:
@@ -570,13 +605,13 @@ func (r *runner) fail(ctx context.Context, cause error, msg string, permanent bo
 		// now rather than left alive for weeks with no consumer.
 		if held, why := r.heldBySinks(cctx); held {
 			msg += "; its secret stays until the next rotation retires it after the overlap (" + why + ")"
-		} else if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.log); note != "" {
+		} else if note := e.removeUnheld(cctx, r.dir, run, r.keyID, r.ownProver(), r.log); note != "" {
 			msg += "; " + note
 		} else {
 			msg += "; no sink holds its secret (each was asked), so it was removed"
 		}
 	}
-	r.value = secret.Value{}
+	r.forget()
 	r.log.Error("rotation "+string(to), "state", string(run.State), "permanent", permanent, "error", msg)
 	class := domain.FailureTransient
 	if permanent {
@@ -628,7 +663,7 @@ func (r *runner) heldBySinks(ctx context.Context) (bool, string) {
 // one lost its lease): touching the run again (a clean-up, a journal line)
 // would race the new holder, which carries on.
 func (r *runner) handedOver(cause error, msg string) (*domain.Run, error) {
-	r.value = secret.Value{}
+	r.forget()
 	r.e.observer.Observe(r.run.Org, r.run.Connection, RunOutcomeLeaseLost)
 	r.log.Error("this process lost the run's lease (it could not renew it in time); another rotor process has taken the run over, so this one stopped without touching it again",
 		"state", string(r.run.State), "error", msg)
@@ -638,9 +673,16 @@ func (r *runner) handedOver(cause error, msg string) (*domain.Run, error) {
 // removeUnheld removes the credential(s) run created, found by key id or by
 // the run's display name, when no sink ever received them. It returns a
 // note for the journal when something could not be removed.
-func (e *Engine) removeUnheld(ctx context.Context, dir Directory, run *domain.Run, knownKeyID string, log *slog.Logger) string {
+//
+// A certificate is removed with removeKey when prover (the run's own new
+// certificate while the run holds its key, or the policy's bootstrap) can
+// sign the proof, else by a keyCredentials update that keeps every other
+// key.
+func (e *Engine) removeUnheld(ctx context.Context, dir Directory, run *domain.Run, knownKeyID string, prover *Prover, log *slog.Logger) string {
 	name := domain.DisplayNameFor(run.ID)
+	what := kindWord(run.Kind)
 	keys := map[string]bool{}
+	kinds := map[string]domain.CredentialKind{}
 	if knownKeyID != "" {
 		keys[knownKeyID] = true
 	}
@@ -651,7 +693,7 @@ func (e *Engine) removeUnheld(ctx context.Context, dir Directory, run *domain.Ru
 	if err != nil {
 		log.Warn("listing credentials for clean-up failed", "error", err)
 		if len(keys) == 0 {
-			return fmt.Sprintf("a secret named %q may exist and could not be looked up (%v); the next rotation's retirement removes it", name, err)
+			return fmt.Sprintf("a %s named %q may exist and could not be looked up (%v); the next rotation's retirement removes it", what, name, err)
 		}
 	} else {
 		present := map[string]bool{}
@@ -660,6 +702,7 @@ func (e *Engine) removeUnheld(ctx context.Context, dir Directory, run *domain.Ru
 				keys[c.KeyID] = true
 			}
 			present[c.KeyID] = true
+			kinds[c.KeyID] = c.Kind
 		}
 		for k := range keys {
 			if !present[k] {
@@ -669,17 +712,19 @@ func (e *Engine) removeUnheld(ctx context.Context, dir Directory, run *domain.Ru
 	}
 	var notes []string
 	for _, k := range sortedKeys(keys) {
-		if err := e.event(ctx, run, domain.CleanupStep(k, domain.PhaseRemoving), fmt.Sprintf("removing secret %s: no sink received it, so nobody can hold it", k)); err != nil {
+		kind := cmp.Or(kinds[k], run.Kind, domain.KindSecret)
+		what := kindWord(kind)
+		if err := e.event(ctx, run, domain.CleanupStep(k, domain.PhaseRemoving), fmt.Sprintf("removing %s %s: no sink received it, so nobody can hold it", what, k)); err != nil {
 			notes = append(notes, err.Error())
 			continue
 		}
-		if err := e.fenced(ctx, run, func(ctx context.Context) error { return dir.RemovePassword(ctx, run.AppObjectID, k) }); err != nil {
-			log.Warn("removing an unheld secret failed", "key_id", k, "error", err)
-			notes = append(notes, fmt.Sprintf("secret %s could not be removed (%v); the next rotation's retirement removes it", k, err))
+		if err := e.fenced(ctx, run, func(ctx context.Context) error { return e.removeKind(ctx, dir, run, kind, k, prover) }); err != nil {
+			log.Warn("removing an unheld "+what+" failed", "key_id", k, "error", err)
+			notes = append(notes, fmt.Sprintf("%s %s could not be removed (%v); the next rotation's retirement removes it", what, k, err))
 			continue
 		}
-		log.Info("removed unheld secret", "key_id", k)
-		_ = e.event(ctx, run, domain.CleanupStep(k, domain.PhaseRemoved), fmt.Sprintf("removed secret %s", k))
+		log.Info("removed unheld "+what, "key_id", k)
+		_ = e.event(ctx, run, domain.CleanupStep(k, domain.PhaseRemoved), fmt.Sprintf("removed %s %s", what, k))
 	}
 	return strings.Join(notes, "; ")
 }

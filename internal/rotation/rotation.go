@@ -1,17 +1,20 @@
 // Package rotation owns the crash-safe rotation state machine: it creates a
-// new client secret, delivers it to every sink, verifies Entra accepts it,
-// and only then retires older credentials; it recovers the runs a dead
-// process left behind and tells the planner which applications are due.
+// new client secret or certificate, delivers it to every sink, verifies
+// Entra accepts it, and only then retires older credentials; it recovers
+// the runs a dead process left behind and tells the planner which
+// applications are due.
 //
 // Every step is journaled in the store before the side effect that follows
-// it (docs/adr/0003). The secret value lives only in memory for the length
-// of one Rotate call: it is never stored, logged, journaled or put in an
-// error.
+// it (docs/adr/0003). The secret value, or the certificate's private key,
+// lives only in memory for the length of one Rotate call: it is never
+// stored, logged, journaled or put in an error (docs/adr/0033 for
+// certificates).
 package rotation
 
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +53,44 @@ type Directory interface {
 // Verifier proves a client secret works by getting a token with it.
 type Verifier interface {
 	Verify(ctx context.Context, tenantID, clientID string, v secret.Value) error
+}
+
+// NewKey is a certificate Entra just registered on an application.
+type NewKey struct {
+	KeyID      string
+	Start, End time.Time
+}
+
+// Prover is a certificate registered on an application together with its
+// private key, held in memory: what signs Graph's proof of possession, so
+// that addKey and removeKey (atomic on Graph's side) can be used instead
+// of a read-modify-write of the whole keyCredentials collection.
+type Prover struct {
+	Cert *x509.Certificate
+	Key  sink.PrivateKey
+}
+
+// CertificateDirectory is what a Directory that can also change an
+// application's certificates offers (an optional interface: a Directory
+// without it fails runs of kind certificate, permanently).
+type CertificateDirectory interface {
+	// AddCertificate registers cert (its public part only) on the
+	// application under displayName. With a prover that is a currently
+	// valid certificate of the application it uses addKey; otherwise a
+	// keyCredentials update that keeps every existing key. A certificate
+	// already registered is returned as it is.
+	AddCertificate(ctx context.Context, objectID, displayName string, cert *x509.Certificate, prover *Prover) (NewKey, error)
+	// RemoveCertificate removes a certificate, by removeKey when prover
+	// can sign a proof, else by a keyCredentials update that keeps every
+	// other key; one already gone is success.
+	RemoveCertificate(ctx context.Context, objectID, keyID string, prover *Prover) error
+}
+
+// CertificateVerifier proves a certificate works by getting a token with
+// it through the client-assertion flow, the way MSAL signs one (an
+// optional interface of a Verifier).
+type CertificateVerifier interface {
+	VerifyCertificate(ctx context.Context, tenantID, clientID string, cert *sink.Certificate) error
 }
 
 // Connections hands out the Directory and Verifier of a connection, by
@@ -205,6 +246,10 @@ type Config struct {
 	// reach it (for /readyz: a sink rotor cannot write to is a failing
 	// part until a later run's check passes).
 	SinkChecks SinkChecker
+	// Secrets resolves a certificate policy's bootstrap certificate
+	// reference ({env}, {file}, {keyvault}) when a run needs it; nil: a
+	// policy that names one fails its runs.
+	Secrets sink.SecretResolver
 }
 
 // ScheduleRetireFunc durably schedules Retire of a run at a time.
@@ -227,6 +272,7 @@ type Engine struct {
 	hooks            Hooks
 	observer         Observer
 	sinkChecks       SinkChecker
+	secrets          sink.SecretResolver
 	scheduleRetire   atomic.Pointer[ScheduleRetireFunc]
 	lease            *Lease
 
@@ -238,7 +284,7 @@ type Engine struct {
 	sinkAttempts int
 
 	mu   sync.Mutex
-	sems map[string]chan struct{}
+	sems map[string]*slots
 	// retiring holds the runs this process is retiring now: the lease is
 	// the process's, so a claim cannot keep two retire jobs of one run
 	// (the run's own and one Recover scheduled) in this process apart.
@@ -275,11 +321,12 @@ func New(cfg Config) *Engine {
 		hooks:            cfg.Hooks,
 		observer:         cfg.Observer,
 		sinkChecks:       cfg.SinkChecks,
+		secrets:          cfg.Secrets,
 		backoffBase:      500 * time.Millisecond,
 		backoffCap:       10 * time.Second,
 		pendingPoll:      time.Second,
 		sinkAttempts:     4,
-		sems:             map[string]chan struct{}{},
+		sems:             map[string]*slots{},
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -425,22 +472,17 @@ func (e *Engine) hook(run *domain.Run, step domain.Step) {
 	}
 }
 
-// acquire takes a slot of the tenant's semaphore.
-func (e *Engine) acquire(ctx context.Context, tenantID string) (release func(), err error) {
+// acquire takes a slot of the tenant's concurrency limit, ahead of every
+// waiter whose deadline is later (see slots).
+func (e *Engine) acquire(ctx context.Context, tenantID string, deadline time.Time) (release func(), err error) {
 	e.mu.Lock()
 	sem, ok := e.sems[tenantID]
 	if !ok {
-		sem = make(chan struct{}, e.perTenant)
+		sem = newSlots(e.perTenant)
 		e.sems[tenantID] = sem
 	}
 	e.mu.Unlock()
-	select {
-	case sem <- struct{}{}:
-		var once sync.Once
-		return func() { once.Do(func() { <-sem }) }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return sem.acquire(ctx, deadline)
 }
 
 // transition journals a state change and updates run to match. It is
@@ -513,24 +555,73 @@ func (e *Engine) eventAt(ctx context.Context, run *domain.Run, step domain.Step,
 	return nil
 }
 
-// fenced runs one side effect of run (a Graph write, a sink write) only
-// while this process holds the run, and bounds it so it ends before anyone
-// else could take the run over: it renews the lease and checks the run is
-// still this process's (store.FenceRun), then runs fn with a deadline a
-// third of the lease's TTL before the lease's new expiry. The margin
-// covers a request still in flight when its context is cancelled.
+// fenced runs one side effect of run (a Graph write, a sink write, a
+// sink's rollout or job it waits for) only while this process holds the
+// run, and ends it before anyone else could take the run over: it renews
+// the lease and checks the run is still this process's (store.FenceRun),
+// then runs fn, fencing again each third of the lease's TTL for as long as
+// fn runs. When a renewal finds the run taken over, or cannot be made
+// before a third of the TTL is left, fn's context is cancelled (the
+// margin covers a request still in flight when that happens) and the
+// error says why (store.ErrLeaseLost when the run was taken over).
+//
+// A single bound for the whole call would cut short what legitimately
+// takes longer than a lease: a Kubernetes rollout, an Automation job, a
+// Vercel redeploy wait for minutes.
 func (e *Engine) fenced(ctx context.Context, run *domain.Run, fn func(ctx context.Context) error) error {
-	until, err := e.store.FenceRun(ctx, store.FenceRunParams{Org: run.Org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()})
+	p := store.FenceRunParams{Org: run.Org, RunID: run.ID, Holder: e.lease.Holder(), TTL: e.lease.TTL()}
+	until, err := e.store.FenceRun(ctx, p)
 	if err != nil {
 		return err
 	}
-	// The bound is a span, measured by the context on the wall clock: the
-	// store's and the engine's clock (the same one) may be a fake or an
-	// offset clock, so an absolute deadline from it would mean nothing
-	// to the context.
-	fctx, cancel := context.WithTimeout(ctx, until.Sub(e.now())-e.lease.TTL()/3)
-	defer cancel()
-	return fn(fctx)
+	// Spans, not deadlines: the store's and the engine's clock (the same
+	// one) may be a fake or an offset clock, so an absolute time from it
+	// means nothing to a timer or a context.
+	margin := e.lease.TTL() / 3
+	left := until.Sub(e.now())
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		expiry := time.Now().Add(left)
+		for {
+			// Renew when two thirds of what is left have passed.
+			wait := time.Until(expiry) - 2*margin
+			if wait < margin/4 {
+				wait = margin / 4
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-done:
+				t.Stop()
+				return
+			case <-fctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			u, err := e.store.FenceRun(fctx, p)
+			switch {
+			case err == nil:
+				expiry = time.Now().Add(u.Sub(e.now()))
+			case leaseLost(err):
+				cancel(fmt.Errorf("the run was taken over while this side effect ran: %w", err))
+				return
+			case time.Until(expiry) <= margin:
+				cancel(fmt.Errorf("the run's lease could not be renewed in time: %w", err))
+				return
+			}
+		}
+	}()
+	err = fn(fctx)
+	close(done)
+	<-renewed
+	if cause := context.Cause(fctx); cause != nil && ctx.Err() == nil && fctx.Err() != nil {
+		return errors.Join(err, cause)
+	}
+	return err
 }
 
 // leaseLost reports whether err says this process no longer holds a run.

@@ -3,6 +3,7 @@ package rotation
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,9 +144,12 @@ func TestRotateFailures(t *testing.T) {
 			want:  outcome{permanent: true, message: "sink 2 (nope) cannot be built"},
 		},
 		{
-			name:  "certificates are not rotated yet",
-			tweak: func(b *bundle, _ *Engine) { b.policy.Kind = domain.KindCertificate },
-			want:  outcome{permanent: true, message: "rotates client secrets only"},
+			name: "a certificate policy whose bootstrap reference is malformed fails before anything is created",
+			tweak: func(b *bundle, _ *Engine) {
+				b.policy.Kind = domain.KindCertificate
+				b.policy.Certificate.Bootstrap = map[string]any{"bogus": "x"}
+			},
+			want: outcome{permanent: true, message: "reading the bootstrap certificate failed"},
 		},
 	}
 	for _, tc := range cases {
@@ -618,6 +622,18 @@ func TestDue(t *testing.T) {
 		return nil
 	}))
 	require.Equal(t, [][]string{{"adopt"}, {"bulk-2099", "app-1"}}, pages, "in name order, a page per inventory page with any due")
+	// Each carries its deadline, which is the order Due gives: the bulk
+	// application has no credential (now), app-1's rotor secret ends in
+	// 10 days, adopt-me's foreign one in 300.
+	list, err := e.Due(b.ctx, b.org, policies)
+	require.NoError(t, err)
+	var order []string
+	for _, d := range list {
+		require.False(t, d.Deadline.IsZero(), d.App.ObjectID)
+		order = append(order, d.App.ObjectID)
+	}
+	require.True(t, slices.IsSortedFunc(list, func(a, b DueApp) int { return a.Deadline.Compare(b.Deadline) }), "%v", order)
+	require.Equal(t, []string{"bulk-2099", "app-1", "adopt"}, order)
 	stop := errors.New("enough")
 	calls := 0
 	err = e.EachDue(b.ctx, b.org, policies, func([]DueApp) error { calls++; return stop })

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"slices"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/azure/graph"
 	"github.com/rotor-dev/rotor/internal/azure/graph/pacer"
+	"github.com/rotor-dev/rotor/internal/clock"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/inventory"
 	"github.com/rotor-dev/rotor/internal/rotation"
@@ -65,6 +67,9 @@ type Conns struct {
 	// pacers give every Graph client of one identity in one tenant the
 	// same throttling budget; nil is no pacing.
 	pacers *pacer.Registry
+	// clock dates Graph's proofs of possession (rotor's clock, so a
+	// simulator whose clock is advanced accepts them).
+	clock clock.Clock
 }
 
 var (
@@ -298,7 +303,7 @@ func (cs *Conns) Directory(org domain.OrgID, name string) (rotation.Directory, e
 	if err != nil {
 		return nil, err
 	}
-	return graphDirectory{g: c.graph}, nil
+	return graphDirectory{g: c.graph, clock: cs.clock}, nil
 }
 
 // Verifier implements rotation.Connections.
@@ -369,10 +374,46 @@ func (cs *Conns) tenants() int {
 	return len(seen)
 }
 
-// graphDirectory adapts the Graph client to the rotation's Directory.
-type graphDirectory struct{ g *graph.Client }
+// graphDirectory adapts the Graph client to the rotation's Directory and
+// CertificateDirectory. clock dates the proofs of possession.
+type graphDirectory struct {
+	g     *graph.Client
+	clock clock.Clock
+}
 
-var _ rotation.Directory = graphDirectory{}
+var (
+	_ rotation.Directory            = graphDirectory{}
+	_ rotation.CertificateDirectory = graphDirectory{}
+	_ rotation.CertificateVerifier  = verifier{}
+)
+
+func (d graphDirectory) now() time.Time {
+	if d.clock == nil {
+		return time.Now()
+	}
+	return d.clock.Now()
+}
+
+func graphProver(p *rotation.Prover) *graph.Prover {
+	if p == nil || p.Cert == nil || p.Key.IsZero() {
+		return nil
+	}
+	return &graph.Prover{Cert: p.Cert, Key: p.Key.Signer()}
+}
+
+func (d graphDirectory) AddCertificate(ctx context.Context, objectID, displayName string, cert *x509.Certificate, p *rotation.Prover) (rotation.NewKey, error) {
+	kc, err := d.g.AddCertificate(ctx, objectID, graph.KeyCredential{
+		DisplayName: displayName, Key: cert.Raw, StartDateTime: cert.NotBefore, EndDateTime: cert.NotAfter,
+	}, graphProver(p), d.now())
+	if err != nil {
+		return rotation.NewKey{}, err
+	}
+	return rotation.NewKey{KeyID: kc.KeyID, Start: kc.StartDateTime, End: kc.EndDateTime}, nil
+}
+
+func (d graphDirectory) RemoveCertificate(ctx context.Context, objectID, keyID string, p *rotation.Prover) error {
+	return d.g.RemoveCertificate(ctx, objectID, keyID, graphProver(p), d.now())
+}
 
 func (d graphDirectory) Credentials(ctx context.Context, objectID string) ([]domain.Credential, error) {
 	app, err := d.g.GetApplication(ctx, objectID, []string{"id", "passwordCredentials", "keyCredentials"})
@@ -398,4 +439,11 @@ type verifier struct{ ep azure.Endpoints }
 
 func (v verifier) Verify(ctx context.Context, tenantID, clientID string, s secret.Value) error {
 	return azure.VerifySecret(ctx, v.ep, tenantID, clientID, s)
+}
+
+func (v verifier) VerifyCertificate(ctx context.Context, tenantID, clientID string, c *sink.Certificate) error {
+	if c == nil {
+		return azure.VerifyCertificate(ctx, v.ep, tenantID, clientID, nil, nil)
+	}
+	return azure.VerifyCertificate(ctx, v.ep, tenantID, clientID, c.Chain, c.Key.Signer())
 }

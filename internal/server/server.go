@@ -275,6 +275,9 @@ func (s *Server) assemble(ctx context.Context, configPath string) error {
 		Lease:                lease,
 		Observer:             s.runObserver(),
 		SinkChecks:           s.health,
+		// A certificate policy's bootstrap reference resolves as a sink's
+		// own credential does: at use, relative to rotor.yaml.
+		Secrets: &secretResolver{getenv: getenv, baseDir: filepath.Dir(configPath), keyVault: s.secrets},
 	})
 	s.app = s.newApp(s.opts)
 	if s.sessions, err = s.newSessions(); err != nil {
@@ -295,6 +298,7 @@ func (s *Server) loadConns(ctx context.Context) (*Conns, error) {
 	}
 	s.conns = newConns()
 	s.conns.pacers = s.pacers
+	s.conns.clock = s.clock
 	for _, o := range orgs {
 		err := s.refreshConns(ctx, o.ID)
 		if err != nil && o.ID == s.cfg.Organization {
@@ -389,6 +393,10 @@ func (s *Server) Config() *config.Config { return s.cfg }
 
 // Clock returns the clock every decision of this rotor is made with.
 func (s *Server) Clock() clock.Clock { return s.clock }
+
+// SinkTypes are the sink kinds this rotor delivers to (its registry's),
+// sorted: the UI's Sinks page lists them.
+func (s *Server) SinkTypes() []string { return s.kinds.Types() }
 
 // Store returns the store.
 func (s *Server) Store() store.Store { return s.store }

@@ -118,6 +118,7 @@ func (s *Server) signInHandler(ctx context.Context) (http.Handler, []string, err
 		App: s.app, Scope: sessionScope, Base: strings.TrimSuffix(UIPath, "/"), Clock: s.clock, Logger: s.log,
 		Who: sessionWho, LogoutPath: signin.LogoutPath, CSRFField: csrf.Field,
 		Alive: func(r *http.Request) bool { _, err := s.sessions.Load(r); return err == nil }, RoleMappings: uiRoleMappings(si.Entra.Roles),
+		SinkTypes: s.SinkTypes(),
 	}))
 	mux.Handle("GET "+UIPath, pages)
 	mux.Handle("POST "+UIPath, pages)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -14,6 +15,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/rotation"
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/simfile"
@@ -33,9 +35,13 @@ type simRig struct {
 	simFile string
 	srv     *Server
 	org     domain.OrgID
+	// onJournal, when set, is called after every journal write of the
+	// rotation (rotation.Hooks.AfterJournal): a test's way to act
+	// between two steps of a run.
+	onJournal atomic.Pointer[func(domain.Run, domain.Step)]
 }
 
-func newSimRig(t *testing.T, opts simtest.Options, rot config.SimulatorRotation) *simRig {
+func newSimRig(t *testing.T, opts simtest.Options, rot config.SimulatorRotation, tweaks ...func(*config.SimulatorConfig)) *simRig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -43,16 +49,30 @@ func newSimRig(t *testing.T, opts simtest.Options, rot config.SimulatorRotation)
 	st := simtest.Start(t, opts)
 	r := &simRig{t: t, ctx: ctx, cancel: cancel, st: st, info: st.Info, tn: st.Info.Tenants[0]}
 	r.simFile = filepath.Join(filepath.Dir(r.info.CAFile), simfile.FileName)
-	yaml, err := config.SimulatorYAML(r.info, config.SimulatorConfig{
+	sc := config.SimulatorConfig{
 		SimFile: r.simFile, DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
 		Secret:   func(simfile.Tenant) string { return "{env: ROTATION_SECRET}" },
 		Rotation: rot,
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}},
-	})
+	}
+	for _, tw := range tweaks {
+		tw(&sc)
+	}
+	yaml, err := config.SimulatorYAML(r.info, sc)
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, yaml, 0o600))
-	r.srv, err = Open(ctx, cfgPath, Options{Logger: slog.New(slog.DiscardHandler), Getenv: envMap{"ROTATION_SECRET": r.tn.Rotation.ClientSecret}.get})
+	srvOpts := Options{Logger: rigLogger(), Getenv: envMap{"ROTATION_SECRET": r.tn.Rotation.ClientSecret}.get,
+		Hooks: rotation.Hooks{AfterJournal: func(run domain.Run, step domain.Step) {
+			if f := r.onJournal.Load(); f != nil {
+				(*f)(run, step)
+			}
+		}}}
+	if opts.Clock != nil {
+		// A test that moves the simulator's clock moves rotor's with it.
+		srvOpts.Clock = opts.Clock
+	}
+	r.srv, err = Open(ctx, cfgPath, srvOpts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.srv.Close() })
 	// The job system opens with the first retirement a rotation schedules,
@@ -107,4 +127,14 @@ func consumerSignsIn(ctx context.Context, info *simfile.Info, simFile, tenantID 
 	}
 	_, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{info.GraphAudience + "/.default"}})
 	return err
+}
+
+// rigLogger discards rotor's log unless ROTOR_TEST_LOG names a file.
+func rigLogger() *slog.Logger {
+	if p := os.Getenv("ROTOR_TEST_LOG"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+	}
+	return slog.New(slog.DiscardHandler)
 }

@@ -66,6 +66,7 @@ func TestThrottlingStormAtRenewalTime(t *testing.T) {
 			}
 		})
 		require.False(t, oldEnd.IsZero(), run.AppName)
+		t.Logf("%s: run created %s, verified %s before its old secret ended", run.AppName, run.CreatedAt.Format("15:04:05.000"), oldEnd.Sub(run.UpdatedAt).Round(time.Millisecond))
 		require.True(t, run.UpdatedAt.Before(oldEnd), "%s: verified at %s, after its old secret ended at %s", run.AppName, run.UpdatedAt, oldEnd)
 		require.NoError(t, r.consumerSignsIn(kv, run.AppName, run.AppID), "%s: the vault's secret gets a token", run.AppName)
 	}

@@ -147,6 +147,48 @@ const (
 // AllSecretPermissions is every secret permission.
 var AllSecretPermissions = core.AllSecretPermissions
 
+// Key Vault key and certificate permissions (an access policy's keys and
+// certificates lists).
+type (
+	// KeyPermission is a Key Vault key permission.
+	KeyPermission = core.KeyPermission
+	// CertificatePermission is a Key Vault certificate permission.
+	CertificatePermission = core.CertificatePermission
+)
+
+// Key Vault key permissions.
+const (
+	KeyGet     = core.KeyGet
+	KeyList    = core.KeyList
+	KeyCreate  = core.KeyCreate
+	KeyImport  = core.KeyImport
+	KeyUpdate  = core.KeyUpdate
+	KeySign    = core.KeySign
+	KeyVerify  = core.KeyVerify
+	KeyDelete  = core.KeyDelete
+	KeyRecover = core.KeyRecover
+	KeyPurge   = core.KeyPurge
+)
+
+// Key Vault certificate permissions.
+const (
+	CertificateGet     = core.CertificateGet
+	CertificateList    = core.CertificateList
+	CertificateCreate  = core.CertificateCreate
+	CertificateImport  = core.CertificateImport
+	CertificateUpdate  = core.CertificateUpdate
+	CertificateDelete  = core.CertificateDelete
+	CertificateRecover = core.CertificateRecover
+	CertificatePurge   = core.CertificatePurge
+)
+
+// AllKeyPermissions and AllCertificatePermissions are every key and
+// certificate permission.
+var (
+	AllKeyPermissions         = core.AllKeyPermissions
+	AllCertificatePermissions = core.AllCertificatePermissions
+)
+
 // HashSecret is how the simulator keeps secrets (for arranging passwords).
 func HashSecret(secret string) [32]byte { return core.HashSecret(secret) }
 

@@ -91,6 +91,9 @@ type AzureDevOpsGit struct {
 	// PAT is a personal access token the service accepts (Basic auth with
 	// an empty user name). A test double's credential, not a secret.
 	PAT string `json:"pat"`
+	// PATFile holds PAT, beside sim.json, for a rotor.yaml's
+	// `pat: {file: …}`; empty when the simulator has no state dir.
+	PATFile string `json:"pat_file,omitempty"`
 	// AgeRecipient is the simulator's age X25519 recipient ("age1…").
 	AgeRecipient string `json:"age_recipient"`
 }
@@ -134,6 +137,9 @@ type AzureDevOps struct {
 	PAT         string `json:"pat"`
 	ReadOnlyPAT string `json:"read_only_pat"`
 	NoAccessPAT string `json:"no_access_pat"`
+	// PATFile holds PAT, beside sim.json, for a rotor.yaml's
+	// `pat: {file: …}`; empty when the simulator has no state dir.
+	PATFile string `json:"pat_file,omitempty"`
 	// EndpointID and EndpointName are the seeded azurerm service
 	// connection (ServicePrincipal, spnKey) of application AppID.
 	EndpointID   string `json:"endpoint_id"`
@@ -320,6 +326,12 @@ type KeyVault struct {
 	// "delete", "recover", "purge") by principal object id. It tells a
 	// client author which identity may do what; the vault enforces it.
 	SecretPermissions map[string][]string `json:"secret_permissions,omitempty"`
+	// KeyPermissions and CertificatePermissions are the access policy's
+	// keys and certificates lists, likewise.
+	KeyPermissions         map[string][]string `json:"key_permissions,omitempty"`
+	CertificatePermissions map[string][]string `json:"certificate_permissions,omitempty"`
+	// SKU is "standard" or "premium" (only premium holds HSM keys).
+	SKU string `json:"sku,omitempty"`
 	// ResourceID is the vault's Resource Manager id
 	// (/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/…);
 	// SubscriptionID and ResourceGroup are its parts. Empty for a vault

@@ -21,8 +21,8 @@ import (
 type Material struct {
 	// Secret is a client secret's value.
 	Secret secret.Value
-	// Certificate is a certificate credential; nil for a secret. Not
-	// produced yet: the rotation makes client secrets only.
+	// Certificate is a certificate credential; nil for a secret. A
+	// policy of kind certificate delivers one (internal/certgen).
 	Certificate *Certificate
 }
 
@@ -65,8 +65,9 @@ type Certificate struct {
 	// Key is the leaf's private key.
 	Key PrivateKey
 	// PKCS12 is the chain and key as a PKCS#12 (PFX) blob, for targets that
-	// take one (Key Vault certificates, App Service); its password, if any,
-	// is the sink's business.
+	// take one (Key Vault certificates, App Service): the blob's DER bytes,
+	// not base64. rotor's own (internal/certgen) have an empty password;
+	// a target that wants one is the sink's business.
 	PKCS12 secret.Value
 }
 

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -130,9 +131,19 @@ func (s *Service) Started(info *simfile.Info) error {
 	defer s.mu.Unlock()
 	s.info.URL = "https://" + s.l.HostPort() + "/" + s.org
 	ai := s.info
+	if info.CAFile != "" {
+		path := filepath.Join(filepath.Dir(info.CAFile), PATFile)
+		if err := simfile.WriteFileAtomic(path, []byte(ai.PAT+"\n"), 0o600); err != nil {
+			return fmt.Errorf("ado: write %s: %w", PATFile, err)
+		}
+		ai.PATFile = path
+	}
 	info.AzureDevOps = &ai
 	return nil
 }
+
+// PATFile is the file beside sim.json holding the administrator's PAT.
+const PATFile = "ado-pat"
 
 // seed makes the organization on the demo's contoso tenant (or the first
 // tenant of a bulk seed), with the rotation identity as a member and one

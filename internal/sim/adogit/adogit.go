@@ -25,6 +25,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -150,8 +151,18 @@ func (s *Service) Started(info *simfile.Info) error {
 		Project: DemoProject, Repository: DemoRepository, Branch: DemoBranch, Path: DemoPath,
 		PAT: s.pat, AgeRecipient: s.identity.Recipient().String(),
 	}
+	if info.CAFile != "" {
+		path := filepath.Join(filepath.Dir(info.CAFile), PATFile)
+		if err := simfile.WriteFileAtomic(path, []byte(s.pat+"\n"), 0o600); err != nil {
+			return fmt.Errorf("adogit: write %s: %w", PATFile, err)
+		}
+		info.AzureDevOpsGit.PATFile = path
+	}
 	return nil
 }
+
+// PATFile is the file beside sim.json holding the service's PAT.
+const PATFile = "adogit-pat"
 
 // AddRepo creates an empty repository (no branches) and returns it.
 func (s *Service) AddRepo(org, project, name string) *Repo {

@@ -261,24 +261,48 @@ type accessPolicy struct {
 	Permissions map[string][]string `json:"permissions"`
 }
 
+// keysOf is the set of a map's keys.
+func keysOf[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+// names renders permissions as strings; never nil, as ARM lists [].
+func names[P ~string](perms []P) []string {
+	out := make([]string, 0, len(perms))
+	for _, p := range perms {
+		out = append(out, string(p))
+	}
+	return out
+}
+
 func toVaultJSON(v *core.Vault) vaultJSON {
 	tags := map[string]string{}
 	for k, val := range v.Tags {
 		tags[k] = val
 	}
 	policies := []accessPolicy{}
-	for _, oid := range core.SortedKeys(v.Access) {
-		perms := []string{}
-		for _, p := range v.Access[oid] {
-			perms = append(perms, string(p))
+	oids := map[string]bool{}
+	for _, m := range []map[string]bool{keysOf(v.Access), keysOf(v.KeyAccess), keysOf(v.CertificateAccess)} {
+		for oid := range m {
+			oids[oid] = true
 		}
+	}
+	for _, oid := range core.SortedKeys(oids) {
 		policies = append(policies, accessPolicy{TenantID: v.TenantID, ObjectID: oid,
-			Permissions: map[string][]string{"keys": {}, "secrets": perms, "certificates": {}}})
+			Permissions: map[string][]string{"keys": names(v.KeyAccess[oid]), "secrets": names(v.Access[oid]), "certificates": names(v.CertificateAccess[oid])}})
+	}
+	sku := "standard"
+	if v.Premium() {
+		sku = core.VaultSKUPremium
 	}
 	return vaultJSON{
 		ID: v.VaultResourceID(), Name: v.Name, Type: "Microsoft.KeyVault/vaults", Location: v.Location, Tags: tags,
 		Properties: vaultProperties{
-			SKU: map[string]string{"family": "A", "name": "standard"}, TenantID: v.TenantID, AccessPolicies: policies,
+			SKU: map[string]string{"family": "A", "name": sku}, TenantID: v.TenantID, AccessPolicies: policies,
 			EnableSoftDelete: true, SoftDeleteRetentionInDays: 90, VaultURI: v.URL,
 			ProvisioningState: "Succeeded", PublicNetworkAccess: "Enabled",
 		},

@@ -149,6 +149,17 @@ func TestVaultsListFiltersByRoleAssignment(t *testing.T) {
 	props := v["properties"].(map[string]any)
 	require.Equal(t, mine.URL, props["vaultUri"])
 	require.Equal(t, b.tn.ID, props["tenantId"])
+	require.Equal(t, "standard", props["sku"].(map[string]any)["name"])
+	var rotorPolicy map[string]any
+	for _, p := range props["accessPolicies"].([]any) {
+		if p.(map[string]any)["objectId"] == b.tn.Rotation.ObjectID {
+			rotorPolicy = p.(map[string]any)["permissions"].(map[string]any)
+		}
+	}
+	require.NotNil(t, rotorPolicy, "the access policy lists rotor's identity")
+	require.ElementsMatch(t, []any{"list", "set", "recover"}, rotorPolicy["secrets"])
+	require.ElementsMatch(t, []any{"get", "list", "create", "sign"}, rotorPolicy["keys"])
+	require.ElementsMatch(t, []any{"get", "list", "create", "import", "update", "recover"}, rotorPolicy["certificates"])
 
 	// A Reader on the subscription sees both; one on rg-finance only
 	// that resource group's vault.

@@ -9,6 +9,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -611,6 +612,9 @@ func (c *Core) addTenants(info *simfile.Info) {
 					}
 				}
 			}
+			kv.KeyPermissions = permNames(v.KeyAccess)
+			kv.CertificatePermissions = permNames(v.CertificateAccess)
+			kv.SKU = cmp.Or(v.SKU, "standard")
 			if id := v.VaultResourceID(); id != "" {
 				kv.ResourceID, kv.SubscriptionID, kv.ResourceGroup = id, v.SubscriptionID, v.ResourceGroup
 				kv.ReadableBy = t.readersOf(id)
@@ -747,6 +751,20 @@ func RandomToken(n int) (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// permNames renders an access policy list for sim.json; nil when empty.
+func permNames[P ~string](m map[string][]P) map[string][]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(m))
+	for oid, perms := range m {
+		for _, p := range perms {
+			out[oid] = append(out[oid], string(p))
+		}
+	}
+	return out
 }
 
 // SortedKeys returns a map's keys in order, for stable listings.

@@ -381,9 +381,22 @@ func addConsumerIdentity(t *Tenant, ids *uuidSource) *ServicePrincipal {
 // granted). The consumer gets get and list, what an application reading its
 // own secret needs. Nobody gets delete or purge: a test that needs them
 // grants them explicitly.
+//
+// For certificates rotor gets get, list, create, import, update and
+// recover (it imports the certificates it rotates, reads their public part
+// and tags to know what it owns, may have Key Vault issue them, and
+// recovers its own soft-deleted certificate as it does secrets), and for keys get,
+// list, create and sign (a key that never leaves the vault signs the
+// certificate rotor registers). Neither lets it read a private key: that
+// takes secrets get on the certificate's backing secret, which only the
+// consumer has.
 var (
-	rotorSecretPermissions    = []SecretPermission{SecretList, SecretSet, SecretRecover}
-	consumerSecretPermissions = []SecretPermission{SecretGet, SecretList}
+	rotorSecretPermissions      = []SecretPermission{SecretList, SecretSet, SecretRecover}
+	consumerSecretPermissions   = []SecretPermission{SecretGet, SecretList}
+	rotorKeyPermissions         = []KeyPermission{KeyGet, KeyList, KeyCreate, KeySign}
+	rotorCertificatePermissions = []CertificatePermission{CertificateGet, CertificateList, CertificateCreate,
+		CertificateImport, CertificateUpdate, CertificateRecover}
+	consumerCertificatePermissions = []CertificatePermission{CertificateGet, CertificateList}
 )
 
 // addVault seeds the tenant's subscription and rotor's vault in it:
@@ -399,6 +412,11 @@ func addVault(t *Tenant, ids *uuidSource, rotation, mi, consumer *ServicePrincip
 	v.Grant(rotation.ObjectID, rotorSecretPermissions...)
 	v.Grant(mi.ObjectID, rotorSecretPermissions...)
 	v.Grant(consumer.ObjectID, consumerSecretPermissions...)
+	for _, oid := range []string{rotation.ObjectID, mi.ObjectID} {
+		v.GrantKeys(oid, rotorKeyPermissions...)
+		v.GrantCertificates(oid, rotorCertificatePermissions...)
+	}
+	v.GrantCertificates(consumer.ObjectID, consumerCertificatePermissions...)
 	t.Vaults[name] = v
 	t.AssignRole(rotation.ObjectID, RoleReader, v.VaultResourceID())
 	t.AssignRole(mi.ObjectID, RoleReader, v.VaultResourceID())

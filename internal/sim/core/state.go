@@ -433,6 +433,18 @@ type Vault struct {
 	Host    string
 	URL     string
 	Secrets map[string]*VaultSecret
+	// SKU is "standard" (the default when empty) or "premium": only a
+	// premium vault creates HSM-backed keys (RSA-HSM, EC-HSM).
+	SKU string
+	// Keys and Certificates are the vault's keys and certificates
+	// (vaultobjects.go). A certificate's key and secret live in Keys and
+	// Secrets under the certificate's name, marked managed.
+	Keys         map[string]*VaultKey
+	Certificates map[string]*VaultCertificate
+	// KeyAccess and CertificateAccess are the access policy's keys and
+	// certificates lists, by object id, as Access is for secrets.
+	KeyAccess         map[string][]KeyPermission
+	CertificateAccess map[string][]CertificatePermission
 	// Access is the vault's access policy: secret permissions by the
 	// object id (oid claim) of the principal holding them. A principal
 	// that is not here can authenticate to the vault but do nothing, as
@@ -483,7 +495,10 @@ func (v *Vault) Allows(objectID string, p SecretPermission) bool {
 type VaultSecret struct {
 	Name     string
 	Versions []*SecretVersion
-	Deleted  bool
+	// Managed marks the secret backing a certificate of the same name:
+	// Key Vault writes its versions, clients only read them.
+	Managed bool
+	Deleted bool
 	// DeletedAt is when the secret was soft-deleted (Deleted is set); it
 	// stays recoverable until DeletedAt + 90 days.
 	DeletedAt time.Time

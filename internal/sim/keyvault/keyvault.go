@@ -1,7 +1,8 @@
-// Package keyvault is the simulated Key Vault secrets data plane
-// (api-version 7.5): each vault on an HTTPS listener of its own, the bearer
-// challenge flow, soft delete, and per-identity, per-operation access
-// policies.
+// Package keyvault is the simulated Key Vault data plane (secrets,
+// api-version 7.5; keys and certificates, as azkeys and azcertificates send
+// them, in keys.go and certificates.go): each vault on an HTTPS listener of
+// its own, the bearer challenge flow, soft delete, and per-identity,
+// per-operation access policies.
 package keyvault
 
 import (
@@ -94,14 +95,17 @@ type kvAttributes struct {
 
 // kvBundle is a SecretBundle, a list item (no value) or a deleted secret.
 type kvBundle struct {
-	Value              *string           `json:"value,omitempty"`
-	ID                 string            `json:"id"`
-	ContentType        string            `json:"contentType,omitempty"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	Attributes         kvAttributes      `json:"attributes"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
+	Value       *string           `json:"value,omitempty"`
+	ID          string            `json:"id"`
+	ContentType string            `json:"contentType,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+	Attributes  kvAttributes      `json:"attributes"`
+	// KID and Managed mark the secret backing a certificate.
+	KID                string `json:"kid,omitempty"`
+	Managed            bool   `json:"managed,omitempty"`
+	RecoveryID         string `json:"recoveryId,omitempty"`
+	DeletedDate        *int64 `json:"deletedDate,omitempty"`
+	ScheduledPurgeDate *int64 `json:"scheduledPurgeDate,omitempty"`
 }
 
 type kvList struct {
@@ -265,6 +269,14 @@ func (c *kvCall) methodNotAllowed() {
 // Key Vault answers 403 whether or not the secret exists.
 func (c *kvCall) route() {
 	segs := strings.Split(strings.TrimPrefix(c.r.URL.Path, "/"), "/")
+	switch segs[0] {
+	case "keys", "deletedkeys":
+		c.routeKeys(segs)
+		return
+	case "certificates", "deletedcertificates":
+		c.routeCertificates(segs)
+		return
+	}
 	m := c.r.Method
 	// op is the operation and the permission it needs.
 	var op func()
@@ -465,6 +477,9 @@ func (c *kvCall) bundle(s *core.VaultSecret, v *core.SecretVersion, withValue bo
 		ID:          c.base + "/secrets/" + s.Name + "/" + v.Version,
 		ContentType: v.ContentType, Tags: copyTags(v.Tags), Attributes: c.attrs(v),
 	}
+	if s.Managed {
+		b.KID, b.Managed = c.base+"/keys/"+s.Name+"/"+v.Version, true
+	}
 	if withValue {
 		val := v.Value
 		b.Value = &val
@@ -580,6 +595,9 @@ func (c *kvCall) setSecret(name string) {
 			delete(c.vault.Secrets, s.Name) // past retention: purged
 			s = nil
 		}
+		if s != nil && s.Managed {
+			return managedSecret("set", s.Name)
+		}
 		if s == nil {
 			s = &core.VaultSecret{Name: name}
 			if c.vault.Secrets == nil {
@@ -662,6 +680,9 @@ func (c *kvCall) updateSecret(name, version string) {
 				return notFoundSecret(name + "/" + version)
 			}
 		}
+		if s.Managed {
+			return managedSecret("update", s.Name)
+		}
 		if in.ContentType != nil {
 			v.ContentType = *in.ContentType
 		}
@@ -674,12 +695,22 @@ func (c *kvCall) updateSecret(name, version string) {
 	})
 }
 
+// managedSecret refuses a write to the secret backing a certificate:
+// only the certificate's own operations change it.
+func managedSecret(op, name string) kvReply {
+	return kvErr(http.StatusForbidden, "Forbidden", fmt.Sprintf("Operation %s is not allowed on managed secret %s; "+
+		"it belongs to the certificate of the same name.", op, name), "")
+}
+
 // deleteSecret serves DELETE /secrets/{name}: a soft delete.
 func (c *kvCall) deleteSecret(name string) {
 	c.write(func(now time.Time) kvReply {
 		s := c.live(name)
 		if s == nil {
 			return notFoundSecret(name)
+		}
+		if s.Managed {
+			return managedSecret("delete", s.Name)
 		}
 		s.Deleted, s.DeletedAt = true, now.UTC()
 		c.s.Logger().Debug("keyvault: secret deleted", "vault", c.vault.Name, "name", s.Name)
@@ -704,6 +735,9 @@ func (c *kvCall) purge(name string) {
 		if s == nil {
 			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
 		}
+		if s.Managed {
+			return managedSecret("purge", s.Name)
+		}
 		delete(c.vault.Secrets, s.Name)
 		c.s.Logger().Debug("keyvault: secret purged", "vault", c.vault.Name, "name", s.Name)
 		return kvReply{status: http.StatusNoContent, noBodyReply: true}
@@ -716,6 +750,9 @@ func (c *kvCall) recoverSecret(name string) {
 		s := c.deleted(name, now)
 		if s == nil {
 			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
+		}
+		if s.Managed {
+			return managedSecret("recover", s.Name)
 		}
 		s.Deleted, s.DeletedAt = false, time.Time{}
 		c.s.Logger().Debug("keyvault: secret recovered", "vault", c.vault.Name, "name", s.Name)

@@ -28,6 +28,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 	"github.com/stretchr/testify/require"
 
@@ -235,6 +237,28 @@ func NewConsumerCredential(info *simfile.Info, tenant string) (azcore.TokenCrede
 func (s *Sim) SecretsClient(t testing.TB, vaultURL string, cred azcore.TokenCredential) *azsecrets.Client {
 	t.Helper()
 	c, err := azsecrets.NewClient(vaultURL, cred, &azsecrets.ClientOptions{
+		ClientOptions: s.ClientOptions, DisableChallengeResourceVerification: true,
+	})
+	require.NoError(t, err)
+	return c
+}
+
+// KeysClient is an azkeys client for vaultURL with cred, configured as
+// SecretsClient is.
+func (s *Sim) KeysClient(t testing.TB, vaultURL string, cred azcore.TokenCredential) *azkeys.Client {
+	t.Helper()
+	c, err := azkeys.NewClient(vaultURL, cred, &azkeys.ClientOptions{
+		ClientOptions: s.ClientOptions, DisableChallengeResourceVerification: true,
+	})
+	require.NoError(t, err)
+	return c
+}
+
+// CertificatesClient is an azcertificates client for vaultURL with cred,
+// configured as SecretsClient is.
+func (s *Sim) CertificatesClient(t testing.TB, vaultURL string, cred azcore.TokenCredential) *azcertificates.Client {
+	t.Helper()
+	c, err := azcertificates.NewClient(vaultURL, cred, &azcertificates.ClientOptions{
 		ClientOptions: s.ClientOptions, DisableChallengeResourceVerification: true,
 	})
 	require.NoError(t, err)

@@ -23,6 +23,9 @@ import (
 type NotOwnedError struct {
 	Vault  string
 	Secret string
+	// Object is "certificate" for an as: certificate sink ("" = secret);
+	// Secret is then the certificate's name. Likewise in the other errors.
+	Object string
 	// OwnerAppID is the rotor-app-id tag of a secret rotor manages for
 	// another application; empty for a secret rotor does not manage.
 	OwnerAppID string
@@ -33,12 +36,12 @@ type NotOwnedError struct {
 // Error explains what to do.
 func (e *NotOwnedError) Error() string {
 	if e.OwnerAppID != "" {
-		return fmt.Sprintf("Key Vault secret %q in %s is managed by rotor for application %s, not %s; "+
-			"two sinks render the same secret name — make the template unique (e.g. include {{ .App.AppID }})",
-			e.Secret, e.Vault, e.OwnerAppID, e.AppID)
+		return fmt.Sprintf("Key Vault %s %q in %s is managed by rotor for application %s, not %s; "+
+			"two sinks render the same %s name — make the template unique (e.g. include {{ .App.AppID }})",
+			objectWord(e.Object), e.Secret, e.Vault, e.OwnerAppID, e.AppID, objectWord(e.Object))
 	}
-	return fmt.Sprintf("Key Vault secret %q exists and is not managed by rotor (no %s=%s tag); "+
-		"set adopt: true on the sink to take it over", e.Secret, TagManagedBy, ManagedByRotor)
+	return fmt.Sprintf("Key Vault %s %q exists and is not managed by rotor (no %s=%s tag); "+
+		"set adopt: true on the sink to take it over", objectWord(e.Object), e.Secret, TagManagedBy, ManagedByRotor)
 }
 
 // DisabledError is returned when the secret's latest version is disabled.
@@ -48,14 +51,15 @@ func (e *NotOwnedError) Error() string {
 type DisabledError struct {
 	Vault  string
 	Secret string
+	Object string
 	// ID is the disabled version's id.
 	ID string
 }
 
 // Error explains what to do.
 func (e *DisabledError) Error() string {
-	return fmt.Sprintf("key vault %s: secret %q: the latest version is disabled (%s), so rotor will not write over it; "+
-		"enable it or delete the secret", e.Vault, e.Secret, e.ID)
+	return fmt.Sprintf("key vault %s: %s %q: the latest version is disabled (%s), so rotor will not write over it; "+
+		"enable it or delete the %s", e.Vault, objectWord(e.Object), e.Secret, e.ID, objectWord(e.Object))
 }
 
 // DeletedError is returned when the target name is held by a soft-deleted
@@ -68,6 +72,7 @@ func (e *DisabledError) Error() string {
 type DeletedError struct {
 	Vault  string
 	Secret string
+	Object string
 	// AppID is the application this sink delivers for.
 	AppID string
 	// OwnerAppID is the rotor-app-id tag when rotor managed the secret for
@@ -86,22 +91,23 @@ type DeletedError struct {
 // Error names the secret, the vault and the fix.
 func (e *DeletedError) Error() string {
 	var b strings.Builder
+	obj := objectWord(e.Object)
 	switch {
 	case e.OwnerAppID != "":
-		fmt.Fprintf(&b, "the secret %s in %s is soft-deleted and was rotor's for application %s, not %s: "+
-			"purge it, or make the secret name unique (e.g. include {{ .App.AppID }})", e.Secret, e.Vault, e.OwnerAppID, e.AppID)
+		fmt.Fprintf(&b, "the %s %s in %s is soft-deleted and was rotor's for application %s, not %s: "+
+			"purge it, or make the %s name unique (e.g. include {{ .App.AppID }})", obj, e.Secret, e.Vault, e.OwnerAppID, e.AppID, obj)
 	case e.Disabled:
-		fmt.Fprintf(&b, "the secret %s in %s is soft-deleted and its latest version was disabled: "+
-			"recover it and enable that version, or purge it, or point the policy at another name", e.Secret, e.Vault)
+		fmt.Fprintf(&b, "the %s %s in %s is soft-deleted and its latest version was disabled: "+
+			"recover it and enable that version, or purge it, or point the policy at another name", obj, e.Secret, e.Vault)
 	default:
-		fmt.Fprintf(&b, "the secret %s in %s is soft-deleted and was not made by rotor: "+
-			"recover or purge it, or point the policy at another name", e.Secret, e.Vault)
+		fmt.Fprintf(&b, "the %s %s in %s is soft-deleted and was not made by rotor: "+
+			"recover or purge it, or point the policy at another name", obj, e.Secret, e.Vault)
 		if e.Adopt {
 			b.WriteString(" (adopt takes over a live secret once it is recovered; rotor does not undo someone's deletion)")
 		}
 	}
 	if !e.Purge.IsZero() {
-		fmt.Fprintf(&b, "; Key Vault keeps the name reserved until it purges the secret on %s", e.Purge.UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "; Key Vault keeps the name reserved until it purges the %s on %s", obj, e.Purge.UTC().Format(time.RFC3339))
 	}
 	return b.String()
 }
@@ -117,6 +123,7 @@ type PermissionError struct {
 	Op         string
 	Vault      string
 	Secret     string
+	Object     string
 	Connection string
 	// StatusCode is the HTTP status: 401 or 403 from Key Vault, 400, 401
 	// or 403 from Entra.
@@ -134,7 +141,7 @@ type PermissionError struct {
 // Error names the identity's connection and what it needs.
 func (e *PermissionError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "key vault %s: %s secret %q: ", e.Vault, e.Op, e.Secret)
+	fmt.Fprintf(&b, "key vault %s: %s %s %q: ", e.Vault, e.Op, objectWord(e.Object), e.Secret)
 	if e.TokenFailed {
 		fmt.Fprintf(&b, "no token for connection %q", e.Connection)
 		if e.StatusCode != 0 {
@@ -162,6 +169,12 @@ func (e *PermissionError) Error() string {
 	} else if e.Err != nil {
 		fmt.Fprintf(&b, "%v", e.Err)
 	}
+	if e.Object == AsCertificate {
+		fmt.Fprintf(&b, "; the identity of connection %q needs to get, list, import and recover certificates on the vault "+
+			"(it never reads the private key): the Key Vault Certificates Officer role, or get, list, import and recover "+
+			"certificate permissions in its access policy", e.Connection)
+		return b.String()
+	}
 	if e.Op == opRecover {
 		fmt.Fprintf(&b, "; the secret is rotor's own and was soft-deleted, and bringing it back before the new version is written "+
 			"needs the recover permission: give the identity of connection %q the Key Vault Secrets Officer role, "+
@@ -183,6 +196,7 @@ type RequestError struct {
 	Op     string
 	Vault  string
 	Secret string
+	Object string
 	// StatusCode is the HTTP status, 0 when there was no response (network
 	// error, cancelled context).
 	StatusCode int
@@ -196,7 +210,7 @@ type RequestError struct {
 // Error describes the failure.
 func (e *RequestError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "key vault %s: %s secret %q: ", e.Vault, e.Op, e.Secret)
+	fmt.Fprintf(&b, "key vault %s: %s %s %q: ", e.Vault, e.Op, objectWord(e.Object), e.Secret)
 	if e.StatusCode != 0 {
 		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
 		if e.Code != "" {
@@ -251,6 +265,22 @@ func (e *DeletedError) Permanent() bool { return true }
 // Permanent is true until someone grants access or fixes the credential.
 func (e *PermissionError) Permanent() bool { return true }
 
+// objectTag is the Object field of the sink's errors: "" for a secret.
+func (s *Sink) objectTag() string {
+	if s.as == AsCertificate {
+		return AsCertificate
+	}
+	return ""
+}
+
+// objectWord is "secret" or "certificate".
+func objectWord(object string) string {
+	if object == "" {
+		return AsSecret
+	}
+	return object
+}
+
 // redacted replaces a secret value found in an error message.
 const redacted = "[REDACTED]"
 
@@ -302,25 +332,25 @@ func (s *Sink) classify(op string, err error, value string) error {
 		switch se.status {
 		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
 			// Entra refused the connection's own credential: no token, no request.
-			return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection,
+			return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), Connection: s.connection,
 				StatusCode: se.status, Code: se.code, Message: se.message, TokenFailed: true, Err: err}
 		}
 		// No token, but not a refusal: Entra unreachable, throttling or failing.
-		return &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, StatusCode: se.status, Code: se.code,
+		return &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), StatusCode: se.status, Code: se.code,
 			Message: se.message, Err: err,
 			Hint: fmt.Sprintf("no token for connection %q: the token request failed; it may pass later", s.connection)}
 	}
 	if se.status == http.StatusUnauthorized || se.status == http.StatusForbidden {
 		if se.inner == "SecretDisabled" {
-			return &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, StatusCode: se.status, Code: se.code,
+			return &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), StatusCode: se.status, Code: se.code,
 				Message: se.message, Err: err,
 				Hint: "the secret version is disabled; enable it or delete the secret"}
 		}
-		return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Connection: s.connection,
+		return &PermissionError{Op: op, Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), Connection: s.connection,
 			StatusCode: se.status, Code: se.code, Message: se.message, Err: err}
 	}
-	out := &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, StatusCode: se.status, Code: se.code, Message: se.message, Err: err}
-	if se.status == http.StatusConflict {
+	out := &RequestError{Op: op, Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), StatusCode: se.status, Code: se.code, Message: se.message, Err: err}
+	if se.status == http.StatusConflict && s.as != AsCertificate {
 		out.Hint = "Key Vault is deleting or recovering a secret of this name, or one is waiting in soft delete; " +
 			"rotor recovers its own at the next attempt, anything else must be recovered or purged"
 	}

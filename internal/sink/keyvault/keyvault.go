@@ -1,7 +1,11 @@
 // Package keyvault is the "keyvault" sink: it writes a rotated client secret
 // into an Azure Key Vault secret through Microsoft's azsecrets client, and
 // only ever overwrites a secret rotor owns (tag managed-by=rotor) unless the
-// spec says adopt: true.
+// spec says adopt: true. A certificate credential goes into the secret as
+// Key Vault stores its own certificates' secrets (PEM by default, PKCS#12
+// with certificate_format: pkcs12), or, with as: certificate, is imported
+// as a Key Vault certificate through azcertificates (certificate.go;
+// docs/sinks/keyvault.md).
 //
 // A spec looks like:
 //
@@ -58,6 +62,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -147,7 +152,7 @@ func (Kind) NewBuilder(deps sink.Deps) (sink.Builder, error) {
 		return nil, errors.New("keyvault sink needs token credentials")
 	}
 	creds := deps.Credentials
-	return newBuilder(deps.Logger, func(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error) {
+	b := newBuilder(deps.Logger, func(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error) {
 		id, err := creds.TokenCredential(org, connection)
 		if err != nil {
 			return nil, err
@@ -158,14 +163,24 @@ func (Kind) NewBuilder(deps sink.Deps) (sink.Builder, error) {
 			// vault.azure.net, so the challenge's resource cannot match.
 			DisableChallengeResourceVerification: id.Simulator,
 		})
-	}), nil
+	})
+	b.newCerts = func(org domain.OrgID, connection, vaultURL string) (CertificatesAPI, error) {
+		id, err := creds.TokenCredential(org, connection)
+		if err != nil {
+			return nil, err
+		}
+		return azcertificates.NewClient(vaultURL, id.Credential, &azcertificates.ClientOptions{
+			ClientOptions: id.ClientOptions, DisableChallengeResourceVerification: id.Simulator,
+		})
+	}
+	return b, nil
 }
 
 func newBuilder(log *slog.Logger, newClient func(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error)) *Builder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Builder{log: log, newClient: newClient, clients: map[[3]string]SecretsAPI{}}
+	return &Builder{log: log, newClient: newClient, clients: map[[3]string]SecretsAPI{}, certClients: map[[3]string]CertificatesAPI{}}
 }
 
 // Builder builds Key Vault sinks. It keeps one azsecrets client per
@@ -177,8 +192,31 @@ type Builder struct {
 	// replace it with an in-memory vault.
 	newClient func(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error)
 
-	mu      sync.Mutex
-	clients map[[3]string]SecretsAPI
+	// newCerts makes the certificates client of as: certificate sinks;
+	// nil in tests that use only secrets.
+	newCerts func(org domain.OrgID, connection, vaultURL string) (CertificatesAPI, error)
+
+	mu          sync.Mutex
+	clients     map[[3]string]SecretsAPI
+	certClients map[[3]string]CertificatesAPI
+}
+
+func (b *Builder) certClient(org domain.OrgID, connection, vaultURL string) (CertificatesAPI, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := [3]string{string(org), connection, vaultURL}
+	if c, ok := b.certClients[k]; ok {
+		return c, nil
+	}
+	if b.newCerts == nil {
+		return nil, errors.New("this builder has no certificates client")
+	}
+	c, err := b.newCerts(org, connection, vaultURL)
+	if err != nil {
+		return nil, err
+	}
+	b.certClients[k] = c
+	return c, nil
 }
 
 // Resolve renders the spec's secret name for req.App and returns its
@@ -195,12 +233,23 @@ func (b *Builder) Resolve(req sink.BuildRequest) (sink.TargetID, error) {
 func (st settings) resolve(app domain.Application) (sink.TargetID, error) {
 	name, err := render(st.nameTmpl, TemplateData{App: app, TenantID: app.TenantID, ClientID: app.AppID})
 	if err != nil {
-		return sink.TargetID{}, &SpecError{Key: KeySecret, Msg: fmt.Sprintf("template %q for application %q: %v", st.nameSrc, app.DisplayName, err)}
+		return sink.TargetID{}, &SpecError{Key: st.nameKey(), Msg: fmt.Sprintf("template %q for application %q: %v", st.nameSrc, app.DisplayName, err)}
 	}
 	if !secretNamePattern.MatchString(name) {
-		return sink.TargetID{}, &SpecError{Key: KeySecret, Msg: nameProblem(name, st.nameSrc, app)}
+		return sink.TargetID{}, &SpecError{Key: st.nameKey(), Msg: nameProblem(name, st.nameSrc, app)}
+	}
+	if st.as == AsCertificate {
+		return CertificateTargetFor(st.vaultURL, name)
 	}
 	return TargetFor(st.vaultURL, name)
+}
+
+// nameKey is the setting that names the target.
+func (st settings) nameKey() string {
+	if st.as == AsCertificate {
+		return KeyCertificate
+	}
+	return KeySecret
 }
 
 // Build returns the sink of req.App: on the pinned target when there is
@@ -218,9 +267,13 @@ func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, er
 			return nil, err
 		}
 	}
-	vaultURL, name, err := ParseTarget(target)
+	vaultURL, collection, name, err := ParseObjectTarget(target)
 	if err != nil {
 		return nil, err
+	}
+	if want := st.collection(); collection != want {
+		return nil, &SpecError{Key: KeyAs, Msg: fmt.Sprintf("the sink writes %s but its pinned target %s is in %s; "+
+			"changing %s moves the target, which must be done explicitly", want, target, collection, KeyAs)}
 	}
 	connection := cmp.Or(st.connection, req.Connection)
 	if connection == "" {
@@ -230,16 +283,33 @@ func (b *Builder) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, er
 	if err != nil {
 		return nil, fmt.Errorf("keyvault sink: client for %s (connection %q): %w", vaultURL, connection, err)
 	}
-	return &Sink{
-		client:      c,
-		target:      target,
-		vaultURL:    vaultURL,
-		name:        name,
-		adopt:       st.adopt,
-		contentType: st.contentType,
-		connection:  connection,
-		app:         req.App,
-	}, nil
+	out := &Sink{
+		client:         c,
+		target:         target,
+		vaultURL:       vaultURL,
+		name:           name,
+		adopt:          st.adopt,
+		contentType:    st.contentType,
+		contentTypeSet: st.contentTypeSet,
+		as:             st.as,
+		format:         st.format,
+		connection:     connection,
+		app:            req.App,
+	}
+	if st.as == AsCertificate {
+		if out.certs, err = b.certClient(req.App.Org, connection, vaultURL); err != nil {
+			return nil, fmt.Errorf("keyvault sink: certificates client for %s (connection %q): %w", vaultURL, connection, err)
+		}
+	}
+	return out, nil
+}
+
+// collection is the path segment of the sink's targets.
+func (st settings) collection() string {
+	if st.as == AsCertificate {
+		return "certificates"
+	}
+	return "secrets"
 }
 
 func (b *Builder) client(org domain.OrgID, connection, vaultURL string) (SecretsAPI, error) {
@@ -273,21 +343,49 @@ func TargetFor(vaultURL, name string) (sink.TargetID, error) {
 	return sink.NewTargetID(Type, strings.ToLower(u)+"secrets/"+strings.ToLower(name))
 }
 
+// CertificateTargetFor is the target id of certificate name in the vault
+// at vaultURL: "keyvault:https://host/certificates/name", in lower case.
+func CertificateTargetFor(vaultURL, name string) (sink.TargetID, error) {
+	u, err := checkVaultURL(vaultURL)
+	if err != nil {
+		return sink.TargetID{}, &SpecError{Key: KeyVaultURL, Msg: err.Error()}
+	}
+	if !secretNamePattern.MatchString(name) {
+		return sink.TargetID{}, &SpecError{Key: KeyCertificate, Msg: fmt.Sprintf("%q is not a Key Vault certificate name (1-127 characters of 0-9, a-z, A-Z and '-')", name)}
+	}
+	return sink.NewTargetID(Type, strings.ToLower(u)+"certificates/"+strings.ToLower(name))
+}
+
 // ParseTarget returns the vault URL (with a trailing slash) and the secret
-// name of a Key Vault target.
+// or certificate name of a Key Vault target.
 func ParseTarget(t sink.TargetID) (vaultURL, name string, err error) {
+	vaultURL, _, name, err = ParseObjectTarget(t)
+	return vaultURL, name, err
+}
+
+// ParseObjectTarget returns the vault URL, the collection ("secrets" or
+// "certificates") and the name of a Key Vault target.
+func ParseObjectTarget(t sink.TargetID) (vaultURL, collection, name string, err error) {
+	const want = "want keyvault:https://<vault host>/secrets/<name> or …/certificates/<name>"
 	if t.Kind() != Type {
-		return "", "", fmt.Errorf("%w: %q is not a %s target", sink.ErrBadTargetID, t.String(), Type)
+		return "", "", "", fmt.Errorf("%w: %q is not a %s target", sink.ErrBadTargetID, t.String(), Type)
 	}
-	base, name, ok := strings.Cut(t.Ref(), "/secrets/")
-	if !ok || strings.Contains(name, "/") {
-		return "", "", fmt.Errorf("%w: %q: want keyvault:https://<vault host>/secrets/<name>", sink.ErrBadTargetID, t.String())
+	for _, coll := range []string{"secrets", "certificates"} {
+		base, name, ok := strings.Cut(t.Ref(), "/"+coll+"/")
+		if !ok || strings.Contains(name, "/") {
+			continue
+		}
+		canonFor := TargetFor
+		if coll == "certificates" {
+			canonFor = CertificateTargetFor
+		}
+		canon, err := canonFor(base+"/", name)
+		if err != nil || canon != t {
+			return "", "", "", fmt.Errorf("%w: %q: %s, in lower case", sink.ErrBadTargetID, t.String(), want)
+		}
+		return base + "/", coll, name, nil
 	}
-	canon, err := TargetFor(base+"/", name)
-	if err != nil || canon != t {
-		return "", "", fmt.Errorf("%w: %q: want keyvault:https://<vault host>/secrets/<name>, in lower case", sink.ErrBadTargetID, t.String())
-	}
-	return base + "/", name, nil
+	return "", "", "", fmt.Errorf("%w: %q: %s", sink.ErrBadTargetID, t.String(), want)
 }
 
 // Sink writes one application's client secret to one Key Vault secret.
@@ -300,6 +398,11 @@ type Sink struct {
 	contentType string
 	connection  string
 	app         domain.Application
+	// contentTypeSet, as and format: see settings. certs is the
+	// certificates client of an as: certificate sink.
+	contentTypeSet bool
+	as, format     string
+	certs          CertificatesAPI
 
 	// recovered is the note of a recovery made by a delivery that then
 	// failed (Key Vault still restoring, say), for the retry of the same
@@ -314,7 +417,15 @@ func (s *Sink) Target() sink.TargetID { return s.target }
 
 // Describe names the target, e.g. `Key Vault secret "payroll-secret" in https://kv.vault.azure.net/`.
 func (s *Sink) Describe() string {
-	return fmt.Sprintf("Key Vault secret %q in %s", s.name, s.vaultURL)
+	return fmt.Sprintf("Key Vault %s %q in %s", s.object(), s.name, s.vaultURL)
+}
+
+// object is what the sink writes: "secret" or "certificate".
+func (s *Sink) object() string {
+	if s.as == AsCertificate {
+		return AsCertificate
+	}
+	return AsSecret
 }
 
 // VaultURL is the vault the sink writes to.
@@ -332,6 +443,9 @@ type current struct {
 	tags    map[string]string
 	// everKeyIDs are the rotor-key-id tags of every version (lower case).
 	everKeyIDs map[string]bool
+	// thumbprint is the latest certificate version's hex SHA-1 (as:
+	// certificate only).
+	thumbprint string
 }
 
 // get reads the latest version's id, attributes and tags from the secret's
@@ -434,13 +548,13 @@ func (s *Sink) owned(c current) error {
 		if s.adopt {
 			return nil
 		}
-		return &NotOwnedError{Vault: s.vaultURL, Secret: s.name, AppID: s.app.AppID}
+		return &NotOwnedError{Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), AppID: s.app.AppID}
 	}
 	// Rotor's, but perhaps another application's: display names are not
 	// unique, so two apps can render the same name. adopt does not override
 	// this, or the two would overwrite each other on every rotation.
 	if owner := c.tags[TagAppID]; owner != "" && !strings.EqualFold(owner, s.app.AppID) {
-		return &NotOwnedError{Vault: s.vaultURL, Secret: s.name, OwnerAppID: owner, AppID: s.app.AppID}
+		return &NotOwnedError{Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), OwnerAppID: owner, AppID: s.app.AppID}
 	}
 	return nil
 }
@@ -454,7 +568,7 @@ func (s *Sink) writable(c current) error {
 		return err
 	}
 	if c.exists && !c.enabled {
-		return &DisabledError{Vault: s.vaultURL, Secret: s.name, ID: c.id}
+		return &DisabledError{Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), ID: c.id}
 	}
 	return nil
 }
@@ -475,9 +589,14 @@ func (s *Sink) writable(c current) error {
 // Errors carry the vault and secret name and never the value; each says
 // whether it is permanent (sink.Classified).
 func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error) {
+	if s.as == AsCertificate {
+		return s.deliverCertificate(ctx, d)
+	}
 	switch {
 	case d.Material.Certificate != nil:
-		return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: delivery of key %s is a certificate; this sink writes client secrets only", s.Describe(), d.KeyID))
+		if err := checkCertificate(d.Material.Certificate); err != nil {
+			return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: delivery of key %s: %w", s.Describe(), d.KeyID, err))
+		}
 	case d.Material.Secret.IsZero():
 		return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: delivery of key %s has no value", s.Describe(), d.KeyID))
 	case d.KeyID == "":
@@ -522,10 +641,13 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 	if !d.End.IsZero() {
 		attrs.Expires = to.Ptr(d.End.UTC())
 	}
-	value := d.Material.Secret.Reveal() // the one place the value leaves rotor
+	value, contentType, err := s.secretValue(d.Material)
+	if err != nil {
+		return fail(sink.Permanent(fmt.Errorf("keyvault sink %s: delivery of key %s: %w", s.Describe(), d.KeyID, err)))
+	}
 	resp, err := s.client.SetSecret(ctx, s.name, azsecrets.SetSecretParameters{
 		Value:            &value,
-		ContentType:      to.Ptr(s.contentType),
+		ContentType:      to.Ptr(contentType),
 		SecretAttributes: attrs,
 		Tags:             tagsFor(d, cur.tags),
 	}, nil)
@@ -554,6 +676,10 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 // the secret does not exist (a soft-deleted one included). A new version
 // written by anyone but rotor shows as drift.
 func (s *Sink) Version(ctx context.Context) (string, error) {
+	if s.as == AsCertificate {
+		cur, err := s.getCert(ctx)
+		return cur.id, err
+	}
 	cur, err := s.get(ctx)
 	if err != nil {
 		return "", err
@@ -624,6 +750,9 @@ func tagsFor(d sink.Delivery, previous map[string]string) map[string]*string {
 // disabled secret, soft-deleted or not, or a denied identity; unknown is a
 // vault (or Entra) that could not be asked.
 func (s *Sink) Validate(ctx context.Context) sink.Validation {
+	if s.as == AsCertificate {
+		return s.validateCertificate(ctx)
+	}
 	cur, err := s.get(ctx)
 	if err != nil {
 		return sink.FromError(err, "")
@@ -666,6 +795,9 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 // list shows no older ones): consumers may have read it before the
 // deletion, and recovering it brings it back.
 func (s *Sink) Holds(ctx context.Context, keyID string) (bool, error) {
+	if s.as == AsCertificate {
+		return s.holdsCertificate(ctx, keyID)
+	}
 	cur, err := s.get(ctx)
 	if err != nil {
 		return false, err

@@ -97,7 +97,7 @@ func deletedName(p *azsecrets.DeletedSecretProperties) string {
 // over a live secret someone left for rotor, while recovering would undo
 // someone's deletion of a secret rotor never wrote.
 func (s *Sink) recoverable(d deletedSecret) error {
-	e := &DeletedError{Vault: s.vaultURL, Secret: s.name, AppID: s.app.AppID, Purge: d.purge}
+	e := &DeletedError{Vault: s.vaultURL, Secret: s.name, Object: s.objectTag(), AppID: s.app.AppID, Purge: d.purge}
 	switch {
 	case d.tags[TagManagedBy] != ManagedByRotor:
 		e.Adopt = s.adopt

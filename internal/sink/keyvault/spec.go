@@ -21,6 +21,31 @@ const (
 	KeyAdopt       = "adopt"
 	KeyContentType = "content_type"
 	KeyConnection  = "connection"
+	// KeyAs says what the sink writes: AsSecret (the default) or
+	// AsCertificate (a Key Vault certificate, named by KeyCertificate).
+	KeyAs = "as"
+	// KeyCertificate is the certificate name template of an
+	// as: certificate sink, in place of KeySecret.
+	KeyCertificate = "certificate"
+	// KeyCertificateFormat is how a certificate credential is stored:
+	// FormatPEM (the default) or FormatPKCS12.
+	KeyCertificateFormat = "certificate_format"
+)
+
+// Values of KeyAs and KeyCertificateFormat.
+const (
+	AsSecret      = "secret"
+	AsCertificate = "certificate"
+	FormatPEM     = "pem"
+	FormatPKCS12  = "pkcs12"
+)
+
+// Content types of a certificate stored as a secret, the ones Key Vault
+// gives its own certificates' backing secrets: a PEM holding the private
+// key (PKCS#8) and the chain, or a password-less PKCS#12 in base64.
+const (
+	ContentTypePEM    = "application/x-pem-file"
+	ContentTypePKCS12 = "application/x-pkcs12"
 )
 
 // DefaultContentType is the content type rotor gives the secrets it writes
@@ -96,9 +121,14 @@ type settings struct {
 	adopt       bool
 	contentType string
 	connection  string
+	// contentTypeSet is whether the spec named a content type; if not, a
+	// certificate stored as a secret gets its format's.
+	contentTypeSet bool
+	// as is AsSecret or AsCertificate; format FormatPEM or FormatPKCS12.
+	as, format string
 }
 
-var knownKeys = []string{KeyAdopt, KeyConnection, KeyContentType, KeySecret, KeyVaultURL}
+var knownKeys = []string{KeyAdopt, KeyAs, KeyCertificate, KeyCertificateFormat, KeyConnection, KeyContentType, KeySecret, KeyVaultURL}
 
 // sampleApp renders templates in CheckSpec, which has no application: it
 // catches unknown fields and literal characters Key Vault refuses.
@@ -134,7 +164,7 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 			strings.Join(unknown, ", "), strings.Join(knownKeys, ", "))})
 	}
 
-	s := settings{contentType: DefaultContentType}
+	s := settings{contentType: DefaultContentType, as: AsSecret, format: FormatPEM}
 	str := func(key string, required bool) (string, bool) {
 		v, ok := spec.Settings[key]
 		if !ok || v == nil {
@@ -163,14 +193,37 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 			s.vaultURL = u
 		}
 	}
-	if v, ok := str(KeySecret, true); ok {
+	if v, ok := str(KeyAs, false); ok {
+		switch v {
+		case AsSecret, AsCertificate:
+			s.as = v
+		default:
+			bad(KeyAs, "is %q; want %q (the default) or %q", v, AsSecret, AsCertificate)
+		}
+	}
+	if v, ok := str(KeyCertificateFormat, false); ok {
+		switch v {
+		case FormatPEM, FormatPKCS12:
+			s.format = v
+		default:
+			bad(KeyCertificateFormat, "is %q; want %q (the default) or %q", v, FormatPEM, FormatPKCS12)
+		}
+	}
+	nameKey, otherKey := KeySecret, KeyCertificate
+	if s.as == AsCertificate {
+		nameKey, otherKey = KeyCertificate, KeySecret
+	}
+	if _, ok := spec.Settings[otherKey]; ok {
+		bad(otherKey, "does not apply to an %s: %s sink; name the target with %s", KeyAs, s.as, nameKey)
+	}
+	if v, ok := str(nameKey, true); ok {
 		t, err := parseTemplate(v)
 		if err != nil {
-			bad(KeySecret, "template %q %v", v, err)
+			bad(nameKey, "template %q %v", v, err)
 		} else if name, err := render(t, sampleApp); err != nil {
-			bad(KeySecret, "template %q fails: %v (fields: .App.DisplayName, .App.AppID, .App.ObjectID, .TenantID, .ClientID; functions: slug, lower)", v, err)
+			bad(nameKey, "template %q fails: %v (fields: .App.DisplayName, .App.AppID, .App.ObjectID, .TenantID, .ClientID; functions: slug, lower)", v, err)
 		} else if !secretNamePattern.MatchString(name) {
-			bad(KeySecret, "%s", nameProblem(name, v, sampleApp.App))
+			bad(nameKey, "%s", nameProblem(name, v, sampleApp.App))
 		} else {
 			s.nameTmpl, s.nameSrc = t, v
 		}
@@ -186,7 +239,10 @@ func parseSpec(spec domain.SinkSpec) (settings, error) {
 		if len(v) > maxContentType {
 			bad(KeyContentType, "is %d characters long; Key Vault allows %d", len(v), maxContentType)
 		}
-		s.contentType = v
+		s.contentType, s.contentTypeSet = v, true
+		if s.as == AsCertificate {
+			bad(KeyContentType, "does not apply to an %s: %s sink: Key Vault gives the certificate's secret the content type of %s", KeyAs, AsCertificate, KeyCertificateFormat)
+		}
 	}
 	if v, ok := str(KeyConnection, false); ok {
 		s.connection = v

@@ -58,7 +58,7 @@ func TestCheckSpec(t *testing.T) {
 		{name: "yaml block scalar newline is trimmed", tweak: set(KeySecret, "{{ .App.AppID }}\n")},
 
 		{name: "unknown keys named", tweak: tweak(func(s map[string]any) { s["vaulturl"] = "x"; s["tags"] = 1 }),
-			wantErr: []string{"unknown setting(s) tags, vaulturl", "known: adopt, connection, content_type, secret, vault_url"}},
+			wantErr: []string{"unknown setting(s) tags, vaulturl", "known: adopt, as, certificate, certificate_format, connection, content_type, secret, vault_url"}},
 		{name: "missing vault url", tweak: del(KeyVaultURL), wantKey: KeyVaultURL, wantErr: []string{"vault_url: is required"}},
 		{name: "missing secret", tweak: del(KeySecret), wantKey: KeySecret, wantErr: []string{"secret: is required"}},
 		{name: "empty secret", tweak: set(KeySecret, "  "), wantKey: KeySecret, wantErr: []string{"must not be empty"}},
@@ -81,6 +81,25 @@ func TestCheckSpec(t *testing.T) {
 		{name: "adopt not a bool", tweak: set(KeyAdopt, "yes"), wantKey: KeyAdopt, wantErr: []string{"must be true or false, got string"}},
 		{name: "content type too long", tweak: set(KeyContentType, string(make([]byte, 256))), wantKey: KeyContentType, wantErr: []string{"256 characters"}},
 		{name: "connection not a string", tweak: set(KeyConnection, true), wantKey: KeyConnection, wantErr: []string{"must be a string"}},
+		{name: "pkcs12 format", tweak: set(KeyCertificateFormat, FormatPKCS12)},
+		{name: "pem format", tweak: set(KeyCertificateFormat, FormatPEM)},
+		{name: "as secret spelled out", tweak: set(KeyAs, AsSecret)},
+		{name: "as certificate", tweak: tweak(func(s map[string]any) {
+			delete(s, KeySecret)
+			s[KeyAs], s[KeyCertificate], s[KeyCertificateFormat] = AsCertificate, "{{ .App.DisplayName | slug }}-tls", FormatPKCS12
+		})},
+		{name: "unknown format", tweak: set(KeyCertificateFormat, "der"), wantKey: KeyCertificateFormat, wantErr: []string{`is "der"`, "pkcs12"}},
+		{name: "unknown as", tweak: set(KeyAs, "key"), wantKey: KeyAs, wantErr: []string{`is "key"`}},
+		{name: "as certificate needs a certificate name", tweak: set(KeyAs, AsCertificate), wantErr: []string{"certificate: is required", "secret: does not apply"}},
+		{name: "certificate name on a secret sink", tweak: set(KeyCertificate, "x"), wantKey: KeyCertificate, wantErr: []string{"does not apply to an as: secret sink"}},
+		{name: "content type on a certificate sink", tweak: tweak(func(s map[string]any) {
+			delete(s, KeySecret)
+			s[KeyAs], s[KeyCertificate], s[KeyContentType] = AsCertificate, "x", "text/plain"
+		}), wantKey: KeyContentType, wantErr: []string{"does not apply"}},
+		{name: "bad certificate name", tweak: tweak(func(s map[string]any) {
+			delete(s, KeySecret)
+			s[KeyAs], s[KeyCertificate] = AsCertificate, "a_b"
+		}), wantKey: KeyCertificate, wantErr: []string{"not a valid Key Vault"}},
 		{name: "wrong type", tweak: func(s domain.SinkSpec) domain.SinkSpec { s.Type = "vercel"; return s }, wantErr: []string{`spec type is "vercel"`}},
 		{name: "several problems at once", tweak: tweak(func(s map[string]any) { delete(s, KeyVaultURL); s[KeyAdopt] = 1 }),
 			wantKey: KeyVaultURL, wantErr: []string{"vault_url: is required", "adopt: must be true or false"}},

@@ -122,6 +122,16 @@ type PolicyRow struct {
 	Verify, RetireUn bool
 	Sinks            string // JSON array of {type, settings}, in order
 	Position         int
+	// Certificate is the policy's domain.CertificateSpec as JSON; "{}"
+	// is every default (and what rows from before the column hold).
+	Certificate string
+}
+
+type certificateJSON struct {
+	KeyType   string         `json:"key_type,omitempty"`
+	Subject   string         `json:"subject,omitempty"`
+	DNSNames  []string       `json:"dns_names,omitempty"`
+	Bootstrap map[string]any `json:"bootstrap,omitempty"`
 }
 
 type selectorJSON struct {
@@ -152,10 +162,15 @@ func EncPolicy(p *domain.Policy, position int) (PolicyRow, error) {
 	if err != nil {
 		return PolicyRow{}, fmt.Errorf("sink settings: %w", err)
 	}
+	c := p.Certificate
+	cb, err := json.Marshal(certificateJSON{KeyType: c.KeyType, Subject: c.Subject, DNSNames: c.DNSNames, Bootstrap: c.Bootstrap})
+	if err != nil {
+		return PolicyRow{}, fmt.Errorf("certificate settings: %w", err)
+	}
 	return PolicyRow{
 		Connection: p.Connection, Enabled: p.Enabled, Kind: string(p.Kind), Selector: string(sel),
 		Lifetime: int64(p.Lifetime), Renew: int64(p.RenewBefore), Overlap: int64(p.Overlap), Notify: int64(p.NotifyBefore),
-		Verify: p.Verify, RetireUn: p.RetireUnmanaged, Sinks: string(sb), Position: position,
+		Verify: p.Verify, RetireUn: p.RetireUnmanaged, Sinks: string(sb), Position: position, Certificate: string(cb),
 	}, nil
 }
 
@@ -177,6 +192,13 @@ func (r PolicyRow) Decode(p *domain.Policy) error {
 	}
 	for _, sj := range sinks {
 		p.Sinks = append(p.Sinks, domain.SinkSpec{Type: sj.Type, Settings: sj.Settings})
+	}
+	if r.Certificate != "" {
+		var c certificateJSON
+		if err := json.Unmarshal([]byte(r.Certificate), &c); err != nil {
+			return fmt.Errorf("stored certificate settings of policy %q: %w", p.Name, err)
+		}
+		p.Certificate = domain.CertificateSpec{KeyType: c.KeyType, Subject: c.Subject, DNSNames: c.DNSNames, Bootstrap: c.Bootstrap}
 	}
 	return nil
 }

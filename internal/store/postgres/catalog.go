@@ -59,7 +59,7 @@ func scanConn(org domain.OrgID, row pgx.Row) (store.Connection, error) {
 }
 
 const policyCols = `name, position, connection, enabled, kind, selector, lifetime_ns, renew_before_ns, overlap_ns,
-	notify_before_ns, verify, retire_unmanaged, sinks, provisioned, source, created_at, updated_at`
+	notify_before_ns, verify, retire_unmanaged, sinks, provisioned, source, created_at, updated_at, certificate`
 
 func scanPolicy(org domain.OrgID, row pgx.Row) (store.Policy, error) {
 	out := store.Policy{Org: org}
@@ -67,7 +67,7 @@ func scanPolicy(org domain.OrgID, row pgx.Row) (store.Policy, error) {
 	var r codec.PolicyRow
 	var created, updated pgtype.Timestamptz
 	if err := row.Scan(&p.Name, &out.Position, &p.Connection, &p.Enabled, &r.Kind, &r.Selector, &r.Lifetime, &r.Renew,
-		&r.Overlap, &r.Notify, &p.Verify, &p.RetireUnmanaged, &r.Sinks, &out.Provisioned, &out.Source, &created, &updated); err != nil {
+		&r.Overlap, &r.Notify, &p.Verify, &p.RetireUnmanaged, &r.Sinks, &out.Provisioned, &out.Source, &created, &updated, &r.Certificate); err != nil {
 		return out, err
 	}
 	if err := r.Decode(p); err != nil {
@@ -343,17 +343,17 @@ func upsertPolicy(ctx context.Context, tx pgx.Tx, now time.Time, p store.UpsertP
 		}
 		_, err = tx.Exec(ctx, `UPDATE policies SET position = $1, connection = $2, enabled = $3, kind = $4, selector = $5,
 			lifetime_ns = $6, renew_before_ns = $7, overlap_ns = $8, notify_before_ns = $9, verify = $10, retire_unmanaged = $11,
-			sinks = $12, provisioned = $13, source = $14, updated_at = $15 WHERE org_id = $16 AND name = $17`,
+			sinks = $12, provisioned = $13, source = $14, updated_at = $15, certificate = $16 WHERE org_id = $17 AND name = $18`,
 			row.Position, row.Connection, row.Enabled, row.Kind, row.Selector, row.Lifetime, row.Renew, row.Overlap, row.Notify,
-			row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, tz(now), string(p.Org), pol.Name)
+			row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, tz(now), row.Certificate, string(p.Org), pol.Name)
 		if err != nil {
 			return 0, fmt.Errorf("update policy %q of %s: %w", pol.Name, p.Org, err)
 		}
 		return updated, nil
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO policies (org_id, `+policyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+	_, err = tx.Exec(ctx, `INSERT INTO policies (org_id, `+policyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		string(p.Org), pol.Name, row.Position, row.Connection, row.Enabled, row.Kind, row.Selector, row.Lifetime, row.Renew,
-		row.Overlap, row.Notify, row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, tz(now), tz(now))
+		row.Overlap, row.Notify, row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, tz(now), tz(now), row.Certificate)
 	if err != nil {
 		return 0, fmt.Errorf("insert policy %q of %s: %w", pol.Name, p.Org, err)
 	}

@@ -248,7 +248,7 @@ func deleteObj(ctx context.Context, tx *sql.Tx, kind string, p store.DeleteParam
 }
 
 const policyCols = `name, position, connection, enabled, kind, selector, lifetime_ns, renew_before_ns, overlap_ns,
-	notify_before_ns, verify, retire_unmanaged, sinks, provisioned, source, created_at, updated_at`
+	notify_before_ns, verify, retire_unmanaged, sinks, provisioned, source, created_at, updated_at, certificate`
 
 func scanPolicy(org domain.OrgID, sc rowScanner) (store.Policy, error) {
 	out := store.Policy{Org: org}
@@ -257,7 +257,7 @@ func scanPolicy(org domain.OrgID, sc rowScanner) (store.Policy, error) {
 	var prov int
 	var created, updated sql.NullString
 	if err := sc.Scan(&p.Name, &out.Position, &p.Connection, &p.Enabled, &r.Kind, &r.Selector, &r.Lifetime, &r.Renew,
-		&r.Overlap, &r.Notify, &p.Verify, &p.RetireUnmanaged, &r.Sinks, &prov, &out.Source, &created, &updated); err != nil {
+		&r.Overlap, &r.Notify, &p.Verify, &p.RetireUnmanaged, &r.Sinks, &prov, &out.Source, &created, &updated, &r.Certificate); err != nil {
 		return out, err
 	}
 	out.Provisioned = prov == 1
@@ -338,17 +338,17 @@ func upsertPolicy(ctx context.Context, tx *sql.Tx, now time.Time, p store.Upsert
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE policies SET position = ?, connection = ?, enabled = ?, kind = ?, selector = ?,
 			lifetime_ns = ?, renew_before_ns = ?, overlap_ns = ?, notify_before_ns = ?, verify = ?, retire_unmanaged = ?,
-			sinks = ?, provisioned = ?, source = ?, updated_at = ? WHERE org_id = ? AND name = ?`,
+			sinks = ?, provisioned = ?, source = ?, updated_at = ?, certificate = ? WHERE org_id = ? AND name = ?`,
 			row.Position, row.Connection, row.Enabled, row.Kind, row.Selector, row.Lifetime, row.Renew, row.Overlap, row.Notify,
-			row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, encTime(now), string(p.Org), pol.Name)
+			row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, encTime(now), row.Certificate, string(p.Org), pol.Name)
 		if err != nil {
 			return 0, fmt.Errorf("update policy %q of %s: %w", pol.Name, p.Org, err)
 		}
 		return updated, nil
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO policies (org_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO policies (org_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		string(p.Org), pol.Name, row.Position, row.Connection, row.Enabled, row.Kind, row.Selector, row.Lifetime, row.Renew,
-		row.Overlap, row.Notify, row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, encTime(now), encTime(now))
+		row.Overlap, row.Notify, row.Verify, row.RetireUn, row.Sinks, prov, p.ProvisionedBy, encTime(now), encTime(now), row.Certificate)
 	if err != nil {
 		return 0, fmt.Errorf("insert policy %q of %s: %w", pol.Name, p.Org, err)
 	}

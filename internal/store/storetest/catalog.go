@@ -278,6 +278,23 @@ func testPolicyRoundTripAndOrder(t *testing.T, b *bundle) {
 	narrow, err := b.s.GetPolicy(b.ctx, b.org, "yaml-narrow")
 	require.NoError(t, err)
 	require.Equal(t, []string{appID(1), objectID(2)}, narrow.Policy.Selector.IDs)
+	require.True(t, narrow.Policy.Certificate.IsZero())
+
+	// A certificate policy keeps its certificate settings (the bootstrap
+	// as a reference), and a change to them alone is an update.
+	spec := domain.CertificateSpec{KeyType: "rsa-3072", Subject: "CN=payroll, O=Contoso", DNSNames: []string{"payroll.example.com"},
+		Bootstrap: map[string]any{"file": "/run/secrets/boot.pem"}}
+	certPol := newPolicy("certs", "c", func(p *domain.Policy) { p.Kind, p.Certificate = domain.KindCertificate, spec })
+	require.NoError(t, b.s.UpsertPolicy(b.ctx, store.UpsertPolicyParams{Org: b.org, Policy: certPol, Position: 3}))
+	gotCert, err := b.s.GetPolicy(b.ctx, b.org, "certs")
+	require.NoError(t, err)
+	require.Equal(t, domain.KindCertificate, gotCert.Policy.Kind)
+	require.Equal(t, spec, gotCert.Policy.Certificate)
+	certPol.Certificate.KeyType = "rsa-4096"
+	require.NoError(t, b.s.UpsertPolicy(b.ctx, store.UpsertPolicyParams{Org: b.org, Policy: certPol, Position: 3}))
+	gotCert, err = b.s.GetPolicy(b.ctx, b.org, "certs")
+	require.NoError(t, err)
+	require.Equal(t, "rsa-4096", gotCert.Policy.Certificate.KeyType)
 
 	// An invalid policy is refused.
 	err = b.s.UpsertPolicy(b.ctx, store.UpsertPolicyParams{Org: b.org, Policy: newPolicy("bad", "c", func(p *domain.Policy) { p.RenewBefore = p.Lifetime })})

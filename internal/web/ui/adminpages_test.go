@@ -85,7 +85,7 @@ func setupAdmin(t *testing.T) *adminBundle {
 		{AppRole: "Other.Secret.Role", Organization: string(otherOrg), Role: app.RoleAdmin},
 	}
 	h := ui.New(ui.Deps{
-		App: b.app, Logger: slog.New(slog.DiscardHandler), Clock: b.srv.Clock(), RoleMappings: b.mappings,
+		App: b.app, Logger: slog.New(slog.DiscardHandler), Clock: b.srv.Clock(), RoleMappings: b.mappings, SinkTypes: b.srv.SinkTypes(),
 		Scope: func(r *http.Request) (app.Scope, bool) {
 			role := r.Header.Get("X-Test-Role")
 			if role == "" {

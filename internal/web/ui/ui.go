@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,8 @@ type Service interface {
 	UpdateApplicationSettings(ctx context.Context, scope app.Scope, ref string, in app.ApplicationSettings) (*app.SettingsView, error)
 	TestSinks(ctx context.Context, scope app.Scope, ref string) (*app.SinkTests, error)
 	Dashboard(ctx context.Context, scope app.Scope) (*app.Dashboard, error)
+	// The Sinks page's pickers (sinks.go).
+	DiscoverSink(ctx context.Context, scope app.Scope, req app.DiscoverSinkRequest) (*app.SinkChoices, error)
 }
 
 var _ Service = (*app.Service)(nil)
@@ -98,9 +101,12 @@ type Deps struct {
 	// Alive says whether the request's session still holds (read again
 	// from the store): a long event stream checks it as it goes, so that
 	// signing out ends it. Nil: not checked.
-	Alive  func(*http.Request) bool
-	Clock  clock.Clock
-	Logger *slog.Logger
+	Alive func(*http.Request) bool
+	// SinkTypes are the sink kinds rotor has (its registry's), for the
+	// Sinks page; none: the page lists none.
+	SinkTypes []string
+	Clock     clock.Clock
+	Logger    *slog.Logger
 }
 
 // Who is the signed-in person as the header shows them.
@@ -134,6 +140,8 @@ type UI struct {
 	urls   map[string]string
 	// live paces the run pages' event streams (runs.go).
 	live liveTimings
+	// sinkTypes are Deps.SinkTypes, sorted.
+	sinkTypes []string
 }
 
 type asset struct {
@@ -159,7 +167,7 @@ func New(d Deps) *UI {
 		roleMappings: d.RoleMappings,
 		clock:        cmp.Or[clock.Clock](d.Clock, clock.Real{}), log: cmp.Or(d.Logger, slog.Default()),
 		mux: http.NewServeMux(), assets: map[string]asset{}, urls: map[string]string{},
-		live: defaultLive,
+		live: defaultLive, sinkTypes: slices.Sorted(slices.Values(d.SinkTypes)),
 	}
 	u.loadAssets()
 	u.pages = u.parsePages()
@@ -170,6 +178,7 @@ func New(d Deps) *UI {
 	u.mux.HandleFunc("GET "+u.base+"/keyvault", u.withScope(u.kvPage))
 	u.mux.HandleFunc("GET "+u.base+"/keyvault/vaults", u.withScope(u.kvVaults))
 	u.mux.HandleFunc("GET "+u.base+"/keyvault/secrets", u.withScope(u.kvSecrets))
+	u.sinkRoutes()
 	u.mux.HandleFunc("GET "+u.base+"/audit", u.withScope(u.audit))
 	u.mux.HandleFunc("GET "+u.base+"/audit/export", u.withScope(u.auditExport))
 	u.mux.HandleFunc("GET "+u.base+"/connections", u.withScope(u.connections))
@@ -291,6 +300,7 @@ var Sections = []struct{ Key, Label, Path string }{
 	{"runs", "Rotations", "/runs"},
 	{"audit", "Audit log", "/audit"},
 	{"connections", "Connections", "/connections"},
+	{"sinks", "Sinks", "/sinks"},
 	{"settings", "Settings", "/settings"},
 }
 
@@ -322,7 +332,7 @@ func (u *UI) parsePages() map[string]*template.Template {
 	}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"applications", "application", "error", "runs", "run", "live", "keyvault", "audit", "connections", "settings", "dashboard"} {
+	for _, p := range []string{"applications", "application", "error", "runs", "run", "live", "keyvault", "sinks", "sinks-kind", "audit", "connections", "settings", "dashboard"} {
 		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
 		pages[p] = t
 	}

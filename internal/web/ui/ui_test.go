@@ -40,6 +40,9 @@ type bundle struct {
 	scope app.Scope
 	url   string
 	http  *http.Client
+	// info is the simulator's sim.json (the Sinks page's tests reach its
+	// services).
+	info *simfile.Info
 
 	mu     sync.Mutex
 	issued []string
@@ -57,6 +60,7 @@ func setup(t *testing.T) *bundle {
 			b.issued = append(b.issued, value)
 			b.mu.Unlock()
 		}})
+	b.info = st.Info
 	// An owner renames an application in Entra to markup.
 	tn := st.Server.World().Tenant(st.Info.Tenants[0].ID)
 	st.Server.World().Update(func() {
@@ -105,7 +109,7 @@ func setup(t *testing.T) *bundle {
 	require.NotEmpty(t, b.runApp, "a manageable application with a policy")
 
 	h := ui.New(ui.Deps{
-		App: b.app, Logger: slog.New(slog.DiscardHandler), Clock: b.srv.Clock(),
+		App: b.app, Logger: slog.New(slog.DiscardHandler), Clock: b.srv.Clock(), SinkTypes: b.srv.SinkTypes(),
 		Scope: func(r *http.Request) (app.Scope, bool) {
 			if r.Header.Get("X-Test-Anonymous") != "" {
 				return app.Scope{}, false
