@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -276,8 +277,8 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 			return fmt.Errorf("read policies: %w", err)
 		}
 	}
-	// The due applications come a page at a time and only their job
-	// arguments are kept: an organization being adopted has every
+	// The due applications come a page at a time and only what their jobs
+	// need is kept (~100 bytes each): an organization being adopted has every
 	// application due, and holding them all (each with its credentials
 	// and its decision) cost more memory than the rest of rotor together.
 	// The arguments are then enqueued earliest deadline first, as Due
@@ -285,26 +286,28 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 	// throttling the consumers who lose their credential soonest come
 	// first.
 	type pending struct {
-		deadline time.Time
-		args     RotateArgs
+		deadline int64 // Unix nanoseconds
+		tenant   string
+		objectID string
+		trigger  domain.Trigger
 	}
 	var todo []pending
+	tenants := map[string]string{} // one copy of each tenant id
 	err := j.cfg.Engine.EachDue(ctx, org, j.cfg.Policies, func(page []rotation.DueApp) error {
 		for _, d := range page {
-			// A rotor secret removed in Entra outside rotor means its
-			// consumers hold a dead secret now: no spreading out.
-			urgent := d.Decision.Trigger == domain.TriggerRemoved
-			todo = append(todo, pending{d.Deadline, RotateArgs{
-				Org: org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
-				Trigger: d.Decision.Trigger, Urgent: urgent, Instance: j.instance,
-			}})
+			tn, ok := tenants[d.App.TenantID]
+			if !ok {
+				tn = d.App.TenantID
+				tenants[tn] = tn
+			}
+			todo = append(todo, pending{d.Deadline.UnixNano(), tn, d.App.ObjectID, d.Decision.Trigger})
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	slices.SortStableFunc(todo, func(a, b pending) int { return a.deadline.Compare(b.deadline) })
+	slices.SortStableFunc(todo, func(a, b pending) int { return cmp.Compare(a.deadline, b.deadline) })
 	now := j.clock.Now()
 	due, inserted := len(todo), 0
 	for start := 0; start < len(todo); start += planBatch {
@@ -312,10 +315,19 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 		params := make([]river.InsertManyParams, 0, len(batch))
 		for _, p := range batch {
 			opts := RotateArgs{}.InsertOpts()
-			if jit := j.jitter(); jit > 0 && !p.args.Urgent {
+			// A rotor secret removed in Entra outside rotor means its
+			// consumers hold a dead secret now: no spreading out.
+			urgent := p.trigger == domain.TriggerRemoved
+			if jit := j.jitter(); jit > 0 && !urgent {
 				opts.ScheduledAt = now.Add(jit)
 			}
-			params = append(params, river.InsertManyParams{Args: p.args, InsertOpts: &opts})
+			params = append(params, river.InsertManyParams{
+				Args: RotateArgs{
+					Org: org, TenantID: p.tenant, AppObjectID: p.objectID,
+					Trigger: p.trigger, Urgent: urgent, Instance: j.instance,
+				},
+				InsertOpts: &opts,
+			})
 		}
 		res, err := j.client.InsertMany(ctx, params)
 		if err != nil {
