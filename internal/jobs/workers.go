@@ -1,9 +1,11 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -275,27 +277,54 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 			return fmt.Errorf("read policies: %w", err)
 		}
 	}
-	due, err := j.cfg.Engine.Due(ctx, org, j.cfg.Policies)
+	// The due applications come a page at a time and only what their jobs
+	// need is kept (~100 bytes each): an organization being adopted has every
+	// application due, and holding them all (each with its credentials
+	// and its decision) cost more memory than the rest of rotor together.
+	// The arguments are then enqueued earliest deadline first, as Due
+	// orders them: the job queue hands them out in that order, so under
+	// throttling the consumers who lose their credential soonest come
+	// first.
+	type pending struct {
+		deadline int64 // Unix nanoseconds
+		tenant   string
+		objectID string
+		trigger  domain.Trigger
+	}
+	var todo []pending
+	tenants := map[string]string{} // one copy of each tenant id
+	err := j.cfg.Engine.EachDue(ctx, org, j.cfg.Policies, func(page []rotation.DueApp) error {
+		for _, d := range page {
+			tn, ok := tenants[d.App.TenantID]
+			if !ok {
+				tn = d.App.TenantID
+				tenants[tn] = tn
+			}
+			todo = append(todo, pending{d.Deadline.UnixNano(), tn, d.App.ObjectID, d.Decision.Trigger})
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
+	slices.SortStableFunc(todo, func(a, b pending) int { return cmp.Compare(a.deadline, b.deadline) })
 	now := j.clock.Now()
-	inserted := 0
-	for start := 0; start < len(due); start += planBatch {
-		batch := due[start:min(start+planBatch, len(due))]
+	due, inserted := len(todo), 0
+	for start := 0; start < len(todo); start += planBatch {
+		batch := todo[start:min(start+planBatch, len(todo))]
 		params := make([]river.InsertManyParams, 0, len(batch))
-		for _, d := range batch {
+		for _, p := range batch {
 			opts := RotateArgs{}.InsertOpts()
 			// A rotor secret removed in Entra outside rotor means its
 			// consumers hold a dead secret now: no spreading out.
-			urgent := d.Decision.Trigger == domain.TriggerRemoved
+			urgent := p.trigger == domain.TriggerRemoved
 			if jit := j.jitter(); jit > 0 && !urgent {
 				opts.ScheduledAt = now.Add(jit)
 			}
 			params = append(params, river.InsertManyParams{
 				Args: RotateArgs{
-					Org: org, TenantID: d.App.TenantID, AppObjectID: d.App.ObjectID,
-					Trigger: d.Decision.Trigger, Urgent: urgent, Instance: j.instance,
+					Org: org, TenantID: p.tenant, AppObjectID: p.objectID,
+					Trigger: p.trigger, Urgent: urgent, Instance: j.instance,
 				},
 				InsertOpts: &opts,
 			})
@@ -310,8 +339,8 @@ func (j *Jobs) plan(ctx context.Context, org domain.OrgID) error {
 			}
 		}
 	}
-	if len(due) > 0 {
-		j.log.Info("planned rotations", "org", org, "due", len(due), "enqueued", inserted)
+	if due > 0 {
+		j.log.Info("planned rotations", "org", org, "due", due, "enqueued", inserted)
 	}
 	return nil
 }

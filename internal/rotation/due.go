@@ -18,6 +18,10 @@ type DueApp struct {
 	App      domain.Application
 	Policy   domain.Policy
 	Decision domain.Decision
+	// Deadline is when the application's consumers lose their credential
+	// if rotor does nothing (deadlineOf): what Due orders by, and what a
+	// caller of EachDue orders by to enqueue the most urgent first.
+	Deadline time.Time
 }
 
 const (
@@ -39,20 +43,49 @@ const (
 // rotated first.
 //
 // It reads the inventory a page at a time and the runs in three queries,
-// whatever the number of applications.
+// whatever the number of applications; the answer is all of them at once
+// (EachDue gives it a page at a time).
 func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySource) ([]DueApp, error) {
 	now := e.now()
-	rs, err := e.loadRunState(ctx, store.ListRunsParams{Org: org})
+	var out []DueApp
+	err := e.eachDue(ctx, org, policies, now, func(page []DueApp) error {
+		out = append(out, page...)
+		return nil
+	})
 	if err != nil {
 		return nil, err
+	}
+	sortByDeadline(out, now)
+	return out, nil
+}
+
+// EachDue is Due a page at a time: it calls fn with the due applications
+// of each page of (at most duePageSize) applications it reads, in name
+// order (not Due's deadline order: each DueApp carries its Deadline for
+// a caller to order by), and stops at fn's first error, returning it.
+// The planner uses it so that what it holds is one page, not every due
+// application: an organization of 100,000 applications all due (a tenant
+// being adopted) made Due's answer ~150 MiB, each application with its
+// credentials and its decision's chain of checks, for job arguments of
+// ~100 bytes each. fn must not keep the slice; its elements are fn's to
+// keep.
+func (e *Engine) EachDue(ctx context.Context, org domain.OrgID, policies PolicySource, fn func([]DueApp) error) error {
+	return e.eachDue(ctx, org, policies, e.now(), fn)
+}
+
+func (e *Engine) eachDue(ctx context.Context, org domain.OrgID, policies PolicySource, now time.Time, fn func([]DueApp) error) error {
+	rs, err := e.loadRunState(ctx, store.ListRunsParams{Org: org})
+	if err != nil {
+		return err
 	}
 	var out []DueApp
 	p := store.ListApplicationsParams{Org: org, ManageableOnly: true, Limit: duePageSize}
 	for {
 		apps, err := e.store.ListApplications(ctx, p)
 		if err != nil {
-			return nil, fmt.Errorf("rotation: list applications: %w", err)
+			return fmt.Errorf("rotation: list applications: %w", err)
 		}
+		out = out[:0]
 		for _, app := range apps {
 			pol := policies.PolicyFor(app)
 			if pol == nil || !pol.Enabled {
@@ -67,19 +100,22 @@ func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySourc
 				e.log.Warn("a rotor credential was removed in Entra outside rotor; its consumers hold a dead secret, so the application is rotated now",
 					"org", string(org), "tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName, "detail", d.Message)
 			}
-			out = append(out, DueApp{App: app, Policy: *pol, Decision: d})
+			out = append(out, DueApp{App: app, Policy: *pol, Decision: d, Deadline: deadlineOf(app, pol.Kind, now)})
+		}
+		if len(out) > 0 {
+			if err := fn(out); err != nil {
+				return err
+			}
 		}
 		if len(apps) < duePageSize {
-			break
+			return nil
 		}
 		last := apps[len(apps)-1]
 		p.AfterName, p.AfterObjectID = last.DisplayName, last.ObjectID
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	sortByDeadline(out, now)
-	return out, nil
 }
 
 // notePasswordLimit logs, once per application while it lasts, that a due

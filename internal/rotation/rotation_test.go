@@ -3,6 +3,7 @@ package rotation
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -607,6 +608,37 @@ func TestDue(t *testing.T) {
 		return out
 	}
 	require.Equal(t, map[string]domain.Trigger{"app-1": domain.TriggerDue, "adopt": domain.TriggerAdoption, "bulk-2099": domain.TriggerAdoption}, due())
+
+	// EachDue hands the same answer over a page at a time (the last bulk
+	// application is in a later page of the inventory than the others),
+	// and stops at the callback's first error.
+	var pages [][]string
+	require.NoError(t, e.EachDue(b.ctx, b.org, policies, func(page []DueApp) error {
+		var ids []string
+		for _, d := range page {
+			ids = append(ids, d.App.ObjectID)
+		}
+		pages = append(pages, ids)
+		return nil
+	}))
+	require.Equal(t, [][]string{{"adopt"}, {"bulk-2099", "app-1"}}, pages, "in name order, a page per inventory page with any due")
+	// Each carries its deadline, which is the order Due gives: the bulk
+	// application has no credential (now), app-1's rotor secret ends in
+	// 10 days, adopt-me's foreign one in 300.
+	list, err := e.Due(b.ctx, b.org, policies)
+	require.NoError(t, err)
+	var order []string
+	for _, d := range list {
+		require.False(t, d.Deadline.IsZero(), d.App.ObjectID)
+		order = append(order, d.App.ObjectID)
+	}
+	require.True(t, slices.IsSortedFunc(list, func(a, b DueApp) int { return a.Deadline.Compare(b.Deadline) }), "%v", order)
+	require.Equal(t, []string{"bulk-2099", "app-1", "adopt"}, order)
+	stop := errors.New("enough")
+	calls := 0
+	err = e.EachDue(b.ctx, b.org, policies, func([]DueApp) error { calls++; return stop })
+	require.ErrorIs(t, err, stop)
+	require.Equal(t, 1, calls)
 
 	// A rotation is seen at once, before the next inventory sync.
 	_, err = e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue)

@@ -107,7 +107,16 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// and writing the journals of multi-row statements to disk. The cache
 	// grows only as far as the database does; the WAL is checkpointed
 	// every 10,000 pages (40 MiB) instead.
-	wq.Add("_pragma", "cache_size(-65536)")
+	//
+	// The cache is 16 MiB of pages, which costs about twice that: the
+	// pure-Go SQLite allocates memory in power-of-two slots, so each 4 KiB
+	// page with its header takes an 8 KiB one. A 64 MiB cache made a
+	// `rotor serve` doing its first sync of 100,000 applications peak at
+	// 306–343 MiB resident, 16 MiB at 184–220 MiB, and the sync took as
+	// long (9–21 s either way on the shared 2-core machine; the store's
+	// BenchmarkSyncApplications Insert 3.7 s against 5.1 s, AllChanged
+	// 8.1 s against 7.7 s); see docs/benchmarks.md, BenchmarkServeRSS100k.
+	wq.Add("_pragma", "cache_size(-16384)")
 	wq.Add("_pragma", "wal_autocheckpoint(10000)")
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	wq.Set("_txlock", "immediate")

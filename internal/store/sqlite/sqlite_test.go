@@ -215,7 +215,7 @@ func TestPragmas(t *testing.T) {
 			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache))
 			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&ckpt))
 			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp))
-			require.Equal(t, -65536, cache, "64 MiB of page cache for the writer")
+			require.Equal(t, -16384, cache, "16 MiB of page cache for the writer (about 32 MiB resident: modernc's power-of-two slots)")
 			require.Equal(t, 10000, ckpt)
 			require.Equal(t, 2, temp, "statement journals in memory")
 			require.Equal(t, 1, s.DB().Stats().MaxOpenConnections, "River's riversqlite wants one connection")
