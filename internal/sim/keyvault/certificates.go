@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -41,36 +39,18 @@ const (
 	ContentTypePKCS12 = "application/x-pkcs12"
 )
 
-// kvCertAttributes are a certificate version's attributes.
-type kvCertAttributes struct {
-	Enabled         bool   `json:"enabled"`
-	NotBefore       *int64 `json:"nbf,omitempty"`
-	Expires         *int64 `json:"exp,omitempty"`
-	Created         int64  `json:"created"`
-	Updated         int64  `json:"updated"`
-	RecoveryLevel   string `json:"recoveryLevel"`
-	RecoverableDays int    `json:"recoverableDays"`
-}
-
 // kvCertBundle is a CertificateBundle, a list item or a deleted certificate.
 type kvCertBundle struct {
-	ID                 string                  `json:"id"`
-	KID                string                  `json:"kid,omitempty"`
-	SID                string                  `json:"sid,omitempty"`
-	X5T                string                  `json:"x5t,omitempty"`
-	CER                string                  `json:"cer,omitempty"`
-	ContentType        string                  `json:"contentType,omitempty"`
-	Attributes         kvCertAttributes        `json:"attributes"`
-	Tags               map[string]string       `json:"tags,omitempty"`
-	Policy             *core.CertificatePolicy `json:"policy,omitempty"`
-	RecoveryID         string                  `json:"recoveryId,omitempty"`
-	DeletedDate        *int64                  `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64                  `json:"scheduledPurgeDate,omitempty"`
-}
-
-type kvCertList struct {
-	Value    []kvCertBundle `json:"value"`
-	NextLink *string        `json:"nextLink"`
+	ID          string                  `json:"id"`
+	KID         string                  `json:"kid,omitempty"`
+	SID         string                  `json:"sid,omitempty"`
+	X5T         string                  `json:"x5t,omitempty"`
+	CER         string                  `json:"cer,omitempty"`
+	ContentType string                  `json:"contentType,omitempty"`
+	Attributes  kvAttributes            `json:"attributes"`
+	Tags        map[string]string       `json:"tags,omitempty"`
+	Policy      *core.CertificatePolicy `json:"policy,omitempty"`
+	kvDeletedInfo
 }
 
 // kvCertOp is a CertificateOperation.
@@ -182,7 +162,7 @@ func (c *kvCall) liveCert(name string) *core.VaultCertificate {
 
 func (c *kvCall) deletedCert(name string, now time.Time) *core.VaultCertificate {
 	x := lookupFold(c.vault.Certificates, name)
-	if x == nil || !x.Deleted || !now.Before(x.DeletedAt.Add(kvRecoverableDays*24*time.Hour)) {
+	if x == nil || !recoverableAt(x.Deleted, x.DeletedAt, now) {
 		return nil
 	}
 	return x
@@ -210,12 +190,8 @@ func thumbprintOf(cert *x509.Certificate) string {
 	return b64u.EncodeToString(sum[:])
 }
 
-func (c *kvCall) certAttrs(v *core.CertificateVersion) kvCertAttributes {
-	return kvCertAttributes{
-		Enabled: v.Enabled, NotBefore: unixPtr(v.NotBefore), Expires: unixPtr(v.Expires),
-		Created: v.Created.Unix(), Updated: v.Updated.Unix(),
-		RecoveryLevel: kvRecoveryLevel, RecoverableDays: kvRecoverableDays,
-	}
+func (c *kvCall) certAttrs(v *core.CertificateVersion) kvAttributes {
+	return versionAttrs(v.Enabled, v.NotBefore, v.Expires, v.Created, v.Updated)
 }
 
 func (c *kvCall) policyOut(x *core.VaultCertificate) *core.CertificatePolicy {
@@ -258,9 +234,7 @@ func (c *kvCall) deletedCertBundle(x *core.VaultCertificate, item bool) kvCertBu
 	if item {
 		b = c.certItem(x, v, false)
 	}
-	b.RecoveryID = c.base + "/deletedcertificates/" + x.Name
-	d, p := x.DeletedAt.Unix(), x.DeletedAt.Add(kvRecoverableDays*24*time.Hour).Unix()
-	b.DeletedDate, b.ScheduledPurgeDate = &d, &p
+	b.kvDeletedInfo = c.deletedInfo("certificates", x.Name, x.DeletedAt)
 	return b
 }
 
@@ -922,7 +896,7 @@ func (c *kvCall) getDeletedCertificate(name string) {
 	c.read(func(now time.Time) kvReply {
 		x := c.deletedCert(name, now)
 		if x == nil {
-			return kvErr(http.StatusNotFound, "CertificateNotFound", fmt.Sprintf("Deleted Certificate not found: %s", name), "")
+			return notFoundDeleted("CertificateNotFound", "Certificate", name)
 		}
 		return kvOK(http.StatusOK, c.deletedCertBundle(x, false))
 	})
@@ -932,7 +906,7 @@ func (c *kvCall) purgeCertificate(name string) {
 	c.write(func(now time.Time) kvReply {
 		x := c.deletedCert(name, now)
 		if x == nil {
-			return kvErr(http.StatusNotFound, "CertificateNotFound", fmt.Sprintf("Deleted Certificate not found: %s", name), "")
+			return notFoundDeleted("CertificateNotFound", "Certificate", name)
 		}
 		c.dropCertificate(x)
 		return kvReply{status: http.StatusNoContent, noBodyReply: true}
@@ -943,7 +917,7 @@ func (c *kvCall) recoverCertificate(name string) {
 	c.write(func(now time.Time) kvReply {
 		x := c.deletedCert(name, now)
 		if x == nil {
-			return kvErr(http.StatusNotFound, "CertificateNotFound", fmt.Sprintf("Deleted Certificate not found: %s", name), "")
+			return notFoundDeleted("CertificateNotFound", "Certificate", name)
 		}
 		x.Deleted, x.DeletedAt = false, time.Time{}
 		if k := lookupFold(c.vault.Keys, x.Name); k != nil && k.Managed {
@@ -958,66 +932,27 @@ func (c *kvCall) recoverCertificate(name string) {
 
 // listCertificates serves GET /certificates (or /deletedcertificates).
 func (c *kvCall) listCertificates(deleted bool) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	after, ok := c.skiptoken()
-	if !ok {
-		return
-	}
-	c.read(func(now time.Time) kvReply {
-		var names []string
-		for name, x := range c.vault.Certificates {
-			if len(x.Versions) == 0 {
-				continue
-			}
-			if (deleted && c.deletedCert(name, now) != nil) || (!deleted && !x.Deleted) {
-				names = append(names, name)
-			}
+	listByName(c, func(now time.Time) []string {
+		return sortedNames(c.vault.Certificates, func(name string, x *core.VaultCertificate) bool {
+			return len(x.Versions) > 0 && ((deleted && c.deletedCert(name, now) != nil) || (!deleted && !x.Deleted))
+		})
+	}, func(name string) (kvCertBundle, bool) {
+		x := c.vault.Certificates[name]
+		if deleted {
+			return c.deletedCertBundle(x, true), true
 		}
-		sort.Strings(names)
-		page, more := pageNames(names, after, n)
-		out := kvCertList{Value: make([]kvCertBundle, 0, len(page))}
-		for _, name := range page {
-			x := c.vault.Certificates[name]
-			if deleted {
-				out.Value = append(out.Value, c.deletedCertBundle(x, true))
-			} else {
-				out.Value = append(out.Value, c.certItem(x, x.Versions[len(x.Versions)-1], false))
-			}
-		}
-		if more {
-			out.NextLink = c.kvNextLink(kvSkiptoken(page[len(page)-1]), n)
-		}
-		return kvOK(http.StatusOK, out)
+		return c.certItem(x, x.Versions[len(x.Versions)-1], false), true
 	})
 }
 
 // listCertificateVersions serves GET /certificates/{name}/versions.
 func (c *kvCall) listCertificateVersions(name string) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	start, ok := c.indexToken()
-	if !ok {
-		return
-	}
-	c.read(func(time.Time) kvReply {
-		x := c.liveCert(name)
-		if x == nil || len(x.Versions) == 0 {
-			return notFoundCert(name)
+	var x *core.VaultCertificate
+	listVersionsOf(c, func() ([]*core.CertificateVersion, *kvReply) {
+		if x = c.liveCert(name); x == nil || len(x.Versions) == 0 {
+			rp := notFoundCert(name)
+			return nil, &rp
 		}
-		start := min(start, len(x.Versions))
-		end := min(start+n, len(x.Versions))
-		out := kvCertList{Value: make([]kvCertBundle, 0, end-start)}
-		for _, v := range x.Versions[start:end] {
-			out.Value = append(out.Value, c.certItem(x, v, true))
-		}
-		if end < len(x.Versions) {
-			out.NextLink = c.kvNextLink(kvSkiptoken(strconv.Itoa(end)), n)
-		}
-		return kvOK(http.StatusOK, out)
-	})
+		return x.Versions, nil
+	}, func(v *core.CertificateVersion) kvCertBundle { return c.certItem(x, v, true) })
 }

@@ -11,8 +11,6 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,16 +23,11 @@ import (
 // vault's access policy. A key's private half never leaves the simulator
 // through this API, as in Key Vault: get returns the public JSON Web Key.
 
-// kvKeyAttributes are a key version's attributes.
+// kvKeyAttributes are a key version's attributes: a version's, and
+// whether the key can be exported.
 type kvKeyAttributes struct {
-	Enabled         bool   `json:"enabled"`
-	NotBefore       *int64 `json:"nbf,omitempty"`
-	Expires         *int64 `json:"exp,omitempty"`
-	Created         int64  `json:"created"`
-	Updated         int64  `json:"updated"`
-	RecoveryLevel   string `json:"recoveryLevel"`
-	RecoverableDays int    `json:"recoverableDays"`
-	Exportable      bool   `json:"exportable"`
+	kvAttributes
+	Exportable bool `json:"exportable"`
 }
 
 // kvJWK is a public JSON Web Key as Key Vault returns it; byte fields are
@@ -52,19 +45,12 @@ type kvJWK struct {
 
 // kvKeyBundle is a KeyBundle, a key list item (kid, no key) or a deleted key.
 type kvKeyBundle struct {
-	Key                *kvJWK            `json:"key,omitempty"`
-	KID                string            `json:"kid,omitempty"`
-	Attributes         kvKeyAttributes   `json:"attributes"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	Managed            bool              `json:"managed,omitempty"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
-}
-
-type kvKeyList struct {
-	Value    []kvKeyBundle `json:"value"`
-	NextLink *string       `json:"nextLink"`
+	Key        *kvJWK            `json:"key,omitempty"`
+	KID        string            `json:"kid,omitempty"`
+	Attributes kvKeyAttributes   `json:"attributes"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	Managed    bool              `json:"managed,omitempty"`
+	kvDeletedInfo
 }
 
 // b64u is base64url without padding, Key Vault's encoding of bytes.
@@ -198,7 +184,7 @@ func (c *kvCall) liveKey(name string) *core.VaultKey {
 
 func (c *kvCall) deletedKey(name string, now time.Time) *core.VaultKey {
 	k := lookupFold(c.vault.Keys, name)
-	if k == nil || !k.Deleted || len(k.Versions) == 0 || !now.Before(k.DeletedAt.Add(kvRecoverableDays*24*time.Hour)) {
+	if k == nil || len(k.Versions) == 0 || !recoverableAt(k.Deleted, k.DeletedAt, now) {
 		return nil
 	}
 	return k
@@ -247,9 +233,7 @@ func curveName(c elliptic.Curve) string {
 
 func (c *kvCall) keyAttrs(v *core.KeyVersion, managed bool) kvKeyAttributes {
 	return kvKeyAttributes{
-		Enabled: v.Enabled, NotBefore: unixPtr(v.NotBefore), Expires: unixPtr(v.Expires),
-		Created: v.Created.Unix(), Updated: v.Updated.Unix(),
-		RecoveryLevel: kvRecoveryLevel, RecoverableDays: kvRecoverableDays,
+		kvAttributes: versionAttrs(v.Enabled, v.NotBefore, v.Expires, v.Created, v.Updated),
 		// A certificate's key is exportable through its secret; a plain
 		// key never is.
 		Exportable: managed,
@@ -274,9 +258,7 @@ func (c *kvCall) deletedKeyBundle(k *core.VaultKey, item bool) kvKeyBundle {
 	if item {
 		b = c.keyItem(k, v, false)
 	}
-	b.RecoveryID = c.base + "/deletedkeys/" + k.Name
-	d, p := k.DeletedAt.Unix(), k.DeletedAt.Add(kvRecoverableDays*24*time.Hour).Unix()
-	b.DeletedDate, b.ScheduledPurgeDate = &d, &p
+	b.kvDeletedInfo = c.deletedInfo("keys", k.Name, k.DeletedAt)
 	return b
 }
 
@@ -803,7 +785,7 @@ func (c *kvCall) getDeletedKey(name string) {
 	c.read(func(now time.Time) kvReply {
 		k := c.deletedKey(name, now)
 		if k == nil {
-			return kvErr(http.StatusNotFound, "KeyNotFound", fmt.Sprintf("Deleted Key not found: %s", name), "")
+			return notFoundDeleted("KeyNotFound", "Key", name)
 		}
 		return kvOK(http.StatusOK, c.deletedKeyBundle(k, false))
 	})
@@ -813,7 +795,7 @@ func (c *kvCall) purgeKey(name string) {
 	c.write(func(now time.Time) kvReply {
 		k := c.deletedKey(name, now)
 		if k == nil || k.Managed {
-			return kvErr(http.StatusNotFound, "KeyNotFound", fmt.Sprintf("Deleted Key not found: %s", name), "")
+			return notFoundDeleted("KeyNotFound", "Key", name)
 		}
 		delete(c.vault.Keys, k.Name)
 		return kvReply{status: http.StatusNoContent, noBodyReply: true}
@@ -824,107 +806,37 @@ func (c *kvCall) recoverKey(name string) {
 	c.write(func(now time.Time) kvReply {
 		k := c.deletedKey(name, now)
 		if k == nil || k.Managed {
-			return kvErr(http.StatusNotFound, "KeyNotFound", fmt.Sprintf("Deleted Key not found: %s", name), "")
+			return notFoundDeleted("KeyNotFound", "Key", name)
 		}
 		k.Deleted, k.DeletedAt = false, time.Time{}
 		return kvOK(http.StatusOK, c.keyBundle(k, k.Versions[len(k.Versions)-1]))
 	})
 }
 
-// pageNames returns the page of sorted names after the skiptoken "after"
-// and whether more follow.
-func pageNames(names []string, after string, n int) ([]string, bool) {
-	start := 0
-	if after != "" {
-		start = sort.SearchStrings(names, after)
-		if start < len(names) && names[start] == after {
-			start++
-		}
-	}
-	end := min(start+n, len(names))
-	return names[start:end], end < len(names)
-}
-
 // listKeys serves GET /keys (or /deletedkeys): items without key
 // material, in name order, paged.
 func (c *kvCall) listKeys(deleted bool) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	after, ok := c.skiptoken()
-	if !ok {
-		return
-	}
-	c.read(func(now time.Time) kvReply {
-		var names []string
-		for name, k := range c.vault.Keys {
-			if len(k.Versions) == 0 {
-				continue
-			}
-			if (deleted && c.deletedKey(name, now) != nil) || (!deleted && !k.Deleted) {
-				names = append(names, name)
-			}
+	listByName(c, func(now time.Time) []string {
+		return sortedNames(c.vault.Keys, func(name string, k *core.VaultKey) bool {
+			return len(k.Versions) > 0 && ((deleted && c.deletedKey(name, now) != nil) || (!deleted && !k.Deleted))
+		})
+	}, func(name string) (kvKeyBundle, bool) {
+		k := c.vault.Keys[name]
+		if deleted {
+			return c.deletedKeyBundle(k, true), true
 		}
-		sort.Strings(names)
-		page, more := pageNames(names, after, n)
-		out := kvKeyList{Value: make([]kvKeyBundle, 0, len(page))}
-		for _, name := range page {
-			k := c.vault.Keys[name]
-			if deleted {
-				out.Value = append(out.Value, c.deletedKeyBundle(k, true))
-			} else {
-				out.Value = append(out.Value, c.keyItem(k, k.Versions[len(k.Versions)-1], false))
-			}
-		}
-		if more {
-			out.NextLink = c.kvNextLink(kvSkiptoken(page[len(page)-1]), n)
-		}
-		return kvOK(http.StatusOK, out)
+		return c.keyItem(k, k.Versions[len(k.Versions)-1], false), true
 	})
 }
 
 // listKeyVersions serves GET /keys/{name}/versions in creation order.
 func (c *kvCall) listKeyVersions(name string) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	start, ok := c.indexToken()
-	if !ok {
-		return
-	}
-	c.read(func(time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
+	var k *core.VaultKey
+	listVersionsOf(c, func() ([]*core.KeyVersion, *kvReply) {
+		if k = c.liveKey(name); k == nil {
+			rp := notFoundKey(name)
+			return nil, &rp
 		}
-		start := min(start, len(k.Versions))
-		end := min(start+n, len(k.Versions))
-		out := kvKeyList{Value: make([]kvKeyBundle, 0, end-start)}
-		for _, v := range k.Versions[start:end] {
-			out.Value = append(out.Value, c.keyItem(k, v, true))
-		}
-		if end < len(k.Versions) {
-			out.NextLink = c.kvNextLink(kvSkiptoken(strconv.Itoa(end)), n)
-		}
-		return kvOK(http.StatusOK, out)
-	})
-}
-
-// indexToken reads a version list's skiptoken (the next index).
-func (c *kvCall) indexToken() (int, bool) {
-	tok, ok := c.skiptoken()
-	if !ok {
-		return 0, false
-	}
-	if tok == "" {
-		return 0, true
-	}
-	i, err := strconv.Atoi(tok)
-	if err != nil || i < 0 {
-		c.fail(http.StatusBadRequest, "BadParameter", "The $skiptoken is not valid.", "")
-		return 0, false
-	}
-	return i, true
+		return k.Versions, nil
+	}, func(v *core.KeyVersion) kvKeyBundle { return c.keyItem(k, v, true) })
 }
