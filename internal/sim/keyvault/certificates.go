@@ -130,27 +130,14 @@ func (c *kvCall) routeCertificates(segs []string) {
 			op, need = func() { c.recoverCertificate(segs[1]) }, core.CertificateRecover
 		}
 	default:
-		c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
+		c.notServed()
 		return
 	}
-	if op == nil {
-		c.methodNotAllowed()
-		return
-	}
-	c.s.World().RLock()
-	ok := c.vault.AllowsCertificate(c.caller.ObjectID, need)
-	c.s.World().RUnlock()
-	if !ok {
-		c.forbiddenFor("certificates", string(need))
-		return
-	}
-	op()
+	dispatch(c, op, "certificates", need, c.vault.AllowsCertificate)
 }
 
 func notFoundCert(ref string) kvReply {
-	return kvErr(http.StatusNotFound, "CertificateNotFound", fmt.Sprintf(
-		"A certificate with (name/id) %s was not found in this key vault. If you recently deleted this certificate you may be able "+
-			"to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", ref), "")
+	return notFoundObject("CertificateNotFound", "certificate", ref)
 }
 
 func (c *kvCall) liveCert(name string) *core.VaultCertificate {
@@ -169,18 +156,23 @@ func (c *kvCall) deletedCert(name string, now time.Time) *core.VaultCertificate 
 }
 
 func certVersion(x *core.VaultCertificate, version string) *core.CertificateVersion {
-	if len(x.Versions) == 0 {
-		return nil
+	return versionNamed(x.Versions, version, func(v *core.CertificateVersion) string { return v.Version })
+}
+
+// certAt is a live certificate and its version ("" the latest), or
+// CertificateNotFound.
+func (c *kvCall) certAt(name, version string) (*core.VaultCertificate, *core.CertificateVersion, *kvReply) {
+	x := c.liveCert(name)
+	if x == nil || len(x.Versions) == 0 {
+		rp := notFoundCert(name)
+		return nil, nil, &rp
 	}
-	if version == "" {
-		return x.Versions[len(x.Versions)-1]
+	v := certVersion(x, version)
+	if v == nil {
+		rp := notFoundCert(name + "/" + version)
+		return nil, nil, &rp
 	}
-	for _, v := range x.Versions {
-		if strings.EqualFold(v.Version, version) {
-			return v
-		}
-	}
-	return nil
+	return x, v, nil
 }
 
 // thumbprintOf is a certificate's SHA-1 thumbprint as Key Vault's x5t
@@ -750,13 +742,9 @@ func checkPair(chain []*x509.Certificate, signer crypto.Signer) ([]*x509.Certifi
 
 func (c *kvCall) getCertificate(name, version string) {
 	c.read(func(time.Time) kvReply {
-		x := c.liveCert(name)
-		if x == nil || len(x.Versions) == 0 {
-			return notFoundCert(name)
-		}
-		v := certVersion(x, version)
-		if v == nil {
-			return notFoundCert(name + "/" + version)
+		x, v, nf := c.certAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		return kvOK(http.StatusOK, c.certBundle(x, v))
 	})
@@ -835,13 +823,9 @@ func (c *kvCall) updateCertificate(name, version string) {
 		return
 	}
 	c.write(func(now time.Time) kvReply {
-		x := c.liveCert(name)
-		if x == nil || len(x.Versions) == 0 {
-			return notFoundCert(name)
-		}
-		v := certVersion(x, version)
-		if v == nil {
-			return notFoundCert(name + "/" + version)
+		x, v, nf := c.certAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		now = now.UTC()
 		if in.Tags != nil {

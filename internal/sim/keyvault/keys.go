@@ -129,21 +129,10 @@ func (c *kvCall) routeKeys(segs []string) {
 			op, need = func() { c.recoverKey(segs[1]) }, core.KeyRecover
 		}
 	default:
-		c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
+		c.notServed()
 		return
 	}
-	if op == nil {
-		c.methodNotAllowed()
-		return
-	}
-	c.s.World().RLock()
-	ok := c.vault.AllowsKey(c.caller.ObjectID, need)
-	c.s.World().RUnlock()
-	if !ok {
-		c.forbiddenFor("keys", string(need))
-		return
-	}
-	op()
+	dispatch(c, op, "keys", need, c.vault.AllowsKey)
 }
 
 // forbiddenFor is Key Vault's access-policy refusal for an object kind
@@ -156,9 +145,7 @@ func (c *kvCall) forbiddenFor(kind, perm string) {
 }
 
 func notFoundKey(ref string) kvReply {
-	return kvErr(http.StatusNotFound, "KeyNotFound", fmt.Sprintf(
-		"A key with (name/id) %s was not found in this key vault. If you recently deleted this key you may be able "+
-			"to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", ref), "")
+	return notFoundObject("KeyNotFound", "key", ref)
 }
 
 // lookupFold finds name in m, exactly or ignoring case (Key Vault names
@@ -192,15 +179,22 @@ func (c *kvCall) deletedKey(name string, now time.Time) *core.VaultKey {
 
 // keyVersion finds a version; "" is the latest.
 func keyVersion(k *core.VaultKey, version string) *core.KeyVersion {
-	if version == "" {
-		return k.Versions[len(k.Versions)-1]
+	return versionNamed(k.Versions, version, func(v *core.KeyVersion) string { return v.Version })
+}
+
+// keyAt is a live key and its version ("" the latest), or KeyNotFound.
+func (c *kvCall) keyAt(name, version string) (*core.VaultKey, *core.KeyVersion, *kvReply) {
+	k := c.liveKey(name)
+	if k == nil {
+		rp := notFoundKey(name)
+		return nil, nil, &rp
 	}
-	for _, v := range k.Versions {
-		if strings.EqualFold(v.Version, version) {
-			return v
-		}
+	v := keyVersion(k, version)
+	if v == nil {
+		rp := notFoundKey(name + "/" + version)
+		return nil, nil, &rp
 	}
-	return nil
+	return k, v, nil
 }
 
 // publicJWK renders the public half of a key version.
@@ -560,13 +554,9 @@ func (c *kvCall) importKey(name string) {
 // getKey serves GET /keys/{name}[/{version}]: the public key.
 func (c *kvCall) getKey(name, version string) {
 	c.read(func(time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
-		}
-		v := keyVersion(k, version)
-		if v == nil {
-			return notFoundKey(name + "/" + version)
+		k, v, nf := c.keyAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
 	})
@@ -583,13 +573,9 @@ func (c *kvCall) updateKey(name, version string) {
 		return
 	}
 	c.write(func(now time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
-		}
-		v := keyVersion(k, version)
-		if v == nil {
-			return notFoundKey(name + "/" + version)
+		k, v, nf := c.keyAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		if in.KeyOps != nil {
 			v.KeyOps = slices.Clone(in.KeyOps)
@@ -684,13 +670,9 @@ func (c *kvCall) signDigest(name, version string) {
 		return
 	}
 	c.read(func(now time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
-		}
-		v := keyVersion(k, version)
-		if v == nil {
-			return notFoundKey(name + "/" + version)
+		k, v, nf := c.keyAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		h, fam, refusal := usableFor("sign", v, in.Alg, digest, now)
 		if refusal != nil {
@@ -735,13 +717,9 @@ func (c *kvCall) verifyDigest(name, version string) {
 		return
 	}
 	c.read(func(now time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
-		}
-		v := keyVersion(k, version)
-		if v == nil {
-			return notFoundKey(name + "/" + version)
+		_, v, nf := c.keyAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		h, fam, refusal := usableFor("verify", v, in.Alg, digest, now)
 		if refusal != nil {

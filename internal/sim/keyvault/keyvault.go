@@ -305,34 +305,35 @@ func (c *kvCall) route() {
 			op, need = func() { c.recoverSecret(segs[1]) }, core.SecretRecover
 		}
 	default:
-		c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
+		c.notServed()
 		return
 	}
+	dispatch(c, op, "secrets", need, c.vault.Allows)
+}
+
+// notServed is the answer for a path the simulated Key Vault does not
+// serve.
+func (c *kvCall) notServed() {
+	c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
+}
+
+// dispatch runs op, the operation a route found (nil: the path exists but
+// not for this method), if the caller holds need, the permission of kind
+// ("secrets", "keys", "certificates") it takes; allows reads the vault's
+// access policy under the world lock.
+func dispatch[P ~string](c *kvCall, op func(), kind string, need P, allows func(objectID string, p P) bool) {
 	if op == nil {
 		c.methodNotAllowed()
 		return
 	}
-	if !c.allowed(need) {
-		c.forbidden(need)
+	c.s.World().RLock()
+	ok := allows(c.caller.ObjectID, need)
+	c.s.World().RUnlock()
+	if !ok {
+		c.forbiddenFor(kind, string(need))
 		return
 	}
 	op()
-}
-
-// allowed reports whether the caller holds perm on this vault.
-func (c *kvCall) allowed(perm core.SecretPermission) bool {
-	c.s.World().RLock()
-	defer c.s.World().RUnlock()
-	return c.vault.Allows(c.caller.ObjectID, perm)
-}
-
-// forbidden is Key Vault's access-policy refusal, naming the principal as
-// Key Vault does (appid, oid, issuer) and the permission it lacks.
-func (c *kvCall) forbidden(perm core.SecretPermission) {
-	c.fail(http.StatusForbidden, "Forbidden", fmt.Sprintf(
-		"The user, group or application 'appid=%s;oid=%s;iss=%s' does not have secrets %s permission on key vault '%s;location=%s'. "+
-			"For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
-		c.caller.AppID, c.caller.ObjectID, core.StsIssuer(c.caller.TenantID), perm, c.vault.Name, kvLocation), "AccessDenied")
 }
 
 // kvReply is an answer computed under the world lock and written after.
@@ -385,9 +386,7 @@ func (c *kvCall) write(fn func(now time.Time) kvReply) {
 
 // notFound is Key Vault's SecretNotFound.
 func notFoundSecret(ref string) kvReply {
-	return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf(
-		"A secret with (name/id) %s was not found in this key vault. If you recently deleted this secret you may be able "+
-			"to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", ref), "")
+	return notFoundObject("SecretNotFound", "secret", ref)
 }
 
 // lookup finds a secret by name; Key Vault names are case-insensitive.

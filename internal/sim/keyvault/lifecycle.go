@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -85,11 +86,39 @@ func recoverableAt(deleted bool, deletedAt, now time.Time) bool {
 	return deleted && now.Before(purgeAt(deletedAt))
 }
 
+// notFoundObject is Key Vault's answer for a live object (or version) that
+// is not there: code is "SecretNotFound" and so on, noun "secret", "key"
+// or "certificate", ref the name or name/version asked for.
+func notFoundObject(code, noun, ref string) kvReply {
+	return kvErr(http.StatusNotFound, code, fmt.Sprintf(
+		"A %s with (name/id) %s was not found in this key vault. If you recently deleted this %s you may be able "+
+			"to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", noun, ref, noun), "")
+}
+
 // notFoundDeleted is Key Vault's answer for a deleted object that is not
 // there (never deleted, purged, or past its retention): code is
 // "SecretNotFound" and so on, object "Secret", "Key" or "Certificate".
 func notFoundDeleted(code, object, name string) kvReply {
 	return kvErr(http.StatusNotFound, code, fmt.Sprintf("Deleted %s not found: %s", object, name), "")
+}
+
+// versionNamed is the version of versions (newest last) called version,
+// compared without case; "" is the latest. nil (the zero V) when there is
+// no such version.
+func versionNamed[V any](versions []V, version string, id func(V) string) V {
+	var none V
+	if len(versions) == 0 {
+		return none
+	}
+	if version == "" {
+		return versions[len(versions)-1]
+	}
+	for _, v := range versions {
+		if strings.EqualFold(id(v), version) {
+			return v
+		}
+	}
+	return none
 }
 
 // kvPage is one page of a list: objects or a name's versions.
