@@ -311,29 +311,6 @@ func (c *kvCall) hsmRefusal(kty string) string {
 	return ""
 }
 
-type kvKeyAttrsIn struct {
-	Enabled   *bool  `json:"enabled"`
-	NotBefore *int64 `json:"nbf"`
-	Expires   *int64 `json:"exp"`
-}
-
-func applyKeyAttrs(v *core.KeyVersion, a *kvKeyAttrsIn) {
-	if a == nil {
-		return
-	}
-	if a.Enabled != nil {
-		v.Enabled = *a.Enabled
-	}
-	if a.NotBefore != nil {
-		t := time.Unix(*a.NotBefore, 0).UTC()
-		v.NotBefore = &t
-	}
-	if a.Expires != nil {
-		t := time.Unix(*a.Expires, 0).UTC()
-		v.Expires = &t
-	}
-}
-
 func (c *kvCall) validObjectName(kind, name string) bool {
 	if secretNameRE.MatchString(name) {
 		return true
@@ -353,7 +330,7 @@ func (c *kvCall) createKey(name string) {
 		KeySize *int              `json:"key_size"`
 		Crv     string            `json:"crv"`
 		KeyOps  []string          `json:"key_ops"`
-		Attrs   *kvKeyAttrsIn     `json:"attributes"`
+		Attrs   *kvAttrsIn        `json:"attributes"`
 		Tags    map[string]string `json:"tags"`
 	}
 	if !c.decode(&in) {
@@ -408,7 +385,7 @@ func (c *kvCall) createKey(name string) {
 		}
 		v := &core.KeyVersion{Version: newSecretVersion(), Kty: in.Kty, Signer: signer, KeyOps: ops,
 			Tags: copyTags(in.Tags), Enabled: true, Created: now, Updated: now}
-		applyKeyAttrs(v, in.Attrs)
+		in.Attrs.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		k.Versions = append(k.Versions, v)
 		c.s.Logger().Debug("keyvault: key created", "vault", c.vault.Name, "name", k.Name, "kty", v.Kty, "version", v.Version)
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
@@ -494,7 +471,7 @@ func (c *kvCall) importKey(name string) {
 	var in struct {
 		Key   *kvJWKIn          `json:"key"`
 		HSM   *bool             `json:"Hsm"`
-		Attrs *kvKeyAttrsIn     `json:"attributes"`
+		Attrs *kvAttrsIn        `json:"attributes"`
 		Tags  map[string]string `json:"tags"`
 	}
 	if !c.decode(&in) {
@@ -545,7 +522,7 @@ func (c *kvCall) importKey(name string) {
 		}
 		v := &core.KeyVersion{Version: newSecretVersion(), Kty: kty, Signer: signer, KeyOps: ops,
 			Tags: copyTags(in.Tags), Enabled: true, Created: now, Updated: now}
-		applyKeyAttrs(v, in.Attrs)
+		in.Attrs.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		k.Versions = append(k.Versions, v)
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
 	})
@@ -566,7 +543,7 @@ func (c *kvCall) getKey(name, version string) {
 func (c *kvCall) updateKey(name, version string) {
 	var in struct {
 		KeyOps []string          `json:"key_ops"`
-		Attrs  *kvKeyAttrsIn     `json:"attributes"`
+		Attrs  *kvAttrsIn        `json:"attributes"`
 		Tags   map[string]string `json:"tags"`
 	}
 	if !c.decode(&in) {
@@ -583,7 +560,7 @@ func (c *kvCall) updateKey(name, version string) {
 		if in.Tags != nil {
 			v.Tags = copyTags(in.Tags)
 		}
-		applyKeyAttrs(v, in.Attrs)
+		in.Attrs.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		v.Updated = now.UTC()
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
 	})

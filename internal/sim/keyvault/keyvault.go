@@ -439,13 +439,6 @@ func (c *kvCall) deletedBundle(s *core.VaultSecret) kvBundle {
 	return b
 }
 
-// kvAttrsIn are attributes as clients send them.
-type kvAttrsIn struct {
-	Enabled   *bool  `json:"enabled"`
-	NotBefore *int64 `json:"nbf"`
-	Expires   *int64 `json:"exp"`
-}
-
 type kvSetIn struct {
 	Value       *string           `json:"value"`
 	ContentType *string           `json:"contentType"`
@@ -488,23 +481,6 @@ func newSecretVersion() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
 	return hex.EncodeToString(b[:])
-}
-
-func applyAttrs(v *core.SecretVersion, a *kvAttrsIn) {
-	if a == nil {
-		return
-	}
-	if a.Enabled != nil {
-		v.Enabled = *a.Enabled
-	}
-	if a.NotBefore != nil {
-		t := time.Unix(*a.NotBefore, 0).UTC()
-		v.NotBefore = &t
-	}
-	if a.Expires != nil {
-		t := time.Unix(*a.Expires, 0).UTC()
-		v.Expires = &t
-	}
 }
 
 // setSecret serves PUT /secrets/{name}: a new version, latest from now on.
@@ -555,7 +531,7 @@ func (c *kvCall) setSecret(name string) {
 		if in.ContentType != nil {
 			v.ContentType = *in.ContentType
 		}
-		applyAttrs(v, in.Attributes)
+		in.Attributes.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		s.Versions = append(s.Versions, v)
 		c.s.RecordConsumer("keyvault", strings.TrimSuffix(c.vault.URL, "/")+"/secrets/"+s.Name, "", v.Value)
 		c.s.Logger().Debug("keyvault: secret set", "vault", c.vault.Name, "name", s.Name, "version", v.Version)
@@ -632,7 +608,7 @@ func (c *kvCall) updateSecret(name, version string) {
 		if in.Tags != nil {
 			v.Tags = copyTags(in.Tags)
 		}
-		applyAttrs(v, in.Attributes)
+		in.Attributes.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		v.Updated = now.UTC()
 		return kvOK(http.StatusOK, c.bundle(s, v, false))
 	})

@@ -59,6 +59,33 @@ func copyTags(t map[string]string) map[string]string {
 	return out
 }
 
+// kvAttrsIn are a version's attributes as clients send them (set, import,
+// update of a secret or key).
+type kvAttrsIn struct {
+	Enabled   *bool  `json:"enabled"`
+	NotBefore *int64 `json:"nbf"`
+	Expires   *int64 `json:"exp"`
+}
+
+// applyTo sets what a names of a version's enabled, nbf and exp; a nil a
+// changes nothing.
+func (a *kvAttrsIn) applyTo(enabled *bool, notBefore, expires **time.Time) {
+	if a == nil {
+		return
+	}
+	if a.Enabled != nil {
+		*enabled = *a.Enabled
+	}
+	if a.NotBefore != nil {
+		t := time.Unix(*a.NotBefore, 0).UTC()
+		*notBefore = &t
+	}
+	if a.Expires != nil {
+		t := time.Unix(*a.Expires, 0).UTC()
+		*expires = &t
+	}
+}
+
 // kvDeletedInfo is what a deleted object's bundle carries beside the
 // object's own: where to recover it, when it was deleted and when Key
 // Vault purges it. Empty (and so absent from the JSON) on a live object.
