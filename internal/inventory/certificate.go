@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/rotor-dev/rotor/internal/azure/graph"
@@ -79,43 +77,31 @@ func (d *GraphDirectory) CertificateTenant() string { return d.tenantID }
 // $batch, each GET selecting only id and keyCredentials.
 func (d *GraphDirectory) ReadCertificates(ctx context.Context, ids []string) (map[string]map[string]domain.CertificateInfo, error) {
 	out := map[string]map[string]domain.CertificateInfo{}
-	for chunk := range slices.Chunk(ids, graph.MaxBatchRequests) {
-		reqs := make([]graph.BatchRequest, len(chunk))
-		for i, id := range chunk {
-			reqs[i] = graph.BatchRequest{ID: strconv.Itoa(i), Method: "GET", URL: "/applications/" + url.PathEscape(id) + "?$select=id,keyCredentials"}
-		}
-		resps, err := d.client.Batch(ctx, reqs)
-		if err != nil {
-			return nil, err
-		}
-		for i, r := range resps {
-			err := r.Err()
-			switch {
-			case err == nil:
-				var a graph.Application
-				if err := json.Unmarshal(r.Body, &a); err != nil {
-					return nil, fmt.Errorf("certificates of application %s: %w", chunk[i], err)
-				}
-				for _, k := range a.KeyCredentials {
-					if len(k.Key) == 0 {
-						continue
-					}
-					info, err := ParseCertificate(k.Key)
-					if err != nil {
-						// Not an X.509 certificate rotor can read: keep its
-						// thumbprints, so it is not read again at every sync.
-						info = unparsed(k.Key)
-					}
-					if out[chunk[i]] == nil {
-						out[chunk[i]] = map[string]domain.CertificateInfo{}
-					}
-					out[chunk[i]][k.KeyID] = *info
-				}
-			case graph.IsNotFound(err) || graph.IsForbidden(err):
-			default:
-				return nil, fmt.Errorf("certificates of application %s: %w", chunk[i], err)
+	err := d.eachApplication(ctx, ids, func(id string) string { return "/applications/" + url.PathEscape(id) + "?$select=id,keyCredentials" }, "certificates of application",
+		func(id string, body []byte) error {
+			var a graph.Application
+			if err := json.Unmarshal(body, &a); err != nil {
+				return err
 			}
-		}
+			for _, k := range a.KeyCredentials {
+				if len(k.Key) == 0 {
+					continue
+				}
+				info, err := ParseCertificate(k.Key)
+				if err != nil {
+					// Not an X.509 certificate rotor can read: keep its
+					// thumbprints, so it is not read again at every sync.
+					info = unparsed(k.Key)
+				}
+				if out[id] == nil {
+					out[id] = map[string]domain.CertificateInfo{}
+				}
+				out[id][k.KeyID] = *info
+			}
+			return nil
+		}, nil)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

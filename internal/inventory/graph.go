@@ -177,30 +177,18 @@ func (d *GraphDirectory) GetApplications(ctx context.Context, ids []string) ([]d
 	var found []domain.Application
 	var gone []string
 	sel := "?$select=" + strings.Join(applicationSelect, ",")
-	for chunk := range slices.Chunk(ids, graph.MaxBatchRequests) {
-		reqs := make([]graph.BatchRequest, len(chunk))
-		for i, id := range chunk {
-			reqs[i] = graph.BatchRequest{ID: strconv.Itoa(i), Method: "GET", URL: "/applications/" + url.PathEscape(id) + sel}
-		}
-		resps, err := d.client.Batch(ctx, reqs)
-		if err != nil {
-			return nil, nil, err
-		}
-		for i, r := range resps {
-			err := r.Err()
-			switch {
-			case err == nil:
-				var a graph.Application
-				if err := json.Unmarshal(r.Body, &a); err != nil {
-					return nil, nil, fmt.Errorf("application %s: %w", chunk[i], err)
-				}
-				found = append(found, d.application(&a))
-			case graph.IsNotFound(err) || graph.IsForbidden(err):
-				gone = append(gone, chunk[i])
-			default:
-				return nil, nil, fmt.Errorf("application %s: %w", chunk[i], err)
+	err := d.eachApplication(ctx, ids, func(id string) string { return "/applications/" + url.PathEscape(id) + sel }, "application",
+		func(_ string, body []byte) error {
+			var a graph.Application
+			if err := json.Unmarshal(body, &a); err != nil {
+				return err
 			}
-		}
+			found = append(found, d.application(&a))
+			return nil
+		},
+		func(id string) { gone = append(gone, id) })
+	if err != nil {
+		return nil, nil, err
 	}
 	return found, gone, nil
 }
@@ -214,37 +202,61 @@ func (d *GraphDirectory) OwnsApplications(ctx context.Context, ids []string) (ma
 		return nil, errors.New("the rotation identity's service principal object id is not known")
 	}
 	owned := make(map[string]bool, len(ids))
+	err := d.eachApplication(ctx, ids, func(id string) string { return "/applications/" + url.PathEscape(id) + "/owners?$select=id&$top=999" }, "owners of application",
+		func(id string, body []byte) error {
+			var page struct {
+				Value []graph.DirectoryObject `json:"value"`
+			}
+			if err := json.Unmarshal(body, &page); err != nil {
+				return err
+			}
+			for _, o := range page.Value {
+				if o.ID == d.principal {
+					owned[id] = true
+				}
+			}
+			return nil
+		}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return owned, nil
+}
+
+// eachApplication GETs path(id) for every id, twenty to a $batch, and
+// hands each answer's body to found, or the id to gone (which may be nil)
+// when Graph does not have the application (404) or does not show it to
+// this identity (403). A failed batch is returned as it is; any other
+// failed GET, or found's error, stops the reading with an error naming
+// what ("application", "owners of application") was read of which id.
+func (d *GraphDirectory) eachApplication(ctx context.Context, ids []string, path func(id string) string, what string,
+	found func(id string, body []byte) error, gone func(id string)) error {
 	for chunk := range slices.Chunk(ids, graph.MaxBatchRequests) {
 		reqs := make([]graph.BatchRequest, len(chunk))
 		for i, id := range chunk {
-			reqs[i] = graph.BatchRequest{ID: strconv.Itoa(i), Method: "GET", URL: "/applications/" + url.PathEscape(id) + "/owners?$select=id&$top=999"}
+			reqs[i] = graph.BatchRequest{ID: strconv.Itoa(i), Method: "GET", URL: path(id)}
 		}
 		resps, err := d.client.Batch(ctx, reqs)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i, r := range resps {
 			err := r.Err()
 			switch {
 			case err == nil:
-				var page struct {
-					Value []graph.DirectoryObject `json:"value"`
-				}
-				if err := json.Unmarshal(r.Body, &page); err != nil {
-					return nil, fmt.Errorf("owners of application %s: %w", chunk[i], err)
-				}
-				for _, o := range page.Value {
-					if o.ID == d.principal {
-						owned[chunk[i]] = true
-					}
+				if err := found(chunk[i], r.Body); err != nil {
+					return fmt.Errorf("%s %s: %w", what, chunk[i], err)
 				}
 			case graph.IsNotFound(err) || graph.IsForbidden(err):
+				if gone != nil {
+					gone(chunk[i])
+				}
 			default:
-				return nil, fmt.Errorf("owners of application %s: %w", chunk[i], err)
+				return fmt.Errorf("%s %s: %w", what, chunk[i], err)
 			}
 		}
 	}
-	return owned, nil
+	return nil
 }
 
 func (d *GraphDirectory) application(a *graph.Application) domain.Application {

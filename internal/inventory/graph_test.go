@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,4 +317,43 @@ func TestIncrementalReadConnectionBesideRotationFromSimulator(t *testing.T) {
 	require.Equal(t, first.Manageable, res.Manageable)
 	_, err = b.store.GetApplication(t.Context(), org, foreign.ObjectID)
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestGraphDirectoryBatchReadsFromSimulator reads applications, their
+// owners and their certificates twenty to a $batch, across two batches,
+// with an object id Graph does not have among them: it is gone, not owned
+// and has no certificates, and the others read as Graph holds them.
+func TestGraphDirectoryBatchReadsFromSimulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a simulator")
+	}
+	t.Parallel()
+	dir, client, _ := simDirectory(t, "apps=25,tenants=1")
+	apps, err := client.ListApplications(graph.ListOptions{Top: 999}).Collect(t.Context())
+	require.NoError(t, err)
+	var ids []string
+	bulk := map[string]bool{}
+	for _, a := range apps {
+		ids = append(ids, a.ID)
+		bulk[a.ID] = strings.HasPrefix(a.DisplayName, "bulk-app-")
+	}
+	require.Greater(t, len(ids), graph.MaxBatchRequests, "two batches")
+	missing := uuid.NewString()
+	ids = append(ids[:3:3], append([]string{missing}, ids[3:]...)...)
+
+	found, gone, err := dir.(inventory.ChangeTracker).GetApplications(t.Context(), ids)
+	require.NoError(t, err)
+	require.Equal(t, []string{missing}, gone)
+	require.Len(t, found, len(ids)-1)
+
+	owned, err := dir.(inventory.OwnershipChecker).OwnsApplications(t.Context(), ids)
+	require.NoError(t, err)
+	require.False(t, owned[missing])
+	for id, isBulk := range bulk {
+		require.Equal(t, isBulk, owned[id], "the bulk seed makes the rotation identity own every bulk app (%s)", id)
+	}
+
+	certs, err := dir.(inventory.CertificateReader).ReadCertificates(t.Context(), ids)
+	require.NoError(t, err)
+	require.NotContains(t, certs, missing)
 }

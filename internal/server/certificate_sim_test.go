@@ -106,7 +106,7 @@ func (c certConns) Directory(org domain.OrgID, name string) (rotation.Directory,
 func TestSimCertificateRotation(t *testing.T) {
 	t.Parallel()
 	off := &clock.Offset{}
-	simLog := &lockedBuffer{}
+	simLog := &syncBuffer{}
 	r := newSimRig(t, simtest.Options{Seed: "apps=2,tenants=1,expiring=1h,replication=2s", Clock: off,
 		Logger: slog.New(slog.NewTextHandler(simLog, &slog.HandlerOptions{Level: slog.LevelDebug}))}, config.SimulatorRotation{})
 	app := r.owned()[0]
@@ -180,24 +180,6 @@ func TestSimCertificateRotation(t *testing.T) {
 	done, err := r.srv.store.GetRun(r.ctx, r.org, run2.ID)
 	require.NoError(t, err)
 	require.Equal(t, domain.RunDone, done.State)
-}
-
-// lockedBuffer is a log sink safe for the simulator's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func consumerSignsInWithPEM(t *testing.T, r *simRig, appID, pemData string) {

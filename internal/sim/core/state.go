@@ -3,7 +3,6 @@ package core
 import (
 	"crypto/sha256"
 	"crypto/x509"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -462,16 +461,7 @@ type Vault struct {
 
 // Grant adds permissions for the principal with the given object id.
 func (v *Vault) Grant(objectID string, perms ...SecretPermission) {
-	if v.Access == nil {
-		v.Access = map[string][]SecretPermission{}
-	}
-	have := v.Access[objectID]
-	for _, p := range perms {
-		if !slices.Contains(have, p) {
-			have = append(have, p)
-		}
-	}
-	v.Access[objectID] = have
+	grant(&v.Access, objectID, perms...)
 }
 
 // Revoke removes permissions from the principal; none left removes it.
@@ -559,13 +549,9 @@ func (w *World) Update(fn func()) {
 func (w *World) SetSecretPermissions(tenant, vault, objectID string, perms ...SecretPermission) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	t := w.TenantLocked(tenant)
-	if t == nil {
-		return fmt.Errorf("sim: tenant %q not found", tenant)
-	}
-	v := t.Vaults[vault]
-	if v == nil {
-		return fmt.Errorf("sim: tenant %s has no vault %q", t.Name, vault)
+	v, err := w.vaultLocked(tenant, vault)
+	if err != nil {
+		return err
 	}
 	v.Revoke(objectID, AllSecretPermissions...)
 	v.Grant(objectID, perms...)

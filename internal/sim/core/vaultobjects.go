@@ -260,31 +260,28 @@ func (w *World) vaultLocked(tenant, vault string) (*Vault, error) {
 
 // SetKeyPermissions replaces the principal's key permissions on the vault.
 func (w *World) SetKeyPermissions(tenant, vault, objectID string, perms ...KeyPermission) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	v, err := w.vaultLocked(tenant, vault)
-	if err != nil {
-		return err
-	}
-	delete(v.KeyAccess, objectID)
-	if len(perms) > 0 {
-		v.GrantKeys(objectID, perms...)
-	}
-	return nil
+	return setPermissions(w, tenant, vault, func(v *Vault) *map[string][]KeyPermission { return &v.KeyAccess }, objectID, perms)
 }
 
 // SetCertificatePermissions replaces the principal's certificate
 // permissions on the vault.
 func (w *World) SetCertificatePermissions(tenant, vault, objectID string, perms ...CertificatePermission) error {
+	return setPermissions(w, tenant, vault, func(v *Vault) *map[string][]CertificatePermission { return &v.CertificateAccess }, objectID, perms)
+}
+
+// setPermissions replaces the principal's entry in one of a vault's
+// access maps (access picks it); no permissions removes the entry.
+func setPermissions[P comparable](w *World, tenant, vault string, access func(*Vault) *map[string][]P, objectID string, perms []P) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	v, err := w.vaultLocked(tenant, vault)
 	if err != nil {
 		return err
 	}
-	delete(v.CertificateAccess, objectID)
+	m := access(v)
+	delete(*m, objectID)
 	if len(perms) > 0 {
-		v.GrantCertificates(objectID, perms...)
+		grant(m, objectID, perms...)
 	}
 	return nil
 }

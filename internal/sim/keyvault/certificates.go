@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -41,36 +39,18 @@ const (
 	ContentTypePKCS12 = "application/x-pkcs12"
 )
 
-// kvCertAttributes are a certificate version's attributes.
-type kvCertAttributes struct {
-	Enabled         bool   `json:"enabled"`
-	NotBefore       *int64 `json:"nbf,omitempty"`
-	Expires         *int64 `json:"exp,omitempty"`
-	Created         int64  `json:"created"`
-	Updated         int64  `json:"updated"`
-	RecoveryLevel   string `json:"recoveryLevel"`
-	RecoverableDays int    `json:"recoverableDays"`
-}
-
 // kvCertBundle is a CertificateBundle, a list item or a deleted certificate.
 type kvCertBundle struct {
-	ID                 string                  `json:"id"`
-	KID                string                  `json:"kid,omitempty"`
-	SID                string                  `json:"sid,omitempty"`
-	X5T                string                  `json:"x5t,omitempty"`
-	CER                string                  `json:"cer,omitempty"`
-	ContentType        string                  `json:"contentType,omitempty"`
-	Attributes         kvCertAttributes        `json:"attributes"`
-	Tags               map[string]string       `json:"tags,omitempty"`
-	Policy             *core.CertificatePolicy `json:"policy,omitempty"`
-	RecoveryID         string                  `json:"recoveryId,omitempty"`
-	DeletedDate        *int64                  `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64                  `json:"scheduledPurgeDate,omitempty"`
-}
-
-type kvCertList struct {
-	Value    []kvCertBundle `json:"value"`
-	NextLink *string        `json:"nextLink"`
+	ID          string                  `json:"id"`
+	KID         string                  `json:"kid,omitempty"`
+	SID         string                  `json:"sid,omitempty"`
+	X5T         string                  `json:"x5t,omitempty"`
+	CER         string                  `json:"cer,omitempty"`
+	ContentType string                  `json:"contentType,omitempty"`
+	Attributes  kvAttributes            `json:"attributes"`
+	Tags        map[string]string       `json:"tags,omitempty"`
+	Policy      *core.CertificatePolicy `json:"policy,omitempty"`
+	kvDeletedInfo
 }
 
 // kvCertOp is a CertificateOperation.
@@ -150,27 +130,14 @@ func (c *kvCall) routeCertificates(segs []string) {
 			op, need = func() { c.recoverCertificate(segs[1]) }, core.CertificateRecover
 		}
 	default:
-		c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
+		c.notServed()
 		return
 	}
-	if op == nil {
-		c.methodNotAllowed()
-		return
-	}
-	c.s.World().RLock()
-	ok := c.vault.AllowsCertificate(c.caller.ObjectID, need)
-	c.s.World().RUnlock()
-	if !ok {
-		c.forbiddenFor("certificates", string(need))
-		return
-	}
-	op()
+	dispatch(c, op, "certificates", need, c.vault.AllowsCertificate)
 }
 
 func notFoundCert(ref string) kvReply {
-	return kvErr(http.StatusNotFound, "CertificateNotFound", fmt.Sprintf(
-		"A certificate with (name/id) %s was not found in this key vault. If you recently deleted this certificate you may be able "+
-			"to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", ref), "")
+	return notFoundObject("CertificateNotFound", "certificate", ref)
 }
 
 func (c *kvCall) liveCert(name string) *core.VaultCertificate {
@@ -182,25 +149,30 @@ func (c *kvCall) liveCert(name string) *core.VaultCertificate {
 
 func (c *kvCall) deletedCert(name string, now time.Time) *core.VaultCertificate {
 	x := lookupFold(c.vault.Certificates, name)
-	if x == nil || !x.Deleted || !now.Before(x.DeletedAt.Add(kvRecoverableDays*24*time.Hour)) {
+	if x == nil || !recoverableAt(x.Deleted, x.DeletedAt, now) {
 		return nil
 	}
 	return x
 }
 
 func certVersion(x *core.VaultCertificate, version string) *core.CertificateVersion {
-	if len(x.Versions) == 0 {
-		return nil
+	return versionNamed(x.Versions, version, func(v *core.CertificateVersion) string { return v.Version })
+}
+
+// certAt is a live certificate and its version ("" the latest), or
+// CertificateNotFound.
+func (c *kvCall) certAt(name, version string) (*core.VaultCertificate, *core.CertificateVersion, *kvReply) {
+	x := c.liveCert(name)
+	if x == nil || len(x.Versions) == 0 {
+		rp := notFoundCert(name)
+		return nil, nil, &rp
 	}
-	if version == "" {
-		return x.Versions[len(x.Versions)-1]
+	v := certVersion(x, version)
+	if v == nil {
+		rp := notFoundCert(name + "/" + version)
+		return nil, nil, &rp
 	}
-	for _, v := range x.Versions {
-		if strings.EqualFold(v.Version, version) {
-			return v
-		}
-	}
-	return nil
+	return x, v, nil
 }
 
 // thumbprintOf is a certificate's SHA-1 thumbprint as Key Vault's x5t
@@ -210,12 +182,8 @@ func thumbprintOf(cert *x509.Certificate) string {
 	return b64u.EncodeToString(sum[:])
 }
 
-func (c *kvCall) certAttrs(v *core.CertificateVersion) kvCertAttributes {
-	return kvCertAttributes{
-		Enabled: v.Enabled, NotBefore: unixPtr(v.NotBefore), Expires: unixPtr(v.Expires),
-		Created: v.Created.Unix(), Updated: v.Updated.Unix(),
-		RecoveryLevel: kvRecoveryLevel, RecoverableDays: kvRecoverableDays,
-	}
+func (c *kvCall) certAttrs(v *core.CertificateVersion) kvAttributes {
+	return versionAttrs(v.Enabled, v.NotBefore, v.Expires, v.Created, v.Updated)
 }
 
 func (c *kvCall) policyOut(x *core.VaultCertificate) *core.CertificatePolicy {
@@ -258,9 +226,7 @@ func (c *kvCall) deletedCertBundle(x *core.VaultCertificate, item bool) kvCertBu
 	if item {
 		b = c.certItem(x, v, false)
 	}
-	b.RecoveryID = c.base + "/deletedcertificates/" + x.Name
-	d, p := x.DeletedAt.Unix(), x.DeletedAt.Add(kvRecoverableDays*24*time.Hour).Unix()
-	b.DeletedDate, b.ScheduledPurgeDate = &d, &p
+	b.kvDeletedInfo = c.deletedInfo("certificates", x.Name, x.DeletedAt)
 	return b
 }
 
@@ -776,13 +742,9 @@ func checkPair(chain []*x509.Certificate, signer crypto.Signer) ([]*x509.Certifi
 
 func (c *kvCall) getCertificate(name, version string) {
 	c.read(func(time.Time) kvReply {
-		x := c.liveCert(name)
-		if x == nil || len(x.Versions) == 0 {
-			return notFoundCert(name)
-		}
-		v := certVersion(x, version)
-		if v == nil {
-			return notFoundCert(name + "/" + version)
+		x, v, nf := c.certAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		return kvOK(http.StatusOK, c.certBundle(x, v))
 	})
@@ -861,13 +823,9 @@ func (c *kvCall) updateCertificate(name, version string) {
 		return
 	}
 	c.write(func(now time.Time) kvReply {
-		x := c.liveCert(name)
-		if x == nil || len(x.Versions) == 0 {
-			return notFoundCert(name)
-		}
-		v := certVersion(x, version)
-		if v == nil {
-			return notFoundCert(name + "/" + version)
+		x, v, nf := c.certAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		now = now.UTC()
 		if in.Tags != nil {
@@ -922,7 +880,7 @@ func (c *kvCall) getDeletedCertificate(name string) {
 	c.read(func(now time.Time) kvReply {
 		x := c.deletedCert(name, now)
 		if x == nil {
-			return kvErr(http.StatusNotFound, "CertificateNotFound", fmt.Sprintf("Deleted Certificate not found: %s", name), "")
+			return notFoundDeleted("CertificateNotFound", "Certificate", name)
 		}
 		return kvOK(http.StatusOK, c.deletedCertBundle(x, false))
 	})
@@ -932,7 +890,7 @@ func (c *kvCall) purgeCertificate(name string) {
 	c.write(func(now time.Time) kvReply {
 		x := c.deletedCert(name, now)
 		if x == nil {
-			return kvErr(http.StatusNotFound, "CertificateNotFound", fmt.Sprintf("Deleted Certificate not found: %s", name), "")
+			return notFoundDeleted("CertificateNotFound", "Certificate", name)
 		}
 		c.dropCertificate(x)
 		return kvReply{status: http.StatusNoContent, noBodyReply: true}
@@ -943,7 +901,7 @@ func (c *kvCall) recoverCertificate(name string) {
 	c.write(func(now time.Time) kvReply {
 		x := c.deletedCert(name, now)
 		if x == nil {
-			return kvErr(http.StatusNotFound, "CertificateNotFound", fmt.Sprintf("Deleted Certificate not found: %s", name), "")
+			return notFoundDeleted("CertificateNotFound", "Certificate", name)
 		}
 		x.Deleted, x.DeletedAt = false, time.Time{}
 		if k := lookupFold(c.vault.Keys, x.Name); k != nil && k.Managed {
@@ -958,66 +916,27 @@ func (c *kvCall) recoverCertificate(name string) {
 
 // listCertificates serves GET /certificates (or /deletedcertificates).
 func (c *kvCall) listCertificates(deleted bool) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	after, ok := c.skiptoken()
-	if !ok {
-		return
-	}
-	c.read(func(now time.Time) kvReply {
-		var names []string
-		for name, x := range c.vault.Certificates {
-			if len(x.Versions) == 0 {
-				continue
-			}
-			if (deleted && c.deletedCert(name, now) != nil) || (!deleted && !x.Deleted) {
-				names = append(names, name)
-			}
+	listByName(c, func(now time.Time) []string {
+		return sortedNames(c.vault.Certificates, func(name string, x *core.VaultCertificate) bool {
+			return len(x.Versions) > 0 && ((deleted && c.deletedCert(name, now) != nil) || (!deleted && !x.Deleted))
+		})
+	}, func(name string) (kvCertBundle, bool) {
+		x := c.vault.Certificates[name]
+		if deleted {
+			return c.deletedCertBundle(x, true), true
 		}
-		sort.Strings(names)
-		page, more := pageNames(names, after, n)
-		out := kvCertList{Value: make([]kvCertBundle, 0, len(page))}
-		for _, name := range page {
-			x := c.vault.Certificates[name]
-			if deleted {
-				out.Value = append(out.Value, c.deletedCertBundle(x, true))
-			} else {
-				out.Value = append(out.Value, c.certItem(x, x.Versions[len(x.Versions)-1], false))
-			}
-		}
-		if more {
-			out.NextLink = c.kvNextLink(kvSkiptoken(page[len(page)-1]), n)
-		}
-		return kvOK(http.StatusOK, out)
+		return c.certItem(x, x.Versions[len(x.Versions)-1], false), true
 	})
 }
 
 // listCertificateVersions serves GET /certificates/{name}/versions.
 func (c *kvCall) listCertificateVersions(name string) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	start, ok := c.indexToken()
-	if !ok {
-		return
-	}
-	c.read(func(time.Time) kvReply {
-		x := c.liveCert(name)
-		if x == nil || len(x.Versions) == 0 {
-			return notFoundCert(name)
+	var x *core.VaultCertificate
+	listVersionsOf(c, func() ([]*core.CertificateVersion, *kvReply) {
+		if x = c.liveCert(name); x == nil || len(x.Versions) == 0 {
+			rp := notFoundCert(name)
+			return nil, &rp
 		}
-		start := min(start, len(x.Versions))
-		end := min(start+n, len(x.Versions))
-		out := kvCertList{Value: make([]kvCertBundle, 0, end-start)}
-		for _, v := range x.Versions[start:end] {
-			out.Value = append(out.Value, c.certItem(x, v, true))
-		}
-		if end < len(x.Versions) {
-			out.NextLink = c.kvNextLink(kvSkiptoken(strconv.Itoa(end)), n)
-		}
-		return kvOK(http.StatusOK, out)
-	})
+		return x.Versions, nil
+	}, func(v *core.CertificateVersion) kvCertBundle { return c.certItem(x, v, true) })
 }

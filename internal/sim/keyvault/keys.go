@@ -11,8 +11,6 @@ import (
 	"math/big"
 	"net/http"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,16 +23,11 @@ import (
 // vault's access policy. A key's private half never leaves the simulator
 // through this API, as in Key Vault: get returns the public JSON Web Key.
 
-// kvKeyAttributes are a key version's attributes.
+// kvKeyAttributes are a key version's attributes: a version's, and
+// whether the key can be exported.
 type kvKeyAttributes struct {
-	Enabled         bool   `json:"enabled"`
-	NotBefore       *int64 `json:"nbf,omitempty"`
-	Expires         *int64 `json:"exp,omitempty"`
-	Created         int64  `json:"created"`
-	Updated         int64  `json:"updated"`
-	RecoveryLevel   string `json:"recoveryLevel"`
-	RecoverableDays int    `json:"recoverableDays"`
-	Exportable      bool   `json:"exportable"`
+	kvAttributes
+	Exportable bool `json:"exportable"`
 }
 
 // kvJWK is a public JSON Web Key as Key Vault returns it; byte fields are
@@ -52,19 +45,12 @@ type kvJWK struct {
 
 // kvKeyBundle is a KeyBundle, a key list item (kid, no key) or a deleted key.
 type kvKeyBundle struct {
-	Key                *kvJWK            `json:"key,omitempty"`
-	KID                string            `json:"kid,omitempty"`
-	Attributes         kvKeyAttributes   `json:"attributes"`
-	Tags               map[string]string `json:"tags,omitempty"`
-	Managed            bool              `json:"managed,omitempty"`
-	RecoveryID         string            `json:"recoveryId,omitempty"`
-	DeletedDate        *int64            `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64            `json:"scheduledPurgeDate,omitempty"`
-}
-
-type kvKeyList struct {
-	Value    []kvKeyBundle `json:"value"`
-	NextLink *string       `json:"nextLink"`
+	Key        *kvJWK            `json:"key,omitempty"`
+	KID        string            `json:"kid,omitempty"`
+	Attributes kvKeyAttributes   `json:"attributes"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	Managed    bool              `json:"managed,omitempty"`
+	kvDeletedInfo
 }
 
 // b64u is base64url without padding, Key Vault's encoding of bytes.
@@ -143,21 +129,10 @@ func (c *kvCall) routeKeys(segs []string) {
 			op, need = func() { c.recoverKey(segs[1]) }, core.KeyRecover
 		}
 	default:
-		c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
+		c.notServed()
 		return
 	}
-	if op == nil {
-		c.methodNotAllowed()
-		return
-	}
-	c.s.World().RLock()
-	ok := c.vault.AllowsKey(c.caller.ObjectID, need)
-	c.s.World().RUnlock()
-	if !ok {
-		c.forbiddenFor("keys", string(need))
-		return
-	}
-	op()
+	dispatch(c, op, "keys", need, c.vault.AllowsKey)
 }
 
 // forbiddenFor is Key Vault's access-policy refusal for an object kind
@@ -170,9 +145,7 @@ func (c *kvCall) forbiddenFor(kind, perm string) {
 }
 
 func notFoundKey(ref string) kvReply {
-	return kvErr(http.StatusNotFound, "KeyNotFound", fmt.Sprintf(
-		"A key with (name/id) %s was not found in this key vault. If you recently deleted this key you may be able "+
-			"to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", ref), "")
+	return notFoundObject("KeyNotFound", "key", ref)
 }
 
 // lookupFold finds name in m, exactly or ignoring case (Key Vault names
@@ -198,7 +171,7 @@ func (c *kvCall) liveKey(name string) *core.VaultKey {
 
 func (c *kvCall) deletedKey(name string, now time.Time) *core.VaultKey {
 	k := lookupFold(c.vault.Keys, name)
-	if k == nil || !k.Deleted || len(k.Versions) == 0 || !now.Before(k.DeletedAt.Add(kvRecoverableDays*24*time.Hour)) {
+	if k == nil || len(k.Versions) == 0 || !recoverableAt(k.Deleted, k.DeletedAt, now) {
 		return nil
 	}
 	return k
@@ -206,15 +179,22 @@ func (c *kvCall) deletedKey(name string, now time.Time) *core.VaultKey {
 
 // keyVersion finds a version; "" is the latest.
 func keyVersion(k *core.VaultKey, version string) *core.KeyVersion {
-	if version == "" {
-		return k.Versions[len(k.Versions)-1]
+	return versionNamed(k.Versions, version, func(v *core.KeyVersion) string { return v.Version })
+}
+
+// keyAt is a live key and its version ("" the latest), or KeyNotFound.
+func (c *kvCall) keyAt(name, version string) (*core.VaultKey, *core.KeyVersion, *kvReply) {
+	k := c.liveKey(name)
+	if k == nil {
+		rp := notFoundKey(name)
+		return nil, nil, &rp
 	}
-	for _, v := range k.Versions {
-		if strings.EqualFold(v.Version, version) {
-			return v
-		}
+	v := keyVersion(k, version)
+	if v == nil {
+		rp := notFoundKey(name + "/" + version)
+		return nil, nil, &rp
 	}
-	return nil
+	return k, v, nil
 }
 
 // publicJWK renders the public half of a key version.
@@ -247,9 +227,7 @@ func curveName(c elliptic.Curve) string {
 
 func (c *kvCall) keyAttrs(v *core.KeyVersion, managed bool) kvKeyAttributes {
 	return kvKeyAttributes{
-		Enabled: v.Enabled, NotBefore: unixPtr(v.NotBefore), Expires: unixPtr(v.Expires),
-		Created: v.Created.Unix(), Updated: v.Updated.Unix(),
-		RecoveryLevel: kvRecoveryLevel, RecoverableDays: kvRecoverableDays,
+		kvAttributes: versionAttrs(v.Enabled, v.NotBefore, v.Expires, v.Created, v.Updated),
 		// A certificate's key is exportable through its secret; a plain
 		// key never is.
 		Exportable: managed,
@@ -274,9 +252,7 @@ func (c *kvCall) deletedKeyBundle(k *core.VaultKey, item bool) kvKeyBundle {
 	if item {
 		b = c.keyItem(k, v, false)
 	}
-	b.RecoveryID = c.base + "/deletedkeys/" + k.Name
-	d, p := k.DeletedAt.Unix(), k.DeletedAt.Add(kvRecoverableDays*24*time.Hour).Unix()
-	b.DeletedDate, b.ScheduledPurgeDate = &d, &p
+	b.kvDeletedInfo = c.deletedInfo("keys", k.Name, k.DeletedAt)
 	return b
 }
 
@@ -335,29 +311,6 @@ func (c *kvCall) hsmRefusal(kty string) string {
 	return ""
 }
 
-type kvKeyAttrsIn struct {
-	Enabled   *bool  `json:"enabled"`
-	NotBefore *int64 `json:"nbf"`
-	Expires   *int64 `json:"exp"`
-}
-
-func applyKeyAttrs(v *core.KeyVersion, a *kvKeyAttrsIn) {
-	if a == nil {
-		return
-	}
-	if a.Enabled != nil {
-		v.Enabled = *a.Enabled
-	}
-	if a.NotBefore != nil {
-		t := time.Unix(*a.NotBefore, 0).UTC()
-		v.NotBefore = &t
-	}
-	if a.Expires != nil {
-		t := time.Unix(*a.Expires, 0).UTC()
-		v.Expires = &t
-	}
-}
-
 func (c *kvCall) validObjectName(kind, name string) bool {
 	if secretNameRE.MatchString(name) {
 		return true
@@ -377,7 +330,7 @@ func (c *kvCall) createKey(name string) {
 		KeySize *int              `json:"key_size"`
 		Crv     string            `json:"crv"`
 		KeyOps  []string          `json:"key_ops"`
-		Attrs   *kvKeyAttrsIn     `json:"attributes"`
+		Attrs   *kvAttrsIn        `json:"attributes"`
 		Tags    map[string]string `json:"tags"`
 	}
 	if !c.decode(&in) {
@@ -432,7 +385,7 @@ func (c *kvCall) createKey(name string) {
 		}
 		v := &core.KeyVersion{Version: newSecretVersion(), Kty: in.Kty, Signer: signer, KeyOps: ops,
 			Tags: copyTags(in.Tags), Enabled: true, Created: now, Updated: now}
-		applyKeyAttrs(v, in.Attrs)
+		in.Attrs.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		k.Versions = append(k.Versions, v)
 		c.s.Logger().Debug("keyvault: key created", "vault", c.vault.Name, "name", k.Name, "kty", v.Kty, "version", v.Version)
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
@@ -518,7 +471,7 @@ func (c *kvCall) importKey(name string) {
 	var in struct {
 		Key   *kvJWKIn          `json:"key"`
 		HSM   *bool             `json:"Hsm"`
-		Attrs *kvKeyAttrsIn     `json:"attributes"`
+		Attrs *kvAttrsIn        `json:"attributes"`
 		Tags  map[string]string `json:"tags"`
 	}
 	if !c.decode(&in) {
@@ -569,7 +522,7 @@ func (c *kvCall) importKey(name string) {
 		}
 		v := &core.KeyVersion{Version: newSecretVersion(), Kty: kty, Signer: signer, KeyOps: ops,
 			Tags: copyTags(in.Tags), Enabled: true, Created: now, Updated: now}
-		applyKeyAttrs(v, in.Attrs)
+		in.Attrs.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		k.Versions = append(k.Versions, v)
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
 	})
@@ -578,13 +531,9 @@ func (c *kvCall) importKey(name string) {
 // getKey serves GET /keys/{name}[/{version}]: the public key.
 func (c *kvCall) getKey(name, version string) {
 	c.read(func(time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
-		}
-		v := keyVersion(k, version)
-		if v == nil {
-			return notFoundKey(name + "/" + version)
+		k, v, nf := c.keyAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
 	})
@@ -594,20 +543,16 @@ func (c *kvCall) getKey(name, version string) {
 func (c *kvCall) updateKey(name, version string) {
 	var in struct {
 		KeyOps []string          `json:"key_ops"`
-		Attrs  *kvKeyAttrsIn     `json:"attributes"`
+		Attrs  *kvAttrsIn        `json:"attributes"`
 		Tags   map[string]string `json:"tags"`
 	}
 	if !c.decode(&in) {
 		return
 	}
 	c.write(func(now time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
-		}
-		v := keyVersion(k, version)
-		if v == nil {
-			return notFoundKey(name + "/" + version)
+		k, v, nf := c.keyAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		if in.KeyOps != nil {
 			v.KeyOps = slices.Clone(in.KeyOps)
@@ -615,7 +560,7 @@ func (c *kvCall) updateKey(name, version string) {
 		if in.Tags != nil {
 			v.Tags = copyTags(in.Tags)
 		}
-		applyKeyAttrs(v, in.Attrs)
+		in.Attrs.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		v.Updated = now.UTC()
 		return kvOK(http.StatusOK, c.keyBundle(k, v))
 	})
@@ -702,13 +647,9 @@ func (c *kvCall) signDigest(name, version string) {
 		return
 	}
 	c.read(func(now time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
-		}
-		v := keyVersion(k, version)
-		if v == nil {
-			return notFoundKey(name + "/" + version)
+		k, v, nf := c.keyAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		h, fam, refusal := usableFor("sign", v, in.Alg, digest, now)
 		if refusal != nil {
@@ -753,13 +694,9 @@ func (c *kvCall) verifyDigest(name, version string) {
 		return
 	}
 	c.read(func(now time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
-		}
-		v := keyVersion(k, version)
-		if v == nil {
-			return notFoundKey(name + "/" + version)
+		_, v, nf := c.keyAt(name, version)
+		if nf != nil {
+			return *nf
 		}
 		h, fam, refusal := usableFor("verify", v, in.Alg, digest, now)
 		if refusal != nil {
@@ -803,7 +740,7 @@ func (c *kvCall) getDeletedKey(name string) {
 	c.read(func(now time.Time) kvReply {
 		k := c.deletedKey(name, now)
 		if k == nil {
-			return kvErr(http.StatusNotFound, "KeyNotFound", fmt.Sprintf("Deleted Key not found: %s", name), "")
+			return notFoundDeleted("KeyNotFound", "Key", name)
 		}
 		return kvOK(http.StatusOK, c.deletedKeyBundle(k, false))
 	})
@@ -813,7 +750,7 @@ func (c *kvCall) purgeKey(name string) {
 	c.write(func(now time.Time) kvReply {
 		k := c.deletedKey(name, now)
 		if k == nil || k.Managed {
-			return kvErr(http.StatusNotFound, "KeyNotFound", fmt.Sprintf("Deleted Key not found: %s", name), "")
+			return notFoundDeleted("KeyNotFound", "Key", name)
 		}
 		delete(c.vault.Keys, k.Name)
 		return kvReply{status: http.StatusNoContent, noBodyReply: true}
@@ -824,107 +761,37 @@ func (c *kvCall) recoverKey(name string) {
 	c.write(func(now time.Time) kvReply {
 		k := c.deletedKey(name, now)
 		if k == nil || k.Managed {
-			return kvErr(http.StatusNotFound, "KeyNotFound", fmt.Sprintf("Deleted Key not found: %s", name), "")
+			return notFoundDeleted("KeyNotFound", "Key", name)
 		}
 		k.Deleted, k.DeletedAt = false, time.Time{}
 		return kvOK(http.StatusOK, c.keyBundle(k, k.Versions[len(k.Versions)-1]))
 	})
 }
 
-// pageNames returns the page of sorted names after the skiptoken "after"
-// and whether more follow.
-func pageNames(names []string, after string, n int) ([]string, bool) {
-	start := 0
-	if after != "" {
-		start = sort.SearchStrings(names, after)
-		if start < len(names) && names[start] == after {
-			start++
-		}
-	}
-	end := min(start+n, len(names))
-	return names[start:end], end < len(names)
-}
-
 // listKeys serves GET /keys (or /deletedkeys): items without key
 // material, in name order, paged.
 func (c *kvCall) listKeys(deleted bool) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	after, ok := c.skiptoken()
-	if !ok {
-		return
-	}
-	c.read(func(now time.Time) kvReply {
-		var names []string
-		for name, k := range c.vault.Keys {
-			if len(k.Versions) == 0 {
-				continue
-			}
-			if (deleted && c.deletedKey(name, now) != nil) || (!deleted && !k.Deleted) {
-				names = append(names, name)
-			}
+	listByName(c, func(now time.Time) []string {
+		return sortedNames(c.vault.Keys, func(name string, k *core.VaultKey) bool {
+			return len(k.Versions) > 0 && ((deleted && c.deletedKey(name, now) != nil) || (!deleted && !k.Deleted))
+		})
+	}, func(name string) (kvKeyBundle, bool) {
+		k := c.vault.Keys[name]
+		if deleted {
+			return c.deletedKeyBundle(k, true), true
 		}
-		sort.Strings(names)
-		page, more := pageNames(names, after, n)
-		out := kvKeyList{Value: make([]kvKeyBundle, 0, len(page))}
-		for _, name := range page {
-			k := c.vault.Keys[name]
-			if deleted {
-				out.Value = append(out.Value, c.deletedKeyBundle(k, true))
-			} else {
-				out.Value = append(out.Value, c.keyItem(k, k.Versions[len(k.Versions)-1], false))
-			}
-		}
-		if more {
-			out.NextLink = c.kvNextLink(kvSkiptoken(page[len(page)-1]), n)
-		}
-		return kvOK(http.StatusOK, out)
+		return c.keyItem(k, k.Versions[len(k.Versions)-1], false), true
 	})
 }
 
 // listKeyVersions serves GET /keys/{name}/versions in creation order.
 func (c *kvCall) listKeyVersions(name string) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	start, ok := c.indexToken()
-	if !ok {
-		return
-	}
-	c.read(func(time.Time) kvReply {
-		k := c.liveKey(name)
-		if k == nil {
-			return notFoundKey(name)
+	var k *core.VaultKey
+	listVersionsOf(c, func() ([]*core.KeyVersion, *kvReply) {
+		if k = c.liveKey(name); k == nil {
+			rp := notFoundKey(name)
+			return nil, &rp
 		}
-		start := min(start, len(k.Versions))
-		end := min(start+n, len(k.Versions))
-		out := kvKeyList{Value: make([]kvKeyBundle, 0, end-start)}
-		for _, v := range k.Versions[start:end] {
-			out.Value = append(out.Value, c.keyItem(k, v, true))
-		}
-		if end < len(k.Versions) {
-			out.NextLink = c.kvNextLink(kvSkiptoken(strconv.Itoa(end)), n)
-		}
-		return kvOK(http.StatusOK, out)
-	})
-}
-
-// indexToken reads a version list's skiptoken (the next index).
-func (c *kvCall) indexToken() (int, bool) {
-	tok, ok := c.skiptoken()
-	if !ok {
-		return 0, false
-	}
-	if tok == "" {
-		return 0, true
-	}
-	i, err := strconv.Atoi(tok)
-	if err != nil || i < 0 {
-		c.fail(http.StatusBadRequest, "BadParameter", "The $skiptoken is not valid.", "")
-		return 0, false
-	}
-	return i, true
+		return k.Versions, nil
+	}, func(v *core.KeyVersion) kvKeyBundle { return c.keyItem(k, v, true) })
 }

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,17 +81,6 @@ type kvInner struct {
 	Code string `json:"code"`
 }
 
-// kvAttributes are a secret version's attributes, times in Unix seconds.
-type kvAttributes struct {
-	Enabled         bool   `json:"enabled"`
-	NotBefore       *int64 `json:"nbf,omitempty"`
-	Expires         *int64 `json:"exp,omitempty"`
-	Created         int64  `json:"created"`
-	Updated         int64  `json:"updated"`
-	RecoveryLevel   string `json:"recoveryLevel"`
-	RecoverableDays int    `json:"recoverableDays"`
-}
-
 // kvBundle is a SecretBundle, a list item (no value) or a deleted secret.
 type kvBundle struct {
 	Value       *string           `json:"value,omitempty"`
@@ -101,16 +89,9 @@ type kvBundle struct {
 	Tags        map[string]string `json:"tags,omitempty"`
 	Attributes  kvAttributes      `json:"attributes"`
 	// KID and Managed mark the secret backing a certificate.
-	KID                string `json:"kid,omitempty"`
-	Managed            bool   `json:"managed,omitempty"`
-	RecoveryID         string `json:"recoveryId,omitempty"`
-	DeletedDate        *int64 `json:"deletedDate,omitempty"`
-	ScheduledPurgeDate *int64 `json:"scheduledPurgeDate,omitempty"`
-}
-
-type kvList struct {
-	Value    []kvBundle `json:"value"`
-	NextLink *string    `json:"nextLink"`
+	KID     string `json:"kid,omitempty"`
+	Managed bool   `json:"managed,omitempty"`
+	kvDeletedInfo
 }
 
 // kvCall is one Key Vault request for one vault.
@@ -324,34 +305,35 @@ func (c *kvCall) route() {
 			op, need = func() { c.recoverSecret(segs[1]) }, core.SecretRecover
 		}
 	default:
-		c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
+		c.notServed()
 		return
 	}
+	dispatch(c, op, "secrets", need, c.vault.Allows)
+}
+
+// notServed is the answer for a path the simulated Key Vault does not
+// serve.
+func (c *kvCall) notServed() {
+	c.fail(http.StatusNotFound, "NotFound", fmt.Sprintf("The path %s is not served by the simulated Key Vault.", c.r.URL.Path), "")
+}
+
+// dispatch runs op, the operation a route found (nil: the path exists but
+// not for this method), if the caller holds need, the permission of kind
+// ("secrets", "keys", "certificates") it takes; allows reads the vault's
+// access policy under the world lock.
+func dispatch[P ~string](c *kvCall, op func(), kind string, need P, allows func(objectID string, p P) bool) {
 	if op == nil {
 		c.methodNotAllowed()
 		return
 	}
-	if !c.allowed(need) {
-		c.forbidden(need)
+	c.s.World().RLock()
+	ok := allows(c.caller.ObjectID, need)
+	c.s.World().RUnlock()
+	if !ok {
+		c.forbiddenFor(kind, string(need))
 		return
 	}
 	op()
-}
-
-// allowed reports whether the caller holds perm on this vault.
-func (c *kvCall) allowed(perm core.SecretPermission) bool {
-	c.s.World().RLock()
-	defer c.s.World().RUnlock()
-	return c.vault.Allows(c.caller.ObjectID, perm)
-}
-
-// forbidden is Key Vault's access-policy refusal, naming the principal as
-// Key Vault does (appid, oid, issuer) and the permission it lacks.
-func (c *kvCall) forbidden(perm core.SecretPermission) {
-	c.fail(http.StatusForbidden, "Forbidden", fmt.Sprintf(
-		"The user, group or application 'appid=%s;oid=%s;iss=%s' does not have secrets %s permission on key vault '%s;location=%s'. "+
-			"For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287",
-		c.caller.AppID, c.caller.ObjectID, core.StsIssuer(c.caller.TenantID), perm, c.vault.Name, kvLocation), "AccessDenied")
 }
 
 // kvReply is an answer computed under the world lock and written after.
@@ -404,23 +386,13 @@ func (c *kvCall) write(fn func(now time.Time) kvReply) {
 
 // notFound is Key Vault's SecretNotFound.
 func notFoundSecret(ref string) kvReply {
-	return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf(
-		"A secret with (name/id) %s was not found in this key vault. If you recently deleted this secret you may be able "+
-			"to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182", ref), "")
+	return notFoundObject("SecretNotFound", "secret", ref)
 }
 
 // lookup finds a secret by name; Key Vault names are case-insensitive.
 // Callers hold the world lock.
 func (c *kvCall) lookup(name string) *core.VaultSecret {
-	if s := c.vault.Secrets[name]; s != nil {
-		return s
-	}
-	for n, s := range c.vault.Secrets {
-		if strings.EqualFold(n, name) {
-			return s
-		}
-	}
-	return nil
+	return lookupFold(c.vault.Secrets, name)
 }
 
 // live finds a secret that is not deleted.
@@ -434,41 +406,14 @@ func (c *kvCall) live(name string) *core.VaultSecret {
 // deleted finds a soft-deleted secret still within its retention.
 func (c *kvCall) deleted(name string, now time.Time) *core.VaultSecret {
 	s := c.lookup(name)
-	if s == nil || !s.Deleted || len(s.Versions) == 0 || !now.Before(purgeDate(s)) {
+	if s == nil || len(s.Versions) == 0 || !recoverableAt(s.Deleted, s.DeletedAt, now) {
 		return nil
 	}
 	return s
 }
 
-func purgeDate(s *core.VaultSecret) time.Time {
-	return s.DeletedAt.Add(kvRecoverableDays * 24 * time.Hour)
-}
-
-func unixPtr(t *time.Time) *int64 {
-	if t == nil {
-		return nil
-	}
-	u := t.Unix()
-	return &u
-}
-
 func (c *kvCall) attrs(v *core.SecretVersion) kvAttributes {
-	return kvAttributes{
-		Enabled: v.Enabled, NotBefore: unixPtr(v.NotBefore), Expires: unixPtr(v.Expires),
-		Created: v.Created.Unix(), Updated: v.Updated.Unix(),
-		RecoveryLevel: kvRecoveryLevel, RecoverableDays: kvRecoverableDays,
-	}
-}
-
-func copyTags(t map[string]string) map[string]string {
-	if len(t) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(t))
-	for k, v := range t {
-		out[k] = v
-	}
-	return out
+	return versionAttrs(v.Enabled, v.NotBefore, v.Expires, v.Created, v.Updated)
 }
 
 // bundle renders a version; withValue only for set and get.
@@ -490,17 +435,8 @@ func (c *kvCall) bundle(s *core.VaultSecret, v *core.SecretVersion, withValue bo
 // deletedBundle renders a soft-deleted secret (its latest version).
 func (c *kvCall) deletedBundle(s *core.VaultSecret) kvBundle {
 	b := c.bundle(s, s.Versions[len(s.Versions)-1], false)
-	b.RecoveryID = c.base + "/deletedsecrets/" + s.Name
-	d, p := s.DeletedAt.Unix(), purgeDate(s).Unix()
-	b.DeletedDate, b.ScheduledPurgeDate = &d, &p
+	b.kvDeletedInfo = c.deletedInfo("secrets", s.Name, s.DeletedAt)
 	return b
-}
-
-// kvAttrsIn are attributes as clients send them.
-type kvAttrsIn struct {
-	Enabled   *bool  `json:"enabled"`
-	NotBefore *int64 `json:"nbf"`
-	Expires   *int64 `json:"exp"`
 }
 
 type kvSetIn struct {
@@ -547,23 +483,6 @@ func newSecretVersion() string {
 	return hex.EncodeToString(b[:])
 }
 
-func applyAttrs(v *core.SecretVersion, a *kvAttrsIn) {
-	if a == nil {
-		return
-	}
-	if a.Enabled != nil {
-		v.Enabled = *a.Enabled
-	}
-	if a.NotBefore != nil {
-		t := time.Unix(*a.NotBefore, 0).UTC()
-		v.NotBefore = &t
-	}
-	if a.Expires != nil {
-		t := time.Unix(*a.Expires, 0).UTC()
-		v.Expires = &t
-	}
-}
-
 // setSecret serves PUT /secrets/{name}: a new version, latest from now on.
 func (c *kvCall) setSecret(name string) {
 	if !c.validName(name) {
@@ -588,7 +507,7 @@ func (c *kvCall) setSecret(name string) {
 		now = now.UTC()
 		s := c.lookup(name)
 		if s != nil && s.Deleted {
-			if now.Before(purgeDate(s)) {
+			if now.Before(purgeAt(s.DeletedAt)) {
 				return kvErr(http.StatusConflict, "Conflict", fmt.Sprintf("Secret %s is currently in a deleted but recoverable state, "+
 					"and its name cannot be reused; in this state, the secret can only be recovered or purged.", s.Name), "ObjectIsDeletedButRecoverable")
 			}
@@ -612,7 +531,7 @@ func (c *kvCall) setSecret(name string) {
 		if in.ContentType != nil {
 			v.ContentType = *in.ContentType
 		}
-		applyAttrs(v, in.Attributes)
+		in.Attributes.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		s.Versions = append(s.Versions, v)
 		c.s.RecordConsumer("keyvault", strings.TrimSuffix(c.vault.URL, "/")+"/secrets/"+s.Name, "", v.Value)
 		c.s.Logger().Debug("keyvault: secret set", "vault", c.vault.Name, "name", s.Name, "version", v.Version)
@@ -689,7 +608,7 @@ func (c *kvCall) updateSecret(name, version string) {
 		if in.Tags != nil {
 			v.Tags = copyTags(in.Tags)
 		}
-		applyAttrs(v, in.Attributes)
+		in.Attributes.applyTo(&v.Enabled, &v.NotBefore, &v.Expires)
 		v.Updated = now.UTC()
 		return kvOK(http.StatusOK, c.bundle(s, v, false))
 	})
@@ -722,7 +641,7 @@ func (c *kvCall) getDeleted(name string) {
 	c.read(func(now time.Time) kvReply {
 		s := c.deleted(name, now)
 		if s == nil {
-			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
+			return notFoundDeleted("SecretNotFound", "Secret", name)
 		}
 		return kvOK(http.StatusOK, c.deletedBundle(s))
 	})
@@ -733,7 +652,7 @@ func (c *kvCall) purge(name string) {
 	c.write(func(now time.Time) kvReply {
 		s := c.deleted(name, now)
 		if s == nil {
-			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
+			return notFoundDeleted("SecretNotFound", "Secret", name)
 		}
 		if s.Managed {
 			return managedSecret("purge", s.Name)
@@ -749,7 +668,7 @@ func (c *kvCall) recoverSecret(name string) {
 	c.write(func(now time.Time) kvReply {
 		s := c.deleted(name, now)
 		if s == nil {
-			return kvErr(http.StatusNotFound, "SecretNotFound", fmt.Sprintf("Deleted Secret not found: %s", name), "")
+			return notFoundDeleted("SecretNotFound", "Secret", name)
 		}
 		if s.Managed {
 			return managedSecret("recover", s.Name)
@@ -805,93 +724,38 @@ func (c *kvCall) kvNextLink(token string, n int) *string {
 // listSecrets serves GET /secrets (or /deletedsecrets): items without
 // values, in name order, paged.
 func (c *kvCall) listSecrets(deleted bool) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	after, ok := c.skiptoken()
-	if !ok {
-		return
-	}
-	c.read(func(now time.Time) kvReply {
-		var names []string
+	listByName(c, func(now time.Time) []string {
 		if deleted {
-			for name := range c.vault.Secrets {
-				if c.deleted(name, now) != nil {
-					names = append(names, name)
-				}
-			}
-			sort.Strings(names)
+			return sortedNames(c.vault.Secrets, func(name string, _ *core.VaultSecret) bool { return c.deleted(name, now) != nil })
+		}
+		return c.vault.SortedSecretNames()
+	}, func(name string) (kvBundle, bool) {
+		s := c.vault.Secrets[name]
+		if len(s.Versions) == 0 {
+			return kvBundle{}, false
+		}
+		var item kvBundle
+		if deleted {
+			// A deleted-secret item names the secret without a version
+			// (its recoveryId is the deletedsecrets URL), as Key Vault's
+			// list does.
+			item = c.deletedBundle(s)
 		} else {
-			names = c.vault.SortedSecretNames()
+			item = c.bundle(s, s.Versions[len(s.Versions)-1], false)
 		}
-		start := 0
-		if after != "" {
-			start = sort.SearchStrings(names, after)
-			if start < len(names) && names[start] == after {
-				start++
-			}
-		}
-		end := min(start+n, len(names))
-		out := kvList{Value: make([]kvBundle, 0, end-start)}
-		for _, name := range names[start:end] {
-			s := c.vault.Secrets[name]
-			if len(s.Versions) == 0 {
-				continue
-			}
-			var item kvBundle
-			if deleted {
-				// A deleted-secret item names the secret without a version
-				// (its recoveryId is the deletedsecrets URL), as Key Vault's
-				// list does.
-				item = c.deletedBundle(s)
-				item.ID = c.base + "/secrets/" + s.Name
-			} else {
-				item = c.bundle(s, s.Versions[len(s.Versions)-1], false)
-				item.ID = c.base + "/secrets/" + s.Name
-			}
-			out.Value = append(out.Value, item)
-		}
-		if end < len(names) {
-			out.NextLink = c.kvNextLink(kvSkiptoken(names[end-1]), n)
-		}
-		return kvOK(http.StatusOK, out)
+		item.ID = c.base + "/secrets/" + s.Name
+		return item, true
 	})
 }
 
 // listVersions serves GET /secrets/{name}/versions in creation order.
 func (c *kvCall) listVersions(name string) {
-	n, ok := c.maxResults()
-	if !ok {
-		return
-	}
-	tok, ok := c.skiptoken()
-	if !ok {
-		return
-	}
-	start := 0
-	if tok != "" {
-		i, err := strconv.Atoi(tok)
-		if err != nil || i < 0 {
-			c.fail(http.StatusBadRequest, "BadParameter", "The $skiptoken is not valid.", "")
-			return
+	var s *core.VaultSecret
+	listVersionsOf(c, func() ([]*core.SecretVersion, *kvReply) {
+		if s = c.live(name); s == nil {
+			rp := notFoundSecret(name)
+			return nil, &rp
 		}
-		start = i
-	}
-	c.read(func(time.Time) kvReply {
-		s := c.live(name)
-		if s == nil {
-			return notFoundSecret(name)
-		}
-		start := min(start, len(s.Versions))
-		end := min(start+n, len(s.Versions))
-		out := kvList{Value: make([]kvBundle, 0, end-start)}
-		for _, v := range s.Versions[start:end] {
-			out.Value = append(out.Value, c.bundle(s, v, false))
-		}
-		if end < len(s.Versions) {
-			out.NextLink = c.kvNextLink(kvSkiptoken(strconv.Itoa(end)), n)
-		}
-		return kvOK(http.StatusOK, out)
-	})
+		return s.Versions, nil
+	}, func(v *core.SecretVersion) kvBundle { return c.bundle(s, v, false) })
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotor-dev/rotor/internal/certgen"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
@@ -29,7 +30,8 @@ import (
 )
 
 // testCertificate is a self-signed RSA client certificate made with
-// crypto/x509, as certificate material reaches a sink.
+// crypto/x509, as certificate material reaches a sink: with the PKCS#12
+// blob internal/certgen makes.
 func testCertificate(t *testing.T, key *rsa.PrivateKey, cn string, notBefore time.Time) *sink.Certificate {
 	t.Helper()
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 100))
@@ -43,7 +45,9 @@ func testCertificate(t *testing.T, key *rsa.PrivateKey, cn string, notBefore tim
 	require.NoError(t, err)
 	cert, err := x509.ParseCertificate(der)
 	require.NoError(t, err)
-	return &sink.Certificate{Chain: []*x509.Certificate{cert}, Key: sink.NewPrivateKey(key)}
+	pfx, err := certgen.PKCS12(cert, key)
+	require.NoError(t, err)
+	return &sink.Certificate{Chain: []*x509.Certificate{cert}, Key: sink.NewPrivateKey(key), PKCS12: pfx}
 }
 
 func certDelivery(app domain.Application, keyID string, c *sink.Certificate) sink.Delivery {
@@ -180,7 +184,7 @@ func TestDeliverCertificateAsKeyVaultCertificateSim(t *testing.T) {
 	require.Equal(t, c1.Chain[0].Raw, got.CER)
 	require.Equal(t, ManagedByRotor, *got.Tags[TagManagedBy])
 	require.Equal(t, "key-1", *got.Tags[TagKeyID])
-	require.Equal(t, Thumbprint(c1.Chain[0]), *got.Tags[TagThumbprint])
+	require.Equal(t, sink.Thumbprint(c1.Chain[0]), *got.Tags[TagThumbprint])
 	require.Equal(t, ContentTypePEM, *got.Policy.SecretProperties.ContentType)
 	require.Equal(t, res.Location, string(*got.ID))
 
@@ -221,7 +225,7 @@ func TestDeliverCertificateAsKeyVaultCertificateSim(t *testing.T) {
 	require.Equal(t, app.AppID, no.OwnerAppID)
 
 	foreign := testCertificate(t, simtest.RSAKey(1), "team-x", time.Now())
-	pem, err := EncodePEM(foreign)
+	pem, err := foreign.PEM()
 	require.NoError(t, err)
 	_, err = admin.ImportCertificate(ctx, "team-x-tls", azcertificates.ImportCertificateParameters{
 		Base64EncodedCertificate: to.Ptr(pem.Reveal()), Tags: map[string]*string{"owner": to.Ptr("team-x")}}, nil)

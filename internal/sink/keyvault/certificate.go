@@ -1,27 +1,18 @@
 package keyvault
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"crypto"
-	"crypto/sha1" //nolint:gosec // a certificate's thumbprint is SHA-1 by definition
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
-	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/rotor-dev/rotor/internal/secret"
 	"github.com/rotor-dev/rotor/internal/sink"
@@ -71,43 +62,6 @@ func checkCertificate(c *sink.Certificate) error {
 	return nil
 }
 
-// Thumbprint is the hex SHA-1 thumbprint of a certificate, upper case, as
-// Entra and the Azure portal show it.
-func Thumbprint(cert *x509.Certificate) string {
-	sum := sha1.Sum(cert.Raw) //nolint:gosec // thumbprints are SHA-1
-	return strings.ToUpper(hex.EncodeToString(sum[:]))
-}
-
-// EncodePEM is a certificate as Key Vault stores a certificate's secret in
-// PEM: the private key as PKCS#8, then the chain, leaf first.
-func EncodePEM(c *sink.Certificate) (secret.Value, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(c.Key.Signer())
-	if err != nil {
-		return secret.Value{}, fmt.Errorf("the private key cannot be encoded as PKCS#8: %w", err)
-	}
-	var b bytes.Buffer
-	_ = pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	for _, cert := range c.Chain {
-		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	}
-	return secret.New(b.String()), nil
-}
-
-// EncodePKCS12 is a certificate as Key Vault stores a certificate's secret
-// in PKCS#12: a password-less PFX in standard base64. It is built here
-// from the chain and key rather than taken from Certificate.PKCS12,
-// because readers differ in what they open: the legacy algorithms (3DES,
-// SHA-1 MAC) are the ones every reader, Go's x/crypto/pkcs12 and so
-// azidentity.ParseCertificates included, can decrypt; a modern
-// (AES, SHA-256 MAC) PFX is refused by it.
-func EncodePKCS12(c *sink.Certificate) (secret.Value, error) {
-	pfx, err := pkcs12.LegacyDES.Encode(c.Key.Signer(), c.Chain[0], c.Chain[1:], "")
-	if err != nil {
-		return secret.Value{}, fmt.Errorf("the certificate cannot be encoded as PKCS#12: %w", err)
-	}
-	return secret.New(base64.StdEncoding.EncodeToString(pfx)), nil
-}
-
 // formatContentType is the content type of a certificate in format.
 func formatContentType(format string) string {
 	if format == FormatPKCS12 {
@@ -116,12 +70,16 @@ func formatContentType(format string) string {
 	return ContentTypePEM
 }
 
-// encodeCertificate renders c in format.
+// encodeCertificate renders c in format, with the encoders every sink
+// shares: PEM is the PKCS#8 key, then the chain, leaf first; PKCS#12 is the
+// generator's password-less blob (internal/certgen makes it with the legacy
+// 3DES/SHA-1 algorithms azidentity.ParseCertificates opens) in standard
+// base64.
 func encodeCertificate(c *sink.Certificate, format string) (secret.Value, error) {
 	if format == FormatPKCS12 {
-		return EncodePKCS12(c)
+		return c.Encode(sink.FormatPKCS12)
 	}
-	return EncodePEM(c)
+	return c.PEM()
 }
 
 // secretValue is what a secret-mode delivery writes and its content type:
@@ -143,82 +101,26 @@ func (s *Sink) secretValue(m sink.Material) (string, string, error) {
 	return v.Reveal(), ct, nil // the one place a certificate's key leaves rotor
 }
 
-// certVersion is one certificate version's properties as the list gives them.
-type certVersion struct {
-	id               string
-	created, updated time.Time
-	enabled          bool
-	tags             map[string]string
-	thumbprint       string
-}
-
 // getCert reads the certificate's versions: the latest one's properties
 // and every version's rotor-key-id. A missing certificate is not an error.
 func (s *Sink) getCert(ctx context.Context) (current, error) {
-	var latest *certVersion
-	ever := map[string]bool{}
-	pager := s.certs.NewListCertificatePropertiesVersionsPager(s.name, nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			var re *azcore.ResponseError
-			if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-				return current{}, nil
-			}
-			return current{}, s.classify("list", err, "")
-		}
-		for _, p := range page.Value {
-			if p == nil {
-				continue
-			}
-			v := &certVersion{enabled: true, tags: map[string]string{}}
-			if p.ID != nil {
-				v.id = string(*p.ID)
-			}
-			if a := p.Attributes; a != nil {
-				v.created, v.updated = derefTime(a.Created), derefTime(a.Updated)
-				if a.Enabled != nil {
-					v.enabled = *a.Enabled
-				}
-			}
-			for k, t := range p.Tags {
-				if t != nil {
-					v.tags[k] = *t
-				}
-			}
-			if len(p.X509Thumbprint) > 0 {
-				v.thumbprint = strings.ToUpper(hex.EncodeToString(p.X509Thumbprint))
-			}
-			if k := v.tags[TagKeyID]; k != "" {
-				ever[strings.ToLower(k)] = true
-			}
-			if latest == nil || newerCert(v, latest) {
-				latest = v
-			}
-		}
-	}
-	if latest == nil {
-		return current{}, nil
-	}
-	return current{exists: true, id: latest.id, enabled: latest.enabled, tags: latest.tags, everKeyIDs: ever, thumbprint: latest.thumbprint}, nil
+	return latestOf(ctx, s, s.certs.NewListCertificatePropertiesVersionsPager(s.name, nil),
+		func(r azcertificates.ListCertificatePropertiesVersionsResponse) []*azcertificates.CertificateProperties {
+			return r.Value
+		},
+		certificateVersion)
 }
 
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
+// certificateVersion is p as a version.
+func certificateVersion(p *azcertificates.CertificateProperties) version {
+	v := version{id: derefID(p.ID), enabled: true, tags: strs(p.Tags)}
+	if a := p.Attributes; a != nil {
+		v.created, v.updated, v.enabled = derefTime(a.Created), derefTime(a.Updated), derefBool(a.Enabled, true)
 	}
-	return *t
-}
-
-// newerCert orders versions as newer does for secrets.
-func newerCert(a, b *certVersion) bool {
-	if c := a.created.Compare(b.created); c != 0 {
-		return c > 0
+	if len(p.X509Thumbprint) > 0 {
+		v.thumbprint = strings.ToUpper(hex.EncodeToString(p.X509Thumbprint))
 	}
-	if c := a.updated.Compare(b.updated); c != 0 {
-		return c > 0
-	}
-	return a.id > b.id
+	return v
 }
 
 // deliverCertificate imports d's certificate as a new version of the Key
@@ -242,25 +144,15 @@ func (s *Sink) deliverCertificate(ctx context.Context, d sink.Delivery) (sink.Re
 	if err := checkCertificate(c); err != nil {
 		return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: delivery of key %s: %w", s.Describe(), d.KeyID, err))
 	}
-	thumb := Thumbprint(c.Chain[0])
+	thumb := sink.Thumbprint(c.Chain[0])
 
-	cur, err := s.getCert(ctx)
+	cur, note, err := s.prepare(ctx, d.KeyID)
 	if err != nil {
 		return sink.Result{}, err
 	}
-	var note string
-	if !cur.exists {
-		if cur, note, err = s.recoverOwnCert(ctx); err != nil {
-			return sink.Result{}, err
-		}
-	}
-	note = s.recoveryNote(d.KeyID, note)
 	fail := func(err error) (sink.Result, error) {
 		s.rememberRecovery(d.KeyID, note)
 		return sink.Result{}, err
-	}
-	if err := s.writable(cur); err != nil {
-		return fail(err)
 	}
 	if cur.exists && cur.enabled && cur.thumbprint == thumb && cur.tags[TagManagedBy] == ManagedByRotor &&
 		strings.EqualFold(cur.tags[TagAppID], d.App.AppID) {
@@ -316,50 +208,17 @@ func lastForeignTag(tags map[string]*string) string {
 // findDeletedCert looks for a soft-deleted certificate of the sink's name
 // in the vault's deleted list (certificates list permission).
 func (s *Sink) findDeletedCert(ctx context.Context) (deletedSecret, error) {
-	pager := s.certs.NewListDeletedCertificatePropertiesPager(nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return deletedSecret{}, s.classify(opListDeleted, err, "")
-		}
-		for _, p := range page.Value {
-			if p == nil || !strings.EqualFold(deletedCertName(p), s.name) {
-				continue
+	return findDeletedIn(ctx, s, s.certs.NewListDeletedCertificatePropertiesPager(nil),
+		func(r azcertificates.ListDeletedCertificatePropertiesResponse) []*azcertificates.DeletedCertificateProperties {
+			return r.Value
+		},
+		func(p *azcertificates.DeletedCertificateProperties) deletedSecret {
+			return deletedSecret{
+				name: deletedName("certificates", (*string)(p.ID), p.RecoveryID), id: derefID(p.ID),
+				enabled: p.Attributes == nil || derefBool(p.Attributes.Enabled, true), tags: strs(p.Tags),
+				deleted: derefTime(p.DeletedDate), purge: derefTime(p.ScheduledPurgeDate),
 			}
-			d := deletedSecret{found: true, enabled: true, tags: map[string]string{}}
-			if p.ID != nil {
-				d.id = string(*p.ID)
-			}
-			if p.Attributes != nil && p.Attributes.Enabled != nil {
-				d.enabled = *p.Attributes.Enabled
-			}
-			for k, v := range p.Tags {
-				if v != nil {
-					d.tags[k] = *v
-				}
-			}
-			d.deleted, d.purge = derefTime(p.DeletedDate), derefTime(p.ScheduledPurgeDate)
-			return d, nil
-		}
-	}
-	return deletedSecret{}, nil
-}
-
-func deletedCertName(p *azcertificates.DeletedCertificateProperties) string {
-	for _, raw := range []*string{(*string)(p.ID), p.RecoveryID} {
-		if raw == nil {
-			continue
-		}
-		u, err := url.Parse(*raw)
-		if err != nil {
-			continue
-		}
-		segs := strings.Split(strings.Trim(u.Path, "/"), "/")
-		if len(segs) >= 2 && (segs[0] == "certificates" || segs[0] == "deletedcertificates") && segs[1] != "" {
-			return segs[1]
-		}
-	}
-	return ""
+		})
 }
 
 // recoverOwnCert is recoverOwn for certificates.
@@ -381,56 +240,5 @@ func (s *Sink) recoverOwnCert(ctx context.Context) (current, string, error) {
 	if err != nil {
 		return current{}, "", err
 	}
-	note := "recovered rotor's soft-deleted certificate first"
-	if !d.deleted.IsZero() {
-		note += fmt.Sprintf(" (deleted %s)", d.deleted.UTC().Format(time.RFC3339))
-	}
-	return cur, note, nil
-}
-
-// validateCertificate is Validate for as: certificate.
-func (s *Sink) validateCertificate(ctx context.Context) sink.Validation {
-	cur, err := s.getCert(ctx)
-	if err != nil {
-		return sink.FromError(err, "")
-	}
-	if err := s.writable(cur); err != nil {
-		return sink.Failed("", err)
-	}
-	if !cur.exists {
-		d, err := s.findDeletedCert(ctx)
-		if err != nil {
-			return sink.FromError(err, "")
-		}
-		if d.found {
-			if err := s.recoverable(d); err != nil {
-				return sink.Failed("", err)
-			}
-			return sink.Ready(fmt.Sprintf("%s is soft-deleted and is rotor's; rotor recovers it and then imports the new certificate, "+
-				"which needs the certificates recover permission besides get, list and import", s.Describe()))
-		}
-		return sink.Ready(fmt.Sprintf("%s does not exist yet; rotor will import it (listing works; the permission to import shows at the first write)", s.Describe()))
-	}
-	if cur.tags[TagManagedBy] != ManagedByRotor {
-		return sink.Ready(fmt.Sprintf("%s is not managed by rotor; adopt is on, so rotor takes it over at the next rotation", s.Describe()))
-	}
-	return sink.Ready(fmt.Sprintf("%s is managed by rotor; its latest version holds credential %s (thumbprint %s)",
-		s.Describe(), cmp.Or(cur.tags[TagKeyID], "(none)"), cmp.Or(cur.thumbprint, "(none)")))
-}
-
-// holdsCertificate is Holds for as: certificate: any version tagged with
-// keyID, or a soft-deleted certificate whose latest version was.
-func (s *Sink) holdsCertificate(ctx context.Context, keyID string) (bool, error) {
-	cur, err := s.getCert(ctx)
-	if err != nil {
-		return false, err
-	}
-	if !cur.exists {
-		d, err := s.findDeletedCert(ctx)
-		if err != nil {
-			return false, err
-		}
-		return d.found && strings.EqualFold(d.tags[TagKeyID], keyID), nil
-	}
-	return cur.everKeyIDs[strings.ToLower(keyID)], nil
+	return cur, s.recoveredNote(d.deleted), nil
 }

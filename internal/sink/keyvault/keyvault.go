@@ -57,9 +57,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azcertificates"
@@ -452,91 +450,18 @@ type current struct {
 // version list, which carries properties only, never a value. A missing
 // secret (404, or no versions) is not an error.
 func (s *Sink) get(ctx context.Context) (current, error) {
-	var latest *azsecrets.SecretProperties
-	ever := map[string]bool{}
-	pager := s.client.NewListSecretPropertiesVersionsPager(s.name, nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			var re *azcore.ResponseError
-			if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-				return current{}, nil
-			}
-			return current{}, s.classify("list", err, "")
-		}
-		for _, p := range page.Value {
-			if p == nil {
-				continue
-			}
-			if k := p.Tags[TagKeyID]; k != nil && *k != "" {
-				ever[strings.ToLower(*k)] = true
-			}
-			if latest == nil || newer(p, latest) {
-				latest = p
-			}
-		}
-	}
-	if latest == nil {
-		return current{}, nil
-	}
-	c := current{exists: true, enabled: true, tags: map[string]string{}, everKeyIDs: ever}
-	if latest.ID != nil {
-		c.id = string(*latest.ID)
-	}
-	if latest.Attributes != nil && latest.Attributes.Enabled != nil {
-		c.enabled = *latest.Attributes.Enabled
-	}
-	for k, v := range latest.Tags {
-		if v != nil {
-			c.tags[k] = *v
-		}
-	}
-	return c, nil
+	return latestOf(ctx, s, s.client.NewListSecretPropertiesVersionsPager(s.name, nil),
+		func(r azsecrets.ListSecretPropertiesVersionsResponse) []*azsecrets.SecretProperties { return r.Value },
+		secretVersion)
 }
 
-// newer reports whether version a is newer than b: created later, then
-// updated later, then the greater id. Key Vault lists versions in no
-// promised order, so this defines the "latest version". Its times have a
-// resolution of one second: versions created in the same second are ordered
-// by when they were last updated and then by id, which need not be the
-// order they were written in.
-func newer(a, b *azsecrets.SecretProperties) bool {
-	if c := attrTime(a, created).Compare(attrTime(b, created)); c != 0 {
-		return c > 0
+// secretVersion is p as a version.
+func secretVersion(p *azsecrets.SecretProperties) version {
+	v := version{id: derefID(p.ID), enabled: true, tags: strs(p.Tags)}
+	if a := p.Attributes; a != nil {
+		v.created, v.updated, v.enabled = derefTime(a.Created), derefTime(a.Updated), derefBool(a.Enabled, true)
 	}
-	if c := attrTime(a, updated).Compare(attrTime(b, updated)); c != 0 {
-		return c > 0
-	}
-	return idOf(a) > idOf(b)
-}
-
-type attrField int
-
-const (
-	created attrField = iota
-	updated
-)
-
-// attrTime is a version's created or updated time; the zero time if absent.
-func attrTime(p *azsecrets.SecretProperties, f attrField) time.Time {
-	if p.Attributes == nil {
-		return time.Time{}
-	}
-	t := p.Attributes.Created
-	if f == updated {
-		t = p.Attributes.Updated
-	}
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
-}
-
-func idOf(p *azsecrets.SecretProperties) string {
-	if p.ID == nil {
-		return ""
-	}
-	return string(*p.ID)
+	return v
 }
 
 // owned checks that rotor may write over c: nil, or a *NotOwnedError.
@@ -605,26 +530,13 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 		return sink.Result{}, sink.Permanent(fmt.Errorf("keyvault sink %s: built for application %s, asked to deliver for %s", s.Describe(), s.app.AppID, d.App.AppID))
 	}
 
-	cur, err := s.get(ctx)
+	cur, note, err := s.prepare(ctx, d.KeyID)
 	if err != nil {
 		return sink.Result{}, err
 	}
-	// note is what the journal should hear beside the write: that a
-	// soft-deleted secret was recovered first, by this call or by an
-	// earlier attempt at the same delivery.
-	var note string
-	if !cur.exists {
-		if cur, note, err = s.recoverOwn(ctx); err != nil {
-			return sink.Result{}, err
-		}
-	}
-	note = s.recoveryNote(d.KeyID, note)
 	fail := func(err error) (sink.Result, error) {
 		s.rememberRecovery(d.KeyID, note)
 		return sink.Result{}, err
-	}
-	if err := s.writable(cur); err != nil {
-		return fail(err)
 	}
 	if cur.exists && cur.enabled && cur.tags[TagManagedBy] == ManagedByRotor &&
 		cur.tags[TagKeyID] == d.KeyID && strings.EqualFold(cur.tags[TagAppID], d.App.AppID) {
@@ -676,15 +588,56 @@ func (s *Sink) Deliver(ctx context.Context, d sink.Delivery) (sink.Result, error
 // the secret does not exist (a soft-deleted one included). A new version
 // written by anyone but rotor shows as drift.
 func (s *Sink) Version(ctx context.Context) (string, error) {
-	if s.as == AsCertificate {
-		cur, err := s.getCert(ctx)
-		return cur.id, err
-	}
-	cur, err := s.get(ctx)
+	cur, err := s.latest(ctx)
 	if err != nil {
 		return "", err
 	}
 	return cur.id, nil
+}
+
+// latest is get or, for as: certificate, getCert.
+func (s *Sink) latest(ctx context.Context) (current, error) {
+	if s.as == AsCertificate {
+		return s.getCert(ctx)
+	}
+	return s.get(ctx)
+}
+
+// deleted is findDeleted or, for as: certificate, findDeletedCert.
+func (s *Sink) deleted(ctx context.Context) (deletedSecret, error) {
+	if s.as == AsCertificate {
+		return s.findDeletedCert(ctx)
+	}
+	return s.findDeleted(ctx)
+}
+
+// prepare is Deliver's first step for either object: what the target's
+// latest version holds, after recovering rotor's own soft-deleted object
+// (recoverOwn, recoverOwnCert), and the note the journal should hear beside
+// the write: that a soft-deleted object was recovered first, by this call
+// or by an earlier attempt at delivering keyID. It fails when rotor may
+// not write (writable), remembering the note for the retry.
+func (s *Sink) prepare(ctx context.Context, keyID string) (current, string, error) {
+	cur, err := s.latest(ctx)
+	if err != nil {
+		return current{}, "", err
+	}
+	var note string
+	if !cur.exists {
+		recoverOwn := s.recoverOwn
+		if s.as == AsCertificate {
+			recoverOwn = s.recoverOwnCert
+		}
+		if cur, note, err = recoverOwn(ctx); err != nil {
+			return current{}, "", err
+		}
+	}
+	note = s.recoveryNote(keyID, note)
+	if err := s.writable(cur); err != nil {
+		s.rememberRecovery(keyID, note)
+		return current{}, "", err
+	}
+	return cur, note, nil
 }
 
 // recoveryNote is note, or else the note of a recovery an earlier failed
@@ -748,12 +701,11 @@ func tagsFor(d sink.Delivery, previous map[string]string) map[string]*string {
 // so Validate proves list permission (which Deliver also needs) and
 // ownership, not set or recover permission. Failed is a foreign or
 // disabled secret, soft-deleted or not, or a denied identity; unknown is a
-// vault (or Entra) that could not be asked.
+// vault (or Entra) that could not be asked. An as: certificate sink is
+// checked the same way on its certificate's versions (certificates list).
 func (s *Sink) Validate(ctx context.Context) sink.Validation {
-	if s.as == AsCertificate {
-		return s.validateCertificate(ctx)
-	}
-	cur, err := s.get(ctx)
+	cert := s.as == AsCertificate
+	cur, err := s.latest(ctx)
 	if err != nil {
 		return sink.FromError(err, "")
 	}
@@ -761,7 +713,7 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 		return sink.Failed("", err)
 	}
 	if !cur.exists {
-		d, err := s.findDeleted(ctx)
+		d, err := s.deleted(ctx)
 		if err != nil {
 			return sink.FromError(err, "")
 		}
@@ -769,18 +721,28 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 			if err := s.recoverable(d); err != nil {
 				return sink.Failed("", err)
 			}
+			if cert {
+				return sink.Ready(fmt.Sprintf("%s is soft-deleted and is rotor's; rotor recovers it and then imports the new certificate, "+
+					"which needs the certificates recover permission besides get, list and import", s.Describe()))
+			}
 			return sink.Ready(fmt.Sprintf("%s is soft-deleted and is rotor's (its latest version holds credential %s); "+
 				"rotor recovers it and then writes the new version, which needs the recover permission besides list and set",
 				s.Describe(), cmp.Or(d.tags[TagKeyID], "(none)")))
 		}
 	}
 	switch {
+	case !cur.exists && cert:
+		return sink.Ready(fmt.Sprintf("%s does not exist yet; rotor will import it (listing works; the permission to import shows at the first write)", s.Describe()))
 	case !cur.exists:
 		return sink.Ready(fmt.Sprintf("%s does not exist yet; rotor will create it (listing works; the permission to set secrets shows at the first write)", s.Describe()))
 	case cur.tags[TagManagedBy] != ManagedByRotor:
 		return sink.Ready(fmt.Sprintf("%s is not managed by rotor; adopt is on, so rotor takes it over at the next rotation", s.Describe()))
 	}
-	return sink.Ready(fmt.Sprintf("%s is managed by rotor; its latest version holds credential %s", s.Describe(), cmp.Or(cur.tags[TagKeyID], "(none)")))
+	held := "its latest version holds credential " + cmp.Or(cur.tags[TagKeyID], "(none)")
+	if cert {
+		held += fmt.Sprintf(" (thumbprint %s)", cmp.Or(cur.thumbprint, "(none)"))
+	}
+	return sink.Ready(fmt.Sprintf("%s is managed by rotor; %s", s.Describe(), held))
 }
 
 // Holds reports whether any version of the secret carries the credential
@@ -793,17 +755,15 @@ func (s *Sink) Validate(ctx context.Context) sink.Validation {
 //
 // A soft-deleted secret held what its latest version holds (the deleted
 // list shows no older ones): consumers may have read it before the
-// deletion, and recovering it brings it back.
+// deletion, and recovering it brings it back. The same holds for an
+// as: certificate sink's certificate versions.
 func (s *Sink) Holds(ctx context.Context, keyID string) (bool, error) {
-	if s.as == AsCertificate {
-		return s.holdsCertificate(ctx, keyID)
-	}
-	cur, err := s.get(ctx)
+	cur, err := s.latest(ctx)
 	if err != nil {
 		return false, err
 	}
 	if !cur.exists {
-		d, err := s.findDeleted(ctx)
+		d, err := s.deleted(ctx)
 		if err != nil {
 			return false, err
 		}

@@ -19,11 +19,14 @@ const (
 	opRecover     = "recover"
 )
 
-// deletedSecret is what the vault's deleted-secret list says of the
-// soft-deleted secret of the sink's name: its latest version's properties
-// and tags (Key Vault keeps them; never a value) and its dates.
+// deletedSecret is what the vault's deleted-secret (or deleted-certificate)
+// list says of the soft-deleted object of the sink's name: its latest
+// version's properties and tags (Key Vault keeps them; never a value) and
+// its dates.
 type deletedSecret struct {
 	found bool
+	// name is the object's name, from its id or recovery id.
+	name string
 	// id is the secret's id as the list gives it (without a version).
 	id      string
 	enabled bool
@@ -38,44 +41,24 @@ type deletedSecret struct {
 // identity read every value in the vault. Names compare without case, as
 // Key Vault's do.
 func (s *Sink) findDeleted(ctx context.Context) (deletedSecret, error) {
-	pager := s.client.NewListDeletedSecretPropertiesPager(nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return deletedSecret{}, s.classify(opListDeleted, err, "")
-		}
-		for _, p := range page.Value {
-			if p == nil || !strings.EqualFold(deletedName(p), s.name) {
-				continue
+	return findDeletedIn(ctx, s, s.client.NewListDeletedSecretPropertiesPager(nil),
+		func(r azsecrets.ListDeletedSecretPropertiesResponse) []*azsecrets.DeletedSecretProperties {
+			return r.Value
+		},
+		func(p *azsecrets.DeletedSecretProperties) deletedSecret {
+			return deletedSecret{
+				name: deletedName("secrets", (*string)(p.ID), p.RecoveryID), id: derefID(p.ID),
+				enabled: p.Attributes == nil || derefBool(p.Attributes.Enabled, true), tags: strs(p.Tags),
+				deleted: derefTime(p.DeletedDate), purge: derefTime(p.ScheduledPurgeDate),
 			}
-			d := deletedSecret{found: true, enabled: true, tags: map[string]string{}}
-			if p.ID != nil {
-				d.id = string(*p.ID)
-			}
-			if p.Attributes != nil && p.Attributes.Enabled != nil {
-				d.enabled = *p.Attributes.Enabled
-			}
-			for k, v := range p.Tags {
-				if v != nil {
-					d.tags[k] = *v
-				}
-			}
-			if p.DeletedDate != nil {
-				d.deleted = *p.DeletedDate
-			}
-			if p.ScheduledPurgeDate != nil {
-				d.purge = *p.ScheduledPurgeDate
-			}
-			return d, nil
-		}
-	}
-	return deletedSecret{}, nil
+		})
 }
 
-// deletedName is the secret name of a deleted-list item, from its id
-// (…/secrets/{name}) or else its recovery id (…/deletedsecrets/{name}).
-func deletedName(p *azsecrets.DeletedSecretProperties) string {
-	for _, raw := range []*string{(*string)(p.ID), p.RecoveryID} {
+// deletedName is the object name of a deleted-list item of collection
+// ("secrets", "certificates"), from its id (…/secrets/{name}) or else its
+// recovery id (…/deletedsecrets/{name}).
+func deletedName(collection string, ids ...*string) string {
+	for _, raw := range ids {
 		if raw == nil {
 			continue
 		}
@@ -84,11 +67,21 @@ func deletedName(p *azsecrets.DeletedSecretProperties) string {
 			continue
 		}
 		segs := strings.Split(strings.Trim(u.Path, "/"), "/")
-		if len(segs) >= 2 && (segs[0] == "secrets" || segs[0] == "deletedsecrets") && segs[1] != "" {
+		if len(segs) >= 2 && (segs[0] == collection || segs[0] == "deleted"+collection) && segs[1] != "" {
 			return segs[1]
 		}
 	}
 	return ""
+}
+
+// recoveredNote is the journal's note of a recovery of what was deleted
+// at deleted (zero if unknown).
+func (s *Sink) recoveredNote(deleted time.Time) string {
+	note := "recovered rotor's soft-deleted " + s.object() + " first"
+	if !deleted.IsZero() {
+		note += fmt.Sprintf(" (deleted %s)", deleted.UTC().Format(time.RFC3339))
+	}
+	return note
 }
 
 // recoverable checks that rotor may recover d and then write to it: it
@@ -137,21 +130,6 @@ func (s *Sink) recoverOwn(ctx context.Context) (current, string, error) {
 		}
 		return current{}, "", s.classify(opRecover, err, "")
 	}
-	cur := current{exists: true, enabled: true, tags: map[string]string{}}
-	if resp.ID != nil {
-		cur.id = string(*resp.ID)
-	}
-	if resp.Attributes != nil && resp.Attributes.Enabled != nil {
-		cur.enabled = *resp.Attributes.Enabled
-	}
-	for k, v := range resp.Tags {
-		if v != nil {
-			cur.tags[k] = *v
-		}
-	}
-	note := "recovered rotor's soft-deleted secret first"
-	if !d.deleted.IsZero() {
-		note += fmt.Sprintf(" (deleted %s)", d.deleted.UTC().Format(time.RFC3339))
-	}
-	return cur, note, nil
+	cur := current{exists: true, id: derefID(resp.ID), enabled: resp.Attributes == nil || derefBool(resp.Attributes.Enabled, true), tags: strs(resp.Tags)}
+	return cur, s.recoveredNote(d.deleted), nil
 }

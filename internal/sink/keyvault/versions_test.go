@@ -40,7 +40,7 @@ func TestNewer(t *testing.T) {
 		{"missing attributes is oldest", &azsecrets.SecretProperties{ID: to.Ptr(azsecrets.ID("z"))}, props("a", &t0, nil), false},
 		{"anything beats missing attributes", props("", &t0, nil), &azsecrets.SecretProperties{}, true},
 	} {
-		require.Equal(t, tc.want, newer(tc.a, tc.b), tc.name)
+		require.Equal(t, tc.want, newer(secretVersion(tc.a), secretVersion(tc.b)), tc.name)
 	}
 }
 

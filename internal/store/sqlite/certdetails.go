@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -37,19 +36,8 @@ func (r certRow) info() (*domain.CertificateInfo, error) {
 
 // PutCertificateDetails upserts parsed certificates, in one transaction.
 func (s *Store) PutCertificateDetails(ctx context.Context, p store.PutCertificateDetailsParams) error {
-	if p.Org == "" || p.TenantID == "" {
-		return errors.New("put certificate details: org and tenant must be set")
-	}
-	if len(p.Details) == 0 {
-		return nil
-	}
-	for _, d := range p.Details {
-		if d.AppObjectID == "" || d.KeyID == "" {
-			return errors.New("put certificate details: application and key id must be set")
-		}
-		if err := codec.CheckTimes(codec.NamedTime{Name: "not before", T: d.Info.NotBefore}, codec.NamedTime{Name: "not after", T: d.Info.NotAfter}); err != nil {
-			return fmt.Errorf("put certificate details: %w", err)
-		}
+	if err := codec.CheckCertificateDetails(p); err != nil || len(p.Details) == 0 {
+		return err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
