@@ -14,10 +14,10 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/azure"
 	"github.com/rotor-dev/rotor/internal/certgen"
-	"github.com/rotor-dev/rotor/internal/vaultname"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/vaultname"
 )
 
 var (
