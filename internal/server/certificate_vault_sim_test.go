@@ -232,3 +232,26 @@ func hasEvent(run *domain.Run, s string) bool {
 	}
 	return false
 }
+
+// TestSimCertificateKeyInVaultRefusedByAKeyVaultSecretSink: the
+// configured server's own Key Vault sink, which stores a certificate with
+// its private key, refuses a certificate whose key stays in Key Vault,
+// saying why, and the run leaves no certificate behind in Entra.
+func TestSimCertificateKeyInVaultRefusedByAKeyVaultSecretSink(t *testing.T) {
+	t.Parallel()
+	r := newSimRig(t, simtest.Options{Seed: "apps=1,tenants=1,expiring=1h,replication=0s"}, config.SimulatorRotation{})
+	app := r.owned()[0]
+	pol := *r.srv.PolicyFor(app)
+	require.Equal(t, "keyvault", pol.Sinks[0].Type)
+	pol.Kind = domain.KindCertificate
+	pol.Certificate = domain.CertificateSpec{KeySource: domain.KeySourceKeyVaultKey, VaultURL: r.tn.KeyVaults[0].URL}
+	g, err := r.srv.conns.Graph(r.org, pol.Connection)
+	require.NoError(t, err)
+	before := keyNames(t, g, app.ObjectID)
+
+	run, err := r.srv.Engine().Rotate(r.ctx, r.org, app, pol, domain.TriggerManual)
+	require.Error(t, err)
+	require.Equal(t, domain.RunFailed, run.State)
+	require.Contains(t, run.Error, "carries no private key: its key lives in the Key Vault of the policy's certificate.key_source")
+	require.Equal(t, before, keyNames(t, g, app.ObjectID), "the certificate no sink took is removed")
+}
