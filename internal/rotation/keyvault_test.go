@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rotor-dev/rotor/internal/certgen"
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/store"
 )
 
 // memVaultKeys is a vault of RSA key versions held in memory (test only:
@@ -37,8 +39,14 @@ func (s memVaultSigner) WithContext(context.Context) VaultSigner { return s }
 
 var _ Vault = (*memVaultKeys)(nil)
 
-func (v *memVaultKeys) CreateKey(context.Context, string, int, bool, map[string]string) (VaultSigner, error) {
-	return nil, fmt.Errorf("not used")
+func (v *memVaultKeys) CreateKey(_ context.Context, name string, bits int, _ bool, tags map[string]string) (VaultSigner, error) {
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return nil, err
+	}
+	kid := fmt.Sprintf("https://kv.example/keys/%s/v%d", name, len(v.versions)+1)
+	v.versions = append([]memKeyVersion{{VaultKeyVersion{kid, tags, true}, k}}, v.versions...)
+	return memVaultSigner{k, kid}, nil
 }
 func (v *memVaultKeys) CreateCertificate(context.Context, string, VaultCertificateRequest) (*x509.Certificate, VaultSigner, error) {
 	return nil, nil, fmt.Errorf("not used")
@@ -150,8 +158,89 @@ func TestVaultProverPicksTheCurrentRotorKey(t *testing.T) {
 
 	t.Run("a directory that cannot read certificates has no prover", func(t *testing.T) {
 		t.Parallel()
-		p, err := e.vaultProver(b.ctx, b.dir, &memVaultKeys{}, spec, app)
+		k := newKey(t)
+		v := &memVaultKeys{versions: []memKeyVersion{{VaultKeyVersion{"v1", mine, true}, k}}}
+		p, err := e.vaultProver(b.ctx, struct{ Directory }{b.dir}, v, spec, app)
 		require.NoError(t, err)
 		require.Nil(t, p)
 	})
+}
+
+// vaultConns are the test's connections with a vault.
+type vaultConns struct {
+	*memDirectory
+	v *memVaultKeys
+}
+
+func (c vaultConns) Vault(domain.OrgID, string, string) (Vault, error) { return c.v, nil }
+
+// Certificates is memDirectory reading its certificates with their
+// data, as Graph's $select=keyCredentials does.
+func (d *memDirectory) Certificates(_ context.Context, objectID string) ([]RegisteredCertificate, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []RegisteredCertificate
+	for _, c := range d.apps[objectID] {
+		if c.Kind != domain.KindCertificate || c.der == nil {
+			continue
+		}
+		x, err := x509.ParseCertificate(c.der)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, RegisteredCertificate{KeyID: c.KeyID, Cert: x, Start: c.Start, End: c.End})
+	}
+	return out, nil
+}
+
+// TestVaultKeyCrashRecovery: a run whose key is in Key Vault crashes
+// after Entra has the certificate and before any sink; recovery removes
+// the certificate from the application (by a keyCredentials update: it
+// does not look for the vault's key), the vault keeps the crashed run's
+// version (tagged with its run id), the fresh run finds no prover in it
+// (its certificate is gone from the application) and registers by
+// update, and its retirement proves possession with the fresh run's vault
+// key (removeKey). No sink ever holds a private key.
+func TestVaultKeyCrashRecovery(t *testing.T) {
+	t.Parallel()
+	b, _ := certSetup(t, false)
+	b.policy.Certificate = domain.CertificateSpec{KeySource: domain.KeySourceKeyVaultKey, VaultURL: "https://kv.example/"}
+	require.NoError(t, b.policy.Validate())
+	_, err := b.store.SyncApplications(b.ctx, store.SyncApplicationsParams{Org: b.org, Connection: "main", SyncStarted: t0, Applications: []domain.Application{b.app}})
+	require.NoError(t, err)
+	v := &memVaultKeys{}
+	var crashed domain.Run
+	b.hooks.AfterJournal = func(r domain.Run, st domain.Step) {
+		if st.String() == "sink:0:writing" {
+			crashed = r
+			panic(crash{st.String()})
+		}
+	}
+	e := b.engine(t)
+	e.conns = vaultConns{b.dir, v}
+	require.True(t, runUntilCrash(func() { _, _ = e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue) }))
+	require.Len(t, v.versions, 1)
+	require.Equal(t, crashed.ID, v.versions[0].Tags[TagRun])
+	b.die(e)
+	b.hooks = Hooks{}
+	e = b.engine(t)
+	e.conns = vaultConns{b.dir, v}
+	e.policies = onePolicy{&b.policy}
+	abandoned, err := e.Recover(b.ctx, b.org)
+	require.NoError(t, err)
+	require.Len(t, abandoned, 1)
+	require.Equal(t, []string{"patch", "patch"}, b.dir.certOps, "registered, then removed by recovery")
+
+	run, err := e.Rotate(b.ctx, b.org, b.app, b.policy, domain.TriggerDue, Replacing(crashed.ID))
+	require.NoError(t, err)
+	require.Equal(t, domain.RunRetiring, run.State, run.Error)
+	require.Len(t, v.versions, 2, "the crashed run's version stays; the fresh run adds one")
+	require.Equal(t, run.ID, v.versions[0].Tags[TagRun])
+	b.clock.Advance(b.policy.Overlap + time.Minute)
+	require.NoError(t, e.Retire(b.ctx, b.org, run.ID, b.policy))
+	require.Equal(t, []string{"patch", "patch", "patch", "removeKey"}, b.dir.certOps, "retirement proves with the fresh run's vault key")
+	for _, s := range []string{"kv", "ado"} {
+		val, _ := b.vault.get(s, b.app.ObjectID)
+		require.True(t, strings.HasPrefix(val.Reveal(), "thumbprint:"), "sink %s got the chain only", s)
+	}
 }
