@@ -185,6 +185,12 @@ func TestSimCertificateKeyInVault(t *testing.T) {
 			require.Equal(t, secretsBefore, passwordIDs(t, g, app.ObjectID), "a certificate policy touches no secret")
 			v.consumerSignsInThroughVault(t, app.AppID, keyName)
 
+			if source == domain.KeySourceKeyVaultCertificate {
+				sec, err := v.vault().GetSecret(v.ctx, keyName, "", nil)
+				require.NoError(t, err)
+				require.NotContains(t, *sec.Value, "PRIVATE KEY", "a non-exportable certificate's secret holds the chain only")
+				require.Contains(t, *sec.Value, "BEGIN CERTIFICATE")
+			}
 			versions, err := v.keys.KeyVersions(v.ctx, keyName)
 			require.NoError(t, err)
 			require.Len(t, versions, 2)
