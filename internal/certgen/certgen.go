@@ -113,6 +113,40 @@ func Generate(req Request) (*sink.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	cert, err := selfSign(req, kt, key, rnd)
+	if err != nil {
+		return nil, err
+	}
+	pfx, err := PKCS12(cert, key)
+	if err != nil {
+		return nil, err
+	}
+	return &sink.Certificate{Chain: []*x509.Certificate{cert}, Key: sink.NewPrivateKey(key), PKCS12: pfx}, nil
+}
+
+// SelfSign makes the same certificate as Generate over a key rotor does
+// not hold: signer's Sign is Key Vault's sign operation (docs/adr/0037),
+// so only the certificate comes back. req.KeyType is ignored (the key is
+// signer's); it must be RSA.
+func SelfSign(req Request, signer crypto.Signer) (*x509.Certificate, error) {
+	if strings.TrimSpace(req.Subject.CommonName) == "" {
+		return nil, errors.New("certgen: the certificate needs a subject common name")
+	}
+	if req.NotBefore.IsZero() || !req.NotAfter.After(req.NotBefore) {
+		return nil, fmt.Errorf("certgen: validity %s – %s is empty", req.NotBefore.Format(time.RFC3339), req.NotAfter.Format(time.RFC3339))
+	}
+	if _, ok := signer.Public().(*rsa.PublicKey); !ok {
+		return nil, fmt.Errorf("certgen: the signer's key must be RSA, not %T", signer.Public())
+	}
+	rnd := req.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	return selfSign(req, RSA2048, signer, rnd)
+}
+
+// selfSign issues the self-signed client-auth certificate over key.
+func selfSign(req Request, kt KeyType, key crypto.Signer, rnd io.Reader) (*x509.Certificate, error) {
 	serial, err := rand.Int(rnd, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
 		return nil, fmt.Errorf("certgen: serial number: %w", err)
@@ -145,11 +179,7 @@ func Generate(req Request) (*sink.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certgen: parse new certificate: %w", err)
 	}
-	pfx, err := PKCS12(cert, key)
-	if err != nil {
-		return nil, err
-	}
-	return &sink.Certificate{Chain: []*x509.Certificate{cert}, Key: sink.NewPrivateKey(key), PKCS12: pfx}, nil
+	return cert, nil
 }
 
 // PKCS12 encodes cert and key as a PKCS#12 blob (its DER bytes, not

@@ -1,11 +1,15 @@
 package certgen_test
 
 import (
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -126,4 +130,31 @@ func TestPKCS12OpensInAzidentity(t *testing.T) {
 	require.Len(t, certs, 1)
 	require.Equal(t, c.Chain[0].Raw, certs[0].Raw)
 	require.NotNil(t, key)
+}
+
+// opaqueSigner hides an RSA key behind crypto.Signer, as a Key Vault
+// signer does: certgen must never need the key itself.
+type opaqueSigner struct{ k *rsa.PrivateKey }
+
+func (s opaqueSigner) Public() crypto.PublicKey { return s.k.Public() }
+func (s opaqueSigner) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {
+	return s.k.Sign(r, d, o)
+}
+
+func TestSelfSignOverAKeyRotorDoesNotHold(t *testing.T) {
+	t.Parallel()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	nb := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c, err := certgen.SelfSign(certgen.Request{Subject: pkix.Name{CommonName: "api"}, DNSNames: []string{"api.example.com"}, NotBefore: nb, NotAfter: nb.Add(time.Hour)}, opaqueSigner{k})
+	require.NoError(t, err)
+	require.NoError(t, c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature))
+	require.True(t, k.PublicKey.Equal(c.PublicKey))
+	require.Equal(t, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, c.ExtKeyUsage)
+	require.Equal(t, []string{"api.example.com"}, c.DNSNames)
+
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	_, err = certgen.SelfSign(certgen.Request{Subject: pkix.Name{CommonName: "api"}, NotBefore: nb, NotAfter: nb.Add(time.Hour)}, ec)
+	require.ErrorContains(t, err, "must be RSA")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/simfile"
 	"github.com/rotor-dev/rotor/internal/sink"
+	"github.com/rotor-dev/rotor/internal/vaultname"
 )
 
 var (
@@ -635,7 +636,20 @@ func (b *builder) policy(i int, rp rawPolicy, conns []rawConnection) (domain.Pol
 // the subject and the bootstrap reference here, where their syntax is
 // known. A relative {file} bootstrap is made relative to rotor.yaml.
 func (b *builder) certificate(s scope, rc *rawPolicyCertificate) domain.CertificateSpec {
-	spec := domain.CertificateSpec{KeyType: strings.TrimSpace(rc.KeyType), Subject: strings.TrimSpace(rc.Subject)}
+	spec := domain.CertificateSpec{KeyType: strings.TrimSpace(rc.KeyType), Subject: strings.TrimSpace(rc.Subject),
+		KeySource: domain.KeySource(strings.ToLower(strings.TrimSpace(rc.KeySource))), VaultURL: strings.TrimSpace(rc.VaultURL),
+		HSM: rc.HSM, VaultName: strings.TrimSpace(rc.VaultName)}
+	if spec.KeySource == domain.KeySourceLocal {
+		spec.KeySource = "" // the default, stored as such
+	}
+	if spec.VaultURL != "" && !strings.HasSuffix(spec.VaultURL, "/") {
+		spec.VaultURL += "/"
+	}
+	if spec.VaultName != "" {
+		if err := vaultname.Check(spec.VaultName); err != nil {
+			b.bad(s, "certificate.vault_name", 0, "certificate.vault_name: %v", err)
+		}
+	}
 	for _, n := range rc.DNSNames {
 		spec.DNSNames = append(spec.DNSNames, strings.TrimSpace(n))
 	}

@@ -421,6 +421,33 @@ func TestParseProblems(t *testing.T) {
 			want: []string{`certificate.subject: subject "O=Contoso" has no CN`, `certificate.bootstrap: unknown key "url"`, `certificate.key_type ec-p256 cannot sign in to Entra`},
 		},
 		{
+			name: "KeyVaultKeySourceWithoutVault",
+			tweak: func(m map[string]any, _ *bundle) {
+				pol(m)["kind"] = "certificate"
+				pol(m)["certificate"] = map[string]any{"key_source": "keyvault-key", "vault_name": "{{ .App.DisplayName }}_x"}
+			},
+			want: []string{`certificate.vault_name: template "{{ .App.DisplayName }}_x" renders "sample-app_x"`, `certificate.key_source keyvault-key needs certificate.vault_url`},
+		},
+		{
+			name: "KeySourceUnknown",
+			tweak: func(m map[string]any, _ *bundle) {
+				pol(m)["kind"] = "certificate"
+				pol(m)["certificate"] = map[string]any{"key_source": "hsm", "vault_url": vaultURL}
+			},
+			want: []string{`certificate.key_source "hsm" is not known`},
+		},
+		{
+			name: "KeyVaultCertificateShortLifetime",
+			tweak: func(m map[string]any, _ *bundle) {
+				pol(m)["kind"] = "certificate"
+				pol(m)["lifetime"] = "20d"
+				pol(m)["renew_before"] = "5d"
+				pol(m)["overlap"] = "1d"
+				pol(m)["certificate"] = map[string]any{"key_source": "keyvault-certificate", "vault_url": vaultURL}
+			},
+			want: []string{`Key Vault issues certificates for whole months`},
+		},
+		{
 			name: "RetireUnmanagedWithoutSinks",
 			tweak: func(m map[string]any, _ *bundle) {
 				delete(pol(m), "sinks")
@@ -724,6 +751,21 @@ func TestParseNotes(t *testing.T) {
 		require.Equal(t, "CN=payroll, O=Contoso", c.Subject)
 		require.Equal(t, []string{"payroll.example.com"}, c.DNSNames)
 		require.True(t, filepath.IsAbs(c.Bootstrap["file"].(string)), "relative to rotor.yaml: %v", c.Bootstrap)
+	})
+	t.Run("KeyVaultKeySource", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		m := base()
+		pol(m)["kind"] = "certificate"
+		pol(m)["certificate"] = map[string]any{"key_source": "KeyVault-Key", "vault_url": "https://signing.vault.azure.net", "hsm": true,
+			"vault_name": "cert-{{ .App.AppID }}"}
+		cfg, err := b.parse(t, m)
+		require.NoError(t, err)
+		c := cfg.Policies[0].Certificate
+		require.Equal(t, domain.KeySourceKeyVaultKey, c.KeySource)
+		require.Equal(t, "https://signing.vault.azure.net/", c.VaultURL)
+		require.True(t, c.HSM)
+		require.Equal(t, "cert-{{ .App.AppID }}", c.VaultName)
 	})
 	t.Run("InlineSecrets", func(t *testing.T) {
 		t.Parallel()

@@ -189,6 +189,12 @@ type rawPolicyCertificate struct {
 	// Bootstrap is a secret reference ({env}, {file}, {keyvault}) to a PEM
 	// certificate and its private key.
 	Bootstrap yaml.Node `yaml:"bootstrap"`
+	// KeySource, VaultURL, HSM and VaultName place the private key in Key
+	// Vault (docs/adr/0037).
+	KeySource string `yaml:"key_source"`
+	VaultURL  string `yaml:"vault_url"`
+	HSM       bool   `yaml:"hsm"`
+	VaultName string `yaml:"vault_name"`
 }
 
 type rawSelector struct {

@@ -261,11 +261,51 @@ type CertificateSpec struct {
 	// {keyvault}); nil for none. rotor signs addKey and removeKey proofs
 	// with it, and falls back to a keyCredentials update without it.
 	Bootstrap map[string]any
+	// KeySource is where the private key is made and kept: KeySourceLocal
+	// ("" too) in rotor's memory for one run, or in a Key Vault, where it
+	// never leaves (docs/adr/0037).
+	KeySource KeySource
+	// VaultURL is the Key Vault of a Key Vault key source
+	// (https://<vault>.vault.azure.net/).
+	VaultURL string
+	// HSM asks for an HSM-protected key (RSA-HSM), which only a premium
+	// vault holds.
+	HSM bool
+	// VaultName is the template of the Key Vault object's name ("" is
+	// DefaultVaultName): one key or certificate per application, a new
+	// version per rotation.
+	VaultName string
 }
+
+// KeySource says where a certificate's private key lives.
+type KeySource string
+
+// Key sources.
+const (
+	// KeySourceLocal: rotor makes the key pair in memory, hands the key to
+	// the sinks and forgets it (docs/adr/0033). The default.
+	KeySourceLocal KeySource = "local"
+	// KeySourceKeyVaultCertificate: Key Vault makes the certificate with a
+	// self-signed issuer policy (its key non-exportable); rotor registers
+	// the public certificate.
+	KeySourceKeyVaultCertificate KeySource = "keyvault-certificate"
+	// KeySourceKeyVaultKey: Key Vault makes an RSA key; rotor builds the
+	// certificate over its public key and has Key Vault sign it.
+	KeySourceKeyVaultKey KeySource = "keyvault-key"
+)
+
+// InVault reports whether the private key lives in Key Vault.
+func (k KeySource) InVault() bool {
+	return k == KeySourceKeyVaultCertificate || k == KeySourceKeyVaultKey
+}
+
+// DefaultVaultName is the name template of a Key Vault key source's object.
+const DefaultVaultName = "{{ .App.DisplayName | slug }}-cert"
 
 // IsZero reports whether the spec is all defaults.
 func (c CertificateSpec) IsZero() bool {
-	return c.KeyType == "" && c.Subject == "" && len(c.DNSNames) == 0 && c.Bootstrap == nil
+	return c.KeyType == "" && c.Subject == "" && len(c.DNSNames) == 0 && c.Bootstrap == nil &&
+		(c.KeySource == "" || c.KeySource == KeySourceLocal) && c.VaultURL == "" && !c.HSM && c.VaultName == ""
 }
 
 // Overridden returns the override of field, if the application's

@@ -132,7 +132,28 @@ func (p Policy) Validate() error {
 	if n != 1 {
 		return fmt.Errorf("applications must set exactly one of name_prefix, ids or all_owned")
 	}
-	return p.Certificate.validate(p.Kind)
+	if err := p.Certificate.validate(p.Kind); err != nil {
+		return err
+	}
+	if p.Kind == KindCertificate && p.Certificate.KeySource == KeySourceKeyVaultCertificate {
+		months := ValidityMonths(p.Lifetime)
+		if p.Lifetime < 30*24*time.Hour {
+			return fmt.Errorf("lifetime (%s) is shorter than a month: Key Vault issues certificates for whole months (key_source: keyvault-certificate)", FormatDuration(p.Lifetime))
+		}
+		if shortest := time.Duration(months) * 28 * 24 * time.Hour; p.RenewBefore >= shortest {
+			return fmt.Errorf("renew_before (%s) must be shorter than %d×28d: Key Vault issues the certificate for %d month(s) (lifetime %s in whole months, key_source: keyvault-certificate)",
+				FormatDuration(p.RenewBefore), months, months, FormatDuration(p.Lifetime))
+		}
+	}
+	return nil
+}
+
+// ValidityMonths is the validity Key Vault is asked for when it issues a
+// certificate (key_source: keyvault-certificate): Key Vault counts in whole
+// months, so the lifetime in 30-day months, rounded down (never past an app
+// management policy's limit that the lifetime respects), at least one.
+func ValidityMonths(lifetime time.Duration) int {
+	return max(1, int(lifetime/(30*24*time.Hour)))
 }
 
 // validate checks a certificate spec against the policy's kind.
@@ -154,6 +175,40 @@ func (c CertificateSpec) validate(kind CredentialKind) error {
 		if strings.TrimSpace(n) == "" || strings.ContainsAny(n, " /:@") {
 			return fmt.Errorf("certificate.dns_names[%d] %q is not a DNS name", i, n)
 		}
+	}
+	return c.validateKeySource()
+}
+
+// validateKeySource checks the Key Vault settings against the key source.
+func (c CertificateSpec) validateKeySource() error {
+	switch c.KeySource {
+	case "", KeySourceLocal:
+		switch {
+		case c.VaultURL != "":
+			return fmt.Errorf("certificate.vault_url is set but certificate.key_source is local: set key_source: keyvault-key or keyvault-certificate, or drop vault_url")
+		case c.HSM:
+			return fmt.Errorf("certificate.hsm is set but certificate.key_source is local: an HSM key needs key_source: keyvault-key or keyvault-certificate")
+		case c.VaultName != "":
+			return fmt.Errorf("certificate.vault_name is set but certificate.key_source is local: it names the Key Vault object of a Key Vault key source")
+		}
+		return nil
+	case KeySourceKeyVaultCertificate, KeySourceKeyVaultKey:
+	default:
+		return fmt.Errorf("certificate.key_source %q is not known: use local (the default), keyvault-certificate or keyvault-key", c.KeySource)
+	}
+	if c.VaultURL == "" {
+		return fmt.Errorf("certificate.key_source %s needs certificate.vault_url, the vault the key lives in (https://<vault>.vault.azure.net/)", c.KeySource)
+	}
+	if !strings.HasPrefix(c.VaultURL, "https://") {
+		return fmt.Errorf("certificate.vault_url %q must be an https URL such as https://myvault.vault.azure.net/", c.VaultURL)
+	}
+	if c.Bootstrap != nil {
+		return fmt.Errorf("certificate.bootstrap is not used with key_source %s: rotor proves possession with the Key Vault key of the certificate it registered last", c.KeySource)
+	}
+	switch strings.ToLower(c.KeyType) {
+	case "", "rsa-2048", "rsa-3072", "rsa-4096":
+	default:
+		return fmt.Errorf("certificate.key_type %q: a Key Vault key source makes RSA keys only", c.KeyType)
 	}
 	return nil
 }

@@ -237,9 +237,22 @@ func (r *runner) create(ctx context.Context, lifetime time.Duration) (NewPasswor
 	if r.run.Kind != domain.KindCertificate {
 		return r.addPassword(ctx, now.Add(lifetime))
 	}
-	cert, err := r.newCertificate(now, now.Add(lifetime))
-	if err != nil {
-		return NewPassword{}, &errNoCertificates{"making the certificate failed: " + err.Error()}
+	var cert *sink.Certificate
+	if r.policy.Certificate.KeySource.InVault() {
+		c, err := r.newVaultCertificate(ctx, now, now.Add(lifetime))
+		if err != nil {
+			if _, ok := errors.AsType[*errNoCertificates](err); ok || r.e.permanent(err) || leaseLost(err) || ctx.Err() != nil {
+				return NewPassword{}, err
+			}
+			return NewPassword{}, fmt.Errorf("making the certificate in Key Vault %s: %w", r.policy.Certificate.VaultURL, err)
+		}
+		cert = c
+	} else {
+		c, err := r.newCertificate(now, now.Add(lifetime))
+		if err != nil {
+			return NewPassword{}, &errNoCertificates{"making the certificate failed: " + err.Error()}
+		}
+		cert = c
 	}
 	nk, err := r.addCertificate(ctx, cert)
 	if err != nil {
@@ -256,14 +269,26 @@ func (r *runner) createdNote() string {
 		return ""
 	}
 	how := "by a keyCredentials update that kept every other certificate"
-	if r.prover != nil {
+	switch {
+	case r.prover != nil && r.vaultKID != "":
+		how = "by addKey, proving possession of certificate " + Thumbprint(r.prover.Cert) + " with its Key Vault key if the application still holds it (else by a keyCredentials update)"
+	case r.prover != nil:
 		how = "by addKey, proving possession of the bootstrap certificate " + Thumbprint(r.prover.Cert) + " if the application still holds it (else by a keyCredentials update)"
 	}
-	return fmt.Sprintf(", thumbprint %s, subject %s, registered %s,", Thumbprint(r.cert.Chain[0]), r.cert.Chain[0].Subject, how)
+	where := ""
+	if r.vaultKID != "" {
+		where = ", private key in Key Vault (" + r.vaultKID + ", never exported)"
+	}
+	return fmt.Sprintf(", thumbprint %s, subject %s%s, registered %s,", Thumbprint(r.cert.Chain[0]), r.cert.Chain[0].Subject, where, how)
 }
 
 // material is what the sinks receive.
 func (r *runner) material() sink.Material {
+	if r.cert != nil && r.vaultKID != "" {
+		// The key stays in Key Vault: the sinks get the chain only, and a
+		// sink that needs the key refuses (sink.errNoKey).
+		return sink.Material{Certificate: &sink.Certificate{Chain: r.cert.Chain}}
+	}
 	if r.cert != nil {
 		return sink.Material{Certificate: r.cert}
 	}

@@ -239,7 +239,11 @@ func (s *memSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, erro
 		return sink.Result{Changed: false, Location: k + "@" + d.KeyID}, nil
 	}
 	val := d.Material.Secret
-	if c := d.Material.Certificate; c != nil {
+	if c := d.Material.Certificate; c != nil && c.Key.IsZero() {
+		// A certificate whose key stays in Key Vault: a consumer holds
+		// which certificate to use, nothing secret.
+		val = secret.New("thumbprint:" + Thumbprint(c.Chain[0]))
+	} else if c != nil {
 		val = secret.New(pemOf(c))
 	}
 	v.values[k], v.keyIDs[k] = val, d.KeyID

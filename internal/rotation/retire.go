@@ -169,11 +169,13 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 		return err
 	}
 	// A certificate goes by removeKey when the policy's bootstrap
-	// certificate can sign the proof, else by a keyCredentials update that
-	// keeps every other key; the run's own key died with its Rotate call.
-	prover, err := e.bootstrapProver(ctx, policy)
+	// certificate, or for a Key Vault key source the vault's key of the
+	// current certificate, can sign the proof, else by a keyCredentials
+	// update that keeps every other key (a key made in memory died with its
+	// Rotate call).
+	prover, err := e.proverFor(ctx, dir, run.Org, run.Connection, policy, runApp(run))
 	if err != nil {
-		log.Warn("the bootstrap certificate cannot be read; certificates are retired by a keyCredentials update instead", "error", err)
+		log.Warn("no certificate can prove possession (bootstrap or Key Vault key); certificates are retired by a keyCredentials update instead", "error", err)
 		prover = nil
 	}
 	removed := 0

@@ -137,8 +137,13 @@ type runner struct {
 	keyID     string
 	value     secret.Value
 	cert      *sink.Certificate
-	// prover is the policy's bootstrap certificate (kind certificate), nil
-	// when it names none.
+	// vaultKID is the Key Vault key version of the run's certificate when
+	// its key lives in Key Vault (cert.Key is then that key's signer, and
+	// the sinks get the chain only); "" otherwise.
+	vaultKID string
+	// prover is what signs Graph's proofs of possession (kind
+	// certificate): the policy's bootstrap certificate, or for a Key Vault
+	// key source the vault's key of the current certificate; nil for none.
 	prover *Prover
 	start  time.Time
 	// sinkTouched is true once a sink write was journaled: from then on a
@@ -185,9 +190,14 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 		if _, ok := ver.(CertificateVerifier); policy.Verify && !ok {
 			return r.fail(ctx, nil, fmt.Sprintf("connection %q cannot verify certificates", run.Connection), true)
 		}
-		if r.prover, err = e.bootstrapProver(ctx, policy); err != nil {
+		if r.prover, err = e.proverFor(ctx, dir, run.Org, run.Connection, policy, r.app); err != nil {
 			_, permanent := errors.AsType[*errNoCertificates](err)
-			return r.fail(ctx, err, "reading the bootstrap certificate failed: "+err.Error(), permanent)
+			what := "reading the bootstrap certificate"
+			if policy.Certificate.KeySource.InVault() {
+				what = "finding the Key Vault key of the application's current certificate"
+				permanent = permanent || e.permanent(err)
+			}
+			return r.fail(ctx, err, what+" failed: "+err.Error(), permanent)
 		}
 	}
 

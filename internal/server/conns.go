@@ -312,7 +312,118 @@ func (cs *Conns) Verifier(org domain.OrgID, name string) (rotation.Verifier, err
 	if err != nil {
 		return nil, err
 	}
-	return verifier{ep: c.ep}, nil
+	return verifier{ep: c.ep, clock: cs.clock}, nil
+}
+
+// Vault implements rotation.VaultConnections: the Key Vault a policy's
+// certificates keep their private keys in (certificate.key_source), as the
+// connection's identity reaches it (docs/adr/0037).
+func (cs *Conns) Vault(org domain.OrgID, connection, vaultURL string) (rotation.Vault, error) {
+	id, err := cs.TokenCredential(org, connection)
+	if err != nil {
+		return nil, err
+	}
+	v, err := azure.NewVaultKeys(vaultURL, id.Credential, id.ClientOptions, id.Simulator)
+	if err != nil {
+		return nil, err
+	}
+	return vaultKeys{v}, nil
+}
+
+// vaultKeys adapts azure.VaultKeys to rotation.Vault.
+type vaultKeys struct{ v *azure.VaultKeys }
+
+var (
+	_ rotation.Vault             = vaultKeys{}
+	_ rotation.VaultConnections  = (*Conns)(nil)
+	_ rotation.CertificateReader = graphDirectory{}
+	_ rotation.VaultSigner       = vaultSigner{}
+)
+
+// vaultSigner is an azure.Signer as a rotation.VaultSigner.
+type vaultSigner struct {
+	*azure.Signer
+	v   *azure.VaultKeys
+	key azure.VaultKey
+}
+
+func (s vaultSigner) WithContext(ctx context.Context) rotation.VaultSigner {
+	return vaultSigner{Signer: s.v.Signer(ctx, s.key), v: s.v, key: s.key}
+}
+
+func (k vaultKeys) signer(ctx context.Context, key azure.VaultKey) vaultSigner {
+	return vaultSigner{Signer: k.v.Signer(ctx, key), v: k.v, key: key}
+}
+
+func (k vaultKeys) CreateKey(ctx context.Context, name string, bits int, hsm bool, tags map[string]string) (rotation.VaultSigner, error) {
+	key, err := k.v.CreateKey(ctx, name, azure.KeyRequest{Bits: bits, HSM: hsm, Tags: tags})
+	if err != nil {
+		return nil, err
+	}
+	return k.signer(ctx, key), nil
+}
+
+func (k vaultKeys) CreateCertificate(ctx context.Context, name string, req rotation.VaultCertificateRequest) (*x509.Certificate, rotation.VaultSigner, error) {
+	vc, err := k.v.CreateSelfSignedCertificate(ctx, name, azure.CertificateRequest{Subject: req.Subject, DNSNames: req.DNSNames,
+		ValidityMonths: req.ValidityMonths, Bits: req.Bits, HSM: req.HSM, Tags: req.Tags})
+	if err != nil {
+		return nil, nil, err
+	}
+	return vc.Cert, k.signer(ctx, vc.Key), nil
+}
+
+func (k vaultKeys) LatestTags(ctx context.Context, name string, certificate bool) (map[string]string, bool, error) {
+	if certificate {
+		return k.v.CertificateTags(ctx, name)
+	}
+	key, err := k.v.Key(ctx, name, "")
+	if err != nil {
+		if azure.IsVaultNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return key.Tags, true, nil
+}
+
+func (k vaultKeys) KeyVersions(ctx context.Context, name string) ([]rotation.VaultKeyVersion, error) {
+	list, err := k.v.KeyVersions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rotation.VaultKeyVersion, 0, len(list))
+	for _, kv := range list {
+		out = append(out, rotation.VaultKeyVersion{KID: kv.KID, Tags: kv.Tags, Enabled: kv.Enabled})
+	}
+	return out, nil
+}
+
+func (k vaultKeys) Signer(ctx context.Context, kid string) (rotation.VaultSigner, error) {
+	ref := azure.VaultKey{KID: kid}
+	key, err := k.v.Key(ctx, ref.Name(), ref.Version())
+	if err != nil {
+		return nil, err
+	}
+	return k.signer(ctx, key), nil
+}
+
+// Certificates implements rotation.CertificateReader: the application's
+// certificates with their data ($select=keyCredentials is what makes
+// Graph include key). One that does not parse is left out.
+func (d graphDirectory) Certificates(ctx context.Context, objectID string) ([]rotation.RegisteredCertificate, error) {
+	app, err := d.g.GetApplication(ctx, objectID, []string{"id", "keyCredentials"})
+	if err != nil {
+		return nil, err
+	}
+	var out []rotation.RegisteredCertificate
+	for _, kc := range app.KeyCredentials {
+		c, err := x509.ParseCertificate(kc.Key)
+		if err != nil {
+			continue
+		}
+		out = append(out, rotation.RegisteredCertificate{KeyID: kc.KeyID, Cert: c, Start: kc.StartDateTime, End: kc.EndDateTime})
+	}
+	return out, nil
 }
 
 // TokenCredential implements sink.TokenCredentials: a sink acts as the
@@ -435,7 +546,10 @@ func (d graphDirectory) RemovePassword(ctx context.Context, objectID, keyID stri
 	return d.g.RemovePassword(ctx, objectID, keyID)
 }
 
-type verifier struct{ ep azure.Endpoints }
+type verifier struct {
+	ep    azure.Endpoints
+	clock clock.Clock
+}
 
 func (v verifier) Verify(ctx context.Context, tenantID, clientID string, s secret.Value) error {
 	return azure.VerifySecret(ctx, v.ep, tenantID, clientID, s)
@@ -444,6 +558,15 @@ func (v verifier) Verify(ctx context.Context, tenantID, clientID string, s secre
 func (v verifier) VerifyCertificate(ctx context.Context, tenantID, clientID string, c *sink.Certificate) error {
 	if c == nil {
 		return azure.VerifyCertificate(ctx, v.ep, tenantID, clientID, nil, nil)
+	}
+	if _, inVault := c.Key.Signer().(rotation.VaultSigner); inVault && len(c.Chain) > 0 {
+		// The key is not rotor's to hold (Key Vault's): the assertion is
+		// built here and signed by its Signer.
+		now := time.Now
+		if v.clock != nil {
+			now = v.clock.Now
+		}
+		return azure.VerifyCertificateSigner(ctx, v.ep, tenantID, clientID, c.Chain[0], c.Key.Signer(), now)
 	}
 	return azure.VerifyCertificate(ctx, v.ep, tenantID, clientID, c.Chain, c.Key.Signer())
 }

@@ -298,7 +298,7 @@ func (c *kvCall) dropCertificate(x *core.VaultCertificate) {
 func (c *kvCall) addVersion(x *core.VaultCertificate, version string, chain []*x509.Certificate, signer crypto.Signer,
 	tags map[string]string, enabled bool, now time.Time,
 ) (*core.CertificateVersion, error) {
-	value, err := backingSecretValue(secretContentType(x.Policy), chain, signer)
+	value, err := backingSecretValue(secretContentType(x.Policy), chain, signer, keyExportable(x.Policy))
 	if err != nil {
 		return nil, err
 	}
@@ -338,11 +338,35 @@ func (c *kvCall) addVersion(x *core.VaultCertificate, version string, chain []*x
 	return v, nil
 }
 
+// keyExportable reports whether the policy lets the private key out
+// through the certificate's secret: its key_props.exportable, true when
+// unset (the default policy's).
+func keyExportable(p *core.CertificatePolicy) bool {
+	return p == nil || p.KeyProps == nil || p.KeyProps.Exportable == nil || *p.KeyProps.Exportable
+}
+
 // backingSecretValue renders the managed secret: PEM is the PKCS#8 private
 // key followed by the chain, leaf first; PKCS#12 is a password-less PFX in
 // standard base64, with the legacy (3DES, SHA-1 MAC) algorithms that every
 // PKCS#12 reader, Go's x/crypto/pkcs12 (azidentity) included, can open.
-func backingSecretValue(contentType string, chain []*x509.Certificate, signer crypto.Signer) (string, error) {
+// For a policy whose key is not exportable the secret holds the chain
+// only: "the private key isn't part of the value when it's retrieved as a
+// secret" (Key Vault's documentation, exporting certificates).
+func backingSecretValue(contentType string, chain []*x509.Certificate, signer crypto.Signer, exportable bool) (string, error) {
+	if !exportable {
+		if contentType == ContentTypePEM {
+			var b bytes.Buffer
+			for _, cert := range chain {
+				_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+			}
+			return b.String(), nil
+		}
+		pfx, err := pkcs12.LegacyDES.EncodeTrustStore(chain, "")
+		if err != nil {
+			return "", err
+		}
+		return base64.StdEncoding.EncodeToString(pfx), nil
+	}
 	switch contentType {
 	case ContentTypePEM:
 		der, err := x509.MarshalPKCS8PrivateKey(signer)

@@ -533,3 +533,38 @@ func TestKeyVaultKeySignsCertificateAndClientAssertion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, app.AppID, simtest.ClaimsOf(t, tok.Token)["appid"])
 }
+
+// TestKeyVaultNonExportableCertificateSecretHasNoKey: a certificate whose
+// policy makes its key non-exportable keeps the private key out of its
+// backing secret, PEM and PKCS#12 alike ("the private key isn't part of
+// the value when it's retrieved as a secret"), while its key still signs.
+func TestKeyVaultNonExportableCertificateSecretHasNoKey(t *testing.T) {
+	t.Parallel()
+	e := objectsSetup(t)
+	ctx := t.Context()
+	for _, ct := range []string{"application/x-pem-file", "application/x-pkcs12"} {
+		name := "sealed-" + strings.TrimPrefix(ct, "application/x-")
+		pol := selfSignedPolicy(ct)
+		pol.KeyProperties.Exportable = to.Ptr(false)
+		_, err := e.certs.CreateCertificate(ctx, name, azcertificates.CreateCertificateParameters{CertificatePolicy: pol}, nil)
+		require.NoError(t, err)
+		got, err := e.certs.GetCertificate(ctx, name, "", nil)
+		require.NoError(t, err)
+		sec, err := e.consumerSecrets.GetSecret(ctx, name, got.ID.Version(), nil)
+		require.NoError(t, err)
+		if ct == "application/x-pem-file" {
+			require.NotContains(t, *sec.Value, "PRIVATE KEY")
+			require.Contains(t, *sec.Value, "BEGIN CERTIFICATE")
+		} else {
+			der, err := base64.StdEncoding.DecodeString(*sec.Value)
+			require.NoError(t, err)
+			_, _, err = pkcs12.Decode(der, "")
+			require.Error(t, err, "no key in the PFX")
+			certs, err := pkcs12.DecodeTrustStore(der, "")
+			require.NoError(t, err)
+			require.Equal(t, got.CER, certs[0].Raw)
+		}
+		_, err = e.keys.Sign(ctx, name, got.ID.Version(), azkeys.SignParameters{Algorithm: to.Ptr(azkeys.SignatureAlgorithmRS256), Value: make([]byte, 32)}, nil)
+		require.NoError(t, err, "the key signs in the vault")
+	}
+}

@@ -53,7 +53,8 @@ func checkCertificate(c *sink.Certificate) error {
 	case c == nil || len(c.Chain) == 0 || c.Chain[0] == nil:
 		return errors.New("the certificate has no leaf")
 	case c.Key.IsZero():
-		return errors.New("the certificate has no private key")
+		return errors.New("the certificate carries no private key: its key lives in the Key Vault of the policy's certificate.key_source, " +
+			"where consumers use it; a Key Vault sink (secret or certificate) cannot store it, so remove this sink from the policy")
 	}
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	if eq, ok := c.Key.Public().(equaler); !ok || !eq.Equal(c.Chain[0].PublicKey) {

@@ -132,6 +132,10 @@ type certificateJSON struct {
 	Subject   string         `json:"subject,omitempty"`
 	DNSNames  []string       `json:"dns_names,omitempty"`
 	Bootstrap map[string]any `json:"bootstrap,omitempty"`
+	KeySource string         `json:"key_source,omitempty"`
+	VaultURL  string         `json:"vault_url,omitempty"`
+	HSM       bool           `json:"hsm,omitempty"`
+	VaultName string         `json:"vault_name,omitempty"`
 }
 
 type selectorJSON struct {
@@ -163,7 +167,8 @@ func EncPolicy(p *domain.Policy, position int) (PolicyRow, error) {
 		return PolicyRow{}, fmt.Errorf("sink settings: %w", err)
 	}
 	c := p.Certificate
-	cb, err := json.Marshal(certificateJSON{KeyType: c.KeyType, Subject: c.Subject, DNSNames: c.DNSNames, Bootstrap: c.Bootstrap})
+	cb, err := json.Marshal(certificateJSON{KeyType: c.KeyType, Subject: c.Subject, DNSNames: c.DNSNames, Bootstrap: c.Bootstrap,
+		KeySource: string(c.KeySource), VaultURL: c.VaultURL, HSM: c.HSM, VaultName: c.VaultName})
 	if err != nil {
 		return PolicyRow{}, fmt.Errorf("certificate settings: %w", err)
 	}
@@ -198,7 +203,8 @@ func (r PolicyRow) Decode(p *domain.Policy) error {
 		if err := json.Unmarshal([]byte(r.Certificate), &c); err != nil {
 			return fmt.Errorf("stored certificate settings of policy %q: %w", p.Name, err)
 		}
-		p.Certificate = domain.CertificateSpec{KeyType: c.KeyType, Subject: c.Subject, DNSNames: c.DNSNames, Bootstrap: c.Bootstrap}
+		p.Certificate = domain.CertificateSpec{KeyType: c.KeyType, Subject: c.Subject, DNSNames: c.DNSNames, Bootstrap: c.Bootstrap,
+			KeySource: domain.KeySource(c.KeySource), VaultURL: c.VaultURL, HSM: c.HSM, VaultName: c.VaultName}
 	}
 	return nil
 }
