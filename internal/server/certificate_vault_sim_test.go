@@ -71,7 +71,7 @@ var errNoLeaf = context.Canceled // any error: the test fails on it
 type vaultRig struct {
 	*simRig
 	off    *clock.Offset
-	simLog *lockedBuffer
+	simLog *syncBuffer
 	held   *chainStore
 	e      *rotation.Engine
 	keys   *azure.VaultKeys // the vault as the consumer reads it (keys get, list, sign)
@@ -81,7 +81,7 @@ type vaultRig struct {
 func newVaultRig(t *testing.T) *vaultRig {
 	t.Helper()
 	off := &clock.Offset{}
-	simLog := &lockedBuffer{}
+	simLog := &syncBuffer{}
 	r := newSimRig(t, simtest.Options{Seed: "apps=2,tenants=1,expiring=1h,replication=2s", Clock: off,
 		Logger: slog.New(slog.NewTextHandler(simLog, &slog.HandlerOptions{Level: slog.LevelDebug}))}, config.SimulatorRotation{})
 	held := &chainStore{leafDER: map[string][]byte{}, withKey: map[string]bool{}}
