@@ -26,6 +26,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/config"
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/rotation"
+	"github.com/rotor-dev/rotor/internal/sim"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
@@ -276,5 +277,34 @@ func TestCertificatePolicyThroughKeyVault(t *testing.T) {
 		if a.ObjectID == apps[0].ObjectID {
 			require.Contains(t, keys, "added by ops", "the person's certificate stays")
 		}
+	}
+}
+
+// TestCertificateBeyondTheTenantsKeyLifetimeCap: a tenant whose app
+// management policy caps certificate lifetimes (asymmetricKeyLifetime)
+// below the policy's lifetime refuses the new certificate; the run fails
+// with Graph's reason and leaves no rotor certificate on the application.
+func TestCertificateBeyondTheTenantsKeyLifetimeCap(t *testing.T) {
+	t.Parallel()
+	r := newSimRig(t, simtest.Options{Seed: "apps=1,tenants=1,expiring=1h"}, config.SimulatorRotation{VerifyTimeout: "30s"},
+		func(c *config.SimulatorConfig) {
+			c.Policies = []config.SimulatorPolicy{{Name: "certs", Kind: "certificate", Lifetime: "30d", RenewBefore: "10d", Overlap: "1h"}}
+		})
+	tenant := r.st.Server.World().Tenant(r.tn.ID)
+	r.st.Server.World().Update(func() {
+		tenant.Policy = &sim.AppManagementPolicy{ID: "p-keys", DisplayName: "certificates live a week", MaxKeyLifetime: 7 * 24 * time.Hour}
+	})
+	app := r.owned()[0]
+	pol := r.srv.PolicyFor(app)
+	require.NotNil(t, pol)
+	run, err := r.srv.Engine().Rotate(r.ctx, r.org, app, *pol, domain.TriggerManual)
+	require.Error(t, err)
+	require.Equal(t, domain.RunFailed, run.State)
+	require.Contains(t, run.Error, "CredentialInvalidLifetimeAsPerAppPolicy")
+	require.Contains(t, run.Error, "make the policy's lifetime (30d) shorter", "the reason says what to change")
+	g, err := r.srv.conns.Graph(r.org, r.tn.Name)
+	require.NoError(t, err)
+	for _, k := range keyNames(t, g, app.ObjectID) {
+		require.NotContains(t, k, domain.RotorPrefix, "no rotor certificate is left on the application")
 	}
 }

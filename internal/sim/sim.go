@@ -119,6 +119,8 @@ type (
 	Stats = core.Stats
 	// SeedSpec is a parsed seed.
 	SeedSpec = core.SeedSpec
+	// AppManagementPolicy is a tenant's credential lifetime caps.
+	AppManagementPolicy = core.AppManagementPolicy
 )
 
 // Well-known ids, resources and roles, as in Entra.
