@@ -321,24 +321,42 @@ func runDetailOf(r *domain.Run) RunDetail {
 // may name secret references, and where a sink delivers is per
 // application (targets).
 type Policy struct {
-	Name            string   `json:"name"`
-	Connection      string   `json:"connection"`
-	Applications    string   `json:"applications" doc:"Which applications it selects."`
-	Enabled         bool     `json:"enabled"`
-	Kind            string   `json:"kind" enum:"secret,certificate"`
-	Lifetime        string   `json:"lifetime" doc:"How long each new credential is valid (90d)."`
-	RenewBefore     string   `json:"renew_before" doc:"Rotate this long before the newest rotor credential ends (30d)."`
-	Overlap         string   `json:"overlap" doc:"How long older credentials stay valid after a rotation (24h)."`
-	NotifyBefore    string   `json:"notify_before"`
-	Verify          bool     `json:"verify"`
-	RetireUnmanaged bool     `json:"retire_unmanaged"`
-	Sinks           []string `json:"sinks" doc:"The sinks' types, in order."`
+	Name            string             `json:"name"`
+	Connection      string             `json:"connection"`
+	Applications    string             `json:"applications" doc:"Which applications it selects."`
+	Enabled         bool               `json:"enabled"`
+	Kind            string             `json:"kind" enum:"secret,certificate"`
+	Lifetime        string             `json:"lifetime" doc:"How long each new credential is valid (90d)."`
+	RenewBefore     string             `json:"renew_before" doc:"Rotate this long before the newest rotor credential ends (30d)."`
+	Overlap         string             `json:"overlap" doc:"How long older credentials stay valid after a rotation (24h)."`
+	NotifyBefore    string             `json:"notify_before"`
+	Verify          bool               `json:"verify"`
+	RetireUnmanaged bool               `json:"retire_unmanaged"`
+	Sinks           []string           `json:"sinks" doc:"The sinks' types, in order."`
+	Certificate     *PolicyCertificate `json:"certificate,omitempty" doc:"How a kind: certificate policy makes its certificates."`
+}
+
+// PolicyCertificate is a certificate policy's settings (docs/configuration.md, Certificates).
+type PolicyCertificate struct {
+	KeyType   string   `json:"key_type" doc:"rsa-2048, rsa-3072 or rsa-4096."`
+	Subject   string   `json:"subject"`
+	DNSNames  []string `json:"dns_names"`
+	KeySource string   `json:"key_source" enum:"local,keyvault-key,keyvault-certificate"`
+	VaultURL  string   `json:"vault_url,omitempty"`
+	VaultName string   `json:"vault_name,omitempty"`
+	HSM       bool     `json:"hsm,omitempty"`
+	Bootstrap bool     `json:"bootstrap" doc:"Whether a bootstrap certificate is configured (never where it is kept)."`
 }
 
 func policyOf(p app.PolicyRow) Policy {
-	return Policy{Name: p.Name, Connection: p.Connection, Applications: p.Selector, Enabled: p.Enabled, Kind: string(p.Kind),
+	out := Policy{Name: p.Name, Connection: p.Connection, Applications: p.Selector, Enabled: p.Enabled, Kind: string(p.Kind),
 		Lifetime: p.Lifetime, RenewBefore: p.RenewBefore, Overlap: p.Overlap, NotifyBefore: p.NotifyBefore,
 		Verify: p.Verify, RetireUnmanaged: p.RetireUnmanaged, Sinks: p.Sinks}
+	if c := p.Certificate; c != nil {
+		out.Certificate = &PolicyCertificate{KeyType: c.KeyType, Subject: c.Subject, DNSNames: c.DNSNames, KeySource: c.KeySource,
+			VaultURL: c.VaultURL, VaultName: c.VaultName, HSM: c.HSM, Bootstrap: c.Bootstrap}
+	}
+	return out
 }
 
 // PolicyList is every policy, in the order that decides which governs an

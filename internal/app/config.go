@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,23 @@ type PolicyRow struct {
 	Verify          bool     `json:"verify"`
 	RetireUnmanaged bool     `json:"retire_unmanaged"`
 	Sinks           []string `json:"sinks"`
+	// Certificate is how a kind: certificate policy makes its
+	// certificates; nil for a secret policy.
+	Certificate *CertificateRow `json:"certificate,omitempty"`
+}
+
+// CertificateRow is a certificate policy's settings as the interfaces
+// show them. The bootstrap certificate is said to be configured or not,
+// never where it is kept.
+type CertificateRow struct {
+	KeyType   string   `json:"key_type"`
+	Subject   string   `json:"subject"`
+	DNSNames  []string `json:"dns_names"`
+	KeySource string   `json:"key_source"`
+	VaultURL  string   `json:"vault_url,omitempty"`
+	VaultName string   `json:"vault_name,omitempty"`
+	HSM       bool     `json:"hsm,omitempty"`
+	Bootstrap bool     `json:"bootstrap"`
 }
 
 // ListPolicies lists the organization's policies in the order that decides
@@ -74,6 +92,14 @@ func policyRow(p domain.Policy) PolicyRow {
 	}
 	for _, sk := range p.Sinks {
 		r.Sinks = append(r.Sinks, sk.Type)
+	}
+	if p.Kind == domain.KindCertificate {
+		c := p.Certificate
+		r.Certificate = &CertificateRow{
+			KeyType: cmp.Or(c.KeyType, "rsa-2048"), Subject: cmp.Or(c.Subject, "CN=<application display name>"),
+			DNSNames: append([]string{}, c.DNSNames...), KeySource: cmp.Or(string(c.KeySource), "local"),
+			VaultURL: c.VaultURL, VaultName: c.VaultName, HSM: c.HSM, Bootstrap: c.Bootstrap != nil,
+		}
 	}
 	return r
 }

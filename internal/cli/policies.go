@@ -79,6 +79,13 @@ policy that selects it; 'rotor explain APP' says which one that is.`,
 				{"sinks", cmp.Or(strings.Join(p.Sinks, ", "), "-")}} {
 				fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 			}
+			if c := p.Certificate; c != nil {
+				for _, kv := range [][2]string{{"certificate key", c.KeyType}, {"certificate subject", c.Subject},
+					{"certificate dns names", cmp.Or(strings.Join(c.DNSNames, ", "), "-")}, {"key source", c.KeySource},
+					{"key vault", cmp.Or(c.VaultURL, "-")}, {"bootstrap certificate", yesNo(c.Bootstrap)}} {
+					fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
+				}
+			}
 			return tw.Flush()
 		},
 	}

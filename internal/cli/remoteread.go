@@ -195,9 +195,14 @@ func (r *remote) run(ctx context.Context, id string) (*domain.Run, error) {
 }
 
 func policyFrom(p api.Policy) app.PolicyRow {
-	return app.PolicyRow{Name: p.Name, Connection: p.Connection, Selector: p.Applications, Enabled: p.Enabled, Kind: domain.CredentialKind(p.Kind),
+	out := app.PolicyRow{Name: p.Name, Connection: p.Connection, Selector: p.Applications, Enabled: p.Enabled, Kind: domain.CredentialKind(p.Kind),
 		Lifetime: p.Lifetime, RenewBefore: p.RenewBefore, Overlap: p.Overlap, NotifyBefore: p.NotifyBefore, Verify: p.Verify,
 		RetireUnmanaged: p.RetireUnmanaged, Sinks: p.Sinks}
+	if c := p.Certificate; c != nil {
+		out.Certificate = &app.CertificateRow{KeyType: c.KeyType, Subject: c.Subject, DNSNames: c.DNSNames, KeySource: c.KeySource,
+			VaultURL: c.VaultURL, VaultName: c.VaultName, HSM: c.HSM, Bootstrap: c.Bootstrap}
+	}
+	return out
 }
 
 func (r *remote) policies(ctx context.Context) ([]app.PolicyRow, error) {
