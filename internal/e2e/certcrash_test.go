@@ -96,7 +96,7 @@ func TestCertificateCrashSafety(t *testing.T) {
 	// outlasts the overlap) and is killed in its removals (retire::N counts
 	// removing and removed), twice; the undisturbed one finishes them.
 	r.reconfigure(t, func(c *config.SimulatorConfig) { c.Policies[0].Lifetime, c.Policies[0].RenewBefore = "60d", "40d" })
-	r.crashAtSteps(t, "wave2", []string{"created:5", "verified:30", "retire::3", "retire::6"}, 20*time.Second, pause+2*time.Second)
+	r.crashAtSteps(t, "wave2", []string{"created:5", "verified:30", "retire::3", "retire::6"}, 30*time.Second, pause+2*time.Second)
 	r.finishWave(ctx, t, "wave2", domain.KindCertificate, firstWave)
 	t.Logf("wave 2 converged after %s", time.Since(began).Round(time.Second))
 
