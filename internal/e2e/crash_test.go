@@ -67,9 +67,8 @@ func testCrashSafety(t *testing.T, kind storeKind) {
 		Rotation: config.SimulatorRotation{Jitter: "2s", PlanInterval: "1s", SyncInterval: "10m", VerifyTimeout: "1m", ConcurrencyPerTenant: 8, MaxInFlight: 18, LeaseTTL: "2s"},
 		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "4s"}},
 	})
-	bin, cfgPath, env, info, graphs, logDir := r.bin, r.cfgPath, r.env, r.info, r.graphs, r.logDir
 	ctx := context.Background()
-	before := snapshot(ctx, t, info, graphs)
+	before := snapshot(ctx, t, r.info, r.graphs)
 
 	// One kill per step of the wave, each at a different point of it.
 	// Ordered so each is reached while its kind of step still has work: a
@@ -78,25 +77,15 @@ func testCrashSafety(t *testing.T, kind storeKind) {
 	// in retirements that remove nothing (the seed's secrets are not
 	// rotor's) and so journal done, not retire. A kill at a removal
 	// (retire) is TestCrashAtEveryStep's (internal/rotation).
-	crashes := []string{"planned:3", "created:7", "sink:11", "created:25", "propagated:5", "verifying:9", "verified:13", "retiring:6", "sink:5", "done:4"}
-	for i, at := range crashes {
-		logf := filepath.Join(logDir, fmt.Sprintf("serve-%02d.log", i))
-		killed := runServe(t, bin, cfgPath, env, logf, "ROTOR_CRASH_AT="+at, 45*time.Second)
-		t.Logf("crash %d at %s: killed=%v", i, at, killed)
-	}
+	r.crashAtSteps(t, "wave", []string{"planned:3", "created:7", "sink:11", "created:25", "propagated:5", "verifying:9", "verified:13", "retiring:6", "sink:5", "done:4"}, 45*time.Second, 0)
 
 	// Now let rotor finish the wave undisturbed.
-	final := filepath.Join(logDir, "serve-final.log")
-	stop := startServe(t, bin, cfgPath, env, final)
-	eventually(t, 3*time.Minute, "every owned application to hold exactly one rotor credential, delivered to Key Vault", func() (bool, string) {
-		return converged(ctx, t, info, graphs)
-	})
-	stop()
+	r.finishWave(ctx, t, "wave", domain.KindSecret, nil)
 
-	after := snapshot(ctx, t, info, graphs)
+	after := snapshot(ctx, t, r.info, r.graphs)
 	requireOneRotorCredentialForeignUntouched(t, before, after)
 
-	requireConsumersWork(ctx, t, info, graphs, after)
+	requireConsumersWork(ctx, t, r.info, r.graphs, after, domain.KindSecret)
 
 	// No issued secret value at rest outside the vault: not in the data
 	// directory (database, WAL, journal), not in PostgreSQL's rows and
@@ -106,9 +95,11 @@ func testCrashSafety(t *testing.T, kind storeKind) {
 
 // requireConsumersWork checks every application of after from its
 // consumer's side: its vault secret is rotor's, holds the one remaining
-// rotor credential, and that value gets a token — checked with
-// Microsoft's SDKs.
-func requireConsumersWork(ctx context.Context, t *testing.T, info *simfile.Info, graphs map[string]*graph.Client, after map[string]map[string]credSnapshot) {
+// rotor credential of kind, and what it holds gets a token — checked with
+// Microsoft's SDKs: the value with ClientSecretCredential, or the PEM
+// (certificate and key) with azidentity.ParseCertificates and
+// ClientCertificateCredential.
+func requireConsumersWork(ctx context.Context, t *testing.T, info *simfile.Info, graphs map[string]*graph.Client, after map[string]map[string]credSnapshot, kind domain.CredentialKind) {
 	t.Helper()
 	for _, tn := range info.Tenants {
 		kv := vaultClient(t, info, tn)
@@ -118,10 +109,17 @@ func requireConsumersWork(ctx context.Context, t *testing.T, info *simfile.Info,
 			require.NotNil(t, resp.Value, app.name)
 			require.Equal(t, "rotor", tag(resp.Tags, "managed-by"), app.name)
 			require.Equal(t, oid, tag(resp.Tags, "rotor-object-id"), app.name)
-			newest, ok := domain.NewestRotorCredential(app.creds, domain.KindSecret)
+			newest, ok := domain.NewestRotorCredential(app.creds, kind)
 			require.True(t, ok, app.name)
 			require.Equal(t, newest.KeyID, tag(resp.Tags, "rotor-key-id"), "%s: the vault must hold the surviving credential", app.name)
-			require.NoError(t, getToken(ctx, t, info, tn.ID, appIDOf(ctx, t, graphs[tn.ID], oid), *resp.Value), "%s: the vault's secret must get a token", app.name)
+			appID := appIDOf(ctx, t, graphs[tn.ID], oid)
+			if kind == domain.KindCertificate {
+				require.NotNil(t, resp.ContentType, app.name)
+				require.Equal(t, "application/x-pem-file", *resp.ContentType, app.name)
+				requireCertificateSignsIn(ctx, t, info, graphs[tn.ID], tn.ID, oid, appID, *resp.Value, newest, app.name)
+				continue
+			}
+			require.NoError(t, getToken(ctx, t, info, tn.ID, appID, *resp.Value), "%s: the vault's secret must get a token", app.name)
 		}
 	}
 }
@@ -215,33 +213,69 @@ func sortCreds(c []domain.Credential) []domain.Credential {
 }
 
 // converged reports whether every application holds exactly one rotor
-// credential and its vault secret carries that credential's key id.
-func converged(ctx context.Context, t *testing.T, info *simfile.Info, graphs map[string]*graph.Client) (bool, string) {
+// credential, of kind, none of whose key ids is in gone, and its vault
+// secret carries that credential's key id.
+func converged(ctx context.Context, t *testing.T, info *simfile.Info, graphs map[string]*graph.Client, kind domain.CredentialKind, gone map[string]bool) (bool, string) {
 	snap := snapshot(ctx, t, info, graphs)
 	pending := 0
 	example := ""
 	for _, tn := range info.Tenants {
 		kv := vaultClient(t, info, tn)
 		for _, app := range snap[tn.ID] {
-			n := 0
+			n, stale := 0, false
 			for _, c := range app.creds {
 				if c.RotorCreated() {
 					n++
 				}
+				stale = stale || gone[c.KeyID]
 			}
-			ok := n == 1
+			newest, ok := domain.NewestRotorCredential(app.creds, kind)
+			ok = ok && n == 1 && !stale
 			if ok {
-				newest, _ := domain.NewestRotorCredential(app.creds, domain.KindSecret)
 				props, err := kv.GetSecret(ctx, app.name+"-secret", "", nil)
 				ok = err == nil && tag(props.Tags, "rotor-key-id") == newest.KeyID
 			}
 			if !ok {
 				pending++
-				example = fmt.Sprintf("%s has %d rotor credentials", app.name, n)
+				example = fmt.Sprintf("%s has %d rotor credentials (an earlier wave's among them: %v)", app.name, n, stale)
 			}
 		}
 	}
 	return pending == 0, fmt.Sprintf("%d applications not converged (e.g. %s)", pending, example)
+}
+
+// crashAtSteps runs `rotor serve` once per entry of crashes (a
+// ROTOR_CRASH_AT spec, STEP:N), each until the hook SIGKILLs it right
+// after that journal write, or until timeout passes (then the test kills
+// it: the wave had no more such steps). Each run has its own log, named
+// for the scene. pause is how long to wait after each kill: a process
+// recovers at its start only the runs whose lease has expired (the rest
+// wait for the periodic recovery, which runs on River's leader, elected
+// only once the dead leader's term ends), so a pause longer than
+// rotation.lease_ttl makes each start take over what the last kill left.
+func (r *rig) crashAtSteps(t *testing.T, name string, crashes []string, timeout, pause time.Duration) {
+	t.Helper()
+	for i, at := range crashes {
+		logf := r.log(fmt.Sprintf("%s-serve-%02d.log", name, i))
+		start := time.Now()
+		killed := runServe(t, r.bin, r.cfgPath, r.env, logf, "ROTOR_CRASH_AT="+at, timeout)
+		t.Logf("%s: crash %d at %s: killed=%v after %.1fs", name, i, at, killed, time.Since(start).Seconds())
+		time.Sleep(pause)
+	}
+}
+
+// finishWave lets one `rotor serve` finish the wave undisturbed, until
+// every owned application has converged on one rotor credential of kind
+// delivered to its vault, and holds no credential whose key id is in gone
+// (an earlier wave's, which this one must retire), then stops it with
+// SIGTERM. name names its log.
+func (r *rig) finishWave(ctx context.Context, t *testing.T, name string, kind domain.CredentialKind, gone map[string]bool) {
+	t.Helper()
+	stop := startServe(t, r.bin, r.cfgPath, r.env, r.log(name+"-serve-final.log"))
+	eventually(t, 3*time.Minute, "every owned application to hold exactly one rotor credential, delivered to Key Vault", func() (bool, string) {
+		return converged(ctx, t, r.info, r.graphs, kind, gone)
+	})
+	stop()
 }
 
 // runServe runs `rotor serve` with extra environment until it exits or

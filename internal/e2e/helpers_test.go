@@ -127,11 +127,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 }
 
 // rig is one end-to-end scene: a simulator, the rotor binary, a rotor.yaml
-// for it (secrets passed as environment variables), where data and logs go,
-// and a Graph client per tenant to check Entra with. db is the PostgreSQL
-// schema rotor keeps its state in, nil on SQLite (in dataDir).
+// for it (secrets passed as environment variables) and what it was written
+// from (cfg), where data and logs go, and a Graph client per tenant to
+// check Entra with. db is the PostgreSQL schema rotor keeps its state in,
+// nil on SQLite (in dataDir).
 type rig struct {
 	bin, cfgPath, dataDir, logDir string
+	cfg                           config.SimulatorConfig
 	info                          *simfile.Info
 	env                           []string
 	graphs                        map[string]*graph.Client
@@ -187,16 +189,31 @@ func newRigOn(t *testing.T, kind storeKind, opts simtest.Options, cfg config.Sim
 	cfg.SimFile = filepath.Join(filepath.Dir(r.info.CAFile), simfile.FileName)
 	cfg.DataDir, cfg.LogLevel = r.dataDir, "info"
 	cfg.Secret = func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" }
-	yaml, err := config.SimulatorYAML(r.info, cfg)
-	require.NoError(t, err)
 	r.cfgPath = filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(r.cfgPath, yaml, 0o600))
+	r.cfg = cfg
+	r.writeConfig(t)
 	r.graphs = map[string]*graph.Client{}
 	for _, tn := range r.info.Tenants {
 		r.env = append(r.env, "SECRET_"+tn.Name+"="+tn.Rotation.ClientSecret)
 		r.graphs[tn.ID] = graphClient(t, r.info, tn)
 	}
 	return r
+}
+
+// writeConfig writes rotor.yaml from r.cfg.
+func (r *rig) writeConfig(t *testing.T) {
+	t.Helper()
+	yaml, err := config.SimulatorYAML(r.info, r.cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(r.cfgPath, yaml, 0o600))
+}
+
+// reconfigure changes rotor.yaml, as an operator edits it between two
+// starts of rotor: the next process provisions what edit made of r.cfg.
+func (r *rig) reconfigure(t *testing.T, edit func(*config.SimulatorConfig)) {
+	t.Helper()
+	edit(&r.cfg)
+	r.writeConfig(t)
 }
 
 // requireNoValueAtRest fails the test if any of values (every secret the

@@ -96,7 +96,7 @@ func TestManyProcessesOneDatabase(t *testing.T) {
 	// Then two serves, undisturbed, until every application converged.
 	stopB := startServe(t, bin, cfgPath, env, filepath.Join(logDir, "serve-b3.log"))
 	eventually(t, 3*time.Minute, "every owned application to hold exactly one rotor credential, delivered to Key Vault", func() (bool, string) {
-		return converged(ctx, t, info, graphs)
+		return converged(ctx, t, info, graphs, domain.KindSecret, nil)
 	})
 	stopA()
 	stopB()

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotor-dev/rotor/internal/config"
+	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/store/postgres/pgtest"
 )
@@ -118,7 +119,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		}
 	}
 	eventually(t, time.Minute, "every owned application to hold exactly one rotor credential, delivered to Key Vault", func() (bool, string) {
-		return converged(ctx, t, r.info, r.graphs)
+		return converged(ctx, t, r.info, r.graphs, domain.KindSecret, nil)
 	})
 	t.Logf("%5.1fs: converged", time.Since(start).Seconds())
 	for _, p := range procs {
@@ -127,7 +128,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 
 	after := snapshot(ctx, t, r.info, r.graphs)
 	requireOneRotorCredentialForeignUntouched(t, before, after)
-	requireConsumersWork(ctx, t, r.info, r.graphs, after)
+	requireConsumersWork(ctx, t, r.info, r.graphs, after, domain.KindSecret)
 	r.requireNoValueAtRest(t, issued.all())
 
 	runs := readRuns(t, r.db)

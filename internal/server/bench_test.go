@@ -161,8 +161,24 @@ type rotateEnv struct {
 
 // setupRotateBench starts a simulator, writes a configuration for it,
 // opens rotor on it, syncs the inventory, and returns the applications the
-// policy selects.
+// policy selects: BenchmarkRotate1000's scene (benchApps applications,
+// benchLatency on every request, throttling on, a secret policy).
 func setupRotateBench(b *testing.B, conc int, reqs *requestCounter, phases *phaseClock) *rotateEnv {
+	b.Helper()
+	return setupRotateScene(b, rotateScene{apps: benchApps, conc: conc, faults: sim.FaultConfig{Latency: benchLatency, Throttle: true}}, reqs, phases)
+}
+
+// rotateScene is what a rotation benchmark's scene is made of: how many
+// applications in one tenant, the policy's concurrency and credential
+// kind ("" is secret), and the simulator's faults.
+type rotateScene struct {
+	apps, conc int
+	kind       string
+	faults     sim.FaultConfig
+}
+
+// setupRotateScene is setupRotateBench for any scene.
+func setupRotateScene(b *testing.B, sc rotateScene, reqs *requestCounter, phases *phaseClock) *rotateEnv {
 	b.Helper()
 	ctx, cancel := context.WithCancel(b.Context())
 	dir := b.TempDir()
@@ -170,17 +186,17 @@ func setupRotateBench(b *testing.B, conc int, reqs *requestCounter, phases *phas
 	// idempotent, so simtest's cleanup at the end is harmless).
 	simSrv := simtest.Start(b, simtest.Options{
 		StateDir: filepath.Join(dir, "sim"),
-		Seed:     fmt.Sprintf("apps=%d,tenants=1,expiring=1h,replication=0s", benchApps),
+		Seed:     fmt.Sprintf("apps=%d,tenants=1,expiring=1h,replication=0s", sc.apps),
 		Logger:   slog.New(reqs),
-		Faults:   sim.FaultConfig{Latency: benchLatency, Throttle: true},
+		Faults:   sc.faults,
 	}).Server
 	info := simSrv.Info()
 
 	cfg, err := config.SimulatorYAML(info, config.SimulatorConfig{
 		SimFile: filepath.Join(filepath.Dir(info.CAFile), simfile.FileName), DataDir: filepath.Join(dir, "data"), LogLevel: "warn",
 		Secret:   func(tn simfile.Tenant) string { return "{env: SECRET_" + tn.Name + "}" },
-		Rotation: config.SimulatorRotation{VerifyTimeout: "1m", ConcurrencyPerTenant: conc},
-		Policies: []config.SimulatorPolicy{{Name: "all", Lifetime: "30d", RenewBefore: "10d", Overlap: "7d"}},
+		Rotation: config.SimulatorRotation{VerifyTimeout: "1m", ConcurrencyPerTenant: sc.conc},
+		Policies: []config.SimulatorPolicy{{Name: "all", Kind: sc.kind, Lifetime: "30d", RenewBefore: "10d", Overlap: "7d"}},
 	})
 	require.NoError(b, err)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
@@ -209,7 +225,7 @@ func setupRotateBench(b *testing.B, conc int, reqs *requestCounter, phases *phas
 			apps = append(apps, a)
 		}
 	}
-	require.Len(b, apps, benchApps, "the policy must select every seeded application")
+	require.Len(b, apps, sc.apps, "the policy must select every seeded application")
 	return &rotateEnv{sim: simSrv, srv: srv, apps: apps, close: func() {
 		_ = srv.Close()
 		cancel()
