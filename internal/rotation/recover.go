@@ -335,17 +335,21 @@ func (e *Engine) assess(ctx context.Context, org domain.OrgID, run *domain.Run, 
 func (e *Engine) resume(ctx context.Context, run *domain.Run, a assessment, prev string, log *slog.Logger) error {
 	from := run.State
 	retireAt := e.now().Add(max(a.policy.Overlap, 0))
+	noun := "secret"
+	if run.Kind == domain.KindCertificate {
+		noun = "certificate"
+	}
 	msg := fmt.Sprintf("the rotor process running it stopped while this run was %s, but it got further than its journal says "+
-		"(a database restored from a backup taken mid-run, or a stop between a step and its journal line): its secret %s is in Entra and every sink holds it, "+
+		"(a database restored from a backup taken mid-run, or a stop between a step and its journal line): its %s %s is in Entra and every sink holds it, "+
 		"so the run goes on to retirement instead of being replaced; older credentials are removed after the overlap (%s), at %s",
-		from, a.key.KeyID, domain.FormatDuration(a.policy.Overlap), retireAt.UTC().Format(time.RFC3339))
+		from, noun, a.key.KeyID, domain.FormatDuration(a.policy.Overlap), retireAt.UTC().Format(time.RFC3339))
 	if err := e.transition(ctx, run, store.TransitionRunParams{
 		From: []domain.RunState{from}, To: domain.RunRetiring, NewKeyID: a.key.KeyID, NewEnd: a.key.End, SinksStarted: true, RetireAt: retireAt,
 		Event: domain.RunEvent{Step: domain.StepRetiring.Step(), Message: msg},
 	}); err != nil {
 		return err
 	}
-	log.Warn("run taken over and resumed: every sink holds its secret", "state", string(from), "key_id", a.key.KeyID, "retire_at", retireAt, "previous_holder", prev)
+	log.Warn("run taken over and resumed: every sink holds its "+noun, "state", string(from), "key_id", a.key.KeyID, "retire_at", retireAt, "previous_holder", prev)
 	e.settleMoves(ctx, run, *a.policy, a.sinks)
 	return nil
 }
