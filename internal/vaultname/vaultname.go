@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
-	"text/template/parse"
 
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/nametmpl"
 )
 
 // Data is what a template sees: {{ .App.DisplayName }}, {{ .App.AppID }},
@@ -53,31 +53,8 @@ func parseTemplate(src string) (*template.Template, error) {
 	if len(t.Templates()) > 1 {
 		return nil, fmt.Errorf("template %q must not define templates", src)
 	}
-	var walk func(n parse.Node) error
-	walk = func(n parse.Node) error {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return nil
-			}
-			for _, c := range n.Nodes {
-				if err := walk(c); err != nil {
-					return err
-				}
-			}
-		case *parse.IfNode:
-			return errors.Join(walk(n.List), walk(n.ElseList))
-		case *parse.WithNode:
-			return errors.Join(walk(n.List), walk(n.ElseList))
-		case *parse.RangeNode:
-			return fmt.Errorf("template %q must not use range", src)
-		case *parse.TemplateNode:
-			return fmt.Errorf("template %q must not call templates", src)
-		}
-		return nil
-	}
 	if t.Tree != nil {
-		if err := walk(t.Tree.Root); err != nil {
+		if err := nametmpl.NoLoops(t.Tree.Root); err != nil {
 			return nil, err
 		}
 	}

@@ -10,11 +10,11 @@ import (
 	"sort"
 	"strings"
 	"text/template"
-	"text/template/parse"
 
 	"filippo.io/age"
 
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/nametmpl"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
@@ -339,31 +339,8 @@ func parseTemplate(name, src string) (*template.Template, error) {
 	if len(t.Templates()) > 1 {
 		return nil, errors.New("must not define templates")
 	}
-	var walk func(n parse.Node) error
-	walk = func(n parse.Node) error {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return nil
-			}
-			for _, c := range n.Nodes {
-				if err := walk(c); err != nil {
-					return err
-				}
-			}
-		case *parse.IfNode:
-			return errors.Join(walk(n.List), walk(n.ElseList))
-		case *parse.WithNode:
-			return errors.Join(walk(n.List), walk(n.ElseList))
-		case *parse.RangeNode:
-			return errors.New("must not use range")
-		case *parse.TemplateNode:
-			return errors.New("must not call templates")
-		}
-		return nil
-	}
 	if t.Tree != nil {
-		if err := walk(t.Tree.Root); err != nil {
+		if err := nametmpl.NoLoops(t.Tree.Root); err != nil {
 			return nil, err
 		}
 	}

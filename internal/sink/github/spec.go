@@ -9,9 +9,9 @@ import (
 	"sort"
 	"strings"
 	"text/template"
-	"text/template/parse"
 
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/nametmpl"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
@@ -339,30 +339,7 @@ func parseTemplate(src string) (*template.Template, error) {
 	if t.Tree == nil || t.Tree.Root == nil {
 		return t, nil
 	}
-	var walk func(n parse.Node) error
-	walk = func(n parse.Node) error {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return nil
-			}
-			for _, c := range n.Nodes {
-				if err := walk(c); err != nil {
-					return err
-				}
-			}
-		case *parse.IfNode:
-			return errors.Join(walk(n.List), walk(n.ElseList))
-		case *parse.WithNode:
-			return errors.Join(walk(n.List), walk(n.ElseList))
-		case *parse.RangeNode:
-			return errors.New("must not use range")
-		case *parse.TemplateNode:
-			return errors.New("must not call templates")
-		}
-		return nil
-	}
-	if err := walk(t.Tree.Root); err != nil {
+	if err := nametmpl.NoLoops(t.Tree.Root); err != nil {
 		return nil, err
 	}
 	return t, nil

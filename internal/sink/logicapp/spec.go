@@ -8,9 +8,9 @@ import (
 	"sort"
 	"strings"
 	"text/template"
-	"text/template/parse"
 
 	"github.com/rotor-dev/rotor/internal/domain"
+	"github.com/rotor-dev/rotor/internal/nametmpl"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
@@ -250,31 +250,8 @@ func (st settings) namesFor(app domain.Application) ([]string, error) {
 // without them rendering a configured template always ends quickly (Go
 // templates can range over an integer).
 func noLoops(t *template.Template) error {
-	var walk func(n parse.Node) error
-	walk = func(n parse.Node) error {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return nil
-			}
-			for _, c := range n.Nodes {
-				if err := walk(c); err != nil {
-					return err
-				}
-			}
-		case *parse.IfNode:
-			return errors.Join(walk(n.List), walk(n.ElseList))
-		case *parse.WithNode:
-			return errors.Join(walk(n.List), walk(n.ElseList))
-		case *parse.RangeNode:
-			return errors.New("must not use range: a name needs no loop")
-		case *parse.TemplateNode:
-			return errors.New("must not call templates")
-		}
-		return nil
-	}
 	if t.Tree == nil {
 		return nil
 	}
-	return walk(t.Tree.Root)
+	return nametmpl.NoLoops(t.Tree.Root)
 }
