@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/rotor-dev/rotor/internal/domain"
 	"github.com/rotor-dev/rotor/internal/sink"
@@ -93,24 +94,29 @@ func (s *Service) DiscoverSink(ctx context.Context, scope Scope, req DiscoverSin
 	return &SinkChoices{Type: req.Type, Keys: keys, Key: req.Key, Choices: choices}, nil
 }
 
-// configuredSettings refuses, for a caller over the API or the UI, every
-// setting that says where to connect or with which credential (reachesOut)
-// unless a sink of the same kind in the organization's policies
-// (rotor.yaml, which only the host's operator writes) has that setting
-// with that value.
+// configuredSettings refuses, for a caller over the API or the UI, a
+// discovery whose settings that say where to connect or with which
+// credential (reachesOut) are not, all together, those of one sink of the
+// same kind in the organization's policies (rotor.yaml, which only the
+// host's operator writes). Together, and with absent counting as a value:
+// a token configured for one server must not be sent to another, nor to
+// the kind's default server by leaving the URL out.
 //
 // Why: discovery acts on rotor's host. An API URL, an organization URL, a
-// vault URL, a kubeconfig path (whose exec plugin runs a command) or a
-// {file: …} / {env: …} reference to a token, taken from a caller, would
-// let an operator send any file or variable on rotor's host — or the
-// connection's Azure token — to any server, or run a command there. The
-// other settings (a project, a namespace, a subscription, a team) only
-// choose among what the configured service lists for the organization's
-// own connection. rotor's own CLI on the host (a system actor) may name
-// anything: whoever runs it can read those files already.
+// vault URL, a kubeconfig path (whose exec plugin runs a command) and its
+// context, or a {file: …} / {env: …} reference to a token, taken from a
+// caller, would let an operator send any file or variable on rotor's host
+// — or the connection's Azure token — to any server, or run a command
+// there. The other settings (a project, a namespace, a subscription, a
+// team) only choose among what the configured service lists for the
+// organization's own connection. A kind that without any such setting
+// acts with the host's own ambient identity (Kubernetes in-cluster: the
+// pod's service account) needs a configured sink that does the same.
+// rotor's own CLI on the host (a system actor) may name anything: whoever
+// runs it can read those files already.
 func (s *Service) configuredSettings(ctx context.Context, scope Scope, req DiscoverSinkRequest) error {
-	if len(req.Settings) == 0 {
-		return nil
+	if req.Key == "" {
+		return nil // only which settings can be listed: nothing is contacted
 	}
 	_, listable, err := s.engine.DiscoverSink(ctx, req.Type, sink.DiscoverQuery{Org: scope.Org, Spec: domain.SinkSpec{Type: req.Type}})
 	if err != nil && !errors.Is(err, sink.ErrNoDiscovery) {
@@ -119,35 +125,51 @@ func (s *Service) configuredSettings(ctx context.Context, scope Scope, req Disco
 		}
 		return fmt.Errorf("list %s settings: %w", req.Type, err)
 	}
+	want := reachingSettings(req.Settings, listable)
+	if len(want) == 0 && !slices.Contains(ambientKinds, req.Type) {
+		return nil // no server, no credential: the kind's public default, anonymously
+	}
 	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
 	if err != nil {
 		return fmt.Errorf("load policies: %w", err)
 	}
-	for key, v := range req.Settings {
-		if slices.Contains(listable, key) || !reachesOut(key, v) {
-			continue
-		}
-		found := false
-		for _, p := range pols.List() {
-			for _, sp := range p.Sinks {
-				if cv, ok := sp.Settings[key]; ok && sp.Type == req.Type && reflect.DeepEqual(normalize(cv), normalize(v)) {
-					found = true
-				}
+	for _, p := range pols.List() {
+		for _, sp := range p.Sinks {
+			if sp.Type == req.Type && reflect.DeepEqual(normalize(reachingSettings(sp.Settings, listable)), normalize(want)) {
+				return nil
 			}
 		}
-		if !found {
-			return &InvalidError{Field: "settings." + key, Message: fmt.Sprintf(
-				"%s says where to connect or with which credential, and no %s sink in this organization's policies sets it to this value: "+
-					"over the API and the UI, discovery takes those only from rotor.yaml "+
-					"(run `rotor sinks discover` on rotor's host to explore a new one)", key, req.Type)}
-		}
 	}
-	return nil
+	keys := slices.Sorted(maps.Keys(want))
+	what := "no server or credential (the host's own identity)"
+	if len(keys) > 0 {
+		what = strings.Join(keys, ", ")
+	}
+	return &InvalidError{Field: "settings", Message: fmt.Sprintf(
+		"%s says where to connect or with which credential, and no %s sink in this organization's policies has exactly these: "+
+			"over the API and the UI, discovery connects only where and as rotor.yaml's sinks do "+
+			"(run `rotor sinks discover` on rotor's host to explore a new one)", what, req.Type)}
 }
 
-// hostKeys are the sink settings, across kinds, that name a server or a
-// file on rotor's host (docs/sinks/*.md).
-var hostKeys = []string{"vault_url", "organization_url", "api_url", "url", "kubeconfig"}
+// hostKeys are the sink settings, across kinds, that name a server, a
+// file on rotor's host or which identity in it to use (docs/sinks/*.md).
+var hostKeys = []string{"vault_url", "organization_url", "api_url", "url", "kubeconfig", "context"}
+
+// ambientKinds are the kinds that, given no host setting, act with the
+// host's own identity (Kubernetes in-cluster).
+var ambientKinds = []string{"kubernetes"}
+
+// reachingSettings are the settings of a spec that say where to connect or
+// with what (reachesOut), leaving out the ones the kind lists choices for.
+func reachingSettings(settings map[string]any, listable []string) map[string]any {
+	out := map[string]any{}
+	for k, v := range settings {
+		if !slices.Contains(listable, k) && reachesOut(k, v) {
+			out[k] = v
+		}
+	}
+	return out
+}
 
 // reachesOut reports whether a setting names where a sink connects or
 // with what: a host key, or any secret reference (a map: {env}, {file},

@@ -39,8 +39,13 @@ func TestSinksPicker(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#sink-add input[name="v"]`), kube.Kubeconfig))
 	require.EqualValues(t, 200, p.click(`#sink-add button[type="submit"]`))
 	require.Equal(t, "kubeconfig="+kube.Kubeconfig, p.query().Get("set"), "the setting is carried in the page's URL")
+	// Where to connect must be what a sink in rotor.yaml says: the demo's
+	// every-sink policy names the kubeconfig with its context.
+	p.do(chromedp.SendKeys(chromedp.CSS(`#sink-add input[name="k"]`), "context"),
+		chromedp.SendKeys(chromedp.CSS(`#sink-add input[name="v"]`), kube.Context))
+	require.EqualValues(t, 200, p.click(`#sink-add button[type="submit"]`))
 	require.Equal(t, "Choices for namespace", p.text("#choices-of"))
-	require.False(t, p.exists("#sink-error"), "with the kubeconfig the cluster answers")
+	require.False(t, p.exists("#sink-error"), "with the kubeconfig and context rotor.yaml names, the cluster answers")
 
 	// The step's input suggests the same choices, swapped in by htmx.
 	p.do(chromedp.Focus(chromedp.CSS(`#sink-type-value input[name="v"]`)))
@@ -63,6 +68,7 @@ func TestSinksPicker(t *testing.T) {
 		"sinks:",
 		"  - kubernetes:",
 		"      kubeconfig: " + kube.Kubeconfig,
+		"      context: " + kube.Context,
 		"      namespace: " + kube.Namespace,
 		"      secret: " + kube.Secret,
 		"      restart: [{kind: Deployment, name: " + kube.Deployment + "}]",

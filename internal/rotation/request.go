@@ -69,15 +69,17 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 	}
 	// Take the tenant's slot before asking Entra anything, so that when
 	// Graph is throttled the application whose credential ends first is
-	// the first to be read and rotated (slots are earliest deadline
-	// first; Rotate then keeps this slot).
+	// the first to be read (slots are earliest deadline first). It is
+	// given back before Rotate, which checks its sinks (other services'
+	// time, not Graph's) before it takes the slot again, with the same
+	// deadline, to write to Graph.
 	release, err := e.acquire(ctx, app.TenantID, deadlineOf(*app, cmp.Or(pol.Kind, domain.KindSecret), e.now()))
 	if err != nil {
 		return "", nil, err
 	}
 	defer release()
 	trigger := req.Trigger
-	opts := []RotateOption{holdingSlot(release)}
+	var opts []RotateOption
 	fresh := e.now().Sub(req.RequestedAt) < requestFreshFor
 	force := false
 	if trigger == domain.TriggerRecovery && fresh {
@@ -128,6 +130,7 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 		}
 		trigger = d.Trigger
 	}
+	release()
 	run, err := e.Rotate(ctx, req.Org, *app, *pol, trigger, opts...)
 	var re *RunError
 	switch {

@@ -85,9 +85,15 @@ func (e *Engine) Retire(ctx context.Context, org domain.OrgID, runID string, pol
 	}
 	run.Events = nil
 	// A retirement is never urgent for consumers (they hold the new
-	// credential): it waits behind every rotation whose consumers'
-	// credential ends before this run's new one does.
-	release, err := e.acquire(ctx, run.TenantID, run.NewEnd)
+	// credential): it waits behind rotations whose consumers' credential
+	// ends sooner — but not for ever: an hour after it fell due it counts
+	// as due then, so a long throttled wave cannot keep superseded
+	// credentials valid far past their overlap.
+	deadline := run.NewEnd
+	if !run.RetireAt.IsZero() && run.RetireAt.Add(time.Hour).Before(deadline) {
+		deadline = run.RetireAt.Add(time.Hour)
+	}
+	release, err := e.acquire(ctx, run.TenantID, deadline)
 	if err != nil {
 		return err
 	}

@@ -23,19 +23,11 @@ type RotateOption func(*rotateOptions)
 
 type rotateOptions struct {
 	replaces string
-	release  func()
 }
 
 // Replacing records that the new run replaces an abandoned one (Run.Replaces).
 func Replacing(runID string) RotateOption {
 	return func(o *rotateOptions) { o.replaces = runID }
-}
-
-// holdingSlot hands Rotate the tenant's concurrency slot the caller
-// already holds (Handle takes it before it asks Entra anything); release
-// gives it back and may be called more than once.
-func holdingSlot(release func()) RotateOption {
-	return func(o *rotateOptions) { o.release = release }
 }
 
 // addPasswordAttempts bounds retries of a transient addPassword failure. A
@@ -100,7 +92,7 @@ func (e *Engine) Rotate(ctx context.Context, org domain.OrgID, app domain.Applic
 		return nil, fmt.Errorf("rotation: journal new run: %w", err)
 	}
 	r := &runner{
-		e: e, run: run, app: app, policy: policy, release: o.release,
+		e: e, run: run, app: app, policy: policy,
 		log: e.log.With("run", run.ID, "org", string(org), "tenant", app.TenantID, "app", app.ObjectID, "app_name", app.DisplayName),
 	}
 	r.log.Info("rotation planned", "trigger", string(trigger), "policy", policy.Name, "replaces", o.replaces)
@@ -126,8 +118,8 @@ type runner struct {
 	policy domain.Policy
 	log    *slog.Logger
 
-	// release gives back the tenant's concurrency slot: the caller's
-	// (holdingSlot), or the one rotate takes.
+	// release gives back the tenant's concurrency slot rotate takes; it
+	// may be called more than once.
 	release func()
 
 	dir Directory
@@ -235,13 +227,11 @@ func (r *runner) rotate(ctx context.Context) (*domain.Run, error) {
 	sinks = kept
 	r.sinks = sinks
 
-	if r.release == nil {
-		release, err := e.acquire(ctx, run.TenantID, deadlineOf(r.app, run.Kind, e.now()))
-		if err != nil {
-			return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
-		}
-		r.release = release
+	release, err := e.acquire(ctx, run.TenantID, deadlineOf(r.app, run.Kind, e.now()))
+	if err != nil {
+		return r.fail(ctx, err, "stopped while waiting for the tenant's concurrency slot: "+err.Error(), false)
 	}
+	r.release = release
 	defer r.release()
 
 	if done, err := r.makeRoom(ctx); done != nil || err != nil {

@@ -586,50 +586,68 @@ func (e *Engine) fenced(ctx context.Context, run *domain.Run, fn func(ctx contex
 	// means nothing to a timer or a context.
 	margin := e.lease.TTL() / 3
 	left := until.Sub(e.now())
+	if left <= margin {
+		return fmt.Errorf("the run's lease is about to expire (%s left): %w", left, errFenceExpired)
+	}
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	done := make(chan struct{})
+	// The hard stop: fn's context ends a margin before the lease would,
+	// unless a renewal moved it on — whether or not a renewal call ever
+	// returns (a store that stopped answering).
+	expiry := time.Now().Add(left)
+	stop := time.AfterFunc(left-margin, func() {
+		cancel(fmt.Errorf("the run's lease could not be renewed in time: %w", errFenceExpired))
+	})
+	defer stop.Stop()
+	renewCtx, stopRenewing := context.WithCancel(fctx)
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		expiry := time.Now().Add(left)
 		for {
 			// Renew when two thirds of what is left have passed.
-			wait := time.Until(expiry) - 2*margin
-			if wait < margin/4 {
-				wait = margin / 4
-			}
-			t := time.NewTimer(wait)
+			t := time.NewTimer(max(time.Until(expiry)-2*margin, margin/4))
 			select {
-			case <-done:
-				t.Stop()
-				return
-			case <-fctx.Done():
+			case <-renewCtx.Done():
 				t.Stop()
 				return
 			case <-t.C:
 			}
-			u, err := e.store.FenceRun(fctx, p)
+			rctx, rcancel := context.WithTimeout(renewCtx, max(time.Until(expiry)-margin, time.Millisecond))
+			u, err := e.store.FenceRun(rctx, p)
+			rcancel()
 			switch {
 			case err == nil:
-				expiry = time.Now().Add(u.Sub(e.now()))
+				next := u.Sub(e.now())
+				expiry = time.Now().Add(next)
+				if !stop.Reset(next - margin) {
+					return // the hard stop fired meanwhile: fn's context is over
+				}
 			case leaseLost(err):
 				cancel(fmt.Errorf("the run was taken over while this side effect ran: %w", err))
 				return
-			case time.Until(expiry) <= margin:
-				cancel(fmt.Errorf("the run's lease could not be renewed in time: %w", err))
-				return
 			}
+			// Any other failure: try again; the hard stop ends fn in time.
 		}
 	}()
 	err = fn(fctx)
-	close(done)
+	stopRenewing()
 	<-renewed
+	if err == nil {
+		// Done before any stop: the side effect happened, and the journal
+		// write that follows is fenced on its own.
+		return nil
+	}
 	if cause := context.Cause(fctx); cause != nil && ctx.Err() == nil && fctx.Err() != nil {
 		return errors.Join(err, cause)
 	}
 	return err
 }
+
+// errFenceExpired says a fenced side effect was stopped (or not started)
+// because this process could not renew the run's lease in time. Like a
+// lost lease, retrying in this process would be unsafe until the lease is
+// renewed.
+var errFenceExpired = fmt.Errorf("%w: its lease was not renewed in time", store.ErrLeaseLost)
 
 // leaseLost reports whether err says this process no longer holds a run.
 func leaseLost(err error) bool { return errors.Is(err, store.ErrLeaseLost) }

@@ -155,7 +155,8 @@ func TestSinksKubernetesWalk(t *testing.T) {
 	res := b.do(http.MethodGet, "/sinks/kubernetes", "operator", nil)
 	require.Equal(t, http.StatusOK, res.status)
 	require.Equal(t, "namespace", currentStep(res.body), "the first step")
-	require.Contains(t, res.body, `id="sink-error">settings: kubernetes sink: in-cluster: `, "without a kubeconfig: why nothing is listed")
+	require.Contains(t, res.body, `id="sink-error">settings: no server or credential (the host&#39;s own identity) says where to connect`,
+		"without a kubeconfig the sink would act in-cluster, as rotor's own pod, which no configured sink does: refused, and why")
 	require.NotContains(t, res.body, "panic")
 
 	// The kubeconfig is a setting rotor cannot list: typed in the form.
@@ -163,6 +164,11 @@ func TestSinksKubernetesWalk(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, res.status, res.body)
 	loc := res.header.Get("Location")
 	require.Contains(t, loc, "set="+url.QueryEscape("kubeconfig="+k.Kubeconfig))
+	// And its context, as rotor.yaml's Kubernetes sink names it (the
+	// settings that say where to connect must be a configured sink's).
+	res = b.do(http.MethodPost, "/sinks/kubernetes", "operator", url.Values{"k": {"context"}, "v": {k.Context}, "set": urlSets(loc)})
+	require.Equal(t, http.StatusSeeOther, res.status, res.body)
+	loc = res.header.Get("Location")
 
 	res = b.do(http.MethodGet, loc, "operator", nil)
 	require.Equal(t, http.StatusOK, res.status, res.body)
@@ -172,7 +178,7 @@ func TestSinksKubernetesWalk(t *testing.T) {
 	require.Contains(t, ns, "kube-system")
 
 	// The datalist its input gets, as htmx asks for it.
-	frag := b.do(http.MethodGet, "/sinks/kubernetes/choices?key=namespace&set="+url.QueryEscape("kubeconfig="+k.Kubeconfig), "operator", nil, "HX-Request", "true")
+	frag := b.do(http.MethodGet, "/sinks/kubernetes/choices?key=namespace&set="+url.QueryEscape("kubeconfig="+k.Kubeconfig)+"&set="+url.QueryEscape("context="+k.Context), "operator", nil, "HX-Request", "true")
 	require.Equal(t, http.StatusOK, frag.status, frag.body)
 	require.True(t, strings.HasPrefix(frag.body, `<datalist id="sink-choices">`), frag.body)
 	require.NotContains(t, frag.body, "<html")
@@ -196,7 +202,7 @@ func TestSinksKubernetesWalk(t *testing.T) {
 	require.Contains(t, res.body, `id="sink-done"`, "every listable setting is chosen")
 	require.Contains(t, res.body, `<span class="id chosen-value">`+dep+`</span>`)
 	snip := snippetOf(t, res.body)
-	require.Equal(t, "sinks:\n  - kubernetes:\n      kubeconfig: "+k.Kubeconfig+"\n      namespace: "+k.Namespace+"\n      secret: "+k.Secret+
+	require.Equal(t, "sinks:\n  - kubernetes:\n      kubeconfig: "+k.Kubeconfig+"\n      context: "+k.Context+"\n      namespace: "+k.Namespace+"\n      secret: "+k.Secret+
 		"\n      restart: [{kind: Deployment, name: "+k.Deployment+"}]\n", snip)
 	cfg := parseSnippet(t, snip)
 	spec := cfg.Policies[0].Sinks[0]
@@ -204,14 +210,14 @@ func TestSinksKubernetesWalk(t *testing.T) {
 	require.Equal(t, k.Namespace, spec.Settings["namespace"])
 
 	// Choosing the namespace again forgets what was chosen in it.
-	res = b.do(http.MethodGet, "/sinks/kubernetes?"+url.Values{"set": {"kubeconfig=" + k.Kubeconfig, "namespace=" + k.Namespace, "secret=" + k.Secret}, "key": {"namespace"}}.Encode(), "operator", nil)
+	res = b.do(http.MethodGet, "/sinks/kubernetes?"+url.Values{"set": {"kubeconfig=" + k.Kubeconfig, "context=" + k.Context, "namespace=" + k.Namespace, "secret=" + k.Secret}, "key": {"namespace"}}.Encode(), "operator", nil)
 	again := choices(t, res.body)
 	res = b.do(http.MethodGet, again["default"], "operator", nil)
 	require.Equal(t, "secret", currentStep(res.body))
 	require.NotContains(t, snippetOf(t, res.body), k.Secret)
 
 	// A typed value for a step (a template) is taken as the choice.
-	res = b.do(http.MethodGet, "/sinks/kubernetes?"+url.Values{"set": {"kubeconfig=" + k.Kubeconfig, "namespace=" + k.Namespace}, "k": {"secret"}, "v": {"{{ .App.DisplayName | slug }}-azure"}}.Encode(), "operator", nil)
+	res = b.do(http.MethodGet, "/sinks/kubernetes?"+url.Values{"set": {"kubeconfig=" + k.Kubeconfig, "context=" + k.Context, "namespace=" + k.Namespace}, "k": {"secret"}, "v": {"{{ .App.DisplayName | slug }}-azure"}}.Encode(), "operator", nil)
 	require.Equal(t, http.StatusSeeOther, res.status, res.body)
 	res = b.do(http.MethodGet, res.header.Get("Location"), "operator", nil)
 	require.Contains(t, snippetOf(t, res.body), `secret: '{{ .App.DisplayName | slug }}-azure'`)
@@ -405,5 +411,13 @@ func TestSinksDiscoveryConnectsOnlyAsConfigured(t *testing.T) {
 	}
 	res := b.do(http.MethodGet, "/sinks/kubernetes?"+url.Values{"key": {"namespace"}, "set": {"kubeconfig=" + hostFile}}.Encode(), "operator", nil)
 	require.Contains(t, res.body, "kubeconfig says where to connect or with which credential")
+	// The configured kubeconfig with a context rotor.yaml does not name
+	// (another user in it, perhaps with an exec plugin): refused too.
+	res = b.do(http.MethodGet, "/sinks/kubernetes?"+url.Values{"key": {"namespace"}, "set": {"kubeconfig=" + b.info.Kubernetes.Kubeconfig, "context=" + b.info.Kubernetes.ReadOnlyContext}}.Encode(), "operator", nil)
+	require.Contains(t, res.body, "context, kubeconfig says where to connect or with which credential")
+	// A token configured for the simulated Vercel, sent to Vercel's
+	// default server by leaving api_url out: refused.
+	res = b.do(http.MethodGet, "/sinks/vercel?"+url.Values{"key": {"team_id"}, "set": {"token={file: " + b.info.Vercel.TokenFile + "}"}}.Encode(), "operator", nil)
+	require.Contains(t, res.body, "token says where to connect or with which credential")
 	require.Zero(t, got, "nothing reached the server the operator named")
 }
