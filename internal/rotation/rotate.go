@@ -3,6 +3,7 @@ package rotation
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -730,10 +731,32 @@ func (e *Engine) removeUnheld(ctx context.Context, dir Directory, run *domain.Ru
 }
 
 func (r *runner) scrub(s string) string {
-	if r.value.IsZero() {
+	if !r.value.IsZero() {
+		s = strings.ReplaceAll(s, r.value.Reveal(), "[REDACTED]")
+	}
+	return scrubKeyMaterial(s, r.cert)
+}
+
+// scrubKeyMaterial removes from s what of a certificate credential's
+// private material a target might have echoed: any PEM private key block,
+// the key's own base64 lines one by one (a fragment without its header),
+// and the PKCS#12 blob's base64. The certificate itself is public.
+func scrubKeyMaterial(s string, cert *sink.Certificate) string {
+	s = sink.RedactPrivateKeys(s)
+	if cert == nil {
 		return s
 	}
-	return strings.ReplaceAll(s, r.value.Reveal(), "[REDACTED]")
+	if kp, err := cert.KeyPEM(); err == nil {
+		for _, line := range strings.Split(kp.Reveal(), "\n") {
+			if len(line) >= 16 && !strings.HasPrefix(line, "-----") {
+				s = strings.ReplaceAll(s, line, "[REDACTED]")
+			}
+		}
+	}
+	if !cert.PKCS12.IsZero() {
+		s = strings.ReplaceAll(s, base64.StdEncoding.EncodeToString([]byte(cert.PKCS12.Reveal())), "[REDACTED]")
+	}
+	return s
 }
 
 // classify turns an error from a call that held the secret value (a

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/rotor-dev/rotor/internal/domain"
@@ -160,4 +161,16 @@ func SecretOrEncoded(kind string, m Material, f CertificateFormat) (secret.Value
 		return secret.Value{}, Permanent(fmt.Errorf("%s sink: the delivery carries no credential", kind))
 	}
 	return m.Secret, nil
+}
+
+// privateKeyBlock matches a PEM private key, whole or cut short (a
+// service that truncated what it echoed), with real or JSON-escaped line
+// breaks.
+var privateKeyBlock = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`)
+
+// RedactPrivateKeys replaces every PEM private key in s, whole or cut
+// short, with [REDACTED]: for text a target sent back (an error message
+// that echoes a request) before it is kept, cut or shown.
+func RedactPrivateKeys(s string) string {
+	return privateKeyBlock.ReplaceAllString(s, "[REDACTED]")
 }

@@ -431,7 +431,7 @@ func (c *Client) Do(ctx context.Context, call Call) (found bool, err error) {
 			TypeKey string `json:"typeKey"`
 		}
 		if json.Unmarshal(b, &eb) == nil {
-			e.Message, e.TypeKey = truncate(eb.Message), eb.TypeKey
+			e.Message, e.TypeKey = truncate(sink.RedactPrivateKeys(eb.Message)), eb.TypeKey
 		}
 		if s := resp.Header.Get("Retry-After"); s != "" {
 			if n, err := strconv.Atoi(s); err == nil && n >= 0 {
