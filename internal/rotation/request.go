@@ -67,17 +67,6 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 	if pol == nil || !pol.Enabled {
 		return OutcomeNoPolicy, nil, nil
 	}
-	// Take the tenant's slot before asking Entra anything, so that when
-	// Graph is throttled the application whose credential ends first is
-	// the first to be read (slots are earliest deadline first). It is
-	// given back before Rotate, which checks its sinks (other services'
-	// time, not Graph's) before it takes the slot again, with the same
-	// deadline, to write to Graph.
-	release, err := e.acquire(ctx, app.TenantID, deadlineOf(*app, cmp.Or(pol.Kind, domain.KindSecret), e.now()))
-	if err != nil {
-		return "", nil, err
-	}
-	defer release()
 	trigger := req.Trigger
 	var opts []RotateOption
 	fresh := e.now().Sub(req.RequestedAt) < requestFreshFor
@@ -114,7 +103,20 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 		// of the rotations made since, and the planner may run before the
 		// first sync after the restore. Entra is the truth: ask it, and
 		// rotate only if its credentials still make the application due.
-		if cur, ok := e.entraCredentials(ctx, req.Org, pol.Connection, app.ObjectID); ok && !sameCredentials(app.Credentials, cur) {
+		//
+		// The read takes the tenant's slot, so that when Graph is
+		// throttled the application whose credential ends first is the
+		// first to be read (slots are earliest deadline first); Rotate
+		// takes it again, with the same deadline, to write. A person's
+		// Rotate now reads nothing here and waits for no slot before its
+		// run exists.
+		release, err := e.acquire(ctx, app.TenantID, deadlineOf(*app, cmp.Or(pol.Kind, domain.KindSecret), e.now()))
+		if err != nil {
+			return "", nil, err
+		}
+		cur, ok := e.entraCredentials(ctx, req.Org, pol.Connection, app.ObjectID)
+		release()
+		if ok && !sameCredentials(app.Credentials, cur) {
 			fresher := *app
 			fresher.Credentials = cur
 			e.refreshInventory(ctx, req.Org, app.TenantID, app.ObjectID, cur, e.log.With("org", string(req.Org), "app", app.ObjectID))
@@ -130,7 +132,6 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 		}
 		trigger = d.Trigger
 	}
-	release()
 	run, err := e.Rotate(ctx, req.Org, *app, *pol, trigger, opts...)
 	var re *RunError
 	switch {
