@@ -133,6 +133,13 @@ var (
 	_ ChangeTracker = readOnlyTracker{}
 )
 
+// BulkWriter is a store that can trade a little speed for memory while a
+// full sync writes a whole tenant (sqlite.Store: statement journals on
+// disk rather than in memory). done switches back.
+type BulkWriter interface {
+	BulkWrites(ctx context.Context) (done func(), err error)
+}
+
 // Store is the part of store.Store a sync reads and writes.
 type Store interface {
 	SyncApplications(ctx context.Context, p store.SyncApplicationsParams) (changed int, err error)
@@ -456,6 +463,11 @@ func (s *Syncer) full(ctx context.Context, r syncRun, reason FullReason) (Result
 	res := Result{FullReason: reason}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if b, ok := s.store.(BulkWriter); ok {
+		if done, err := b.BulkWrites(ctx); err == nil {
+			defer done()
+		}
+	}
 	own := readOwnership(ctx, r.dir)
 	ownedErr := func(err error) error {
 		return fmt.Errorf("inventory %s: list the applications rotor owns: %w", r.connection, err)

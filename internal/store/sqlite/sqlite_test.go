@@ -218,9 +218,16 @@ func TestPragmas(t *testing.T) {
 			require.Equal(t, -16384, cache, "16 MiB of page cache for the writer (about 32 MiB resident: modernc's power-of-two slots)")
 			require.Equal(t, 10000, ckpt)
 			require.Equal(t, 2, temp, "statement journals in memory")
+			done, err := s.BulkWrites(ctx)
+			require.NoError(t, err)
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp))
+			require.Equal(t, 1, temp, "a full sync's statement journals on disk")
+			done()
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp))
+			require.Equal(t, 2, temp, "and back in memory after it")
 			require.Equal(t, 1, s.DB().Stats().MaxOpenConnections, "River's riversqlite wants one connection")
 
-			_, err := s.r.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES ('x', 'x', 'x')`)
+			_, err = s.r.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES ('x', 'x', 'x')`)
 			require.Error(t, err, "the read pool is query-only")
 		})
 	}
