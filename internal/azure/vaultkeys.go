@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -528,11 +527,5 @@ func VerifyCertificateSigner(ctx context.Context, ep Endpoints, tenantID, client
 		ClientOptions:            ClientOptions(ep),
 		DisableInstanceDiscovery: ep.DisableInstanceDiscovery || ep.Cloud == Sim,
 	})
-	if err != nil {
-		return &TokenError{TenantID: tenantID, ClientID: clientID, Err: err}
-	}
-	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{ep.GraphScope}}); err != nil {
-		return classifyTokenError(tenantID, clientID, err)
-	}
-	return nil
+	return freshToken(ctx, ep, tenantID, clientID, cred, err)
 }

@@ -96,8 +96,15 @@ func VerifySecret(ctx context.Context, ep Endpoints, tenantID, clientID string, 
 		ClientOptions:            ClientOptions(ep),
 		DisableInstanceDiscovery: ep.DisableInstanceDiscovery || ep.Cloud == Sim,
 	})
-	if err != nil {
-		return &TokenError{TenantID: tenantID, ClientID: clientID, Err: err}
+	return freshToken(ctx, ep, tenantID, clientID, cred, err)
+}
+
+// freshToken asks cred — just built, so nothing is cached — for a Graph
+// token: the one proof that a new credential works. buildErr is the error
+// of building cred. Errors are *TokenError.
+func freshToken(ctx context.Context, ep Endpoints, tenantID, clientID string, cred azcore.TokenCredential, buildErr error) error {
+	if buildErr != nil {
+		return &TokenError{TenantID: tenantID, ClientID: clientID, Err: buildErr}
 	}
 	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{ep.GraphScope}}); err != nil {
 		return classifyTokenError(tenantID, clientID, err)
@@ -199,13 +206,7 @@ func VerifyCertificate(ctx context.Context, ep Endpoints, tenantID, clientID str
 		ClientOptions:            ClientOptions(ep),
 		DisableInstanceDiscovery: ep.DisableInstanceDiscovery || ep.Cloud == Sim,
 	})
-	if err != nil {
-		// azidentity's message names the problem (key type, mismatch),
-		// never the key.
-		return &TokenError{TenantID: tenantID, ClientID: clientID, Err: err}
-	}
-	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{ep.GraphScope}}); err != nil {
-		return classifyTokenError(tenantID, clientID, err)
-	}
-	return nil
+	// A build error from azidentity names the problem (key type,
+	// mismatch), never the key.
+	return freshToken(ctx, ep, tenantID, clientID, cred, err)
 }
