@@ -48,8 +48,8 @@ func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsPa
 	}
 	changed, err := s.syncPage(ctx, &p)
 	if err != nil {
-		if isForeignKeyViolation(err) {
-			return 0, fmt.Errorf("sync applications: organization %q: %w (call EnsureOrg first)", p.Org, store.ErrNotFound)
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, fmt.Errorf("sync applications: %w", err)
 		}
 		return 0, fmt.Errorf("sync applications of %s/%s: %w", p.Org, p.Connection, err)
 	}
@@ -59,21 +59,28 @@ func (s *Store) SyncApplications(ctx context.Context, p store.SyncApplicationsPa
 const (
 	sqlPageFingerprints = `SELECT object_id, fingerprint FROM applications
 		WHERE org_id = ? AND tenant_id = ? AND object_id IN (SELECT value FROM json_each(?))`
-	// sqlAccess records that a connection saw these applications now
-	// (?5: may change them or not). The stamp only moves forward: two
-	// overlapping syncs of one connection (two rotor processes) must not
-	// let the one that started earlier, writing last, stamp a row older
-	// than the later one's start, or the later one's FinishSync would
-	// delete an application both saw. The WHERE true is SQLite's way to
-	// tell an upsert's ON CONFLICT from a join's ON.
+	// sqlAccessUpdate and sqlAccessInsert record that a connection saw
+	// these applications now (?5: may change them or not): the views it
+	// had are re-stamped, the new ones inserted. The stamp only moves
+	// forward: two overlapping syncs of one connection (two rotor
+	// processes) must not let the one that started earlier, writing last,
+	// stamp a row older than the later one's start, or the later one's
+	// FinishSync would delete an application both saw.
 	//
 	// With ?7 (KeepCanChange) an existing view keeps its can_change: the
 	// page does not know it yet, and ReconcileManageable settles it.
-	sqlAccess = `INSERT INTO app_access (org_id, tenant_id, object_id, connection, can_change, synced_at)
-		SELECT ?1, ?2, value, ?3, ?5, ?4 FROM json_each(?6) WHERE true
-		ON CONFLICT (org_id, tenant_id, object_id, connection) DO UPDATE SET
-			can_change = CASE WHEN ?7 THEN app_access.can_change ELSE excluded.can_change END,
-			synced_at = max(app_access.synced_at, excluded.synced_at)`
+	//
+	// Two statements, not an upsert: an upsert's DO UPDATE cannot be told
+	// to roll back instead of abort, so SQLite would keep a statement
+	// journal for it (see withoutForeignKeys).
+	sqlAccessUpdate = `UPDATE OR ROLLBACK app_access SET
+			can_change = CASE WHEN ?7 THEN can_change ELSE ?5 END,
+			synced_at = max(synced_at, ?4)
+		WHERE org_id = ?1 AND tenant_id = ?2 AND object_id IN (SELECT value FROM json_each(?6)) AND connection = ?3`
+	sqlAccessInsert = `INSERT OR ROLLBACK INTO app_access (org_id, tenant_id, object_id, connection, can_change, synced_at)
+		SELECT DISTINCT ?1, ?2, j.value, ?3, ?5, ?4 FROM json_each(?6) j
+		WHERE NOT EXISTS (SELECT 1 FROM app_access x
+			WHERE x.org_id = ?1 AND x.tenant_id = ?2 AND x.object_id = j.value AND x.connection = ?3)`
 	// sqlUpsertApp writes an application's content unless a sync that
 	// started later already wrote it (content_at) or saw it (an access row
 	// stamped later: that listing found it unchanged): an older listing
@@ -90,7 +97,7 @@ const (
 			AND excluded.content_at >= coalesce((SELECT max(x.synced_at) FROM app_access x
 				WHERE x.org_id = excluded.org_id AND x.tenant_id = excluded.tenant_id AND x.object_id = excluded.object_id), '')`
 	sqlDeleteCreds = `DELETE FROM credentials WHERE org_id = ? AND tenant_id = ? AND app_object_id = ?`
-	sqlInsertCreds = `INSERT INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name,
+	sqlInsertCreds = `INSERT OR ROLLBACK INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name,
 			hint, thumbprint, start_at, end_at) VALUES `
 	// maxCredsPerInsert keeps one INSERT's parameters (10 a row) far
 	// below SQLite's limit of 32766.
@@ -192,7 +199,7 @@ type newApp struct {
 // page of the primary key is visited once.
 const (
 	maxAppsPerInsert = 64
-	sqlInsertApps    = `INSERT INTO applications (org_id, tenant_id, object_id, app_id, display_name,
+	sqlInsertApps    = `INSERT OR ROLLBACK INTO applications (org_id, tenant_id, object_id, app_id, display_name,
 			sign_in_audience, created_at, owners, fingerprint, min_end, content_at) VALUES `
 )
 
@@ -244,7 +251,17 @@ func (t *syncTx) insertNew(org string, synced any, fresh []newApp) error {
 }
 
 func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (int, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	restore, err := withoutForeignKeys(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	defer restore()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -254,6 +271,14 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 
 	org := string(p.Org)
 	synced := encTime(p.SyncStarted)
+	// What the foreign key to organizations would have said.
+	var known int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM organizations WHERE id = ?`, org).Scan(&known); err != nil {
+		return 0, err
+	}
+	if known == 0 {
+		return 0, fmt.Errorf("organization %q: %w (call EnsureOrg first)", p.Org, store.ErrNotFound)
+	}
 
 	// The stored fingerprints of the page, one query per tenant (a page
 	// normally holds one).
@@ -370,8 +395,10 @@ func (s *Store) syncPage(ctx context.Context, p *store.SyncApplicationsParams) (
 			if err != nil {
 				return 0, err
 			}
-			if err := t.exec(sqlAccess, org, tenant, p.Connection, synced, canChange, string(ids), p.KeepCanChange); err != nil {
-				return 0, err
+			for _, q := range []string{sqlAccessUpdate, sqlAccessInsert} {
+				if err := t.exec(q, org, tenant, p.Connection, synced, canChange, string(ids), p.KeepCanChange); err != nil {
+					return 0, err
+				}
 			}
 		}
 	}

@@ -12,11 +12,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -94,30 +96,35 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	wq := url.Values{}
 	wq.Add("_pragma", "busy_timeout(10000)")
-	wq.Add("_pragma", "journal_mode(WAL)")
+	wq.Add("_pragma", "page_size(16384)")
+	// After page_size (the driver runs the _pragma list sorted by name,
+	// then this): a new database takes its page size from the first write.
+	wq.Set("_journal_mode", "WAL")
 	wq.Add("_pragma", "foreign_keys(1)")
 	wq.Add("_pragma", "synchronous("+syncMode+")")
-	// The writer's page cache, checkpoints and statement journals are
-	// sized for an inventory sync: applications have random object ids,
-	// so a transaction of 5,000 of them touches pages all over five
-	// B-trees. With SQLite's defaults (2 MiB of cache, a checkpoint every
-	// 1,000 WAL pages, statement journals in temporary files) the first
-	// sync of 100,000 applications spent most of its time re-reading
-	// evicted pages, copying the same hot pages back at every checkpoint,
-	// and writing the journals of multi-row statements to disk. The cache
-	// grows only as far as the database does; the WAL is checkpointed
-	// every 10,000 pages (40 MiB) instead.
+	// The writer's pages, cache and checkpoints are sized for an
+	// inventory sync (ADR 38): applications have random object ids, so a
+	// transaction of 5,000 of them touches pages all over nine B-trees,
+	// and the cost of a first sync of 100,000 is the pages it moves
+	// between SQLite and the kernel (each a system call, dear on a VM).
 	//
-	// The cache is 16 MiB of pages, which costs about twice that: the
-	// pure-Go SQLite allocates memory in power-of-two slots, so each 4 KiB
-	// page with its header takes an 8 KiB one. A 64 MiB cache made a
-	// `rotor serve` doing its first sync of 100,000 applications peak at
-	// 306–343 MiB resident, 16 MiB at 184–220 MiB, and the sync took as
-	// long (9–21 s either way on the shared 2-core machine; the store's
-	// BenchmarkSyncApplications Insert 3.7 s against 5.1 s, AllChanged
-	// 8.1 s against 7.7 s); see docs/benchmarks.md, BenchmarkServeRSS100k.
-	wq.Add("_pragma", "cache_size(-16384)")
-	wq.Add("_pragma", "wal_autocheckpoint(10000)")
+	//   - 16 KiB pages (page_size, for a new database; one made with
+	//     4 KiB pages keeps them until a VACUUM): a quarter of the WAL
+	//     frames, reads and checkpoint copies; that first sync went from
+	//     8.8 s to 6.3 s.
+	//   - 8 MiB of cache. The pure-Go SQLite gives each 16 KiB page a
+	//     region of its own (about 20 KiB resident), so the cache costs
+	//     about 10 MiB: 16 MiB made that first sync 1.1 s faster but a
+	//     first `rotor serve` on 100,000 applications peak at 150-160 MiB
+	//     resident instead of 136 (BenchmarkServeRSS100k; issue 9's
+	//     bound is 150).
+	//   - A checkpoint every 2,500 pages (40 MiB); a full sync moves them
+	//     to a connection of their own (BulkWrites).
+	//   - Temporary tables in memory: nothing big goes there now that an
+	//     inventory page's statements need no statement journal
+	//     (withoutForeignKeys).
+	wq.Add("_pragma", "cache_size(-8192)")
+	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint))
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	wq.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
@@ -174,17 +181,77 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 // this pool: with one connection, that waits forever.
 func (s *Store) DB() *sql.DB { return s.w }
 
-// BulkWrites keeps the writer's statement journals on disk
-// (temp_store=FILE) until done: a full sync of 100,000 applications holds
-// them in memory otherwise, the largest part of a first start's peak
-// resident memory (BenchmarkServeRSS100k). The writer is one connection
-// kept for the store's life, so the setting holds for every write until
-// done puts it back.
+// BulkWrites moves the WAL's checkpoints off the writer until done: a
+// full sync of 100,000 applications is bound by its one writer
+// connection, and copying the WAL back into the database (every
+// wal_autocheckpoint pages) was a tenth of that writer's time. Until
+// done, a connection of its own checkpoints (PASSIVE: it never waits for
+// the writer or a reader) every checkpointEvery, while the writer's own
+// automatic checkpoint waits for four times as many pages, a bound on
+// the WAL should the checkpointer fall behind.
 func (s *Store) BulkWrites(ctx context.Context) (func(), error) {
-	if _, err := s.w.ExecContext(ctx, "PRAGMA temp_store = FILE"); err != nil {
-		return nil, fmt.Errorf("sqlite: statement journals to disk: %w", err)
+	cp, err := sql.Open("sqlite", s.path+"?"+url.Values{"_pragma": {"busy_timeout(10000)"}}.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: checkpoint connection: %w", err)
 	}
-	return func() { _, _ = s.w.ExecContext(context.Background(), "PRAGMA temp_store = MEMORY") }, nil
+	cp.SetMaxOpenConns(1)
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", 4*walAutocheckpoint)); err != nil {
+		_ = cp.Close()
+		return nil, fmt.Errorf("sqlite: checkpoints off the writer: %w", err)
+	}
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				// A failed checkpoint is retried at the next tick, and the
+				// writer's own checkpoint bounds the WAL meanwhile.
+				_, _ = cp.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		_ = cp.Close()
+		_, _ = s.w.ExecContext(context.Background(), fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walAutocheckpoint))
+	}, nil
+}
+
+// walAutocheckpoint is the writer's checkpoint threshold in pages, and
+// checkpointEvery how often BulkWrites' checkpointer runs.
+const (
+	walAutocheckpoint = 2500
+	checkpointEvery   = 100 * time.Millisecond
+)
+
+// withoutForeignKeys turns SQLite's foreign key checks off on conn, a
+// writer connection held for one transaction whose writes keep the keys
+// by construction (an inventory page: an application's credentials and
+// views are written with it). With the checks on, SQLite must be able to
+// undo a statement of many rows halfway, so each multi-row INSERT copies
+// every page it touches to a statement journal first: in a first sync of
+// 100,000 applications with random object ids that was 1.7 s of writes
+// to the journal file, a fifth of the sync, and the journal's memory
+// when it was kept in memory (BenchmarkInventorySync100k). Those INSERTs
+// say OR ROLLBACK, so no other constraint needs the journal either. The
+// returned func turns the checks back on; if it cannot, the connection is
+// discarded rather than returned to the pool without them.
+func withoutForeignKeys(ctx context.Context, conn *sql.Conn) (func(), error) {
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return nil, fmt.Errorf("sqlite: foreign keys off for a bulk write: %w", err)
+	}
+	return func() {
+		if _, err := conn.ExecContext(context.Background(), "PRAGMA foreign_keys = ON"); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}, nil
 }
 
 // WithMigrationLock runs fn holding the lock under which Open migrates

@@ -215,20 +215,85 @@ func TestPragmas(t *testing.T) {
 			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cache))
 			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&ckpt))
 			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp))
-			require.Equal(t, -16384, cache, "16 MiB of page cache for the writer (about 32 MiB resident: modernc's power-of-two slots)")
-			require.Equal(t, 10000, ckpt)
-			require.Equal(t, 2, temp, "statement journals in memory")
+			require.Equal(t, -8192, cache, "8 MiB of page cache for the writer (about 10 MiB resident)")
+			require.Equal(t, 2500, ckpt, "40 MiB of 16 KiB pages")
+			require.Equal(t, 2, temp, "temporary tables in memory")
+			var page int
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA page_size`).Scan(&page))
+			require.Equal(t, 16384, page, "a new database has 16 KiB pages")
 			done, err := s.BulkWrites(ctx)
 			require.NoError(t, err)
-			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp))
-			require.Equal(t, 1, temp, "a full sync's statement journals on disk")
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&ckpt))
+			require.Equal(t, 10000, ckpt, "a bulk write leaves checkpoints to its own connection")
 			done()
-			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp))
-			require.Equal(t, 2, temp, "and back in memory after it")
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&ckpt))
+			require.Equal(t, 2500, ckpt, "and the writer checkpoints again after it")
+			// An inventory page turns foreign keys off for its
+			// transaction only.
+			require.NoError(t, s.EnsureOrg(ctx, domain.DefaultOrg, "d"))
+			_, err = s.SyncApplications(ctx, store.SyncApplicationsParams{Org: domain.DefaultOrg, Connection: "c", SyncStarted: time.Now(),
+				Applications: []domain.Application{{TenantID: "t", ObjectID: "o", AppID: "a", DisplayName: "n"}}})
+			require.NoError(t, err)
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk))
+			require.Equal(t, 1, fk, "foreign keys are back on after an inventory page")
 			require.Equal(t, 1, s.DB().Stats().MaxOpenConnections, "River's riversqlite wants one connection")
 
 			_, err = s.r.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES ('x', 'x', 'x')`)
 			require.Error(t, err, "the read pool is query-only")
+		})
+	}
+}
+
+// TestAFailedInventoryPageLeavesNothing: a page's INSERTs of many rows
+// run without foreign key checks and say OR ROLLBACK (no statement
+// journal); a statement failing halfway through must still leave none of
+// the page, and the writer must have its foreign keys back for the next
+// transaction.
+func TestAFailedInventoryPageLeavesNothing(t *testing.T) {
+	// ABORT is how a constraint fails by default; ROLLBACK how the
+	// page's OR ROLLBACK statements fail.
+	for _, how := range []string{"ABORT", "ROLLBACK"} {
+		t.Run(how, func(t *testing.T) {
+			s := openTemp(t)
+			defer s.Close()
+			ctx := t.Context()
+			require.NoError(t, s.EnsureOrg(ctx, domain.DefaultOrg, "d"))
+			_, err := s.DB().ExecContext(ctx, `CREATE TEMP TRIGGER boom BEFORE INSERT ON credentials
+				WHEN NEW.key_id = 'boom' BEGIN SELECT RAISE(`+how+`, 'boom'); END`)
+			require.NoError(t, err)
+			page := func(bad bool) []domain.Application {
+				var apps []domain.Application
+				for i := range 300 {
+					key := fmt.Sprintf("k%d", i)
+					if bad && i == 250 {
+						key = "boom"
+					}
+					apps = append(apps, domain.Application{TenantID: "t", ObjectID: fmt.Sprintf("o%03d", i), AppID: fmt.Sprintf("a%d", i), DisplayName: "n",
+						Credentials: []domain.Credential{{KeyID: key, Kind: domain.KindSecret, Start: t0, End: t0.Add(time.Hour)}}})
+				}
+				return apps
+			}
+			p := store.SyncApplicationsParams{Org: domain.DefaultOrg, Connection: "c", SyncStarted: t0, Applications: page(true)}
+			_, err = s.SyncApplications(ctx, p)
+			require.ErrorContains(t, err, "boom")
+			n, err := s.CountApplications(ctx, domain.DefaultOrg, "")
+			require.NoError(t, err)
+			require.Zero(t, n, "none of the failed page is kept")
+			var creds int
+			require.NoError(t, s.DB().QueryRowContext(ctx, `SELECT count(*) FROM credentials`).Scan(&creds))
+			require.Zero(t, creds)
+
+			var fk int
+			require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk))
+			require.Equal(t, 1, fk, "the writer has its foreign keys back after a failed page")
+			_, err = s.DB().ExecContext(ctx, `INSERT INTO credentials (org_id, tenant_id, app_object_id, key_id, kind, display_name, hint, thumbprint, start_at, end_at)
+				VALUES ('default', 't', 'nowhere', 'x', 'secret', '', '', '', '', '')`)
+			require.Error(t, err, "a credential of no application is refused again")
+
+			p.Applications = page(false)
+			changed, err := s.SyncApplications(ctx, p)
+			require.NoError(t, err)
+			require.Equal(t, 300, changed)
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,10 +120,11 @@ func Bench(b *testing.B, newStore func(b *testing.B) store.Store) {
 	_, err := s.RenewLease(ctx, store.RenewLeaseParams{Holder: holder, Description: "benchmark", TTL: ttl})
 	require.NoError(b, err)
 	b.Run("Runs/Journal", func(b *testing.B) {
-		i := 0
 		for b.Loop() {
-			a := &apps[i%len(apps)]
-			i++
+			// Numbered across -count repetitions, which share the store:
+			// an application whose run was journalled keeps it active.
+			i := int(benchRuns.Add(1))
+			a := &apps[(i-1)%(len(apps)-100)]
 			at := t0.Add(time.Duration(i) * time.Minute)
 			r := &domain.Run{
 				Org: org, ID: fmt.Sprintf("run-%08d", i), Connection: conn1, TenantID: a.TenantID, AppObjectID: a.ObjectID, AppID: a.AppID,
@@ -143,9 +145,10 @@ func Bench(b *testing.B, newStore func(b *testing.B) store.Store) {
 		}
 	})
 	b.Run("Runs/Fence", func(b *testing.B) {
-		a := &apps[len(apps)-1]
+		k := int(benchFences.Add(1))
+		a := &apps[len(apps)-k]
 		r := &domain.Run{
-			Org: org, ID: "run-fenced", Connection: conn1, TenantID: a.TenantID, AppObjectID: a.ObjectID, AppID: a.AppID,
+			Org: org, ID: fmt.Sprintf("run-fenced-%d", k), Connection: conn1, TenantID: a.TenantID, AppObjectID: a.ObjectID, AppID: a.AppID,
 			AppName: a.DisplayName, Policy: "bench", Kind: domain.KindSecret, Trigger: domain.TriggerDue, State: domain.RunPlanned,
 			Attempts: 1, CreatedAt: t0, UpdatedAt: t0, Holder: holder,
 		}
@@ -156,3 +159,7 @@ func Bench(b *testing.B, newStore func(b *testing.B) store.Store) {
 		}
 	})
 }
+
+// benchRuns and benchFences number the runs Bench creates, across the
+// repetitions of -count, which share one store.
+var benchRuns, benchFences atomic.Int64
