@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -296,6 +297,35 @@ func TestAFailedInventoryPageLeavesNothing(t *testing.T) {
 			require.Equal(t, 300, changed)
 		})
 	}
+}
+
+// TestADatabaseWith4KiBPagesKeepsThem: rotor before ADR 38 made its
+// databases with SQLite's default 4 KiB pages; Open must take such a file
+// as it is (a WAL database changes its page size only by VACUUM) and sync
+// into it as before.
+func TestADatabaseWith4KiBPagesKeepsThem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", path+"?_pragma=page_size(4096)&_journal_mode=WAL")
+	require.NoError(t, err)
+	_, err = old.Exec(`CREATE TABLE before_adr_38 (x)`)
+	require.NoError(t, err)
+	require.NoError(t, old.Close())
+
+	s, err := Open(t.Context(), path)
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	var page int
+	require.NoError(t, s.DB().QueryRowContext(ctx, `PRAGMA page_size`).Scan(&page))
+	require.Equal(t, 4096, page)
+	require.NoError(t, s.EnsureOrg(ctx, domain.DefaultOrg, "d"))
+	done, err := s.BulkWrites(ctx)
+	require.NoError(t, err)
+	changed, err := s.SyncApplications(ctx, store.SyncApplicationsParams{Org: domain.DefaultOrg, Connection: "c", SyncStarted: t0,
+		Applications: []domain.Application{{TenantID: "t", ObjectID: "o", AppID: "a", DisplayName: "n"}}})
+	done()
+	require.NoError(t, err)
+	require.Equal(t, 1, changed)
 }
 
 func TestOpenRefusesMemoryAndURIs(t *testing.T) {
