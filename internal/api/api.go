@@ -46,7 +46,7 @@ type Service interface {
 	GetApplication(ctx context.Context, scope app.Scope, ref string) (*app.ApplicationDetail, error)
 	Explain(ctx context.Context, scope app.Scope, ref string) (*app.Explanation, error)
 	Targets(ctx context.Context, scope app.Scope, ref string) (*app.ApplicationTargets, error)
-	Due(ctx context.Context, scope app.Scope) ([]app.DueApplication, error)
+	DuePageOf(ctx context.Context, scope app.Scope, req app.DuePageRequest) (*app.DuePage, error)
 	Enqueue(ctx context.Context, scope app.Scope, ref string) (app.EnqueueResult, error)
 	ListRunsPage(ctx context.Context, scope app.Scope, f app.RunFilter, req app.RunPageRequest) (*app.RunPage, error)
 	GetRun(ctx context.Context, scope app.Scope, id string) (*domain.Run, error)

@@ -470,6 +470,41 @@ func TestAPI(t *testing.T) {
 				require.ElementsMatch(t, want, got, "pages by expiry neither skip nor repeat")
 			}
 		}
+		// The plan pages too, by name: the same applications as in one page.
+		planIDs := func(limit string) (ids []string, pages int) {
+			next := ""
+			for {
+				q := url.Values{"limit": {limit}}
+				if next != "" {
+					q.Set("cursor", next)
+				}
+				r := b.do(t, admin, http.MethodGet, "/api/v1/orgs/org-a/plan?"+q.Encode(), nil)
+				require.Equal(t, http.StatusOK, r.status, string(r.body))
+				var page struct {
+					Items []struct {
+						Application struct {
+							ObjectID string `json:"object_id"`
+						} `json:"application"`
+					}
+					NextCursor string `json:"next_cursor"`
+				}
+				require.NoError(t, json.Unmarshal(r.body, &page))
+				pages++
+				for _, it := range page.Items {
+					ids = append(ids, it.Application.ObjectID)
+				}
+				if page.NextCursor == "" {
+					return ids, pages
+				}
+				next = page.NextCursor
+			}
+		}
+		whole, _ := planIDs("1000")
+		require.NotEmpty(t, whole)
+		paged, pages := planIDs("2")
+		require.Equal(t, whole, paged)
+		require.Equal(t, (len(whole)+1)/2, pages)
+		requireProblem(t, b.do(t, admin, http.MethodGet, "/api/v1/orgs/org-a/plan?cursor=garbage", nil), http.StatusBadRequest, "invalid")
 		// Runs page too.
 		r := b.do(t, admin, http.MethodGet, "/api/v1/orgs/org-a/runs?limit=1", nil)
 		require.Equal(t, http.StatusOK, r.status, string(r.body))

@@ -56,7 +56,8 @@ func (a *API) routes() {
 	a.settingsRoutes(apps)
 	a.discoverRoutes([]string{"Sinks"})
 	huma.Register(a.huma, a.op(http.MethodGet, "/orgs/{org}/plan", "getPlan", "What would rotate now",
-		"The applications the planner would rotate now, with the decision behind each: a dry run, nothing is changed. Viewer.", apps), a.plan)
+		"The applications the planner would rotate now, with the decision behind each: a dry run, nothing is changed. "+
+			"In name order, a page at a time (the planner itself enqueues them earliest deadline first). Viewer.", apps), a.plan)
 
 	huma.Register(a.huma, a.op(http.MethodGet, "/orgs/{org}/runs", "listRuns", "List rotation runs",
 		"Rotation runs, newest first, a page at a time, filtered by application and state. Viewer.", runs, http.StatusConflict), a.listRuns)
@@ -244,17 +245,23 @@ type orgInput struct {
 
 type planOutput struct{ Body Plan }
 
-func (a *API) plan(ctx context.Context, in *orgInput) (*planOutput, error) {
+type planInput struct {
+	Org    string `path:"org" doc:"The organization's id. One the caller holds no role in is answered 404, as one that does not exist."`
+	Cursor string `query:"cursor" maxLength:"2048" doc:"next_cursor of the previous page, unchanged; absent for the first page."`
+	Limit  int    `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Page size."`
+}
+
+func (a *API) plan(ctx context.Context, in *planInput) (*planOutput, error) {
 	scope, err := a.scope(ctx, in.Org)
 	if err != nil {
 		return nil, err
 	}
-	due, err := a.app.Due(ctx, scope)
+	page, err := a.app.DuePageOf(ctx, scope, app.DuePageRequest{Cursor: in.Cursor, Limit: in.Limit})
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	out := &planOutput{Body: Plan{Items: make([]PlanItem, 0, len(due))}}
-	for _, d := range due {
+	out := &planOutput{Body: Plan{Items: make([]PlanItem, 0, len(page.Rows)), NextCursor: page.Next}}
+	for _, d := range page.Rows {
 		out.Body.Items = append(out.Body.Items, PlanItem{Application: refOf(d.Application), Policy: d.Policy, Decision: decisionOf(d.Decision)})
 	}
 	return out, nil

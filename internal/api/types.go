@@ -236,9 +236,10 @@ type PlanItem struct {
 	Decision    Decision       `json:"decision"`
 }
 
-// Plan is what the planner would rotate now: a dry run.
+// Plan is a page of what the planner would rotate now: a dry run.
 type Plan struct {
-	Items []PlanItem `json:"items"`
+	Items      []PlanItem `json:"items"`
+	NextCursor string     `json:"next_cursor,omitempty" doc:"Pass as cursor to get the next page; absent on the last page."`
 }
 
 // RotationQueued is a rotation handed to the job system.

@@ -54,6 +54,7 @@ var _ Store = store.Store(nil)
 type Engine interface {
 	Decisions(ctx context.Context, org domain.OrgID, apps []domain.Application, policies rotation.PolicySource) ([]domain.Decision, error)
 	Due(ctx context.Context, org domain.OrgID, policies rotation.PolicySource) ([]rotation.DueApp, error)
+	EachDueAfter(ctx context.Context, org domain.OrgID, policies rotation.PolicySource, after rotation.DueCursor, fn func([]rotation.DueApp) error) error
 	Rotate(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy, trigger domain.Trigger, opts ...rotation.RotateOption) (*domain.Run, error)
 	Retire(ctx context.Context, org domain.OrgID, runID string, policy domain.Policy) error
 	Targets(ctx context.Context, org domain.OrgID, app domain.Application, policy domain.Policy) ([]rotation.TargetView, error)

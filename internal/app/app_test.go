@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -218,12 +220,41 @@ func TestAuditOneEventPerMutatingCallWithoutSecrets(t *testing.T) {
 	billing := b.simApp("contoso", "func-billing")
 
 	// The plan has both before they are rotated.
-	due, err := b.app.Due(ctx, b.cli)
+	plan, err := b.app.DuePageOf(ctx, b.cli, app.DuePageRequest{Limit: app.MaxPageSize})
 	require.NoError(t, err)
+	require.Empty(t, plan.Next, "one page holds the whole plan")
 	dueIDs := map[string]string{}
-	for _, d := range due {
+	for _, d := range plan.Rows {
 		dueIDs[d.Application.ObjectID] = d.Policy
 	}
+	// Walked three at a time, the plan is the same applications, in name
+	// order, none twice.
+	var walked []app.DueApplication
+	req := app.DuePageRequest{Limit: 3}
+	for {
+		page, err := b.app.DuePageOf(ctx, b.cli, req)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Rows), 3)
+		walked = append(walked, page.Rows...)
+		if page.Next == "" {
+			break
+		}
+		req.Cursor = page.Next
+	}
+	refs := func(ds []app.DueApplication) (out []string) {
+		for _, d := range ds {
+			out = append(out, d.Application.ObjectID+" "+d.Policy)
+		}
+		return out
+	}
+	require.Equal(t, refs(plan.Rows), refs(walked))
+	require.True(t, slices.IsSortedFunc(walked, func(x, y app.DueApplication) int {
+		return cmp.Or(strings.Compare(x.Application.Name, y.Application.Name), strings.Compare(x.Application.ObjectID, y.Application.ObjectID))
+	}))
+	_, err = b.app.DuePageOf(ctx, b.cli, app.DuePageRequest{Cursor: "not-a-cursor"})
+	var invalid *app.InvalidError
+	require.ErrorAs(t, err, &invalid)
+	require.Equal(t, "cursor", invalid.Field)
 	require.Equal(t, "contoso-web", dueIDs[storefront.ObjectID])
 	require.Equal(t, "contoso-owned", dueIDs[billing.ObjectID])
 
@@ -389,9 +420,9 @@ func TestEveryCallStaysInItsOrganization(t *testing.T) {
 	runs, err := b.app.ListRuns(ctx, other, app.RunFilter{})
 	require.NoError(t, err)
 	require.Empty(t, runs)
-	due, err := b.app.Due(ctx, other)
+	due, err := b.app.DuePageOf(ctx, other, app.DuePageRequest{})
 	require.NoError(t, err)
-	require.Empty(t, due)
+	require.Empty(t, due.Rows)
 	pols, err := b.app.ListPolicies(ctx, other)
 	require.NoError(t, err)
 	require.Empty(t, pols)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -385,28 +386,79 @@ type DueApplication struct {
 	Decision    domain.Decision `json:"decision"`
 }
 
-// Due lists what the planner would rotate now (the plan), with the
-// decision behind each.
-func (s *Service) Due(ctx context.Context, scope Scope) ([]DueApplication, error) {
+// DuePageRequest asks for one page of the plan.
+type DuePageRequest struct {
+	// Cursor continues after the previous page (its Next); empty: the
+	// first page.
+	Cursor string
+	// Limit is the page size (0: DefaultPageSize; at most MaxPageSize).
+	Limit int
+}
+
+// DuePage is one page of the plan, in name order, and the cursor of the
+// next ("" after the last page).
+type DuePage struct {
+	Rows []DueApplication `json:"items"`
+	Next string           `json:"next_cursor,omitempty"`
+}
+
+type dueCursor struct {
+	Name     string `json:"n"`
+	ObjectID string `json:"o"`
+}
+
+// errPageFull stops the plan's walk once a page is full.
+var errPageFull = errors.New("page full")
+
+// DuePageOf lists one page of what the planner would rotate now, in name
+// order (Due's order is earliest deadline first, which cannot be paged
+// without reading the whole plan). A request reads applications a page
+// at a time until it has a page of due ones: an organization being
+// adopted has every application due, and one answer holding them all,
+// each with its decision's chain of checks, was hundreds of MiB.
+func (s *Service) DuePageOf(ctx context.Context, scope Scope, req DuePageRequest) (*DuePage, error) {
 	if err := s.begin(ctx, scope, ActionRead, ObjectApplications); err != nil {
 		return nil, err
+	}
+	limit, err := pageSize(req.Limit)
+	if err != nil {
+		return nil, err
+	}
+	var after rotation.DueCursor
+	if req.Cursor != "" {
+		var c dueCursor
+		if err := decodeCursor(req.Cursor, &c); err != nil || c.ObjectID == "" {
+			return nil, &InvalidError{Field: "cursor", Message: "is not a cursor of the plan (pass next_cursor back unchanged)"}
+		}
+		after = rotation.DueCursor{Name: c.Name, ObjectID: c.ObjectID}
 	}
 	pols, err := s.policies.OrgPolicies(ctx, scope.Org)
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
-	due, err := s.engine.Due(ctx, scope.Org, pols)
-	if err != nil {
+	page := &DuePage{Rows: []DueApplication{}}
+	var more bool
+	err = s.engine.EachDueAfter(ctx, scope.Org, pols, after, func(due []rotation.DueApp) error {
+		for i := range due {
+			if !scope.Owned.Has(due[i].App.ObjectID) {
+				continue
+			}
+			if len(page.Rows) == limit {
+				more = true
+				return errPageFull
+			}
+			page.Rows = append(page.Rows, DueApplication{Application: refOf(&due[i].App), Policy: due[i].Policy.Name, Decision: due[i].Decision})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errPageFull) {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	out := make([]DueApplication, 0, len(due))
-	for i := range due {
-		if !scope.Owned.Has(due[i].App.ObjectID) {
-			continue
-		}
-		out = append(out, DueApplication{Application: refOf(&due[i].App), Policy: due[i].Policy.Name, Decision: due[i].Decision})
+	if more {
+		last := page.Rows[len(page.Rows)-1].Application
+		page.Next = encodeCursor(dueCursor{Name: last.Name, ObjectID: last.ObjectID})
 	}
-	return out, nil
+	return page, nil
 }
 
 // lookup finds the application ref names in the organization, with the

@@ -230,9 +230,9 @@ func TestOwnedScopeDashboard(t *testing.T) {
 		"charlie is in everyone's plan, so leaving it out of theirs means something")
 	require.Less(t, d.Next7d.Total, everyone.Next7d.Total)
 
-	due, err := s.Due(ctx, r.mine)
+	due, err := s.DuePageOf(ctx, r.mine, app.DuePageRequest{Limit: app.MaxPageSize})
 	require.NoError(t, err)
-	for _, it := range due {
+	for _, it := range due.Rows {
 		require.True(t, r.mine.Owned.Has(it.Application.ObjectID), "due %s is not theirs", it.Application.Name)
 	}
 }

@@ -19,8 +19,9 @@ func newPlanCmd() *cobra.Command {
 		Use:   "plan",
 		Short: "List what the planner would rotate now, and why (a dry run)",
 		Long: `Plan runs the planner's checks over every application and lists those it
-would rotate now: the policy that governs each, what makes it due (adoption,
-due, expired, …) and the planner's reason. Nothing is changed; 'rotor serve'
+would rotate now, in name order: the policy that governs each, what makes it
+due (adoption, due, expired, …) and the planner's reason ('rotor serve'
+enqueues them earliest deadline first). Nothing is changed; 'rotor serve'
 rotates them within its plan interval, 'rotor rotate APP' at once.
 'rotor explain APP' gives the whole chain of checks for one.`,
 		Example: `  rotor plan
@@ -29,7 +30,21 @@ rotates them within its plan interval, 'rotor rotate APP' at once.
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rows, err := readWith(cmd, &cf, &rf, &out, (*remote).plan, func(srv *server.Server, sc app.Scope) ([]app.DueApplication, error) {
-				return srv.App().Due(cmd.Context(), sc)
+				// Page by page, as a remote plan is read: the same order, and
+				// rotor never holds the whole plan's decisions at once.
+				var all []app.DueApplication
+				req := app.DuePageRequest{Limit: app.MaxPageSize}
+				for {
+					page, err := srv.App().DuePageOf(cmd.Context(), sc, req)
+					if err != nil {
+						return nil, err
+					}
+					all = append(all, page.Rows...)
+					if page.Next == "" {
+						return all, nil
+					}
+					req.Cursor = page.Next
+				}
 			})
 			if err != nil {
 				return err

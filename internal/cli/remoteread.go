@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/rotor-dev/rotor/internal/api"
@@ -128,15 +129,21 @@ func (r *remote) explain(ctx context.Context, ref string) (*app.Explanation, err
 
 // plan is what the planner would rotate now.
 func (r *remote) plan(ctx context.Context) ([]app.DueApplication, error) {
-	var p api.Plan
-	if err := r.get(ctx, r.orgPath("plan"), nil, &p); err != nil {
-		return nil, err
+	q := url.Values{"limit": {strconv.Itoa(app.MaxPageSize)}}
+	var out []app.DueApplication
+	for {
+		var p api.Plan
+		if err := r.get(ctx, r.orgPath("plan"), q, &p); err != nil {
+			return nil, err
+		}
+		for _, d := range p.Items {
+			out = append(out, app.DueApplication{Application: refFrom(d.Application), Policy: d.Policy, Decision: decisionFrom(d.Decision)})
+		}
+		if p.NextCursor == "" {
+			return out, nil
+		}
+		q.Set("cursor", p.NextCursor)
 	}
-	out := make([]app.DueApplication, 0, len(p.Items))
-	for _, d := range p.Items {
-		out = append(out, app.DueApplication{Application: refFrom(d.Application), Policy: d.Policy, Decision: decisionFrom(d.Decision)})
-	}
-	return out, nil
 }
 
 // runs lists runs newest first, at most f.Limit of them (0: the local

@@ -48,7 +48,7 @@ const (
 func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySource) ([]DueApp, error) {
 	now := e.now()
 	var out []DueApp
-	err := e.eachDue(ctx, org, policies, now, func(page []DueApp) error {
+	err := e.eachDue(ctx, org, policies, now, DueCursor{}, func(page []DueApp) error {
 		out = append(out, page...)
 		return nil
 	})
@@ -70,16 +70,26 @@ func (e *Engine) Due(ctx context.Context, org domain.OrgID, policies PolicySourc
 // ~100 bytes each. fn must not keep the slice; its elements are fn's to
 // keep.
 func (e *Engine) EachDue(ctx context.Context, org domain.OrgID, policies PolicySource, fn func([]DueApp) error) error {
-	return e.eachDue(ctx, org, policies, e.now(), fn)
+	return e.eachDue(ctx, org, policies, e.now(), DueCursor{}, fn)
 }
 
-func (e *Engine) eachDue(ctx context.Context, org domain.OrgID, policies PolicySource, now time.Time, fn func([]DueApp) error) error {
+// DueCursor is a position in EachDue's name order: after the application
+// of this display name and object id. The zero DueCursor is the start.
+type DueCursor struct{ Name, ObjectID string }
+
+// EachDueAfter is EachDue starting after c: a paged plan listing reads
+// one page of due applications per request, not the whole plan.
+func (e *Engine) EachDueAfter(ctx context.Context, org domain.OrgID, policies PolicySource, c DueCursor, fn func([]DueApp) error) error {
+	return e.eachDue(ctx, org, policies, e.now(), c, fn)
+}
+
+func (e *Engine) eachDue(ctx context.Context, org domain.OrgID, policies PolicySource, now time.Time, c DueCursor, fn func([]DueApp) error) error {
 	rs, err := e.loadRunState(ctx, store.ListRunsParams{Org: org})
 	if err != nil {
 		return err
 	}
 	var out []DueApp
-	p := store.ListApplicationsParams{Org: org, ManageableOnly: true, Limit: duePageSize}
+	p := store.ListApplicationsParams{Org: org, ManageableOnly: true, Limit: duePageSize, AfterName: c.Name, AfterObjectID: c.ObjectID}
 	for {
 		apps, err := e.store.ListApplications(ctx, p)
 		if err != nil {

@@ -119,6 +119,8 @@ func BenchmarkServeRSS100k(b *testing.B) {
 	b.Run("ui-expiry-no-match", ui("/applications?q=zzz&sort=expiry", `<table`))
 	b.Run("api-first", api("/applications?limit=50"))
 	b.Run("api-filtered", api("/applications?name_prefix=bulk-app-012&manageable=true&expiring_within=90d&sort=expiry&limit=50"))
+	// The plan, 90,000 due: one page of it, not the whole plan per request.
+	b.Run("api-plan", api("/plan?limit=100"))
 	b.Run("dashboard", func(b *testing.B) { r.measure(b, c, "/ui/", "", `<svg class="timeline"`, dashboardSamples) })
 	b.Run("memory", func(b *testing.B) {
 		for b.Loop() {
