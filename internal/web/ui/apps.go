@@ -170,6 +170,9 @@ type appView struct {
 	LastSecret time.Time
 	// Settings is the application's settings section (settings.go).
 	Settings appSettingsView
+	// PolicyRow is the governing policy (nil without one): what kind of
+	// credential it makes, and for a certificate how.
+	PolicyRow *app.PolicyRow
 }
 
 // PrivateKeyAdvice is what the "private key unknown" flag means and what
@@ -207,6 +210,12 @@ func (u *UI) applicationPage(w http.ResponseWriter, r *http.Request, scope app.S
 		Settings: u.newSettingsView(set, ex.Application.ObjectID),
 	}
 	v.Settings.CSRFField = v.CSRF
+	if ex.Policy != "" {
+		if v.PolicyRow, err = u.app.GetPolicy(r.Context(), scope, ex.Policy); err != nil {
+			u.fail(w, r, err)
+			return
+		}
+	}
 	for _, c := range ex.Application.Credentials {
 		if c.Kind == domain.KindSecret && c.Start.After(v.LastSecret) {
 			v.LastSecret = c.Start

@@ -67,6 +67,7 @@ type Service interface {
 	ListAPIKeys(ctx context.Context, scope app.Scope) ([]app.APIKeyRow, error)
 	CreateAPIKey(ctx context.Context, scope app.Scope, req app.NewAPIKey) (*app.CreatedAPIKey, error)
 	RevokeAPIKey(ctx context.Context, scope app.Scope, id string) error
+	GetPolicy(ctx context.Context, scope app.Scope, name string) (*app.PolicyRow, error)
 	GetApplicationSettings(ctx context.Context, scope app.Scope, ref string) (*app.SettingsView, error)
 	UpdateApplicationSettings(ctx context.Context, scope app.Scope, ref string, in app.ApplicationSettings) (*app.SettingsView, error)
 	TestSinks(ctx context.Context, scope app.Scope, ref string) (*app.SinkTests, error)
