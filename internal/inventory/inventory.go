@@ -238,6 +238,10 @@ const (
 	prefetch          = 5
 )
 
+// leanFrom is how many applications a full sync lists before it runs at
+// memtune's lower GOGC.
+const leanFrom = 10 * PageSize
+
 // Options tune a Syncer.
 type Options struct {
 	// FullSyncInterval is the longest time between full syncs of a
@@ -469,9 +473,12 @@ func (s *Syncer) full(ctx context.Context, r syncRun, reason FullReason) (Result
 			defer done()
 		}
 	}
-	// A listing's pages are garbage once written: collect them sooner
-	// than Go's default would, for the peak memory of a first sync.
-	defer memtune.Lean()()
+	// A listing's pages are garbage once written: once a sync is large,
+	// collect them sooner than Go's default would, for the peak memory of
+	// a first sync of a big tenant. A small one (a few pages) leaves GOGC
+	// alone: its garbage is small, and GOGC is the whole process's.
+	lean := func() {}
+	defer func() { lean() }()
 	own := readOwnership(ctx, r.dir)
 	ownedErr := func(err error) error {
 		return fmt.Errorf("inventory %s: list the applications rotor owns: %w", r.connection, err)
@@ -541,9 +548,13 @@ func (s *Syncer) full(ctx context.Context, r syncRun, reason FullReason) (Result
 		batch = batch[:0]
 		r.report(&res, s.clock.Now())
 	}
+	listedSoFar := 0
 	for page := range pages {
 		if writeErr != nil {
 			continue // drain: the listing stops on the cancelled context
+		}
+		if listedSoFar += len(page); listedSoFar >= leanFrom && listedSoFar-len(page) < leanFrom {
+			lean = memtune.Lean()
 		}
 		batch = append(batch, page...)
 		if len(batch) >= s.writeBatch {

@@ -57,6 +57,7 @@ type memDirectory struct {
 	// Faults.
 	addErr       func(n int) error // called per AddPassword, n from 1
 	addCount     int
+	credReads    int // Credentials calls
 	afterAdd     func() // called after a credential was added, before answering
 	replication  int    // Verify answers pending this many times per new secret
 	removed      []string
@@ -90,6 +91,7 @@ func (d *memDirectory) addApp(objectID, clientID string, creds ...domain.Credent
 func (d *memDirectory) Credentials(_ context.Context, objectID string) ([]domain.Credential, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.credReads++
 	cs, ok := d.apps[objectID]
 	if !ok {
 		return nil, fmt.Errorf("application %s not found", objectID)

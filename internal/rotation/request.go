@@ -110,12 +110,24 @@ func (e *Engine) Handle(ctx context.Context, req Request, policies PolicySource)
 		// takes it again, with the same deadline, to write. A person's
 		// Rotate now reads nothing here and waits for no slot before its
 		// run exists.
-		release, err := e.acquire(ctx, app.TenantID, deadlineOf(*app, cmp.Or(pol.Kind, domain.KindSecret), e.now()))
-		if err != nil {
-			return "", nil, err
+		//
+		// Unless a sync read the application from Entra moments ago, in
+		// this engine's life (so after any restore): asking again would
+		// tell nothing a read a second later could not contradict, and
+		// under throttling those reads held the slots for seconds each
+		// while the application whose secret ends first, planned right
+		// after the first sync, waited behind them for its turn to read
+		// (TestThrottlingStormAtRenewalTime).
+		var cur []domain.Credential
+		ok := false
+		if !app.SyncedAt.After(e.started) || e.now().Sub(app.SyncedAt) > justSynced {
+			release, err := e.acquire(ctx, app.TenantID, deadlineOf(*app, cmp.Or(pol.Kind, domain.KindSecret), e.now()))
+			if err != nil {
+				return "", nil, err
+			}
+			cur, ok = e.entraCredentials(ctx, req.Org, pol.Connection, app.ObjectID)
+			release()
 		}
-		cur, ok := e.entraCredentials(ctx, req.Org, pol.Connection, app.ObjectID)
-		release()
 		if ok && !sameCredentials(app.Credentials, cur) {
 			fresher := *app
 			fresher.Credentials = cur
@@ -251,3 +263,7 @@ func (e *Engine) RetireRun(ctx context.Context, org domain.OrgID, runID string, 
 	}
 	return e.Retire(ctx, org, runID, pol)
 }
+
+// justSynced is how recent an inventory row read from Entra in this
+// engine's life must be for Handle to trust it without asking again.
+const justSynced = time.Minute

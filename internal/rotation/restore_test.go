@@ -3,6 +3,7 @@ package rotation
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -214,4 +215,33 @@ func TestHandleAsksEntraBeforeRotating(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, due)
 	b.assertConverged(t)
+}
+
+// TestHandleTrustsAnInventoryJustReadFromEntra: an application a sync of
+// this engine's life read from Entra moments ago is rotated without
+// asking Entra again before its run exists (under throttling that read
+// held a slot for seconds while the application whose secret ends first
+// waited); one synced longer ago, or before the engine started (a
+// restored database), is asked about first (TestHandleAsksEntraBeforeRotating).
+func TestHandleTrustsAnInventoryJustReadFromEntra(t *testing.T) {
+	t.Parallel()
+	reads := func(t *testing.T, sinceSync time.Duration) int {
+		b := setup(t)
+		e := b.engine(t)
+		pols := onePolicy{&b.policy}
+		e.policies = pols
+		b.clock.Advance(time.Second)
+		b.syncFromEntra(t)
+		b.clock.Advance(sinceSync)
+		due, err := e.Due(b.ctx, b.org, pols)
+		require.NoError(t, err)
+		require.Len(t, due, 1)
+		before := b.dir.credReads
+		out, _, err := e.Handle(b.ctx, Request{Org: b.org, TenantID: tenant, AppObjectID: b.app.ObjectID, Trigger: due[0].Decision.Trigger, RequestedAt: b.clock.Now()}, pols)
+		require.NoError(t, err)
+		require.Equal(t, OutcomeRotated, out)
+		return b.dir.credReads - before
+	}
+	fresh, stale := reads(t, 10*time.Second), reads(t, 2*justSynced)
+	require.Equal(t, stale-1, fresh, "one read of Entra fewer when the inventory read it %s ago", 10*time.Second)
 }

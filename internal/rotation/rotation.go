@@ -257,6 +257,10 @@ type ScheduleRetireFunc = func(ctx context.Context, org domain.OrgID, runID stri
 
 // Engine runs rotations. It is safe for concurrent use.
 type Engine struct {
+	// started is when the engine was made: an inventory row synced after
+	// it was read from Entra after any restore of the database (a
+	// restore replaces the file under a stopped rotor).
+	started          time.Time
 	store            store.Store
 	conns            Connections
 	sinks            *sink.Factory
@@ -338,6 +342,7 @@ func New(cfg Config) *Engine {
 	if e.clock == nil {
 		e.clock = clock.Real{}
 	}
+	e.started = e.now()
 	e.lease = cfg.Lease
 	if e.lease == nil {
 		e.lease = NewLease(cfg.Store, e.clock, e.log, DefaultLeaseTTL, "engine")
