@@ -57,7 +57,7 @@ type memDirectory struct {
 	// Faults.
 	addErr       func(n int) error // called per AddPassword, n from 1
 	addCount     int
-	credReads    int // Credentials calls
+	credReads    int    // Credentials calls
 	afterAdd     func() // called after a credential was added, before answering
 	replication  int    // Verify answers pending this many times per new secret
 	removed      []string
