@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,56 +29,6 @@ import (
 	"github.com/rotor-dev/rotor/internal/sim/simtest"
 	"github.com/rotor-dev/rotor/internal/sink"
 )
-
-// pemSink is a test-only sink: it keeps each application's certificate as
-// the PEM (certificate + PKCS#8 key) a consumer would read, in memory.
-// (The Key Vault sink's certificate delivery is built on another branch;
-// at this branch point it refuses certificates, so this test carries its
-// own consumer-side store.)
-type pemSink struct {
-	app  string
-	held *pemStore
-}
-
-type pemStore struct {
-	mu    sync.Mutex
-	pem   map[string]string // object id → PEM
-	keyID map[string]string
-}
-
-type pemKind struct{ held *pemStore }
-
-func (pemKind) Type() string                                 { return "pem" }
-func (pemKind) CheckSpec(domain.SinkSpec) error              { return nil }
-func (k pemKind) NewBuilder(sink.Deps) (sink.Builder, error) { return k, nil }
-func (k pemKind) Resolve(req sink.BuildRequest) (sink.TargetID, error) {
-	return sink.NewTargetID("pem", req.App.ObjectID)
-}
-func (k pemKind) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, error) {
-	return &pemSink{app: req.App.ObjectID, held: k.held}, nil
-}
-
-func (s *pemSink) Describe() string { return "test PEM store for " + s.app }
-func (s *pemSink) Target() sink.TargetID {
-	t, _ := sink.NewTargetID("pem", s.app)
-	return t
-}
-func (s *pemSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, error) {
-	c := d.Material.Certificate
-	if c == nil {
-		return sink.Result{}, sink.Permanent(os.ErrInvalid)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(c.Key.Signer())
-	if err != nil {
-		return sink.Result{}, err
-	}
-	s.held.mu.Lock()
-	defer s.held.mu.Unlock()
-	s.held.pem[s.app] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Chain[0].Raw})) +
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	s.held.keyID[s.app] = d.KeyID
-	return sink.Result{Changed: true, Location: s.app}, nil
-}
 
 // certConns hands out the server's connections with proofs dated by the
 // test's clock (the simulator's, which the test moves forward).
@@ -114,7 +63,7 @@ func TestSimCertificateRotation(t *testing.T) {
 	pol := *r.srv.PolicyFor(app)
 	pol.Kind = domain.KindCertificate
 	pol.Certificate = domain.CertificateSpec{Subject: "CN=" + app.DisplayName + ", O=Contoso", DNSNames: []string{"payroll.example.com"}}
-	pol.Sinks = []domain.SinkSpec{{Type: "pem"}}
+	pol.Sinks = []domain.SinkSpec{{Type: certRecorderType}}
 	g, err := r.srv.conns.Graph(r.org, pol.Connection)
 	require.NoError(t, err)
 
@@ -124,8 +73,8 @@ func TestSimCertificateRotation(t *testing.T) {
 	require.NoError(t, g.UpdateKeyCredentials(r.ctx, app.ObjectID, []graph.KeyCredential{{Type: "AsymmetricX509Cert", Usage: "Verify", Key: human.Raw, DisplayName: "added by ops"}}))
 	secretsBefore := passwordIDs(t, g, app.ObjectID)
 
-	held := &pemStore{pem: map[string]string{}, keyID: map[string]string{}}
-	factory, err := sink.NewRegistry(pemKind{held}).Bind(sink.Deps{})
+	held := newCertStore()
+	factory, err := sink.NewRegistry(certRecorderKind{held}).Bind(sink.Deps{})
 	require.NoError(t, err)
 	e := rotation.New(rotation.Config{
 		Store: r.srv.store, Conns: certConns{r.srv.conns, off}, Sinks: factory, Clock: off, Logger: slog.New(slog.DiscardHandler),

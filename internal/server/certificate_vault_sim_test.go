@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,57 +21,13 @@ import (
 	"github.com/rotor-dev/rotor/internal/sink"
 )
 
-// chainSink is a test-only sink that keeps what a consumer of a
-// certificate whose key stays in Key Vault receives: the chain, and
-// whether any private key came with it.
-type chainSink struct {
-	app  string
-	held *chainStore
-}
-
-type chainStore struct {
-	mu      sync.Mutex
-	leafDER map[string][]byte
-	withKey map[string]bool
-}
-
-type chainKind struct{ held *chainStore }
-
-func (chainKind) Type() string                                 { return "chain" }
-func (chainKind) CheckSpec(domain.SinkSpec) error              { return nil }
-func (k chainKind) NewBuilder(sink.Deps) (sink.Builder, error) { return k, nil }
-func (k chainKind) Resolve(req sink.BuildRequest) (sink.TargetID, error) {
-	return sink.NewTargetID("chain", req.App.ObjectID)
-}
-func (k chainKind) Build(_ context.Context, req sink.BuildRequest) (sink.Sink, error) {
-	return &chainSink{app: req.App.ObjectID, held: k.held}, nil
-}
-func (s *chainSink) Describe() string { return "test chain store for " + s.app }
-func (s *chainSink) Target() sink.TargetID {
-	t, _ := sink.NewTargetID("chain", s.app)
-	return t
-}
-func (s *chainSink) Deliver(_ context.Context, d sink.Delivery) (sink.Result, error) {
-	c := d.Material.Certificate
-	if c == nil || c.Leaf() == nil {
-		return sink.Result{}, sink.Permanent(errNoLeaf)
-	}
-	s.held.mu.Lock()
-	defer s.held.mu.Unlock()
-	s.held.leafDER[s.app] = c.Leaf().Raw
-	s.held.withKey[s.app] = !c.Key.IsZero() || !c.PKCS12.IsZero()
-	return sink.Result{Changed: true, Location: s.app}, nil
-}
-
-var errNoLeaf = context.Canceled // any error: the test fails on it
-
 // vaultRig is a rotation engine on the simulator whose certificates keep
 // their keys in the tenant's vault.
 type vaultRig struct {
 	*simRig
 	off    *clock.Offset
 	simLog *syncBuffer
-	held   *chainStore
+	held   *certStore
 	e      *rotation.Engine
 	keys   *azure.VaultKeys // the vault as the consumer reads it (keys get, list, sign)
 	ep     azure.Endpoints
@@ -84,8 +39,8 @@ func newVaultRig(t *testing.T) *vaultRig {
 	simLog := &syncBuffer{}
 	r := newSimRig(t, simtest.Options{Seed: "apps=2,tenants=1,expiring=1h,replication=2s", Clock: off,
 		Logger: slog.New(slog.NewTextHandler(simLog, &slog.HandlerOptions{Level: slog.LevelDebug}))}, config.SimulatorRotation{})
-	held := &chainStore{leafDER: map[string][]byte{}, withKey: map[string]bool{}}
-	factory, err := sink.NewRegistry(chainKind{held}).Bind(sink.Deps{})
+	held := newCertStore()
+	factory, err := sink.NewRegistry(certRecorderKind{held}).Bind(sink.Deps{})
 	require.NoError(t, err)
 	e := rotation.New(rotation.Config{
 		Store: r.srv.store, Conns: certConns{r.srv.conns, off}, Sinks: factory, Clock: off, Logger: slog.New(slog.DiscardHandler),
@@ -108,7 +63,7 @@ func (v *vaultRig) policy(app domain.Application, source domain.KeySource) domai
 	pol.Kind = domain.KindCertificate
 	pol.Lifetime = 60 * 24 * time.Hour
 	pol.Certificate = domain.CertificateSpec{KeySource: source, VaultURL: v.tn.KeyVaults[0].URL, Subject: "CN=" + app.DisplayName + ", O=Contoso"}
-	pol.Sinks = []domain.SinkSpec{{Type: "chain"}}
+	pol.Sinks = []domain.SinkSpec{{Type: certRecorderType}}
 	require.NoError(v.t, pol.Validate())
 	return pol
 }
