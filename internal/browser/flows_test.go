@@ -8,6 +8,7 @@ package browser_test
 
 import (
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -28,7 +29,8 @@ import (
 // suggestions, presses Rotate now and watches the run reach verified live,
 // finds himself in the audit log for both, and signs out.
 func TestNewcomerFlow(t *testing.T) {
-	p := newPage(t, sharedDemo(t).URL)
+	demo := sharedDemo(t)
+	p := newPage(t, demo.URL)
 
 	require.EqualValues(t, 200, p.signIn("oscar"))
 	require.Equal(t, "/ui/", p.location(), "sign-in returns to the page asked for")
@@ -123,7 +125,7 @@ func TestNewcomerFlow(t *testing.T) {
 		require.EqualValues(t, 200, p.click("#rotate-now-button"))
 		runPath = p.waitLocation("the run's page", func(path string) bool {
 			return strings.HasPrefix(path, "/ui/runs/") && !strings.HasPrefix(path, "/ui/runs/live")
-		}, 45*time.Second)
+		}, 45*time.Second, func() string { return demo.logOf(path.Base(appPath), 40) })
 		final := func() bool {
 			st, err := p.tryText("#run-state")
 			return err == nil && slices.Contains([]string{"retiring", "done", "failed", "abandoned"}, st)

@@ -140,6 +140,23 @@ func startDemo(o cli.DemoOptions) (*rotorDemo, error) {
 	}
 }
 
+// logOf is what rotor logged of one application (its object id) or run,
+// the last n lines: what a failing test shows of the demo's side.
+func (d *rotorDemo) logOf(id string, n int) string {
+	b, err := os.ReadFile(filepath.Join(d.d.Dir, "rotor.log"))
+	if err != nil {
+		return fmt.Sprintf("rotor's log: %v", err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, id) {
+			lines = append(lines, l)
+		}
+	}
+	lines = lines[max(0, len(lines)-n):]
+	return fmt.Sprintf("rotor's log of %s (last %d lines):\n%s", id, len(lines), strings.Join(lines, "\n"))
+}
+
 func (d *rotorDemo) close() {
 	d.stop()
 	select {
@@ -480,7 +497,7 @@ func (p *page) waitForWithin(what, js string, limit time.Duration) {
 
 // waitLocation waits until the tab is at a path at accepts, across the
 // page loads it takes to get there (a page that reloads itself).
-func (p *page) waitLocation(what string, at func(path string) bool, limit time.Duration) string {
+func (p *page) waitLocation(what string, at func(path string) bool, limit time.Duration, explain ...func() string) string {
 	p.t.Helper()
 	deadline := time.Now().Add(limit)
 	for {
@@ -488,7 +505,13 @@ func (p *page) waitLocation(what string, at func(path string) bool, limit time.D
 			return loc
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("waited %s for %s", limit, what)
+			loc, _ := p.tryLocation()
+			main, _ := p.tryText("main")
+			why := ""
+			for _, f := range explain {
+				why += "\n" + f()
+			}
+			p.t.Fatalf("waited %s for %s; the tab is at %s:\n%s%s", limit, what, loc, main, why)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -332,6 +332,12 @@ func startServe(t *testing.T, bin, cfg string, env []string, logPath string) (st
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	// Wait until it serves: a SIGTERM that arrives before main has installed
+	// its handler kills the process the default way ("signal: terminated"),
+	// which is the kernel's doing, not rotor's. A test whose condition holds
+	// at once (the crashed processes already did the work) would otherwise
+	// stop it within milliseconds of its start.
+	waitServing(t, logPath, done)
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -357,6 +363,28 @@ func startServe(t *testing.T, bin, cfg string, env []string, logPath string) (st
 		}
 	})
 	return stop
+}
+
+// waitServing waits for logPath to say "rotor is serving", failing the test
+// if the process exits first or a minute passes.
+func waitServing(t *testing.T, logPath string, done chan error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), `msg="rotor is serving"`) {
+			return
+		}
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("rotor serve exited before serving: %v\n%s", err, lastLines(string(b), 30))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rotor serve did not say it serves within a minute\n%s", lastLines(string(b), 30))
+		}
+	}
 }
 
 func lastLines(s string, n int) string {

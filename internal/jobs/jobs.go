@@ -428,14 +428,15 @@ func (j *Jobs) Stop(ctx context.Context) error {
 	return j.client.StopAndCancel(hard)
 }
 
-// RotateNow enqueues an immediate manual rotation of app. When a rotation
-// job for the application is already queued or running it does nothing:
-// that one will rotate (or is rotating) it. Whether app may be rotated is
+// RotateNow enqueues an immediate manual rotation of app. When a manual
+// rotation of the application is already queued or running it does
+// nothing: that one will rotate (or is rotating) it. A planned one queued
+// for later does not stop it (RotateArgs.Manual). Whether app may be rotated is
 // the application layer's to check (app.Service.Enqueue); the worker asks
 // the engine again when it runs.
 func (j *Jobs) RotateNow(ctx context.Context, org domain.OrgID, app domain.Application) error {
 	res, err := j.client.Insert(ctx, RotateArgs{
-		Org: org, TenantID: app.TenantID, AppObjectID: app.ObjectID, Trigger: domain.TriggerManual, Instance: j.instance,
+		Org: org, TenantID: app.TenantID, AppObjectID: app.ObjectID, Trigger: domain.TriggerManual, Manual: true, Instance: j.instance,
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("enqueue rotation of %s: %w", app.DisplayName, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -239,12 +240,18 @@ func TestOneRotateJobPerApplication(t *testing.T) {
 		require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
 		require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
 		require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[1]))
-		// The planner finds both due; its jobs are duplicates.
-		w := &planWorker{j: b.jobs}
-		require.NoError(t, w.Work(b.ctx, &river.Job[PlanArgs]{Args: PlanArgs{Org: b.org}}))
 		res, err := b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRotate).First(100))
 		require.NoError(t, err)
-		require.Len(t, res.Jobs, 2)
+		require.Len(t, res.Jobs, 2, "a second Rotate now of app-0 is the first one")
+		// The planner finds both due: one planned job each beside the
+		// people's, and planning again adds none.
+		w := &planWorker{j: b.jobs}
+		for range 2 {
+			require.NoError(t, w.Work(b.ctx, &river.Job[PlanArgs]{Args: PlanArgs{Org: b.org}}))
+		}
+		res, err = b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRotate).First(100))
+		require.NoError(t, err)
+		require.Len(t, res.Jobs, 4)
 
 		// A retirement scheduled twice is one job.
 		at := time.Now().Add(time.Hour)
@@ -253,6 +260,42 @@ func TestOneRotateJobPerApplication(t *testing.T) {
 		res, err = b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRetire).States(rivertype.JobStateScheduled))
 		require.NoError(t, err)
 		require.Len(t, res.Jobs, 1)
+	})
+}
+
+// TestRotateNowIsNotSwallowedByAPlannedRotation: the planner queued the
+// application's rotation for later (its jitter); a person's Rotate now
+// rotates it now, by hand, and the planned job finds nothing left to do
+// when its time comes.
+func TestRotateNowIsNotSwallowedByAPlannedRotation(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, kind storeKind) {
+		b := setup(t, kind, 1)
+		b.jobs.cfg.Jitter = time.Hour
+		w := &planWorker{j: b.jobs}
+		require.NoError(t, w.Work(b.ctx, &river.Job[PlanArgs]{Args: PlanArgs{Org: b.org}}))
+		planned, err := b.jobs.client.JobList(b.ctx, river.NewJobListParams().Kinds(KindRotate).States(rivertype.JobStateScheduled))
+		require.NoError(t, err)
+		require.Len(t, planned.Jobs, 1, "the planner's job waits for its jitter")
+
+		require.NoError(t, b.jobs.Start(b.ctx))
+		require.NoError(t, b.jobs.RotateNow(b.ctx, b.org, b.apps[0]))
+		b.waitFor(t, KindRotate, 1)
+		runs, err := b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+		require.NoError(t, err)
+		require.Len(t, runs, 1)
+		require.Equal(t, domain.TriggerManual, runs[0].Trigger)
+		require.Contains(t, []domain.RunState{domain.RunRetiring, domain.RunDone}, runs[0].State, runs[0].Error)
+
+		// When the planned job's time comes, the application is not due.
+		var args RotateArgs
+		require.NoError(t, json.Unmarshal(planned.Jobs[0].EncodedArgs, &args))
+		require.False(t, args.Manual)
+		rw := &rotateWorker{j: b.jobs}
+		require.NoError(t, rw.Work(b.ctx, &river.Job[RotateArgs]{JobRow: planned.Jobs[0], Args: args}))
+		runs, err = b.store.ListRuns(b.ctx, store.ListRunsParams{Org: b.org})
+		require.NoError(t, err)
+		require.Len(t, runs, 1, "the planned job found the application rotated")
 	})
 }
 

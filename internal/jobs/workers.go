@@ -34,7 +34,8 @@ var pendingStates = []rivertype.JobState{
 }
 
 // RotateArgs asks for one rotation of an application. There is at most one
-// pending rotate job per application (and recovered run).
+// pending rotate job per application (and recovered run), and one more
+// when a person asked for it (Manual).
 type RotateArgs struct {
 	Org         domain.OrgID   `json:"org" river:"unique"`
 	TenantID    string         `json:"tenant_id" river:"unique"`
@@ -48,7 +49,14 @@ type RotateArgs struct {
 	// consumers hold a dead one). It is part of the unique key, so a
 	// renewal already queued for later (jitter) cannot swallow it; that
 	// one finds the application not due when its time comes.
-	Urgent   bool   `json:"urgent,omitempty" river:"unique"`
+	Urgent bool `json:"urgent,omitempty" river:"unique"`
+	// Manual marks a person's Rotate now. It is part of the unique key
+	// for the same reason: a planned rotation queued for later (jitter),
+	// or one still waiting for its tenant's slot to read Entra before its
+	// run exists, must not swallow it, since the person waits for a run
+	// now. Whichever of the two starts second finds the application held
+	// by the other's run, or no longer due, and does nothing.
+	Manual   bool   `json:"manual,omitempty" river:"unique"`
 	Instance string `json:"instance" river:"unique"`
 }
 
