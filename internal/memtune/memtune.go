@@ -6,6 +6,7 @@
 package memtune
 
 import (
+	"os"
 	"runtime/debug"
 	"sync"
 )
@@ -24,9 +25,14 @@ var (
 
 // Lean lowers GOGC to LeanGCPercent until every caller that asked has
 // called the func it returned (several syncs may overlap), then puts back
-// what was set before, GOGC from the environment included. A GOGC already
-// lower (or off, -1) is kept.
+// what was set before. A GOGC already lower (or off, -1) is kept, and a
+// GOGC in the environment is the operator's choice and is left alone
+// entirely: GOGC=100 turns Lean off, for a host where CPU is scarcer than
+// memory.
 func Lean() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if held == 0 {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestLeanNestsAndRestores(t *testing.T) {
+	t.Setenv("GOGC", "") // not the operator's: Lean may change it
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
 
@@ -22,6 +23,7 @@ func TestLeanNestsAndRestores(t *testing.T) {
 }
 
 func TestLeanKeepsALowerSetting(t *testing.T) {
+	t.Setenv("GOGC", "")
 	for _, set := range []int{20, -1} {
 		old := debug.SetGCPercent(set)
 		done := Lean()
@@ -37,4 +39,16 @@ func gcPercent() int {
 	p := debug.SetGCPercent(0)
 	debug.SetGCPercent(p)
 	return p
+}
+
+// TestLeanLeavesGOGCFromTheEnvironment: an operator's GOGC wins, so
+// GOGC=100 is how to turn Lean off.
+func TestLeanLeavesGOGCFromTheEnvironment(t *testing.T) {
+	t.Setenv("GOGC", "100")
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	done := Lean()
+	require.Equal(t, 100, gcPercent())
+	done()
+	require.Equal(t, 100, gcPercent())
 }
