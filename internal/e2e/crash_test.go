@@ -337,7 +337,14 @@ func startServe(t *testing.T, bin, cfg string, env []string, logPath string) (st
 	// which is the kernel's doing, not rotor's. A test whose condition holds
 	// at once (the crashed processes already did the work) would otherwise
 	// stop it within milliseconds of its start.
-	waitServing(t, logPath, done)
+	if serving, exited, err := waitForServing(logPath, done, time.Minute); !serving {
+		b, _ := os.ReadFile(logPath)
+		if exited {
+			done <- err // for the cleanup's wait
+			t.Fatalf("rotor serve exited before serving: %v\n%s", err, lastLines(string(b), 30))
+		}
+		t.Fatalf("rotor serve did not say it serves within a minute\n%s", lastLines(string(b), 30))
+	}
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -365,26 +372,23 @@ func startServe(t *testing.T, bin, cfg string, env []string, logPath string) (st
 	return stop
 }
 
-// waitServing waits for logPath to say "rotor is serving", failing the test
-// if the process exits first or a minute passes.
-func waitServing(t *testing.T, logPath string, done chan error) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		b, _ := os.ReadFile(logPath)
-		if strings.Contains(string(b), `msg="rotor is serving"`) {
-			return
+// waitForServing polls logPath until rotor logs that it serves (it has
+// recovered what dead processes left and its jobs run), for at most
+// timeout. If the process exits first (done), exited is true with its
+// exit error; the caller owns that error from then on.
+func waitForServing(logPath string, done <-chan error, timeout time.Duration) (serving, exited bool, exitErr error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if b, _ := os.ReadFile(logPath); strings.Contains(string(b), `msg="rotor is serving"`) {
+			return true, false, nil
 		}
 		select {
 		case err := <-done:
-			done <- err
-			t.Fatalf("rotor serve exited before serving: %v\n%s", err, lastLines(string(b), 30))
+			return false, true, err
 		case <-time.After(50 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rotor serve did not say it serves within a minute\n%s", lastLines(string(b), 30))
-		}
 	}
+	return false, false, nil
 }
 
 func lastLines(s string, n int) string {

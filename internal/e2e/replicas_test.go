@@ -222,19 +222,15 @@ func (p *serveProc) waitKilled(timeout time.Duration) (byHook bool, err error) {
 // waitServing waits until the process logs that it serves: it has
 // recovered what dead processes left and its jobs run.
 func (p *serveProc) waitServing(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if b, _ := os.ReadFile(p.log); strings.Contains(string(b), `msg="rotor is serving"`) {
-			return nil
-		}
-		select {
-		case err := <-p.done:
-			p.exitErr, p.exited = err, true
-			return fmt.Errorf("replica %d exited before serving: %v\n%s", p.slot, err, tail(p.log))
-		case <-time.After(100 * time.Millisecond):
-		}
+	serving, exited, err := waitForServing(p.log, p.done, timeout)
+	switch {
+	case exited:
+		p.exitErr, p.exited = err, true
+		return fmt.Errorf("replica %d exited before serving: %v\n%s", p.slot, err, tail(p.log))
+	case !serving:
+		return fmt.Errorf("replica %d did not serve within %s\n%s", p.slot, timeout, tail(p.log))
 	}
-	return fmt.Errorf("replica %d did not serve within %s\n%s", p.slot, timeout, tail(p.log))
+	return nil
 }
 
 // stop sends SIGTERM and waits for a clean exit.
